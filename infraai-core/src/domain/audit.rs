@@ -1,0 +1,120 @@
+//! The append-only audit log.
+
+use crate::{AuditId, IncidentId, RunId};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which step of a loop an audit record is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditStep {
+    /// A run changed phase.
+    RunPhase,
+    /// A deployment was stored.
+    Deployment,
+    /// An alert was received (new incident, repeat, or resolution).
+    AlertReceived,
+    /// The decision policy decided.
+    Decision,
+    /// The guardrails routed the decision.
+    Guardrails,
+    /// A human was asked.
+    ApprovalRequested,
+    /// A human command arrived.
+    HumanCommand,
+    /// The kill-switch changed.
+    KillSwitch,
+    /// An action was claimed and executed (or refused).
+    Action,
+    /// The metric was re-checked after an action.
+    Feedback,
+    /// A human was asked again because the problem remains.
+    Escalation,
+}
+
+/// One audit record: what happened, on what input, why, with what confidence,
+/// who did it and with what outcome. Never contains secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditRecord {
+    /// Record id (time-ordered).
+    pub id: AuditId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Which step.
+    pub step: AuditStep,
+    /// The incident, for ops-loop records.
+    pub incident_id: Option<IncidentId>,
+    /// The run, for deploy-loop records.
+    pub run_id: Option<RunId>,
+    /// Who: `agent` or a human actor label such as `telegram:42`.
+    pub actor: String,
+    /// The input the step acted on.
+    pub input: serde_json::Value,
+    /// Why.
+    pub reasoning: Option<String>,
+    /// Confidence, for decisions.
+    pub confidence: Option<f64>,
+    /// What came of it.
+    pub outcome: String,
+}
+
+impl AuditRecord {
+    /// A record by the agent itself.
+    pub fn agent(step: AuditStep, outcome: impl Into<String>) -> Self {
+        Self {
+            id: AuditId::new(),
+            at: Utc::now(),
+            step,
+            incident_id: None,
+            run_id: None,
+            actor: "agent".into(),
+            input: serde_json::Value::Null,
+            reasoning: None,
+            confidence: None,
+            outcome: outcome.into(),
+        }
+    }
+
+    /// Sets the incident.
+    pub fn incident(mut self, id: IncidentId) -> Self {
+        self.incident_id = Some(id);
+        self
+    }
+
+    /// Sets the run.
+    pub fn run(mut self, id: RunId) -> Self {
+        self.run_id = Some(id);
+        self
+    }
+
+    /// Sets the actor label.
+    pub fn by(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    /// Sets the input.
+    pub fn input(mut self, input: serde_json::Value) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets reasoning and confidence.
+    pub fn reasoning(mut self, reasoning: impl Into<String>, confidence: Option<f64>) -> Self {
+        self.reasoning = Some(reasoning.into());
+        self.confidence = confidence;
+        self
+    }
+}
+
+/// Which audit records to list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditQuery {
+    /// Only this incident.
+    pub incident_id: Option<IncidentId>,
+    /// Only this run.
+    pub run_id: Option<RunId>,
+    /// At most this many (newest last); `None` for all.
+    pub limit: Option<usize>,
+}

@@ -1,0 +1,245 @@
+//! Incidents, human commands, action outcomes and the kill-switch.
+
+use super::{Action, Alert, OpsDecision};
+use crate::{ActionId, DeploymentId, IncidentId};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where an incident is in the ops loop.
+///
+/// ```text
+/// new ─▶ pending ─▶ approved ─▶ executing ─▶ executed ─▶ resolved
+///   │       ├────▶ rejected                       └──────▶ unresolved (re-escalated)
+///   │       └────▶ expired
+///   ├──▶ auto ───▶ executing
+///   ├──▶ escalated (no action proposed; a human looks)
+///   └──▶ ignored (no action needed)
+/// pending/approved/auto ─▶ blocked while STOP AUTONOMY is engaged; back to pending on resume
+/// ```
+/// A resolved alert moves any open incident that is not executing to `resolved`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// Recorded, not yet decided.
+    New,
+    /// Waiting for a human to approve or reject the action.
+    Pending,
+    /// Approved by a human; not yet claimed for execution.
+    Approved,
+    /// Rejected by a human.
+    Rejected,
+    /// Nobody answered in time.
+    Expired,
+    /// Cleared by guardrails for execution without a human.
+    Auto,
+    /// The kill-switch is engaged; nothing executes.
+    Blocked,
+    /// Claimed; the action is running. Only one claim ever succeeds.
+    Executing,
+    /// The action finished; waiting for the metric re-check.
+    Executed,
+    /// The metric is back within its threshold, or the alert cleared.
+    Resolved,
+    /// The action did not fix it (or failed); a human was asked again.
+    Unresolved,
+    /// No action proposed; handed to a human.
+    Escalated,
+    /// The decision was that no action is needed.
+    Ignored,
+}
+
+impl IncidentStatus {
+    /// Terminal states: a new firing alert with the same fingerprint opens a
+    /// new incident instead of updating this one.
+    pub fn is_closed(self) -> bool {
+        matches!(self, IncidentStatus::Resolved | IncidentStatus::Expired)
+    }
+
+    /// States that STOP AUTONOMY moves to `blocked`.
+    pub const BLOCKABLE: &'static [IncidentStatus] = &[
+        IncidentStatus::Pending,
+        IncidentStatus::Approved,
+        IncidentStatus::Auto,
+    ];
+
+    /// States from which an execution may be claimed.
+    pub const CLAIMABLE: &'static [IncidentStatus] =
+        &[IncidentStatus::Approved, IncidentStatus::Auto];
+}
+
+/// Alerts with one fingerprint, deduplicated, and what the agent did about them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Incident {
+    /// Incident id.
+    pub id: IncidentId,
+    /// The shared alert fingerprint.
+    pub fingerprint: String,
+    /// Current status.
+    pub status: IncidentStatus,
+    /// The latest alert with this fingerprint.
+    pub alert: Alert,
+    /// How many firing alerts arrived for it.
+    pub occurrences: u64,
+    /// The decision, once made (exactly one per incident).
+    pub decision: Option<OpsDecision>,
+    /// Why the guardrails routed it the way they did.
+    #[serde(default)]
+    pub guardrail_notes: Vec<String>,
+    /// The deployment the resource belongs to, when known.
+    pub deployment_id: Option<DeploymentId>,
+    /// The latest human-readable note (e.g. why it was re-escalated).
+    pub note: Option<String>,
+    /// First alert.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Incident {
+    /// A new incident for the first alert of a fingerprint.
+    pub fn open(alert: Alert) -> Self {
+        let now = Utc::now();
+        Self {
+            id: IncidentId::new(),
+            fingerprint: alert.fingerprint.clone(),
+            status: IncidentStatus::New,
+            alert,
+            occurrences: 1,
+            decision: None,
+            guardrail_notes: vec![],
+            deployment_id: None,
+            note: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// Who sent a human command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Actor {
+    /// Channel: `web`, `telegram`, `discord`, `api`.
+    pub channel: String,
+    /// Stable id on that channel (user id).
+    pub id: String,
+    /// Display name, when known.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Actor {
+    /// An actor on a channel.
+    pub fn new(channel: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            channel: channel.into(),
+            id: id.into(),
+            name: None,
+        }
+    }
+
+    /// `channel:id`, as recorded in audit records.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.channel, self.id)
+    }
+}
+
+/// What a human can tell the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum HumanCommand {
+    /// Approve the pending action of an incident.
+    Approve {
+        /// The incident.
+        incident_id: IncidentId,
+    },
+    /// Reject it.
+    Reject {
+        /// The incident.
+        incident_id: IncidentId,
+        /// Why, when given.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// STOP AUTONOMY: nothing executes until resumed.
+    StopAutonomy {
+        /// Why, when given.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Resume autonomy.
+    Resume,
+}
+
+/// A human command and who sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HumanReply {
+    /// The command.
+    pub command: HumanCommand,
+    /// Who sent it (already authenticated by the channel adapter).
+    pub actor: Actor,
+}
+
+/// The persistent STOP AUTONOMY switch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KillSwitch {
+    /// Whether autonomy is stopped.
+    pub engaged: bool,
+    /// Who set the current state (`actor.label()`), if anyone has.
+    pub set_by: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub set_at: Option<DateTime<Utc>>,
+}
+
+impl KillSwitch {
+    /// The initial state: autonomy on.
+    pub fn released() -> Self {
+        Self {
+            engaged: false,
+            set_by: None,
+            reason: None,
+            set_at: None,
+        }
+    }
+}
+
+/// A human's approval or rejection as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalRecord {
+    /// The incident.
+    pub incident_id: IncidentId,
+    /// `true` for approve, `false` for reject.
+    pub approved: bool,
+    /// Who.
+    pub actor: Actor,
+    /// Whether it changed the incident (`false` for duplicates and late replies).
+    pub effective: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What an executed action did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionOutcome {
+    /// Action id.
+    pub id: ActionId,
+    /// The incident.
+    pub incident_id: IncidentId,
+    /// The action.
+    pub action: Action,
+    /// The resource it acted on.
+    pub resource: String,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// One line for humans.
+    pub summary: String,
+    /// Adapter details (operation ids, plan summary).
+    #[serde(default)]
+    pub details: serde_json::Value,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: DateTime<Utc>,
+}

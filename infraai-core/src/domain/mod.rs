@@ -1,0 +1,38 @@
+//! Domain types shared by every crate (names fixed by ARCHITECTURE.md).
+
+mod alert;
+mod audit;
+mod decision;
+mod deployment;
+mod incident;
+pub(crate) mod names;
+pub(crate) mod plan;
+mod run;
+mod terraform;
+
+pub use alert::*;
+pub use audit::*;
+pub use decision::*;
+pub use deployment::*;
+pub use incident::*;
+pub use names::{MachineType, ResourceName, MAX_NAME_LEN};
+pub use plan::*;
+pub use run::*;
+pub use terraform::*;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How bad an alert or incident is. Ordered: `info < warning < critical`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Needs attention soon.
+    Warning,
+    /// Service is or will be affected; always needs human approval.
+    Critical,
+}

@@ -1,0 +1,830 @@
+//! Guardrails: code, not the LLM, decides whether a recommended action runs.
+//!
+//! Each rule is a small [`GuardrailRule`]; [`Guardrails`] runs them all and
+//! routes the decision. A rule can let it pass, ask for a human, or deny it —
+//! a denied (invalid, unknown, out-of-bounds) decision becomes
+//! "escalate to a human" and never an action (architecture rule 1).
+//!
+//! The kill-switch is deliberately not a rule here: it is enforced by the
+//! store in the same transaction that claims an execution
+//! ([`crate::MetadataStore::claim_execution`]), so no read-then-act race can
+//! slip past it.
+
+use crate::domain::{Action, ActionKind, Alert, MachineType, OpsDecision, Severity};
+use crate::profiles::{CLOUDSQL_DATABASE, GCE_INSTANCE, INSTANCE_GROUP};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Tunable limits of the built-in rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardrailConfig {
+    /// Executable actions allowed per resource type. `ignore` and `escalate`
+    /// are always allowed; a resource type not listed allows nothing else.
+    pub allowed_actions: BTreeMap<String, BTreeSet<ActionKind>>,
+    /// Machine types from smallest to largest; scale-ups must go up this ladder.
+    pub machine_ladder: Vec<MachineType>,
+    /// How many ladder steps one scale-up may take (default 1).
+    pub max_ladder_steps: usize,
+    /// Below this confidence a human must approve (default 0.7).
+    pub confidence_floor: f64,
+    /// Ports that may never be opened to the whole internet (default 22, 3389).
+    pub never_open_to_world: Vec<u16>,
+    /// Most automatic executions per resource within `budget_window` before a
+    /// human must approve (stops an agent from flapping a resource).
+    pub max_auto_actions: u32,
+    /// The window for `max_auto_actions`.
+    #[serde(with = "secs")]
+    pub budget_window: Duration,
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// The default GCP `e2` ladder.
+pub fn default_machine_ladder() -> Vec<MachineType> {
+    [
+        "e2-micro",
+        "e2-small",
+        "e2-medium",
+        "e2-standard-2",
+        "e2-standard-4",
+        "e2-standard-8",
+        "e2-standard-16",
+    ]
+    .into_iter()
+    .filter_map(|m| MachineType::new(m).ok())
+    .collect()
+}
+
+impl Default for GuardrailConfig {
+    fn default() -> Self {
+        use ActionKind::*;
+        let mut allowed = BTreeMap::new();
+        allowed.insert(
+            GCE_INSTANCE.to_string(),
+            BTreeSet::from([ScaleUp, Restart, ModifyFirewall]),
+        );
+        allowed.insert(
+            INSTANCE_GROUP.to_string(),
+            BTreeSet::from([ScaleUp, Restart]),
+        );
+        allowed.insert(CLOUDSQL_DATABASE.to_string(), BTreeSet::from([ScaleUp]));
+        Self {
+            allowed_actions: allowed,
+            machine_ladder: default_machine_ladder(),
+            max_ladder_steps: 1,
+            confidence_floor: 0.7,
+            never_open_to_world: vec![22, 3389],
+            max_auto_actions: 3,
+            budget_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl GuardrailConfig {
+    /// Allows `actions` on `resource_type` (adding to what is allowed).
+    pub fn allow(
+        &mut self,
+        resource_type: &str,
+        actions: impl IntoIterator<Item = ActionKind>,
+    ) -> &mut Self {
+        self.allowed_actions
+            .entry(resource_type.to_string())
+            .or_default()
+            .extend(actions);
+        self
+    }
+
+    /// The executable actions allowed on a resource type, plus ignore/escalate.
+    pub fn allowed_for(&self, resource_type: &str) -> Vec<ActionKind> {
+        let mut kinds: Vec<ActionKind> = self
+            .allowed_actions
+            .get(resource_type)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        kinds.extend([ActionKind::Ignore, ActionKind::Escalate]);
+        kinds
+    }
+
+    /// The machine type one step up the ladder from `current`.
+    pub fn next_machine_type(&self, current: &MachineType) -> Option<MachineType> {
+        let i = self.machine_ladder.iter().position(|m| m == current)?;
+        self.machine_ladder.get(i + 1).cloned()
+    }
+}
+
+/// Everything a rule may look at.
+#[derive(Clone, Debug)]
+pub struct GuardrailInput<'a> {
+    /// The recommended decision.
+    pub decision: &'a OpsDecision,
+    /// The alert that triggered it.
+    pub alert: &'a Alert,
+    /// The resource's current machine type, when known.
+    pub current_machine_type: Option<&'a MachineType>,
+    /// Automatic executions on this resource within the budget window.
+    pub recent_auto_actions: u64,
+}
+
+impl GuardrailInput<'_> {
+    /// The higher of the alert's and the decision's severity: a policy cannot
+    /// talk a critical alert down.
+    pub fn severity(&self) -> Severity {
+        self.alert.severity.max(self.decision.severity)
+    }
+}
+
+/// What one rule says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleOutcome {
+    /// No objection.
+    Pass,
+    /// Allowed only with a human's approval.
+    NeedsApproval(String),
+    /// Not allowed at all: the incident is escalated instead.
+    Deny(String),
+}
+
+/// One guardrail.
+pub trait GuardrailRule: Send + Sync {
+    /// Rule name, recorded in notes.
+    fn name(&self) -> &'static str;
+    /// Checks an executable decision.
+    fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome;
+}
+
+/// Where a decision goes after the guardrails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// Execute without asking.
+    AutoExecute,
+    /// Ask a human to approve.
+    AskHuman,
+    /// No action; hand to a human.
+    Escalate,
+    /// No action needed.
+    Ignore,
+}
+
+/// The guardrails' verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    /// Where the decision goes.
+    pub route: Route,
+    /// The decision to store: the policy's, or an escalation replacing a denied one.
+    pub decision: OpsDecision,
+    /// Why (one line per rule that objected).
+    pub notes: Vec<String>,
+}
+
+/// The set of rules and their configuration.
+pub struct Guardrails {
+    config: GuardrailConfig,
+    rules: Vec<Box<dyn GuardrailRule>>,
+}
+
+impl Guardrails {
+    /// The built-in rules: allow-list, parameter bounds, confidence floor,
+    /// critical-needs-approval, automatic-action budget.
+    pub fn new(config: GuardrailConfig) -> Self {
+        Self {
+            config,
+            rules: vec![
+                Box::new(AllowList),
+                Box::new(ParameterBounds),
+                Box::new(ConfidenceFloor),
+                Box::new(CriticalNeedsApproval),
+                Box::new(AutoActionBudget),
+            ],
+        }
+    }
+
+    /// Adds an embedder's rule.
+    pub fn with_rule(mut self, rule: Box<dyn GuardrailRule>) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GuardrailConfig {
+        &self.config
+    }
+
+    /// Routes a decision.
+    pub fn evaluate(&self, input: &GuardrailInput<'_>) -> Verdict {
+        let decision = input.decision;
+        match decision.recommended_action {
+            Action::Escalate {} => {
+                return Verdict {
+                    route: Route::Escalate,
+                    decision: decision.clone(),
+                    notes: vec![],
+                }
+            }
+            Action::Ignore {} if input.severity() == Severity::Critical => {
+                let note =
+                    "critical_needs_approval: a critical alert is never ignored without a human"
+                        .to_string();
+                return Verdict {
+                    route: Route::Escalate,
+                    decision: escalated(decision, input.severity(), &note),
+                    notes: vec![note],
+                };
+            }
+            Action::Ignore {} => {
+                return Verdict {
+                    route: Route::Ignore,
+                    decision: decision.clone(),
+                    notes: vec![],
+                }
+            }
+            _ => {}
+        }
+
+        let mut notes = Vec::new();
+        let mut needs_human = false;
+        let mut denied = false;
+        for rule in &self.rules {
+            match rule.check(input, &self.config) {
+                RuleOutcome::Pass => {}
+                RuleOutcome::NeedsApproval(why) => {
+                    needs_human = true;
+                    notes.push(format!("{}: {why}", rule.name()));
+                }
+                RuleOutcome::Deny(why) => {
+                    denied = true;
+                    notes.push(format!("{}: denied: {why}", rule.name()));
+                }
+            }
+        }
+        if denied {
+            let why = notes.join("; ");
+            return Verdict {
+                route: Route::Escalate,
+                decision: escalated(decision, input.severity(), &why),
+                notes,
+            };
+        }
+        if decision.requires_approval {
+            needs_human = true;
+            notes.push("policy: the decision asks for approval".into());
+        }
+        Verdict {
+            route: if needs_human {
+                Route::AskHuman
+            } else {
+                Route::AutoExecute
+            },
+            decision: decision.clone(),
+            notes,
+        }
+    }
+}
+
+fn escalated(original: &OpsDecision, severity: Severity, why: &str) -> OpsDecision {
+    OpsDecision::escalate(
+        severity,
+        format!(
+            "guardrails refused the recommended action ({}): {why}. Original reasoning: {}",
+            original.recommended_action.describe(),
+            original.reasoning
+        ),
+    )
+}
+
+/// Only actions allowed for the resource type.
+pub struct AllowList;
+
+impl GuardrailRule for AllowList {
+    fn name(&self) -> &'static str {
+        "allow_list"
+    }
+    fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
+        let kind = input.decision.recommended_action.kind();
+        let rt = &input.alert.resource_type;
+        if config
+            .allowed_actions
+            .get(rt)
+            .is_some_and(|set| set.contains(&kind))
+        {
+            RuleOutcome::Pass
+        } else {
+            RuleOutcome::Deny(format!("{kind:?} is not allowed on resource type {rt:?}"))
+        }
+    }
+}
+
+/// Machine types only up the ladder, a bounded number of steps; firewall
+/// changes structurally valid and never opening admin ports to the world.
+pub struct ParameterBounds;
+
+impl GuardrailRule for ParameterBounds {
+    fn name(&self) -> &'static str {
+        "parameter_bounds"
+    }
+    fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
+        match &input.decision.recommended_action {
+            Action::ScaleUp { machine_type } => {
+                let ladder = &config.machine_ladder;
+                let Some(target) = ladder.iter().position(|m| m == machine_type) else {
+                    return RuleOutcome::Deny(format!(
+                        "machine type {machine_type} is not on the ladder"
+                    ));
+                };
+                let Some(current) = input.current_machine_type else {
+                    return RuleOutcome::NeedsApproval(format!(
+                        "current machine type unknown; cannot check that {machine_type} is one step up"
+                    ));
+                };
+                let Some(from) = ladder.iter().position(|m| m == current) else {
+                    return RuleOutcome::Deny(format!(
+                        "current machine type {current} is not on the ladder"
+                    ));
+                };
+                if target <= from {
+                    RuleOutcome::Deny(format!(
+                        "{machine_type} is not larger than the current {current}"
+                    ))
+                } else if target - from > config.max_ladder_steps {
+                    RuleOutcome::Deny(format!(
+                        "{current} → {machine_type} is {} steps; at most {} allowed",
+                        target - from,
+                        config.max_ladder_steps
+                    ))
+                } else {
+                    RuleOutcome::Pass
+                }
+            }
+            Action::ModifyFirewall { change } => {
+                if let Err(e) = change.validate() {
+                    return RuleOutcome::Deny(e.to_string());
+                }
+                let world = change.source_ranges.iter().any(|c| c.is_anywhere());
+                let admin: Vec<u16> = change
+                    .ports
+                    .iter()
+                    .copied()
+                    .filter(|p| config.never_open_to_world.contains(p))
+                    .collect();
+                if change.allow && world && !admin.is_empty() {
+                    RuleOutcome::Deny(format!(
+                        "never opens port(s) {admin:?} to the whole internet"
+                    ))
+                } else {
+                    RuleOutcome::Pass
+                }
+            }
+            Action::Restart {} | Action::Ignore {} | Action::Escalate {} => RuleOutcome::Pass,
+        }
+    }
+}
+
+/// Below the confidence floor a human approves; a confidence outside 0–1 is invalid.
+pub struct ConfidenceFloor;
+
+impl GuardrailRule for ConfidenceFloor {
+    fn name(&self) -> &'static str {
+        "confidence_floor"
+    }
+    fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
+        let c = input.decision.confidence;
+        if !(0.0..=1.0).contains(&c) {
+            RuleOutcome::Deny(format!("confidence {c} is outside 0–1"))
+        } else if c < config.confidence_floor {
+            RuleOutcome::NeedsApproval(format!(
+                "confidence {c:.2} is below the floor {:.2}",
+                config.confidence_floor
+            ))
+        } else {
+            RuleOutcome::Pass
+        }
+    }
+}
+
+/// Critical incidents always need a human (the seed's rule).
+pub struct CriticalNeedsApproval;
+
+impl GuardrailRule for CriticalNeedsApproval {
+    fn name(&self) -> &'static str {
+        "critical_needs_approval"
+    }
+    fn check(&self, input: &GuardrailInput<'_>, _: &GuardrailConfig) -> RuleOutcome {
+        if input.severity() == Severity::Critical {
+            RuleOutcome::NeedsApproval("critical severity always requires approval".into())
+        } else {
+            RuleOutcome::Pass
+        }
+    }
+}
+
+/// A bounded number of automatic executions per resource and window.
+pub struct AutoActionBudget;
+
+impl GuardrailRule for AutoActionBudget {
+    fn name(&self) -> &'static str {
+        "auto_action_budget"
+    }
+    fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
+        if input.recent_auto_actions >= u64::from(config.max_auto_actions) {
+            RuleOutcome::NeedsApproval(format!(
+                "{} actions on this resource in the last {}s (budget {})",
+                input.recent_auto_actions,
+                config.budget_window.as_secs(),
+                config.max_auto_actions
+            ))
+        } else {
+            RuleOutcome::Pass
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AlertState, Cidr, FirewallChange, Protocol, ResourceName, Risk};
+    use serde_json::json;
+
+    fn alert(severity: Severity) -> Alert {
+        Alert {
+            source: "test".into(),
+            fingerprint: "fp".into(),
+            policy_name: "cpu".into(),
+            resource: "web-1".into(),
+            resource_type: GCE_INSTANCE.into(),
+            cloud: "gcp".into(),
+            metric: "compute.googleapis.com/instance/cpu/utilization".into(),
+            value: Some(0.95),
+            threshold: Some(0.8),
+            severity,
+            state: AlertState::Firing,
+            started_at: chrono::Utc::now(),
+            labels: Default::default(),
+            raw: json!({}),
+        }
+    }
+
+    fn decision(action: Action, confidence: f64) -> OpsDecision {
+        OpsDecision {
+            severity: Severity::Warning,
+            recommended_action: action,
+            requires_approval: false,
+            confidence,
+            reasoning: "test".into(),
+            risk: Risk::Low,
+            precedent: None,
+        }
+    }
+
+    fn mt(s: &str) -> MachineType {
+        MachineType::new(s).unwrap()
+    }
+
+    fn eval(d: &OpsDecision, a: &Alert, current: Option<&str>) -> Verdict {
+        let current = current.map(mt);
+        Guardrails::new(GuardrailConfig::default()).evaluate(&GuardrailInput {
+            decision: d,
+            alert: a,
+            current_machine_type: current.as_ref(),
+            recent_auto_actions: 0,
+        })
+    }
+
+    fn scale_to(m: &str) -> Action {
+        Action::ScaleUp {
+            machine_type: mt(m),
+        }
+    }
+
+    fn firewall(ports: Vec<u16>, range: &str, allow: bool) -> Action {
+        Action::ModifyFirewall {
+            change: FirewallChange {
+                rule: ResourceName::new("allow-app").unwrap(),
+                allow,
+                protocol: Protocol::Tcp,
+                ports,
+                source_ranges: vec![range.parse::<Cidr>().unwrap()],
+            },
+        }
+    }
+
+    #[test]
+    fn confident_warning_one_step_up_runs_automatically() {
+        let v = eval(
+            &decision(scale_to("e2-standard-2"), 0.9),
+            &alert(Severity::Warning),
+            Some("e2-medium"),
+        );
+        assert_eq!(v.route, Route::AutoExecute, "{:?}", v.notes);
+        assert!(v.notes.is_empty());
+    }
+
+    #[test]
+    fn critical_always_requires_approval_even_if_the_policy_says_warning() {
+        let v = eval(
+            &decision(scale_to("e2-standard-2"), 0.99),
+            &alert(Severity::Critical),
+            Some("e2-medium"),
+        );
+        assert_eq!(v.route, Route::AskHuman);
+        assert!(v.notes[0].starts_with("critical_needs_approval"));
+    }
+
+    #[test]
+    fn low_confidence_requires_approval() {
+        let v = eval(
+            &decision(Action::Restart {}, 0.69),
+            &alert(Severity::Warning),
+            None,
+        );
+        assert_eq!(v.route, Route::AskHuman);
+        assert!(v.notes[0].contains("below the floor 0.70"), "{:?}", v.notes);
+        let v = eval(
+            &decision(Action::Restart {}, 0.7),
+            &alert(Severity::Warning),
+            None,
+        );
+        assert_eq!(v.route, Route::AutoExecute);
+    }
+
+    #[test]
+    fn confidence_out_of_range_or_nan_is_denied() {
+        for c in [1.5, -0.1, f64::NAN] {
+            let v = eval(
+                &decision(Action::Restart {}, c),
+                &alert(Severity::Warning),
+                None,
+            );
+            assert_eq!(v.route, Route::Escalate, "{c}");
+            assert_eq!(v.decision.recommended_action, Action::Escalate {});
+        }
+    }
+
+    #[test]
+    fn policy_asking_for_approval_is_respected() {
+        let mut d = decision(Action::Restart {}, 0.9);
+        d.requires_approval = true;
+        assert_eq!(
+            eval(&d, &alert(Severity::Info), None).route,
+            Route::AskHuman
+        );
+    }
+
+    #[test]
+    fn action_not_in_allow_list_is_escalated() {
+        // ModifyFirewall is not allowed on Cloud SQL.
+        let mut a = alert(Severity::Warning);
+        a.resource_type = CLOUDSQL_DATABASE.into();
+        let v = eval(
+            &decision(firewall(vec![443], "10.0.0.0/8", true), 0.95),
+            &a,
+            None,
+        );
+        assert_eq!(v.route, Route::Escalate);
+        assert_eq!(v.decision.recommended_action, Action::Escalate {});
+        assert!(v
+            .decision
+            .reasoning
+            .contains("not allowed on resource type"));
+        // Unknown resource types allow nothing executable.
+        a.resource_type = "k8s_pod".into();
+        assert_eq!(
+            eval(&decision(Action::Restart {}, 0.95), &a, None).route,
+            Route::Escalate
+        );
+    }
+
+    #[test]
+    fn llm_style_decision_naming_an_unknown_action_becomes_escalation() {
+        let raw = json!({"severity": "warning", "recommended_action": {"type": "delete_instance"},
+            "requires_approval": false, "confidence": 0.99, "reasoning": "delete it", "risk": "low"});
+        let d = OpsDecision::parse_or_escalate(&raw, Severity::Warning);
+        assert_eq!(d.recommended_action, Action::Escalate {});
+        assert!(d.reasoning.contains("invalid decision"), "{}", d.reasoning);
+        assert_eq!(
+            eval(&d, &alert(Severity::Warning), None).route,
+            Route::Escalate
+        );
+    }
+
+    #[test]
+    fn llm_style_decision_outside_the_ladder_becomes_escalation() {
+        let raw = json!({"severity": "warning", "recommended_action": {"type": "scale_up", "machine_type": "n2-highmem-96"},
+            "requires_approval": false, "confidence": 0.99, "reasoning": "go big", "risk": "low"});
+        let d = OpsDecision::parse_or_escalate(&raw, Severity::Warning);
+        assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+        let v = eval(&d, &alert(Severity::Warning), Some("e2-medium"));
+        assert_eq!(v.route, Route::Escalate);
+        assert!(v.notes[0].contains("not on the ladder"), "{:?}", v.notes);
+    }
+
+    #[test]
+    fn scale_up_bounds() {
+        let a = alert(Severity::Warning);
+        // two steps at once
+        let v = eval(
+            &decision(scale_to("e2-standard-4"), 0.9),
+            &a,
+            Some("e2-medium"),
+        );
+        assert_eq!(v.route, Route::Escalate);
+        assert!(v.notes[0].contains("2 steps"));
+        // down or sideways
+        assert_eq!(
+            eval(&decision(scale_to("e2-small"), 0.9), &a, Some("e2-medium")).route,
+            Route::Escalate
+        );
+        assert_eq!(
+            eval(&decision(scale_to("e2-medium"), 0.9), &a, Some("e2-medium")).route,
+            Route::Escalate
+        );
+        // current off the ladder
+        assert_eq!(
+            eval(
+                &decision(scale_to("e2-medium"), 0.9),
+                &a,
+                Some("n1-standard-1")
+            )
+            .route,
+            Route::Escalate
+        );
+        // unknown current: a human must approve
+        assert_eq!(
+            eval(&decision(scale_to("e2-medium"), 0.9), &a, None).route,
+            Route::AskHuman
+        );
+        // a larger configured step
+        let mut cfg = GuardrailConfig::default();
+        cfg.max_ladder_steps = 2;
+        let current = mt("e2-medium");
+        let d = decision(scale_to("e2-standard-4"), 0.9);
+        let v = Guardrails::new(cfg).evaluate(&GuardrailInput {
+            decision: &d,
+            alert: &a,
+            current_machine_type: Some(&current),
+            recent_auto_actions: 0,
+        });
+        assert_eq!(v.route, Route::AutoExecute);
+    }
+
+    #[test]
+    fn firewall_never_opens_ssh_or_rdp_to_the_world() {
+        let a = alert(Severity::Warning);
+        for (ports, range) in [
+            (vec![22], "0.0.0.0/0"),
+            (vec![80, 3389], "0.0.0.0/0"),
+            (vec![22], "::/0"),
+        ] {
+            let v = eval(
+                &decision(firewall(ports.clone(), range, true), 0.95),
+                &a,
+                None,
+            );
+            assert_eq!(v.route, Route::Escalate, "{ports:?} {range}");
+            assert!(v.notes[0].contains("whole internet"));
+        }
+        // a private range, a web port to the world, or a deny rule are fine
+        assert_eq!(
+            eval(
+                &decision(firewall(vec![22], "10.0.0.0/8", true), 0.95),
+                &a,
+                None
+            )
+            .route,
+            Route::AutoExecute
+        );
+        assert_eq!(
+            eval(
+                &decision(firewall(vec![443], "0.0.0.0/0", true), 0.95),
+                &a,
+                None
+            )
+            .route,
+            Route::AutoExecute
+        );
+        assert_eq!(
+            eval(
+                &decision(firewall(vec![22], "0.0.0.0/0", false), 0.95),
+                &a,
+                None
+            )
+            .route,
+            Route::AutoExecute
+        );
+        // structurally invalid
+        assert_eq!(
+            eval(
+                &decision(firewall(vec![0], "10.0.0.0/8", true), 0.95),
+                &a,
+                None
+            )
+            .route,
+            Route::Escalate
+        );
+        assert_eq!(
+            eval(
+                &decision(firewall(vec![], "10.0.0.0/8", true), 0.95),
+                &a,
+                None
+            )
+            .route,
+            Route::Escalate
+        );
+    }
+
+    #[test]
+    fn ignore_and_escalate() {
+        assert_eq!(
+            eval(
+                &decision(Action::Ignore {}, 0.9),
+                &alert(Severity::Warning),
+                None
+            )
+            .route,
+            Route::Ignore
+        );
+        let v = eval(
+            &decision(Action::Ignore {}, 0.9),
+            &alert(Severity::Critical),
+            None,
+        );
+        assert_eq!(v.route, Route::Escalate);
+        assert_eq!(
+            eval(
+                &decision(Action::Escalate {}, 0.1),
+                &alert(Severity::Info),
+                None
+            )
+            .route,
+            Route::Escalate
+        );
+    }
+
+    #[test]
+    fn auto_action_budget() {
+        let d = decision(Action::Restart {}, 0.9);
+        let a = alert(Severity::Warning);
+        let g = Guardrails::new(GuardrailConfig::default());
+        let input = |n| GuardrailInput {
+            decision: &d,
+            alert: &a,
+            current_machine_type: None,
+            recent_auto_actions: n,
+        };
+        assert_eq!(g.evaluate(&input(2)).route, Route::AutoExecute);
+        let v = g.evaluate(&input(3));
+        assert_eq!(v.route, Route::AskHuman);
+        assert!(v.notes[0].starts_with("auto_action_budget"));
+    }
+
+    #[test]
+    fn embedders_can_add_rules() {
+        struct NoRestarts;
+        impl GuardrailRule for NoRestarts {
+            fn name(&self) -> &'static str {
+                "no_restarts"
+            }
+            fn check(&self, input: &GuardrailInput<'_>, _: &GuardrailConfig) -> RuleOutcome {
+                if input.decision.recommended_action == (Action::Restart {}) {
+                    RuleOutcome::Deny("change freeze".into())
+                } else {
+                    RuleOutcome::Pass
+                }
+            }
+        }
+        let g = Guardrails::new(GuardrailConfig::default()).with_rule(Box::new(NoRestarts));
+        let d = decision(Action::Restart {}, 0.9);
+        let a = alert(Severity::Warning);
+        let v = g.evaluate(&GuardrailInput {
+            decision: &d,
+            alert: &a,
+            current_machine_type: None,
+            recent_auto_actions: 0,
+        });
+        assert_eq!(v.route, Route::Escalate);
+        assert!(v.notes.iter().any(|n| n.contains("change freeze")));
+    }
+
+    #[test]
+    fn ladder_next_step() {
+        let cfg = GuardrailConfig::default();
+        assert_eq!(
+            cfg.next_machine_type(&mt("e2-medium")),
+            Some(mt("e2-standard-2"))
+        );
+        assert_eq!(cfg.next_machine_type(&mt("e2-standard-16")), None);
+        assert_eq!(cfg.next_machine_type(&mt("n1-standard-1")), None);
+    }
+}

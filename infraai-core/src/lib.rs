@@ -1,0 +1,76 @@
+//! # infraai-core
+//!
+//! The domain, the traits, the guardrails and the two agent loops of infraai,
+//! an embeddable autonomous infrastructure & operations agent. This crate
+//! imports no adapter: clouds, LLMs, chat approvers and stores implement the
+//! traits in [`traits`] in their own crates.
+//!
+//! * **Deploy loop** ([`DeployAgent`]): goal → [`Planner`] → [`InfraPlan`] with
+//!   monitoring bound from the [`MetricProfileRegistry`] → [`TerraformGenerator`]
+//!   → [`TfRunner`] validate (up to three [`Fixer`] attempts) → plan → apply →
+//!   [`Verifier`] → [`Deployment`] in the [`MetadataStore`].
+//! * **Ops loop** ([`OpsAgent`]): [`Alert`] → incident (deduplicated by
+//!   fingerprint) → [`DecisionPolicy`] → [`Guardrails`] → execute, or ask a
+//!   human through an [`Approver`] → [`ActionHandler`] → [`MetricSource`]
+//!   re-check → resolved or re-escalated. Every step writes an [`AuditRecord`].
+//!
+//! The LLM recommends; code decides: decisions are parsed against their
+//! schema and checked by guardrails written in Rust, and the kill-switch is
+//! enforced by the store in the same transaction that claims an execution.
+//!
+//! ## Example: the offline rule-based planner and the guardrails
+//!
+//! ```
+//! use infraai_core::{rules::RulePlanner, Planner, PlanRequest};
+//! use infraai_core::guardrails::{GuardrailConfig, Guardrails};
+//!
+//! # tokio_test_block_on(async {
+//! let plan = RulePlanner::default()
+//!     .plan(&PlanRequest {
+//!         goal: "a backend API for 10k users under $100/month".into(),
+//!         cloud: "gcp".into(),
+//!         region: None,
+//!     })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(plan.machine_type.as_str(), "e2-medium");
+//! assert!(plan.estimated_cost_usd <= 100.0);
+//!
+//! let guardrails = Guardrails::new(GuardrailConfig::default());
+//! assert_eq!(guardrails.config().confidence_floor, 0.7);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! With the `testing` feature, [`testing`] provides in-memory adapters for
+//! every trait and the conformance suite every [`MetadataStore`] must pass.
+
+#![deny(missing_docs)]
+
+pub mod deploy;
+pub mod domain;
+mod error;
+pub mod events;
+pub mod guardrails;
+mod id;
+pub mod ops;
+pub mod profiles;
+pub mod rules;
+mod secret;
+pub mod traits;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use deploy::{DeployAgent, DeployConfig, DeployDeps};
+pub use domain::*;
+pub use error::{BoxError, Error, Result};
+pub use events::EventBus;
+pub use guardrails::{GuardrailConfig, Guardrails};
+pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};
+pub use ops::{OpsAgent, OpsConfig, OpsDeps};
+pub use profiles::{MetricProfile, MetricProfileRegistry};
+pub use secret::Secret;
+pub use traits::*;

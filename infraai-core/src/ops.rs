@@ -1,0 +1,809 @@
+//! The ops loop: alert → incident → decision → guardrails → execute or ask a
+//! human → act → re-check the metric → resolved or re-escalated.
+//!
+//! Plain async code: each method does its whole step and returns. Callers
+//! choose what to spawn (the server acknowledges a webhook after
+//! [`OpsAgent::record_alert`] and processes the incident in a task).
+
+use crate::domain::*;
+use crate::guardrails::{GuardrailInput, Guardrails, Route};
+use crate::profiles::MetricProfileRegistry;
+use crate::traits::*;
+use crate::{ActionId, Error, IncidentId, Result};
+use chrono::Utc;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Settings of the ops loop.
+#[derive(Clone, Debug)]
+pub struct OpsConfig {
+    /// How long to wait after an action before re-reading the metric (default 30 s).
+    pub feedback_delay: Duration,
+    /// How far back the metric re-check looks, in seconds (default 120).
+    pub feedback_lookback_secs: u64,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            feedback_delay: Duration::from_secs(30),
+            feedback_lookback_secs: 120,
+        }
+    }
+}
+
+/// The adapters the ops loop drives.
+#[derive(Clone)]
+pub struct OpsDeps {
+    /// The agent's memory.
+    pub store: Arc<dyn MetadataStore>,
+    /// Recommends decisions.
+    pub policy: Arc<dyn DecisionPolicy>,
+    /// Asks humans.
+    pub approver: Arc<dyn Approver>,
+    /// Executes actions.
+    pub actions: Arc<dyn ActionHandler>,
+    /// Reads metrics for the re-check.
+    pub metrics: Arc<dyn MetricSource>,
+    /// Profiles (comparison and threshold of a metric when the alert lacks them).
+    pub registry: Arc<MetricProfileRegistry>,
+}
+
+/// What processing an alert did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertHandled {
+    /// What recording it did.
+    pub outcome: IngestOutcome,
+    /// The incident after processing, when there is one.
+    pub incident: Option<Incident>,
+}
+
+/// What a human command did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandOutcome {
+    /// Whether the command changed anything (`false` for duplicates, late or
+    /// refused commands).
+    pub effective: bool,
+    /// One line for the human.
+    pub message: String,
+    /// The incident afterwards, for incident commands.
+    pub incident: Option<Incident>,
+}
+
+/// Runs the ops loop. Share it behind an `Arc`.
+pub struct OpsAgent {
+    deps: OpsDeps,
+    guardrails: Guardrails,
+    config: OpsConfig,
+}
+
+impl OpsAgent {
+    /// An ops agent.
+    pub fn new(deps: OpsDeps, guardrails: Guardrails, config: OpsConfig) -> Self {
+        Self {
+            deps,
+            guardrails,
+            config,
+        }
+    }
+
+    /// The guardrails.
+    pub fn guardrails(&self) -> &Guardrails {
+        &self.guardrails
+    }
+
+    async fn audit(&self, record: AuditRecord) {
+        if let Err(e) = self.deps.store.append_audit(&record).await {
+            warn!(step = ?record.step, error = %e, "audit append failed");
+        }
+    }
+
+    /// Validates and durably records an alert (dedup by fingerprint). When this
+    /// returns `Ok`, the alert is committed and a webhook may be acknowledged.
+    pub async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
+        alert.validate()?;
+        let ingest = self.deps.store.record_alert(alert).await?;
+        if let Some(incident) = &ingest.incident {
+            if ingest.outcome != IngestOutcome::Repeated {
+                self.audit(
+                    AuditRecord::agent(AuditStep::AlertReceived, format!("{:?}", ingest.outcome).to_lowercase())
+                        .incident(incident.id)
+                        .input(json!({
+                            "source": alert.source, "policy": alert.policy_name, "resource": alert.resource,
+                            "metric": alert.metric, "value": alert.value, "threshold": alert.threshold,
+                            "state": alert.state, "fingerprint": alert.fingerprint,
+                        })),
+                )
+                .await;
+            }
+        }
+        Ok(ingest)
+    }
+
+    /// Records an alert and, for a new incident, processes it to the end.
+    pub async fn handle_alert(&self, alert: &Alert) -> Result<AlertHandled> {
+        let ingest = self.record_alert(alert).await?;
+        let incident = match (ingest.outcome, ingest.incident) {
+            (IngestOutcome::Opened, Some(i)) => Some(self.process(i.id).await?),
+            (_, i) => i,
+        };
+        Ok(AlertHandled {
+            outcome: ingest.outcome,
+            incident,
+        })
+    }
+
+    /// Decides a `new` incident and routes it: auto-execute (then re-check),
+    /// ask a human, escalate, or ignore. Returns the incident afterwards.
+    pub async fn process(&self, id: IncidentId) -> Result<Incident> {
+        let incident = self.load(id).await?;
+        if incident.status != IncidentStatus::New {
+            return Ok(incident);
+        }
+        let alert = incident.alert.clone();
+        let deployment = match incident.deployment_id {
+            Some(d) => self.deps.store.get_deployment(d).await?,
+            None => {
+                self.deps
+                    .store
+                    .find_deployment_by_resource(&alert.resource)
+                    .await?
+            }
+        };
+        let current = deployment
+            .as_ref()
+            .and_then(|d| d.resource(&alert.resource))
+            .and_then(|r| r.machine_type.clone());
+        let config = self.guardrails.config();
+        let context = DecisionContext {
+            incident: incident.clone(),
+            next_machine_type: current.as_ref().and_then(|m| config.next_machine_type(m)),
+            current_machine_type: current.clone(),
+            deployment,
+            allowed_actions: config.allowed_for(&alert.resource_type),
+        };
+        let decision = match self.deps.policy.decide(&context).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(incident_id = %id, error = %e, "decision policy failed; escalating");
+                OpsDecision::escalate(
+                    alert.severity,
+                    format!("the decision policy failed ({e}); a human must decide"),
+                )
+            }
+        };
+        self.audit(
+            AuditRecord::agent(AuditStep::Decision, decision.recommended_action.describe())
+                .incident(id)
+                .by(format!("policy:{}", self.deps.policy.name()))
+                .input(json!({ "alert": { "policy": alert.policy_name, "metric": alert.metric, "value": alert.value },
+                               "decision": decision }))
+                .reasoning(decision.reasoning.clone(), Some(decision.confidence)),
+        )
+        .await;
+
+        let since = Utc::now()
+            - chrono::Duration::from_std(config.budget_window)
+                .unwrap_or(chrono::Duration::hours(1));
+        let recent = self
+            .deps
+            .store
+            .count_actions_since(&alert.resource, since)
+            .await?;
+        let verdict = self.guardrails.evaluate(&GuardrailInput {
+            decision: &decision,
+            alert: &alert,
+            current_machine_type: current.as_ref(),
+            recent_auto_actions: recent,
+        });
+        let engaged = self.deps.store.kill_switch().await?.engaged;
+        let to = match verdict.route {
+            Route::AutoExecute | Route::AskHuman if engaged => IncidentStatus::Blocked,
+            Route::AutoExecute => IncidentStatus::Auto,
+            Route::AskHuman => IncidentStatus::Pending,
+            Route::Escalate => IncidentStatus::Escalated,
+            Route::Ignore => IncidentStatus::Ignored,
+        };
+        let incident = match self
+            .deps
+            .store
+            .record_decision(id, &verdict.decision, &verdict.notes, to)
+            .await
+        {
+            Ok(i) => i,
+            // Someone else decided it concurrently (e.g. a recovering replica): theirs stands.
+            Err(Error::Conflict { .. }) => return self.load(id).await,
+            Err(e) => return Err(e),
+        };
+        self.audit(
+            AuditRecord::agent(
+                AuditStep::Guardrails,
+                format!("{:?} → {:?}", verdict.route, to).to_lowercase(),
+            )
+            .incident(id)
+            .input(json!({ "notes": verdict.notes, "kill_switch_engaged": engaged }))
+            .reasoning(
+                verdict.decision.reasoning.clone(),
+                Some(verdict.decision.confidence),
+            ),
+        )
+        .await;
+        info!(incident_id = %id, route = ?verdict.route, status = ?to, "incident decided");
+
+        match to {
+            IncidentStatus::Auto => self.execute(id).await,
+            IncidentStatus::Pending => {
+                self.request_approval(&incident).await;
+                Ok(incident)
+            }
+            IncidentStatus::Escalated => {
+                self.notify(
+                    &incident,
+                    "Escalated: a human should look",
+                    &verdict.decision.reasoning,
+                )
+                .await;
+                Ok(incident)
+            }
+            IncidentStatus::Blocked => {
+                self.notify(&incident, "Autonomy is stopped", "A decision was made but nothing will run until autonomy is resumed; you will be asked then.").await;
+                Ok(incident)
+            }
+            _ => Ok(incident),
+        }
+    }
+
+    async fn load(&self, id: IncidentId) -> Result<Incident> {
+        self.deps
+            .store
+            .get_incident(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("incident {id}")))
+    }
+
+    fn action_request(incident: &Incident, action: Action) -> ActionRequest {
+        ActionRequest {
+            incident_id: incident.id,
+            deployment_id: incident.deployment_id,
+            resource: incident.alert.resource.clone(),
+            resource_type: incident.alert.resource_type.clone(),
+            action,
+        }
+    }
+
+    /// Sends the approval request with a dry-run preview. Delivery failures are
+    /// audited, not fatal: the incident stays pending and visible on the
+    /// dashboard.
+    async fn request_approval(&self, incident: &Incident) {
+        let preview = match &incident.decision {
+            Some(d) if d.recommended_action.is_executable() => {
+                match self
+                    .deps
+                    .actions
+                    .preview(&Self::action_request(
+                        incident,
+                        d.recommended_action.clone(),
+                    ))
+                    .await
+                {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        warn!(incident_id = %incident.id, error = %e, "action preview failed");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let outcome = match self
+            .deps
+            .approver
+            .request_approval(&ApprovalRequest {
+                incident: incident.clone(),
+                preview: preview.clone(),
+            })
+            .await
+        {
+            Ok(()) => format!("sent via {}", self.deps.approver.channel()),
+            Err(e) => {
+                warn!(incident_id = %incident.id, error = %e, "approval request failed");
+                format!("delivery via {} failed: {e}", self.deps.approver.channel())
+            }
+        };
+        self.audit(
+            AuditRecord::agent(AuditStep::ApprovalRequested, outcome)
+                .incident(incident.id)
+                .input(json!({ "preview": preview })),
+        )
+        .await;
+    }
+
+    async fn notify(&self, incident: &Incident, title: &str, body: &str) {
+        let n = Notification {
+            incident_id: Some(incident.id),
+            title: title.to_string(),
+            body: format!(
+                "{body}\n\n{} on {}: {} = {}",
+                incident.alert.policy_name,
+                incident.alert.resource,
+                incident.alert.metric,
+                incident
+                    .alert
+                    .value
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+        };
+        if let Err(e) = self.deps.approver.notify(&n).await {
+            warn!(incident_id = %incident.id, error = %e, "notification failed");
+        }
+    }
+
+    /// Applies a human command: approve, reject, STOP AUTONOMY or resume.
+    /// Approvals execute at most once, whatever duplicates arrive.
+    pub async fn handle_command(&self, reply: &HumanReply) -> Result<CommandOutcome> {
+        let actor = reply.actor.label();
+        self.audit(
+            AuditRecord::agent(AuditStep::HumanCommand, "received")
+                .by(actor.clone())
+                .input(serde_json::to_value(&reply.command).unwrap_or_default()),
+        )
+        .await;
+        match &reply.command {
+            HumanCommand::Approve { incident_id } => self.approve(*incident_id, &reply.actor).await,
+            HumanCommand::Reject {
+                incident_id,
+                reason,
+            } => {
+                self.reject(*incident_id, &reply.actor, reason.as_deref())
+                    .await
+            }
+            HumanCommand::StopAutonomy { reason } => {
+                let change = self
+                    .deps
+                    .store
+                    .set_kill_switch(true, &actor, reason.as_deref())
+                    .await?;
+                self.audit(
+                    AuditRecord::agent(AuditStep::KillSwitch, "engaged")
+                        .by(actor.clone())
+                        .input(json!({ "reason": reason, "blocked": change.affected })),
+                )
+                .await;
+                warn!(actor = %actor, blocked = change.affected.len(), "STOP AUTONOMY engaged");
+                Ok(CommandOutcome {
+                    effective: true,
+                    message: format!(
+                        "Autonomy stopped; {} incident(s) blocked. Nothing executes until resumed.",
+                        change.affected.len()
+                    ),
+                    incident: None,
+                })
+            }
+            HumanCommand::Resume => {
+                let change = self.deps.store.set_kill_switch(false, &actor, None).await?;
+                self.audit(
+                    AuditRecord::agent(AuditStep::KillSwitch, "released")
+                        .by(actor.clone())
+                        .input(json!({ "back_to_pending": change.affected })),
+                )
+                .await;
+                info!(actor = %actor, pending = change.affected.len(), "autonomy resumed");
+                for id in &change.affected {
+                    if let Some(incident) = self.deps.store.get_incident(*id).await? {
+                        self.request_approval(&incident).await;
+                    }
+                }
+                Ok(CommandOutcome {
+                    effective: true,
+                    message: format!(
+                        "Autonomy resumed; {} previously blocked incident(s) need approval again.",
+                        change.affected.len()
+                    ),
+                    incident: None,
+                })
+            }
+        }
+    }
+
+    async fn record_approval(
+        &self,
+        id: IncidentId,
+        approved: bool,
+        actor: &Actor,
+        effective: bool,
+    ) -> Result<()> {
+        self.deps
+            .store
+            .record_approval(&ApprovalRecord {
+                incident_id: id,
+                approved,
+                actor: actor.clone(),
+                effective,
+                at: Utc::now(),
+            })
+            .await
+    }
+
+    async fn approve(&self, id: IncidentId, actor: &Actor) -> Result<CommandOutcome> {
+        let incident = match self
+            .deps
+            .store
+            .transition(
+                id,
+                &[IncidentStatus::Pending],
+                IncidentStatus::Approved,
+                None,
+            )
+            .await
+        {
+            Ok(i) => i,
+            Err(Error::Conflict { .. }) => {
+                let current = self.load(id).await?;
+                self.record_approval(id, true, actor, false).await?;
+                let message = if current.status == IncidentStatus::Blocked {
+                    "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again.".to_string()
+                } else {
+                    format!("Nothing to approve: the incident is {:?}.", current.status)
+                        .to_lowercase()
+                };
+                self.audit(
+                    AuditRecord::agent(AuditStep::HumanCommand, message.clone())
+                        .incident(id)
+                        .by(actor.label()),
+                )
+                .await;
+                return Ok(CommandOutcome {
+                    effective: false,
+                    message,
+                    incident: Some(current),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        self.record_approval(id, true, actor, true).await?;
+        self.audit(
+            AuditRecord::agent(AuditStep::HumanCommand, "approved")
+                .incident(id)
+                .by(actor.label()),
+        )
+        .await;
+        info!(incident_id = %id, actor = %actor.label(), "approved");
+        let after = self.execute(incident.id).await?;
+        let message = match after.status {
+            IncidentStatus::Blocked => {
+                "Approved, but autonomy was stopped before execution: nothing ran.".into()
+            }
+            s => format!("Approved; incident is now {s:?}.").to_lowercase(),
+        };
+        Ok(CommandOutcome {
+            effective: true,
+            message,
+            incident: Some(after),
+        })
+    }
+
+    async fn reject(
+        &self,
+        id: IncidentId,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<CommandOutcome> {
+        let from = [IncidentStatus::Pending, IncidentStatus::Blocked];
+        match self
+            .deps
+            .store
+            .transition(id, &from, IncidentStatus::Rejected, reason)
+            .await
+        {
+            Ok(incident) => {
+                self.record_approval(id, false, actor, true).await?;
+                self.audit(
+                    AuditRecord::agent(AuditStep::HumanCommand, "rejected")
+                        .incident(id)
+                        .by(actor.label())
+                        .input(json!({ "reason": reason })),
+                )
+                .await;
+                Ok(CommandOutcome {
+                    effective: true,
+                    message: "Rejected; nothing will be executed.".into(),
+                    incident: Some(incident),
+                })
+            }
+            Err(Error::Conflict { .. }) => {
+                let current = self.load(id).await?;
+                self.record_approval(id, false, actor, false).await?;
+                Ok(CommandOutcome {
+                    effective: false,
+                    message: format!("Nothing to reject: the incident is {:?}.", current.status)
+                        .to_lowercase(),
+                    incident: Some(current),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Claims and executes an `approved` or `auto` incident, then re-checks
+    /// the metric. The store's claim makes this at-most-once and refuses it
+    /// while the kill-switch is engaged.
+    pub async fn execute(&self, id: IncidentId) -> Result<Incident> {
+        let incident = match self.deps.store.claim_execution(id).await? {
+            Claim::Claimed(i) => i,
+            Claim::Blocked(i) => {
+                self.audit(
+                    AuditRecord::agent(
+                        AuditStep::Action,
+                        "blocked by the kill-switch; nothing executed",
+                    )
+                    .incident(id),
+                )
+                .await;
+                return Ok(i);
+            }
+            Claim::NotClaimable(i) => return Ok(i),
+        };
+        let Some(decision) = incident.decision.clone() else {
+            return self
+                .deps
+                .store
+                .transition(
+                    id,
+                    &[IncidentStatus::Executing],
+                    IncidentStatus::Unresolved,
+                    Some("no decision to execute"),
+                )
+                .await;
+        };
+        let action = decision.recommended_action;
+        let request = Self::action_request(&incident, action.clone());
+        let started_at = Utc::now();
+        let result = self.deps.actions.execute(&request).await;
+        let finished_at = Utc::now();
+        let outcome = ActionOutcome {
+            id: ActionId::new(),
+            incident_id: id,
+            action: action.clone(),
+            resource: incident.alert.resource.clone(),
+            success: result.is_ok(),
+            summary: match &result {
+                Ok(r) => r.summary.clone(),
+                Err(e) => format!("failed: {e}"),
+            },
+            details: result
+                .as_ref()
+                .map(|r| r.details.clone())
+                .unwrap_or_default(),
+            started_at,
+            finished_at,
+        };
+        self.deps.store.record_action(&outcome).await?;
+        self.audit(
+            AuditRecord::agent(AuditStep::Action, outcome.summary.clone())
+                .incident(id)
+                .by(format!("handler:{}", self.deps.actions.name()))
+                .input(json!({ "action": action, "resource": outcome.resource })),
+        )
+        .await;
+        if let Err(e) = result {
+            warn!(incident_id = %id, error = %e, "action failed");
+            let note = format!("the action {} failed: {e}", action.describe());
+            return self
+                .escalate_unresolved(id, IncidentStatus::Executing, &note)
+                .await;
+        }
+        info!(incident_id = %id, action = %action.describe(), "action executed");
+        if let Action::ScaleUp { machine_type } = &action {
+            self.record_new_machine_type(&incident, machine_type).await;
+        }
+        let incident = self
+            .deps
+            .store
+            .transition(
+                id,
+                &[IncidentStatus::Executing],
+                IncidentStatus::Executed,
+                Some(&outcome.summary),
+            )
+            .await?;
+        self.feedback(incident).await
+    }
+
+    async fn record_new_machine_type(&self, incident: &Incident, machine_type: &MachineType) {
+        let found = match incident.deployment_id {
+            Some(d) => self.deps.store.get_deployment(d).await,
+            None => {
+                self.deps
+                    .store
+                    .find_deployment_by_resource(&incident.alert.resource)
+                    .await
+            }
+        };
+        if let Ok(Some(mut deployment)) = found {
+            if let Some(r) = deployment.resource_mut(&incident.alert.resource) {
+                r.machine_type = Some(machine_type.clone());
+                deployment.updated_at = Utc::now();
+                if let Err(e) = self.deps.store.put_deployment(&deployment).await {
+                    warn!(incident_id = %incident.id, error = %e, "could not record the new machine type");
+                }
+            }
+        }
+    }
+
+    /// Waits, re-reads the metric, and resolves or re-escalates an `executed` incident.
+    async fn feedback(&self, incident: Incident) -> Result<Incident> {
+        tokio::time::sleep(self.config.feedback_delay).await;
+        let alert = &incident.alert;
+        let profile = self.deps.registry.find(&alert.resource_type, &alert.metric);
+        let comparison = profile
+            .map(|p| p.comparison)
+            .unwrap_or(Comparison::GreaterThan);
+        let threshold = alert.threshold.or(profile.map(|p| p.threshold));
+        let sample = self
+            .deps
+            .metrics
+            .current_value(&MetricQuery {
+                resource: alert.resource.clone(),
+                resource_type: alert.resource_type.clone(),
+                metric: alert.metric.clone(),
+                lookback_secs: self.config.feedback_lookback_secs,
+            })
+            .await;
+        let verdict = match (sample, threshold) {
+            (Ok(s), Some(t)) if !comparison.breached(s.value, t) => Ok(format!(
+                "{} = {} is back within the threshold {t}",
+                alert.metric, s.value
+            )),
+            (Ok(s), Some(t)) => Err(format!(
+                "{} = {} still breaches the threshold {t} after the action",
+                alert.metric, s.value
+            )),
+            (Ok(s), None) => Err(format!(
+                "{} = {} but no threshold is known to judge it",
+                alert.metric, s.value
+            )),
+            (Err(e), _) => Err(format!("could not re-read {}: {e}", alert.metric)),
+        };
+        match verdict {
+            Ok(note) => {
+                let result = self
+                    .deps
+                    .store
+                    .transition(
+                        incident.id,
+                        &[IncidentStatus::Executed],
+                        IncidentStatus::Resolved,
+                        Some(&note),
+                    )
+                    .await;
+                self.audit(
+                    AuditRecord::agent(AuditStep::Feedback, format!("resolved: {note}"))
+                        .incident(incident.id),
+                )
+                .await;
+                match result {
+                    Ok(i) => Ok(i),
+                    // The alert cleared meanwhile and already resolved it.
+                    Err(Error::Conflict { .. }) => self.load(incident.id).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(note) => {
+                self.audit(
+                    AuditRecord::agent(AuditStep::Feedback, format!("unresolved: {note}"))
+                        .incident(incident.id),
+                )
+                .await;
+                self.escalate_unresolved(incident.id, IncidentStatus::Executed, &note)
+                    .await
+            }
+        }
+    }
+
+    async fn escalate_unresolved(
+        &self,
+        id: IncidentId,
+        from: IncidentStatus,
+        note: &str,
+    ) -> Result<Incident> {
+        let incident = match self
+            .deps
+            .store
+            .transition(id, &[from], IncidentStatus::Unresolved, Some(note))
+            .await
+        {
+            Ok(i) => i,
+            Err(Error::Conflict { .. }) => return self.load(id).await,
+            Err(e) => return Err(e),
+        };
+        self.notify(&incident, "Still unresolved: a human is needed", note)
+            .await;
+        self.audit(
+            AuditRecord::agent(AuditStep::Escalation, "re-escalated to a human")
+                .incident(id)
+                .reasoning(note, None),
+        )
+        .await;
+        warn!(incident_id = %id, note, "incident re-escalated");
+        Ok(incident)
+    }
+
+    /// Expires incidents that have waited for approval longer than `max_wait`.
+    /// Returns how many expired.
+    pub async fn expire_pending(&self, max_wait: Duration) -> Result<usize> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(max_wait).unwrap_or(chrono::Duration::MAX);
+        let pending = self
+            .deps
+            .store
+            .list_incidents(&IncidentQuery {
+                statuses: vec![IncidentStatus::Pending],
+                limit: None,
+            })
+            .await?;
+        let mut expired = 0;
+        for i in pending.into_iter().filter(|i| i.updated_at < cutoff) {
+            let note = format!("no answer within {}s", max_wait.as_secs());
+            if self
+                .deps
+                .store
+                .transition(
+                    i.id,
+                    &[IncidentStatus::Pending],
+                    IncidentStatus::Expired,
+                    Some(&note),
+                )
+                .await
+                .is_ok()
+            {
+                expired += 1;
+                self.audit(
+                    AuditRecord::agent(AuditStep::Escalation, format!("expired: {note}"))
+                        .incident(i.id),
+                )
+                .await;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Picks up work interrupted by a restart: decides `new` incidents,
+    /// executes `approved`/`auto` ones that were never claimed, re-checks
+    /// `executed` ones, and escalates `executing` ones — their outcome is
+    /// unknown, so they are never run again automatically.
+    pub async fn recover(&self) -> Result<usize> {
+        use IncidentStatus::*;
+        let open = self
+            .deps
+            .store
+            .list_incidents(&IncidentQuery {
+                statuses: vec![New, Approved, Auto, Executing, Executed],
+                limit: None,
+            })
+            .await?;
+        let n = open.len();
+        for incident in open {
+            let result = match incident.status {
+                New => self.process(incident.id).await,
+                Approved | Auto => self.execute(incident.id).await,
+                Executed => self.feedback(incident).await,
+                Executing => {
+                    self.escalate_unresolved(
+                        incident.id,
+                        Executing,
+                        "the agent restarted while the action was running; its outcome is unknown",
+                    )
+                    .await
+                }
+                _ => continue,
+            };
+            if let Err(e) = result {
+                warn!(error = %e, "recovery step failed");
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,416 @@
+//! Plans from the goal text with simple, explainable rules.
+
+use super::prices::monthly_price_usd;
+use crate::domain::{
+    InfraPlan, MachineType, PlannedResource, ResourceKind, ResourceName, StackType,
+};
+use crate::traits::{PlanRequest, Planner};
+use crate::{Error, Result};
+use async_trait::async_trait;
+
+/// What the rules read from a goal text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GoalFacts {
+    /// Expected users, e.g. 10 000 for "10k users".
+    pub users: Option<u64>,
+    /// Monthly budget in USD, e.g. 100 for "under $100/month".
+    pub budget_usd: Option<f64>,
+    /// The stack, when a keyword names it.
+    pub stack: Option<StackType>,
+    /// Whether the goal asks for a database.
+    pub database: bool,
+}
+
+impl GoalFacts {
+    /// Reads users, budget, stack and database from free text.
+    pub fn parse(goal: &str) -> Self {
+        let lower = goal.to_lowercase();
+        let words: Vec<&str> = lower.split_whitespace().collect();
+        let mut facts = GoalFacts::default();
+        for (i, w) in words.iter().enumerate() {
+            if facts.users.is_none()
+                && i > 0
+                && (w.starts_with("user") || w.starts_with("visitor") || w.starts_with("customer"))
+            {
+                // "10k users", "10,000 daily users", "5k concurrent users"
+                facts.users = parse_quantity(words[i - 1]).or_else(|| {
+                    if i > 1 {
+                        parse_quantity(words[i - 2])
+                    } else {
+                        None
+                    }
+                });
+            }
+            if facts.budget_usd.is_none() {
+                if let Some(rest) = w.strip_prefix('$') {
+                    facts.budget_usd = parse_quantity(rest).map(|v| v as f64);
+                } else if i + 1 < words.len()
+                    && matches!(
+                        words[i + 1].trim_matches(|c: char| !c.is_alphanumeric() && c != '/'),
+                        "usd" | "dollars" | "usd/month" | "dollars/month"
+                    )
+                {
+                    facts.budget_usd = parse_quantity(w).map(|v| v as f64);
+                }
+            }
+        }
+        let has = |k: &[&str]| {
+            k.iter().any(|k| {
+                words
+                    .iter()
+                    .any(|w| w.trim_matches(|c: char| !c.is_alphanumeric()) == *k)
+            })
+        };
+        facts.stack = if has(&["api", "backend", "rest", "graphql", "microservice"]) {
+            Some(StackType::BackendApi)
+        } else if has(&["worker", "workers", "queue", "batch", "cron", "jobs"]) {
+            Some(StackType::Worker)
+        } else if has(&["static", "landing", "blog", "docs"]) {
+            Some(StackType::StaticSite)
+        } else if has(&[
+            "web", "webapp", "website", "frontend", "app", "saas", "shop", "store",
+        ]) {
+            Some(StackType::WebApp)
+        } else {
+            None
+        };
+        facts.database = has(&[
+            "database",
+            "db",
+            "postgres",
+            "postgresql",
+            "mysql",
+            "sql",
+            "persistence",
+        ]);
+        facts
+    }
+}
+
+/// "10k" → 10 000, "1.5m" → 1 500 000, "10,000" → 10 000, "100/month" → 100.
+fn parse_quantity(token: &str) -> Option<u64> {
+    let t = token.trim_start_matches(['~', '(', '$']).replace(',', "");
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, rest) = t.split_at(end);
+    let n: f64 = num.parse().ok()?;
+    let mult = match rest.chars().next() {
+        Some('k') => 1e3,
+        Some('m') if !rest.starts_with("mo") => 1e6,
+        _ => 1.0,
+    };
+    let v = n * mult;
+    (v.is_finite() && v >= 0.0 && v < 1e12).then_some(v as u64)
+}
+
+/// The offline planner: sizes compute by expected users, fits the budget
+/// where it can (and flags it where it cannot), adds a database when asked.
+#[derive(Clone, Debug)]
+pub struct RulePlanner {
+    default_region: String,
+}
+
+impl Default for RulePlanner {
+    fn default() -> Self {
+        Self {
+            default_region: "us-central1".into(),
+        }
+    }
+}
+
+/// (max users, machine type, autoscaled instance count) — the sizing rule.
+const SIZING: &[(u64, &str, u32)] = &[
+    (1_000, "e2-small", 1),
+    (10_000, "e2-medium", 1),
+    (50_000, "e2-standard-2", 1),
+    (200_000, "e2-standard-4", 2),
+    (u64::MAX, "e2-standard-8", 3),
+];
+
+/// Compute machine types the planner may step down to when over budget.
+const COMPUTE_LADDER: &[&str] = &[
+    "e2-micro",
+    "e2-small",
+    "e2-medium",
+    "e2-standard-2",
+    "e2-standard-4",
+    "e2-standard-8",
+];
+
+impl RulePlanner {
+    /// A planner whose plans default to `region`.
+    pub fn with_region(region: impl Into<String>) -> Self {
+        Self {
+            default_region: region.into(),
+        }
+    }
+
+    fn estimate(machine: &str, count: u32, database: Option<&str>) -> f64 {
+        let compute = monthly_price_usd(machine).unwrap_or(0.0) * f64::from(count);
+        let db = database.and_then(monthly_price_usd).unwrap_or(0.0);
+        ((compute + db) * 100.0).round() / 100.0
+    }
+}
+
+fn name(s: &str) -> Result<ResourceName> {
+    ResourceName::new(s)
+}
+
+fn machine(s: &str) -> Result<MachineType> {
+    MachineType::new(s)
+}
+
+#[async_trait]
+impl Planner for RulePlanner {
+    fn name(&self) -> &str {
+        "rules"
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<InfraPlan> {
+        let goal = request.goal.trim();
+        if goal.is_empty() {
+            return Err(Error::invalid("goal", "is empty; describe what to run, e.g. \"a backend API for 10k users under $100/month\""));
+        }
+        if goal.len() > 4000 {
+            return Err(Error::invalid("goal", "is longer than 4000 characters"));
+        }
+        let facts = GoalFacts::parse(goal);
+        let users = facts.users.unwrap_or(1_000);
+        let stack = facts.stack.unwrap_or(StackType::WebApp);
+        let &(_, sized, group_count) = SIZING
+            .iter()
+            .find(|(max, _, _)| users <= *max)
+            .unwrap_or(&SIZING[SIZING.len() - 1]);
+        let autoscaling = group_count > 1;
+        let db_tier = facts.database.then(|| {
+            if users > 50_000 {
+                "db-custom-1-3840"
+            } else if users > 5_000 {
+                "db-g1-small"
+            } else {
+                "db-f1-micro"
+            }
+        });
+
+        let mut risk_flags = Vec::new();
+        let mut chosen = sized;
+        let mut cost = Self::estimate(chosen, group_count, db_tier);
+        if let Some(budget) = facts.budget_usd {
+            let mut idx = COMPUTE_LADDER
+                .iter()
+                .position(|m| *m == chosen)
+                .unwrap_or(0);
+            while cost > budget && idx > 0 {
+                idx -= 1;
+                chosen = COMPUTE_LADDER[idx];
+                cost = Self::estimate(chosen, group_count, db_tier);
+            }
+            if chosen != sized {
+                risk_flags.push(format!("sized down from {sized} to {chosen} to fit the ${budget:.0}/month budget; may not carry {users} users"));
+            }
+            if cost > budget {
+                risk_flags.push(format!(
+                    "estimated ${cost:.2}/month exceeds the ${budget:.0}/month budget"
+                ));
+            }
+        }
+        if !autoscaling {
+            risk_flags.push("single instance: no high availability".into());
+        }
+
+        let compute_name = match stack {
+            StackType::BackendApi => "api",
+            StackType::WebApp => "web",
+            StackType::Worker => "worker",
+            StackType::StaticSite => "site",
+        };
+        let mut resources = vec![PlannedResource {
+            name: name(compute_name)?,
+            kind: if autoscaling {
+                ResourceKind::InstanceGroup
+            } else {
+                ResourceKind::Compute
+            },
+            resource_type: None,
+            machine_type: Some(machine(chosen)?),
+            count: group_count,
+            depends_on: if db_tier.is_some() {
+                vec![name("db")?]
+            } else {
+                vec![]
+            },
+            description: format!("{} serving ~{users} users", stack_label(stack)),
+        }];
+        if let Some(tier) = db_tier {
+            resources.push(PlannedResource {
+                name: name("db")?,
+                kind: ResourceKind::Database,
+                resource_type: None,
+                machine_type: Some(machine(tier)?),
+                count: 1,
+                depends_on: vec![],
+                description: "managed PostgreSQL".into(),
+            });
+        }
+        resources.push(PlannedResource {
+            name: name(&format!("{compute_name}-firewall"))?,
+            kind: ResourceKind::Firewall,
+            resource_type: None,
+            machine_type: None,
+            count: 1,
+            depends_on: vec![name(compute_name)?],
+            description: "HTTP/HTTPS in; SSH only from configured ranges".into(),
+        });
+
+        let mut confidence: f64 = 0.55;
+        if facts.users.is_some() {
+            confidence += 0.15;
+        }
+        if facts.budget_usd.is_some() {
+            confidence += 0.1;
+        }
+        if facts.stack.is_some() {
+            confidence += 0.1;
+        }
+        let summary = format!(
+            "{} for ~{users} users on {}{} {chosen}{}, est. ${cost:.2}/month",
+            stack_label(stack),
+            if autoscaling {
+                format!("an autoscaled group of {group_count}× ")
+            } else {
+                String::new()
+            },
+            if autoscaling { "" } else { "one" },
+            db_tier
+                .map(|t| format!(" with a {t} database"))
+                .unwrap_or_default(),
+        );
+        let plan = InfraPlan {
+            cloud: request.cloud.clone(),
+            stack_type: stack,
+            region: request
+                .region
+                .clone()
+                .unwrap_or_else(|| self.default_region.clone()),
+            machine_type: machine(chosen)?,
+            autoscaling,
+            estimated_cost_usd: cost,
+            risk_flags,
+            resources,
+            monitoring: vec![],
+            confidence: confidence.min(0.9),
+            summary,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+fn stack_label(s: StackType) -> &'static str {
+    match s {
+        StackType::BackendApi => "backend API",
+        StackType::WebApp => "web app",
+        StackType::Worker => "worker",
+        StackType::StaticSite => "static site",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn req(goal: &str) -> PlanRequest {
+        PlanRequest {
+            goal: goal.into(),
+            cloud: "gcp".into(),
+            region: None,
+        }
+    }
+
+    #[test]
+    fn reads_users_budget_stack_and_database() {
+        let f = GoalFacts::parse(
+            "A backend API for 10k users under $100/month with a Postgres database",
+        );
+        assert_eq!(f.users, Some(10_000));
+        assert_eq!(f.budget_usd, Some(100.0));
+        assert_eq!(f.stack, Some(StackType::BackendApi));
+        assert!(f.database);
+        let f = GoalFacts::parse("web shop, 250,000 monthly users, budget 300 usd");
+        assert_eq!(f.users, Some(250_000));
+        assert_eq!(f.budget_usd, Some(300.0));
+        assert_eq!(f.stack, Some(StackType::WebApp));
+        assert!(!f.database);
+        let f = GoalFacts::parse("queue workers for 1.5m users, $2k/month");
+        assert_eq!(
+            (f.users, f.budget_usd, f.stack),
+            (Some(1_500_000), Some(2000.0), Some(StackType::Worker))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_seed_goal_fits_its_budget() {
+        let plan = RulePlanner::default()
+            .plan(&req("a backend API for 10k users under $100/month"))
+            .await
+            .unwrap();
+        assert_eq!(plan.stack_type, StackType::BackendApi);
+        assert_eq!(plan.machine_type.as_str(), "e2-medium");
+        assert!(!plan.autoscaling);
+        assert_eq!(plan.estimated_cost_usd, 24.46);
+        assert!(plan.estimated_cost_usd <= 100.0);
+        assert_eq!(plan.region, "us-central1");
+        assert!(plan.resource("api").is_some() && plan.resource("api-firewall").is_some());
+        assert!(
+            plan.monitoring.is_empty(),
+            "monitoring is bound by the deploy loop, not the planner"
+        );
+    }
+
+    #[tokio::test]
+    async fn big_goals_autoscale_and_tight_budgets_are_flagged() {
+        let plan = RulePlanner::default()
+            .plan(&req("web app with database for 150k users"))
+            .await
+            .unwrap();
+        assert!(plan.autoscaling);
+        assert_eq!(plan.resource("web").unwrap().count, 2);
+        assert_eq!(
+            plan.resource("web").unwrap().kind,
+            ResourceKind::InstanceGroup
+        );
+        assert_eq!(plan.estimated_cost_usd, 245.58);
+        let tight = RulePlanner::default()
+            .plan(&req("api for 150k users with a database under $20/month"))
+            .await
+            .unwrap();
+        assert_eq!(tight.machine_type.as_str(), "e2-micro");
+        assert!(
+            tight
+                .risk_flags
+                .iter()
+                .any(|f| f.contains("exceeds the $20/month budget")),
+            "{:?}",
+            tight.risk_flags
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_goal_is_rejected() {
+        let err = RulePlanner::default().plan(&req("   ")).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }));
+    }
+
+    proptest! {
+        #[test]
+        fn any_goal_gives_a_valid_plan_or_a_clear_error(goal in "\\PC{0,200}") {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            match rt.block_on(RulePlanner::default().plan(&req(&goal))) {
+                Ok(plan) => prop_assert!(plan.validate().is_ok()),
+                Err(e) => { let invalid = matches!(e, Error::Invalid { .. }); prop_assert!(invalid, "unexpected error {}", e) }
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The seed's known-fix table as a decision policy.
+
+use crate::domain::{
+    Action, ActionKind, Alert, Cidr, FirewallChange, OpsDecision, Protocol, ResourceName, Risk,
+    Severity,
+};
+use crate::traits::{DecisionContext, DecisionPolicy};
+use crate::Result;
+use async_trait::async_trait;
+
+/// The offline decision policy:
+///
+/// | symptom | action | confidence |
+/// |---|---|---|
+/// | CPU high | scale up one step | 0.85 |
+/// | memory pressure | scale up one step | 0.80 |
+/// | instance unhealthy / down | restart | 0.80 |
+/// | firewall blocking traffic (labels name rule, port, source range) | allow the traffic | 0.75 |
+/// | anything else | escalate | 0 |
+///
+/// When the action is not allowed on the resource type, or there is no larger
+/// machine type, it escalates instead.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RulePolicy;
+
+enum Symptom {
+    Cpu,
+    Memory,
+    Unhealthy,
+    FirewallBlocking,
+    Unknown,
+}
+
+fn symptom(alert: &Alert) -> Symptom {
+    let text = format!("{} {}", alert.metric, alert.policy_name).to_lowercase();
+    let has = |k: &str| text.contains(k);
+    if has("firewall") || has("connection refused") || has("blocked") {
+        Symptom::FirewallBlocking
+    } else if has("cpu") {
+        Symptom::Cpu
+    } else if has("memory") || has("mem_") || has("oom") {
+        Symptom::Memory
+    } else if has("uptime")
+        || has("health")
+        || has("unhealthy")
+        || has("instance down")
+        || text.split_whitespace().any(|w| w == "up" || w == "down")
+    {
+        Symptom::Unhealthy
+    } else {
+        Symptom::Unknown
+    }
+}
+
+/// The firewall change an alert's labels ask for (`firewall_rule`, `port`,
+/// `source_range`), when they are all present and valid.
+fn firewall_change(alert: &Alert) -> Option<FirewallChange> {
+    let rule = ResourceName::new(alert.labels.get("firewall_rule")?.clone()).ok()?;
+    let port: u16 = alert.labels.get("port")?.parse().ok()?;
+    let range: Cidr = alert.labels.get("source_range")?.parse().ok()?;
+    Some(FirewallChange {
+        rule,
+        allow: true,
+        protocol: Protocol::Tcp,
+        ports: vec![port],
+        source_ranges: vec![range],
+    })
+}
+
+impl RulePolicy {
+    fn decide_sync(&self, ctx: &DecisionContext) -> OpsDecision {
+        let alert = &ctx.incident.alert;
+        let severity = alert.severity;
+        let observed = match (alert.value, alert.threshold) {
+            (Some(v), Some(t)) => format!("{} = {v} (threshold {t})", alert.metric),
+            (Some(v), None) => format!("{} = {v}", alert.metric),
+            _ => alert.metric.clone(),
+        };
+        let allowed = |k: ActionKind| ctx.allowed_actions.contains(&k);
+        let decision = |action: Action, confidence: f64, risk: Risk, why: String| OpsDecision {
+            severity,
+            recommended_action: action,
+            requires_approval: severity == Severity::Critical,
+            confidence,
+            reasoning: why,
+            risk,
+            precedent: None,
+        };
+        let scale_up = |what: &str, confidence: f64| {
+            match (&ctx.next_machine_type, allowed(ActionKind::ScaleUp)) {
+            (Some(next), true) => decision(
+                Action::ScaleUp { machine_type: next.clone() },
+                confidence,
+                Risk::Medium,
+                format!(
+                    "{what} on {}: {observed}. Known fix: scale up one step from {} to {next} (the instance restarts once).",
+                    alert.resource,
+                    ctx.current_machine_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "the current type".into())
+                ),
+            ),
+            (None, _) => OpsDecision::escalate(
+                severity,
+                format!("{what} on {}: {observed}, but there is no known larger machine type to scale to.", alert.resource),
+            ),
+            (_, false) => OpsDecision::escalate(
+                severity,
+                format!("{what} on {}: {observed}, but scaling up is not allowed on {}.", alert.resource, alert.resource_type),
+            ),
+        }
+        };
+        match symptom(alert) {
+            Symptom::Cpu => scale_up("CPU high", 0.85),
+            Symptom::Memory => scale_up("Memory pressure", 0.80),
+            Symptom::Unhealthy if allowed(ActionKind::Restart) => decision(
+                Action::Restart {},
+                0.80,
+                Risk::Medium,
+                format!("{} looks unhealthy ({observed}). Known fix: restart it.", alert.resource),
+            ),
+            Symptom::FirewallBlocking => match firewall_change(alert) {
+                Some(change) if allowed(ActionKind::ModifyFirewall) => decision(
+                    Action::ModifyFirewall { change },
+                    0.75,
+                    Risk::Medium,
+                    format!("Traffic to {} is blocked ({observed}). Known fix: allow it on the named rule.", alert.resource),
+                ),
+                _ => OpsDecision::escalate(
+                    severity,
+                    format!("Traffic to {} looks blocked ({observed}) but the alert does not name a valid rule, port and source range.", alert.resource),
+                ),
+            },
+            Symptom::Unhealthy | Symptom::Unknown => OpsDecision::escalate(
+                severity,
+                format!("No known fix for {} on {} ({observed}); a human should look.", alert.policy_name, alert.resource),
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl DecisionPolicy for RulePolicy {
+    fn name(&self) -> &str {
+        "rules"
+    }
+
+    async fn decide(&self, context: &DecisionContext) -> Result<OpsDecision> {
+        Ok(self.decide_sync(context))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AlertState, Incident, MachineType};
+
+    fn ctx(metric: &str, policy: &str, severity: Severity) -> DecisionContext {
+        let alert = Alert {
+            source: "test".into(),
+            fingerprint: "fp".into(),
+            policy_name: policy.into(),
+            resource: "web-1".into(),
+            resource_type: "gce_instance".into(),
+            cloud: "gcp".into(),
+            metric: metric.into(),
+            value: Some(0.97),
+            threshold: Some(0.8),
+            severity,
+            state: AlertState::Firing,
+            started_at: chrono::Utc::now(),
+            labels: Default::default(),
+            raw: serde_json::Value::Null,
+        };
+        DecisionContext {
+            incident: Incident::open(alert),
+            deployment: None,
+            current_machine_type: Some(MachineType::new("e2-medium").unwrap()),
+            next_machine_type: Some(MachineType::new("e2-standard-2").unwrap()),
+            allowed_actions: vec![
+                ActionKind::ScaleUp,
+                ActionKind::Restart,
+                ActionKind::ModifyFirewall,
+            ],
+        }
+    }
+
+    async fn decide(c: &DecisionContext) -> OpsDecision {
+        RulePolicy.decide(c).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn known_fix_table() {
+        let d = decide(&ctx(
+            "compute.googleapis.com/instance/cpu/utilization",
+            "High CPU",
+            Severity::Critical,
+        ))
+        .await;
+        assert_eq!(
+            d.recommended_action,
+            Action::ScaleUp {
+                machine_type: MachineType::new("e2-standard-2").unwrap()
+            }
+        );
+        assert_eq!(d.confidence, 0.85);
+        assert!(d.requires_approval);
+        assert!(
+            d.reasoning.contains("e2-medium to e2-standard-2"),
+            "{}",
+            d.reasoning
+        );
+
+        let d = decide(&ctx(
+            "agent.googleapis.com/memory/percent_used",
+            "Memory pressure",
+            Severity::Warning,
+        ))
+        .await;
+        assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+        assert!(!d.requires_approval);
+
+        let d = decide(&ctx(
+            "monitoring.googleapis.com/uptime_check/check_passed",
+            "Instance unhealthy",
+            Severity::Warning,
+        ))
+        .await;
+        assert_eq!(d.recommended_action, Action::Restart {});
+
+        let d = decide(&ctx(
+            "compute.googleapis.com/instance/disk/read_bytes_count",
+            "Disk read high",
+            Severity::Warning,
+        ))
+        .await;
+        assert_eq!(d.recommended_action, Action::Escalate {});
+        assert_eq!(d.confidence, 0.0);
+    }
+
+    #[tokio::test]
+    async fn firewall_needs_the_labels() {
+        let mut c = ctx(
+            "custom/connection_refused",
+            "Firewall blocking traffic",
+            Severity::Warning,
+        );
+        assert_eq!(decide(&c).await.recommended_action, Action::Escalate {});
+        let labels = &mut c.incident.alert.labels;
+        labels.insert("firewall_rule".into(), "allow-app".into());
+        labels.insert("port".into(), "8080".into());
+        labels.insert("source_range".into(), "10.0.0.0/8".into());
+        let d = decide(&c).await;
+        assert_eq!(d.recommended_action.kind(), ActionKind::ModifyFirewall);
+        c.incident
+            .alert
+            .labels
+            .insert("source_range".into(), "not-a-range".into());
+        assert_eq!(decide(&c).await.recommended_action, Action::Escalate {});
+    }
+
+    #[tokio::test]
+    async fn escalates_when_it_cannot_act() {
+        let mut c = ctx(
+            "compute.googleapis.com/instance/cpu/utilization",
+            "High CPU",
+            Severity::Warning,
+        );
+        c.next_machine_type = None;
+        assert_eq!(decide(&c).await.recommended_action, Action::Escalate {});
+        let mut c = ctx(
+            "compute.googleapis.com/instance/cpu/utilization",
+            "High CPU",
+            Severity::Warning,
+        );
+        c.allowed_actions.clear();
+        assert_eq!(decide(&c).await.recommended_action, Action::Escalate {});
+    }
+}

@@ -1,0 +1,475 @@
+//! The conformance suite every [`MetadataStore`] must pass.
+//!
+//! Call [`run_all`] from a backend's tests with a fresh, empty store. Each
+//! scenario is also public so a backend can run them one by one. Scenarios
+//! use their own fingerprints and ids, so they can share one store, but they
+//! must run one after another (one of them flips the global kill-switch).
+
+use super::alert;
+use crate::domain::*;
+use crate::traits::*;
+use crate::{ActionId, DeploymentId, IncidentId, RunId};
+use chrono::{Duration, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Runs every scenario in order.
+pub async fn run_all(store: Arc<dyn MetadataStore>) {
+    runs_round_trip(store.as_ref()).await;
+    deployments_round_trip(store.as_ref()).await;
+    alerts_deduplicate_by_fingerprint(store.as_ref()).await;
+    concurrent_alerts_open_one_incident(store.clone()).await;
+    decision_is_recorded_once(store.as_ref()).await;
+    transitions_compare_and_set(store.as_ref()).await;
+    concurrent_claims_execute_once(store.clone()).await;
+    kill_switch_blocks_and_releases(store.as_ref()).await;
+    approvals_actions_and_audit(store.as_ref()).await;
+}
+
+/// Runs are stored, replaced and listed newest first.
+pub async fn runs_round_trip(store: &dyn MetadataStore) {
+    let mut run = Run::new("conformance goal");
+    run.plan = None;
+    store.put_run(&run).await.expect("put_run");
+    run.enter(RunPhase::FixAttempt(2), Some("note".into()));
+    run.outputs
+        .insert("url".into(), serde_json::json!({"api": "http://x"}));
+    store.put_run(&run).await.expect("put_run again");
+    let got = store
+        .get_run(run.id)
+        .await
+        .expect("get_run")
+        .expect("run exists");
+    assert_eq!(got, run, "a run must round-trip exactly");
+    let newer = Run::new("newer");
+    store.put_run(&newer).await.expect("put_run");
+    let listed = store.list_runs(2).await.expect("list_runs");
+    assert_eq!(
+        listed.first().map(|r| r.id),
+        Some(newer.id),
+        "newest run first"
+    );
+    assert!(store
+        .get_run(RunId::new())
+        .await
+        .expect("get_run")
+        .is_none());
+}
+
+/// Deployments are stored and found by resource name.
+pub async fn deployments_round_trip(store: &dyn MetadataStore) {
+    let run = RunId::new();
+    let now = Utc::now();
+    let name = format!("conf-{}", &RunId::new().to_string()[..8]);
+    let d = Deployment {
+        deployment_id: DeploymentId::new(),
+        cloud: "memory".into(),
+        services: vec![name.clone()],
+        region: "us-central1".into(),
+        terraform_state: "/tmp/x".into(),
+        alert_webhook: None,
+        resource_map: BTreeMap::from([(name.clone(), run)]),
+        resources: vec![],
+        monitoring: vec![],
+        outputs: BTreeMap::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_deployment(&d).await.expect("put_deployment");
+    assert_eq!(
+        store
+            .get_deployment(d.deployment_id)
+            .await
+            .expect("get")
+            .as_ref(),
+        Some(&d)
+    );
+    let found = store
+        .find_deployment_by_resource(&name)
+        .await
+        .expect("find");
+    assert_eq!(found.map(|f| f.deployment_id), Some(d.deployment_id));
+    assert!(store
+        .find_deployment_by_resource("no-such-resource")
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .list_deployments()
+        .await
+        .expect("list")
+        .iter()
+        .any(|x| x.deployment_id == d.deployment_id));
+}
+
+/// Firing repeats update the open incident; a resolved alert closes it; a
+/// later firing alert opens a new one.
+pub async fn alerts_deduplicate_by_fingerprint(store: &dyn MetadataStore) {
+    let mut a = alert("conf-dedup", AlertState::Firing, 0.9);
+    let first = store.record_alert(&a).await.expect("record");
+    assert_eq!(first.outcome, IngestOutcome::Opened);
+    let id = first.incident.expect("incident").id;
+    a.value = Some(0.95);
+    let again = store.record_alert(&a).await.expect("record");
+    assert_eq!(again.outcome, IngestOutcome::Repeated);
+    let inc = again.incident.expect("incident");
+    assert_eq!(
+        (inc.id, inc.occurrences, inc.alert.value),
+        (id, 2, Some(0.95))
+    );
+    let resolved = store
+        .record_alert(&alert("conf-dedup", AlertState::Resolved, 0.3))
+        .await
+        .expect("record");
+    assert_eq!(resolved.outcome, IngestOutcome::Resolved);
+    assert_eq!(
+        resolved.incident.expect("incident").status,
+        IncidentStatus::Resolved
+    );
+    let reopened = store
+        .record_alert(&alert("conf-dedup", AlertState::Firing, 0.9))
+        .await
+        .expect("record");
+    assert_eq!(reopened.outcome, IngestOutcome::Opened);
+    assert_ne!(reopened.incident.expect("incident").id, id);
+    let stray = store
+        .record_alert(&alert("conf-never-fired", AlertState::Resolved, 0.1))
+        .await
+        .expect("record");
+    assert_eq!(
+        (stray.outcome, stray.incident),
+        (IngestOutcome::Noted, None)
+    );
+}
+
+/// Many concurrent firing alerts with one new fingerprint open exactly one incident.
+pub async fn concurrent_alerts_open_one_incident(store: Arc<dyn MetadataStore>) {
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.record_alert(&alert("conf-concurrent", AlertState::Firing, 0.9))
+                    .await
+            })
+        })
+        .collect();
+    let mut opened = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("record").outcome == IngestOutcome::Opened {
+            opened += 1;
+        }
+    }
+    assert_eq!(
+        opened, 1,
+        "exactly one concurrent alert may open the incident"
+    );
+    let all = store
+        .list_incidents(&IncidentQuery::default())
+        .await
+        .expect("list");
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|i| i.fingerprint == "conf-concurrent")
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].occurrences, 64);
+}
+
+async fn open(store: &dyn MetadataStore, fingerprint: &str) -> IncidentId {
+    store
+        .record_alert(&alert(fingerprint, AlertState::Firing, 0.9))
+        .await
+        .expect("record")
+        .incident
+        .expect("incident")
+        .id
+}
+
+fn decision() -> OpsDecision {
+    OpsDecision {
+        severity: Severity::Warning,
+        recommended_action: Action::Restart {},
+        requires_approval: false,
+        confidence: 0.9,
+        reasoning: "conformance".into(),
+        risk: Risk::Low,
+        precedent: None,
+    }
+}
+
+/// The decision of an incident is stored once.
+pub async fn decision_is_recorded_once(store: &dyn MetadataStore) {
+    let id = open(store, "conf-decision").await;
+    let notes = vec!["note".to_string()];
+    let i = store
+        .record_decision(id, &decision(), &notes, IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    assert_eq!(
+        (i.status, i.decision.as_ref(), i.guardrail_notes.clone()),
+        (IncidentStatus::Pending, Some(&decision()), notes)
+    );
+    let again = store
+        .record_decision(id, &decision(), &[], IncidentStatus::Auto)
+        .await;
+    assert!(
+        matches!(again, Err(crate::Error::Conflict { .. })),
+        "a second decision must conflict"
+    );
+    let listed = store
+        .list_incidents(&IncidentQuery {
+            statuses: vec![IncidentStatus::Pending],
+            limit: None,
+        })
+        .await
+        .expect("list");
+    assert!(listed.iter().any(|x| x.id == id));
+    assert!(listed.iter().all(|x| x.status == IncidentStatus::Pending));
+}
+
+/// Transitions only happen from the expected states.
+pub async fn transitions_compare_and_set(store: &dyn MetadataStore) {
+    let id = open(store, "conf-cas").await;
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    let i = store
+        .transition(
+            id,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            Some("ok"),
+        )
+        .await
+        .expect("transition");
+    assert_eq!(
+        (i.status, i.note.as_deref()),
+        (IncidentStatus::Approved, Some("ok"))
+    );
+    let dup = store
+        .transition(
+            id,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await;
+    assert!(matches!(dup, Err(crate::Error::Conflict { .. })));
+    let missing = store
+        .transition(
+            IncidentId::new(),
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await;
+    assert!(matches!(missing, Err(crate::Error::NotFound { .. })));
+}
+
+/// Of many concurrent claims, exactly one wins.
+pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
+    let id = open(store.as_ref(), "conf-claim").await;
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Auto)
+        .await
+        .expect("decide");
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.claim_execution(id).await })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        match t.await.expect("join").expect("claim") {
+            Claim::Claimed(i) => {
+                claimed += 1;
+                assert_eq!(i.status, IncidentStatus::Executing);
+            }
+            Claim::NotClaimable(_) => {}
+            Claim::Blocked(_) => panic!("kill-switch is not engaged"),
+        }
+    }
+    assert_eq!(claimed, 1, "exactly one claim may succeed");
+    // A resolved alert does not interrupt an execution in flight.
+    let noted = store
+        .record_alert(&alert("conf-claim", AlertState::Resolved, 0.1))
+        .await
+        .expect("record");
+    assert_eq!(noted.outcome, IngestOutcome::Noted);
+    assert_eq!(
+        noted.incident.expect("incident").status,
+        IncidentStatus::Executing
+    );
+}
+
+/// Engaging blocks pending/approved/auto incidents and every later claim;
+/// releasing returns blocked incidents to pending.
+pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
+    assert!(
+        !store.kill_switch().await.expect("read").engaged,
+        "the switch starts released"
+    );
+    let pending = open(store, "conf-ks-pending").await;
+    store
+        .record_decision(pending, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    let auto = open(store, "conf-ks-auto").await;
+    store
+        .record_decision(auto, &decision(), &[], IncidentStatus::Auto)
+        .await
+        .expect("decide");
+
+    let change = store
+        .set_kill_switch(true, "web:alice", Some("maintenance"))
+        .await
+        .expect("engage");
+    assert!(change.state.engaged);
+    assert_eq!(change.state.set_by.as_deref(), Some("web:alice"));
+    assert!(change.affected.contains(&pending) && change.affected.contains(&auto));
+    let ks = store.kill_switch().await.expect("read");
+    assert_eq!(
+        (ks.engaged, ks.reason.as_deref()),
+        (true, Some("maintenance"))
+    );
+    for id in [pending, auto] {
+        let i = store.get_incident(id).await.expect("get").expect("exists");
+        assert_eq!(i.status, IncidentStatus::Blocked);
+        assert!(matches!(
+            store.claim_execution(id).await.expect("claim"),
+            Claim::NotClaimable(_)
+        ));
+    }
+    // An approval that races the switch: approved after engaging, the claim is refused.
+    let late = open(store, "conf-ks-late").await;
+    store
+        .record_decision(late, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    store
+        .transition(
+            late,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await
+        .expect("approve");
+    match store.claim_execution(late).await.expect("claim") {
+        Claim::Blocked(i) => assert_eq!(i.status, IncidentStatus::Blocked),
+        other => panic!("claim while engaged must be blocked, got {other:?}"),
+    }
+
+    let change = store
+        .set_kill_switch(false, "web:alice", None)
+        .await
+        .expect("release");
+    assert!(!change.state.engaged);
+    for id in [pending, auto, late] {
+        assert!(change.affected.contains(&id));
+        assert_eq!(
+            store
+                .get_incident(id)
+                .await
+                .expect("get")
+                .expect("exists")
+                .status,
+            IncidentStatus::Pending
+        );
+    }
+    store
+        .transition(
+            late,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await
+        .expect("approve");
+    assert!(matches!(
+        store.claim_execution(late).await.expect("claim"),
+        Claim::Claimed(_)
+    ));
+}
+
+/// Approvals, actions and audit records are kept in order.
+pub async fn approvals_actions_and_audit(store: &dyn MetadataStore) {
+    let id = open(store, "conf-records").await;
+    let actor = Actor::new("web", "bob");
+    for (approved, effective) in [(true, true), (true, false)] {
+        store
+            .record_approval(&ApprovalRecord {
+                incident_id: id,
+                approved,
+                actor: actor.clone(),
+                effective,
+                at: Utc::now(),
+            })
+            .await
+            .expect("approval");
+    }
+    let approvals = store.list_approvals(id).await.expect("list");
+    assert_eq!(
+        approvals.iter().map(|a| a.effective).collect::<Vec<_>>(),
+        [true, false]
+    );
+
+    let resource = format!("conf-res-{}", &IncidentId::new().to_string()[..8]);
+    let outcome = ActionOutcome {
+        id: ActionId::new(),
+        incident_id: id,
+        action: Action::Restart {},
+        resource: resource.clone(),
+        success: true,
+        summary: "restarted".into(),
+        details: serde_json::Value::Null,
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+    };
+    store.record_action(&outcome).await.expect("action");
+    assert_eq!(store.list_actions(id).await.expect("list"), vec![outcome]);
+    assert_eq!(
+        store
+            .count_actions_since(&resource, Utc::now() - Duration::hours(1))
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        store
+            .count_actions_since(&resource, Utc::now() + Duration::hours(1))
+            .await
+            .expect("count"),
+        0
+    );
+
+    let records: Vec<AuditRecord> = (0..5)
+        .map(|n| AuditRecord::agent(AuditStep::Decision, format!("step {n}")).incident(id))
+        .collect();
+    for r in &records {
+        store.append_audit(r).await.expect("audit");
+    }
+    let all = store
+        .list_audit(&AuditQuery {
+            incident_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all, records, "audit records come back in append order");
+    let last2 = store
+        .list_audit(&AuditQuery {
+            incident_id: Some(id),
+            run_id: None,
+            limit: Some(2),
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        last2,
+        records[3..].to_vec(),
+        "a limit keeps the newest, oldest first"
+    );
+}

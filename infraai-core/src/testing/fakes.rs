@@ -1,0 +1,462 @@
+//! Scripted and recording fakes of the adapter traits.
+
+use crate::domain::*;
+use crate::traits::*;
+use crate::{Error, Result, RunId};
+use async_trait::async_trait;
+use chrono::Utc;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A [`TfRunner`] that follows a script: validation reports are returned in
+/// order (the last one repeats), apply emits log lines, outputs are fixed.
+/// Every call is recorded in [`ScriptedTfRunner::calls`].
+pub struct ScriptedTfRunner {
+    validations: Mutex<VecDeque<ValidationReport>>,
+    change_set: ChangeSet,
+    outputs: BTreeMap<String, serde_json::Value>,
+    apply_error: Option<String>,
+    calls: Mutex<Vec<String>>,
+    written: Mutex<Vec<TerraformFiles>>,
+}
+
+impl ScriptedTfRunner {
+    /// A runner whose configuration is valid at once.
+    pub fn valid() -> Self {
+        Self::with_validations(vec![ValidationReport {
+            valid: true,
+            diagnostics: vec![],
+        }])
+    }
+
+    /// A runner returning these validation reports in order.
+    pub fn with_validations(validations: Vec<ValidationReport>) -> Self {
+        let mut outputs = BTreeMap::new();
+        outputs.insert(
+            "url".to_string(),
+            serde_json::json!({"api": "http://127.0.0.1:9/"}),
+        );
+        Self {
+            validations: Mutex::new(validations.into()),
+            change_set: ChangeSet {
+                changes: vec![ResourceChange {
+                    address: "fake_instance.api".into(),
+                    action: ChangeAction::Create,
+                    attributes: vec![],
+                }],
+            },
+            outputs,
+            apply_error: None,
+            calls: Mutex::default(),
+            written: Mutex::default(),
+        }
+    }
+
+    /// Makes `apply` fail with this message.
+    pub fn failing_apply(mut self, message: &str) -> Self {
+        self.apply_error = Some(message.into());
+        self
+    }
+
+    /// The operations called, in order (`write`, `init`, `validate`, `plan`, `apply`, `output`).
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// Every file set written, in order.
+    pub fn written(&self) -> Vec<TerraformFiles> {
+        lock(&self.written).clone()
+    }
+
+    fn call(&self, name: &str) {
+        lock(&self.calls).push(name.to_string());
+    }
+}
+
+/// An invalid validation report with one error diagnostic.
+pub fn invalid_report(summary: &str) -> ValidationReport {
+    ValidationReport {
+        valid: false,
+        diagnostics: vec![Diagnostic {
+            severity: DiagnosticSeverity::Error,
+            summary: summary.into(),
+            detail: String::new(),
+            range: Some(SourceRange {
+                filename: "main.tf".into(),
+                start_line: 1,
+                end_line: 1,
+            }),
+        }],
+    }
+}
+
+#[async_trait]
+impl TfRunner for ScriptedTfRunner {
+    async fn write_files(&self, run_id: RunId, files: &TerraformFiles) -> Result<TfWorkspace> {
+        self.call("write");
+        lock(&self.written).push(files.clone());
+        Ok(TfWorkspace {
+            run_id,
+            dir: PathBuf::from(format!("/nonexistent/scripted/{run_id}")),
+        })
+    }
+
+    async fn init(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<()> {
+        self.call("init");
+        log.log(LogLine::info(
+            "terraform",
+            "Terraform has been successfully initialized!",
+        ));
+        Ok(())
+    }
+
+    async fn validate(&self, _: &TfWorkspace) -> Result<ValidationReport> {
+        self.call("validate");
+        let mut q = lock(&self.validations);
+        let next = if q.len() > 1 {
+            q.pop_front()
+        } else {
+            q.front().cloned()
+        };
+        next.ok_or_else(|| Error::invalid("script", "no validation reports scripted"))
+    }
+
+    async fn plan(&self, _: &TfWorkspace, _: &dyn LogSink) -> Result<ChangeSet> {
+        self.call("plan");
+        Ok(self.change_set.clone())
+    }
+
+    async fn apply(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<()> {
+        self.call("apply");
+        for c in &self.change_set.changes {
+            log.log(LogLine::info(
+                "terraform",
+                format!("{}: Creating...", c.address),
+            ));
+            log.log(LogLine::info(
+                "terraform",
+                format!("{}: Creation complete", c.address),
+            ));
+        }
+        match &self.apply_error {
+            Some(m) => Err(Error::backend(
+                "scripted-terraform",
+                "apply",
+                false,
+                m.clone(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    async fn output(&self, _: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>> {
+        self.call("output");
+        Ok(self.outputs.clone())
+    }
+
+    async fn destroy(&self, _: &TfWorkspace, _: &dyn LogSink) -> Result<()> {
+        self.call("destroy");
+        Ok(())
+    }
+}
+
+/// A [`TerraformGenerator`] for a fake cloud named `memory` that maps kinds
+/// to the GCP resource types (so the built-in profiles bind) and writes a
+/// small, readable stand-in for HCL.
+#[derive(Default)]
+pub struct FakeGenerator;
+
+impl TerraformGenerator for FakeGenerator {
+    fn cloud(&self) -> &str {
+        "memory"
+    }
+
+    fn resource_type(&self, kind: ResourceKind) -> Option<String> {
+        use crate::profiles::*;
+        match kind {
+            ResourceKind::Compute => Some(GCE_INSTANCE.into()),
+            ResourceKind::InstanceGroup => Some(INSTANCE_GROUP.into()),
+            ResourceKind::Database => Some(CLOUDSQL_DATABASE.into()),
+            _ => None,
+        }
+    }
+
+    fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles> {
+        let body: String = request
+            .plan
+            .resources
+            .iter()
+            .map(|r| format!("# fake_resource {} ({:?})\n", r.name, r.kind))
+            .collect();
+        Ok(TerraformFiles::single(body))
+    }
+}
+
+/// A [`Fixer`] that returns fixed files on every attempt it is asked.
+pub struct StaticFixer {
+    name: String,
+    files: TerraformFiles,
+    asked: AtomicUsize,
+}
+
+impl StaticFixer {
+    /// A fixer named `name` that proposes `files`.
+    pub fn new(name: &str, files: TerraformFiles) -> Self {
+        Self {
+            name: name.into(),
+            files,
+            asked: AtomicUsize::new(0),
+        }
+    }
+
+    /// How often it was asked.
+    pub fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Fixer for StaticFixer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn fix(&self, request: &FixRequest<'_>) -> Result<Option<TerraformFiles>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let mut files = self.files.clone();
+        // Each attempt yields different files, as a real fixer's would.
+        if let Some(main) = files.files.get_mut("main.tf") {
+            main.push_str(&format!(
+                "# fixed by {} (attempt {})\n",
+                self.name, request.attempt
+            ));
+        }
+        Ok(Some(files))
+    }
+}
+
+/// A [`Verifier`] that reports every URL output as OK (or, if built with
+/// `failing`, as failed) without touching the network.
+#[derive(Default)]
+pub struct StaticVerifier {
+    fail: bool,
+}
+
+impl StaticVerifier {
+    /// A verifier whose checks fail.
+    pub fn failing() -> Self {
+        Self { fail: true }
+    }
+}
+
+#[async_trait]
+impl Verifier for StaticVerifier {
+    async fn verify(
+        &self,
+        outputs: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<VerificationReport> {
+        let checks: Vec<EndpointCheck> = outputs
+            .values()
+            .flat_map(|v| match v {
+                serde_json::Value::Object(m) => m
+                    .values()
+                    .filter_map(|u| u.as_str().map(str::to_string))
+                    .collect(),
+                serde_json::Value::String(s) => vec![s.clone()],
+                _ => vec![],
+            })
+            .map(|url| EndpointCheck {
+                url,
+                ok: !self.fail,
+                status: (!self.fail).then_some(200),
+                latency_ms: Some(1),
+                error: self.fail.then(|| "connection refused".to_string()),
+            })
+            .collect();
+        Ok(VerificationReport {
+            ok: !self.fail && !checks.is_empty(),
+            checks,
+            checked_at: Utc::now(),
+        })
+    }
+}
+
+/// A [`MetricSource`] returning scripted values in order (the last repeats).
+pub struct ScriptedMetrics {
+    values: Mutex<VecDeque<f64>>,
+    reads: AtomicUsize,
+}
+
+impl ScriptedMetrics {
+    /// Returns `values` in order, repeating the last.
+    pub fn new(values: Vec<f64>) -> Self {
+        Self {
+            values: Mutex::new(values.into()),
+            reads: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many times it was read.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl MetricSource for ScriptedMetrics {
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let mut q = lock(&self.values);
+        let v = if q.len() > 1 {
+            q.pop_front()
+        } else {
+            q.front().copied()
+        };
+        v.map(|value| MetricSample {
+            value,
+            at: Utc::now(),
+        })
+        .ok_or_else(|| Error::not_found(format!("metric {} on {}", query.metric, query.resource)))
+    }
+}
+
+/// An [`Approver`] that records what it was asked and parses inbound JSON
+/// bodies as [`HumanReply`] (like the web channel).
+#[derive(Default)]
+pub struct RecordingApprover {
+    requests: Mutex<Vec<ApprovalRequest>>,
+    notifications: Mutex<Vec<Notification>>,
+}
+
+impl RecordingApprover {
+    /// Approval requests sent so far.
+    pub fn requests(&self) -> Vec<ApprovalRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Notifications sent so far.
+    pub fn notifications(&self) -> Vec<Notification> {
+        lock(&self.notifications).clone()
+    }
+}
+
+#[async_trait]
+impl Approver for RecordingApprover {
+    fn channel(&self) -> &str {
+        "recording"
+    }
+
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<()> {
+        lock(&self.requests).push(request.clone());
+        Ok(())
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<()> {
+        lock(&self.notifications).push(notification.clone());
+        Ok(())
+    }
+
+    async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>> {
+        let reply: HumanReply = serde_json::from_slice(&request.body)
+            .map_err(|e| Error::invalid("human reply", e.to_string()))?;
+        Ok(vec![reply])
+    }
+}
+
+/// An [`ActionHandler`] that records executions and succeeds (or fails when
+/// built with `failing`).
+#[derive(Default)]
+pub struct RecordingActions {
+    executed: Mutex<Vec<ActionRequest>>,
+    fail: bool,
+}
+
+impl RecordingActions {
+    /// A handler whose executions fail.
+    pub fn failing() -> Self {
+        Self {
+            executed: Mutex::default(),
+            fail: true,
+        }
+    }
+
+    /// Executions so far.
+    pub fn executed(&self) -> Vec<ActionRequest> {
+        lock(&self.executed).clone()
+    }
+}
+
+#[async_trait]
+impl ActionHandler for RecordingActions {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn preview(&self, request: &ActionRequest) -> Result<ActionPreview> {
+        Ok(ActionPreview {
+            summary: format!(
+                "would {} on {}",
+                request.action.describe(),
+                request.resource
+            ),
+            change_set: None,
+        })
+    }
+
+    async fn execute(&self, request: &ActionRequest) -> Result<ActionReport> {
+        lock(&self.executed).push(request.clone());
+        // Yield so concurrent callers really interleave in tests.
+        tokio::task::yield_now().await;
+        if self.fail {
+            return Err(Error::backend(
+                "recording",
+                "execute",
+                false,
+                "scripted failure",
+            ));
+        }
+        Ok(ActionReport {
+            summary: format!("{} on {}", request.action.describe(), request.resource),
+            details: serde_json::Value::Null,
+        })
+    }
+}
+
+/// Wraps a [`DecisionPolicy`] and counts its calls.
+pub struct CountingPolicy<P> {
+    inner: P,
+    calls: AtomicUsize,
+}
+
+impl<P> CountingPolicy<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P) -> Self {
+        Self {
+            inner,
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many decisions were asked for.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl<P: DecisionPolicy> DecisionPolicy for CountingPolicy<P> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn decide(&self, context: &DecisionContext) -> Result<OpsDecision> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.decide(context).await
+    }
+}

@@ -1,0 +1,331 @@
+//! An in-memory [`MetadataStore`]: every operation runs under one mutex, so
+//! every transition is trivially atomic. For tests and examples; nothing
+//! survives the process.
+
+use crate::domain::*;
+use crate::traits::*;
+use crate::{DeploymentId, Error, IncidentId, Result, RunId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct State {
+    runs: HashMap<RunId, Run>,
+    deployments: HashMap<DeploymentId, Deployment>,
+    incidents: HashMap<IncidentId, Incident>,
+    approvals: Vec<ApprovalRecord>,
+    actions: Vec<ActionOutcome>,
+    audit: Vec<AuditRecord>,
+    kill_switch: Option<KillSwitch>,
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+fn newest_first<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> DateTime<Utc>) -> Vec<T> {
+    v.sort_by_key(|x| std::cmp::Reverse(key(x)));
+    v
+}
+
+fn incident_mut(state: &mut State, id: IncidentId) -> Result<&mut Incident> {
+    state
+        .incidents
+        .get_mut(&id)
+        .ok_or_else(|| Error::not_found(format!("incident {id}")))
+}
+
+#[async_trait]
+impl MetadataStore for MemoryStore {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn put_run(&self, run: &Run) -> Result<()> {
+        self.with(|s| s.runs.insert(run.id, run.clone()));
+        Ok(())
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
+        Ok(self.with(|s| s.runs.get(&id).cloned()))
+    }
+
+    async fn list_runs(&self, limit: usize) -> Result<Vec<Run>> {
+        let runs = self.with(|s| s.runs.values().cloned().collect());
+        Ok(newest_first(runs, |r: &Run| r.created_at)
+            .into_iter()
+            .take(limit)
+            .collect())
+    }
+
+    async fn put_deployment(&self, deployment: &Deployment) -> Result<()> {
+        self.with(|s| {
+            s.deployments
+                .insert(deployment.deployment_id, deployment.clone())
+        });
+        Ok(())
+    }
+
+    async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
+        Ok(self.with(|s| s.deployments.get(&id).cloned()))
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        let all = self.with(|s| s.deployments.values().cloned().collect());
+        Ok(newest_first(all, |d: &Deployment| d.created_at))
+    }
+
+    async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>> {
+        Ok(self
+            .list_deployments()
+            .await?
+            .into_iter()
+            .find(|d| d.resource_map.contains_key(resource)))
+    }
+
+    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
+        Ok(self.with(|s| {
+            let open = s
+                .incidents
+                .values_mut()
+                .filter(|i| i.fingerprint == alert.fingerprint && !i.status.is_closed())
+                .max_by_key(|i| i.created_at);
+            match (open, alert.state) {
+                (Some(i), AlertState::Firing) => {
+                    i.alert = alert.clone();
+                    i.occurrences += 1;
+                    i.updated_at = Utc::now();
+                    AlertIngest {
+                        outcome: IngestOutcome::Repeated,
+                        incident: Some(i.clone()),
+                    }
+                }
+                (Some(i), AlertState::Resolved) if i.status != IncidentStatus::Executing => {
+                    i.alert = alert.clone();
+                    i.status = IncidentStatus::Resolved;
+                    i.note = Some("the alert cleared".into());
+                    i.updated_at = Utc::now();
+                    AlertIngest {
+                        outcome: IngestOutcome::Resolved,
+                        incident: Some(i.clone()),
+                    }
+                }
+                (Some(i), AlertState::Resolved) => AlertIngest {
+                    outcome: IngestOutcome::Noted,
+                    incident: Some(i.clone()),
+                },
+                (None, AlertState::Firing) => {
+                    let i = Incident::open(alert.clone());
+                    s.incidents.insert(i.id, i.clone());
+                    AlertIngest {
+                        outcome: IngestOutcome::Opened,
+                        incident: Some(i),
+                    }
+                }
+                (None, AlertState::Resolved) => AlertIngest {
+                    outcome: IngestOutcome::Noted,
+                    incident: None,
+                },
+            }
+        }))
+    }
+
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
+        Ok(self.with(|s| s.incidents.get(&id).cloned()))
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
+        let all: Vec<Incident> = self.with(|s| {
+            s.incidents
+                .values()
+                .filter(|i| query.statuses.is_empty() || query.statuses.contains(&i.status))
+                .cloned()
+                .collect()
+        });
+        Ok(newest_first(all, |i| i.created_at)
+            .into_iter()
+            .take(query.limit.unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn record_decision(
+        &self,
+        id: IncidentId,
+        decision: &OpsDecision,
+        guardrail_notes: &[String],
+        to: IncidentStatus,
+    ) -> Result<Incident> {
+        self.with(|s| {
+            let i = incident_mut(s, id)?;
+            if i.status != IncidentStatus::New || i.decision.is_some() {
+                return Err(Error::conflict(
+                    format!("incident {id}"),
+                    format!("already decided ({:?})", i.status),
+                ));
+            }
+            i.decision = Some(decision.clone());
+            i.guardrail_notes = guardrail_notes.to_vec();
+            i.status = to;
+            i.updated_at = Utc::now();
+            Ok(i.clone())
+        })
+    }
+
+    async fn transition(
+        &self,
+        id: IncidentId,
+        from: &[IncidentStatus],
+        to: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<Incident> {
+        self.with(|s| {
+            let i = incident_mut(s, id)?;
+            if !from.contains(&i.status) {
+                return Err(Error::conflict(
+                    format!("incident {id}"),
+                    format!("is {:?}, expected one of {from:?}", i.status),
+                ));
+            }
+            i.status = to;
+            if let Some(n) = note {
+                i.note = Some(n.to_string());
+            }
+            i.updated_at = Utc::now();
+            Ok(i.clone())
+        })
+    }
+
+    async fn claim_execution(&self, id: IncidentId) -> Result<Claim> {
+        self.with(|s| {
+            let engaged = s.kill_switch.as_ref().is_some_and(|k| k.engaged);
+            let i = incident_mut(s, id)?;
+            if !IncidentStatus::CLAIMABLE.contains(&i.status) {
+                return Ok(Claim::NotClaimable(i.clone()));
+            }
+            i.updated_at = Utc::now();
+            if engaged {
+                i.status = IncidentStatus::Blocked;
+                Ok(Claim::Blocked(i.clone()))
+            } else {
+                i.status = IncidentStatus::Executing;
+                Ok(Claim::Claimed(i.clone()))
+            }
+        })
+    }
+
+    async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
+        self.with(|s| s.approvals.push(approval.clone()));
+        Ok(())
+    }
+
+    async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>> {
+        Ok(self.with(|s| {
+            s.approvals
+                .iter()
+                .filter(|a| a.incident_id == id)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn record_action(&self, outcome: &ActionOutcome) -> Result<()> {
+        self.with(|s| s.actions.push(outcome.clone()));
+        Ok(())
+    }
+
+    async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>> {
+        Ok(self.with(|s| {
+            s.actions
+                .iter()
+                .filter(|a| a.incident_id == id)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64> {
+        Ok(self.with(|s| {
+            s.actions
+                .iter()
+                .filter(|a| a.resource == resource && a.started_at >= since)
+                .count() as u64
+        }))
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        self.with(|s| s.audit.push(record.clone()));
+        Ok(())
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        Ok(self.with(|s| {
+            let matching: Vec<AuditRecord> = s
+                .audit
+                .iter()
+                .filter(|r| query.incident_id.is_none_or(|id| r.incident_id == Some(id)))
+                .filter(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)))
+                .cloned()
+                .collect();
+            let skip = query
+                .limit
+                .map(|l| matching.len().saturating_sub(l))
+                .unwrap_or(0);
+            matching.into_iter().skip(skip).collect()
+        }))
+    }
+
+    async fn kill_switch(&self) -> Result<KillSwitch> {
+        Ok(self.with(|s| s.kill_switch.clone().unwrap_or_else(KillSwitch::released)))
+    }
+
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        Ok(self.with(|s| {
+            let now = Utc::now();
+            let state = KillSwitch {
+                engaged,
+                set_by: Some(actor.to_string()),
+                reason: reason.map(str::to_string),
+                set_at: Some(now),
+            };
+            s.kill_switch = Some(state.clone());
+            let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
+                (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
+            } else {
+                (&[IncidentStatus::Blocked], IncidentStatus::Pending)
+            };
+            let mut affected = Vec::new();
+            for i in s
+                .incidents
+                .values_mut()
+                .filter(|i| from.contains(&i.status))
+            {
+                i.status = to;
+                i.updated_at = now;
+                affected.push(i.id);
+            }
+            affected.sort();
+            KillSwitchChange { state, affected }
+        }))
+    }
+}

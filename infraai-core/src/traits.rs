@@ -1,0 +1,497 @@
+//! The ports of infraai: every adapter implements one of these traits.
+//!
+//! All traits are object safe, `Send + Sync` and used as `Arc<dyn Trait>`.
+//! They return [`crate::Error`], whose kinds say what failed and whether
+//! retrying can help. Request structs are used where a method has more than
+//! two inputs, so signatures can grow without breaking implementors.
+
+use crate::domain::*;
+use crate::{DeploymentId, IncidentId, Result, RunId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+// ---------------------------------------------------------------- LLM
+
+/// A structured-generation request: the answer must match `schema`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmRequest {
+    /// System instruction.
+    pub system: String,
+    /// User prompt (untrusted text already fenced by the prompt template).
+    pub prompt: String,
+    /// Name of the schema (some providers require one).
+    pub schema_name: String,
+    /// JSON schema the answer must follow.
+    pub schema: serde_json::Value,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+}
+
+/// Tokens spent on one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens (including reasoning tokens where reported).
+    pub completion_tokens: u64,
+}
+
+/// A structured answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmResponse {
+    /// The JSON answer (still to be validated by the caller).
+    pub value: serde_json::Value,
+    /// Tokens spent.
+    pub usage: TokenUsage,
+    /// The model that answered.
+    pub model: String,
+}
+
+/// A large language model that answers with JSON matching a schema.
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait LlmProvider: Send + Sync {
+    /// Provider name for logs and audit (`gemini`, `openai`).
+    fn name(&self) -> &str;
+    /// Generates a JSON value for the request.
+    async fn generate(&self, request: &LlmRequest) -> Result<LlmResponse>;
+}
+
+// ---------------------------------------------------------------- planning
+
+/// What to plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanRequest {
+    /// The user's goal text.
+    pub goal: String,
+    /// The cloud the plan is for (the configured cloud adapter's name).
+    pub cloud: String,
+    /// Preferred region, when configured.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// Turns a goal into an [`InfraPlan`] (rules or LLM).
+#[async_trait]
+pub trait Planner: Send + Sync {
+    /// Planner name for audit (`rules`, `gemini`).
+    fn name(&self) -> &str;
+    /// Plans the infrastructure. Monitoring in the result is ignored: the deploy
+    /// loop binds it from the metric-profile registry.
+    async fn plan(&self, request: &PlanRequest) -> Result<InfraPlan>;
+}
+
+/// Input of [`TerraformGenerator::generate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateRequest<'a> {
+    /// The run the files belong to (used in labels).
+    pub run_id: RunId,
+    /// The plan, with resource types and monitoring bound.
+    pub plan: &'a InfraPlan,
+    /// URL alert policies should post to, when configured.
+    pub alert_webhook: Option<String>,
+}
+
+/// A cloud adapter's HCL generator.
+pub trait TerraformGenerator: Send + Sync {
+    /// The cloud's name (`gcp`, `local`, `aws`); becomes [`InfraPlan::cloud`].
+    fn cloud(&self) -> &str;
+    /// The cloud's resource type for a kind (used to bind monitoring), or
+    /// `None` when the cloud cannot host that kind.
+    fn resource_type(&self, kind: ResourceKind) -> Option<String>;
+    /// Writes the Terraform files for a plan.
+    fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles>;
+}
+
+/// Input of [`Fixer::fix`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct FixRequest<'a> {
+    /// The plan the files were generated from.
+    pub plan: &'a InfraPlan,
+    /// The invalid files.
+    pub files: &'a TerraformFiles,
+    /// Terraform's diagnostics.
+    pub diagnostics: &'a [Diagnostic],
+    /// 1-based attempt number.
+    pub attempt: u8,
+}
+
+/// Repairs an invalid Terraform configuration (deterministic rules or LLM).
+#[async_trait]
+pub trait Fixer: Send + Sync {
+    /// Fixer name, recorded in the run's fix attempts.
+    fn name(&self) -> &str;
+    /// New files, or `None` when this fixer cannot help.
+    async fn fix(&self, request: &FixRequest<'_>) -> Result<Option<TerraformFiles>>;
+}
+
+// ---------------------------------------------------------------- terraform
+
+/// Receives live log lines.
+pub trait LogSink: Send + Sync {
+    /// Publishes one line. Must not block.
+    fn log(&self, line: LogLine);
+}
+
+/// A run's Terraform working directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TfWorkspace {
+    /// The run.
+    pub run_id: RunId,
+    /// The directory holding the files and state.
+    pub dir: PathBuf,
+}
+
+/// Drives Terraform for one work directory per run.
+#[async_trait]
+pub trait TfRunner: Send + Sync {
+    /// Writes (replaces) the run's files and returns its workspace.
+    async fn write_files(&self, run_id: RunId, files: &TerraformFiles) -> Result<TfWorkspace>;
+    /// `terraform init`.
+    async fn init(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+    /// `terraform validate`.
+    async fn validate(&self, ws: &TfWorkspace) -> Result<ValidationReport>;
+    /// `terraform plan` into a saved plan; returns the change set (the dry-run preview).
+    async fn plan(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet>;
+    /// Applies exactly the saved plan, streaming events to `log`.
+    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+    /// `terraform output`.
+    async fn output(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>>;
+    /// `terraform destroy`.
+    async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+}
+
+/// Checks that a deployment answers over HTTP.
+#[async_trait]
+pub trait Verifier: Send + Sync {
+    /// Verifies the endpoints found in the Terraform outputs.
+    async fn verify(
+        &self,
+        outputs: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<VerificationReport>;
+}
+
+// ---------------------------------------------------------------- inbound
+
+/// A raw inbound HTTP request (webhook or chat callback), as adapters see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InboundRequest {
+    /// Header names lowercased.
+    pub headers: BTreeMap<String, String>,
+    /// Query parameters.
+    pub query: BTreeMap<String, String>,
+    /// The raw body (signatures are over the exact bytes).
+    pub body: Vec<u8>,
+}
+
+impl InboundRequest {
+    /// A header by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// Where alerts come from (GCP webhook, Alertmanager, …).
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait AlertSource: Send + Sync {
+    /// Source name (`gcp`, `alertmanager`).
+    fn name(&self) -> &str;
+    /// Authenticates the request ([`crate::Error::Unauthenticated`] otherwise)
+    /// and normalizes its payload into alerts.
+    async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>>;
+}
+
+// ---------------------------------------------------------------- decisions
+
+/// What the decision policy knows about an incident.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DecisionContext {
+    /// The incident (with its latest alert).
+    pub incident: Incident,
+    /// The deployment the resource belongs to, when known.
+    pub deployment: Option<Deployment>,
+    /// The resource's current machine type, when known.
+    pub current_machine_type: Option<MachineType>,
+    /// The next machine type up the ladder, when there is one.
+    pub next_machine_type: Option<MachineType>,
+    /// Actions the guardrails allow for this resource type.
+    pub allowed_actions: Vec<ActionKind>,
+}
+
+/// Decides what to do about an incident (rules or LLM). It only recommends:
+/// the guardrails decide whether anything runs.
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait DecisionPolicy: Send + Sync {
+    /// Policy name for audit (`rules`, `gemini`).
+    fn name(&self) -> &str;
+    /// Recommends a decision.
+    async fn decide(&self, context: &DecisionContext) -> Result<OpsDecision>;
+}
+
+// ---------------------------------------------------------------- humans
+
+/// What a human is asked to approve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalRequest {
+    /// The incident, with its decision.
+    pub incident: Incident,
+    /// Dry-run preview of the action, when the handler could make one.
+    pub preview: Option<ActionPreview>,
+}
+
+/// A message for humans that asks for no button press (escalation, outcome).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Notification {
+    /// The incident it is about, if any.
+    pub incident_id: Option<IncidentId>,
+    /// One-line title.
+    pub title: String,
+    /// Body text (untrusted parts already included verbatim; channels escape).
+    pub body: String,
+}
+
+/// A channel through which humans approve, reject or stop the agent.
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait Approver: Send + Sync {
+    /// Channel name (`web`, `telegram`, `discord`).
+    fn channel(&self) -> &str;
+    /// Sends an approval request.
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<()>;
+    /// Sends a notification.
+    async fn notify(&self, notification: &Notification) -> Result<()>;
+    /// Authenticates an inbound request from the channel and parses the
+    /// human commands it carries.
+    async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>>;
+}
+
+// ---------------------------------------------------------------- actions
+
+/// An action to preview or execute on one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionRequest {
+    /// The incident that asked for it.
+    pub incident_id: IncidentId,
+    /// The deployment the resource belongs to, when known.
+    pub deployment_id: Option<DeploymentId>,
+    /// The resource (instance name).
+    pub resource: String,
+    /// Its resource type.
+    pub resource_type: String,
+    /// The action.
+    pub action: Action,
+}
+
+/// A dry-run preview of an action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionPreview {
+    /// One line for humans.
+    pub summary: String,
+    /// The Terraform change set, for Terraform-backed actions.
+    pub change_set: Option<ChangeSet>,
+}
+
+/// What a successful execution reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionReport {
+    /// One line for humans.
+    pub summary: String,
+    /// Adapter details.
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+/// Executes allow-listed actions on a cloud.
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait ActionHandler: Send + Sync {
+    /// Handler name for audit.
+    fn name(&self) -> &str;
+    /// Previews the action without changing anything.
+    async fn preview(&self, request: &ActionRequest) -> Result<ActionPreview>;
+    /// Executes the action. Called at most once per approval (the store's claim
+    /// guarantees it).
+    async fn execute(&self, request: &ActionRequest) -> Result<ActionReport>;
+}
+
+// ---------------------------------------------------------------- metrics
+
+/// Which metric to read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricQuery {
+    /// The resource.
+    pub resource: String,
+    /// Its type.
+    pub resource_type: String,
+    /// Metric path.
+    pub metric: String,
+    /// How far back to look, in seconds.
+    pub lookback_secs: u64,
+}
+
+/// A metric value at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricSample {
+    /// The aligned value.
+    pub value: f64,
+    /// When it was measured.
+    pub at: DateTime<Utc>,
+}
+
+/// Reads current metric values (for the re-check after an action).
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait MetricSource: Send + Sync {
+    /// The current value; [`crate::Error::NotFound`] when there is no data.
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample>;
+}
+
+// ---------------------------------------------------------------- store
+
+/// What recording an alert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// A new incident was opened; it needs a decision.
+    Opened,
+    /// An open incident with the fingerprint was updated; no new decision.
+    Repeated,
+    /// A resolved alert closed the open incident.
+    Resolved,
+    /// A resolved alert arrived for no open incident (or one that is executing,
+    /// whose feedback step decides); nothing changed but the record.
+    Noted,
+}
+
+/// Result of [`MetadataStore::record_alert`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertIngest {
+    /// What happened.
+    pub outcome: IngestOutcome,
+    /// The incident, when there is one.
+    pub incident: Option<Incident>,
+}
+
+/// Result of [`MetadataStore::claim_execution`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// This caller owns the execution; the incident is now `executing`.
+    Claimed(Incident),
+    /// The kill-switch is engaged; the incident is now `blocked`.
+    Blocked(Incident),
+    /// The incident is not `approved` or `auto` (already claimed, rejected, …).
+    NotClaimable(Incident),
+}
+
+/// Result of [`MetadataStore::set_kill_switch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct KillSwitchChange {
+    /// The new state.
+    pub state: KillSwitch,
+    /// Incidents moved to `blocked` (engage) or back to `pending` (release).
+    pub affected: Vec<IncidentId>,
+}
+
+/// Which incidents to list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IncidentQuery {
+    /// Only these statuses (all when empty).
+    #[serde(default)]
+    pub statuses: Vec<IncidentStatus>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
+/// The agent's memory. Every transition is atomic: implementations must make
+/// the check and the write one transaction, so that concurrent callers (and
+/// replicas) observe exactly-once behaviour. [`crate::testing::conformance`]
+/// holds the scenarios every implementation must pass.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// Backend name (`memory`, `sqlite`, `redis`).
+    fn name(&self) -> &str;
+
+    /// Inserts or replaces a run.
+    async fn put_run(&self, run: &Run) -> Result<()>;
+    /// A run by id.
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
+    /// The newest runs first.
+    async fn list_runs(&self, limit: usize) -> Result<Vec<Run>>;
+
+    /// Inserts or replaces a deployment.
+    async fn put_deployment(&self, deployment: &Deployment) -> Result<()>;
+    /// A deployment by id.
+    async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>>;
+    /// All deployments, newest first.
+    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+    /// The newest deployment whose resource map holds `resource`.
+    async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>>;
+
+    /// Records an alert, deduplicating by fingerprint among open incidents, in
+    /// one transaction: exactly one of many concurrent firing alerts with a new
+    /// fingerprint gets [`IngestOutcome::Opened`]. When this returns, the alert
+    /// is durable (architecture rule 4).
+    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest>;
+    /// An incident by id.
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>>;
+    /// Incidents, newest first.
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>>;
+    /// Stores the one decision of a `new` incident and moves it to `to`.
+    /// [`crate::Error::Conflict`] when the incident is no longer `new`.
+    async fn record_decision(
+        &self,
+        id: IncidentId,
+        decision: &OpsDecision,
+        guardrail_notes: &[String],
+        to: IncidentStatus,
+    ) -> Result<Incident>;
+    /// Moves an incident from one of `from` to `to` (compare-and-set), with an
+    /// optional note. [`crate::Error::Conflict`] when its status is not in `from`.
+    async fn transition(
+        &self,
+        id: IncidentId,
+        from: &[IncidentStatus],
+        to: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<Incident>;
+    /// Claims the execution of an `approved` or `auto` incident, reading the
+    /// kill-switch in the same transaction (architecture rules 2 and 3).
+    async fn claim_execution(&self, id: IncidentId) -> Result<Claim>;
+
+    /// Stores a human approval or rejection.
+    async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()>;
+    /// Approvals of an incident, oldest first.
+    async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>>;
+    /// Stores an action outcome.
+    async fn record_action(&self, outcome: &ActionOutcome) -> Result<()>;
+    /// Actions of an incident, oldest first.
+    async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>>;
+    /// How many actions ran on `resource` since `since` (for the guardrails' budget).
+    async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64>;
+
+    /// Appends an audit record (the log is append-only).
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// Audit records, oldest first (the newest `limit` when a limit is set).
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+
+    /// The kill-switch state.
+    async fn kill_switch(&self) -> Result<KillSwitch>;
+    /// Engages or releases the kill-switch. Engaging moves every `pending`,
+    /// `approved` and `auto` incident to `blocked`; releasing moves every
+    /// `blocked` incident back to `pending` (a human must approve again). Both
+    /// in the same transaction as the switch itself.
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange>;
+}

@@ -1,0 +1,18 @@
+//! # infraai
+//!
+//! An embeddable autonomous infrastructure & operations agent. This facade
+//! re-exports [`infraai_core`] (domain, traits, guardrails, the deploy and
+//! ops loops, the rule-based planner and policy); adapter crates are added
+//! behind cargo features as they land.
+//!
+//! ```
+//! use infraai::{GuardrailConfig, MetricProfileRegistry};
+//!
+//! let registry = MetricProfileRegistry::builtin();
+//! assert_eq!(registry.profiles(infraai::profiles::GCE_INSTANCE)[0].name, "cpu_high");
+//! assert_eq!(GuardrailConfig::default().confidence_floor, 0.7);
+//! ```
+
+#![deny(missing_docs)]
+
+pub use infraai_core::*;

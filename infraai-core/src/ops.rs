@@ -741,7 +741,7 @@ impl OpsAgent {
             .store
             .list_incidents(&IncidentQuery {
                 statuses: vec![IncidentStatus::Pending],
-                limit: None,
+                ..Default::default()
             })
             .await?;
         let mut expired = 0;
@@ -781,7 +781,7 @@ impl OpsAgent {
             .store
             .list_incidents(&IncidentQuery {
                 statuses: vec![New, Approved, Auto, Executing, Executed],
-                limit: None,
+                ..Default::default()
             })
             .await?;
         let n = open.len();

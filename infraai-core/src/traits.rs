@@ -400,13 +400,43 @@ pub struct KillSwitchChange {
     pub affected: Vec<IncidentId>,
 }
 
-/// Which incidents to list.
+/// Which incidents to list (all conditions must hold).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IncidentQuery {
     /// Only these statuses (all when empty).
     #[serde(default)]
     pub statuses: Vec<IncidentStatus>,
+    /// Only this alert severity.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// Only this resource.
+    #[serde(default)]
+    pub resource: Option<String>,
     /// At most this many, newest first.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl IncidentQuery {
+    /// Whether an incident matches (for stores that filter in memory).
+    pub fn matches(&self, incident: &Incident) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&incident.status))
+            && self.severity.is_none_or(|s| incident.alert.severity == s)
+            && self
+                .resource
+                .as_ref()
+                .is_none_or(|r| &incident.alert.resource == r)
+    }
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunQuery {
+    /// Only runs that produced this deployment.
+    #[serde(default)]
+    pub deployment_id: Option<DeploymentId>,
+    /// At most this many, newest first.
+    #[serde(default)]
     pub limit: Option<usize>,
 }
 
@@ -423,8 +453,8 @@ pub trait MetadataStore: Send + Sync {
     async fn put_run(&self, run: &Run) -> Result<()>;
     /// A run by id.
     async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
-    /// The newest runs first.
-    async fn list_runs(&self, limit: usize) -> Result<Vec<Run>>;
+    /// Runs matching the query, newest first.
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>>;
 
     /// Inserts or replaces a deployment.
     async fn put_deployment(&self, deployment: &Deployment) -> Result<()>;
@@ -454,7 +484,9 @@ pub trait MetadataStore: Send + Sync {
         to: IncidentStatus,
     ) -> Result<Incident>;
     /// Moves an incident from one of `from` to `to` (compare-and-set), with an
-    /// optional note. [`crate::Error::Conflict`] when its status is not in `from`.
+    /// optional note. [`crate::Error::Conflict`] when its status is not in
+    /// `from`; [`crate::Error::Invalid`] when the lifecycle does not allow the
+    /// move ([`IncidentStatus::can_move_to`]).
     async fn transition(
         &self,
         id: IncidentId,

@@ -56,6 +56,25 @@ impl IncidentStatus {
         matches!(self, IncidentStatus::Resolved | IncidentStatus::Expired)
     }
 
+    /// Whether the lifecycle allows moving from `self` to `to`. Stores refuse
+    /// every other move, so no caller can, say, execute a rejected incident.
+    pub fn can_move_to(self, to: IncidentStatus) -> bool {
+        use IncidentStatus::*;
+        match self {
+            New => matches!(
+                to,
+                Pending | Auto | Escalated | Ignored | Blocked | Resolved
+            ),
+            Pending => matches!(to, Approved | Rejected | Expired | Blocked | Resolved),
+            Approved | Auto => matches!(to, Executing | Blocked | Resolved),
+            Blocked => matches!(to, Pending | Rejected | Resolved),
+            Executing => matches!(to, Executed | Unresolved),
+            Executed => matches!(to, Resolved | Unresolved),
+            Unresolved | Escalated | Ignored | Rejected => to == Resolved,
+            Resolved | Expired => false,
+        }
+    }
+
     /// States that STOP AUTONOMY moves to `blocked`.
     pub const BLOCKABLE: &'static [IncidentStatus] = &[
         IncidentStatus::Pending,

@@ -21,6 +21,8 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     concurrent_alerts_open_one_incident(store.clone()).await;
     decision_is_recorded_once(store.as_ref()).await;
     transitions_compare_and_set(store.as_ref()).await;
+    illegal_transitions_are_refused(store.as_ref()).await;
+    incidents_filter_by_status_severity_resource(store.as_ref()).await;
     concurrent_claims_execute_once(store.clone()).await;
     kill_switch_blocks_and_releases(store.as_ref()).await;
     approvals_actions_and_audit(store.as_ref()).await;
@@ -41,9 +43,17 @@ pub async fn runs_round_trip(store: &dyn MetadataStore) {
         .expect("get_run")
         .expect("run exists");
     assert_eq!(got, run, "a run must round-trip exactly");
-    let newer = Run::new("newer");
+    let mut newer = Run::new("newer");
+    let deployment = DeploymentId::new();
+    newer.deployment_id = Some(deployment);
     store.put_run(&newer).await.expect("put_run");
-    let listed = store.list_runs(2).await.expect("list_runs");
+    let listed = store
+        .list_runs(&RunQuery {
+            deployment_id: None,
+            limit: Some(2),
+        })
+        .await
+        .expect("list_runs");
     assert_eq!(
         listed.first().map(|r| r.id),
         Some(newer.id),
@@ -219,7 +229,7 @@ pub async fn decision_is_recorded_once(store: &dyn MetadataStore) {
     let listed = store
         .list_incidents(&IncidentQuery {
             statuses: vec![IncidentStatus::Pending],
-            limit: None,
+            ..Default::default()
         })
         .await
         .expect("list");
@@ -472,4 +482,111 @@ pub async fn approvals_actions_and_audit(store: &dyn MetadataStore) {
         records[3..].to_vec(),
         "a limit keeps the newest, oldest first"
     );
+}
+
+/// Moves the lifecycle does not allow are refused with [`crate::Error::Invalid`],
+/// and leave the incident unchanged.
+pub async fn illegal_transitions_are_refused(store: &dyn MetadataStore) {
+    let id = open(store, "conf-lifecycle").await;
+    // A new incident cannot jump to executing, and cannot be decided into executed.
+    let jump = store
+        .transition(id, &[IncidentStatus::New], IncidentStatus::Executing, None)
+        .await;
+    assert!(
+        matches!(jump, Err(crate::Error::Invalid { .. })),
+        "new → executing must be refused: {jump:?}"
+    );
+    let bad_decision = store
+        .record_decision(id, &decision(), &[], IncidentStatus::Executed)
+        .await;
+    assert!(matches!(bad_decision, Err(crate::Error::Invalid { .. })));
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    store
+        .transition(
+            id,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Rejected,
+            Some("no"),
+        )
+        .await
+        .expect("reject");
+    // A rejected incident can never be approved or executed.
+    for to in [
+        IncidentStatus::Approved,
+        IncidentStatus::Executing,
+        IncidentStatus::Auto,
+    ] {
+        let r = store
+            .transition(id, &[IncidentStatus::Rejected], to, None)
+            .await;
+        assert!(
+            matches!(r, Err(crate::Error::Invalid { .. })),
+            "rejected → {to:?} must be refused"
+        );
+    }
+    assert!(matches!(
+        store.claim_execution(id).await.expect("claim"),
+        Claim::NotClaimable(_)
+    ));
+    let i = store.get_incident(id).await.expect("get").expect("exists");
+    assert_eq!(i.status, IncidentStatus::Rejected);
+}
+
+/// Incidents can be listed by status, severity and resource, newest first.
+pub async fn incidents_filter_by_status_severity_resource(store: &dyn MetadataStore) {
+    let resource = format!("conf-filter-{}", &IncidentId::new().to_string()[..8]);
+    let mut ids = Vec::new();
+    for (n, severity) in [Severity::Warning, Severity::Critical, Severity::Critical]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a = alert(&format!("{resource}-{n}"), AlertState::Firing, 0.9);
+        a.resource = resource.clone();
+        a.severity = severity;
+        ids.push(
+            store
+                .record_alert(&a)
+                .await
+                .expect("record")
+                .incident
+                .expect("incident")
+                .id,
+        );
+        // Distinct creation times, so "newest first" is well defined.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let critical = store
+        .list_incidents(&IncidentQuery {
+            severity: Some(Severity::Critical),
+            resource: Some(resource.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        critical.iter().map(|i| i.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
+    let limited = store
+        .list_incidents(&IncidentQuery {
+            resource: Some(resource.clone()),
+            statuses: vec![IncidentStatus::New],
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(limited.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[2]]);
+    let none = store
+        .list_incidents(&IncidentQuery {
+            resource: Some(resource),
+            statuses: vec![IncidentStatus::Resolved],
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert!(none.is_empty());
 }

@@ -44,6 +44,17 @@ fn newest_first<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> DateTime<Utc>) -> V
     v
 }
 
+fn check_move(id: IncidentId, from: IncidentStatus, to: IncidentStatus) -> Result<()> {
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("transition of incident {id}"),
+            format!("{from:?} → {to:?} is not allowed by the lifecycle"),
+        ))
+    }
+}
+
 fn incident_mut(state: &mut State, id: IncidentId) -> Result<&mut Incident> {
     state
         .incidents
@@ -66,11 +77,21 @@ impl MetadataStore for MemoryStore {
         Ok(self.with(|s| s.runs.get(&id).cloned()))
     }
 
-    async fn list_runs(&self, limit: usize) -> Result<Vec<Run>> {
-        let runs = self.with(|s| s.runs.values().cloned().collect());
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
+        let runs = self.with(|s| {
+            s.runs
+                .values()
+                .filter(|r| {
+                    query
+                        .deployment_id
+                        .is_none_or(|d| r.deployment_id == Some(d))
+                })
+                .cloned()
+                .collect()
+        });
         Ok(newest_first(runs, |r: &Run| r.created_at)
             .into_iter()
-            .take(limit)
+            .take(query.limit.unwrap_or(usize::MAX))
             .collect())
     }
 
@@ -154,7 +175,7 @@ impl MetadataStore for MemoryStore {
         let all: Vec<Incident> = self.with(|s| {
             s.incidents
                 .values()
-                .filter(|i| query.statuses.is_empty() || query.statuses.contains(&i.status))
+                .filter(|i| query.matches(i))
                 .cloned()
                 .collect()
         });
@@ -179,6 +200,7 @@ impl MetadataStore for MemoryStore {
                     format!("already decided ({:?})", i.status),
                 ));
             }
+            check_move(id, IncidentStatus::New, to)?;
             i.decision = Some(decision.clone());
             i.guardrail_notes = guardrail_notes.to_vec();
             i.status = to;
@@ -202,6 +224,7 @@ impl MetadataStore for MemoryStore {
                     format!("is {:?}, expected one of {from:?}", i.status),
                 ));
             }
+            check_move(id, i.status, to)?;
             i.status = to;
             if let Some(n) = note {
                 i.note = Some(n.to_string());

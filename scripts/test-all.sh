@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, with the real services the tests need:
+# Terraform (offline, via ../shared/tools/terraform-env.sh) and a Redis server
+# on a free loopback port (installed from Debian's packages when missing and
+# running as root). Extra arguments go to `cargo test`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- Terraform -------------------------------------------------------------
+tf_env="${INFRAAI_TF_ENV_SCRIPT:-$root/../shared/tools/terraform-env.sh}"
+if [ -x "$tf_env" ]; then
+  eval "$("$tf_env")"
+  log "terraform: $TERRAFORM_BIN ($TERRAFORM_VERSION)"
+elif command -v terraform >/dev/null 2>&1; then
+  TERRAFORM_BIN=$(command -v terraform); export TERRAFORM_BIN
+  log "terraform: $TERRAFORM_BIN (no terraform-env.sh at $tf_env)"
+else
+  log "terraform: not found and no $tf_env; Terraform tests will fail"
+fi
+
+# --- Redis -----------------------------------------------------------------
+apt_updated=""
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    log "cannot install $* (not root)"; return 1
+  fi
+  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+if [ -z "${INFRAAI_TEST_REDIS_URL:-}" ]; then
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server || true
+  if command -v redis-server >/dev/null 2>&1; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    redis_dir=$(mktemp -d)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$redis_dir" --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
+    trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    export INFRAAI_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+    log "redis: $INFRAAI_TEST_REDIS_URL"
+  else
+    log "redis: not available; Redis tests will fail"
+  fi
+fi
+
+# Tests that need a real service fail, not skip, when it is missing here.
+export INFRAAI_REQUIRE_SERVICES=1
+log "cargo test --workspace --all-features $*"
+cargo test --workspace --all-features "$@"

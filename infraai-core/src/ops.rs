@@ -345,12 +345,15 @@ impl OpsAgent {
     /// Approvals execute at most once, whatever duplicates arrive.
     pub async fn handle_command(&self, reply: &HumanReply) -> Result<CommandOutcome> {
         let actor = reply.actor.label();
-        self.audit(
-            AuditRecord::agent(AuditStep::HumanCommand, "received")
-                .by(actor.clone())
-                .input(serde_json::to_value(&reply.command).unwrap_or_default()),
-        )
-        .await;
+        let mut received = AuditRecord::agent(AuditStep::HumanCommand, "received")
+            .by(actor.clone())
+            .input(serde_json::to_value(&reply.command).unwrap_or_default());
+        if let HumanCommand::Approve { incident_id } | HumanCommand::Reject { incident_id, .. } =
+            &reply.command
+        {
+            received = received.incident(*incident_id);
+        }
+        self.audit(received).await;
         match &reply.command {
             HumanCommand::Approve { incident_id } => self.approve(*incident_id, &reply.actor).await,
             HumanCommand::Reject {

@@ -712,3 +712,44 @@ async fn failures_end_the_run_with_a_reason() {
         Err(Error::Invalid { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_failing_policy_escalates_to_a_human() {
+    let store = Arc::new(MemoryStore::new());
+    let mut policy = MockDecisionPolicy::new();
+    policy.expect_name().return_const("llm".to_string());
+    policy.expect_decide().times(1).returning(|_| {
+        Err(Error::backend(
+            "llm",
+            "decide",
+            true,
+            "503 from the provider",
+        ))
+    });
+    let approver = Arc::new(RecordingApprover::default());
+    let actions = Arc::new(RecordingActions::default());
+    let agent = OpsAgent::new(
+        OpsDeps {
+            store: store.clone(),
+            policy: Arc::new(policy),
+            approver: approver.clone(),
+            actions: actions.clone(),
+            metrics: Arc::new(ScriptedMetrics::new(vec![0.1])),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+        },
+        Guardrails::new(GuardrailConfig::default()),
+        OpsConfig::default(),
+    );
+    let incident = agent
+        .handle_alert(&cpu_alert("cpu-policy-down", Severity::Warning))
+        .await
+        .unwrap()
+        .incident
+        .unwrap();
+    assert_eq!(incident.status, IncidentStatus::Escalated);
+    let decision = incident.decision.unwrap();
+    assert_eq!(decision.recommended_action, Action::Escalate {});
+    assert!(decision.reasoning.contains("503 from the provider"));
+    assert_eq!(approver.notifications().len(), 1);
+    assert!(actions.executed().is_empty());
+}

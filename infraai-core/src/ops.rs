@@ -157,7 +157,21 @@ impl OpsAgent {
             .and_then(|d| d.resource(&alert.resource))
             .and_then(|r| r.machine_type.clone());
         let config = self.guardrails.config();
+        let recent_incidents = self
+            .deps
+            .store
+            .list_incidents(&IncidentQuery {
+                resource: Some(alert.resource.clone()),
+                limit: Some(6),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|i| i.id != id)
+            .take(5)
+            .collect();
         let context = DecisionContext {
+            recent_incidents,
             incident: incident.clone(),
             next_machine_type: current.as_ref().and_then(|m| config.next_machine_type(m)),
             current_machine_type: current.clone(),

@@ -70,6 +70,9 @@ fn ops_with(store: Arc<MemoryStore>, metric_after: Vec<f64>, actions: RecordingA
         Guardrails::new(GuardrailConfig::default()),
         OpsConfig {
             feedback_delay: Duration::from_millis(10),
+            approvers: ApproverAllowList::none()
+                .allow_all_authenticated("web")
+                .allow_user("telegram", "42"),
             ..OpsConfig::default()
         },
     ));
@@ -752,4 +755,57 @@ async fn a_failing_policy_escalates_to_a_human() {
     assert!(decision.reasoning.contains("503 from the provider"));
     assert_eq!(approver.notifications().len(), 1);
     assert!(actions.executed().is_empty());
+}
+
+#[tokio::test]
+async fn only_allow_listed_approvers_can_command_the_agent() {
+    let w = world(ScriptedTfRunner::valid());
+    deployed(&w).await;
+    let o = ops(w.store.clone(), vec![0.3]);
+    let incident = o
+        .agent
+        .handle_alert(&cpu_alert("cpu-authz", Severity::Critical))
+        .await
+        .unwrap()
+        .incident
+        .unwrap();
+    // A Telegram user who is merely in the chat: refused and audited, nothing runs.
+    let stranger = HumanReply {
+        command: HumanCommand::Approve {
+            incident_id: incident.id,
+        },
+        actor: Actor::new("telegram", "666"),
+    };
+    let err = o.agent.handle_command(&stranger).await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden { .. }), "{err}");
+    assert!(err.to_string().contains("not on the approver list"));
+    let stop = HumanReply {
+        command: HumanCommand::StopAutonomy { reason: None },
+        actor: Actor::new("discord", "1"),
+    };
+    assert!(matches!(
+        o.agent.handle_command(&stop).await,
+        Err(Error::Forbidden { .. })
+    ));
+    assert!(!w.store.kill_switch().await.unwrap().engaged);
+    assert!(o.actions.executed().is_empty());
+    assert_eq!(
+        w.store
+            .get_incident(incident.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        IncidentStatus::Pending
+    );
+    let refused: Vec<_> = w
+        .store
+        .list_audit(&AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.outcome.starts_with("refused"))
+        .map(|r| r.actor)
+        .collect();
+    assert_eq!(refused, ["telegram:666", "discord:1"]);
 }

@@ -202,6 +202,21 @@ pub struct HumanReply {
     pub command: HumanCommand,
     /// Who sent it (already authenticated by the channel adapter).
     pub actor: Actor,
+    /// Channel-specific delivery details the channel needs to acknowledge
+    /// the command (callback query id, chat and message ids); opaque to core.
+    #[serde(default)]
+    pub delivery: serde_json::Value,
+}
+
+impl HumanReply {
+    /// A command from an actor, with no delivery details.
+    pub fn new(command: HumanCommand, actor: Actor) -> Self {
+        Self {
+            command,
+            actor,
+            delivery: serde_json::Value::Null,
+        }
+    }
 }
 
 /// The persistent STOP AUTONOMY switch.

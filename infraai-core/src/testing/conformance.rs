@@ -26,6 +26,16 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     concurrent_claims_execute_once(store.clone()).await;
     kill_switch_blocks_and_releases(store.as_ref()).await;
     approvals_actions_and_audit(store.as_ref()).await;
+    cursors_round_trip(store.as_ref()).await;
+}
+
+/// Named cursors are stored and replaced.
+pub async fn cursors_round_trip(store: &dyn MetadataStore) {
+    let name = format!("conf-cursor-{}", IncidentId::new());
+    assert_eq!(store.get_cursor(&name).await.expect("get"), None);
+    store.set_cursor(&name, 41).await.expect("set");
+    store.set_cursor(&name, 42).await.expect("set");
+    assert_eq!(store.get_cursor(&name).await.expect("get"), Some(42));
 }
 
 /// Runs are stored, replaced and listed newest first.

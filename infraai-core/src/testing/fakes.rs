@@ -332,6 +332,7 @@ impl MetricSource for ScriptedMetrics {
 pub struct RecordingApprover {
     requests: Mutex<Vec<ApprovalRequest>>,
     notifications: Mutex<Vec<Notification>>,
+    acknowledgements: Mutex<Vec<(HumanReply, String)>>,
 }
 
 impl RecordingApprover {
@@ -343,6 +344,11 @@ impl RecordingApprover {
     /// Notifications sent so far.
     pub fn notifications(&self) -> Vec<Notification> {
         lock(&self.notifications).clone()
+    }
+
+    /// Acknowledgements sent so far: the command and the text.
+    pub fn acknowledgements(&self) -> Vec<(HumanReply, String)> {
+        lock(&self.acknowledgements).clone()
     }
 }
 
@@ -366,6 +372,11 @@ impl Approver for RecordingApprover {
         let reply: HumanReply = serde_json::from_slice(&request.body)
             .map_err(|e| Error::invalid("human reply", e.to_string()))?;
         Ok(vec![reply])
+    }
+
+    async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()> {
+        lock(&self.acknowledgements).push((reply.clone(), outcome.to_string()));
+        Ok(())
     }
 }
 

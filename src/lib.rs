@@ -16,3 +16,7 @@
 #![deny(missing_docs)]
 
 pub use infraai_core::*;
+
+/// Telegram approvals (feature `telegram`).
+#[cfg(feature = "telegram")]
+pub use infraai_telegram as telegram;

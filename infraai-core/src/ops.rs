@@ -476,6 +476,17 @@ impl OpsAgent {
         request: &InboundRequest,
     ) -> Result<Vec<Result<CommandOutcome>>> {
         let replies = approver.parse_inbound(request).await?;
+        Ok(self.apply_replies(approver, replies).await)
+    }
+
+    /// Applies already-authenticated replies from `approver`'s channel
+    /// (detached) and acknowledges each on that channel. Used by webhooks
+    /// through [`OpsAgent::handle_inbound`] and by pollers directly.
+    pub async fn apply_replies(
+        self: &Arc<Self>,
+        approver: &dyn Approver,
+        replies: Vec<HumanReply>,
+    ) -> Vec<Result<CommandOutcome>> {
         let mut results = Vec::with_capacity(replies.len());
         for reply in replies {
             let result = self.handle_command_detached(&reply).await;
@@ -489,7 +500,7 @@ impl OpsAgent {
             }
             results.push(result);
         }
-        Ok(results)
+        results
     }
 
     async fn record_approval(

@@ -20,3 +20,7 @@ pub use infraai_core::*;
 /// Telegram approvals (feature `telegram`).
 #[cfg(feature = "telegram")]
 pub use infraai_telegram as telegram;
+
+/// Discord approvals (feature `discord`).
+#[cfg(feature = "discord")]
+pub use infraai_discord as discord;

@@ -546,8 +546,7 @@ impl OpsAgent {
                 let message = if current.status == IncidentStatus::Blocked {
                     "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again.".to_string()
                 } else {
-                    format!("Nothing to approve: the incident is {:?}.", current.status)
-                        .to_lowercase()
+                    format!("Nothing to approve: the incident is {}.", current.status)
                 };
                 self.audit(
                     AuditRecord::agent(AuditStep::HumanCommand, message.clone())
@@ -597,7 +596,7 @@ impl OpsAgent {
             IncidentStatus::Blocked => {
                 "Approved, but autonomy was stopped before execution: nothing ran.".into()
             }
-            s => format!("Approved; incident is now {s:?}.").to_lowercase(),
+            s => format!("Approved; the incident is now {s}."),
         };
         Ok(CommandOutcome {
             effective: true,
@@ -639,8 +638,7 @@ impl OpsAgent {
                 self.record_approval(id, false, actor, false).await?;
                 Ok(CommandOutcome {
                     effective: false,
-                    message: format!("Nothing to reject: the incident is {:?}.", current.status)
-                        .to_lowercase(),
+                    message: format!("Nothing to reject: the incident is {}.", current.status),
                     incident: Some(current),
                 })
             }

@@ -87,6 +87,17 @@ impl IncidentStatus {
         &[IncidentStatus::Approved, IncidentStatus::Auto];
 }
 
+impl std::fmt::Display for IncidentStatus {
+    /// The documented snake_case name (`pending`, `executing`, …).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
 /// Alerts with one fingerprint, deduplicated, and what the agent did about them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Incident {

@@ -61,6 +61,7 @@ pub mod profiles;
 pub mod rules;
 mod secret;
 pub mod traits;
+pub mod watcher;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -76,3 +77,4 @@ pub use ops::{OpsAgent, OpsConfig, OpsDeps};
 pub use profiles::{MetricProfile, MetricProfileRegistry};
 pub use secret::Secret;
 pub use traits::*;
+pub use watcher::ThresholdWatcher;

@@ -24,3 +24,7 @@ pub use infraai_telegram as telegram;
 /// Discord approvals (feature `discord`).
 #[cfg(feature = "discord")]
 pub use infraai_discord as discord;
+
+/// The local cloud (feature `local`).
+#[cfg(feature = "local")]
+pub use infraai_local as local;

@@ -103,6 +103,12 @@ pub trait TerraformGenerator: Send + Sync {
     /// The cloud's resource type for a kind (used to bind monitoring), or
     /// `None` when the cloud cannot host that kind.
     fn resource_type(&self, kind: ResourceKind) -> Option<String>;
+    /// The cloud's own machine type for a planned one (planners speak GCP's
+    /// `e2-*` names; a cloud with its own sizes maps them here). Identity by
+    /// default.
+    fn machine_type(&self, planned: &MachineType) -> MachineType {
+        planned.clone()
+    }
     /// Writes the Terraform files for a plan.
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles>;
 }

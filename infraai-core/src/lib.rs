@@ -55,6 +55,8 @@ pub mod domain;
 mod error;
 pub mod events;
 pub mod guardrails;
+#[cfg(feature = "http")]
+mod http_verifier;
 mod id;
 pub mod ops;
 pub mod profiles;
@@ -72,6 +74,8 @@ pub use domain::*;
 pub use error::{BoxError, Error, Result};
 pub use events::EventBus;
 pub use guardrails::{GuardrailConfig, Guardrails};
+#[cfg(feature = "http")]
+pub use http_verifier::HttpVerifier;
 pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};
 pub use ops::{OpsAgent, OpsConfig, OpsDeps};
 pub use profiles::{MetricProfile, MetricProfileRegistry};

@@ -277,6 +277,8 @@ impl Verifier for StaticVerifier {
                 status: (!self.fail).then_some(200),
                 latency_ms: Some(1),
                 error: self.fail.then(|| "connection refused".to_string()),
+                body_prefix: None,
+                attempts: 1,
             })
             .collect();
         Ok(VerificationReport {

@@ -55,6 +55,7 @@ mod error;
 pub mod events;
 pub mod guardrails;
 mod id;
+pub mod llm;
 pub mod ops;
 pub mod profiles;
 pub mod rules;

@@ -16,3 +16,7 @@
 #![deny(missing_docs)]
 
 pub use infraai_core::*;
+
+/// The Gemini and OpenAI-compatible LLM providers (feature `gemini`).
+#[cfg(feature = "gemini")]
+pub use infraai_gemini as gemini;

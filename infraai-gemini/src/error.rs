@@ -184,6 +184,24 @@ pub(crate) fn parse_proto_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn proto_durations_round_trip(millis in 0u64..10_000_000) {
+            let text = format!("{}.{:03}s", millis / 1000, millis % 1000);
+            let parsed = parse_proto_duration(&text).expect("parses");
+            let want = Duration::from_millis(millis);
+            prop_assert!(parsed.max(want) - parsed.min(want) < Duration::from_micros(1), "{text}: {parsed:?}");
+        }
+
+        #[test]
+        fn any_retry_delay_text_parses_or_is_ignored(s in "\\PC{0,20}") {
+            if let Some(d) = parse_proto_duration(&s) {
+                prop_assert!(d < Duration::from_secs(1_000_000_000));
+            }
+        }
+    }
 
     #[test]
     fn statuses_map_to_kinds() {

@@ -95,7 +95,7 @@ impl GeminiProvider {
             }],
             generation_config: GenerationConfig {
                 response_mime_type: "application/json",
-                response_json_schema: schema::for_gemini(&request.schema)?,
+                response_json_schema: schema::simplified(&request.schema)?,
                 temperature: request.temperature,
                 max_output_tokens: self.config.max_output_tokens,
                 candidate_count: 1,

@@ -53,7 +53,7 @@ impl OpenAiCompatProvider {
     }
 
     async fn call(&self, request: &LlmRequest) -> std::result::Result<LlmResponse, ProviderError> {
-        let simplified = schema::for_gemini(&request.schema)?;
+        let simplified = schema::simplified(&request.schema)?;
         let name: String = request
             .schema_name
             .chars()

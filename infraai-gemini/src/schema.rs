@@ -121,8 +121,10 @@ fn collapse_enum_branches(out: &mut Map<String, Value>) {
     }
 }
 
-/// The schema for Gemini's `responseJsonSchema`.
-pub(crate) fn for_gemini(schema: &Value) -> Result<Value, ProviderError> {
+/// The schema for Gemini's `responseJsonSchema`: refs inlined, `const` →
+/// `enum`, `oneOf` → `anyOf`, unsupported keywords dropped. The OpenAI
+/// conversion starts from it too.
+pub(crate) fn simplified(schema: &Value) -> Result<Value, ProviderError> {
     simplify(schema, schema, 0)
 }
 
@@ -212,12 +214,12 @@ fn strictify(schema: Value) -> Value {
 /// every object closed and every property required; properties that were
 /// optional become nullable (see [`strip_added_nulls`]).
 pub(crate) fn for_openai_strict(schema: &Value) -> Result<Value, ProviderError> {
-    Ok(strictify(simplify(schema, schema, 0)?))
+    Ok(strictify(simplified(schema)?))
 }
 
 /// Undoes [`for_openai_strict`]'s nullability on an answer: removes `null`
 /// properties that the simplified original schema did not require, so the
-/// answer matches the original schema again. `schema` is `simplify`'s output.
+/// answer matches the original schema again. `schema` is [`simplified`]'s output.
 pub(crate) fn strip_added_nulls(schema: &Value, value: &mut Value) {
     let Some(o) = schema.as_object() else { return };
     if let Some(Value::Array(branches)) = o.get("anyOf") {
@@ -303,7 +305,7 @@ mod tests {
 
     #[test]
     fn gemini_schema_has_no_refs_consts_oneofs_or_formats() {
-        let g = for_gemini(&decision_schema()).unwrap();
+        let g = simplified(&decision_schema()).unwrap();
         walk(&g, &mut |o| {
             for k in [
                 "$ref", "$defs", "const", "oneOf", "format", "$schema", "pattern",
@@ -340,6 +342,6 @@ mod tests {
     fn recursive_schemas_are_refused() {
         let s = json!({"$ref": "#/$defs/A", "$defs": {"A": {"type": "object",
             "properties": {"a": {"$ref": "#/$defs/A"}}}}});
-        assert!(for_gemini(&s).is_err());
+        assert!(simplified(&s).is_err());
     }
 }

@@ -86,9 +86,10 @@ pub struct GeminiConfig {
     #[serde(default = "default_gemini_model")]
     pub model: String,
     /// Base URL up to and excluding `/models/…` (default the public Gemini
-    /// API, `v1beta`). Point it at a proxy, or at a Vertex AI publisher path
-    /// such as `https://us-central1-aiplatform.googleapis.com/v1/projects/P/locations/us-central1/publishers/google`
-    /// for Vertex AI express mode (API key).
+    /// API, `v1beta`). Point it at a proxy, or at
+    /// `https://aiplatform.googleapis.com/v1/publishers/google` for Vertex AI
+    /// in express mode (API key). Vertex AI with OAuth service-account
+    /// tokens is not supported yet.
     #[serde(default = "default_gemini_url")]
     pub base_url: String,
     /// Per-attempt timeout in seconds (default 120; `null` for none).

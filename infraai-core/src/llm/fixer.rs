@@ -59,6 +59,12 @@ impl LlmFixer {
         self
     }
 
+    /// Sampling temperature (default 0.2; `None` for models that only accept their default).
+    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
+        self.caller.temperature = temperature;
+        self
+    }
+
     fn schema(paths: &[&String]) -> Value {
         json!({
             "type": "object",

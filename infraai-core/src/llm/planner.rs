@@ -129,6 +129,12 @@ impl LlmPlanner {
         self
     }
 
+    /// Sampling temperature (default 0.2; `None` for models that only accept their default).
+    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
+        self.caller.temperature = temperature;
+        self
+    }
+
     /// The planner used when the LLM cannot plan (default [`RulePlanner`]).
     pub fn with_fallback(mut self, planner: Arc<dyn Planner>) -> Self {
         self.fallback = planner;

@@ -42,11 +42,18 @@ impl LlmDecisionPolicy {
     /// budget, no audit store and [`RulePolicy`] as the over-budget path.
     pub fn new(provider: Arc<dyn LlmProvider>) -> Self {
         let name = format!("llm:{}", provider.name());
+        let mut schema =
+            serde_json::to_value(schemars::schema_for!(OpsDecision)).unwrap_or(Value::Bool(true));
+        // Tell the model the bounds, so an out-of-range confidence is repaired
+        // (the guardrails would refuse it anyway).
+        if let Some(props) = schema.get_mut("properties") {
+            props["confidence"] = json!({"type": "number", "minimum": 0, "maximum": 1,
+                "description": "Confidence 0–1; below 0.7 a human must approve."});
+        }
         Self {
             caller: LlmCaller::new(provider),
             name,
-            schema: serde_json::to_value(schemars::schema_for!(OpsDecision))
-                .unwrap_or(Value::Bool(true)),
+            schema,
             cache_ttl: Duration::from_secs(600),
             cache: Mutex::new(HashMap::new()),
             budget_fallback: Arc::new(RulePolicy),
@@ -79,7 +86,7 @@ impl LlmDecisionPolicy {
         self
     }
 
-    /// Sampling temperature (default 0.2).
+    /// Sampling temperature (default 0.2; `None` for models that only accept their default).
     pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
         self.caller.temperature = temperature;
         self

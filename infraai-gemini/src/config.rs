@@ -66,7 +66,7 @@ fn default_timeout() -> Option<u64> {
     Some(120)
 }
 fn default_max_output_tokens() -> Option<u32> {
-    Some(8192)
+    Some(32_768)
 }
 
 /// Settings of [`GeminiProvider`](crate::GeminiProvider).
@@ -95,7 +95,9 @@ pub struct GeminiConfig {
     /// Per-attempt timeout in seconds (default 120; `null` for none).
     #[serde(default = "default_timeout")]
     pub timeout_secs: Option<u64>,
-    /// `maxOutputTokens` (default 8192; `null` for the model's default).
+    /// `maxOutputTokens` (default 32768; `null` for the model's default). On
+    /// thinking models (2.5) the thinking tokens count against it; an answer
+    /// cut short fails with [`ProviderError::Stopped`](crate::ProviderError::Stopped) (`MAX_TOKENS`).
     #[serde(default = "default_max_output_tokens")]
     pub max_output_tokens: Option<u32>,
     /// Retries.

@@ -11,6 +11,7 @@ use crate::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner, ReplayProvider, PLAN_P
 use crate::ops::{OpsAgent, OpsConfig, OpsDeps};
 use crate::profiles::MetricProfileRegistry;
 use crate::traits::*;
+use crate::IncidentId;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -114,8 +115,6 @@ async fn llm_audit(store: &MemoryStore, incident: IncidentId) -> Vec<AuditRecord
         .filter(|r| r.step == AuditStep::LlmCall)
         .collect()
 }
-
-use crate::IncidentId;
 
 /// A valid answer is executed through the guardrails, and the call is audited
 /// with model, prompt version and tokens.

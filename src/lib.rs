@@ -28,3 +28,7 @@ pub use infraai_discord as discord;
 /// The local cloud (feature `local`).
 #[cfg(feature = "local")]
 pub use infraai_local as local;
+
+/// The Gemini and OpenAI-compatible LLM providers (feature `gemini`).
+#[cfg(feature = "gemini")]
+pub use infraai_gemini as gemini;

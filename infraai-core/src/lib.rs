@@ -58,6 +58,7 @@ pub mod guardrails;
 #[cfg(feature = "http")]
 mod http_verifier;
 mod id;
+pub mod llm;
 pub mod ops;
 pub mod profiles;
 pub mod rules;

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 mod fakes;
+pub mod llm;
 mod memory_store;
 
 pub use fakes::*;

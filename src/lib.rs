@@ -16,3 +16,7 @@
 #![deny(missing_docs)]
 
 pub use infraai_core::*;
+
+/// The Terraform runner, HCL writer and deterministic fixers (feature `terraform`).
+#[cfg(feature = "terraform")]
+pub use infraai_terraform as terraform;

@@ -807,6 +807,21 @@ mod tests {
         assert!(ws.dir.starts_with(&root));
         let err = runner.init(&ws, &NoLog).await.unwrap_err();
         assert!(err.to_string().contains("terraform-xyz"), "{err}");
+        // Another process holding the directory's flock makes it busy.
+        let file = std::fs::File::open(ws.dir.join(LOCK_FILE)).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert!(err.to_string().contains("busy (another process)"), "{err}");
+        drop(file);
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert!(
+            err.to_string().contains("terraform-xyz"),
+            "lock released: {err}"
+        );
         let bad = TerraformFiles::single("x");
         let mut bad2 = bad.clone();
         bad2.files.insert("../evil.tf".into(), String::new());

@@ -425,6 +425,74 @@ async fn cancelling_a_running_apply_kills_the_process_group_within_5s() {
     cleanup(&runner).await;
 }
 
+/// Starts a slow apply whose provisioner writes its shell's pid; returns the
+/// task and the pid once the provisioner runs.
+async fn start_slow_apply(
+    runner: &Arc<TerraformRunner>,
+    log: Arc<Collect>,
+) -> (
+    RunId,
+    tokio::task::JoinHandle<infraai_core::Result<()>>,
+    i32,
+) {
+    let run_id = RunId::new();
+    let pid_file = runner.workspace(run_id).dir.join("sleeper.pid");
+    let ws = runner
+        .write_files(
+            run_id,
+            &slow_config(&format!(
+                "echo $$ > '{}'; sleep 60; echo never",
+                pid_file.display()
+            )),
+        )
+        .await
+        .unwrap();
+    runner.init(&ws, &Collect::default()).await.unwrap();
+    runner.plan(&ws, &Collect::default()).await.unwrap();
+    let apply = {
+        let (runner, ws) = (runner.clone(), ws.clone());
+        tokio::spawn(async move { runner.apply(&ws, log.as_ref()).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            return (run_id, apply, pid);
+        }
+        assert!(Instant::now() < deadline, "provisioner never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_running_apply_kills_the_process_group() {
+    let Some(runner) = runner("drop") else {
+        return;
+    };
+    let runner = Arc::new(runner);
+    let (run_id, apply, pid) = start_slow_apply(&runner, Arc::default()).await;
+    let pgid = pgid_of(pid).expect("provisioner shell is running");
+    apply.abort();
+    let _ = apply.await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !group_members(pgid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "group {pgid} survived: {:?}",
+            group_members(pgid)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        runner.running(run_id),
+        None,
+        "the directory lock was released"
+    );
+    cleanup(&runner).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_past_its_timeout_is_killed() {
     let Some(config) = common::config("timeout") else {

@@ -38,7 +38,7 @@ pub enum TerraformError {
         message: String,
     },
     /// The operation ran past its timeout; the process group was killed.
-    #[error("{op} in {dir}: timed out after {after:?}; the terraform process group was killed")]
+    #[error("{op} in {dir}: timed out after {after:?}; {}", stop_text(*.graceful))]
     Timeout {
         /// Operation.
         op: &'static str,
@@ -46,14 +46,20 @@ pub enum TerraformError {
         dir: PathBuf,
         /// The limit.
         after: Duration,
+        /// Whether terraform stopped on SIGINT (saving its state) before the
+        /// group was killed; `false` means it had to be killed mid-operation.
+        graceful: bool,
     },
     /// The operation was cancelled; the process group was killed.
-    #[error("{op} in {dir}: cancelled; the terraform process group was killed")]
+    #[error("{op} in {dir}: cancelled; {}", stop_text(*.graceful))]
     Cancelled {
         /// Operation.
         op: &'static str,
         /// Work directory.
         dir: PathBuf,
+        /// Whether terraform stopped on SIGINT (saving its state) before the
+        /// group was killed; `false` means it had to be killed mid-operation.
+        graceful: bool,
     },
     /// Another operation holds the work directory.
     #[error("{op} in {dir}: work directory is busy ({holder})")]
@@ -102,6 +108,15 @@ pub enum TerraformError {
         /// What is wrong.
         detail: String,
     },
+}
+
+fn stop_text(graceful: bool) -> &'static str {
+    if graceful {
+        "terraform stopped on SIGINT, then its process group was killed"
+    } else {
+        "terraform did not stop on SIGINT in time, so its process group was killed; \
+         the state may miss changes that were in flight"
+    }
 }
 
 impl TerraformError {
@@ -175,17 +190,26 @@ mod tests {
         }
         .into();
         assert_eq!(e.to_string(), "terraform binary /nope/terraform not found");
-        let e: infraai_core::Error = TerraformError::Cancelled {
+        let c = TerraformError::Cancelled {
             op: "apply",
             dir: dir.clone(),
-        }
-        .into();
+            graceful: false,
+        };
+        assert!(c
+            .to_string()
+            .ends_with("the state may miss changes that were in flight"));
+        let e: infraai_core::Error = c.into();
         assert!(matches!(e, infraai_core::Error::Cancelled { ref op, .. } if op == "apply"));
         let t = TerraformError::Timeout {
             op: "plan",
             dir: dir.clone(),
             after: Duration::from_secs(2),
+            graceful: true,
         };
+        assert_eq!(
+            t.to_string(),
+            "plan in /w/r: timed out after 2s; terraform stopped on SIGINT, then its process group was killed"
+        );
         assert!(t.is_retryable());
         assert!(infraai_core::Error::from(t).is_retryable());
         let f = TerraformError::Failed {

@@ -183,7 +183,11 @@ pub(crate) async fn run(
 ) -> Result<Finished> {
     let dir: PathBuf = inv.dir.to_path_buf();
     if inv.cancel.is_cancelled() {
-        return Err(TerraformError::Cancelled { op: inv.op, dir });
+        return Err(TerraformError::Cancelled {
+            op: inv.op,
+            dir,
+            graceful: true,
+        });
     }
     let mut cmd = Command::new(inv.binary);
     cmd.args(&inv.args)
@@ -238,7 +242,8 @@ pub(crate) async fn run(
     let deadline = tokio::time::sleep(inv.timeout);
     tokio::pin!(deadline);
     let mut status: Option<ExitStatus> = None;
-    let drain = tokio::time::sleep(Duration::MAX.min(Duration::from_secs(86400 * 365)));
+    // Armed when terraform exits (see DRAIN_AFTER_EXIT).
+    let drain = tokio::time::sleep(Duration::from_secs(86400));
     tokio::pin!(drain);
 
     enum Stop {
@@ -305,26 +310,140 @@ pub(crate) async fn run(
             // Ask politely first (terraform saves state on SIGINT), then kill
             // the whole group, then reap.
             guard.signal(libc::SIGINT);
-            if status.is_none() {
-                let _ = tokio::time::timeout(inv.grace, child.wait()).await;
-            }
+            let graceful = status.is_some()
+                || matches!(
+                    tokio::time::timeout(inv.grace, child.wait()).await,
+                    Ok(Ok(_))
+                );
             guard.signal(libc::SIGKILL);
             guard.disarm();
             let _ = child.wait().await;
             match stop {
                 Stop::Cancelled => {
-                    warn!(op = inv.op, dir = %dir.display(), "terraform cancelled; process group killed");
-                    Err(TerraformError::Cancelled { op: inv.op, dir })
+                    warn!(op = inv.op, dir = %dir.display(), graceful, "terraform cancelled; process group killed");
+                    Err(TerraformError::Cancelled {
+                        op: inv.op,
+                        dir,
+                        graceful,
+                    })
                 }
                 Stop::Timeout => {
-                    warn!(op = inv.op, dir = %dir.display(), timeout = ?inv.timeout, "terraform timed out; process group killed");
+                    warn!(op = inv.op, dir = %dir.display(), timeout = ?inv.timeout, graceful, "terraform timed out; process group killed");
                     Err(TerraformError::Timeout {
                         op: inv.op,
                         dir,
                         after: inv.timeout,
+                        graceful,
                     })
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn sh<'a>(script: &str, token: &'a CancelToken, timeout: Duration) -> Invocation<'a> {
+        Invocation {
+            op: "test",
+            binary: Path::new("/bin/sh"),
+            dir: Path::new("/"),
+            args: vec!["-c".into(), script.into()],
+            env: &[],
+            timeout,
+            grace: Duration::from_millis(500),
+            cancel: token,
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_stream_and_exit_status_is_kept() {
+        let token = CancelToken::new();
+        let mut lines = Vec::new();
+        let done = run(
+            sh(
+                "echo a; echo b >&2; printf 'no newline'; exit 3",
+                &token,
+                Duration::from_secs(10),
+            ),
+            |s, l| lines.push((s, l.to_string())),
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.status_text(), "exit status 3");
+        assert_eq!(done.stdout, "a\nno newline\n");
+        assert_eq!(done.stderr, "b\n");
+        assert!(lines.contains(&(Stream::Stdout, "a".into())));
+        assert!(lines.contains(&(Stream::Stderr, "b".into())));
+    }
+
+    #[tokio::test]
+    async fn a_process_ignoring_sigint_is_killed_after_the_grace_period() {
+        let token = CancelToken::new();
+        let canceller = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            canceller.cancel();
+        });
+        let t = Instant::now();
+        let err = run(
+            sh(
+                "trap '' INT; sleep 30 & wait",
+                &token,
+                Duration::from_secs(20),
+            ),
+            |_, _| {},
+            true,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            matches!(
+                err,
+                TerraformError::Cancelled {
+                    graceful: false,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // Cancelled before start: nothing runs.
+        let err = run(
+            sh("exit 0", &token, Duration::from_secs(1)),
+            |_, _| {},
+            true,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(
+            err,
+            TerraformError::Cancelled { graceful: true, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_stops_a_graceful_process() {
+        let token = CancelToken::new();
+        let t = Instant::now();
+        let err = run(
+            sh("sleep 30", &token, Duration::from_millis(300)),
+            |_, _| {},
+            true,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            matches!(err, TerraformError::Timeout { graceful: true, .. }),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(3));
     }
 }

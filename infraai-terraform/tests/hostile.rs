@@ -192,14 +192,20 @@ async fn hostile_values_round_trip_through_terraform_byte_for_byte() {
         .write_files(RunId::new(), &TerraformFiles::single(hcl))
         .await
         .unwrap();
+    let t = std::time::Instant::now();
     runner.init(&ws, &log).await.unwrap();
+    eprintln!("init {:?}", t.elapsed());
     let report = runner.validate(&ws).await.unwrap();
     assert!(report.valid, "{report:?}");
+    eprintln!("validate {:?}", t.elapsed());
     let plan = runner.plan(&ws, &log).await.unwrap();
+    eprintln!("plan {:?}", t.elapsed());
     let addresses: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
     assert_eq!(addresses, ["terraform_data.literal", "terraform_data.refs"]);
     runner.apply(&ws, &log).await.unwrap();
+    eprintln!("apply {:?}", t.elapsed());
     let outputs = runner.output(&ws).await.unwrap();
+    eprintln!("output {:?}", t.elapsed());
     assert_eq!(outputs.len(), values.len() * 2 + 1);
 
     // Terraform normalizes strings to Unicode NFC: an NFC value comes back

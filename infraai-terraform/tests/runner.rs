@@ -416,7 +416,7 @@ async fn cancelling_a_running_apply_kills_the_process_group_within_5s() {
     assert_eq!(last.level, LogLevel::Error);
     assert!(
         last.message
-            .contains("cancelled; the terraform process group was killed"),
+            .contains("cancelled; terraform stopped on SIGINT, then its process group was killed"),
         "{}",
         last.message
     );

@@ -116,17 +116,77 @@ pub enum Expr {
     List(Vec<Expr>),
     /// `{ "key" = value }` (keys are quoted strings, in the given order).
     Object(Vec<(String, Expr)>),
-    /// A reference such as `var.region` or `terraform_data.web.output`.
-    Reference(Vec<Ident>),
+    /// A reference such as `var.region` or `aws_instance.web.network_interface[0].id`.
+    Reference(Vec<Traverse>),
+    /// A string with interpolations: `"http://${aws_instance.web.public_ip}:8080"`.
+    /// Literal parts are escaped like any string.
+    Template(Vec<Part>),
+    /// A function call such as `upper(var.name)` or `jsonencode({…})`.
+    Call(Ident, Vec<Expr>),
+}
+
+/// One step of a reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Traverse {
+    /// `.name` (or the root name).
+    Attr(Ident),
+    /// `[n]`.
+    Index(u64),
+}
+
+/// A part of a [`Expr::Template`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    /// Literal text (escaped when written).
+    Lit(String),
+    /// `${expr}`.
+    Interp(Expr),
+}
+
+impl Part {
+    /// Literal text.
+    pub fn lit(text: impl Into<String>) -> Self {
+        Part::Lit(text.into())
+    }
 }
 
 impl Expr {
-    /// A reference from a dotted path; every segment must be an identifier.
+    /// A reference from a dotted path such as `var.region` or
+    /// `aws_instance.web.network_interface[0].id`: every segment must be an
+    /// identifier, optionally followed by numeric `[n]` indexes.
     pub fn reference(path: &str) -> Result<Self, HclError> {
-        path.split('.')
-            .map(|s| Ident::new("reference segment", s))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Expr::Reference)
+        let bad = || HclError::InvalidIdentifier {
+            role: "reference segment",
+            value: path.chars().take(80).collect(),
+        };
+        let mut steps = Vec::new();
+        for segment in path.split('.') {
+            let (name, mut rest) = segment.split_at(segment.find('[').unwrap_or(segment.len()));
+            steps.push(Traverse::Attr(Ident::new("reference segment", name)?));
+            while !rest.is_empty() {
+                let close = rest.find(']').ok_or_else(bad)?;
+                let digits = rest[..close].strip_prefix('[').ok_or_else(bad)?;
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad());
+                }
+                steps.push(Traverse::Index(digits.parse().map_err(|_| bad())?));
+                rest = &rest[close + 1..];
+            }
+        }
+        Ok(Expr::Reference(steps))
+    }
+
+    /// A string template from parts.
+    pub fn template(parts: impl IntoIterator<Item = Part>) -> Self {
+        Expr::Template(parts.into_iter().collect())
+    }
+
+    /// A function call; the function name must be an identifier.
+    pub fn call(function: &str, args: impl IntoIterator<Item = Expr>) -> Result<Self, HclError> {
+        Ok(Expr::Call(
+            Ident::new("function name", function)?,
+            args.into_iter().collect(),
+        ))
     }
 
     /// A number; NaN and infinities are rejected.
@@ -168,12 +228,44 @@ impl Expr {
                 out.push('}');
             }
             Expr::Reference(path) => {
-                for (i, seg) in path.iter().enumerate() {
-                    if i > 0 {
-                        out.push('.');
+                for (i, step) in path.iter().enumerate() {
+                    match step {
+                        Traverse::Attr(name) => {
+                            if i > 0 {
+                                out.push('.');
+                            }
+                            out.push_str(name.as_str());
+                        }
+                        Traverse::Index(n) => {
+                            let _ = write!(out, "[{n}]");
+                        }
                     }
-                    out.push_str(seg.as_str());
                 }
+            }
+            Expr::Template(parts) => {
+                out.push('"');
+                for part in parts {
+                    match part {
+                        Part::Lit(text) => write_string_body(out, text),
+                        Part::Interp(expr) => {
+                            out.push_str("${");
+                            expr.write(out, indent);
+                            out.push('}');
+                        }
+                    }
+                }
+                out.push('"');
+            }
+            Expr::Call(function, args) => {
+                out.push_str(function.as_str());
+                out.push('(');
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    arg.write(out, indent);
+                }
+                out.push(')');
             }
         }
     }
@@ -239,6 +331,12 @@ impl From<serde_json::Value> for Expr {
 /// Writes `s` as a quoted HCL string literal whose value is exactly `s`.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    write_string_body(out, s);
+    out.push('"');
+}
+
+/// The inside of a quoted literal (no quotes around it).
+fn write_string_body(out: &mut String, s: &str) {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -262,7 +360,6 @@ pub fn write_string(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// `s` as a quoted HCL string literal (see [`write_string`]).
@@ -568,6 +665,28 @@ mod tests {
             )
         );
         assert!(Expr::reference("var.x y").is_err());
+        let mut b = Body::new();
+        b.set("r", Expr::reference("a.b[0].c[12]").unwrap())
+            .unwrap();
+        b.set(
+            "t",
+            Expr::template([
+                Part::lit("http://${x}\""),
+                Part::Interp(Expr::reference("a.ip").unwrap()),
+                Part::lit(":80"),
+            ]),
+        )
+        .unwrap();
+        b.set("f", Expr::call("upper", [Expr::from("a\"b")]).unwrap())
+            .unwrap();
+        assert_eq!(
+            b.to_string(),
+            "r = a.b[0].c[12]\nt = \"http://$${x}\\\"${a.ip}:80\"\nf = upper(\"a\\\"b\")\n"
+        );
+        for bad in ["a[", "a[x]", "a[]", "a]0[", "a[0]b", "a.[0]", "a[-1]"] {
+            assert!(Expr::reference(bad).is_err(), "{bad}");
+        }
+        assert!(Expr::call("rm -rf", []).is_err());
         assert!(Expr::number(f64::NAN).is_err());
         assert_eq!(
             HclError::InvalidNumber("NaN".into()).to_string(),

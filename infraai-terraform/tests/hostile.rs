@@ -6,7 +6,7 @@ mod common;
 
 use common::{cleanup, runner, Collect};
 use infraai_core::{RunId, TerraformFiles, TfRunner};
-use infraai_terraform::hcl::{Block, Body, Expr, HclError};
+use infraai_terraform::hcl::{Block, Body, Expr, HclError, Part};
 use serde_json::{json, Map, Value};
 use unicode_normalization::UnicodeNormalization;
 
@@ -177,6 +177,32 @@ async fn hostile_values_round_trip_through_terraform_byte_for_byte() {
             )
             .unwrap(),
     );
+    // Templates and function calls keep literal parts literal too.
+    let (a, b) = (values[2].as_str(), values[21].as_str());
+    body.push(
+        Block::output("templated")
+            .unwrap()
+            .attr(
+                "value",
+                Expr::template([
+                    Part::lit(a),
+                    Part::Interp(Expr::reference("var.v10").unwrap()),
+                    Part::lit(b),
+                ]),
+            )
+            .unwrap(),
+    );
+    body.push(
+        Block::output("called")
+            .unwrap()
+            .attr(
+                "value",
+                Expr::call("join", [Expr::from("|"), Expr::from(vec![a, b])]).unwrap(),
+            )
+            .unwrap(),
+    );
+    let templated = format!("{a}{}{b}", values[10]);
+    let called = format!("{a}|{b}");
     let hcl = body.to_string();
     // Structure is unchanged by any value: exactly the blocks we built.
     let block_lines = hcl
@@ -185,7 +211,7 @@ async fn hostile_values_round_trip_through_terraform_byte_for_byte() {
             l.starts_with("resource ") || l.starts_with("variable ") || l.starts_with("output ")
         })
         .count();
-    assert_eq!(block_lines, values.len() * 3 + 3);
+    assert_eq!(block_lines, values.len() * 3 + 5);
 
     let log = Collect::default();
     let ws = runner
@@ -206,7 +232,9 @@ async fn hostile_values_round_trip_through_terraform_byte_for_byte() {
     eprintln!("apply {:?}", t.elapsed());
     let outputs = runner.output(&ws).await.unwrap();
     eprintln!("output {:?}", t.elapsed());
-    assert_eq!(outputs.len(), values.len() * 2 + 1);
+    assert_eq!(outputs.len(), values.len() * 2 + 3);
+    assert_eq!(outputs["templated"], json!(templated));
+    assert_eq!(outputs["called"], json!(called));
 
     // Terraform normalizes strings to Unicode NFC: an NFC value comes back
     // byte for byte; any other value comes back as its NFC form.

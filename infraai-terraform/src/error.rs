@@ -79,6 +79,18 @@ pub enum TerraformError {
         /// Work directory.
         dir: PathBuf,
     },
+    /// The fresh plan differs from the approved preview; nothing was applied.
+    #[error("{op} in {dir}: the plan changed since it was approved (approved: {approved}; now: {planned}); nothing was applied")]
+    PlanChanged {
+        /// Operation.
+        op: &'static str,
+        /// Work directory.
+        dir: PathBuf,
+        /// Summary of the approved preview.
+        approved: String,
+        /// Summary of the fresh plan.
+        planned: String,
+    },
     /// Terraform's `-json` output did not have the expected shape.
     #[error("{op} in {dir}: unexpected terraform output: {detail}")]
     Parse {
@@ -139,6 +151,7 @@ impl TerraformError {
             | Self::Cancelled { op, .. }
             | Self::Busy { op, .. }
             | Self::NoSavedPlan { op, .. }
+            | Self::PlanChanged { op, .. }
             | Self::Parse { op, .. }
             | Self::Io { op, .. } => op,
         }
@@ -162,7 +175,8 @@ impl From<TerraformError> for infraai_core::Error {
                 op: op.into(),
             },
             TerraformError::Invalid { what, detail } => E::invalid(what, detail),
-            TerraformError::NoSavedPlan { ref dir, .. } => E::conflict(
+            TerraformError::NoSavedPlan { ref dir, .. }
+            | TerraformError::PlanChanged { ref dir, .. } => E::conflict(
                 format!("terraform work directory {}", dir.display()),
                 e.to_string(),
             ),

@@ -62,5 +62,5 @@ mod wire;
 pub use config::{TerraformConfig, Timeouts};
 pub use error::{Result, TerraformError};
 pub use fixers::deterministic_fixers;
-pub use runner::{TerraformRunner, LOCK_FILE, PLAN_FILE};
+pub use runner::{TerraformRunner, TfvarsChange, LOCK_FILE, PLAN_FILE};
 pub use wire::{TfOutput, SENSITIVE};

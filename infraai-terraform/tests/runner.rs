@@ -10,7 +10,9 @@ use infraai_core::{
     TerraformFiles, TfRunner,
 };
 use infraai_terraform::hcl::{Block, Body, Expr};
-use infraai_terraform::{TerraformConfig, TerraformRunner, Timeouts, PLAN_FILE, SENSITIVE};
+use infraai_terraform::{
+    TerraformConfig, TerraformRunner, TfvarsChange, Timeouts, PLAN_FILE, SENSITIVE,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -543,6 +545,18 @@ async fn a_tfvars_change_updates_exactly_one_resource() {
             .unwrap(),
     );
     body.push(
+        Block::variable("replicas")
+            .unwrap()
+            .attr("default", 1)
+            .unwrap(),
+    );
+    body.push(
+        Block::resource("terraform_data", "workers")
+            .unwrap()
+            .attr("input", Expr::reference("var.replicas").unwrap())
+            .unwrap(),
+    );
+    body.push(
         Block::resource("terraform_data", "pinned")
             .unwrap()
             .attr("input", "p")
@@ -570,7 +584,7 @@ async fn a_tfvars_change_updates_exactly_one_resource() {
     runner.init(&ws, &log).await.unwrap();
     assert_eq!(
         runner.plan(&ws, &log).await.unwrap().summary(),
-        "3 to create"
+        "4 to create"
     );
     runner.apply(&ws, &log).await.unwrap();
     let main_before = std::fs::read(ws.dir.join("main.tf")).unwrap();
@@ -597,10 +611,8 @@ async fn a_tfvars_change_updates_exactly_one_resource() {
         }],
     };
     // The preview changes nothing on disk.
-    let preview = runner
-        .preview_tfvars(&ws, "scale", &values, &log)
-        .await
-        .unwrap();
+    let change = TfvarsChange::new("scale", values.clone());
+    let preview = runner.preview_tfvars(&ws, &change, &log).await.unwrap();
     assert_eq!(preview, expected);
     assert!(!ws.dir.join("scale.auto.tfvars.json").exists());
     assert_eq!(
@@ -608,15 +620,17 @@ async fn a_tfvars_change_updates_exactly_one_resource() {
         "no changes"
     );
 
+    // Apply exactly the approved change.
     let applied = runner
-        .apply_tfvars(&ws, "scale", &values, &log)
+        .apply_tfvars(&ws, &change.approved(preview.clone()), &log)
         .await
         .unwrap();
     assert_eq!(applied, expected);
-    let tfvars: Value =
+    let tfvars = |ws: &infraai_core::TfWorkspace| -> Value {
         serde_json::from_slice(&std::fs::read(ws.dir.join("scale.auto.tfvars.json")).unwrap())
-            .unwrap();
-    assert_eq!(tfvars, json!({"size": "large"}));
+            .unwrap()
+    };
+    assert_eq!(tfvars(&ws), json!({"size": "large"}));
     assert_eq!(
         std::fs::read(ws.dir.join("main.tf")).unwrap(),
         main_before,
@@ -629,15 +643,47 @@ async fn a_tfvars_change_updates_exactly_one_resource() {
         "no changes"
     );
 
+    // A plan that differs from what was approved is not applied, and the
+    // tfvars file is restored.
+    let replicas = BTreeMap::from([("replicas".to_string(), json!(3))]);
+    let stale = TfvarsChange::new("scale", replicas.clone()).approved(preview);
+    let err = runner.apply_tfvars(&ws, &stale, &log).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the plan changed since it was approved"),
+        "{err}"
+    );
+    assert!(matches!(
+        infraai_core::Error::from(err),
+        Error::Conflict { .. }
+    ));
+    assert_eq!(tfvars(&ws), json!({"size": "large"}));
+    assert!(!ws.dir.join(PLAN_FILE).exists());
+    assert_eq!(
+        runner.plan(&ws, &log).await.unwrap().summary(),
+        "no changes"
+    );
+
+    // Variables merge into the file; only the resource using this one changes.
+    let applied = runner
+        .apply_tfvars(&ws, &TfvarsChange::new("scale", replicas), &log)
+        .await
+        .unwrap();
+    let changed: Vec<(&str, ChangeAction)> = applied
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
+    assert_eq!(changed, [("terraform_data.workers", ChangeAction::Update)]);
+    assert_eq!(tfvars(&ws), json!({"replicas": 3, "size": "large"}));
+
     for (name, var) in [
         ("bad name", "size"),
         ("scale", "bad-\"var"),
         ("../x", "size"),
     ] {
-        let err = runner
-            .write_tfvars(&ws, name, &BTreeMap::from([(var.to_string(), json!(1))]))
-            .await
-            .unwrap_err();
+        let change = TfvarsChange::new(name, BTreeMap::from([(var.to_string(), json!(1))]));
+        let err = runner.write_tfvars(&ws, &change).await.unwrap_err();
         assert!(err.to_string().contains("must match"), "{err}");
     }
     cleanup(&runner).await;

@@ -38,7 +38,7 @@ pub enum TerraformError {
         message: String,
     },
     /// The operation ran past its timeout; the process group was killed.
-    #[error("{op} in {dir}: timed out after {after:?}; {}", stop_text(*.graceful))]
+    #[error("{op} in {dir}: timed out after {after:?}; {stop}")]
     Timeout {
         /// Operation.
         op: &'static str,
@@ -46,20 +46,18 @@ pub enum TerraformError {
         dir: PathBuf,
         /// The limit.
         after: Duration,
-        /// Whether terraform stopped on SIGINT (saving its state) before the
-        /// group was killed; `false` means it had to be killed mid-operation.
-        graceful: bool,
+        /// How terraform was stopped.
+        stop: Stop,
     },
     /// The operation was cancelled; the process group was killed.
-    #[error("{op} in {dir}: cancelled; {}", stop_text(*.graceful))]
+    #[error("{op} in {dir}: cancelled; {stop}")]
     Cancelled {
         /// Operation.
         op: &'static str,
         /// Work directory.
         dir: PathBuf,
-        /// Whether terraform stopped on SIGINT (saving its state) before the
-        /// group was killed; `false` means it had to be killed mid-operation.
-        graceful: bool,
+        /// How terraform was stopped.
+        stop: Stop,
     },
     /// Another operation holds the work directory.
     #[error("{op} in {dir}: work directory is busy ({holder})")]
@@ -122,12 +120,29 @@ pub enum TerraformError {
     },
 }
 
-fn stop_text(graceful: bool) -> &'static str {
-    if graceful {
-        "terraform stopped on SIGINT, then its process group was killed"
-    } else {
-        "terraform did not stop on SIGINT in time, so its process group was killed; \
-         the state may miss changes that were in flight"
+/// How a cancelled or timed-out operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The run was already cancelled: terraform was not started.
+    NotStarted,
+    /// Terraform stopped on SIGINT (saving its state), then its process group
+    /// was killed.
+    Graceful,
+    /// Terraform ignored SIGINT for the grace period and its process group was
+    /// killed with SIGKILL mid-operation: the state may miss changes in flight.
+    Forced,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stop::NotStarted => "the run is cancelled, terraform was not started",
+            Stop::Graceful => "terraform stopped on SIGINT, then its process group was killed",
+            Stop::Forced => {
+                "terraform did not stop on SIGINT in time, so its process group was killed; \
+                 the state may miss changes that were in flight"
+            }
+        })
     }
 }
 
@@ -207,7 +222,7 @@ mod tests {
         let c = TerraformError::Cancelled {
             op: "apply",
             dir: dir.clone(),
-            graceful: false,
+            stop: Stop::Forced,
         };
         assert!(c
             .to_string()
@@ -218,7 +233,7 @@ mod tests {
             op: "plan",
             dir: dir.clone(),
             after: Duration::from_secs(2),
-            graceful: true,
+            stop: Stop::Graceful,
         };
         assert_eq!(
             t.to_string(),

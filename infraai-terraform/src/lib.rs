@@ -60,7 +60,7 @@ mod runner;
 mod wire;
 
 pub use config::{TerraformConfig, Timeouts};
-pub use error::{Result, TerraformError};
+pub use error::{Result, Stop, TerraformError};
 pub use fixers::deterministic_fixers;
 pub use runner::{TerraformRunner, TfvarsChange, LOCK_FILE, PLAN_FILE};
 pub use wire::{TfOutput, SENSITIVE};

@@ -2,7 +2,7 @@
 //! a timeout, cancellation, and the whole group killed when any of those (or a
 //! dropped future) ends it early.
 
-use crate::error::{Result, TerraformError};
+use crate::error::{Result, Stop as StopKind, TerraformError};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -186,7 +186,7 @@ pub(crate) async fn run(
         return Err(TerraformError::Cancelled {
             op: inv.op,
             dir,
-            graceful: true,
+            stop: StopKind::NotStarted,
         });
     }
     let mut cmd = Command::new(inv.binary);
@@ -315,6 +315,11 @@ pub(crate) async fn run(
                     tokio::time::timeout(inv.grace, child.wait()).await,
                     Ok(Ok(_))
                 );
+            let how = if graceful {
+                StopKind::Graceful
+            } else {
+                StopKind::Forced
+            };
             guard.signal(libc::SIGKILL);
             guard.disarm();
             let _ = child.wait().await;
@@ -324,7 +329,7 @@ pub(crate) async fn run(
                     Err(TerraformError::Cancelled {
                         op: inv.op,
                         dir,
-                        graceful,
+                        stop: how,
                     })
                 }
                 Stop::Timeout => {
@@ -333,7 +338,7 @@ pub(crate) async fn run(
                         op: inv.op,
                         dir,
                         after: inv.timeout,
-                        graceful,
+                        stop: how,
                     })
                 }
             }
@@ -406,7 +411,7 @@ mod tests {
             matches!(
                 err,
                 TerraformError::Cancelled {
-                    graceful: false,
+                    stop: StopKind::Forced,
                     ..
                 }
             ),
@@ -424,7 +429,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             err,
-            TerraformError::Cancelled { graceful: true, .. }
+            TerraformError::Cancelled {
+                stop: StopKind::NotStarted,
+                ..
+            }
         ));
     }
 
@@ -441,7 +449,13 @@ mod tests {
         .err()
         .unwrap();
         assert!(
-            matches!(err, TerraformError::Timeout { graceful: true, .. }),
+            matches!(
+                err,
+                TerraformError::Timeout {
+                    stop: StopKind::Graceful,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(t.elapsed() < Duration::from_secs(3));

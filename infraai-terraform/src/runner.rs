@@ -1,7 +1,7 @@
 //! [`TerraformRunner`]: [`TfRunner`] over the real `terraform` CLI.
 
 use crate::config::TerraformConfig;
-use crate::error::{Result, TerraformError};
+use crate::error::{Result, Stop, TerraformError};
 use crate::hcl::is_identifier;
 use crate::process::{self, CancelToken, Finished, Invocation, Stream};
 use crate::wire::{self, TfOutput, SENSITIVE};
@@ -11,7 +11,7 @@ use infraai_core::{
     ValidationReport,
 };
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -42,8 +42,12 @@ struct Active {
 /// Drives the real `terraform` binary, one work directory per run
 /// (`<work_root>/<run_id>`).
 ///
-/// * Every command runs with `-input=false` (or `-json`), `TF_IN_AUTOMATION=1`,
-///   in its own process group, under a per-operation timeout.
+/// * Every command runs with `TF_IN_AUTOMATION=1` and `TF_INPUT=0` (plus
+///   `-input=false` where the command takes it: init, plan, apply, destroy),
+///   with `-json` output where terraform has it, in its own process group,
+///   under a per-operation timeout.
+/// * Operations only run in `<work_root>/<run_id>`: a [`TfWorkspace`] naming
+///   any other directory is refused.
 /// * One operation per directory at a time: a second one gets
 ///   [`TerraformError::Busy`] (in-process map plus an `flock` on
 ///   [`LOCK_FILE`] against other processes).
@@ -57,6 +61,8 @@ struct Active {
 pub struct TerraformRunner {
     config: TerraformConfig,
     active: Mutex<HashMap<PathBuf, Active>>,
+    /// Runs cancelled until [`TerraformRunner::resume`].
+    cancelled: Mutex<HashSet<RunId>>,
 }
 
 /// Holds a work directory for one operation.
@@ -117,6 +123,7 @@ impl TerraformRunner {
         Self {
             config,
             active: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashSet::new()),
         }
     }
 
@@ -133,10 +140,17 @@ impl TerraformRunner {
         }
     }
 
-    /// Cancels the operation running for `run_id`, if any. Returns whether one
-    /// was running. The operation returns a `Cancelled` error once its process
-    /// group is gone.
+    /// Cancels a run: the operation running for it (if any) stops and returns
+    /// a `Cancelled` error once its process group is gone, and every later
+    /// operation of the run is refused as `Cancelled` until
+    /// [`TerraformRunner::resume`] — so a cancel that lands between two steps
+    /// (say after plan, before apply) still stops the run. Returns whether an
+    /// operation was running.
     pub fn cancel(&self, run_id: RunId) -> bool {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id);
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         let mut found = false;
         for a in active.values().filter(|a| a.run_id == run_id) {
@@ -145,6 +159,14 @@ impl TerraformRunner {
             found = true;
         }
         found
+    }
+
+    /// Allows operations of a cancelled run again (e.g. to destroy what it made).
+    pub fn resume(&self, run_id: RunId) {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run_id);
     }
 
     /// The operation currently running for `run_id`, if any.
@@ -188,9 +210,34 @@ impl TerraformRunner {
 
     async fn lock(&self, ws: &TfWorkspace, op: &'static str) -> Result<DirLock<'_>> {
         let dir = ws.dir.clone();
+        if dir != self.workspace(ws.run_id).dir {
+            return Err(TerraformError::Invalid {
+                what: "workspace",
+                detail: format!(
+                    "{} is not this runner's directory for run {} ({})",
+                    dir.display(),
+                    ws.run_id,
+                    self.workspace(ws.run_id).dir.display()
+                ),
+            });
+        }
         let token = CancelToken::new();
         {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            // Checked under the `active` lock, which `cancel` also takes after
+            // marking the run: a cancel cannot slip between check and insert.
+            if self
+                .cancelled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&ws.run_id)
+            {
+                return Err(TerraformError::Cancelled {
+                    op,
+                    dir,
+                    stop: Stop::NotStarted,
+                });
+            }
             if let Some(a) = active.get(&dir) {
                 return Err(TerraformError::Busy {
                     op,
@@ -907,6 +954,23 @@ mod tests {
             err.to_string().contains("terraform-xyz"),
             "lock released: {err}"
         );
+        // A cancel between two steps stops the next one, until resumed.
+        assert!(!runner.cancel(ws.run_id), "nothing was running");
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "terraform: validate was cancelled",
+            "core error of a refused step"
+        );
+        runner.resume(ws.run_id);
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert!(err.to_string().contains("terraform-xyz"), "resumed: {err}");
+        let elsewhere = TfWorkspace {
+            run_id: ws.run_id,
+            dir: std::env::temp_dir(),
+        };
+        let err = runner.validate(&elsewhere).await.unwrap_err();
+        assert!(matches!(err, infraai_core::Error::Invalid { .. }), "{err}");
         let bad = TerraformFiles::single("x");
         let mut bad2 = bad.clone();
         bad2.files.insert("../evil.tf".into(), String::new());

@@ -47,8 +47,8 @@ fn corpus() -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect();
-    values.push("${var.x}\"\\%{\n".repeat(4000));
-    values.push("x".repeat(100_000));
+    values.push("${var.x}\"\\%{\n".repeat(2000));
+    values.push("x".repeat(50_000));
     values
 }
 

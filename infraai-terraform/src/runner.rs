@@ -24,6 +24,9 @@ pub const PLAN_FILE: &str = "infraai.tfplan";
 /// The lock file inside a run's directory (held with `flock` during an operation).
 pub const LOCK_FILE: &str = ".infraai.lock";
 
+/// How long a directory's `flock` is retried before it counts as busy.
+const LOCK_RETRY: Duration = Duration::from_secs(1);
+
 /// Substrings of diagnostics that mean "run init first", not "fix the files".
 const NEEDS_INIT: &[&str] = &[
     "Missing required provider",
@@ -269,19 +272,28 @@ impl TerraformRunner {
             .map_err(io_err(op, &dir))?
             .into_std()
             .await;
-        // SAFETY: flock on a descriptor we own; LOCK_NB makes it non-blocking.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        // A child forked by another thread of this process holds a copy of the
+        // descriptor until its exec closes it (O_CLOEXEC), so a brief
+        // EWOULDBLOCK is retried; a real holder keeps the lock for far longer.
+        let deadline = Instant::now() + LOCK_RETRY;
+        loop {
+            // SAFETY: flock on a descriptor we own; LOCK_NB makes it non-blocking.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
             let e = std::io::Error::last_os_error();
-            return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
-                TerraformError::Busy {
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(TerraformError::Io { op, dir, source: e });
+            }
+            if Instant::now() >= deadline {
+                return Err(TerraformError::Busy {
                     op,
                     dir,
                     holder: "another process".into(),
-                }
-            } else {
-                TerraformError::Io { op, dir, source: e }
-            });
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         guard._file = Some(file);
         Ok(guard)

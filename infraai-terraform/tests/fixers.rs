@@ -101,9 +101,12 @@ async fn unsupported_argument_and_duplicate_resource_are_repaired() {
     let Some(runner) = runner("fix-direct") else {
         return;
     };
-    // Init refuses the duplicate; validate reports it; after that fix the
-    // unsupported (multi-line) argument shows up and is removed.
+    // Init refuses the duplicate (so the null provider is not installed yet);
+    // validate reports it; after that fix validate installs the provider
+    // itself, and the unsupported (multi-line) argument shows up and is removed.
     let main = concat!(
+        "resource \"null_resource\" \"n\" {}\n",
+        "\n",
         "resource \"terraform_data\" \"a\" {\n",
         "  input = \"one\"\n",
         "  bogus = [\n",
@@ -164,6 +167,8 @@ async fn unsupported_argument_and_duplicate_resource_are_repaired() {
     assert_eq!(
         files.files["main.tf"],
         concat!(
+            "resource \"null_resource\" \"n\" {}\n",
+            "\n",
             "resource \"terraform_data\" \"a\" {\n",
             "  input = \"one\"\n",
             "}\n",
@@ -174,6 +179,10 @@ async fn unsupported_argument_and_duplicate_resource_are_repaired() {
         )
     );
     let set = runner.plan(&ws, &log).await.unwrap();
-    assert_eq!(set.summary(), "2 to create");
+    assert_eq!(set.summary(), "3 to create");
+    assert!(
+        ws.dir.join(".terraform.lock.hcl").exists(),
+        "validate ran init"
+    );
     cleanup(&runner).await;
 }

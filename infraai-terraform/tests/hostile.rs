@@ -258,3 +258,83 @@ async fn hostile_values_round_trip_through_terraform_byte_for_byte() {
     assert!(!runner.config().work_root.join("pwned").exists());
     cleanup(&runner).await;
 }
+
+mod property {
+    use super::*;
+    use infraai_terraform::TerraformRunner;
+    use proptest::prelude::*;
+
+    /// Arbitrary strings, biased towards HCL's special characters.
+    fn hostile_string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[\"\\\\$%{}\n\r\t#/*<=a-z]{0,24}",
+            proptest::collection::vec(
+                prop_oneof![
+                    Just("${".to_string()),
+                    Just("%{".to_string()),
+                    Just("$${".to_string()),
+                    Just("\\".to_string()),
+                    Just("\"".to_string()),
+                    Just("}".to_string()),
+                    any::<char>().prop_map(String::from),
+                ],
+                0..12
+            )
+            .prop_map(|v| v.concat()),
+        ]
+    }
+
+    async fn round_trip(runner: &TerraformRunner, values: &[String]) -> Vec<Value> {
+        let mut body = Body::new();
+        for (i, v) in values.iter().enumerate() {
+            body.push(
+                Block::output(&format!("o{i}"))
+                    .unwrap()
+                    .attr("value", v.as_str())
+                    .unwrap(),
+            );
+        }
+        let log = Collect::default();
+        let ws = runner
+            .write_files(RunId::new(), &TerraformFiles::single(body.to_string()))
+            .await
+            .unwrap();
+        runner.init(&ws, &log).await.unwrap();
+        let report = runner.validate(&ws).await.unwrap();
+        assert!(report.valid, "{report:?}\n{}", body);
+        runner.plan(&ws, &log).await.unwrap();
+        runner.apply(&ws, &log).await.unwrap();
+        let outputs = runner.output(&ws).await.unwrap();
+        (0..values.len())
+            .map(|i| outputs[&format!("o{i}")].clone())
+            .collect()
+    }
+
+    /// The real terraform is the oracle: any string written by the writer
+    /// reads back as itself (in NFC, as Terraform normalizes).
+    #[test]
+    fn any_string_reads_back_from_terraform() {
+        let Some(runner) = common::runner("property") else {
+            return;
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = ProptestConfig {
+            cases: 4,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(values in proptest::collection::vec(hostile_string(), 48))| {
+            let got = rt.block_on(round_trip(&runner, &values));
+            for (v, g) in values.iter().zip(got) {
+                let expected: String = v.nfc().collect();
+                prop_assert_eq!(g, Value::String(expected), "input {:?}", v);
+            }
+        });
+        rt.block_on(cleanup(&runner));
+    }
+}

@@ -575,6 +575,14 @@ impl TerraformRunner {
         Ok(())
     }
 
+    /// The dry-run preview of a destroy: `plan -destroy` into the saved plan,
+    /// so that [`TfRunner::apply`] deletes exactly what was approved.
+    pub async fn plan_destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
+        let lock = self.lock(ws, "plan_destroy").await?;
+        self.plan_locked(ws, &lock, log, vec!["-destroy".into()], PLAN_FILE)
+            .await
+    }
+
     /// `terraform output -json` with every output's sensitivity and type.
     /// Sensitive values are included: never log them.
     pub async fn outputs(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, TfOutput>> {

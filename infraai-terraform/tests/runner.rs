@@ -178,10 +178,25 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("no saved plan"), "{err}");
 
-    runner.destroy(&ws, &log).await.unwrap();
-    assert!(log.event_types().iter().any(|t| t == "apply_complete"));
+    // Deleting is previewed and approved like any change.
+    let deletion = runner.plan_destroy(&ws, &log).await.unwrap();
+    let deleted: Vec<(&str, ChangeAction)> = deletion
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("null_resource.n", ChangeAction::Delete),
+            ("terraform_data.web", ChangeAction::Delete)
+        ]
+    );
+    runner.apply(&ws, &log).await.unwrap();
     let after = runner.output(&ws).await.unwrap();
     assert!(after.is_empty(), "{after:?}");
+    // Direct destroy (the trait's) on an empty state succeeds too.
+    runner.destroy(&ws, &log).await.unwrap();
 
     // Secrets never reach the log.
     for l in log.lines() {
@@ -686,5 +701,16 @@ async fn a_tfvars_change_updates_exactly_one_resource() {
         let err = runner.write_tfvars(&ws, &change).await.unwrap_err();
         assert!(err.to_string().contains("must match"), "{err}");
     }
+
+    // The trait's destroy removes everything, streaming its events.
+    let destroy_log = Collect::default();
+    runner.destroy(&ws, &destroy_log).await.unwrap();
+    assert!(runner.output(&ws).await.unwrap().is_empty());
+    let done = destroy_log
+        .lines()
+        .iter()
+        .filter(|l| event_type(l) == "apply_complete")
+        .count();
+    assert_eq!(done, 4, "{:?}", destroy_log.event_types());
     cleanup(&runner).await;
 }

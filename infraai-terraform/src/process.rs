@@ -179,7 +179,6 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 pub(crate) async fn run(
     inv: Invocation<'_>,
     mut on_line: impl FnMut(Stream, &str),
-    capture_stdout: bool,
 ) -> Result<Finished> {
     let dir: PathBuf = inv.dir.to_path_buf();
     if inv.cancel.is_cancelled() {
@@ -261,10 +260,8 @@ pub(crate) async fn run(
             line = out.next(), if !out.done => {
                 if let Some(line) = line {
                     on_line(Stream::Stdout, &line);
-                    if capture_stdout {
-                        stdout.push_str(&line);
-                        stdout.push('\n');
-                    }
+                    stdout.push_str(&line);
+                    stdout.push('\n');
                 }
             }
             line = err.next(), if !err.done => {
@@ -375,7 +372,6 @@ mod tests {
                 Duration::from_secs(10),
             ),
             |s, l| lines.push((s, l.to_string())),
-            true,
         )
         .await
         .unwrap();
@@ -402,7 +398,6 @@ mod tests {
                 Duration::from_secs(20),
             ),
             |_, _| {},
-            true,
         )
         .await
         .err()
@@ -419,14 +414,10 @@ mod tests {
         );
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         // Cancelled before start: nothing runs.
-        let err = run(
-            sh("exit 0", &token, Duration::from_secs(1)),
-            |_, _| {},
-            true,
-        )
-        .await
-        .err()
-        .unwrap();
+        let err = run(sh("exit 0", &token, Duration::from_secs(1)), |_, _| {})
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(
             err,
             TerraformError::Cancelled {
@@ -443,7 +434,6 @@ mod tests {
         let err = run(
             sh("sleep 30", &token, Duration::from_millis(300)),
             |_, _| {},
-            true,
         )
         .await
         .err()

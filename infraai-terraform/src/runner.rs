@@ -313,8 +313,9 @@ impl TerraformRunner {
     }
 
     /// Runs one command; streams lines to `log` (parsed as `-json` events when
-    /// `json_events`). A non-zero exit becomes [`TerraformError::Failed`]
-    /// unless `allow_failure`, in which case the caller inspects it.
+    /// `json_events`) and returns how it ended with the error-level events.
+    /// A non-zero exit is returned, not raised: each caller decides what it
+    /// means (validate exits 1 for an invalid configuration).
     #[allow(clippy::too_many_arguments)]
     async fn exec(
         &self,
@@ -356,7 +357,6 @@ impl TerraformRunner {
                 }
                 log.log(l);
             },
-            true,
         )
         .await;
         let done = match done {

@@ -13,13 +13,27 @@ use tokio::sync::mpsc;
 /// `TF_CLI_CONFIG_FILE`), or `None` with a printed reason. Panics when
 /// `INFRAAI_REQUIRE_SERVICES=1` and terraform is missing.
 pub fn config(test: &str) -> Option<TerraformConfig> {
-    let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
+    let skip = |reason: String| {
         if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{test}: TERRAFORM_BIN is not set but INFRAAI_REQUIRE_SERVICES=1 (eval \"$(../shared/tools/terraform-env.sh)\")");
+            panic!("{test}: {reason}, but INFRAAI_REQUIRE_SERVICES=1");
         }
-        eprintln!("skipping {test}: TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\" to run it)");
+        eprintln!("skipping {test}: {reason}");
+    };
+    let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
+        skip("TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\")".into());
         return None;
     };
+    // These tests use `terraform_data`, which needs terraform >= 1.4.
+    if let Ok(version) = std::env::var("TERRAFORM_VERSION") {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) < (1, 4) {
+            skip(format!(
+                "terraform {version} is older than 1.4 (no terraform_data)"
+            ));
+            return None;
+        }
+    }
     let root = std::env::temp_dir()
         .join("infraai-terraform-tests")
         .join(format!("{test}-{}", uuid::Uuid::now_v7()));

@@ -424,10 +424,16 @@ async fn cancelling_a_running_apply_kills_the_process_group_within_5s() {
         matches!(&err, Error::Cancelled { component, op } if component == "terraform" && op == "apply"),
         "{err}"
     );
-    // Every process of terraform's group is gone (terraform, sh, sleep).
-    let members = group_members(pgid);
-    assert!(members.is_empty(), "still running: {members:?}");
-    assert!(t.elapsed() < Duration::from_secs(5));
+    // Every process of terraform's group is gone (terraform, sh, sleep),
+    // within 5 s of the cancel (SIGKILLed processes may take a moment to exit).
+    while !group_members(pgid).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still running: {:?}",
+            group_members(pgid)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The run says so in its log.
     let last = log.lines().pop().expect("a log line");
     assert_eq!(last.level, LogLevel::Error);

@@ -32,3 +32,7 @@ pub use infraai_local as local;
 /// The Gemini and OpenAI-compatible LLM providers (feature `gemini`).
 #[cfg(feature = "gemini")]
 pub use infraai_gemini as gemini;
+
+/// The Terraform runner, HCL writer and deterministic fixers (feature `terraform`).
+#[cfg(feature = "terraform")]
+pub use infraai_terraform as terraform;

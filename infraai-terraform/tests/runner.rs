@@ -82,6 +82,10 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
             .attr("sensitive", true)
             .unwrap(),
     );
+    let version = runner.version().await.unwrap();
+    if let Ok(expected) = std::env::var("TERRAFORM_VERSION") {
+        assert_eq!(version, expected);
+    }
     let log = Collect::default();
     let t = Instant::now();
     let ws = runner

@@ -1,0 +1,912 @@
+//! The HTTP API: routes, authentication, body limits, timeouts and handlers.
+
+use crate::error::{problem, ApiError, ApiResult};
+use crate::metrics::Metrics;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream};
+use infraai_core::*;
+use infraai_discord::DiscordApprover;
+use infraai_telegram::TelegramApprover;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 256 * 1024;
+/// Longest accepted goal text.
+pub const MAX_GOAL_CHARS: usize = 4000;
+/// Header carrying the alert-webhook token (or query parameter `token`).
+pub const WEBHOOK_TOKEN_HEADER: &str = "x-infraai-webhook-token";
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Deploy loop.
+    pub deploy: Arc<DeployAgent>,
+    /// Ops loop.
+    pub ops: Arc<OpsAgent>,
+    /// Store.
+    pub store: Arc<dyn MetadataStore>,
+    /// Action handler (previews).
+    pub actions: Arc<dyn ActionHandler>,
+    /// Telegram webhook channel.
+    pub telegram: Option<Arc<TelegramApprover>>,
+    /// Discord interactions channel.
+    pub discord: Option<Arc<DiscordApprover>>,
+    /// Operator bearer token.
+    pub operator_token: Arc<str>,
+    /// Operator name (`web:<name>`).
+    pub operator_name: Arc<str>,
+    /// Alert webhook token.
+    pub webhook_token: Arc<str>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Runs accepted by `/execute` and not yet finished.
+    pub executing: Arc<Mutex<HashSet<RunId>>>,
+    /// Flips to `true` at shutdown (ends event streams).
+    pub shutdown: watch::Receiver<bool>,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    let operator = Router::new()
+        .route("/generate-graph", post(generate_graph))
+        .route("/generate_terraform", post(generate_terraform))
+        .route("/execute", post(execute))
+        .route("/runs/{id}/status", get(run_status))
+        .route("/ops/alerts", get(list_alerts))
+        .route("/ops/alerts/{id}", get(get_alert))
+        .route("/ops/alerts/{id}/preview", get(preview))
+        .route("/ops/alerts/{id}/approve", post(approve))
+        .route("/ops/alerts/{id}/reject", post(reject))
+        .route("/ops/autonomy", get(autonomy))
+        .route("/ops/autonomy/stop", post(stop_autonomy))
+        .route("/ops/autonomy/resume", post(resume_autonomy))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), timeout));
+    // Event streams last as long as the run: no request timeout.
+    let streams = Router::new()
+        .route("/runs/{id}/events", get(run_events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ));
+    let public = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/", get(dashboard))
+        .route("/assets/app.js", get(dashboard_js))
+        .route("/assets/style.css", get(dashboard_css))
+        .route("/ops/webhook", post(alert_webhook))
+        .route("/ops/telegram", post(telegram_webhook))
+        .route("/ops/discord", post(discord_interactions))
+        .layer(middleware::from_fn_with_state(state.clone(), timeout));
+    Router::new()
+        .merge(operator)
+        .merge(streams)
+        .merge(public)
+        .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route; see /openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+// ------------------------------------------------------------ middleware
+
+fn same(a: &str, b: &str) -> bool {
+    !b.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+async fn require_operator(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if same(t, &s.operator_token) => next.run(req).await,
+        Some(_) => ApiError::unauthorized("wrong operator token").into_response(),
+        None => ApiError::unauthorized(
+            "missing operator token: send `Authorization: Bearer <token>` (printed at first start, stored in <data_dir>/operator-token)",
+        )
+        .into_response(),
+    }
+}
+
+async fn timeout(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(s.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "the request did not finish within {}s",
+                s.request_timeout.as_secs()
+            ),
+        ),
+    }
+}
+
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    s.metrics
+        .request(&method, &route, status, started.elapsed().as_secs_f64());
+    tracing::debug!(method, route, status, "request");
+    resp
+}
+
+// ------------------------------------------------------------ input helpers
+
+fn body(b: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {} KiB", BODY_LIMIT / 1024),
+            )
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+fn parse<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body is empty; a JSON object is expected",
+        ));
+    }
+    serde_json::from_slice(b).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid request: {e}"),
+            ),
+            _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+        }
+    })
+}
+
+/// Optional JSON body: empty means the default.
+fn parse_opt<T: DeserializeOwned + Default>(b: &[u8]) -> ApiResult<T> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(b)
+    }
+}
+
+fn run_id(s: &str) -> ApiResult<RunId> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request(format!("{s:?} is not a run id (a UUID)")))
+}
+
+fn incident_id(s: &str) -> ApiResult<IncidentId> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request(format!("{s:?} is not an incident id (a UUID)")))
+}
+
+async fn load_run(s: &AppState, id: RunId) -> ApiResult<Run> {
+    s.store
+        .get_run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))
+}
+
+async fn load_incident(s: &AppState, id: IncidentId) -> ApiResult<Incident> {
+    s.store
+        .get_incident(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))
+}
+
+fn inbound(headers: &HeaderMap, query: BTreeMap<String, String>, body: Bytes) -> InboundRequest {
+    InboundRequest {
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().ok()?.to_string(),
+                ))
+            })
+            .collect(),
+        query,
+        body: body.to_vec(),
+    }
+}
+
+fn operator(s: &AppState) -> Actor {
+    let mut a = Actor::new("web", s.operator_name.to_string());
+    a.name = Some(s.operator_name.to_string());
+    a
+}
+
+// ------------------------------------------------------------ deploy
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoalBody {
+    goal: String,
+}
+
+/// The plan as a graph: resources and monitoring policies as nodes;
+/// `depends_on` and policy → resource as edges.
+pub fn graph(plan: &InfraPlan) -> Value {
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for r in &plan.resources {
+        nodes.push(json!({
+            "id": format!("resource:{}", r.name),
+            "type": "resource",
+            "label": r.name.to_string(),
+            "kind": r.kind,
+            "resource_type": r.resource_type,
+            "machine_type": r.machine_type,
+            "count": r.count,
+            "description": r.description,
+        }));
+        for d in &r.depends_on {
+            edges.push(json!({"from": format!("resource:{}", r.name), "to": format!("resource:{d}"), "type": "depends_on"}));
+        }
+    }
+    for m in &plan.monitoring {
+        let id = format!("policy:{}:{}", m.resource_ref, m.metric_name);
+        nodes.push(json!({
+            "id": id,
+            "type": "monitoring_policy",
+            "label": m.metric_name,
+            "metric": m.metric_path,
+            "threshold": m.threshold,
+            "comparison": m.comparison,
+            "duration_secs": m.duration_secs,
+            "severity": m.severity,
+        }));
+        edges.push(
+            json!({"from": id, "to": format!("resource:{}", m.resource_ref), "type": "monitors"}),
+        );
+    }
+    json!({"nodes": nodes, "edges": edges})
+}
+
+async fn generate_graph(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: GoalBody = parse(&body(b)?)?;
+    let goal = req.goal.trim();
+    if goal.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "goal is empty",
+        ));
+    }
+    if goal.chars().count() > MAX_GOAL_CHARS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("goal is longer than {MAX_GOAL_CHARS} characters"),
+        ));
+    }
+    let run = s.deploy.plan(goal).await?;
+    let plan = run.plan.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "planned run has no plan")
+    })?;
+    info!(run_id = %run.id, "run planned over the API");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "run_id": run.id,
+            "summary": plan.summary,
+            "plan": plan,
+            "graph": graph(plan),
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRef {
+    run_id: String,
+}
+
+async fn generate_terraform(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let req: RunRef = parse(&body(b)?)?;
+    let run = load_run(&s, run_id(&req.run_id)?).await?;
+    let files = run
+        .files
+        .ok_or_else(|| ApiError::conflict(format!("run {} has no Terraform files", run.id)))?;
+    Ok(Json(json!({"run_id": run.id, "files": files.files})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecuteBody {
+    run_id: String,
+    dry_run: bool,
+}
+
+async fn execute(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: ExecuteBody = parse(&body(b)?)?;
+    let id = run_id(&req.run_id)?;
+    let run = load_run(&s, id).await?;
+    let startable =
+        run.phase == RunPhase::Starting || (run.phase == RunPhase::Completed && run.dry_run);
+    if !startable {
+        return Err(ApiError::conflict(format!(
+            "run {id} is {} and cannot be executed again; plan a new run",
+            run.phase
+        )));
+    }
+    if !s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id)
+    {
+        return Err(ApiError::conflict(format!("run {id} is already executing")));
+    }
+    let (deploy, executing, dry_run) = (s.deploy.clone(), s.executing.clone(), req.dry_run);
+    tokio::spawn(async move {
+        match deploy.execute(id, dry_run).await {
+            Ok(run) => info!(run_id = %id, phase = %run.phase, "run finished"),
+            Err(e) => warn!(run_id = %id, error = %e, "run could not execute"),
+        }
+        executing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "run_id": id,
+            "dry_run": dry_run,
+            "status_url": format!("/runs/{id}/status"),
+            "events_url": format!("/runs/{id}/events"),
+        })),
+    )
+        .into_response())
+}
+
+async fn run_status(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let run = load_run(&s, run_id(&id)?).await?;
+    Ok(Json(json!({
+        "run_id": run.id,
+        "goal": run.goal,
+        "phase": run.phase,
+        "dry_run": run.dry_run,
+        "history": run.history,
+        "fix_attempts": run.fix_attempts,
+        "diagnostics": run.diagnostics,
+        "change_set": run.change_set,
+        "verification": run.verification,
+        "outputs": run.outputs,
+        "deployment_id": run.deployment_id,
+        "error": run.error,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+    })))
+}
+
+struct EventStream {
+    run_id: RunId,
+    pending: VecDeque<RunEvent>,
+    rx: broadcast::Receiver<RunEvent>,
+    shutdown: watch::Receiver<bool>,
+    done: bool,
+}
+
+fn sse_event(ev: &RunEvent) -> Event {
+    let name = match ev {
+        RunEvent::Phase { .. } => "phase",
+        RunEvent::Log { .. } => "log",
+    };
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(ev).unwrap_or_else(|_| "{}".into()))
+}
+
+async fn run_events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let id = run_id(&id)?;
+    let run = load_run(&s, id).await?;
+    let (backlog, rx) = s.deploy.events().subscribe(id);
+    let mut pending: VecDeque<RunEvent> = backlog.into();
+    // A run that ended before this process saw it (restart, evicted backlog):
+    // say how it ended and close.
+    let backlog_ends = pending
+        .iter()
+        .any(|e| matches!(e, RunEvent::Phase { phase, .. } if phase.is_terminal()));
+    if run.phase.is_terminal()
+        && !backlog_ends
+        && !s
+            .executing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+    {
+        pending.push_back(RunEvent::Phase {
+            run_id: id,
+            phase: run.phase,
+            note: run.error.clone(),
+            at: run.updated_at,
+        });
+    }
+    let state = EventStream {
+        run_id: id,
+        pending,
+        rx,
+        shutdown: s.shutdown.clone(),
+        done: false,
+    };
+    let stream = stream::unfold(state, |mut st| async move {
+        if st.done || *st.shutdown.borrow() {
+            return None;
+        }
+        let ev = match st.pending.pop_front() {
+            Some(ev) => ev,
+            None => loop {
+                tokio::select! {
+                    r = st.rx.recv() => match r {
+                        Ok(ev) if ev.run_id() == st.run_id => break ev,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let e = Event::default().event("lagged").data(format!("{{\"missed\":{n}}}"));
+                            return Some((Ok(e), st));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = st.shutdown.changed() => return None,
+                }
+            },
+        };
+        if matches!(&ev, RunEvent::Phase { phase, .. } if phase.is_terminal()) {
+            st.done = true;
+        }
+        Some((Ok(sse_event(&ev)), st))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+// ------------------------------------------------------------ ops: inbound
+
+async fn alert_webhook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let given = headers
+        .get(WEBHOOK_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or(query.get("token").map(String::as_str));
+    match given {
+        Some(t) if same(t, &s.webhook_token) => {}
+        Some(_) => return Err(ApiError::unauthorized("wrong webhook token")),
+        None => {
+            return Err(ApiError::unauthorized(format!(
+                "missing webhook token: send header {WEBHOOK_TOKEN_HEADER} or query parameter token"
+            )))
+        }
+    }
+    let raw = body(b)?;
+    let value: Value = parse(&raw)?;
+    let alerts: Vec<Alert> = match value {
+        Value::Array(_) => serde_json::from_value(value),
+        v => serde_json::from_value(v).map(|a| vec![a]),
+    }
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid alert: {e}"),
+        )
+    })?;
+    if alerts.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no alerts in the body",
+        ));
+    }
+    if alerts.len() > 100 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "at most 100 alerts per request",
+        ));
+    }
+    // Validate all before recording any, so a bad batch records nothing.
+    for a in &alerts {
+        a.validate()?;
+    }
+    let mut results = Vec::new();
+    let mut opened = Vec::new();
+    for a in &alerts {
+        let ingest = s.ops.record_alert(a).await?;
+        let outcome = serde_json::to_value(ingest.outcome).unwrap_or(Value::Null);
+        s.metrics.alert(outcome.as_str().unwrap_or("unknown"));
+        let incident_id = ingest.incident.as_ref().map(|i| i.id);
+        if ingest.outcome == IngestOutcome::Opened {
+            opened.extend(incident_id);
+        }
+        results.push(
+            json!({"fingerprint": a.fingerprint, "outcome": outcome, "incident_id": incident_id}),
+        );
+    }
+    // Durable now: process in the background and acknowledge.
+    for id in opened {
+        let ops = s.ops.clone();
+        tokio::spawn(async move {
+            match ops.process(id).await {
+                Ok(i) => info!(incident_id = %id, status = %i.status, "incident processed"),
+                Err(e) => warn!(incident_id = %id, error = %e, "incident processing failed"),
+            }
+        });
+    }
+    Ok(Json(json!({"accepted": results.len(), "results": results})))
+}
+
+async fn telegram_webhook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Some(tg) = s.telegram.clone() else {
+        return Err(ApiError::not_found(
+            "Telegram is not configured (INFRAAI_TELEGRAM_BOT_TOKEN, INFRAAI_TELEGRAM_CHAT_ID, INFRAAI_TELEGRAM_WEBHOOK_SECRET)",
+        ));
+    };
+    let req = inbound(&headers, query, body(b)?);
+    let results = s.ops.handle_inbound(tg.as_ref(), &req).await?;
+    for r in &results {
+        s.metrics
+            .approval("telegram", matches!(r, Ok(o) if o.effective));
+    }
+    Ok(Json(json!({"ok": true, "commands": results.len()})))
+}
+
+async fn discord_interactions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Some(dc) = s.discord.clone() else {
+        return Err(ApiError::not_found(
+            "Discord is not configured (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)",
+        ));
+    };
+    let req = inbound(&headers, query, body(b)?);
+    let answer = dc.handle_interaction(&s.ops, &req).await?;
+    Ok(Json(answer))
+}
+
+// ------------------------------------------------------------ ops: operator
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    status: Option<String>,
+    severity: Option<String>,
+    resource: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_alerts(
+    State(s): State<AppState>,
+    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let mut statuses = Vec::new();
+    for st in q
+        .status
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let status: IncidentStatus = serde_json::from_value(Value::String(st.into())).map_err(|_| {
+            ApiError::bad_request(format!(
+                "unknown status {st:?}; one of new, pending, approved, rejected, expired, auto, blocked, executing, executed, resolved, unresolved, escalated, ignored"
+            ))
+        })?;
+        statuses.push(status);
+    }
+    let severity = match &q.severity {
+        Some(v) => Some(
+            serde_json::from_value::<Severity>(Value::String(v.clone()))
+                .map_err(|_| ApiError::bad_request(format!("unknown severity {v:?}")))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit must be 1–1000"));
+    }
+    let incidents = s
+        .store
+        .list_incidents(&IncidentQuery {
+            statuses,
+            severity,
+            resource: q.resource,
+            limit: Some(limit),
+        })
+        .await?;
+    Ok(Json(json!({"incidents": incidents})))
+}
+
+async fn get_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let approvals = s.store.list_approvals(incident.id).await?;
+    let actions = s.store.list_actions(incident.id).await?;
+    let audit = s
+        .store
+        .list_audit(&AuditQuery {
+            incident_id: Some(incident.id),
+            run_id: None,
+            limit: Some(200),
+        })
+        .await?;
+    let d = incident.decision.as_ref();
+    Ok(Json(json!({
+        "decision": d,
+        "reasoning": d.map(|d| &d.reasoning),
+        "confidence": d.map(|d| d.confidence),
+        "action": d.map(|d| d.recommended_action.describe()),
+        "guardrail_notes": incident.guardrail_notes,
+        "approvals": approvals,
+        "actions": actions,
+        "audit": audit,
+        "incident": incident,
+    })))
+}
+
+async fn preview(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let Some(decision) = &incident.decision else {
+        return Err(ApiError::conflict(format!(
+            "incident {} has no decision yet",
+            incident.id
+        )));
+    };
+    if matches!(
+        decision.recommended_action,
+        Action::Ignore {} | Action::Escalate {}
+    ) {
+        return Err(ApiError::conflict(format!(
+            "incident {} proposes no action to preview ({})",
+            incident.id,
+            decision.recommended_action.describe()
+        )));
+    }
+    let request = ActionRequest {
+        incident_id: incident.id,
+        deployment_id: incident.deployment_id,
+        resource: incident.alert.resource.clone(),
+        resource_type: incident.alert.resource_type.clone(),
+        action: decision.recommended_action.clone(),
+    };
+    let p = s.actions.preview(&request).await?;
+    Ok(Json(
+        json!({"incident_id": incident.id, "action": decision.recommended_action.describe(), "preview": p}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn command(s: &AppState, command: HumanCommand, label: &str) -> ApiResult<Json<Value>> {
+    let reply = HumanReply::new(command, operator(s));
+    let outcome = s.ops.handle_command_detached(&reply).await?;
+    s.metrics.approval(label, outcome.effective);
+    if !outcome.effective {
+        return Err(ApiError::conflict(outcome.message));
+    }
+    Ok(Json(json!({
+        "effective": outcome.effective,
+        "message": outcome.message,
+        "incident": outcome.incident,
+    })))
+}
+
+fn reason(r: Option<String>) -> ApiResult<Option<String>> {
+    match r.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
+        Some(r) if r.chars().count() > 1000 => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason is longer than 1000 characters",
+        )),
+        r => Ok(r),
+    }
+}
+
+async fn approve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let _: ReasonBody = parse_opt(&body(b)?)?;
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    command(
+        &s,
+        HumanCommand::Approve {
+            incident_id: incident.id,
+        },
+        "approve",
+    )
+    .await
+}
+
+async fn reject(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let r: ReasonBody = parse_opt(&body(b)?)?;
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let reason = reason(r.reason)?;
+    command(
+        &s,
+        HumanCommand::Reject {
+            incident_id: incident.id,
+            reason,
+        },
+        "reject",
+    )
+    .await
+}
+
+async fn autonomy(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let k = s.store.kill_switch().await?;
+    Ok(Json(json!({"kill_switch": k})))
+}
+
+async fn stop_autonomy(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let r: ReasonBody = parse_opt(&body(b)?)?;
+    let reason = reason(r.reason)?;
+    let Json(mut v) = command(&s, HumanCommand::StopAutonomy { reason }, "stop_autonomy").await?;
+    v["kill_switch"] = json!(s.store.kill_switch().await?);
+    Ok(Json(v))
+}
+
+async fn resume_autonomy(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let _: ReasonBody = parse_opt(&body(b)?)?;
+    let Json(mut v) = command(&s, HumanCommand::Resume, "resume").await?;
+    v["kill_switch"] = json!(s.store.kill_switch().await?);
+    Ok(Json(v))
+}
+
+// ------------------------------------------------------------ operations
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.store.kill_switch().await {
+        Ok(k) => {
+            Json(json!({"status": "ready", "store": s.store.name(), "autonomy_stopped": k.engaged}))
+                .into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "readiness: store unreachable");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("store {} is not reachable", s.store.name()),
+            )
+        }
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut text = s.metrics.render();
+    // Gauges read from the store at scrape time: they cover every path
+    // (webhooks, watcher, chat channels, background executions).
+    if let Ok(incidents) = s.store.list_incidents(&IncidentQuery::default()).await {
+        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+        for i in &incidents {
+            *by_status.entry(i.status.to_string()).or_default() += 1;
+            if let Some(d) = &i.decision {
+                let kind = serde_json::to_value(d.recommended_action.kind())
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into());
+                *by_action.entry(kind).or_default() += 1;
+            }
+        }
+        text.push_str("# HELP infraai_incidents Incidents in the store, by status (executed/resolved/unresolved are execution outcomes).\n# TYPE infraai_incidents gauge\n");
+        for (k, v) in by_status {
+            text.push_str(&format!("infraai_incidents{{status=\"{k}\"}} {v}\n"));
+        }
+        text.push_str("# HELP infraai_decisions Decisions in the store, by recommended action.\n# TYPE infraai_decisions gauge\n");
+        for (k, v) in by_action {
+            text.push_str(&format!("infraai_decisions{{action=\"{k}\"}} {v}\n"));
+        }
+    }
+    if let Ok(k) = s.store.kill_switch().await {
+        text.push_str(&format!(
+            "# HELP infraai_autonomy_stopped 1 while STOP AUTONOMY is engaged.\n# TYPE infraai_autonomy_stopped gauge\ninfraai_autonomy_stopped {}\n",
+            u8::from(k.engaged)
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../assets/index.html"))
+}
+
+async fn dashboard_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/app.js"),
+    )
+        .into_response()
+}
+
+async fn dashboard_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/style.css"),
+    )
+        .into_response()
+}

@@ -1,0 +1,348 @@
+//! Configuration: command-line flags, environment variables (each flag has
+//! one, `INFRAAI_…`) and an optional TOML file (`--config`). A flag or
+//! variable wins over the file; the file wins over the embedded default.
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Command line and environment. Every field is optional so that the TOML
+/// file can fill what is not given here.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "infraai-server",
+    version,
+    about = "infraai: plan, deploy and operate infrastructure with a human in the loop"
+)]
+pub struct Cli {
+    /// TOML configuration file (keys as below, in snake_case).
+    #[arg(long, env = "INFRAAI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "INFRAAI_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database and generated secrets [default: ./data].
+    #[arg(long, env = "INFRAAI_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Operator bearer token for the API and dashboard [default: generated
+    /// once and stored in <data_dir>/operator-token].
+    #[arg(long, env = "INFRAAI_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+    /// Operator name recorded in the audit trail as `web:<name>` [default: operator].
+    #[arg(long, env = "INFRAAI_OPERATOR_NAME")]
+    pub operator_name: Option<String>,
+    /// Token alert webhooks must send (header `X-Infraai-Webhook-Token` or
+    /// query `token`) [default: generated once, <data_dir>/webhook-token].
+    #[arg(long, env = "INFRAAI_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub webhook_token: Option<String>,
+    /// Public base URL of this server (alert policies post to <url>/ops/webhook).
+    #[arg(long, env = "INFRAAI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Gemini API key: turns on the LLM planner, decision policy and fixer.
+    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
+    pub gemini_api_key: Option<String>,
+    /// Gemini model [default: the provider's default].
+    #[arg(long, env = "INFRAAI_GEMINI_MODEL")]
+    pub gemini_model: Option<String>,
+    /// GCP project (the GCP adapter is not available yet; see start-up output).
+    #[arg(long, env = "INFRAAI_GCP_PROJECT")]
+    pub gcp_project: Option<String>,
+    /// Preferred region passed to the planner.
+    #[arg(long, env = "INFRAAI_REGION")]
+    pub region: Option<String>,
+    /// Telegram bot token (turns on Telegram approvals with a chat id).
+    #[arg(long, env = "INFRAAI_TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub telegram_bot_token: Option<String>,
+    /// Telegram chat approval requests go to.
+    #[arg(long, env = "INFRAAI_TELEGRAM_CHAT_ID")]
+    pub telegram_chat_id: Option<i64>,
+    /// Telegram webhook secret; without it the server long-polls instead.
+    #[arg(long, env = "INFRAAI_TELEGRAM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub telegram_webhook_secret: Option<String>,
+    /// Telegram Bot API base URL [default: https://api.telegram.org].
+    #[arg(long, env = "INFRAAI_TELEGRAM_API_BASE")]
+    pub telegram_api_base: Option<String>,
+    /// Telegram user ids allowed to approve (comma separated).
+    #[arg(long, env = "INFRAAI_TELEGRAM_APPROVERS", value_delimiter = ',')]
+    pub telegram_approvers: Option<Vec<String>>,
+    /// Discord application public key (hex).
+    #[arg(long, env = "INFRAAI_DISCORD_PUBLIC_KEY")]
+    pub discord_public_key: Option<String>,
+    /// Discord bot token.
+    #[arg(long, env = "INFRAAI_DISCORD_BOT_TOKEN", hide_env_values = true)]
+    pub discord_bot_token: Option<String>,
+    /// Discord channel approval requests go to.
+    #[arg(long, env = "INFRAAI_DISCORD_CHANNEL_ID")]
+    pub discord_channel_id: Option<String>,
+    /// Discord REST API base [default: https://discord.com/api/v10].
+    #[arg(long, env = "INFRAAI_DISCORD_API_BASE")]
+    pub discord_api_base: Option<String>,
+    /// Discord user ids allowed to approve (comma separated).
+    #[arg(long, env = "INFRAAI_DISCORD_APPROVERS", value_delimiter = ',')]
+    pub discord_approvers: Option<Vec<String>>,
+    /// Discord role ids whose holders may approve (comma separated).
+    #[arg(long, env = "INFRAAI_DISCORD_APPROVER_ROLES", value_delimiter = ',')]
+    pub discord_approver_roles: Option<Vec<String>>,
+    /// Seconds a pending approval waits before it expires [default: 3600].
+    #[arg(long, env = "INFRAAI_APPROVAL_TIMEOUT_SECS")]
+    pub approval_timeout_secs: Option<u64>,
+    /// Seconds between an action and the metric re-check [default: 30].
+    #[arg(long, env = "INFRAAI_FEEDBACK_DELAY_SECS")]
+    pub feedback_delay_secs: Option<u64>,
+    /// Seconds between threshold-watcher passes [default: 15].
+    #[arg(long, env = "INFRAAI_WATCH_INTERVAL_SECS")]
+    pub watch_interval_secs: Option<u64>,
+    /// Per-request timeout in seconds (not for event streams) [default: 30].
+    #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+}
+
+/// The TOML file: the same keys as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    operator_token: Option<String>,
+    operator_name: Option<String>,
+    webhook_token: Option<String>,
+    public_url: Option<String>,
+    gemini_api_key: Option<String>,
+    gemini_model: Option<String>,
+    gcp_project: Option<String>,
+    region: Option<String>,
+    telegram_bot_token: Option<String>,
+    telegram_chat_id: Option<i64>,
+    telegram_webhook_secret: Option<String>,
+    telegram_api_base: Option<String>,
+    telegram_approvers: Option<Vec<String>>,
+    discord_public_key: Option<String>,
+    discord_bot_token: Option<String>,
+    discord_channel_id: Option<String>,
+    discord_api_base: Option<String>,
+    discord_approvers: Option<Vec<String>>,
+    discord_approver_roles: Option<Vec<String>>,
+    approval_timeout_secs: Option<u64>,
+    feedback_delay_secs: Option<u64>,
+    watch_interval_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+}
+
+/// Telegram settings, when a bot is configured.
+#[derive(Clone, Debug)]
+pub struct TelegramSettings {
+    /// Bot token (secret).
+    pub bot_token: String,
+    /// Chat for approval requests.
+    pub chat_id: i64,
+    /// Webhook secret; `None` means long polling.
+    pub webhook_secret: Option<String>,
+    /// API base override.
+    pub api_base: Option<String>,
+    /// Allowed approvers.
+    pub approvers: Vec<String>,
+}
+
+/// Discord settings, when a bot is configured.
+#[derive(Clone, Debug)]
+pub struct DiscordSettings {
+    /// Application public key (hex).
+    pub public_key: String,
+    /// Bot token (secret).
+    pub bot_token: String,
+    /// Channel for approval requests.
+    pub channel_id: String,
+    /// API base override.
+    pub api_base: Option<String>,
+    /// Allowed approver user ids.
+    pub approvers: Vec<String>,
+    /// Allowed approver role ids.
+    pub approver_roles: Vec<String>,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory (created at start).
+    pub data_dir: PathBuf,
+    /// Configured operator token, if any.
+    pub operator_token: Option<String>,
+    /// Operator name (`web:<name>` in the audit trail).
+    pub operator_name: String,
+    /// Configured webhook token, if any.
+    pub webhook_token: Option<String>,
+    /// Public URL of this server.
+    pub public_url: Option<String>,
+    /// Gemini key.
+    pub gemini_api_key: Option<String>,
+    /// Gemini model.
+    pub gemini_model: Option<String>,
+    /// GCP project.
+    pub gcp_project: Option<String>,
+    /// Planner region.
+    pub region: Option<String>,
+    /// Telegram, when configured.
+    pub telegram: Option<TelegramSettings>,
+    /// Discord, when configured.
+    pub discord: Option<DiscordSettings>,
+    /// Partial chat configuration problems (said at start-up).
+    pub notes: Vec<String>,
+    /// Pending approvals expire after this.
+    pub approval_timeout: Duration,
+    /// Wait between an action and the re-check.
+    pub feedback_delay: Duration,
+    /// Watcher period.
+    pub watch_interval: Duration,
+    /// Request timeout.
+    pub request_timeout: Duration,
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+impl Config {
+    /// Resolves flags/env over the file over the defaults.
+    pub fn load(cli: Cli) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(c: Cli, f: FileConfig) -> anyhow::Result<Self> {
+        let operator_name =
+            nonempty(c.operator_name.or(f.operator_name)).unwrap_or_else(|| "operator".into());
+        if !operator_name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.@".contains(ch))
+        {
+            bail!("operator_name may only hold letters, digits and - _ . @");
+        }
+        let mut notes = Vec::new();
+        let tg_token = nonempty(c.telegram_bot_token.or(f.telegram_bot_token));
+        let tg_chat = c.telegram_chat_id.or(f.telegram_chat_id);
+        let telegram = match (tg_token, tg_chat) {
+            (Some(bot_token), Some(chat_id)) => Some(TelegramSettings {
+                bot_token,
+                chat_id,
+                webhook_secret: nonempty(c.telegram_webhook_secret.or(f.telegram_webhook_secret)),
+                api_base: nonempty(c.telegram_api_base.or(f.telegram_api_base)),
+                approvers: c
+                    .telegram_approvers
+                    .or(f.telegram_approvers)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .collect(),
+            }),
+            (Some(_), None) => {
+                notes.push(
+                    "telegram: bot token set but no chat id (INFRAAI_TELEGRAM_CHAT_ID)".into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                notes.push(
+                    "telegram: chat id set but no bot token (INFRAAI_TELEGRAM_BOT_TOKEN)".into(),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let dc_key = nonempty(c.discord_public_key.or(f.discord_public_key));
+        let dc_token = nonempty(c.discord_bot_token.or(f.discord_bot_token));
+        let dc_channel = nonempty(c.discord_channel_id.or(f.discord_channel_id));
+        let discord = match (dc_key, dc_token, dc_channel) {
+            (Some(public_key), Some(bot_token), Some(channel_id)) => Some(DiscordSettings {
+                public_key,
+                bot_token,
+                channel_id,
+                api_base: nonempty(c.discord_api_base.or(f.discord_api_base)),
+                approvers: c
+                    .discord_approvers
+                    .or(f.discord_approvers)
+                    .unwrap_or_default(),
+                approver_roles: c
+                    .discord_approver_roles
+                    .or(f.discord_approver_roles)
+                    .unwrap_or_default(),
+            }),
+            (None, None, None) => None,
+            _ => {
+                notes.push("discord: needs all of public key, bot token and channel id (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)".into());
+                None
+            }
+        };
+        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
+        Ok(Self {
+            listen: c
+                .listen
+                .or(f.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: c.data_dir.or(f.data_dir).unwrap_or_else(|| "./data".into()),
+            operator_token: nonempty(c.operator_token.or(f.operator_token)),
+            operator_name,
+            webhook_token: nonempty(c.webhook_token.or(f.webhook_token)),
+            public_url: nonempty(c.public_url.or(f.public_url)),
+            gemini_api_key: nonempty(c.gemini_api_key.or(f.gemini_api_key)),
+            gemini_model: nonempty(c.gemini_model.or(f.gemini_model)),
+            gcp_project: nonempty(c.gcp_project.or(f.gcp_project)),
+            region: nonempty(c.region.or(f.region)),
+            telegram,
+            discord,
+            notes,
+            approval_timeout: secs(c.approval_timeout_secs.or(f.approval_timeout_secs), 3600),
+            feedback_delay: secs(c.feedback_delay_secs.or(f.feedback_delay_secs), 30),
+            watch_interval: secs(c.watch_interval_secs.or(f.watch_interval_secs), 15)
+                .max(Duration::from_secs(1)),
+            request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 30)
+                .max(Duration::from_secs(1)),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing configuration file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\noperator_name = \"ada\"\ntelegram_bot_token = \"1:x\"\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            operator_name: Some("grace".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(cli, file).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.operator_name, "grace");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.telegram.is_none());
+        assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_names_are_refused() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+        let cli = Cli {
+            operator_name: Some("a b".into()),
+            ..Default::default()
+        };
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! # infraai-server
+//!
+//! The example server of infraai: configuration, adapter wiring, the HTTP API
+//! (documented at `/openapi.json`), webhooks for alerts, Telegram and
+//! Discord, and the dashboard. `main.rs` only parses the command line and
+//! calls [`run`].
+
+pub mod app;
+pub mod approvers;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod secrets;
+pub mod server;
+pub mod wiring;
+
+pub use server::run;

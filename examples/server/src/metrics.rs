@@ -1,0 +1,165 @@
+//! Prometheus counters, rendered by hand in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// A labelled counter family: label set (already rendered) → value.
+#[derive(Default)]
+struct Family(Mutex<BTreeMap<String, f64>>);
+
+impl Family {
+    fn add(&self, labels: String, v: f64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(labels)
+            .or_default() += v;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    }
+}
+
+/// Escapes a label value.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// The server's counters.
+#[derive(Default)]
+pub struct Metrics {
+    alerts: Family,
+    decisions: Family,
+    approvals: Family,
+    executions: Family,
+    run_phases: Family,
+    requests: Family,
+    latency_sum: Family,
+    latency_count: Family,
+}
+
+impl Metrics {
+    /// An alert was recorded with this ingest outcome (`opened`, `repeated`, …).
+    pub fn alert(&self, outcome: &str) {
+        self.alerts.add(labels(&[("outcome", outcome)]), 1.0);
+    }
+    /// A decision was made.
+    pub fn decision(&self, action: &str, route: &str) {
+        self.decisions
+            .add(labels(&[("action", action), ("status", route)]), 1.0);
+    }
+    /// A human command arrived.
+    pub fn approval(&self, command: &str, effective: bool) {
+        let e = if effective { "true" } else { "false" };
+        self.approvals
+            .add(labels(&[("command", command), ("effective", e)]), 1.0);
+    }
+    /// An action finished (`executed`, `resolved`, `unresolved`, `failed`, `blocked`).
+    pub fn execution(&self, outcome: &str) {
+        self.executions.add(labels(&[("outcome", outcome)]), 1.0);
+    }
+    /// A run entered a phase.
+    pub fn run_phase(&self, phase: &str) {
+        self.run_phases.add(labels(&[("phase", phase)]), 1.0);
+    }
+    /// A request was answered.
+    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let s = status.to_string();
+        self.requests.add(
+            labels(&[("method", method), ("route", route), ("status", &s)]),
+            1.0,
+        );
+        let l = labels(&[("method", method), ("route", route)]);
+        self.latency_sum.add(l.clone(), seconds);
+        self.latency_count.add(l, 1.0);
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.alerts.render(
+            &mut out,
+            "infraai_alerts_received_total",
+            "Alerts recorded, by ingest outcome (repeated = deduplicated).",
+            "counter",
+        );
+        self.decisions.render(
+            &mut out,
+            "infraai_decisions_total",
+            "Decisions made, by recommended action and routing.",
+            "counter",
+        );
+        self.approvals.render(
+            &mut out,
+            "infraai_human_commands_total",
+            "Human commands received over the API, by command.",
+            "counter",
+        );
+        self.executions.render(
+            &mut out,
+            "infraai_executions_total",
+            "Incidents reaching an execution outcome, as observed by the server.",
+            "counter",
+        );
+        self.run_phases.render(
+            &mut out,
+            "infraai_run_phases_total",
+            "Deploy-run phase entries.",
+            "counter",
+        );
+        self.requests.render(
+            &mut out,
+            "infraai_http_requests_total",
+            "HTTP requests answered.",
+            "counter",
+        );
+        self.latency_sum.render(
+            &mut out,
+            "infraai_http_request_duration_seconds_sum",
+            "Total request latency.",
+            "counter",
+        );
+        self.latency_count.render(
+            &mut out,
+            "infraai_http_request_duration_seconds_count",
+            "Requests timed.",
+            "counter",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_counters() {
+        let m = Metrics::default();
+        m.alert("opened");
+        m.alert("opened");
+        m.request("GET", "/x\"y", 200, 0.5);
+        let text = m.render();
+        assert!(text.contains("infraai_alerts_received_total{outcome=\"opened\"} 2"));
+        assert!(text.contains("route=\"/x\\\"y\""));
+    }
+}

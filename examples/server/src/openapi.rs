@@ -1,0 +1,151 @@
+//! The OpenAPI 3.1 document, written by hand (a test checks that it lists
+//! every route the router serves).
+
+use serde_json::{json, Map, Value};
+
+/// Every route: method, path, auth scheme (`operator`, `webhook`, `telegram`,
+/// `discord` or none), summary.
+pub const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
+    ("post", "/generate-graph", Some("operator"), "Plan a goal: returns the run id, the plan and its resource/monitoring graph."),
+    ("post", "/generate_terraform", Some("operator"), "The Terraform files of a planned run."),
+    ("post", "/execute", Some("operator"), "Start the deploy loop of a run in the background (202). `dry_run: true` stops after `terraform plan`."),
+    ("get", "/runs/{id}/status", Some("operator"), "Phase, history, fix attempts, diagnostics, change set and verification of a run."),
+    ("get", "/runs/{id}/events", Some("operator"), "Server-Sent Events: the run's backlog, then live `phase` and `log` events; closes after a terminal phase."),
+    ("post", "/ops/webhook", Some("webhook"), "Receive alerts. For now the body is the core `Alert` JSON (one object or an array), not the GCP Cloud Monitoring payload: the GCP alert source does not exist yet. Answered 200 only after every alert is durably recorded; new incidents are processed in the background."),
+    ("post", "/ops/telegram", Some("telegram"), "Telegram Bot API webhook (header `X-Telegram-Bot-Api-Secret-Token`). 404 when Telegram is not configured."),
+    ("post", "/ops/discord", Some("discord"), "Discord interactions endpoint (Ed25519 signature headers). 404 when Discord is not configured."),
+    ("get", "/ops/alerts", Some("operator"), "Incidents, newest first. Query: `status` (comma separated), `severity`, `resource`, `limit` (1–1000, default 100)."),
+    ("get", "/ops/alerts/{id}", Some("operator"), "An incident with its decision, reasoning, confidence, approvals, actions and audit trail."),
+    ("get", "/ops/alerts/{id}/preview", Some("operator"), "Dry-run preview of the incident's proposed action (ActionHandler::preview)."),
+    ("post", "/ops/alerts/{id}/approve", Some("operator"), "Approve the pending action as `web:<operator>`; it runs in the background. 409 when nothing was approved (not pending, or autonomy stopped)."),
+    ("post", "/ops/alerts/{id}/reject", Some("operator"), "Reject the pending action. Optional body `{reason}`."),
+    ("get", "/ops/autonomy", Some("operator"), "The kill-switch state."),
+    ("post", "/ops/autonomy/stop", Some("operator"), "STOP AUTONOMY: nothing executes until resumed; pending/approved incidents become blocked. Optional body `{reason}`."),
+    ("post", "/ops/autonomy/resume", Some("operator"), "Resume autonomy; blocked incidents return to pending and need a fresh approval."),
+    ("get", "/healthz", None, "Liveness."),
+    ("get", "/readyz", None, "Readiness: 200 when the store answers, 503 otherwise."),
+    ("get", "/metrics", None, "Prometheus text exposition."),
+    ("get", "/openapi.json", None, "This document."),
+    ("get", "/", None, "The dashboard (HTML)."),
+    ("get", "/assets/app.js", None, "Dashboard script."),
+    ("get", "/assets/style.css", None, "Dashboard styles."),
+];
+
+fn body_schema(method: &str, path: &str) -> Option<Value> {
+    let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
+    let reason = json!({"reason": {"type": "string", "maxLength": 1000}});
+    Some(match (method, path) {
+        ("post", "/generate-graph") => obj(
+            json!({"goal": {"type": "string", "minLength": 1, "maxLength": 4000}}),
+            &["goal"],
+        ),
+        ("post", "/generate_terraform") => obj(
+            json!({"run_id": {"type": "string", "format": "uuid"}}),
+            &["run_id"],
+        ),
+        ("post", "/execute") => obj(
+            json!({"run_id": {"type": "string", "format": "uuid"}, "dry_run": {"type": "boolean"}}),
+            &["run_id", "dry_run"],
+        ),
+        ("post", "/ops/webhook") => {
+            json!({"oneOf": [{"$ref": "#/components/schemas/Alert"}, {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}, "maxItems": 100}]})
+        }
+        ("post", "/ops/telegram") => json!({"type": "object", "description": "A Telegram Update."}),
+        ("post", "/ops/discord") => {
+            json!({"type": "object", "description": "A Discord Interaction."})
+        }
+        ("post", "/ops/alerts/{id}/reject") | ("post", "/ops/autonomy/stop") => obj(reason, &[]),
+        _ => return None,
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let problem = json!({"description": "Problem details", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let mut paths = Map::new();
+    for (method, path, auth, summary) in ROUTES {
+        let mut op = json!({
+            "summary": summary,
+            "responses": {
+                "200": {"description": "OK"},
+                "400": problem, "404": problem, "413": problem, "422": problem, "500": problem, "503": problem,
+            },
+        });
+        if path.contains("{id}") {
+            op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}]);
+        }
+        if *path == "/ops/alerts" {
+            op["parameters"] = json!([
+                {"name": "status", "in": "query", "schema": {"type": "string"}},
+                {"name": "severity", "in": "query", "schema": {"type": "string"}},
+                {"name": "resource", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            ]);
+        }
+        if let Some(schema) = body_schema(method, path) {
+            op["requestBody"] = json!({"required": !matches!(*path, "/ops/alerts/{id}/reject" | "/ops/autonomy/stop"), "content": {"application/json": {"schema": schema}}});
+        }
+        if let Some(auth) = auth {
+            op["security"] = json!([{ *auth: [] }]);
+            op["responses"]["401"] = problem.clone();
+        }
+        match *path {
+            "/execute" => {
+                op["responses"]["202"] =
+                    json!({"description": "Accepted; the run executes in the background"})
+            }
+            "/generate-graph" => op["responses"]["201"] = json!({"description": "Planned"}),
+            "/runs/{id}/events" => {
+                op["responses"]["200"] = json!({"description": "text/event-stream", "content": {"text/event-stream": {}}})
+            }
+            "/metrics" => {
+                op["responses"]["200"] =
+                    json!({"description": "Prometheus text", "content": {"text/plain": {}}})
+            }
+            _ => {}
+        }
+        if method == &"post" && auth == &Some("operator") {
+            op["responses"]["409"] = problem.clone();
+        }
+        paths
+            .entry(path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert(method.to_string(), op));
+    }
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "infraai server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Plan, deploy and operate infrastructure with a human in the loop. Errors are problem details ({type,title,status,detail}). Request bodies are limited to 256 KiB (413).",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "operator": {"type": "http", "scheme": "bearer", "description": "Operator token (configured, or generated at first start into <data_dir>/operator-token)."},
+                "webhook": {"type": "apiKey", "in": "header", "name": "X-Infraai-Webhook-Token", "description": "Also accepted as query parameter `token`."},
+                "telegram": {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"},
+                "discord": {"type": "apiKey", "in": "header", "name": "X-Signature-Ed25519", "description": "Ed25519 signature over X-Signature-Timestamp + body."},
+            },
+            "schemas": {
+                "Problem": {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}, "required": ["type", "title", "status", "detail"]},
+            },
+        },
+    });
+    // The core's Alert schema, with its definitions lifted into components.
+    let alert = serde_json::to_string(&schemars::schema_for!(infraai_core::Alert))
+        .unwrap_or_default()
+        .replace("#/$defs/", "#/components/schemas/");
+    if let Ok(Value::Object(mut alert)) = serde_json::from_str::<Value>(&alert) {
+        let schemas = &mut doc["components"]["schemas"];
+        if let Some(Value::Object(defs)) = alert.remove("$defs") {
+            for (k, v) in defs {
+                schemas[k] = v;
+            }
+        }
+        alert.remove("$schema");
+        schemas["Alert"] = Value::Object(alert);
+    }
+    doc
+}

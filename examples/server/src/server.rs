@@ -1,0 +1,230 @@
+//! Start-up, background tasks and graceful shutdown.
+
+use crate::app::{router, AppState};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::secrets::{load_or_create, Origin};
+use anyhow::Context;
+use infraai_core::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Waits for SIGINT or SIGTERM.
+async fn signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Completes when shutdown is signalled.
+async fn until(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let (operator_token, op_origin) = load_or_create(
+        config.operator_token.as_deref(),
+        &config.data_dir,
+        "operator-token",
+    )?;
+    let (webhook_token, wh_origin) = load_or_create(
+        config.webhook_token.as_deref(),
+        &config.data_dir,
+        "webhook-token",
+    )?;
+
+    let w = crate::wiring::build(&config)?;
+    let mut deploy_config = DeployConfig {
+        region: config.region.clone(),
+        ..Default::default()
+    };
+    if let Some(url) = &config.public_url {
+        deploy_config.alert_webhook = Some(format!("{}/ops/webhook", url.trim_end_matches('/')));
+    }
+    let events = w.deploy.events.clone();
+    let deploy = Arc::new(DeployAgent::new(w.deploy, deploy_config));
+    let ops = Arc::new(OpsAgent::new(
+        OpsDeps {
+            store: w.store.clone(),
+            policy: w.policy,
+            approver: w.approver,
+            actions: w.actions.clone(),
+            metrics: w.metrics.clone(),
+            registry: w.registry,
+        },
+        Guardrails::new(w.guardrails),
+        OpsConfig {
+            feedback_delay: config.feedback_delay,
+            approvers: w.approvers,
+            ..Default::default()
+        },
+    ));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    println!("infraai-server {}", env!("CARGO_PKG_VERSION"));
+    println!("data directory: {}", config.data_dir.display());
+    for line in &w.report {
+        println!("{line}");
+    }
+    let token_file = config.data_dir.join("operator-token");
+    match op_origin {
+        Origin::Configured => println!(
+            "operator token: from configuration; operator name {:?}",
+            config.operator_name
+        ),
+        Origin::Stored => println!(
+            "operator token: in {} (generated at first start); operator name {:?}",
+            token_file.display(),
+            config.operator_name
+        ),
+        // Printed once, on the start that generates it.
+        Origin::Generated => println!(
+            "operator token (generated now, stored in {}): {operator_token}",
+            token_file.display()
+        ),
+    }
+    let webhook_file = config.data_dir.join("webhook-token");
+    match wh_origin {
+        Origin::Configured => println!("alert webhook token: from configuration"),
+        Origin::Stored => println!("alert webhook token: in {}", webhook_file.display()),
+        Origin::Generated => println!(
+            "alert webhook token (generated now, stored in {}): {webhook_token}",
+            webhook_file.display()
+        ),
+    }
+    println!("dashboard: http://{addr}/   API: http://{addr}/openapi.json");
+    println!("listening on http://{addr}");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+
+    // Run-phase counters from the event bus.
+    {
+        let (_, mut rx) = events.subscribe(RunId::new());
+        let metrics = metrics.clone();
+        let stop = until(shutdown_rx.clone());
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    ev = rx.recv() => match ev {
+                        Ok(RunEvent::Phase { phase, .. }) => metrics.run_phase(&phase.to_string()),
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+        });
+    }
+    // Pick up what a restart interrupted.
+    {
+        let ops = ops.clone();
+        tokio::spawn(async move {
+            match ops.recover().await {
+                Ok(n) => info!(incidents = n, "recovery done"),
+                Err(e) => warn!(error = %e, "recovery failed"),
+            }
+        });
+    }
+    // Approval expiry.
+    {
+        let ops = ops.clone();
+        let max_wait = config.approval_timeout;
+        let every = (max_wait / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let stop = until(shutdown_rx.clone());
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => {}
+                }
+                match ops.expire_pending(max_wait).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(expired = n, "pending approvals expired"),
+                    Err(e) => warn!(error = %e, "approval expiry failed"),
+                }
+            }
+        });
+    }
+    if w.run_watcher {
+        let watcher = ThresholdWatcher::new(w.metrics.clone());
+        let (store, ops, every) = (w.store.clone(), ops.clone(), config.watch_interval);
+        let stop = until(shutdown_rx.clone());
+        tokio::spawn(async move { watcher.run(store, ops, every, stop).await });
+    }
+    if let (Some(tg), Some(settings)) = (&w.telegram, &config.telegram) {
+        if settings.webhook_secret.is_none() {
+            let poller = infraai_telegram::TelegramPoller::new(
+                tg.as_ref().clone(),
+                w.store.clone(),
+                Duration::from_secs(25),
+            );
+            let (ops, stop) = (ops.clone(), until(shutdown_rx.clone()));
+            tokio::spawn(async move { poller.run(ops, stop).await });
+        }
+    }
+
+    let state = AppState {
+        deploy,
+        ops,
+        store: w.store,
+        actions: w.actions,
+        telegram: w.telegram,
+        discord: w.discord,
+        operator_token: operator_token.into(),
+        operator_name: config.operator_name.clone().into(),
+        webhook_token: webhook_token.into(),
+        metrics,
+        executing: Arc::default(),
+        shutdown: shutdown_rx.clone(),
+        request_timeout: config.request_timeout,
+    };
+    tokio::spawn(async move {
+        signal().await;
+        info!("shutting down: finishing in-flight requests");
+        let _ = shutdown_tx.send(true);
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(until(shutdown_rx))
+        .await
+        .context("serving HTTP")?;
+    info!("stopped");
+    Ok(())
+}

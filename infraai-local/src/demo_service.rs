@@ -26,6 +26,7 @@ struct Service {
     name: String,
     machine_type: String,
     requests: AtomicU64,
+    errors: AtomicU64,
     duration_micros: AtomicU64,
     healthy: AtomicBool,
 }
@@ -39,6 +40,9 @@ async fn count(State(s): State<Arc<Service>>, request: Request, next: Next) -> R
     let start = Instant::now();
     let response = next.run(request).await;
     s.requests.fetch_add(1, Ordering::Relaxed);
+    if response.status().is_server_error() {
+        s.errors.fetch_add(1, Ordering::Relaxed);
+    }
     s.duration_micros
         .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
     response
@@ -99,10 +103,12 @@ async fn metrics(State(s): State<Arc<Service>>) -> impl IntoResponse {
     let cpu = crate::instances::cpu_seconds(std::process::id()).unwrap_or(0.0);
     let body = format!(
         "# HELP demo_requests_total Requests served.\n# TYPE demo_requests_total counter\ndemo_requests_total {}\n\
+         # HELP demo_request_errors_total Requests answered 5xx.\n# TYPE demo_request_errors_total counter\ndemo_request_errors_total {}\n\
          # HELP demo_request_duration_seconds Request latency.\n# TYPE demo_request_duration_seconds summary\n\
          demo_request_duration_seconds_sum {}\ndemo_request_duration_seconds_count {}\n\
          # HELP process_cpu_seconds_total CPU time used.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}\n",
         s.requests.load(Ordering::Relaxed),
+        s.errors.load(Ordering::Relaxed),
         s.duration_micros.load(Ordering::Relaxed) as f64 / 1e6,
         s.requests.load(Ordering::Relaxed),
     );
@@ -166,6 +172,7 @@ pub async fn serve(a: Args) {
         name: a.name.clone(),
         machine_type: a.machine_type.clone(),
         requests: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
         duration_micros: AtomicU64::new(0),
         healthy: AtomicBool::new(true),
     });

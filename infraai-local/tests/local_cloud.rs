@@ -199,13 +199,14 @@ async fn deploy_load_scale_up_restart_destroy() {
 
     // Operate: the real watcher, policy, guardrails, Terraform actions and metrics.
     let metrics = Arc::new(LocalMetrics::new(instances.clone()));
+    let approver = Arc::new(RecordingApprover::default());
     let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
     guardrails.max_auto_actions = 10;
     let ops = OpsAgent::new(
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(rules::RulePolicy),
-            approver: Arc::new(RecordingApprover::default()),
+            approver: approver.clone(),
             actions: Arc::new(LocalActions::new(
                 runner.clone(),
                 store.clone(),
@@ -221,6 +222,7 @@ async fn deploy_load_scale_up_restart_destroy() {
         },
     );
     let mut watcher = ThresholdWatcher::new(metrics.clone());
+    let approver_requests = || approver.requests();
 
     // 0.3 cores of load: 1.2 of a local-small's 0.25, 0.6 of a local-medium's 0.5.
     let _load = load(url.clone(), 30);
@@ -238,6 +240,17 @@ async fn deploy_load_scale_up_restart_destroy() {
             machine_type: MachineType::new("local-medium").unwrap()
         }
     );
+    // The human saw the real Terraform dry run: exactly this instance replaced.
+    let asked = approver_requests();
+    let change_set = asked[0]
+        .preview
+        .as_ref()
+        .unwrap()
+        .change_set
+        .clone()
+        .unwrap();
+    assert_eq!(change_set.summary(), "1 to replace");
+    assert_eq!(change_set.changes[0].address, "terraform_data.web");
     let preview = ops
         .handle_command(&HumanReply::new(
             HumanCommand::Approve {

@@ -22,9 +22,14 @@
 
 #![deny(missing_docs)]
 
+mod actions;
+mod cloud;
+pub mod demo_service;
 pub mod instances;
 pub mod ladder;
 mod metrics;
 pub mod profiles;
 
+pub use actions::{LocalActions, ACTIONS_TFVARS};
+pub use cloud::{machine_type_var, restart_var, LocalCloud, LocalConfig};
 pub use metrics::LocalMetrics;

@@ -2,7 +2,7 @@
 
 use crate::instances::{cpu_seconds, is_alive, InstanceDir};
 use crate::ladder::allotment;
-use crate::profiles::{CPU_UTILIZATION, HEALTH_FAILING, REQUEST_LATENCY_MS};
+use crate::profiles::{CPU_UTILIZATION, ERROR_RATE, HEALTH_FAILING, REQUEST_LATENCY_MS};
 use async_trait::async_trait;
 use chrono::Utc;
 use infraai_core::{Error, MetricQuery, MetricSample, MetricSource, Result};
@@ -100,7 +100,7 @@ impl MetricSource for LocalMetrics {
                 }
                 self.utilization(i.pid, &i.machine_type).await?
             }
-            REQUEST_LATENCY_MS => {
+            REQUEST_LATENCY_MS | ERROR_RATE => {
                 let i = instance?;
                 let text = self
                     .http
@@ -123,7 +123,11 @@ impl MetricSource for LocalMetrics {
                 if count == 0.0 {
                     return Err(Error::not_found(format!("requests on {}", i.name)));
                 }
-                get("demo_request_duration_seconds_sum ") / count * 1000.0
+                if query.metric == ERROR_RATE {
+                    get("demo_request_errors_total ") / count
+                } else {
+                    get("demo_request_duration_seconds_sum ") / count * 1000.0
+                }
             }
             other => {
                 return Err(Error::NotSupported {

@@ -10,6 +10,8 @@ pub const LOCAL_INSTANCE: &str = "local_instance";
 pub const CPU_UTILIZATION: &str = "local/instance/cpu/utilization";
 /// 1 while `GET /healthz` fails, 0 while it answers 200.
 pub const HEALTH_FAILING: &str = "local/instance/health_failing";
+/// Share of requests answered 5xx since the process started (0–1).
+pub const ERROR_RATE: &str = "local/instance/error_rate";
 /// Mean request latency in milliseconds since the process started.
 pub const REQUEST_LATENCY_MS: &str = "local/instance/request_latency_ms";
 

@@ -3,7 +3,7 @@
 use infraai_core::{Error, MetricQuery, MetricSource};
 use infraai_local::instances::{is_alive, InstanceDir};
 use infraai_local::profiles::{
-    CPU_UTILIZATION, HEALTH_FAILING, LOCAL_INSTANCE, REQUEST_LATENCY_MS,
+    CPU_UTILIZATION, ERROR_RATE, HEALTH_FAILING, LOCAL_INSTANCE, REQUEST_LATENCY_MS,
 };
 use infraai_local::LocalMetrics;
 use std::path::PathBuf;
@@ -123,6 +123,14 @@ async fn real_process_real_http_real_cpu() {
         .unwrap()
         .value;
     assert!(latency >= 30.0, "mean latency {latency} ms");
+    assert_eq!(
+        metrics
+            .current_value(&query(ERROR_RATE))
+            .await
+            .unwrap()
+            .value,
+        0.0
+    );
 
     // Broken health, then a dead process.
     http.post(format!("{}/admin/break", instance.url()))

@@ -47,6 +47,13 @@ pub struct Cli {
     /// Gemini model [default: the provider's default].
     #[arg(long, env = "INFRAAI_GEMINI_MODEL")]
     pub gemini_model: Option<String>,
+    /// Cloud: `local` (real processes on this machine through Terraform) or
+    /// `simulated` (in-memory stand-ins; nothing is created) [default: local].
+    #[arg(long, env = "INFRAAI_CLOUD")]
+    pub cloud: Option<String>,
+    /// Terraform binary for the local cloud [default: $TERRAFORM_BIN, else `terraform` on PATH].
+    #[arg(long, env = "INFRAAI_TERRAFORM_BIN")]
+    pub terraform_bin: Option<PathBuf>,
     /// GCP project (the GCP adapter is not available yet; see start-up output).
     #[arg(long, env = "INFRAAI_GCP_PROJECT")]
     pub gcp_project: Option<String>,
@@ -113,6 +120,8 @@ pub struct FileConfig {
     gemini_api_key: Option<String>,
     gemini_model: Option<String>,
     gcp_project: Option<String>,
+    cloud: Option<String>,
+    terraform_bin: Option<PathBuf>,
     region: Option<String>,
     telegram_bot_token: Option<String>,
     telegram_chat_id: Option<i64>,
@@ -163,6 +172,15 @@ pub struct DiscordSettings {
     pub approver_roles: Vec<String>,
 }
 
+/// Which cloud adapter deploys and acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudChoice {
+    /// `infraai-local`: real processes on this machine, through Terraform.
+    Local,
+    /// In-memory stand-ins: scripted Terraform, recorded actions.
+    Simulated,
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -184,6 +202,10 @@ pub struct Config {
     pub gemini_model: Option<String>,
     /// GCP project.
     pub gcp_project: Option<String>,
+    /// The cloud adapter.
+    pub cloud: CloudChoice,
+    /// Terraform binary, when configured.
+    pub terraform_bin: Option<PathBuf>,
     /// Planner region.
     pub region: Option<String>,
     /// Telegram, when configured.
@@ -280,6 +302,11 @@ impl Config {
                 None
             }
         };
+        let cloud = match nonempty(c.cloud.or(f.cloud)).as_deref() {
+            None | Some("local") => CloudChoice::Local,
+            Some("simulated") => CloudChoice::Simulated,
+            Some(other) => bail!("unknown cloud {other:?}: expected \"local\" or \"simulated\""),
+        };
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         Ok(Self {
             listen: c
@@ -294,6 +321,8 @@ impl Config {
             gemini_api_key: nonempty(c.gemini_api_key.or(f.gemini_api_key)),
             gemini_model: nonempty(c.gemini_model.or(f.gemini_model)),
             gcp_project: nonempty(c.gcp_project.or(f.gcp_project)),
+            cloud,
+            terraform_bin: c.terraform_bin.or(f.terraform_bin),
             region: nonempty(c.region.or(f.region)),
             telegram,
             discord,

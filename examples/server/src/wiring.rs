@@ -1,11 +1,10 @@
 //! Which adapter implements each port, chosen from the configuration.
 //!
 //! This is the one file that changes when an adapter lands: the SQLite store
-//! (`infraai-store`) and the local cloud (`infraai_local::LocalCloud` /
-//! `LocalActions`) replace the placeholders marked `PLACEHOLDER` below.
+//! (`infraai-store`) replaces the in-memory placeholder marked `PLACEHOLDER`.
 
 use crate::approvers::{FanoutApprover, WebApprover};
-use crate::config::Config;
+use crate::config::{CloudChoice, Config};
 use anyhow::Context;
 use infraai_core::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner};
 use infraai_core::rules::{RulePlanner, RulePolicy};
@@ -15,8 +14,12 @@ use infraai_core::testing::{
 use infraai_core::*;
 use infraai_discord::{DiscordApprover, DiscordConfig};
 use infraai_gemini::{GeminiConfig, GeminiProvider};
+use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
 use infraai_telegram::{TelegramApprover, TelegramConfig};
+use infraai_terraform::{TerraformConfig, TerraformRunner};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every adapter the server drives.
 pub struct Wiring {
@@ -48,8 +51,67 @@ pub struct Wiring {
     pub report: Vec<String>,
 }
 
+/// The subcommand that runs the local cloud's demo service.
+pub const DEMO_SERVICE: &str = "demo-service";
+
+type CloudParts = (
+    Arc<dyn TerraformGenerator>,
+    Arc<dyn TfRunner>,
+    Arc<dyn Verifier>,
+    Arc<dyn ActionHandler>,
+    Arc<dyn MetricSource>,
+    GuardrailConfig,
+    bool,
+);
+
+/// The local cloud, when Terraform answers; otherwise why not.
+async fn local_cloud(
+    config: &Config,
+    store: Arc<dyn MetadataStore>,
+) -> Result<(CloudParts, String), String> {
+    let binary = config
+        .terraform_bin
+        .clone()
+        .or_else(|| std::env::var_os("TERRAFORM_BIN").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("terraform"));
+    let data =
+        std::fs::canonicalize(&config.data_dir).map_err(|e| format!("data directory: {e}"))?;
+    let tf = TerraformConfig::new(data.join("terraform")).with_binary(binary.clone());
+    let runner = Arc::new(TerraformRunner::new(tf));
+    let version = runner.version().await.map_err(|e| {
+        format!(
+            "the local cloud needs Terraform and {} did not answer: {e}; install terraform, set TERRAFORM_BIN, or eval \"$(../shared/tools/terraform-env.sh)\"",
+            binary.display()
+        )
+    })?;
+    let program = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let cloud = LocalCloud::new(LocalConfig {
+        state_dir: data.join("local"),
+        service_program: program,
+        service_subcommand: Some(DEMO_SERVICE.into()),
+    });
+    let instances = cloud.instances();
+    let line = format!(
+        "cloud: local — real processes on this machine through Terraform {version} ({}); state in {}",
+        binary.display(),
+        data.join("local").display()
+    );
+    Ok((
+        (
+            Arc::new(cloud),
+            runner.clone(),
+            Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
+            Arc::new(LocalActions::new(runner, store, instances.clone())),
+            Arc::new(LocalMetrics::new(instances)),
+            infraai_local::profiles::guardrails(GuardrailConfig::default()),
+            true,
+        ),
+        line,
+    ))
+}
+
 /// Builds the adapters. Never logs a secret.
-pub fn build(config: &Config) -> anyhow::Result<Wiring> {
+pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
     let mut report = Vec::new();
 
     // ---- store -------------------------------------------------------------
@@ -69,19 +131,31 @@ pub fn build(config: &Config) -> anyhow::Result<Wiring> {
             "gcp: project {project:?} is configured, but the GCP adapter does not exist yet; it is NOT used"
         ));
     }
-    // PLACEHOLDER until `infraai_local::LocalCloud` / `LocalActions` are on main:
-    // then generator = LocalCloud, runner = TerraformRunner, verifier =
-    // HttpVerifier, actions = LocalActions, metrics = LocalMetrics, guardrails =
-    // infraai_local::profiles::guardrails(..).
-    let generator: Arc<dyn TerraformGenerator> = Arc::new(FakeGenerator);
-    let runner: Arc<dyn TfRunner> = Arc::new(ScriptedTfRunner::valid());
-    let verifier: Arc<dyn Verifier> = Arc::new(StaticVerifier::default());
-    let actions: Arc<dyn ActionHandler> = Arc::new(RecordingActions::default());
-    let metrics: Arc<dyn MetricSource> = Arc::new(ScriptedMetrics::new(vec![0.35]));
-    let guardrails = GuardrailConfig::default();
-    report.push(
-        "cloud: placeholder (local cloud not yet wired) — fake HCL, scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed".into(),
-    );
+    let cloud = match config.cloud {
+        CloudChoice::Local => local_cloud(config, store.clone()).await,
+        CloudChoice::Simulated => Err("INFRAAI_CLOUD=simulated".to_string()),
+    };
+    let (generator, runner, verifier, actions, metrics, guardrails, run_watcher) = match cloud {
+        Ok((c, line)) => {
+            report.push(line);
+            c
+        }
+        Err(why) => {
+            report.push(format!(
+                "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
+            ));
+            let c: CloudParts = (
+                Arc::new(FakeGenerator),
+                Arc::new(ScriptedTfRunner::valid()),
+                Arc::new(StaticVerifier::default()),
+                Arc::new(RecordingActions::default()),
+                Arc::new(ScriptedMetrics::new(vec![0.35])),
+                GuardrailConfig::default(),
+                false,
+            );
+            c
+        }
+    };
 
     // ---- LLM ---------------------------------------------------------------
     let rule_planner: Arc<dyn Planner> = Arc::new(RulePlanner::default());
@@ -213,7 +287,7 @@ pub fn build(config: &Config) -> anyhow::Result<Wiring> {
         policy,
         actions,
         metrics,
-        run_watcher: true,
+        run_watcher,
         approver: Arc::new(FanoutApprover::new(channels)),
         telegram,
         discord,

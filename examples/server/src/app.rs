@@ -457,20 +457,33 @@ async fn run_events(
     let id = run_id(&id)?;
     let run = load_run(&s, id).await?;
     let (backlog, rx) = s.deploy.events().subscribe(id);
-    let mut pending: VecDeque<RunEvent> = backlog.into();
+    let executing = s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&id);
+    // A dry-run run can be executed again: its backlog then holds more than
+    // one execution. Stream only the current one (or the last finished one).
+    let ends: Vec<usize> = backlog
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, RunEvent::Phase { phase, .. } if phase.is_terminal()))
+        .map(|(i, _)| i)
+        .collect();
+    let from = if executing || !run.phase.is_terminal() {
+        ends.last().map_or(0, |i| i + 1)
+    } else if ends.len() >= 2 {
+        ends[ends.len() - 2] + 1
+    } else {
+        0
+    };
+    let mut pending: VecDeque<RunEvent> = backlog.into_iter().skip(from).collect();
     // A run that ended before this process saw it (restart, evicted backlog):
     // say how it ended and close.
     let backlog_ends = pending
         .iter()
         .any(|e| matches!(e, RunEvent::Phase { phase, .. } if phase.is_terminal()));
-    if run.phase.is_terminal()
-        && !backlog_ends
-        && !s
-            .executing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&id)
-    {
+    if run.phase.is_terminal() && !backlog_ends && !executing {
         pending.push_back(RunEvent::Phase {
             run_id: id,
             phase: run.phase,

@@ -1,0 +1,719 @@
+//! Every endpoint over real HTTP against the real binary (simulated cloud, so
+//! no Terraform is needed): success, bad input, unknown ids, oversize bodies,
+//! missing authentication, the OpenAPI document, the chat webhooks, STOP
+//! AUTONOMY and graceful shutdown.
+
+mod common;
+
+use common::*;
+use ed25519_dalek::{Signer, SigningKey};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const ZERO: &str = "00000000-0000-7000-8000-000000000000";
+
+fn fixture(path: &str) -> Value {
+    let p = format!(
+        "{}/../../../shared/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
+        .unwrap()
+}
+
+fn alert(fingerprint: &str, severity: &str) -> Value {
+    json!({
+        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
+        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
+        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
+        "threshold": 0.8, "severity": severity, "state": "firing",
+        "started_at": "2026-11-25T10:00:00Z",
+    })
+}
+
+async fn simulated(name: &str) -> Server {
+    Server::start(name, &["--cloud", "simulated"], &[]).await
+}
+
+/// Operator routes: method, path template, a valid body.
+fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
+    vec![
+        (
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "an api"})),
+        ),
+        (
+            Method::POST,
+            "/generate_terraform",
+            Some(json!({"run_id": ZERO})),
+        ),
+        (
+            Method::POST,
+            "/execute",
+            Some(json!({"run_id": ZERO, "dry_run": true})),
+        ),
+        (Method::GET, "/runs/{id}/status", None),
+        (Method::GET, "/runs/{id}/events", None),
+        (Method::GET, "/ops/alerts", None),
+        (Method::GET, "/ops/alerts/{id}", None),
+        (Method::GET, "/ops/alerts/{id}/preview", None),
+        (Method::POST, "/ops/alerts/{id}/approve", None),
+        (Method::POST, "/ops/alerts/{id}/reject", None),
+        (Method::GET, "/ops/autonomy", None),
+        (Method::POST, "/ops/autonomy/stop", None),
+        (Method::POST, "/ops/autonomy/resume", None),
+    ]
+}
+
+fn is_problem(v: &Value, status: u16) -> bool {
+    v["status"] == status
+        && v["title"].is_string()
+        && v["type"].is_string()
+        && v["detail"].as_str().is_some_and(|d| !d.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protected_endpoint_refuses_missing_or_wrong_auth() {
+    let s = simulated("auth").await;
+    for (method, path, body) in operator_routes() {
+        let path = path.replace("{id}", ZERO);
+        for token in [None, Some("wrong")] {
+            let mut r = s.http.request(method.clone(), s.url(&path));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            if let Some(b) = &body {
+                r = r.json(b);
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 401, "{method} {path} with {token:?}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            let v: Value = r.json().await.unwrap();
+            assert!(is_problem(&v, 401), "{v}");
+        }
+    }
+    // Alert webhook: token header or query parameter.
+    for url in [s.url("/ops/webhook"), s.url("/ops/webhook?token=wrong")] {
+        let r = s
+            .http
+            .post(url)
+            .json(&alert("a", "warning"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let r = s
+        .http
+        .post(s.url(&format!("/ops/webhook?token={WEBHOOK}")))
+        .json(&alert("a", "warning"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Public routes need nothing.
+    for p in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/",
+        "/assets/app.js",
+        "/assets/style.css",
+    ] {
+        let r = s.http.get(s.url(p)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{p}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx() {
+    let s = simulated("bad-input").await;
+    let send_raw = |method: Method, path: String, body: Vec<u8>| {
+        let r = s
+            .http
+            .request(method, s.url(&path))
+            .bearer_auth(OPERATOR)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let big = vec![b' '; 300 * 1024];
+    // Malformed JSON, wrong shape and oversize bodies on every endpoint with a body.
+    for (method, path, _) in operator_routes()
+        .into_iter()
+        .filter(|(m, _, _)| *m == Method::POST)
+    {
+        let path = path.replace("{id}", ZERO);
+        let (st, v) = send_raw(method.clone(), path.clone(), b"{not json".to_vec()).await;
+        assert_eq!(st, 400, "{path}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("malformed JSON"),
+            "{v}"
+        );
+        let (st, v) = send_raw(method.clone(), path.clone(), big.clone()).await;
+        assert_eq!(st, 413, "{path}: {v}");
+        assert!(is_problem(&v, 413), "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("256 KiB"));
+        let (st, v) = send_raw(
+            method.clone(),
+            path.clone(),
+            br#"{"unexpected": 1}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(st, 422, "{path}: {v}");
+    }
+    for path in ["/ops/webhook", "/ops/webhook?token=x"] {
+        let r = s
+            .http
+            .post(s.url(path))
+            .header("x-infraai-webhook-token", WEBHOOK)
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 413, "{path}");
+    }
+    let hook = |body: Vec<u8>| {
+        let r = s
+            .http
+            .post(s.url("/ops/webhook"))
+            .header("x-infraai-webhook-token", WEBHOOK)
+            .body(body);
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(hook(b"{".to_vec()).await, 400);
+    assert_eq!(hook(b"{}".to_vec()).await, 422);
+    let mut no_fp = alert("", "warning");
+    no_fp["fingerprint"] = json!("");
+    assert_eq!(hook(serde_json::to_vec(&no_fp).unwrap()).await, 422);
+    assert_eq!(hook(b"[]".to_vec()).await, 422);
+
+    // Empty goal, unknown ids, ids that are not UUIDs.
+    let (st, _) = send_raw(
+        Method::POST,
+        "/generate-graph".into(),
+        br#"{"goal": "  "}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(st, 422);
+    let (st, _) = send_raw(Method::POST, "/generate-graph".into(), b"".to_vec()).await;
+    assert_eq!(st, 400);
+    let (st, _) = send_raw(
+        Method::POST,
+        "/execute".into(),
+        format!(r#"{{"run_id": "{ZERO}"}}"#).into_bytes(),
+    )
+    .await;
+    assert_eq!(st, 422, "dry_run is required");
+    for (method, path, body) in operator_routes() {
+        if !path.contains("{id}") && !matches!(path, "/generate_terraform" | "/execute") {
+            continue;
+        }
+        let p = path.replace("{id}", ZERO);
+        let r = s.op(method.clone(), &p, body.clone()).await;
+        assert_eq!(r.status().as_u16(), 404, "{method} {p}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            is_problem(&v, 404) && v["detail"].as_str().unwrap().contains("not found"),
+            "{v}"
+        );
+        if path.contains("{id}") {
+            let p = path.replace("{id}", "not-a-uuid");
+            let r = s.op(method.clone(), &p, None).await;
+            assert_eq!(r.status().as_u16(), 400, "{method} {p}");
+        }
+    }
+    let r = s.op(Method::GET, "/ops/alerts?status=bogus", None).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let r = s.op(Method::GET, "/ops/alerts?limit=0", None).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let r = s.op(Method::GET, "/no/such/route", None).await;
+    assert_eq!(r.status().as_u16(), 404);
+    let r = s.op(Method::DELETE, "/ops/autonomy", None).await;
+    assert_eq!(r.status().as_u16(), 405);
+    // Chat endpoints that are not configured say so.
+    let r = s
+        .http
+        .post(s.url("/ops/telegram"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = s
+        .http
+        .post(s.url("/ops/discord"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route_and_every_listed_route_is_served() {
+    let s = simulated("openapi").await;
+    let doc = s.ok(Method::GET, "/openapi.json", None, 200).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut listed = 0;
+    for (method, path, _) in operator_routes() {
+        assert!(
+            doc["paths"][path][method.as_str().to_lowercase()].is_object(),
+            "{method} {path} missing from /openapi.json"
+        );
+        assert!(doc["paths"][path][method.as_str().to_lowercase()]["responses"]["401"].is_object());
+        listed += 1;
+    }
+    for (m, p) in [
+        ("post", "/ops/webhook"),
+        ("post", "/ops/telegram"),
+        ("post", "/ops/discord"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+        ("get", "/"),
+        ("get", "/assets/app.js"),
+        ("get", "/assets/style.css"),
+    ] {
+        assert!(doc["paths"][p][m].is_object(), "{m} {p} missing");
+        listed += 1;
+    }
+    let total: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        total, listed,
+        "the document lists routes the tests do not know"
+    );
+    assert!(doc["paths"]["/ops/webhook"]["post"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("GCP"));
+    assert!(doc["components"]["schemas"]["Alert"]["properties"]["fingerprint"].is_object());
+    // Every documented route exists (no 404/405 from the router).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = s
+                .http
+                .request(m, s.url(&path.replace("{id}", ZERO)))
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            assert!(
+                st != 405
+                    && !(st == 404
+                        && v["detail"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("no such route"))),
+                "{method} {path}: {st}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_decision_approval_rejection_and_stop_autonomy() {
+    let s = simulated("ops").await;
+    assert!(s.startup.iter().any(|l| l.starts_with("cloud: SIMULATED")));
+    assert!(s.startup.iter().any(|l| l.starts_with("store: in-memory")));
+    // Deploy (simulated) so the resource is known.
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap();
+    s.ok(
+        Method::POST,
+        "/execute",
+        Some(json!({"run_id": run_id, "dry_run": false})),
+        202,
+    )
+    .await;
+    let events = s.events(run_id).await;
+    assert_eq!(events.last().unwrap().1["phase"], "completed");
+    let r = s
+        .op(
+            Method::POST,
+            "/execute",
+            Some(json!({"run_id": run_id, "dry_run": false})),
+        )
+        .await;
+    assert_eq!(
+        r.status().as_u16(),
+        409,
+        "a completed run cannot execute again"
+    );
+
+    let post_alert = |a: Value| {
+        let r = s
+            .http
+            .post(s.url("/ops/webhook"))
+            .header("x-infraai-webhook-token", WEBHOOK)
+            .json(&a);
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    // Approve path.
+    let ack = post_alert(alert("cpu-1", "critical")).await;
+    let id = ack["results"][0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let again = post_alert(alert("cpu-1", "critical")).await;
+    assert_eq!(again["results"][0]["outcome"], "repeated");
+    let pending = s
+        .wait_incident(&id, |v| v["incident"]["status"] == "pending")
+        .await;
+    assert!(pending["confidence"].as_f64().unwrap() >= 0.7);
+    let listed = s
+        .ok(Method::GET, "/ops/alerts?status=pending", None, 200)
+        .await;
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 1);
+    let preview = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}/preview"), None, 200)
+        .await;
+    assert!(preview["preview"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("api"));
+    s.ok(
+        Method::POST,
+        &format!("/ops/alerts/{id}/approve"),
+        None,
+        200,
+    )
+    .await;
+    let done = s
+        .wait_incident(&id, |v| v["incident"]["status"] == "resolved")
+        .await;
+    assert_eq!(done["actions"][0]["success"], true);
+    // A second approval changes nothing.
+    let v = s
+        .ok(
+            Method::POST,
+            &format!("/ops/alerts/{id}/approve"),
+            None,
+            409,
+        )
+        .await;
+    assert!(
+        v["detail"].as_str().unwrap().contains("Nothing to approve"),
+        "{v}"
+    );
+
+    // Reject path.
+    let ack = post_alert(alert("cpu-2", "critical")).await;
+    let id2 = ack["results"][0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_incident(&id2, |v| v["incident"]["status"] == "pending")
+        .await;
+    s.ok(
+        Method::POST,
+        &format!("/ops/alerts/{id2}/reject"),
+        Some(json!({"reason": "not now"})),
+        200,
+    )
+    .await;
+    let rejected = s
+        .ok(Method::GET, &format!("/ops/alerts/{id2}"), None, 200)
+        .await;
+    assert_eq!(rejected["incident"]["status"], "rejected");
+    assert_eq!(rejected["actions"].as_array().unwrap().len(), 0);
+
+    // STOP AUTONOMY: an approval executes nothing.
+    let ack = post_alert(alert("cpu-3", "critical")).await;
+    let id3 = ack["results"][0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_incident(&id3, |v| v["incident"]["status"] == "pending")
+        .await;
+    let stopped = s
+        .ok(
+            Method::POST,
+            "/ops/autonomy/stop",
+            Some(json!({"reason": "test"})),
+            200,
+        )
+        .await;
+    assert_eq!(stopped["kill_switch"]["engaged"], true);
+    assert_eq!(stopped["kill_switch"]["set_by"], "web:operator");
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], true);
+    let v = s
+        .ok(
+            Method::POST,
+            &format!("/ops/alerts/{id3}/approve"),
+            None,
+            409,
+        )
+        .await;
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Autonomy is stopped"),
+        "{v}"
+    );
+    let blocked = s
+        .ok(Method::GET, &format!("/ops/alerts/{id3}"), None, 200)
+        .await;
+    assert_eq!(blocked["incident"]["status"], "blocked");
+    assert_eq!(blocked["actions"].as_array().unwrap().len(), 0);
+    s.ok(Method::POST, "/ops/autonomy/resume", None, 200).await;
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], false);
+    s.wait_incident(&id3, |v| v["incident"]["status"] == "pending")
+        .await;
+
+    // Metrics saw it all.
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "infraai_alerts_received_total{outcome=\"opened\"} 3",
+        "infraai_alerts_received_total{outcome=\"repeated\"} 1",
+        "infraai_human_commands_total{command=\"approve\",effective=\"true\"} 1",
+        "infraai_incidents{status=\"resolved\"} 1",
+        "infraai_decisions{action=\"scale_up\"} 3",
+        "infraai_run_phases_total{phase=\"completed\"} 1",
+        "infraai_http_request_duration_seconds_count{method=\"POST\",route=\"/ops/webhook\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+}
+
+fn discord_request(body: &Value) -> (Vec<u8>, String, String) {
+    let v = fixture("discord/signed-vectors.json");
+    let seed = v["secret_key_seed_hex_TEST_ONLY"].as_str().unwrap();
+    let seed: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap())
+        .collect();
+    let key = SigningKey::from_bytes(&seed.try_into().unwrap());
+    let body = serde_json::to_vec(body).unwrap();
+    let ts = "1764086460".to_string();
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(&body);
+    let sig: String = key
+        .sign(&message)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (body, ts, sig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_and_discord_webhooks_authenticate_with_their_own_schemes() {
+    let public_key = fixture("discord/signed-vectors.json")["public_key_hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = Server::start(
+        "chat",
+        &["--cloud", "simulated"],
+        &[
+            ("INFRAAI_TELEGRAM_BOT_TOKEN", "7000000001:TEST"),
+            ("INFRAAI_TELEGRAM_CHAT_ID", "111111111"),
+            ("INFRAAI_TELEGRAM_WEBHOOK_SECRET", "tg-secret"),
+            ("INFRAAI_TELEGRAM_API_BASE", "http://127.0.0.1:9"),
+            ("INFRAAI_TELEGRAM_APPROVERS", "111111111"),
+            ("INFRAAI_DISCORD_PUBLIC_KEY", &public_key),
+            ("INFRAAI_DISCORD_BOT_TOKEN", "bot"),
+            ("INFRAAI_DISCORD_CHANNEL_ID", "1000000000000000010"),
+            ("INFRAAI_DISCORD_API_BASE", "http://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    assert!(
+        s.startup
+            .iter()
+            .any(|l| l.contains("Telegram chat 111111111 via webhook")),
+        "{:?}",
+        s.startup
+    );
+    assert!(
+        s.startup.iter().all(|l| !l.contains("7000000001:TEST")),
+        "a bot token was printed"
+    );
+    let update = fixture("telegram/update-message.json"); // "STOP AUTONOMY" from 111111111
+    let r = s
+        .http
+        .post(s.url("/ops/telegram"))
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s
+        .http
+        .post(s.url("/ops/telegram"))
+        .header("x-telegram-bot-api-secret-token", "nope")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], false);
+    let r = s
+        .http
+        .post(s.url("/ops/telegram"))
+        .header("x-telegram-bot-api-secret-token", "tg-secret")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], true);
+    assert_eq!(state["kill_switch"]["set_by"], "telegram:111111111");
+
+    // Discord: PING with a valid signature → PONG; bad signature → 401.
+    let ping = fixture("discord/interaction-ping.json");
+    let (body, ts, sig) = discord_request(&ping);
+    let r = s
+        .http
+        .post(s.url("/ops/discord"))
+        .header("x-signature-timestamp", &ts)
+        .header("x-signature-ed25519", &sig)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["type"], 1);
+    let mut bad = sig.clone().into_bytes();
+    bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
+    let r = s
+        .http
+        .post(s.url("/ops/discord"))
+        .header("x-signature-timestamp", &ts)
+        .header("x-signature-ed25519", String::from_utf8(bad).unwrap())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s
+        .http
+        .post(s.url("/ops/discord"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
+    let mut s = simulated("shutdown").await;
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "an api"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap().to_string();
+    // An open event stream (the run never executes) must not hold shutdown up.
+    let stream = s
+        .op(Method::GET, &format!("/runs/{run_id}/events"), None)
+        .await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let status = s.terminate().await;
+    assert!(status.success(), "{status:?}");
+    drop(stream);
+    assert!(s.http.get(s.url("/healthz")).send().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_data_dir_gets_a_generated_operator_token_printed_once() {
+    let data = std::env::temp_dir().join(format!("infraai-server-token-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_infraai-server"))
+            .args(["--listen", "127.0.0.1:0", "--cloud", "simulated", "--help"])
+            .output()
+            .unwrap()
+    };
+    // --help works without touching anything.
+    assert!(String::from_utf8_lossy(&run().stdout).contains("INFRAAI_OPERATOR_TOKEN"));
+    let nested = data.join("nested");
+    let start = |d: &std::path::Path| {
+        let d = d.to_path_buf();
+        async move {
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_infraai-server"))
+                .args([
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--cloud",
+                    "simulated",
+                    "--data-dir",
+                ])
+                .arg(&d)
+                .env_remove("INFRAAI_OPERATOR_TOKEN")
+                .env_remove("INFRAAI_WEBHOOK_TOKEN")
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut out = Vec::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let done = l.starts_with("listening on");
+                out.push(l);
+                if done {
+                    break;
+                }
+            }
+            let _ = child.kill().await;
+            out
+        }
+    };
+    let first = start(&nested).await;
+    let token = std::fs::read_to_string(nested.join("operator-token")).unwrap();
+    assert!(
+        first
+            .iter()
+            .any(|l| l.contains("generated now") && l.contains(token.trim())),
+        "{first:?}"
+    );
+    let second = start(&nested).await;
+    assert!(
+        second.iter().all(|l| !l.contains(token.trim())),
+        "token printed again: {second:?}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -2,7 +2,8 @@
 # Runs every test of the workspace, with the real services the tests need:
 # Terraform (offline, via ../shared/tools/terraform-env.sh) and a Redis server
 # on a free loopback port (installed from Debian's packages when missing and
-# running as root). Extra arguments go to `cargo test`.
+# running as root), Debian's chromium and playwright-core (npm ci) for the
+# dashboard's browser test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -44,6 +45,22 @@ if [ -z "${INFRAAI_TEST_REDIS_URL:-}" ]; then
   else
     log "redis: not available; Redis tests will fail"
   fi
+fi
+
+# --- Chromium + playwright-core (the dashboard's browser test) --------------
+# Debian's chromium (no browser download); playwright-core from the lock file.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || apt_install chromium || true
+if [ -x /usr/bin/chromium ]; then
+  log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
+else
+  log "chromium: not available; the browser test will fail"
+fi
+browser_test="$root/examples/server/browser-test"
+if command -v npm >/dev/null 2>&1; then
+  (cd "$browser_test" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || log "npm ci in $browser_test failed; the browser test will fail"
+else
+  log "npm: not found; the browser test will fail"
 fi
 
 # Tests that need a real service fail, not skip, when it is missing here.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Command line and environment. Every field is optional so that the TOML
 /// file can fill what is not given here.
-#[derive(Debug, Default, Parser)]
+#[derive(Default, Parser)]
 #[command(
     name = "infraai-server",
     version,
@@ -102,13 +102,14 @@ pub struct Cli {
     /// Seconds between threshold-watcher passes [default: 15].
     #[arg(long, env = "INFRAAI_WATCH_INTERVAL_SECS")]
     pub watch_interval_secs: Option<u64>,
-    /// Per-request timeout in seconds (not for event streams) [default: 30].
+    /// Per-request timeout in seconds (not for event streams; LLM planning can
+    /// take up to two minutes) [default: 150].
     #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags, in snake_case.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     listen: Option<SocketAddr>,
@@ -140,8 +141,8 @@ pub struct FileConfig {
     request_timeout_secs: Option<u64>,
 }
 
-/// Telegram settings, when a bot is configured.
-#[derive(Clone, Debug)]
+/// Telegram settings, when a bot is configured. No `Debug`: it holds secrets.
+#[derive(Clone)]
 pub struct TelegramSettings {
     /// Bot token (secret).
     pub bot_token: String,
@@ -155,8 +156,8 @@ pub struct TelegramSettings {
     pub approvers: Vec<String>,
 }
 
-/// Discord settings, when a bot is configured.
-#[derive(Clone, Debug)]
+/// Discord settings, when a bot is configured. No `Debug`: it holds secrets.
+#[derive(Clone)]
 pub struct DiscordSettings {
     /// Application public key (hex).
     pub public_key: String,
@@ -181,8 +182,8 @@ pub enum CloudChoice {
     Simulated,
 }
 
-/// The resolved configuration.
-#[derive(Clone, Debug)]
+/// The resolved configuration. No `Debug`: it holds secrets.
+#[derive(Clone)]
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
@@ -331,7 +332,7 @@ impl Config {
             feedback_delay: secs(c.feedback_delay_secs.or(f.feedback_delay_secs), 30),
             watch_interval: secs(c.watch_interval_secs.or(f.watch_interval_secs), 15)
                 .max(Duration::from_secs(1)),
-            request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 30)
+            request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 150)
                 .max(Duration::from_secs(1)),
         })
     }

@@ -666,8 +666,10 @@ mod tests {
             Route::AskHuman
         );
         // a larger configured step
-        let mut cfg = GuardrailConfig::default();
-        cfg.max_ladder_steps = 2;
+        let cfg = GuardrailConfig {
+            max_ladder_steps: 2,
+            ..GuardrailConfig::default()
+        };
         let current = mt("e2-medium");
         let d = decision(scale_to("e2-standard-4"), 0.9);
         let v = Guardrails::new(cfg).evaluate(&GuardrailInput {

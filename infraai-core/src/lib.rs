@@ -49,6 +49,7 @@
 
 #![deny(missing_docs)]
 
+pub mod approvers;
 pub mod deploy;
 pub mod domain;
 mod error;
@@ -64,6 +65,7 @@ pub mod traits;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use approvers::ApproverAllowList;
 pub use deploy::{DeployAgent, DeployConfig, DeployDeps};
 pub use domain::*;
 pub use error::{BoxError, Error, Result};

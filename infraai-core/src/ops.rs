@@ -5,6 +5,7 @@
 //! choose what to spawn (the server acknowledges a webhook after
 //! [`OpsAgent::record_alert`] and processes the incident in a task).
 
+use crate::approvers::ApproverAllowList;
 use crate::domain::*;
 use crate::guardrails::{GuardrailInput, Guardrails, Route};
 use crate::profiles::MetricProfileRegistry;
@@ -23,6 +24,9 @@ pub struct OpsConfig {
     pub feedback_delay: Duration,
     /// How far back the metric re-check looks, in seconds (default 120).
     pub feedback_lookback_secs: u64,
+    /// Who may approve, reject, stop or resume (default: every authenticated
+    /// web operator; chat users only when listed).
+    pub approvers: ApproverAllowList,
 }
 
 impl Default for OpsConfig {
@@ -30,6 +34,7 @@ impl Default for OpsConfig {
         Self {
             feedback_delay: Duration::from_secs(30),
             feedback_lookback_secs: 120,
+            approvers: ApproverAllowList::none().allow_all_authenticated("web"),
         }
     }
 }
@@ -157,7 +162,21 @@ impl OpsAgent {
             .and_then(|d| d.resource(&alert.resource))
             .and_then(|r| r.machine_type.clone());
         let config = self.guardrails.config();
+        let recent_incidents = self
+            .deps
+            .store
+            .list_incidents(&IncidentQuery {
+                resource: Some(alert.resource.clone()),
+                limit: Some(6),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|i| i.id != id)
+            .take(5)
+            .collect();
         let context = DecisionContext {
+            recent_incidents,
             incident: incident.clone(),
             next_machine_type: current.as_ref().and_then(|m| config.next_machine_type(m)),
             current_machine_type: current.clone(),
@@ -342,15 +361,32 @@ impl OpsAgent {
     }
 
     /// Applies a human command: approve, reject, STOP AUTONOMY or resume.
-    /// Approvals execute at most once, whatever duplicates arrive.
+    /// Approvals execute at most once, whatever duplicates arrive. A command
+    /// from an actor not on the approver allow-list is audited and refused
+    /// with [`Error::Forbidden`].
     pub async fn handle_command(&self, reply: &HumanReply) -> Result<CommandOutcome> {
         let actor = reply.actor.label();
-        self.audit(
-            AuditRecord::agent(AuditStep::HumanCommand, "received")
-                .by(actor.clone())
-                .input(serde_json::to_value(&reply.command).unwrap_or_default()),
-        )
-        .await;
+        let mut received = AuditRecord::agent(AuditStep::HumanCommand, "received")
+            .by(actor.clone())
+            .input(serde_json::to_value(&reply.command).unwrap_or_default());
+        if let HumanCommand::Approve { incident_id } | HumanCommand::Reject { incident_id, .. } =
+            &reply.command
+        {
+            received = received.incident(*incident_id);
+        }
+        if !self.config.approvers.permits(&reply.actor) {
+            warn!(actor = %actor, "command from an actor who is not an allow-listed approver refused");
+            received.outcome = "refused: not an allow-listed approver".into();
+            self.audit(received).await;
+            return Err(Error::Forbidden {
+                detail: format!(
+                    "sorry, {} is not on the approver list for {}; nothing was done",
+                    reply.actor.name.as_deref().unwrap_or(&reply.actor.id),
+                    reply.actor.channel
+                ),
+            });
+        }
+        self.audit(received).await;
         match &reply.command {
             HumanCommand::Approve { incident_id } => self.approve(*incident_id, &reply.actor).await,
             HumanCommand::Reject {

@@ -223,6 +223,10 @@ pub struct DecisionContext {
     pub next_machine_type: Option<MachineType>,
     /// Actions the guardrails allow for this resource type.
     pub allowed_actions: Vec<ActionKind>,
+    /// Earlier incidents on the same resource, newest first (at most 5), as
+    /// precedent.
+    #[serde(default)]
+    pub recent_incidents: Vec<Incident>,
 }
 
 /// Decides what to do about an incident (rules or LLM). It only recommends:

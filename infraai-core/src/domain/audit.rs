@@ -31,6 +31,8 @@ pub enum AuditStep {
     Feedback,
     /// A human was asked again because the problem remains.
     Escalation,
+    /// One LLM call: model, prompt version, tokens, latency, outcome.
+    LlmCall,
 }
 
 /// One audit record: what happened, on what input, why, with what confidence,

@@ -145,6 +145,10 @@ pub struct Actor {
     /// Display name, when known.
     #[serde(default)]
     pub name: Option<String>,
+    /// Role ids on the channel (e.g. Discord guild roles), as reported by the
+    /// channel after authentication.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 impl Actor {
@@ -154,6 +158,7 @@ impl Actor {
             channel: channel.into(),
             id: id.into(),
             name: None,
+            roles: vec![],
         }
     }
 

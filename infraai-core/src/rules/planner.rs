@@ -101,7 +101,7 @@ fn parse_quantity(token: &str) -> Option<u64> {
         _ => 1.0,
     };
     let v = n * mult;
-    (v.is_finite() && v >= 0.0 && v < 1e12).then_some(v as u64)
+    (0.0..1e12).contains(&v).then_some(v as u64)
 }
 
 /// The offline planner: sizes compute by expected users, fits the budget
@@ -183,7 +183,7 @@ impl Planner for RulePlanner {
             .find(|(max, _, _)| users <= *max)
             .unwrap_or(&SIZING[SIZING.len() - 1]);
         let autoscaling = group_count > 1;
-        let db_tier = facts.database.then(|| {
+        let db_tier = facts.database.then_some({
             if users > 50_000 {
                 "db-custom-1-3840"
             } else if users > 5_000 {

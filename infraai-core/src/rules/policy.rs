@@ -180,6 +180,7 @@ mod tests {
                 ActionKind::Restart,
                 ActionKind::ModifyFirewall,
             ],
+            recent_incidents: vec![],
         }
     }
 

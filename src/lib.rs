@@ -16,3 +16,7 @@
 #![deny(missing_docs)]
 
 pub use infraai_core::*;
+
+/// Durable metadata stores: SQLite (feature `sqlite`) and Redis (feature `redis`).
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+pub use infraai_store as store;

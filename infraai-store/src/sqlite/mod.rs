@@ -326,7 +326,8 @@ fn set_status(
 }
 
 fn kill_switch_row(conn: &Connection, op: &'static str) -> StoreResult<KillSwitch> {
-    let row: Option<(i64, Option<String>, Option<String>, Option<String>)> = conn
+    type Row = (i64, Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = conn
         .prepare_cached("SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1")
         .and_then(|mut s| {
             s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

@@ -580,8 +580,9 @@ pub(super) fn record_alert(
 
 pub(super) fn insert_approval(c: &Connection, a: &ApprovalRecord) -> StoreResult<()> {
     const OP: &str = "record_approval";
+    let actor = enc(OP, "actor", &a.actor)?;
     c.prepare_cached(
-        "INSERT INTO approvals (incident_id, approved, actor_channel, actor_id, actor_name, effective, at) \
+        "INSERT INTO approvals (incident_id, approved, actor_channel, actor_id, actor_json, effective, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut s| {
@@ -590,7 +591,7 @@ pub(super) fn insert_approval(c: &Connection, a: &ApprovalRecord) -> StoreResult
             a.approved,
             a.actor.channel,
             a.actor.id,
-            a.actor.name,
+            actor,
             a.effective,
             codec::time(a.at)
         ])
@@ -602,21 +603,14 @@ pub(super) fn insert_approval(c: &Connection, a: &ApprovalRecord) -> StoreResult
 pub(super) fn list_approvals(c: &Connection, id: IncidentId) -> StoreResult<Vec<ApprovalRecord>> {
     const OP: &str = "list_approvals";
     let what = format!("approvals of incident {id}");
-    let rows: Vec<(bool, String, String, Option<String>, bool, String)> = c
+    let rows: Vec<(bool, String, bool, String)> = c
         .prepare_cached(
-            "SELECT approved, actor_channel, actor_id, actor_name, effective, at FROM approvals \
+            "SELECT approved, actor_json, effective, at FROM approvals \
              WHERE incident_id = ?1 ORDER BY seq",
         )
         .and_then(|mut s| {
             s.query_map([id.to_string()], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect()
         })
@@ -627,15 +621,11 @@ pub(super) fn list_approvals(c: &Connection, id: IncidentId) -> StoreResult<Vec<
         what: &what,
     };
     rows.into_iter()
-        .map(|(approved, channel, actor_id, name, effective, at)| {
+        .map(|(approved, actor, effective, at)| {
             Ok(ApprovalRecord {
                 incident_id: id,
                 approved,
-                actor: Actor {
-                    channel,
-                    id: actor_id,
-                    name,
-                },
+                actor: site.json("actor_json", &actor)?,
                 effective,
                 at: site.time("at", &at)?,
             })

@@ -99,7 +99,7 @@ CREATE TABLE approvals (
     approved      INTEGER NOT NULL,
     actor_channel TEXT NOT NULL,
     actor_id      TEXT NOT NULL,
-    actor_name    TEXT,
+    actor_json    TEXT NOT NULL,
     effective     INTEGER NOT NULL,
     at            TEXT NOT NULL
 );

@@ -85,7 +85,10 @@ fn no_redis_server<T>() -> Option<T> {
     if require_services() {
         panic!("INFRAAI_REQUIRE_SERVICES=1 but there is no Redis to test against (no INFRAAI_TEST_REDIS_URL, no redis-server on PATH)");
     }
-    eprintln!(
+    // Written to the real stderr (not eprintln!, which the test harness captures).
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED: no INFRAAI_TEST_REDIS_URL and no redis-server on PATH \
          (set INFRAAI_REQUIRE_SERVICES=1 to make this a failure)"
     );

@@ -31,6 +31,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     kill_switch_blocks_and_releases(store.as_ref()).await;
     approvals_actions_and_audit(store.as_ref()).await;
     audit_is_append_only(store.as_ref()).await;
+    closing_by_transition_frees_the_fingerprint(store.as_ref()).await;
 }
 
 /// Runs are stored, replaced and listed newest first.
@@ -815,4 +816,42 @@ where
         .await
         .expect("release");
     assert!(released.affected.contains(&pending));
+}
+
+/// An incident closed by a transition (expired, resolved) no longer absorbs
+/// alerts: the next firing alert with its fingerprint opens a new incident.
+pub async fn closing_by_transition_frees_the_fingerprint(store: &dyn MetadataStore) {
+    for (fingerprint, closed) in [
+        ("conf-close-expired", IncidentStatus::Expired),
+        ("conf-close-resolved", IncidentStatus::Resolved),
+    ] {
+        let id = open(store, fingerprint).await;
+        store
+            .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+            .await
+            .expect("decide");
+        store
+            .transition(id, &[IncidentStatus::Pending], closed, Some("closed"))
+            .await
+            .expect("close");
+        let next = store
+            .record_alert(&alert(fingerprint, AlertState::Firing, 0.9))
+            .await
+            .expect("record");
+        assert_eq!(
+            next.outcome,
+            IngestOutcome::Opened,
+            "{closed:?} frees the fingerprint"
+        );
+        assert_ne!(next.incident.expect("incident").id, id);
+        assert_eq!(
+            store
+                .get_incident(id)
+                .await
+                .expect("get")
+                .expect("exists")
+                .status,
+            closed
+        );
+    }
 }

@@ -227,6 +227,25 @@ async fn bad_stored_data_is_a_typed_error_not_a_panic() {
             store.claim_execution(bad_status).await.map(|_| ()),
             "status",
         ),
+        (
+            store
+                .transition(
+                    bad_status,
+                    &[IncidentStatus::New],
+                    IncidentStatus::Pending,
+                    None,
+                )
+                .await
+                .map(|_| ()),
+            "status",
+        ),
+        (
+            store
+                .record_alert(&alert("bad-status", AlertState::Resolved, 0.1))
+                .await
+                .map(|_| ()),
+            "status",
+        ),
     ] {
         match r {
             Err(Error::Backend {

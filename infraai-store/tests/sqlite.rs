@@ -218,6 +218,13 @@ async fn bad_stored_data_is_a_typed_error_not_a_panic() {
             .await,
         "decision_json",
     );
+    // A resolved alert does not silently overwrite an unreadable status.
+    assert_corrupt(
+        store
+            .record_alert(&alert("bad-status", AlertState::Resolved, 0.1))
+            .await,
+        "status",
+    );
     // The store keeps working for healthy rows.
     let ok = store
         .record_alert(&alert("healthy", AlertState::Firing, 0.9))

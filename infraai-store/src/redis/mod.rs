@@ -311,7 +311,7 @@ fn decode_incident(flat: Vec<Vec<u8>>, op: &'static str, id: &str) -> StoreResul
 }
 
 /// Maps a refusal code of a script.
-fn refusal(r: &Reply, id: IncidentId, to: Option<IncidentStatus>) -> StoreError {
+fn refusal(r: &Reply, op: &'static str, id: IncidentId, to: Option<IncidentStatus>) -> StoreError {
     match r.code.as_str() {
         "notfound" => StoreError::NotFound {
             what: format!("incident {id}"),
@@ -328,9 +328,15 @@ fn refusal(r: &Reply, id: IncidentId, to: Option<IncidentStatus>) -> StoreError 
                 to.map(status_name).unwrap_or("?")
             ),
         },
+        "corrupt" => StoreError::Corrupt {
+            component: COMPONENT,
+            op,
+            what: format!("incident {id} field status"),
+            detail: r.first(),
+        },
         other => StoreError::Corrupt {
             component: COMPONENT,
-            op: "script",
+            op,
             what: format!("incident {id}"),
             detail: format!("unexpected script reply {other:?}: {}", r.first()),
         },
@@ -554,7 +560,7 @@ impl MetadataStore for RedisStore {
             .await?;
         let r = reply(raw, OP)?;
         if r.code != "ok" {
-            return Err(refusal(&r, id, Some(to)).into());
+            return Err(refusal(&r, OP, id, Some(to)).into());
         }
         Ok(r.incident(OP, &id.to_string())?)
     }
@@ -589,7 +595,7 @@ impl MetadataStore for RedisStore {
                 }
                 .into());
             }
-            return Err(refusal(&r, id, Some(to)).into());
+            return Err(refusal(&r, OP, id, Some(to)).into());
         }
         Ok(r.incident(OP, &id.to_string())?)
     }
@@ -605,7 +611,7 @@ impl MetadataStore for RedisStore {
             "claimed" => Claim::Claimed,
             "blocked" => Claim::Blocked,
             "notclaimable" => Claim::NotClaimable,
-            _ => return Err(refusal(&r, id, None).into()),
+            _ => return Err(refusal(&r, OP, id, None).into()),
         };
         Ok(wrap(r.incident(OP, &id.to_string())?))
     }

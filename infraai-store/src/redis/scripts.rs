@@ -3,6 +3,7 @@
 //! always the key prefix; incident replies are `{code, field, value, …}`
 //! (the incident hash flattened) or `{code, status}` for refusals.
 
+use crate::codec::{status_name, ALL_STATUSES};
 use std::sync::LazyLock;
 
 const PRELUDE: &str = r#"
@@ -30,8 +31,18 @@ local function reply(code, id)
 end
 "#;
 
+/// `KNOWN[status]` is true for every status of the domain, so a script can
+/// refuse a stored status it does not know instead of acting on it.
+fn known_statuses() -> String {
+    let names: Vec<String> = ALL_STATUSES
+        .iter()
+        .map(|s| format!("['{}'] = true", status_name(*s)))
+        .collect();
+    format!("local KNOWN = {{{}}}", names.join(", "))
+}
+
 fn script(body: &str) -> redis::Script {
-    redis::Script::new(&format!("{PRELUDE}\n{body}"))
+    redis::Script::new(&format!("{PRELUDE}\n{}\n{body}", known_statuses()))
 }
 
 /// ARGV: prefix, fingerprint, state, alert_json, now, new_id, created_score.
@@ -43,6 +54,7 @@ local id = redis.call('GET', okey)
 if id then
   local status = redis.call('HGET', ikey(id), 'status')
   if not status then return {'corrupt', 'the open-fingerprint index names a missing incident ' .. id} end
+  if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
   if ARGV[3] == 'firing' then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'updated_at', ARGV[5])
     redis.call('HINCRBY', ikey(id), 'occurrences', 1)
@@ -77,6 +89,7 @@ pub(super) static RECORD_DECISION: LazyLock<redis::Script> = LazyLock::new(|| {
 local id = ARGV[2]
 local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
+if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
 if status ~= 'new' or redis.call('HEXISTS', ikey(id), 'decision') == 1 then
   return {'conflict', status}
 end
@@ -98,6 +111,7 @@ pub(super) static TRANSITION: LazyLock<redis::Script> = LazyLock::new(|| {
 local id = ARGV[2]
 local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
+if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
 if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {'conflict', status} end
 if not string.find(ARGV[6], ',' .. status .. ',', 1, true) then return {'invalid', status} end
 redis.call('HSET', ikey(id), 'status', ARGV[3], 'updated_at', ARGV[4])
@@ -116,6 +130,7 @@ pub(super) static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
 local id = ARGV[2]
 local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
+if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
 if status ~= 'approved' and status ~= 'auto' then return reply('notclaimable', id) end
 local engaged = redis.call('HGET', P .. 'kill_switch', 'engaged') == '1'
 local to = 'executing'

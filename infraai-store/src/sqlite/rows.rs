@@ -554,14 +554,26 @@ pub(super) fn record_alert(
             .map_err(rerr(op, format!("incident {id}")))?;
         row.decode(op)
     };
+    // A stored status that does not parse is an error, never silently overwritten.
+    let open = match open {
+        Some((id, status)) => {
+            let what = format!("incident {id}");
+            let site = Site {
+                component: COMPONENT,
+                op,
+                what: &what,
+            };
+            let status: IncidentStatus = site.name("status", &status)?;
+            Some((id, status))
+        }
+        None => None,
+    };
     let (outcome, incident) = match (open, a.state) {
         (Some((id, _)), AlertState::Firing) => {
             update_alert(c, &id, a, true, false, op)?;
             (IngestOutcome::Repeated, Some(reload(&id)?))
         }
-        (Some((id, status)), AlertState::Resolved)
-            if status != status_name(IncidentStatus::Executing) =>
-        {
+        (Some((id, status)), AlertState::Resolved) if status != IncidentStatus::Executing => {
             update_alert(c, &id, a, false, true, op)?;
             (IngestOutcome::Resolved, Some(reload(&id)?))
         }

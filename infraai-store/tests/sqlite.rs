@@ -40,7 +40,10 @@ async fn the_file_is_wal_with_the_documented_schema() {
         .record_alert(&alert("schema", AlertState::Firing, 0.9))
         .await
         .expect("record");
-    drop(store);
+    store.close().await.expect("close");
+    // close() returns after the last connection closed, which checkpoints and
+    // removes the WAL file.
+    assert!(!dir.path().join("store.db-wal").exists());
     let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -120,7 +123,7 @@ async fn audit_rows_cannot_be_updated_or_deleted_even_with_raw_sql() {
     let (dir, store) = fresh().await;
     let record = AuditRecord::agent(AuditStep::Decision, "decided");
     store.append_audit(&record).await.expect("append");
-    drop(store);
+    store.close().await.expect("close");
     let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
     let update = conn.execute("UPDATE audit SET outcome = 'forged'", []);
     assert!(
@@ -237,7 +240,12 @@ async fn bad_stored_data_is_a_typed_error_not_a_panic() {
 async fn a_file_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store.db");
-    drop(SqliteStore::open_path(&path).await.expect("open"));
+    SqliteStore::open_path(&path)
+        .await
+        .expect("open")
+        .close()
+        .await
+        .expect("close");
     let conn = rusqlite::Connection::open(&path).expect("raw open");
     conn.pragma_update(None, "user_version", 99).expect("bump");
     drop(conn);

@@ -70,8 +70,8 @@ struct Shared {
 /// The SQLite [`MetadataStore`]. See the [module docs](self) for the threading
 /// model and the durability guarantee.
 ///
-/// Dropping the store stops the writer thread after it has committed every
-/// write already queued, and waits for it (briefly blocking the dropping thread).
+/// Dropping the store lets the writer thread commit every write already queued
+/// and stop in the background; [`SqliteStore::close`] waits for it.
 pub struct SqliteStore {
     shared: Arc<Shared>,
     jobs: Option<mpsc::Sender<Box<dyn writer::Job>>>,
@@ -259,15 +259,41 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Closes the store: the writer commits the writes already queued, closes
+    /// the file (checkpointing the WAL) and stops; this waits for that without
+    /// blocking the async runtime. Dropping the store does the same in the
+    /// background without waiting.
+    pub async fn close(mut self) -> StoreResult<()> {
+        self.jobs.take();
+        self.shared
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let joined = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| StoreError::Task {
+                component: COMPONENT,
+                op: "close",
+                detail: e.to_string(),
+            })?;
+        joined.map_err(|_| StoreError::Task {
+            component: COMPONENT,
+            op: "close",
+            detail: "the writer thread panicked".into(),
+        })
+    }
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish the queued writes and stop.
+        // Closing the channel lets the writer finish the queued writes and
+        // stop on its own; joining here would block an async worker thread.
         self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!("sqlite: the writer thread panicked");
-            }
-        }
     }
 }
 

@@ -1,7 +1,5 @@
 //! The error type of this crate and its mapping into [`infraai_core::Error`].
 
-use std::fmt;
-
 /// What went wrong in a store, with the operation and the object it was about.
 ///
 /// Semantic outcomes (not found, conflict, invalid move) map to the matching
@@ -110,10 +108,12 @@ pub enum StoreError {
 }
 
 /// Formats an optional object id as ` (id)`.
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 struct Ctx<'a>(&'a Option<String>);
 
-impl fmt::Display for Ctx<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+impl std::fmt::Display for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Some(id) => write!(f, " ({id})"),
             None => Ok(()),

@@ -296,3 +296,46 @@ async fn batches_and_concurrent_writes_are_all_committed() {
         .expect("count");
     assert_eq!(n, 250);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_still_claim_exactly_once() {
+    // Two writers (as two processes would have) contend through SQLite's
+    // file lock; BEGIN IMMEDIATE keeps every check-and-set atomic.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("shared.db");
+    let a = Arc::new(SqliteStore::open_path(&path).await.expect("open a"));
+    let b = Arc::new(SqliteStore::open_path(&path).await.expect("open b"));
+    let id = a
+        .record_alert(&alert("two-writers", AlertState::Firing, 0.9))
+        .await
+        .expect("record")
+        .incident
+        .expect("incident")
+        .id;
+    b.record_decision(
+        id,
+        &OpsDecision::escalate(Severity::Warning, "test"),
+        &[],
+        IncidentStatus::Auto,
+    )
+    .await
+    .expect("decide through the other store");
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let s: Arc<dyn MetadataStore> = if n % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { s.claim_execution(id).await })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        if let Claim::Claimed(_) = t.await.expect("join").expect("claim") {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
+    // Both see the kill-switch the other set.
+    a.set_kill_switch(true, "web:frank", None)
+        .await
+        .expect("engage");
+    assert!(b.kill_switch().await.expect("read").engaged);
+}

@@ -6,6 +6,10 @@
 //!   pays one `fsync` per group instead of one per alert. Every check-and-set
 //!   (deduplication, lifecycle moves, claims, the kill-switch) runs inside that
 //!   single writer, so it is atomic and serialized with every other write.
+//!   Each group starts with `BEGIN IMMEDIATE` (the file's write lock), so
+//!   check-and-set stays atomic even when several stores or processes open
+//!   the same file; they then take turns, waiting up to
+//!   [`SqliteConfig::busy_timeout`] (a timeout is a retryable error).
 //! * **Reads** run on Tokio's blocking pool over a few read-only connections;
 //!   WAL lets them proceed while the writer commits.
 //! * **Durability:** `PRAGMA synchronous = FULL` in WAL mode. A write method

@@ -159,24 +159,24 @@ async fn main() -> Result<()> {
     );
     println!("  approval requested: {}", approver.requests().len());
 
-    let approve = HumanReply {
-        command: HumanCommand::Approve {
+    let approve = HumanReply::new(
+        HumanCommand::Approve {
             incident_id: incident.id,
         },
-        actor: Actor::new("web", "demo-operator"),
-    };
+        Actor::new("web", "demo-operator"),
+    );
     let outcome = ops.handle_command(&approve).await?;
     println!("human approves → {}", outcome.message);
     if let Some(i) = &outcome.incident {
         println!("  note: {}", i.note.as_deref().unwrap_or("-"));
     }
 
-    let stop = HumanReply {
-        command: HumanCommand::StopAutonomy {
+    let stop = HumanReply::new(
+        HumanCommand::StopAutonomy {
             reason: Some("demo".into()),
         },
-        actor: Actor::new("web", "demo-operator"),
-    };
+        Actor::new("web", "demo-operator"),
+    );
     println!(
         "STOP AUTONOMY → {}",
         ops.handle_command(&stop).await?.message
@@ -190,10 +190,7 @@ async fn main() -> Result<()> {
         blocked.status,
         actions.executed().len()
     );
-    let resume = HumanReply {
-        command: HumanCommand::Resume,
-        actor: Actor::new("web", "demo-operator"),
-    };
+    let resume = HumanReply::new(HumanCommand::Resume, Actor::new("web", "demo-operator"));
     println!("RESUME → {}", ops.handle_command(&resume).await?.message);
 
     println!("\n== AUDIT TRAIL of incident {}", incident.id);

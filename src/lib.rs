@@ -20,3 +20,23 @@ pub use infraai_core::*;
 /// Durable metadata stores: SQLite (feature `sqlite`) and Redis (feature `redis`).
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 pub use infraai_store as store;
+
+/// Telegram approvals (feature `telegram`).
+#[cfg(feature = "telegram")]
+pub use infraai_telegram as telegram;
+
+/// Discord approvals (feature `discord`).
+#[cfg(feature = "discord")]
+pub use infraai_discord as discord;
+
+/// The local cloud (feature `local`).
+#[cfg(feature = "local")]
+pub use infraai_local as local;
+
+/// The Gemini and OpenAI-compatible LLM providers (feature `gemini`).
+#[cfg(feature = "gemini")]
+pub use infraai_gemini as gemini;
+
+/// The Terraform runner, HCL writer and deterministic fixers (feature `terraform`).
+#[cfg(feature = "terraform")]
+pub use infraai_terraform as terraform;

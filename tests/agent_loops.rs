@@ -102,12 +102,12 @@ fn web(id: &str) -> Actor {
 }
 
 fn approve(incident: &Incident, by: &str) -> HumanReply {
-    HumanReply {
-        command: HumanCommand::Approve {
+    HumanReply::new(
+        HumanCommand::Approve {
             incident_id: incident.id,
         },
-        actor: web(by),
-    }
+        web(by),
+    )
 }
 
 async fn deployed(w: &World) -> (Run, Deployment) {
@@ -425,12 +425,12 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
         .unwrap();
     assert_eq!(incident.status, IncidentStatus::Pending);
 
-    let stop = HumanReply {
-        command: HumanCommand::StopAutonomy {
+    let stop = HumanReply::new(
+        HumanCommand::StopAutonomy {
             reason: Some("incident review".into()),
         },
-        actor: Actor::new("telegram", "42"),
-    };
+        Actor::new("telegram", "42"),
+    );
     let stopped = o.agent.handle_command(&stop).await.unwrap();
     assert!(stopped.effective);
     let ks = w.store.kill_switch().await.unwrap();
@@ -469,10 +469,7 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
     assert!(o.actions.executed().is_empty());
 
     // Resume: blocked incidents need approval again; new work proceeds.
-    let resume = HumanReply {
-        command: HumanCommand::Resume,
-        actor: web("alice"),
-    };
+    let resume = HumanReply::new(HumanCommand::Resume, web("alice"));
     let resumed = o.agent.handle_command(&resume).await.unwrap();
     assert!(
         resumed.message.contains("2 previously blocked"),
@@ -770,19 +767,19 @@ async fn only_allow_listed_approvers_can_command_the_agent() {
         .incident
         .unwrap();
     // A Telegram user who is merely in the chat: refused and audited, nothing runs.
-    let stranger = HumanReply {
-        command: HumanCommand::Approve {
+    let stranger = HumanReply::new(
+        HumanCommand::Approve {
             incident_id: incident.id,
         },
-        actor: Actor::new("telegram", "666"),
-    };
+        Actor::new("telegram", "666"),
+    );
     let err = o.agent.handle_command(&stranger).await.unwrap_err();
     assert!(matches!(err, Error::Forbidden { .. }), "{err}");
     assert!(err.to_string().contains("not on the approver list"));
-    let stop = HumanReply {
-        command: HumanCommand::StopAutonomy { reason: None },
-        actor: Actor::new("discord", "1"),
-    };
+    let stop = HumanReply::new(
+        HumanCommand::StopAutonomy { reason: None },
+        Actor::new("discord", "1"),
+    );
     assert!(matches!(
         o.agent.handle_command(&stop).await,
         Err(Error::Forbidden { .. })
@@ -808,4 +805,97 @@ async fn only_allow_listed_approvers_can_command_the_agent() {
         .map(|r| r.actor)
         .collect();
     assert_eq!(refused, ["telegram:666", "discord:1"]);
+}
+
+#[tokio::test]
+async fn inbound_commands_are_acknowledged_at_once_and_run_in_the_background() {
+    let w = world(ScriptedTfRunner::valid());
+    deployed(&w).await;
+    let o = ops(w.store.clone(), vec![0.3]);
+    let incident = o
+        .agent
+        .handle_alert(&cpu_alert("cpu-inbound", Severity::Critical))
+        .await
+        .unwrap()
+        .incident
+        .unwrap();
+    let body = serde_json::to_vec(&approve(&incident, "alice")).unwrap();
+    let request = InboundRequest {
+        body,
+        ..Default::default()
+    };
+    let approver = o.approver.clone();
+    let results = o
+        .agent
+        .handle_inbound(approver.as_ref(), &request)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    let first = results[0].as_ref().unwrap();
+    assert!(first.effective);
+    assert!(
+        first.message.starts_with("Approved; executing scale up"),
+        "{}",
+        first.message
+    );
+    let acks = o.approver.acknowledgements();
+    assert_eq!(acks[0].1, first.message);
+
+    // The same delivery again: acknowledged, executes nothing.
+    let again = o
+        .agent
+        .handle_inbound(approver.as_ref(), &request)
+        .await
+        .unwrap();
+    assert!(!again[0].as_ref().unwrap().effective);
+
+    // The background execution finishes and tells the humans.
+    for _ in 0..100 {
+        if w.store
+            .get_incident(incident.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            == IncidentStatus::Resolved
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        w.store
+            .get_incident(incident.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        IncidentStatus::Resolved
+    );
+    assert_eq!(o.actions.executed().len(), 1);
+    assert!(o
+        .approver
+        .notifications()
+        .iter()
+        .any(|n| n.title == "Resolved"));
+
+    // A stranger's inbound command is refused politely, and the refusal is acknowledged.
+    let stranger = HumanReply::new(HumanCommand::Resume, Actor::new("telegram", "999"));
+    let request = InboundRequest {
+        body: serde_json::to_vec(&stranger).unwrap(),
+        ..Default::default()
+    };
+    let refused = o
+        .agent
+        .handle_inbound(approver.as_ref(), &request)
+        .await
+        .unwrap();
+    assert!(matches!(refused[0], Err(Error::Forbidden { .. })));
+    assert!(o
+        .approver
+        .acknowledgements()
+        .last()
+        .unwrap()
+        .1
+        .contains("not on the approver list"));
 }

@@ -123,8 +123,11 @@ impl DeployAgent {
     /// the registry, discarding whatever monitoring the planner returned.
     fn bind(&self, plan: &mut InfraPlan) -> Result<()> {
         plan.cloud = self.deps.generator.cloud().to_string();
+        let generator = &self.deps.generator;
+        plan.machine_type = generator.machine_type(&plan.machine_type);
         for r in &mut plan.resources {
-            r.resource_type = self.deps.generator.resource_type(r.kind);
+            r.resource_type = generator.resource_type(r.kind);
+            r.machine_type = r.machine_type.as_ref().map(|m| generator.machine_type(m));
         }
         plan.monitoring = self.deps.registry.bind(plan);
         plan.validate()

@@ -55,12 +55,16 @@ pub mod domain;
 mod error;
 pub mod events;
 pub mod guardrails;
+#[cfg(feature = "http")]
+mod http_verifier;
 mod id;
+pub mod llm;
 pub mod ops;
 pub mod profiles;
 pub mod rules;
 mod secret;
 pub mod traits;
+pub mod watcher;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -71,8 +75,11 @@ pub use domain::*;
 pub use error::{BoxError, Error, Result};
 pub use events::EventBus;
 pub use guardrails::{GuardrailConfig, Guardrails};
+#[cfg(feature = "http")]
+pub use http_verifier::HttpVerifier;
 pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};
 pub use ops::{OpsAgent, OpsConfig, OpsDeps};
 pub use profiles::{MetricProfile, MetricProfileRegistry};
 pub use secret::Secret;
 pub use traits::*;
+pub use watcher::ThresholdWatcher;

@@ -365,6 +365,25 @@ impl OpsAgent {
     /// from an actor not on the approver allow-list is audited and refused
     /// with [`Error::Forbidden`].
     pub async fn handle_command(&self, reply: &HumanReply) -> Result<CommandOutcome> {
+        self.command(reply, None).await
+    }
+
+    /// Like [`OpsAgent::handle_command`], but returns as soon as an approved
+    /// action is claimed, running the action and the metric re-check in a
+    /// background task; the outcome then reaches humans as a notification.
+    /// Meant for chat and HTTP handlers, which must answer within seconds.
+    pub async fn handle_command_detached(
+        self: &Arc<Self>,
+        reply: &HumanReply,
+    ) -> Result<CommandOutcome> {
+        self.command(reply, Some(self)).await
+    }
+
+    async fn command(
+        &self,
+        reply: &HumanReply,
+        detach: Option<&Arc<OpsAgent>>,
+    ) -> Result<CommandOutcome> {
         let actor = reply.actor.label();
         let mut received = AuditRecord::agent(AuditStep::HumanCommand, "received")
             .by(actor.clone())
@@ -388,7 +407,9 @@ impl OpsAgent {
         }
         self.audit(received).await;
         match &reply.command {
-            HumanCommand::Approve { incident_id } => self.approve(*incident_id, &reply.actor).await,
+            HumanCommand::Approve { incident_id } => {
+                self.approve(*incident_id, &reply.actor, detach).await
+            }
             HumanCommand::Reject {
                 incident_id,
                 reason,
@@ -444,6 +465,44 @@ impl OpsAgent {
         }
     }
 
+    /// Authenticates and parses an inbound chat/web request with `approver`,
+    /// applies each command (detached: actions run in the background), and
+    /// acknowledges each one on its channel with the outcome or the refusal.
+    /// [`Error::Unauthenticated`] (bad signature or secret) is returned before
+    /// anything is parsed or applied.
+    pub async fn handle_inbound(
+        self: &Arc<Self>,
+        approver: &dyn Approver,
+        request: &InboundRequest,
+    ) -> Result<Vec<Result<CommandOutcome>>> {
+        let replies = approver.parse_inbound(request).await?;
+        Ok(self.apply_replies(approver, replies).await)
+    }
+
+    /// Applies already-authenticated replies from `approver`'s channel
+    /// (detached) and acknowledges each on that channel. Used by webhooks
+    /// through [`OpsAgent::handle_inbound`] and by pollers directly.
+    pub async fn apply_replies(
+        self: &Arc<Self>,
+        approver: &dyn Approver,
+        replies: Vec<HumanReply>,
+    ) -> Vec<Result<CommandOutcome>> {
+        let mut results = Vec::with_capacity(replies.len());
+        for reply in replies {
+            let result = self.handle_command_detached(&reply).await;
+            let text = match &result {
+                Ok(outcome) => outcome.message.clone(),
+                Err(Error::Forbidden { detail }) => detail.clone(),
+                Err(e) => format!("Could not apply the command: {e}"),
+            };
+            if let Err(e) = approver.acknowledge(&reply, &text).await {
+                warn!(channel = approver.channel(), error = %e, "acknowledgement failed");
+            }
+            results.push(result);
+        }
+        results
+    }
+
     async fn record_approval(
         &self,
         id: IncidentId,
@@ -463,7 +522,12 @@ impl OpsAgent {
             .await
     }
 
-    async fn approve(&self, id: IncidentId, actor: &Actor) -> Result<CommandOutcome> {
+    async fn approve(
+        &self,
+        id: IncidentId,
+        actor: &Actor,
+        detach: Option<&Arc<OpsAgent>>,
+    ) -> Result<CommandOutcome> {
         let incident = match self
             .deps
             .store
@@ -482,8 +546,7 @@ impl OpsAgent {
                 let message = if current.status == IncidentStatus::Blocked {
                     "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again.".to_string()
                 } else {
-                    format!("Nothing to approve: the incident is {:?}.", current.status)
-                        .to_lowercase()
+                    format!("Nothing to approve: the incident is {}.", current.status)
                 };
                 self.audit(
                     AuditRecord::agent(AuditStep::HumanCommand, message.clone())
@@ -507,12 +570,33 @@ impl OpsAgent {
         )
         .await;
         info!(incident_id = %id, actor = %actor.label(), "approved");
-        let after = self.execute(incident.id).await?;
+        let after = match (self.claim(incident.id).await?, detach) {
+            (Claim::Claimed(claimed), Some(agent)) => {
+                let agent = agent.clone();
+                let action = claimed
+                    .decision
+                    .as_ref()
+                    .map(|d| d.recommended_action.describe())
+                    .unwrap_or_default();
+                tokio::spawn(async move {
+                    if let Err(e) = agent.run_claimed(claimed).await {
+                        warn!(incident_id = %id, error = %e, "background execution failed");
+                    }
+                });
+                return Ok(CommandOutcome {
+                    effective: true,
+                    message: format!("Approved; executing {action}. The result will follow."),
+                    incident: self.deps.store.get_incident(id).await?,
+                });
+            }
+            (Claim::Claimed(claimed), None) => self.run_claimed(claimed).await?,
+            (Claim::Blocked(i) | Claim::NotClaimable(i), _) => i,
+        };
         let message = match after.status {
             IncidentStatus::Blocked => {
                 "Approved, but autonomy was stopped before execution: nothing ran.".into()
             }
-            s => format!("Approved; incident is now {s:?}.").to_lowercase(),
+            s => format!("Approved; the incident is now {s}."),
         };
         Ok(CommandOutcome {
             effective: true,
@@ -554,8 +638,7 @@ impl OpsAgent {
                 self.record_approval(id, false, actor, false).await?;
                 Ok(CommandOutcome {
                     effective: false,
-                    message: format!("Nothing to reject: the incident is {:?}.", current.status)
-                        .to_lowercase(),
+                    message: format!("Nothing to reject: the incident is {}.", current.status),
                     incident: Some(current),
                 })
             }
@@ -567,21 +650,31 @@ impl OpsAgent {
     /// the metric. The store's claim makes this at-most-once and refuses it
     /// while the kill-switch is engaged.
     pub async fn execute(&self, id: IncidentId) -> Result<Incident> {
-        let incident = match self.deps.store.claim_execution(id).await? {
-            Claim::Claimed(i) => i,
-            Claim::Blocked(i) => {
-                self.audit(
-                    AuditRecord::agent(
-                        AuditStep::Action,
-                        "blocked by the kill-switch; nothing executed",
-                    )
-                    .incident(id),
+        match self.claim(id).await? {
+            Claim::Claimed(i) => self.run_claimed(i).await,
+            Claim::Blocked(i) | Claim::NotClaimable(i) => Ok(i),
+        }
+    }
+
+    /// Claims an execution; audits a claim refused by the kill-switch.
+    async fn claim(&self, id: IncidentId) -> Result<Claim> {
+        let claim = self.deps.store.claim_execution(id).await?;
+        if let Claim::Blocked(_) = claim {
+            self.audit(
+                AuditRecord::agent(
+                    AuditStep::Action,
+                    "blocked by the kill-switch; nothing executed",
                 )
-                .await;
-                return Ok(i);
-            }
-            Claim::NotClaimable(i) => return Ok(i),
-        };
+                .incident(id),
+            )
+            .await;
+        }
+        Ok(claim)
+    }
+
+    /// Runs the action of an incident this caller has claimed, then re-checks.
+    async fn run_claimed(&self, incident: Incident) -> Result<Incident> {
+        let id = incident.id;
         let Some(decision) = incident.decision.clone() else {
             return self
                 .deps
@@ -721,7 +814,10 @@ impl OpsAgent {
                 )
                 .await;
                 match result {
-                    Ok(i) => Ok(i),
+                    Ok(i) => {
+                        self.notify(&i, "Resolved", &note).await;
+                        Ok(i)
+                    }
                     // The alert cleared meanwhile and already resolved it.
                     Err(Error::Conflict { .. }) => self.load(incident.id).await,
                     Err(e) => Err(e),

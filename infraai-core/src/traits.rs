@@ -103,6 +103,12 @@ pub trait TerraformGenerator: Send + Sync {
     /// The cloud's resource type for a kind (used to bind monitoring), or
     /// `None` when the cloud cannot host that kind.
     fn resource_type(&self, kind: ResourceKind) -> Option<String>;
+    /// The cloud's own machine type for a planned one (planners speak GCP's
+    /// `e2-*` names; a cloud with its own sizes maps them here). Identity by
+    /// default.
+    fn machine_type(&self, planned: &MachineType) -> MachineType {
+        planned.clone()
+    }
     /// Writes the Terraform files for a plan.
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles>;
 }
@@ -273,8 +279,13 @@ pub trait Approver: Send + Sync {
     /// Sends a notification.
     async fn notify(&self, notification: &Notification) -> Result<()>;
     /// Authenticates an inbound request from the channel and parses the
-    /// human commands it carries.
+    /// human commands it carries ([`crate::Error::Unauthenticated`] when the
+    /// request is not from the channel). Requests that carry no command
+    /// (a chat message that is not one) give an empty list.
     async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>>;
+    /// Tells the sender what their command did (answers the button press,
+    /// edits the request message, replies in the chat).
+    async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()>;
 }
 
 // ---------------------------------------------------------------- actions
@@ -501,6 +512,11 @@ pub trait MetadataStore: Send + Sync {
     /// Claims the execution of an `approved` or `auto` incident, reading the
     /// kill-switch in the same transaction (architecture rules 2 and 3).
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim>;
+
+    /// A named cursor (e.g. the Telegram `getUpdates` offset), if set.
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>>;
+    /// Sets a named cursor durably.
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()>;
 
     /// Stores a human approval or rejection.
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()>;

@@ -52,7 +52,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let (policy, resource, rtype, cloud, metric, value, severity, status, decision, created): (
         String,
         String,
@@ -105,6 +105,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
         "actions",
         "audit",
         "kill_switch",
+        "cursors",
         "schema_migrations",
     ] {
         let n: i64 = conn

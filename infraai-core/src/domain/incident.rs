@@ -87,6 +87,17 @@ impl IncidentStatus {
         &[IncidentStatus::Approved, IncidentStatus::Auto];
 }
 
+impl std::fmt::Display for IncidentStatus {
+    /// The documented snake_case name (`pending`, `executing`, …).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
 /// Alerts with one fingerprint, deduplicated, and what the agent did about them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Incident {
@@ -202,6 +213,21 @@ pub struct HumanReply {
     pub command: HumanCommand,
     /// Who sent it (already authenticated by the channel adapter).
     pub actor: Actor,
+    /// Channel-specific delivery details the channel needs to acknowledge
+    /// the command (callback query id, chat and message ids); opaque to core.
+    #[serde(default)]
+    pub delivery: serde_json::Value,
+}
+
+impl HumanReply {
+    /// A command from an actor, with no delivery details.
+    pub fn new(command: HumanCommand, actor: Actor) -> Self {
+        Self {
+            command,
+            actor,
+            delivery: serde_json::Value::Null,
+        }
+    }
 }
 
 /// The persistent STOP AUTONOMY switch.

@@ -154,6 +154,12 @@ pub struct EndpointCheck {
     pub latency_ms: Option<u64>,
     /// What went wrong, when it did.
     pub error: Option<String>,
+    /// The first bytes of the response body (at most 200 characters).
+    #[serde(default)]
+    pub body_prefix: Option<String>,
+    /// How many attempts were made.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// Whether a deployment answers as expected.

@@ -32,6 +32,16 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     approvals_actions_and_audit(store.as_ref()).await;
     audit_is_append_only(store.as_ref()).await;
     closing_by_transition_frees_the_fingerprint(store.as_ref()).await;
+    cursors_round_trip(store.as_ref()).await;
+}
+
+/// Named cursors are stored and replaced.
+pub async fn cursors_round_trip(store: &dyn MetadataStore) {
+    let name = format!("conf-cursor-{}", IncidentId::new());
+    assert_eq!(store.get_cursor(&name).await.expect("get"), None);
+    store.set_cursor(&name, 41).await.expect("set");
+    store.set_cursor(&name, 42).await.expect("set");
+    assert_eq!(store.get_cursor(&name).await.expect("get"), Some(42));
 }
 
 /// Runs are stored, replaced and listed newest first.
@@ -746,6 +756,8 @@ where
         .input(serde_json::json!({"why": "reopen"}))
         .reasoning("test", Some(0.5));
     store.append_audit(&audit).await.expect("audit");
+    let cursor = format!("conf-reopen-cursor-{}", IncidentId::new());
+    store.set_cursor(&cursor, 7).await.expect("cursor");
     let change = store
         .set_kill_switch(true, "web:dave", Some("reopen test"))
         .await
@@ -795,6 +807,7 @@ where
             .expect("list"),
         vec![audit]
     );
+    assert_eq!(store.get_cursor(&cursor).await.expect("cursor"), Some(7));
     let ks = store.kill_switch().await.expect("read");
     assert_eq!(ks, change.state, "the kill-switch survives a restart");
     // Still enforced after the restart.

@@ -277,6 +277,8 @@ impl Verifier for StaticVerifier {
                 status: (!self.fail).then_some(200),
                 latency_ms: Some(1),
                 error: self.fail.then(|| "connection refused".to_string()),
+                body_prefix: None,
+                attempts: 1,
             })
             .collect();
         Ok(VerificationReport {
@@ -332,6 +334,7 @@ impl MetricSource for ScriptedMetrics {
 pub struct RecordingApprover {
     requests: Mutex<Vec<ApprovalRequest>>,
     notifications: Mutex<Vec<Notification>>,
+    acknowledgements: Mutex<Vec<(HumanReply, String)>>,
 }
 
 impl RecordingApprover {
@@ -343,6 +346,11 @@ impl RecordingApprover {
     /// Notifications sent so far.
     pub fn notifications(&self) -> Vec<Notification> {
         lock(&self.notifications).clone()
+    }
+
+    /// Acknowledgements sent so far: the command and the text.
+    pub fn acknowledgements(&self) -> Vec<(HumanReply, String)> {
+        lock(&self.acknowledgements).clone()
     }
 }
 
@@ -366,6 +374,11 @@ impl Approver for RecordingApprover {
         let reply: HumanReply = serde_json::from_slice(&request.body)
             .map_err(|e| Error::invalid("human reply", e.to_string()))?;
         Ok(vec![reply])
+    }
+
+    async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()> {
+        lock(&self.acknowledgements).push((reply.clone(), outcome.to_string()));
+        Ok(())
     }
 }
 

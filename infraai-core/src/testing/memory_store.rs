@@ -19,6 +19,7 @@ struct State {
     actions: Vec<ActionOutcome>,
     audit: Vec<AuditRecord>,
     kill_switch: Option<KillSwitch>,
+    cursors: HashMap<String, i64>,
 }
 
 /// The in-memory store.
@@ -250,6 +251,15 @@ impl MetadataStore for MemoryStore {
                 Ok(Claim::Claimed(i.clone()))
             }
         })
+    }
+
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.with(|s| s.cursors.get(name).copied()))
+    }
+
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        self.with(|s| s.cursors.insert(name.to_string(), value));
+        Ok(())
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {

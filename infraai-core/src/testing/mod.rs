@@ -3,14 +3,48 @@
 
 pub mod conformance;
 mod fakes;
+pub mod llm;
 mod memory_store;
 
 pub use fakes::*;
 pub use memory_store::MemoryStore;
 
-use crate::domain::{Alert, AlertState, Severity};
+use crate::domain::{
+    Alert, AlertState, Deployment, MachineType, PlannedResource, ResourceKind, ResourceName,
+    Severity,
+};
 use crate::profiles::GCE_INSTANCE;
+use crate::{DeploymentId, RunId};
 use std::collections::BTreeMap;
+
+/// A deployment holding one GCE instance `resource` of `machine_type`, so the
+/// ops loop knows where it stands on the machine ladder.
+pub fn deployment_with(resource: &str, machine_type: &str) -> Deployment {
+    let now = chrono::Utc::now();
+    let name = ResourceName::new(resource).expect("test resource names are valid");
+    Deployment {
+        deployment_id: DeploymentId::new(),
+        cloud: "memory".into(),
+        services: vec![resource.into()],
+        region: "us-central1".into(),
+        terraform_state: String::new(),
+        alert_webhook: None,
+        resource_map: BTreeMap::from([(resource.to_string(), RunId::new())]),
+        resources: vec![PlannedResource {
+            name,
+            kind: ResourceKind::Compute,
+            resource_type: Some(GCE_INSTANCE.into()),
+            machine_type: Some(MachineType::new(machine_type).expect("valid machine type")),
+            count: 1,
+            depends_on: vec![],
+            description: String::new(),
+        }],
+        monitoring: vec![],
+        outputs: BTreeMap::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
 
 /// A GCE CPU alert for `web-1` with a given fingerprint, state and value
 /// (threshold 0.8, warning severity).

@@ -11,7 +11,7 @@
 //!   `kill_switch` (hash), `run:{id}`, `runs`, `deployment:{id}`,
 //!   `deployments`, `approvals:{incident}`, `actions:{incident}`,
 //!   `actions_by_resource:{resource}`, `audit`, `audit:incident:{id}`,
-//!   `audit:run:{id}`, `audit:ids`, `action:ids`. The scripts derive key names
+//!   `audit:run:{id}`, `audit:ids`, `action:ids`, `cursors` (hash). The scripts derive key names
 //!   from the prefix, so use a single Redis primary (not Redis Cluster).
 //! * **Durability** is the server's: a write returns `Ok` once Redis has
 //!   applied it. It survives a restart of Redis only with persistence on; for
@@ -614,6 +614,32 @@ impl MetadataStore for RedisStore {
             _ => return Err(refusal(&r, OP, id, None).into()),
         };
         Ok(wrap(r.incident(OP, &id.to_string())?))
+    }
+
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let v: Option<String> = self
+            .conn()
+            .hget(self.key(&["cursors"]), name)
+            .await
+            .map_err(rerr(OP, Some(name.to_owned())))?;
+        let what = format!("cursor {name}");
+        let site = Site {
+            component: COMPONENT,
+            op: OP,
+            what: &what,
+        };
+        Ok(v.map(|v| v.parse().map_err(|e| site.corrupt("value", e)))
+            .transpose()?)
+    }
+
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        let _: i64 = self
+            .conn()
+            .hset(self.key(&["cursors"]), name, value)
+            .await
+            .map_err(rerr("set_cursor", Some(name.to_owned())))?;
+        Ok(())
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {

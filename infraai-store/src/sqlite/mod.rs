@@ -569,6 +569,35 @@ impl MetadataStore for SqliteStore {
             .await?)
     }
 
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let name = name.to_owned();
+        Ok(self
+            .read(OP, move |c| {
+                c.prepare_cached("SELECT value FROM cursors WHERE name = ?1")
+                    .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                    .map_err(sql_id(OP, &name))
+            })
+            .await?)
+    }
+
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        const OP: &str = "set_cursor";
+        let name = name.to_owned();
+        Ok(self
+            .write(OP, move |c| {
+                c.prepare_cached(
+                    "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| s.execute(params![name, value, codec::time(Utc::now())]))
+                .map_err(sql_id(OP, &name))?;
+                Ok(())
+            })
+            .await?)
+    }
+
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
         let a = approval.clone();
         Ok(self

@@ -12,14 +12,21 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "cursors",
+        sql: include_str!("migrations/0002_cursors.sql"),
+    },
+];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {
@@ -72,6 +79,34 @@ mod tests {
             assert_eq!(m.version, n as i64 + 1, "{} is out of order", m.name);
         }
         assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_in_place() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(MIGRATIONS[0].sql).expect("v1");
+        tx.pragma_update(None, "user_version", 1).expect("version");
+        tx.execute(
+            "INSERT INTO kill_switch (id, engaged, set_by) VALUES (1, 1, 'web:a')",
+            [],
+        )
+        .expect("data");
+        tx.commit().expect("commit");
+        migrate(&mut conn).expect("upgrade");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, LATEST);
+        let engaged: i64 = conn
+            .query_row("SELECT engaged FROM kill_switch", [], |r| r.get(0))
+            .expect("data kept");
+        assert_eq!(engaged, 1);
+        conn.execute(
+            "INSERT INTO cursors (name, value, updated_at) VALUES ('x', 1, 't')",
+            [],
+        )
+        .expect("the new table exists");
     }
 
     #[test]

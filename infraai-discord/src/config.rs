@@ -1,0 +1,69 @@
+//! Discord channel configuration (built by the embedding program).
+
+use infraai_core::Secret;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The application, bot and channel approval requests go to.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DiscordConfig {
+    /// The application's public key (hex, from the Developer Portal), used to
+    /// verify every interaction request.
+    pub public_key_hex: String,
+    /// The bot token used to post approval requests.
+    pub bot_token: Secret,
+    /// The channel approval requests are posted to.
+    pub channel_id: String,
+    /// REST API base (default `https://discord.com/api/v10`).
+    #[serde(default = "default_base")]
+    pub api_base: String,
+    /// Per-request timeout (default 10 s).
+    #[serde(default = "default_timeout", with = "secs")]
+    pub timeout: Duration,
+    /// Most retries after `429` (default 3).
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Longest `retry_after` honored by waiting (default 30 s).
+    #[serde(default = "default_max_wait", with = "secs")]
+    pub max_retry_after: Duration,
+}
+
+fn default_base() -> String {
+    "https://discord.com/api/v10".into()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_max_wait() -> Duration {
+    Duration::from_secs(30)
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+impl DiscordConfig {
+    /// A configuration with defaults for everything else.
+    pub fn new(
+        public_key_hex: impl Into<String>,
+        bot_token: Secret,
+        channel_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            public_key_hex: public_key_hex.into(),
+            bot_token,
+            channel_id: channel_id.into(),
+            api_base: default_base(),
+            timeout: default_timeout(),
+            max_retries: default_retries(),
+            max_retry_after: default_max_wait(),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The Discord interactions endpoint against the signed vectors in
+//! ../shared/fixtures/discord and a mock REST API, driving the real ops loop.
+
+use ed25519_dalek::{Signer, SigningKey};
+use infraai_core::testing::*;
+use infraai_core::*;
+use infraai_discord::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn fixture(name: &str) -> Value {
+    let p = format!(
+        "{}/../../shared/fixtures/discord/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
+        .unwrap()
+}
+
+fn vectors() -> Value {
+    fixture("signed-vectors.json")
+}
+
+fn config(api: &str) -> DiscordConfig {
+    let mut c = DiscordConfig::new(
+        vectors()["public_key_hex"].as_str().unwrap(),
+        Secret::new("bot-token-TEST"),
+        "1000000000000000010",
+    );
+    c.api_base = api.to_string();
+    c
+}
+
+fn request(timestamp: &str, body: &[u8], signature: &str) -> InboundRequest {
+    let mut r = InboundRequest {
+        body: body.to_vec(),
+        ..Default::default()
+    };
+    r.headers.insert(TIMESTAMP_HEADER.into(), timestamp.into());
+    r.headers.insert(SIGNATURE_HEADER.into(), signature.into());
+    r
+}
+
+/// Signs a body with the fixture's throwaway test key, as Discord would.
+fn signed(body: &Value) -> InboundRequest {
+    let seed = vectors()["secret_key_seed_hex_TEST_ONLY"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seed: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap())
+        .collect();
+    let key = SigningKey::from_bytes(&seed.try_into().unwrap());
+    let raw = serde_json::to_vec(body).unwrap();
+    let ts = "1764086460";
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(&raw);
+    let sig: String = key
+        .sign(&message)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    request(ts, &raw, &sig)
+}
+
+struct Ops {
+    agent: Arc<OpsAgent>,
+    store: Arc<MemoryStore>,
+    actions: Arc<RecordingActions>,
+}
+
+fn ops(approver: Arc<dyn Approver>) -> Ops {
+    let store = Arc::new(MemoryStore::new());
+    let actions = Arc::new(RecordingActions::default());
+    let agent = Arc::new(OpsAgent::new(
+        OpsDeps {
+            store: store.clone(),
+            policy: Arc::new(rules::RulePolicy),
+            approver,
+            actions: actions.clone(),
+            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+        },
+        Guardrails::new(GuardrailConfig::default()),
+        OpsConfig {
+            feedback_delay: Duration::from_millis(5),
+            // Ada is allowed through her on-call role, not her id.
+            approvers: ApproverAllowList::none().allow_role("discord", "1000000000000000100"),
+            ..OpsConfig::default()
+        },
+    ));
+    Ops {
+        agent,
+        store,
+        actions,
+    }
+}
+
+async fn pending(o: &Ops) -> Incident {
+    o.store
+        .put_deployment(&deployment_with("web-1", "e2-medium"))
+        .await
+        .unwrap();
+    let mut a = alert("dc-cpu", AlertState::Firing, 0.97);
+    a.severity = Severity::Critical;
+    let i = o.agent.handle_alert(&a).await.unwrap().incident.unwrap();
+    assert_eq!(i.status, IncidentStatus::Pending);
+    i
+}
+
+async fn discord_api() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "1300000000000000000"})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[test]
+fn every_signed_vector_gives_the_expected_verdict() {
+    let v = vectors();
+    let key = PublicKey::from_hex(v["public_key_hex"].as_str().unwrap()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 7);
+    for c in cases {
+        let verdict = key.verify(
+            c["timestamp"].as_str().unwrap(),
+            c["body"].as_str().unwrap().as_bytes(),
+            c["signature_hex"].as_str().unwrap(),
+        );
+        assert_eq!(verdict, c["valid"].as_bool().unwrap(), "case {}", c["name"]);
+    }
+    assert!(PublicKey::from_hex("abcd").is_err());
+    assert!(!key.verify("1", b"{}", "zz"));
+}
+
+#[tokio::test]
+async fn ping_gets_pong_and_bad_signatures_are_401() {
+    let server = discord_api().await;
+    let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
+    let o = ops(approver.clone());
+    for c in vectors()["cases"].as_array().unwrap() {
+        let r = request(
+            c["timestamp"].as_str().unwrap(),
+            c["body"].as_str().unwrap().as_bytes(),
+            c["signature_hex"].as_str().unwrap(),
+        );
+        let result = approver.handle_interaction(&o.agent, &r).await;
+        match (c["name"].as_str().unwrap(), c["valid"].as_bool().unwrap()) {
+            ("valid_ping", true) => assert_eq!(result.unwrap(), fixture("response-pong.json")),
+            (_, true) => assert!(result.is_ok()),
+            (name, false) => assert!(
+                matches!(result, Err(Error::Unauthenticated { .. })),
+                "{name}"
+            ),
+        }
+    }
+    // Missing headers.
+    let none = InboundRequest {
+        body: b"{}".to_vec(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        approver.handle_interaction(&o.agent, &none).await,
+        Err(Error::Unauthenticated { .. })
+    ));
+    assert!(o.actions.executed().is_empty());
+}
+
+#[tokio::test]
+async fn a_button_press_delivered_twice_approves_exactly_once() {
+    let server = discord_api().await;
+    let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
+    let o = ops(approver.clone());
+    let incident = pending(&o).await;
+
+    // The request message: content, buttons, no mentions.
+    let posted = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
+    assert!(body["content"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("**Approval needed** — incident `{}`", incident.id)));
+    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+    let ids: Vec<&str> = body["components"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            format!("approve:{}", incident.id).as_str(),
+            &format!("reject:{}", incident.id),
+            "stop"
+        ]
+    );
+    assert_eq!(
+        posted[0].headers.get("authorization").unwrap(),
+        "Bot bot-token-TEST"
+    );
+
+    let mut press = fixture("interaction-button.json");
+    press["data"]["custom_id"] = json!(format!("approve:{}", incident.id));
+    let first = approver
+        .handle_interaction(&o.agent, &signed(&press))
+        .await
+        .unwrap();
+    assert_eq!(first["type"], 7);
+    let content = first["data"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("**Outcome** (<@1100000000000000042>): Approved; executing"),
+        "{content}"
+    );
+    assert!(first["data"]["components"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["disabled"] == true));
+    let second = approver
+        .handle_interaction(&o.agent, &signed(&press))
+        .await
+        .unwrap();
+    assert!(
+        second["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing to approve"),
+        "{second}"
+    );
+    for _ in 0..100 {
+        if !o.actions.executed().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(o.actions.executed().len(), 1);
+    let approvals = o.store.list_approvals(incident.id).await.unwrap();
+    assert_eq!(approvals.iter().filter(|a| a.effective).count(), 1);
+    assert_eq!(approvals[0].actor.label(), "discord:1100000000000000042");
+}
+
+#[tokio::test]
+async fn a_member_without_the_role_is_refused_ephemerally_and_audited() {
+    let server = discord_api().await;
+    let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
+    let o = ops(approver.clone());
+    let incident = pending(&o).await;
+    let mut press = fixture("interaction-button.json");
+    press["data"]["custom_id"] = json!(format!("approve:{}", incident.id));
+    press["member"]["roles"] = json!(["999"]);
+    let answer = approver
+        .handle_interaction(&o.agent, &signed(&press))
+        .await
+        .unwrap();
+    assert_eq!(answer["type"], 4);
+    assert_eq!(answer["data"]["flags"], 64);
+    assert!(answer["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("not on the approver list"));
+    assert!(o.actions.executed().is_empty());
+    let audit = o.store.list_audit(&AuditQuery::default()).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|r| r.actor == "discord:1100000000000000042" && r.outcome.starts_with("refused")));
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(
+            json!({"message": "You are being rate limited.", "retry_after": 0.6, "global": false}),
+        ))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1"})))
+        .mount(&server)
+        .await;
+    let approver = DiscordApprover::new(config(&server.uri())).unwrap();
+    let n = Notification {
+        incident_id: None,
+        title: "@everyone look".into(),
+        body: "b".into(),
+    };
+    let start = Instant::now();
+    approver.notify(&n).await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(600));
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let body: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert!(body["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("**\\@everyone look**"));
+}

@@ -1,0 +1,277 @@
+//! The Telegram [`Approver`].
+
+use crate::client::BotClient;
+use crate::config::TelegramConfig;
+use crate::format::{
+    approval_keyboard, approval_message, escape_html, notification_message, truncate_html,
+};
+use crate::wire::{Message, Update, User};
+use async_trait::async_trait;
+use infraai_core::{
+    Actor, ApprovalRequest, Approver, Error, HumanCommand, HumanReply, InboundRequest, IncidentId,
+    Notification, Result,
+};
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tracing::{debug, info, warn};
+
+/// The header Telegram puts the webhook secret in.
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// Sends approval requests with inline buttons and turns button presses and
+/// text replies (`1`/`YES`, `2`/`NO`, `STOP AUTONOMY`, `RESUME AUTONOMY`)
+/// into human commands.
+#[derive(Clone)]
+pub struct TelegramApprover {
+    client: BotClient,
+}
+
+impl TelegramApprover {
+    /// A Telegram approver.
+    pub fn new(config: TelegramConfig) -> Result<Self> {
+        Ok(Self {
+            client: BotClient::new(config)?,
+        })
+    }
+
+    pub(crate) fn client(&self) -> &BotClient {
+        &self.client
+    }
+
+    fn verify_secret(&self, request: &InboundRequest) -> Result<()> {
+        let Some(expected) = &self.client.config().webhook_secret else {
+            return Err(Error::Unauthenticated {
+                detail: "Telegram webhook secret is not configured; refusing webhook deliveries"
+                    .into(),
+            });
+        };
+        let given = request.header(SECRET_HEADER).unwrap_or_default();
+        if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+            Ok(())
+        } else {
+            Err(Error::Unauthenticated {
+                detail: "missing or wrong X-Telegram-Bot-Api-Secret-Token".into(),
+            })
+        }
+    }
+
+    /// The human commands an update carries (none for unrelated messages).
+    pub async fn replies_from_update(&self, update: &Update) -> Vec<HumanReply> {
+        if let Some(q) = &update.callback_query {
+            let command = q.data.as_deref().and_then(parse_callback);
+            let Some(command) = command else {
+                debug!(update_id = update.update_id, "unknown callback data");
+                let _ = self
+                    .client
+                    .answer_callback_query(&q.id, "Unknown or expired button.")
+                    .await;
+                return vec![];
+            };
+            let message = q.message.as_ref();
+            return vec![HumanReply {
+                command,
+                actor: actor(&q.from),
+                delivery: json!({
+                    "callback_query_id": q.id,
+                    "chat_id": message.map(|m| m.chat.id),
+                    "message_id": message.map(|m| m.message_id),
+                    "text": message.and_then(|m| m.text.clone()),
+                }),
+            }];
+        }
+        let Some(m) = &update.message else {
+            return vec![];
+        };
+        let (Some(from), Some(text)) = (&m.from, &m.text) else {
+            return vec![];
+        };
+        let words = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        let command = match words.as_str() {
+            "STOP AUTONOMY" => Some(HumanCommand::StopAutonomy { reason: None }),
+            "RESUME AUTONOMY" => Some(HumanCommand::Resume),
+            "1" | "YES" | "APPROVE" | "2" | "NO" | "REJECT" => {
+                let approve = matches!(words.as_str(), "1" | "YES" | "APPROVE");
+                match self.replied_incident(m) {
+                    Some(incident_id) if approve => Some(HumanCommand::Approve { incident_id }),
+                    Some(incident_id) => Some(HumanCommand::Reject {
+                        incident_id,
+                        reason: None,
+                    }),
+                    None => {
+                        let hint = "Reply to the approval request you mean (swipe left on it), then send YES or NO.";
+                        if let Err(e) = self
+                            .client
+                            .send_message(m.chat.id, hint, None, Some(m.message_id))
+                            .await
+                        {
+                            warn!(error = %e, "could not send the reply hint");
+                        }
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        command
+            .map(|command| HumanReply {
+                command,
+                actor: actor(from),
+                delivery: json!({"chat_id": m.chat.id, "reply_to": m.message_id}),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// The incident of the approval request a text message replies to: the
+    /// first UUID of one of our bot's messages.
+    fn replied_incident(&self, m: &Message) -> Option<IncidentId> {
+        let original = m.reply_to_message.as_ref()?;
+        let from = original.from.as_ref()?;
+        let ours = match self.client.config().bot_id() {
+            Some(bot) => from.id == bot,
+            None => from.is_bot,
+        };
+        if !ours {
+            return None;
+        }
+        original.text.as_deref()?.split_whitespace().find_map(|w| {
+            w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-')
+                .parse::<IncidentId>()
+                .ok()
+        })
+    }
+}
+
+fn actor(user: &User) -> Actor {
+    let mut a = Actor::new("telegram", user.id.to_string());
+    a.name = Some(
+        user.username
+            .clone()
+            .unwrap_or_else(|| user.first_name.clone()),
+    );
+    a
+}
+
+/// `approve:<uuid>`, `reject:<uuid>`, `stop`; anything else is unknown.
+fn parse_callback(data: &str) -> Option<HumanCommand> {
+    match data.split_once(':') {
+        Some(("approve", id)) => Some(HumanCommand::Approve {
+            incident_id: id.parse().ok()?,
+        }),
+        Some(("reject", id)) => Some(HumanCommand::Reject {
+            incident_id: id.parse().ok()?,
+            reason: None,
+        }),
+        None if data == "stop" => Some(HumanCommand::StopAutonomy { reason: None }),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Approver for TelegramApprover {
+    fn channel(&self) -> &str {
+        "telegram"
+    }
+
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<()> {
+        let config = self.client.config();
+        let sent = self
+            .client
+            .send_message(
+                config.chat_id,
+                &approval_message(request),
+                Some(&approval_keyboard(request.incident.id)),
+                None,
+            )
+            .await?;
+        info!(incident_id = %request.incident.id, message_id = sent.message_id, "approval request sent to Telegram");
+        Ok(())
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<()> {
+        let chat = self.client.config().chat_id;
+        self.client
+            .send_message(chat, &notification_message(notification), None, None)
+            .await?;
+        Ok(())
+    }
+
+    async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>> {
+        self.verify_secret(request)?;
+        let update: Update = serde_json::from_slice(&request.body)
+            .map_err(|e| Error::invalid("Telegram update", e.to_string()))?;
+        Ok(self.replies_from_update(&update).await)
+    }
+
+    async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()> {
+        let d = &reply.delivery;
+        let chat_id = d.get("chat_id").and_then(Value::as_i64);
+        if let Some(query) = d.get("callback_query_id").and_then(Value::as_str) {
+            let short: String = outcome.chars().take(190).collect();
+            self.client.answer_callback_query(query, &short).await?;
+            if let (Some(chat), Some(message)) =
+                (chat_id, d.get("message_id").and_then(Value::as_i64))
+            {
+                let original = d.get("text").and_then(Value::as_str).unwrap_or_default();
+                let who = reply.actor.name.as_deref().unwrap_or(&reply.actor.id);
+                let html = format!(
+                    "{}\n\n<b>Outcome</b> ({}): {}",
+                    escape_html(original),
+                    escape_html(who),
+                    escape_html(outcome)
+                );
+                self.client
+                    .edit_message_text(
+                        chat,
+                        message,
+                        &truncate_html(&html, crate::format::MAX_MESSAGE_CHARS),
+                    )
+                    .await?;
+            }
+            return Ok(());
+        }
+        if let Some(chat) = chat_id {
+            let reply_to = d.get("reply_to").and_then(Value::as_i64);
+            self.client
+                .send_message(chat, &escape_html(outcome), None, reply_to)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_data_parsing_is_strict() {
+        let id = IncidentId::new();
+        assert_eq!(
+            parse_callback(&format!("approve:{id}")),
+            Some(HumanCommand::Approve { incident_id: id })
+        );
+        assert!(matches!(
+            parse_callback(&format!("reject:{id}")),
+            Some(HumanCommand::Reject { .. })
+        ));
+        assert_eq!(
+            parse_callback("stop"),
+            Some(HumanCommand::StopAutonomy { reason: None })
+        );
+        for bad in [
+            "approve:3f2a",
+            "approve:",
+            "resume",
+            "approve",
+            "delete:x",
+            "",
+        ] {
+            assert_eq!(parse_callback(bad), None, "{bad}");
+        }
+    }
+}

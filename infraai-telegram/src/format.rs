@@ -1,0 +1,167 @@
+//! Message text: HTML escaping for untrusted alert text, the 4096-character
+//! limit, callback data within 64 bytes.
+
+use crate::wire::{InlineKeyboardButton, InlineKeyboardMarkup};
+use infraai_core::{ApprovalRequest, IncidentId, Notification};
+
+/// Telegram's limit on message text, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4096;
+/// Telegram's limit on callback data, in bytes.
+pub const MAX_CALLBACK_BYTES: usize = 64;
+
+/// Escapes text for `parse_mode: HTML` (the three characters the Bot API
+/// requires: `&`, `<`, `>`).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts escaped HTML to `max` characters without splitting an entity,
+/// ending with `…` when cut. Only call on text whose tags all close before
+/// the cut could happen (our tags are in the first line).
+pub fn truncate_html(html: &str, max: usize) -> String {
+    if html.chars().count() <= max {
+        return html.to_string();
+    }
+    let mut cut: String = html.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = cut.rfind('&') {
+        if !cut[amp..].contains(';') {
+            cut.truncate(amp);
+        }
+    }
+    cut.push('…');
+    cut
+}
+
+/// Callback data for a button: `approve:<uuid>` is 44 bytes.
+pub fn callback_data(verb: &str, incident: Option<IncidentId>) -> String {
+    let data = match incident {
+        Some(id) => format!("{verb}:{id}"),
+        None => verb.to_string(),
+    };
+    debug_assert!(data.len() <= MAX_CALLBACK_BYTES);
+    data
+}
+
+/// The approval request message: fields escaped, then limited to 4096 characters.
+pub fn approval_message(request: &ApprovalRequest) -> String {
+    let i = &request.incident;
+    let a = &i.alert;
+    let e = |s: &str| escape_html(s);
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let mut lines = vec![format!(
+        "<b>Approval needed</b> — incident <code>{}</code>",
+        i.id
+    )];
+    lines.push(format!("Policy: {}", e(&a.policy_name)));
+    lines.push(format!(
+        "Resource: {} ({})",
+        e(&a.resource),
+        e(&a.resource_type)
+    ));
+    lines.push(format!(
+        "Metric: {} = {} (threshold {})",
+        e(&a.metric),
+        num(a.value),
+        num(a.threshold)
+    ));
+    lines.push(format!(
+        "Severity: {:?}, seen {} time(s)",
+        a.severity, i.occurrences
+    ));
+    if let Some(d) = &i.decision {
+        lines.push(format!(
+            "Suggested action: {}",
+            e(&d.recommended_action.describe())
+        ));
+        lines.push(format!(
+            "Confidence: {:.2}, risk {:?}",
+            d.confidence, d.risk
+        ));
+        lines.push(format!("Reasoning: {}", e(&d.reasoning)));
+    }
+    if let Some(p) = &request.preview {
+        let changes = p
+            .change_set
+            .as_ref()
+            .map(|c| format!(" ({})", c.summary()))
+            .unwrap_or_default();
+        lines.push(format!("Dry run: {}{}", e(&p.summary), e(&changes)));
+    }
+    if !i.guardrail_notes.is_empty() {
+        lines.push(format!("Why a human: {}", e(&i.guardrail_notes.join("; "))));
+    }
+    lines.push("Reply 1/YES to approve, 2/NO to reject, or STOP AUTONOMY.".into());
+    truncate_html(&lines.join("\n"), MAX_MESSAGE_CHARS)
+}
+
+/// A notification message.
+pub fn notification_message(n: &Notification) -> String {
+    let id = n
+        .incident_id
+        .map(|i| format!(" — incident <code>{i}</code>"))
+        .unwrap_or_default();
+    truncate_html(
+        &format!(
+            "<b>{}</b>{id}\n{}",
+            escape_html(&n.title),
+            escape_html(&n.body)
+        ),
+        MAX_MESSAGE_CHARS,
+    )
+}
+
+/// Approve / Reject / STOP AUTONOMY buttons.
+pub(crate) fn approval_keyboard(id: IncidentId) -> InlineKeyboardMarkup {
+    let button = |text: &str, data: String| InlineKeyboardButton {
+        text: text.into(),
+        callback_data: data,
+    };
+    InlineKeyboardMarkup {
+        inline_keyboard: vec![
+            vec![
+                button("Approve", callback_data("approve", Some(id))),
+                button("Reject", callback_data("reject", Some(id))),
+            ],
+            vec![button("STOP AUTONOMY", callback_data("stop", None))],
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_truncation() {
+        assert_eq!(escape_html("<b>x</b> & y"), "&lt;b&gt;x&lt;/b&gt; &amp; y");
+        let long = escape_html(&"<&>".repeat(3000));
+        let cut = truncate_html(&long, MAX_MESSAGE_CHARS);
+        assert!(cut.chars().count() <= MAX_MESSAGE_CHARS);
+        assert!(cut.ends_with('…'));
+        let body = cut.trim_end_matches('…');
+        // No entity is split: every '&' starts a complete entity.
+        for (i, _) in body.match_indices('&') {
+            let rest = &body[i..];
+            assert!(
+                rest.starts_with("&lt;") || rest.starts_with("&gt;") || rest.starts_with("&amp;")
+            );
+        }
+        assert_eq!(truncate_html("short", 10), "short");
+    }
+
+    #[test]
+    fn callback_data_fits() {
+        let id = IncidentId::new();
+        assert!(callback_data("approve", Some(id)).len() <= MAX_CALLBACK_BYTES);
+        assert_eq!(callback_data("stop", None), "stop");
+    }
+}

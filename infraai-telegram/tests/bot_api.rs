@@ -1,0 +1,538 @@
+//! The Telegram approver against a mock Bot API (wiremock) serving the
+//! recorded shapes in ../shared/fixtures/telegram, driving the real ops loop.
+
+use infraai_core::testing::*;
+use infraai_core::*;
+use infraai_telegram::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const TOKEN: &str = "7000000001:TEST-not-a-real-token";
+const SECRET: &str = "s3cret-token_1";
+const ADA: i64 = 111111111;
+
+fn fixture(name: &str) -> Value {
+    let p = format!(
+        "{}/../../shared/fixtures/telegram/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
+        .unwrap()
+}
+
+fn config(server: &MockServer) -> TelegramConfig {
+    let mut c = TelegramConfig::new(Secret::new(TOKEN), ADA);
+    c.api_base = server.uri();
+    c.webhook_secret = Some(Secret::new(SECRET));
+    c
+}
+
+fn api(m: &str) -> String {
+    format!("/bot{TOKEN}/{m}")
+}
+
+async fn mock_ok(server: &MockServer, m: &str, result: Value) {
+    Mock::given(method("POST"))
+        .and(path(api(m)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": result})),
+        )
+        .mount(server)
+        .await;
+}
+
+async fn mock_bot(server: &MockServer) {
+    mock_ok(
+        server,
+        "sendMessage",
+        fixture("sendMessage-ok.json")["result"].clone(),
+    )
+    .await;
+    mock_ok(server, "answerCallbackQuery", json!(true)).await;
+    mock_ok(server, "editMessageText", json!(true)).await;
+}
+
+async fn calls(server: &MockServer, m: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r: &Request| r.url.path() == api(m))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+struct Ops {
+    agent: Arc<OpsAgent>,
+    store: Arc<MemoryStore>,
+    actions: Arc<RecordingActions>,
+}
+
+fn ops(approver: Arc<dyn Approver>) -> Ops {
+    let store = Arc::new(MemoryStore::new());
+    let actions = Arc::new(RecordingActions::default());
+    let agent = Arc::new(OpsAgent::new(
+        OpsDeps {
+            store: store.clone(),
+            policy: Arc::new(rules::RulePolicy),
+            approver,
+            actions: actions.clone(),
+            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+        },
+        Guardrails::new(GuardrailConfig::default()),
+        OpsConfig {
+            feedback_delay: Duration::from_millis(5),
+            approvers: ApproverAllowList::none().allow_user("telegram", ADA.to_string()),
+            ..OpsConfig::default()
+        },
+    ));
+    Ops {
+        agent,
+        store,
+        actions,
+    }
+}
+
+async fn pending_incident(o: &Ops) -> Incident {
+    o.store
+        .put_deployment(&deployment_with("web-1", "e2-medium"))
+        .await
+        .unwrap();
+    let mut a = alert("tg-cpu", AlertState::Firing, 0.97);
+    a.severity = Severity::Critical;
+    let i = o.agent.handle_alert(&a).await.unwrap().incident.unwrap();
+    assert_eq!(i.status, IncidentStatus::Pending);
+    i
+}
+
+fn webhook(body: &Value, secret: Option<&str>) -> InboundRequest {
+    let mut r = InboundRequest {
+        body: serde_json::to_vec(body).unwrap(),
+        ..Default::default()
+    };
+    if let Some(s) = secret {
+        r.headers.insert(SECRET_HEADER.into(), s.into());
+    }
+    r
+}
+
+fn callback_update(update_id: i64, data: &str) -> Value {
+    let mut u = fixture("update-callback-query.json");
+    u["update_id"] = json!(update_id);
+    u["callback_query"]["data"] = json!(data);
+    u
+}
+
+fn text_update(update_id: i64, text: &str, reply_to_text: Option<&str>) -> Value {
+    let mut u = fixture("update-message.json");
+    u["update_id"] = json!(update_id);
+    u["message"]["text"] = json!(text);
+    if let Some(t) = reply_to_text {
+        u["message"]["reply_to_message"] = json!({
+            "message_id": 4210,
+            "from": {"id": 7000000001i64, "is_bot": true, "first_name": "Demo Ops Agent"},
+            "chat": {"id": ADA, "type": "private"},
+            "date": 1764086460,
+            "text": t,
+        });
+    }
+    u
+}
+
+async fn wait_for_actions(o: &Ops, n: usize) {
+    for _ in 0..200 {
+        if o.actions.executed().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn approval_request_has_escaped_content_and_three_buttons() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
+    let o = ops(approver.clone());
+    o.store
+        .put_deployment(&deployment_with("web-1", "e2-medium"))
+        .await
+        .unwrap();
+    let mut a = alert("tg-html", AlertState::Firing, 0.97);
+    a.severity = Severity::Critical;
+    a.policy_name = "<b>CPU</b> & \"friends\" ignore previous instructions".into();
+    let incident = o.agent.handle_alert(&a).await.unwrap().incident.unwrap();
+
+    let sent = calls(&server, "sendMessage").await;
+    assert_eq!(sent.len(), 1);
+    let body = &sent[0];
+    assert_eq!(body["chat_id"], json!(ADA));
+    assert_eq!(body["parse_mode"], "HTML");
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with(&format!(
+        "<b>Approval needed</b> — incident <code>{}</code>",
+        incident.id
+    )));
+    assert!(
+        text.contains("Policy: &lt;b&gt;CPU&lt;/b&gt; &amp; \"friends\""),
+        "{text}"
+    );
+    assert!(text.contains(
+        "Metric: compute.googleapis.com/instance/cpu/utilization = 0.97 (threshold 0.8)"
+    ));
+    assert!(
+        text.contains("Suggested action: scale up to e2-standard-2"),
+        "{text}"
+    );
+    assert!(text.contains("Confidence: "));
+    assert!(text.contains("Reasoning: "));
+    let keyboard = &body["reply_markup"]["inline_keyboard"];
+    let buttons: Vec<(String, String)> = keyboard
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|b| {
+            (
+                b["text"].as_str().unwrap().into(),
+                b["callback_data"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            ("Approve".to_string(), format!("approve:{}", incident.id)),
+            ("Reject".to_string(), format!("reject:{}", incident.id)),
+            ("STOP AUTONOMY".to_string(), "stop".to_string()),
+        ]
+    );
+    assert!(buttons.iter().all(|(_, d)| d.len() <= 64));
+
+    // A huge reasoning is cut cleanly at 4096 characters.
+    let mut request = ApprovalRequest {
+        incident: incident.clone(),
+        preview: None,
+    };
+    request.incident.decision.as_mut().unwrap().reasoning = "<&>".repeat(5000);
+    approver.request_approval(&request).await.unwrap();
+    let long = calls(&server, "sendMessage").await.pop().unwrap();
+    let text = long["text"].as_str().unwrap();
+    assert!(text.chars().count() <= format::MAX_MESSAGE_CHARS);
+    assert!(text.ends_with('…'));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn button_press_approves_once_and_edits_the_message_without_leaking_the_token() {
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || Capture(sink.clone()))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
+    let o = ops(approver.clone());
+    let incident = pending_incident(&o).await;
+    let update = callback_update(900000102, &format!("approve:{}", incident.id));
+
+    let results = o
+        .agent
+        .handle_inbound(approver.as_ref(), &webhook(&update, Some(SECRET)))
+        .await
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().effective);
+    wait_for_actions(&o, 1).await;
+    // Telegram delivers the same update again: acknowledged, executes nothing.
+    let again = o
+        .agent
+        .handle_inbound(approver.as_ref(), &webhook(&update, Some(SECRET)))
+        .await
+        .unwrap();
+    assert!(!again[0].as_ref().unwrap().effective);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(o.actions.executed().len(), 1);
+
+    let answered = calls(&server, "answerCallbackQuery").await;
+    assert_eq!(answered.len(), 2);
+    assert_eq!(answered[0]["callback_query_id"], "4382950218374650123");
+    assert!(answered[0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Approved; executing"));
+    let edits = calls(&server, "editMessageText").await;
+    assert_eq!(edits[0]["message_id"], json!(4210));
+    assert_eq!(
+        edits[0]["reply_markup"]["inline_keyboard"],
+        json!([]),
+        "buttons removed"
+    );
+    let edited = edits[0]["text"].as_str().unwrap();
+    assert!(
+        edited.contains("<b>Outcome</b> (ada_oncall): Approved; executing"),
+        "{edited}"
+    );
+    let approvals = o.store.list_approvals(incident.id).await.unwrap();
+    assert_eq!(approvals[0].actor.label(), format!("telegram:{ADA}"));
+
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(!logs.is_empty(), "logs were captured");
+    assert!(
+        !logs.contains("TEST-not-a-real-token"),
+        "the bot token leaked into logs"
+    );
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn text_replies_and_kill_switch_words() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
+    let o = ops(approver.clone());
+    let incident = pending_incident(&o).await;
+    let request_text = format!(
+        "Approval needed — incident {} Policy: High CPU",
+        incident.id
+    );
+
+    let parse = |u: Value| {
+        let approver = approver.clone();
+        async move {
+            approver
+                .parse_inbound(&webhook(&u, Some(SECRET)))
+                .await
+                .unwrap()
+        }
+    };
+    let yes = parse(text_update(1, " yes ", Some(&request_text))).await;
+    assert_eq!(
+        yes[0].command,
+        HumanCommand::Approve {
+            incident_id: incident.id
+        }
+    );
+    assert_eq!(yes[0].actor.id, ADA.to_string());
+    let two = parse(text_update(2, "2", Some(&request_text))).await;
+    assert!(
+        matches!(two[0].command, HumanCommand::Reject { incident_id, .. } if incident_id == incident.id)
+    );
+    let stop = parse(fixture("update-message.json")).await;
+    assert_eq!(stop[0].command, HumanCommand::StopAutonomy { reason: None });
+    let resume = parse(text_update(3, "resume   autonomy", None)).await;
+    assert_eq!(resume[0].command, HumanCommand::Resume);
+    assert!(parse(text_update(4, "hello", None)).await.is_empty());
+
+    // YES without replying to a request: no command, a hint instead.
+    let before = calls(&server, "sendMessage").await.len();
+    assert!(parse(text_update(5, "YES", None)).await.is_empty());
+    let hint = calls(&server, "sendMessage").await;
+    assert_eq!(hint.len(), before + 1);
+    assert!(hint.last().unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Reply to the approval request"));
+
+    // A reply to a message that is not ours carries no incident.
+    let mut forged = text_update(6, "YES", Some(&request_text));
+    forged["message"]["reply_to_message"]["from"]["id"] = json!(ADA);
+    assert!(parse(forged).await.is_empty());
+
+    // Applying STOP AUTONOMY from Telegram engages the persistent switch and replies.
+    let results = o
+        .agent
+        .handle_inbound(
+            approver.as_ref(),
+            &webhook(&fixture("update-message.json"), Some(SECRET)),
+        )
+        .await
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().effective);
+    assert!(o.store.kill_switch().await.unwrap().engaged);
+    let reply = calls(&server, "sendMessage").await.pop().unwrap();
+    assert!(reply["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Autonomy stopped"));
+    assert_eq!(reply["reply_parameters"]["message_id"], json!(4211));
+}
+
+#[tokio::test]
+async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
+    let o = ops(approver.clone());
+    let incident = pending_incident(&o).await;
+    let update = callback_update(7, &format!("approve:{}", incident.id));
+    for secret in [None, Some("wrong"), Some("s3cret-token_")] {
+        let err = o
+            .agent
+            .handle_inbound(approver.as_ref(), &webhook(&update, secret))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Unauthenticated { .. }),
+            "{secret:?}: {err}"
+        );
+    }
+    let mut no_secret = config(&server);
+    no_secret.webhook_secret = None;
+    let open = TelegramApprover::new(no_secret).unwrap();
+    assert!(matches!(
+        open.parse_inbound(&webhook(&update, Some(SECRET))).await,
+        Err(Error::Unauthenticated { .. })
+    ));
+    // A stranger with a valid delivery: refused politely, audited, nothing runs.
+    let mut stranger = update.clone();
+    stranger["callback_query"]["from"]["id"] = json!(222);
+    let results = o
+        .agent
+        .handle_inbound(approver.as_ref(), &webhook(&stranger, Some(SECRET)))
+        .await
+        .unwrap();
+    assert!(matches!(results[0], Err(Error::Forbidden { .. })));
+    let answered = calls(&server, "answerCallbackQuery").await;
+    assert!(answered[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("not on the approver list"));
+    assert!(o.actions.executed().is_empty());
+    assert_eq!(
+        o.store
+            .get_incident(incident.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        IncidentStatus::Pending
+    );
+    let audit = o.store.list_audit(&AuditQuery::default()).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|r| r.actor == "telegram:222" && r.outcome.starts_with("refused")));
+}
+
+#[tokio::test]
+async fn rate_limit_retry_after_is_honored() {
+    let server = MockServer::start().await;
+    let mut limited = fixture("error-429.json");
+    limited["parameters"]["retry_after"] = json!(1);
+    Mock::given(method("POST"))
+        .and(path(api("sendMessage")))
+        .respond_with(ResponseTemplate::new(429).set_body_json(limited))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mock_ok(
+        &server,
+        "sendMessage",
+        fixture("sendMessage-ok.json")["result"].clone(),
+    )
+    .await;
+    let approver = TelegramApprover::new(config(&server)).unwrap();
+    let n = Notification {
+        incident_id: None,
+        title: "t".into(),
+        body: "b".into(),
+    };
+    let start = Instant::now();
+    approver.notify(&n).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(calls(&server, "sendMessage").await.len(), 2);
+
+    // A retry_after beyond the configured cap fails at once, as retryable.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(api("sendMessage")))
+        .respond_with(ResponseTemplate::new(429).set_body_json(fixture("error-429.json")))
+        .mount(&server)
+        .await;
+    let mut c = config(&server);
+    c.max_retry_after = Duration::from_secs(5);
+    let err = TelegramApprover::new(c)
+        .unwrap()
+        .notify(&n)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("429"));
+    assert!(!err.to_string().contains("TEST-not-a-real-token"));
+}
+
+#[tokio::test]
+async fn long_polling_persists_the_offset_across_restarts_without_double_execution() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = TelegramApprover::new(config(&server)).unwrap();
+    let o = ops(Arc::new(approver.clone()));
+    let incident = pending_incident(&o).await;
+    let updates = json!([
+        callback_update(900000102, &format!("approve:{}", incident.id)),
+        text_update(900000103, "STOP AUTONOMY", None),
+    ]);
+    Mock::given(method("POST"))
+        .and(path(api("getUpdates")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
+        )
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    let store: Arc<dyn MetadataStore> = o.store.clone();
+    let poller = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
+    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 2);
+    wait_for_actions(&o, 1).await;
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000104)
+    );
+    assert!(store.kill_switch().await.unwrap().engaged);
+
+    // A crash before the offset was saved: the same updates come again.
+    store.set_cursor(OFFSET_CURSOR, 900000102).await.unwrap();
+    let restarted = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
+    assert_eq!(restarted.poll_once(&o.agent).await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        o.actions.executed().len(),
+        1,
+        "a replayed approval never executes twice"
+    );
+
+    // A clean restart asks for updates after the stored offset.
+    Mock::given(method("POST"))
+        .and(path(api("getUpdates")))
+        .and(body_partial_json(json!({"offset": 900000104})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": []})))
+        .mount(&server)
+        .await;
+    let again = TelegramPoller::new(approver, store.clone(), Duration::from_secs(0));
+    assert_eq!(again.poll_once(&o.agent).await.unwrap(), 0);
+    let polls = calls(&server, "getUpdates").await;
+    assert_eq!(polls.last().unwrap()["offset"], json!(900000104));
+    assert_eq!(o.actions.executed().len(), 1);
+}

@@ -1,0 +1,1003 @@
+//! [`TerraformRunner`]: [`TfRunner`] over the real `terraform` CLI.
+
+use crate::config::TerraformConfig;
+use crate::error::{Result, Stop, TerraformError};
+use crate::hcl::is_identifier;
+use crate::process::{self, CancelToken, Finished, Invocation, Stream};
+use crate::wire::{self, TfOutput, SENSITIVE};
+use async_trait::async_trait;
+use infraai_core::{
+    ChangeSet, LogLevel, LogLine, LogSink, RunId, TerraformFiles, TfRunner, TfWorkspace,
+    ValidationReport,
+};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// The saved plan's file name inside a run's directory.
+pub const PLAN_FILE: &str = "infraai.tfplan";
+/// The lock file inside a run's directory (held with `flock` during an operation).
+pub const LOCK_FILE: &str = ".infraai.lock";
+
+/// How long a directory's `flock` is retried before it counts as busy.
+const LOCK_RETRY: Duration = Duration::from_secs(1);
+
+/// Substrings of diagnostics that mean "run init first", not "fix the files".
+const NEEDS_INIT: &[&str] = &[
+    "Missing required provider",
+    "Module not installed",
+    "Required plugins are not installed",
+    "Inconsistent dependency lock file",
+    "missing or corrupted provider plugins",
+];
+
+struct Active {
+    run_id: RunId,
+    op: &'static str,
+    token: CancelToken,
+}
+
+/// Drives the real `terraform` binary, one work directory per run
+/// (`<work_root>/<run_id>`).
+///
+/// * Every command runs with `TF_IN_AUTOMATION=1` and `TF_INPUT=0` (plus
+///   `-input=false` where the command takes it: init, plan, apply, destroy),
+///   with `-json` output where terraform has it, in its own process group,
+///   under a per-operation timeout.
+/// * Operations only run in `<work_root>/<run_id>`: a [`TfWorkspace`] naming
+///   any other directory is refused.
+/// * One operation per directory at a time: a second one gets
+///   [`TerraformError::Busy`] (in-process map plus an `flock` on
+///   [`LOCK_FILE`] against other processes).
+/// * [`TerraformRunner::cancel`] stops the running operation of a run: SIGINT,
+///   then after [`TerraformConfig::kill_grace`] SIGKILL to the whole group; the
+///   operation returns `Cancelled`. Dropping an operation's future kills the
+///   group too.
+/// * `plan` saves [`PLAN_FILE`]; `apply` applies exactly that file and removes it.
+/// * [`TfRunner::output`] replaces sensitive values by `"(sensitive value)"`;
+///   [`TerraformRunner::outputs`] returns them, for callers that need them.
+pub struct TerraformRunner {
+    config: TerraformConfig,
+    active: Mutex<HashMap<PathBuf, Active>>,
+    /// Runs cancelled until [`TerraformRunner::resume`].
+    cancelled: Mutex<HashSet<RunId>>,
+}
+
+/// Holds a work directory for one operation.
+struct DirLock<'a> {
+    runner: &'a TerraformRunner,
+    dir: PathBuf,
+    token: CancelToken,
+    _file: Option<std::fs::File>,
+}
+
+impl Drop for DirLock<'_> {
+    fn drop(&mut self) {
+        self.runner
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.dir);
+    }
+}
+
+/// A sink that drops lines (for internal commands nobody watches).
+struct NoLog;
+
+impl LogSink for NoLog {
+    fn log(&self, _line: LogLine) {}
+}
+
+fn io_err(op: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> TerraformError {
+    let dir = dir.to_path_buf();
+    move |source| TerraformError::Io { op, dir, source }
+}
+
+/// The last `max` bytes of `s` (on a char boundary), trimmed.
+fn tail(s: &str, max: usize) -> &str {
+    let s = s.trim();
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && (name.ends_with(".tf") || name.ends_with(".tf.json"))
+}
+
+impl TerraformRunner {
+    /// A runner. Nothing is checked until the first command: a missing binary
+    /// is reported then as [`TerraformError::BinaryNotFound`] (see also
+    /// [`TerraformRunner::version`]).
+    pub fn new(config: TerraformConfig) -> Self {
+        Self {
+            config,
+            active: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TerraformConfig {
+        &self.config
+    }
+
+    /// The workspace of a run (`<work_root>/<run_id>`), whether or not it exists yet.
+    pub fn workspace(&self, run_id: RunId) -> TfWorkspace {
+        TfWorkspace {
+            run_id,
+            dir: self.config.work_root.join(run_id.to_string()),
+        }
+    }
+
+    /// Cancels a run: the operation running for it (if any) stops and returns
+    /// a `Cancelled` error once its process group is gone, and every later
+    /// operation of the run is refused as `Cancelled` until
+    /// [`TerraformRunner::resume`] — so a cancel that lands between two steps
+    /// (say after plan, before apply) still stops the run. Returns whether an
+    /// operation was running.
+    pub fn cancel(&self, run_id: RunId) -> bool {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id);
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = false;
+        for a in active.values().filter(|a| a.run_id == run_id) {
+            warn!(run_id = %run_id, op = a.op, "cancelling terraform operation");
+            a.token.cancel();
+            found = true;
+        }
+        found
+    }
+
+    /// Allows operations of a cancelled run again (e.g. to destroy what it made).
+    pub fn resume(&self, run_id: RunId) {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run_id);
+    }
+
+    /// The operation currently running for `run_id`, if any.
+    pub fn running(&self, run_id: RunId) -> Option<&'static str> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.values().find(|a| a.run_id == run_id).map(|a| a.op)
+    }
+
+    /// `terraform version -json`: the version of the configured binary.
+    pub async fn version(&self) -> Result<String> {
+        let dir = self.config.work_root.clone();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io_err("version", &dir))?;
+        let token = CancelToken::new();
+        let (done, _) = self
+            .exec(
+                "version",
+                &dir,
+                vec!["version".into(), "-json".into()],
+                self.config.timeouts.output,
+                &token,
+                &NoLog,
+                false,
+            )
+            .await?;
+        let v: Value = serde_json::from_str(&done.stdout).map_err(|e| TerraformError::Parse {
+            op: "version",
+            dir: dir.clone(),
+            detail: e.to_string(),
+        })?;
+        v["terraform_version"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| TerraformError::Parse {
+                op: "version",
+                dir,
+                detail: "no terraform_version".into(),
+            })
+    }
+
+    async fn lock(&self, ws: &TfWorkspace, op: &'static str) -> Result<DirLock<'_>> {
+        let dir = ws.dir.clone();
+        if dir != self.workspace(ws.run_id).dir {
+            return Err(TerraformError::Invalid {
+                what: "workspace",
+                detail: format!(
+                    "{} is not this runner's directory for run {} ({})",
+                    dir.display(),
+                    ws.run_id,
+                    self.workspace(ws.run_id).dir.display()
+                ),
+            });
+        }
+        let token = CancelToken::new();
+        {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            // Checked under the `active` lock, which `cancel` also takes after
+            // marking the run: a cancel cannot slip between check and insert.
+            if self
+                .cancelled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&ws.run_id)
+            {
+                return Err(TerraformError::Cancelled {
+                    op,
+                    dir,
+                    stop: Stop::NotStarted,
+                });
+            }
+            if let Some(a) = active.get(&dir) {
+                return Err(TerraformError::Busy {
+                    op,
+                    dir,
+                    holder: format!("{} of this runner", a.op),
+                });
+            }
+            active.insert(
+                dir.clone(),
+                Active {
+                    run_id: ws.run_id,
+                    op,
+                    token: token.clone(),
+                },
+            );
+        }
+        let mut guard = DirLock {
+            runner: self,
+            dir: dir.clone(),
+            token,
+            _file: None,
+        };
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .await
+            .map_err(io_err(op, &dir))?
+            .into_std()
+            .await;
+        // A child forked by another thread of this process holds a copy of the
+        // descriptor until its exec closes it (O_CLOEXEC), so a brief
+        // EWOULDBLOCK is retried; a real holder keeps the lock for far longer.
+        let deadline = Instant::now() + LOCK_RETRY;
+        loop {
+            // SAFETY: flock on a descriptor we own; LOCK_NB makes it non-blocking.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(TerraformError::Io { op, dir, source: e });
+            }
+            if Instant::now() >= deadline {
+                return Err(TerraformError::Busy {
+                    op,
+                    dir,
+                    holder: "another process".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        guard._file = Some(file);
+        Ok(guard)
+    }
+
+    fn env(&self) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = self
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        if let Some(f) = &self.config.cli_config_file {
+            env.push(("TF_CLI_CONFIG_FILE".into(), f.into()));
+        }
+        env
+    }
+
+    /// Runs one command; streams lines to `log` (parsed as `-json` events when
+    /// `json_events`) and returns how it ended with the error-level events.
+    /// A non-zero exit is returned, not raised: each caller decides what it
+    /// means (validate exits 1 for an invalid configuration).
+    #[allow(clippy::too_many_arguments)]
+    async fn exec(
+        &self,
+        op: &'static str,
+        dir: &Path,
+        args: Vec<OsString>,
+        timeout: Duration,
+        token: &CancelToken,
+        log: &dyn LogSink,
+        json_events: bool,
+    ) -> Result<(Finished, Vec<LogLine>)> {
+        let started = Instant::now();
+        let env = self.env();
+        let mut events = Vec::new();
+        let done = process::run(
+            Invocation {
+                op,
+                binary: &self.config.binary,
+                dir,
+                args,
+                env: &env,
+                timeout,
+                grace: self.config.kill_grace,
+                cancel: token,
+            },
+            |stream, line| {
+                let l = match stream {
+                    Stream::Stdout if json_events => wire::event_line(line),
+                    Stream::Stdout => LogLine::info("terraform", line),
+                    Stream::Stderr => LogLine {
+                        level: LogLevel::Warn,
+                        source: "terraform".into(),
+                        message: line.to_string(),
+                        fields: Value::Null,
+                    },
+                };
+                if json_events && l.level == LogLevel::Error {
+                    events.push(l.clone());
+                }
+                log.log(l);
+            },
+        )
+        .await;
+        let done = match done {
+            Err(e @ (TerraformError::Cancelled { .. } | TerraformError::Timeout { .. })) => {
+                log.log(LogLine {
+                    level: LogLevel::Error,
+                    source: "terraform".into(),
+                    message: e.to_string(),
+                    fields: Value::Null,
+                });
+                return Err(e);
+            }
+            other => other?,
+        };
+        info!(op, dir = %dir.display(), status = %done.status_text(), elapsed_ms = started.elapsed().as_millis() as u64, "terraform finished");
+        Ok((done, events))
+    }
+
+    fn failed(op: &'static str, dir: &Path, done: &Finished, errors: &[LogLine]) -> TerraformError {
+        let diags = wire::error_diagnostics(errors);
+        let message = if !diags.is_empty() {
+            diags.join("; ")
+        } else if !done.stderr.trim().is_empty() {
+            tail(&done.stderr, 2000).to_string()
+        } else {
+            tail(&done.stdout, 2000).to_string()
+        };
+        TerraformError::Failed {
+            op,
+            dir: dir.to_path_buf(),
+            status: done.status_text(),
+            message,
+        }
+    }
+
+    async fn init_locked(
+        &self,
+        ws: &TfWorkspace,
+        lock: &DirLock<'_>,
+        log: &dyn LogSink,
+    ) -> Result<()> {
+        let (done, events) = self
+            .exec(
+                "init",
+                &ws.dir,
+                vec!["init".into(), "-input=false".into(), "-no-color".into()],
+                self.config.timeouts.init,
+                &lock.token,
+                log,
+                false,
+            )
+            .await?;
+        if done.status.success() {
+            return Ok(());
+        }
+        // Init refuses invalid configurations; if validate explains why, the
+        // deploy loop's validate/fix step can repair them, so init is deferred.
+        let report = self.validate_locked(ws, lock).await?;
+        let config_errors: Vec<&str> = report
+            .diagnostics
+            .iter()
+            .filter(|d| !NEEDS_INIT.iter().any(|n| d.summary.contains(n)))
+            .map(|d| d.summary.as_str())
+            .collect();
+        if !report.valid && !config_errors.is_empty() {
+            log.log(LogLine {
+                level: LogLevel::Warn,
+                source: "terraform".into(),
+                message: format!(
+                    "init deferred: the configuration is invalid ({}); validate will report it",
+                    config_errors.join("; ")
+                ),
+                fields: Value::Null,
+            });
+            return Ok(());
+        }
+        Err(Self::failed("init", &ws.dir, &done, &events))
+    }
+
+    async fn validate_locked(
+        &self,
+        ws: &TfWorkspace,
+        lock: &DirLock<'_>,
+    ) -> Result<ValidationReport> {
+        let (done, _) = self
+            .exec(
+                "validate",
+                &ws.dir,
+                vec!["validate".into(), "-json".into(), "-no-color".into()],
+                self.config.timeouts.validate,
+                &lock.token,
+                &NoLog,
+                false,
+            )
+            .await?;
+        wire::parse_validate(&done.stdout).map_err(|detail| {
+            if done.status.success() {
+                TerraformError::Parse {
+                    op: "validate",
+                    dir: ws.dir.clone(),
+                    detail,
+                }
+            } else {
+                Self::failed("validate", &ws.dir, &done, &[])
+            }
+        })
+    }
+
+    async fn plan_locked(
+        &self,
+        ws: &TfWorkspace,
+        lock: &DirLock<'_>,
+        log: &dyn LogSink,
+        extra: Vec<OsString>,
+        plan_file: &str,
+    ) -> Result<ChangeSet> {
+        let path = ws.dir.join(plan_file);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err("plan", &ws.dir)(e))
+            }
+            _ => {}
+        }
+        let mut args: Vec<OsString> = vec![
+            "plan".into(),
+            "-input=false".into(),
+            "-json".into(),
+            format!("-out={plan_file}").into(),
+        ];
+        args.extend(extra);
+        let (done, events) = self
+            .exec(
+                "plan",
+                &ws.dir,
+                args,
+                self.config.timeouts.plan,
+                &lock.token,
+                log,
+                true,
+            )
+            .await?;
+        if !done.status.success() {
+            return Err(Self::failed("plan", &ws.dir, &done, &events));
+        }
+        let (shown, _) = self
+            .exec(
+                "show",
+                &ws.dir,
+                vec![
+                    "show".into(),
+                    "-json".into(),
+                    "-no-color".into(),
+                    plan_file.into(),
+                ],
+                self.config.timeouts.plan,
+                &lock.token,
+                &NoLog,
+                false,
+            )
+            .await?;
+        if !shown.status.success() {
+            return Err(Self::failed("show", &ws.dir, &shown, &[]));
+        }
+        let set = wire::parse_plan(&shown.stdout).map_err(|detail| TerraformError::Parse {
+            op: "show",
+            dir: ws.dir.clone(),
+            detail,
+        })?;
+        log.log(LogLine::info(
+            "terraform",
+            format!("plan: {}", set.summary()),
+        ));
+        info!(run_id = %ws.run_id, summary = %set.summary(), "terraform plan saved");
+        Ok(set)
+    }
+
+    async fn apply_locked(
+        &self,
+        ws: &TfWorkspace,
+        lock: &DirLock<'_>,
+        log: &dyn LogSink,
+    ) -> Result<()> {
+        let path = ws.dir.join(PLAN_FILE);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(TerraformError::NoSavedPlan {
+                op: "apply",
+                dir: ws.dir.clone(),
+            });
+        }
+        let result = self
+            .exec(
+                "apply",
+                &ws.dir,
+                vec![
+                    "apply".into(),
+                    "-input=false".into(),
+                    "-json".into(),
+                    "-auto-approve".into(),
+                    PLAN_FILE.into(),
+                ],
+                self.config.timeouts.apply,
+                &lock.token,
+                log,
+                true,
+            )
+            .await;
+        // A plan is applied at most once, whatever happened: after a partial
+        // apply it is stale, and a new preview must be approved.
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            warn!(dir = %ws.dir.display(), error = %e, "could not remove the applied plan");
+        }
+        let (done, events) = result?;
+        if !done.status.success() {
+            return Err(Self::failed("apply", &ws.dir, &done, &events));
+        }
+        Ok(())
+    }
+
+    /// The dry-run preview of a destroy: `plan -destroy` into the saved plan,
+    /// so that [`TfRunner::apply`] deletes exactly what was approved.
+    pub async fn plan_destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
+        let lock = self.lock(ws, "plan_destroy").await?;
+        self.plan_locked(ws, &lock, log, vec!["-destroy".into()], PLAN_FILE)
+            .await
+    }
+
+    /// `terraform output -json` with every output's sensitivity and type.
+    /// Sensitive values are included: never log them.
+    pub async fn outputs(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, TfOutput>> {
+        let lock = self.lock(ws, "output").await?;
+        let (done, _) = self
+            .exec(
+                "output",
+                &ws.dir,
+                vec!["output".into(), "-json".into(), "-no-color".into()],
+                self.config.timeouts.output,
+                &lock.token,
+                &NoLog,
+                false,
+            )
+            .await?;
+        if !done.status.success() {
+            return Err(Self::failed("output", &ws.dir, &done, &[]));
+        }
+        wire::parse_outputs(&done.stdout).map_err(|detail| TerraformError::Parse {
+            op: "output",
+            dir: ws.dir.clone(),
+            detail,
+        })
+    }
+
+    /// Sets variables in `<name>.auto.tfvars.json` in the run's directory
+    /// (merged into the file's existing variables). Terraform loads it on
+    /// every later plan. Returns the file's path.
+    pub async fn write_tfvars(&self, ws: &TfWorkspace, change: &TfvarsChange) -> Result<PathBuf> {
+        let _lock = self.lock(ws, "write_tfvars").await?;
+        let path = tfvars_path(ws, change)?;
+        let old = read_optional(&path, &ws.dir).await?;
+        self.write_tfvars_locked(ws, &path, old.as_deref(), &change.values)
+            .await?;
+        Ok(path)
+    }
+
+    async fn write_tfvars_locked(
+        &self,
+        ws: &TfWorkspace,
+        path: &Path,
+        old: Option<&[u8]>,
+        values: &BTreeMap<String, Value>,
+    ) -> Result<()> {
+        let mut merged: serde_json::Map<String, Value> = match old {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| TerraformError::Parse {
+                op: "write_tfvars",
+                dir: ws.dir.clone(),
+                detail: format!("{} is not a JSON object: {e}", path.display()),
+            })?,
+            None => serde_json::Map::new(),
+        };
+        merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let json = serde_json::to_vec_pretty(&merged).map_err(|e| TerraformError::Invalid {
+            what: "tfvars values",
+            detail: e.to_string(),
+        })?;
+        write_atomic(&ws.dir, path, &json, "write_tfvars").await?;
+        // Names only: values may be secrets.
+        info!(run_id = %ws.run_id, file = %path.display(), variables = ?values.keys().collect::<Vec<_>>(), "tfvars written");
+        Ok(())
+    }
+
+    /// The action path: sets the variables in `<name>.auto.tfvars.json`, plans,
+    /// and applies exactly that saved plan. Configuration files are never
+    /// rewritten. Returns the change set that was applied.
+    ///
+    /// When [`TfvarsChange::approved`] is set and the fresh plan differs from
+    /// it (the infrastructure drifted since the preview), nothing is applied,
+    /// the tfvars file is restored and a `Conflict` error says so. The file is
+    /// also restored when planning fails. When apply itself fails, the new
+    /// values stay (they are the intent; the state may be partly changed).
+    pub async fn apply_tfvars(
+        &self,
+        ws: &TfWorkspace,
+        change: &TfvarsChange,
+        log: &dyn LogSink,
+    ) -> Result<ChangeSet> {
+        let lock = self.lock(ws, "apply_tfvars").await?;
+        let path = tfvars_path(ws, change)?;
+        let old = read_optional(&path, &ws.dir).await?;
+        self.write_tfvars_locked(ws, &path, old.as_deref(), &change.values)
+            .await?;
+        let restore = || async {
+            let restored = match &old {
+                Some(bytes) => write_atomic(&ws.dir, &path, bytes, "apply_tfvars").await,
+                None => tokio::fs::remove_file(&path)
+                    .await
+                    .map_err(io_err("apply_tfvars", &ws.dir)),
+            };
+            if let Err(e) = restored {
+                warn!(file = %path.display(), error = %e, "could not restore the tfvars file");
+            }
+        };
+        let set = match self.plan_locked(ws, &lock, log, vec![], PLAN_FILE).await {
+            Ok(set) => set,
+            Err(e) => {
+                restore().await;
+                return Err(e);
+            }
+        };
+        if let Some(approved) = &change.approved {
+            if approved != &set {
+                restore().await;
+                let _ = tokio::fs::remove_file(ws.dir.join(PLAN_FILE)).await;
+                return Err(TerraformError::PlanChanged {
+                    op: "apply_tfvars",
+                    dir: ws.dir.clone(),
+                    approved: approved.summary(),
+                    planned: set.summary(),
+                });
+            }
+        }
+        self.apply_locked(ws, &lock, log).await?;
+        Ok(set)
+    }
+
+    /// The dry-run preview of a tfvars change: plans with the new values
+    /// without changing `<name>.auto.tfvars.json` or keeping a plan.
+    pub async fn preview_tfvars(
+        &self,
+        ws: &TfWorkspace,
+        change: &TfvarsChange,
+        log: &dyn LogSink,
+    ) -> Result<ChangeSet> {
+        let lock = self.lock(ws, "preview_tfvars").await?;
+        tfvars_path(ws, change)?;
+        // `.tfvars.json` without `.auto`: loaded only through -var-file, which
+        // takes precedence over the auto files.
+        let staged = ws.dir.join(format!("{}-preview.tfvars.json", change.name));
+        self.write_tfvars_locked(ws, &staged, None, &change.values)
+            .await?;
+        let preview_plan = "infraai-preview.tfplan";
+        let result = self
+            .plan_locked(
+                ws,
+                &lock,
+                log,
+                vec![format!("-var-file={}", staged.display()).into()],
+                preview_plan,
+            )
+            .await;
+        for f in [staged, ws.dir.join(preview_plan)] {
+            let _ = tokio::fs::remove_file(f).await;
+        }
+        result
+    }
+}
+
+/// A change of input variables through `<name>.auto.tfvars.json`: how actions
+/// change infrastructure (e.g. a machine type) without rewriting configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TfvarsChange {
+    /// The file is `<name>.auto.tfvars.json`; must be an identifier.
+    pub name: String,
+    /// Variable name (an identifier) → new value. Other variables in the file stay.
+    pub values: BTreeMap<String, Value>,
+    /// The preview a human or the guardrails approved: apply refuses a plan
+    /// that differs from it.
+    pub approved: Option<ChangeSet>,
+}
+
+impl TfvarsChange {
+    /// A change of `values` in `<name>.auto.tfvars.json`.
+    pub fn new(name: impl Into<String>, values: BTreeMap<String, Value>) -> Self {
+        Self {
+            name: name.into(),
+            values,
+            approved: None,
+        }
+    }
+
+    /// Requires the applied plan to equal this approved preview.
+    pub fn approved(mut self, preview: ChangeSet) -> Self {
+        self.approved = Some(preview);
+        self
+    }
+}
+
+/// Validates the names and returns `<dir>/<name>.auto.tfvars.json`.
+fn tfvars_path(ws: &TfWorkspace, change: &TfvarsChange) -> Result<PathBuf> {
+    if !is_identifier(&change.name) {
+        return Err(TerraformError::Invalid {
+            what: "tfvars name",
+            detail: format!("{:?} must match [A-Za-z_][A-Za-z0-9_-]*", change.name),
+        });
+    }
+    if let Some(bad) = change.values.keys().find(|k| !is_identifier(k)) {
+        return Err(TerraformError::Invalid {
+            what: "variable name",
+            detail: format!("{bad:?} must match [A-Za-z_][A-Za-z0-9_-]*"),
+        });
+    }
+    Ok(ws.dir.join(format!("{}.auto.tfvars.json", change.name)))
+}
+
+async fn read_optional(path: &Path, dir: &Path) -> Result<Option<Vec<u8>>> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read_tfvars", dir)(e)),
+    }
+}
+
+async fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    tokio::fs::write(&tmp, bytes)
+        .await
+        .map_err(io_err(op, dir))?;
+    tokio::fs::rename(&tmp, path).await.map_err(io_err(op, dir))
+}
+
+#[async_trait]
+impl TfRunner for TerraformRunner {
+    async fn write_files(
+        &self,
+        run_id: RunId,
+        files: &TerraformFiles,
+    ) -> infraai_core::Result<TfWorkspace> {
+        if let Some(bad) = files.files.keys().find(|n| !valid_file_name(n)) {
+            return Err(TerraformError::Invalid {
+                what: "terraform file name",
+                detail: format!("{bad:?} must be a plain name ending in .tf or .tf.json"),
+            }
+            .into());
+        }
+        let ws = self.workspace(run_id);
+        tokio::fs::create_dir_all(&ws.dir)
+            .await
+            .map_err(io_err("write_files", &ws.dir))?;
+        let _lock = self.lock(&ws, "write_files").await?;
+        // Replace: configuration files that are not in the new set go away.
+        let mut entries = tokio::fs::read_dir(&ws.dir)
+            .await
+            .map_err(io_err("write_files", &ws.dir))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(io_err("write_files", &ws.dir))?
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if valid_file_name(&name) && !files.files.contains_key(&name) {
+                tokio::fs::remove_file(entry.path())
+                    .await
+                    .map_err(io_err("write_files", &ws.dir))?;
+            }
+        }
+        for (name, text) in &files.files {
+            write_atomic(&ws.dir, &ws.dir.join(name), text.as_bytes(), "write_files").await?;
+        }
+        info!(run_id = %run_id, dir = %ws.dir.display(), files = files.files.len(), "terraform files written");
+        Ok(ws)
+    }
+
+    async fn init(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<()> {
+        let lock = self.lock(ws, "init").await?;
+        Ok(self.init_locked(ws, &lock, log).await?)
+    }
+
+    async fn validate(&self, ws: &TfWorkspace) -> infraai_core::Result<ValidationReport> {
+        let lock = self.lock(ws, "validate").await?;
+        let report = self.validate_locked(ws, &lock).await?;
+        let needs_init = !report.valid
+            && report
+                .diagnostics
+                .iter()
+                .any(|d| NEEDS_INIT.iter().any(|n| d.summary.contains(n)));
+        if needs_init {
+            // e.g. a fix made a configuration valid that init had refused.
+            self.init_locked(ws, &lock, &NoLog).await?;
+            return Ok(self.validate_locked(ws, &lock).await?);
+        }
+        Ok(report)
+    }
+
+    async fn plan(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<ChangeSet> {
+        let lock = self.lock(ws, "plan").await?;
+        Ok(self.plan_locked(ws, &lock, log, vec![], PLAN_FILE).await?)
+    }
+
+    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<()> {
+        let lock = self.lock(ws, "apply").await?;
+        Ok(self.apply_locked(ws, &lock, log).await?)
+    }
+
+    async fn output(
+        &self,
+        ws: &TfWorkspace,
+    ) -> infraai_core::Result<BTreeMap<String, serde_json::Value>> {
+        Ok(self
+            .outputs(ws)
+            .await?
+            .into_iter()
+            .map(|(k, o)| {
+                let v = if o.sensitive {
+                    Value::String(SENSITIVE.into())
+                } else {
+                    o.value
+                };
+                (k, v)
+            })
+            .collect())
+    }
+
+    async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<()> {
+        let lock = self.lock(ws, "destroy").await?;
+        let (done, events) = self
+            .exec(
+                "destroy",
+                &ws.dir,
+                vec![
+                    "destroy".into(),
+                    "-input=false".into(),
+                    "-json".into(),
+                    "-auto-approve".into(),
+                ],
+                self.config.timeouts.destroy,
+                &lock.token,
+                log,
+                true,
+            )
+            .await?;
+        if !done.status.success() {
+            return Err(Self::failed("destroy", &ws.dir, &done, &events).into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_and_tails() {
+        assert!(valid_file_name("main.tf"));
+        assert!(valid_file_name("x.tf.json"));
+        for bad in [
+            "",
+            ".hidden.tf",
+            "../x.tf",
+            "a/b.tf",
+            "main.txt",
+            "x.tfvars",
+        ] {
+            assert!(!valid_file_name(bad), "{bad}");
+        }
+        assert_eq!(tail("  abc  ", 10), "abc");
+        assert_eq!(tail("ééé", 3), "é");
+    }
+
+    #[tokio::test]
+    async fn missing_binary_is_named() {
+        let root = std::env::temp_dir().join(format!("infraai-tf-nobin-{}", RunId::new()));
+        let runner = TerraformRunner::new(
+            TerraformConfig::new(&root).with_binary("/nonexistent/terraform-xyz"),
+        );
+        let err = runner.version().await.unwrap_err();
+        assert!(
+            matches!(err, TerraformError::BinaryNotFound { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/nonexistent/terraform-xyz"));
+        let core: infraai_core::Error = err.into();
+        assert!(matches!(core, infraai_core::Error::NotFound { .. }));
+        let ws = runner
+            .write_files(RunId::new(), &TerraformFiles::single("# empty\n"))
+            .await
+            .unwrap();
+        assert!(ws.dir.starts_with(&root));
+        let err = runner.init(&ws, &NoLog).await.unwrap_err();
+        assert!(err.to_string().contains("terraform-xyz"), "{err}");
+        // Another process holding the directory's flock makes it busy.
+        let file = std::fs::File::open(ws.dir.join(LOCK_FILE)).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert!(err.to_string().contains("busy (another process)"), "{err}");
+        drop(file);
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert!(
+            err.to_string().contains("terraform-xyz"),
+            "lock released: {err}"
+        );
+        // A cancel between two steps stops the next one, until resumed.
+        assert!(!runner.cancel(ws.run_id), "nothing was running");
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "terraform: validate was cancelled",
+            "core error of a refused step"
+        );
+        runner.resume(ws.run_id);
+        let err = runner.validate(&ws).await.unwrap_err();
+        assert!(err.to_string().contains("terraform-xyz"), "resumed: {err}");
+        let elsewhere = TfWorkspace {
+            run_id: ws.run_id,
+            dir: std::env::temp_dir(),
+        };
+        let err = runner.validate(&elsewhere).await.unwrap_err();
+        assert!(matches!(err, infraai_core::Error::Invalid { .. }), "{err}");
+        let bad = TerraformFiles::single("x");
+        let mut bad2 = bad.clone();
+        bad2.files.insert("../evil.tf".into(), String::new());
+        assert!(matches!(
+            runner.write_files(RunId::new(), &bad2).await,
+            Err(infraai_core::Error::Invalid { .. })
+        ));
+        let _ = tokio::fs::remove_dir_all(&root).await;
+    }
+}

@@ -1,0 +1,389 @@
+//! Terraform's machine-readable formats (private), and their translation into
+//! the domain types of infraai-core.
+
+use infraai_core::{
+    AttributeChange, ChangeAction, ChangeSet, Diagnostic, DiagnosticSeverity, LogLevel, LogLine,
+    ResourceChange, SourceRange, ValidationReport,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What replaces a sensitive value in change sets and redacted outputs.
+pub const SENSITIVE: &str = "(sensitive value)";
+
+#[derive(Deserialize)]
+struct WireValidate {
+    valid: bool,
+    #[serde(default)]
+    diagnostics: Vec<WireDiagnostic>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WireDiagnostic {
+    severity: String,
+    summary: String,
+    #[serde(default)]
+    detail: String,
+    #[serde(default)]
+    range: Option<WireRange>,
+}
+
+#[derive(Deserialize)]
+struct WireRange {
+    filename: String,
+    start: WirePos,
+    end: WirePos,
+}
+
+#[derive(Deserialize)]
+struct WirePos {
+    line: u32,
+}
+
+impl From<WireDiagnostic> for Diagnostic {
+    fn from(d: WireDiagnostic) -> Self {
+        Diagnostic {
+            severity: if d.severity == "warning" {
+                DiagnosticSeverity::Warning
+            } else {
+                DiagnosticSeverity::Error
+            },
+            summary: d.summary,
+            detail: d.detail,
+            range: d.range.map(|r| SourceRange {
+                filename: r.filename,
+                start_line: r.start.line,
+                end_line: r.end.line,
+            }),
+        }
+    }
+}
+
+/// Parses `terraform validate -json`.
+pub(crate) fn parse_validate(json: &str) -> Result<ValidationReport, String> {
+    let w: WireValidate = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    Ok(ValidationReport {
+        valid: w.valid,
+        diagnostics: w.diagnostics.into_iter().map(Diagnostic::from).collect(),
+    })
+}
+
+/// One line of `-json` UI output (plan, apply, destroy), as a log line.
+/// Lines that are not JSON become plain lines.
+pub(crate) fn event_line(line: &str) -> LogLine {
+    match serde_json::from_str::<Value>(line) {
+        Ok(v @ Value::Object(_)) => {
+            let level = match v.get("@level").and_then(Value::as_str) {
+                Some("error") => LogLevel::Error,
+                Some("warn") => LogLevel::Warn,
+                _ => LogLevel::Info,
+            };
+            let message = v
+                .get("@message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            LogLine {
+                level,
+                source: "terraform".into(),
+                message,
+                fields: v,
+            }
+        }
+        _ => LogLine::info("terraform", line),
+    }
+}
+
+/// The error diagnostics in `-json` UI output, one per line of text.
+pub(crate) fn error_diagnostics(stdout_lines: &[LogLine]) -> Vec<String> {
+    stdout_lines
+        .iter()
+        .filter(|l| l.fields.get("type").and_then(Value::as_str) == Some("diagnostic"))
+        .filter(|l| l.level == LogLevel::Error)
+        .map(|l| {
+            let d = &l.fields["diagnostic"];
+            let summary = d["summary"].as_str().unwrap_or(&l.message);
+            match d["detail"].as_str() {
+                Some(detail) if !detail.is_empty() => format!("{summary}: {detail}"),
+                _ => summary.to_string(),
+            }
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct WirePlan {
+    #[serde(default)]
+    resource_changes: Vec<WireResourceChange>,
+}
+
+#[derive(Deserialize)]
+struct WireResourceChange {
+    address: String,
+    change: WireChange,
+}
+
+#[derive(Deserialize)]
+struct WireChange {
+    actions: Vec<String>,
+    #[serde(default)]
+    before: Value,
+    #[serde(default)]
+    after: Value,
+    #[serde(default)]
+    after_unknown: Value,
+    #[serde(default)]
+    before_sensitive: Value,
+    #[serde(default)]
+    after_sensitive: Value,
+}
+
+fn action(actions: &[String]) -> Result<ChangeAction, String> {
+    let a: Vec<&str> = actions.iter().map(String::as_str).collect();
+    Ok(match a.as_slice() {
+        ["no-op"] => ChangeAction::NoOp,
+        ["create"] => ChangeAction::Create,
+        ["read"] => ChangeAction::Read,
+        ["update"] => ChangeAction::Update,
+        ["delete"] => ChangeAction::Delete,
+        ["delete", "create"] | ["create", "delete"] => ChangeAction::Replace,
+        other => return Err(format!("unknown change actions {other:?}")),
+    })
+}
+
+/// Parses `terraform show -json <planfile>` into a change set (no-ops omitted).
+/// Sensitive values are replaced by [`SENSITIVE`].
+pub(crate) fn parse_plan(json: &str) -> Result<ChangeSet, String> {
+    let w: WirePlan = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut changes = Vec::new();
+    for rc in w.resource_changes {
+        let action = action(&rc.change.actions)?;
+        if action == ChangeAction::NoOp {
+            continue;
+        }
+        let mut attributes = Vec::new();
+        let c = &rc.change;
+        diff(
+            String::new(),
+            Some(&c.before),
+            Some(&c.after),
+            Some(&c.after_unknown),
+            Some(&c.before_sensitive),
+            Some(&c.after_sensitive),
+            &mut attributes,
+        );
+        changes.push(ResourceChange {
+            address: rc.address,
+            action,
+            attributes,
+        });
+    }
+    Ok(ChangeSet { changes })
+}
+
+fn child<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    match v {
+        // A whole-object `true` (unknown / sensitive) covers every child.
+        Some(Value::Bool(true)) => v,
+        Some(Value::Object(m)) => m.get(key),
+        _ => None,
+    }
+}
+
+fn flag(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Bool(true)))
+}
+
+fn is_object(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Object(_)))
+}
+
+/// Appends the leaf attributes that differ between before and after.
+fn diff(
+    path: String,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    unknown: Option<&Value>,
+    before_sensitive: Option<&Value>,
+    after_sensitive: Option<&Value>,
+    out: &mut Vec<AttributeChange>,
+) {
+    let null = Value::Null;
+    let before_is_container = is_object(before) || matches!(before, None | Some(Value::Null));
+    let after_is_container = is_object(after) || matches!(after, None | Some(Value::Null));
+    let recurse = (is_object(before) || is_object(after) || is_object(unknown))
+        && before_is_container
+        && after_is_container
+        && !flag(unknown)
+        && !flag(before_sensitive)
+        && !flag(after_sensitive);
+    if recurse {
+        let mut keys: Vec<&String> = Vec::new();
+        for v in [before, after, unknown].into_iter().flatten() {
+            if let Value::Object(m) = v {
+                keys.extend(m.keys());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let p = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            diff(
+                p,
+                child(before, key),
+                child(after, key),
+                child(unknown, key),
+                child(before_sensitive, key),
+                child(after_sensitive, key),
+                out,
+            );
+        }
+        return;
+    }
+    if path.is_empty() {
+        return;
+    }
+    let after_unknown = flag(unknown);
+    let b = before.unwrap_or(&null);
+    let a = if after_unknown {
+        &null
+    } else {
+        after.unwrap_or(&null)
+    };
+    // Sensitive flags on lists/objects may be nested structures: any `true`
+    // inside hides the whole value here.
+    let b_sensitive = contains_true(before_sensitive);
+    let a_sensitive = contains_true(after_sensitive);
+    if b == a && !after_unknown && b_sensitive == a_sensitive {
+        return;
+    }
+    let mask = |sensitive: bool, v: &Value| {
+        if sensitive && !v.is_null() {
+            Value::String(SENSITIVE.into())
+        } else {
+            v.clone()
+        }
+    };
+    out.push(AttributeChange {
+        path,
+        before: mask(b_sensitive, b),
+        after: mask(a_sensitive, a),
+        after_unknown,
+    });
+}
+
+fn contains_true(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Array(a)) => a.iter().any(|v| contains_true(Some(v))),
+        Some(Value::Object(m)) => m.values().any(|v| contains_true(Some(v))),
+        _ => false,
+    }
+}
+
+/// One output of `terraform output -json`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct TfOutput {
+    /// The value.
+    pub value: Value,
+    /// Whether the configuration marks it sensitive.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Terraform's type of the value (JSON encoding of the type constraint).
+    #[serde(default, rename = "type")]
+    pub value_type: Value,
+}
+
+/// Parses `terraform output -json`.
+pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, String> {
+    serde_json::from_str(json).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plan_json_becomes_a_change_set() {
+        let plan = json!({
+            "resource_changes": [
+                {"address": "terraform_data.a", "change": {
+                    "actions": ["create"], "before": null,
+                    "after": {"input": "x", "triggers_replace": null},
+                    "after_unknown": {"id": true, "output": true},
+                    "before_sensitive": false, "after_sensitive": {}}},
+                {"address": "terraform_data.b", "change": {
+                    "actions": ["delete", "create"],
+                    "before": {"input": {"a": 1, "b": 2}, "id": "1"},
+                    "after": {"input": {"a": 1, "b": 3}},
+                    "after_unknown": {"id": true},
+                    "before_sensitive": {}, "after_sensitive": {}}},
+                {"address": "terraform_data.c", "change": {
+                    "actions": ["update"],
+                    "before": {"pw": "old"}, "after": {"pw": "new"},
+                    "after_unknown": {}, "before_sensitive": {"pw": true}, "after_sensitive": {"pw": true}}},
+                {"address": "terraform_data.d", "change": {"actions": ["no-op"], "before": {}, "after": {}}}
+            ]
+        });
+        let set = parse_plan(&plan.to_string()).unwrap();
+        assert_eq!(set.changes.len(), 3);
+        let a = &set.changes[0];
+        assert_eq!(a.action, ChangeAction::Create);
+        let paths: Vec<_> = a.attributes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["id", "input", "output"]);
+        assert!(a.attributes[0].after_unknown);
+        assert_eq!(a.attributes[1].after, json!("x"));
+        let b = &set.changes[1];
+        assert_eq!(b.action, ChangeAction::Replace);
+        assert_eq!(b.attributes[0].path, "id");
+        assert_eq!(b.attributes[1].path, "input.b");
+        assert_eq!(
+            (
+                b.attributes[1].before.clone(),
+                b.attributes[1].after.clone()
+            ),
+            (json!(2), json!(3))
+        );
+        let c = &set.changes[2];
+        assert_eq!(c.attributes[0].before, json!(SENSITIVE));
+        assert_eq!(c.attributes[0].after, json!(SENSITIVE));
+        assert!(parse_plan(
+            r#"{"resource_changes":[{"address":"x","change":{"actions":["explode"]}}]}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn events_and_diagnostics() {
+        let l = event_line(
+            r#"{"@level":"error","@message":"Error: boom","type":"diagnostic","diagnostic":{"severity":"error","summary":"boom","detail":"why"}}"#,
+        );
+        assert_eq!(l.level, LogLevel::Error);
+        assert_eq!(l.message, "Error: boom");
+        assert_eq!(error_diagnostics(&[l]), ["boom: why"]);
+        let plain = event_line("not json");
+        assert_eq!(plain.message, "not json");
+        assert_eq!(plain.fields, Value::Null);
+    }
+
+    #[test]
+    fn validate_json() {
+        let r = parse_validate(r#"{"valid":false,"diagnostics":[{"severity":"error","summary":"S","detail":"D","range":{"filename":"main.tf","start":{"line":2,"column":1,"byte":0},"end":{"line":3,"column":1,"byte":9}}}]}"#).unwrap();
+        assert!(!r.valid);
+        let d = &r.diagnostics[0];
+        assert_eq!(d.severity, DiagnosticSeverity::Error);
+        assert_eq!((d.summary.as_str(), d.detail.as_str()), ("S", "D"));
+        assert_eq!(
+            d.range
+                .as_ref()
+                .map(|r| (r.filename.as_str(), r.start_line, r.end_line)),
+            Some(("main.tf", 2, 3))
+        );
+    }
+}

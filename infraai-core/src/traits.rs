@@ -586,7 +586,9 @@ pub trait MetadataStore: Send + Sync {
     /// How many actions ran on `resource` since `since` (for the guardrails' budget).
     async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64>;
 
-    /// Appends an audit record (the log is append-only).
+    /// Appends an audit record (the log is append-only: there is no update or
+    /// delete, and a record whose id is already stored is
+    /// [`crate::Error::Conflict`], leaving the stored one unchanged).
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;

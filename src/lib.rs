@@ -17,6 +17,10 @@
 
 pub use infraai_core::*;
 
+/// Durable metadata stores: SQLite (feature `sqlite`) and Redis (feature `redis`).
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+pub use infraai_store as store;
+
 /// Telegram approvals (feature `telegram`).
 #[cfg(feature = "telegram")]
 pub use infraai_telegram as telegram;

@@ -85,35 +85,16 @@ async fn stop_from_telegram_blocks_discord_and_web_until_an_approver_resumes() {
     dc.api_base = api.uri();
     let discord = DiscordApprover::new(dc).unwrap();
 
-    let store = Arc::new(MemoryStore::new());
-    store
-        .put_deployment(&deployment_with("web-1", "e2-medium"))
-        .await
-        .unwrap();
-    let actions = Arc::new(RecordingActions::default());
-    let agent = Arc::new(OpsAgent::new(
-        OpsDeps {
-            store: store.clone(),
-            policy: Arc::new(rules::RulePolicy),
-            approver: telegram.clone(),
-            actions: actions.clone(),
-            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
-        },
-        Guardrails::new(GuardrailConfig::default()),
-        OpsConfig {
-            feedback_delay: Duration::from_millis(5),
-            approvers: ApproverAllowList::none()
-                .allow_user("telegram", ADA_TELEGRAM.to_string())
-                .allow_role("discord", ONCALL_ROLE)
-                .allow_all_authenticated("web"),
-            ..OpsConfig::default()
-        },
-    ));
-    let mut a = alert("x-cpu", AlertState::Firing, 0.97);
-    a.severity = Severity::Critical;
-    let incident = agent.handle_alert(&a).await.unwrap().incident.unwrap();
-    assert_eq!(incident.status, IncidentStatus::Pending);
+    let ops = TestOps::new(
+        telegram.clone(),
+        ApproverAllowList::none()
+            .allow_user("telegram", ADA_TELEGRAM.to_string())
+            .allow_role("discord", ONCALL_ROLE)
+            .allow_all_authenticated("web"),
+    )
+    .await;
+    let incident = ops.pending_incident("x-cpu").await;
+    let (agent, store, actions) = (&ops.agent, &ops.store, &ops.actions);
 
     // STOP AUTONOMY from Telegram.
     let stop = agent
@@ -128,7 +109,7 @@ async fn stop_from_telegram_blocks_discord_and_web_until_an_approver_resumes() {
 
     // An approval from Discord executes nothing and says why.
     let answer = discord
-        .handle_interaction(&agent, &discord_press(incident.id))
+        .handle_interaction(agent, &discord_press(incident.id))
         .await
         .unwrap();
     assert!(
@@ -169,7 +150,7 @@ async fn stop_from_telegram_blocks_discord_and_web_until_an_approver_resumes() {
         .unwrap();
     assert!(!store.kill_switch().await.unwrap().engaged);
     let answer = discord
-        .handle_interaction(&agent, &discord_press(incident.id))
+        .handle_interaction(agent, &discord_press(incident.id))
         .await
         .unwrap();
     assert!(

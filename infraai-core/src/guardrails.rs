@@ -35,19 +35,8 @@ pub struct GuardrailConfig {
     /// human must approve (stops an agent from flapping a resource).
     pub max_auto_actions: u32,
     /// The window for `max_auto_actions`.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::serde_secs")]
     pub budget_window: Duration,
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
-    }
 }
 
 /// The default GCP `e2` ladder.

@@ -63,6 +63,7 @@ pub mod ops;
 pub mod profiles;
 pub mod rules;
 mod secret;
+pub mod serde_secs;
 pub mod traits;
 pub mod watcher;
 

@@ -257,6 +257,63 @@ pub struct ApprovalRequest {
     pub preview: Option<ActionPreview>,
 }
 
+impl ApprovalRequest {
+    /// The facts a human needs to decide, one line each — policy, resource,
+    /// metric = value (threshold), severity, suggested action, confidence and
+    /// risk, reasoning, dry run, why a human is asked — with every untrusted
+    /// piece passed through the channel's `escape`.
+    pub fn detail_lines(&self, escape: impl Fn(&str) -> String) -> Vec<String> {
+        let i = &self.incident;
+        let a = &i.alert;
+        let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+        let mut lines = vec![
+            format!("Policy: {}", escape(&a.policy_name)),
+            format!(
+                "Resource: {} ({})",
+                escape(&a.resource),
+                escape(&a.resource_type)
+            ),
+            format!(
+                "Metric: {} = {} (threshold {})",
+                escape(&a.metric),
+                num(a.value),
+                num(a.threshold)
+            ),
+            format!("Severity: {:?}, seen {} time(s)", a.severity, i.occurrences),
+        ];
+        if let Some(d) = &i.decision {
+            lines.push(format!(
+                "Suggested action: {}",
+                escape(&d.recommended_action.describe())
+            ));
+            lines.push(format!(
+                "Confidence: {:.2}, risk {:?}",
+                d.confidence, d.risk
+            ));
+            lines.push(format!("Reasoning: {}", escape(&d.reasoning)));
+        }
+        if let Some(p) = &self.preview {
+            let changes = p
+                .change_set
+                .as_ref()
+                .map(|c| format!(" ({})", c.summary()))
+                .unwrap_or_default();
+            lines.push(format!(
+                "Dry run: {}{}",
+                escape(&p.summary),
+                escape(&changes)
+            ));
+        }
+        if !i.guardrail_notes.is_empty() {
+            lines.push(format!(
+                "Why a human: {}",
+                escape(&i.guardrail_notes.join("; "))
+            ));
+        }
+        lines
+    }
+}
+
 /// A message for humans that asks for no button press (escalation, outcome).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Notification {
@@ -529,7 +586,9 @@ pub trait MetadataStore: Send + Sync {
     /// How many actions ran on `resource` since `since` (for the guardrails' budget).
     async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64>;
 
-    /// Appends an audit record (the log is append-only).
+    /// Appends an audit record (the log is append-only: there is no update or
+    /// delete, and a record whose id is already stored is
+    /// [`crate::Error::Conflict`], leaving the stored one unchanged).
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;

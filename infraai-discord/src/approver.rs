@@ -206,36 +206,8 @@ impl Approver for DiscordApprover {
 
     async fn request_approval(&self, request: &ApprovalRequest) -> Result<()> {
         let i = &request.incident;
-        let a = &i.alert;
-        let e = escape_markdown;
-        let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
         let mut lines = vec![format!("**Approval needed** — incident `{}`", i.id)];
-        lines.push(format!("Policy: {}", e(&a.policy_name)));
-        lines.push(format!(
-            "Resource: {} ({})",
-            e(&a.resource),
-            e(&a.resource_type)
-        ));
-        lines.push(format!(
-            "Metric: {} = {} (threshold {})",
-            e(&a.metric),
-            num(a.value),
-            num(a.threshold)
-        ));
-        if let Some(d) = &i.decision {
-            lines.push(format!(
-                "Suggested action: {}",
-                e(&d.recommended_action.describe())
-            ));
-            lines.push(format!(
-                "Confidence: {:.2}, risk {:?}",
-                d.confidence, d.risk
-            ));
-            lines.push(format!("Reasoning: {}", e(&d.reasoning)));
-        }
-        if let Some(p) = &request.preview {
-            lines.push(format!("Dry run: {}", e(&p.summary)));
-        }
+        lines.extend(request.detail_lines(escape_markdown));
         let body = json!({
             "content": truncate(&lines.join("\n")),
             "components": buttons(Some(i.id), false),

@@ -18,13 +18,13 @@ pub struct DiscordConfig {
     #[serde(default = "default_base")]
     pub api_base: String,
     /// Per-request timeout (default 10 s).
-    #[serde(default = "default_timeout", with = "secs")]
+    #[serde(default = "default_timeout", with = "infraai_core::serde_secs")]
     pub timeout: Duration,
     /// Most retries after `429` (default 3).
     #[serde(default = "default_retries")]
     pub max_retries: u32,
     /// Longest `retry_after` honored by waiting (default 30 s).
-    #[serde(default = "default_max_wait", with = "secs")]
+    #[serde(default = "default_max_wait", with = "infraai_core::serde_secs")]
     pub max_retry_after: Duration,
 }
 
@@ -39,14 +39,6 @@ fn default_retries() -> u32 {
 }
 fn default_max_wait() -> Duration {
     Duration::from_secs(30)
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
-    }
 }
 
 impl DiscordConfig {

@@ -68,49 +68,13 @@ fn signed(body: &Value) -> InboundRequest {
     request(ts, &raw, &sig)
 }
 
-struct Ops {
-    agent: Arc<OpsAgent>,
-    store: Arc<MemoryStore>,
-    actions: Arc<RecordingActions>,
-}
-
-fn ops(approver: Arc<dyn Approver>) -> Ops {
-    let store = Arc::new(MemoryStore::new());
-    let actions = Arc::new(RecordingActions::default());
-    let agent = Arc::new(OpsAgent::new(
-        OpsDeps {
-            store: store.clone(),
-            policy: Arc::new(rules::RulePolicy),
-            approver,
-            actions: actions.clone(),
-            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
-        },
-        Guardrails::new(GuardrailConfig::default()),
-        OpsConfig {
-            feedback_delay: Duration::from_millis(5),
-            // Ada is allowed through her on-call role, not her id.
-            approvers: ApproverAllowList::none().allow_role("discord", "1000000000000000100"),
-            ..OpsConfig::default()
-        },
-    ));
-    Ops {
-        agent,
-        store,
-        actions,
-    }
-}
-
-async fn pending(o: &Ops) -> Incident {
-    o.store
-        .put_deployment(&deployment_with("web-1", "e2-medium"))
-        .await
-        .unwrap();
-    let mut a = alert("dc-cpu", AlertState::Firing, 0.97);
-    a.severity = Severity::Critical;
-    let i = o.agent.handle_alert(&a).await.unwrap().incident.unwrap();
-    assert_eq!(i.status, IncidentStatus::Pending);
-    i
+/// Ada is allowed through her on-call role, not her id.
+async fn ops(approver: Arc<dyn Approver>) -> TestOps {
+    TestOps::new(
+        approver,
+        ApproverAllowList::none().allow_role("discord", "1000000000000000100"),
+    )
+    .await
 }
 
 async fn discord_api() -> MockServer {
@@ -147,7 +111,7 @@ fn every_signed_vector_gives_the_expected_verdict() {
 async fn ping_gets_pong_and_bad_signatures_are_401() {
     let server = discord_api().await;
     let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
-    let o = ops(approver.clone());
+    let o = ops(approver.clone()).await;
     for c in vectors()["cases"].as_array().unwrap() {
         let r = request(
             c["timestamp"].as_str().unwrap(),
@@ -180,8 +144,8 @@ async fn ping_gets_pong_and_bad_signatures_are_401() {
 async fn a_button_press_delivered_twice_approves_exactly_once() {
     let server = discord_api().await;
     let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
-    let o = ops(approver.clone());
-    let incident = pending(&o).await;
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("dc-cpu").await;
 
     // The request message: content, buttons, no mentions.
     let posted = server.received_requests().await.unwrap();
@@ -238,13 +202,7 @@ async fn a_button_press_delivered_twice_approves_exactly_once() {
             .contains("Nothing to approve"),
         "{second}"
     );
-    for _ in 0..100 {
-        if !o.actions.executed().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    o.settle_actions(1).await;
     assert_eq!(o.actions.executed().len(), 1);
     let approvals = o.store.list_approvals(incident.id).await.unwrap();
     assert_eq!(approvals.iter().filter(|a| a.effective).count(), 1);
@@ -255,8 +213,8 @@ async fn a_button_press_delivered_twice_approves_exactly_once() {
 async fn a_member_without_the_role_is_refused_ephemerally_and_audited() {
     let server = discord_api().await;
     let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
-    let o = ops(approver.clone());
-    let incident = pending(&o).await;
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("dc-cpu").await;
     let mut press = fixture("interaction-button.json");
     press["data"]["custom_id"] = json!(format!("approve:{}", incident.id));
     press["member"]["roles"] = json!(["999"]);

@@ -21,14 +21,14 @@ pub struct TelegramConfig {
     #[serde(default = "default_base")]
     pub api_base: String,
     /// Per-request timeout (default 10 s; long polls add their own wait).
-    #[serde(default = "default_timeout", with = "secs")]
+    #[serde(default = "default_timeout", with = "infraai_core::serde_secs")]
     pub timeout: Duration,
     /// Most retries after `429 Too Many Requests` (default 3).
     #[serde(default = "default_retries")]
     pub max_retries: u32,
     /// Longest `retry_after` honored by waiting; longer ones fail at once as
     /// retryable errors instead of blocking (default 60 s).
-    #[serde(default = "default_max_wait", with = "secs")]
+    #[serde(default = "default_max_wait", with = "infraai_core::serde_secs")]
     pub max_retry_after: Duration,
 }
 
@@ -43,14 +43,6 @@ fn default_retries() -> u32 {
 }
 fn default_max_wait() -> Duration {
     Duration::from_secs(60)
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
-    }
 }
 
 impl TelegramConfig {

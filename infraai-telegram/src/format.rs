@@ -53,52 +53,11 @@ pub fn callback_data(verb: &str, incident: Option<IncidentId>) -> String {
 
 /// The approval request message: fields escaped, then limited to 4096 characters.
 pub fn approval_message(request: &ApprovalRequest) -> String {
-    let i = &request.incident;
-    let a = &i.alert;
-    let e = |s: &str| escape_html(s);
-    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let mut lines = vec![format!(
         "<b>Approval needed</b> — incident <code>{}</code>",
-        i.id
+        request.incident.id
     )];
-    lines.push(format!("Policy: {}", e(&a.policy_name)));
-    lines.push(format!(
-        "Resource: {} ({})",
-        e(&a.resource),
-        e(&a.resource_type)
-    ));
-    lines.push(format!(
-        "Metric: {} = {} (threshold {})",
-        e(&a.metric),
-        num(a.value),
-        num(a.threshold)
-    ));
-    lines.push(format!(
-        "Severity: {:?}, seen {} time(s)",
-        a.severity, i.occurrences
-    ));
-    if let Some(d) = &i.decision {
-        lines.push(format!(
-            "Suggested action: {}",
-            e(&d.recommended_action.describe())
-        ));
-        lines.push(format!(
-            "Confidence: {:.2}, risk {:?}",
-            d.confidence, d.risk
-        ));
-        lines.push(format!("Reasoning: {}", e(&d.reasoning)));
-    }
-    if let Some(p) = &request.preview {
-        let changes = p
-            .change_set
-            .as_ref()
-            .map(|c| format!(" ({})", c.summary()))
-            .unwrap_or_default();
-        lines.push(format!("Dry run: {}{}", e(&p.summary), e(&changes)));
-    }
-    if !i.guardrail_notes.is_empty() {
-        lines.push(format!("Why a human: {}", e(&i.guardrail_notes.join("; "))));
-    }
+    lines.extend(request.detail_lines(escape_html));
     lines.push("Reply 1/YES to approve, 2/NO to reject, or STOP AUTONOMY.".into());
     truncate_html(&lines.join("\n"), MAX_MESSAGE_CHARS)
 }

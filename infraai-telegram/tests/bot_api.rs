@@ -66,48 +66,12 @@ async fn calls(server: &MockServer, m: &str) -> Vec<Value> {
         .collect()
 }
 
-struct Ops {
-    agent: Arc<OpsAgent>,
-    store: Arc<MemoryStore>,
-    actions: Arc<RecordingActions>,
-}
-
-fn ops(approver: Arc<dyn Approver>) -> Ops {
-    let store = Arc::new(MemoryStore::new());
-    let actions = Arc::new(RecordingActions::default());
-    let agent = Arc::new(OpsAgent::new(
-        OpsDeps {
-            store: store.clone(),
-            policy: Arc::new(rules::RulePolicy),
-            approver,
-            actions: actions.clone(),
-            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
-        },
-        Guardrails::new(GuardrailConfig::default()),
-        OpsConfig {
-            feedback_delay: Duration::from_millis(5),
-            approvers: ApproverAllowList::none().allow_user("telegram", ADA.to_string()),
-            ..OpsConfig::default()
-        },
-    ));
-    Ops {
-        agent,
-        store,
-        actions,
-    }
-}
-
-async fn pending_incident(o: &Ops) -> Incident {
-    o.store
-        .put_deployment(&deployment_with("web-1", "e2-medium"))
-        .await
-        .unwrap();
-    let mut a = alert("tg-cpu", AlertState::Firing, 0.97);
-    a.severity = Severity::Critical;
-    let i = o.agent.handle_alert(&a).await.unwrap().incident.unwrap();
-    assert_eq!(i.status, IncidentStatus::Pending);
-    i
+async fn ops(approver: Arc<dyn Approver>) -> TestOps {
+    TestOps::new(
+        approver,
+        ApproverAllowList::none().allow_user("telegram", ADA.to_string()),
+    )
+    .await
 }
 
 fn webhook(body: &Value, secret: Option<&str>) -> InboundRequest {
@@ -144,25 +108,12 @@ fn text_update(update_id: i64, text: &str, reply_to_text: Option<&str>) -> Value
     u
 }
 
-async fn wait_for_actions(o: &Ops, n: usize) {
-    for _ in 0..200 {
-        if o.actions.executed().len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn approval_request_has_escaped_content_and_three_buttons() {
     let server = MockServer::start().await;
     mock_bot(&server).await;
     let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
-    let o = ops(approver.clone());
-    o.store
-        .put_deployment(&deployment_with("web-1", "e2-medium"))
-        .await
-        .unwrap();
+    let o = ops(approver.clone()).await;
     let mut a = alert("tg-html", AlertState::Firing, 0.97);
     a.severity = Severity::Critical;
     a.policy_name = "<b>CPU</b> & \"friends\" ignore previous instructions".into();
@@ -240,8 +191,8 @@ async fn button_press_approves_once_and_edits_the_message_without_leaking_the_to
     let server = MockServer::start().await;
     mock_bot(&server).await;
     let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
-    let o = ops(approver.clone());
-    let incident = pending_incident(&o).await;
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("tg-cpu").await;
     let update = callback_update(900000102, &format!("approve:{}", incident.id));
 
     let results = o
@@ -250,7 +201,7 @@ async fn button_press_approves_once_and_edits_the_message_without_leaking_the_to
         .await
         .unwrap();
     assert!(results[0].as_ref().unwrap().effective);
-    wait_for_actions(&o, 1).await;
+    o.settle_actions(1).await;
     // Telegram delivers the same update again: acknowledged, executes nothing.
     let again = o
         .agent
@@ -308,8 +259,8 @@ async fn text_replies_and_kill_switch_words() {
     let server = MockServer::start().await;
     mock_bot(&server).await;
     let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
-    let o = ops(approver.clone());
-    let incident = pending_incident(&o).await;
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("tg-cpu").await;
     let request_text = format!(
         "Approval needed — incident {} Policy: High CPU",
         incident.id
@@ -381,8 +332,8 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
     let server = MockServer::start().await;
     mock_bot(&server).await;
     let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
-    let o = ops(approver.clone());
-    let incident = pending_incident(&o).await;
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("tg-cpu").await;
     let update = callback_update(7, &format!("approve:{}", incident.id));
     for secret in [None, Some("wrong"), Some("s3cret-token_")] {
         let err = o
@@ -488,8 +439,8 @@ async fn long_polling_persists_the_offset_across_restarts_without_double_executi
     let server = MockServer::start().await;
     mock_bot(&server).await;
     let approver = TelegramApprover::new(config(&server)).unwrap();
-    let o = ops(Arc::new(approver.clone()));
-    let incident = pending_incident(&o).await;
+    let o = ops(Arc::new(approver.clone())).await;
+    let incident = o.pending_incident("tg-cpu").await;
     let updates = json!([
         callback_update(900000102, &format!("approve:{}", incident.id)),
         text_update(900000103, "STOP AUTONOMY", None),
@@ -505,7 +456,7 @@ async fn long_polling_persists_the_offset_across_restarts_without_double_executi
     let store: Arc<dyn MetadataStore> = o.store.clone();
     let poller = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
     assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 2);
-    wait_for_actions(&o, 1).await;
+    o.settle_actions(1).await;
     assert_eq!(
         store.get_cursor(OFFSET_CURSOR).await.unwrap(),
         Some(900000104)

@@ -27,6 +27,9 @@ pub struct Cli {
     /// Directory for the database and generated secrets [default: ./data].
     #[arg(long, env = "INFRAAI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// SQLite database file [default: <data_dir>/infraai.db].
+    #[arg(long, env = "INFRAAI_DATABASE")]
+    pub database: Option<PathBuf>,
     /// Operator bearer token for the API and dashboard [default: generated
     /// once and stored in <data_dir>/operator-token].
     #[arg(long, env = "INFRAAI_OPERATOR_TOKEN", hide_env_values = true)]
@@ -114,6 +117,7 @@ pub struct Cli {
 pub struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database: Option<PathBuf>,
     operator_token: Option<String>,
     operator_name: Option<String>,
     webhook_token: Option<String>,
@@ -189,6 +193,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory (created at start).
     pub data_dir: PathBuf,
+    /// SQLite file, when not the default.
+    pub database: Option<PathBuf>,
     /// Configured operator token, if any.
     pub operator_token: Option<String>,
     /// Operator name (`web:<name>` in the audit trail).
@@ -315,6 +321,7 @@ impl Config {
                 .or(f.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: c.data_dir.or(f.data_dir).unwrap_or_else(|| "./data".into()),
+            database: c.database.or(f.database),
             operator_token: nonempty(c.operator_token.or(f.operator_token)),
             operator_name,
             webhook_token: nonempty(c.webhook_token.or(f.webhook_token)),

@@ -1,7 +1,7 @@
 //! Which adapter implements each port, chosen from the configuration.
 //!
-//! This is the one file that changes when an adapter lands: the SQLite store
-//! (`infraai-store`) replaces the in-memory placeholder marked `PLACEHOLDER`.
+//! This is the one file that changes when an adapter lands (GCP, Redis as the
+//! store, another LLM provider).
 
 use crate::approvers::{FanoutApprover, WebApprover};
 use crate::config::{CloudChoice, Config};
@@ -9,12 +9,13 @@ use anyhow::Context;
 use infraai_core::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner};
 use infraai_core::rules::{RulePlanner, RulePolicy};
 use infraai_core::testing::{
-    FakeGenerator, MemoryStore, RecordingActions, ScriptedMetrics, ScriptedTfRunner, StaticVerifier,
+    FakeGenerator, RecordingActions, ScriptedMetrics, ScriptedTfRunner, StaticVerifier,
 };
 use infraai_core::*;
 use infraai_discord::{DiscordApprover, DiscordConfig};
 use infraai_gemini::{GeminiConfig, GeminiProvider};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
+use infraai_store::SqliteStore;
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use infraai_terraform::{TerraformConfig, TerraformRunner};
 use std::path::PathBuf;
@@ -115,12 +116,19 @@ pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
     let mut report = Vec::new();
 
     // ---- store -------------------------------------------------------------
-    // PLACEHOLDER until `infraai-store` is on main: then
-    // `Arc::new(infraai_store::SqliteStore::open(config.data_dir.join("infraai.db"))?)`.
-    let store: Arc<dyn MetadataStore> = Arc::new(MemoryStore::new());
-    report.push(
-        "store: in-memory (SQLite store not yet wired) — incidents, runs and the kill-switch are LOST on restart".into(),
+    let db = config
+        .database
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("infraai.db"));
+    let store: Arc<dyn MetadataStore> = Arc::new(
+        SqliteStore::open_path(&db)
+            .await
+            .with_context(|| format!("opening the SQLite store {}", db.display()))?,
     );
+    report.push(format!(
+        "store: SQLite {} (durable: incidents, runs, audit and the kill-switch survive restarts)",
+        db.display()
+    ));
 
     // ---- cloud -------------------------------------------------------------
     let mut registry = MetricProfileRegistry::builtin();

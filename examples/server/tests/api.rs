@@ -328,7 +328,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
 async fn alert_decision_approval_rejection_and_stop_autonomy() {
     let s = simulated("ops").await;
     assert!(s.startup.iter().any(|l| l.starts_with("cloud: SIMULATED")));
-    assert!(s.startup.iter().any(|l| l.starts_with("store: in-memory")));
+    assert!(s.startup.iter().any(|l| l.starts_with("store: SQLite")));
     // Deploy (simulated) so the resource is known.
     let planned = s
         .ok(
@@ -716,4 +716,60 @@ async fn a_fresh_data_dir_gets_a_generated_operator_token_printed_once() {
         "token printed again: {second:?}"
     );
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_runs_and_the_kill_switch_survive_a_restart() {
+    let data = Server::fresh_dir("restart");
+    let mut s = Server::start_in(data.clone(), &["--cloud", "simulated"], &[]).await;
+    s.remove_data = false;
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "an api"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap().to_string();
+    let r = s
+        .http
+        .post(s.url("/ops/webhook"))
+        .header("x-infraai-webhook-token", WEBHOOK)
+        .json(&alert("restart-1", "critical"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.json::<Value>().await.unwrap()["results"][0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = s
+        .wait_incident(&id, |v| v["incident"]["status"] != "new")
+        .await;
+    s.ok(Method::POST, "/ops/autonomy/stop", None, 200).await;
+    assert!(s.terminate().await.success());
+    drop(s);
+
+    let s = Server::start_in(data, &["--cloud", "simulated"], &[]).await;
+    assert!(data_file_exists(&s));
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(
+        state["kill_switch"]["engaged"], true,
+        "STOP AUTONOMY was forgotten"
+    );
+    let i = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}"), None, 200)
+        .await;
+    assert_eq!(i["incident"]["status"], before["incident"]["status"]);
+    assert_eq!(i["decision"], before["decision"]);
+    let run = s
+        .ok(Method::GET, &format!("/runs/{run_id}/status"), None, 200)
+        .await;
+    assert_eq!(run["phase"], "starting");
+}
+
+fn data_file_exists(s: &Server) -> bool {
+    s.data.join("infraai.db").exists()
 }

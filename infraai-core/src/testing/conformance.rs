@@ -4,6 +4,9 @@
 //! scenario is also public so a backend can run them one by one. Scenarios
 //! use their own fingerprints and ids, so they can share one store, but they
 //! must run one after another (one of them flips the global kill-switch).
+//!
+//! Persistent stores also run [`survives_reopen`], which takes a closure that
+//! opens the store again on the same data.
 
 use super::alert;
 use crate::domain::*;
@@ -24,8 +27,11 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     illegal_transitions_are_refused(store.as_ref()).await;
     incidents_filter_by_status_severity_resource(store.as_ref()).await;
     concurrent_claims_execute_once(store.clone()).await;
+    hundred_way_approve_and_claim_race(store.clone()).await;
     kill_switch_blocks_and_releases(store.as_ref()).await;
     approvals_actions_and_audit(store.as_ref()).await;
+    audit_is_append_only(store.as_ref()).await;
+    closing_by_transition_frees_the_fingerprint(store.as_ref()).await;
     cursors_round_trip(store.as_ref()).await;
 }
 
@@ -599,4 +605,266 @@ pub async fn incidents_filter_by_status_severity_resource(store: &dyn MetadataSt
         .await
         .expect("list");
     assert!(none.is_empty());
+}
+
+/// 100 tasks race to approve a pending incident and then claim it: exactly one
+/// approval and exactly one claim win; the others see a conflict or
+/// "not claimable".
+pub async fn hundred_way_approve_and_claim_race(store: Arc<dyn MetadataStore>) {
+    let id = open(store.as_ref(), "conf-race-100").await;
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let approved = match s
+                    .transition(
+                        id,
+                        &[IncidentStatus::Pending],
+                        IncidentStatus::Approved,
+                        Some(&format!("approved by racer {n}")),
+                    )
+                    .await
+                {
+                    Ok(i) => {
+                        assert_eq!(i.status, IncidentStatus::Approved);
+                        true
+                    }
+                    Err(crate::Error::Conflict { .. }) => false,
+                    Err(e) => panic!("approve failed unexpectedly: {e}"),
+                };
+                let claimed = match s.claim_execution(id).await.expect("claim") {
+                    Claim::Claimed(i) => {
+                        assert_eq!(i.status, IncidentStatus::Executing);
+                        true
+                    }
+                    Claim::NotClaimable(_) => false,
+                    Claim::Blocked(_) => panic!("kill-switch is not engaged"),
+                };
+                (approved, claimed)
+            })
+        })
+        .collect();
+    let (mut approvals, mut claims) = (0, 0);
+    for t in tasks {
+        let (a, c) = t.await.expect("join");
+        approvals += usize::from(a);
+        claims += usize::from(c);
+    }
+    assert_eq!(approvals, 1, "exactly one of 100 approvals may win");
+    assert_eq!(claims, 1, "exactly one of 100 claims may win");
+    let i = store.get_incident(id).await.expect("get").expect("exists");
+    assert_eq!(i.status, IncidentStatus::Executing);
+    assert!(i
+        .note
+        .as_deref()
+        .is_some_and(|n| n.starts_with("approved by racer")));
+}
+
+/// The audit log is append-only: the API has no update or delete, and
+/// appending a record whose id is already stored is a conflict that leaves
+/// the stored record unchanged.
+pub async fn audit_is_append_only(store: &dyn MetadataStore) {
+    let id = IncidentId::new();
+    let original = AuditRecord::agent(AuditStep::HumanCommand, "approved")
+        .incident(id)
+        .by("web:carol");
+    store.append_audit(&original).await.expect("append");
+    let mut forged = original.clone();
+    forged.outcome = "rejected".into();
+    forged.actor = "web:mallory".into();
+    let again = store.append_audit(&forged).await;
+    assert!(
+        matches!(again, Err(crate::Error::Conflict { .. })),
+        "re-appending an existing audit id must conflict: {again:?}"
+    );
+    let listed = store
+        .list_audit(&AuditQuery {
+            incident_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed, vec![original], "the stored record is unchanged");
+}
+
+/// Everything written (runs, deployments, incidents with decisions, approvals,
+/// actions, audit records and the engaged kill-switch) survives closing the
+/// store and opening it again. `open` must return a store on the same data;
+/// the scenario drops every handle of the first store before reopening, and
+/// releases the switch at the end.
+pub async fn survives_reopen<F, Fut>(open_store: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn MetadataStore>>,
+{
+    let store = open_store().await;
+    let mut run = Run::new("reopen goal");
+    run.enter(RunPhase::Planning, Some("planning".into()));
+    store.put_run(&run).await.expect("put_run");
+    let now = Utc::now();
+    let d = Deployment {
+        deployment_id: DeploymentId::new(),
+        cloud: "local".into(),
+        services: vec!["reopen-web".into()],
+        region: "local".into(),
+        terraform_state: "/tmp/reopen".into(),
+        alert_webhook: Some("http://127.0.0.1:1/alerts".into()),
+        resource_map: BTreeMap::from([("reopen-web".to_string(), run.id)]),
+        resources: vec![],
+        monitoring: vec![],
+        outputs: BTreeMap::from([("url".to_string(), serde_json::json!("http://x"))]),
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_deployment(&d).await.expect("put_deployment");
+    let pending = open(store.as_ref(), "conf-reopen-pending").await;
+    store
+        .record_decision(
+            pending,
+            &decision(),
+            &["why".into()],
+            IncidentStatus::Pending,
+        )
+        .await
+        .expect("decide");
+    let approval = ApprovalRecord {
+        incident_id: pending,
+        approved: true,
+        actor: Actor::new("telegram", "42"),
+        effective: false,
+        at: Utc::now(),
+    };
+    store.record_approval(&approval).await.expect("approval");
+    let action = ActionOutcome {
+        id: ActionId::new(),
+        incident_id: pending,
+        action: Action::Restart {},
+        resource: "reopen-web".into(),
+        success: false,
+        summary: "failed".into(),
+        details: serde_json::json!({"op": 1}),
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+    };
+    store.record_action(&action).await.expect("action");
+    let audit = AuditRecord::agent(AuditStep::KillSwitch, "engaged")
+        .incident(pending)
+        .input(serde_json::json!({"why": "reopen"}))
+        .reasoning("test", Some(0.5));
+    store.append_audit(&audit).await.expect("audit");
+    let cursor = format!("conf-reopen-cursor-{}", IncidentId::new());
+    store.set_cursor(&cursor, 7).await.expect("cursor");
+    let change = store
+        .set_kill_switch(true, "web:dave", Some("reopen test"))
+        .await
+        .expect("engage");
+    assert!(change.affected.contains(&pending));
+    let before = store
+        .get_incident(pending)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(before.status, IncidentStatus::Blocked);
+    drop(store);
+
+    let store = open_store().await;
+    assert_eq!(store.get_run(run.id).await.expect("get_run"), Some(run));
+    assert_eq!(
+        store.get_deployment(d.deployment_id).await.expect("get"),
+        Some(d.clone())
+    );
+    assert_eq!(
+        store
+            .find_deployment_by_resource("reopen-web")
+            .await
+            .expect("find")
+            .map(|x| x.deployment_id),
+        Some(d.deployment_id)
+    );
+    assert_eq!(
+        store.get_incident(pending).await.expect("get"),
+        Some(before)
+    );
+    assert_eq!(
+        store.list_approvals(pending).await.expect("list"),
+        vec![approval]
+    );
+    assert_eq!(
+        store.list_actions(pending).await.expect("list"),
+        vec![action]
+    );
+    assert_eq!(
+        store
+            .list_audit(&AuditQuery {
+                incident_id: Some(pending),
+                ..Default::default()
+            })
+            .await
+            .expect("list"),
+        vec![audit]
+    );
+    assert_eq!(store.get_cursor(&cursor).await.expect("cursor"), Some(7));
+    let ks = store.kill_switch().await.expect("read");
+    assert_eq!(ks, change.state, "the kill-switch survives a restart");
+    // Still enforced after the restart.
+    assert!(matches!(
+        store.claim_execution(pending).await.expect("claim"),
+        Claim::NotClaimable(_)
+    ));
+    // A repeat of the open incident's alert is still deduplicated.
+    let repeat = store
+        .record_alert(&alert("conf-reopen-pending", AlertState::Firing, 0.9))
+        .await
+        .expect("record");
+    assert_eq!(
+        (repeat.outcome, repeat.incident.map(|i| i.id)),
+        (IngestOutcome::Repeated, Some(pending))
+    );
+    let released = store
+        .set_kill_switch(false, "web:dave", None)
+        .await
+        .expect("release");
+    assert!(released.affected.contains(&pending));
+}
+
+/// An incident closed by a transition (expired, resolved) no longer absorbs
+/// alerts: the next firing alert with its fingerprint opens a new incident.
+pub async fn closing_by_transition_frees_the_fingerprint(store: &dyn MetadataStore) {
+    for (fingerprint, closed) in [
+        ("conf-close-expired", IncidentStatus::Expired),
+        ("conf-close-resolved", IncidentStatus::Resolved),
+    ] {
+        let id = open(store, fingerprint).await;
+        store
+            .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+            .await
+            .expect("decide");
+        store
+            .transition(id, &[IncidentStatus::Pending], closed, Some("closed"))
+            .await
+            .expect("close");
+        let next = store
+            .record_alert(&alert(fingerprint, AlertState::Firing, 0.9))
+            .await
+            .expect("record");
+        assert_eq!(
+            next.outcome,
+            IngestOutcome::Opened,
+            "{closed:?} frees the fingerprint"
+        );
+        assert_ne!(next.incident.expect("incident").id, id);
+        assert_eq!(
+            store
+                .get_incident(id)
+                .await
+                .expect("get")
+                .expect("exists")
+                .status,
+            closed
+        );
+    }
 }

@@ -302,8 +302,16 @@ impl MetadataStore for MemoryStore {
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        self.with(|s| s.audit.push(record.clone()));
-        Ok(())
+        self.with(|s| {
+            if s.audit.iter().any(|r| r.id == record.id) {
+                return Err(Error::conflict(
+                    format!("audit record {}", record.id),
+                    "already stored; the audit log is append-only",
+                ));
+            }
+            s.audit.push(record.clone());
+            Ok(())
+        })
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -67,6 +67,84 @@ pub fn alert(fingerprint: &str, state: AlertState, value: f64) -> Alert {
     }
 }
 
+/// An ops agent assembled for channel tests: the in-memory store holding a
+/// deployment of `web-1` (`e2-medium`), the rule policy, recording actions,
+/// metrics that read 0.2 after an action, a 5 ms re-check delay, and the
+/// given approver and allow-list.
+pub struct TestOps {
+    /// The agent.
+    pub agent: std::sync::Arc<crate::OpsAgent>,
+    /// Its store.
+    pub store: std::sync::Arc<MemoryStore>,
+    /// Its action handler.
+    pub actions: std::sync::Arc<RecordingActions>,
+}
+
+impl TestOps {
+    /// Assembles the agent.
+    pub async fn new(
+        approver: std::sync::Arc<dyn crate::Approver>,
+        approvers: crate::ApproverAllowList,
+    ) -> Self {
+        use crate::MetadataStore;
+        use std::sync::Arc;
+        let store = Arc::new(MemoryStore::new());
+        store
+            .put_deployment(&deployment_with("web-1", "e2-medium"))
+            .await
+            .expect("the in-memory store accepts a deployment");
+        let actions = Arc::new(RecordingActions::default());
+        let agent = Arc::new(crate::OpsAgent::new(
+            crate::OpsDeps {
+                store: store.clone(),
+                policy: Arc::new(crate::rules::RulePolicy),
+                approver,
+                actions: actions.clone(),
+                metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+                registry: Arc::new(crate::MetricProfileRegistry::builtin()),
+            },
+            crate::Guardrails::new(crate::GuardrailConfig::default()),
+            crate::OpsConfig {
+                feedback_delay: std::time::Duration::from_millis(5),
+                approvers,
+                ..crate::OpsConfig::default()
+            },
+        ));
+        Self {
+            agent,
+            store,
+            actions,
+        }
+    }
+
+    /// A critical CPU alert on `web-1` → a pending incident (scale-up proposed).
+    pub async fn pending_incident(&self, fingerprint: &str) -> crate::Incident {
+        let mut a = alert(fingerprint, AlertState::Firing, 0.97);
+        a.severity = Severity::Critical;
+        let incident = self
+            .agent
+            .handle_alert(&a)
+            .await
+            .expect("alert handled")
+            .incident
+            .expect("an incident");
+        assert_eq!(incident.status, crate::IncidentStatus::Pending);
+        incident
+    }
+
+    /// Waits (up to 2 s) until `n` actions ran, then a little longer so a
+    /// wrong extra execution would show.
+    pub async fn settle_actions(&self, n: usize) {
+        for _ in 0..400 {
+            if self.actions.executed().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

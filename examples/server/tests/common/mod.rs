@@ -19,6 +19,8 @@ pub struct Server {
     pub child: Child,
     pub http: Client,
     pub startup: Vec<String>,
+    /// Whether dropping the server removes its data directory.
+    pub remove_data: bool,
 }
 
 /// Whether a Terraform binary is available for the local cloud; fails the
@@ -44,6 +46,12 @@ pub fn terraform_available(test: &str) -> bool {
 impl Server {
     /// Starts the server with extra flags/env.
     pub async fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let data = Self::fresh_dir(name);
+        Self::start_in(data, args, env).await
+    }
+
+    /// A fresh temporary data directory path.
+    pub fn fresh_dir(name: &str) -> PathBuf {
         let data = std::env::temp_dir().join(format!(
             "infraai-server-{name}-{}-{}",
             std::process::id(),
@@ -53,6 +61,11 @@ impl Server {
                 .unwrap_or_default()
         ));
         let _ = std::fs::remove_dir_all(&data);
+        data
+    }
+
+    /// Starts the server on an existing (or new) data directory.
+    pub async fn start_in(data: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_infraai-server"));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
@@ -96,6 +109,7 @@ impl Server {
                 .build()
                 .unwrap(),
             startup,
+            remove_data: true,
         }
     }
 
@@ -198,6 +212,8 @@ impl Drop for Server {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.data);
+        if self.remove_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
     }
 }

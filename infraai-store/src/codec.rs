@@ -1,0 +1,182 @@
+//! Encoding shared by the backends: enums as their serde (snake_case) names,
+//! timestamps as fixed-width RFC 3339 UTC strings (so text order is time order),
+//! JSON columns with serde_json. Decoding never panics: bad stored data
+//! becomes [`StoreError::Corrupt`].
+
+#![cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
+
+use crate::error::{StoreError, StoreResult};
+use chrono::{DateTime, SecondsFormat, Utc};
+use infraai_core::IncidentStatus;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Where a value is decoded, for error messages.
+#[derive(Clone, Copy)]
+pub(crate) struct Site<'a> {
+    pub component: &'static str,
+    pub op: &'static str,
+    pub what: &'a str,
+}
+
+impl Site<'_> {
+    pub fn corrupt(&self, field: &str, detail: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            component: self.component,
+            op: self.op,
+            what: format!("{} field {field}", self.what),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// A JSON column.
+    pub fn json<T: DeserializeOwned>(&self, field: &str, text: &str) -> StoreResult<T> {
+        serde_json::from_str(text).map_err(|e| self.corrupt(field, e))
+    }
+
+    /// An enum stored as its serde name.
+    pub fn name<T: DeserializeOwned>(&self, field: &str, text: &str) -> StoreResult<T> {
+        serde_json::from_value(serde_json::Value::String(text.to_owned()))
+            .map_err(|e| self.corrupt(field, format!("{text:?}: {e}")))
+    }
+
+    /// A timestamp.
+    pub fn time(&self, field: &str, text: &str) -> StoreResult<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| self.corrupt(field, format!("{text:?}: {e}")))
+    }
+
+    /// A UUID-based id.
+    pub fn id<T: std::str::FromStr>(&self, field: &str, text: &str) -> StoreResult<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        text.parse().map_err(|e| self.corrupt(field, e))
+    }
+}
+
+/// A timestamp as stored: `2026-01-02T03:04:05.123456789Z` (fixed width).
+pub(crate) fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// The serde name of a unit enum variant (`pending`, `critical`, …).
+pub(crate) fn name<T: Serialize>(
+    component: &'static str,
+    op: &'static str,
+    v: &T,
+) -> StoreResult<String> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        Ok(other) => Err(StoreError::Corrupt {
+            component,
+            op,
+            what: "enum value".into(),
+            detail: format!("{other} is not a name"),
+        }),
+        Err(source) => Err(StoreError::Encode {
+            component,
+            op,
+            what: "enum value",
+            source,
+        }),
+    }
+}
+
+/// JSON text of a value.
+pub(crate) fn json<T: Serialize + ?Sized>(
+    component: &'static str,
+    op: &'static str,
+    what: &'static str,
+    v: &T,
+) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|source| StoreError::Encode {
+        component,
+        op,
+        what,
+        source,
+    })
+}
+
+/// Every incident status, for lifecycle checks computed outside Rust (Lua).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) const ALL_STATUSES: [IncidentStatus; 13] = [
+    IncidentStatus::New,
+    IncidentStatus::Pending,
+    IncidentStatus::Approved,
+    IncidentStatus::Rejected,
+    IncidentStatus::Expired,
+    IncidentStatus::Auto,
+    IncidentStatus::Blocked,
+    IncidentStatus::Executing,
+    IncidentStatus::Executed,
+    IncidentStatus::Resolved,
+    IncidentStatus::Unresolved,
+    IncidentStatus::Escalated,
+    IncidentStatus::Ignored,
+];
+
+/// The serde name of a status (infallible: statuses are unit variants).
+pub(crate) fn status_name(s: IncidentStatus) -> &'static str {
+    use IncidentStatus::*;
+    match s {
+        New => "new",
+        Pending => "pending",
+        Approved => "approved",
+        Rejected => "rejected",
+        Expired => "expired",
+        Auto => "auto",
+        Blocked => "blocked",
+        Executing => "executing",
+        Executed => "executed",
+        Resolved => "resolved",
+        Unresolved => "unresolved",
+        Escalated => "escalated",
+        Ignored => "ignored",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_serde_names_and_closed_ones_are_known() {
+        for s in ALL_STATUSES {
+            assert_eq!(
+                serde_json::to_value(s).expect("serialize"),
+                serde_json::Value::String(status_name(s).into())
+            );
+        }
+        // The SQLite schema's partial unique index and the Redis scripts name
+        // the closed statuses literally; keep them in step with the domain.
+        let closed: Vec<_> = ALL_STATUSES
+            .into_iter()
+            .filter(|s| s.is_closed())
+            .map(status_name)
+            .collect();
+        assert_eq!(closed, ["expired", "resolved"]);
+    }
+
+    #[test]
+    fn times_are_fixed_width_and_round_trip() {
+        let t = Utc::now();
+        let s = time(t);
+        assert_eq!(s.len(), "2026-01-02T03:04:05.123456789Z".len());
+        let site = Site {
+            component: "sqlite",
+            op: "test",
+            what: "row",
+        };
+        assert_eq!(site.time("at", &s).expect("parse"), t);
+        assert!(matches!(
+            site.time("at", "yesterday"),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            site.name::<IncidentStatus>("status", "exploded"),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

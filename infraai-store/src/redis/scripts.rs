@@ -1,0 +1,193 @@
+//! The Lua scripts behind every multi-key change. Redis runs a script
+//! atomically, so each check-and-set below is one transaction. `ARGV[1]` is
+//! always the key prefix; incident replies are `{code, field, value, …}`
+//! (the incident hash flattened) or `{code, status}` for refusals.
+
+use crate::codec::{status_name, ALL_STATUSES};
+use std::sync::LazyLock;
+
+const PRELUDE: &str = r#"
+local P = ARGV[1] .. ':'
+local function ikey(id) return P .. 'incident:' .. id end
+local function move_status(id, from, to)
+  if from ~= to then
+    redis.call('SREM', P .. 'status:' .. from, id)
+    redis.call('SADD', P .. 'status:' .. to, id)
+  end
+end
+local function close_if_closed(id, to)
+  if to == 'resolved' or to == 'expired' then
+    local fp = redis.call('HGET', ikey(id), 'fingerprint')
+    if fp and redis.call('GET', P .. 'open:' .. fp) == id then
+      redis.call('DEL', P .. 'open:' .. fp)
+    end
+  end
+end
+local function reply(code, id)
+  local out = {code}
+  local h = redis.call('HGETALL', ikey(id))
+  for i = 1, #h do out[#out + 1] = h[i] end
+  return out
+end
+"#;
+
+/// `KNOWN[status]` is true for every status of the domain, so a script can
+/// refuse a stored status it does not know instead of acting on it.
+fn known_statuses() -> String {
+    let names: Vec<String> = ALL_STATUSES
+        .iter()
+        .map(|s| format!("['{}'] = true", status_name(*s)))
+        .collect();
+    format!("local KNOWN = {{{}}}", names.join(", "))
+}
+
+fn script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{PRELUDE}\n{}\n{body}", known_statuses()))
+}
+
+/// ARGV: prefix, fingerprint, state, alert_json, now, new_id, created_score.
+pub(super) static RECORD_ALERT: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+local okey = P .. 'open:' .. ARGV[2]
+local id = redis.call('GET', okey)
+if id then
+  local status = redis.call('HGET', ikey(id), 'status')
+  if not status then return {'corrupt', 'the open-fingerprint index names a missing incident ' .. id} end
+  if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
+  if ARGV[3] == 'firing' then
+    redis.call('HSET', ikey(id), 'alert', ARGV[4], 'updated_at', ARGV[5])
+    redis.call('HINCRBY', ikey(id), 'occurrences', 1)
+    return reply('repeated', id)
+  elseif status ~= 'executing' then
+    redis.call('HSET', ikey(id), 'alert', ARGV[4], 'status', 'resolved',
+      'note', 'the alert cleared', 'updated_at', ARGV[5])
+    move_status(id, status, 'resolved')
+    redis.call('DEL', okey)
+    return reply('resolved', id)
+  end
+  return reply('noted', id)
+end
+if ARGV[3] ~= 'firing' then return {'noted'} end
+id = ARGV[6]
+redis.call('HSET', ikey(id), 'id', id, 'fingerprint', ARGV[2], 'status', 'new',
+  'alert', ARGV[4], 'occurrences', 1, 'guardrail_notes', '[]',
+  'created_at', ARGV[5], 'updated_at', ARGV[5])
+redis.call('ZADD', P .. 'incidents', ARGV[7], id)
+redis.call('SADD', P .. 'status:new', id)
+redis.call('SET', okey, id)
+return reply('opened', id)
+"#,
+    )
+});
+
+/// ARGV: prefix, id, decision_json, notes_json, to, allowed ("1" when new → to
+/// is a legal move), now.
+pub(super) static RECORD_DECISION: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+local id = ARGV[2]
+local status = redis.call('HGET', ikey(id), 'status')
+if not status then return {'notfound'} end
+if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
+if status ~= 'new' or redis.call('HEXISTS', ikey(id), 'decision') == 1 then
+  return {'conflict', status}
+end
+if ARGV[6] ~= '1' then return {'invalid', status} end
+redis.call('HSET', ikey(id), 'decision', ARGV[3], 'guardrail_notes', ARGV[4],
+  'status', ARGV[5], 'updated_at', ARGV[7])
+move_status(id, status, ARGV[5])
+close_if_closed(id, ARGV[5])
+return reply('ok', id)
+"#,
+    )
+});
+
+/// ARGV: prefix, id, to, now, from (",a,b,"), allowed-from (",a,b,": the
+/// statuses the lifecycle lets move to `to`), has_note ("1"/"0"), note.
+pub(super) static TRANSITION: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+local id = ARGV[2]
+local status = redis.call('HGET', ikey(id), 'status')
+if not status then return {'notfound'} end
+if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
+if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {'conflict', status} end
+if not string.find(ARGV[6], ',' .. status .. ',', 1, true) then return {'invalid', status} end
+redis.call('HSET', ikey(id), 'status', ARGV[3], 'updated_at', ARGV[4])
+if ARGV[7] == '1' then redis.call('HSET', ikey(id), 'note', ARGV[8]) end
+move_status(id, status, ARGV[3])
+close_if_closed(id, ARGV[3])
+return reply('ok', id)
+"#,
+    )
+});
+
+/// ARGV: prefix, id, now. Reads the kill-switch in the same script as the claim.
+pub(super) static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+local id = ARGV[2]
+local status = redis.call('HGET', ikey(id), 'status')
+if not status then return {'notfound'} end
+if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
+if status ~= 'approved' and status ~= 'auto' then return reply('notclaimable', id) end
+local engaged = redis.call('HGET', P .. 'kill_switch', 'engaged') == '1'
+local to = 'executing'
+if engaged then to = 'blocked' end
+redis.call('HSET', ikey(id), 'status', to, 'updated_at', ARGV[3])
+move_status(id, status, to)
+if engaged then return reply('blocked', id) end
+return reply('claimed', id)
+"#,
+    )
+});
+
+/// ARGV: prefix, engaged ("1"/"0"), set_by, set_at, has_reason, reason, to,
+/// from… . Returns the ids moved.
+pub(super) static SET_KILL_SWITCH: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+local ks = P .. 'kill_switch'
+redis.call('DEL', ks)
+redis.call('HSET', ks, 'engaged', ARGV[2], 'set_by', ARGV[3], 'set_at', ARGV[4])
+if ARGV[5] == '1' then redis.call('HSET', ks, 'reason', ARGV[6]) end
+local to = ARGV[7]
+local affected = {}
+for i = 8, #ARGV do
+  local from = ARGV[i]
+  for _, id in ipairs(redis.call('SMEMBERS', P .. 'status:' .. from)) do
+    redis.call('HSET', ikey(id), 'status', to, 'updated_at', ARGV[4])
+    move_status(id, from, to)
+    affected[#affected + 1] = id
+  end
+end
+return affected
+"#,
+    )
+});
+
+/// ARGV: prefix, id, json, incident_id or "", run_id or "".
+pub(super) static APPEND_AUDIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('SADD', P .. 'audit:ids', ARGV[2]) == 0 then return 'conflict' end
+redis.call('RPUSH', P .. 'audit', ARGV[3])
+if ARGV[4] ~= '' then redis.call('RPUSH', P .. 'audit:incident:' .. ARGV[4], ARGV[3]) end
+if ARGV[5] ~= '' then redis.call('RPUSH', P .. 'audit:run:' .. ARGV[5], ARGV[3]) end
+return 'ok'
+"#,
+    )
+});
+
+/// ARGV: prefix, id, json, incident_id, resource, started_score.
+pub(super) static RECORD_ACTION: LazyLock<redis::Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('SADD', P .. 'action:ids', ARGV[2]) == 0 then return 'conflict' end
+redis.call('RPUSH', P .. 'actions:' .. ARGV[4], ARGV[3])
+redis.call('ZADD', P .. 'actions_by_resource:' .. ARGV[5], ARGV[6], ARGV[2])
+return 'ok'
+"#,
+    )
+});

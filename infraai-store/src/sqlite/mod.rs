@@ -1,0 +1,732 @@
+//! The embedded [`MetadataStore`]: one SQLite file in WAL mode.
+//!
+//! * **Writes** go through one dedicated writer thread (never an async worker
+//!   thread) that owns the only writing connection and commits every write
+//!   waiting in its queue in one transaction (group commit): concurrent ingest
+//!   pays one `fsync` per group instead of one per alert. Every check-and-set
+//!   (deduplication, lifecycle moves, claims, the kill-switch) runs inside that
+//!   single writer, so it is atomic and serialized with every other write.
+//!   Each group starts with `BEGIN IMMEDIATE` (the file's write lock), so
+//!   check-and-set stays atomic even when several stores or processes open
+//!   the same file; they then take turns, waiting up to
+//!   [`SqliteConfig::busy_timeout`] (a timeout is a retryable error).
+//! * **Reads** run on Tokio's blocking pool over a few read-only connections;
+//!   WAL lets them proceed while the writer commits.
+//! * **Durability:** `PRAGMA synchronous = FULL` in WAL mode. A write method
+//!   returns `Ok` only after the `COMMIT` of the transaction holding it has
+//!   returned, and SQLite syncs the WAL to disk before that. An acknowledged
+//!   write therefore survives a crash of the process (including `SIGKILL`) and,
+//!   when the disk honours `fsync`, of the operating system or the power. A
+//!   write that returned an error was rolled back; a write whose future was
+//!   dropped before it returned may or may not have been committed.
+//! * **Schema:** versioned migrations are compiled into the binary and applied
+//!   at open (`PRAGMA user_version` and the `schema_migrations` table record
+//!   them); a file from a newer version is refused.
+
+mod rows;
+mod schema;
+mod writer;
+
+use crate::codec::{self, status_name};
+use crate::error::{StoreError, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use infraai_core::*;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const COMPONENT: &str = "sqlite";
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    /// The database file (created when missing, with its parent directory).
+    pub path: PathBuf,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Most idle read connections kept open.
+    pub max_readers: usize,
+    /// How long a connection waits for a lock held by another process.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteConfig {
+    /// Defaults for a file: groups of up to 512 writes, 4 read connections,
+    /// 5 s busy timeout.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_batch: 512,
+            max_readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Shared {
+    config: SqliteConfig,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// The SQLite [`MetadataStore`]. See the [module docs](self) for the threading
+/// model and the durability guarantee.
+///
+/// Dropping the store lets the writer thread commit every write already queued
+/// and stop in the background; [`SqliteStore::close`] waits for it.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    jobs: Option<mpsc::Sender<Box<dyn writer::Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Sqlite {
+        op,
+        id: None,
+        source: Arc::new(e),
+    }
+}
+
+fn sql_id(op: &'static str, id: impl ToString) -> impl Fn(rusqlite::Error) -> StoreError {
+    let id = id.to_string();
+    move |e| StoreError::Sqlite {
+        op,
+        id: Some(id.clone()),
+        source: Arc::new(e),
+    }
+}
+
+fn open_connection(config: &SqliteConfig, op: &'static str) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        &config.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql(op))?;
+    conn.busy_timeout(config.busy_timeout).map_err(sql(op))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        .map_err(sql(op))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file, switches it to WAL,
+    /// applies pending migrations and starts the writer thread.
+    pub async fn open(config: SqliteConfig) -> StoreResult<Self> {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Box<dyn writer::Job>>();
+        let thread_config = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("infraai-sqlite-writer".into())
+            .spawn(move || {
+                let conn = match Self::prepare_writer(&thread_config) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if ready_tx.send(Ok(())).is_ok() {
+                    writer::run(conn, jobs_rx, thread_config.max_batch.max(1));
+                }
+            })
+            .map_err(|e| StoreError::Task {
+                component: COMPONENT,
+                op: "open",
+                detail: format!("cannot start the writer thread: {e}"),
+            })?;
+        let ready = ready_rx
+            .await
+            .unwrap_or(Err(StoreError::WriterStopped { op: "open" }));
+        if let Err(e) = ready {
+            let _ = thread.join();
+            return Err(e);
+        }
+        tracing::info!(path = %config.path.display(), "sqlite store opened");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                readers: Mutex::new(Vec::new()),
+            }),
+            jobs: Some(jobs_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Opens a file with the default [`SqliteConfig`].
+    pub async fn open_path(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open(SqliteConfig::new(path.as_ref())).await
+    }
+
+    fn prepare_writer(config: &SqliteConfig) -> StoreResult<Connection> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Task {
+                component: COMPONENT,
+                op: "open",
+                detail: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let mut conn = open_connection(config, "open")?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sql("open"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Task {
+                component: COMPONENT,
+                op: "open",
+                detail: format!("the file system refused WAL mode (journal_mode is {mode})"),
+            });
+        }
+        schema::migrate(&mut conn)?;
+        Ok(conn)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.config.path
+    }
+
+    /// Sends a write to the writer thread and waits for its group's commit.
+    async fn write<T, F>(&self, op: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or(StoreError::WriterStopped { op })?;
+        jobs.send(Box::new(writer::Task { op, f, tx }))
+            .map_err(|_| StoreError::WriterStopped { op })?;
+        rx.await.unwrap_or(Err(StoreError::WriterStopped { op }))
+    }
+
+    /// Runs a read on the blocking pool, in one read transaction.
+    async fn read<T, F>(&self, op: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = shared
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = open_connection(&shared.config, op)?;
+                    c.execute_batch("PRAGMA query_only = ON").map_err(sql(op))?;
+                    c
+                }
+            };
+            conn.execute_batch("BEGIN").map_err(sql(op))?;
+            let result = f(&conn);
+            let end = conn.execute_batch("COMMIT").map_err(sql(op));
+            if end.is_ok() {
+                let mut pool = shared.readers.lock().unwrap_or_else(|p| p.into_inner());
+                if pool.len() < shared.config.max_readers {
+                    pool.push(conn);
+                }
+            }
+            let value = result?;
+            end.map(|()| value)
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            component: COMPONENT,
+            op,
+            detail: e.to_string(),
+        })?
+    }
+
+    /// Records many alerts in one transaction (one `fsync`), in order; the
+    /// same semantics as [`MetadataStore::record_alert`] for each. All or none
+    /// are recorded.
+    pub async fn record_alerts(&self, alerts: &[Alert]) -> Result<Vec<AlertIngest>> {
+        for a in alerts {
+            a.validate()?;
+        }
+        let alerts = alerts.to_vec();
+        Ok(self
+            .write("record_alerts", move |conn| {
+                alerts
+                    .iter()
+                    .map(|a| rows::record_alert(conn, a, "record_alerts"))
+                    .collect()
+            })
+            .await?)
+    }
+}
+
+impl SqliteStore {
+    /// Closes the store: the writer commits the writes already queued, closes
+    /// the file (checkpointing the WAL) and stops; this waits for that without
+    /// blocking the async runtime. Dropping the store does the same in the
+    /// background without waiting.
+    pub async fn close(mut self) -> StoreResult<()> {
+        self.jobs.take();
+        self.shared
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let joined = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| StoreError::Task {
+                component: COMPONENT,
+                op: "close",
+                detail: e.to_string(),
+            })?;
+        joined.map_err(|_| StoreError::Task {
+            component: COMPONENT,
+            op: "close",
+            detail: "the writer thread panicked".into(),
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish the queued writes and
+        // stop on its own; joining here would block an async worker thread.
+        self.jobs.take();
+    }
+}
+
+fn check_move(id: IncidentId, from: IncidentStatus, to: IncidentStatus) -> StoreResult<()> {
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            what: format!("transition of incident {id}"),
+            detail: format!("{from:?} → {to:?} is not allowed by the lifecycle"),
+        })
+    }
+}
+
+fn incident_status(
+    conn: &Connection,
+    id: IncidentId,
+    op: &'static str,
+) -> StoreResult<IncidentStatus> {
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM incidents WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(sql_id(op, id))?;
+    let status = status.ok_or_else(|| StoreError::NotFound {
+        what: format!("incident {id}"),
+    })?;
+    let what = format!("incident {id}");
+    codec::Site {
+        component: COMPONENT,
+        op,
+        what: &what,
+    }
+    .name("status", &status)
+}
+
+fn load_incident(conn: &Connection, id: IncidentId, op: &'static str) -> StoreResult<Incident> {
+    rows::get_incident(conn, id, op)?.ok_or_else(|| StoreError::NotFound {
+        what: format!("incident {id}"),
+    })
+}
+
+fn set_status(
+    conn: &Connection,
+    id: IncidentId,
+    to: IncidentStatus,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+    op: &'static str,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE incidents SET status = ?2, note = COALESCE(?3, note), updated_at = ?4 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![id.to_string(), status_name(to), note, codec::time(now)]))
+    .map_err(sql_id(op, id))?;
+    Ok(())
+}
+
+fn kill_switch_row(conn: &Connection, op: &'static str) -> StoreResult<KillSwitch> {
+    type Row = (i64, Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = conn
+        .prepare_cached("SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1")
+        .and_then(|mut s| {
+            s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+        })
+        .map_err(sql(op))?;
+    let Some((engaged, set_by, reason, set_at)) = row else {
+        return Ok(KillSwitch::released());
+    };
+    let site = codec::Site {
+        component: COMPONENT,
+        op,
+        what: "kill_switch",
+    };
+    Ok(KillSwitch {
+        engaged: engaged != 0,
+        set_by,
+        reason,
+        set_at: set_at.map(|t| site.time("set_at", &t)).transpose()?,
+    })
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    fn name(&self) -> &str {
+        COMPONENT
+    }
+
+    async fn put_run(&self, run: &Run) -> Result<()> {
+        let run = run.clone();
+        Ok(self
+            .write("put_run", move |c| rows::put_run(c, &run))
+            .await?)
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
+        Ok(self
+            .read("get_run", move |c| rows::get_run(c, id, "get_run"))
+            .await?)
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
+        let query = query.clone();
+        Ok(self
+            .read("list_runs", move |c| rows::list_runs(c, &query))
+            .await?)
+    }
+
+    async fn put_deployment(&self, deployment: &Deployment) -> Result<()> {
+        let d = deployment.clone();
+        Ok(self
+            .write("put_deployment", move |c| rows::put_deployment(c, &d))
+            .await?)
+    }
+
+    async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
+        Ok(self
+            .read("get_deployment", move |c| rows::get_deployment(c, id))
+            .await?)
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self
+            .read("list_deployments", rows::list_deployments)
+            .await?)
+    }
+
+    async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>> {
+        let resource = resource.to_owned();
+        Ok(self
+            .read("find_deployment_by_resource", move |c| {
+                rows::find_deployment_by_resource(c, &resource)
+            })
+            .await?)
+    }
+
+    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
+        alert.validate()?;
+        let alert = alert.clone();
+        Ok(self
+            .write("record_alert", move |c| {
+                rows::record_alert(c, &alert, "record_alert")
+            })
+            .await?)
+    }
+
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
+        Ok(self
+            .read("get_incident", move |c| {
+                rows::get_incident(c, id, "get_incident")
+            })
+            .await?)
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
+        let query = query.clone();
+        Ok(self
+            .read("list_incidents", move |c| rows::list_incidents(c, &query))
+            .await?)
+    }
+
+    async fn record_decision(
+        &self,
+        id: IncidentId,
+        decision: &OpsDecision,
+        guardrail_notes: &[String],
+        to: IncidentStatus,
+    ) -> Result<Incident> {
+        const OP: &str = "record_decision";
+        let decision_json = codec::json(COMPONENT, OP, "decision", decision)?;
+        let notes_json = codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?;
+        Ok(self
+            .write(OP, move |c| {
+                let status = incident_status(c, id, OP)?;
+                let decided: bool = c
+                    .prepare_cached("SELECT decision_json IS NOT NULL FROM incidents WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
+                    .map_err(sql_id(OP, id))?;
+                if status != IncidentStatus::New || decided {
+                    return Err(StoreError::Conflict {
+                        what: format!("incident {id}"),
+                        detail: format!("already decided ({status:?})"),
+                    });
+                }
+                check_move(id, IncidentStatus::New, to)?;
+                let now = codec::time(Utc::now());
+                c.prepare_cached(
+                    "UPDATE incidents SET decision_json = ?2, guardrail_notes_json = ?3, \
+                     status = ?4, updated_at = ?5 WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.to_string(),
+                        decision_json,
+                        notes_json,
+                        status_name(to),
+                        now
+                    ])
+                })
+                .map_err(sql_id(OP, id))?;
+                c.prepare_cached(
+                    "INSERT INTO decisions (incident_id, decision_json, guardrail_notes_json, \
+                     routed_to, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.to_string(),
+                        decision_json,
+                        notes_json,
+                        status_name(to),
+                        now
+                    ])
+                })
+                .map_err(sql_id(OP, id))?;
+                load_incident(c, id, OP)
+            })
+            .await?)
+    }
+
+    async fn transition(
+        &self,
+        id: IncidentId,
+        from: &[IncidentStatus],
+        to: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<Incident> {
+        const OP: &str = "transition";
+        let from = from.to_vec();
+        let note = note.map(str::to_owned);
+        Ok(self
+            .write(OP, move |c| {
+                let status = incident_status(c, id, OP)?;
+                if !from.contains(&status) {
+                    return Err(StoreError::Conflict {
+                        what: format!("incident {id}"),
+                        detail: format!("is {status:?}, expected one of {from:?}"),
+                    });
+                }
+                check_move(id, status, to)?;
+                set_status(c, id, to, note.as_deref(), Utc::now(), OP)?;
+                load_incident(c, id, OP)
+            })
+            .await?)
+    }
+
+    async fn claim_execution(&self, id: IncidentId) -> Result<Claim> {
+        const OP: &str = "claim_execution";
+        Ok(self
+            .write(OP, move |c| {
+                let status = incident_status(c, id, OP)?;
+                if !IncidentStatus::CLAIMABLE.contains(&status) {
+                    return Ok(Claim::NotClaimable(load_incident(c, id, OP)?));
+                }
+                // The switch is read in the same transaction as the claim.
+                let engaged = kill_switch_row(c, OP)?.engaged;
+                let to = if engaged {
+                    IncidentStatus::Blocked
+                } else {
+                    IncidentStatus::Executing
+                };
+                set_status(c, id, to, None, Utc::now(), OP)?;
+                let incident = load_incident(c, id, OP)?;
+                Ok(if engaged {
+                    Claim::Blocked(incident)
+                } else {
+                    Claim::Claimed(incident)
+                })
+            })
+            .await?)
+    }
+
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let name = name.to_owned();
+        Ok(self
+            .read(OP, move |c| {
+                c.prepare_cached("SELECT value FROM cursors WHERE name = ?1")
+                    .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                    .map_err(sql_id(OP, &name))
+            })
+            .await?)
+    }
+
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        const OP: &str = "set_cursor";
+        let name = name.to_owned();
+        Ok(self
+            .write(OP, move |c| {
+                c.prepare_cached(
+                    "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| s.execute(params![name, value, codec::time(Utc::now())]))
+                .map_err(sql_id(OP, &name))?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
+        let a = approval.clone();
+        Ok(self
+            .write("record_approval", move |c| rows::insert_approval(c, &a))
+            .await?)
+    }
+
+    async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>> {
+        Ok(self
+            .read("list_approvals", move |c| rows::list_approvals(c, id))
+            .await?)
+    }
+
+    async fn record_action(&self, outcome: &ActionOutcome) -> Result<()> {
+        let o = outcome.clone();
+        Ok(self
+            .write("record_action", move |c| rows::insert_action(c, &o))
+            .await?)
+    }
+
+    async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>> {
+        Ok(self
+            .read("list_actions", move |c| rows::list_actions(c, id))
+            .await?)
+    }
+
+    async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64> {
+        const OP: &str = "count_actions_since";
+        let resource = resource.to_owned();
+        Ok(self
+            .read(OP, move |c| {
+                let n: i64 = c
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM actions WHERE resource = ?1 AND started_at >= ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![resource, codec::time(since)], |r| r.get(0))
+                    })
+                    .map_err(sql(OP))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await?)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        let r = record.clone();
+        Ok(self
+            .write("append_audit", move |c| rows::insert_audit(c, &r))
+            .await?)
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let q = query.clone();
+        Ok(self
+            .read("list_audit", move |c| rows::list_audit(c, &q))
+            .await?)
+    }
+
+    async fn kill_switch(&self) -> Result<KillSwitch> {
+        Ok(self
+            .read("kill_switch", |c| kill_switch_row(c, "kill_switch"))
+            .await?)
+    }
+
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        const OP: &str = "set_kill_switch";
+        let actor = actor.to_owned();
+        let reason = reason.map(str::to_owned);
+        Ok(self
+            .write(OP, move |c| {
+                let now = Utc::now();
+                let state = KillSwitch {
+                    engaged,
+                    set_by: Some(actor),
+                    reason,
+                    set_at: Some(now),
+                };
+                c.prepare_cached(
+                    "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
+                     VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
+                     engaged = excluded.engaged, set_by = excluded.set_by, \
+                     reason = excluded.reason, set_at = excluded.set_at",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        engaged,
+                        state.set_by,
+                        state.reason,
+                        codec::time(now)
+                    ])
+                })
+                .map_err(sql(OP))?;
+                let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
+                    (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
+                } else {
+                    (&[IncidentStatus::Blocked], IncidentStatus::Pending)
+                };
+                let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
+                let from = codec::json(COMPONENT, OP, "statuses", &from)?;
+                let ids: Vec<String> = c
+                    .prepare_cached(
+                        "UPDATE incidents SET status = ?2, updated_at = ?3 \
+                         WHERE status IN (SELECT value FROM json_each(?1)) RETURNING id",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(params![from, status_name(to), codec::time(now)], |r| {
+                            r.get(0)
+                        })?
+                        .collect()
+                    })
+                    .map_err(sql(OP))?;
+                let site = codec::Site {
+                    component: COMPONENT,
+                    op: OP,
+                    what: "incidents",
+                };
+                let mut affected = ids
+                    .iter()
+                    .map(|id| site.id::<IncidentId>("id", id))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                affected.sort();
+                tracing::info!(engaged, affected = affected.len(), "kill-switch set");
+                Ok(KillSwitchChange { state, affected })
+            })
+            .await?)
+    }
+}

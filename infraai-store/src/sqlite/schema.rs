@@ -1,0 +1,128 @@
+//! Versioned migrations, compiled into the binary and applied at open.
+
+use crate::codec;
+use crate::error::{StoreError, StoreResult};
+use rusqlite::{params, Connection};
+use std::sync::Arc;
+
+/// One schema change. Versions start at 1 and never change once released.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "cursors",
+        sql: include_str!("migrations/0002_cursors.sql"),
+    },
+];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: i64 = 2;
+
+fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Sqlite {
+        op: "migrate",
+        id: Some(format!("schema version {version}")),
+        source: Arc::new(e),
+    }
+}
+
+/// Applies every migration newer than the file's `user_version`, each in its
+/// own transaction together with the version bump.
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err(0))?;
+    if current > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: LATEST,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let tx = conn.transaction().map_err(err(m.version))?;
+        tx.execute_batch(m.sql).map_err(err(m.version))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, codec::time(chrono::Utc::now())],
+        )
+        .map_err(err(m.version))?;
+        // user_version lives in the file header, which is part of the transaction.
+        tx.pragma_update(None, "user_version", m.version)
+            .map_err(err(m.version))?;
+        tx.commit().map_err(err(m.version))?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "sqlite: migration applied"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_latest_is_the_last() {
+        for (n, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, n as i64 + 1, "{} is out of order", m.name);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_in_place() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(MIGRATIONS[0].sql).expect("v1");
+        tx.pragma_update(None, "user_version", 1).expect("version");
+        tx.execute(
+            "INSERT INTO kill_switch (id, engaged, set_by) VALUES (1, 1, 'web:a')",
+            [],
+        )
+        .expect("data");
+        tx.commit().expect("commit");
+        migrate(&mut conn).expect("upgrade");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, LATEST);
+        let engaged: i64 = conn
+            .query_row("SELECT engaged FROM kill_switch", [], |r| r.get(0))
+            .expect("data kept");
+        assert_eq!(engaged, 1);
+        conn.execute(
+            "INSERT INTO cursors (name, value, updated_at) VALUES ('x', 1, 't')",
+            [],
+        )
+        .expect("the new table exists");
+    }
+
+    #[test]
+    fn migrate_is_idempotent_and_refuses_newer_files() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("first");
+        migrate(&mut conn).expect("second is a no-op");
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, LATEST);
+        conn.pragma_update(None, "user_version", LATEST + 1)
+            .expect("bump");
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(StoreError::SchemaTooNew { found, .. }) if found == LATEST + 1
+        ));
+    }
+}

@@ -1,0 +1,342 @@
+//! The SQLite store against the shared conformance suite, on real files.
+#![cfg(feature = "sqlite")]
+
+use infraai_core::testing::{alert, conformance};
+use infraai_core::*;
+use infraai_store::{SqliteConfig, SqliteStore};
+use std::sync::Arc;
+
+async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open_path(dir.path().join("store.db"))
+        .await
+        .expect("open");
+    (dir, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_passes_the_conformance_suite() {
+    let (_dir, store) = fresh().await;
+    conformance::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested").join("store.db");
+    conformance::survives_reopen(|| {
+        let path = path.clone();
+        async move {
+            Arc::new(SqliteStore::open_path(&path).await.expect("open")) as Arc<dyn MetadataStore>
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_file_is_wal_with_the_documented_schema() {
+    let (dir, store) = fresh().await;
+    store
+        .record_alert(&alert("schema", AlertState::Firing, 0.9))
+        .await
+        .expect("record");
+    store.close().await.expect("close");
+    // close() returns after the last connection closed, which checkpoints and
+    // removes the WAL file.
+    assert!(!dir.path().join("store.db-wal").exists());
+    let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 2);
+    let (policy, resource, rtype, cloud, metric, value, severity, status, decision, created): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        f64,
+        String,
+        String,
+        Option<String>,
+        String,
+    ) = conn
+        .query_row(
+            "SELECT policy_name, resource, resource_type, cloud, metric, value, severity, \
+             status, decision_json, created_at FROM incidents WHERE fingerprint = 'schema'",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            },
+        )
+        .expect("row");
+    assert_eq!(
+        (policy.as_str(), resource.as_str(), cloud.as_str(), value),
+        ("High CPU", "web-1", "gcp", 0.9)
+    );
+    assert_eq!(rtype, infraai_core::profiles::GCE_INSTANCE);
+    assert!(metric.ends_with("cpu/utilization"));
+    // Enums are stored as the domain's serde names.
+    assert_eq!((severity.as_str(), status.as_str()), ("warning", "new"));
+    assert_eq!(decision, None);
+    assert!(created.ends_with('Z'));
+    for table in [
+        "deployments",
+        "runs",
+        "run_phases",
+        "incidents",
+        "decisions",
+        "approvals",
+        "actions",
+        "audit",
+        "kill_switch",
+        "cursors",
+        "schema_migrations",
+    ] {
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .expect("master");
+        assert_eq!(n, 1, "table {table} exists");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_cannot_be_updated_or_deleted_even_with_raw_sql() {
+    let (dir, store) = fresh().await;
+    let record = AuditRecord::agent(AuditStep::Decision, "decided");
+    store.append_audit(&record).await.expect("append");
+    store.close().await.expect("close");
+    let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
+    let update = conn.execute("UPDATE audit SET outcome = 'forged'", []);
+    assert!(
+        update
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("append-only")),
+        "{update:?}"
+    );
+    let delete = conn.execute("DELETE FROM audit", []);
+    assert!(delete.is_err(), "{delete:?}");
+    drop(conn);
+    let store = SqliteStore::open_path(dir.path().join("store.db"))
+        .await
+        .expect("reopen");
+    assert_eq!(
+        store
+            .list_audit(&AuditQuery::default())
+            .await
+            .expect("list"),
+        vec![record]
+    );
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(r: Result<T>, column: &str) {
+    match r {
+        Err(Error::Backend {
+            component,
+            retryable,
+            source,
+            ..
+        }) => {
+            assert_eq!(component, "sqlite");
+            assert!(!retryable, "corrupt data is not retryable");
+            let text = source.to_string();
+            assert!(
+                text.contains("corrupt") && text.contains(column),
+                "message names the column: {text}"
+            );
+        }
+        other => panic!("expected a typed corruption error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_stored_data_is_a_typed_error_not_a_panic() {
+    let (dir, store) = fresh().await;
+    let bad_status = store
+        .record_alert(&alert("bad-status", AlertState::Firing, 0.9))
+        .await
+        .expect("record")
+        .incident
+        .expect("incident")
+        .id;
+    let bad_decision = store
+        .record_alert(&alert("bad-decision", AlertState::Firing, 0.9))
+        .await
+        .expect("record")
+        .incident
+        .expect("incident")
+        .id;
+    let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
+    conn.execute(
+        "UPDATE incidents SET status = 'exploded' WHERE id = ?1",
+        [bad_status.to_string()],
+    )
+    .expect("corrupt status");
+    conn.execute(
+        "UPDATE incidents SET decision_json = '{\"severity\": ' WHERE id = ?1",
+        [bad_decision.to_string()],
+    )
+    .expect("corrupt decision");
+    drop(conn);
+
+    assert_corrupt(store.get_incident(bad_status).await, "status");
+    assert_corrupt(store.get_incident(bad_decision).await, "decision_json");
+    assert_corrupt(
+        store.list_incidents(&IncidentQuery::default()).await,
+        "incident",
+    );
+    assert_corrupt(
+        store
+            .transition(
+                bad_status,
+                &[IncidentStatus::New],
+                IncidentStatus::Pending,
+                None,
+            )
+            .await,
+        "status",
+    );
+    assert_corrupt(store.claim_execution(bad_status).await, "status");
+    assert_corrupt(
+        store
+            .record_alert(&alert("bad-decision", AlertState::Firing, 0.9))
+            .await,
+        "decision_json",
+    );
+    // A resolved alert does not silently overwrite an unreadable status.
+    assert_corrupt(
+        store
+            .record_alert(&alert("bad-status", AlertState::Resolved, 0.1))
+            .await,
+        "status",
+    );
+    // The store keeps working for healthy rows.
+    let ok = store
+        .record_alert(&alert("healthy", AlertState::Firing, 0.9))
+        .await
+        .expect("record");
+    assert_eq!(ok.outcome, IngestOutcome::Opened);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    SqliteStore::open_path(&path)
+        .await
+        .expect("open")
+        .close()
+        .await
+        .expect("close");
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    conn.pragma_update(None, "user_version", 99).expect("bump");
+    drop(conn);
+    match SqliteStore::open(SqliteConfig::new(&path)).await {
+        Err(e @ infraai_store::StoreError::SchemaTooNew { .. }) => {
+            assert!(e.to_string().contains("99"))
+        }
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_and_concurrent_writes_are_all_committed() {
+    let (dir, store) = fresh().await;
+    let store = Arc::new(store);
+    let batch: Vec<Alert> = (0..50)
+        .map(|n| alert(&format!("batch-{n}"), AlertState::Firing, 0.9))
+        .collect();
+    let outcomes = store.record_alerts(&batch).await.expect("batch");
+    assert!(outcomes.iter().all(|o| o.outcome == IngestOutcome::Opened));
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.record_alert(&alert(&format!("single-{n}"), AlertState::Firing, 0.9))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(
+            t.await.expect("join").expect("record").outcome,
+            IngestOutcome::Opened
+        );
+    }
+    // An invalid alert in a batch rejects the whole batch.
+    let mut bad = batch.clone();
+    bad.push(alert("", AlertState::Firing, 0.9));
+    assert!(matches!(
+        store.record_alerts(&bad).await,
+        Err(Error::Invalid { .. })
+    ));
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_still_claim_exactly_once() {
+    // Two writers (as two processes would have) contend through SQLite's
+    // file lock; BEGIN IMMEDIATE keeps every check-and-set atomic.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("shared.db");
+    let a = Arc::new(SqliteStore::open_path(&path).await.expect("open a"));
+    let b = Arc::new(SqliteStore::open_path(&path).await.expect("open b"));
+    let id = a
+        .record_alert(&alert("two-writers", AlertState::Firing, 0.9))
+        .await
+        .expect("record")
+        .incident
+        .expect("incident")
+        .id;
+    b.record_decision(
+        id,
+        &OpsDecision::escalate(Severity::Warning, "test"),
+        &[],
+        IncidentStatus::Auto,
+    )
+    .await
+    .expect("decide through the other store");
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let s: Arc<dyn MetadataStore> = if n % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { s.claim_execution(id).await })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        if let Claim::Claimed(_) = t.await.expect("join").expect("claim") {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
+    // Both see the kill-switch the other set.
+    a.set_kill_switch(true, "web:frank", None)
+        .await
+        .expect("engage");
+    assert!(b.kill_switch().await.expect("read").engaged);
+}

@@ -201,6 +201,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
+    let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
     let state = AppState {
         deploy,
         ops,
@@ -212,7 +213,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         operator_name: config.operator_name.clone().into(),
         webhook_token: webhook_token.into(),
         metrics,
-        executing: Arc::default(),
+        executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
     };
@@ -225,6 +226,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(until(shutdown_rx))
         .await
         .context("serving HTTP")?;
+    // Deploy runs started over the API are in the middle of Terraform: give
+    // them time to finish rather than leave a half-applied run behind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = executing.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if n == 0 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            warn!(
+                runs = n,
+                "stopping with deploy runs still executing; they will show their last phase"
+            );
+            break;
+        }
+        info!(runs = n, "waiting for deploy runs to finish");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     info!("stopped");
     Ok(())
 }

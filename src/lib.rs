@@ -44,3 +44,7 @@ pub use infraai_terraform as terraform;
 /// Google Cloud adapters (feature `gcp`).
 #[cfg(feature = "gcp")]
 pub use infraai_gcp as gcp;
+
+/// Prometheus and Alertmanager adapters (feature `prometheus`).
+#[cfg(feature = "prometheus")]
+pub use infraai_prometheus as prometheus;

@@ -40,3 +40,11 @@ pub use infraai_gemini as gemini;
 /// The Terraform runner, HCL writer and deterministic fixers (feature `terraform`).
 #[cfg(feature = "terraform")]
 pub use infraai_terraform as terraform;
+
+/// Google Cloud adapters (feature `gcp`).
+#[cfg(feature = "gcp")]
+pub use infraai_gcp as gcp;
+
+/// Prometheus and Alertmanager adapters (feature `prometheus`).
+#[cfg(feature = "prometheus")]
+pub use infraai_prometheus as prometheus;

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
+use infraai_gcp::{GcpWebhookSource, WebhookAuth};
 use infraai_telegram::TelegramApprover;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -537,6 +538,7 @@ async fn alert_webhook(
 ) -> ApiResult<Json<Value>> {
     let given = headers
         .get(WEBHOOK_TOKEN_HEADER)
+        .or_else(|| headers.get("x-infraai-token"))
         .and_then(|v| v.to_str().ok())
         .or(query.get("token").map(String::as_str));
     match given {
@@ -550,16 +552,30 @@ async fn alert_webhook(
     }
     let raw = body(b)?;
     let value: Value = parse(&raw)?;
-    let alerts: Vec<Alert> = match value {
-        Value::Array(_) => serde_json::from_value(value),
-        v => serde_json::from_value(v).map(|a| vec![a]),
-    }
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("invalid alert: {e}"),
-        )
-    })?;
+    let alerts: Vec<Alert> = if value.get("incident").is_some() {
+        // A Cloud Monitoring notification (schema 1.2).
+        let source =
+            GcpWebhookSource::new(WebhookAuth::Token(Secret::new(s.webhook_token.to_string())));
+        let alerts = source.receive(&inbound(&headers, query, raw)).await?;
+        if alerts.is_empty() {
+            // Console test notifications carry placeholders: acknowledge, record nothing.
+            return Ok(Json(
+                json!({"accepted": 0, "results": [], "note": "test notification ignored"}),
+            ));
+        }
+        alerts
+    } else {
+        match value {
+            Value::Array(_) => serde_json::from_value(value),
+            v => serde_json::from_value(v).map(|a| vec![a]),
+        }
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid alert: {e}"),
+            )
+        })?
+    };
     if alerts.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -773,3 +773,43 @@ async fn incidents_runs_and_the_kill_switch_survive_a_restart() {
 fn data_file_exists(s: &Server) -> bool {
     s.data.join("infraai.db").exists()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_webhook_takes_cloud_monitoring_notifications() {
+    let s = simulated("gcp").await;
+    let open = fixture("gcp-monitoring/incident-open.json");
+    let hook = |url: String, body: Value| {
+        let r = s.http.post(url).json(&body);
+        async move {
+            let r = r.send().await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, _) = hook(s.url("/ops/webhook?token=wrong"), open.clone()).await;
+    assert_eq!(st, 401);
+    let (st, v) = hook(
+        s.url(&format!("/ops/webhook?token={WEBHOOK}")),
+        open.clone(),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["results"][0]["outcome"], "opened", "{v}");
+    let id = v["results"][0]["incident_id"].as_str().unwrap().to_string();
+    let i = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}"), None, 200)
+        .await;
+    assert_eq!(i["incident"]["alert"]["resource"], "web-1");
+    assert_eq!(i["incident"]["alert"]["source"], "gcp");
+    let closed = fixture("gcp-monitoring/incident-closed.json");
+    let (st, v) = hook(s.url(&format!("/ops/webhook?token={WEBHOOK}")), closed).await;
+    assert_eq!(st, 200, "{v}");
+    let mut test = open.clone();
+    test["version"] = json!("test");
+    let (st, v) = hook(s.url(&format!("/ops/webhook?token={WEBHOOK}")), test).await;
+    assert_eq!((st, v["accepted"].clone()), (200, json!(0)));
+    let mut bad = open;
+    bad["incident"] = json!({"state": 3});
+    let (st, v) = hook(s.url(&format!("/ops/webhook?token={WEBHOOK}")), bad).await;
+    assert_eq!(st, 422, "{v}");
+}

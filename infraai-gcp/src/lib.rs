@@ -1,0 +1,30 @@
+//! # infraai-gcp
+//!
+//! Google Cloud adapters for infraai. Today: the Cloud Monitoring webhook
+//! notification channel as an [`infraai_core::AlertSource`]
+//! ([`GcpWebhookSource`]), mapping incident notifications (schema 1.2) to
+//! alerts: `open`/`closed` → firing/resolved, `incident_id` as the dedup
+//! fingerprint, string-encoded observed and threshold values parsed, and the
+//! resource, metric and policy labels kept. The HCL generator, Compute Engine
+//! actions and the Cloud Monitoring metric source are not written yet.
+//!
+//! ```
+//! use infraai_core::{AlertState, Secret};
+//! use infraai_gcp::{GcpWebhookSource, WebhookAuth};
+//!
+//! let body = br#"{"version":"1.2","incident":{"incident_id":"0.abc","state":"open",
+//!   "severity":"Warning","observed_value":"0.93","threshold_value":"0.8",
+//!   "resource":{"type":"gce_instance","labels":{"instance_id":"1"}},
+//!   "resource_display_name":"web-1",
+//!   "metric":{"type":"compute.googleapis.com/instance/cpu/utilization"},
+//!   "policy_name":"High CPU","started_at":1764086400}}"#;
+//! let alert = GcpWebhookSource::normalize(body).unwrap().unwrap();
+//! assert_eq!((alert.resource.as_str(), alert.value, alert.state), ("web-1", Some(0.93), AlertState::Firing));
+//! let _source = GcpWebhookSource::new(WebhookAuth::Token(Secret::new("long-random-token")));
+//! ```
+
+#![deny(missing_docs)]
+
+mod webhook;
+
+pub use webhook::{GcpWebhookSource, WebhookAuth};

@@ -1,0 +1,226 @@
+//! The Cloud Monitoring webhook notification channel as an [`AlertSource`].
+
+use async_trait::async_trait;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use infraai_core::{
+    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret, Severity,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use subtle::ConstantTimeEq;
+
+/// How the webhook channel authenticates its deliveries. Cloud Monitoring
+/// payloads carry no signature: the channel's URL holds either HTTP Basic
+/// credentials (`https://user:password@host/ops/webhook`) or a token
+/// (`https://host/ops/webhook?token=…`).
+#[derive(Clone, Debug)]
+pub enum WebhookAuth {
+    /// `Authorization: Basic …` with these credentials.
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: Secret,
+    },
+    /// `?token=…` in the URL, or an `X-Infraai-Token` header.
+    Token(Secret),
+}
+
+/// Receives Cloud Monitoring incident notifications (schema 1.2).
+#[derive(Clone, Debug)]
+pub struct GcpWebhookSource {
+    auth: WebhookAuth,
+}
+
+fn same(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[derive(Deserialize)]
+struct Notification {
+    version: Option<String>,
+    incident: Option<Incident>,
+}
+
+#[derive(Deserialize)]
+struct Incident {
+    incident_id: String,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    started_at: Option<i64>,
+    state: String,
+    #[serde(default)]
+    observed_value: Option<Value>,
+    #[serde(default)]
+    threshold_value: Option<Value>,
+    #[serde(default)]
+    resource: Option<Resource>,
+    #[serde(default)]
+    resource_display_name: Option<String>,
+    #[serde(default)]
+    metric: Option<Metric>,
+    #[serde(default)]
+    policy_name: Option<String>,
+    #[serde(default)]
+    policy_user_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Metric {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// `"0.9"` or `0.9` → 0.9; anything else → `None`.
+fn number(v: &Option<Value>) -> Option<f64> {
+    match v {
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(Value::Number(n)) => n.as_f64(),
+        _ => None,
+    }
+    .filter(|x: &f64| x.is_finite())
+}
+
+impl GcpWebhookSource {
+    /// A source that accepts deliveries authenticated by `auth`.
+    pub fn new(auth: WebhookAuth) -> Self {
+        Self { auth }
+    }
+
+    fn authenticate(&self, request: &InboundRequest) -> Result<()> {
+        let ok = match &self.auth {
+            WebhookAuth::Basic { user, password } => request
+                .header("authorization")
+                .and_then(|h| h.strip_prefix("Basic "))
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|pair| {
+                    pair.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                })
+                .is_some_and(|(u, p)| same(&u, user) & same(&p, password.expose())),
+            WebhookAuth::Token(token) => request
+                .query
+                .get("token")
+                .map(String::as_str)
+                .or_else(|| request.header("x-infraai-token"))
+                .is_some_and(|t| same(t, token.expose())),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Unauthenticated {
+                detail: "missing or wrong Cloud Monitoring webhook credentials".into(),
+            })
+        }
+    }
+
+    /// Maps one notification to an alert (`None` for console test
+    /// notifications, which carry placeholder values).
+    pub fn normalize(body: &[u8]) -> Result<Option<Alert>> {
+        let raw: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::invalid("Cloud Monitoring notification", e.to_string()))?;
+        let n: Notification = serde_json::from_value(raw.clone())
+            .map_err(|e| Error::invalid("Cloud Monitoring notification", e.to_string()))?;
+        if n.version.as_deref() == Some("test") {
+            return Ok(None);
+        }
+        let i = n
+            .incident
+            .ok_or_else(|| Error::invalid("Cloud Monitoring notification", "has no incident"))?;
+        let state = match i.state.to_ascii_lowercase().as_str() {
+            "open" => AlertState::Firing,
+            "closed" => AlertState::Resolved,
+            other => {
+                return Err(Error::invalid(
+                    "Cloud Monitoring notification",
+                    format!("unknown state {other:?}"),
+                ))
+            }
+        };
+        let severity = match i
+            .severity
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            // Error sits between critical and warning; treat it as critical so a human approves.
+            Some("critical") | Some("error") => Severity::Critical,
+            Some("warning") => Severity::Warning,
+            _ => Severity::Info,
+        };
+        let (resource_type, resource_labels) =
+            i.resource.map(|r| (r.kind, r.labels)).unwrap_or_default();
+        let (metric, metric_labels) = i.metric.map(|m| (m.kind, m.labels)).unwrap_or_default();
+        let resource = metric_labels
+            .get("instance_name")
+            .cloned()
+            .or(i.resource_display_name)
+            .or_else(|| resource_labels.get("instance_id").cloned())
+            .unwrap_or_default();
+        let mut labels = BTreeMap::new();
+        let prefixed = |p: &str, m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| (format!("{p}{k}"), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        labels.extend(prefixed("resource.", &resource_labels));
+        labels.extend(prefixed("metric.", &metric_labels));
+        labels.extend(prefixed("policy.", &i.policy_user_labels));
+        if let Some(s) = i.summary {
+            labels.insert("summary".into(), s);
+        }
+        let alert = Alert {
+            source: "gcp".into(),
+            fingerprint: format!("gcp:{}", i.incident_id),
+            policy_name: i.policy_name.unwrap_or_else(|| "unnamed policy".into()),
+            resource,
+            resource_type,
+            cloud: "gcp".into(),
+            metric,
+            value: number(&i.observed_value),
+            threshold: number(&i.threshold_value),
+            severity,
+            state,
+            started_at: i
+                .started_at
+                .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+                .unwrap_or_else(Utc::now),
+            labels,
+            raw,
+        };
+        alert.validate()?;
+        Ok(Some(alert))
+    }
+}
+
+#[async_trait]
+impl AlertSource for GcpWebhookSource {
+    fn name(&self) -> &str {
+        "gcp"
+    }
+
+    async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>> {
+        self.authenticate(request)?;
+        Ok(Self::normalize(&request.body)?.into_iter().collect())
+    }
+}

@@ -1,0 +1,139 @@
+//! The Cloud Monitoring webhook against the recorded notifications, through
+//! the real ops loop.
+
+use base64::Engine;
+use infraai_core::testing::*;
+use infraai_core::*;
+use infraai_gcp::{GcpWebhookSource, WebhookAuth};
+use std::sync::Arc;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/../../shared/fixtures/gcp-monitoring/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn with_basic(body: Vec<u8>, user: &str, password: &str) -> InboundRequest {
+    let mut r = InboundRequest {
+        body,
+        ..Default::default()
+    };
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    r.headers
+        .insert("authorization".into(), format!("Basic {token}"));
+    r
+}
+
+fn basic() -> GcpWebhookSource {
+    GcpWebhookSource::new(WebhookAuth::Basic {
+        user: "monitoring".into(),
+        password: Secret::new("s3cret"),
+    })
+}
+
+#[tokio::test]
+async fn open_and_closed_notifications_map_to_one_incident() {
+    let source = basic();
+    let open = source
+        .receive(&with_basic(
+            fixture("incident-open.json"),
+            "monitoring",
+            "s3cret",
+        ))
+        .await
+        .unwrap();
+    let a = &open[0];
+    assert_eq!(a.fingerprint, "gcp:0.nvxk3q2ab9c1");
+    assert_eq!(a.state, AlertState::Firing);
+    assert_eq!(
+        (a.resource.as_str(), a.resource_type.as_str()),
+        ("web-1", "gce_instance")
+    );
+    assert_eq!(a.metric, "compute.googleapis.com/instance/cpu/utilization");
+    assert_eq!((a.value, a.threshold), (Some(0.973), Some(0.9)));
+    assert_eq!(a.severity, Severity::Critical);
+    assert_eq!(a.policy_name, "High CPU on web tier");
+    assert_eq!(a.started_at.timestamp(), 1764086400);
+    assert_eq!(a.labels["resource.zone"], "us-central1-a");
+    assert_eq!(a.labels["policy.team"], "ops");
+
+    let closed = source
+        .receive(&with_basic(
+            fixture("incident-closed.json"),
+            "monitoring",
+            "s3cret",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(closed[0].fingerprint, a.fingerprint);
+    assert_eq!(closed[0].state, AlertState::Resolved);
+
+    // Through the ops loop: one incident, opened then closed.
+    let ops = TestOps::new(
+        Arc::new(RecordingApprover::default()),
+        ApproverAllowList::none(),
+    )
+    .await;
+    let opened = ops.agent.handle_alert(a).await.unwrap();
+    assert_eq!(opened.outcome, IngestOutcome::Opened);
+    assert_eq!(opened.incident.unwrap().status, IncidentStatus::Pending);
+    let done = ops.agent.handle_alert(&closed[0]).await.unwrap();
+    assert_eq!(done.outcome, IngestOutcome::Resolved);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials_are_refused() {
+    let source = basic();
+    for r in [
+        with_basic(fixture("incident-open.json"), "monitoring", "wrong"),
+        with_basic(fixture("incident-open.json"), "other", "s3cret"),
+        InboundRequest {
+            body: fixture("incident-open.json"),
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            source.receive(&r).await,
+            Err(Error::Unauthenticated { .. })
+        ));
+    }
+    let by_token = GcpWebhookSource::new(WebhookAuth::Token(Secret::new("t0ken")));
+    let mut r = InboundRequest {
+        body: fixture("incident-open.json"),
+        ..Default::default()
+    };
+    assert!(by_token.receive(&r).await.is_err());
+    r.query.insert("token".into(), "t0ken".into());
+    assert_eq!(by_token.receive(&r).await.unwrap().len(), 1);
+    r.query.insert("token".into(), "t0ke".into());
+    assert!(matches!(
+        by_token.receive(&r).await,
+        Err(Error::Unauthenticated { .. })
+    ));
+}
+
+#[test]
+fn bad_payloads_are_clear_errors_and_test_notifications_are_ignored() {
+    for bad in [
+        &b"not json"[..],
+        b"{}",
+        br#"{"incident":{"incident_id":"x","state":"maybe"}}"#,
+        br#"{"incident":{"incident_id":"","state":"open"}}"#,
+    ] {
+        assert!(
+            matches!(GcpWebhookSource::normalize(bad), Err(Error::Invalid { .. })),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let test = br#"{"version":"test","incident":{"incident_id":"12345","state":"OPEN"}}"#;
+    assert_eq!(GcpWebhookSource::normalize(test).unwrap(), None);
+    // OPEN in capitals (console samples) is accepted.
+    let upper = br#"{"version":"1.2","incident":{"incident_id":"9","state":"OPEN","resource_display_name":"web-2"}}"#;
+    assert_eq!(
+        GcpWebhookSource::normalize(upper).unwrap().unwrap().state,
+        AlertState::Firing
+    );
+}

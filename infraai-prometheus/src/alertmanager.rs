@@ -1,0 +1,231 @@
+//! The Alertmanager webhook (payload version 4) as an [`AlertSource`].
+
+use async_trait::async_trait;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use infraai_core::{
+    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret, Severity,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use subtle::ConstantTimeEq;
+
+/// How Alertmanager authenticates (`http_config` of the webhook receiver).
+#[derive(Clone, Debug)]
+pub enum ReceiverAuth {
+    /// `authorization: {credentials: …}` → `Authorization: Bearer …`.
+    Bearer(Secret),
+    /// `basic_auth: {username, password}`.
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: Secret,
+    },
+}
+
+/// Which labels and annotations fill which [`Alert`] fields.
+#[derive(Clone, Debug)]
+pub struct LabelMapping {
+    /// Label naming the resource (default `instance`; a `:port` suffix is cut).
+    pub resource: String,
+    /// Label naming the resource type (default `resource_type`).
+    pub resource_type: String,
+    /// Resource type when the label is absent (default `prometheus_target`).
+    pub default_resource_type: String,
+    /// Label naming the metric (default `metric`; else the alert name).
+    pub metric: String,
+    /// Label with the severity (default `severity`: critical / warning / info).
+    pub severity: String,
+    /// Annotation or label with the observed value (default `value`).
+    pub value: String,
+    /// Annotation or label with the threshold (default `threshold`).
+    pub threshold: String,
+    /// Label naming the cloud (default `cloud`; else `prometheus`).
+    pub cloud: String,
+}
+
+impl Default for LabelMapping {
+    fn default() -> Self {
+        Self {
+            resource: "instance".into(),
+            resource_type: "resource_type".into(),
+            default_resource_type: "prometheus_target".into(),
+            metric: "metric".into(),
+            severity: "severity".into(),
+            value: "value".into(),
+            threshold: "threshold".into(),
+            cloud: "cloud".into(),
+        }
+    }
+}
+
+/// Receives Alertmanager webhook notifications.
+#[derive(Clone, Debug)]
+pub struct AlertmanagerSource {
+    auth: ReceiverAuth,
+    mapping: LabelMapping,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    version: String,
+    #[serde(default)]
+    alerts: Vec<AmAlert>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AmAlert {
+    status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    starts_at: Option<DateTime<Utc>>,
+    fingerprint: String,
+}
+
+fn same(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+impl AlertmanagerSource {
+    /// A source with the default label mapping.
+    pub fn new(auth: ReceiverAuth) -> Self {
+        Self {
+            auth,
+            mapping: LabelMapping::default(),
+        }
+    }
+
+    /// Uses another label mapping.
+    pub fn with_mapping(mut self, mapping: LabelMapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    fn authenticate(&self, request: &InboundRequest) -> Result<()> {
+        let header = request.header("authorization").unwrap_or_default();
+        let ok = match &self.auth {
+            ReceiverAuth::Bearer(token) => header
+                .strip_prefix("Bearer ")
+                .is_some_and(|t| same(t.trim(), token.expose())),
+            ReceiverAuth::Basic { user, password } => header
+                .strip_prefix("Basic ")
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|pair| {
+                    pair.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                })
+                .is_some_and(|(u, p)| same(&u, user) & same(&p, password.expose())),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Unauthenticated {
+                detail: "missing or wrong Alertmanager receiver credentials".into(),
+            })
+        }
+    }
+
+    /// Maps a webhook payload to alerts.
+    pub fn normalize(&self, body: &[u8]) -> Result<Vec<Alert>> {
+        let bad = |d: String| Error::invalid("Alertmanager webhook", d);
+        let raw: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+        let payload: Payload = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
+        if payload.version != "4" {
+            return Err(bad(format!(
+                "payload version {:?} (expected \"4\")",
+                payload.version
+            )));
+        }
+        let m = &self.mapping;
+        payload
+            .alerts
+            .into_iter()
+            .map(|a| {
+                let get = |k: &str| a.annotations.get(k).or_else(|| a.labels.get(k)).cloned();
+                let num = |k: &str| {
+                    get(k)
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|x| x.is_finite())
+                };
+                let state = match a.status.as_str() {
+                    "firing" => AlertState::Firing,
+                    "resolved" => AlertState::Resolved,
+                    other => return Err(bad(format!("unknown alert status {other:?}"))),
+                };
+                let alertname = a
+                    .labels
+                    .get("alertname")
+                    .cloned()
+                    .unwrap_or_else(|| "unnamed".into());
+                let resource = a
+                    .labels
+                    .get(&m.resource)
+                    .map(|r| match r.rsplit_once(':') {
+                        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+                            host.to_string()
+                        }
+                        _ => r.clone(),
+                    })
+                    .unwrap_or_default();
+                let severity = match a
+                    .labels
+                    .get(&m.severity)
+                    .map(|s| s.to_ascii_lowercase())
+                    .as_deref()
+                {
+                    Some("critical") | Some("page") | Some("error") => Severity::Critical,
+                    Some("warning") | Some("warn") => Severity::Warning,
+                    _ => Severity::Info,
+                };
+                let alert = Alert {
+                    source: "alertmanager".into(),
+                    fingerprint: format!("am:{}", a.fingerprint),
+                    policy_name: alertname.clone(),
+                    resource,
+                    resource_type: a
+                        .labels
+                        .get(&m.resource_type)
+                        .cloned()
+                        .unwrap_or_else(|| m.default_resource_type.clone()),
+                    cloud: a
+                        .labels
+                        .get(&m.cloud)
+                        .cloned()
+                        .unwrap_or_else(|| "prometheus".into()),
+                    metric: a.labels.get(&m.metric).cloned().unwrap_or(alertname),
+                    value: num(&m.value),
+                    threshold: num(&m.threshold),
+                    severity,
+                    state,
+                    started_at: a.starts_at.unwrap_or_else(Utc::now),
+                    labels: a.labels.clone(),
+                    raw: serde_json::json!({"labels": a.labels, "annotations": a.annotations}),
+                };
+                alert.validate()?;
+                Ok(alert)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AlertSource for AlertmanagerSource {
+    fn name(&self) -> &str {
+        "alertmanager"
+    }
+
+    async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>> {
+        self.authenticate(request)?;
+        self.normalize(&request.body)
+    }
+}

@@ -4,7 +4,8 @@
 // approval executes nothing. Screenshots go to $INFRAAI_SCREENSHOTS.
 //
 // Env: INFRAAI_URL, INFRAAI_OPERATOR_TOKEN, INFRAAI_WEBHOOK_TOKEN,
-// INFRAAI_SCREENSHOTS, INFRAAI_CHROMIUM (default /usr/bin/chromium).
+// INFRAAI_SCREENSHOTS, INFRAAI_CHROMIUM (default /usr/bin/chromium),
+// INFRAAI_ALERT_METRIC.
 import { chromium } from "playwright-core";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,8 @@ const token = process.env.INFRAAI_OPERATOR_TOKEN;
 const webhook = process.env.INFRAAI_WEBHOOK_TOKEN;
 const shots = process.env.INFRAAI_SCREENSHOTS || "target/test-output";
 const executablePath = process.env.INFRAAI_CHROMIUM || "/usr/bin/chromium";
+// The metric the alert names (the local cloud re-reads it after the action).
+const alertMetric = process.env.INFRAAI_ALERT_METRIC || "cpu/utilization";
 if (!base || !token || !webhook) throw new Error("INFRAAI_URL, INFRAAI_OPERATOR_TOKEN and INFRAAI_WEBHOOK_TOKEN are required");
 mkdirSync(shots, { recursive: true });
 
@@ -34,7 +37,7 @@ const sendAlert = async (fingerprint, resource, resourceType) => {
     headers: { "X-Infraai-Webhook-Token": webhook, "Content-Type": "application/json" },
     body: JSON.stringify({
       source: "browser-test", fingerprint, policy_name: "High CPU", resource, resource_type: resourceType,
-      cloud: "test", metric: "cpu/utilization", value: 0.97, threshold: 0.8, severity: "critical",
+      cloud: "test", metric: alertMetric, value: 0.97, threshold: 0.8, severity: "critical",
       state: "firing", started_at: new Date().toISOString(),
     }),
   });
@@ -107,6 +110,8 @@ try {
     const h = document.querySelector(`#history [data-incident="${id}"]`);
     return h && h.textContent.includes("✔") && h.textContent.includes("approved by web:");
   }, first, { timeout: 60000 });
+  // The metric re-check closes it: resolved (back under the threshold) or unresolved.
+  await page.waitForFunction((id) => /resolved/.test(document.querySelector(`#history [data-incident="${id}"] .status`)?.textContent || ""), first, { timeout: 60000 });
   await page.screenshot({ path: join(shots, "4-history.png"), fullPage: true });
 
   step("STOP AUTONOMY → a new approval executes nothing");

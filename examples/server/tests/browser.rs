@@ -49,6 +49,14 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         .env("INFRAAI_WEBHOOK_TOKEN", WEBHOOK)
         .env("INFRAAI_SCREENSHOTS", &shots)
         .env("INFRAAI_CHROMIUM", &chromium)
+        .env(
+            "INFRAAI_ALERT_METRIC",
+            if cloud == "local" {
+                infraai_local::profiles::CPU_UTILIZATION
+            } else {
+                "compute.googleapis.com/instance/cpu/utilization"
+            },
+        )
         .output()
         .await
         .expect("run node (is Node.js installed?)");

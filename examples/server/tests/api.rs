@@ -813,3 +813,44 @@ async fn the_alert_webhook_takes_cloud_monitoring_notifications() {
     let (st, v) = hook(s.url(&format!("/ops/webhook?token={WEBHOOK}")), bad).await;
     assert_eq!(st, 422, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_webhook_takes_alertmanager_notifications() {
+    let s = simulated("alertmanager").await;
+    let firing = fixture("alertmanager/webhook-firing.json");
+    let r = s
+        .http
+        .post(s.url("/ops/webhook"))
+        .bearer_auth("wrong")
+        .json(&firing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s
+        .http
+        .post(s.url("/ops/webhook"))
+        .bearer_auth(WEBHOOK)
+        .json(&firing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["outcome"], "opened", "{v}");
+    let id = v["results"][0]["incident_id"].as_str().unwrap().to_string();
+    let i = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}"), None, 200)
+        .await;
+    assert_eq!(i["incident"]["alert"]["resource"], "web-1");
+    let resolved = fixture("alertmanager/webhook-resolved.json");
+    let r = s
+        .http
+        .post(s.url("/ops/webhook"))
+        .bearer_auth(WEBHOOK)
+        .json(&resolved)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}

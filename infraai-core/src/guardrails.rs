@@ -31,8 +31,8 @@ pub struct GuardrailConfig {
     pub confidence_floor: f64,
     /// Ports that may never be opened to the whole internet (default 22, 3389).
     pub never_open_to_world: Vec<u16>,
-    /// Most automatic executions per resource within `budget_window` before a
-    /// human must approve (stops an agent from flapping a resource).
+    /// Most executions per resource within `budget_window` before a human must
+    /// approve the next one (stops an agent from flapping a resource).
     pub max_auto_actions: u32,
     /// The window for `max_auto_actions`.
     #[serde(with = "crate::serde_secs")]
@@ -123,8 +123,9 @@ pub struct GuardrailInput<'a> {
     pub alert: &'a Alert,
     /// The resource's current machine type, when known.
     pub current_machine_type: Option<&'a MachineType>,
-    /// Automatic executions on this resource within the budget window.
-    pub recent_auto_actions: u64,
+    /// Executions (automatic or approved) on this resource within the budget
+    /// window.
+    pub recent_actions: u64,
 }
 
 impl GuardrailInput<'_> {
@@ -427,10 +428,10 @@ impl GuardrailRule for AutoActionBudget {
         "auto_action_budget"
     }
     fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
-        if input.recent_auto_actions >= u64::from(config.max_auto_actions) {
+        if input.recent_actions >= u64::from(config.max_auto_actions) {
             RuleOutcome::NeedsApproval(format!(
                 "{} actions on this resource in the last {}s (budget {})",
-                input.recent_auto_actions,
+                input.recent_actions,
                 config.budget_window.as_secs(),
                 config.max_auto_actions
             ))
@@ -487,7 +488,7 @@ mod tests {
             decision: d,
             alert: a,
             current_machine_type: current.as_ref(),
-            recent_auto_actions: 0,
+            recent_actions: 0,
         })
     }
 
@@ -665,7 +666,7 @@ mod tests {
             decision: &d,
             alert: &a,
             current_machine_type: Some(&current),
-            recent_auto_actions: 0,
+            recent_actions: 0,
         });
         assert_eq!(v.route, Route::AutoExecute);
     }
@@ -772,7 +773,7 @@ mod tests {
             decision: &d,
             alert: &a,
             current_machine_type: None,
-            recent_auto_actions: n,
+            recent_actions: n,
         };
         assert_eq!(g.evaluate(&input(2)).route, Route::AutoExecute);
         let v = g.evaluate(&input(3));
@@ -802,7 +803,7 @@ mod tests {
             decision: &d,
             alert: &a,
             current_machine_type: None,
-            recent_auto_actions: 0,
+            recent_actions: 0,
         });
         assert_eq!(v.route, Route::Escalate);
         assert!(v.notes.iter().any(|n| n.contains("change freeze")));

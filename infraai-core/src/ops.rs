@@ -215,7 +215,7 @@ impl OpsAgent {
             decision: &decision,
             alert: &alert,
             current_machine_type: current.as_ref(),
-            recent_auto_actions: recent,
+            recent_actions: recent,
         });
         let engaged = self.deps.store.kill_switch().await?.engaged;
         let to = match verdict.route {

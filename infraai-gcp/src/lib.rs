@@ -5,8 +5,10 @@
 //! ([`GcpWebhookSource`]), mapping incident notifications (schema 1.2) to
 //! alerts: `open`/`closed` → firing/resolved, `incident_id` as the dedup
 //! fingerprint, string-encoded observed and threshold values parsed, and the
-//! resource, metric and policy labels kept. The HCL generator, Compute Engine
-//! actions and the Cloud Monitoring metric source are not written yet.
+//! resource, metric and policy labels kept; [`CloudMonitoringMetrics`], a
+//! [`infraai_core::MetricSource`] over `timeSeries.list` with tokens from the
+//! metadata server ([`MetadataServer`]) or a fixed token. The HCL generator and
+//! the Compute Engine actions are not written yet.
 //!
 //! ```
 //! use infraai_core::{AlertState, Secret};
@@ -25,6 +27,10 @@
 
 #![deny(missing_docs)]
 
+mod credential;
+mod monitoring;
 mod webhook;
 
+pub use credential::{Credentials, MetadataServer, StaticToken};
+pub use monitoring::CloudMonitoringMetrics;
 pub use webhook::{GcpWebhookSource, WebhookAuth};

@@ -9,10 +9,10 @@
 //!   its transaction committed with `synchronous = FULL`, so every acknowledged
 //!   write survives a process crash (`SIGKILL`) and, on a disk that honours
 //!   `fsync`, an OS crash or power loss. See [`sqlite`] for the details.
-//! * `redis`: [`RedisStore`](crate::redis::RedisStore), a shared store on a
+//! * `redis`: `redis::RedisStore`, a shared store on a
 //!   Redis server; every multi-key change is one Lua script (atomic), keys are
 //!   namespaced by a configurable prefix. Durability is the server's: see
-//!   [`redis`](crate::redis).
+//!   the `redis` module.
 //!
 //! Both pass the conformance suite of `infraai_core::testing::conformance`:
 //! deduplication by fingerprint is an upsert, an incident only moves along

@@ -27,21 +27,21 @@ pub struct Cli {
     /// Directory for the database and generated secrets [default: ./data].
     #[arg(long, env = "INFRAAI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// SQLite database file [default: <data_dir>/infraai.db].
+    /// SQLite database file [default: DATA_DIR/infraai.db].
     #[arg(long, env = "INFRAAI_DATABASE")]
     pub database: Option<PathBuf>,
     /// Operator bearer token for the API and dashboard [default: generated
-    /// once and stored in <data_dir>/operator-token].
+    /// once and stored in DATA_DIR/operator-token].
     #[arg(long, env = "INFRAAI_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
     /// Operator name recorded in the audit trail as `web:<name>` [default: operator].
     #[arg(long, env = "INFRAAI_OPERATOR_NAME")]
     pub operator_name: Option<String>,
     /// Token alert webhooks must send (header `X-Infraai-Webhook-Token` or
-    /// query `token`) [default: generated once, <data_dir>/webhook-token].
+    /// query `token`) [default: generated once, DATA_DIR/webhook-token].
     #[arg(long, env = "INFRAAI_WEBHOOK_TOKEN", hide_env_values = true)]
     pub webhook_token: Option<String>,
-    /// Public base URL of this server (alert policies post to <url>/ops/webhook).
+    /// Public base URL of this server (alert policies post to URL/ops/webhook).
     #[arg(long, env = "INFRAAI_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Gemini API key: turns on the LLM planner, decision policy and fixer.
@@ -72,7 +72,7 @@ pub struct Cli {
     /// Telegram webhook secret; without it the server long-polls instead.
     #[arg(long, env = "INFRAAI_TELEGRAM_WEBHOOK_SECRET", hide_env_values = true)]
     pub telegram_webhook_secret: Option<String>,
-    /// Telegram Bot API base URL [default: https://api.telegram.org].
+    /// Telegram Bot API base URL [default: `https://api.telegram.org`].
     #[arg(long, env = "INFRAAI_TELEGRAM_API_BASE")]
     pub telegram_api_base: Option<String>,
     /// Telegram user ids allowed to approve (comma separated).
@@ -87,7 +87,7 @@ pub struct Cli {
     /// Discord channel approval requests go to.
     #[arg(long, env = "INFRAAI_DISCORD_CHANNEL_ID")]
     pub discord_channel_id: Option<String>,
-    /// Discord REST API base [default: https://discord.com/api/v10].
+    /// Discord REST API base [default: `https://discord.com/api/v10`].
     #[arg(long, env = "INFRAAI_DISCORD_API_BASE")]
     pub discord_api_base: Option<String>,
     /// Discord user ids allowed to approve (comma separated).

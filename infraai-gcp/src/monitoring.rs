@@ -1,0 +1,142 @@
+//! Cloud Monitoring `timeSeries.list` as a [`MetricSource`].
+
+use crate::credential::Credentials;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use infraai_core::profiles::{CLOUDSQL_DATABASE, GCE_INSTANCE};
+use infraai_core::{Error, MetricQuery, MetricSample, MetricSource, Result};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads the newest aligned point of a metric for one resource.
+pub struct CloudMonitoringMetrics {
+    base: String,
+    project: String,
+    credentials: Arc<dyn Credentials>,
+    http: reqwest::Client,
+}
+
+fn quote(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The label identifying a resource of a type in metric filters.
+fn resource_label(resource_type: &str) -> &'static str {
+    match resource_type {
+        CLOUDSQL_DATABASE => "resource.labels.database_id",
+        GCE_INSTANCE => "metric.labels.instance_name",
+        _ => "metric.labels.instance_name",
+    }
+}
+
+/// HTTP status → core error kind, in one place.
+fn status_error(status: reqwest::StatusCode, body: &Value, what: &str) -> Error {
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match status.as_u16() {
+        400 => Error::invalid(what, message),
+        401 => Error::Unauthenticated { detail: message },
+        403 => Error::Forbidden { detail: message },
+        404 => Error::not_found(format!("{what}: {message}")),
+        s => Error::backend(
+            "gcp-monitoring",
+            "timeSeries.list",
+            s == 429 || s >= 500,
+            format!("HTTP {status}: {message}"),
+        ),
+    }
+}
+
+impl CloudMonitoringMetrics {
+    /// Metrics of `project` from the Monitoring API at `base` (default
+    /// `https://monitoring.googleapis.com`).
+    pub fn new(
+        base: impl Into<String>,
+        project: impl Into<String>,
+        credentials: Arc<dyn Credentials>,
+    ) -> Self {
+        Self {
+            base: base.into(),
+            project: project.into(),
+            credentials,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The `filter` for a query.
+    pub fn filter(query: &MetricQuery) -> String {
+        format!(
+            "metric.type = {} AND resource.type = {} AND {} = {}",
+            quote(&query.metric),
+            quote(&query.resource_type),
+            resource_label(&query.resource_type),
+            quote(&query.resource)
+        )
+    }
+}
+
+#[async_trait]
+impl MetricSource for CloudMonitoringMetrics {
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+        let token = self.credentials.token().await?;
+        let end = Utc::now();
+        let start = end - ChronoDuration::seconds(query.lookback_secs.max(60) as i64);
+        let url = format!(
+            "{}/v3/projects/{}/timeSeries",
+            self.base.trim_end_matches('/'),
+            self.project
+        );
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose())
+            .query(&[
+                ("filter", Self::filter(query)),
+                ("interval.startTime", start.to_rfc3339()),
+                ("interval.endTime", end.to_rfc3339()),
+                ("aggregation.alignmentPeriod", "60s".into()),
+                ("aggregation.perSeriesAligner", "ALIGN_MEAN".into()),
+            ])
+            .send()
+            .await
+            .map_err(|e| {
+                Error::backend("gcp-monitoring", "timeSeries.list", true, e.without_url())
+            })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let what = format!("metric {} of {}", query.metric, query.resource);
+        if !status.is_success() {
+            return Err(status_error(status, &body, &what));
+        }
+        // Points come newest first; `timeSeries` may be missing when there is no data.
+        let point = body["timeSeries"]
+            .as_array()
+            .and_then(|s| s.first())
+            .and_then(|s| s["points"].as_array())
+            .and_then(|p| p.first())
+            .ok_or_else(|| Error::not_found(format!("data for {what}")))?;
+        let v = &point["value"];
+        let value = v["doubleValue"]
+            .as_f64()
+            .or_else(|| {
+                v["int64Value"]
+                    .as_str()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .map(|i| i as f64)
+            })
+            .or_else(|| v["int64Value"].as_i64().map(|i| i as f64))
+            .ok_or_else(|| Error::invalid("Cloud Monitoring point", v.to_string()))?;
+        let at = point["interval"]["endTime"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(end);
+        Ok(MetricSample { value, at })
+    }
+}

@@ -250,10 +250,15 @@ function describe(a) {
 function pendingItem(i) {
   const prev = el("div", { class: "preview small mono" }, previews.get(i.id) || "loading dry-run preview…");
   if (!previews.has(i.id)) {
+    previews.set(i.id, "loading dry-run preview…"); // one request at a time
     api("GET", "/ops/alerts/" + i.id + "/preview").then((p) => {
       previews.set(i.id, "Dry run: " + p.preview.summary);
       prev.textContent = previews.get(i.id);
-    }).catch((e) => { prev.textContent = "No preview: " + e.message; });
+    }).catch((e) => {
+      previews.set(i.id, "No preview: " + e.message);
+      prev.textContent = previews.get(i.id);
+      setTimeout(() => previews.delete(i.id), 10000); // try again later
+    });
   }
   const approve = el("button", { class: "btn btn-ok", type: "button", "data-action": "approve" }, "Approve");
   const reject = el("button", { class: "btn", type: "button", "data-action": "reject" }, "Reject");

@@ -383,13 +383,21 @@ async fn execute(
             run.phase
         )));
     }
-    if !s
+    // A run that just finished (its terminal phase is already stored and
+    // streamed) leaves the executing set a moment later: wait for that
+    // rather than refuse a client that re-executes at once.
+    let mut tries = 0;
+    while !s
         .executing
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id)
     {
-        return Err(ApiError::conflict(format!("run {id} is already executing")));
+        tries += 1;
+        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
+            return Err(ApiError::conflict(format!("run {id} is already executing")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (deploy, executing, dry_run) = (s.deploy.clone(), s.executing.clone(), req.dry_run);
     tokio::spawn(async move {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod retry;
 pub mod secrets;
 pub mod server;
 pub mod wiring;

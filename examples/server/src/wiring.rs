@@ -102,7 +102,11 @@ async fn local_cloud(
             Arc::new(cloud),
             runner.clone(),
             Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
-            Arc::new(LocalActions::new(runner, store, instances.clone())),
+            Arc::new(crate::retry::BusyRetry(Arc::new(LocalActions::new(
+                runner,
+                store,
+                instances.clone(),
+            )))),
             Arc::new(LocalMetrics::new(instances)),
             infraai_local::profiles::guardrails(GuardrailConfig::default()),
             true,

@@ -854,3 +854,28 @@ async fn the_alert_webhook_takes_alertmanager_notifications() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gemini_key_turns_on_the_llm_adapters_without_printing_the_key() {
+    let s = Server::start(
+        "gemini",
+        &["--cloud", "simulated"],
+        &[
+            ("GEMINI_API_KEY", "fake-gemini-key-1234"),
+            ("INFRAAI_GEMINI_MODEL", "gemini-2.5-flash"),
+        ],
+    )
+    .await;
+    assert!(
+        s.startup
+            .iter()
+            .any(|l| l.starts_with("llm: Gemini (gemini-2.5-flash)")),
+        "{:?}",
+        s.startup
+    );
+    assert!(s
+        .startup
+        .iter()
+        .all(|l| !l.contains("fake-gemini-key-1234")));
+    s.ok(Method::GET, "/readyz", None, 200).await;
+}

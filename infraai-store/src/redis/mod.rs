@@ -132,6 +132,30 @@ impl RedisStore {
         k
     }
 
+    /// Every JSON record of an incident's list (approvals, actions), oldest first.
+    async fn incident_list<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        list: &str,
+        id: IncidentId,
+    ) -> Result<Vec<T>> {
+        let what = format!("{list} of incident {id}");
+        let raws: Vec<String> = self
+            .conn()
+            .lrange(self.key(&[list, &id.to_string()]), 0, -1)
+            .await
+            .map_err(rerr(op, Some(what.clone())))?;
+        let site = Site {
+            component: COMPONENT,
+            op,
+            what: &what,
+        };
+        Ok(raws
+            .iter()
+            .map(|r| site.json("json", r))
+            .collect::<StoreResult<_>>()?)
+    }
+
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
@@ -655,22 +679,7 @@ impl MetadataStore for RedisStore {
     }
 
     async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>> {
-        const OP: &str = "list_approvals";
-        let what = format!("approvals of incident {id}");
-        let raws: Vec<String> = self
-            .conn()
-            .lrange(self.key(&["approvals", &id.to_string()]), 0, -1)
-            .await
-            .map_err(rerr(OP, Some(what.clone())))?;
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: &what,
-        };
-        Ok(raws
-            .iter()
-            .map(|r| site.json("json", r))
-            .collect::<StoreResult<_>>()?)
+        self.incident_list("list_approvals", "approvals", id).await
     }
 
     async fn record_action(&self, outcome: &ActionOutcome) -> Result<()> {
@@ -700,22 +709,7 @@ impl MetadataStore for RedisStore {
     }
 
     async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>> {
-        const OP: &str = "list_actions";
-        let what = format!("actions of incident {id}");
-        let raws: Vec<String> = self
-            .conn()
-            .lrange(self.key(&["actions", &id.to_string()]), 0, -1)
-            .await
-            .map_err(rerr(OP, Some(what.clone())))?;
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: &what,
-        };
-        Ok(raws
-            .iter()
-            .map(|r| site.json("json", r))
-            .collect::<StoreResult<_>>()?)
+        self.incident_list("list_actions", "actions", id).await
     }
 
     async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64> {

@@ -155,7 +155,7 @@ def main(path):
 
 def render(value, depth):
     """JSON with one line per attribute, so the file stays small and diffs stay readable."""
-    if not isinstance(value, dict) or "type" in value:
+    if not isinstance(value, dict) or isinstance(value.get("type"), str):
         return json.dumps(value, ensure_ascii=False)
     pad = " " * (depth + 1)
     items = ["%s%s: %s" % (pad, json.dumps(k), render(v, depth + 1)) for k, v in value.items()]

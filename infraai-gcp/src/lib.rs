@@ -28,9 +28,16 @@
 #![deny(missing_docs)]
 
 mod credential;
+mod generator;
 mod monitoring;
+pub mod schema_check;
 mod webhook;
 
 pub use credential::{Credentials, MetadataServer, StaticToken};
+pub use generator::{
+    gce_name, machine_type_var, sql_instance_name, GcpCloud, GcpConfig, DEFAULT_STARTUP_SCRIPT,
+    GCE_FIREWALL_RULE, GOOGLE_PROVIDER_CONSTRAINT, WEBHOOK_TOKEN_VAR, WEBHOOK_URL_VAR,
+};
+pub use schema_check::{SchemaChecker, SchemaIssue};
 pub use monitoring::CloudMonitoringMetrics;
 pub use webhook::{GcpWebhookSource, WebhookAuth};

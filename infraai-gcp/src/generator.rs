@@ -104,7 +104,9 @@ impl GcpConfig {
         {
             return bad(
                 "project id",
-                format!("{p:?} is not a project id (6–30 of a-z, 0-9, '-', starting with a letter)"),
+                format!(
+                    "{p:?} is not a project id (6–30 of a-z, 0-9, '-', starting with a letter)"
+                ),
             );
         }
         if !is_gce_name(&self.region) {
@@ -118,7 +120,10 @@ impl GcpConfig {
         }
         for range in &self.ssh_source_ranges {
             let (ip, len) = parse_cidr(range).ok_or_else(|| {
-                Error::invalid("GCP ssh source range", format!("{range:?} is not a CIDR range"))
+                Error::invalid(
+                    "GCP ssh source range",
+                    format!("{range:?} is not a CIDR range"),
+                )
             })?;
             if len == 0 {
                 return bad(
@@ -137,7 +142,10 @@ impl GcpConfig {
             return bad("image", format!("{:?} is not an image name", self.image));
         }
         if !path_ok(&self.network) {
-            return bad("network", format!("{:?} is not a network name", self.network));
+            return bad(
+                "network",
+                format!("{:?} is not a network name", self.network),
+            );
         }
         if self.database_version.is_empty()
             || !self
@@ -147,7 +155,10 @@ impl GcpConfig {
         {
             return bad(
                 "database version",
-                format!("{:?} is not a Cloud SQL version such as POSTGRES_16", self.database_version),
+                format!(
+                    "{:?} is not a Cloud SQL version such as POSTGRES_16",
+                    self.database_version
+                ),
             );
         }
         if self.max_replicas_factor < 1 {
@@ -277,6 +288,35 @@ struct Selector {
 /// and `urls`, maps from instance (or group) name to address and
 /// `http://<ip>/`, the shape of the local cloud's outputs, plus
 /// `sql_connection_names`.
+///
+/// ```
+/// use infraai_core::{GenerateRequest, MetricProfileRegistry, RunId, TerraformGenerator};
+/// use infraai_gcp::{GcpCloud, GcpConfig, SchemaChecker};
+///
+/// let cloud = GcpCloud::new(GcpConfig {
+///     ssh_source_ranges: vec!["203.0.113.0/24".into()],
+///     ..GcpConfig::new("demo-project", "us-central1", "us-central1-a")
+/// })?;
+/// # let mut plan: infraai_core::InfraPlan = serde_json::from_value(serde_json::json!({
+/// #   "cloud": "gcp", "stack_type": "backend_api", "region": "us-central1",
+/// #   "machine_type": "e2-medium", "autoscaling": false, "estimated_cost_usd": 24.46,
+/// #   "resources": [{"name": "api", "kind": "compute", "machine_type": "e2-medium"}],
+/// #   "confidence": 0.9, "summary": "one API VM"})).unwrap();
+/// // As the deploy loop does: resource types, then monitoring from the registry.
+/// for r in &mut plan.resources {
+///     r.resource_type = cloud.resource_type(r.kind);
+/// }
+/// plan.monitoring = MetricProfileRegistry::builtin().bind(&plan);
+/// let files = cloud.generate(&GenerateRequest {
+///     run_id: RunId::new(),
+///     plan: &plan,
+///     alert_webhook: Some("https://agent.example.com/ops/webhook".into()),
+/// })?;
+/// let main = &files.files["main.tf"];
+/// assert!(main.contains(r#"resource "google_monitoring_alert_policy" "api_cpu_high""#));
+/// assert!(SchemaChecker::google().check_files(&files).is_empty());
+/// # Ok::<(), infraai_core::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct GcpCloud {
     config: GcpConfig,
@@ -412,7 +452,10 @@ impl<'a> Writer<'a> {
         Expr::Object(vec![
             ("infraai-managed".into(), "true".into()),
             ("infraai-resource".into(), label_value(resource).into()),
-            ("infraai-run".into(), label_value(&self.run_id.to_string()).into()),
+            (
+                "infraai-run".into(),
+                label_value(&self.run_id.to_string()).into(),
+            ),
         ])
     }
 
@@ -429,10 +472,17 @@ impl<'a> Writer<'a> {
                 ));
             }
         }
-        if let Some(p) = plan.monitoring.iter().find(|m| plan.resource(m.resource_ref.as_str()).is_none()) {
+        if let Some(p) = plan
+            .monitoring
+            .iter()
+            .find(|m| plan.resource(m.resource_ref.as_str()).is_none())
+        {
             return Err(Error::invalid(
                 "monitoring policy",
-                format!("{} refers to unknown resource {}", p.metric_name, p.resource_ref),
+                format!(
+                    "{} refers to unknown resource {}",
+                    p.metric_name, p.resource_ref
+                ),
             ));
         }
         self.header()?;
@@ -648,8 +698,7 @@ impl<'a> Writer<'a> {
             // Templates cannot change in place: a new one is made before the
             // old one goes, so the group always has a template.
             .block(
-                Block::new("lifecycle", Vec::<&str>::new())?
-                    .attr("create_before_destroy", true)?,
+                Block::new("lifecycle", Vec::<&str>::new())?.attr("create_before_destroy", true)?,
             );
         self.push_resource("google_compute_instance_template", label, template)?;
 
@@ -675,12 +724,10 @@ impl<'a> Writer<'a> {
             manager = manager.attr("target_size", r.count)?;
         }
         manager = manager
-            .block(
-                Block::new("version", Vec::<&str>::new())?.attr(
-                    "instance_template",
-                    reference(&format!("google_compute_instance_template.{label}.id"))?,
-                )?,
-            )
+            .block(Block::new("version", Vec::<&str>::new())?.attr(
+                "instance_template",
+                reference(&format!("google_compute_instance_template.{label}.id"))?,
+            )?)
             .block(
                 Block::new("named_port", Vec::<&str>::new())?
                     .attr("name", "http")?
@@ -709,10 +756,10 @@ impl<'a> Writer<'a> {
                             .attr("min_replicas", min)?
                             .attr("max_replicas", max)?
                             .attr("cooldown_period", 60)?
-                            .block(
-                                Block::new("cpu_utilization", Vec::<&str>::new())?
-                                    .attr("target", Expr::number(self.config.autoscaling_cpu_target)?)?,
-                            ),
+                            .block(Block::new("cpu_utilization", Vec::<&str>::new())?.attr(
+                                "target",
+                                Expr::number(self.config.autoscaling_cpu_target)?,
+                            )?),
                     ),
             )?;
         }
@@ -733,7 +780,9 @@ impl<'a> Writer<'a> {
         )?;
         self.public_ips.push((
             name,
-            reference(&format!("google_compute_forwarding_rule.{label}.ip_address"))?,
+            reference(&format!(
+                "google_compute_forwarding_rule.{label}.ip_address"
+            ))?,
         ));
         Ok(())
     }
@@ -745,7 +794,10 @@ impl<'a> Writer<'a> {
             .attr("name", name.as_str())?
             .attr("region", var("region")?)?
             .attr("database_version", self.config.database_version.as_str())?
-            .attr("deletion_protection", self.config.database_deletion_protection)?
+            .attr(
+                "deletion_protection",
+                self.config.database_deletion_protection,
+            )?
             .block(
                 Block::new("settings", Vec::<&str>::new())?
                     .attr("tier", self.machine_type(r)?)?
@@ -760,7 +812,9 @@ impl<'a> Writer<'a> {
         self.push_resource("google_sql_database_instance", label, block)?;
         self.sql_names.push((
             label.to_string(),
-            reference(&format!("google_sql_database_instance.{label}.connection_name"))?,
+            reference(&format!(
+                "google_sql_database_instance.{label}.connection_name"
+            ))?,
         ));
         Ok(())
     }
@@ -854,7 +908,10 @@ impl<'a> Writer<'a> {
             let value = match GcpCloud::shape(plan, resource) {
                 Some(Shape::Single) => quoted(&name),
                 Some(Shape::Several(_)) => {
-                    format!("monitoring.regex.full_match({})", quoted(&format!("{name}-[0-9]+")))
+                    format!(
+                        "monitoring.regex.full_match({})",
+                        quoted(&format!("{name}-[0-9]+"))
+                    )
                 }
                 Some(Shape::Group { .. }) => format!(
                     "monitoring.regex.full_match({})",
@@ -940,7 +997,12 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn alert_policy(&mut self, p: &MonitoringPolicy, channel: Option<Expr>, run: &str) -> Result<()> {
+    fn alert_policy(
+        &mut self,
+        p: &MonitoringPolicy,
+        channel: Option<Expr>,
+        run: &str,
+    ) -> Result<()> {
         let what = format!("monitoring policy {} on {}", p.metric_name, p.resource_ref);
         if p.duration_secs % 60 != 0 {
             return Err(Error::invalid(
@@ -959,7 +1021,10 @@ impl<'a> Writer<'a> {
         if p.aligner == Aligner::Rate && metric_kind(&p.metric_path) == Some(MetricKind::Gauge) {
             return Err(Error::invalid(
                 what,
-                format!("{} is a gauge; ALIGN_RATE applies to counters only (use mean)", p.metric_path),
+                format!(
+                    "{} is a gauge; ALIGN_RATE applies to counters only (use mean)",
+                    p.metric_path
+                ),
             ));
         }
         let comparison = match p.comparison {
@@ -1056,7 +1121,10 @@ impl<'a> Writer<'a> {
         let ips = std::mem::take(&mut self.public_ips);
         self.body.push(
             Block::output("public_ips")?
-                .attr("description", "External IP per instance (or group balancer).")?
+                .attr(
+                    "description",
+                    "External IP per instance (or group balancer).",
+                )?
                 .attr("value", Expr::Object(ips))?,
         );
         self.body.push(
@@ -1108,8 +1176,14 @@ mod tests {
         let ok = GcpConfig::new("demo-project", "us-central1", "us-central1-a");
         assert!(ok.validate().is_ok());
         let cases: Vec<(GcpConfig, &str)> = vec![
-            (GcpConfig::new("Demo", "us-central1", "us-central1-a"), "project id"),
-            (GcpConfig::new("demo-project", "us-central1", "europe-west1-b"), "zone"),
+            (
+                GcpConfig::new("Demo", "us-central1", "us-central1-a"),
+                "project id",
+            ),
+            (
+                GcpConfig::new("demo-project", "us-central1", "europe-west1-b"),
+                "zone",
+            ),
             (
                 GcpConfig {
                     ssh_source_ranges: vec!["0.0.0.0/0".into()],

@@ -7,8 +7,10 @@
 //! fingerprint, string-encoded observed and threshold values parsed, and the
 //! resource, metric and policy labels kept; [`CloudMonitoringMetrics`], a
 //! [`infraai_core::MetricSource`] over `timeSeries.list` with tokens from the
-//! metadata server ([`MetadataServer`]) or a fixed token. The HCL generator and
-//! the Compute Engine actions are not written yet.
+//! metadata server ([`MetadataServer`]) or a fixed token; [`GcpCloud`], the
+//! [`infraai_core::TerraformGenerator`] for Compute Engine, firewalls, Cloud
+//! SQL and Cloud Monitoring alert policies, whose output [`SchemaChecker`]
+//! validates offline against the Google provider 6.50.0 schema.
 //!
 //! ```
 //! use infraai_core::{AlertState, Secret};
@@ -38,6 +40,6 @@ pub use generator::{
     gce_name, machine_type_var, sql_instance_name, GcpCloud, GcpConfig, DEFAULT_STARTUP_SCRIPT,
     GCE_FIREWALL_RULE, GOOGLE_PROVIDER_CONSTRAINT, WEBHOOK_TOKEN_VAR, WEBHOOK_URL_VAR,
 };
-pub use schema_check::{SchemaChecker, SchemaIssue};
 pub use monitoring::CloudMonitoringMetrics;
+pub use schema_check::{SchemaChecker, SchemaIssue};
 pub use webhook::{GcpWebhookSource, WebhookAuth};

@@ -291,7 +291,10 @@ impl SchemaChecker {
     /// Checks the `.tf` files a run wrote into `dir` (not its subdirectories).
     pub fn check_dir(&self, dir: &Path) -> Result<Vec<SchemaIssue>> {
         let io = |e: std::io::Error| {
-            Error::invalid(format!("Terraform directory {}", dir.display()), e.to_string())
+            Error::invalid(
+                format!("Terraform directory {}", dir.display()),
+                e.to_string(),
+            )
         };
         let mut files = TerraformFiles::default();
         for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -347,18 +350,15 @@ impl SchemaChecker {
                 });
             };
             match (block.identifier(), labels.as_slice()) {
-                ("variable", [name]) => {
-                    if !declared.variables.insert(name.to_string()) {
-                        dup(format!("variable.{name}"), issues);
-                    }
+                ("variable", [name]) if !declared.variables.insert(name.to_string()) => {
+                    dup(format!("variable.{name}"), issues)
                 }
-                ("resource", [kind, name]) => {
+                ("resource", [kind, name])
                     if !declared
                         .resources
-                        .insert((kind.to_string(), name.to_string()))
-                    {
-                        dup(format!("{kind}.{name}"), issues);
-                    }
+                        .insert((kind.to_string(), name.to_string())) =>
+                {
+                    dup(format!("{kind}.{name}"), issues)
                 }
                 ("locals", []) => {
                     for a in block.body().attributes() {
@@ -552,7 +552,10 @@ fn check_body(schema: &BlockSchema, body: &hcl::Body, meta: Meta, path: &str, ct
         }
         if let Some(max) = inner.max_items {
             if n > max {
-                ctx.issue(path, format!("block {name:?} appears {n} times (at most {max})"));
+                ctx.issue(
+                    path,
+                    format!("block {name:?} appears {n} times (at most {max})"),
+                );
             }
         }
     }
@@ -582,12 +585,14 @@ fn check_value(name: &str, attr: &AttrSchema, expr: &Expression, path: &str, ctx
         return;
     };
     match kind {
-        "number" if value.parse::<f64>().is_err() => {
-            ctx.issue(path, format!("argument {name:?} expects a number, got {value:?}"))
-        }
-        "bool" if value != "true" && value != "false" => {
-            ctx.issue(path, format!("argument {name:?} expects a bool, got {value:?}"))
-        }
+        "number" if value.parse::<f64>().is_err() => ctx.issue(
+            path,
+            format!("argument {name:?} expects a number, got {value:?}"),
+        ),
+        "bool" if value != "true" && value != "false" => ctx.issue(
+            path,
+            format!("argument {name:?} expects a bool, got {value:?}"),
+        ),
         _ => {}
     }
     if let Some(values) = &attr.values {
@@ -714,9 +719,15 @@ mod tests {
         assert!(!threshold.blocks.contains_key("aggregation"));
         let aligner = &threshold.blocks["aggregations"].attributes["per_series_aligner"];
         let values = aligner.values.as_ref().unwrap();
-        assert!(values.iter().any(|v| v == "ALIGN_MEAN") && values.iter().any(|v| v == "ALIGN_RATE"));
+        assert!(
+            values.iter().any(|v| v == "ALIGN_MEAN") && values.iter().any(|v| v == "ALIGN_RATE")
+        );
         assert_eq!(
-            threshold.attributes["duration"].duration.as_ref().unwrap().multiple_of_secs,
+            threshold.attributes["duration"]
+                .duration
+                .as_ref()
+                .unwrap()
+                .multiple_of_secs,
             Some(60)
         );
         assert!(c.resource_types().count() >= 8);

@@ -17,7 +17,8 @@ use std::process::Command;
 const RUN: &str = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const WEBHOOK: &str = "https://infraai.example.com/ops/webhook";
 const SEED_GOAL: &str = "a backend API for 10k users under $100/month";
-const SEED_DB_GOAL: &str = "a backend API with a PostgreSQL database for 10k users under $100/month";
+const SEED_DB_GOAL: &str =
+    "a backend API with a PostgreSQL database for 10k users under $100/month";
 const AUTOSCALED_GOAL: &str = "web app with database for 150k users";
 
 fn config() -> GcpConfig {
@@ -94,7 +95,10 @@ fn small_plan() -> InfraPlan {
         autoscaling: false,
         estimated_cost_usd: 12.23,
         risk_flags: vec![],
-        resources: vec![resource("web", ResourceKind::Compute, Some("e2-small"), 1), firewall],
+        resources: vec![
+            resource("web", ResourceKind::Compute, Some("e2-small"), 1),
+            firewall,
+        ],
         monitoring: vec![],
         confidence: 0.7,
         summary: "one small web VM".into(),
@@ -114,14 +118,20 @@ fn golden(name: &str, text: &str) {
         std::fs::write(&path, text).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
     if want != text {
         let line = want
             .lines()
             .zip(text.lines())
             .position(|(a, b)| a != b)
-            .map_or(want.lines().count().min(text.lines().count()) + 1, |n| n + 1);
+            .map_or(want.lines().count().min(text.lines().count()) + 1, |n| {
+                n + 1
+            });
         panic!(
             "{} differs from the generator's output at line {line} (UPDATE_GOLDEN=1 rewrites it):\n--- golden\n{}\n--- generated\n{}",
             path.display(),
@@ -136,7 +146,11 @@ fn assert_clean(file: &str, text: &str) {
     assert!(
         issues.is_empty(),
         "{file} has schema issues:\n{}\n---\n{text}",
-        issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        issues
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -151,7 +165,10 @@ fn golden_small_plan() {
 async fn golden_seed_goal() {
     let plan = planned(SEED_GOAL).await;
     // The rule planner reads no database into this goal.
-    assert!(plan.resources.iter().all(|r| r.kind != ResourceKind::Database));
+    assert!(plan
+        .resources
+        .iter()
+        .all(|r| r.kind != ResourceKind::Database));
     let text = generate(&cloud(), &plan).unwrap();
     assert_clean("seed-backend-api.tf", &text);
     golden("seed-backend-api.tf", &text);
@@ -163,7 +180,11 @@ async fn golden_seed_goal_with_database() {
     let kinds: Vec<_> = plan.resources.iter().map(|r| r.kind).collect();
     assert_eq!(
         kinds,
-        [ResourceKind::Compute, ResourceKind::Database, ResourceKind::Firewall]
+        [
+            ResourceKind::Compute,
+            ResourceKind::Database,
+            ResourceKind::Firewall
+        ]
     );
     assert!(plan.estimated_cost_usd <= 100.0);
     let text = generate(&cloud(), &plan).unwrap();
@@ -214,7 +235,13 @@ fn golden_files_pass_terraform_fmt() {
         eprintln!("skipped: no terraform binary ({bin})");
         return;
     };
-    eprintln!("{}", String::from_utf8_lossy(&version.stdout).lines().next().unwrap_or(""));
+    eprintln!(
+        "{}",
+        String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -240,14 +267,21 @@ fn golden_files_pass_terraform_fmt() {
     let dir = std::env::temp_dir().join(format!("infraai-gcp-fmt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.tf");
-    std::fs::write(&bad, "variable \"a\" {\n  type = string\n  default = \"x\"\n}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "variable \"a\" {\n  type = string\n  default = \"x\"\n}\n",
+    )
+    .unwrap();
     let out = Command::new(&bin)
         .args(["fmt", "-check", "-no-color"])
         .arg(&bad)
         .output()
         .unwrap();
     std::fs::remove_dir_all(&dir).ok();
-    assert!(!out.status.success(), "terraform fmt -check accepted a misaligned file");
+    assert!(
+        !out.status.success(),
+        "terraform fmt -check accepted a misaligned file"
+    );
 }
 
 #[test]
@@ -268,7 +302,11 @@ fn the_checker_reads_the_files_a_run_writes() {
             issues.is_empty(),
             "{}: {}",
             path.display(),
-            issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         checked += 1;
     }
@@ -336,14 +374,29 @@ async fn checker_rejects_an_unknown_aligner() {
 #[tokio::test]
 async fn checker_rejects_durations_that_are_not_whole_minutes_or_not_durations() {
     let text = seed_text().await;
-    let issues = mutated(&text, "duration        = \"60s\"", "duration        = \"90s\"");
+    let issues = mutated(
+        &text,
+        "duration        = \"60s\"",
+        "duration        = \"90s\"",
+    );
     assert_issue(
         &issues,
         "main.tf: google_monitoring_alert_policy.api_cpu_high: conditions[0].condition_threshold: \"duration\" = \"90s\" is not a whole number of minutes",
     );
-    let issues = mutated(&text, "duration        = \"60s\"", "duration        = \"5m\"");
-    assert_issue(&issues, "\"duration\" = \"5m\" is not a duration in seconds");
-    let issues = mutated(&text, "alignment_period   = \"60s\"", "alignment_period   = \"30s\"");
+    let issues = mutated(
+        &text,
+        "duration        = \"60s\"",
+        "duration        = \"5m\"",
+    );
+    assert_issue(
+        &issues,
+        "\"duration\" = \"5m\" is not a duration in seconds",
+    );
+    let issues = mutated(
+        &text,
+        "alignment_period   = \"60s\"",
+        "alignment_period   = \"30s\"",
+    );
     assert_issue(
         &issues,
         "aggregations[0]: \"alignment_period\" = \"30s\" is below the minimum of 60s",
@@ -384,7 +437,12 @@ async fn checker_rejects_other_mistakes() {
         assert_issue(&mutated(&text, from, to), needle);
     }
     let issues = SchemaChecker::google().check_text("broken.tf", "resource \"x\" {");
-    assert!(issues[0].to_string().starts_with("broken.tf: is not valid HCL"), "{issues:?}");
+    assert!(
+        issues[0]
+            .to_string()
+            .starts_with("broken.tf: is not valid HCL"),
+        "{issues:?}"
+    );
 }
 
 // ------------------------------------------------------------ generator rules
@@ -396,7 +454,9 @@ async fn monitoring_is_bound_right() {
     // by a label its metrics have.
     let policy = |label: &str| {
         let start = text
-            .find(&format!("resource \"google_monitoring_alert_policy\" \"{label}\""))
+            .find(&format!(
+                "resource \"google_monitoring_alert_policy\" \"{label}\""
+            ))
             .unwrap();
         let end = text[start..].find("\n}\n").unwrap() + start;
         text[start..end].to_string()
@@ -405,16 +465,23 @@ async fn monitoring_is_bound_right() {
     assert!(cpu.contains("per_series_aligner = \"ALIGN_MEAN\""), "{cpu}");
     assert!(cpu.contains("metric.type = \\\"compute.googleapis.com/instance/cpu/utilization\\\" AND resource.type = \\\"gce_instance\\\" AND metric.label.instance_name = \\\"api\\\""), "{cpu}");
     assert!(cpu.contains("severity              = \"CRITICAL\""));
-    assert!(cpu.contains("notification_channels = [google_monitoring_notification_channel.ops_webhook.name]"));
+    assert!(cpu.contains(
+        "notification_channels = [google_monitoring_notification_channel.ops_webhook.name]"
+    ));
     let disk = policy("api_disk_read_high");
-    assert!(disk.contains("per_series_aligner = \"ALIGN_RATE\""), "{disk}");
+    assert!(
+        disk.contains("per_series_aligner = \"ALIGN_RATE\""),
+        "{disk}"
+    );
     assert!(disk.contains("duration        = \"120s\""));
     assert!(!text.contains("resource.labels.instance_name"));
     let sql = policy("db_sql_cpu_high");
     assert!(sql.contains("resource.type = \\\"cloudsql_database\\\" AND resource.label.database_id = \\\"${var.project_id}:db-2e3f4a5b\\\""), "{sql}");
     // The channel matches what /ops/webhook accepts: the token as `?token=`.
     assert!(text.contains("type         = \"webhook_tokenauth\""));
-    assert!(text.contains("\"url\" = \"${var.ops_webhook_url}?token=${urlencode(var.ops_webhook_token)}\""));
+    assert!(text.contains(
+        "\"url\" = \"${var.ops_webhook_url}?token=${urlencode(var.ops_webhook_token)}\""
+    ));
     assert!(text.contains("sensitive   = true"));
     assert!(!text.contains("webhook_basicauth"));
     assert!(text.contains(&format!("default     = \"{WEBHOOK}\"")));
@@ -426,12 +493,19 @@ fn firewall_opens_http_to_the_service_and_ssh_only_to_configured_ranges() {
     assert!(text.contains("resource \"google_compute_firewall\" \"web-firewall\""));
     assert!(text.contains("ports    = [\"80\", \"443\"]"));
     assert!(text.contains("target_tags   = [\"web\"]"));
-    let ssh_start = text.find("resource \"google_compute_firewall\" \"web-firewall_ssh\"").unwrap();
+    let ssh_start = text
+        .find("resource \"google_compute_firewall\" \"web-firewall_ssh\"")
+        .unwrap();
     let ssh = &text[ssh_start..];
     assert!(ssh.contains("source_ranges = [\"203.0.113.0/24\"]"));
     assert!(ssh.contains("ports    = [\"22\"]"));
     // Without configured ranges there is no SSH rule at all.
-    let no_ssh = GcpCloud::new(GcpConfig::new("demo-project", "us-central1", "us-central1-a")).unwrap();
+    let no_ssh = GcpCloud::new(GcpConfig::new(
+        "demo-project",
+        "us-central1",
+        "us-central1-a",
+    ))
+    .unwrap();
     let text = generate(&no_ssh, &small_plan()).unwrap();
     assert!(!text.contains("\"22\""));
     assert_clean("no-ssh.tf", &text);
@@ -454,7 +528,8 @@ fn outputs_have_the_local_cloud_shape() {
             "\"web-{i}\" = google_compute_instance.web[{i}].network_interface[0].access_config[0].nat_ip"
         )));
     }
-    assert!(text.contains("metric.label.instance_name = monitoring.regex.full_match(\\\"web-[0-9]+\\\")"));
+    assert!(text
+        .contains("metric.label.instance_name = monitoring.regex.full_match(\\\"web-[0-9]+\\\")"));
     assert!(text.contains("output \"urls\"") && text.contains("output \"public_ips\""));
 }
 
@@ -474,7 +549,14 @@ fn the_generator_refuses_what_gcp_would_reject() {
     let mut registry = MetricProfileRegistry::builtin();
     registry.register(
         "gce_instance",
-        MetricProfile::above("cpu_high", "compute.googleapis.com/instance/cpu/utilization", 0.8, 90, Severity::Critical, Aligner::Mean),
+        MetricProfile::above(
+            "cpu_high",
+            "compute.googleapis.com/instance/cpu/utilization",
+            0.8,
+            90,
+            Severity::Critical,
+            Aligner::Mean,
+        ),
     );
     let plan = bind(&c, small_plan(), &registry);
     assert!(bad(&plan, Some(WEBHOOK)).contains("duration 90s is not a whole number of minutes"));
@@ -482,7 +564,14 @@ fn the_generator_refuses_what_gcp_would_reject() {
     let mut registry = MetricProfileRegistry::builtin();
     registry.register(
         "gce_instance",
-        MetricProfile::above("cpu_high", "compute.googleapis.com/instance/cpu/utilization", 0.8, 60, Severity::Critical, Aligner::Rate),
+        MetricProfile::above(
+            "cpu_high",
+            "compute.googleapis.com/instance/cpu/utilization",
+            0.8,
+            60,
+            Severity::Critical,
+            Aligner::Rate,
+        ),
     );
     let plan = bind(&c, small_plan(), &registry);
     assert!(bad(&plan, Some(WEBHOOK)).contains("is a gauge; ALIGN_RATE applies to counters only"));
@@ -490,19 +579,30 @@ fn the_generator_refuses_what_gcp_would_reject() {
     let mut registry = MetricProfileRegistry::builtin();
     registry.register(
         "gce_instance",
-        MetricProfile::above("custom", "custom.googleapis.com/queue/depth", 10.0, 60, Severity::Warning, Aligner::Mean),
+        MetricProfile::above(
+            "custom",
+            "custom.googleapis.com/queue/depth",
+            10.0,
+            60,
+            Severity::Warning,
+            Aligner::Mean,
+        ),
     );
     let plan = bind(&c, small_plan(), &registry);
     assert!(bad(&plan, Some(WEBHOOK)).contains("custom.googleapis.com/queue/depth"));
     // Another region than the configured one.
     let mut plan = small_plan();
     plan.region = "europe-west1".into();
-    assert!(bad(&plan, Some(WEBHOOK)).contains("is for region europe-west1 but the GCP cloud deploys to us-central1"));
+    assert!(bad(&plan, Some(WEBHOOK))
+        .contains("is for region europe-west1 but the GCP cloud deploys to us-central1"));
     // A webhook URL the channel cannot extend with ?token=.
-    assert!(bad(&small_plan(), Some("https://x.example/ops/webhook?token=a")).contains("without query"));
+    assert!(
+        bad(&small_plan(), Some("https://x.example/ops/webhook?token=a")).contains("without query")
+    );
     // Kinds it does not create.
     let mut plan = small_plan();
-    plan.resources.push(resource("lb", ResourceKind::LoadBalancer, None, 1));
+    plan.resources
+        .push(resource("lb", ResourceKind::LoadBalancer, None, 1));
     assert!(bad(&plan, Some(WEBHOOK)).contains("does not create load balancers"));
     // A firewall with nothing to protect would open every VM of the network.
     let mut plan = small_plan();
@@ -516,10 +616,22 @@ fn the_generator_refuses_what_gcp_would_reject() {
 fn resource_types_and_machine_types() {
     let c = cloud();
     assert_eq!(c.cloud(), "gcp");
-    assert_eq!(c.resource_type(ResourceKind::Compute).as_deref(), Some("gce_instance"));
-    assert_eq!(c.resource_type(ResourceKind::InstanceGroup).as_deref(), Some("instance_group"));
-    assert_eq!(c.resource_type(ResourceKind::Database).as_deref(), Some("cloudsql_database"));
-    assert_eq!(c.resource_type(ResourceKind::Firewall).as_deref(), Some("gce_firewall_rule"));
+    assert_eq!(
+        c.resource_type(ResourceKind::Compute).as_deref(),
+        Some("gce_instance")
+    );
+    assert_eq!(
+        c.resource_type(ResourceKind::InstanceGroup).as_deref(),
+        Some("instance_group")
+    );
+    assert_eq!(
+        c.resource_type(ResourceKind::Database).as_deref(),
+        Some("cloudsql_database")
+    );
+    assert_eq!(
+        c.resource_type(ResourceKind::Firewall).as_deref(),
+        Some("gce_firewall_rule")
+    );
     assert_eq!(c.resource_type(ResourceKind::LoadBalancer), None);
     let m = MachineType::new("e2-standard-2").unwrap();
     assert_eq!(c.machine_type(&m), m);
@@ -583,12 +695,25 @@ fn arb_plan() -> impl Strategy<Value = InfraPlan> {
             let machines = ["e2-small", "e2-medium", "e2-standard-2", "n2-standard-4"];
             let mut resources = Vec::new();
             for (i, (count, group, machine)) in computes.iter().enumerate() {
-                let kind = if *group { ResourceKind::InstanceGroup } else { ResourceKind::Compute };
-                let name = if i == 0 { "app".to_string() } else { format!("svc_{i}") };
+                let kind = if *group {
+                    ResourceKind::InstanceGroup
+                } else {
+                    ResourceKind::Compute
+                };
+                let name = if i == 0 {
+                    "app".to_string()
+                } else {
+                    format!("svc_{i}")
+                };
                 resources.push(resource(&name, kind, Some(machines[*machine]), *count));
             }
             if database {
-                resources.push(resource("db", ResourceKind::Database, Some("db-g1-small"), 1));
+                resources.push(resource(
+                    "db",
+                    ResourceKind::Database,
+                    Some("db-g1-small"),
+                    1,
+                ));
             }
             if firewall {
                 let mut fw = resource("app-firewall", ResourceKind::Firewall, None, 1);

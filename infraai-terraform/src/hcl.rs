@@ -306,7 +306,12 @@ fn align(names: impl Iterator<Item = Option<usize>>) -> Vec<usize> {
             .iter()
             .position(Option::is_none)
             .map_or(names.len(), |n| start + n);
-        let max = names[start..end].iter().flatten().copied().max().unwrap_or(0);
+        let max = names[start..end]
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0);
         widths[start..end].iter_mut().for_each(|w| *w = max);
         start = end + 1;
     }
@@ -753,7 +758,10 @@ mod tests {
             .unwrap()
             .attr("name", "api")
             .unwrap()
-            .attr("machine_type", Expr::reference("var.machine_type_api").unwrap())
+            .attr(
+                "machine_type",
+                Expr::reference("var.machine_type_api").unwrap(),
+            )
             .unwrap()
             .attr("labels", serde_json::json!({"a": "1", "run-id": "x"}))
             .unwrap()

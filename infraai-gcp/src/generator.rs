@@ -1087,7 +1087,10 @@ impl<'a> Writer<'a> {
             .attr(
                 "user_labels",
                 Expr::Object(vec![
+                    // The webhook source reads these two back, so an alert names
+                    // the plan resource (not a group member or a Cloud SQL id).
                     ("infraai-resource".into(), label_value(p.resource_ref.as_str()).into()),
+                    ("infraai-resource-type".into(), label_value(&p.resource_type).into()),
                     ("infraai-profile".into(), label_value(&p.metric_name).into()),
                     ("infraai-run".into(), label_value(&self.run_id.to_string()).into()),
                 ]),

@@ -774,3 +774,48 @@ proptest! {
         prop_assert!(!text.contains("aggregation {"), "singular aggregation block");
     }
 }
+
+/// An incident from a generated policy on a group member (or a Cloud SQL
+/// instance) names the plan resource, so the ops loop finds its deployment.
+#[tokio::test]
+async fn alerts_from_generated_policies_name_the_plan_resource() {
+    let text = generate(&cloud(), &planned(AUTOSCALED_GOAL).await).unwrap();
+    let body = hcl::parse(&text).unwrap();
+    let policy_labels = |label: &str| -> serde_json::Value {
+        let block = body
+            .blocks()
+            .find(|b| {
+                b.labels().iter().map(|l| l.as_str()).collect::<Vec<_>>()
+                    == ["google_monitoring_alert_policy", label]
+            })
+            .unwrap_or_else(|| panic!("no policy {label}"));
+        let attr = block
+            .body()
+            .attributes()
+            .find(|a| a.key() == "user_labels")
+            .unwrap();
+        serde_json::to_value(hcl::Value::from(attr.expr().clone())).unwrap()
+    };
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/gcp-monitoring/incident-open.json"
+    ))
+    .unwrap();
+    let cases = [
+        ("web_asg_cpu_high", "web-x1y2", "web", "instance_group"),
+        ("db_sql_cpu_high", "", "db", "cloudsql_database"),
+    ];
+    for (policy, instance, resource, resource_type) in cases {
+        let mut v: serde_json::Value = serde_json::from_slice(&fixture).unwrap();
+        v["incident"]["policy_user_labels"] = policy_labels(policy);
+        v["incident"]["metric"]["labels"]["instance_name"] = instance.into();
+        let alert = infraai_gcp::GcpWebhookSource::normalize(&serde_json::to_vec(&v).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (alert.resource.as_str(), alert.resource_type.as_str()),
+            (resource, resource_type)
+        );
+        assert_eq!(alert.labels["metric.instance_name"], instance);
+    }
+}

@@ -189,9 +189,10 @@ resource "google_monitoring_alert_policy" "web_asg_cpu_high" {
   severity              = "CRITICAL"
   notification_channels = [google_monitoring_notification_channel.ops_webhook.name]
   user_labels = {
-    "infraai-resource" = "web"
-    "infraai-profile"  = "asg_cpu_high"
-    "infraai-run"      = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    "infraai-resource"      = "web"
+    "infraai-resource-type" = "instance_group"
+    "infraai-profile"       = "asg_cpu_high"
+    "infraai-run"           = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
   }
   conditions {
     display_name = "web: compute.googleapis.com/instance/cpu/utilization > 0.7 for 120s"
@@ -222,9 +223,10 @@ resource "google_monitoring_alert_policy" "db_sql_cpu_high" {
   severity              = "CRITICAL"
   notification_channels = [google_monitoring_notification_channel.ops_webhook.name]
   user_labels = {
-    "infraai-resource" = "db"
-    "infraai-profile"  = "sql_cpu_high"
-    "infraai-run"      = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    "infraai-resource"      = "db"
+    "infraai-resource-type" = "cloudsql_database"
+    "infraai-profile"       = "sql_cpu_high"
+    "infraai-run"           = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
   }
   conditions {
     display_name = "db: cloudsql.googleapis.com/database/cpu/utilization > 0.75 for 60s"
@@ -255,9 +257,10 @@ resource "google_monitoring_alert_policy" "db_sql_connections_high" {
   severity              = "WARNING"
   notification_channels = [google_monitoring_notification_channel.ops_webhook.name]
   user_labels = {
-    "infraai-resource" = "db"
-    "infraai-profile"  = "sql_connections_high"
-    "infraai-run"      = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    "infraai-resource"      = "db"
+    "infraai-resource-type" = "cloudsql_database"
+    "infraai-profile"       = "sql_connections_high"
+    "infraai-run"           = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
   }
   conditions {
     display_name = "db: cloudsql.googleapis.com/database/network/connections > 100 for 60s"

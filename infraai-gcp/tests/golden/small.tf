@@ -119,9 +119,10 @@ resource "google_monitoring_alert_policy" "web_cpu_high" {
   severity              = "CRITICAL"
   notification_channels = [google_monitoring_notification_channel.ops_webhook.name]
   user_labels = {
-    "infraai-resource" = "web"
-    "infraai-profile"  = "cpu_high"
-    "infraai-run"      = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    "infraai-resource"      = "web"
+    "infraai-resource-type" = "gce_instance"
+    "infraai-profile"       = "cpu_high"
+    "infraai-run"           = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
   }
   conditions {
     display_name = "web: compute.googleapis.com/instance/cpu/utilization > 0.8 for 60s"
@@ -152,9 +153,10 @@ resource "google_monitoring_alert_policy" "web_disk_read_high" {
   severity              = "WARNING"
   notification_channels = [google_monitoring_notification_channel.ops_webhook.name]
   user_labels = {
-    "infraai-resource" = "web"
-    "infraai-profile"  = "disk_read_high"
-    "infraai-run"      = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    "infraai-resource"      = "web"
+    "infraai-resource-type" = "gce_instance"
+    "infraai-profile"       = "disk_read_high"
+    "infraai-run"           = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
   }
   conditions {
     display_name = "web: compute.googleapis.com/instance/disk/read_bytes_count > 100000000 for 120s"

@@ -135,6 +135,19 @@ def body(types, fqn, seen):
     return out
 
 
+def computed(types, class_fqn, config):
+    """Read-only attributes of a resource (what references may read besides its arguments)."""
+    known = set(config.get("attributes", {})) | set(config.get("blocks", {}))
+    names = set()
+    for prop in types[class_fqn].get("properties", []):
+        if prop.get("static") or not prop.get("immutable") or prop["name"].endswith("Input"):
+            continue
+        name = snake(prop["name"])
+        if name not in known:
+            names.add(name)
+    return sorted(names)
+
+
 def main(path):
     with open(path, encoding="utf-8") as f:
         jsii = json.load(f)
@@ -150,12 +163,15 @@ def main(path):
         short = r[len("google_"):]
         fqn = "%s.%s.%sConfig" % (PACKAGE, camel(short), pascal(short))
         schema["resources"][r] = body(types, fqn, frozenset())
+        schema["resources"][r]["computed"] = computed(types, fqn[: -len("Config")], schema["resources"][r])
     sys.stdout.write(render(schema, 0) + "\n")
 
 
 def render(value, depth):
     """JSON with one line per attribute, so the file stays small and diffs stay readable."""
     if not isinstance(value, dict) or isinstance(value.get("type"), str):
+        if isinstance(value, list):
+            return json.dumps(value, ensure_ascii=False)
         return json.dumps(value, ensure_ascii=False)
     pad = " " * (depth + 1)
     items = ["%s%s: %s" % (pad, json.dumps(k), render(v, depth + 1)) for k, v in value.items()]

@@ -726,7 +726,9 @@ impl<'a> Writer<'a> {
         manager = manager
             .block(Block::new("version", Vec::<&str>::new())?.attr(
                 "instance_template",
-                reference(&format!("google_compute_instance_template.{label}.id"))?,
+                reference(&format!(
+                    "google_compute_instance_template.{label}.self_link_unique"
+                ))?,
             )?)
             .block(
                 Block::new("named_port", Vec::<&str>::new())?

@@ -104,6 +104,9 @@ struct BlockSchema {
     attributes: BTreeMap<String, AttrSchema>,
     #[serde(default)]
     blocks: BTreeMap<String, BlockSchema>,
+    /// Read-only attributes (resources only), for reference checks.
+    #[serde(default)]
+    computed: BTreeSet<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -443,7 +446,11 @@ impl SchemaChecker {
                     ),
                 ),
             }
-            walk_refs(block.body(), declared, "", &mut ctx);
+            let refs = Refs {
+                declared,
+                resources: &self.schema.resources,
+            };
+            walk_refs(block.body(), &refs, "", &mut ctx);
         }
     }
 }
@@ -637,67 +644,107 @@ fn check_value(name: &str, attr: &AttrSchema, expr: &Expression, path: &str, ctx
     }
 }
 
-/// Reports references to variables, locals and resources that no file declares.
-fn walk_refs(body: &hcl::Body, declared: &Declared, path: &str, ctx: &mut Ctx<'_>) {
+/// What references may point at.
+struct Refs<'a> {
+    declared: &'a Declared,
+    resources: &'a BTreeMap<String, BlockSchema>,
+}
+
+/// Reports references to variables, locals and resources that no file
+/// declares, and resource attributes the resource type does not have.
+fn walk_refs(body: &hcl::Body, refs: &Refs<'_>, path: &str, ctx: &mut Ctx<'_>) {
     for a in body.attributes() {
-        refs_in(a.expr(), declared, path, ctx);
+        refs_in(a.expr(), refs, path, ctx);
     }
     for b in body.blocks() {
-        walk_refs(b.body(), declared, &join(path, b.identifier()), ctx);
+        walk_refs(b.body(), refs, &join(path, b.identifier()), ctx);
     }
 }
 
-fn refs_in(expr: &Expression, declared: &Declared, path: &str, ctx: &mut Ctx<'_>) {
+fn get_attr(op: Option<&TraversalOperator>) -> Option<&str> {
+    match op {
+        Some(TraversalOperator::GetAttr(id)) => Some(id.as_str()),
+        _ => None,
+    }
+}
+
+fn refs_in(expr: &Expression, refs: &Refs<'_>, path: &str, ctx: &mut Ctx<'_>) {
     match expr {
-        Expression::Array(items) => items.iter().for_each(|e| refs_in(e, declared, path, ctx)),
+        Expression::Array(items) => items.iter().for_each(|e| refs_in(e, refs, path, ctx)),
         Expression::Object(object) => {
             for (k, v) in object.iter() {
                 if let ObjectKey::Expression(k) = k {
-                    refs_in(k, declared, path, ctx);
+                    refs_in(k, refs, path, ctx);
                 }
-                refs_in(v, declared, path, ctx);
+                refs_in(v, refs, path, ctx);
             }
         }
-        Expression::TemplateExpr(t) => template_refs(t, declared, path, ctx),
-        Expression::FuncCall(call) => call
-            .args
-            .iter()
-            .for_each(|e| refs_in(e, declared, path, ctx)),
-        Expression::Parenthesis(e) => refs_in(e, declared, path, ctx),
+        Expression::TemplateExpr(t) => template_refs(t, refs, path, ctx),
+        Expression::FuncCall(call) => call.args.iter().for_each(|e| refs_in(e, refs, path, ctx)),
+        Expression::Parenthesis(e) => refs_in(e, refs, path, ctx),
         Expression::Traversal(t) => {
-            let first = t.operators.first().and_then(|op| match op {
-                TraversalOperator::GetAttr(id) => Some(id.as_str()),
-                _ => None,
-            });
-            if let (Expression::Variable(root), Some(first)) = (&t.expr, first) {
+            if let (Expression::Variable(root), Some(first)) =
+                (&t.expr, get_attr(t.operators.first()))
+            {
+                let declared = refs.declared;
                 let root = root.as_str();
                 let missing = match root {
                     "var" => (!declared.variables.contains(first))
                         .then(|| format!("reference to undeclared variable var.{first}")),
                     "local" => (!declared.locals.contains(first))
                         .then(|| format!("reference to undeclared local value local.{first}")),
-                    r if r.starts_with("google_") => (!declared
-                        .resources
-                        .contains(&(r.to_string(), first.to_string())))
-                    .then(|| format!("reference to undeclared resource {r}.{first}")),
+                    r if r.starts_with("google_") => {
+                        if !declared
+                            .resources
+                            .contains(&(r.to_string(), first.to_string()))
+                        {
+                            Some(format!("reference to undeclared resource {r}.{first}"))
+                        } else {
+                            // `type.name[index].attr`: the attribute must exist.
+                            let attr = get_attr(t.operators[1..].iter().find(|op| {
+                                !matches!(
+                                    op,
+                                    TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
+                                )
+                            }));
+                            match (refs.resources.get(r), attr) {
+                                (Some(schema), Some(attr))
+                                    if !schema.attributes.contains_key(attr)
+                                        && !schema.blocks.contains_key(attr)
+                                        && !schema.computed.contains(attr) =>
+                                {
+                                    let known = schema
+                                        .attributes
+                                        .keys()
+                                        .chain(schema.blocks.keys())
+                                        .chain(schema.computed.iter());
+                                    Some(format!(
+                                        "reference to {r}.{first}.{attr}: {r} has no attribute {attr:?}{}",
+                                        suggestion(attr, known)
+                                    ))
+                                }
+                                _ => None,
+                            }
+                        }
+                    }
                     _ => None,
                 };
                 if let Some(m) = missing {
                     ctx.issue(path, m);
                 }
             }
-            refs_in(&t.expr, declared, path, ctx);
+            refs_in(&t.expr, refs, path, ctx);
         }
         _ => {}
     }
 }
 
-fn template_refs(t: &TemplateExpr, declared: &Declared, path: &str, ctx: &mut Ctx<'_>) {
+fn template_refs(t: &TemplateExpr, refs: &Refs<'_>, path: &str, ctx: &mut Ctx<'_>) {
     match Template::from_expr(t) {
         Ok(template) => {
             for element in template.elements() {
                 if let Element::Interpolation(i) = element {
-                    refs_in(&i.expr, declared, path, ctx);
+                    refs_in(&i.expr, refs, path, ctx);
                 }
             }
         }

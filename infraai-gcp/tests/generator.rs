@@ -427,6 +427,8 @@ async fn checker_rejects_other_mistakes() {
         ("access_config {}", "access_config = {}", "\"access_config\" is a block, not an argument"),
         ("machine_type_api\n", "machine_type_apx\n", "reference to undeclared variable var.machine_type_apx"),
         ("google_monitoring_notification_channel.ops_webhook.name", "google_monitoring_notification_channel.nope.name", "reference to undeclared resource google_monitoring_notification_channel.nope"),
+        ("connection_name\n", "connection_nam\n", "reference to google_sql_database_instance.db.connection_nam: google_sql_database_instance has no attribute \"connection_nam\"; did you mean \"connection_name\"?"),
+        ("google_compute_instance.api.network_interface[0]", "google_compute_instance.api.network_interfaces[0]", "google_compute_instance has no attribute \"network_interfaces\"; did you mean \"network_interface\"?"),
         ("resource \"google_compute_firewall\"", "resource \"google_compute_firewal\"", "resource type \"google_compute_firewal\" is not in the schema; did you mean \"google_compute_firewall\"?"),
         ("threshold_value = 0.8", "threshold_value = \"high\"", "\"threshold_value\" expects a number"),
         ("tags         = [\"api\"]", "tags         = \"api\"", "\"tags\" expects list(string), got a string"),

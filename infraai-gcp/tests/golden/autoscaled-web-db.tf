@@ -93,7 +93,7 @@ resource "google_compute_instance_group_manager" "web" {
   base_instance_name = "web"
   target_pools       = [google_compute_target_pool.web.self_link]
   version {
-    instance_template = google_compute_instance_template.web.id
+    instance_template = google_compute_instance_template.web.self_link_unique
   }
   named_port {
     name = "http"

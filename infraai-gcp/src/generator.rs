@@ -287,7 +287,9 @@ struct Selector {
 /// give it to Terraform as `TF_VAR_ops_webhook_token`. Outputs: `public_ips`
 /// and `urls`, maps from instance (or group) name to address and
 /// `http://<ip>/`, the shape of the local cloud's outputs, plus
-/// `sql_connection_names`.
+/// `sql_connection_names`. Every configuration passes
+/// [`SchemaChecker::google`](crate::SchemaChecker::google) before it is
+/// returned.
 ///
 /// ```
 /// use infraai_core::{GenerateRequest, MetricProfileRegistry, RunId, TerraformGenerator};
@@ -369,7 +371,12 @@ impl TerraformGenerator for GcpCloud {
 
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles> {
         let main = Writer::new(&self.config, request)?.write()?;
-        Ok(TerraformFiles::single(main))
+        let files = TerraformFiles::single(main);
+        // The provider cannot be installed offline, so `terraform validate`
+        // may never see these files before apply: check them against the
+        // provider's schema here. An issue is a generator defect.
+        crate::SchemaChecker::google().validate(&files)?;
+        Ok(files)
     }
 }
 

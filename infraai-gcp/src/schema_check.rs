@@ -15,8 +15,10 @@
 //! and blocks (with a "did you mean"), an argument written as a block or the
 //! reverse, too many blocks, literal values of the wrong shape, values outside
 //! the documented enum, malformed or disallowed durations, duplicate
-//! arguments or resources, and references to undeclared variables or
-//! resources. Values that are expressions (references, templates with
+//! arguments or resources, references to undeclared variables or resources,
+//! and references to attributes a resource type does not have (its arguments,
+//! blocks and read-only attributes; paths inside nested blocks are not
+//! followed). Values that are expressions (references, templates with
 //! interpolations) are checked for shape only.
 //!
 //! ```
@@ -778,6 +780,19 @@ mod tests {
             Some(60)
         );
         assert!(c.resource_types().count() >= 8);
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, the checker answers with issues, never a panic.
+        #[test]
+        fn any_text_is_checked_without_panicking(text in "\\PC{0,200}", hostile in "[a-z_\"{}=\\[\\]$%.\n ]{0,120}") {
+            let issues = SchemaChecker::google().check_text("fuzz.tf", &text);
+            proptest::prop_assert!(issues.iter().all(|i| i.file == "fuzz.tf"));
+            // An instance without its required arguments and blocks is never clean.
+            let instance = format!("resource \"google_compute_instance\" \"x\" {{\n{hostile}\n}}\n");
+            let issues = SchemaChecker::google().check_text("fuzz.tf", &instance);
+            proptest::prop_assert!(!issues.is_empty(), "{instance}");
+        }
     }
 
     #[test]

@@ -263,9 +263,48 @@ fn golden_files_pass_terraform_fmt() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // And it does fail on a misaligned file, so the check is real.
     let dir = std::env::temp_dir().join(format!("infraai-gcp-fmt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Shapes the goldens do not cover: numbered instances, no webhook, no SSH.
+    let mut several = small_plan();
+    several.resources[0].count = 3;
+    let no_ssh = GcpCloud::new(GcpConfig::new(
+        "demo-project",
+        "us-central1",
+        "us-central1-a",
+    ))
+    .unwrap();
+    let shapes = [
+        ("several.tf", generate(&cloud(), &several).unwrap()),
+        ("no-ssh.tf", generate(&no_ssh, &small_plan()).unwrap()),
+        (
+            "no-webhook.tf",
+            cloud()
+                .generate(&GenerateRequest {
+                    run_id: run_id(),
+                    plan: &small_plan(),
+                    alert_webhook: None,
+                })
+                .unwrap()
+                .files["main.tf"]
+                .clone(),
+        ),
+    ];
+    for (name, text) in shapes {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(&bin)
+            .args(["fmt", "-check", "-diff", "-no-color"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform fmt -check {name}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // And it does fail on a misaligned file, so the check is real.
     let bad = dir.join("bad.tf");
     std::fs::write(
         &bad,

@@ -798,6 +798,15 @@ impl<'a> Writer<'a> {
 
     fn database(&mut self, r: &PlannedResource) -> Result<()> {
         let label = r.name.as_str();
+        if r.count != 1 {
+            return Err(Error::invalid(
+                "plan",
+                format!(
+                    "database {label} has count {}; the GCP generator creates one Cloud SQL instance per database resource (no read replicas yet)",
+                    r.count
+                ),
+            ));
+        }
         let name = sql_instance_name(label, self.run_id)?;
         let block = Block::resource("google_sql_database_instance", label)?
             .attr("name", name.as_str())?

@@ -640,6 +640,12 @@ fn the_generator_refuses_what_gcp_would_reject() {
     assert!(
         bad(&small_plan(), Some("https://x.example/ops/webhook?token=a")).contains("without query")
     );
+    // Read replicas are not generated; one database is one instance.
+    let mut plan = small_plan();
+    let mut db = resource("db", ResourceKind::Database, Some("db-g1-small"), 2);
+    db.resource_type = Some("cloudsql_database".into());
+    plan.resources.push(db);
+    assert!(bad(&plan, Some(WEBHOOK)).contains("database db has count 2"));
     // Kinds it does not create.
     let mut plan = small_plan();
     plan.resources

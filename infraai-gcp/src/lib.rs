@@ -7,8 +7,13 @@
 //! fingerprint, string-encoded observed and threshold values parsed, and the
 //! resource, metric and policy labels kept; [`CloudMonitoringMetrics`], a
 //! [`infraai_core::MetricSource`] over `timeSeries.list` with tokens from the
-//! metadata server ([`MetadataServer`]) or a fixed token. The HCL generator and
-//! the Compute Engine actions are not written yet.
+//! metadata server ([`MetadataServer`]) or a fixed token. [`GcpActions`], an
+//! [`infraai_core::ActionHandler`] over the Compute Engine REST API
+//! ([`ComputeEngine`]: reset, stop → setMachineType → start, firewalls.patch,
+//! every operation waited on) that scales Terraform-managed instances through
+//! Terraform instead; tokens from a service-account key ([`ServiceAccount`],
+//! RS256 JWT bearer grant), the metadata server or a fixed token, cached and
+//! refreshed before expiry.
 //!
 //! ```
 //! use infraai_core::{AlertState, Secret};
@@ -27,10 +32,20 @@
 
 #![deny(missing_docs)]
 
+mod actions;
+mod compute;
 mod credential;
 mod monitoring;
 mod webhook;
 
-pub use credential::{Credentials, MetadataServer, StaticToken};
+pub use actions::GcpActions;
+pub use compute::{
+    check_resource_name, ApiCall, ComputeConfig, ComputeEngine, Instance, MachineTypeChange,
+    Operation, RetryConfig,
+};
+pub use credential::{
+    Credentials, MetadataServer, Rs256Signer, ServiceAccount, ServiceAccountKey, StaticToken,
+    CLOUD_PLATFORM_SCOPE, DEFAULT_REFRESH_MARGIN,
+};
 pub use monitoring::CloudMonitoringMetrics;
 pub use webhook::{GcpWebhookSource, WebhookAuth};

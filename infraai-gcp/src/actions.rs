@@ -98,13 +98,11 @@ impl GcpActions {
     }
 
     fn check_firewall(&self, change: &FirewallChange) -> Result<()> {
-        firewall_within_bounds(change, &self.guardrails).map_err(|why| {
-            Error::Forbidden {
-                detail: format!(
-                    "firewall change on rule {} is outside the guardrail bounds: {why}",
-                    change.rule
-                ),
-            }
+        firewall_within_bounds(change, &self.guardrails).map_err(|why| Error::Forbidden {
+            detail: format!(
+                "firewall change on rule {} is outside the guardrail bounds: {why}",
+                change.rule
+            ),
         })
     }
 

@@ -403,7 +403,11 @@ impl ComputeEngine {
 
     /// Sends one call with retries; returns the JSON answer.
     async fn send(&self, call: Call<'_>, deadline: Instant) -> Result<Value> {
-        let mut url = format!("{}{}", self.config.base_url.trim_end_matches('/'), call.rest);
+        let mut url = format!(
+            "{}{}",
+            self.config.base_url.trim_end_matches('/'),
+            call.rest
+        );
         if call.method != Method::GET && !call.rest.ends_with("/wait") {
             // The same id on every retry: the API performs the request once.
             url.push_str(&format!("?requestId={}", uuid::Uuid::now_v7()));
@@ -650,7 +654,12 @@ impl ComputeEngine {
     ) -> Result<Vec<ApiCall>> {
         let path = self.instance_path(name)?;
         Ok(vec![
-            self.listed("POST", &format!("{path}/stop"), None, &format!("stop {name}")),
+            self.listed(
+                "POST",
+                &format!("{path}/stop"),
+                None,
+                &format!("stop {name}"),
+            ),
             self.wait_listing(true, "stop"),
             self.listed(
                 "POST",
@@ -659,7 +668,12 @@ impl ComputeEngine {
                 &format!("set {name}'s machine type to {machine_type}"),
             ),
             self.wait_listing(true, "setMachineType"),
-            self.listed("POST", &format!("{path}/start"), None, &format!("start {name}")),
+            self.listed(
+                "POST",
+                &format!("{path}/start"),
+                None,
+                &format!("start {name}"),
+            ),
             self.wait_listing(true, "start"),
         ])
     }
@@ -858,7 +872,16 @@ mod tests {
 
     #[test]
     fn names_that_could_change_a_path_are_refused() {
-        for bad in ["", "Web", "a/b", "../x", "web-", "1web", "a?b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Web",
+            "a/b",
+            "../x",
+            "web-",
+            "1web",
+            "a?b",
+            &"a".repeat(64),
+        ] {
             assert!(check_resource_name("n", bad).is_err(), "{bad:?}");
         }
         for good in ["a", "web-1", "allow-web-ingress", &"a".repeat(63)] {

@@ -152,7 +152,10 @@ impl MetadataServer {
             .json()
             .await
             .map_err(|e| Error::backend("gcp-metadata", "token", false, e.without_url()))?;
-        debug!(expires_in = t.expires_in, "access token from the metadata server");
+        debug!(
+            expires_in = t.expires_in,
+            "access token from the metadata server"
+        );
         Ok((
             Secret::new(t.access_token),
             Duration::from_secs(t.expires_in),
@@ -268,7 +271,7 @@ impl Rs256Signer {
             RsaKeyPair::from_der(&der)
         } else {
             return Err(bad(
-                "no PEM \"PRIVATE KEY\" or \"RSA PRIVATE KEY\" block".into(),
+                "no PEM \"PRIVATE KEY\" or \"RSA PRIVATE KEY\" block".into()
             ));
         }
         .map_err(|e| bad(format!("not a usable RSA key: {e}")))?;
@@ -461,19 +464,34 @@ mod tests {
     #[test]
     fn pem_blocks_are_found_and_decoded() {
         let pem = "junk\n-----BEGIN PRIVATE KEY-----\naGVs\nbG8=\n-----END PRIVATE KEY-----\n";
-        assert_eq!(pem_block(pem, "PRIVATE KEY").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            pem_block(pem, "PRIVATE KEY").as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(pem_block(pem, "RSA PRIVATE KEY"), None);
-        assert_eq!(pem_block("-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----", "PRIVATE KEY"), None);
+        assert_eq!(
+            pem_block(
+                "-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----",
+                "PRIVATE KEY"
+            ),
+            None
+        );
     }
 
     #[test]
     fn a_bad_key_is_a_clear_error_without_the_key() {
-        let e = Rs256Signer::from_pem(&Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")).unwrap_err();
+        let e = Rs256Signer::from_pem(&Secret::new(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+        ))
+        .unwrap_err();
         assert!(matches!(e, Error::Invalid { .. }), "{e}");
         assert!(!e.to_string().contains("AAAA"));
         let e = Rs256Signer::from_pem(&Secret::new("not pem")).unwrap_err();
         assert!(e.to_string().contains("no PEM"), "{e}");
-        let e = ServiceAccountKey::from_json(br#"{"type":"authorized_user","client_email":"a","private_key":"k"}"#).unwrap_err();
+        let e = ServiceAccountKey::from_json(
+            br#"{"type":"authorized_user","client_email":"a","private_key":"k"}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("authorized_user"), "{e}");
     }
 }

@@ -19,7 +19,10 @@ const FIREWALL: &str = "/compute/v1/projects/demo-project/global/firewalls/allow
 const TOKEN: &str = "test-access-token";
 
 fn fixture(p: &str) -> Value {
-    let p = format!("{}/../../shared/fixtures/gcp-compute/{p}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!(
+        "{}/../../shared/fixtures/gcp-compute/{p}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
         .unwrap()
 }
@@ -173,10 +176,14 @@ async fn scale_up_stops_sets_and_starts_in_order() {
     wait_done(&server, "op-stop", "stop").await;
     Mock::given(method("POST"))
         .and(path(format!("{INSTANCE}/setMachineType")))
-        .and(body_json(json!({"machineType": "zones/us-central1-a/machineTypes/e2-standard-4"})))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(operation("op-set", "setMachineType", "RUNNING")),
-        )
+        .and(body_json(
+            json!({"machineType": "zones/us-central1-a/machineTypes/e2-standard-4"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(
+            "op-set",
+            "setMachineType",
+            "RUNNING",
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -216,7 +223,11 @@ async fn scale_up_stops_sets_and_starts_in_order() {
         .map(|o| o["operation_type"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["stop", "setMachineType", "start"]);
-    assert!(report.summary.contains("e2-standard-2 to e2-standard-4"), "{}", report.summary);
+    assert!(
+        report.summary.contains("e2-standard-2 to e2-standard-4"),
+        "{}",
+        report.summary
+    );
 }
 
 #[tokio::test]
@@ -242,8 +253,14 @@ async fn a_failed_resize_starts_the_instance_again_and_says_so() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("Invalid value for field"), "{err}");
-    assert!(err.contains("web-1 was started again as e2-standard-2"), "{err}");
-    assert_eq!(calls(&server).await.last().unwrap(), &format!("POST {ZONE}/operations/op-start/wait"));
+    assert!(
+        err.contains("web-1 was started again as e2-standard-2"),
+        "{err}"
+    );
+    assert_eq!(
+        calls(&server).await.last().unwrap(),
+        &format!("POST {ZONE}/operations/op-start/wait")
+    );
 }
 
 #[tokio::test]
@@ -255,7 +272,10 @@ async fn firewall_changes_outside_the_guardrails_are_refused_before_any_call() {
         .mount(&server)
         .await;
     let gcp = actions(config(&server));
-    for action in [firewall(vec![22], "0.0.0.0/0"), firewall(vec![443, 3389], "::/0")] {
+    for action in [
+        firewall(vec![22], "0.0.0.0/0"),
+        firewall(vec![443, 3389], "::/0"),
+    ] {
         let err = gcp.execute(&request(action.clone())).await.unwrap_err();
         assert!(matches!(err, Error::Forbidden { .. }), "{err}");
         assert!(err.to_string().contains("whole internet"), "{err}");
@@ -263,7 +283,10 @@ async fn firewall_changes_outside_the_guardrails_are_refused_before_any_call() {
         assert!(matches!(err, Error::Forbidden { .. }), "{err}");
     }
     // Structurally invalid too (port 0).
-    let err = gcp.execute(&request(firewall(vec![0], "10.0.0.0/8"))).await.unwrap_err();
+    let err = gcp
+        .execute(&request(firewall(vec![0], "10.0.0.0/8")))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("port 0"), "{err}");
 }
 
@@ -282,12 +305,16 @@ async fn firewall_patch_within_bounds_waits_on_the_global_operation() {
             "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}],
             "sourceRanges": ["10.0.0.0/8"]
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(global_operation("op-fw", "RUNNING")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(global_operation("op-fw", "RUNNING")),
+        )
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path("/compute/v1/projects/demo-project/global/operations/op-fw/wait"))
+        .and(path(
+            "/compute/v1/projects/demo-project/global/operations/op-fw/wait",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(global_operation("op-fw", "DONE")))
         .expect(1)
         .mount(&server)
@@ -298,7 +325,10 @@ async fn firewall_patch_within_bounds_waits_on_the_global_operation() {
         .await
         .unwrap();
     assert_eq!(report.details["path"], "api");
-    assert_eq!(report.details["before"]["sourceRanges"], json!(["0.0.0.0/0"]));
+    assert_eq!(
+        report.details["before"]["sourceRanges"],
+        json!(["0.0.0.0/0"])
+    );
     assert_eq!(report.details["operations"][0]["name"], "op-fw");
 }
 
@@ -320,7 +350,10 @@ async fn a_deny_change_on_an_allow_rule_is_refused_before_patching() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
-    assert!(err.to_string().contains("cannot change a rule's action"), "{err}");
+    assert!(
+        err.to_string().contains("cannot change a rule's action"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -339,7 +372,10 @@ async fn an_operation_that_ends_in_error_surfaces_its_message() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("ZONE_RESOURCE_POOL_EXHAUSTED"), "{text}");
-    assert!(text.contains("does not have enough resources available"), "{text}");
+    assert!(
+        text.contains("does not have enough resources available"),
+        "{text}"
+    );
     // httpErrorStatusCode 503: trying again later can help.
     assert!(err.is_retryable());
 }
@@ -387,7 +423,10 @@ async fn retries_are_bounded() {
         .await;
     let mut c = config(&server);
     c.retry.max_retries = 2;
-    let err = actions(c).execute(&request(Action::Restart {})).await.unwrap_err();
+    let err = actions(c)
+        .execute(&request(Action::Restart {}))
+        .await
+        .unwrap_err();
     assert!(err.is_retryable());
     assert!(err.to_string().contains("backend unavailable"), "{err}");
 }
@@ -428,12 +467,23 @@ async fn an_operation_that_never_finishes_times_out_clearly() {
         .execute(&request(Action::Restart {}))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("op-stuck") && text.contains("RUNNING"), "{text}");
+    assert!(
+        text.contains("op-stuck") && text.contains("RUNNING"),
+        "{text}"
+    );
     // Polled more than once, but not in a busy loop (50 ms apart over 400 ms).
-    let waits = calls(&server).await.iter().filter(|c| c.ends_with("/wait")).count();
+    let waits = calls(&server)
+        .await
+        .iter()
+        .filter(|c| c.ends_with("/wait"))
+        .count();
     assert!((2..=12).contains(&waits), "{waits} waits");
 }
 
@@ -452,14 +502,21 @@ async fn dry_runs_list_the_exact_calls_and_change_nothing() {
 
     let restart = gcp.preview(&request(Action::Restart {})).await.unwrap();
     assert!(
-        restart.summary.contains(&format!("1. POST {INSTANCE}/reset"))
-            && restart.summary.contains(&format!("2. POST {ZONE}/operations/{{operation}}/wait")),
+        restart
+            .summary
+            .contains(&format!("1. POST {INSTANCE}/reset"))
+            && restart
+                .summary
+                .contains(&format!("2. POST {ZONE}/operations/{{operation}}/wait")),
         "{}",
         restart.summary
     );
     assert!(restart.change_set.is_none());
 
-    let scale = gcp.preview(&request(scale_to("e2-standard-4"))).await.unwrap();
+    let scale = gcp
+        .preview(&request(scale_to("e2-standard-4")))
+        .await
+        .unwrap();
     let s = &scale.summary;
     let order = [
         format!("1. POST {INSTANCE}/stop"),
@@ -468,7 +525,10 @@ async fn dry_runs_list_the_exact_calls_and_change_nothing() {
     ];
     let positions: Vec<usize> = order
         .iter()
-        .map(|o| s.find(o.as_str()).unwrap_or_else(|| panic!("{o} not in {s}")))
+        .map(|o| {
+            s.find(o.as_str())
+                .unwrap_or_else(|| panic!("{o} not in {s}"))
+        })
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{s}");
     assert!(s.contains("from e2-standard-2 to e2-standard-4"), "{s}");
@@ -484,7 +544,9 @@ async fn dry_runs_list_the_exact_calls_and_change_nothing() {
         "{}",
         fw.summary
     );
-    assert!(fw.summary.contains("/compute/v1/projects/demo-project/global/operations/{operation}/wait"));
+    assert!(fw
+        .summary
+        .contains("/compute/v1/projects/demo-project/global/operations/{operation}/wait"));
     // Only reads reached the server.
     assert!(calls(&server).await.iter().all(|c| c.starts_with("GET ")));
 }
@@ -500,12 +562,20 @@ async fn bad_names_and_other_resource_types_are_refused_before_any_call() {
     let gcp = actions(config(&server));
     let mut r = request(Action::Restart {});
     r.resource = "web-1/../../global/firewalls/x".into();
-    assert!(matches!(gcp.execute(&r).await.unwrap_err(), Error::Invalid { .. }));
+    assert!(matches!(
+        gcp.execute(&r).await.unwrap_err(),
+        Error::Invalid { .. }
+    ));
     let mut r = request(Action::Restart {});
     r.resource_type = "cloudsql_database".into();
-    assert!(matches!(gcp.execute(&r).await.unwrap_err(), Error::NotSupported { .. }));
     assert!(matches!(
-        gcp.execute(&request(Action::Escalate {})).await.unwrap_err(),
+        gcp.execute(&r).await.unwrap_err(),
+        Error::NotSupported { .. }
+    ));
+    assert!(matches!(
+        gcp.execute(&request(Action::Escalate {}))
+            .await
+            .unwrap_err(),
         Error::NotSupported { .. }
     ));
     assert!(ComputeEngine::new(

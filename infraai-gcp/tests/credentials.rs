@@ -44,7 +44,11 @@ fn verify(jwt: &str) -> (Value, Value) {
 #[test]
 fn rs256_matches_openssl_for_both_key_encodings() {
     let expected = STANDARD
-        .decode(String::from_utf8(local("test-only-kat-signature.b64")).unwrap().trim())
+        .decode(
+            String::from_utf8(local("test-only-kat-signature.b64"))
+                .unwrap()
+                .trim(),
+        )
         .unwrap();
     for pem in ["test-only-sa-key.pem", "test-only-sa-key-pkcs1.pem"] {
         let key = Secret::new(String::from_utf8(local(pem)).unwrap());
@@ -120,14 +124,18 @@ async fn service_account_exchanges_a_jwt_and_caches_the_token() {
     // Cached: no second exchange (expect(1) above).
     assert_eq!(sa.token().await.unwrap().expose(), "ya29.first");
 
-    let body = String::from_utf8(server.received_requests().await.unwrap()[0].body.clone()).unwrap();
+    let body =
+        String::from_utf8(server.received_requests().await.unwrap()[0].body.clone()).unwrap();
     let assertion = body
         .split('&')
         .find_map(|kv| kv.strip_prefix("assertion="))
         .unwrap();
     let (_, claims) = verify(assertion);
     assert_eq!(claims["aud"], uri.as_str());
-    assert_eq!(claims["iss"], "ops-agent@demo-project.iam.gserviceaccount.com");
+    assert_eq!(
+        claims["iss"],
+        "ops-agent@demo-project.iam.gserviceaccount.com"
+    );
     let iat = claims["iat"].as_i64().unwrap();
     assert!((before..=before + 5).contains(&iat), "iat {iat}");
     assert_eq!(claims["exp"].as_i64().unwrap(), iat + 3600);
@@ -207,7 +215,10 @@ async fn a_refused_assertion_is_unauthenticated_and_names_no_secret() {
     let err = sa.token().await.unwrap_err();
     assert!(matches!(err, Error::Unauthenticated { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("invalid_grant: Invalid JWT Signature."), "{text}");
+    assert!(
+        text.contains("invalid_grant: Invalid JWT Signature."),
+        "{text}"
+    );
     assert!(!text.contains("eyJ"), "the assertion leaked: {text}");
 }
 

@@ -42,7 +42,7 @@ pub struct GcpActions {
 
 /// How a scale-up will run.
 enum ScalePath {
-    Terraform(ManagedResource),
+    Terraform(Box<ManagedResource>),
     Api,
 }
 
@@ -92,7 +92,7 @@ impl GcpActions {
             return Ok(ScalePath::Api);
         };
         Ok(match tf.locate(request).await? {
-            Some(found) if found.deployment.cloud == "gcp" => ScalePath::Terraform(found),
+            Some(found) if found.deployment.cloud == "gcp" => ScalePath::Terraform(Box::new(found)),
             _ => ScalePath::Api,
         })
     }

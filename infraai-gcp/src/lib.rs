@@ -30,6 +30,31 @@
 //! let _source = GcpWebhookSource::new(WebhookAuth::Token(Secret::new("long-random-token")));
 //! ```
 
+//!
+//! Compute Engine actions: every call a dry run lists is the exact call
+//! execution makes (method and path below the configured API root).
+//!
+//! ```
+//! use infraai_core::guardrails::GuardrailConfig;
+//! use infraai_core::Secret;
+//! use infraai_gcp::{ComputeConfig, ComputeEngine, GcpActions, StaticToken};
+//! use std::sync::Arc;
+//!
+//! # fn main() -> infraai_core::Result<()> {
+//! // Credentials: StaticToken (a token the program read from its environment),
+//! // MetadataServer::default(), or ServiceAccount::from_json(&key_file_bytes)?.
+//! let token = Arc::new(StaticToken(Secret::new("ya29.from-the-environment")));
+//! let compute = ComputeEngine::new(ComputeConfig::new("demo-project", "us-central1-a"), token)?;
+//! assert_eq!(
+//!     compute.reset_calls("web-1")?[0].to_string(),
+//!     "POST /compute/v1/projects/demo-project/zones/us-central1-a/instances/web-1/reset (hard-reset web-1)"
+//! );
+//! // Add `.with_terraform(runner, store)` so instances this agent deployed
+//! // scale through Terraform.
+//! let _actions = GcpActions::new(Arc::new(compute), GuardrailConfig::default());
+//! # Ok(()) }
+//! ```
+
 #![deny(missing_docs)]
 
 mod actions;

@@ -462,7 +462,12 @@ impl ComputeEngine {
             let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
             let wait = retry_after.map_or(jittered, |r| r.min(retry.max_backoff));
             if Instant::now() + wait >= deadline {
-                return Err(failure);
+                // Out of time while the API kept failing: a timeout, with the last failure.
+                return Err(Error::Timeout {
+                    component: COMPONENT.into(),
+                    op: format!("{} (last failure: {failure})", call.what),
+                    after: self.config.timeout,
+                });
             }
             attempt += 1;
             warn!(call = %call.what, attempt, wait_ms = wait.as_millis() as u64, error = %failure, "retrying a Compute Engine call");

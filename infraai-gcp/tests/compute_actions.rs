@@ -584,3 +584,32 @@ async fn bad_names_and_other_resource_types_are_refused_before_any_call() {
     )
     .is_err());
 }
+
+#[tokio::test]
+async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_failure() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{INSTANCE}/reset")))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+            "error": {"code": 503, "message": "backend unavailable"}
+        })))
+        .mount(&server)
+        .await;
+    let mut c = config(&server);
+    c.timeout = Duration::from_millis(300);
+    c.retry.max_retries = 1000;
+    c.retry.initial_backoff = Duration::from_millis(40);
+    c.retry.max_backoff = Duration::from_millis(80);
+    let started = Instant::now();
+    let err = actions(c)
+        .execute(&request(Action::Restart {}))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("backend unavailable"), "{err}");
+}

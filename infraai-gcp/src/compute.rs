@@ -401,7 +401,44 @@ impl ComputeEngine {
         )
     }
 
-    /// Sends one call with retries; returns the JSON answer.
+    /// One attempt: `Err` carries the failure and the server's `Retry-After`.
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        url: &str,
+        remaining: Duration,
+    ) -> std::result::Result<Value, (Error, Option<Duration>)> {
+        // A token endpoint that is briefly unavailable is retried like the API.
+        let token = self.credentials.token().await.map_err(|e| (e, None))?;
+        let mut request = self
+            .http
+            .request(call.method.clone(), url)
+            .bearer_auth(token.expose())
+            .timeout(remaining.min(self.config.request_timeout));
+        if let Some(body) = call.body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            let e = Error::backend(COMPONENT, call.what.clone(), true, e.without_url());
+            (e, None)
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err((status_error(status, &body, &call.what), retry_after))
+        }
+    }
+
+    /// Sends one call, retrying 429/5xx and transport failures with jittered
+    /// exponential backoff until `retry.max_retries` or the deadline.
     async fn send(&self, call: Call<'_>, deadline: Instant) -> Result<Value> {
         let mut url = format!(
             "{}{}",
@@ -423,34 +460,9 @@ impl ComputeEngine {
                     after: self.config.timeout,
                 });
             }
-            let token = self.credentials.token().await?;
-            let mut request = self
-                .http
-                .request(call.method.clone(), &url)
-                .bearer_auth(token.expose())
-                .timeout(remaining.min(self.config.request_timeout));
-            if let Some(body) = call.body {
-                request = request.json(body);
-            }
-            let (failure, retry_after) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
-                    if status.is_success() {
-                        return Ok(body);
-                    }
-                    (status_error(status, &body, &call.what), retry_after)
-                }
-                Err(e) => (
-                    Error::backend(COMPONENT, call.what.clone(), true, e.without_url()),
-                    None,
-                ),
+            let (failure, retry_after) = match self.attempt(&call, &url, remaining).await {
+                Ok(body) => return Ok(body),
+                Err(failed) => failed,
             };
             if !failure.is_retryable() || attempt >= retry.max_retries {
                 return Err(failure);

@@ -613,3 +613,33 @@ async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_fail
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("backend unavailable"), "{err}");
 }
+
+#[tokio::test]
+async fn a_briefly_unavailable_token_source_is_retried_and_its_token_used() {
+    let server = MockServer::start().await;
+    let token_path = "/computeMetadata/v1/instance/service-accounts/default/token";
+    Mock::given(method("GET"))
+        .and(path(token_path))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(token_path))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mutation(&server, "reset", "op-reset").await;
+    wait_done(&server, "op-reset", "reset").await;
+    let compute =
+        ComputeEngine::new(config(&server), Arc::new(MetadataServer::new(server.uri()))).unwrap();
+    let report = GcpActions::new(Arc::new(compute), GuardrailConfig::default())
+        .execute(&request(Action::Restart {}))
+        .await
+        .unwrap();
+    assert_eq!(report.details["path"], "api");
+}

@@ -10,6 +10,9 @@ use infraai_core::{
     ResourceKind, Result, RunId, Severity, TerraformFiles, TerraformGenerator,
 };
 use infraai_terraform::hcl::{Block, Body, Expr, Part};
+// `machine_type_<name>` per instance, group and database: the variable the
+// Terraform scale-up path (`GcpActions::with_terraform`) sets.
+use infraai_terraform::machine_type_var;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -204,12 +207,6 @@ pub fn gce_name(resource: &str) -> Result<String> {
             format!("{resource:?} cannot be a GCE name (letters, digits and '-', ending with a letter or digit)"),
         ))
     }
-}
-
-/// The variable holding a resource's machine type (or Cloud SQL tier); an
-/// action can change it without rewriting the configuration.
-pub fn machine_type_var(name: &str) -> String {
-    format!("machine_type_{name}")
 }
 
 /// The Cloud SQL instance name of a database resource in a run: the name
@@ -1066,6 +1063,30 @@ impl<'a> Writer<'a> {
             Comparison::LessThan => "<",
         };
         let threshold = Expr::number(p.threshold)?;
+        let mut labels: Vec<(String, Expr)> = Vec::new();
+        let several = self
+            .plan
+            .resource(p.resource_ref.as_str())
+            .and_then(|r| GcpCloud::shape(self.plan, r))
+            .is_some_and(|s| matches!(s, Shape::Several(_)));
+        if !several {
+            // The webhook source reads these two back, so an alert names the
+            // plan resource (not a group member or a Cloud SQL id). Numbered
+            // instances keep their own names: an action targets one of them.
+            labels.push((
+                "infraai-resource".into(),
+                label_value(p.resource_ref.as_str()).into(),
+            ));
+            labels.push((
+                "infraai-resource-type".into(),
+                label_value(&p.resource_type).into(),
+            ));
+        }
+        labels.push(("infraai-profile".into(), label_value(&p.metric_name).into()));
+        labels.push((
+            "infraai-run".into(),
+            label_value(&self.run_id.to_string()).into(),
+        ));
         let condition = Block::new("conditions", Vec::<&str>::new())?
             .attr(
                 "display_name",
@@ -1102,17 +1123,7 @@ impl<'a> Writer<'a> {
         }
         block = block
             .attr("notification_channels", Expr::List(channel.into_iter().collect()))?
-            .attr(
-                "user_labels",
-                Expr::Object(vec![
-                    // The webhook source reads these two back, so an alert names
-                    // the plan resource (not a group member or a Cloud SQL id).
-                    ("infraai-resource".into(), label_value(p.resource_ref.as_str()).into()),
-                    ("infraai-resource-type".into(), label_value(&p.resource_type).into()),
-                    ("infraai-profile".into(), label_value(&p.metric_name).into()),
-                    ("infraai-run".into(), label_value(&self.run_id.to_string()).into()),
-                ]),
-            )?
+            .attr("user_labels", Expr::Object(labels))?
             .block(condition)
             .block(
                 Block::new("documentation", Vec::<&str>::new())?
@@ -1263,6 +1274,5 @@ mod tests {
         let n = sql_instance_name(&long, run).unwrap();
         assert!(n.len() <= 63 && is_gce_name(&n), "{n}");
         assert_eq!(label_value("High CPU!"), "high_cpu_");
-        assert_eq!(machine_type_var("api"), "machine_type_api");
     }
 }

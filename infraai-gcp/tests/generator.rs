@@ -852,6 +852,26 @@ async fn alerts_from_generated_policies_name_the_plan_resource() {
         ("web_asg_cpu_high", "web-x1y2", "web", "instance_group"),
         ("db_sql_cpu_high", "", "db", "cloudsql_database"),
     ];
+    let mut several = small_plan();
+    several.resources[0].count = 3;
+    let several = generate(&cloud(), &several).unwrap();
+    let several = hcl::parse(&several).unwrap();
+    let several_labels = several
+        .blocks()
+        .find(|b| b.labels().len() == 2 && b.labels()[1].as_str() == "web_cpu_high")
+        .and_then(|b| {
+            b.body()
+                .attributes()
+                .find(|a| a.key() == "user_labels")
+                .cloned()
+        })
+        .map(|a| serde_json::to_value(hcl::Value::from(a.expr().clone())).unwrap())
+        .unwrap();
+    // Numbered instances keep their own names (an action targets one VM).
+    assert!(
+        several_labels.get("infraai-resource").is_none(),
+        "{several_labels}"
+    );
     for (policy, instance, resource, resource_type) in cases {
         let mut v: serde_json::Value = serde_json::from_slice(&fixture).unwrap();
         v["incident"]["policy_user_labels"] = policy_labels(policy);

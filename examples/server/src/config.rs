@@ -50,17 +50,43 @@ pub struct Cli {
     /// Gemini model [default: the provider's default].
     #[arg(long, env = "INFRAAI_GEMINI_MODEL")]
     pub gemini_model: Option<String>,
-    /// Cloud: `local` (real processes on this machine through Terraform) or
-    /// `simulated` (in-memory stand-ins; nothing is created) [default: local].
+    /// Cloud: `local` (real processes on this machine through Terraform),
+    /// `gcp` (Google Cloud through Terraform and the Compute Engine API) or
+    /// `simulated` (in-memory stand-ins; nothing is created) [default: gcp
+    /// when a GCP project is set, else local].
     #[arg(long, env = "INFRAAI_CLOUD")]
     pub cloud: Option<String>,
     /// Terraform binary for the local cloud [default: $TERRAFORM_BIN, else `terraform` on PATH].
     #[arg(long, env = "INFRAAI_TERRAFORM_BIN")]
     pub terraform_bin: Option<PathBuf>,
-    /// GCP project (the GCP adapter is not available yet; see start-up output).
+    /// GCP project: turns on the GCP cloud (Terraform with the Google
+    /// provider, Compute Engine actions, Cloud Monitoring metrics).
     #[arg(long, env = "INFRAAI_GCP_PROJECT")]
     pub gcp_project: Option<String>,
-    /// Preferred region passed to the planner.
+    /// GCP zone for instances [default: REGION-a].
+    #[arg(long, env = "INFRAAI_GCP_ZONE")]
+    pub gcp_zone: Option<String>,
+    /// Service-account JSON key file for the GCP APIs and Terraform [default:
+    /// an access token from GOOGLE_OAUTH_ACCESS_TOKEN, else the metadata server].
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS")]
+    pub gcp_credentials_file: Option<PathBuf>,
+    /// A fixed GCP access token (not refreshed; e.g. `gcloud auth print-access-token`).
+    #[arg(long, env = "GOOGLE_OAUTH_ACCESS_TOKEN", hide_env_values = true)]
+    pub gcp_access_token: Option<String>,
+    /// Source ranges allowed to reach SSH on GCP instances (comma separated;
+    /// none: no SSH rule) [default: none].
+    #[arg(long, env = "INFRAAI_GCP_SSH_RANGES", value_delimiter = ',')]
+    pub gcp_ssh_ranges: Option<Vec<String>>,
+    /// Compute Engine API base [default: https://compute.googleapis.com/compute/v1].
+    #[arg(long, env = "INFRAAI_GCP_COMPUTE_URL")]
+    pub gcp_compute_url: Option<String>,
+    /// Cloud Monitoring API base [default: https://monitoring.googleapis.com].
+    #[arg(long, env = "INFRAAI_GCP_MONITORING_URL")]
+    pub gcp_monitoring_url: Option<String>,
+    /// Metadata server base [default: http://metadata.google.internal].
+    #[arg(long, env = "INFRAAI_GCP_METADATA_URL")]
+    pub gcp_metadata_url: Option<String>,
+    /// Region passed to the planner (and the GCP region) [default for GCP: us-central1].
     #[arg(long, env = "INFRAAI_REGION")]
     pub region: Option<String>,
     /// Telegram bot token (turns on Telegram approvals with a chat id).
@@ -125,6 +151,13 @@ pub struct FileConfig {
     gemini_api_key: Option<String>,
     gemini_model: Option<String>,
     gcp_project: Option<String>,
+    gcp_zone: Option<String>,
+    gcp_credentials_file: Option<PathBuf>,
+    gcp_access_token: Option<String>,
+    gcp_ssh_ranges: Option<Vec<String>>,
+    gcp_compute_url: Option<String>,
+    gcp_monitoring_url: Option<String>,
+    gcp_metadata_url: Option<String>,
     cloud: Option<String>,
     terraform_bin: Option<PathBuf>,
     region: Option<String>,
@@ -177,11 +210,34 @@ pub struct DiscordSettings {
     pub approver_roles: Vec<String>,
 }
 
+/// GCP settings. No `Debug`: it holds secrets.
+#[derive(Clone)]
+pub struct GcpSettings {
+    /// Project id.
+    pub project: String,
+    /// Zone (inside the region).
+    pub zone: String,
+    /// Service-account key file.
+    pub credentials_file: Option<PathBuf>,
+    /// Fixed access token (secret).
+    pub access_token: Option<String>,
+    /// SSH source ranges.
+    pub ssh_ranges: Vec<String>,
+    /// Compute Engine API base override.
+    pub compute_url: Option<String>,
+    /// Cloud Monitoring API base override.
+    pub monitoring_url: Option<String>,
+    /// Metadata server base override.
+    pub metadata_url: Option<String>,
+}
+
 /// Which cloud adapter deploys and acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudChoice {
     /// `infraai-local`: real processes on this machine, through Terraform.
     Local,
+    /// `infraai-gcp`: Google Cloud, through Terraform and the Compute Engine API.
+    Gcp,
     /// In-memory stand-ins: scripted Terraform, recorded actions.
     Simulated,
 }
@@ -207,8 +263,8 @@ pub struct Config {
     pub gemini_api_key: Option<String>,
     /// Gemini model.
     pub gemini_model: Option<String>,
-    /// GCP project.
-    pub gcp_project: Option<String>,
+    /// GCP settings, when the cloud is GCP.
+    pub gcp: Option<GcpSettings>,
     /// The cloud adapter.
     pub cloud: CloudChoice,
     /// Terraform binary, when configured.
@@ -309,10 +365,49 @@ impl Config {
                 None
             }
         };
+        let gcp_project = nonempty(c.gcp_project.or(f.gcp_project));
         let cloud = match nonempty(c.cloud.or(f.cloud)).as_deref() {
+            None if gcp_project.is_some() => CloudChoice::Gcp,
             None | Some("local") => CloudChoice::Local,
+            Some("gcp") => CloudChoice::Gcp,
             Some("simulated") => CloudChoice::Simulated,
-            Some(other) => bail!("unknown cloud {other:?}: expected \"local\" or \"simulated\""),
+            Some(other) => {
+                bail!("unknown cloud {other:?}: expected \"local\", \"gcp\" or \"simulated\"")
+            }
+        };
+        let mut region = nonempty(c.region.or(f.region));
+        let gcp = match (cloud, gcp_project) {
+            (CloudChoice::Gcp, None) => {
+                bail!("cloud \"gcp\" needs a project (INFRAAI_GCP_PROJECT or gcp_project)")
+            }
+            (CloudChoice::Gcp, Some(project)) => {
+                let region = region.get_or_insert_with(|| "us-central1".into()).clone();
+                Some(GcpSettings {
+                    project,
+                    zone: nonempty(c.gcp_zone.or(f.gcp_zone))
+                        .unwrap_or_else(|| format!("{region}-a")),
+                    credentials_file: c.gcp_credentials_file.or(f.gcp_credentials_file),
+                    access_token: nonempty(c.gcp_access_token.or(f.gcp_access_token)),
+                    ssh_ranges: c
+                        .gcp_ssh_ranges
+                        .or(f.gcp_ssh_ranges)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r.trim().to_string())
+                        .filter(|r| !r.is_empty())
+                        .collect(),
+                    compute_url: nonempty(c.gcp_compute_url.or(f.gcp_compute_url)),
+                    monitoring_url: nonempty(c.gcp_monitoring_url.or(f.gcp_monitoring_url)),
+                    metadata_url: nonempty(c.gcp_metadata_url.or(f.gcp_metadata_url)),
+                })
+            }
+            (_, Some(_)) => {
+                notes.push(format!(
+                    "gcp: a project is set but the cloud is {cloud:?}; the GCP adapters are not used"
+                ));
+                None
+            }
+            (_, None) => None,
         };
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         Ok(Self {
@@ -328,10 +423,10 @@ impl Config {
             public_url: nonempty(c.public_url.or(f.public_url)),
             gemini_api_key: nonempty(c.gemini_api_key.or(f.gemini_api_key)),
             gemini_model: nonempty(c.gemini_model.or(f.gemini_model)),
-            gcp_project: nonempty(c.gcp_project.or(f.gcp_project)),
+            gcp,
             cloud,
             terraform_bin: c.terraform_bin.or(f.terraform_bin),
-            region: nonempty(c.region.or(f.region)),
+            region,
             telegram,
             discord,
             notes,

@@ -63,7 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "webhook-token",
     )?;
 
-    let w = crate::wiring::build(&config).await?;
+    let w = crate::wiring::build(&config, &webhook_token).await?;
     let mut deploy_config = DeployConfig {
         region: config.region.clone(),
         ..Default::default()

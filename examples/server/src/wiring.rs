@@ -4,7 +4,7 @@
 //! store, another LLM provider).
 
 use crate::approvers::{FanoutApprover, WebApprover};
-use crate::config::{CloudChoice, Config};
+use crate::config::{CloudChoice, Config, GcpSettings};
 use anyhow::Context;
 use infraai_core::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner};
 use infraai_core::rules::{RulePlanner, RulePolicy};
@@ -13,12 +13,16 @@ use infraai_core::testing::{
 };
 use infraai_core::*;
 use infraai_discord::{DiscordApprover, DiscordConfig};
+use infraai_gcp::{
+    CloudMonitoringMetrics, ComputeConfig, ComputeEngine, Credentials, GcpActions, GcpCloud,
+    GcpConfig, MetadataServer, ServiceAccount, StaticToken,
+};
 use infraai_gemini::{GeminiConfig, GeminiProvider};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
 use infraai_store::SqliteStore;
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use infraai_terraform::{TerraformConfig, TerraformRunner};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,26 +69,47 @@ type CloudParts = (
     bool,
 );
 
-/// The local cloud, when Terraform answers; otherwise why not.
-async fn local_cloud(
+/// A Terraform runner under DATA_DIR/terraform, when the binary answers;
+/// otherwise why not. Returns the runner and a "Terraform <version> (<path>)"
+/// phrase for the start-up banner.
+async fn terraform(
     config: &Config,
-    store: Arc<dyn MetadataStore>,
-) -> Result<(CloudParts, String), String> {
+    data: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Arc<TerraformRunner>, String), String> {
     let binary = config
         .terraform_bin
         .clone()
         .or_else(|| std::env::var_os("TERRAFORM_BIN").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("terraform"));
-    let data =
-        std::fs::canonicalize(&config.data_dir).map_err(|e| format!("data directory: {e}"))?;
-    let tf = TerraformConfig::new(data.join("terraform")).with_binary(binary.clone());
+    let mut tf = TerraformConfig::new(data.join("terraform")).with_binary(binary.clone());
+    for (key, value) in env {
+        tf = tf.with_env(*key, *value);
+    }
     let runner = Arc::new(TerraformRunner::new(tf));
     let version = runner.version().await.map_err(|e| {
         format!(
-            "the local cloud needs Terraform and {} did not answer: {e}; install terraform, set TERRAFORM_BIN, or eval \"$(../shared/tools/terraform-env.sh)\"",
+            "Terraform is needed and {} did not answer: {e}; install terraform, set TERRAFORM_BIN, or eval \"$(../shared/tools/terraform-env.sh)\"",
             binary.display()
         )
     })?;
+    Ok((
+        runner,
+        format!("Terraform {version} ({})", binary.display()),
+    ))
+}
+
+fn data_dir(config: &Config) -> Result<PathBuf, String> {
+    std::fs::canonicalize(&config.data_dir).map_err(|e| format!("data directory: {e}"))
+}
+
+/// The local cloud, when Terraform answers; otherwise why not.
+async fn local_cloud(
+    config: &Config,
+    store: Arc<dyn MetadataStore>,
+) -> Result<(CloudParts, String), String> {
+    let data = data_dir(config)?;
+    let (runner, terraform) = terraform(config, &data, &[]).await?;
     let program = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let cloud = LocalCloud::new(LocalConfig {
         state_dir: data.join("local"),
@@ -93,8 +118,7 @@ async fn local_cloud(
     });
     let instances = cloud.instances();
     let line = format!(
-        "cloud: local — real processes on this machine through Terraform {version} ({}); state in {}",
-        binary.display(),
+        "cloud: local — real processes on this machine through {terraform}; state in {}",
         data.join("local").display()
     );
     Ok((
@@ -115,8 +139,97 @@ async fn local_cloud(
     ))
 }
 
+/// Google Cloud: the GCP generator, Terraform (with the webhook token as a
+/// variable, never in the files), Compute Engine actions and Cloud Monitoring
+/// metrics. Errors are configuration errors: the server does not start.
+async fn gcp_cloud(
+    config: &Config,
+    gcp: &GcpSettings,
+    webhook_token: &str,
+    store: Arc<dyn MetadataStore>,
+) -> anyhow::Result<(CloudParts, Vec<String>)> {
+    let region = config
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-central1".into());
+    let generator = GcpCloud::new(GcpConfig {
+        ssh_source_ranges: gcp.ssh_ranges.clone(),
+        ..GcpConfig::new(gcp.project.clone(), region.clone(), gcp.zone.clone())
+    })
+    .context("GCP configuration")?;
+    let (credentials, source): (Arc<dyn Credentials>, String) =
+        match (&gcp.credentials_file, &gcp.access_token) {
+            (Some(file), _) => {
+                let json = std::fs::read(file).with_context(|| {
+                    format!("reading the service-account key {}", file.display())
+                })?;
+                let account = ServiceAccount::from_json(&json).with_context(|| {
+                    format!("parsing the service-account key {}", file.display())
+                })?;
+                let source = format!("service account {}", account.client_email());
+                (Arc::new(account), source)
+            }
+            (None, Some(token)) => (
+                Arc::new(StaticToken(Secret::new(token.clone()))),
+                "a fixed access token (GOOGLE_OAUTH_ACCESS_TOKEN; not refreshed)".into(),
+            ),
+            (None, None) => (
+                Arc::new(match &gcp.metadata_url {
+                    Some(base) => MetadataServer::new(base.clone()),
+                    None => MetadataServer::default(),
+                }),
+                "the metadata server (the VM's service account)".into(),
+            ),
+        };
+    let data = data_dir(config).map_err(anyhow::Error::msg)?;
+    let (runner, terraform) = terraform(
+        config,
+        &data,
+        &[("TF_VAR_ops_webhook_token", webhook_token)],
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let mut compute_config = ComputeConfig::new(gcp.project.clone(), gcp.zone.clone());
+    if let Some(base) = &gcp.compute_url {
+        compute_config = compute_config.with_base_url(base.clone());
+    }
+    let compute = Arc::new(
+        ComputeEngine::new(compute_config, credentials.clone()).context("Compute Engine client")?,
+    );
+    let guardrails = GuardrailConfig::default();
+    let actions =
+        GcpActions::new(compute, guardrails.clone()).with_terraform(runner.clone(), store);
+    let metrics = CloudMonitoringMetrics::new(
+        gcp.monitoring_url
+            .clone()
+            .unwrap_or_else(|| "https://monitoring.googleapis.com".into()),
+        gcp.project.clone(),
+        credentials,
+    );
+    let mut lines = vec![format!(
+        "cloud: gcp — project {:?}, region {region}, zone {} through {terraform} (the Google provider is fetched from the registry at init); Compute Engine actions and Cloud Monitoring metrics with credentials from {source}",
+        gcp.project, gcp.zone
+    )];
+    if config.public_url.is_none() {
+        lines.push("gcp: no INFRAAI_PUBLIC_URL — alert policies are created without the webhook notification channel, so no alert reaches this server".into());
+    }
+    Ok((
+        (
+            Arc::new(generator),
+            runner,
+            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
+            Arc::new(metrics),
+            guardrails,
+            // Cloud Monitoring alert policies call the webhook; no watcher.
+            false,
+        ),
+        lines,
+    ))
+}
+
 /// Builds the adapters. Never logs a secret.
-pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
+pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wiring> {
     let mut report = Vec::new();
 
     // ---- store -------------------------------------------------------------
@@ -138,18 +251,21 @@ pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
     let mut registry = MetricProfileRegistry::builtin();
     infraai_local::profiles::register_profiles(&mut registry);
     let registry = Arc::new(registry);
-    if let Some(project) = &config.gcp_project {
-        report.push(format!(
-            "gcp: project {project:?} is configured, but the GCP adapter does not exist yet; it is NOT used"
-        ));
-    }
-    let cloud = match config.cloud {
-        CloudChoice::Local => local_cloud(config, store.clone()).await,
-        CloudChoice::Simulated => Err("INFRAAI_CLOUD=simulated".to_string()),
+    let cloud = match (config.cloud, &config.gcp) {
+        (CloudChoice::Gcp, Some(gcp)) => {
+            let (parts, lines) = gcp_cloud(config, gcp, webhook_token, store.clone()).await?;
+            report.extend(lines);
+            Ok((parts, String::new()))
+        }
+        (CloudChoice::Gcp, None) => anyhow::bail!("cloud \"gcp\" needs a project"),
+        (CloudChoice::Local, _) => local_cloud(config, store.clone()).await,
+        (CloudChoice::Simulated, _) => Err("INFRAAI_CLOUD=simulated".to_string()),
     };
     let (generator, runner, verifier, actions, metrics, guardrails, run_watcher) = match cloud {
         Ok((c, line)) => {
-            report.push(line);
+            if !line.is_empty() {
+                report.push(line);
+            }
             c
         }
         Err(why) => {

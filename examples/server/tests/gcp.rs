@@ -93,3 +93,49 @@ async fn cloud_gcp_without_a_project_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs a project"), "{stderr}");
 }
+
+/// POSTs `body` over a raw connection with `Expect: 100-continue` (as curl
+/// does for large bodies), so a server that refuses by length answers before
+/// the body is sent instead of resetting a half-written request. Returns the
+/// final status.
+async fn post_expecting_continue(addr: &str, path: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.unwrap();
+    let mut first = String::from_utf8_lossy(&buf[..n]).to_string();
+    if first.starts_with("HTTP/1.1 100") {
+        conn.write_all(body).await.unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).await.unwrap();
+        first = String::from_utf8_lossy(&rest).to_string();
+    }
+    first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {first:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gcp_webhook_refuses_junk_and_incomplete_notifications_with_a_4xx() {
+    let s = Server::start("gcp-junk", &["--cloud", "simulated"], &[]).await;
+    let base = s.url("");
+    let addr = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let path = format!("/ops/webhook?token={WEBHOOK}");
+    let junk: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(post_expecting_continue(&addr, &path, &junk).await, 413);
+    let missing_incident = br#"{"version":"1.2"}"#;
+    let status = post_expecting_continue(&addr, &path, missing_incident).await;
+    assert!((400..500).contains(&status), "got {status}");
+    // Still serving.
+    s.ok(Method::GET, "/readyz", None, 200).await;
+}

@@ -82,8 +82,10 @@ $("plan-btn").addEventListener("click", async () => {
     const p = await api("POST", "/generate-graph", { goal });
     currentRun = p.run_id;
     renderPlan(p);
+    renderGraph(p.graph, p.plan);
     const files = await api("POST", "/generate_terraform", { run_id: p.run_id });
     renderFiles(files.files);
+    loadRunViews(p.run_id);
     $("plan-msg").textContent = "";
     $("deploy-card").hidden = true;
   } catch (e) {
@@ -120,6 +122,22 @@ function renderFiles(files) {
     el("details", {}, el("summary", { class: "mono" }, name + " (" + text.split("\n").length + " lines)"), el("pre", {}, text))));
 }
 
+// Open an existing run by id (plan, files, Terraform view, timeline).
+$("run-open-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const id = $("run-open-id").value.trim();
+  if (!id) return;
+  const run = await loadRunViews(id);
+  if (!run) return;
+  currentRun = run.id;
+  if (run.plan) {
+    renderPlan({ run_id: run.id, summary: run.plan.summary, plan: run.plan });
+    renderGraph(graphOf(run.plan), run.plan);
+  }
+  if (run.files) renderFiles(run.files.files);
+  $("deploy-card").hidden = true;
+});
+
 $("proceed-btn").addEventListener("click", () => execute(false));
 $("dryrun-btn").addEventListener("click", () => execute(true));
 
@@ -131,6 +149,7 @@ async function execute(dryRun) {
   $("phases").replaceChildren();
   $("log").textContent = "";
   $("verification").hidden = true;
+  renderTimeline([], "starting");
   setPhase(dryRun ? "starting (dry run)" : "starting");
   try {
     await api("POST", "/execute", { run_id: currentRun, dry_run: dryRun });
@@ -139,6 +158,7 @@ async function execute(dryRun) {
     appendLog("error: " + e.message);
   }
   await showStatus(currentRun);
+  await loadRunViews(currentRun);
   $("dryrun-btn").disabled = false;
   $("proceed-btn").disabled = false;
 }
@@ -187,6 +207,7 @@ async function streamEvents(runId) {
       try { ev = JSON.parse(data); } catch (_) { continue; }
       if (name === "phase") {
         addPhase(ev.phase, ev.note);
+        timelinePhase(ev);
         appendLog("── " + ev.phase + (ev.note ? ": " + ev.note : ""));
       } else if (name === "log") {
         appendLog(ev.line.message);
@@ -237,7 +258,8 @@ function incidentItem(i, extra) {
     d ? el("div", { class: "small" }, "Decision: ", el("strong", {}, describe(d.recommended_action)), " · confidence ", el("span", { class: "conf" }, Math.round(d.confidence * 100) + "%"), " · risk " + d.risk) : null,
     d ? el("p", { class: "reason small" }, d.reasoning) : null,
     i.note ? el("div", { class: "small muted" }, i.note) : null,
-    extra || null);
+    extra || null,
+    el("button", { class: "btn btn-small", type: "button", "data-action": "details", onclick: () => openIncident(i.id) }, "Details"));
 }
 
 function describe(a) {

@@ -1,11 +1,17 @@
 // Drives the dashboard of a running infraai-server in headless Chromium:
 // goal → plan card → deploy → verification card → alert → decision and
 // confidence → Approve → history shows the outcome → STOP AUTONOMY → a new
-// approval executes nothing. Screenshots go to $INFRAAI_SCREENSHOTS.
+// approval executes nothing. Second level: the architecture canvas (node and
+// edge count, details by keyboard and click), the run timeline, the Terraform
+// view (change set; for INFRAAI_BROKEN_RUN: an inline diagnostic at the line
+// Terraform names, the diff between fix attempts 1 and 2), the incident view
+// (chart, threshold line, action marker), a narrow window. Any request not to
+// the server's origin is aborted and fails the test. Screenshots go to
+// $INFRAAI_SCREENSHOTS.
 //
 // Env: INFRAAI_URL, INFRAAI_OPERATOR_TOKEN, INFRAAI_WEBHOOK_TOKEN,
 // INFRAAI_SCREENSHOTS, INFRAAI_CHROMIUM (default /usr/bin/chromium),
-// INFRAAI_ALERT_METRIC.
+// INFRAAI_ALERT_METRIC, INFRAAI_BROKEN_RUN (optional run id with broken files).
 import { chromium } from "playwright-core";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +24,7 @@ const shots = process.env.INFRAAI_SCREENSHOTS || "target/test-output";
 const executablePath = process.env.INFRAAI_CHROMIUM || "/usr/bin/chromium";
 // The metric the alert names (the local cloud re-reads it after the action).
 const alertMetric = process.env.INFRAAI_ALERT_METRIC || "cpu/utilization";
+const brokenRun = process.env.INFRAAI_BROKEN_RUN || "";
 if (!base || !token || !webhook) throw new Error("INFRAAI_URL, INFRAAI_OPERATOR_TOKEN and INFRAAI_WEBHOOK_TOKEN are required");
 mkdirSync(shots, { recursive: true });
 
@@ -49,11 +56,21 @@ const userDataDir = mkdtempSync(join(tmpdir(), "infraai-chromium-"));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath,
   headless: true,
-  viewport: { width: 1400, height: 1000 },
+  viewport: { width: 1280, height: 800 },
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const errors = [];
+// Offline: every request must go to the server; anything else is aborted and
+// fails the test.
+const origin = new URL(base).origin;
+const external = [];
+await context.route("**/*", (route) => {
+  const url = route.request().url();
+  if (new URL(url).origin === origin) return route.continue();
+  external.push(url);
+  return route.abort();
+});
 try {
   const page = context.pages()[0] || (await context.newPage());
   page.on("pageerror", (e) => errors.push(e.message));
@@ -77,6 +94,40 @@ try {
   await page.waitForSelector("#files details");
   await page.screenshot({ path: join(shots, "1-plan.png"), fullPage: true });
 
+  step("architecture canvas: node and edge count, details");
+  const planRunId = (await page.textContent("#plan-run")).trim();
+  const planRun = (await api("GET", "/runs/" + planRunId)).run;
+  const wantNodes = planRun.plan.resources.length + planRun.plan.monitoring.length;
+  const wantEdges = planRun.plan.resources.reduce((a, r) => a + (r.depends_on || []).length, 0) + planRun.plan.monitoring.length;
+  const kinds = planRun.plan.resources.map((r) => r.kind);
+  if (!kinds.includes("compute") || !kinds.includes("database") || !planRun.plan.monitoring.length) {
+    throw new Error("the seed example is not VM + database + monitoring: " + kinds.join(",") + ", " + planRun.plan.monitoring.length + " policies");
+  }
+  await page.waitForSelector("#arch-card:not([hidden]) #arch-canvas .node");
+  const gotNodes = await page.$$eval("#arch-canvas .node", (l) => l.length);
+  const gotEdges = await page.$$eval("#arch-canvas .edge", (l) => l.length);
+  if (gotNodes !== wantNodes || gotEdges !== wantEdges) throw new Error(`canvas: ${gotNodes} nodes / ${gotEdges} edges, want ${wantNodes} / ${wantEdges}`);
+  // No two nodes overlap.
+  const boxes = await page.$$eval("#arch-canvas .node", (l) => l.map((g) => { const b = g.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; }));
+  for (let a = 0; a < boxes.length; a++) for (let b = a + 1; b < boxes.length; b++) {
+    const [x1, y1, w1, h1] = boxes[a], [x2, y2, w2, h2] = boxes[b];
+    if (x1 < x2 + w2 && x2 < x1 + w1 && y1 < y2 + h2 && y2 < y1 + h1) throw new Error("canvas nodes overlap");
+  }
+  const computeName = planRun.plan.resources.find((r) => r.kind === "compute").name;
+  // Keyboard: focus the node and press Enter.
+  await page.focus(`#arch-canvas .node[data-node="resource:${computeName}"]`);
+  await page.keyboard.press("Enter");
+  await page.waitForFunction((n) => document.querySelector("#arch-details h3")?.textContent === n, computeName);
+  const details = await page.textContent("#arch-details");
+  const policiesOn = planRun.plan.monitoring.filter((m) => m.resource_ref === computeName);
+  if (!details.includes("Monitoring policies (" + policiesOn.length + ")")) throw new Error("node details lack its policies: " + details);
+  for (const m of policiesOn) if (!details.includes(m.metric_name)) throw new Error("policy " + m.metric_name + " not in details");
+  await page.locator("#arch-card").screenshot({ path: join(shots, "6-architecture.png") });
+  // Click a database node too.
+  const dbName = planRun.plan.resources.find((r) => r.kind === "database").name;
+  await page.click(`#arch-canvas .node[data-node="resource:${dbName}"]`);
+  await page.waitForFunction((n) => document.querySelector("#arch-details h3")?.textContent === n, dbName);
+
   // The compute resource the plan deploys (first row with a resource type).
   const [resource, resourceType] = await page.$$eval("#plan-resources tr", (rows) => {
     for (const r of rows) {
@@ -97,6 +148,19 @@ try {
   if (!(await page.textContent("#log")).trim()) throw new Error("no live log lines");
   await page.screenshot({ path: join(shots, "2-deployed.png"), fullPage: true });
 
+  step("run timeline and Terraform view after the deploy");
+  const tl = await page.$$eval("#timeline .tl-row", (l) => l.map((r) => [r.dataset.phase, r.querySelector(".tl-dur").textContent]));
+  for (const p of ["initializing", "validating", "planning", "applying", "verifying"]) {
+    const row = tl.find((r) => r[0] === p);
+    if (!row || !/\d/.test(row[1])) throw new Error("timeline lacks a duration for " + p + ": " + JSON.stringify(tl));
+  }
+  await page.locator("#deploy-card").screenshot({ path: join(shots, "7-timeline.png") });
+  await page.waitForSelector("#tf-card:not([hidden]) #tf-plan details");
+  const planText = await page.textContent("#tf-plan");
+  if (!/to create/.test(planText) || !/\+ create/.test(planText)) throw new Error("change set not rendered: " + planText.slice(0, 200));
+  if (!(await page.$("#tf-code .cl .tk-kw"))) throw new Error("no HCL highlighting in the code view");
+  await page.locator("#tf-card").screenshot({ path: join(shots, "8-terraform-plan.png") });
+
   step("alert → decision and confidence → Approve");
   const first = await sendAlert("browser-cpu-1", resource, resourceType);
   const item = `#pending [data-incident="${first}"]`;
@@ -114,6 +178,55 @@ try {
   await page.waitForFunction((id) => /resolved/.test(document.querySelector(`#history [data-incident="${id}"] .status`)?.textContent || ""), first, { timeout: 60000 });
   await page.screenshot({ path: join(shots, "4-history.png"), fullPage: true });
 
+  step("incident view: chart, threshold line, action marker, audit trail");
+  await page.click(`#history [data-incident="${first}"] button[data-action=details]`);
+  await page.waitForSelector("#incident-view[open] .chart .threshold");
+  await page.waitForSelector("#incident-view .chart .marker-action");
+  await page.waitForFunction(() => document.querySelectorAll("#incident-view .chart .pt").length >= 2);
+  const thr = await page.getAttribute("#incident-view .chart .threshold", "data-threshold");
+  if (Number(thr) !== 0.8) throw new Error("threshold line at " + thr + ", want 0.8");
+  for (const k of ["alert", "decision", "approval", "action", "feedback"]) {
+    if (!(await page.$(`#incident-view .chart .marker-${k}`))) throw new Error("no " + k + " marker on the chart");
+  }
+  const ivText = await page.textContent("#incident-view");
+  if (!/Confidence \d+%/.test(ivText)) throw new Error("incident view lacks the confidence");
+  if ((await page.$$("#iv-audit li")).length < 3) throw new Error("audit timeline too short");
+  await page.locator("#incident-view").screenshot({ path: join(shots, "9-incident.png") });
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#incident-view:not([open])", { state: "attached" });
+
+  if (brokenRun) {
+    step("broken run: inline diagnostic at Terraform's line, diff between fix attempts");
+    await page.fill("#run-open-id", brokenRun);
+    await page.click("#run-open-btn");
+    await page.waitForFunction((id) => document.getElementById("plan-run").textContent === id, brokenRun);
+    await page.click("#dryrun-btn");
+    await page.waitForSelector("#verification.bad:not([hidden])", { timeout: 120000 });
+    await page.waitForFunction(() => /failed/.test(document.getElementById("tf-run").textContent));
+    await page.waitForSelector("#tf-code .diag-error");
+    const diag = await page.$eval("#tf-code .diag-error", (d) => ({ start: Number(d.dataset.start), text: d.textContent }));
+    const line = await page.$$eval("#tf-code .cl", (l) => l.filter((c) => c.textContent.includes("local_file.missing")).map((c) => Number(c.dataset.line)));
+    if (line.length !== 1 || diag.start !== line[0]) throw new Error(`diagnostic at line ${diag.start} (${diag.text}), the broken reference is on ${line}`);
+    if (!(await page.$(`#tf-code .cl-error[data-line="${line[0]}"]`))) throw new Error("the broken line is not marked");
+    await page.locator("#tf-card").screenshot({ path: join(shots, "10-terraform-broken.png") });
+    const pairs = await page.$$eval("#tf-diff-pair option", (l) => l.map((o) => o.value));
+    if (!pairs.includes("1:2")) throw new Error("no diff between attempts 1 and 2: " + pairs.join(","));
+    await page.selectOption("#tf-diff-pair", "1:2");
+    await page.dispatchEvent("#tf-diff-pair", "change");
+    const changed = await page.$$eval("#tf-diff .dl-add, #tf-diff .dl-del", (l) => l.map((x) => x.textContent));
+    if (!changed.length) throw new Error("the diff between attempts 1 and 2 shows no change");
+    step("broken run: " + changed.length + " changed line(s) between attempts 1 and 2: " + changed.join(" | "));
+    await page.locator("#tf-diff").screenshot({ path: join(shots, "11-fix-diff.png") });
+  }
+
+  step("narrow window: no horizontal overflow");
+  await page.setViewportSize({ width: 400, height: 800 });
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) throw new Error("page overflows a 400 px window by " + overflow + " px");
+  await page.screenshot({ path: join(shots, "12-narrow.png"), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
   step("STOP AUTONOMY → a new approval executes nothing");
   const second = await sendAlert("browser-cpu-2", resource, resourceType);
   const item2 = `#pending [data-incident="${second}"]`;
@@ -129,6 +242,7 @@ try {
   if (detail.incident.status !== "blocked") throw new Error("expected blocked, got " + detail.incident.status);
   await page.screenshot({ path: join(shots, "5-stopped.png"), fullPage: true });
   if (errors.length) throw new Error("page errors: " + errors.join("; "));
+  if (external.length) throw new Error("requests to other origins: " + external.join(", "));
   step("ok");
 } finally {
   await context.close();

@@ -64,7 +64,20 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Metric source, sampled by `GET /ops/alerts/{id}/series`.
+    pub metric_source: Arc<dyn MetricSource>,
+    /// Metric samples taken per incident for the dashboard chart (in memory).
+    pub series: Arc<Mutex<SeriesCache>>,
 }
+
+/// Most incidents whose dashboard metric samples are kept in memory.
+pub const SERIES_MAX_INCIDENTS: usize = 200;
+/// Most samples kept per incident.
+pub const SERIES_MAX_POINTS: usize = 500;
+
+/// Metric samples per incident, taken when the dashboard asks for the series:
+/// `(incident, [(time, value)])`, oldest incident first. Lost on restart.
+pub type SeriesCache = VecDeque<(IncidentId, Vec<(chrono::DateTime<chrono::Utc>, f64)>)>;
 
 /// The router.
 pub fn router(state: AppState) -> Router {
@@ -76,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ops/alerts", get(list_alerts))
         .route("/ops/alerts/{id}", get(get_alert))
         .route("/ops/alerts/{id}/preview", get(preview))
+        .route("/ops/alerts/{id}/series", get(series))
+        .route("/runs/{id}", get(get_run))
         .route("/ops/alerts/{id}/approve", post(approve))
         .route("/ops/alerts/{id}/reject", post(reject))
         .route("/ops/autonomy", get(autonomy))
@@ -101,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard))
         .route("/assets/app.js", get(dashboard_js))
         .route("/assets/style.css", get(dashboard_css))
+        .route("/assets/views.js", get(dashboard_views_js))
         .route("/ops/webhook", post(alert_webhook))
         .route("/ops/telegram", post(telegram_webhook))
         .route("/ops/discord", post(discord_interactions))
@@ -956,4 +972,80 @@ async fn dashboard_css() -> Response {
         include_str!("../assets/style.css"),
     )
         .into_response()
+}
+
+async fn dashboard_views_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/views.js"),
+    )
+        .into_response()
+}
+
+/// The whole run record (plan, files, fix attempts with their files and
+/// diagnostics, change set, history) for the dashboard's run views.
+async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let run = load_run(&s, run_id(&id)?).await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+/// The metric of an incident over its window, for the dashboard chart: the
+/// alert's own value when it fired, then one sample of the `MetricSource`
+/// per call (this endpoint samples when asked and keeps the samples in
+/// memory, so the series grows while someone watches; it is not a history
+/// the server records on its own). A sample that cannot be read is reported
+/// in `sample_error`, never invented.
+async fn series(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let alert = &incident.alert;
+    let sample = s
+        .metric_source
+        .current_value(&MetricQuery {
+            resource: alert.resource.clone(),
+            resource_type: alert.resource_type.clone(),
+            metric: alert.metric.clone(),
+            lookback_secs: 120,
+        })
+        .await;
+    let sample_error = sample.as_ref().err().map(|e| e.to_string());
+    let points = {
+        let mut cache = s.series.lock().unwrap_or_else(|p| p.into_inner());
+        let pos = match cache.iter().position(|(i, _)| *i == incident.id) {
+            Some(p) => p,
+            None => {
+                if cache.len() >= SERIES_MAX_INCIDENTS {
+                    cache.pop_front();
+                }
+                cache.push_back((incident.id, Vec::new()));
+                cache.len() - 1
+            }
+        };
+        let points = &mut cache[pos].1;
+        if let Ok(sm) = &sample {
+            if sm.value.is_finite() && points.last().map(|(at, _)| *at) != Some(sm.at) {
+                points.push((sm.at, sm.value));
+                if points.len() > SERIES_MAX_POINTS {
+                    points.remove(0);
+                }
+            }
+        }
+        points.clone()
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(points.len() + 1);
+    if let Some(v) = alert.value.filter(|v| v.is_finite()) {
+        out.push(json!({"at": alert.started_at, "value": v, "source": "alert"}));
+    }
+    out.extend(
+        points
+            .iter()
+            .map(|(at, v)| json!({"at": at, "value": v, "source": "sample"})),
+    );
+    Ok(Json(json!({
+        "incident_id": incident.id,
+        "metric": alert.metric,
+        "resource": alert.resource,
+        "threshold": alert.threshold,
+        "points": out,
+        "sample_error": sample_error,
+    })))
 }

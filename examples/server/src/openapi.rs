@@ -17,6 +17,8 @@ pub const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("get", "/ops/alerts", Some("operator"), "Incidents, newest first. Query: `status` (comma separated), `severity`, `resource`, `limit` (1–1000, default 100)."),
     ("get", "/ops/alerts/{id}", Some("operator"), "An incident with its decision, reasoning, confidence, approvals, actions and audit trail."),
     ("get", "/ops/alerts/{id}/preview", Some("operator"), "Dry-run preview of the incident's proposed action (ActionHandler::preview)."),
+    ("get", "/ops/alerts/{id}/series", Some("operator"), "The incident's metric for the dashboard chart: the alert's value when it fired, then one `MetricSource` sample per call (kept in memory while someone watches; lost on restart), with the threshold. A failed sample is reported in `sample_error`."),
+    ("get", "/runs/{id}", Some("operator"), "The whole run record: plan, current files, fix attempts (each with its diagnostics and the fixed files), latest diagnostics, change set, phase history."),
     ("post", "/ops/alerts/{id}/approve", Some("operator"), "Approve the pending action as `web:<operator>`; it runs in the background. 409 when nothing was approved (not pending, or autonomy stopped)."),
     ("post", "/ops/alerts/{id}/reject", Some("operator"), "Reject the pending action. Optional body `{reason}`."),
     ("get", "/ops/autonomy", Some("operator"), "The kill-switch state."),
@@ -29,6 +31,7 @@ pub const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("get", "/", None, "The dashboard (HTML)."),
     ("get", "/assets/app.js", None, "Dashboard script."),
     ("get", "/assets/style.css", None, "Dashboard styles."),
+    ("get", "/assets/views.js", None, "Dashboard views script (architecture canvas, Terraform view, run timeline, incident view)."),
 ];
 
 fn body_schema(method: &str, path: &str) -> Option<Value> {

@@ -216,6 +216,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
+        metric_source: w.metrics.clone(),
+        series: Arc::default(),
     };
     tokio::spawn(async move {
         signal().await;

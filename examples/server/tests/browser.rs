@@ -1,8 +1,12 @@
 //! The dashboard in headless Chromium (Debian's `chromium`, driven by
-//! playwright-core from `browser-test/`): plan → deploy → verification →
-//! alert → approve → history → STOP AUTONOMY. Screenshots land in
-//! `target/test-output/`. Fails (does not skip) when Chromium or the npm
-//! packages are missing and `INFRAAI_REQUIRE_SERVICES=1`.
+//! playwright-core from `browser-test/`): plan → architecture canvas →
+//! deploy → run timeline and Terraform view → verification → alert →
+//! approve → history → incident view (chart, threshold, action marker) →
+//! a broken run (inline diagnostics, diff between fix attempts) → narrow
+//! window → STOP AUTONOMY. Every request the page makes must go to the
+//! server. Screenshots land in `target/test-output/`. Fails (does not skip)
+//! when Chromium or the npm packages are missing and
+//! `INFRAAI_REQUIRE_SERVICES=1`.
 
 mod common;
 
@@ -39,7 +43,32 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
     } else {
         "simulated"
     };
-    let s = Server::start("browser", &["--cloud", cloud], &[]).await;
+    // A broken run for the Terraform view: plan a run, stop the server, break
+    // the stored files (one undeclared variable and one unsupported argument
+    // the deterministic fixers repair in two attempts, one reference to a
+    // resource nothing declares, which no fixer can), start it again. Real
+    // `terraform validate` produces the diagnostics when the run executes.
+    let data = Server::fresh_dir("browser");
+    let broken = if cloud == "local" {
+        let mut first = Server::start_in(data.clone(), &["--cloud", cloud], &[]).await;
+        let planned = first
+            .ok(
+                reqwest::Method::POST,
+                "/generate-graph",
+                Some(serde_json::json!({"goal": "a backend API for 10k users under $100/month"})),
+                201,
+            )
+            .await;
+        first.remove_data = false;
+        first.terminate().await;
+        drop(first);
+        let id = planned["run_id"].as_str().expect("run id").to_string();
+        break_run(&data, &id).await;
+        Some(id)
+    } else {
+        None
+    };
+    let s = Server::start_in(data, &["--cloud", cloud], &[]).await;
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
     let out = tokio::process::Command::new("node")
         .arg("run.mjs")
@@ -49,6 +78,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         .env("INFRAAI_WEBHOOK_TOKEN", WEBHOOK)
         .env("INFRAAI_SCREENSHOTS", &shots)
         .env("INFRAAI_CHROMIUM", &chromium)
+        .env("INFRAAI_BROKEN_RUN", broken.as_deref().unwrap_or(""))
         .env(
             "INFRAAI_ALERT_METRIC",
             if cloud == "local" {
@@ -73,7 +103,42 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         "3-pending.png",
         "4-history.png",
         "5-stopped.png",
+        "6-architecture.png",
+        "7-timeline.png",
+        "8-terraform-plan.png",
+        "9-incident.png",
+        "12-narrow.png",
     ] {
         assert!(shots.join(shot).exists(), "{shot} missing");
     }
+    if broken.is_some() {
+        for shot in ["10-terraform-broken.png", "11-fix-diff.png"] {
+            assert!(shots.join(shot).exists(), "{shot} missing");
+        }
+        assert!(stdout.contains("browser-test: broken run"), "{stdout}");
+    }
+}
+
+/// Breaks the stored files of a planned run (see the test).
+async fn break_run(data: &std::path::Path, id: &str) {
+    use infraai_core::MetadataStore;
+    let store = infraai_store::SqliteStore::open_path(data.join("infraai.db"))
+        .await
+        .expect("open the store");
+    let run_id: infraai_core::RunId = id.parse().expect("run id");
+    let mut run = store
+        .get_run(run_id)
+        .await
+        .expect("read run")
+        .expect("run stored");
+    let files = run.files.as_mut().expect("planned run has files");
+    let main = files.files.get_mut("main.tf").expect("main.tf");
+    let at = main
+        .find("resource \"")
+        .and_then(|i| main[i..].find('\n').map(|j| i + j + 1))
+        .expect("a resource block in main.tf");
+    main.insert_str(at, "  bogus_setting = \"x\"\n");
+    main.push_str("\noutput \"extra_tag\" {\n  value = var.extra_tag\n}\n");
+    main.push_str("\noutput \"broken\" {\n  value = local_file.missing.id\n}\n");
+    store.put_run(&run).await.expect("store the broken run");
 }

@@ -27,8 +27,8 @@ function dur(msec) {
 
 // ================================================================ architecture canvas
 
-const KIND_ICON = { compute: "▣", instance_group: "▦", database: "⛁", network: "⌗", subnet: "⌗", firewall: "⛨",
-  load_balancer: "⇶", bucket: "◫", storage: "◫", cache: "⚡", monitoring_policy: "◉" };
+const KIND_ICON = { compute: "▣", instance_group: "▦", database: "⛁", network: "⌗", subnet: "⌗", firewall: "▤",
+  load_balancer: "⇶", bucket: "◫", storage: "◫", cache: "◇", monitoring_policy: "◉" };
 
 // Layered layout: longest-path layering (edges point from dependent to
 // dependency, so dependencies sit lower), then a few barycenter sweeps to
@@ -75,6 +75,7 @@ function layout(nodes, edges) {
   return layers;
 }
 
+const clip = (t, n) => { t = String(t); return t.length > n ? t.slice(0, n - 1) + "…" : t; };
 let archSelected = null;
 function renderGraph(graph, plan) {
   const card = $("arch-card");
@@ -113,8 +114,9 @@ function renderGraph(graph, plan) {
       "aria-label": (n.type === "monitoring_policy" ? "monitoring policy " : (n.kind || "") + " ") + n.label },
       svg("rect", { width: W, height: H, rx: "8" }),
       svg("text", { x: "12", y: "28", class: "icon" }, KIND_ICON[kind] || "●"),
-      svg("text", { x: "34", y: "20", class: "label" }, String(n.label).slice(0, 22)),
-      svg("text", { x: "34", y: "36", class: "sub" }, String(sub).slice(0, 26)));
+      svg("text", { x: "34", y: "20", class: "label" }, clip(n.label, 18)),
+      svg("text", { x: "34", y: "36", class: "sub" }, clip(sub, 21)),
+      svg("title", {}, n.label + " — " + sub));
     const pick = () => selectNode(n, graph, plan);
     g.addEventListener("click", pick);
     g.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pick(); } });

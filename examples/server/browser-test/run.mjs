@@ -82,19 +82,10 @@ try {
   await page.click("#token-save");
   await page.waitForFunction(() => document.getElementById("autonomy-state").textContent.includes("autonomy: on"));
 
-  step("goal → plan card");
-  await page.fill("#goal", "a backend API for 10k users under $100/month");
+  step("architecture canvas: the seed example (VM + database + monitoring), node and edge count, details");
+  await page.fill("#goal", "a backend API with a postgres database for 10k users under $100/month");
   await page.click("#plan-btn");
-  await page.waitForSelector("#plan-card:not([hidden])");
-  for (const id of ["#plan-cloud", "#plan-region", "#plan-machine", "#plan-cost", "#plan-confidence"]) {
-    const t = (await page.textContent(id)).trim();
-    if (!t) throw new Error(id + " is empty");
-  }
-  if (!(await page.textContent("#plan-cost")).includes("$")) throw new Error("no cost shown");
-  await page.waitForSelector("#files details");
-  await page.screenshot({ path: join(shots, "1-plan.png"), fullPage: true });
-
-  step("architecture canvas: node and edge count, details");
+  await page.waitForFunction(() => /database/.test(document.getElementById("plan-resources").textContent));
   const planRunId = (await page.textContent("#plan-run")).trim();
   const planRun = (await api("GET", "/runs/" + planRunId)).run;
   const wantNodes = planRun.plan.resources.length + planRun.plan.monitoring.length;
@@ -138,6 +129,19 @@ try {
   });
   if (!resource) throw new Error("no compute resource in the plan");
 
+  step("goal → plan card");
+  await page.fill("#goal", "a backend API for 10k users under $100/month");
+  await page.click("#plan-btn");
+  await page.waitForSelector("#plan-card:not([hidden])");
+  await page.waitForFunction((prev) => document.getElementById("plan-run").textContent !== prev && !document.getElementById("plan-btn").disabled, planRunId);
+  for (const id of ["#plan-cloud", "#plan-region", "#plan-machine", "#plan-cost", "#plan-confidence"]) {
+    const t = (await page.textContent(id)).trim();
+    if (!t) throw new Error(id + " is empty");
+  }
+  if (!(await page.textContent("#plan-cost")).includes("$")) throw new Error("no cost shown");
+  await page.waitForSelector("#files details");
+  await page.screenshot({ path: join(shots, "1-plan.png"), fullPage: true });
+
   step("deploy → verification card");
   await page.click("#proceed-btn");
   await page.waitForSelector("#verification.ok:not([hidden])", { timeout: 120000 });
@@ -180,8 +184,8 @@ try {
 
   step("incident view: chart, threshold line, action marker, audit trail");
   await page.click(`#history [data-incident="${first}"] button[data-action=details]`);
-  await page.waitForSelector("#incident-view[open] .chart .threshold");
-  await page.waitForSelector("#incident-view .chart .marker-action");
+  await page.waitForSelector("#incident-view[open] .chart .threshold", { state: "attached" });
+  await page.waitForSelector("#incident-view .chart .marker-action", { state: "attached" });
   await page.waitForFunction(() => document.querySelectorAll("#incident-view .chart .pt").length >= 2);
   const thr = await page.getAttribute("#incident-view .chart .threshold", "data-threshold");
   if (Number(thr) !== 0.8) throw new Error("threshold line at " + thr + ", want 0.8");

@@ -227,7 +227,11 @@ try {
   await page.setViewportSize({ width: 400, height: 800 });
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  if (overflow > 1) throw new Error("page overflows a 400 px window by " + overflow + " px");
+  if (overflow > 1) {
+    const wide = await page.evaluate(() => [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null)
+      .slice(0, 8).map((e) => e.tagName + "#" + e.id + "." + e.className + " " + Math.round(e.getBoundingClientRect().right)));
+    throw new Error("page overflows a 400 px window by " + overflow + " px: " + wide.join(", "));
+  }
   await page.screenshot({ path: join(shots, "12-narrow.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
 

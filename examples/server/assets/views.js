@@ -361,6 +361,10 @@ function renderTfCode() {
   $("tf-code").replaceChildren(
     ...(unplaced.length ? [el("div", { class: "diag diag-error" }, ...unplaced.map((d) => el("div", {}, "✘ " + d.summary + (d.detail ? " — " + d.detail : "") + (d.range ? " (" + d.range.filename + ":" + d.range.start_line + ", file not in this version)" : " (no source position)"))))] : []),
     tfFile ? codeView(files[tfFile] || "", diags.filter((d) => d.range && d.range.filename === tfFile), tfFile) : el("p", { class: "muted small" }, "No files."));
+  // Bring the first diagnostic into view inside the code box.
+  const code = $("tf-code").querySelector(".code");
+  const first = code && code.querySelector(".cl-error, .cl-warning");
+  if (first) code.scrollTop = Math.max(0, first.offsetTop - 60);
 }
 
 function renderTfDiff() {

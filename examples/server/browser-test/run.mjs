@@ -74,6 +74,12 @@ await context.route("**/*", (route) => {
 try {
   const page = context.pages()[0] || (await context.newPage());
   page.on("pageerror", (e) => errors.push(e.message));
+  // Layout shifts not caused by input (reported, see the end).
+  await page.addInitScript(() => {
+    window.__cls = 0;
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) if (!e.hadRecentInput) window.__cls += e.value; })
+      .observe({ type: "layout-shift", buffered: true });
+  });
   page.setDefaultTimeout(30000);
   await page.goto(base + "/");
 
@@ -251,6 +257,7 @@ try {
   await page.screenshot({ path: join(shots, "5-stopped.png"), fullPage: true });
   if (errors.length) throw new Error("page errors: " + errors.join("; "));
   if (external.length) throw new Error("requests to other origins: " + external.join(", "));
+  step("cumulative layout shift without input: " + (await page.evaluate(() => window.__cls)).toFixed(3));
   step("ok");
 } finally {
   await context.close();

@@ -97,6 +97,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         "browser test failed\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("browser-test: ok"), "{stdout}");
+    println!("{stdout}");
     for shot in [
         "1-plan.png",
         "2-deployed.png",

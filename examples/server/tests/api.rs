@@ -58,6 +58,8 @@ fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/ops/alerts", None),
         (Method::GET, "/ops/alerts/{id}", None),
         (Method::GET, "/ops/alerts/{id}/preview", None),
+        (Method::GET, "/ops/alerts/{id}/series", None),
+        (Method::GET, "/runs/{id}", None),
         (Method::POST, "/ops/alerts/{id}/approve", None),
         (Method::POST, "/ops/alerts/{id}/reject", None),
         (Method::GET, "/ops/autonomy", None),
@@ -281,6 +283,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         ("get", "/"),
         ("get", "/assets/app.js"),
         ("get", "/assets/style.css"),
+        ("get", "/assets/views.js"),
     ] {
         assert!(doc["paths"][p][m].is_object(), "{m} {p} missing");
         listed += 1;
@@ -878,4 +881,76 @@ async fn a_gemini_key_turns_on_the_llm_adapters_without_printing_the_key() {
         .iter()
         .all(|l| !l.contains("fake-gemini-key-1234")));
     s.ok(Method::GET, "/readyz", None, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_reads_a_whole_run_and_an_incident_metric_series() {
+    let s = simulated("views").await;
+    // Unknown ids are 404, malformed ones 400.
+    for path in [
+        format!("/runs/{ZERO}"),
+        format!("/ops/alerts/{ZERO}/series"),
+    ] {
+        let r = s.op(Method::GET, &path, None).await;
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+    for path in ["/runs/nope", "/ops/alerts/nope/series"] {
+        let r = s.op(Method::GET, path, None).await;
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+    }
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap();
+    let run = s
+        .ok(Method::GET, &format!("/runs/{run_id}"), None, 200)
+        .await;
+    assert_eq!(run["run"]["id"], run_id);
+    assert_eq!(run["run"]["plan"], planned["plan"]);
+    assert!(run["run"]["files"]["files"]["main.tf"].is_string());
+    assert!(run["run"]["fix_attempts"].is_array());
+
+    let r = s
+        .http
+        .post(s.url("/ops/webhook"))
+        .header("x-infraai-webhook-token", WEBHOOK)
+        .json(&alert("series-1", "warning"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.json::<Value>().await.unwrap()["results"][0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}/series"), None, 200)
+        .await;
+    assert_eq!(first["threshold"], 0.8);
+    assert_eq!(first["points"][0]["source"], "alert");
+    assert_eq!(first["points"][0]["value"], 0.97);
+    assert_eq!(first["points"][0]["at"], "2026-11-25T10:00:00Z");
+    // Each call samples the metric source once: a sample is added, or the
+    // failure is reported; never both, never neither.
+    let second = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}/series"), None, 200)
+        .await;
+    let samples = |v: &Value| {
+        v["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["source"] == "sample")
+            .count()
+    };
+    assert!(samples(&second) >= samples(&first));
+    assert!(
+        samples(&second) > 0 || second["sample_error"].is_string(),
+        "{second}"
+    );
 }

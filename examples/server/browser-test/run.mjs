@@ -77,7 +77,14 @@ try {
   // Layout shifts not caused by input (reported, see the end).
   await page.addInitScript(() => {
     window.__cls = 0;
-    new PerformanceObserver((l) => { for (const e of l.getEntries()) if (!e.hadRecentInput) window.__cls += e.value; })
+    window.__shifts = [];
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) {
+        if (e.hadRecentInput) continue;
+        window.__cls += e.value;
+        window.__shifts.push(e.value.toFixed(3) + " " + (e.sources || []).map((x) => x.node ? (x.node.id || x.node.className || x.node.nodeName) : "?").join("+"));
+      }
+    })
       .observe({ type: "layout-shift", buffered: true });
   });
   page.setDefaultTimeout(30000);
@@ -202,6 +209,14 @@ try {
   if (!/Confidence \d+%/.test(ivText)) throw new Error("incident view lacks the confidence");
   if ((await page.$$("#iv-audit li")).length < 3) throw new Error("audit timeline too short");
   await page.locator("#incident-view").screenshot({ path: join(shots, "9-incident.png") });
+  // Live refreshes (every 2 s: new samples, audit records) move nothing.
+  const cls0 = await page.evaluate(() => window.__cls);
+  const pts0 = await page.$$eval("#incident-view .chart .pt", (l) => l.length);
+  await page.waitForTimeout(4500);
+  const pts1 = await page.$$eval("#incident-view .chart .pt", (l) => l.length);
+  const clsLive = (await page.evaluate(() => window.__cls)) - cls0;
+  if (clsLive > 0.01) throw new Error("layout shift while the incident view refreshed: " + clsLive.toFixed(3));
+  step(`incident view live: ${pts0} → ${pts1} points, layout shift ${clsLive.toFixed(3)}`);
   await page.keyboard.press("Escape");
   await page.waitForSelector("#incident-view:not([open])", { state: "attached" });
 
@@ -257,7 +272,7 @@ try {
   await page.screenshot({ path: join(shots, "5-stopped.png"), fullPage: true });
   if (errors.length) throw new Error("page errors: " + errors.join("; "));
   if (external.length) throw new Error("requests to other origins: " + external.join(", "));
-  step("cumulative layout shift without input: " + (await page.evaluate(() => window.__cls)).toFixed(3));
+  step("cumulative layout shift without input: " + (await page.evaluate(() => window.__cls)).toFixed(3) + " (" + (await page.evaluate(() => window.__shifts.join("; "))) + ")");
   step("ok");
 } finally {
   await context.close();

@@ -433,12 +433,19 @@ function drawTimeline(terminal) {
     const end = last ? (terminal ? start : now) : ms(tlHistory[k + 1].at);
     return { h, start, d: Math.max(0, end - start), live: last && !terminal };
   });
-  const total = Math.max(1, rows.reduce((a, r) => a + r.d, 0));
-  box.replaceChildren(...rows.map((r) => el("div", { class: "tl-row" + (r.live ? " live" : "") + (r.h.phase.startsWith("fix_attempt") ? " fix" : r.h.phase === "failed" ? " failed" : ""), "data-phase": r.h.phase, title: r.h.note || "" },
-    el("span", { class: "tl-name" }, r.h.phase.replace(/_/g, " ")),
-    el("span", { class: "tl-track" }, el("span", { class: "tl-bar", style: "width:" + Math.max(1, (100 * r.d) / total).toFixed(1) + "%" })),
-    el("span", { class: "tl-dur mono" }, r.h.phase === "completed" || r.h.phase === "failed" ? "" : dur(r.d) + (r.live ? " …" : "")))),
-    el("div", { class: "small muted tl-total" }, "total " + dur(total) + (terminal ? "" : " (running)")));
+  // `starting` is the wait between planning and /execute, not work: it is
+  // listed but neither scaled nor counted in the run time.
+  const work = rows.filter((r) => r.h.phase !== "starting");
+  const total = Math.max(1, work.reduce((a, r) => a + r.d, 0));
+  box.replaceChildren(...rows.map((r) => {
+    const waiting = r.h.phase === "starting";
+    const end = r.h.phase === "completed" || r.h.phase === "failed";
+    return el("div", { class: "tl-row" + (r.live ? " live" : "") + (r.h.phase.startsWith("fix_attempt") ? " fix" : r.h.phase === "failed" ? " failed" : "") + (waiting ? " waiting" : ""), "data-phase": r.h.phase, title: r.h.note || "" },
+      el("span", { class: "tl-name" }, waiting ? "queued" : r.h.phase.replace(/_/g, " ")),
+      el("span", { class: "tl-track" }, waiting ? null : el("span", { class: "tl-bar", style: "width:" + Math.max(1, (100 * r.d) / total).toFixed(1) + "%" })),
+      el("span", { class: "tl-dur mono" }, end ? "" : dur(r.d) + (r.live ? " …" : "")));
+  }),
+  el("div", { class: "small muted tl-total" }, "run time " + dur(total) + (terminal ? "" : " (running)")));
 }
 
 // ================================================================ incident view

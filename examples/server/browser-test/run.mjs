@@ -225,8 +225,18 @@ try {
     await page.fill("#run-open-id", brokenRun);
     await page.click("#run-open-btn");
     await page.waitForFunction((id) => document.getElementById("plan-run").textContent === id, brokenRun);
+    // The timeline is live while the run is in progress.
+    await page.evaluate(() => {
+      window.__sawLive = false;
+      new MutationObserver(() => { if (document.querySelector("#timeline .tl-row.live .tl-dur")?.textContent.includes("…")) window.__sawLive = true; })
+        .observe(document.getElementById("timeline"), { childList: true, subtree: true, characterData: true });
+    });
     await page.click("#dryrun-btn");
     await page.waitForSelector("#verification.bad:not([hidden])", { timeout: 120000 });
+    if (!(await page.evaluate(() => window.__sawLive))) throw new Error("the timeline never showed a running phase");
+    const fixRows = await page.$$eval("#timeline .tl-row.fix", (l) => l.map((r) => r.dataset.phase + " " + r.querySelector(".tl-dur").textContent));
+    if (fixRows.length !== 3 || !fixRows.every((r) => /\d/.test(r))) throw new Error("timeline fix attempts: " + fixRows.join(", "));
+    await page.locator("#deploy-card").screenshot({ path: join(shots, "13-timeline-broken.png") });
     await page.waitForFunction(() => /failed/.test(document.getElementById("tf-run").textContent));
     await page.waitForSelector("#tf-code .diag-error");
     const diag = await page.$eval("#tf-code .diag-error", (d) => ({ start: Number(d.dataset.start), text: d.textContent }));

@@ -113,7 +113,11 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         assert!(shots.join(shot).exists(), "{shot} missing");
     }
     if broken.is_some() {
-        for shot in ["10-terraform-broken.png", "11-fix-diff.png"] {
+        for shot in [
+            "10-terraform-broken.png",
+            "11-fix-diff.png",
+            "13-timeline-broken.png",
+        ] {
             assert!(shots.join(shot).exists(), "{shot} missing");
         }
         assert!(stdout.contains("browser-test: broken run"), "{stdout}");

@@ -316,6 +316,10 @@ let refreshing = false;
 async function refreshOps() {
   if (!token || refreshing) return;
   refreshing = true;
+  // The lists are rebuilt: remember which button had the keyboard focus.
+  const f = document.activeElement;
+  const item = f && f.closest ? f.closest(".list [data-incident]") : null;
+  const focusKey = item && f.dataset.action ? [item.closest(".list").id, item.dataset.incident, f.dataset.action] : null;
   try {
     const k = (await api("GET", "/ops/autonomy")).kill_switch;
     const st = $("autonomy-state");
@@ -332,6 +336,10 @@ async function refreshOps() {
     const done = all.filter((i) => ["executing", "executed", "resolved", "unresolved", "rejected", "expired", "escalated", "ignored"].includes(i.status));
     const items = await Promise.all(done.slice(0, 20).map(historyItem));
     $("history").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No actions yet.")]));
+    if (focusKey && (document.activeElement === document.body || !document.activeElement)) {
+      const again = document.querySelector(`#${focusKey[0]} [data-incident="${focusKey[1]}"] [data-action="${focusKey[2]}"]`);
+      if (again) again.focus();
+    }
     banner("");
   } catch (e) {
     if (e.status !== 401) banner("Could not refresh: " + e.message);

@@ -196,7 +196,15 @@ try {
   await page.screenshot({ path: join(shots, "4-history.png"), fullPage: true });
 
   step("incident view: chart, threshold line, action marker, audit trail");
-  await page.click(`#history [data-incident="${first}"] button[data-action=details]`);
+  // Keyboard: the Details button keeps its focus across list refreshes, Enter opens the view.
+  await page.focus(`#history [data-incident="${first}"] button[data-action=details]`);
+  await page.waitForTimeout(2500);
+  const kept = await page.evaluate((id) => {
+    const a = document.activeElement;
+    return a?.dataset.action === "details" && a.closest("[data-incident]")?.dataset.incident === id && a.closest(".list")?.id === "history";
+  }, first);
+  if (!kept) throw new Error("keyboard focus lost when the lists refreshed");
+  await page.keyboard.press("Enter");
   await page.waitForSelector("#incident-view[open] .chart .threshold", { state: "attached" });
   await page.waitForSelector("#incident-view .chart .marker-action", { state: "attached" });
   await page.waitForFunction(() => document.querySelectorAll("#incident-view .chart .pt").length >= 2);

@@ -252,6 +252,7 @@ impl DeployAgent {
                     .map(|(n, _)| n.clone())
                     .unwrap_or_else(|| "none".into()),
                 files: fixed.as_ref().map(|(_, f)| f.clone()),
+                files_before: (attempt == 1).then(|| files.clone()),
             });
             let Some((_, new_files)) = fixed else {
                 return Err(Error::invalid(

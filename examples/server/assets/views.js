@@ -314,6 +314,8 @@ function renderTerraform(run) {
   // attempt's output files (with the diagnostics the next attempt saw).
   const sel = $("tf-source");
   const opts = [el("option", { value: "current" }, "current files (" + run.diagnostics.length + " diagnostic(s))")];
+  const firstAttempt = run.fix_attempts[0];
+  if (firstAttempt && firstAttempt.files_before) opts.push(el("option", { value: "before" }, "generated files, before attempt 1 (" + firstAttempt.diagnostics.length + " diagnostic(s))"));
   run.fix_attempts.forEach((f) => { if (f.files) opts.push(el("option", { value: "attempt:" + f.attempt }, "after fix attempt " + f.attempt + " (" + f.fixer + ")")); });
   sel.replaceChildren(...opts);
   if (![...sel.options].some((o) => o.value === tfSource)) tfSource = "current";
@@ -322,6 +324,7 @@ function renderTerraform(run) {
   const withFiles = run.fix_attempts.filter((f) => f.files);
   const dsel = $("tf-diff-pair");
   const pairs = [];
+  if (firstAttempt && firstAttempt.files_before && firstAttempt.files) pairs.push(el("option", { value: "before:1" }, "generated → attempt 1"));
   for (let k = 1; k < withFiles.length; k++) pairs.push(el("option", { value: withFiles[k - 1].attempt + ":" + withFiles[k].attempt }, "attempt " + withFiles[k - 1].attempt + " → " + withFiles[k].attempt));
   if (withFiles.length && run.files) pairs.push(el("option", { value: withFiles[withFiles.length - 1].attempt + ":current" }, "attempt " + withFiles[withFiles.length - 1].attempt + " → current"));
   dsel.replaceChildren(...(pairs.length ? pairs : [el("option", { value: "" }, "no fix attempts with files")]));
@@ -338,6 +341,7 @@ function renderTerraform(run) {
 
 function tfSourceFiles() {
   if (tfSource === "current") return { files: (tfRun.files || {}).files || {}, diags: tfRun.diagnostics };
+  if (tfSource === "before") return { files: tfRun.fix_attempts[0].files_before.files, diags: tfRun.fix_attempts[0].diagnostics };
   const n = Number(tfSource.split(":")[1]);
   const f = tfRun.fix_attempts.find((x) => x.attempt === n);
   const next = tfRun.fix_attempts.find((x) => x.attempt === n + 1);
@@ -371,7 +375,7 @@ function renderTfDiff() {
   const v = $("tf-diff-pair").value;
   if (!v) { $("tf-diff").replaceChildren(el("p", { class: "muted small" }, "Diffs appear when a run needed fix attempts.")); return; }
   const [a, b] = v.split(":");
-  const filesOf = (x) => x === "current" ? (tfRun.files || {}).files : ((tfRun.fix_attempts.find((f) => String(f.attempt) === x) || {}).files || {}).files;
+  const filesOf = (x) => x === "before" ? tfRun.fix_attempts[0].files_before.files : x === "current" ? (tfRun.files || {}).files : ((tfRun.fix_attempts.find((f) => String(f.attempt) === x) || {}).files || {}).files;
   $("tf-diff").replaceChildren(...diffView(filesOf(a), filesOf(b)));
 }
 

@@ -260,6 +260,16 @@ try {
     if (!changed.length) throw new Error("the diff between attempts 1 and 2 shows no change");
     step("broken run: " + changed.length + " changed line(s) between attempts 1 and 2: " + changed.join(" | "));
     await page.locator("#tf-diff").screenshot({ path: join(shots, "11-fix-diff.png") });
+    // The generated files with attempt 1's diagnostics in place.
+    await page.selectOption("#tf-source", "before");
+    await page.waitForSelector("#tf-code .diag-error");
+    const placed = await page.$$eval("#tf-code .diag", (l) => l.map((d) => [Number(d.dataset.start), d.querySelector("strong").textContent]));
+    const bogus = await page.$$eval("#tf-code .cl", (l) => l.filter((c) => c.textContent.includes("bogus_setting")).map((c) => Number(c.dataset.line)));
+    if (bogus.length !== 1 || !placed.some(([l, t]) => l === bogus[0] && t.includes("Unsupported argument"))) {
+      throw new Error("attempt 1: Unsupported argument not at line " + bogus + ": " + JSON.stringify(placed));
+    }
+    step("broken run: attempt 1 diagnostics in the generated files: " + placed.map(([l, t]) => l + " " + t).join("; "));
+    await page.locator("#tf-card").screenshot({ path: join(shots, "14-terraform-before-attempt-1.png") });
   }
 
   step("narrow window: no horizontal overflow");

@@ -117,6 +117,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
             "10-terraform-broken.png",
             "11-fix-diff.png",
             "13-timeline-broken.png",
+            "14-terraform-before-attempt-1.png",
         ] {
             assert!(shots.join(shot).exists(), "{shot} missing");
         }

@@ -140,6 +140,12 @@ pub struct FixAttempt {
     pub fixer: String,
     /// The files after the fix, when a fixer produced any.
     pub files: Option<TerraformFiles>,
+    /// The files the diagnostics refer to, kept for the first attempt only
+    /// (they are overwritten otherwise; a later attempt's input is the
+    /// previous attempt's `files`). Lets a viewer place attempt 1's
+    /// diagnostics and diff the generated files against the first fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_before: Option<TerraformFiles>,
 }
 
 /// A run of the deploy loop: goal → plan → Terraform → apply → verify.

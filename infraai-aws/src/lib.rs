@@ -9,6 +9,9 @@
 //!   SNS topic with an HTTPS subscription to the ops webhook.
 //! * [`ladder`]: the `t3` instance ladder, the mapping from planned sizes
 //!   and the AWS guardrail allow-lists.
+//! * [`SnsAlertSource`]: an [`infraai_core::AlertSource`] for SNS HTTPS
+//!   deliveries of CloudWatch alarm notifications (signature verified,
+//!   subscriptions confirmed only when signed and on the SNS host).
 //!
 //! ```
 //! use infraai_aws::{AwsCloud, AwsConfig};
@@ -25,6 +28,8 @@
 mod config;
 mod generator;
 pub mod ladder;
+mod sns;
 
 pub use config::{is_aws_region, ApiEndpoint, AwsConfig, AwsCredentials};
+pub use sns::{is_sns_url, rsa_public_key_from_pem, verify_signature, SnsAlertSource, SnsConfig};
 pub use generator::{machine_type_var, AwsCloud, AWS_SECURITY_GROUP};

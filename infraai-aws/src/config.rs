@@ -42,11 +42,14 @@ impl AwsConfig {
             ));
         }
         if let Some(ami) = &self.ami_id {
-            let ok = ami
-                .strip_prefix("ami-")
-                .is_some_and(|h| !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let ok = ami.strip_prefix("ami-").is_some_and(|h| {
+                !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_hexdigit())
+            });
             if !ok {
-                return Err(Error::invalid("AMI id", "must be ami- followed by hex digits"));
+                return Err(Error::invalid(
+                    "AMI id",
+                    "must be ami- followed by hex digits",
+                ));
             }
         }
         Ok(())
@@ -59,9 +62,7 @@ pub fn is_aws_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let letters = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
     match parts.as_slice() {
-        [geo, dir, n] => {
-            geo.len() == 2 && letters(geo) && letters(dir) && n.parse::<u8>().is_ok()
-        }
+        [geo, dir, n] => geo.len() == 2 && letters(geo) && letters(dir) && n.parse::<u8>().is_ok(),
         [geo, gov, dir, n] => {
             geo.len() == 2
                 && letters(geo)
@@ -110,7 +111,12 @@ mod tests {
 
     #[test]
     fn regions_and_amis() {
-        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "ap-southeast-3"] {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-3",
+        ] {
             assert!(is_aws_region(ok), "{ok}");
         }
         for bad in ["us-central1", "europe-west1", "", "us-east-x", "US-EAST-1"] {

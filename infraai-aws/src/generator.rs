@@ -16,6 +16,15 @@ use serde_json::json;
 /// The resource type of a generated security group (no metric profiles).
 pub const AWS_SECURITY_GROUP: &str = "aws_security_group";
 
+/// Output: plan resource name → EC2 instance id.
+pub const OUTPUT_INSTANCE_IDS: &str = "instance_ids";
+/// Output: plan resource name → Auto Scaling group name.
+pub const OUTPUT_AUTOSCALING_GROUPS: &str = "autoscaling_groups";
+/// Output: plan resource name → RDS instance identifier.
+pub const OUTPUT_DATABASE_IDENTIFIERS: &str = "database_identifiers";
+/// Output: firewall resource name → security group id.
+pub const OUTPUT_SECURITY_GROUP_IDS: &str = "security_group_ids";
+
 /// The variable holding an instance's (or group's, or database's) type.
 pub fn machine_type_var(name: &str) -> String {
     format!("machine_type_{name}")
@@ -79,7 +88,10 @@ impl AwsCloud {
         body.push(
             Block::variable(&name)?
                 .attr("type", Expr::reference("string")?)?
-                .attr("description", format!("Instance type of {}", r.name.as_str()))?
+                .attr(
+                    "description",
+                    format!("Instance type of {}", r.name.as_str()),
+                )?
                 .attr("default", planned.as_str())?,
         );
         Ok(name)
@@ -89,7 +101,10 @@ impl AwsCloud {
         body.push(
             Block::resource("aws_security_group", name)?
                 .attr("name_prefix", format!("{name}-"))?
-                .attr("description", "infraai: HTTP/HTTPS and SSH from configured ranges")?
+                .attr(
+                    "description",
+                    "infraai: HTTP/HTTPS and SSH from configured ranges",
+                )?
                 .attr("tags", tags(name, run))?,
         );
         let sg_id = reference(format!("aws_security_group.{name}.id"))?;
@@ -117,10 +132,13 @@ impl AwsCloud {
             );
         }
         body.push(
-            Block::resource("aws_vpc_security_group_egress_rule", &format!("{name}-egress"))?
-                .attr("security_group_id", sg_id)?
-                .attr("ip_protocol", "-1")?
-                .attr("cidr_ipv4", "0.0.0.0/0")?,
+            Block::resource(
+                "aws_vpc_security_group_egress_rule",
+                &format!("{name}-egress"),
+            )?
+            .attr("security_group_id", sg_id)?
+            .attr("ip_protocol", "-1")?
+            .attr("cidr_ipv4", "0.0.0.0/0")?,
         );
         Ok(())
     }
@@ -226,7 +244,10 @@ impl AwsCloud {
         body.push(
             Block::resource("aws_security_group", &sg)?
                 .attr("name_prefix", format!("{sg}-"))?
-                .attr("description", "infraai: PostgreSQL from the application only")?
+                .attr(
+                    "description",
+                    "infraai: PostgreSQL from the application only",
+                )?
                 .attr("tags", tags(&sg, run))?,
         );
         for app in app_sgs {
@@ -235,7 +256,10 @@ impl AwsCloud {
                     "aws_vpc_security_group_ingress_rule",
                     &format!("{sg}-from-{app}"),
                 )?
-                .attr("security_group_id", reference(format!("aws_security_group.{sg}.id"))?)?
+                .attr(
+                    "security_group_id",
+                    reference(format!("aws_security_group.{sg}.id"))?,
+                )?
                 .attr(
                     "referenced_security_group_id",
                     reference(format!("aws_security_group.{app}.id"))?,
@@ -327,7 +351,10 @@ impl AwsCloud {
             "aws_cloudwatch_metric_alarm",
             &format!("{name}-{}", m.metric_name),
         )?
-        .attr("alarm_name", format!("infraai-{name}-{}-{run}", m.metric_name))?
+        .attr(
+            "alarm_name",
+            format!("infraai-{name}-{}-{run}", m.metric_name),
+        )?
         .attr("alarm_description", description)?
         .attr("namespace", namespace)?
         .attr("metric_name", metric)?
@@ -382,17 +409,15 @@ impl TerraformGenerator for AwsCloud {
             .collect();
         let region = self.region(plan);
         let mut body = Body::new();
-        body.push(
-            Block::new("terraform", no_labels())?.block(
-                Block::new("required_providers", no_labels())?.attr(
-                    "aws",
-                    Expr::Object(vec![
-                        ("source".into(), "hashicorp/aws".into()),
-                        ("version".into(), ">= 5.0, < 6.0".into()),
-                    ]),
-                )?,
-            ),
-        );
+        body.push(Block::new("terraform", no_labels())?.block(
+            Block::new("required_providers", no_labels())?.attr(
+                "aws",
+                Expr::Object(vec![
+                    ("source".into(), "hashicorp/aws".into()),
+                    ("version".into(), ">= 5.0, < 6.0".into()),
+                ]),
+            )?,
+        ));
         body.push(
             Block::provider("aws")?
                 .attr("region", var("region")?)?
@@ -449,14 +474,8 @@ impl TerraformGenerator for AwsCloud {
         if hosts.iter().any(|r| r.kind == ResourceKind::InstanceGroup) {
             body.push(
                 Block::variable("availability_zones")?
-                    .attr(
-                        "type",
-                        Expr::call("list", [Expr::reference("string")?])?,
-                    )?
-                    .attr(
-                        "default",
-                        vec![format!("{region}a"), format!("{region}b")],
-                    )?,
+                    .attr("type", Expr::call("list", [Expr::reference("string")?])?)?
+                    .attr("default", vec![format!("{region}a"), format!("{region}b")])?,
             );
         }
 
@@ -465,6 +484,7 @@ impl TerraformGenerator for AwsCloud {
         let mut ids = Vec::new();
         let mut groups = Vec::new();
         let mut databases = Vec::new();
+        let mut db_ids = Vec::new();
         for r in &plan.resources {
             let name = r.name.as_str();
             match r.kind {
@@ -473,10 +493,17 @@ impl TerraformGenerator for AwsCloud {
                     let ip = reference(format!("aws_instance.{name}.public_ip"))?;
                     urls.push((
                         name.to_string(),
-                        Expr::template([Part::lit("http://"), Part::Interp(ip.clone()), Part::lit("/")]),
+                        Expr::template([
+                            Part::lit("http://"),
+                            Part::Interp(ip.clone()),
+                            Part::lit("/"),
+                        ]),
                     ));
                     ips.push((name.to_string(), ip));
-                    ids.push((name.to_string(), reference(format!("aws_instance.{name}.id"))?));
+                    ids.push((
+                        name.to_string(),
+                        reference(format!("aws_instance.{name}.id"))?,
+                    ));
                 }
                 ResourceKind::InstanceGroup => {
                     Self::autoscaling_group(&mut body, r, &sgs, &run)?;
@@ -490,6 +517,10 @@ impl TerraformGenerator for AwsCloud {
                     databases.push((
                         name.to_string(),
                         reference(format!("aws_db_instance.{name}.address"))?,
+                    ));
+                    db_ids.push((
+                        name.to_string(),
+                        reference(format!("aws_db_instance.{name}.identifier"))?,
                     ));
                 }
                 // Security groups are written above; the default VPC is used
@@ -514,7 +545,10 @@ impl TerraformGenerator for AwsCloud {
                 );
                 body.push(
                     Block::resource("aws_sns_topic_subscription", "ops_webhook")?
-                        .attr("topic_arn", reference(format!("aws_sns_topic.{TOPIC}.arn"))?)?
+                        .attr(
+                            "topic_arn",
+                            reference(format!("aws_sns_topic.{TOPIC}.arn"))?,
+                        )?
                         .attr("protocol", protocol)?
                         .attr("endpoint", url.as_str())?
                         .attr("endpoint_auto_confirms", false)?,
@@ -532,7 +566,10 @@ impl TerraformGenerator for AwsCloud {
                 .ok_or_else(|| {
                     Error::invalid(
                         "monitoring policy",
-                        format!("watches {}, which is not in the plan", m.resource_ref.as_str()),
+                        format!(
+                            "watches {}, which is not in the plan",
+                            m.resource_ref.as_str()
+                        ),
                     )
                 })?;
             Self::alarm(&mut body, m, kind, notify, &run)?;
@@ -541,14 +578,20 @@ impl TerraformGenerator for AwsCloud {
         let object = |items: Vec<(String, Expr)>| Expr::Object(items);
         body.push(Block::output("urls")?.attr("value", object(urls))?);
         body.push(Block::output("public_ips")?.attr("value", object(ips))?);
-        body.push(Block::output("instance_ids")?.attr("value", object(ids))?);
-        body.push(Block::output("autoscaling_groups")?.attr("value", object(groups))?);
+        body.push(Block::output(OUTPUT_INSTANCE_IDS)?.attr("value", object(ids))?);
+        body.push(Block::output(OUTPUT_AUTOSCALING_GROUPS)?.attr("value", object(groups))?);
         body.push(Block::output("database_addresses")?.attr("value", object(databases))?);
+        body.push(Block::output(OUTPUT_DATABASE_IDENTIFIERS)?.attr("value", object(db_ids))?);
         let sg_ids = firewalls
             .iter()
-            .map(|fw| Ok((fw.clone(), reference(format!("aws_security_group.{fw}.id"))?)))
+            .map(|fw| {
+                Ok((
+                    fw.clone(),
+                    reference(format!("aws_security_group.{fw}.id"))?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
-        body.push(Block::output("security_group_ids")?.attr("value", object(sg_ids))?);
+        body.push(Block::output(OUTPUT_SECURITY_GROUP_IDS)?.attr("value", object(sg_ids))?);
         if notify {
             body.push(
                 Block::output("sns_topic_arn")?

@@ -1,8 +1,8 @@
 //! AWS instance types: the scale-up ladder and the mapping from planned
 //! (GCP-named) sizes.
 
-use infraai_core::{ActionKind, GuardrailConfig, MachineType};
 use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
+use infraai_core::{ActionKind, GuardrailConfig, MachineType};
 
 /// The EC2 ladder, smallest first: burstable `t3` sizes.
 pub const LADDER: &[&str] = &[
@@ -56,7 +56,10 @@ pub fn guardrails(mut config: GuardrailConfig) -> GuardrailConfig {
         ],
     );
     config.allow(AWS_AUTOSCALING_GROUP, [ActionKind::ScaleUp]);
-    config.allowed_actions.entry(AWS_RDS_INSTANCE.into()).or_default();
+    config
+        .allowed_actions
+        .entry(AWS_RDS_INSTANCE.into())
+        .or_default();
     config.machine_ladder = machine_ladder();
     config
 }
@@ -78,7 +81,11 @@ mod tests {
         let g = guardrails(GuardrailConfig::default());
         let small = MachineType::new("t3.small").unwrap();
         assert_eq!(g.next_machine_type(&small).unwrap().as_str(), "t3.medium");
-        assert!(g.allowed_for(AWS_EC2_INSTANCE).contains(&ActionKind::Restart));
-        assert!(!g.allowed_for(AWS_RDS_INSTANCE).contains(&ActionKind::ScaleUp));
+        assert!(g
+            .allowed_for(AWS_EC2_INSTANCE)
+            .contains(&ActionKind::Restart));
+        assert!(!g
+            .allowed_for(AWS_RDS_INSTANCE)
+            .contains(&ActionKind::ScaleUp));
     }
 }

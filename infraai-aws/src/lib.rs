@@ -12,6 +12,11 @@
 //! * [`SnsAlertSource`]: an [`infraai_core::AlertSource`] for SNS HTTPS
 //!   deliveries of CloudWatch alarm notifications (signature verified,
 //!   subscriptions confirmed only when signed and on the SNS host).
+//! * [`AwsActions`]: an [`infraai_core::ActionHandler`] — scale-up through
+//!   Terraform tfvars, reboot and security-group changes through the EC2
+//!   API ([`Ec2Client`], SigV4 by [`sigv4`]).
+//! * [`CloudWatchMetrics`]: an [`infraai_core::MetricSource`] over
+//!   CloudWatch `GetMetricData`.
 //!
 //! ```
 //! use infraai_aws::{AwsCloud, AwsConfig};
@@ -25,11 +30,24 @@
 
 #![deny(missing_docs)]
 
+mod actions;
+mod client;
+mod cloudwatch;
 mod config;
+mod ec2;
 mod generator;
 pub mod ladder;
+mod resolve;
+pub mod sigv4;
 mod sns;
 
+pub use actions::{AwsActions, ACTIONS_TFVARS};
+pub use client::AwsApi;
+pub use cloudwatch::CloudWatchMetrics;
 pub use config::{is_aws_region, ApiEndpoint, AwsConfig, AwsCredentials};
+pub use ec2::Ec2Client;
+pub use generator::{
+    machine_type_var, AwsCloud, AWS_SECURITY_GROUP, OUTPUT_AUTOSCALING_GROUPS,
+    OUTPUT_DATABASE_IDENTIFIERS, OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS,
+};
 pub use sns::{is_sns_url, rsa_public_key_from_pem, verify_signature, SnsAlertSource, SnsConfig};
-pub use generator::{machine_type_var, AwsCloud, AWS_SECURITY_GROUP};

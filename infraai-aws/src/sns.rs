@@ -89,7 +89,8 @@ impl Envelope {
     /// The string SNS signs: `Key\nValue\n` for the documented fields, in
     /// order; `Subject` only when present.
     fn canonical(&self) -> Result<String> {
-        let mut fields: Vec<(&str, &str)> = vec![("Message", &self.message), ("MessageId", &self.message_id)];
+        let mut fields: Vec<(&str, &str)> =
+            vec![("Message", &self.message), ("MessageId", &self.message_id)];
         match self.kind.as_str() {
             "Notification" => {
                 if let Some(s) = &self.subject {
@@ -97,8 +98,12 @@ impl Envelope {
                 }
             }
             "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
-                let missing = || Error::invalid("SNS message", "confirmation without SubscribeURL or Token");
-                fields.push(("SubscribeURL", self.subscribe_url.as_deref().ok_or_else(missing)?));
+                let missing =
+                    || Error::invalid("SNS message", "confirmation without SubscribeURL or Token");
+                fields.push((
+                    "SubscribeURL",
+                    self.subscribe_url.as_deref().ok_or_else(missing)?,
+                ));
                 fields.push(("Timestamp", &self.timestamp));
                 fields.push(("Token", self.token.as_deref().ok_or_else(missing)?));
                 fields.push(("TopicArn", &self.topic_arn));
@@ -108,7 +113,10 @@ impl Envelope {
             other => {
                 return Err(Error::invalid(
                     "SNS message",
-                    format!("unknown Type {:?}", other.chars().take(40).collect::<String>()),
+                    format!(
+                        "unknown Type {:?}",
+                        other.chars().take(40).collect::<String>()
+                    ),
                 ))
             }
         }
@@ -276,7 +284,12 @@ impl SnsAlertSource {
                 "SigningCertURL is not https://sns.<region>.amazonaws.com/….pem",
             ));
         }
-        if !self.config.allowed_topic_arns.iter().any(|t| t == &m.topic_arn) {
+        if !self
+            .config
+            .allowed_topic_arns
+            .iter()
+            .any(|t| t == &m.topic_arn)
+        {
             return Err(unauthenticated("SNS topic is not an allowed one"));
         }
         let canonical = m.canonical()?;
@@ -310,7 +323,10 @@ impl SnsAlertSource {
             other => {
                 return Err(Error::invalid(
                     "CloudWatch alarm message",
-                    format!("unknown NewStateValue {:?}", other.chars().take(40).collect::<String>()),
+                    format!(
+                        "unknown NewStateValue {:?}",
+                        other.chars().take(40).collect::<String>()
+                    ),
                 ))
             }
         };
@@ -324,7 +340,13 @@ impl SnsAlertSource {
         for d in &trigger.dimensions {
             labels.insert(format!("dimension_{}", d.name), d.value.clone());
         }
-        let dimension = |name: &str| trigger.dimensions.iter().find(|d| d.name == name).map(|d| d.value.clone());
+        let dimension = |name: &str| {
+            trigger
+                .dimensions
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.value.clone())
+        };
         let (resource, resource_type) = match &meta {
             Some(m) => (m.resource.clone(), m.resource_type.clone()),
             None => {
@@ -343,7 +365,10 @@ impl SnsAlertSource {
             .as_ref()
             .map(|m| m.metric.clone())
             .unwrap_or_else(|| format!("{}/{}", trigger.namespace, trigger.metric_name));
-        let severity = meta.as_ref().map(|m| m.severity).unwrap_or(Severity::Warning);
+        let severity = meta
+            .as_ref()
+            .map(|m| m.severity)
+            .unwrap_or(Severity::Warning);
         if let Some(arn) = &a.alarm_arn {
             labels.insert("alarm_arn".into(), arn.clone());
         }
@@ -497,8 +522,14 @@ mod tests {
 
     #[test]
     fn sns_url_pattern() {
-        assert!(is_sns_url("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem", true));
-        assert!(is_sns_url("https://sns.cn-north-1.amazonaws.com.cn/x.pem", true));
+        assert!(is_sns_url(
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            true
+        ));
+        assert!(is_sns_url(
+            "https://sns.cn-north-1.amazonaws.com.cn/x.pem",
+            true
+        ));
         for bad in [
             "http://sns.us-east-1.amazonaws.com/x.pem",
             "https://sns.us-east-1.amazonaws.com.evil.com/x.pem",
@@ -511,13 +542,22 @@ mod tests {
         ] {
             assert!(!is_sns_url(bad, true), "{bad}");
         }
-        assert!(is_sns_url("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x", false));
+        assert!(is_sns_url(
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+            false
+        ));
     }
 
     #[test]
     fn datapoints_from_reasons() {
-        assert_eq!(datapoint("Threshold Crossed: 1 datapoint [95.5 (25/11/26 19:00:00)] was greater"), Some(95.5));
-        assert_eq!(datapoint("Threshold Crossed: 2 datapoints [3.0 (x), 2.5 (y)] were"), Some(3.0));
+        assert_eq!(
+            datapoint("Threshold Crossed: 1 datapoint [95.5 (25/11/26 19:00:00)] was greater"),
+            Some(95.5)
+        );
+        assert_eq!(
+            datapoint("Threshold Crossed: 2 datapoints [3.0 (x), 2.5 (y)] were"),
+            Some(3.0)
+        );
         assert_eq!(datapoint("no datapoints"), None);
     }
 }

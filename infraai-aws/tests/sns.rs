@@ -15,7 +15,11 @@ const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationSe
 const CERT_PATH: &str = "/SimpleNotificationService-test.pem";
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 async fn serve_cert(server: &MockServer, cert: &str, times: u64) {
@@ -50,9 +54,14 @@ fn request(body: &Value) -> InboundRequest {
 /// Signs `message` as SNS SignatureVersion 2 (SHA256withRSA) with the test key.
 fn sign_v2(mut m: Value) -> Value {
     let fields: &[&str] = match m["Type"].as_str().unwrap() {
-        "Notification" if m.get("Subject").is_some() => {
-            &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-        }
+        "Notification" if m.get("Subject").is_some() => &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ],
         "Notification" => &["Message", "MessageId", "Timestamp", "TopicArn", "Type"],
         _ => &[
             "Message",
@@ -225,7 +234,10 @@ async fn signature_version_2_alarm_ok_and_insufficient_data() {
     assert_eq!(firing[0].fingerprint, resolved[0].fingerprint);
     assert_eq!(resolved[0].value, Some(12.25));
     let none = src
-        .receive(&request(&notification(alarm_message("INSUFFICIENT_DATA", true))))
+        .receive(&request(&notification(alarm_message(
+            "INSUFFICIENT_DATA",
+            true,
+        ))))
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -253,7 +265,10 @@ async fn signature_version_2_alarm_ok_and_insufficient_data() {
         body: b"{not json".to_vec(),
         ..Default::default()
     };
-    assert!(matches!(src.receive(&bad).await, Err(Error::Invalid { .. })));
+    assert!(matches!(
+        src.receive(&bad).await,
+        Err(Error::Invalid { .. })
+    ));
 }
 
 #[tokio::test]
@@ -288,10 +303,12 @@ async fn subscription_is_confirmed_only_when_signed_and_on_the_sns_host() {
 
     // Tampered SubscribeURL: the signature breaks, nothing is fetched.
     let mut tampered = good.clone();
-    tampered["SubscribeURL"] = json!("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=tok-1&x=1");
+    tampered["SubscribeURL"] =
+        json!("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=tok-1&x=1");
     assert!(is_unauthenticated(src.receive(&request(&tampered)).await));
     // Signed but pointing elsewhere: refused, nothing is fetched.
-    let elsewhere = confirmation("https://attacker.example.com/?Action=ConfirmSubscription&Token=tok-1");
+    let elsewhere =
+        confirmation("https://attacker.example.com/?Action=ConfirmSubscription&Token=tok-1");
     assert!(is_unauthenticated(src.receive(&request(&elsewhere)).await));
     // The mock verifies on drop: exactly one confirmation GET.
 }

@@ -55,8 +55,14 @@ pub async fn aws_plan(cloud: &AwsCloud, goal: &str) -> InfraPlan {
 }
 
 async fn validate(runner: &TerraformRunner, files: &TerraformFiles) -> ValidationReport {
-    let ws = runner.write_files(RunId::new(), files).await.expect("write");
-    runner.init(&ws, &Quiet).await.expect("terraform init with the aws provider");
+    let ws = runner
+        .write_files(RunId::new(), files)
+        .await
+        .expect("write");
+    runner
+        .init(&ws, &Quiet)
+        .await
+        .expect("terraform init with the aws provider");
     runner.validate(&ws).await.expect("terraform validate ran")
 }
 
@@ -77,7 +83,11 @@ async fn small_full_and_autoscaled_plans_pass_terraform_validate() {
         // full: the README goal
         ("a backend API for 10k users under $100/month", false, false),
         // autoscaling group + launch template + RDS
-        ("a backend API with a postgres database for 200k users", true, true),
+        (
+            "a backend API with a postgres database for 200k users",
+            true,
+            true,
+        ),
     ];
     for (goal, autoscaled, with_db) in goals {
         let plan = aws_plan(&cloud, goal).await;
@@ -90,18 +100,20 @@ async fn small_full_and_autoscaled_plans_pass_terraform_validate() {
             })
             .unwrap();
         let hcl = &files.files["main.tf"];
-        assert!(hcl.contains("resource \"aws_cloudwatch_metric_alarm\""), "{hcl}");
+        assert!(
+            hcl.contains("resource \"aws_cloudwatch_metric_alarm\""),
+            "{hcl}"
+        );
         assert!(hcl.contains("resource \"aws_sns_topic_subscription\""));
-        assert_eq!(hcl.contains("resource \"aws_autoscaling_group\""), autoscaled);
+        assert_eq!(
+            hcl.contains("resource \"aws_autoscaling_group\""),
+            autoscaled
+        );
         assert_eq!(hcl.contains("resource \"aws_launch_template\""), autoscaled);
         assert_eq!(hcl.contains("resource \"aws_db_instance\""), with_db);
         assert_eq!(hcl.contains("resource \"aws_instance\""), !autoscaled);
         let report = validate(&runner, &files).await;
-        assert!(
-            report.valid,
-            "{goal}: {:#?}\n{hcl}",
-            report.diagnostics
-        );
+        assert!(report.valid, "{goal}: {:#?}\n{hcl}", report.diagnostics);
     }
 }
 

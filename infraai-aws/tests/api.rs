@@ -146,7 +146,7 @@ async fn reboot_is_signed_previewed_with_dry_run_and_executed() {
             "application/x-www-form-urlencoded; charset=utf-8",
         ))
         .and(body_string_contains("Action=RebootInstances"))
-        .and(body_string_contains(&format!("InstanceId.1={INSTANCE}")))
+        .and(body_string_contains(format!("InstanceId.1={INSTANCE}")))
         .respond_with(ResponseTemplate::new(200).set_body_string(REBOOT_OK))
         .expect(1)
         .mount(&server)
@@ -211,7 +211,7 @@ async fn security_group_changes_stay_within_bounds() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_string_contains("Action=AuthorizeSecurityGroupIngress"))
-        .and(body_string_contains(&format!("GroupId={GROUP}")))
+        .and(body_string_contains(format!("GroupId={GROUP}")))
         .and(body_string_contains("IpPermissions.1.FromPort=8080"))
         .and(body_string_contains("IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8"))
         .respond_with(ResponseTemplate::new(200).set_body_string(

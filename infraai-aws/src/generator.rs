@@ -601,3 +601,118 @@ impl TerraformGenerator for AwsCloud {
         Ok(TerraformFiles::single(body.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infraai_core::{MetricProfileRegistry, ResourceName, RunId, Severity, StackType};
+
+    fn plan(kinds: &[(&str, ResourceKind, Option<&str>)]) -> InfraPlan {
+        let cloud = AwsCloud::default();
+        let mut plan = InfraPlan {
+            cloud: "aws".into(),
+            stack_type: StackType::BackendApi,
+            region: "us-central1".into(),
+            machine_type: MachineType::new("t3.small").unwrap(),
+            autoscaling: false,
+            estimated_cost_usd: 20.0,
+            risk_flags: vec![],
+            resources: kinds
+                .iter()
+                .map(|(n, k, m)| PlannedResource {
+                    name: ResourceName::new(*n).unwrap(),
+                    kind: *k,
+                    resource_type: cloud.resource_type(*k),
+                    machine_type: m.map(|m| MachineType::new(m).unwrap()),
+                    count: 2,
+                    depends_on: vec![],
+                    description: String::new(),
+                })
+                .collect(),
+            monitoring: vec![],
+            confidence: 0.9,
+            summary: String::new(),
+        };
+        plan.monitoring = MetricProfileRegistry::builtin().bind(&plan);
+        plan
+    }
+
+    fn hcl(plan: &InfraPlan, webhook: Option<&str>) -> Result<String> {
+        AwsCloud::default()
+            .generate(&GenerateRequest {
+                run_id: RunId::new(),
+                plan,
+                alert_webhook: webhook.map(str::to_string),
+            })
+            .map(|f| f.files["main.tf"].clone())
+    }
+
+    #[test]
+    fn registry_binds_cloudwatch_alarms_for_aws_types() {
+        let p = plan(&[
+            ("api", ResourceKind::Compute, Some("e2-medium")),
+            ("db", ResourceKind::Database, Some("db-f1-micro")),
+        ]);
+        let bound: Vec<_> = p
+            .monitoring
+            .iter()
+            .map(|m| (m.resource_ref.as_str(), m.metric_name.as_str(), m.threshold))
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                ("api", "cpu_high", 80.0),
+                ("api", "instance_unhealthy", 0.0),
+                ("db", "rds_cpu_high", 75.0),
+                ("db", "rds_connections_high", 100.0)
+            ]
+        );
+        assert_eq!(p.monitoring[0].severity, Severity::Critical);
+        let text = hcl(&p, Some("https://ops.example.com/ops/webhook")).unwrap();
+        // CPU > 80 % for 60 s: one 60-second period.
+        let cpu = text
+            .split("resource \"aws_cloudwatch_metric_alarm\" \"api-cpu_high\"")
+            .nth(1)
+            .unwrap();
+        let cpu = &cpu[..cpu.find("\n}\n").unwrap()];
+        for line in [
+            "namespace = \"AWS/EC2\"",
+            "metric_name = \"CPUUtilization\"",
+            "period = 60",
+            "evaluation_periods = 1",
+            "threshold = 80.0",
+            "comparison_operator = \"GreaterThanThreshold\"",
+            "\"InstanceId\" = aws_instance.api.id",
+            "alarm_actions = [aws_sns_topic.infraai_alerts.arn]",
+        ] {
+            assert!(cpu.contains(line), "{line} missing in {cpu}");
+        }
+        // StatusCheckFailed holds for 120 s: two periods, Maximum.
+        assert!(text.contains("evaluation_periods = 2"));
+        assert!(text.contains("statistic = \"Maximum\""));
+        assert!(text.contains("\"DBInstanceIdentifier\" = aws_db_instance.db.identifier"));
+        assert!(text.contains("instance_class = var.machine_type_db"));
+        assert!(text.contains("default = \"db.t3.micro\""));
+        assert!(text.contains("manage_master_user_password = true"));
+        // Region falls back from the planner's GCP name.
+        assert!(text.contains("default = \"us-east-1\""));
+        assert!(text.contains("protocol = \"https\""));
+    }
+
+    #[test]
+    fn without_a_webhook_there_is_no_topic_and_hostile_strings_stay_strings() {
+        let p = plan(&[("web", ResourceKind::InstanceGroup, Some("e2-small"))]);
+        let text = hcl(&p, None).unwrap();
+        assert!(!text.contains("aws_sns_topic"));
+        assert!(!text.contains("alarm_actions"));
+        assert!(text.contains("resource \"aws_autoscaling_group\" \"web\""));
+        assert!(text.contains("\"AutoScalingGroupName\" = aws_autoscaling_group.web.name"));
+        let hostile = "https://x.example/ops?token=\"}\nresource \"aws_iam_user\" \"x\" {${var.region}%{if true}";
+        let text = hcl(&p, Some(hostile)).unwrap();
+        assert!(!text.contains("resource \"aws_iam_user\""));
+        assert!(text.contains("$${var.region}%%{if true}"), "{text}");
+        assert!(hcl(&p, Some("ftp://x")).is_err());
+        let no_compute = plan(&[("db", ResourceKind::Database, None)]);
+        assert!(matches!(hcl(&no_compute, None), Err(Error::Invalid { .. })));
+    }
+}

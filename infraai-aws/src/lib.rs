@@ -26,6 +26,17 @@
 //! assert_eq!(cloud.resource_type(ResourceKind::Compute).as_deref(), Some("aws_ec2_instance"));
 //! let t = cloud.machine_type(&infraai_core::MachineType::new("e2-medium").unwrap());
 //! assert_eq!(t.as_str(), "t3.medium");
+//!
+//! // A CloudWatch alarm notification (the SNS `Message`) as an alert.
+//! let alert = infraai_aws::SnsAlertSource::normalize_alarm(
+//!     r#"{"AlarmName": "cpu", "NewStateValue": "OK", "Trigger": {"MetricName": "CPUUtilization",
+//!        "Namespace": "AWS/EC2", "Dimensions": [{"name": "InstanceId", "value": "i-0abc"}],
+//!        "Threshold": 80.0}}"#,
+//! )
+//! .unwrap()
+//! .expect("OK is a resolved alert; only INSUFFICIENT_DATA gives none");
+//! assert_eq!((alert.resource.as_str(), alert.metric.as_str()), ("i-0abc", "AWS/EC2/CPUUtilization"));
+//! assert_eq!(alert.state, infraai_core::AlertState::Resolved);
 //! ```
 
 #![deny(missing_docs)]

@@ -51,11 +51,10 @@ fn reference(path: String) -> Result<Expr> {
     Ok(Expr::reference(&path)?)
 }
 
-fn tags(name: &str, run: &str) -> Expr {
-    Expr::Object(vec![
-        ("Name".into(), name.into()),
-        ("infraai-run".into(), run.into()),
-    ])
+/// Resource tags; the run id and `managed-by` come from the provider's
+/// `default_tags`.
+fn tags(name: &str, _run: &str) -> Expr {
+    Expr::Object(vec![("Name".into(), name.into())])
 }
 
 /// A name that AWS accepts where only letters, digits and hyphens are

@@ -1,25 +1,22 @@
-//! Actions on AWS resources: scale-up through Terraform (tfvars → plan →
-//! apply of that plan), reboot and security-group changes through the EC2
-//! API (with `DryRun` previews).
+//! Actions on AWS resources: scale-up through Terraform (the shared
+//! [`TfvarsActions`] path: tfvars → plan → apply of that plan), reboot and
+//! security-group changes through the EC2 API (with `DryRun` previews).
 
 use crate::ec2::Ec2Client;
-use crate::generator::{machine_type_var, OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS};
+use crate::generator::{OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS};
 use crate::resolve;
 use async_trait::async_trait;
+use infraai_core::guardrails::firewall_within_bounds;
 use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE};
 use infraai_core::{
-    Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, FirewallChange,
-    LogLine, LogSink, MetadataStore, Result, TfWorkspace,
+    Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, GuardrailConfig,
+    MetadataStore, Result, TfWorkspace,
 };
-use infraai_terraform::{TerraformRunner, TfvarsChange};
-use serde_json::json;
+use infraai_terraform::{machine_type_var, TerraformRunner, TfvarsActions};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::info;
-
-/// The tfvars file actions write: `actions.auto.tfvars.json`.
-pub const ACTIONS_TFVARS: &str = "actions";
 
 /// Executes allow-listed actions on AWS resources.
 ///
@@ -31,38 +28,30 @@ pub const ACTIONS_TFVARS: &str = "actions";
 /// * `restart` (EC2 instance): `RebootInstances`; previewed with `DryRun`.
 /// * `modify_firewall` (EC2 instance; `rule` names the plan's firewall):
 ///   `AuthorizeSecurityGroupIngress` / `RevokeSecurityGroupIngress` on that
-///   security group; previewed with `DryRun`. Ports listed in
-///   `never_open_to_world` are refused for `0.0.0.0/0` / `::/0` here too.
+///   security group; previewed with `DryRun`; re-checked against the
+///   guardrails' firewall bounds right before the call.
 pub struct AwsActions {
     ec2: Ec2Client,
-    runner: Arc<TerraformRunner>,
+    tfvars: TfvarsActions,
     store: Arc<dyn MetadataStore>,
-    never_open_to_world: Vec<u16>,
-}
-
-struct Tracing;
-
-impl LogSink for Tracing {
-    fn log(&self, line: LogLine) {
-        info!(source = %line.source, "{}", line.message);
-    }
+    guardrails: GuardrailConfig,
 }
 
 impl AwsActions {
     /// Actions through `ec2` and `runner`'s work directories, finding
-    /// deployments in `store`. `never_open_to_world` is usually the
-    /// guardrails' list (`GuardrailConfig::never_open_to_world`).
+    /// deployments in `store`; firewall changes are re-checked against
+    /// `guardrails` (pass the ops loop's configuration).
     pub fn new(
         ec2: Ec2Client,
         runner: Arc<TerraformRunner>,
         store: Arc<dyn MetadataStore>,
-        never_open_to_world: Vec<u16>,
+        guardrails: GuardrailConfig,
     ) -> Self {
         Self {
             ec2,
-            runner,
+            tfvars: TfvarsActions::new(runner, store.clone()),
             store,
-            never_open_to_world,
+            guardrails,
         }
     }
 
@@ -73,60 +62,29 @@ impl AwsActions {
         }
     }
 
-    /// The workspace and tfvars change of a scale-up.
+    /// The workspace and variables of a scale-up.
     async fn scale_change(
         &self,
         request: &ActionRequest,
-    ) -> Result<(TfWorkspace, TfvarsChange, String)> {
+    ) -> Result<(TfWorkspace, BTreeMap<String, Value>, String)> {
         let Action::ScaleUp { machine_type } = &request.action else {
             return Err(Self::unsupported(request));
         };
-        let d = resolve::deployment(
-            self.store.as_ref(),
-            request.deployment_id,
-            &request.resource,
-        )
-        .await?;
-        let run_id = *d.resource_map.get(&request.resource).ok_or_else(|| {
+        let managed = self.tfvars.locate(request).await?.ok_or_else(|| {
             Error::not_found(format!(
-                "AWS resource {} in its deployment",
+                "a Terraform deployment of AWS resource {}",
                 request.resource
             ))
         })?;
-        let ws = TfWorkspace {
-            run_id,
-            dir: PathBuf::from(&d.terraform_state),
-        };
         let name = &request.resource;
-        let change = TfvarsChange::new(
-            ACTIONS_TFVARS,
-            BTreeMap::from([(machine_type_var(name), json!(machine_type.as_str()))]),
-        );
         Ok((
-            ws,
-            change,
+            managed.workspace,
+            BTreeMap::from([(machine_type_var(name), json!(machine_type.as_str()))]),
             format!("change {name} to {machine_type} (Terraform)"),
         ))
     }
 
-    fn check_firewall(&self, change: &FirewallChange) -> Result<()> {
-        change.validate()?;
-        if change.allow {
-            if let Some(port) = change
-                .ports
-                .iter()
-                .find(|p| self.never_open_to_world.contains(p))
-                .filter(|_| change.source_ranges.iter().any(|c| c.is_anywhere()))
-            {
-                return Err(Error::Forbidden {
-                    detail: format!("port {port} is never opened to the whole internet"),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    async fn ids(&self, request: &ActionRequest, output: &str, name: &str) -> Result<String> {
+    async fn output_id(&self, request: &ActionRequest, output: &str, name: &str) -> Result<String> {
         let d = resolve::deployment(
             self.store.as_ref(),
             request.deployment_id,
@@ -136,8 +94,8 @@ impl AwsActions {
         resolve::output_id(&d, output, name)
     }
 
-    /// Runs (or dry-runs) an EC2 API action; returns a summary and the id
-    /// acted on.
+    /// Runs (or dry-runs) an EC2 API action; returns a summary, the id acted
+    /// on and the request id.
     async fn api_action(
         &self,
         request: &ActionRequest,
@@ -146,7 +104,7 @@ impl AwsActions {
         match (&request.action, request.resource_type.as_str()) {
             (Action::Restart {}, AWS_EC2_INSTANCE) => {
                 let id = self
-                    .ids(request, OUTPUT_INSTANCE_IDS, &request.resource)
+                    .output_id(request, OUTPUT_INSTANCE_IDS, &request.resource)
                     .await?;
                 let req = self.ec2.reboot(&id, dry_run).await?;
                 Ok((
@@ -156,9 +114,10 @@ impl AwsActions {
                 ))
             }
             (Action::ModifyFirewall { change }, AWS_EC2_INSTANCE) => {
-                self.check_firewall(change)?;
+                firewall_within_bounds(change, &self.guardrails)
+                    .map_err(|detail| Error::Forbidden { detail })?;
                 let id = self
-                    .ids(request, OUTPUT_SECURITY_GROUP_IDS, change.rule.as_str())
+                    .output_id(request, OUTPUT_SECURITY_GROUP_IDS, change.rule.as_str())
                     .await?;
                 let req = self.ec2.change_ingress(&id, change, dry_run).await?;
                 Ok((
@@ -172,6 +131,14 @@ impl AwsActions {
     }
 }
 
+fn is_scale(request: &ActionRequest) -> bool {
+    matches!(request.action, Action::ScaleUp { .. })
+        && matches!(
+            request.resource_type.as_str(),
+            AWS_EC2_INSTANCE | AWS_AUTOSCALING_GROUP
+        )
+}
+
 #[async_trait]
 impl ActionHandler for AwsActions {
     fn name(&self) -> &str {
@@ -179,43 +146,35 @@ impl ActionHandler for AwsActions {
     }
 
     async fn preview(&self, request: &ActionRequest) -> Result<ActionPreview> {
-        match (&request.action, request.resource_type.as_str()) {
-            (Action::ScaleUp { .. }, AWS_EC2_INSTANCE | AWS_AUTOSCALING_GROUP) => {
-                let (ws, change, what) = self.scale_change(request).await?;
-                let set = self.runner.preview_tfvars(&ws, &change, &Tracing).await?;
-                Ok(ActionPreview {
-                    summary: format!("{what}: {}", set.summary()),
-                    change_set: Some(set),
-                })
-            }
-            _ => {
-                let (what, _, _) = self.api_action(request, true).await?;
-                Ok(ActionPreview {
-                    summary: format!("{what} (EC2 DryRun: permitted)"),
-                    change_set: None,
-                })
-            }
+        if is_scale(request) {
+            let (ws, values, what) = self.scale_change(request).await?;
+            let set = self.tfvars.preview(&ws, values).await?;
+            return Ok(ActionPreview {
+                summary: format!("{what}: {}", set.summary()),
+                change_set: Some(set),
+            });
         }
+        let (what, _, _) = self.api_action(request, true).await?;
+        Ok(ActionPreview {
+            summary: format!("{what} (EC2 DryRun: permitted)"),
+            change_set: None,
+        })
     }
 
     async fn execute(&self, request: &ActionRequest) -> Result<ActionReport> {
-        match (&request.action, request.resource_type.as_str()) {
-            (Action::ScaleUp { .. }, AWS_EC2_INSTANCE | AWS_AUTOSCALING_GROUP) => {
-                let (ws, change, what) = self.scale_change(request).await?;
-                let set = self.runner.apply_tfvars(&ws, &change, &Tracing).await?;
-                Ok(ActionReport {
-                    summary: format!("{what}: {}", set.summary()),
-                    details: json!({ "change_set": set }),
-                })
-            }
-            _ => {
-                let (what, id, request_id) = self.api_action(request, false).await?;
-                info!(incident_id = %request.incident_id, aws_id = %id, request_id = %request_id, "{what}");
-                Ok(ActionReport {
-                    summary: what,
-                    details: json!({ "aws_id": id, "request_id": request_id }),
-                })
-            }
+        if is_scale(request) {
+            let (ws, values, what) = self.scale_change(request).await?;
+            let set = self.tfvars.apply(&ws, values).await?;
+            return Ok(ActionReport {
+                summary: format!("{what}: {}", set.summary()),
+                details: json!({ "change_set": set }),
+            });
         }
+        let (what, id, request_id) = self.api_action(request, false).await?;
+        info!(incident_id = %request.incident_id, aws_id = %id, request_id = %request_id, "{what}");
+        Ok(ActionReport {
+            summary: what,
+            details: json!({ "aws_id": id, "request_id": request_id }),
+        })
     }
 }

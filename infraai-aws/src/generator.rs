@@ -11,6 +11,7 @@ use infraai_core::{
     PlannedResource, ResourceKind, Result, TerraformFiles, TerraformGenerator,
 };
 use infraai_terraform::hcl::{Block, Body, Expr, Part};
+use infraai_terraform::machine_type_var;
 use serde_json::json;
 
 /// The resource type of a generated security group (no metric profiles).
@@ -24,11 +25,6 @@ pub const OUTPUT_AUTOSCALING_GROUPS: &str = "autoscaling_groups";
 pub const OUTPUT_DATABASE_IDENTIFIERS: &str = "database_identifiers";
 /// Output: firewall resource name → security group id.
 pub const OUTPUT_SECURITY_GROUP_IDS: &str = "security_group_ids";
-
-/// The variable holding an instance's (or group's, or database's) type.
-pub fn machine_type_var(name: &str) -> String {
-    format!("machine_type_{name}")
-}
 
 /// The SNS topic resource name alarms notify.
 const TOPIC: &str = "infraai_alerts";
@@ -643,7 +639,19 @@ mod tests {
                 plan,
                 alert_webhook: webhook.map(str::to_string),
             })
-            .map(|f| f.files["main.tf"].clone())
+            // The writer aligns `=` like `terraform fmt`; compare with single spaces.
+            .map(|f| {
+                f.files["main.tf"]
+                    .lines()
+                    .map(|l| {
+                        let indent = l.len() - l.trim_start().len();
+                        let words: Vec<&str> = l.split_whitespace().collect();
+                        format!("{}{}", &l[..indent], words.join(" "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            })
     }
 
     #[test]

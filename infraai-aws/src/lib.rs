@@ -52,13 +52,13 @@ mod resolve;
 pub mod sigv4;
 mod sns;
 
-pub use actions::{AwsActions, ACTIONS_TFVARS};
+pub use actions::AwsActions;
 pub use client::AwsApi;
 pub use cloudwatch::CloudWatchMetrics;
 pub use config::{is_aws_region, ApiEndpoint, AwsConfig, AwsCredentials};
 pub use ec2::Ec2Client;
 pub use generator::{
-    machine_type_var, AwsCloud, AWS_SECURITY_GROUP, OUTPUT_AUTOSCALING_GROUPS,
-    OUTPUT_DATABASE_IDENTIFIERS, OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS,
+    AwsCloud, AWS_SECURITY_GROUP, OUTPUT_AUTOSCALING_GROUPS, OUTPUT_DATABASE_IDENTIFIERS,
+    OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS,
 };
 pub use sns::{is_sns_url, rsa_public_key_from_pem, verify_signature, SnsAlertSource, SnsConfig};

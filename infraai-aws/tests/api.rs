@@ -109,7 +109,7 @@ fn actions(server: &MockServer, store: Arc<MemoryStore>) -> AwsActions {
         Ec2Client::new(api(server, "ec2")),
         runner,
         store,
-        vec![22, 3389],
+        GuardrailConfig::default(),
     )
 }
 

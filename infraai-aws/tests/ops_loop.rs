@@ -135,7 +135,7 @@ async fn sns_alarm_to_approved_reboot_to_resolved() {
             std::env::temp_dir(),
         ))),
         store.clone(),
-        guardrails.never_open_to_world.clone(),
+        guardrails.clone(),
     ));
     let metrics = Arc::new(CloudWatchMetrics::new(
         AwsApi::new(http, creds, endpoint, "monitoring").unwrap(),

@@ -242,7 +242,7 @@ async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
         ),
         runner.clone(),
         store,
-        vec![22],
+        GuardrailConfig::default(),
     );
     let current = web.machine_type.clone().unwrap();
     let next = ladder::guardrails(GuardrailConfig::default())

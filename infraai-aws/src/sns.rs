@@ -29,7 +29,10 @@ use x509_cert::der::Decode;
 #[derive(Clone, Debug)]
 pub struct SnsConfig {
     /// Topic ARNs whose messages are accepted. Required: anyone can create a
-    /// topic whose messages SNS signs.
+    /// topic whose messages SNS signs. An entry ending in `*` is a prefix,
+    /// e.g. `arn:aws:sns:us-east-1:123456789012:infraai-alerts-*` for the
+    /// topics the generator creates (their names get a random suffix); it
+    /// must name at least the account.
     pub allowed_topic_arns: Vec<String>,
     /// Fetch certificates and `SubscribeURL`s from this base instead of the
     /// (already checked) SNS host — for tests and proxies. The URL's path and
@@ -284,12 +287,16 @@ impl SnsAlertSource {
                 "SigningCertURL is not https://sns.<region>.amazonaws.com/….pem",
             ));
         }
-        if !self
+        let allowed = self
             .config
             .allowed_topic_arns
             .iter()
-            .any(|t| t == &m.topic_arn)
-        {
+            .any(|t| match t.strip_suffix('*') {
+                // A prefix must pin at least the account (arn:aws:sns:<region>:<account>:).
+                Some(prefix) => prefix.split(':').count() >= 6 && m.topic_arn.starts_with(prefix),
+                None => t == &m.topic_arn,
+            });
+        if !allowed {
             return Err(unauthenticated("SNS topic is not an allowed one"));
         }
         let canonical = m.canonical()?;

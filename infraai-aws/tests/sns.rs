@@ -202,6 +202,36 @@ async fn wrong_certificate_host_or_key_or_topic_is_refused_without_fetching() {
     let mut m = body.clone();
     m["TopicArn"] = json!("arn:aws:sns:us-east-1:999999999999:someone-elses-topic");
     assert!(is_unauthenticated(src.receive(&request(&m)).await));
+    // A prefix entry: our account's infraai topics only; a bare `*` allows nothing.
+    let bare = MockServer::start().await;
+    for (allowed, topic, ok) in [
+        (
+            "arn:aws:sns:us-east-1:123456789012:infraai-alerts-*",
+            TOPIC,
+            true,
+        ),
+        (
+            "arn:aws:sns:us-east-1:123456789012:infraai-alerts-*",
+            "arn:aws:sns:us-east-1:999999999999:infraai-alerts-1",
+            false,
+        ),
+        ("*", TOPIC, false),
+        ("arn:aws:sns:*", TOPIC, false),
+    ] {
+        let mut config = SnsConfig::new(vec![allowed.into()]);
+        config.fetch_base = Some(bare.uri());
+        config.max_age = None;
+        let src = SnsAlertSource::new(config);
+        let mut m = body.clone();
+        m["TopicArn"] = json!(topic);
+        // The topic is checked before the certificate is fetched; an allowed
+        // topic fails later here (`bare` serves no certificate).
+        let refused_as_topic = matches!(
+            src.receive(&request(&m)).await,
+            Err(Error::Unauthenticated { ref detail }) if detail.contains("topic")
+        );
+        assert_eq!(refused_as_topic, !ok, "{allowed} {topic}");
+    }
 }
 
 #[tokio::test]

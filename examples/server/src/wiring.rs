@@ -4,8 +4,12 @@
 //! store, another LLM provider).
 
 use crate::approvers::{FanoutApprover, WebApprover};
-use crate::config::{CloudChoice, Config, GcpSettings};
+use crate::config::{AwsSettings, CloudChoice, Config, GcpSettings};
 use anyhow::Context;
+use infraai_aws::{
+    ApiEndpoint, AwsActions, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics,
+    Ec2Client, SnsAlertSource, SnsConfig,
+};
 use infraai_core::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner};
 use infraai_core::rules::{RulePlanner, RulePolicy};
 use infraai_core::testing::{
@@ -52,6 +56,8 @@ pub struct Wiring {
     pub approvers: ApproverAllowList,
     /// Metric-profile registry.
     pub registry: Arc<MetricProfileRegistry>,
+    /// AWS SNS alarm notifications, when the cloud is AWS with an account id.
+    pub sns: Option<Arc<SnsAlertSource>>,
     /// One line per port: which adapter is active and what a real one needs.
     pub report: Vec<String>,
 }
@@ -228,6 +234,117 @@ async fn gcp_cloud(
     ))
 }
 
+/// AWS: the AWS generator, Terraform (AWS credentials and the webhook token in
+/// its environment, never in files), EC2 actions, CloudWatch metrics and the
+/// SNS alert source. Errors are configuration errors: the server does not
+/// start.
+async fn aws_cloud(
+    config: &Config,
+    aws: &AwsSettings,
+    webhook_token: &str,
+    store: Arc<dyn MetadataStore>,
+) -> anyhow::Result<(CloudParts, Option<Arc<SnsAlertSource>>, Vec<String>)> {
+    let cidrs = |ranges: &[String]| -> anyhow::Result<Vec<Cidr>> {
+        ranges
+            .iter()
+            .map(|r| r.parse().with_context(|| format!("SSH range {r:?}")))
+            .collect()
+    };
+    let generator = AwsCloud::new(AwsConfig {
+        default_region: aws.region.clone(),
+        ami_id: aws.ami.clone(),
+        ssh_ranges: cidrs(&aws.ssh_ranges)?,
+        ..AwsConfig::default()
+    })
+    .context("AWS configuration")?;
+    let data = data_dir(config).map_err(anyhow::Error::msg)?;
+    let mut env = vec![
+        ("AWS_REGION", aws.region.as_str()),
+        ("AWS_ACCESS_KEY_ID", aws.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", aws.secret_access_key.as_str()),
+        ("TF_VAR_ops_webhook_token", webhook_token),
+    ];
+    if let Some(token) = &aws.session_token {
+        env.push(("AWS_SESSION_TOKEN", token.as_str()));
+    }
+    let (runner, terraform) = terraform(config, &data, &env)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let credentials = AwsCredentials {
+        access_key_id: aws.access_key_id.clone(),
+        secret_access_key: Secret::new(aws.secret_access_key.clone()),
+        session_token: aws.session_token.clone().map(Secret::new),
+    };
+    let endpoint = |service: &str, base: &Option<String>| match base {
+        Some(url) => ApiEndpoint {
+            region: aws.region.clone(),
+            base_url: url.clone(),
+        },
+        None => ApiEndpoint::public(service, &aws.region),
+    };
+    let http = AwsApi::default_http();
+    let ec2 = Ec2Client::new(
+        AwsApi::new(
+            http.clone(),
+            credentials.clone(),
+            endpoint("ec2", &aws.ec2_url),
+            "ec2",
+        )
+        .context("EC2 client")?,
+    );
+    let guardrails = infraai_aws::ladder::guardrails(GuardrailConfig::default());
+    let actions = AwsActions::new(ec2, runner.clone(), store.clone(), guardrails.clone());
+    let metrics = CloudWatchMetrics::new(
+        AwsApi::new(
+            http,
+            credentials,
+            endpoint("monitoring", &aws.monitoring_url),
+            "monitoring",
+        )
+        .context("CloudWatch client")?,
+        store,
+    );
+    let mut lines = vec![format!(
+        "cloud: aws — region {} through {terraform} (the AWS provider is fetched from the registry at init); EC2 actions and CloudWatch metrics with access key {}",
+        aws.region, aws.access_key_id
+    )];
+    if aws.ami.is_none() {
+        lines.push("aws: no INFRAAI_AWS_AMI — configurations validate, but a plan cannot apply without an AMI".into());
+    }
+    let sns = match &aws.account_id {
+        Some(account) => {
+            lines.push(format!(
+                "aws: SNS alarm notifications on /ops/webhook from topics arn:aws:sns:{}:{account}:infraai-alerts-* (signatures verified)",
+                aws.region
+            ));
+            Some(Arc::new(SnsAlertSource::new(SnsConfig::new(vec![
+                format!("arn:aws:sns:{}:{account}:infraai-alerts-*", aws.region),
+            ]))))
+        }
+        None => {
+            lines.push("aws: no INFRAAI_AWS_ACCOUNT_ID — SNS alarm notifications are refused, so no CloudWatch alarm reaches this server".into());
+            None
+        }
+    };
+    if config.public_url.is_none() {
+        lines.push("aws: no INFRAAI_PUBLIC_URL — alarms are created without the SNS subscription to this server".into());
+    }
+    Ok((
+        (
+            Arc::new(generator),
+            runner,
+            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
+            Arc::new(metrics),
+            guardrails,
+            // CloudWatch alarms notify through SNS; no watcher.
+            false,
+        ),
+        sns,
+        lines,
+    ))
+}
+
 /// Builds the adapters. Never logs a secret.
 pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wiring> {
     let mut report = Vec::new();
@@ -251,6 +368,7 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
     let mut registry = MetricProfileRegistry::builtin();
     infraai_local::profiles::register_profiles(&mut registry);
     let registry = Arc::new(registry);
+    let mut sns = None;
     let cloud = match (config.cloud, &config.gcp) {
         (CloudChoice::Gcp, Some(gcp)) => {
             let (parts, lines) = gcp_cloud(config, gcp, webhook_token, store.clone()).await?;
@@ -258,6 +376,17 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
             Ok((parts, String::new()))
         }
         (CloudChoice::Gcp, None) => anyhow::bail!("cloud \"gcp\" needs a project"),
+        (CloudChoice::Aws, _) => {
+            let aws = config
+                .aws
+                .as_ref()
+                .context("cloud \"aws\" needs AWS settings")?;
+            let (parts, source, lines) =
+                aws_cloud(config, aws, webhook_token, store.clone()).await?;
+            report.extend(lines);
+            sns = source;
+            Ok((parts, String::new()))
+        }
         (CloudChoice::Local, _) => local_cloud(config, store.clone()).await,
         (CloudChoice::Simulated, _) => Err("INFRAAI_CLOUD=simulated".to_string()),
     };
@@ -421,6 +550,7 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
         discord,
         approvers,
         registry,
+        sns,
         report,
     })
 }

@@ -362,14 +362,16 @@ impl DeployAgent {
                         "rename this run's resources with suffix {suffix} and re-plan (fix attempt {fix_attempt} of {max_fixes})"
                     );
                     self.record_diagnosis(run, &d, &log).await;
-                    self.enter(run, RunPhase::FixAttempt(fix_attempt), Some(d.decision.clone()))
-                        .await?;
+                    self.enter(
+                        run,
+                        RunPhase::FixAttempt(fix_attempt),
+                        Some(d.decision.clone()),
+                    )
+                    .await?;
                     let renamed = match rename_plan(&original_plan, &suffix) {
                         Ok(p) => p,
                         Err(e) => {
-                            return self
-                                .stop(run, &d, format!("renaming failed: {e}"))
-                                .await;
+                            return self.stop(run, &d, format!("renaming failed: {e}")).await;
                         }
                     };
                     let new_files = self.deps.generator.generate(&GenerateRequest {
@@ -397,8 +399,12 @@ impl DeployAgent {
                         "fix loop with the {step} diagnostics (fix attempt {fix_attempt} of {max_fixes})"
                     );
                     self.record_diagnosis(run, &d, &log).await;
-                    self.enter(run, RunPhase::FixAttempt(fix_attempt), Some(d.decision.clone()))
-                        .await?;
+                    self.enter(
+                        run,
+                        RunPhase::FixAttempt(fix_attempt),
+                        Some(d.decision.clone()),
+                    )
+                    .await?;
                     let fixed = self
                         .try_fixers(&plan, &files, &diagnostics, fix_attempt)
                         .await;
@@ -641,9 +647,12 @@ impl DeployAgent {
         run.apply_diagnoses.push(d.clone());
         self.audit(
             run,
-            AuditRecord::agent(AuditStep::ApplyDiagnosis, format!("{}: {}", d.class, d.decision))
-                .input(serde_json::to_value(d).unwrap_or_default())
-                .reasoning(d.reasoning.clone(), None),
+            AuditRecord::agent(
+                AuditStep::ApplyDiagnosis,
+                format!("{}: {}", d.class, d.decision),
+            )
+            .input(serde_json::to_value(d).unwrap_or_default())
+            .reasoning(d.reasoning.clone(), None),
         )
         .await;
     }
@@ -667,7 +676,10 @@ impl DeployAgent {
                     "\n\n{} resource(s) of this run are in its Terraform state ({}); \
                      preview \"destroy what this run created\" before removing them.",
                     r.len(),
-                    r.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", ")
+                    r.iter()
+                        .map(|r| r.address.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 Some(_) => "\n\nNothing of this run is in its Terraform state.".to_string(),
                 None => String::new(),
@@ -783,7 +795,10 @@ impl DeployAgent {
         let mut run = self.destroyable(run_id).await?;
         let log = self.deps.events.sink(run_id);
         let files = run.files.clone().ok_or_else(|| {
-            Error::conflict(format!("run {run_id}"), "never wrote Terraform files; nothing to destroy")
+            Error::conflict(
+                format!("run {run_id}"),
+                "never wrote Terraform files; nothing to destroy",
+            )
         })?;
         let ws = self.deps.runner.write_files(run_id, &files).await?;
         let before = self.deps.runner.state(&ws).await?;
@@ -812,8 +827,7 @@ impl DeployAgent {
         if let Err(e) = applied {
             self.audit(
                 &run,
-                AuditRecord::agent(AuditStep::RunCleanup, format!("destroy failed: {e}"))
-                    .by(actor),
+                AuditRecord::agent(AuditStep::RunCleanup, format!("destroy failed: {e}")).by(actor),
             )
             .await;
             self.deps.store.put_run(&run).await?;
@@ -919,7 +933,11 @@ fn diagnostics_of(error: &Error) -> Vec<Diagnostic> {
 }
 
 fn first_line(s: &str, max: usize) -> String {
-    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() <= max {
         line.to_string()
     } else {

@@ -2,7 +2,9 @@
 //! (tests/data/apply-errors.json: each entry names the public issue it is
 //! copied from).
 
-use infraai_core::{ApplyFailureClassifier, Diagnostic, DiagnosticList, DiagnosticSeverity, Error, FailureClass};
+use infraai_core::{
+    ApplyFailureClassifier, Diagnostic, DiagnosticList, DiagnosticSeverity, Error, FailureClass,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -25,7 +27,9 @@ struct Case {
 
 fn corpus() -> Vec<Case> {
     let json = include_str!("data/apply-errors.json");
-    serde_json::from_str::<Corpus>(json).expect("corpus parses").cases
+    serde_json::from_str::<Corpus>(json)
+        .expect("corpus parses")
+        .cases
 }
 
 #[test]
@@ -33,7 +37,10 @@ fn the_corpus_is_big_enough_and_sourced() {
     let cases = corpus();
     assert!(cases.len() >= 30, "{} cases", cases.len());
     for cloud in ["gcp", "aws"] {
-        assert!(cases.iter().filter(|c| c.cloud == cloud).count() >= 10, "{cloud}");
+        assert!(
+            cases.iter().filter(|c| c.cloud == cloud).count() >= 10,
+            "{cloud}"
+        );
     }
     for class in [
         FailureClass::Transient,
@@ -71,7 +78,10 @@ fn every_real_error_text_is_classified_correctly() {
         // ...and as a bare message.
         let bare = classifier.classify_message(&c.text);
         if d.class != c.class || bare != c.class {
-            wrong.push(format!("{:?} (got {:?}/{:?}): {}", c.class, d.class, bare, c.text));
+            wrong.push(format!(
+                "{:?} (got {:?}/{:?}): {}",
+                c.class, d.class, bare, c.text
+            ));
             continue;
         }
         if let Some(p) = &c.pattern {
@@ -85,7 +95,11 @@ fn every_real_error_text_is_classified_correctly() {
             // The advice names what the operator must change when the text does.
             for key in ["api", "permission", "quota", "code"] {
                 if let Some(v) = d.details.get(key) {
-                    assert!(d.advice.contains(v.as_str()), "advice {:?} lacks {v}", d.advice);
+                    assert!(
+                        d.advice.contains(v.as_str()),
+                        "advice {:?} lacks {v}",
+                        d.advice
+                    );
                 }
             }
         }
@@ -100,7 +114,11 @@ fn operator_advice_is_specific() {
         .into_iter()
         .find(|c| c.class == FailureClass::ApiNotEnabled && c.text.contains("1025699268247"))
         .unwrap();
-    let d = c.classify(&Error::backend("terraform", "apply", false, api.text), "apply", 1);
+    let d = c.classify(
+        &Error::backend("terraform", "apply", false, api.text),
+        "apply",
+        1,
+    );
     assert_eq!(
         d.advice,
         "Enable the compute.googleapis.com API for project 1025699268247 (`gcloud services enable compute.googleapis.com --project 1025699268247`, or APIs & Services → Library in the console), wait a few minutes for it to propagate, then run the deploy again."
@@ -108,12 +126,26 @@ fn operator_advice_is_specific() {
     let quota = c.classify_message("Quota 'CPUS' exceeded.  Limit: 8.0 in region us-east1.");
     assert_eq!(quota, FailureClass::QuotaExceeded);
     let d = c.classify(
-        &Error::backend("terraform", "apply", false, "Quota 'CPUS' exceeded.  Limit: 8.0 in region us-east1."),
+        &Error::backend(
+            "terraform",
+            "apply",
+            false,
+            "Quota 'CPUS' exceeded.  Limit: 8.0 in region us-east1.",
+        ),
         "apply",
         1,
     );
-    assert!(d.advice.starts_with("Raise the CPUS quota in region us-east1 (limit now 8.0)"), "{}", d.advice);
-    let unknown = c.classify(&Error::backend("terraform", "apply", false, "the flux capacitor broke"), "apply", 1);
+    assert!(
+        d.advice
+            .starts_with("Raise the CPUS quota in region us-east1 (limit now 8.0)"),
+        "{}",
+        d.advice
+    );
+    let unknown = c.classify(
+        &Error::backend("terraform", "apply", false, "the flux capacitor broke"),
+        "apply",
+        1,
+    );
     assert_eq!(unknown.class, FailureClass::Unknown);
     assert!(unknown.pattern.is_none());
 }

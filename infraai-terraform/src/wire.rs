@@ -3,7 +3,7 @@
 
 use infraai_core::{
     AttributeChange, ChangeAction, ChangeSet, Diagnostic, DiagnosticSeverity, LogLevel, LogLine,
-    ResourceChange, SourceRange, ValidationReport,
+    ResourceChange, SourceRange, StateResource, ValidationReport,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -110,6 +110,76 @@ pub(crate) fn error_diagnostics(stdout_lines: &[LogLine]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The error diagnostics in `-json` UI output, structured.
+pub(crate) fn error_diagnostic_list(stdout_lines: &[LogLine]) -> Vec<Diagnostic> {
+    stdout_lines
+        .iter()
+        .filter(|l| l.fields.get("type").and_then(Value::as_str) == Some("diagnostic"))
+        .filter(|l| l.level == LogLevel::Error)
+        .filter_map(|l| {
+            serde_json::from_value::<WireDiagnostic>(l.fields["diagnostic"].clone()).ok()
+        })
+        .map(Diagnostic::from)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct WireState {
+    #[serde(default)]
+    values: Option<WireStateValues>,
+}
+
+#[derive(Deserialize)]
+struct WireStateValues {
+    #[serde(default)]
+    root_module: Option<WireModule>,
+}
+
+#[derive(Deserialize)]
+struct WireModule {
+    #[serde(default)]
+    resources: Vec<WireStateResource>,
+    #[serde(default)]
+    child_modules: Vec<WireModule>,
+}
+
+#[derive(Deserialize)]
+struct WireStateResource {
+    address: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(rename = "type")]
+    resource_type: String,
+    #[serde(default)]
+    tainted: bool,
+}
+
+fn collect_resources(m: WireModule, out: &mut Vec<StateResource>) {
+    for r in m.resources {
+        if r.mode == "managed" {
+            out.push(StateResource {
+                address: r.address,
+                resource_type: r.resource_type,
+                tainted: r.tainted,
+            });
+        }
+    }
+    for c in m.child_modules {
+        collect_resources(c, out);
+    }
+}
+
+/// Parses `terraform show -json` of a state: the managed resources (data
+/// sources omitted), every module included.
+pub(crate) fn parse_state(json: &str) -> Result<Vec<StateResource>, String> {
+    let w: WireState = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if let Some(root) = w.values.and_then(|v| v.root_module) {
+        collect_resources(root, &mut out);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]

@@ -62,8 +62,7 @@ impl Error {
     /// The structured diagnostics carried by this error's source chain (a
     /// [`DiagnosticList`]), or none.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        let mut next: Option<&(dyn std::error::Error + 'static)> =
-            std::error::Error::source(self);
+        let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
         while let Some(e) = next {
             if let Some(list) = e.downcast_ref::<DiagnosticList>() {
                 return list.0.clone();
@@ -129,9 +128,8 @@ impl FailurePattern {
     /// an advice placeholder is bad).
     pub fn new(spec: PatternSpec) -> Result<Self> {
         let compile = |re: &str| {
-            Regex::new(re).map_err(|e| {
-                Error::invalid(format!("failure pattern {}", spec.id), e.to_string())
-            })
+            Regex::new(re)
+                .map_err(|e| Error::invalid(format!("failure pattern {}", spec.id), e.to_string()))
         };
         let regex = compile(&spec.pattern)?;
         let extract = spec
@@ -412,8 +410,16 @@ mod tests {
         assert!(c.patterns().len() >= 20);
         let mut ids = std::collections::HashSet::new();
         for p in c.patterns() {
-            assert!(ids.insert(p.spec().id.clone()), "duplicate id {}", p.spec().id);
-            assert!(!p.spec().source.trim().is_empty(), "{} has no source", p.spec().id);
+            assert!(
+                ids.insert(p.spec().id.clone()),
+                "duplicate id {}",
+                p.spec().id
+            );
+            assert!(
+                !p.spec().source.trim().is_empty(),
+                "{} has no source",
+                p.spec().id
+            );
         }
     }
 
@@ -425,7 +431,10 @@ mod tests {
             Some("enable compute.googleapis.com")
         );
         assert_eq!(render("enable {api} in {project}", &d), None);
-        assert_eq!(render("no placeholders", &d).as_deref(), Some("no placeholders"));
+        assert_eq!(
+            render("no placeholders", &d).as_deref(),
+            Some("no placeholders")
+        );
     }
 
     #[test]
@@ -479,9 +488,13 @@ mod tests {
             op: "apply".into(),
             after: std::time::Duration::from_secs(1),
         };
-        assert_eq!(c.classify(&timeout, "apply", 1).class, FailureClass::Transient);
         assert_eq!(
-            c.classify(&Error::invalid("x", "something odd"), "apply", 1).class,
+            c.classify(&timeout, "apply", 1).class,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            c.classify(&Error::invalid("x", "something odd"), "apply", 1)
+                .class,
             FailureClass::Unknown
         );
     }

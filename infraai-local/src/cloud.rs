@@ -4,8 +4,8 @@ use crate::instances::InstanceDir;
 use crate::ladder::map_planned;
 use crate::profiles::LOCAL_INSTANCE;
 use infraai_core::{
-    Error, FailurePattern, GenerateRequest, MachineType, PlannedResource, ResourceKind, Result, TerraformFiles,
-    TerraformGenerator,
+    Error, FailurePattern, GenerateRequest, MachineType, PlannedResource, ResourceKind, Result,
+    TerraformFiles, TerraformGenerator,
 };
 use infraai_terraform::hcl::{Block, Body, Expr};
 use serde_json::json;

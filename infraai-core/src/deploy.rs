@@ -317,6 +317,10 @@ impl DeployAgent {
             if step == "apply" {
                 self.record_state(run, &ws, &log).await;
             }
+            // A cancel is a human decision, not a failure to diagnose or retry.
+            if matches!(error, Error::Cancelled { .. }) {
+                return Err(error);
+            }
             let mut d = self.classifier.classify(&error, step, attempt);
             self.enter(
                 run,
@@ -1257,6 +1261,34 @@ mod tests {
                 .unwrap();
             assert!(audit.iter().any(|a| a.step == AuditStep::ApplyDiagnosis
                 && a.outcome.starts_with(&class.to_string())));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_that_stored_a_deployment_is_not_destroyed_as_a_run() {
+        let store = Arc::new(MemoryStore::new());
+        let agent = DeployAgent::new(
+            DeployDeps {
+                planner: Arc::new(crate::rules::RulePlanner::default()),
+                generator: Arc::new(FakeGenerator),
+                fixers: vec![],
+                runner: Arc::new(ScriptedTfRunner::valid()),
+                verifier: Arc::new(StaticVerifier::failing()),
+                store: store.clone(),
+                registry: Arc::new(MetricProfileRegistry::builtin()),
+                events: EventBus::new(),
+            },
+            DeployConfig::default(),
+        );
+        let run = agent.deploy(GOAL, false).await.unwrap();
+        assert_eq!(run.phase, RunPhase::Failed);
+        assert!(run.deployment_id.is_some());
+        assert_eq!(run.resources.as_ref().map(Vec::len), Some(1));
+        match agent.preview_destroy(run.id).await {
+            Err(Error::Conflict { detail, .. }) => {
+                assert!(detail.contains("deployment"), "{detail}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -357,6 +357,15 @@ impl ApplyFailureClassifier {
         } else {
             texts.iter().map(|t| self.classify_text(t)).collect()
         };
+        // An adapter that marks its error retryable (I/O, a busy directory)
+        // knows more than "unknown".
+        let retryable_unknown =
+            error.is_retryable() && matches.iter().all(|m| m.class == FailureClass::Unknown);
+        if retryable_unknown {
+            for m in &mut matches {
+                m.class = FailureClass::Transient;
+            }
+        }
         // Highest precedence first; stable, so the first such diagnostic decides.
         matches.sort_by_key(|m| std::cmp::Reverse(m.class.precedence()));
         let mut classes_seen: Vec<FailureClass> = Vec::new();
@@ -379,6 +388,10 @@ impl ApplyFailureClassifier {
             (Some(p), _) => format!("matched {}: {}", p.spec.id, p.spec.reasoning),
             (None, Error::Timeout { .. }) => {
                 "terraform itself ran past its timeout; the operation may finish on another attempt"
+                    .to_string()
+            }
+            (None, _) if retryable_unknown => {
+                "no known pattern matches, but the adapter marks this error as retryable"
                     .to_string()
             }
             (None, _) => "no known pattern matches this error text".to_string(),

@@ -584,7 +584,8 @@ impl TerraformRunner {
             .await
     }
 
-    /// `terraform show -json` of the state: its managed resources.
+    /// `terraform show -json` of the state: its managed resources (address,
+    /// type, tainted). Attribute values are read but never kept or logged.
     pub async fn state_resources(
         &self,
         ws: &TfWorkspace,
@@ -602,7 +603,14 @@ impl TerraformRunner {
             )
             .await?;
         if !done.status.success() {
-            return Err(Self::failed("state", &ws.dir, &done, &[]));
+            // Never the stdout: a state holds every attribute, secrets included.
+            return Err(TerraformError::Failed {
+                op: "state",
+                dir: ws.dir.clone(),
+                status: done.status_text(),
+                message: tail(&done.stderr, 2000).to_string(),
+                diagnostics: infraai_core::DiagnosticList::default(),
+            });
         }
         wire::parse_state(&done.stdout).map_err(|detail| TerraformError::Parse {
             op: "state",

@@ -376,6 +376,35 @@ pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, St
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn state_lists_managed_resources_of_every_module() {
+        let json = r#"{"format_version":"1.0","values":{"root_module":{"resources":[
+            {"address":"terraform_data.a","mode":"managed","type":"terraform_data","name":"a","values":{"input":"secret"}},
+            {"address":"data.external.x","mode":"data","type":"external","name":"x"},
+            {"address":"terraform_data.b","mode":"managed","type":"terraform_data","name":"b","tainted":true}],
+            "child_modules":[{"address":"module.m","resources":[
+            {"address":"module.m.null_resource.c","mode":"managed","type":"null_resource","name":"c"}]}]}}}"#;
+        let r = parse_state(json).unwrap();
+        let addrs: Vec<&str> = r.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "terraform_data.a",
+                "terraform_data.b",
+                "module.m.null_resource.c"
+            ]
+        );
+        assert!(!r[0].tainted && r[1].tainted);
+        assert_eq!(r[2].resource_type, "null_resource");
+        assert!(
+            parse_state(r#"{"format_version":"1.0"}"#)
+                .unwrap()
+                .is_empty(),
+            "no state yet"
+        );
+        assert!(parse_state("not json").is_err());
+    }
     use super::*;
     use serde_json::json;
 

@@ -31,10 +31,9 @@ pub struct LocalCloud {
     config: LocalConfig,
 }
 
-/// The variable holding an instance's machine type.
-pub fn machine_type_var(name: &str) -> String {
-    format!("machine_type_{name}")
-}
+/// The variable holding an instance's machine type (`machine_type_<name>`,
+/// the convention of every cloud's Terraform scale-up).
+pub use infraai_terraform::machine_type_var;
 
 /// The variable whose change restarts (replaces) an instance.
 pub fn restart_var(name: &str) -> String {

@@ -1,7 +1,8 @@
-//! The GCP cloud wired from configuration: a project id turns on the GCP
-//! generator, Compute Engine actions and Cloud Monitoring metrics; the
-//! generated Terraform passes the Google provider schema checker and never
-//! holds the webhook token.
+//! The real clouds wired from configuration. GCP: a project id turns on the
+//! GCP generator, Compute Engine actions and Cloud Monitoring metrics, and the
+//! generated Terraform passes the Google provider schema checker. AWS:
+//! `--cloud aws` with credentials turns on the AWS generator, EC2 actions and
+//! CloudWatch metrics. Neither puts a secret in the files or the banner.
 
 mod common;
 
@@ -79,6 +80,81 @@ async fn a_gcp_project_turns_on_the_gcp_cloud_and_plans_checked_terraform() {
     );
     let issues = infraai_gcp::SchemaChecker::google().check_files(&files);
     assert!(issues.is_empty(), "{issues:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_aws_wires_the_aws_adapters_and_plans_aws_terraform() {
+    if !terraform_available("aws wiring") {
+        return;
+    }
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let webhook_token = "wh-token-aws-never-in-files-51c2";
+    let s = Server::start(
+        "aws",
+        &["--cloud", "aws"],
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("INFRAAI_AWS_AMI", "ami-0123456789abcdef0"),
+            ("INFRAAI_AWS_ACCOUNT_ID", "123456789012"),
+            ("INFRAAI_WEBHOOK_TOKEN", webhook_token),
+            ("INFRAAI_PUBLIC_URL", "https://ops.example.com"),
+        ],
+    )
+    .await;
+    let banner = s.startup.join("\n");
+    assert!(banner.contains("cloud: aws — region eu-west-1"), "{banner}");
+    assert!(
+        banner.contains("arn:aws:sns:eu-west-1:123456789012:infraai-alerts-*"),
+        "{banner}"
+    );
+    assert!(
+        !banner.contains(secret) && !banner.contains(webhook_token),
+        "{banner}"
+    );
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
+            201,
+        )
+        .await;
+    assert_eq!(planned["plan"]["cloud"], "aws", "{planned}");
+    let run_id = planned["run_id"].as_str().unwrap();
+    let generated = s
+        .ok(
+            Method::POST,
+            "/generate_terraform",
+            Some(json!({"run_id": run_id})),
+            200,
+        )
+        .await;
+    let main = generated["files"]["main.tf"].as_str().unwrap();
+    for needle in [
+        "resource \"aws_instance\"",
+        "resource \"aws_cloudwatch_metric_alarm\"",
+        "resource \"aws_sns_topic_subscription\"",
+        "ami-0123456789abcdef0",
+    ] {
+        assert!(main.contains(needle), "{needle} missing from\n{main}");
+    }
+    assert!(!main.contains(secret) && !main.contains(webhook_token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_aws_without_credentials_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infraai-server"))
+        .args(["--cloud", "aws", "--data-dir"])
+        .arg(Server::fresh_dir("aws-no-creds"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs credentials"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

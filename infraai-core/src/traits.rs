@@ -439,7 +439,11 @@ pub enum IngestOutcome {
     /// A resolved alert closed the open incident.
     Resolved,
     /// A resolved alert arrived for no open incident (or one that is executing,
-    /// whose feedback step decides); nothing changed but the record.
+    /// whose feedback step decides), or an alert (firing or resolved) of an
+    /// episode already resolved — the latest incident of its fingerprint is
+    /// `resolved` and has the same `started_at`: a lagging repeat, an HA
+    /// peer's late copy, the source's own late resolution. Then the incident
+    /// is that one; nothing changed but the record.
     Noted,
 }
 

@@ -216,6 +216,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
+        prom_queries: w.prom_queries,
     };
     tokio::spawn(async move {
         signal().await;

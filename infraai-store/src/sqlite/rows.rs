@@ -578,14 +578,37 @@ pub(super) fn record_alert(
             (IngestOutcome::Resolved, Some(reload(&id)?))
         }
         (Some((id, _)), AlertState::Resolved) => (IngestOutcome::Noted, Some(reload(&id)?)),
-        (None, AlertState::Firing) => {
-            let i = Incident::open(a.clone());
-            insert_incident(c, &i, op)?;
-            (IngestOutcome::Opened, Some(i))
-        }
-        (None, AlertState::Resolved) => (IngestOutcome::Noted, None),
+        (None, state) => match resolved_episode(c, a, op)? {
+            // A late copy of an episode already resolved (same start).
+            Some(id) => (IngestOutcome::Noted, Some(reload(&id)?)),
+            None if state == AlertState::Resolved => (IngestOutcome::Noted, None),
+            None => {
+                let i = Incident::open(a.clone());
+                insert_incident(c, &i, op)?;
+                (IngestOutcome::Opened, Some(i))
+            }
+        },
     };
     Ok(AlertIngest { outcome, incident })
+}
+
+/// The latest incident of the alert's fingerprint when it is `resolved` and
+/// has the alert's start time.
+fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
+    let last: Option<(String, String, String)> = c
+        .prepare_cached(
+            "SELECT id, status, started_at FROM incidents WHERE fingerprint = ?1 \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(rerr(op, format!("fingerprint {}", a.fingerprint)))?;
+    Ok(last.and_then(|(id, status, started_at)| {
+        (status == status_name(IncidentStatus::Resolved) && started_at == codec::time(a.started_at))
+            .then_some(id)
+    }))
 }
 
 // ------------------------------------------------------------------ approvals, actions

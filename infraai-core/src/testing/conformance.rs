@@ -329,6 +329,25 @@ pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
         noted.incident.expect("incident").status,
         IncidentStatus::Executing
     );
+    // Nor one awaiting its re-check: the feedback step decides.
+    store
+        .transition(
+            id,
+            &[IncidentStatus::Executing],
+            IncidentStatus::Executed,
+            None,
+        )
+        .await
+        .expect("executed");
+    let noted = store
+        .record_alert(&alert("conf-claim", AlertState::Resolved, 0.1))
+        .await
+        .expect("record");
+    assert_eq!(noted.outcome, IngestOutcome::Noted);
+    assert_eq!(
+        noted.incident.expect("incident").status,
+        IncidentStatus::Executed
+    );
 }
 
 /// Engaging blocks pending/approved/auto incidents and every later claim;

@@ -138,7 +138,12 @@ impl MetadataStore for MemoryStore {
                         incident: Some(i.clone()),
                     }
                 }
-                (Some(i), AlertState::Resolved) if i.status != IncidentStatus::Executing => {
+                (Some(i), AlertState::Resolved)
+                    if !matches!(
+                        i.status,
+                        IncidentStatus::Executing | IncidentStatus::Executed
+                    ) =>
+                {
                     i.alert = alert.clone();
                     i.status = IncidentStatus::Resolved;
                     i.note = Some("the alert cleared".into());

@@ -60,7 +60,7 @@ if id then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'updated_at', ARGV[5])
     redis.call('HINCRBY', ikey(id), 'occurrences', 1)
     return reply('repeated', id)
-  elseif status ~= 'executing' then
+  elseif status ~= 'executing' and status ~= 'executed' then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'status', 'resolved',
       'note', 'the alert cleared', 'updated_at', ARGV[5])
     move_status(id, status, 'resolved')

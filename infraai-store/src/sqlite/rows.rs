@@ -573,7 +573,10 @@ pub(super) fn record_alert(
             update_alert(c, &id, a, true, false, op)?;
             (IngestOutcome::Repeated, Some(reload(&id)?))
         }
-        (Some((id, status)), AlertState::Resolved) if status != IncidentStatus::Executing => {
+        // While an action runs or awaits its re-check, the feedback step decides.
+        (Some((id, status)), AlertState::Resolved)
+            if !matches!(status, IncidentStatus::Executing | IncidentStatus::Executed) =>
+        {
             update_alert(c, &id, a, false, true, op)?;
             (IngestOutcome::Resolved, Some(reload(&id)?))
         }

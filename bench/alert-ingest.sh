@@ -20,7 +20,8 @@
 # Builds infraai-server in release. The server runs with the simulated cloud
 # (the alert path is the same; every new incident is decided as usual).
 # Environment: RUNS (3), DURATION (10s), THREADS (2), CONNECTIONS (32),
-# STORM_SECS (3), CARGO_TARGET_DIR (target), ALERTMANAGER_BIN.
+# STORM_SECS (3), CARGO_TARGET_DIR (target), ALERTMANAGER_BIN, SERVER_BIN (a
+# prebuilt infraai-server instead of building one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
@@ -50,10 +51,14 @@ if [ -z "${ALERTMANAGER_BIN:-}" ]; then
   fi
 fi
 
-target=${CARGO_TARGET_DIR:-$root/target}
-log "building infraai-server (release)"
-(cd "$root" && cargo build --release -q -p infraai-server)
-server_bin="$target/release/infraai-server"
+if [ -n "${SERVER_BIN:-}" ]; then
+  server_bin=$SERVER_BIN
+else
+  target=${CARGO_TARGET_DIR:-$root/target}
+  log "building infraai-server (release)"
+  (cd "$root" && cargo build --release -q -p infraai-server)
+  server_bin="$target/release/infraai-server"
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -103,6 +108,21 @@ run_wrk() { # run_wrk <lua> <url> <run> [extra env]
     | grep '^RESULT' || { log "wrk failed against $2"; exit 1; }
 }
 
+# --- storm: one alert, duplicated (first, on the fresh server) ---------------
+log "storm: the same alert for ${STORM_SECS}s"
+storm=$(BENCH_DIR="$bench" BENCH_DUPLICATE=1 BENCH_TOKEN="$token" \
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${STORM_SECS}s" --timeout 10s -s "$bench/server.lua" \
+  "http://127.0.0.1:$srv_port" | grep '^RESULT')
+storm_incidents=""
+for _ in $(seq 60); do # the one decision runs in the background
+  storm_incidents=$(curl -fsS -H "Authorization: Bearer bench-operator" \
+    "http://127.0.0.1:$srv_port/ops/alerts?resource=storm&limit=1000" |
+    python3 -c 'import json,sys; i=json.load(sys.stdin)["incidents"]; print(len(i), sum(1 for x in i if x.get("decision")), i[0]["occurrences"] if i else 0)')
+  case "$storm_incidents" in "1 1 "*) break ;; esac
+  sleep 0.5
+done
+rss_storm=$(rss_kb "$server_pid")
+
 results="$work/results"
 : >"$results"
 for run in $(seq "$RUNS"); do
@@ -112,24 +132,26 @@ for run in $(seq "$RUNS"); do
   echo "server $(run_wrk server.lua "http://127.0.0.1:$srv_port" "$run")" | tee -a "$results" >&2
 done
 rss_load=$(rss_kb "$server_pid")
-
-# --- storm: one alert, duplicated ---------------------------------------------
-log "storm: the same alert for ${STORM_SECS}s"
-storm=$(BENCH_DIR="$bench" BENCH_DUPLICATE=1 BENCH_TOKEN="$token" \
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${STORM_SECS}s" --timeout 10s -s "$bench/server.lua" \
-  "http://127.0.0.1:$srv_port" | grep '^RESULT')
-sleep 1
-storm_incidents=$(curl -fsS -H "Authorization: Bearer bench-operator" \
-  "http://127.0.0.1:$srv_port/ops/alerts?resource=storm&limit=1000" |
-  python3 -c 'import json,sys; i=json.load(sys.stdin)["incidents"]; print(len(i), sum(1 for x in i if x.get("decision")), i[0]["occurrences"] if i else 0)')
-rss_end=$(rss_kb "$server_pid")
 rss_peak=$(hwm_kb "$server_pid")
+# The decisions of every new incident run behind the acknowledgements.
+backlog_start=$(date +%s)
+undecided=""
+for _ in $(seq 180); do
+  undecided=$(curl -fsS -H "Authorization: Bearer bench-operator" \
+    "http://127.0.0.1:$srv_port/ops/alerts?status=new&limit=1000" |
+    python3 -c 'import json,sys; print(len(json.load(sys.stdin)["incidents"]))')
+  [ "$undecided" = 0 ] && break
+  sleep 1
+done
+backlog_secs=$(( $(date +%s) - backlog_start ))
+
+rss_end=$(rss_kb "$server_pid")
 db_size=$(du -sk "$data" | cut -f1)
 
 python3 - "$results" "$storm" "$storm_incidents" "$rss_idle" "$rss_load" "$rss_end" "$rss_peak" \
-  "$am_version" "$db_size" <<'PY'
+  "$am_version" "$db_size" "$rss_storm" "$backlog_secs" "$undecided" <<'PY'
 import re, statistics, sys
-results, storm, storm_inc, idle, load, end, peak, am_version, db = sys.argv[1:]
+results, storm, storm_inc, idle, load, end, peak, am_version, db, rss_storm, backlog, undecided = sys.argv[1:]
 rows = {"am": [], "server": []}
 for line in open(results):
     who, rest = line.split(" ", 1)
@@ -151,8 +173,9 @@ ratio = statistics.median(r["rps"] for r in rows["server"]) / statistics.median(
 print("ratio infraai / Alertmanager (median requests/s): %.2fx" % ratio)
 n, decided, occ = storm_inc.split()
 print("storm: %s → incidents %s, decided %s, occurrences %s" % (storm.replace("RESULT ", ""), n, decided, occ))
-print("server RSS: idle %.1f MB, after the load %.1f MB, after the storm %.1f MB, peak %.1f MB; data dir %.1f MB" % (
-    int(idle) / 1024, int(load) / 1024, int(end) / 1024, int(peak) / 1024, int(db) / 1024))
+print("server RSS: idle %.1f MB, after the storm %.1f MB, at the end of the load %.1f MB (peak %.1f MB), after deciding the backlog %.1f MB; data dir %.1f MB" % (
+    int(idle) / 1024, int(rss_storm) / 1024, int(load) / 1024, int(peak) / 1024, int(end) / 1024, int(db) / 1024))
+print("decision backlog after the load: drained in %s s (%s still undecided)" % (backlog, undecided))
 print("alertmanager: %s" % am_version)
 ok = n == "1" and decided == "1" and sum(r["errors"] for r in rows["server"]) == 0
 sys.exit(0 if ok else 1)

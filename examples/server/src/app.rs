@@ -66,6 +66,36 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// PromQL of the cloud's metrics (for the exported alerting rules).
     pub prom_queries: Arc<PromQueries>,
+    /// New incidents to decide, in arrival order: a few workers
+    /// ([`decision_workers`]) take them, so an alert flood queues ids (16
+    /// bytes each) rather than spawning one large decision task per alert.
+    pub decide: tokio::sync::mpsc::UnboundedSender<IncidentId>,
+}
+
+/// How many decision flows run at once.
+pub const DECISION_WORKERS: usize = 4;
+
+/// Starts the workers that decide queued new incidents; they stop when every
+/// sender is gone. An incident still queued when the process stops is `new`
+/// in the store, and [`OpsAgent::recover`] decides it at the next start.
+pub fn decision_workers(
+    ops: Arc<OpsAgent>,
+    queue: tokio::sync::mpsc::UnboundedReceiver<IncidentId>,
+) {
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    for _ in 0..DECISION_WORKERS {
+        let (ops, queue) = (ops.clone(), queue.clone());
+        tokio::spawn(async move {
+            loop {
+                let next = queue.lock().await.recv().await;
+                let Some(id) = next else { break };
+                match ops.process(id).await {
+                    Ok(i) => info!(incident_id = %id, status = %i.status, "incident processed"),
+                    Err(e) => warn!(incident_id = %id, error = %e, "incident processing failed"),
+                }
+            }
+        });
+    }
 }
 
 /// The router.
@@ -665,15 +695,11 @@ async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Value>> {
             json!({"fingerprint": a.fingerprint, "outcome": outcome, "incident_id": incident_id}),
         );
     }
-    // Durable now: process in the background and acknowledge.
+    // Durable now: decide in the background and acknowledge.
     for id in opened {
-        let ops = s.ops.clone();
-        tokio::spawn(async move {
-            match ops.process(id).await {
-                Ok(i) => info!(incident_id = %id, status = %i.status, "incident processed"),
-                Err(e) => warn!(incident_id = %id, error = %e, "incident processing failed"),
-            }
-        });
+        if s.decide.send(id).is_err() {
+            warn!(incident_id = %id, "decision queue closed; the next start decides it");
+        }
     }
     Ok(Json(json!({"accepted": results.len(), "results": results})))
 }

@@ -928,7 +928,12 @@ async fn alertmanager_route_takes_only_alertmanager_webhooks_with_the_webhook_to
         .unwrap()
         .iter()
         .all(|r| r["outcome"] == "opened"));
-    let again: Value = post(Some(WEBHOOK), payload).await.unwrap().json().await.unwrap();
+    let again: Value = post(Some(WEBHOOK), payload)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for (a, b) in first["results"]
         .as_array()
         .unwrap()

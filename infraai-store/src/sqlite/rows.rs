@@ -407,10 +407,18 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> StoreResult<V
         .map(|s| codec::name(COMPONENT, OP, &s))
         .transpose()?;
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    // With a resource, its index narrows the rows first; `?3 IS NULL OR …`
+    // would hide the index from the planner, which would then walk every
+    // incident newest first (the decision flow asks this for each new one).
+    let filter = if q.resource.is_some() {
+        "resource = ?3 AND"
+    } else {
+        "?3 IS NULL AND"
+    };
     let rows: Vec<IncidentRow> = c
         .prepare_cached(&format!(
-            "{INCIDENT_COLS} WHERE (?1 IS NULL OR status IN (SELECT value FROM json_each(?1))) \
-             AND (?2 IS NULL OR severity = ?2) AND (?3 IS NULL OR resource = ?3) \
+            "{INCIDENT_COLS} WHERE {filter} (?1 IS NULL OR status IN (SELECT value FROM json_each(?1))) \
+             AND (?2 IS NULL OR severity = ?2) \
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         ))
         .and_then(|mut s| {

@@ -438,12 +438,13 @@ pub enum IngestOutcome {
     Repeated,
     /// A resolved alert closed the open incident.
     Resolved,
-    /// A resolved alert arrived for no open incident (or one that is executing
-    /// or executed — awaiting its re-check — whose feedback step decides), or an alert (firing or resolved) of an
-    /// episode already resolved — the latest incident of its fingerprint is
-    /// `resolved` and has the same `started_at`: a lagging repeat, an HA
-    /// peer's late copy, the source's own late resolution. Then the incident
-    /// is that one; nothing changed but the record.
+    /// A resolved alert arrived for no open incident (or one that is
+    /// executing or executed — awaiting its re-check — whose feedback step
+    /// decides), or an alert (firing or resolved) of an episode already
+    /// resolved — the latest incident of its fingerprint is `resolved` and
+    /// has the same `started_at`: a lagging repeat, an HA peer's late copy,
+    /// the source's own late resolution. Then the incident is that one;
+    /// nothing changed but the record.
     Noted,
 }
 

@@ -10,7 +10,9 @@
 //! ([`crate::MetadataStore::claim_execution`]), so no read-then-act race can
 //! slip past it.
 
-use crate::domain::{Action, ActionKind, Alert, MachineType, OpsDecision, Severity};
+use crate::domain::{
+    Action, ActionKind, Alert, FirewallChange, MachineType, OpsDecision, Severity,
+};
 use crate::profiles::{CLOUDSQL_DATABASE, GCE_INSTANCE, INSTANCE_GROUP};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -358,27 +360,37 @@ impl GuardrailRule for ParameterBounds {
                     RuleOutcome::Pass
                 }
             }
-            Action::ModifyFirewall { change } => {
-                if let Err(e) = change.validate() {
-                    return RuleOutcome::Deny(e.to_string());
-                }
-                let world = change.source_ranges.iter().any(|c| c.is_anywhere());
-                let admin: Vec<u16> = change
-                    .ports
-                    .iter()
-                    .copied()
-                    .filter(|p| config.never_open_to_world.contains(p))
-                    .collect();
-                if change.allow && world && !admin.is_empty() {
-                    RuleOutcome::Deny(format!(
-                        "never opens port(s) {admin:?} to the whole internet"
-                    ))
-                } else {
-                    RuleOutcome::Pass
-                }
-            }
+            Action::ModifyFirewall { change } => match firewall_within_bounds(change, config) {
+                Ok(()) => RuleOutcome::Pass,
+                Err(why) => RuleOutcome::Deny(why),
+            },
             Action::Restart {} | Action::Ignore {} | Action::Escalate {} => RuleOutcome::Pass,
         }
+    }
+}
+
+/// The firewall bounds of [`ParameterBounds`], for action handlers that check
+/// again right before calling a cloud API: the change is structurally valid
+/// ([`FirewallChange::validate`]) and does not open a port of
+/// [`GuardrailConfig::never_open_to_world`] to the whole internet. `Err` says why.
+pub fn firewall_within_bounds(
+    change: &FirewallChange,
+    config: &GuardrailConfig,
+) -> std::result::Result<(), String> {
+    change.validate().map_err(|e| e.to_string())?;
+    let world = change.source_ranges.iter().any(|c| c.is_anywhere());
+    let admin: Vec<u16> = change
+        .ports
+        .iter()
+        .copied()
+        .filter(|p| config.never_open_to_world.contains(p))
+        .collect();
+    if change.allow && world && !admin.is_empty() {
+        Err(format!(
+            "never opens port(s) {admin:?} to the whole internet"
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -111,6 +111,12 @@ pub trait TerraformGenerator: Send + Sync {
     }
     /// Writes the Terraform files for a plan.
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles>;
+    /// This cloud's own apply-failure patterns, tried before the built-in
+    /// ones by the deploy loop's [`crate::ApplyFailureClassifier`]. None by
+    /// default.
+    fn failure_patterns(&self) -> Vec<crate::FailurePattern> {
+        Vec::new()
+    }
 }
 
 /// Input of [`Fixer::fix`].
@@ -169,6 +175,25 @@ pub trait TfRunner: Send + Sync {
     async fn output(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>>;
     /// `terraform destroy`.
     async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+    /// The managed resources in the workspace's state (`terraform show
+    /// -json`), e.g. what a failed apply left behind. Not supported by default.
+    async fn state(&self, ws: &TfWorkspace) -> Result<Vec<StateResource>> {
+        let _ = ws;
+        Err(crate::Error::NotSupported {
+            component: "terraform runner".into(),
+            op: "state".into(),
+        })
+    }
+    /// `terraform plan -destroy` into the saved plan: the returned change set
+    /// is the dry-run preview, and the next [`TfRunner::apply`] deletes
+    /// exactly it. Not supported by default.
+    async fn plan_destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
+        let _ = (ws, log);
+        Err(crate::Error::NotSupported {
+            component: "terraform runner".into(),
+            op: "plan_destroy".into(),
+        })
+    }
 }
 
 /// Checks that a deployment answers over HTTP.

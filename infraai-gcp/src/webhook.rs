@@ -170,10 +170,20 @@ impl GcpWebhookSource {
         };
         let (resource_type, resource_labels) =
             i.resource.map(|r| (r.kind, r.labels)).unwrap_or_default();
-        let (metric, metric_labels) = i.metric.map(|m| (m.kind, m.labels)).unwrap_or_default();
-        let resource = metric_labels
-            .get("instance_name")
+        // Policies written by `GcpCloud` name the plan resource and its type
+        // in user labels: a group member or a Cloud SQL instance then maps
+        // back to the resource the deployment knows.
+        let resource_type = i
+            .policy_user_labels
+            .get("infraai-resource-type")
             .cloned()
+            .unwrap_or(resource_type);
+        let (metric, metric_labels) = i.metric.map(|m| (m.kind, m.labels)).unwrap_or_default();
+        let resource = i
+            .policy_user_labels
+            .get("infraai-resource")
+            .cloned()
+            .or_else(|| metric_labels.get("instance_name").cloned())
             .or(i.resource_display_name)
             .or_else(|| resource_labels.get("instance_id").cloned())
             .unwrap_or_default();

@@ -5,18 +5,16 @@ use crate::instances::InstanceDir;
 use crate::profiles::LOCAL_INSTANCE;
 use async_trait::async_trait;
 use infraai_core::{
-    Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Deployment, Error, LogLine,
-    LogSink, MetadataStore, Result, TfWorkspace,
+    Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, MetadataStore,
+    Result, TfWorkspace,
 };
-use infraai_terraform::{TerraformRunner, TfvarsChange};
-use serde_json::json;
+use infraai_terraform::{TerraformRunner, TfvarsActions};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use tracing::info;
 
 /// The tfvars file actions write: `actions.auto.tfvars.json`.
-pub const ACTIONS_TFVARS: &str = "actions";
+pub use infraai_terraform::ACTIONS_TFVARS;
 
 /// Executes actions on local instances. Both go through Terraform: the
 /// variable changes in `actions.auto.tfvars.json`, then plan, then apply of
@@ -24,17 +22,8 @@ pub const ACTIONS_TFVARS: &str = "actions";
 /// the next machine type; a restart replaces it with a fresh process of the
 /// same type. Previews are the real Terraform change set.
 pub struct LocalActions {
-    runner: Arc<TerraformRunner>,
-    store: Arc<dyn MetadataStore>,
+    terraform: TfvarsActions,
     instances: InstanceDir,
-}
-
-struct Tracing;
-
-impl LogSink for Tracing {
-    fn log(&self, line: LogLine) {
-        info!(source = %line.source, "{}", line.message);
-    }
 }
 
 impl LocalActions {
@@ -45,47 +34,29 @@ impl LocalActions {
         instances: InstanceDir,
     ) -> Self {
         Self {
-            runner,
-            store,
+            terraform: TfvarsActions::new(runner, store),
             instances,
         }
     }
 
-    async fn deployment(&self, request: &ActionRequest) -> Result<Deployment> {
-        let found = match request.deployment_id {
-            Some(id) => self.store.get_deployment(id).await?,
-            None => {
-                self.store
-                    .find_deployment_by_resource(&request.resource)
-                    .await?
-            }
-        };
-        found.ok_or_else(|| {
-            Error::not_found(format!("deployment of local instance {}", request.resource))
-        })
-    }
-
-    async fn change(&self, request: &ActionRequest) -> Result<(TfWorkspace, TfvarsChange, String)> {
+    async fn change(
+        &self,
+        request: &ActionRequest,
+    ) -> Result<(TfWorkspace, BTreeMap<String, Value>, String)> {
         if request.resource_type != LOCAL_INSTANCE {
             return Err(Error::NotSupported {
                 component: "local".into(),
                 op: format!("actions on {}", request.resource_type),
             });
         }
-        let deployment = self.deployment(request).await?;
-        let run_id = *deployment
-            .resource_map
-            .get(&request.resource)
+        let ws = self
+            .terraform
+            .locate(request)
+            .await?
             .ok_or_else(|| {
-                Error::not_found(format!(
-                    "local instance {} in its deployment",
-                    request.resource
-                ))
-            })?;
-        let ws = TfWorkspace {
-            run_id,
-            dir: PathBuf::from(&deployment.terraform_state),
-        };
+                Error::not_found(format!("deployment of local instance {}", request.resource))
+            })?
+            .workspace;
         let name = &request.resource;
         let (var, value, what) = match &request.action {
             Action::ScaleUp { machine_type } => (
@@ -105,11 +76,7 @@ impl LocalActions {
                 })
             }
         };
-        Ok((
-            ws,
-            TfvarsChange::new(ACTIONS_TFVARS, BTreeMap::from([(var, value)])),
-            what,
-        ))
+        Ok((ws, BTreeMap::from([(var, value)]), what))
     }
 }
 
@@ -120,8 +87,8 @@ impl ActionHandler for LocalActions {
     }
 
     async fn preview(&self, request: &ActionRequest) -> Result<ActionPreview> {
-        let (ws, change, what) = self.change(request).await?;
-        let set = self.runner.preview_tfvars(&ws, &change, &Tracing).await?;
+        let (ws, values, what) = self.change(request).await?;
+        let set = self.terraform.preview(&ws, values).await?;
         Ok(ActionPreview {
             summary: format!("{what}: {}", set.summary()),
             change_set: Some(set),
@@ -129,8 +96,8 @@ impl ActionHandler for LocalActions {
     }
 
     async fn execute(&self, request: &ActionRequest) -> Result<ActionReport> {
-        let (ws, change, what) = self.change(request).await?;
-        let set = self.runner.apply_tfvars(&ws, &change, &Tracing).await?;
+        let (ws, values, what) = self.change(request).await?;
+        let set = self.terraform.apply(&ws, values).await?;
         let instance = self.instances.read(&request.resource).await.ok();
         Ok(ActionReport {
             summary: format!("{what}: {}", set.summary()),

@@ -448,7 +448,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             fixed.files["variables.tf"],
-            "variable \"region\" {\n  description = \"Declared by infraai's fixer: the configuration references var.region.\"\n  default = \"local-1\"\n}\n"
+            "variable \"region\" {\n  description = \"Declared by infraai's fixer: the configuration references var.region.\"\n  default     = \"local-1\"\n}\n"
         );
         let hostile = diag(
             "Reference to undeclared input variable",

@@ -217,9 +217,16 @@ impl Expr {
             Expr::Object(entries) if entries.is_empty() => out.push_str("{}"),
             Expr::Object(entries) => {
                 out.push_str("{\n");
-                for (key, value) in entries {
+                let keys: Vec<String> = entries.iter().map(|(k, _)| quote(k)).collect();
+                let widths = align(
+                    keys.iter()
+                        .zip(entries)
+                        .map(|(k, (_, v))| (!v.is_multiline()).then(|| k.chars().count())),
+                );
+                for ((key, (_, value)), width) in keys.iter().zip(entries).zip(widths) {
                     push_indent(out, indent + 1);
-                    write_string(out, key);
+                    out.push_str(key);
+                    pad(out, key.chars().count(), width);
                     out.push_str(" = ");
                     value.write(out, indent + 1);
                     out.push('\n');
@@ -268,6 +275,52 @@ impl Expr {
                 out.push(')');
             }
         }
+    }
+}
+
+impl Expr {
+    /// Whether the value is written over more than one line (a non-empty
+    /// object, or anything holding one).
+    fn is_multiline(&self) -> bool {
+        match self {
+            Expr::Object(entries) => !entries.is_empty(),
+            Expr::List(items) | Expr::Call(_, items) => items.iter().any(Expr::is_multiline),
+            Expr::Template(parts) => parts
+                .iter()
+                .any(|p| matches!(p, Part::Interp(e) if e.is_multiline())),
+            _ => false,
+        }
+    }
+}
+
+/// `terraform fmt` aligns the `=` of consecutive one-line attributes (a
+/// multi-line value, a block or a blank line ends a group): for each item
+/// the name width to pad to, given each item's name width (`None` for items
+/// that end a group).
+fn align(names: impl Iterator<Item = Option<usize>>) -> Vec<usize> {
+    let names: Vec<Option<usize>> = names.collect();
+    let mut widths = vec![0; names.len()];
+    let mut start = 0;
+    while start < names.len() {
+        let end = names[start..]
+            .iter()
+            .position(Option::is_none)
+            .map_or(names.len(), |n| start + n);
+        let max = names[start..end]
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        widths[start..end].iter_mut().for_each(|w| *w = max);
+        start = end + 1;
+    }
+    widths
+}
+
+fn pad(out: &mut String, len: usize, width: usize) {
+    for _ in len..width {
+        out.push(' ');
     }
 }
 
@@ -416,11 +469,16 @@ impl Body {
     }
 
     fn write(&self, out: &mut String, indent: usize) {
-        for (i, item) in self.items.iter().enumerate() {
+        let widths = align(self.items.iter().map(|item| match item {
+            Item::Attr(name, value) if !value.is_multiline() => Some(name.as_str().len()),
+            _ => None,
+        }));
+        for (i, (item, width)) in self.items.iter().zip(widths).enumerate() {
             match item {
                 Item::Attr(name, value) => {
                     push_indent(out, indent);
                     out.push_str(name.as_str());
+                    pad(out, name.as_str().len(), width);
                     out.push_str(" = ");
                     value.write(out, indent);
                     out.push('\n');
@@ -653,7 +711,7 @@ mod tests {
                 "resource \"terraform_data\" \"web\" {\n",
                 "  input = {\n",
                 "    \"a\\\"\" = [1, true, null]\n",
-                "    \"b\" = \"}\"\n",
+                "    \"b\"   = \"}\"\n",
                 "  }\n",
                 "  ref = var.x\n",
                 "  provisioner \"local-exec\" {\n",
@@ -691,6 +749,45 @@ mod tests {
         assert_eq!(
             HclError::InvalidNumber("NaN".into()).to_string(),
             "invalid number NaN: HCL has no NaN or infinity"
+        );
+    }
+
+    #[test]
+    fn aligns_equals_like_terraform_fmt() {
+        let block = Block::resource("google_compute_instance", "api")
+            .unwrap()
+            .attr("name", "api")
+            .unwrap()
+            .attr(
+                "machine_type",
+                Expr::reference("var.machine_type_api").unwrap(),
+            )
+            .unwrap()
+            .attr("labels", serde_json::json!({"a": "1", "run-id": "x"}))
+            .unwrap()
+            .attr("tags", vec!["api"])
+            .unwrap()
+            .attr("zone", Expr::reference("var.zone").unwrap())
+            .unwrap()
+            .block(Block::new("access_config", Vec::<&str>::new()).unwrap())
+            .attr("allow_stopping_for_update", true)
+            .unwrap();
+        assert_eq!(
+            block.to_string(),
+            concat!(
+                "resource \"google_compute_instance\" \"api\" {\n",
+                "  name         = \"api\"\n",
+                "  machine_type = var.machine_type_api\n",
+                "  labels = {\n",
+                "    \"a\"      = \"1\"\n",
+                "    \"run-id\" = \"x\"\n",
+                "  }\n",
+                "  tags = [\"api\"]\n",
+                "  zone = var.zone\n",
+                "  access_config {}\n",
+                "  allow_stopping_for_update = true\n",
+                "}\n",
+            )
         );
     }
 

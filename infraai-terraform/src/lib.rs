@@ -11,6 +11,8 @@
 //!   -json`, `destroy`. One directory per run, one operation per directory,
 //!   timeouts, cancellation that kills the whole process group, and the
 //!   tfvars action path ([`TerraformRunner::apply_tfvars`]).
+//! * [`TfvarsActions`]: that action path for stored deployments, shared by
+//!   the cloud adapters (find the resource's work directory, preview, apply).
 //! * [`hcl`]: a small typed HCL writer (validated identifiers, escaped strings).
 //! * [`fixers`]: deterministic [`infraai_core::Fixer`]s for common diagnostics.
 //!
@@ -51,6 +53,7 @@
 
 #![deny(missing_docs)]
 
+mod actions;
 mod config;
 mod error;
 pub mod fixers;
@@ -59,6 +62,7 @@ mod process;
 mod runner;
 mod wire;
 
+pub use actions::{machine_type_var, ManagedResource, TfvarsActions, ACTIONS_TFVARS};
 pub use config::{TerraformConfig, Timeouts};
 pub use error::{Result, Stop, TerraformError};
 pub use fixers::deterministic_fixers;

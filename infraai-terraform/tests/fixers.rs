@@ -83,7 +83,7 @@ async fn deploy_agent_repairs_an_undeclared_variable_and_validates_on_attempt_2(
         "Reference to undeclared input variable"
     );
     let files = run.files.as_ref().unwrap();
-    assert!(files.files["variables.tf"].contains("default = \"eu-local-1\""));
+    assert!(files.files["variables.tf"].contains("default     = \"eu-local-1\""));
     // The dry-run change set creates the planned resources with the plan's region.
     let plan = run.plan.as_ref().unwrap();
     let set = run.change_set.as_ref().unwrap();

@@ -150,7 +150,7 @@ function setPhase(phase) {
 }
 
 function addPhase(phase, note) {
-  const li = el("li", { class: phase.startsWith("fix_attempt") ? "fix" : phase === "failed" ? "failed" : "done", title: note || "" }, phase.replace("_", " "));
+  const li = el("li", { class: phase.startsWith("fix_attempt") || phase.startsWith("apply_retry") || phase === "diagnosing" ? "fix" : phase === "failed" ? "failed" : "done", title: note || "" }, phase.replace("_", " "));
   $("phases").append(li);
   setPhase(phase);
 }

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/generate_terraform", post(generate_terraform))
         .route("/execute", post(execute))
         .route("/runs/{id}/status", get(run_status))
+        .route("/runs/{id}/destroy", post(destroy_run))
         .route("/ops/alerts", get(list_alerts))
         .route("/ops/alerts/{id}", get(get_alert))
         .route("/ops/alerts/{id}/preview", get(preview))
@@ -471,8 +472,87 @@ async fn run_status(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
         "outputs": run.outputs,
         "deployment_id": run.deployment_id,
         "error": run.error,
+        "apply_diagnoses": run.apply_diagnoses,
+        "resources": run.resources,
+        "cleanup": run.cleanup,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+    })))
+}
+
+/// Body of `POST /runs/{id}/destroy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyBody {
+    #[serde(default = "preview_by_default")]
+    dry_run: bool,
+    /// The preview being approved; required to execute.
+    #[serde(default)]
+    change_set: Option<ChangeSet>,
+}
+
+fn preview_by_default() -> bool {
+    true
+}
+
+impl Default for DestroyBody {
+    fn default() -> Self {
+        Self {
+            dry_run: true,
+            change_set: None,
+        }
+    }
+}
+
+/// "Destroy what this run created": a preview by default; executing needs
+/// the previewed change set, and destroys exactly it.
+async fn destroy_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = run_id(&id)?;
+    let req: DestroyBody = parse_opt(&body(b)?)?;
+    // A run that just finished leaves the executing set a moment after its
+    // terminal phase is streamed: wait for that rather than refuse.
+    let mut tries = 0;
+    while s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&id)
+    {
+        tries += 1;
+        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
+            return Err(ApiError::conflict(format!("run {id} is executing")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    load_run(&s, id).await?;
+    if req.dry_run {
+        let p = s.deploy.preview_destroy(id).await?;
+        return Ok(Json(json!({
+            "run_id": id,
+            "dry_run": true,
+            "summary": p.change_set.summary(),
+            "resources": p.resources,
+            "change_set": p.change_set,
+        })));
+    }
+    let Some(approved) = req.change_set else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "executing a destroy needs the previewed change_set (POST with dry_run: true first)",
+        ));
+    };
+    let actor = format!("web:{}", s.operator_name);
+    let run = s.deploy.destroy(id, Some(&approved), &actor).await?;
+    info!(run_id = %id, actor, "run resources destroyed over the API");
+    Ok(Json(json!({
+        "run_id": id,
+        "dry_run": false,
+        "cleanup": run.cleanup,
+        "resources": run.resources,
     })))
 }
 

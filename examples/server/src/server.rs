@@ -63,7 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "webhook-token",
     )?;
 
-    let w = crate::wiring::build(&config).await?;
+    let w = crate::wiring::build(&config, &webhook_token).await?;
     let mut deploy_config = DeployConfig {
         region: config.region.clone(),
         ..Default::default()
@@ -72,7 +72,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         deploy_config.alert_webhook = Some(format!("{}/ops/webhook", url.trim_end_matches('/')));
     }
     let events = w.deploy.events.clone();
-    let deploy = Arc::new(DeployAgent::new(w.deploy, deploy_config));
+    // Stop diagnoses of the deploy loop (quota, API, permission) reach the
+    // same channels as the ops loop's notifications.
+    let deploy =
+        Arc::new(DeployAgent::new(w.deploy, deploy_config).with_notifier(w.approver.clone()));
     let ops = Arc::new(OpsAgent::new(
         OpsDeps {
             store: w.store.clone(),

@@ -4,8 +4,12 @@
 //! store, another LLM provider).
 
 use crate::approvers::{FanoutApprover, WebApprover};
-use crate::config::{CloudChoice, Config};
+use crate::config::{AwsSettings, CloudChoice, Config, GcpSettings};
 use anyhow::Context;
+use infraai_aws::{
+    ApiEndpoint, AwsActions, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics,
+    Ec2Client, SnsAlertSource, SnsConfig,
+};
 use infraai_core::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner};
 use infraai_core::rules::{RulePlanner, RulePolicy};
 use infraai_core::testing::{
@@ -13,13 +17,17 @@ use infraai_core::testing::{
 };
 use infraai_core::*;
 use infraai_discord::{DiscordApprover, DiscordConfig};
+use infraai_gcp::{
+    CloudMonitoringMetrics, ComputeConfig, ComputeEngine, Credentials, GcpActions, GcpCloud,
+    GcpConfig, MetadataServer, ServiceAccount, StaticToken,
+};
 use infraai_gemini::{GeminiConfig, GeminiProvider};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
 use infraai_prometheus::{PromQueries, PrometheusMetrics};
 use infraai_store::SqliteStore;
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use infraai_terraform::{TerraformConfig, TerraformRunner};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +59,8 @@ pub struct Wiring {
     pub registry: Arc<MetricProfileRegistry>,
     /// PromQL of the cloud's metrics (re-checks through Prometheus, rules export).
     pub prom_queries: Arc<PromQueries>,
+    /// AWS SNS alarm notifications, when the cloud is AWS with an account id.
+    pub sns: Option<Arc<SnsAlertSource>>,
     /// One line per port: which adapter is active and what a real one needs.
     pub report: Vec<String>,
 }
@@ -90,26 +100,47 @@ type CloudParts = (
     bool,
 );
 
-/// The local cloud, when Terraform answers; otherwise why not.
-async fn local_cloud(
+/// A Terraform runner under DATA_DIR/terraform, when the binary answers;
+/// otherwise why not. Returns the runner and a "Terraform <version> (<path>)"
+/// phrase for the start-up banner.
+async fn terraform(
     config: &Config,
-    store: Arc<dyn MetadataStore>,
-) -> Result<(CloudParts, String), String> {
+    data: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Arc<TerraformRunner>, String), String> {
     let binary = config
         .terraform_bin
         .clone()
         .or_else(|| std::env::var_os("TERRAFORM_BIN").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("terraform"));
-    let data =
-        std::fs::canonicalize(&config.data_dir).map_err(|e| format!("data directory: {e}"))?;
-    let tf = TerraformConfig::new(data.join("terraform")).with_binary(binary.clone());
+    let mut tf = TerraformConfig::new(data.join("terraform")).with_binary(binary.clone());
+    for (key, value) in env {
+        tf = tf.with_env(*key, *value);
+    }
     let runner = Arc::new(TerraformRunner::new(tf));
     let version = runner.version().await.map_err(|e| {
         format!(
-            "the local cloud needs Terraform and {} did not answer: {e}; install terraform, set TERRAFORM_BIN, or eval \"$(../shared/tools/terraform-env.sh)\"",
+            "Terraform is needed and {} did not answer: {e}; install terraform, set TERRAFORM_BIN, or eval \"$(../shared/tools/terraform-env.sh)\"",
             binary.display()
         )
     })?;
+    Ok((
+        runner,
+        format!("Terraform {version} ({})", binary.display()),
+    ))
+}
+
+fn data_dir(config: &Config) -> Result<PathBuf, String> {
+    std::fs::canonicalize(&config.data_dir).map_err(|e| format!("data directory: {e}"))
+}
+
+/// The local cloud, when Terraform answers; otherwise why not.
+async fn local_cloud(
+    config: &Config,
+    store: Arc<dyn MetadataStore>,
+) -> Result<(CloudParts, String), String> {
+    let data = data_dir(config)?;
+    let (runner, terraform) = terraform(config, &data, &[]).await?;
     let program = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let cloud = LocalCloud::new(LocalConfig {
         state_dir: data.join("local"),
@@ -118,8 +149,7 @@ async fn local_cloud(
     });
     let instances = cloud.instances();
     let line = format!(
-        "cloud: local — real processes on this machine through Terraform {version} ({}); state in {}",
-        binary.display(),
+        "cloud: local — real processes on this machine through {terraform}; state in {}",
         data.join("local").display()
     );
     Ok((
@@ -140,8 +170,208 @@ async fn local_cloud(
     ))
 }
 
+/// Google Cloud: the GCP generator, Terraform (with the webhook token as a
+/// variable, never in the files), Compute Engine actions and Cloud Monitoring
+/// metrics. Errors are configuration errors: the server does not start.
+async fn gcp_cloud(
+    config: &Config,
+    gcp: &GcpSettings,
+    webhook_token: &str,
+    store: Arc<dyn MetadataStore>,
+) -> anyhow::Result<(CloudParts, Vec<String>)> {
+    let region = config
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-central1".into());
+    let generator = GcpCloud::new(GcpConfig {
+        ssh_source_ranges: gcp.ssh_ranges.clone(),
+        ..GcpConfig::new(gcp.project.clone(), region.clone(), gcp.zone.clone())
+    })
+    .context("GCP configuration")?;
+    let (credentials, source): (Arc<dyn Credentials>, String) =
+        match (&gcp.credentials_file, &gcp.access_token) {
+            (Some(file), _) => {
+                let json = std::fs::read(file).with_context(|| {
+                    format!("reading the service-account key {}", file.display())
+                })?;
+                let account = ServiceAccount::from_json(&json).with_context(|| {
+                    format!("parsing the service-account key {}", file.display())
+                })?;
+                let source = format!("service account {}", account.client_email());
+                (Arc::new(account), source)
+            }
+            (None, Some(token)) => (
+                Arc::new(StaticToken(Secret::new(token.clone()))),
+                "a fixed access token (GOOGLE_OAUTH_ACCESS_TOKEN; not refreshed)".into(),
+            ),
+            (None, None) => (
+                Arc::new(match &gcp.metadata_url {
+                    Some(base) => MetadataServer::new(base.clone()),
+                    None => MetadataServer::default(),
+                }),
+                "the metadata server (the VM's service account)".into(),
+            ),
+        };
+    let data = data_dir(config).map_err(anyhow::Error::msg)?;
+    let (runner, terraform) = terraform(
+        config,
+        &data,
+        &[("TF_VAR_ops_webhook_token", webhook_token)],
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let mut compute_config = ComputeConfig::new(gcp.project.clone(), gcp.zone.clone());
+    if let Some(base) = &gcp.compute_url {
+        compute_config = compute_config.with_base_url(base.clone());
+    }
+    let compute = Arc::new(
+        ComputeEngine::new(compute_config, credentials.clone()).context("Compute Engine client")?,
+    );
+    let guardrails = GuardrailConfig::default();
+    let actions =
+        GcpActions::new(compute, guardrails.clone()).with_terraform(runner.clone(), store);
+    let metrics = CloudMonitoringMetrics::new(
+        gcp.monitoring_url
+            .clone()
+            .unwrap_or_else(|| "https://monitoring.googleapis.com".into()),
+        gcp.project.clone(),
+        credentials,
+    );
+    let mut lines = vec![format!(
+        "cloud: gcp — project {:?}, region {region}, zone {} through {terraform} (the Google provider is fetched from the registry at init); Compute Engine actions and Cloud Monitoring metrics with credentials from {source}",
+        gcp.project, gcp.zone
+    )];
+    if config.public_url.is_none() {
+        lines.push("gcp: no INFRAAI_PUBLIC_URL — alert policies are created without the webhook notification channel, so no alert reaches this server".into());
+    }
+    Ok((
+        (
+            Arc::new(generator),
+            runner,
+            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
+            Arc::new(metrics),
+            guardrails,
+            // Cloud Monitoring alert policies call the webhook; no watcher.
+            false,
+        ),
+        lines,
+    ))
+}
+
+/// AWS: the AWS generator, Terraform (AWS credentials and the webhook token in
+/// its environment, never in files), EC2 actions, CloudWatch metrics and the
+/// SNS alert source. Errors are configuration errors: the server does not
+/// start.
+async fn aws_cloud(
+    config: &Config,
+    aws: &AwsSettings,
+    webhook_token: &str,
+    store: Arc<dyn MetadataStore>,
+) -> anyhow::Result<(CloudParts, Option<Arc<SnsAlertSource>>, Vec<String>)> {
+    let cidrs = |ranges: &[String]| -> anyhow::Result<Vec<Cidr>> {
+        ranges
+            .iter()
+            .map(|r| r.parse().with_context(|| format!("SSH range {r:?}")))
+            .collect()
+    };
+    let generator = AwsCloud::new(AwsConfig {
+        default_region: aws.region.clone(),
+        ami_id: aws.ami.clone(),
+        ssh_ranges: cidrs(&aws.ssh_ranges)?,
+        ..AwsConfig::default()
+    })
+    .context("AWS configuration")?;
+    let data = data_dir(config).map_err(anyhow::Error::msg)?;
+    let mut env = vec![
+        ("AWS_REGION", aws.region.as_str()),
+        ("AWS_ACCESS_KEY_ID", aws.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", aws.secret_access_key.as_str()),
+        ("TF_VAR_ops_webhook_token", webhook_token),
+    ];
+    if let Some(token) = &aws.session_token {
+        env.push(("AWS_SESSION_TOKEN", token.as_str()));
+    }
+    let (runner, terraform) = terraform(config, &data, &env)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let credentials = AwsCredentials {
+        access_key_id: aws.access_key_id.clone(),
+        secret_access_key: Secret::new(aws.secret_access_key.clone()),
+        session_token: aws.session_token.clone().map(Secret::new),
+    };
+    let endpoint = |service: &str, base: &Option<String>| match base {
+        Some(url) => ApiEndpoint {
+            region: aws.region.clone(),
+            base_url: url.clone(),
+        },
+        None => ApiEndpoint::public(service, &aws.region),
+    };
+    let http = AwsApi::default_http();
+    let ec2 = Ec2Client::new(
+        AwsApi::new(
+            http.clone(),
+            credentials.clone(),
+            endpoint("ec2", &aws.ec2_url),
+            "ec2",
+        )
+        .context("EC2 client")?,
+    );
+    let guardrails = infraai_aws::ladder::guardrails(GuardrailConfig::default());
+    let actions = AwsActions::new(ec2, runner.clone(), store.clone(), guardrails.clone());
+    let metrics = CloudWatchMetrics::new(
+        AwsApi::new(
+            http,
+            credentials,
+            endpoint("monitoring", &aws.monitoring_url),
+            "monitoring",
+        )
+        .context("CloudWatch client")?,
+        store,
+    );
+    let mut lines = vec![format!(
+        "cloud: aws — region {} through {terraform} (the AWS provider is fetched from the registry at init); EC2 actions and CloudWatch metrics with access key {}",
+        aws.region, aws.access_key_id
+    )];
+    if aws.ami.is_none() {
+        lines.push("aws: no INFRAAI_AWS_AMI — configurations validate, but a plan cannot apply without an AMI".into());
+    }
+    let sns = match &aws.account_id {
+        Some(account) => {
+            lines.push(format!(
+                "aws: SNS alarm notifications on /ops/webhook from topics arn:aws:sns:{}:{account}:infraai-alerts-* (signatures verified)",
+                aws.region
+            ));
+            Some(Arc::new(SnsAlertSource::new(SnsConfig::new(vec![
+                format!("arn:aws:sns:{}:{account}:infraai-alerts-*", aws.region),
+            ]))))
+        }
+        None => {
+            lines.push("aws: no INFRAAI_AWS_ACCOUNT_ID — SNS alarm notifications are refused, so no CloudWatch alarm reaches this server".into());
+            None
+        }
+    };
+    if config.public_url.is_none() {
+        lines.push("aws: no INFRAAI_PUBLIC_URL — alarms are created without the SNS subscription to this server".into());
+    }
+    Ok((
+        (
+            Arc::new(generator),
+            runner,
+            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
+            Arc::new(metrics),
+            guardrails,
+            // CloudWatch alarms notify through SNS; no watcher.
+            false,
+        ),
+        sns,
+        lines,
+    ))
+}
+
 /// Builds the adapters. Never logs a secret.
-pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
+pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wiring> {
     let mut report = Vec::new();
 
     // ---- store -------------------------------------------------------------
@@ -163,19 +393,34 @@ pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
     let mut registry = MetricProfileRegistry::builtin();
     infraai_local::profiles::register_profiles(&mut registry);
     let registry = Arc::new(registry);
-    if let Some(project) = &config.gcp_project {
-        report.push(format!(
-            "gcp: project {project:?} is configured, but the GCP adapter does not exist yet; it is NOT used"
-        ));
-    }
-    let cloud = match config.cloud {
-        CloudChoice::Local => local_cloud(config, store.clone()).await,
-        CloudChoice::Simulated => Err("INFRAAI_CLOUD=simulated".to_string()),
+    let mut sns = None;
+    let cloud = match (config.cloud, &config.gcp) {
+        (CloudChoice::Gcp, Some(gcp)) => {
+            let (parts, lines) = gcp_cloud(config, gcp, webhook_token, store.clone()).await?;
+            report.extend(lines);
+            Ok((parts, String::new()))
+        }
+        (CloudChoice::Gcp, None) => anyhow::bail!("cloud \"gcp\" needs a project"),
+        (CloudChoice::Aws, _) => {
+            let aws = config
+                .aws
+                .as_ref()
+                .context("cloud \"aws\" needs AWS settings")?;
+            let (parts, source, lines) =
+                aws_cloud(config, aws, webhook_token, store.clone()).await?;
+            report.extend(lines);
+            sns = source;
+            Ok((parts, String::new()))
+        }
+        (CloudChoice::Local, _) => local_cloud(config, store.clone()).await,
+        (CloudChoice::Simulated, _) => Err("INFRAAI_CLOUD=simulated".to_string()),
     };
     let (generator, runner, verifier, actions, mut metrics, guardrails, mut run_watcher) =
         match cloud {
             Ok((c, line)) => {
-                report.push(line);
+                if !line.is_empty() {
+                    report.push(line);
+                }
                 c
             }
             Err(why) => {
@@ -341,6 +586,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Wiring> {
         approvers,
         registry,
         prom_queries,
+        sns,
         report,
     })
 }

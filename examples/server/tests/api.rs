@@ -54,6 +54,11 @@ fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"run_id": ZERO, "dry_run": true})),
         ),
         (Method::GET, "/runs/{id}/status", None),
+        (
+            Method::POST,
+            "/runs/{id}/destroy",
+            Some(json!({"dry_run": true})),
+        ),
         (Method::GET, "/runs/{id}/events", None),
         (Method::GET, "/ops/alerts", None),
         (Method::GET, "/ops/alerts/{id}", None),
@@ -324,6 +329,62 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_what_a_run_created_is_only_for_failed_runs_and_needs_the_preview() {
+    let s = simulated("destroy").await;
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 100 users under $50/month"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap();
+    let path = format!("/runs/{run_id}/destroy");
+    // A planned run is not failed: a preview (the default) is refused.
+    let v = s.ok(Method::POST, &path, None, 409).await;
+    assert!(
+        v["detail"].as_str().unwrap().contains("only a failed run"),
+        "{v}"
+    );
+    // Executing needs the previewed change set.
+    let v = s
+        .ok(Method::POST, &path, Some(json!({"dry_run": false})), 422)
+        .await;
+    assert!(v["detail"].as_str().unwrap().contains("change_set"), "{v}");
+    s.ok(
+        Method::POST,
+        &format!("/runs/{ZERO}/destroy"),
+        Some(json!({"dry_run": true})),
+        404,
+    )
+    .await;
+    // A completed run records what its state holds; it is not destroyed
+    // as a failed run.
+    s.ok(
+        Method::POST,
+        "/execute",
+        Some(json!({"run_id": run_id, "dry_run": false})),
+        202,
+    )
+    .await;
+    let events = s.events(run_id).await;
+    assert_eq!(events.last().unwrap().1["phase"], "completed");
+    let status = s
+        .ok(Method::GET, &format!("/runs/{run_id}/status"), None, 200)
+        .await;
+    assert_eq!(status["apply_diagnoses"], json!([]));
+    assert_eq!(status["resources"].as_array().unwrap().len(), 1, "{status}");
+    let v = s
+        .ok(Method::POST, &path, Some(json!({"dry_run": true})), 409)
+        .await;
+    assert!(
+        v["detail"].as_str().unwrap().contains("is completed"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -463,9 +463,27 @@ pub enum IngestOutcome {
     Repeated,
     /// A resolved alert closed the open incident.
     Resolved,
-    /// A resolved alert arrived for no open incident (or one that is executing,
-    /// whose feedback step decides); nothing changed but the record.
+    /// A resolved alert arrived for no open incident (or one that is
+    /// executing or executed — awaiting its re-check — whose feedback step
+    /// decides), or an alert (firing or resolved) of an episode already
+    /// resolved — the latest incident of its fingerprint is `resolved` and
+    /// has the same `started_at`: a lagging repeat, an HA peer's late copy,
+    /// the source's own late resolution. Then the incident is that one;
+    /// nothing changed but the record.
     Noted,
+}
+
+/// The audit record of an alert's ingest: `template` with the incident id and
+/// the outcome (`opened`, `resolved`, `noted`) filled in; `None` for repeats
+/// and for alerts without an incident (nothing to hang it on).
+pub fn alert_audit(ingest: &AlertIngest, template: AuditRecord) -> Option<AuditRecord> {
+    let incident = ingest.incident.as_ref()?;
+    if ingest.outcome == IngestOutcome::Repeated {
+        return None;
+    }
+    let mut record = template.incident(incident.id);
+    record.outcome = format!("{:?}", ingest.outcome).to_lowercase();
+    Some(record)
 }
 
 /// Result of [`MetadataStore::record_alert`].
@@ -615,6 +633,21 @@ pub trait MetadataStore: Send + Sync {
     /// delete, and a record whose id is already stored is
     /// [`crate::Error::Conflict`], leaving the stored one unchanged).
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// [`MetadataStore::record_alert`], then `audit` (with the incident's id
+    /// and the outcome filled in) appended for every outcome but
+    /// [`IngestOutcome::Repeated`] that has an incident. Stores that can do both
+    /// in one transaction override this (one commit per alert instead of
+    /// two). An audit that cannot be appended is logged, not an error: the
+    /// alert is recorded either way.
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
+        let ingest = self.record_alert(alert).await?;
+        if let Some(record) = alert_audit(&ingest, audit) {
+            if let Err(e) = self.append_audit(&record).await {
+                tracing::warn!(step = ?record.step, error = %e, "audit append failed");
+            }
+        }
+        Ok(ingest)
+    }
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 

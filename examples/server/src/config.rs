@@ -164,6 +164,11 @@ pub struct Cli {
     /// take up to two minutes) [default: 150].
     #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<u64>,
+    /// Prometheus base URL (e.g. `http://127.0.0.1:9090`): the metric re-check
+    /// reads Prometheus, and the threshold watcher is off (Prometheus alerts
+    /// through Alertmanager to `/ops/webhook/alertmanager`).
+    #[arg(long, env = "INFRAAI_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags, in snake_case.
@@ -214,6 +219,7 @@ pub struct FileConfig {
     feedback_delay_secs: Option<u64>,
     watch_interval_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
+    prometheus_url: Option<String>,
 }
 
 /// Telegram settings, when a bot is configured. No `Debug`: it holds secrets.
@@ -350,6 +356,8 @@ pub struct Config {
     pub watch_interval: Duration,
     /// Request timeout.
     pub request_timeout: Duration,
+    /// Prometheus for re-checks (the watcher is off when set).
+    pub prometheus_url: Option<String>,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -529,6 +537,7 @@ impl Config {
                 .max(Duration::from_secs(1)),
             request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 150)
                 .max(Duration::from_secs(1)),
+            prometheus_url: nonempty(c.prometheus_url.or(f.prometheus_url)),
         })
     }
 }

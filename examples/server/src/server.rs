@@ -204,6 +204,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
+    let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
+    crate::app::decision_workers(ops.clone(), queue);
     let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
     let state = AppState {
         deploy,
@@ -219,6 +221,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
+        prom_queries: w.prom_queries,
+        decide,
     };
     tokio::spawn(async move {
         signal().await;

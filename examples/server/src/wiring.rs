@@ -23,6 +23,7 @@ use infraai_gcp::{
 };
 use infraai_gemini::{GeminiConfig, GeminiProvider};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
+use infraai_prometheus::{PromQueries, PrometheusMetrics};
 use infraai_store::SqliteStore;
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use infraai_terraform::{TerraformConfig, TerraformRunner};
@@ -56,10 +57,34 @@ pub struct Wiring {
     pub approvers: ApproverAllowList,
     /// Metric-profile registry.
     pub registry: Arc<MetricProfileRegistry>,
+    /// PromQL of the cloud's metrics (re-checks through Prometheus, rules export).
+    pub prom_queries: Arc<PromQueries>,
     /// AWS SNS alarm notifications, when the cloud is AWS with an account id.
     pub sns: Option<Arc<SnsAlertSource>>,
     /// One line per port: which adapter is active and what a real one needs.
     pub report: Vec<String>,
+}
+
+/// PromQL for the local cloud's metrics, computed from what Prometheus scrapes
+/// off each instance's `/metrics` (targets labelled `instance="<name>"`).
+/// `irate` over the last two scrapes keeps alerts and re-checks as quick as
+/// the scrape interval; the `1m` range only bounds how far back it looks.
+pub fn local_prom_queries() -> PromQueries {
+    use infraai_local::profiles::{CPU_UTILIZATION, HEALTH_FAILING};
+    PromQueries(
+        [
+            (
+                CPU_UTILIZATION.to_string(),
+                "irate(process_cpu_seconds_total{instance=\"{resource}\"}[1m]) / demo_cpu_allotment_cores{instance=\"{resource}\"}".to_string(),
+            ),
+            (
+                HEALTH_FAILING.to_string(),
+                "1 - up{instance=\"{resource}\"}".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
 }
 
 /// The subcommand that runs the local cloud's demo service.
@@ -390,29 +415,39 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
         (CloudChoice::Local, _) => local_cloud(config, store.clone()).await,
         (CloudChoice::Simulated, _) => Err("INFRAAI_CLOUD=simulated".to_string()),
     };
-    let (generator, runner, verifier, actions, metrics, guardrails, run_watcher) = match cloud {
-        Ok((c, line)) => {
-            if !line.is_empty() {
-                report.push(line);
+    let (generator, runner, verifier, actions, mut metrics, guardrails, mut run_watcher) =
+        match cloud {
+            Ok((c, line)) => {
+                if !line.is_empty() {
+                    report.push(line);
+                }
+                c
             }
-            c
-        }
-        Err(why) => {
-            report.push(format!(
+            Err(why) => {
+                report.push(format!(
                 "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
             ));
-            let c: CloudParts = (
-                Arc::new(FakeGenerator),
-                Arc::new(ScriptedTfRunner::valid()),
-                Arc::new(StaticVerifier::default()),
-                Arc::new(RecordingActions::default()),
-                Arc::new(ScriptedMetrics::new(vec![0.35])),
-                GuardrailConfig::default(),
-                false,
-            );
-            c
-        }
-    };
+                let c: CloudParts = (
+                    Arc::new(FakeGenerator),
+                    Arc::new(ScriptedTfRunner::valid()),
+                    Arc::new(StaticVerifier::default()),
+                    Arc::new(RecordingActions::default()),
+                    Arc::new(ScriptedMetrics::new(vec![0.35])),
+                    GuardrailConfig::default(),
+                    false,
+                );
+                c
+            }
+        };
+
+    let prom_queries = Arc::new(local_prom_queries());
+    if let Some(url) = &config.prometheus_url {
+        metrics = Arc::new(PrometheusMetrics::new(url.clone(), (*prom_queries).clone()));
+        run_watcher = false;
+        report.push(format!(
+            "metrics: Prometheus at {url} for re-checks; the threshold watcher is off (alerts come from Alertmanager on POST /ops/webhook/alertmanager; rules for Prometheus at GET /ops/prometheus/rules)"
+        ));
+    }
 
     // ---- LLM ---------------------------------------------------------------
     let rule_planner: Arc<dyn Planner> = Arc::new(RulePlanner::default());
@@ -550,6 +585,7 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
         discord,
         approvers,
         registry,
+        prom_queries,
         sns,
         report,
     })

@@ -78,13 +78,13 @@ pub struct Cli {
     /// none: no SSH rule) [default: none].
     #[arg(long, env = "INFRAAI_GCP_SSH_RANGES", value_delimiter = ',')]
     pub gcp_ssh_ranges: Option<Vec<String>>,
-    /// Compute Engine API base [default: https://compute.googleapis.com/compute/v1].
+    /// Compute Engine API base [default: `https://compute.googleapis.com/compute/v1`].
     #[arg(long, env = "INFRAAI_GCP_COMPUTE_URL")]
     pub gcp_compute_url: Option<String>,
-    /// Cloud Monitoring API base [default: https://monitoring.googleapis.com].
+    /// Cloud Monitoring API base [default: `https://monitoring.googleapis.com`].
     #[arg(long, env = "INFRAAI_GCP_MONITORING_URL")]
     pub gcp_monitoring_url: Option<String>,
-    /// Metadata server base [default: http://metadata.google.internal].
+    /// Metadata server base [default: `http://metadata.google.internal`].
     #[arg(long, env = "INFRAAI_GCP_METADATA_URL")]
     pub gcp_metadata_url: Option<String>,
     /// AWS region [default: us-east-1].
@@ -109,10 +109,10 @@ pub struct Cli {
     /// Source ranges allowed to reach SSH on AWS instances (comma separated) [default: none].
     #[arg(long, env = "INFRAAI_AWS_SSH_RANGES", value_delimiter = ',')]
     pub aws_ssh_ranges: Option<Vec<String>>,
-    /// EC2 API base [default: https://ec2.REGION.amazonaws.com].
+    /// EC2 API base [default: `https://ec2.REGION.amazonaws.com`].
     #[arg(long, env = "INFRAAI_AWS_EC2_URL")]
     pub aws_ec2_url: Option<String>,
-    /// CloudWatch API base [default: https://monitoring.REGION.amazonaws.com].
+    /// CloudWatch API base [default: `https://monitoring.REGION.amazonaws.com`].
     #[arg(long, env = "INFRAAI_AWS_MONITORING_URL")]
     pub aws_monitoring_url: Option<String>,
     /// Region passed to the planner (and the GCP region) [default for GCP: us-central1].

@@ -66,6 +66,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// PromQL of the cloud's metrics (for the exported alerting rules).
     pub prom_queries: Arc<PromQueries>,
+    /// AWS SNS alarm notifications on `/ops/webhook`, when configured.
+    pub sns: Option<Arc<infraai_aws::SnsAlertSource>>,
     /// New incidents to decide, in arrival order: a few workers
     /// ([`decision_workers`]) take them, so an alert flood queues ids (16
     /// bytes each) rather than spawning one large decision task per alert.
@@ -694,8 +696,28 @@ async fn alert_webhook(
     check_webhook_token(&s, &headers, &query)?;
     let raw = body(b)?;
     let value: Value = parse(&raw)?;
-    // Authenticated above; the sources only normalize.
-    let alerts: Vec<Alert> = if value.get("incident").is_some() {
+    // Authenticated above; the sources only normalize (SNS also verifies the
+    // message signature: the subscription is confirmed only when it holds).
+    let alerts: Vec<Alert> = if headers.contains_key("x-amz-sns-message-type")
+        || ["Type", "TopicArn", "Signature"]
+            .iter()
+            .all(|k| value.get(k).is_some())
+    {
+        let Some(sns) = &s.sns else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AWS SNS messages are not accepted here: run with INFRAAI_CLOUD=aws and INFRAAI_AWS_ACCOUNT_ID",
+            ));
+        };
+        let alerts = sns.receive(&inbound(&headers, query, raw)).await?;
+        if alerts.is_empty() {
+            // Subscription confirmations and OK-less states: handled, nothing to record.
+            return Ok(Json(
+                json!({"accepted": 0, "results": [], "note": "SNS message handled; no alert in it"}),
+            ));
+        }
+        alerts
+    } else if value.get("incident").is_some() {
         // A Cloud Monitoring notification (schema 1.2).
         let alerts: Vec<Alert> = GcpWebhookSource::normalize(&raw)?.into_iter().collect();
         if alerts.is_empty() {

@@ -222,6 +222,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
         prom_queries: w.prom_queries,
+        sns: w.sns,
         decide,
     };
     tokio::spawn(async move {

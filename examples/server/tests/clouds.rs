@@ -93,7 +93,7 @@ async fn cloud_aws_wires_the_aws_adapters_and_plans_aws_terraform() {
         "aws",
         &["--cloud", "aws"],
         &[
-            ("AWS_REGION", "eu-west-1"),
+            ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", secret),
             ("INFRAAI_AWS_AMI", "ami-0123456789abcdef0"),
@@ -104,9 +104,9 @@ async fn cloud_aws_wires_the_aws_adapters_and_plans_aws_terraform() {
     )
     .await;
     let banner = s.startup.join("\n");
-    assert!(banner.contains("cloud: aws — region eu-west-1"), "{banner}");
+    assert!(banner.contains("cloud: aws — region us-east-1"), "{banner}");
     assert!(
-        banner.contains("arn:aws:sns:eu-west-1:123456789012:infraai-alerts-*"),
+        banner.contains("arn:aws:sns:us-east-1:123456789012:infraai-alerts-*"),
         "{banner}"
     );
     assert!(
@@ -141,6 +141,35 @@ async fn cloud_aws_wires_the_aws_adapters_and_plans_aws_terraform() {
         assert!(main.contains(needle), "{needle} missing from\n{main}");
     }
     assert!(!main.contains(secret) && !main.contains(webhook_token));
+
+    // An SNS message from the allowed topic whose signing certificate is not
+    // on the SNS host is refused before anything is fetched or recorded.
+    let mut forged = sns_fixture();
+    forged["SigningCertURL"] = json!("https://sns.us-east-1.amazonaws.com.evil.example/cert.pem");
+    let r = s
+        .http
+        .post(s.url(&format!("/ops/webhook?token={webhook_token}")))
+        .header("x-amz-sns-message-type", "Notification")
+        .header("content-type", "text/plain; charset=UTF-8")
+        .body(forged.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let incidents = s.ok(Method::GET, "/ops/alerts", None, 200).await;
+    assert_eq!(
+        incidents["incidents"].as_array().map(Vec::len),
+        Some(0),
+        "{incidents}"
+    );
+}
+
+fn sns_fixture() -> serde_json::Value {
+    let path = format!(
+        "{}/../../infraai-aws/tests/fixtures/sns-notification-v1.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +238,12 @@ async fn the_gcp_webhook_refuses_junk_and_incomplete_notifications_with_a_4xx() 
     let path = format!("/ops/webhook?token={WEBHOOK}");
     let junk: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     assert_eq!(post_expecting_continue(&addr, &path, &junk).await, 413);
+    // SNS messages are refused where no AWS account is configured.
+    let sns = sns_fixture().to_string();
+    assert_eq!(
+        post_expecting_continue(&addr, &path, sns.as_bytes()).await,
+        403
+    );
     let missing_incident = br#"{"version":"1.2"}"#;
     let status = post_expecting_continue(&addr, &path, missing_incident).await;
     assert!((400..500).contains(&status), "got {status}");

@@ -90,15 +90,44 @@ pub fn local_prom_queries() -> PromQueries {
 /// The subcommand that runs the local cloud's demo service.
 pub const DEMO_SERVICE: &str = "demo-service";
 
-type CloudParts = (
-    Arc<dyn TerraformGenerator>,
-    Arc<dyn TfRunner>,
-    Arc<dyn Verifier>,
-    Arc<dyn ActionHandler>,
-    Arc<dyn MetricSource>,
-    GuardrailConfig,
-    bool,
-);
+/// What a cloud adapter contributes.
+struct CloudParts {
+    generator: Arc<dyn TerraformGenerator>,
+    runner: Arc<dyn TfRunner>,
+    verifier: Arc<dyn Verifier>,
+    actions: Arc<dyn ActionHandler>,
+    metrics: Arc<dyn MetricSource>,
+    guardrails: GuardrailConfig,
+    /// Whether the threshold watcher runs (clouds without native alerting).
+    run_watcher: bool,
+    /// Start-up banner lines.
+    report: Vec<String>,
+}
+
+impl CloudParts {
+    /// A real cloud with its own alerting (GCP, AWS): new VMs get five
+    /// minutes to answer, actions wait out a busy Terraform directory, and no
+    /// threshold watcher runs.
+    fn remote(
+        generator: Arc<dyn TerraformGenerator>,
+        runner: Arc<TerraformRunner>,
+        actions: Arc<dyn ActionHandler>,
+        metrics: Arc<dyn MetricSource>,
+        guardrails: GuardrailConfig,
+        report: Vec<String>,
+    ) -> Self {
+        Self {
+            generator,
+            runner,
+            verifier: Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            actions: Arc::new(crate::retry::BusyRetry(actions)),
+            metrics,
+            guardrails,
+            run_watcher: false,
+            report,
+        }
+    }
+}
 
 /// A Terraform runner under DATA_DIR/terraform, when the binary answers;
 /// otherwise why not. Returns the runner and a "Terraform <version> (<path>)"
@@ -135,10 +164,7 @@ fn data_dir(config: &Config) -> Result<PathBuf, String> {
 }
 
 /// The local cloud, when Terraform answers; otherwise why not.
-async fn local_cloud(
-    config: &Config,
-    store: Arc<dyn MetadataStore>,
-) -> Result<(CloudParts, String), String> {
+async fn local_cloud(config: &Config, store: Arc<dyn MetadataStore>) -> Result<CloudParts, String> {
     let data = data_dir(config)?;
     let (runner, terraform) = terraform(config, &data, &[]).await?;
     let program = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
@@ -152,22 +178,20 @@ async fn local_cloud(
         "cloud: local — real processes on this machine through {terraform}; state in {}",
         data.join("local").display()
     );
-    Ok((
-        (
-            Arc::new(cloud),
-            runner.clone(),
-            Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
-            Arc::new(crate::retry::BusyRetry(Arc::new(LocalActions::new(
-                runner,
-                store,
-                instances.clone(),
-            )))),
-            Arc::new(LocalMetrics::new(instances)),
-            infraai_local::profiles::guardrails(GuardrailConfig::default()),
-            true,
-        ),
-        line,
-    ))
+    Ok(CloudParts {
+        generator: Arc::new(cloud),
+        runner: runner.clone(),
+        verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
+        actions: Arc::new(crate::retry::BusyRetry(Arc::new(LocalActions::new(
+            runner,
+            store,
+            instances.clone(),
+        )))),
+        metrics: Arc::new(LocalMetrics::new(instances)),
+        guardrails: infraai_local::profiles::guardrails(GuardrailConfig::default()),
+        run_watcher: true,
+        report: vec![line],
+    })
 }
 
 /// Google Cloud: the GCP generator, Terraform (with the webhook token as a
@@ -178,7 +202,7 @@ async fn gcp_cloud(
     gcp: &GcpSettings,
     webhook_token: &str,
     store: Arc<dyn MetadataStore>,
-) -> anyhow::Result<(CloudParts, Vec<String>)> {
+) -> anyhow::Result<CloudParts> {
     let region = config
         .region
         .clone()
@@ -244,17 +268,12 @@ async fn gcp_cloud(
     if config.public_url.is_none() {
         lines.push("gcp: no INFRAAI_PUBLIC_URL — alert policies are created without the webhook notification channel, so no alert reaches this server".into());
     }
-    Ok((
-        (
-            Arc::new(generator),
-            runner,
-            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
-            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
-            Arc::new(metrics),
-            guardrails,
-            // Cloud Monitoring alert policies call the webhook; no watcher.
-            false,
-        ),
+    Ok(CloudParts::remote(
+        Arc::new(generator),
+        runner,
+        Arc::new(actions),
+        Arc::new(metrics),
+        guardrails,
         lines,
     ))
 }
@@ -268,7 +287,7 @@ async fn aws_cloud(
     aws: &AwsSettings,
     webhook_token: &str,
     store: Arc<dyn MetadataStore>,
-) -> anyhow::Result<(CloudParts, Option<Arc<SnsAlertSource>>, Vec<String>)> {
+) -> anyhow::Result<(CloudParts, Option<Arc<SnsAlertSource>>)> {
     let cidrs = |ranges: &[String]| -> anyhow::Result<Vec<Cidr>> {
         ranges
             .iter()
@@ -355,19 +374,32 @@ async fn aws_cloud(
         lines.push("aws: no INFRAAI_PUBLIC_URL — alarms are created without the SNS subscription to this server".into());
     }
     Ok((
-        (
+        CloudParts::remote(
             Arc::new(generator),
             runner,
-            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
-            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
+            Arc::new(actions),
             Arc::new(metrics),
             guardrails,
-            // CloudWatch alarms notify through SNS; no watcher.
-            false,
+            lines,
         ),
         sns,
-        lines,
     ))
+}
+
+/// In-memory stand-ins: nothing real is created or changed.
+fn simulated(why: String) -> CloudParts {
+    CloudParts {
+        generator: Arc::new(FakeGenerator),
+        runner: Arc::new(ScriptedTfRunner::valid()),
+        verifier: Arc::new(StaticVerifier::default()),
+        actions: Arc::new(RecordingActions::default()),
+        metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
+        guardrails: GuardrailConfig::default(),
+        run_watcher: false,
+        report: vec![format!(
+            "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
+        )],
+    }
 }
 
 /// Builds the adapters. Never logs a secret.
@@ -396,9 +428,7 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
     let mut sns = None;
     let cloud = match (config.cloud, &config.gcp) {
         (CloudChoice::Gcp, Some(gcp)) => {
-            let (parts, lines) = gcp_cloud(config, gcp, webhook_token, store.clone()).await?;
-            report.extend(lines);
-            Ok((parts, String::new()))
+            gcp_cloud(config, gcp, webhook_token, store.clone()).await?
         }
         (CloudChoice::Gcp, None) => anyhow::bail!("cloud \"gcp\" needs a project"),
         (CloudChoice::Aws, _) => {
@@ -406,39 +436,26 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
                 .aws
                 .as_ref()
                 .context("cloud \"aws\" needs AWS settings")?;
-            let (parts, source, lines) =
-                aws_cloud(config, aws, webhook_token, store.clone()).await?;
-            report.extend(lines);
+            let (parts, source) = aws_cloud(config, aws, webhook_token, store.clone()).await?;
             sns = source;
-            Ok((parts, String::new()))
+            parts
         }
-        (CloudChoice::Local, _) => local_cloud(config, store.clone()).await,
-        (CloudChoice::Simulated, _) => Err("INFRAAI_CLOUD=simulated".to_string()),
+        (CloudChoice::Local, _) => local_cloud(config, store.clone())
+            .await
+            .unwrap_or_else(simulated),
+        (CloudChoice::Simulated, _) => simulated("INFRAAI_CLOUD=simulated".into()),
     };
-    let (generator, runner, verifier, actions, mut metrics, guardrails, mut run_watcher) =
-        match cloud {
-            Ok((c, line)) => {
-                if !line.is_empty() {
-                    report.push(line);
-                }
-                c
-            }
-            Err(why) => {
-                report.push(format!(
-                "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
-            ));
-                let c: CloudParts = (
-                    Arc::new(FakeGenerator),
-                    Arc::new(ScriptedTfRunner::valid()),
-                    Arc::new(StaticVerifier::default()),
-                    Arc::new(RecordingActions::default()),
-                    Arc::new(ScriptedMetrics::new(vec![0.35])),
-                    GuardrailConfig::default(),
-                    false,
-                );
-                c
-            }
-        };
+    let CloudParts {
+        generator,
+        runner,
+        verifier,
+        actions,
+        mut metrics,
+        guardrails,
+        mut run_watcher,
+        report: cloud_report,
+    } = cloud;
+    report.extend(cloud_report);
 
     let prom_queries = Arc::new(local_prom_queries());
     if let Some(url) = &config.prometheus_url {

@@ -3,7 +3,8 @@
 # Terraform (offline, via ../shared/tools/terraform-env.sh) and a Redis server
 # on a free loopback port (installed from Debian's packages when missing and
 # running as root), Debian's chromium and playwright-core (npm ci) for the
-# dashboard's browser test. Extra arguments go to `cargo test`.
+# dashboard's browser test, Debian's prometheus and prometheus-alertmanager
+# for the monitoring loop test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -62,6 +63,22 @@ if command -v npm >/dev/null 2>&1; then
 else
   log "npm: not found; the browser test will fail"
 fi
+
+# --- Prometheus + Alertmanager (the real monitoring loop test) --------------
+# Debian's packages; the test (examples/server/tests/prometheus_loop.rs) starts
+# both itself on free loopback ports, because their configuration needs the
+# ports of the server and of the instance it deploys.
+command -v prometheus >/dev/null 2>&1 || apt_install --no-install-recommends prometheus || true
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
+  || apt_install --no-install-recommends prometheus-alertmanager || true
+for bin in prometheus prometheus-alertmanager; do
+  if command -v "$bin" >/dev/null 2>&1; then
+    log "$bin: $("$bin" --version 2>&1 | head -1)"
+  else
+    log "$bin: not available; the Prometheus loop test will fail"
+  fi
+done
+# ---------------------------------------------------------------------------
 
 # Tests that need a real service fail, not skip, when it is missing here.
 export INFRAAI_REQUIRE_SERVICES=1

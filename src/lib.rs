@@ -48,3 +48,7 @@ pub use infraai_gcp as gcp;
 /// Prometheus and Alertmanager adapters (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub use infraai_prometheus as prometheus;
+
+/// Amazon Web Services adapters (feature `aws`).
+#[cfg(feature = "aws")]
+pub use infraai_aws as aws;

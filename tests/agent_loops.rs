@@ -179,7 +179,7 @@ async fn goal_to_deployment_then_cpu_alert_to_resolution() {
         w.runner.calls(),
         [
             "write", "init", "validate", "write", "validate", "write", "validate", "plan", "apply",
-            "output"
+            "output", "state"
         ]
     );
 

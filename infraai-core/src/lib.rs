@@ -55,6 +55,7 @@ pub mod domain;
 mod error;
 pub mod events;
 pub mod guardrails;
+pub mod heal;
 #[cfg(feature = "http")]
 mod http_verifier;
 mod id;
@@ -76,6 +77,7 @@ pub use domain::*;
 pub use error::{BoxError, Error, Result};
 pub use events::EventBus;
 pub use guardrails::{GuardrailConfig, Guardrails};
+pub use heal::{ApplyFailureClassifier, DiagnosticList, FailurePattern};
 #[cfg(feature = "http")]
 pub use http_verifier::HttpVerifier;
 pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};

@@ -109,22 +109,18 @@ impl OpsAgent {
     /// returns `Ok`, the alert is committed and a webhook may be acknowledged.
     pub async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
         alert.validate()?;
-        let ingest = self.deps.store.record_alert(alert).await?;
-        if let Some(incident) = &ingest.incident {
-            if ingest.outcome != IngestOutcome::Repeated {
-                self.audit(
-                    AuditRecord::agent(AuditStep::AlertReceived, format!("{:?}", ingest.outcome).to_lowercase())
-                        .incident(incident.id)
-                        .input(json!({
-                            "source": alert.source, "policy": alert.policy_name, "resource": alert.resource,
-                            "metric": alert.metric, "value": alert.value, "threshold": alert.threshold,
-                            "state": alert.state, "fingerprint": alert.fingerprint,
-                        })),
-                )
-                .await;
-            }
-        }
-        Ok(ingest)
+        // The audit rides in the alert's own transaction where the store can.
+        self.deps
+            .store
+            .record_alert_audited(
+                alert,
+                AuditRecord::agent(AuditStep::AlertReceived, "received").input(json!({
+                    "source": alert.source, "policy": alert.policy_name, "resource": alert.resource,
+                    "metric": alert.metric, "value": alert.value, "threshold": alert.threshold,
+                    "state": alert.state, "fingerprint": alert.fingerprint,
+                })),
+            )
+            .await
     }
 
     /// Records an alert and, for a new incident, processes it to the end.

@@ -15,6 +15,12 @@ pub const GCE_INSTANCE: &str = "gce_instance";
 pub const CLOUDSQL_DATABASE: &str = "cloudsql_database";
 /// GCP managed instance group.
 pub const INSTANCE_GROUP: &str = "instance_group";
+/// AWS EC2 instance (CloudWatch namespace `AWS/EC2`, dimension `InstanceId`).
+pub const AWS_EC2_INSTANCE: &str = "aws_ec2_instance";
+/// AWS RDS database instance (namespace `AWS/RDS`, dimension `DBInstanceIdentifier`).
+pub const AWS_RDS_INSTANCE: &str = "aws_rds_instance";
+/// AWS EC2 Auto Scaling group (namespace `AWS/EC2`, dimension `AutoScalingGroupName`).
+pub const AWS_AUTOSCALING_GROUP: &str = "aws_autoscaling_group";
 
 /// One alert policy template for a resource type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -71,9 +77,12 @@ impl MetricProfileRegistry {
     }
 
     /// The built-in profiles for GCP compute instances, Cloud SQL and
-    /// instance groups.
+    /// instance groups, and for AWS EC2 instances, RDS instances and Auto
+    /// Scaling groups. AWS metric paths are `<CloudWatch namespace>/<metric
+    /// name>` (e.g. `AWS/EC2/CPUUtilization`); CloudWatch reports CPU in
+    /// percent, so its thresholds are 0–100.
     pub fn builtin() -> Self {
-        use Aligner::{Mean, Rate};
+        use Aligner::{Max, Mean, Rate};
         use Severity::{Critical, Warning};
         let mut r = Self::empty();
         r.register(
@@ -126,6 +135,61 @@ impl MetricProfileRegistry {
                 "asg_cpu_high",
                 "compute.googleapis.com/instance/cpu/utilization",
                 0.70,
+                120,
+                Critical,
+                Mean,
+            ),
+        );
+        r.register(
+            AWS_EC2_INSTANCE,
+            MetricProfile::above(
+                "cpu_high",
+                "AWS/EC2/CPUUtilization",
+                80.0,
+                60,
+                Critical,
+                Mean,
+            ),
+        );
+        r.register(
+            AWS_EC2_INSTANCE,
+            MetricProfile::above(
+                "instance_unhealthy",
+                "AWS/EC2/StatusCheckFailed",
+                0.0,
+                120,
+                Critical,
+                Max,
+            ),
+        );
+        r.register(
+            AWS_RDS_INSTANCE,
+            MetricProfile::above(
+                "rds_cpu_high",
+                "AWS/RDS/CPUUtilization",
+                75.0,
+                60,
+                Critical,
+                Mean,
+            ),
+        );
+        r.register(
+            AWS_RDS_INSTANCE,
+            MetricProfile::above(
+                "rds_connections_high",
+                "AWS/RDS/DatabaseConnections",
+                100.0,
+                60,
+                Warning,
+                Mean,
+            ),
+        );
+        r.register(
+            AWS_AUTOSCALING_GROUP,
+            MetricProfile::above(
+                "asg_cpu_high",
+                "AWS/EC2/CPUUtilization",
+                70.0,
                 120,
                 Critical,
                 Mean,

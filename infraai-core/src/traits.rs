@@ -111,6 +111,12 @@ pub trait TerraformGenerator: Send + Sync {
     }
     /// Writes the Terraform files for a plan.
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles>;
+    /// This cloud's own apply-failure patterns, tried before the built-in
+    /// ones by the deploy loop's [`crate::ApplyFailureClassifier`]. None by
+    /// default.
+    fn failure_patterns(&self) -> Vec<crate::FailurePattern> {
+        Vec::new()
+    }
 }
 
 /// Input of [`Fixer::fix`].
@@ -169,6 +175,25 @@ pub trait TfRunner: Send + Sync {
     async fn output(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>>;
     /// `terraform destroy`.
     async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+    /// The managed resources in the workspace's state (`terraform show
+    /// -json`), e.g. what a failed apply left behind. Not supported by default.
+    async fn state(&self, ws: &TfWorkspace) -> Result<Vec<StateResource>> {
+        let _ = ws;
+        Err(crate::Error::NotSupported {
+            component: "terraform runner".into(),
+            op: "state".into(),
+        })
+    }
+    /// `terraform plan -destroy` into the saved plan: the returned change set
+    /// is the dry-run preview, and the next [`TfRunner::apply`] deletes
+    /// exactly it. Not supported by default.
+    async fn plan_destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
+        let _ = (ws, log);
+        Err(crate::Error::NotSupported {
+            component: "terraform runner".into(),
+            op: "plan_destroy".into(),
+        })
+    }
 }
 
 /// Checks that a deployment answers over HTTP.
@@ -438,9 +463,27 @@ pub enum IngestOutcome {
     Repeated,
     /// A resolved alert closed the open incident.
     Resolved,
-    /// A resolved alert arrived for no open incident (or one that is executing,
-    /// whose feedback step decides); nothing changed but the record.
+    /// A resolved alert arrived for no open incident (or one that is
+    /// executing or executed — awaiting its re-check — whose feedback step
+    /// decides), or an alert (firing or resolved) of an episode already
+    /// resolved — the latest incident of its fingerprint is `resolved` and
+    /// has the same `started_at`: a lagging repeat, an HA peer's late copy,
+    /// the source's own late resolution. Then the incident is that one;
+    /// nothing changed but the record.
     Noted,
+}
+
+/// The audit record of an alert's ingest: `template` with the incident id and
+/// the outcome (`opened`, `resolved`, `noted`) filled in; `None` for repeats
+/// and for alerts without an incident (nothing to hang it on).
+pub fn alert_audit(ingest: &AlertIngest, template: AuditRecord) -> Option<AuditRecord> {
+    let incident = ingest.incident.as_ref()?;
+    if ingest.outcome == IngestOutcome::Repeated {
+        return None;
+    }
+    let mut record = template.incident(incident.id);
+    record.outcome = format!("{:?}", ingest.outcome).to_lowercase();
+    Some(record)
 }
 
 /// Result of [`MetadataStore::record_alert`].
@@ -590,6 +633,21 @@ pub trait MetadataStore: Send + Sync {
     /// delete, and a record whose id is already stored is
     /// [`crate::Error::Conflict`], leaving the stored one unchanged).
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// [`MetadataStore::record_alert`], then `audit` (with the incident's id
+    /// and the outcome filled in) appended for every outcome but
+    /// [`IngestOutcome::Repeated`] that has an incident. Stores that can do both
+    /// in one transaction override this (one commit per alert instead of
+    /// two). An audit that cannot be appended is logged, not an error: the
+    /// alert is recorded either way.
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
+        let ingest = self.record_alert(alert).await?;
+        if let Some(record) = alert_audit(&ingest, audit) {
+            if let Err(e) = self.append_audit(&record).await {
+                tracing::warn!(step = ?record.step, error = %e, "audit append failed");
+            }
+        }
+        Ok(ingest)
+    }
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 

@@ -4,8 +4,8 @@ use crate::instances::InstanceDir;
 use crate::ladder::map_planned;
 use crate::profiles::LOCAL_INSTANCE;
 use infraai_core::{
-    Error, GenerateRequest, MachineType, PlannedResource, ResourceKind, Result, TerraformFiles,
-    TerraformGenerator,
+    Error, FailurePattern, GenerateRequest, MachineType, PlannedResource, ResourceKind, Result,
+    TerraformFiles, TerraformGenerator,
 };
 use infraai_terraform::hcl::{Block, Body, Expr};
 use serde_json::json;
@@ -71,6 +71,19 @@ if [ -s "$DIR/pid" ]; then
 fi
 rm -rf "$DIR"
 "#;
+
+/// The local cloud's own apply-failure patterns (`failure_patterns.json`):
+/// port in use, disk full, fork failures, permissions.
+pub fn local_failure_patterns() -> Vec<FailurePattern> {
+    match FailurePattern::parse_file(include_str!("failure_patterns.json")) {
+        Ok(p) => p,
+        Err(e) => {
+            // Compiled-in data covered by the tests; never input.
+            tracing::error!(error = %e, "local failure patterns are invalid");
+            Vec::new()
+        }
+    }
+}
 
 fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -187,6 +200,10 @@ impl TerraformGenerator for LocalCloud {
         map_planned(planned)
     }
 
+    fn failure_patterns(&self) -> Vec<FailurePattern> {
+        local_failure_patterns()
+    }
+
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles> {
         let mut body = Body::new();
         let mut urls = BTreeMap::new();
@@ -212,5 +229,32 @@ impl TerraformGenerator for LocalCloud {
             serde_json::Value::Object(ips.into_iter().collect()),
         )?);
         Ok(TerraformFiles::single(body.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infraai_core::{ApplyFailureClassifier, FailureClass};
+
+    #[test]
+    fn local_patterns_parse_and_come_before_the_builtin_ones() {
+        let patterns = local_failure_patterns();
+        assert_eq!(patterns.len(), 4);
+        let c = ApplyFailureClassifier::builtin().prepend(patterns);
+        let start_failure = "local-exec provisioner error: Error running command: exit status 1. Output: instance api did not start:\ninfraai-demo-service: cannot bind 127.0.0.1:40123: Address already in use (os error 98)";
+        assert_eq!(c.classify_message(start_failure), FailureClass::NameInUse);
+        assert_eq!(
+            c.classify_message("mkdir: cannot create directory '/var/x': No space left on device"),
+            FailureClass::QuotaExceeded
+        );
+        assert_eq!(
+            c.classify_message("sh: 1: /opt/infraai/bin/svc: Permission denied"),
+            FailureClass::PermissionDenied
+        );
+        assert_eq!(
+            c.classify_message("sh: 1: Cannot fork"),
+            FailureClass::Transient
+        );
     }
 }

@@ -106,11 +106,14 @@ async fn metrics(State(s): State<Arc<Service>>) -> impl IntoResponse {
          # HELP demo_request_errors_total Requests answered 5xx.\n# TYPE demo_request_errors_total counter\ndemo_request_errors_total {}\n\
          # HELP demo_request_duration_seconds Request latency.\n# TYPE demo_request_duration_seconds summary\n\
          demo_request_duration_seconds_sum {}\ndemo_request_duration_seconds_count {}\n\
-         # HELP process_cpu_seconds_total CPU time used.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}\n",
+         # HELP process_cpu_seconds_total CPU time used.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}\n\
+         # HELP demo_cpu_allotment_cores CPU cores allotted to this machine type (utilization = CPU rate / allotment).\n\
+         # TYPE demo_cpu_allotment_cores gauge\ndemo_cpu_allotment_cores {}\n",
         s.requests.load(Ordering::Relaxed),
         s.errors.load(Ordering::Relaxed),
         s.duration_micros.load(Ordering::Relaxed) as f64 / 1e6,
         s.requests.load(Ordering::Relaxed),
+        crate::ladder::allotment(&s.machine_type).unwrap_or(0.0),
     );
     ([("content-type", "text/plain; version=0.0.4")], body)
 }

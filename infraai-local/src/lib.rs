@@ -31,5 +31,5 @@ mod metrics;
 pub mod profiles;
 
 pub use actions::{LocalActions, ACTIONS_TFVARS};
-pub use cloud::{machine_type_var, restart_var, LocalCloud, LocalConfig};
+pub use cloud::{local_failure_patterns, machine_type_var, restart_var, LocalCloud, LocalConfig};
 pub use metrics::LocalMetrics;

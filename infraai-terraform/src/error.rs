@@ -36,6 +36,11 @@ pub enum TerraformError {
         status: String,
         /// Terraform's error diagnostics, or the end of its stderr.
         message: String,
+        /// The same error diagnostics, structured (empty when terraform
+        /// printed none), for classification and the fixers
+        /// ([`infraai_core::Error::diagnostics`]).
+        #[source]
+        diagnostics: infraai_core::DiagnosticList,
     },
     /// The operation ran past its timeout; the process group was killed.
     #[error("{op} in {dir}: timed out after {after:?}; {stop}")]
@@ -246,6 +251,12 @@ mod tests {
             dir,
             status: "exit status 1".into(),
             message: "Error: boom".into(),
+            diagnostics: infraai_core::DiagnosticList(vec![infraai_core::Diagnostic {
+                severity: infraai_core::DiagnosticSeverity::Error,
+                summary: "boom".into(),
+                detail: String::new(),
+                range: None,
+            }]),
         };
         assert_eq!(
             f.to_string(),
@@ -253,6 +264,11 @@ mod tests {
         );
         let e = infraai_core::Error::from(f);
         assert!(!e.is_retryable());
+        assert_eq!(
+            e.diagnostics()[0].summary,
+            "boom",
+            "diagnostics survive the mapping"
+        );
         assert!(
             matches!(e, infraai_core::Error::Backend { ref component, ref op, .. } if component == "terraform" && op == "apply")
         );

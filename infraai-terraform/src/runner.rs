@@ -389,6 +389,7 @@ impl TerraformRunner {
             dir: dir.to_path_buf(),
             status: done.status_text(),
             message,
+            diagnostics: infraai_core::DiagnosticList(wire::error_diagnostic_list(errors)),
         }
     }
 
@@ -581,6 +582,41 @@ impl TerraformRunner {
         let lock = self.lock(ws, "plan_destroy").await?;
         self.plan_locked(ws, &lock, log, vec!["-destroy".into()], PLAN_FILE)
             .await
+    }
+
+    /// `terraform show -json` of the state: its managed resources (address,
+    /// type, tainted). Attribute values are read but never kept or logged.
+    pub async fn state_resources(
+        &self,
+        ws: &TfWorkspace,
+    ) -> Result<Vec<infraai_core::StateResource>> {
+        let lock = self.lock(ws, "state").await?;
+        let (done, _) = self
+            .exec(
+                "state",
+                &ws.dir,
+                vec!["show".into(), "-json".into(), "-no-color".into()],
+                self.config.timeouts.output,
+                &lock.token,
+                &NoLog,
+                false,
+            )
+            .await?;
+        if !done.status.success() {
+            // Never the stdout: a state holds every attribute, secrets included.
+            return Err(TerraformError::Failed {
+                op: "state",
+                dir: ws.dir.clone(),
+                status: done.status_text(),
+                message: tail(&done.stderr, 2000).to_string(),
+                diagnostics: infraai_core::DiagnosticList::default(),
+            });
+        }
+        wire::parse_state(&done.stdout).map_err(|detail| TerraformError::Parse {
+            op: "state",
+            dir: ws.dir.clone(),
+            detail,
+        })
     }
 
     /// `terraform output -json` with every output's sensitivity and type.
@@ -889,6 +925,21 @@ impl TfRunner for TerraformRunner {
                 (k, v)
             })
             .collect())
+    }
+
+    async fn state(
+        &self,
+        ws: &TfWorkspace,
+    ) -> infraai_core::Result<Vec<infraai_core::StateResource>> {
+        Ok(self.state_resources(ws).await?)
+    }
+
+    async fn plan_destroy(
+        &self,
+        ws: &TfWorkspace,
+        log: &dyn LogSink,
+    ) -> infraai_core::Result<ChangeSet> {
+        Ok(TerraformRunner::plan_destroy(self, ws, log).await?)
     }
 
     async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<()> {

@@ -3,7 +3,7 @@
 
 use infraai_core::{
     AttributeChange, ChangeAction, ChangeSet, Diagnostic, DiagnosticSeverity, LogLevel, LogLine,
-    ResourceChange, SourceRange, ValidationReport,
+    ResourceChange, SourceRange, StateResource, ValidationReport,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -110,6 +110,76 @@ pub(crate) fn error_diagnostics(stdout_lines: &[LogLine]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The error diagnostics in `-json` UI output, structured.
+pub(crate) fn error_diagnostic_list(stdout_lines: &[LogLine]) -> Vec<Diagnostic> {
+    stdout_lines
+        .iter()
+        .filter(|l| l.fields.get("type").and_then(Value::as_str) == Some("diagnostic"))
+        .filter(|l| l.level == LogLevel::Error)
+        .filter_map(|l| {
+            serde_json::from_value::<WireDiagnostic>(l.fields["diagnostic"].clone()).ok()
+        })
+        .map(Diagnostic::from)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct WireState {
+    #[serde(default)]
+    values: Option<WireStateValues>,
+}
+
+#[derive(Deserialize)]
+struct WireStateValues {
+    #[serde(default)]
+    root_module: Option<WireModule>,
+}
+
+#[derive(Deserialize)]
+struct WireModule {
+    #[serde(default)]
+    resources: Vec<WireStateResource>,
+    #[serde(default)]
+    child_modules: Vec<WireModule>,
+}
+
+#[derive(Deserialize)]
+struct WireStateResource {
+    address: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(rename = "type")]
+    resource_type: String,
+    #[serde(default)]
+    tainted: bool,
+}
+
+fn collect_resources(m: WireModule, out: &mut Vec<StateResource>) {
+    for r in m.resources {
+        if r.mode == "managed" {
+            out.push(StateResource {
+                address: r.address,
+                resource_type: r.resource_type,
+                tainted: r.tainted,
+            });
+        }
+    }
+    for c in m.child_modules {
+        collect_resources(c, out);
+    }
+}
+
+/// Parses `terraform show -json` of a state: the managed resources (data
+/// sources omitted), every module included.
+pub(crate) fn parse_state(json: &str) -> Result<Vec<StateResource>, String> {
+    let w: WireState = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if let Some(root) = w.values.and_then(|v| v.root_module) {
+        collect_resources(root, &mut out);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -306,6 +376,35 @@ pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, St
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn state_lists_managed_resources_of_every_module() {
+        let json = r#"{"format_version":"1.0","values":{"root_module":{"resources":[
+            {"address":"terraform_data.a","mode":"managed","type":"terraform_data","name":"a","values":{"input":"secret"}},
+            {"address":"data.external.x","mode":"data","type":"external","name":"x"},
+            {"address":"terraform_data.b","mode":"managed","type":"terraform_data","name":"b","tainted":true}],
+            "child_modules":[{"address":"module.m","resources":[
+            {"address":"module.m.null_resource.c","mode":"managed","type":"null_resource","name":"c"}]}]}}}"#;
+        let r = parse_state(json).unwrap();
+        let addrs: Vec<&str> = r.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "terraform_data.a",
+                "terraform_data.b",
+                "module.m.null_resource.c"
+            ]
+        );
+        assert!(!r[0].tainted && r[1].tainted);
+        assert_eq!(r[2].resource_type, "null_resource");
+        assert!(
+            parse_state(r#"{"format_version":"1.0"}"#)
+                .unwrap()
+                .is_empty(),
+            "no state yet"
+        );
+        assert!(parse_state("not json").is_err());
+    }
     use super::*;
     use serde_json::json;
 

@@ -170,7 +170,7 @@ function setPhase(phase) {
 }
 
 function addPhase(phase, note) {
-  const li = el("li", { class: phase.startsWith("fix_attempt") ? "fix" : phase === "failed" ? "failed" : "done", title: note || "" }, phase.replace(/_/g, " "));
+  const li = el("li", { class: phase.startsWith("fix_attempt") || phase.startsWith("apply_retry") || phase === "diagnosing" ? "fix" : phase === "failed" ? "failed" : "done", title: note || "" }, phase.replace(/_/g, " "));
   $("phases").append(li);
   setPhase(phase);
 }

@@ -15,7 +15,7 @@ use futures_util::stream::{self, Stream};
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
 use infraai_gcp::GcpWebhookSource;
-use infraai_prometheus::{AlertmanagerSource, ReceiverAuth};
+use infraai_prometheus::{rules_file, AlertmanagerSource, PromQueries, ReceiverAuth};
 use infraai_telegram::TelegramApprover;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -68,6 +68,40 @@ pub struct AppState {
     pub metric_source: Arc<dyn MetricSource>,
     /// Metric samples taken per incident for the dashboard chart (in memory).
     pub series: Arc<Mutex<SeriesCache>>,
+    /// PromQL of the cloud's metrics (for the exported alerting rules).
+    pub prom_queries: Arc<PromQueries>,
+    /// AWS SNS alarm notifications on `/ops/webhook`, when configured.
+    pub sns: Option<Arc<infraai_aws::SnsAlertSource>>,
+    /// New incidents to decide, in arrival order: a few workers
+    /// ([`decision_workers`]) take them, so an alert flood queues ids (16
+    /// bytes each) rather than spawning one large decision task per alert.
+    pub decide: tokio::sync::mpsc::UnboundedSender<IncidentId>,
+}
+
+/// How many decision flows run at once.
+pub const DECISION_WORKERS: usize = 4;
+
+/// Starts the workers that decide queued new incidents; they stop when every
+/// sender is gone. An incident still queued when the process stops is `new`
+/// in the store, and [`OpsAgent::recover`] decides it at the next start.
+pub fn decision_workers(
+    ops: Arc<OpsAgent>,
+    queue: tokio::sync::mpsc::UnboundedReceiver<IncidentId>,
+) {
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    for _ in 0..DECISION_WORKERS {
+        let (ops, queue) = (ops.clone(), queue.clone());
+        tokio::spawn(async move {
+            loop {
+                let next = queue.lock().await.recv().await;
+                let Some(id) = next else { break };
+                match ops.process(id).await {
+                    Ok(i) => info!(incident_id = %id, status = %i.status, "incident processed"),
+                    Err(e) => warn!(incident_id = %id, error = %e, "incident processing failed"),
+                }
+            }
+        });
+    }
 }
 
 /// Most incidents whose dashboard metric samples are kept in memory.
@@ -86,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/generate_terraform", post(generate_terraform))
         .route("/execute", post(execute))
         .route("/runs/{id}/status", get(run_status))
+        .route("/runs/{id}/destroy", post(destroy_run))
         .route("/ops/alerts", get(list_alerts))
         .route("/ops/alerts/{id}", get(get_alert))
         .route("/ops/alerts/{id}/preview", get(preview))
@@ -93,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(get_run))
         .route("/ops/alerts/{id}/approve", post(approve))
         .route("/ops/alerts/{id}/reject", post(reject))
+        .route("/ops/prometheus/rules", get(prometheus_rules))
         .route("/ops/autonomy", get(autonomy))
         .route("/ops/autonomy/stop", post(stop_autonomy))
         .route("/ops/autonomy/resume", post(resume_autonomy))
@@ -118,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/style.css", get(dashboard_css))
         .route("/assets/views.js", get(dashboard_views_js))
         .route("/ops/webhook", post(alert_webhook))
+        .route("/ops/webhook/alertmanager", post(alertmanager_webhook))
         .route("/ops/telegram", post(telegram_webhook))
         .route("/ops/discord", post(discord_interactions))
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
@@ -453,8 +490,87 @@ async fn run_status(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
         "outputs": run.outputs,
         "deployment_id": run.deployment_id,
         "error": run.error,
+        "apply_diagnoses": run.apply_diagnoses,
+        "resources": run.resources,
+        "cleanup": run.cleanup,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+    })))
+}
+
+/// Body of `POST /runs/{id}/destroy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyBody {
+    #[serde(default = "preview_by_default")]
+    dry_run: bool,
+    /// The preview being approved; required to execute.
+    #[serde(default)]
+    change_set: Option<ChangeSet>,
+}
+
+fn preview_by_default() -> bool {
+    true
+}
+
+impl Default for DestroyBody {
+    fn default() -> Self {
+        Self {
+            dry_run: true,
+            change_set: None,
+        }
+    }
+}
+
+/// "Destroy what this run created": a preview by default; executing needs
+/// the previewed change set, and destroys exactly it.
+async fn destroy_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = run_id(&id)?;
+    let req: DestroyBody = parse_opt(&body(b)?)?;
+    // A run that just finished leaves the executing set a moment after its
+    // terminal phase is streamed: wait for that rather than refuse.
+    let mut tries = 0;
+    while s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&id)
+    {
+        tries += 1;
+        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
+            return Err(ApiError::conflict(format!("run {id} is executing")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    load_run(&s, id).await?;
+    if req.dry_run {
+        let p = s.deploy.preview_destroy(id).await?;
+        return Ok(Json(json!({
+            "run_id": id,
+            "dry_run": true,
+            "summary": p.change_set.summary(),
+            "resources": p.resources,
+            "change_set": p.change_set,
+        })));
+    }
+    let Some(approved) = req.change_set else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "executing a destroy needs the previewed change_set (POST with dry_run: true first)",
+        ));
+    };
+    let actor = format!("web:{}", s.operator_name);
+    let run = s.deploy.destroy(id, Some(&approved), &actor).await?;
+    info!(run_id = %id, actor, "run resources destroyed over the API");
+    Ok(Json(json!({
+        "run_id": id,
+        "dry_run": false,
+        "cleanup": run.cleanup,
+        "resources": run.resources,
     })))
 }
 
@@ -555,12 +671,13 @@ async fn run_events(
 
 // ------------------------------------------------------------ ops: inbound
 
-async fn alert_webhook(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<BTreeMap<String, String>>,
-    b: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+/// Checks the alert-webhook token: `X-Infraai-Webhook-Token` (or
+/// `X-Infraai-Token`), `?token=`, or `Authorization: Bearer`.
+fn check_webhook_token(
+    s: &AppState,
+    headers: &HeaderMap,
+    query: &BTreeMap<String, String>,
+) -> ApiResult<()> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -573,18 +690,50 @@ async fn alert_webhook(
         .or(query.get("token").map(String::as_str))
         .or(bearer);
     match given {
-        Some(t) if same(t, &s.webhook_token) => {}
-        Some(_) => return Err(ApiError::unauthorized("wrong webhook token")),
-        None => {
-            return Err(ApiError::unauthorized(format!(
-                "missing webhook token: send header {WEBHOOK_TOKEN_HEADER} or query parameter token"
-            )))
-        }
+        Some(t) if same(t, &s.webhook_token) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("wrong webhook token")),
+        None => Err(ApiError::unauthorized(format!(
+            "missing webhook token: send header {WEBHOOK_TOKEN_HEADER}, Authorization: Bearer, or query parameter token"
+        ))),
     }
+}
+
+fn alertmanager_alerts(raw: &[u8]) -> ApiResult<Vec<Alert>> {
+    // The server authenticated the request; the source only normalizes.
+    Ok(AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new(String::new()))).normalize(raw)?)
+}
+
+async fn alert_webhook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    check_webhook_token(&s, &headers, &query)?;
     let raw = body(b)?;
     let value: Value = parse(&raw)?;
-    // Authenticated above; the sources only normalize.
-    let alerts: Vec<Alert> = if value.get("incident").is_some() {
+    // Authenticated above; the sources only normalize (SNS also verifies the
+    // message signature: the subscription is confirmed only when it holds).
+    let alerts: Vec<Alert> = if headers.contains_key("x-amz-sns-message-type")
+        || ["Type", "TopicArn", "Signature"]
+            .iter()
+            .all(|k| value.get(k).is_some())
+    {
+        let Some(sns) = &s.sns else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AWS SNS messages are not accepted here: run with INFRAAI_CLOUD=aws and INFRAAI_AWS_ACCOUNT_ID",
+            ));
+        };
+        let alerts = sns.receive(&inbound(&headers, query, raw)).await?;
+        if alerts.is_empty() {
+            // Subscription confirmations and OK-less states: handled, nothing to record.
+            return Ok(Json(
+                json!({"accepted": 0, "results": [], "note": "SNS message handled; no alert in it"}),
+            ));
+        }
+        alerts
+    } else if value.get("incident").is_some() {
         // A Cloud Monitoring notification (schema 1.2).
         let alerts: Vec<Alert> = GcpWebhookSource::normalize(&raw)?.into_iter().collect();
         if alerts.is_empty() {
@@ -596,8 +745,7 @@ async fn alert_webhook(
         alerts
     } else if value.get("alerts").is_some() && value.get("receiver").is_some() {
         // An Alertmanager webhook (version 4).
-        // (The receiver's own auth is unused here: the token was checked above.)
-        AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new(String::new()))).normalize(&raw)?
+        alertmanager_alerts(&raw)?
     } else {
         match value {
             Value::Array(_) => serde_json::from_value(value),
@@ -610,6 +758,31 @@ async fn alert_webhook(
             )
         })?
     };
+    ingest(&s, alerts).await
+}
+
+/// Alertmanager's webhook receiver (payload version 4) only; the same token
+/// as `/ops/webhook` (`http_config.authorization` sends it as a bearer).
+async fn alertmanager_webhook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    check_webhook_token(&s, &headers, &query)?;
+    let raw = body(b)?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body is empty; an Alertmanager webhook (version 4) is expected",
+        ));
+    }
+    ingest(&s, alertmanager_alerts(&raw)?).await
+}
+
+/// Records every alert (validated first, so a bad batch records nothing),
+/// answers only after they are committed, and decides new incidents in the
+/// background.
+async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Value>> {
     if alerts.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -640,17 +813,54 @@ async fn alert_webhook(
             json!({"fingerprint": a.fingerprint, "outcome": outcome, "incident_id": incident_id}),
         );
     }
-    // Durable now: process in the background and acknowledge.
+    // Durable now: decide in the background and acknowledge.
     for id in opened {
-        let ops = s.ops.clone();
-        tokio::spawn(async move {
-            match ops.process(id).await {
-                Ok(i) => info!(incident_id = %id, status = %i.status, "incident processed"),
-                Err(e) => warn!(incident_id = %id, error = %e, "incident processing failed"),
-            }
-        });
+        if s.decide.send(id).is_err() {
+            warn!(incident_id = %id, "decision queue closed; the next start decides it");
+        }
     }
     Ok(Json(json!({"accepted": results.len(), "results": results})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesQuery {
+    deployment_id: Option<String>,
+}
+
+/// The deployments' monitoring policies as Prometheus alerting rules (JSON,
+/// which Prometheus reads as YAML): one group per deployment.
+async fn prometheus_rules(
+    State(s): State<AppState>,
+    q: Result<Query<RulesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let deployments = match &q.deployment_id {
+        Some(id) => {
+            let id: DeploymentId = id.parse().map_err(|_| {
+                ApiError::bad_request(format!("{id:?} is not a deployment id (a UUID)"))
+            })?;
+            vec![s
+                .store
+                .get_deployment(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("deployment {id} not found")))?]
+        }
+        None => s.store.list_deployments().await?,
+    };
+    let mut groups = Vec::new();
+    for d in &deployments {
+        let file: Value = serde_json::from_str(&rules_file(d, &s.prom_queries)?).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("rules file: {e}"),
+            )
+        })?;
+        if let Some(g) = file["groups"].as_array() {
+            groups.extend(g.iter().cloned());
+        }
+    }
+    Ok(Json(json!({"groups": groups})))
 }
 
 async fn telegram_webhook(

@@ -51,7 +51,8 @@ pub struct Cli {
     #[arg(long, env = "INFRAAI_GEMINI_MODEL")]
     pub gemini_model: Option<String>,
     /// Cloud: `local` (real processes on this machine through Terraform),
-    /// `gcp` (Google Cloud through Terraform and the Compute Engine API) or
+    /// `gcp` (Google Cloud through Terraform and the Compute Engine API),
+    /// `aws` (AWS through Terraform and the EC2 API) or
     /// `simulated` (in-memory stand-ins; nothing is created) [default: gcp
     /// when a GCP project is set, else local].
     #[arg(long, env = "INFRAAI_CLOUD")]
@@ -77,15 +78,43 @@ pub struct Cli {
     /// none: no SSH rule) [default: none].
     #[arg(long, env = "INFRAAI_GCP_SSH_RANGES", value_delimiter = ',')]
     pub gcp_ssh_ranges: Option<Vec<String>>,
-    /// Compute Engine API base [default: https://compute.googleapis.com/compute/v1].
+    /// Compute Engine API base [default: `https://compute.googleapis.com/compute/v1`].
     #[arg(long, env = "INFRAAI_GCP_COMPUTE_URL")]
     pub gcp_compute_url: Option<String>,
-    /// Cloud Monitoring API base [default: https://monitoring.googleapis.com].
+    /// Cloud Monitoring API base [default: `https://monitoring.googleapis.com`].
     #[arg(long, env = "INFRAAI_GCP_MONITORING_URL")]
     pub gcp_monitoring_url: Option<String>,
-    /// Metadata server base [default: http://metadata.google.internal].
+    /// Metadata server base [default: `http://metadata.google.internal`].
     #[arg(long, env = "INFRAAI_GCP_METADATA_URL")]
     pub gcp_metadata_url: Option<String>,
+    /// AWS region [default: us-east-1].
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// AWS access key id (Terraform's AWS provider reads the same variable).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub aws_access_key_id: Option<String>,
+    /// AWS secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+    /// AWS session token of temporary credentials.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<String>,
+    /// AMI for EC2 instances (plans cannot apply without one).
+    #[arg(long, env = "INFRAAI_AWS_AMI")]
+    pub aws_ami: Option<String>,
+    /// AWS account id: SNS alarm notifications are accepted only from this
+    /// account's `infraai-alerts-*` topics.
+    #[arg(long, env = "INFRAAI_AWS_ACCOUNT_ID")]
+    pub aws_account_id: Option<String>,
+    /// Source ranges allowed to reach SSH on AWS instances (comma separated) [default: none].
+    #[arg(long, env = "INFRAAI_AWS_SSH_RANGES", value_delimiter = ',')]
+    pub aws_ssh_ranges: Option<Vec<String>>,
+    /// EC2 API base [default: `https://ec2.REGION.amazonaws.com`].
+    #[arg(long, env = "INFRAAI_AWS_EC2_URL")]
+    pub aws_ec2_url: Option<String>,
+    /// CloudWatch API base [default: `https://monitoring.REGION.amazonaws.com`].
+    #[arg(long, env = "INFRAAI_AWS_MONITORING_URL")]
+    pub aws_monitoring_url: Option<String>,
     /// Region passed to the planner (and the GCP region) [default for GCP: us-central1].
     #[arg(long, env = "INFRAAI_REGION")]
     pub region: Option<String>,
@@ -135,6 +164,11 @@ pub struct Cli {
     /// take up to two minutes) [default: 150].
     #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<u64>,
+    /// Prometheus base URL (e.g. `http://127.0.0.1:9090`): the metric re-check
+    /// reads Prometheus, and the threshold watcher is off (Prometheus alerts
+    /// through Alertmanager to `/ops/webhook/alertmanager`).
+    #[arg(long, env = "INFRAAI_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags, in snake_case.
@@ -158,6 +192,15 @@ pub struct FileConfig {
     gcp_compute_url: Option<String>,
     gcp_monitoring_url: Option<String>,
     gcp_metadata_url: Option<String>,
+    aws_region: Option<String>,
+    aws_access_key_id: Option<String>,
+    aws_secret_access_key: Option<String>,
+    aws_session_token: Option<String>,
+    aws_ami: Option<String>,
+    aws_account_id: Option<String>,
+    aws_ssh_ranges: Option<Vec<String>>,
+    aws_ec2_url: Option<String>,
+    aws_monitoring_url: Option<String>,
     cloud: Option<String>,
     terraform_bin: Option<PathBuf>,
     region: Option<String>,
@@ -176,6 +219,7 @@ pub struct FileConfig {
     feedback_delay_secs: Option<u64>,
     watch_interval_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
+    prometheus_url: Option<String>,
 }
 
 /// Telegram settings, when a bot is configured. No `Debug`: it holds secrets.
@@ -231,6 +275,29 @@ pub struct GcpSettings {
     pub metadata_url: Option<String>,
 }
 
+/// AWS settings. No `Debug`: it holds secrets.
+#[derive(Clone)]
+pub struct AwsSettings {
+    /// Region.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key (secret).
+    pub secret_access_key: String,
+    /// Session token (secret).
+    pub session_token: Option<String>,
+    /// AMI for instances.
+    pub ami: Option<String>,
+    /// Account whose `infraai-alerts-*` topics may notify.
+    pub account_id: Option<String>,
+    /// SSH source ranges.
+    pub ssh_ranges: Vec<String>,
+    /// EC2 API base override.
+    pub ec2_url: Option<String>,
+    /// CloudWatch API base override.
+    pub monitoring_url: Option<String>,
+}
+
 /// Which cloud adapter deploys and acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudChoice {
@@ -238,6 +305,8 @@ pub enum CloudChoice {
     Local,
     /// `infraai-gcp`: Google Cloud, through Terraform and the Compute Engine API.
     Gcp,
+    /// `infraai-aws`: AWS, through Terraform and the EC2 API.
+    Aws,
     /// In-memory stand-ins: scripted Terraform, recorded actions.
     Simulated,
 }
@@ -265,6 +334,8 @@ pub struct Config {
     pub gemini_model: Option<String>,
     /// GCP settings, when the cloud is GCP.
     pub gcp: Option<GcpSettings>,
+    /// AWS settings, when the cloud is AWS.
+    pub aws: Option<AwsSettings>,
     /// The cloud adapter.
     pub cloud: CloudChoice,
     /// Terraform binary, when configured.
@@ -285,6 +356,8 @@ pub struct Config {
     pub watch_interval: Duration,
     /// Request timeout.
     pub request_timeout: Duration,
+    /// Prometheus for re-checks (the watcher is off when set).
+    pub prometheus_url: Option<String>,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -365,14 +438,22 @@ impl Config {
                 None
             }
         };
+        let list = |v: Option<Vec<String>>| -> Vec<String> {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect()
+        };
         let gcp_project = nonempty(c.gcp_project.or(f.gcp_project));
         let cloud = match nonempty(c.cloud.or(f.cloud)).as_deref() {
             None if gcp_project.is_some() => CloudChoice::Gcp,
             None | Some("local") => CloudChoice::Local,
             Some("gcp") => CloudChoice::Gcp,
+            Some("aws") => CloudChoice::Aws,
             Some("simulated") => CloudChoice::Simulated,
             Some(other) => {
-                bail!("unknown cloud {other:?}: expected \"local\", \"gcp\" or \"simulated\"")
+                bail!("unknown cloud {other:?}: expected \"local\", \"gcp\", \"aws\" or \"simulated\"")
             }
         };
         let mut region = nonempty(c.region.or(f.region));
@@ -388,14 +469,7 @@ impl Config {
                         .unwrap_or_else(|| format!("{region}-a")),
                     credentials_file: c.gcp_credentials_file.or(f.gcp_credentials_file),
                     access_token: nonempty(c.gcp_access_token.or(f.gcp_access_token)),
-                    ssh_ranges: c
-                        .gcp_ssh_ranges
-                        .or(f.gcp_ssh_ranges)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|r| r.trim().to_string())
-                        .filter(|r| !r.is_empty())
-                        .collect(),
+                    ssh_ranges: list(c.gcp_ssh_ranges.or(f.gcp_ssh_ranges)),
                     compute_url: nonempty(c.gcp_compute_url.or(f.gcp_compute_url)),
                     monitoring_url: nonempty(c.gcp_monitoring_url.or(f.gcp_monitoring_url)),
                     metadata_url: nonempty(c.gcp_metadata_url.or(f.gcp_metadata_url)),
@@ -408,6 +482,32 @@ impl Config {
                 None
             }
             (_, None) => None,
+        };
+        let aws = if cloud == CloudChoice::Aws {
+            let aws_region =
+                nonempty(c.aws_region.or(f.aws_region)).unwrap_or_else(|| "us-east-1".into());
+            region.get_or_insert_with(|| aws_region.clone());
+            let (Some(access_key_id), Some(secret_access_key)) = (
+                nonempty(c.aws_access_key_id.or(f.aws_access_key_id)),
+                nonempty(c.aws_secret_access_key.or(f.aws_secret_access_key)),
+            ) else {
+                bail!(
+                    "cloud \"aws\" needs credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                )
+            };
+            Some(AwsSettings {
+                region: aws_region,
+                access_key_id,
+                secret_access_key,
+                session_token: nonempty(c.aws_session_token.or(f.aws_session_token)),
+                ami: nonempty(c.aws_ami.or(f.aws_ami)),
+                account_id: nonempty(c.aws_account_id.or(f.aws_account_id)),
+                ssh_ranges: list(c.aws_ssh_ranges.or(f.aws_ssh_ranges)),
+                ec2_url: nonempty(c.aws_ec2_url.or(f.aws_ec2_url)),
+                monitoring_url: nonempty(c.aws_monitoring_url.or(f.aws_monitoring_url)),
+            })
+        } else {
+            None
         };
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         Ok(Self {
@@ -424,6 +524,7 @@ impl Config {
             gemini_api_key: nonempty(c.gemini_api_key.or(f.gemini_api_key)),
             gemini_model: nonempty(c.gemini_model.or(f.gemini_model)),
             gcp,
+            aws,
             cloud,
             terraform_bin: c.terraform_bin.or(f.terraform_bin),
             region,
@@ -436,6 +537,7 @@ impl Config {
                 .max(Duration::from_secs(1)),
             request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 150)
                 .max(Duration::from_secs(1)),
+            prometheus_url: nonempty(c.prometheus_url.or(f.prometheus_url)),
         })
     }
 }

@@ -9,9 +9,12 @@ pub const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("post", "/generate-graph", Some("operator"), "Plan a goal: returns the run id, the plan and its resource/monitoring graph."),
     ("post", "/generate_terraform", Some("operator"), "The Terraform files of a planned run."),
     ("post", "/execute", Some("operator"), "Start the deploy loop of a run in the background (202). `dry_run: true` stops after `terraform plan`."),
-    ("get", "/runs/{id}/status", Some("operator"), "Phase, history, fix attempts, diagnostics, change set and verification of a run."),
+    ("get", "/runs/{id}/status", Some("operator"), "Phase, history, fix attempts, diagnostics, change set and verification of a run; with the classified plan/apply failures (`apply_diagnoses`: class, reasoning, advice, what was done), the resources in its state after the last apply (`resources`) and the destroy record (`cleanup`)."),
+    ("post", "/runs/{id}/destroy", Some("operator"), "\"Destroy what this run created\", for a failed run that stored no deployment. `dry_run: true` (the default, also for an empty body) previews: the resources in the run's Terraform state and the `terraform plan -destroy` change set; nothing changes. `dry_run: false` with that preview's `change_set` destroys exactly it and returns the cleanup record (what was destroyed, what is left). 409 when the run did not fail, stored a deployment, is executing, has nothing to destroy, or the destroy plan changed since the preview; 422 without a `change_set`."),
     ("get", "/runs/{id}/events", Some("operator"), "Server-Sent Events: the run's backlog, then live `phase` and `log` events; closes after a terminal phase."),
     ("post", "/ops/webhook", Some("webhook"), "Receive alerts: a GCP Cloud Monitoring webhook notification (schema 1.2, an object with `incident`; console test notifications are acknowledged and ignored), an Alertmanager webhook (version 4, an object with `alerts` and `receiver`), or the core `Alert` JSON (one object or an array of up to 100) from any other source. Token in header `X-Infraai-Webhook-Token` / `X-Infraai-Token`, `Authorization: Bearer` (Alertmanager's `http_config.authorization`) or query `token` (what a Cloud Monitoring channel URL can carry). Answered 200 only after every alert is durably recorded; new incidents are processed in the background."),
+    ("post", "/ops/webhook/alertmanager", Some("webhook"), "Alertmanager's webhook receiver (payload version 4) only, with the same token as `/ops/webhook` (configure `http_config.authorization.credentials`). Firing alerts are deduplicated by Alertmanager fingerprint into one incident: repeat notifications and an HA peer's copies of an open incident, and late copies of an episode already resolved (same `startsAt`), decide nothing new. Answered 200 only after every alert is durably recorded."),
+    ("get", "/ops/prometheus/rules", Some("operator"), "The deployments' monitoring policies as a Prometheus rules file (JSON, which Prometheus reads as YAML), with PromQL for the cloud's metrics. Query: `deployment_id` (one deployment)."),
     ("post", "/ops/telegram", Some("telegram"), "Telegram Bot API webhook (header `X-Telegram-Bot-Api-Secret-Token`). 404 when Telegram is not configured."),
     ("post", "/ops/discord", Some("discord"), "Discord interactions endpoint (Ed25519 signature headers). 404 when Discord is not configured."),
     ("get", "/ops/alerts", Some("operator"), "Incidents, newest first. Query: `status` (comma separated), `severity`, `resource`, `limit` (1–1000, default 100)."),
@@ -53,11 +56,21 @@ fn body_schema(method: &str, path: &str) -> Option<Value> {
         ("post", "/ops/webhook") => {
             json!({"oneOf": [{"$ref": "#/components/schemas/Alert"}, {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}, "maxItems": 100}]})
         }
+        ("post", "/ops/webhook/alertmanager") => {
+            json!({"type": "object", "description": "An Alertmanager webhook notification (version 4).", "required": ["version", "alerts"]})
+        }
         ("post", "/ops/telegram") => json!({"type": "object", "description": "A Telegram Update."}),
         ("post", "/ops/discord") => {
             json!({"type": "object", "description": "A Discord Interaction."})
         }
         ("post", "/ops/alerts/{id}/reject") | ("post", "/ops/autonomy/stop") => obj(reason, &[]),
+        ("post", "/runs/{id}/destroy") => obj(
+            json!({
+                "dry_run": {"type": "boolean", "default": true},
+                "change_set": {"type": "object", "description": "The `change_set` of the preview being approved (required when `dry_run` is false)."}
+            }),
+            &[],
+        ),
         _ => return None,
     })
 }
@@ -86,7 +99,7 @@ pub fn document() -> Value {
             ]);
         }
         if let Some(schema) = body_schema(method, path) {
-            op["requestBody"] = json!({"required": !matches!(*path, "/ops/alerts/{id}/reject" | "/ops/autonomy/stop"), "content": {"application/json": {"schema": schema}}});
+            op["requestBody"] = json!({"required": !matches!(*path, "/ops/alerts/{id}/reject" | "/ops/autonomy/stop" | "/runs/{id}/destroy"), "content": {"application/json": {"schema": schema}}});
         }
         if let Some(auth) = auth {
             op["security"] = json!([{ *auth: [] }]);

@@ -72,7 +72,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         deploy_config.alert_webhook = Some(format!("{}/ops/webhook", url.trim_end_matches('/')));
     }
     let events = w.deploy.events.clone();
-    let deploy = Arc::new(DeployAgent::new(w.deploy, deploy_config));
+    // Stop diagnoses of the deploy loop (quota, API, permission) reach the
+    // same channels as the ops loop's notifications.
+    let deploy =
+        Arc::new(DeployAgent::new(w.deploy, deploy_config).with_notifier(w.approver.clone()));
     let ops = Arc::new(OpsAgent::new(
         OpsDeps {
             store: w.store.clone(),
@@ -201,6 +204,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
+    let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
+    crate::app::decision_workers(ops.clone(), queue);
     let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
     let state = AppState {
         deploy,
@@ -218,6 +223,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         metric_source: w.metrics.clone(),
         series: Arc::default(),
+        prom_queries: w.prom_queries,
+        sns: w.sns,
+        decide,
     };
     tokio::spawn(async move {
         signal().await;

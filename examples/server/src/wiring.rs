@@ -4,8 +4,12 @@
 //! store, another LLM provider).
 
 use crate::approvers::{FanoutApprover, WebApprover};
-use crate::config::{CloudChoice, Config, GcpSettings};
+use crate::config::{AwsSettings, CloudChoice, Config, GcpSettings};
 use anyhow::Context;
+use infraai_aws::{
+    ApiEndpoint, AwsActions, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics,
+    Ec2Client, SnsAlertSource, SnsConfig,
+};
 use infraai_core::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner};
 use infraai_core::rules::{RulePlanner, RulePolicy};
 use infraai_core::testing::{
@@ -19,6 +23,7 @@ use infraai_gcp::{
 };
 use infraai_gemini::{GeminiConfig, GeminiProvider};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
+use infraai_prometheus::{PromQueries, PrometheusMetrics};
 use infraai_store::SqliteStore;
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use infraai_terraform::{TerraformConfig, TerraformRunner};
@@ -52,22 +57,77 @@ pub struct Wiring {
     pub approvers: ApproverAllowList,
     /// Metric-profile registry.
     pub registry: Arc<MetricProfileRegistry>,
+    /// PromQL of the cloud's metrics (re-checks through Prometheus, rules export).
+    pub prom_queries: Arc<PromQueries>,
+    /// AWS SNS alarm notifications, when the cloud is AWS with an account id.
+    pub sns: Option<Arc<SnsAlertSource>>,
     /// One line per port: which adapter is active and what a real one needs.
     pub report: Vec<String>,
+}
+
+/// PromQL for the local cloud's metrics, computed from what Prometheus scrapes
+/// off each instance's `/metrics` (targets labelled `instance="<name>"`).
+/// `irate` over the last two scrapes keeps alerts and re-checks as quick as
+/// the scrape interval; the `1m` range only bounds how far back it looks.
+pub fn local_prom_queries() -> PromQueries {
+    use infraai_local::profiles::{CPU_UTILIZATION, HEALTH_FAILING};
+    PromQueries(
+        [
+            (
+                CPU_UTILIZATION.to_string(),
+                "irate(process_cpu_seconds_total{instance=\"{resource}\"}[1m]) / demo_cpu_allotment_cores{instance=\"{resource}\"}".to_string(),
+            ),
+            (
+                HEALTH_FAILING.to_string(),
+                "1 - up{instance=\"{resource}\"}".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
 }
 
 /// The subcommand that runs the local cloud's demo service.
 pub const DEMO_SERVICE: &str = "demo-service";
 
-type CloudParts = (
-    Arc<dyn TerraformGenerator>,
-    Arc<dyn TfRunner>,
-    Arc<dyn Verifier>,
-    Arc<dyn ActionHandler>,
-    Arc<dyn MetricSource>,
-    GuardrailConfig,
-    bool,
-);
+/// What a cloud adapter contributes.
+struct CloudParts {
+    generator: Arc<dyn TerraformGenerator>,
+    runner: Arc<dyn TfRunner>,
+    verifier: Arc<dyn Verifier>,
+    actions: Arc<dyn ActionHandler>,
+    metrics: Arc<dyn MetricSource>,
+    guardrails: GuardrailConfig,
+    /// Whether the threshold watcher runs (clouds without native alerting).
+    run_watcher: bool,
+    /// Start-up banner lines.
+    report: Vec<String>,
+}
+
+impl CloudParts {
+    /// A real cloud with its own alerting (GCP, AWS): new VMs get five
+    /// minutes to answer, actions wait out a busy Terraform directory, and no
+    /// threshold watcher runs.
+    fn remote(
+        generator: Arc<dyn TerraformGenerator>,
+        runner: Arc<TerraformRunner>,
+        actions: Arc<dyn ActionHandler>,
+        metrics: Arc<dyn MetricSource>,
+        guardrails: GuardrailConfig,
+        report: Vec<String>,
+    ) -> Self {
+        Self {
+            generator,
+            runner,
+            verifier: Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            actions: Arc::new(crate::retry::BusyRetry(actions)),
+            metrics,
+            guardrails,
+            run_watcher: false,
+            report,
+        }
+    }
+}
 
 /// A Terraform runner under DATA_DIR/terraform, when the binary answers;
 /// otherwise why not. Returns the runner and a "Terraform <version> (<path>)"
@@ -104,10 +164,7 @@ fn data_dir(config: &Config) -> Result<PathBuf, String> {
 }
 
 /// The local cloud, when Terraform answers; otherwise why not.
-async fn local_cloud(
-    config: &Config,
-    store: Arc<dyn MetadataStore>,
-) -> Result<(CloudParts, String), String> {
+async fn local_cloud(config: &Config, store: Arc<dyn MetadataStore>) -> Result<CloudParts, String> {
     let data = data_dir(config)?;
     let (runner, terraform) = terraform(config, &data, &[]).await?;
     let program = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
@@ -121,22 +178,20 @@ async fn local_cloud(
         "cloud: local — real processes on this machine through {terraform}; state in {}",
         data.join("local").display()
     );
-    Ok((
-        (
-            Arc::new(cloud),
-            runner.clone(),
-            Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
-            Arc::new(crate::retry::BusyRetry(Arc::new(LocalActions::new(
-                runner,
-                store,
-                instances.clone(),
-            )))),
-            Arc::new(LocalMetrics::new(instances)),
-            infraai_local::profiles::guardrails(GuardrailConfig::default()),
-            true,
-        ),
-        line,
-    ))
+    Ok(CloudParts {
+        generator: Arc::new(cloud),
+        runner: runner.clone(),
+        verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
+        actions: Arc::new(crate::retry::BusyRetry(Arc::new(LocalActions::new(
+            runner,
+            store,
+            instances.clone(),
+        )))),
+        metrics: Arc::new(LocalMetrics::new(instances)),
+        guardrails: infraai_local::profiles::guardrails(GuardrailConfig::default()),
+        run_watcher: true,
+        report: vec![line],
+    })
 }
 
 /// Google Cloud: the GCP generator, Terraform (with the webhook token as a
@@ -147,7 +202,7 @@ async fn gcp_cloud(
     gcp: &GcpSettings,
     webhook_token: &str,
     store: Arc<dyn MetadataStore>,
-) -> anyhow::Result<(CloudParts, Vec<String>)> {
+) -> anyhow::Result<CloudParts> {
     let region = config
         .region
         .clone()
@@ -213,19 +268,138 @@ async fn gcp_cloud(
     if config.public_url.is_none() {
         lines.push("gcp: no INFRAAI_PUBLIC_URL — alert policies are created without the webhook notification channel, so no alert reaches this server".into());
     }
-    Ok((
-        (
-            Arc::new(generator),
-            runner,
-            Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
-            Arc::new(crate::retry::BusyRetry(Arc::new(actions))),
-            Arc::new(metrics),
-            guardrails,
-            // Cloud Monitoring alert policies call the webhook; no watcher.
-            false,
-        ),
+    Ok(CloudParts::remote(
+        Arc::new(generator),
+        runner,
+        Arc::new(actions),
+        Arc::new(metrics),
+        guardrails,
         lines,
     ))
+}
+
+/// AWS: the AWS generator, Terraform (AWS credentials and the webhook token in
+/// its environment, never in files), EC2 actions, CloudWatch metrics and the
+/// SNS alert source. Errors are configuration errors: the server does not
+/// start.
+async fn aws_cloud(
+    config: &Config,
+    aws: &AwsSettings,
+    webhook_token: &str,
+    store: Arc<dyn MetadataStore>,
+) -> anyhow::Result<(CloudParts, Option<Arc<SnsAlertSource>>)> {
+    let cidrs = |ranges: &[String]| -> anyhow::Result<Vec<Cidr>> {
+        ranges
+            .iter()
+            .map(|r| r.parse().with_context(|| format!("SSH range {r:?}")))
+            .collect()
+    };
+    let generator = AwsCloud::new(AwsConfig {
+        default_region: aws.region.clone(),
+        ami_id: aws.ami.clone(),
+        ssh_ranges: cidrs(&aws.ssh_ranges)?,
+        ..AwsConfig::default()
+    })
+    .context("AWS configuration")?;
+    let data = data_dir(config).map_err(anyhow::Error::msg)?;
+    let mut env = vec![
+        ("AWS_REGION", aws.region.as_str()),
+        ("AWS_ACCESS_KEY_ID", aws.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", aws.secret_access_key.as_str()),
+        ("TF_VAR_ops_webhook_token", webhook_token),
+    ];
+    if let Some(token) = &aws.session_token {
+        env.push(("AWS_SESSION_TOKEN", token.as_str()));
+    }
+    let (runner, terraform) = terraform(config, &data, &env)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let credentials = AwsCredentials {
+        access_key_id: aws.access_key_id.clone(),
+        secret_access_key: Secret::new(aws.secret_access_key.clone()),
+        session_token: aws.session_token.clone().map(Secret::new),
+    };
+    let endpoint = |service: &str, base: &Option<String>| match base {
+        Some(url) => ApiEndpoint {
+            region: aws.region.clone(),
+            base_url: url.clone(),
+        },
+        None => ApiEndpoint::public(service, &aws.region),
+    };
+    let http = AwsApi::default_http();
+    let ec2 = Ec2Client::new(
+        AwsApi::new(
+            http.clone(),
+            credentials.clone(),
+            endpoint("ec2", &aws.ec2_url),
+            "ec2",
+        )
+        .context("EC2 client")?,
+    );
+    let guardrails = infraai_aws::ladder::guardrails(GuardrailConfig::default());
+    let actions = AwsActions::new(ec2, runner.clone(), store.clone(), guardrails.clone());
+    let metrics = CloudWatchMetrics::new(
+        AwsApi::new(
+            http,
+            credentials,
+            endpoint("monitoring", &aws.monitoring_url),
+            "monitoring",
+        )
+        .context("CloudWatch client")?,
+        store,
+    );
+    let mut lines = vec![format!(
+        "cloud: aws — region {} through {terraform} (the AWS provider is fetched from the registry at init); EC2 actions and CloudWatch metrics with access key {}",
+        aws.region, aws.access_key_id
+    )];
+    if aws.ami.is_none() {
+        lines.push("aws: no INFRAAI_AWS_AMI — configurations validate, but a plan cannot apply without an AMI".into());
+    }
+    let sns = match &aws.account_id {
+        Some(account) => {
+            lines.push(format!(
+                "aws: SNS alarm notifications on /ops/webhook from topics arn:aws:sns:{}:{account}:infraai-alerts-* (signatures verified)",
+                aws.region
+            ));
+            Some(Arc::new(SnsAlertSource::new(SnsConfig::new(vec![
+                format!("arn:aws:sns:{}:{account}:infraai-alerts-*", aws.region),
+            ]))))
+        }
+        None => {
+            lines.push("aws: no INFRAAI_AWS_ACCOUNT_ID — SNS alarm notifications are refused, so no CloudWatch alarm reaches this server".into());
+            None
+        }
+    };
+    if config.public_url.is_none() {
+        lines.push("aws: no INFRAAI_PUBLIC_URL — alarms are created without the SNS subscription to this server".into());
+    }
+    Ok((
+        CloudParts::remote(
+            Arc::new(generator),
+            runner,
+            Arc::new(actions),
+            Arc::new(metrics),
+            guardrails,
+            lines,
+        ),
+        sns,
+    ))
+}
+
+/// In-memory stand-ins: nothing real is created or changed.
+fn simulated(why: String) -> CloudParts {
+    CloudParts {
+        generator: Arc::new(FakeGenerator),
+        runner: Arc::new(ScriptedTfRunner::valid()),
+        verifier: Arc::new(StaticVerifier::default()),
+        actions: Arc::new(RecordingActions::default()),
+        metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
+        guardrails: GuardrailConfig::default(),
+        run_watcher: false,
+        report: vec![format!(
+            "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
+        )],
+    }
 }
 
 /// Builds the adapters. Never logs a secret.
@@ -251,39 +425,46 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
     let mut registry = MetricProfileRegistry::builtin();
     infraai_local::profiles::register_profiles(&mut registry);
     let registry = Arc::new(registry);
+    let mut sns = None;
     let cloud = match (config.cloud, &config.gcp) {
         (CloudChoice::Gcp, Some(gcp)) => {
-            let (parts, lines) = gcp_cloud(config, gcp, webhook_token, store.clone()).await?;
-            report.extend(lines);
-            Ok((parts, String::new()))
+            gcp_cloud(config, gcp, webhook_token, store.clone()).await?
         }
         (CloudChoice::Gcp, None) => anyhow::bail!("cloud \"gcp\" needs a project"),
-        (CloudChoice::Local, _) => local_cloud(config, store.clone()).await,
-        (CloudChoice::Simulated, _) => Err("INFRAAI_CLOUD=simulated".to_string()),
-    };
-    let (generator, runner, verifier, actions, metrics, guardrails, run_watcher) = match cloud {
-        Ok((c, line)) => {
-            if !line.is_empty() {
-                report.push(line);
-            }
-            c
+        (CloudChoice::Aws, _) => {
+            let aws = config
+                .aws
+                .as_ref()
+                .context("cloud \"aws\" needs AWS settings")?;
+            let (parts, source) = aws_cloud(config, aws, webhook_token, store.clone()).await?;
+            sns = source;
+            parts
         }
-        Err(why) => {
-            report.push(format!(
-                "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
-            ));
-            let c: CloudParts = (
-                Arc::new(FakeGenerator),
-                Arc::new(ScriptedTfRunner::valid()),
-                Arc::new(StaticVerifier::default()),
-                Arc::new(RecordingActions::default()),
-                Arc::new(ScriptedMetrics::new(vec![0.35])),
-                GuardrailConfig::default(),
-                false,
-            );
-            c
-        }
+        (CloudChoice::Local, _) => local_cloud(config, store.clone())
+            .await
+            .unwrap_or_else(simulated),
+        (CloudChoice::Simulated, _) => simulated("INFRAAI_CLOUD=simulated".into()),
     };
+    let CloudParts {
+        generator,
+        runner,
+        verifier,
+        actions,
+        mut metrics,
+        guardrails,
+        mut run_watcher,
+        report: cloud_report,
+    } = cloud;
+    report.extend(cloud_report);
+
+    let prom_queries = Arc::new(local_prom_queries());
+    if let Some(url) = &config.prometheus_url {
+        metrics = Arc::new(PrometheusMetrics::new(url.clone(), (*prom_queries).clone()));
+        run_watcher = false;
+        report.push(format!(
+            "metrics: Prometheus at {url} for re-checks; the threshold watcher is off (alerts come from Alertmanager on POST /ops/webhook/alertmanager; rules for Prometheus at GET /ops/prometheus/rules)"
+        ));
+    }
 
     // ---- LLM ---------------------------------------------------------------
     let rule_planner: Arc<dyn Planner> = Arc::new(RulePlanner::default());
@@ -421,6 +602,8 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
         discord,
         approvers,
         registry,
+        prom_queries,
+        sns,
         report,
     })
 }

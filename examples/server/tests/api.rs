@@ -54,6 +54,11 @@ fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"run_id": ZERO, "dry_run": true})),
         ),
         (Method::GET, "/runs/{id}/status", None),
+        (
+            Method::POST,
+            "/runs/{id}/destroy",
+            Some(json!({"dry_run": true})),
+        ),
         (Method::GET, "/runs/{id}/events", None),
         (Method::GET, "/ops/alerts", None),
         (Method::GET, "/ops/alerts/{id}", None),
@@ -62,6 +67,7 @@ fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/runs/{id}", None),
         (Method::POST, "/ops/alerts/{id}/approve", None),
         (Method::POST, "/ops/alerts/{id}/reject", None),
+        (Method::GET, "/ops/prometheus/rules", None),
         (Method::GET, "/ops/autonomy", None),
         (Method::POST, "/ops/autonomy/stop", None),
         (Method::POST, "/ops/autonomy/resume", None),
@@ -123,6 +129,7 @@ async fn every_protected_endpoint_refuses_missing_or_wrong_auth() {
         "/",
         "/assets/app.js",
         "/assets/style.css",
+        "/assets/views.js",
     ] {
         let r = s.http.get(s.url(p)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{p}");
@@ -274,6 +281,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     }
     for (m, p) in [
         ("post", "/ops/webhook"),
+        ("post", "/ops/webhook/alertmanager"),
         ("post", "/ops/telegram"),
         ("post", "/ops/discord"),
         ("get", "/healthz"),
@@ -325,6 +333,62 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_what_a_run_created_is_only_for_failed_runs_and_needs_the_preview() {
+    let s = simulated("destroy").await;
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 100 users under $50/month"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap();
+    let path = format!("/runs/{run_id}/destroy");
+    // A planned run is not failed: a preview (the default) is refused.
+    let v = s.ok(Method::POST, &path, None, 409).await;
+    assert!(
+        v["detail"].as_str().unwrap().contains("only a failed run"),
+        "{v}"
+    );
+    // Executing needs the previewed change set.
+    let v = s
+        .ok(Method::POST, &path, Some(json!({"dry_run": false})), 422)
+        .await;
+    assert!(v["detail"].as_str().unwrap().contains("change_set"), "{v}");
+    s.ok(
+        Method::POST,
+        &format!("/runs/{ZERO}/destroy"),
+        Some(json!({"dry_run": true})),
+        404,
+    )
+    .await;
+    // A completed run records what its state holds; it is not destroyed
+    // as a failed run.
+    s.ok(
+        Method::POST,
+        "/execute",
+        Some(json!({"run_id": run_id, "dry_run": false})),
+        202,
+    )
+    .await;
+    let events = s.events(run_id).await;
+    assert_eq!(events.last().unwrap().1["phase"], "completed");
+    let status = s
+        .ok(Method::GET, &format!("/runs/{run_id}/status"), None, 200)
+        .await;
+    assert_eq!(status["apply_diagnoses"], json!([]));
+    assert_eq!(status["resources"].as_array().unwrap().len(), 1, "{status}");
+    let v = s
+        .ok(Method::POST, &path, Some(json!({"dry_run": true})), 409)
+        .await;
+    assert!(
+        v["detail"].as_str().unwrap().contains("is completed"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -953,4 +1017,96 @@ async fn the_dashboard_reads_a_whole_run_and_an_incident_metric_series() {
         samples(&second) > 0 || second["sample_error"].is_string(),
         "{second}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_route_takes_only_alertmanager_webhooks_with_the_webhook_token() {
+    let s = simulated("am-route").await;
+    let payload = fixture("alertmanager/webhook-firing.json");
+    let post = |auth: Option<&'static str>, body: Value| {
+        let mut r = s.http.post(s.url("/ops/webhook/alertmanager")).json(&body);
+        if let Some(t) = auth {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    for auth in [None, Some("wrong")] {
+        let r = post(auth, payload.clone()).await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{auth:?}");
+    }
+    // Not an Alertmanager webhook: refused, nothing recorded.
+    let r = post(Some(WEBHOOK), alert("core", "warning")).await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = post(Some(WEBHOOK), json!({"version": "3", "alerts": []}))
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = s
+        .http
+        .post(s.url("/ops/webhook/alertmanager"))
+        .bearer_auth(WEBHOOK)
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // The fixture: acknowledged after recording; the same delivery again (a
+    // second Alertmanager of an HA pair) lands on the same incidents.
+    let first: Value = post(Some(WEBHOOK), payload.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let n = first["accepted"].as_u64().unwrap();
+    assert!(n >= 1, "{first}");
+    assert!(first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["outcome"] == "opened"));
+    let again: Value = post(Some(WEBHOOK), payload)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (a, b) in first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(again["results"].as_array().unwrap())
+    {
+        assert_eq!(b["outcome"], "repeated", "{again}");
+        assert_eq!(a["incident_id"], b["incident_id"]);
+    }
+    let list = s.ok(Method::GET, "/ops/alerts", None, 200).await;
+    assert_eq!(
+        list["incidents"].as_array().unwrap().len() as u64,
+        n,
+        "{list:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_rules_cover_every_deployment_and_refuse_bad_ids() {
+    let s = simulated("prom-rules").await;
+    let empty = s.ok(Method::GET, "/ops/prometheus/rules", None, 200).await;
+    assert_eq!(empty["groups"], json!([]));
+    let r = s
+        .op(
+            Method::GET,
+            "/ops/prometheus/rules?deployment_id=nope",
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let r = s
+        .op(
+            Method::GET,
+            &format!("/ops/prometheus/rules?deployment_id={ZERO}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 404);
 }

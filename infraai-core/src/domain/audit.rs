@@ -33,6 +33,12 @@ pub enum AuditStep {
     Escalation,
     /// One LLM call: model, prompt version, tokens, latency, outcome.
     LlmCall,
+    /// A failed plan/apply was classified, with what the agent does about it.
+    ApplyDiagnosis,
+    /// A transient failure is retried (re-plan and re-apply after a backoff).
+    ApplyRetry,
+    /// "Destroy what this run created" was previewed or executed.
+    RunCleanup,
 }
 
 /// One audit record: what happened, on what input, why, with what confidence,

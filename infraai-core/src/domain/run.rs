@@ -1,6 +1,9 @@
 //! A run of the deploy loop and its phases.
 
-use super::{ChangeSet, Diagnostic, InfraPlan, TerraformFiles, VerificationReport};
+use super::{
+    ApplyDiagnosis, ChangeSet, Diagnostic, InfraPlan, StateResource, TerraformFiles,
+    VerificationReport,
+};
 use crate::{DeploymentId, RunId};
 use chrono::{DateTime, Utc};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -13,9 +16,13 @@ use std::str::FromStr;
 /// Most validation fix attempts before a run fails.
 pub const MAX_FIX_ATTEMPTS: u8 = 3;
 
+/// Most re-plan/re-apply attempts after transient apply failures.
+pub const MAX_APPLY_RETRIES: u8 = 5;
+
 /// Where a run is. Serialized as the names in ARCHITECTURE.md:
 /// `starting`, `initializing`, `validating`, `fix_attempt_1`…`fix_attempt_3`,
-/// `planning`, `applying`, `verifying`, `finalizing`, `completed`, `failed`.
+/// `planning`, `applying`, `diagnosing`, `apply_retry_1`…`apply_retry_5`,
+/// `verifying`, `finalizing`, `completed`, `failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RunPhase {
     /// Created, nothing done yet.
@@ -30,6 +37,11 @@ pub enum RunPhase {
     Planning,
     /// `terraform apply`.
     Applying,
+    /// A plan or apply failed; the failure is being classified.
+    Diagnosing,
+    /// Waiting out a transient failure before re-planning and re-applying;
+    /// retry 1–[`MAX_APPLY_RETRIES`].
+    ApplyRetry(u8),
     /// HTTP checks against the outputs.
     Verifying,
     /// Storing the deployment.
@@ -56,6 +68,8 @@ impl fmt::Display for RunPhase {
             RunPhase::FixAttempt(n) => return write!(f, "fix_attempt_{n}"),
             RunPhase::Planning => "planning",
             RunPhase::Applying => "applying",
+            RunPhase::Diagnosing => "diagnosing",
+            RunPhase::ApplyRetry(n) => return write!(f, "apply_retry_{n}"),
             RunPhase::Verifying => "verifying",
             RunPhase::Finalizing => "finalizing",
             RunPhase::Completed => "completed",
@@ -74,19 +88,30 @@ impl FromStr for RunPhase {
             "validating" => RunPhase::Validating,
             "planning" => RunPhase::Planning,
             "applying" => RunPhase::Applying,
+            "diagnosing" => RunPhase::Diagnosing,
             "verifying" => RunPhase::Verifying,
             "finalizing" => RunPhase::Finalizing,
             "completed" => RunPhase::Completed,
             "failed" => RunPhase::Failed,
-            other => match other.strip_prefix("fix_attempt_").map(str::parse::<u8>) {
-                Some(Ok(n)) if (1..=MAX_FIX_ATTEMPTS).contains(&n) => RunPhase::FixAttempt(n),
-                _ => {
+            other => {
+                let numbered = |prefix: &str, max: u8| match other
+                    .strip_prefix(prefix)
+                    .map(str::parse::<u8>)
+                {
+                    Some(Ok(n)) if (1..=max).contains(&n) => Some(n),
+                    _ => None,
+                };
+                if let Some(n) = numbered("fix_attempt_", MAX_FIX_ATTEMPTS) {
+                    RunPhase::FixAttempt(n)
+                } else if let Some(n) = numbered("apply_retry_", MAX_APPLY_RETRIES) {
+                    RunPhase::ApplyRetry(n)
+                } else {
                     return Err(crate::Error::invalid(
                         "run phase",
                         format!("unknown phase {other:?}"),
-                    ))
+                    ));
                 }
-            },
+            }
         })
     }
 }
@@ -112,7 +137,7 @@ impl JsonSchema for RunPhase {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^(starting|initializing|validating|fix_attempt_[1-3]|planning|applying|verifying|finalizing|completed|failed)$"
+            "pattern": "^(starting|initializing|validating|fix_attempt_[1-3]|planning|applying|diagnosing|apply_retry_[1-5]|verifying|finalizing|completed|failed)$"
         })
     }
 }
@@ -182,6 +207,18 @@ pub struct Run {
     pub dry_run: bool,
     /// Why the run failed.
     pub error: Option<String>,
+    /// Every classified plan/apply failure, in order, with the reasoning and
+    /// what was done about it.
+    #[serde(default)]
+    pub apply_diagnoses: Vec<ApplyDiagnosis>,
+    /// The resources in the run's Terraform state, read after every apply
+    /// (successful or not). `None` until an apply ran, or when the state
+    /// could not be read (the history says why).
+    #[serde(default)]
+    pub resources: Option<Vec<StateResource>>,
+    /// The "destroy what this run created" action, once executed.
+    #[serde(default)]
+    pub cleanup: Option<RunCleanup>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -211,6 +248,9 @@ impl Run {
             deployment_id: None,
             dry_run: false,
             error: None,
+            apply_diagnoses: vec![],
+            resources: None,
+            cleanup: None,
             created_at: now,
             updated_at: now,
         }
@@ -227,6 +267,31 @@ impl Run {
         });
         self.updated_at = now;
     }
+}
+
+/// What "destroy what this run created" did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunCleanup {
+    /// Who asked for it (`agent` or an operator label such as `web:alice`).
+    pub actor: String,
+    /// The destroy change set that was applied.
+    pub change_set: ChangeSet,
+    /// The resources left in the state afterwards (empty on success).
+    pub remaining: Vec<StateResource>,
+    /// When it finished.
+    pub at: DateTime<Utc>,
+}
+
+/// The dry-run preview of "destroy what this run created".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DestroyPreview {
+    /// The run.
+    pub run_id: RunId,
+    /// The resources now in the run's state.
+    pub resources: Vec<StateResource>,
+    /// What `terraform plan -destroy` would do (pass it back to execute
+    /// exactly this).
+    pub change_set: ChangeSet,
 }
 
 /// How loud a log line is.
@@ -320,5 +385,12 @@ mod tests {
         assert_eq!(RunPhase::FixAttempt(3).to_string(), "fix_attempt_3");
         assert!("fix_attempt_4".parse::<RunPhase>().is_err());
         assert!("fix_attempt_x".parse::<RunPhase>().is_err());
+        for p in [RunPhase::Diagnosing, RunPhase::ApplyRetry(5)] {
+            let s = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<RunPhase>(&s).unwrap(), p);
+        }
+        assert_eq!(RunPhase::ApplyRetry(2).to_string(), "apply_retry_2");
+        assert!("apply_retry_6".parse::<RunPhase>().is_err());
+        assert!("apply_retry_0".parse::<RunPhase>().is_err());
     }
 }

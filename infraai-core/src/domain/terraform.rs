@@ -141,6 +141,19 @@ impl ChangeSet {
     }
 }
 
+/// One resource in a Terraform state (`terraform show -json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StateResource {
+    /// Terraform address, e.g. `terraform_data.api`.
+    pub address: String,
+    /// Resource type, e.g. `terraform_data`.
+    pub resource_type: String,
+    /// Whether Terraform marked it tainted (created, but its creation failed
+    /// part-way; the next apply replaces it).
+    #[serde(default)]
+    pub tainted: bool,
+}
+
 /// Result of one HTTP check against a deployed endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EndpointCheck {

@@ -32,6 +32,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     approvals_actions_and_audit(store.as_ref()).await;
     audit_is_append_only(store.as_ref()).await;
     closing_by_transition_frees_the_fingerprint(store.as_ref()).await;
+    late_copies_of_a_resolved_episode_do_not_reopen(store.as_ref()).await;
     cursors_round_trip(store.as_ref()).await;
 }
 
@@ -327,6 +328,25 @@ pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
     assert_eq!(
         noted.incident.expect("incident").status,
         IncidentStatus::Executing
+    );
+    // Nor one awaiting its re-check: the feedback step decides.
+    store
+        .transition(
+            id,
+            &[IncidentStatus::Executing],
+            IncidentStatus::Executed,
+            None,
+        )
+        .await
+        .expect("executed");
+    let noted = store
+        .record_alert(&alert("conf-claim", AlertState::Resolved, 0.1))
+        .await
+        .expect("record");
+    assert_eq!(noted.outcome, IngestOutcome::Noted);
+    assert_eq!(
+        noted.incident.expect("incident").status,
+        IncidentStatus::Executed
     );
 }
 
@@ -867,4 +887,76 @@ pub async fn closing_by_transition_frees_the_fingerprint(store: &dyn MetadataSto
             closed
         );
     }
+}
+
+/// A firing alert of an episode that is already resolved (same fingerprint,
+/// same `started_at`) is noted on that incident instead of opening a new one:
+/// Alertmanager repeats an alert until its source stops firing, and an HA
+/// peer may deliver its copy late. The source's own late resolution is noted
+/// on it too. A new episode (another start) opens anew.
+pub async fn late_copies_of_a_resolved_episode_do_not_reopen(store: &dyn MetadataStore) {
+    // Resolved by the alert itself.
+    let firing = alert("conf-late-copy", AlertState::Firing, 0.9);
+    let first = store.record_alert(&firing).await.expect("record");
+    assert_eq!(first.outcome, IngestOutcome::Opened);
+    let id = first.incident.expect("incident").id;
+    let mut cleared = firing.clone();
+    cleared.state = AlertState::Resolved;
+    let resolved = store.record_alert(&cleared).await.expect("record");
+    assert_eq!(resolved.outcome, IngestOutcome::Resolved);
+    let late = store.record_alert(&firing).await.expect("record");
+    assert_eq!(late.outcome, IngestOutcome::Noted);
+    let noted = late.incident.expect("the resolved incident");
+    assert_eq!((noted.id, noted.status), (id, IncidentStatus::Resolved));
+    // Resolved by the agent (feedback), while the source still fires.
+    let firing = alert("conf-late-feedback", AlertState::Firing, 0.9);
+    let id = open_with(store, &firing).await;
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    store
+        .transition(
+            id,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Resolved,
+            Some("fixed"),
+        )
+        .await
+        .expect("resolve");
+    let repeat = store.record_alert(&firing).await.expect("record");
+    assert_eq!(
+        (repeat.outcome, repeat.incident.map(|i| i.id)),
+        (IngestOutcome::Noted, Some(id))
+    );
+    // The source's own resolution, arriving after the agent resolved it.
+    let mut cleared = firing.clone();
+    cleared.state = AlertState::Resolved;
+    let late = store.record_alert(&cleared).await.expect("record");
+    let noted = late.incident.expect("the resolved incident");
+    assert_eq!(
+        (late.outcome, noted.id, noted.status),
+        (IngestOutcome::Noted, id, IncidentStatus::Resolved)
+    );
+    let mut next = firing.clone();
+    next.started_at = firing.started_at + Duration::seconds(60);
+    let again = store.record_alert(&next).await.expect("record");
+    assert_eq!(again.outcome, IngestOutcome::Opened, "a new episode opens");
+    assert_ne!(again.incident.expect("incident").id, id);
+    let all = store
+        .list_incidents(&IncidentQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        all.iter()
+            .filter(|i| i.fingerprint == "conf-late-feedback")
+            .count(),
+        2
+    );
+}
+
+async fn open_with(store: &dyn MetadataStore, a: &Alert) -> IncidentId {
+    let r = store.record_alert(a).await.expect("record");
+    assert_eq!(r.outcome, IngestOutcome::Opened);
+    r.incident.expect("incident").id
 }

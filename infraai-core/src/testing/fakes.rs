@@ -22,6 +22,9 @@ pub struct ScriptedTfRunner {
     change_set: ChangeSet,
     outputs: BTreeMap<String, serde_json::Value>,
     apply_error: Option<String>,
+    apply_failures: Mutex<VecDeque<String>>,
+    state: Mutex<Vec<StateResource>>,
+    destroy_planned: Mutex<bool>,
     calls: Mutex<Vec<String>>,
     written: Mutex<Vec<TerraformFiles>>,
 }
@@ -53,6 +56,9 @@ impl ScriptedTfRunner {
             },
             outputs,
             apply_error: None,
+            apply_failures: Mutex::default(),
+            state: Mutex::default(),
+            destroy_planned: Mutex::new(false),
             calls: Mutex::default(),
             written: Mutex::default(),
         }
@@ -64,7 +70,15 @@ impl ScriptedTfRunner {
         self
     }
 
-    /// The operations called, in order (`write`, `init`, `validate`, `plan`, `apply`, `output`).
+    /// Makes the next applies fail, one per message in order (each carrying
+    /// the message as a Terraform error diagnostic), then succeed.
+    pub fn failing_applies(self, messages: &[&str]) -> Self {
+        *lock(&self.apply_failures) = messages.iter().map(|m| m.to_string()).collect();
+        self
+    }
+
+    /// The operations called, in order (`write`, `init`, `validate`, `plan`,
+    /// `apply`, `output`, `state`, `plan_destroy`).
     pub fn calls(&self) -> Vec<String> {
         lock(&self.calls).clone()
     }
@@ -129,11 +143,40 @@ impl TfRunner for ScriptedTfRunner {
 
     async fn plan(&self, _: &TfWorkspace, _: &dyn LogSink) -> Result<ChangeSet> {
         self.call("plan");
+        *lock(&self.destroy_planned) = false;
         Ok(self.change_set.clone())
     }
 
     async fn apply(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<()> {
         self.call("apply");
+        if std::mem::take(&mut *lock(&self.destroy_planned)) {
+            lock(&self.state).clear();
+            return Ok(());
+        }
+        *lock(&self.state) = self
+            .change_set
+            .changes
+            .iter()
+            .map(|c| StateResource {
+                address: c.address.clone(),
+                resource_type: c.address.split('.').next().unwrap_or_default().to_string(),
+                tainted: false,
+            })
+            .collect();
+        let scripted = lock(&self.apply_failures).pop_front();
+        if let Some(message) = scripted {
+            return Err(Error::backend(
+                "scripted-terraform",
+                "apply",
+                false,
+                crate::DiagnosticList(vec![Diagnostic {
+                    severity: DiagnosticSeverity::Error,
+                    summary: "apply failed".into(),
+                    detail: message,
+                    range: None,
+                }]),
+            ));
+        }
         for c in &self.change_set.changes {
             log.log(LogLine::info(
                 "terraform",
@@ -162,7 +205,28 @@ impl TfRunner for ScriptedTfRunner {
 
     async fn destroy(&self, _: &TfWorkspace, _: &dyn LogSink) -> Result<()> {
         self.call("destroy");
+        lock(&self.state).clear();
         Ok(())
+    }
+
+    async fn state(&self, _: &TfWorkspace) -> Result<Vec<StateResource>> {
+        self.call("state");
+        Ok(lock(&self.state).clone())
+    }
+
+    async fn plan_destroy(&self, _: &TfWorkspace, _: &dyn LogSink) -> Result<ChangeSet> {
+        self.call("plan_destroy");
+        *lock(&self.destroy_planned) = true;
+        Ok(ChangeSet {
+            changes: lock(&self.state)
+                .iter()
+                .map(|r| ResourceChange {
+                    address: r.address.clone(),
+                    action: ChangeAction::Delete,
+                    attributes: vec![],
+                })
+                .collect(),
+        })
     }
 }
 

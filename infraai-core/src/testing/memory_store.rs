@@ -138,7 +138,12 @@ impl MetadataStore for MemoryStore {
                         incident: Some(i.clone()),
                     }
                 }
-                (Some(i), AlertState::Resolved) if i.status != IncidentStatus::Executing => {
+                (Some(i), AlertState::Resolved)
+                    if !matches!(
+                        i.status,
+                        IncidentStatus::Executing | IncidentStatus::Executed
+                    ) =>
+                {
                     i.alert = alert.clone();
                     i.status = IncidentStatus::Resolved;
                     i.note = Some("the alert cleared".into());
@@ -152,7 +157,30 @@ impl MetadataStore for MemoryStore {
                     outcome: IngestOutcome::Noted,
                     incident: Some(i.clone()),
                 },
-                (None, AlertState::Firing) => {
+                (None, state) => {
+                    // A late copy of an episode already resolved (same start):
+                    // a lagging repeat, an HA peer's duplicate, or the source's
+                    // own resolution after the agent resolved it.
+                    let last = s
+                        .incidents
+                        .values()
+                        .filter(|i| i.fingerprint == alert.fingerprint)
+                        .max_by_key(|i| i.created_at);
+                    if let Some(i) = last.filter(|i| {
+                        i.status == IncidentStatus::Resolved
+                            && i.alert.started_at == alert.started_at
+                    }) {
+                        return AlertIngest {
+                            outcome: IngestOutcome::Noted,
+                            incident: Some(i.clone()),
+                        };
+                    }
+                    if state == AlertState::Resolved {
+                        return AlertIngest {
+                            outcome: IngestOutcome::Noted,
+                            incident: None,
+                        };
+                    }
                     let i = Incident::open(alert.clone());
                     s.incidents.insert(i.id, i.clone());
                     AlertIngest {
@@ -160,10 +188,6 @@ impl MetadataStore for MemoryStore {
                         incident: Some(i),
                     }
                 }
-                (None, AlertState::Resolved) => AlertIngest {
-                    outcome: IngestOutcome::Noted,
-                    incident: None,
-                },
             }
         }))
     }

@@ -469,6 +469,10 @@ impl MetadataStore for RedisStore {
             codec::time(now),
             new_id,
             micros(now).to_string(),
+            serde_json::to_value(alert.started_at)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
         ];
         let raw = self
             .run_script(

@@ -45,7 +45,8 @@ fn script(body: &str) -> redis::Script {
     redis::Script::new(&format!("{PRELUDE}\n{}\n{body}", known_statuses()))
 }
 
-/// ARGV: prefix, fingerprint, state, alert_json, now, new_id, created_score.
+/// ARGV: prefix, fingerprint, state, alert_json, now, new_id, created_score,
+/// started_at (as in alert_json).
 pub(super) static RECORD_ALERT: LazyLock<redis::Script> = LazyLock::new(|| {
     script(
         r#"
@@ -59,7 +60,7 @@ if id then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'updated_at', ARGV[5])
     redis.call('HINCRBY', ikey(id), 'occurrences', 1)
     return reply('repeated', id)
-  elseif status ~= 'executing' then
+  elseif status ~= 'executing' and status ~= 'executed' then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'status', 'resolved',
       'note', 'the alert cleared', 'updated_at', ARGV[5])
     move_status(id, status, 'resolved')
@@ -67,6 +68,14 @@ if id then
     return reply('resolved', id)
   end
   return reply('noted', id)
+end
+-- A late copy of an episode already resolved (same start) is noted on it.
+local last = redis.call('GET', P .. 'last:' .. ARGV[2])
+if last and redis.call('HGET', ikey(last), 'status') == 'resolved' then
+  local ok, stored = pcall(cjson.decode, redis.call('HGET', ikey(last), 'alert') or '')
+  if ok and type(stored) == 'table' and stored['started_at'] == ARGV[8] then
+    return reply('noted', last)
+  end
 end
 if ARGV[3] ~= 'firing' then return {'noted'} end
 id = ARGV[6]
@@ -76,6 +85,7 @@ redis.call('HSET', ikey(id), 'id', id, 'fingerprint', ARGV[2], 'status', 'new',
 redis.call('ZADD', P .. 'incidents', ARGV[7], id)
 redis.call('SADD', P .. 'status:new', id)
 redis.call('SET', okey, id)
+redis.call('SET', P .. 'last:' .. ARGV[2], id)
 return reply('opened', id)
 "#,
     )

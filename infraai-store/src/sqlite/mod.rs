@@ -69,6 +69,10 @@ impl SqliteConfig {
 struct Shared {
     config: SqliteConfig,
     readers: Mutex<Vec<Connection>>,
+    /// At most `max_readers` reads at once: each finds a pooled connection
+    /// (after warm-up) instead of opening one, which costs more than most
+    /// reads and keeps a page cache of its own.
+    read_slots: tokio::sync::Semaphore,
 }
 
 /// The SQLite [`MetadataStore`]. See the [module docs](self) for the threading
@@ -149,8 +153,9 @@ impl SqliteStore {
         tracing::info!(path = %config.path.display(), "sqlite store opened");
         Ok(Self {
             shared: Arc::new(Shared {
-                config,
+                read_slots: tokio::sync::Semaphore::new(config.max_readers.max(1)),
                 readers: Mutex::new(Vec::new()),
+                config,
             }),
             jobs: Some(jobs_tx),
             thread: Some(thread),
@@ -210,6 +215,16 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let shared = self.shared.clone();
+        let _slot = self
+            .shared
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task {
+                component: COMPONENT,
+                op,
+                detail: e.to_string(),
+            })?;
         tokio::task::spawn_blocking(move || {
             let pooled = shared
                 .readers
@@ -638,6 +653,20 @@ impl MetadataStore for SqliteStore {
                     })
                     .map_err(sql(OP))?;
                 Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await?)
+    }
+
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
+        alert.validate()?;
+        let a = alert.clone();
+        Ok(self
+            .write("record_alert", move |c| {
+                let ingest = rows::record_alert(c, &a, "record_alert")?;
+                if let Some(record) = alert_audit(&ingest, audit) {
+                    rows::insert_audit(c, &record)?;
+                }
+                Ok(ingest)
             })
             .await?)
     }

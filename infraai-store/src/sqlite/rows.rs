@@ -407,10 +407,18 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> StoreResult<V
         .map(|s| codec::name(COMPONENT, OP, &s))
         .transpose()?;
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    // With a resource, its index narrows the rows first; `?3 IS NULL OR …`
+    // would hide the index from the planner, which would then walk every
+    // incident newest first (the decision flow asks this for each new one).
+    let filter = if q.resource.is_some() {
+        "resource = ?3 AND"
+    } else {
+        "?3 IS NULL AND"
+    };
     let rows: Vec<IncidentRow> = c
         .prepare_cached(&format!(
-            "{INCIDENT_COLS} WHERE (?1 IS NULL OR status IN (SELECT value FROM json_each(?1))) \
-             AND (?2 IS NULL OR severity = ?2) AND (?3 IS NULL OR resource = ?3) \
+            "{INCIDENT_COLS} WHERE {filter} (?1 IS NULL OR status IN (SELECT value FROM json_each(?1))) \
+             AND (?2 IS NULL OR severity = ?2) \
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         ))
         .and_then(|mut s| {
@@ -573,19 +581,45 @@ pub(super) fn record_alert(
             update_alert(c, &id, a, true, false, op)?;
             (IngestOutcome::Repeated, Some(reload(&id)?))
         }
-        (Some((id, status)), AlertState::Resolved) if status != IncidentStatus::Executing => {
+        // While an action runs or awaits its re-check, the feedback step decides.
+        (Some((id, status)), AlertState::Resolved)
+            if !matches!(status, IncidentStatus::Executing | IncidentStatus::Executed) =>
+        {
             update_alert(c, &id, a, false, true, op)?;
             (IngestOutcome::Resolved, Some(reload(&id)?))
         }
         (Some((id, _)), AlertState::Resolved) => (IngestOutcome::Noted, Some(reload(&id)?)),
-        (None, AlertState::Firing) => {
-            let i = Incident::open(a.clone());
-            insert_incident(c, &i, op)?;
-            (IngestOutcome::Opened, Some(i))
-        }
-        (None, AlertState::Resolved) => (IngestOutcome::Noted, None),
+        (None, state) => match resolved_episode(c, a, op)? {
+            // A late copy of an episode already resolved (same start).
+            Some(id) => (IngestOutcome::Noted, Some(reload(&id)?)),
+            None if state == AlertState::Resolved => (IngestOutcome::Noted, None),
+            None => {
+                let i = Incident::open(a.clone());
+                insert_incident(c, &i, op)?;
+                (IngestOutcome::Opened, Some(i))
+            }
+        },
     };
     Ok(AlertIngest { outcome, incident })
+}
+
+/// The latest incident of the alert's fingerprint when it is `resolved` and
+/// has the alert's start time.
+fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
+    let last: Option<(String, String, String)> = c
+        .prepare_cached(
+            "SELECT id, status, started_at FROM incidents WHERE fingerprint = ?1 \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(rerr(op, format!("fingerprint {}", a.fingerprint)))?;
+    Ok(last.and_then(|(id, status, started_at)| {
+        (status == status_name(IncidentStatus::Resolved) && started_at == codec::time(a.started_at))
+            .then_some(id)
+    }))
 }
 
 // ------------------------------------------------------------------ approvals, actions

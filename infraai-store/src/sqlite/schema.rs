@@ -23,10 +23,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "cursors",
         sql: include_str!("migrations/0002_cursors.sql"),
     },
+    Migration {
+        version: 3,
+        name: "fingerprint_history",
+        sql: include_str!("migrations/0003_fingerprint_history.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {

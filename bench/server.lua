@@ -1,0 +1,42 @@
+-- One alert per request, each with a fingerprint never sent before, as an
+-- Alertmanager webhook (version 4) to the server's
+-- POST /ops/webhook/alertmanager. BENCH_RUN keeps runs distinct;
+-- BENCH_DUPLICATE=1 sends the same alert every time (a storm).
+local run = os.getenv("BENCH_RUN") or "0"
+local duplicate = os.getenv("BENCH_DUPLICATE") == "1"
+local token = os.getenv("BENCH_TOKEN") or ""
+local threads = {}
+local counter = 0
+local prefix = "t"
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  prefix = "r" .. run .. "-t" .. tostring(tid)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+function request()
+  local name
+  if duplicate then
+    name = "storm"
+  else
+    counter = counter + 1
+    name = prefix .. "-" .. counter
+  end
+  local body = '{"version":"4","groupKey":"{}:{alertname=\\"BenchHighCPU\\"}","status":"firing",' ..
+    '"receiver":"infraai","groupLabels":{"alertname":"BenchHighCPU"},"commonLabels":{},' ..
+    '"commonAnnotations":{},"externalURL":"http://bench/","truncatedAlerts":0,' ..
+    '"alerts":[{"status":"firing","labels":{"alertname":"BenchHighCPU","instance":"' .. name ..
+    '","severity":"warning","job":"bench"},"annotations":{"value":"0.97","summary":"bench"},' ..
+    '"startsAt":"2026-11-25T10:00:00Z","endsAt":"0001-01-01T00:00:00Z",' ..
+    '"generatorURL":"http://bench/","fingerprint":"' .. name .. '"}]}'
+  return wrk.format(nil, "/ops/webhook/alertmanager", nil, body)
+end
+
+dofile(os.getenv("BENCH_DIR") .. "/report.lua")

@@ -1,0 +1,124 @@
+//! CloudWatch `GetMetricData` (JSON 1.0 protocol) as a [`MetricSource`].
+
+use crate::client::AwsApi;
+use crate::generator::{
+    OUTPUT_AUTOSCALING_GROUPS, OUTPUT_DATABASE_IDENTIFIERS, OUTPUT_INSTANCE_IDS,
+};
+use crate::resolve;
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
+use infraai_core::{Error, MetadataStore, MetricQuery, MetricSample, MetricSource, Result};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+const TARGET: &str = "GraniteServiceVersion20100801";
+
+/// Reads the latest CloudWatch value of a metric for a resource. The
+/// resource is a plan name (`api`), resolved to its AWS id through the
+/// deployment's outputs; an id that is not a plan name (an alarm made
+/// outside infraai names the instance itself) is used as it is.
+pub struct CloudWatchMetrics {
+    api: AwsApi,
+    store: Arc<dyn MetadataStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Answer {
+    #[serde(default)]
+    metric_data_results: Vec<Series>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Series {
+    #[serde(default)]
+    timestamps: Vec<f64>,
+    #[serde(default)]
+    values: Vec<f64>,
+}
+
+impl CloudWatchMetrics {
+    /// Metrics over a signed API for the `monitoring` service.
+    pub fn new(api: AwsApi, store: Arc<dyn MetadataStore>) -> Self {
+        Self { api, store }
+    }
+
+    async fn dimension(&self, query: &MetricQuery) -> Result<(&'static str, String)> {
+        let (name, output) = match query.resource_type.as_str() {
+            AWS_EC2_INSTANCE => ("InstanceId", OUTPUT_INSTANCE_IDS),
+            AWS_AUTOSCALING_GROUP => ("AutoScalingGroupName", OUTPUT_AUTOSCALING_GROUPS),
+            AWS_RDS_INSTANCE => ("DBInstanceIdentifier", OUTPUT_DATABASE_IDENTIFIERS),
+            other => {
+                return Err(Error::NotSupported {
+                    component: "aws-cloudwatch".into(),
+                    op: format!("metrics of {other}"),
+                })
+            }
+        };
+        match resolve::deployment(self.store.as_ref(), None, &query.resource).await {
+            Ok(d) => Ok((name, resolve::output_id(&d, output, &query.resource)?)),
+            Err(Error::NotFound { .. }) => Ok((name, resolve::plain_id(&query.resource)?)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl MetricSource for CloudWatchMetrics {
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+        let (namespace, metric) = query.metric.rsplit_once('/').ok_or_else(|| {
+            Error::invalid("CloudWatch metric", "must be <namespace>/<metric name>")
+        })?;
+        let (dim, value) = self.dimension(query).await?;
+        let stat = if metric == "StatusCheckFailed" {
+            "Maximum"
+        } else {
+            "Average"
+        };
+        let end = Utc::now().timestamp();
+        let start = end - i64::try_from(query.lookback_secs.clamp(60, 86_400)).unwrap_or(3600);
+        let input = json!({
+            "MetricDataQueries": [{
+                "Id": "m1",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": dim, "Value": value}]
+                    },
+                    "Period": 60,
+                    "Stat": stat
+                },
+                "ReturnData": true
+            }],
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampDescending",
+            "MaxDatapoints": 100
+        });
+        let answer = self.api.json(TARGET, "GetMetricData", &input).await?;
+        let answer: Answer = serde_json::from_value(answer)
+            .map_err(|e| Error::backend("aws-monitoring", "GetMetricData", false, e))?;
+        // Newest first (ScanBy); pick the newest anyway in case a proxy reorders.
+        let latest = answer
+            .metric_data_results
+            .iter()
+            .flat_map(|s| s.timestamps.iter().zip(&s.values))
+            .filter(|(_, v)| v.is_finite())
+            .max_by(|a, b| a.0.total_cmp(b.0));
+        let (at, value) = latest.ok_or_else(|| {
+            Error::not_found(format!(
+                "CloudWatch data for {} {} in the last {} s",
+                query.resource, query.metric, query.lookback_secs
+            ))
+        })?;
+        let at: DateTime<Utc> = Utc
+            .timestamp_millis_opt((at * 1000.0) as i64)
+            .single()
+            .unwrap_or_else(Utc::now);
+        Ok(MetricSample { value: *value, at })
+    }
+}

@@ -444,7 +444,7 @@ function drawTimeline(terminal) {
   box.replaceChildren(...rows.map((r) => {
     const waiting = r.h.phase === "starting";
     const end = r.h.phase === "completed" || r.h.phase === "failed";
-    return el("div", { class: "tl-row" + (r.live ? " live" : "") + (r.h.phase.startsWith("fix_attempt") ? " fix" : r.h.phase === "failed" ? " failed" : "") + (waiting ? " waiting" : ""), "data-phase": r.h.phase, title: r.h.note || "" },
+    return el("div", { class: "tl-row" + (r.live ? " live" : "") + (r.h.phase.startsWith("fix_attempt") ? " fix" : r.h.phase.startsWith("apply_retry") || r.h.phase === "diagnosing" ? " retry" : r.h.phase === "failed" ? " failed" : "") + (waiting ? " waiting" : ""), "data-phase": r.h.phase, title: r.h.note || "" },
       el("span", { class: "tl-name" }, waiting ? "queued" : r.h.phase.replace(/_/g, " ")),
       el("span", { class: "tl-track" }, waiting ? null : el("span", { class: "tl-bar", style: "width:" + Math.max(1, (100 * r.d) / total).toFixed(1) + "%" })),
       el("span", { class: "tl-dur mono" }, end ? "" : dur(r.d) + (r.live ? " …" : "")));

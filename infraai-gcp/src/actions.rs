@@ -41,8 +41,8 @@ pub struct GcpActions {
 }
 
 /// How a scale-up will run.
-enum ScalePath {
-    Terraform(Box<ManagedResource>),
+enum ScalePath<'a> {
+    Terraform(&'a TfvarsActions, Box<ManagedResource>),
     Api,
 }
 
@@ -87,12 +87,14 @@ impl GcpActions {
         }
     }
 
-    async fn scale_path(&self, request: &ActionRequest) -> Result<ScalePath> {
+    async fn scale_path(&self, request: &ActionRequest) -> Result<ScalePath<'_>> {
         let Some(tf) = &self.terraform else {
             return Ok(ScalePath::Api);
         };
         Ok(match tf.locate(request).await? {
-            Some(found) if found.deployment.cloud == "gcp" => ScalePath::Terraform(Box::new(found)),
+            Some(found) if found.deployment.cloud == "gcp" => {
+                ScalePath::Terraform(tf, Box::new(found))
+            }
             _ => ScalePath::Api,
         })
     }
@@ -162,10 +164,7 @@ impl ActionHandler for GcpActions {
                 })
             }
             Action::ScaleUp { machine_type } => match self.scale_path(request).await? {
-                ScalePath::Terraform(found) => {
-                    let tf = self.terraform.as_ref().ok_or_else(|| {
-                        Error::invalid("GCP actions", "Terraform path without a runner")
-                    })?;
+                ScalePath::Terraform(tf, found) => {
                     let set = tf
                         .preview(&found.workspace, Self::tf_values(name, machine_type))
                         .await?;
@@ -243,10 +242,7 @@ impl ActionHandler for GcpActions {
                 })
             }
             Action::ScaleUp { machine_type } => match self.scale_path(request).await? {
-                ScalePath::Terraform(found) => {
-                    let tf = self.terraform.as_ref().ok_or_else(|| {
-                        Error::invalid("GCP actions", "Terraform path without a runner")
-                    })?;
+                ScalePath::Terraform(tf, found) => {
                     let set = tf
                         .apply(&found.workspace, Self::tf_values(name, machine_type))
                         .await?;

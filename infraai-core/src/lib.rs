@@ -83,6 +83,6 @@ pub use http_verifier::HttpVerifier;
 pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};
 pub use ops::{OpsAgent, OpsConfig, OpsDeps};
 pub use profiles::{MetricProfile, MetricProfileRegistry};
-pub use secret::Secret;
+pub use secret::{basic_auth_matches, Secret};
 pub use traits::*;
 pub use watcher::ThresholdWatcher;

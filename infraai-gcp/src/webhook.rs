@@ -1,15 +1,14 @@
 //! The Cloud Monitoring webhook notification channel as an [`AlertSource`].
 
 use async_trait::async_trait;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use infraai_core::{
-    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret, Severity,
+    basic_auth_matches, Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret,
+    Severity,
 };
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use subtle::ConstantTimeEq;
 
 /// How the webhook channel authenticates its deliveries. Cloud Monitoring
 /// payloads carry no signature: the channel's URL holds either HTTP Basic
@@ -32,10 +31,6 @@ pub enum WebhookAuth {
 #[derive(Clone, Debug)]
 pub struct GcpWebhookSource {
     auth: WebhookAuth,
-}
-
-fn same(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 #[derive(Deserialize)]
@@ -104,26 +99,15 @@ impl GcpWebhookSource {
 
     fn authenticate(&self, request: &InboundRequest) -> Result<()> {
         let ok = match &self.auth {
-            WebhookAuth::Basic { user, password } => request
-                .header("authorization")
-                .and_then(|h| h.strip_prefix("Basic "))
-                .and_then(|b| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b.trim())
-                        .ok()
-                })
-                .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|pair| {
-                    pair.split_once(':')
-                        .map(|(u, p)| (u.to_string(), p.to_string()))
-                })
-                .is_some_and(|(u, p)| same(&u, user) & same(&p, password.expose())),
+            WebhookAuth::Basic { user, password } => {
+                basic_auth_matches(request.header("authorization"), user, password)
+            }
             WebhookAuth::Token(token) => request
                 .query
                 .get("token")
                 .map(String::as_str)
                 .or_else(|| request.header("x-infraai-token"))
-                .is_some_and(|t| same(t, token.expose())),
+                .is_some_and(|t| token.matches(t)),
         };
         if ok {
             Ok(())

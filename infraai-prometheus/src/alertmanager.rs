@@ -1,14 +1,13 @@
 //! The Alertmanager webhook (payload version 4) as an [`AlertSource`].
 
 use async_trait::async_trait;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use infraai_core::{
-    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret, Severity,
+    basic_auth_matches, Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret,
+    Severity,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use subtle::ConstantTimeEq;
 
 /// How Alertmanager authenticates (`http_config` of the webhook receiver).
 #[derive(Clone, Debug)]
@@ -86,10 +85,6 @@ struct AmAlert {
     fingerprint: String,
 }
 
-fn same(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 impl AlertmanagerSource {
     /// A source with the default label mapping.
     pub fn new(auth: ReceiverAuth) -> Self {
@@ -110,20 +105,10 @@ impl AlertmanagerSource {
         let ok = match &self.auth {
             ReceiverAuth::Bearer(token) => header
                 .strip_prefix("Bearer ")
-                .is_some_and(|t| same(t.trim(), token.expose())),
-            ReceiverAuth::Basic { user, password } => header
-                .strip_prefix("Basic ")
-                .and_then(|b| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b.trim())
-                        .ok()
-                })
-                .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|pair| {
-                    pair.split_once(':')
-                        .map(|(u, p)| (u.to_string(), p.to_string()))
-                })
-                .is_some_and(|(u, p)| same(&u, user) & same(&p, password.expose())),
+                .is_some_and(|t| token.matches(t.trim())),
+            ReceiverAuth::Basic { user, password } => {
+                basic_auth_matches(Some(header), user, password)
+            }
         };
         if ok {
             Ok(())

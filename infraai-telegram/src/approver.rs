@@ -12,7 +12,6 @@ use infraai_core::{
     Notification, Result,
 };
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use tracing::{debug, info, warn};
 
 /// The header Telegram puts the webhook secret in.
@@ -46,7 +45,7 @@ impl TelegramApprover {
             });
         };
         let given = request.header(SECRET_HEADER).unwrap_or_default();
-        if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        if expected.matches(given) {
             Ok(())
         } else {
             Err(Error::Unauthenticated {

@@ -82,5 +82,28 @@ done
 
 # Tests that need a real service fail, not skip, when it is missing here.
 export INFRAAI_REQUIRE_SERVICES=1
+# Demo-service processes (the local cloud's instances) running before the
+# tests are not ours; any other one still alive after them was leaked.
+demo_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    case "$(readlink "$p/exe" 2>/dev/null)" in
+      *infraai-demo-service*) echo "${p#/proc/}" ;;
+    esac
+  done | sort
+}
+demo_before=$(demo_pids)
 log "cargo test --workspace --all-features $*"
-cargo test --workspace --all-features "$@"
+status=0
+cargo test --workspace --all-features "$@" || status=$?
+sleep 1
+leaked=$(comm -13 <(echo "$demo_before") <(demo_pids) | grep . || true)
+if [ -n "$leaked" ]; then
+  log "demo-service processes left running after the tests: $(echo $leaked)"
+  for p in $leaked; do tr '\0' ' ' <"/proc/$p/cmdline" >&2 2>/dev/null; echo >&2; done
+  kill $leaked 2>/dev/null || true
+  [ "$status" != 0 ] || status=1
+else
+  log "no demo-service process left running after the tests"
+fi
+exit "$status"

@@ -66,9 +66,15 @@ impl CloudWatchMetrics {
     }
 }
 
-#[async_trait]
-impl MetricSource for CloudWatchMetrics {
-    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+impl CloudWatchMetrics {
+    /// `GetMetricData` for one metric of one resource over `[start, end]`
+    /// (unix seconds), by minute: the finite points, oldest first.
+    async fn datapoints(
+        &self,
+        query: &MetricQuery,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<MetricSample>> {
         let (namespace, metric) = query.metric.rsplit_once('/').ok_or_else(|| {
             Error::invalid("CloudWatch metric", "must be <namespace>/<metric name>")
         })?;
@@ -78,8 +84,6 @@ impl MetricSource for CloudWatchMetrics {
         } else {
             "Average"
         };
-        let end = Utc::now().timestamp();
-        let start = end - i64::try_from(query.lookback_secs.clamp(60, 86_400)).unwrap_or(3600);
         let input = json!({
             "MetricDataQueries": [{
                 "Id": "m1",
@@ -97,28 +101,55 @@ impl MetricSource for CloudWatchMetrics {
             "StartTime": start,
             "EndTime": end,
             "ScanBy": "TimestampDescending",
-            "MaxDatapoints": 100
+            "MaxDatapoints": MAX_DATAPOINTS
         });
         let answer = self.api.json(TARGET, "GetMetricData", &input).await?;
         let answer: Answer = serde_json::from_value(answer)
             .map_err(|e| Error::backend("aws-monitoring", "GetMetricData", false, e))?;
-        // Newest first (ScanBy); pick the newest anyway in case a proxy reorders.
-        let latest = answer
+        // Sorted here, in case a proxy reorders.
+        let mut points: Vec<MetricSample> = answer
             .metric_data_results
             .iter()
             .flat_map(|s| s.timestamps.iter().zip(&s.values))
             .filter(|(_, v)| v.is_finite())
-            .max_by(|a, b| a.0.total_cmp(b.0));
-        let (at, value) = latest.ok_or_else(|| {
+            .filter_map(|(at, v)| {
+                let at = Utc.timestamp_millis_opt((at * 1000.0) as i64).single()?;
+                Some(MetricSample { value: *v, at })
+            })
+            .collect();
+        points.sort_by_key(|p| p.at);
+        Ok(points)
+    }
+}
+
+/// Most points one call returns: a day of minutes.
+const MAX_DATAPOINTS: i64 = 1440;
+
+#[async_trait]
+impl MetricSource for CloudWatchMetrics {
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+        let end = Utc::now().timestamp();
+        let start = end - i64::try_from(query.lookback_secs.clamp(60, 86_400)).unwrap_or(3600);
+        let latest = self.datapoints(query, start, end).await?.pop();
+        latest.ok_or_else(|| {
             Error::not_found(format!(
                 "CloudWatch data for {} {} in the last {} s",
                 query.resource, query.metric, query.lookback_secs
             ))
-        })?;
-        let at: DateTime<Utc> = Utc
-            .timestamp_millis_opt((at * 1000.0) as i64)
-            .single()
-            .unwrap_or_else(Utc::now);
-        Ok(MetricSample { value: *value, at })
+        })
+    }
+
+    /// At most a day of minutes, ending at `to`.
+    async fn history(
+        &self,
+        query: &MetricQuery,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>> {
+        if to < from {
+            return Err(Error::invalid("history window", "ends before it starts"));
+        }
+        let start = from.timestamp().max(to.timestamp() - MAX_DATAPOINTS * 60);
+        self.datapoints(query, start, to.timestamp()).await
     }
 }

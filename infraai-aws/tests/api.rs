@@ -282,7 +282,7 @@ async fn get_metric_data_gives_the_latest_value_and_no_data_is_not_zero() {
             }],
             "Messages": []
         })))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -303,7 +303,21 @@ async fn get_metric_data_gives_the_latest_value_and_no_data_is_not_zero() {
         .await
         .unwrap_err();
     assert!(matches!(none, Error::NotFound { .. }), "{none:?}");
+    // The history is the same call over the window, oldest first.
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::minutes(30);
+    let history = metrics
+        .history(&metric_query("api"), from, to)
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|s| s.value).collect::<Vec<_>>(),
+        [91.0, 35.5]
+    );
     let received = server.received_requests().await.unwrap();
+    let window: serde_json::Value = serde_json::from_slice(&received[2].body).unwrap();
+    assert_eq!(window["StartTime"], from.timestamp());
+    assert_eq!(window["EndTime"], to.timestamp());
     let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
     let stat = &body["MetricDataQueries"][0]["MetricStat"];
     assert_eq!(stat["Metric"]["Namespace"], "AWS/EC2");

@@ -60,6 +60,7 @@ pub mod heal;
 mod http_verifier;
 mod id;
 pub mod llm;
+pub mod metric_history;
 pub mod ops;
 pub mod profiles;
 pub mod rules;
@@ -81,6 +82,7 @@ pub use heal::{ApplyFailureClassifier, DiagnosticList, FailurePattern};
 #[cfg(feature = "http")]
 pub use http_verifier::HttpVerifier;
 pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};
+pub use metric_history::RecordingMetrics;
 pub use ops::{OpsAgent, OpsConfig, OpsDeps};
 pub use profiles::{MetricProfile, MetricProfileRegistry};
 pub use secret::{basic_auth_matches, Secret};

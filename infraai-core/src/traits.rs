@@ -443,12 +443,31 @@ pub struct MetricSample {
     pub at: DateTime<Utc>,
 }
 
-/// Reads current metric values (for the re-check after an action).
+/// Reads metric values: the current one (threshold watcher, re-check after an
+/// action) and, where the backend keeps them, past ones (incident charts).
 #[cfg_attr(feature = "testing", mockall::automock)]
 #[async_trait]
 pub trait MetricSource: Send + Sync {
     /// The current value; [`crate::Error::NotFound`] when there is no data.
     async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample>;
+
+    /// The samples from `from` to `to`, oldest first (`query.lookback_secs` is
+    /// ignored). Backends that keep no history answer
+    /// [`crate::Error::NotSupported`] (the default);
+    /// [`crate::metric_history::RecordingMetrics`] then serves the values it
+    /// has seen.
+    async fn history(
+        &self,
+        query: &MetricQuery,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>> {
+        let _ = (from, to);
+        Err(crate::Error::NotSupported {
+            component: "metrics".into(),
+            op: format!("history of {}", query.metric),
+        })
+    }
 }
 
 // ---------------------------------------------------------------- store

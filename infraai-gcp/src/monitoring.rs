@@ -81,12 +81,16 @@ impl CloudMonitoringMetrics {
     }
 }
 
-#[async_trait]
-impl MetricSource for CloudMonitoringMetrics {
-    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+impl CloudMonitoringMetrics {
+    /// `timeSeries.list` over `[start, end]`, aligned by minute means: the
+    /// first series' points, newest first (Cloud Monitoring's order).
+    async fn points(
+        &self,
+        query: &MetricQuery,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>> {
         let token = self.credentials.token().await?;
-        let end = Utc::now();
-        let start = end - ChronoDuration::seconds(query.lookback_secs.max(60) as i64);
         let url = format!(
             "{}/v3/projects/{}/timeSeries",
             self.base.trim_end_matches('/'),
@@ -110,33 +114,68 @@ impl MetricSource for CloudMonitoringMetrics {
             })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        let what = format!("metric {} of {}", query.metric, query.resource);
         if !status.is_success() {
+            let what = format!("metric {} of {}", query.metric, query.resource);
             return Err(status_error(status, &body, &what));
         }
-        // Points come newest first; `timeSeries` may be missing when there is no data.
-        let point = body["timeSeries"]
+        // `timeSeries` is missing when there is no data.
+        let points = body["timeSeries"]
             .as_array()
             .and_then(|s| s.first())
-            .and_then(|s| s["points"].as_array())
-            .and_then(|p| p.first())
-            .ok_or_else(|| Error::not_found(format!("data for {what}")))?;
-        let v = &point["value"];
-        let value = v["doubleValue"]
-            .as_f64()
-            .or_else(|| {
-                v["int64Value"]
-                    .as_str()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .map(|i| i as f64)
+            .and_then(|s| s["points"].as_array());
+        points.into_iter().flatten().map(point).collect()
+    }
+}
+
+/// One point of a time series: its value and the end of its interval.
+fn point(point: &Value) -> Result<MetricSample> {
+    let v = &point["value"];
+    let value = v["doubleValue"]
+        .as_f64()
+        .or_else(|| {
+            v["int64Value"]
+                .as_str()
+                .and_then(|s| s.parse::<i64>().ok())
+                .map(|i| i as f64)
+        })
+        .or_else(|| v["int64Value"].as_i64().map(|i| i as f64))
+        .ok_or_else(|| Error::invalid("Cloud Monitoring point", v.to_string()))?;
+    let at = point["interval"]["endTime"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| Error::invalid("Cloud Monitoring point", point.to_string()))?;
+    Ok(MetricSample { value, at })
+}
+
+#[async_trait]
+impl MetricSource for CloudMonitoringMetrics {
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+        let end = Utc::now();
+        let start = end - ChronoDuration::seconds(query.lookback_secs.max(60) as i64);
+        self.points(query, start, end)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "data for metric {} of {}",
+                    query.metric, query.resource
+                ))
             })
-            .or_else(|| v["int64Value"].as_i64().map(|i| i as f64))
-            .ok_or_else(|| Error::invalid("Cloud Monitoring point", v.to_string()))?;
-        let at = point["interval"]["endTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(end);
-        Ok(MetricSample { value, at })
+    }
+
+    async fn history(
+        &self,
+        query: &MetricQuery,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>> {
+        if to < from {
+            return Err(Error::invalid("history window", "ends before it starts"));
+        }
+        let mut points = self.points(query, from, to).await?;
+        points.reverse();
+        Ok(points)
     }
 }

@@ -85,6 +85,51 @@ async fn newest_point_with_a_metadata_token() {
 }
 
 #[tokio::test]
+async fn history_is_the_window_oldest_first() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/projects/demo-project/timeSeries"))
+        .and(query_param(
+            "interval.startTime",
+            "2026-11-25T15:55:00+00:00",
+        ))
+        .and(query_param("interval.endTime", "2026-11-25T16:06:00+00:00"))
+        .and(query_param("aggregation.alignmentPeriod", "60s"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture("gcp-monitoring/timeSeries-list.json")),
+        )
+        .expect(1)
+        .mount(&api)
+        .await;
+    let metrics = CloudMonitoringMetrics::new(
+        api.uri(),
+        "demo-project",
+        Arc::new(StaticToken(Secret::new("t".to_string()))),
+    );
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let h = metrics
+        .history(
+            &cpu("web-1"),
+            at("2026-11-25T15:55:00Z"),
+            at("2026-11-25T16:06:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.len(), 10);
+    assert_eq!(
+        (h[0].at.to_rfc3339().as_str(), h[0].value),
+        ("2026-11-25T15:56:00+00:00", 0.91)
+    );
+    assert_eq!(h[9].value, 0.973, "the newest point last");
+    assert!(h.windows(2).all(|w| w[0].at < w[1].at));
+}
+
+#[tokio::test]
 async fn api_errors_map_to_kinds() {
     let api = MockServer::start().await;
     for (code, resource) in [(403, "forbidden"), (503, "busy"), (400, "bad")] {

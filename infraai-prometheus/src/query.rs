@@ -1,7 +1,7 @@
 //! Prometheus as a [`MetricSource`], and monitoring policies as alerting rules.
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use infraai_core::{Deployment, Error, MetricQuery, MetricSample, MetricSource, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -75,20 +75,21 @@ impl PrometheusMetrics {
     }
 }
 
-#[async_trait]
-impl MetricSource for PrometheusMetrics {
-    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
-        let promql = self.queries.promql(&query.metric, &query.resource)?;
-        let url = format!("{}/api/v1/query", self.base.trim_end_matches('/'));
+impl PrometheusMetrics {
+    /// Runs one query API call and returns its `data`, with Prometheus's
+    /// errors mapped: a 4xx is a bad query, anything else a backend error.
+    async fn api(&self, endpoint: &str, promql: &str, params: &[(&str, String)]) -> Result<Value> {
+        let url = format!("{}/api/v1/{endpoint}", self.base.trim_end_matches('/'));
         let response = self
             .http
             .get(&url)
-            .query(&[("query", promql.as_str())])
+            .query(&[("query", promql)])
+            .query(params)
             .send()
             .await
             .map_err(|e| Error::backend("prometheus", "query", true, e.without_url()))?;
         let status = response.status();
-        let body: Value = response.json().await.map_err(|e| {
+        let mut body: Value = response.json().await.map_err(|e| {
             Error::backend(
                 "prometheus",
                 "query",
@@ -109,28 +110,71 @@ impl MetricSource for PrometheusMetrics {
                 Error::backend("prometheus", "query", status.is_server_error(), detail)
             });
         }
-        let first = body["data"]["result"].as_array().and_then(|r| r.first());
-        let Some(sample) = first.and_then(|s| s["value"].as_array()) else {
-            return Err(Error::not_found(format!("data for {promql}")));
-        };
-        let at = sample.first().and_then(Value::as_f64).unwrap_or_default();
-        let value: f64 = sample
-            .get(1)
-            .and_then(Value::as_str)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Error::invalid("Prometheus sample", sample_text(sample)))?;
-        Ok(MetricSample {
-            value,
-            at: Utc
-                .timestamp_millis_opt((at * 1000.0) as i64)
-                .single()
-                .unwrap_or_else(Utc::now),
-        })
+        Ok(body["data"].take())
     }
 }
 
-fn sample_text(sample: &[Value]) -> String {
-    Value::Array(sample.to_vec()).to_string()
+/// A `[<unix seconds>, "<value>"]` pair of the query API.
+fn sample(pair: &Value) -> Result<MetricSample> {
+    let invalid = || Error::invalid("Prometheus sample", pair.to_string());
+    let at = pair.get(0).and_then(Value::as_f64).ok_or_else(invalid)?;
+    let value: f64 = pair
+        .get(1)
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(invalid)?;
+    let at = Utc
+        .timestamp_millis_opt((at * 1000.0) as i64)
+        .single()
+        .ok_or_else(invalid)?;
+    Ok(MetricSample { value, at })
+}
+
+/// Points a chart asks for over a window (the step is the window divided by
+/// this, at least a second).
+pub const HISTORY_POINTS: i64 = 250;
+
+#[async_trait]
+impl MetricSource for PrometheusMetrics {
+    async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
+        let promql = self.queries.promql(&query.metric, &query.resource)?;
+        let data = self.api("query", &promql, &[]).await?;
+        let first = data["result"].as_array().and_then(|r| r.first());
+        let Some(pair) = first.map(|s| &s["value"]) else {
+            return Err(Error::not_found(format!("data for {promql}")));
+        };
+        sample(pair)
+    }
+
+    /// `/api/v1/query_range` over the window, the first series' points.
+    async fn history(
+        &self,
+        query: &MetricQuery,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>> {
+        if to < from {
+            return Err(Error::invalid("history window", "ends before it starts"));
+        }
+        let promql = self.queries.promql(&query.metric, &query.resource)?;
+        let step = ((to - from).num_seconds() / HISTORY_POINTS).max(1);
+        let params = [
+            ("start", from.timestamp().to_string()),
+            ("end", to.timestamp().to_string()),
+            ("step", format!("{step}s")),
+        ];
+        let data = self.api("query_range", &promql, &params).await?;
+        let values = data["result"]
+            .as_array()
+            .and_then(|r| r.first())
+            .and_then(|s| s["values"].as_array());
+        values
+            .into_iter()
+            .flatten()
+            .map(sample)
+            .filter(|s| !matches!(s, Ok(s) if !s.value.is_finite()))
+            .collect()
+    }
 }
 
 /// A Prometheus rules file (JSON, which Prometheus reads as YAML) with one

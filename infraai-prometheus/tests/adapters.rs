@@ -188,6 +188,69 @@ async fn prometheus_instant_queries() {
     ));
 }
 
+#[tokio::test]
+async fn prometheus_range_queries_give_the_history_oldest_first() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query_range"))
+        .and(query_param("query", "cpu_used{instance=\"web\"}"))
+        .and(query_param("start", "1764086000"))
+        .and(query_param("end", "1764086600"))
+        .and(query_param("step", "2s"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {"instance": "web"},
+                "values": [[1764086000, "0.5"], [1764086002, "NaN"], [1764086004, "0.93"]]}]}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query_range"))
+        .and(query_param("query", "bad_sample{instance=\"web\"}"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"values": [[1764086000, "x"]]}]}
+        })))
+        .mount(&server)
+        .await;
+    let mut queries = PromQueries::default();
+    queries
+        .0
+        .insert("cpu".into(), "cpu_used{instance=\"{resource}\"}".into());
+    queries
+        .0
+        .insert("bad".into(), "bad_sample{instance=\"{resource}\"}".into());
+    let m = PrometheusMetrics::new(server.uri(), queries);
+    let q = |metric: &str| MetricQuery {
+        resource: "web".into(),
+        resource_type: "local_instance".into(),
+        metric: metric.into(),
+        lookback_secs: 60,
+    };
+    let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap();
+    let h = m
+        .history(&q("cpu"), at(1764086000), at(1764086600))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.iter()
+            .map(|s| (s.at.timestamp(), s.value))
+            .collect::<Vec<_>>(),
+        [(1764086000, 0.5), (1764086004, 0.93)],
+        "NaN points are left out"
+    );
+    let err = m
+        .history(&q("bad"), at(1764086000), at(1764086600))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert!(matches!(
+        m.history(&q("cpu"), at(1764086600), at(1764086000)).await,
+        Err(Error::Invalid { .. })
+    ));
+}
+
 #[test]
 fn monitoring_policies_become_alerting_rules() {
     let mut d = deployment_with("web", "e2-medium");

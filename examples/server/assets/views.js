@@ -519,7 +519,7 @@ function chart(series, detail) {
   const pts = series.points.map((p) => ({ t: ms(p.at), v: p.value, src: p.source }));
   const marks = markersOf(detail).map((m) => ({ ...m, t: ms(m.at) }));
   const times = [...pts.map((p) => p.t), ...marks.map((m) => m.t)];
-  let t0 = Math.min(...times), t1 = Math.max(...times, Date.now());
+  let t0 = Math.min(...times), t1 = Math.max(...times, series.to ? ms(series.to) : Date.now());
   if (!(t1 > t0)) t1 = t0 + 60000;
   const pad = (t1 - t0) * 0.04;
   t0 -= pad; t1 += pad;
@@ -554,6 +554,6 @@ function chart(series, detail) {
   }
   return [
     svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": series.metric + " on " + series.resource + ", " + pts.length + " points" }, ...kids),
-    el("div", { class: "small muted" }, series.metric + " · " + pts.length + " point(s): the alert's value, then one sample of the metric source every 2 s while this view is open"),
+    el("div", { class: "small muted" }, series.metric + " · " + pts.length + " point(s): the alert's value, then the metric's history over the incident window (for the local cloud: what the threshold watcher and re-checks read)"),
   ];
 }

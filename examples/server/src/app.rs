@@ -64,10 +64,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Per-request timeout.
     pub request_timeout: Duration,
-    /// Metric source, sampled by `GET /ops/alerts/{id}/series`.
+    /// Metric source (with history) for `GET /ops/alerts/{id}/series`.
     pub metric_source: Arc<dyn MetricSource>,
-    /// Metric samples taken per incident for the dashboard chart (in memory).
-    pub series: Arc<Mutex<SeriesCache>>,
     /// PromQL of the cloud's metrics (for the exported alerting rules).
     pub prom_queries: Arc<PromQueries>,
     /// AWS SNS alarm notifications on `/ops/webhook`, when configured.
@@ -103,15 +101,6 @@ pub fn decision_workers(
         });
     }
 }
-
-/// Most incidents whose dashboard metric samples are kept in memory.
-pub const SERIES_MAX_INCIDENTS: usize = 200;
-/// Most samples kept per incident.
-pub const SERIES_MAX_POINTS: usize = 500;
-
-/// Metric samples per incident, taken when the dashboard asks for the series:
-/// `(incident, [(time, value)])`, oldest incident first. Lost on restart.
-pub type SeriesCache = VecDeque<(IncidentId, Vec<(chrono::DateTime<chrono::Utc>, f64)>)>;
 
 /// The router.
 pub fn router(state: AppState) -> Router {
@@ -1199,63 +1188,65 @@ async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
     Ok(Json(json!({ "run": run })))
 }
 
-/// The metric of an incident over its window, for the dashboard chart: the
-/// alert's own value when it fired, then one sample of the `MetricSource`
-/// per call (this endpoint samples when asked and keeps the samples in
-/// memory, so the series grows while someone watches; it is not a history
-/// the server records on its own). A sample that cannot be read is reported
-/// in `sample_error`, never invented.
+/// Minutes of metric shown before an incident's alert started and after it
+/// closed.
+pub const SERIES_MARGIN_MINUTES: i64 = 10;
+
+/// The metric of an incident over its window, for the dashboard chart: from
+/// a little before the alert started to a little after the incident closed
+/// (or now), from the `MetricSource`'s history — Prometheus, Cloud
+/// Monitoring and CloudWatch keep one; for the local cloud it is what the
+/// threshold watcher and the re-checks read, kept in memory for an hour. An
+/// open incident's current value is read too, so the chart is live. A
+/// failed read is reported in `sample_error`, never invented.
 async fn series(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let incident = load_incident(&s, incident_id(&id)?).await?;
     let alert = &incident.alert;
-    let sample = s
-        .metric_source
-        .current_value(&MetricQuery {
-            resource: alert.resource.clone(),
-            resource_type: alert.resource_type.clone(),
-            metric: alert.metric.clone(),
-            lookback_secs: 120,
-        })
-        .await;
-    let sample_error = sample.as_ref().err().map(|e| e.to_string());
-    let points = {
-        let mut cache = s.series.lock().unwrap_or_else(|p| p.into_inner());
-        let pos = match cache.iter().position(|(i, _)| *i == incident.id) {
-            Some(p) => p,
-            None => {
-                if cache.len() >= SERIES_MAX_INCIDENTS {
-                    cache.pop_front();
-                }
-                cache.push_back((incident.id, Vec::new()));
-                cache.len() - 1
-            }
-        };
-        let points = &mut cache[pos].1;
-        if let Ok(sm) = &sample {
-            if sm.value.is_finite() && points.last().map(|(at, _)| *at) != Some(sm.at) {
-                points.push((sm.at, sm.value));
-                if points.len() > SERIES_MAX_POINTS {
-                    points.remove(0);
-                }
-            }
-        }
-        points.clone()
+    let query = MetricQuery {
+        resource: alert.resource.clone(),
+        resource_type: alert.resource_type.clone(),
+        metric: alert.metric.clone(),
+        lookback_secs: 120,
     };
-    let mut out: Vec<Value> = Vec::with_capacity(points.len() + 1);
+    let margin = chrono::Duration::minutes(SERIES_MARGIN_MINUTES);
+    let now = chrono::Utc::now();
+    let mut errors = Vec::new();
+    if !incident.status.is_closed() {
+        if let Err(e) = s.metric_source.current_value(&query).await {
+            errors.push(e.to_string());
+        }
+    }
+    let from = alert.started_at.min(incident.created_at) - margin;
+    let to = if incident.status.is_closed() {
+        (incident.updated_at + margin).min(now)
+    } else {
+        now
+    };
+    let history = match s.metric_source.history(&query, from, to).await {
+        Ok(h) => h,
+        Err(e) => {
+            errors.push(e.to_string());
+            Vec::new()
+        }
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(history.len() + 1);
     if let Some(v) = alert.value.filter(|v| v.is_finite()) {
         out.push(json!({"at": alert.started_at, "value": v, "source": "alert"}));
     }
     out.extend(
-        points
+        history
             .iter()
-            .map(|(at, v)| json!({"at": at, "value": v, "source": "sample"})),
+            .filter(|p| p.value.is_finite())
+            .map(|p| json!({"at": p.at, "value": p.value, "source": "sample"})),
     );
     Ok(Json(json!({
         "incident_id": incident.id,
         "metric": alert.metric,
         "resource": alert.resource,
         "threshold": alert.threshold,
+        "from": from,
+        "to": to,
         "points": out,
-        "sample_error": sample_error,
+        "sample_error": (!errors.is_empty()).then(|| errors.join("; ")),
     })))
 }

@@ -222,7 +222,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
         metric_source: w.metrics.clone(),
-        series: Arc::default(),
         prom_queries: w.prom_queries,
         sns: w.sns,
         decide,

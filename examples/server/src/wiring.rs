@@ -595,7 +595,9 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
         guardrails,
         policy,
         actions,
-        metrics,
+        // Every reading (watcher, re-checks, the dashboard) is remembered, so
+        // incident charts have a history on clouds whose metrics keep none.
+        metrics: Arc::new(RecordingMetrics::new(metrics)),
         run_watcher,
         approver: Arc::new(FanoutApprover::new(channels)),
         telegram,

@@ -999,8 +999,9 @@ async fn the_dashboard_reads_a_whole_run_and_an_incident_metric_series() {
     assert_eq!(first["points"][0]["source"], "alert");
     assert_eq!(first["points"][0]["value"], 0.97);
     assert_eq!(first["points"][0]["at"], "2026-11-25T10:00:00Z");
-    // Each call samples the metric source once: a sample is added, or the
-    // failure is reported; never both, never neither.
+    // Each call on an open incident reads the metric source once and serves
+    // its history (here: the readings the server remembered): a sample is
+    // added, or the failure is reported; never neither.
     let second = s
         .ok(Method::GET, &format!("/ops/alerts/{id}/series"), None, 200)
         .await;

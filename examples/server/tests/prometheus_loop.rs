@@ -501,6 +501,25 @@ async fn prometheus_alertmanager_agent_loop() {
         .await;
     assert_eq!(decisions(&last), 1, "{:#}", last["audit"]);
     assert_eq!(last["actions"].as_array().map(Vec::len), Some(1));
+    // The incident chart's series is Prometheus's own history (query_range)
+    // over the incident window: it shows the breach and the fall after the
+    // scale-up.
+    let series = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}/series"), None, 200)
+        .await;
+    let samples: Vec<f64> = series["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["source"] == "sample")
+        .filter_map(|p| p["value"].as_f64())
+        .collect();
+    assert!(samples.len() >= 5, "{series:#}");
+    assert!(
+        samples.iter().any(|v| *v > 0.8) && samples.last().is_some_and(|v| *v < 0.8),
+        "the history shows the breach, then the fall: {samples:?}"
+    );
+    assert!(series["sample_error"].is_null(), "{series:#}");
     eprintln!(
         "prometheus_loop: done in {:.1} s",
         started.elapsed().as_secs_f64()

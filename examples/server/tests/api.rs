@@ -571,11 +571,19 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
         "infraai_human_commands_total{command=\"approve\",effective=\"true\"} 1",
         "infraai_incidents{status=\"resolved\"} 1",
         "infraai_decisions{action=\"scale_up\"} 3",
+        // Counted when committed, on every path: three decisions routed to
+        // a human; one approved action executed and resolved by the re-check.
+        "infraai_decisions_total{action=\"scale_up\",status=\"pending\"} 3",
+        "infraai_executions_total{outcome=\"executed\"} 1",
+        "infraai_executions_total{outcome=\"resolved\"} 1",
         "infraai_run_phases_total{phase=\"completed\"} 1",
         "infraai_http_request_duration_seconds_count{method=\"POST\",route=\"/ops/webhook\"}",
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");
     }
+    // The rejected and the blocked incident executed nothing.
+    assert!(!text.contains("outcome=\"failed\""), "{text}");
+    assert!(!text.contains("outcome=\"unresolved\""), "{text}");
 }
 
 fn discord_request(body: &Value) -> (Vec<u8>, String, String) {
@@ -699,6 +707,113 @@ async fn telegram_and_discord_webhooks_authenticate_with_their_own_schemes() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+}
+
+/// Signs raw bytes as Discord does (timestamp + body, ed25519).
+fn discord_sign(body: &[u8]) -> (String, String) {
+    let v = fixture("discord/signed-vectors.json");
+    let seed = v["secret_key_seed_hex_TEST_ONLY"].as_str().unwrap();
+    let seed: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap())
+        .collect();
+    let key = SigningKey::from_bytes(&seed.try_into().unwrap());
+    let ts = "1764086460".to_string();
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    let sig = key
+        .sign(&message)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (ts, sig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_telegram_and_discord_refuse_bad_input_with_a_clear_4xx() {
+    let public_key = fixture("discord/signed-vectors.json")["public_key_hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = Server::start(
+        "chat-bad-input",
+        &["--cloud", "simulated"],
+        &[
+            ("INFRAAI_TELEGRAM_BOT_TOKEN", "7000000001:TEST"),
+            ("INFRAAI_TELEGRAM_CHAT_ID", "111111111"),
+            ("INFRAAI_TELEGRAM_WEBHOOK_SECRET", "tg-secret"),
+            ("INFRAAI_TELEGRAM_API_BASE", "http://127.0.0.1:9"),
+            ("INFRAAI_DISCORD_PUBLIC_KEY", &public_key),
+            ("INFRAAI_DISCORD_BOT_TOKEN", "bot"),
+            ("INFRAAI_DISCORD_CHANNEL_ID", "1000000000000000010"),
+            ("INFRAAI_DISCORD_API_BASE", "http://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    let big = {
+        let mut b = b"{\"pad\": \"".to_vec();
+        b.extend(vec![b'x'; 300 * 1024]);
+        b.extend(b"\"}");
+        b
+    };
+    // Each request is correctly authenticated for its route.
+    let send = |path: &'static str, body: Vec<u8>| {
+        let mut r = s
+            .http
+            .post(s.url(path))
+            .header("content-type", "application/json");
+        r = match path {
+            "/ops/webhook/alertmanager" => r.bearer_auth(WEBHOOK),
+            "/ops/telegram" => r.header("x-telegram-bot-api-secret-token", "tg-secret"),
+            _ => {
+                let (ts, sig) = discord_sign(&body);
+                r.header("x-signature-timestamp", ts)
+                    .header("x-signature-ed25519", sig)
+            }
+        };
+        let r = r.body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let v = r.json::<Value>().await.unwrap_or(Value::Null);
+            (status, ct, v)
+        }
+    };
+    for path in ["/ops/webhook/alertmanager", "/ops/telegram", "/ops/discord"] {
+        let (st, ct, v) = send(path, b"{not json".to_vec()).await;
+        assert_eq!(st, 400, "{path}: {v}");
+        assert_eq!(ct, "application/problem+json", "{path}");
+        assert!(is_problem(&v, 400), "{path}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("malformed JSON"),
+            "{path}: {v}"
+        );
+        let (st, ct, v) = send(path, big.clone()).await;
+        assert_eq!(st, 413, "{path}: {v}");
+        assert_eq!(ct, "application/problem+json", "{path}");
+        assert!(is_problem(&v, 413), "{path}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("256 KiB"), "{v}");
+    }
+    // Well-formed JSON of the wrong shape is a 422, not a 400 or a 5xx.
+    for (path, body) in [
+        ("/ops/webhook/alertmanager", json!({"alerts": "nope"})),
+        ("/ops/telegram", json!({"update_id": "nope"})),
+    ] {
+        let (st, _, v) = send(path, serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(st, 422, "{path}: {v}");
+        assert!(is_problem(&v, 422), "{path}: {v}");
+    }
+    // Nothing of it reached the ops loop.
+    let listed = s.ok(Method::GET, "/ops/alerts", None, 200).await;
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 0);
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

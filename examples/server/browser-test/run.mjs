@@ -191,8 +191,14 @@ try {
     const h = document.querySelector(`#history [data-incident="${id}"]`);
     return h && h.textContent.includes("✔") && h.textContent.includes("approved by web:");
   }, first, { timeout: 60000 });
-  // The metric re-check closes it: resolved (back under the threshold) or unresolved.
-  await page.waitForFunction((id) => /resolved/.test(document.querySelector(`#history [data-incident="${id}"] .status`)?.textContent || ""), first, { timeout: 60000 });
+  // The metric re-check closes it: wait for either outcome, then require
+  // exactly "resolved" (the action brought the metric back under the
+  // threshold). A bare /resolved/ would also match "unresolved".
+  const statusSel = `#history [data-incident="${first}"] .status`;
+  await page.waitForFunction((sel) => ["resolved", "unresolved"].includes((document.querySelector(sel)?.textContent || "").trim()), statusSel, { timeout: 60000 });
+  const finalStatus = (await page.textContent(statusSel)).trim();
+  if (finalStatus !== "resolved") throw new Error("history shows " + JSON.stringify(finalStatus) + ", want exactly \"resolved\"");
+  if (!(await page.$(statusSel + ".status-resolved"))) throw new Error("the history status chip lacks the status-resolved style");
   await page.screenshot({ path: join(shots, "4-history.png"), fullPage: true });
 
   step("incident view: chart, threshold line, action marker, audit trail");

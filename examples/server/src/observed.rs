@@ -194,5 +194,10 @@ mod tests {
         // The suite decides and claims incidents: the counters saw it.
         let text = metrics.render();
         assert!(text.contains("infraai_decisions_total{action="), "{text}");
+        // It also claims an incident while the kill-switch is engaged.
+        assert!(
+            text.contains("infraai_executions_total{outcome=\"blocked\"}"),
+            "{text}"
+        );
     }
 }

@@ -181,13 +181,13 @@ async fn an_acknowledged_alert_killed_before_its_decision_is_decided_after_resta
     let mut s = Server::start_in(
         data.clone(),
         &["--cloud", "simulated"],
-        &[("INFRAAI_TEST_ACTION_DELAY_MS", "5000")],
+        &[("INFRAAI_TEST_ACTION_DELAY_MS", "10000")],
     )
     .await;
     s.remove_data = false;
     deploy(&s).await;
     // Occupy every decision worker: each asks for approval with a preview
-    // that takes 5 s.
+    // that takes 10 s.
     let mut busy = Vec::new();
     for n in 0..4 {
         busy.push(post_alert(&s, &format!("busy-{n}")).await);

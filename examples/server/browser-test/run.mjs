@@ -1,6 +1,7 @@
 // Drives the dashboard of a running infraai-server in headless Chromium:
-// goal → plan card → deploy → verification card → alert → decision and
-// confidence → Approve → history shows the outcome → STOP AUTONOMY → a new
+// goal → plan card (with its risk chips) → deploy → verification card →
+// alert (in the alert feed) → decision and confidence → Approve → history
+// shows exactly "resolved" → Reject another → STOP AUTONOMY → a new
 // approval executes nothing. Second level: the architecture canvas (node and
 // edge count, details by keyboard and click), the run timeline, the Terraform
 // view (change set; for INFRAAI_BROKEN_RUN: an inline diagnostic at the line
@@ -152,6 +153,12 @@ try {
     if (!t) throw new Error(id + " is empty");
   }
   if (!(await page.textContent("#plan-cost")).includes("$")) throw new Error("no cost shown");
+  // Risk flags: one chip per flag of the stored plan, in order.
+  const shownRun = (await page.textContent("#plan-run")).trim();
+  const wantRisks = (await api("GET", "/runs/" + shownRun)).run.plan.risk_flags;
+  if (!wantRisks.length) throw new Error("the plan has no risk flags to show; pick a goal that has some");
+  const chips = await page.$$eval("#plan-risks .chip", (l) => l.map((c) => c.textContent.trim()));
+  if (JSON.stringify(chips) !== JSON.stringify(wantRisks)) throw new Error("risk chips " + JSON.stringify(chips) + ", want " + JSON.stringify(wantRisks));
   await page.waitForSelector("#files details");
   await page.screenshot({ path: join(shots, "1-plan.png"), fullPage: true });
 
@@ -182,6 +189,13 @@ try {
   const first = await sendAlert("browser-cpu-1", resource, resourceType);
   const item = `#pending [data-incident="${first}"]`;
   await page.waitForSelector(item + " button[data-action=approve]");
+  // The alert feed shows it: severity style, policy, resource, metric value.
+  const feedItem = `#alerts [data-incident="${first}"]`;
+  await page.waitForSelector(feedItem + ".sev-critical");
+  const feedText = await page.textContent(feedItem);
+  for (const want of ["critical", "High CPU", resource, alertMetric + " = 0.97", "threshold 0.8"]) {
+    if (!feedText.includes(want)) throw new Error("alert feed item lacks " + JSON.stringify(want) + ": " + feedText);
+  }
   const text = await page.textContent(item);
   if (!/Decision: .*confidence \d+%/.test(text)) throw new Error("decision/confidence not shown: " + text);
   await page.waitForFunction((sel) => document.querySelector(sel + " .preview")?.textContent.startsWith("Dry run"), item);
@@ -191,8 +205,14 @@ try {
     const h = document.querySelector(`#history [data-incident="${id}"]`);
     return h && h.textContent.includes("✔") && h.textContent.includes("approved by web:");
   }, first, { timeout: 60000 });
-  // The metric re-check closes it: resolved (back under the threshold) or unresolved.
-  await page.waitForFunction((id) => /resolved/.test(document.querySelector(`#history [data-incident="${id}"] .status`)?.textContent || ""), first, { timeout: 60000 });
+  // The metric re-check closes it: wait for either outcome, then require
+  // exactly "resolved" (the action brought the metric back under the
+  // threshold). A bare /resolved/ would also match "unresolved".
+  const statusSel = `#history [data-incident="${first}"] .status`;
+  await page.waitForFunction((sel) => ["resolved", "unresolved"].includes((document.querySelector(sel)?.textContent || "").trim()), statusSel, { timeout: 60000 });
+  const finalStatus = (await page.textContent(statusSel)).trim();
+  if (finalStatus !== "resolved") throw new Error("history shows " + JSON.stringify(finalStatus) + ", want exactly \"resolved\"");
+  if (!(await page.$(statusSel + ".status-resolved"))) throw new Error("the history status chip lacks the status-resolved style");
   await page.screenshot({ path: join(shots, "4-history.png"), fullPage: true });
 
   step("incident view: chart, threshold line, action marker, audit trail");
@@ -283,6 +303,19 @@ try {
   }
   await page.screenshot({ path: join(shots, "12-narrow.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
+
+  step("Reject → nothing runs, history shows the rejection");
+  const rejected = await sendAlert("browser-cpu-reject", resource, resourceType);
+  const itemR = `#pending [data-incident="${rejected}"]`;
+  await page.waitForSelector(itemR + " button[data-action=reject]");
+  await page.click(itemR + " button[data-action=reject]");
+  await page.waitForFunction((id) => {
+    const h = document.querySelector(`#history [data-incident="${id}"]`);
+    return h && h.querySelector(".status")?.textContent.trim() === "rejected" && h.textContent.includes("rejected by web:");
+  }, rejected, { timeout: 30000 });
+  if (await page.$(itemR)) throw new Error("a rejected incident is still waiting for approval");
+  const rDetail = await api("GET", "/ops/alerts/" + rejected);
+  if (rDetail.incident.status !== "rejected" || rDetail.actions.length !== 0) throw new Error("reject: status " + rDetail.incident.status + ", " + rDetail.actions.length + " action(s)");
 
   step("STOP AUTONOMY → a new approval executes nothing");
   const second = await sendAlert("browser-cpu-2", resource, resourceType);

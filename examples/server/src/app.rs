@@ -257,6 +257,20 @@ fn parse_opt<T: DeserializeOwned + Default>(b: &[u8]) -> ApiResult<T> {
     }
 }
 
+/// A channel's error for a request it authenticated: a body that is not JSON
+/// at all is the client's malformed JSON (400, like every other route), not
+/// a payload of the wrong shape (422). Other errors map as usual.
+fn channel_error(raw: &[u8], e: Error) -> ApiError {
+    if matches!(e, Error::Invalid { .. }) {
+        if let Err(j) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+            if j.classify() != serde_json::error::Category::Data {
+                return ApiError::bad_request(format!("malformed JSON: {j}"));
+            }
+        }
+    }
+    e.into()
+}
+
 fn run_id(s: &str) -> ApiResult<RunId> {
     s.parse()
         .map_err(|_| ApiError::bad_request(format!("{s:?} is not a run id (a UUID)")))
@@ -765,6 +779,8 @@ async fn alertmanager_webhook(
             "request body is empty; an Alertmanager webhook (version 4) is expected",
         ));
     }
+    // Not JSON at all: 400 like every route; a wrong shape stays 422.
+    let _: Value = parse(&raw)?;
     ingest(&s, alertmanager_alerts(&raw)?).await
 }
 
@@ -864,7 +880,11 @@ async fn telegram_webhook(
         ));
     };
     let req = inbound(&headers, query, body(b)?);
-    let results = s.ops.handle_inbound(tg.as_ref(), &req).await?;
+    let results = s
+        .ops
+        .handle_inbound(tg.as_ref(), &req)
+        .await
+        .map_err(|e| channel_error(&req.body, e))?;
     for r in &results {
         s.metrics
             .approval("telegram", matches!(r, Ok(o) if o.effective));
@@ -884,7 +904,10 @@ async fn discord_interactions(
         ));
     };
     let req = inbound(&headers, query, body(b)?);
-    let answer = dc.handle_interaction(&s.ops, &req).await?;
+    let answer = dc
+        .handle_interaction(&s.ops, &req)
+        .await
+        .map_err(|e| channel_error(&req.body, e))?;
     Ok(Json(answer))
 }
 

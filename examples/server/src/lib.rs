@@ -10,10 +10,12 @@ pub mod approvers;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod observed;
 pub mod openapi;
 pub mod retry;
 pub mod secrets;
 pub mod server;
+pub mod test_hooks;
 pub mod wiring;
 
 pub use server::run;

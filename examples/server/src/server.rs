@@ -3,6 +3,7 @@
 use crate::app::{router, AppState};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::observed::ObservedStore;
 use crate::secrets::{load_or_create, Origin};
 use anyhow::Context;
 use infraai_core::*;
@@ -63,7 +64,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "webhook-token",
     )?;
 
-    let w = crate::wiring::build(&config, &webhook_token).await?;
+    let mut w = crate::wiring::build(&config, &webhook_token).await?;
+    if let Some(delay) = crate::test_hooks::action_delay(&config)? {
+        w.actions = Arc::new(crate::test_hooks::DelayedActions::new(w.actions, delay));
+        w.report.push(format!(
+            "test hook: every simulated action preview and execution waits {} ms ({})",
+            delay.as_millis(),
+            crate::test_hooks::ACTION_DELAY_ENV
+        ));
+    }
     let mut deploy_config = DeployConfig {
         region: config.region.clone(),
         ..Default::default()
@@ -76,9 +85,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // same channels as the ops loop's notifications.
     let deploy =
         Arc::new(DeployAgent::new(w.deploy, deploy_config).with_notifier(w.approver.clone()));
+    let metrics = Arc::new(Metrics::default());
     let ops = Arc::new(OpsAgent::new(
         OpsDeps {
-            store: w.store.clone(),
+            // Counts decisions and execution outcomes on every path that
+            // commits them (workers, approvals, watcher, recovery).
+            store: Arc::new(ObservedStore::new(w.store.clone(), metrics.clone())),
             policy: w.policy,
             approver: w.approver,
             actions: w.actions.clone(),
@@ -133,7 +145,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let metrics = Arc::new(Metrics::default());
 
     // Run-phase counters from the event bus.
     {

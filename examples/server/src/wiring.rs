@@ -386,6 +386,9 @@ async fn aws_cloud(
     ))
 }
 
+/// What the real clouds need, shown when the local or simulated cloud runs.
+pub const REAL_CLOUDS_OFF: &str = "cloud: GCP and AWS off — GCP needs INFRAAI_GCP_PROJECT with credentials (GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server) and INFRAAI_PUBLIC_URL for alert notifications; AWS needs INFRAAI_CLOUD=aws with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_REGION, default us-east-1), INFRAAI_AWS_AMI to apply, INFRAAI_AWS_ACCOUNT_ID and INFRAAI_PUBLIC_URL for alarms";
+
 /// In-memory stand-ins: nothing real is created or changed.
 fn simulated(why: String) -> CloudParts {
     CloudParts {
@@ -456,6 +459,9 @@ pub async fn build(config: &Config, webhook_token: &str) -> anyhow::Result<Wirin
         report: cloud_report,
     } = cloud;
     report.extend(cloud_report);
+    if matches!(config.cloud, CloudChoice::Local | CloudChoice::Simulated) {
+        report.push(REAL_CLOUDS_OFF.into());
+    }
 
     let prom_queries = Arc::new(local_prom_queries());
     if let Some(url) = &config.prometheus_url {

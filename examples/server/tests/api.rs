@@ -35,43 +35,40 @@ async fn simulated(name: &str) -> Server {
     Server::start(name, &["--cloud", "simulated"], &[]).await
 }
 
-/// Operator routes: method, path template, a valid body.
+/// A valid body for a route (no body where none is needed).
+fn valid_body(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("post", "/generate-graph") => Some(json!({"goal": "an api"})),
+        ("post", "/generate_terraform") => Some(json!({"run_id": ZERO})),
+        ("post", "/execute") => Some(json!({"run_id": ZERO, "dry_run": true})),
+        ("post", "/runs/{id}/destroy") => Some(json!({"dry_run": true})),
+        _ => None,
+    }
+}
+
+fn method(m: &str) -> Method {
+    Method::from_bytes(m.to_uppercase().as_bytes()).unwrap()
+}
+
+/// Operator routes (from the server's own route table, the one the OpenAPI
+/// document is built from): method, path template, a valid body.
 fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
-    vec![
-        (
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "an api"})),
-        ),
-        (
-            Method::POST,
-            "/generate_terraform",
-            Some(json!({"run_id": ZERO})),
-        ),
-        (
-            Method::POST,
-            "/execute",
-            Some(json!({"run_id": ZERO, "dry_run": true})),
-        ),
-        (Method::GET, "/runs/{id}/status", None),
-        (
-            Method::POST,
-            "/runs/{id}/destroy",
-            Some(json!({"dry_run": true})),
-        ),
-        (Method::GET, "/runs/{id}/events", None),
-        (Method::GET, "/ops/alerts", None),
-        (Method::GET, "/ops/alerts/{id}", None),
-        (Method::GET, "/ops/alerts/{id}/preview", None),
-        (Method::GET, "/ops/alerts/{id}/series", None),
-        (Method::GET, "/runs/{id}", None),
-        (Method::POST, "/ops/alerts/{id}/approve", None),
-        (Method::POST, "/ops/alerts/{id}/reject", None),
-        (Method::GET, "/ops/prometheus/rules", None),
-        (Method::GET, "/ops/autonomy", None),
-        (Method::POST, "/ops/autonomy/stop", None),
-        (Method::POST, "/ops/autonomy/resume", None),
-    ]
+    let routes: Vec<_> = infraai_server::openapi::ROUTES
+        .iter()
+        .filter(|(_, _, auth, _)| *auth == Some("operator"))
+        .map(|(m, p, _, _)| (method(m), *p, valid_body(m, p)))
+        .collect();
+    assert!(routes.len() >= 17, "{routes:?}");
+    routes
+}
+
+/// Routes without the operator token: method and path.
+fn other_routes() -> Vec<(&'static str, &'static str)> {
+    infraai_server::openapi::ROUTES
+        .iter()
+        .filter(|(_, _, auth, _)| *auth != Some("operator"))
+        .map(|(m, p, _, _)| (*m, *p))
+        .collect()
 }
 
 fn is_problem(v: &Value, status: u16) -> bool {
@@ -121,16 +118,10 @@ async fn every_protected_endpoint_refuses_missing_or_wrong_auth() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Public routes need nothing.
-    for p in [
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
-        "/",
-        "/assets/app.js",
-        "/assets/style.css",
-        "/assets/views.js",
-    ] {
+    for (m, p) in other_routes() {
+        if m != "get" {
+            continue;
+        }
         let r = s.http.get(s.url(p)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{p}");
     }
@@ -279,20 +270,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         assert!(doc["paths"][path][method.as_str().to_lowercase()]["responses"]["401"].is_object());
         listed += 1;
     }
-    for (m, p) in [
-        ("post", "/ops/webhook"),
-        ("post", "/ops/webhook/alertmanager"),
-        ("post", "/ops/telegram"),
-        ("post", "/ops/discord"),
-        ("get", "/healthz"),
-        ("get", "/readyz"),
-        ("get", "/metrics"),
-        ("get", "/openapi.json"),
-        ("get", "/"),
-        ("get", "/assets/app.js"),
-        ("get", "/assets/style.css"),
-        ("get", "/assets/views.js"),
-    ] {
+    for (m, p) in other_routes() {
         assert!(doc["paths"][p][m].is_object(), "{m} {p} missing");
         listed += 1;
     }
@@ -571,11 +549,19 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
         "infraai_human_commands_total{command=\"approve\",effective=\"true\"} 1",
         "infraai_incidents{status=\"resolved\"} 1",
         "infraai_decisions{action=\"scale_up\"} 3",
+        // Counted when committed, on every path: three decisions routed to
+        // a human; one approved action executed and resolved by the re-check.
+        "infraai_decisions_total{action=\"scale_up\",status=\"pending\"} 3",
+        "infraai_executions_total{outcome=\"executed\"} 1",
+        "infraai_executions_total{outcome=\"resolved\"} 1",
         "infraai_run_phases_total{phase=\"completed\"} 1",
         "infraai_http_request_duration_seconds_count{method=\"POST\",route=\"/ops/webhook\"}",
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");
     }
+    // The rejected and the blocked incident executed nothing.
+    assert!(!text.contains("outcome=\"failed\""), "{text}");
+    assert!(!text.contains("outcome=\"unresolved\""), "{text}");
 }
 
 fn discord_request(body: &Value) -> (Vec<u8>, String, String) {
@@ -699,6 +685,113 @@ async fn telegram_and_discord_webhooks_authenticate_with_their_own_schemes() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+}
+
+/// Signs raw bytes as Discord does (timestamp + body, ed25519).
+fn discord_sign(body: &[u8]) -> (String, String) {
+    let v = fixture("discord/signed-vectors.json");
+    let seed = v["secret_key_seed_hex_TEST_ONLY"].as_str().unwrap();
+    let seed: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap())
+        .collect();
+    let key = SigningKey::from_bytes(&seed.try_into().unwrap());
+    let ts = "1764086460".to_string();
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    let sig = key
+        .sign(&message)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (ts, sig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_telegram_and_discord_refuse_bad_input_with_a_clear_4xx() {
+    let public_key = fixture("discord/signed-vectors.json")["public_key_hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = Server::start(
+        "chat-bad-input",
+        &["--cloud", "simulated"],
+        &[
+            ("INFRAAI_TELEGRAM_BOT_TOKEN", "7000000001:TEST"),
+            ("INFRAAI_TELEGRAM_CHAT_ID", "111111111"),
+            ("INFRAAI_TELEGRAM_WEBHOOK_SECRET", "tg-secret"),
+            ("INFRAAI_TELEGRAM_API_BASE", "http://127.0.0.1:9"),
+            ("INFRAAI_DISCORD_PUBLIC_KEY", &public_key),
+            ("INFRAAI_DISCORD_BOT_TOKEN", "bot"),
+            ("INFRAAI_DISCORD_CHANNEL_ID", "1000000000000000010"),
+            ("INFRAAI_DISCORD_API_BASE", "http://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    let big = {
+        let mut b = b"{\"pad\": \"".to_vec();
+        b.extend(vec![b'x'; 300 * 1024]);
+        b.extend(b"\"}");
+        b
+    };
+    // Each request is correctly authenticated for its route.
+    let send = |path: &'static str, body: Vec<u8>| {
+        let mut r = s
+            .http
+            .post(s.url(path))
+            .header("content-type", "application/json");
+        r = match path {
+            "/ops/webhook/alertmanager" => r.bearer_auth(WEBHOOK),
+            "/ops/telegram" => r.header("x-telegram-bot-api-secret-token", "tg-secret"),
+            _ => {
+                let (ts, sig) = discord_sign(&body);
+                r.header("x-signature-timestamp", ts)
+                    .header("x-signature-ed25519", sig)
+            }
+        };
+        let r = r.body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let v = r.json::<Value>().await.unwrap_or(Value::Null);
+            (status, ct, v)
+        }
+    };
+    for path in ["/ops/webhook/alertmanager", "/ops/telegram", "/ops/discord"] {
+        let (st, ct, v) = send(path, b"{not json".to_vec()).await;
+        assert_eq!(st, 400, "{path}: {v}");
+        assert_eq!(ct, "application/problem+json", "{path}");
+        assert!(is_problem(&v, 400), "{path}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("malformed JSON"),
+            "{path}: {v}"
+        );
+        let (st, ct, v) = send(path, big.clone()).await;
+        assert_eq!(st, 413, "{path}: {v}");
+        assert_eq!(ct, "application/problem+json", "{path}");
+        assert!(is_problem(&v, 413), "{path}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("256 KiB"), "{v}");
+    }
+    // Well-formed JSON of the wrong shape is a 422, not a 400 or a 5xx.
+    for (path, body) in [
+        ("/ops/webhook/alertmanager", json!({"alerts": "nope"})),
+        ("/ops/telegram", json!({"update_id": "nope"})),
+    ] {
+        let (st, _, v) = send(path, serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(st, 422, "{path}: {v}");
+        assert!(is_problem(&v, 422), "{path}: {v}");
+    }
+    // Nothing of it reached the ops loop.
+    let listed = s.ok(Method::GET, "/ops/alerts", None, 200).await;
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 0);
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

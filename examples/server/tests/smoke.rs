@@ -107,28 +107,51 @@ async fn plan_dry_run_deploy_alert_approve_execute() {
     assert_eq!(status["verification"]["ok"], true, "{status:#}");
     assert!(status["deployment_id"].is_string());
 
-    // An alert: the webhook acknowledges after recording; a decision follows.
-    let alert = json!({
-        "source": "test", "fingerprint": "smoke-cpu", "policy_name": "High CPU",
-        "resource": "web", "resource_type": "local_instance", "cloud": "local",
-        "metric": "local/instance/cpu/utilization", "value": 0.97, "threshold": 0.8,
-        "severity": "critical", "state": "firing", "started_at": chrono_now(),
-    });
+    // A Cloud Monitoring notification (the recorded incident-open shape) for
+    // the deployed instance: the policy's `infraai-resource` /
+    // `infraai-resource-type` user labels (which `GcpCloud` writes on every
+    // policy) and the metric's `instance_name` name it. The webhook
+    // acknowledges after recording; a decision follows.
+    let mut notification = gcp_incident_open();
+    let started = now_secs();
+    let i = &mut notification["incident"];
+    i["incident_id"] = json!(format!("0.smoke{started}"));
+    i["started_at"] = json!(started);
+    i["resource_display_name"] = json!("web");
+    i["resource_name"] = json!("local web");
+    i["metric"]["type"] = json!("local/instance/cpu/utilization");
+    i["metric"]["labels"] = json!({"instance_name": "web"});
+    i["policy_user_labels"]["infraai-resource"] = json!("web");
+    i["policy_user_labels"]["infraai-resource-type"] = json!("local_instance");
+    i["threshold_value"] = json!("0.8");
     let r = s
         .http
         .post(s.url("/ops/webhook"))
         .header("x-infraai-webhook-token", WEBHOOK)
-        .json(&alert)
+        .json(&notification)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let ack: Value = r.json().await.unwrap();
-    assert_eq!(ack["results"][0]["outcome"], "opened");
+    assert_eq!(ack["results"][0]["outcome"], "opened", "{ack}");
+    assert_eq!(
+        ack["results"][0]["fingerprint"],
+        format!("gcp:0.smoke{started}")
+    );
     let id = ack["results"][0]["incident_id"]
         .as_str()
         .unwrap()
         .to_string();
+    let recorded = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}"), None, 200)
+        .await;
+    let alert = &recorded["incident"]["alert"];
+    assert_eq!(alert["source"], "gcp", "{alert:#}");
+    assert_eq!(alert["resource"], "web", "{alert:#}");
+    assert_eq!(alert["resource_type"], "local_instance", "{alert:#}");
+    assert_eq!(alert["value"], 0.973, "{alert:#}");
+    assert_eq!(alert["severity"], "critical", "{alert:#}");
     let pending = s
         .wait_incident(&id, |v| v["incident"]["status"] == "pending")
         .await;
@@ -183,11 +206,19 @@ async fn plan_dry_run_deploy_alert_approve_execute() {
     );
 }
 
-fn chrono_now() -> String {
-    // RFC 3339 without a chrono dependency in the test.
-    let out = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The recorded Cloud Monitoring notification (schema 1.2, incident open).
+fn gcp_incident_open() -> Value {
+    let p = format!(
+        "{}/../../../shared/fixtures/gcp-monitoring/incident-open.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
+        .unwrap()
 }

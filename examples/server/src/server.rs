@@ -63,7 +63,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "webhook-token",
     )?;
 
-    let w = crate::wiring::build(&config, &webhook_token).await?;
+    let metrics = Arc::new(Metrics::default());
+    let w = crate::wiring::build(&config, &webhook_token, metrics.clone()).await?;
     let mut deploy_config = DeployConfig {
         region: config.region.clone(),
         ..Default::default()
@@ -133,7 +134,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let metrics = Arc::new(Metrics::default());
 
     // Run-phase counters from the event bus.
     {

@@ -529,7 +529,7 @@ mod tests {
             .unwrap();
         let requests = provider.requests();
         assert_eq!(requests.len(), 2);
-        let data = fenced(&requests[1].prompt, "incident_data", "ctx");
+        let data = fenced(&requests[1].prompt, "incident_data", "web-1");
         let d = &data["deployment"];
         assert_eq!(d["region"], "us-central1", "{data:#}");
         assert_eq!(d["resources"][0]["name"], "web-1");
@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(recent[0]["action"], "restart");
         assert_eq!(recent[0]["value"], 0.95);
         // The first incident had no precedent.
-        let data = fenced(&requests[0].prompt, "incident_data", "ctx");
+        let data = fenced(&requests[0].prompt, "incident_data", "web-1");
         assert_eq!(data["recent_incidents"], json!([]));
     }
 
@@ -596,7 +596,7 @@ mod tests {
         );
         let reasoning = &second.decision.unwrap().reasoning;
         assert!(!reasoning.starts_with("(reused"), "{reasoning}");
-        let data = fenced(&provider.requests()[1].prompt, "incident_data", "fail");
+        let data = fenced(&provider.requests()[1].prompt, "incident_data", "web-1");
         assert_eq!(data["recent_incidents"][0]["status"], "unresolved");
 
         // Same precedent, same situation: the fresh decision is reused.

@@ -685,6 +685,65 @@ mod tests {
     }
 
     #[test]
+    fn one_llm_provider_at_most_with_budget_and_cache_settings() {
+        let file: FileConfig = toml::from_str(
+            "openai_model = \"llama3.1\"\nopenai_base_url = \"http://localhost:11434/v1\"\nllm_token_budget_per_hour = 1234\ndecision_cache_ttl_secs = 0\n",
+        )
+        .unwrap();
+        let c = Config::merge(Cli::default(), file).unwrap();
+        match &c.llm {
+            Some(LlmSettings::OpenAi {
+                api_key,
+                model,
+                base_url,
+            }) => {
+                assert!(api_key.is_none());
+                assert_eq!(model, "llama3.1");
+                assert_eq!(base_url.as_deref(), Some("http://localhost:11434/v1"));
+            }
+            _ => panic!("expected the OpenAI-compatible provider"),
+        }
+        assert_eq!(c.llm_token_budget_per_hour, 1234);
+        assert_eq!(c.decision_cache_ttl, Duration::ZERO);
+
+        let defaults = Config::merge(Cli::default(), FileConfig::default()).unwrap();
+        assert!(defaults.llm.is_none());
+        assert_eq!(
+            defaults.llm_token_budget_per_hour,
+            DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR
+        );
+        assert_eq!(defaults.decision_cache_ttl, Duration::from_secs(600));
+
+        let both = Cli {
+            gemini_api_key: Some("g".into()),
+            openai_model: Some("gpt-4o-mini".into()),
+            ..Default::default()
+        };
+        let e = Config::merge(both, FileConfig::default()).err().unwrap();
+        assert!(e.to_string().contains("set only one"), "{e}");
+
+        let no_model = Cli {
+            openai_api_key: Some("sk-x".into()),
+            ..Default::default()
+        };
+        let e = Config::merge(no_model, FileConfig::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("needs a model"), "{e}");
+
+        let gemini = Cli {
+            gemini_api_key: Some("g".into()),
+            gemini_base_url: Some("https://proxy.example/v1beta".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(gemini, FileConfig::default()).unwrap();
+        assert!(matches!(
+            &c.llm,
+            Some(LlmSettings::Gemini { base_url: Some(b), model: None, .. }) if b == "https://proxy.example/v1beta"
+        ));
+    }
+
+    #[test]
     fn unknown_file_keys_and_bad_names_are_refused() {
         assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
         let cli = Cli {

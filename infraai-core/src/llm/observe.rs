@@ -8,7 +8,8 @@ use std::time::Duration;
 /// How one exchange of an LLM component ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LlmCallOutcome {
-    /// The provider answered with JSON that matches the schema.
+    /// The provider answered with JSON that matches the schema (the
+    /// component's own checks, e.g. a plan's invariants, may still refuse it).
     Ok,
     /// The provider answered, but not with schema-valid JSON (a repair
     /// request or the fallback follows).
@@ -41,7 +42,8 @@ impl fmt::Display for LlmCallOutcome {
 }
 
 /// One exchange as an [`LlmObserver`] sees it. `usage` is zero when no call
-/// was made or the provider failed.
+/// was made or the provider failed (a failed call's tokens, e.g. the prompt
+/// of a safety-blocked request, are not reported by the providers).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct LlmCallReport {

@@ -5,12 +5,23 @@
 //! approval → action → re-check.
 
 use infraai::llm::{
-    LlmDecisionPolicy, LlmFixer, LlmPlanner, LlmPlannerConfig, ReplayProvider, TokenBudget,
+    LlmCallOutcome, LlmCallReport, LlmDecisionPolicy, LlmFixer, LlmObserver, LlmPlanner,
+    LlmPlannerConfig, ReplayProvider, TokenBudget,
 };
 use infraai::testing::*;
 use infraai::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Every exchange the LLM components report.
+#[derive(Default)]
+struct Reports(Mutex<Vec<LlmCallReport>>);
+
+impl LlmObserver for Reports {
+    fn observe(&self, report: &LlmCallReport) {
+        self.0.lock().unwrap().push(report.clone());
+    }
+}
 
 #[tokio::test]
 async fn recorded_llm_exchanges_drive_both_loops() {
@@ -21,6 +32,7 @@ async fn recorded_llm_exchanges_drive_both_loops() {
     let provider = Arc::new(ReplayProvider::from_file(path).expect("recorded exchanges"));
     let store = Arc::new(MemoryStore::new());
     let budget = Arc::new(TokenBudget::per_hour(100_000));
+    let reports = Arc::new(Reports::default());
     let mut config = LlmPlannerConfig::default();
     config
         .regions
@@ -28,10 +40,12 @@ async fn recorded_llm_exchanges_drive_both_loops() {
     let planner = LlmPlanner::new(provider.clone())
         .with_config(config)
         .with_audit(store.clone())
-        .with_budget(budget.clone());
+        .with_budget(budget.clone())
+        .with_observer(reports.clone());
     let fixer = LlmFixer::new(provider.clone())
         .with_audit(store.clone())
-        .with_budget(budget.clone());
+        .with_budget(budget.clone())
+        .with_observer(reports.clone());
     let runner = Arc::new(ScriptedTfRunner::with_validations(vec![
         invalid_report("Unsupported argument"),
         ValidationReport {
@@ -77,7 +91,8 @@ async fn recorded_llm_exchanges_drive_both_loops() {
 
     let policy = LlmDecisionPolicy::new(provider.clone())
         .with_audit(store.clone())
-        .with_budget(budget.clone());
+        .with_budget(budget.clone())
+        .with_observer(reports.clone());
     let approver = Arc::new(RecordingApprover::default());
     let actions = Arc::new(RecordingActions::default());
     let ops = OpsAgent::new(
@@ -167,4 +182,23 @@ async fn recorded_llm_exchanges_drive_both_loops() {
     assert!(llm
         .iter()
         .all(|r| r.input["model"] == "gemini-2.5-pro (recorded)"));
+
+    // The observer (what `/metrics` counts) saw the same calls and tokens.
+    let reports = reports.0.lock().unwrap();
+    let seen: Vec<(&str, LlmCallOutcome)> =
+        reports.iter().map(|r| (r.component, r.outcome)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("plan", LlmCallOutcome::Ok),
+            ("fix", LlmCallOutcome::Ok),
+            ("decision", LlmCallOutcome::Ok),
+            ("decision", LlmCallOutcome::Ok)
+        ]
+    );
+    let tokens: u64 = reports
+        .iter()
+        .map(|r| r.usage.prompt_tokens + r.usage.completion_tokens)
+        .sum();
+    assert_eq!(tokens, budget.status().used);
 }

@@ -57,6 +57,12 @@ pub struct LlmResponse {
 pub trait LlmProvider: Send + Sync {
     /// Provider name for logs and audit (`gemini`, `openai`).
     fn name(&self) -> &str;
+    /// The model requests go to, when the provider is configured with one;
+    /// recorded in the audit record of a failed call (a successful one
+    /// records the model that answered).
+    fn model(&self) -> Option<String> {
+        None
+    }
     /// Generates a JSON value for the request.
     async fn generate(&self, request: &LlmRequest) -> Result<LlmResponse>;
 }

@@ -153,6 +153,10 @@ impl LlmProvider for GeminiProvider {
         "gemini"
     }
 
+    fn model(&self) -> Option<String> {
+        Some(self.config.model.clone())
+    }
+
     async fn generate(&self, request: &LlmRequest) -> Result<LlmResponse> {
         self.call(request)
             .await

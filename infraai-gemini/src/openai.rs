@@ -135,6 +135,10 @@ impl LlmProvider for OpenAiCompatProvider {
         "openai"
     }
 
+    fn model(&self) -> Option<String> {
+        Some(self.config.model.clone())
+    }
+
     async fn generate(&self, request: &LlmRequest) -> Result<LlmResponse> {
         self.call(request)
             .await

@@ -7,7 +7,7 @@ use common::*;
 use infraai_core::llm::LlmDecisionPolicy;
 use infraai_core::testing::llm::{self as scenarios, llm_ops_with, restart_answer};
 use infraai_core::testing::{alert, MemoryStore};
-use infraai_core::{AlertState, Error, LlmProvider, LlmRequest, MetadataStore};
+use infraai_core::{AlertState, AuditStep, Error, LlmProvider, LlmRequest, MetadataStore};
 use infraai_gemini::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -84,12 +84,30 @@ async fn structured_success_sends_the_documented_request_and_returns_json_and_us
     );
 }
 
+/// Yields (so the paused clock does not auto-advance) until `done` holds or
+/// ten real seconds pass.
+async fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    done()
+}
+
 #[tokio::test(start_paused = true)]
 async fn rate_limit_with_retry_info_waits_the_servers_delay_then_succeeds() {
     let server = MockServer::start().await;
+    // A message of its own, to find this test's retry line among the
+    // process-wide captured logs.
+    let marker = "quota-marker-of-the-retry-info-test";
+    let mut body = fixture("gemini/error-429.json");
+    body["error"]["message"] = json!(format!("You exceeded your current quota ({marker})."));
     Mock::given(method("POST"))
         .and(path(GEMINI_PATH))
-        .respond_with(ResponseTemplate::new(429).set_body_json(fixture("gemini/error-429.json")))
+        .respond_with(ResponseTemplate::new(429).set_body_json(body))
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -100,34 +118,63 @@ async fn rate_limit_with_retry_info_waits_the_servers_delay_then_succeeds() {
     )
     .await;
     let provider = GeminiProvider::new(gemini_config(&server)).unwrap();
-    let started = tokio::time::Instant::now();
-    let response = provider.generate(&request()).await.unwrap();
-    let waited = started.elapsed();
-    assert_eq!(response.value["action"], "set_machine_type");
-    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    let call = tokio::spawn(async move { provider.generate(&request()).await });
+    let requests = || {
+        let server = &server;
+        async move { server.received_requests().await.unwrap().len() }
+    };
+
+    // The 429 arrived and the provider is asleep: its retry line is logged
+    // in the same poll that starts the sleep.
+    let retry_line = || {
+        captured_logs()
+            .text()
+            .lines()
+            .find(|l| l.contains("retrying") && l.contains(marker))
+            .map(String::from)
+    };
     assert!(
-        waited >= Duration::from_secs(17),
-        "RetryInfo says 17s; waited {waited:?}"
+        spin_until(|| retry_line().is_some()).await,
+        "no retry after the 429"
     );
-    // The paused clock also jumps to unrelated timers (the connection pool's),
-    // so the exact wait is read from the retry log line.
-    let logs = captured_logs().text();
-    let delay_ms: u64 = logs
-        .lines()
-        .filter(|l| l.contains("retrying") && l.contains("HTTP 429"))
-        .find_map(|l| {
-            l.split("delay_ms=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .expect("a retry log line with the delay");
+    let line = retry_line().unwrap_or_default();
+    let delay_ms: u64 = line
+        .split("delay_ms=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no delay in {line:?}"));
     assert!(
         (17_000..=18_000).contains(&delay_ms),
-        "waited {delay_ms} ms, RetryInfo says 17s + ≤1s jitter"
+        "RetryInfo says 17s + ≤1s jitter; the provider sleeps {delay_ms} ms"
     );
+    assert_eq!(requests().await, 1);
+
+    // 16 s later it is still waiting: no second request.
+    tokio::time::advance(Duration::from_secs(16)).await;
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(requests().await, 1, "retried before the server's 17 s");
+    assert!(!call.is_finished());
+
+    // 2 s more (18 s ≥ 17 s + jitter): the retry goes out and succeeds.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let mut n = 0;
+    let mut retried = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        n = requests().await;
+        if n == 2 && call.is_finished() {
+            retried = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(retried, "{n} request(s) 18 s after the 429");
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.value["action"], "set_machine_type");
+    assert_eq!(requests().await, 2);
 }
 
 #[tokio::test]
@@ -234,6 +281,143 @@ async fn a_blocked_decision_escalates_to_a_human() {
         .reasoning
         .contains("prompt blocked"));
     assert!(o.actions.executed().is_empty());
+    let audit = o
+        .store
+        .list_audit(&infraai_core::AuditQuery {
+            incident_id: Some(incident.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let failed = audit
+        .iter()
+        .find(|r| r.step == AuditStep::LlmCall && r.outcome.contains("call failed"))
+        .expect("the failed call is audited");
+    assert_eq!(
+        failed.input["model"], "gemini-2.5-pro",
+        "the configured model: {failed:?}"
+    );
+    assert_eq!(failed.input["prompt_version"], "decision/v1");
+    assert!(failed.input["latency_ms"].is_u64());
+}
+
+#[tokio::test]
+async fn the_decisions_audit_record_has_the_calls_tokens_latency_and_model() {
+    // The recorded response, answering with a valid decision.
+    let mut body = fixture("gemini/generateContent-json.json");
+    body["candidates"][0]["content"]["parts"][0]["text"] = json!(restart_answer().to_string());
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(GEMINI_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(body)
+                .set_delay(Duration::from_millis(50)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = gemini_config(&server);
+    config.timeout_secs = Some(30);
+    let provider = Arc::new(GeminiProvider::new(config).unwrap());
+    let store = Arc::new(MemoryStore::new());
+    let o = llm_ops_with(
+        store.clone(),
+        Arc::new(LlmDecisionPolicy::new(provider).with_audit(store.clone())),
+    );
+    let incident = o
+        .agent
+        .handle_alert(&alert("audited", AlertState::Firing, 0.95))
+        .await
+        .unwrap()
+        .incident
+        .unwrap();
+    assert_eq!(
+        incident.decision.unwrap().recommended_action,
+        infraai_core::Action::Restart {}
+    );
+    let audit = store
+        .list_audit(&infraai_core::AuditQuery {
+            incident_id: Some(incident.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let calls: Vec<_> = audit
+        .iter()
+        .filter(|r| r.step == AuditStep::LlmCall)
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let input = &calls[0].input;
+    // usageMetadata of the fixture: 412 prompt, 96 candidates + 120 thoughts.
+    assert_eq!(input["prompt_tokens"], 412, "{input}");
+    assert_eq!(input["completion_tokens"], 96 + 120, "{input}");
+    assert_eq!(
+        input["model"], "gemini-2.5-flash",
+        "the fixture's modelVersion"
+    );
+    assert_eq!(input["provider"], "gemini");
+    assert_eq!(input["prompt_version"], "decision/v1");
+    let latency = input["latency_ms"].as_u64().expect("latency_ms");
+    assert!(
+        (50..30_000).contains(&latency),
+        "the mock answers after 50 ms: {latency}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_provider_times_out_with_a_retryable_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_envelope(&restart_answer()))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = gemini_config(&server);
+    config.timeout_secs = Some(1);
+    config.retry = RetryConfig::none();
+    let provider = GeminiProvider::new(config).unwrap();
+    let started = std::time::Instant::now();
+    let err = provider.generate(&request()).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        matches!(provider_error(&err), ProviderError::Timeout),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "gave up after {took:?}"
+    );
+    assert!(!err.to_string().contains(KEY));
+}
+
+#[tokio::test]
+async fn no_candidates_is_a_typed_error() {
+    for body in [
+        json!({"candidates": [], "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12}}),
+        json!({"usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12}}),
+        json!({"candidates": [{"content": {"parts": [{"text": "  "}], "role": "model"},
+                               "finishReason": "STOP", "index": 0}]}),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let provider = GeminiProvider::new(gemini_config(&server)).unwrap();
+        let err = provider.generate(&request()).await.unwrap_err();
+        assert!(
+            matches!(provider_error(&err), ProviderError::Empty),
+            "{body}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{body}");
+    }
 }
 
 #[tokio::test]

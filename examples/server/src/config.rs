@@ -50,6 +50,31 @@ pub struct Cli {
     /// Gemini model [default: the provider's default].
     #[arg(long, env = "INFRAAI_GEMINI_MODEL")]
     pub gemini_model: Option<String>,
+    /// Gemini API base up to `/models` (Vertex AI express mode:
+    /// `https://aiplatform.googleapis.com/v1/publishers/google`; or a proxy)
+    /// [default: `https://generativelanguage.googleapis.com/v1beta`].
+    #[arg(long, env = "INFRAAI_GEMINI_BASE_URL")]
+    pub gemini_base_url: Option<String>,
+    /// OpenAI-compatible model (turns on the OpenAI-compatible provider:
+    /// OpenAI, Ollama, vLLM, Groq), e.g. `gpt-4o-mini`, `llama3.1`.
+    #[arg(long, env = "INFRAAI_OPENAI_MODEL")]
+    pub openai_model: Option<String>,
+    /// OpenAI-compatible API base up to `/chat/completions` (Ollama:
+    /// `http://localhost:11434/v1`, Groq: `https://api.groq.com/openai/v1`)
+    /// [default: `https://api.openai.com/v1`].
+    #[arg(long, env = "INFRAAI_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    /// Bearer key of the OpenAI-compatible API (none for a local Ollama).
+    #[arg(long, env = "INFRAAI_OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// Tokens (prompt + completion) the LLM may use per hour, shared by the
+    /// planner, decision policy and fixer; past it the rules decide [default: 500000].
+    #[arg(long, env = "INFRAAI_LLM_TOKEN_BUDGET_PER_HOUR")]
+    pub llm_token_budget_per_hour: Option<u64>,
+    /// Seconds an LLM decision is reused for an identical incident context
+    /// (0: never) [default: 600].
+    #[arg(long, env = "INFRAAI_DECISION_CACHE_TTL_SECS")]
+    pub decision_cache_ttl_secs: Option<u64>,
     /// Cloud: `local` (real processes on this machine through Terraform),
     /// `gcp` (Google Cloud through Terraform and the Compute Engine API),
     /// `aws` (AWS through Terraform and the EC2 API) or
@@ -184,6 +209,12 @@ pub struct FileConfig {
     public_url: Option<String>,
     gemini_api_key: Option<String>,
     gemini_model: Option<String>,
+    gemini_base_url: Option<String>,
+    openai_model: Option<String>,
+    openai_base_url: Option<String>,
+    openai_api_key: Option<String>,
+    llm_token_budget_per_hour: Option<u64>,
+    decision_cache_ttl_secs: Option<u64>,
     gcp_project: Option<String>,
     gcp_zone: Option<String>,
     gcp_credentials_file: Option<PathBuf>,
@@ -298,6 +329,33 @@ pub struct AwsSettings {
     pub monitoring_url: Option<String>,
 }
 
+/// The LLM provider behind the planner, decision policy and fixer. No
+/// `Debug`: it holds secrets.
+#[derive(Clone)]
+pub enum LlmSettings {
+    /// Gemini `generateContent`.
+    Gemini {
+        /// API key (secret).
+        api_key: String,
+        /// Model, when not the provider's default.
+        model: Option<String>,
+        /// API base, when not Google's public endpoint.
+        base_url: Option<String>,
+    },
+    /// An OpenAI-compatible chat-completions API.
+    OpenAi {
+        /// Bearer key (secret); none for servers without auth.
+        api_key: Option<String>,
+        /// Model.
+        model: String,
+        /// API base, when not OpenAI's.
+        base_url: Option<String>,
+    },
+}
+
+/// Default hourly LLM token budget.
+pub const DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR: u64 = 500_000;
+
 /// Which cloud adapter deploys and acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudChoice {
@@ -328,10 +386,12 @@ pub struct Config {
     pub webhook_token: Option<String>,
     /// Public URL of this server.
     pub public_url: Option<String>,
-    /// Gemini key.
-    pub gemini_api_key: Option<String>,
-    /// Gemini model.
-    pub gemini_model: Option<String>,
+    /// The LLM provider; `None`: rule-based planner and policy.
+    pub llm: Option<LlmSettings>,
+    /// Hourly token budget shared by the LLM components.
+    pub llm_token_budget_per_hour: u64,
+    /// How long an LLM decision is reused for an identical incident context.
+    pub decision_cache_ttl: Duration,
     /// GCP settings, when the cloud is GCP.
     pub gcp: Option<GcpSettings>,
     /// AWS settings, when the cloud is AWS.
@@ -509,6 +569,15 @@ impl Config {
         } else {
             None
         };
+        let llm = llm_settings(
+            nonempty(c.gemini_api_key.or(f.gemini_api_key)),
+            nonempty(c.gemini_model.or(f.gemini_model)),
+            nonempty(c.gemini_base_url.or(f.gemini_base_url)),
+            nonempty(c.openai_api_key.or(f.openai_api_key)),
+            nonempty(c.openai_model.or(f.openai_model)),
+            nonempty(c.openai_base_url.or(f.openai_base_url)),
+            &mut notes,
+        )?;
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         Ok(Self {
             listen: c
@@ -521,8 +590,12 @@ impl Config {
             operator_name,
             webhook_token: nonempty(c.webhook_token.or(f.webhook_token)),
             public_url: nonempty(c.public_url.or(f.public_url)),
-            gemini_api_key: nonempty(c.gemini_api_key.or(f.gemini_api_key)),
-            gemini_model: nonempty(c.gemini_model.or(f.gemini_model)),
+            llm,
+            llm_token_budget_per_hour: c
+                .llm_token_budget_per_hour
+                .or(f.llm_token_budget_per_hour)
+                .unwrap_or(DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR),
+            decision_cache_ttl: secs(c.decision_cache_ttl_secs.or(f.decision_cache_ttl_secs), 600),
             gcp,
             aws,
             cloud,
@@ -539,6 +612,47 @@ impl Config {
                 .max(Duration::from_secs(1)),
             prometheus_url: nonempty(c.prometheus_url.or(f.prometheus_url)),
         })
+    }
+}
+
+/// One LLM provider at most; settings of the other one are a mistake worth
+/// refusing rather than silently ignoring.
+fn llm_settings(
+    gemini_key: Option<String>,
+    gemini_model: Option<String>,
+    gemini_base_url: Option<String>,
+    openai_key: Option<String>,
+    openai_model: Option<String>,
+    openai_base_url: Option<String>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Option<LlmSettings>> {
+    let openai_any = openai_key.is_some() || openai_model.is_some() || openai_base_url.is_some();
+    if gemini_key.is_some() && openai_any {
+        bail!("both Gemini (GEMINI_API_KEY) and an OpenAI-compatible provider (INFRAAI_OPENAI_*) are configured; set only one");
+    }
+    if let Some(api_key) = gemini_key {
+        return Ok(Some(LlmSettings::Gemini {
+            api_key,
+            model: gemini_model,
+            base_url: gemini_base_url,
+        }));
+    }
+    if gemini_model.is_some() || gemini_base_url.is_some() {
+        notes.push(
+            "llm: a Gemini model or base URL is set but no key (GEMINI_API_KEY); Gemini is off"
+                .into(),
+        );
+    }
+    match openai_model {
+        Some(model) => Ok(Some(LlmSettings::OpenAi {
+            api_key: openai_key,
+            model,
+            base_url: openai_base_url,
+        })),
+        None if openai_any => bail!(
+            "the OpenAI-compatible provider needs a model (INFRAAI_OPENAI_MODEL or openai_model)"
+        ),
+        None => Ok(None),
     }
 }
 
@@ -568,6 +682,65 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(c.telegram.is_none());
         assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    }
+
+    #[test]
+    fn one_llm_provider_at_most_with_budget_and_cache_settings() {
+        let file: FileConfig = toml::from_str(
+            "openai_model = \"llama3.1\"\nopenai_base_url = \"http://localhost:11434/v1\"\nllm_token_budget_per_hour = 1234\ndecision_cache_ttl_secs = 0\n",
+        )
+        .unwrap();
+        let c = Config::merge(Cli::default(), file).unwrap();
+        match &c.llm {
+            Some(LlmSettings::OpenAi {
+                api_key,
+                model,
+                base_url,
+            }) => {
+                assert!(api_key.is_none());
+                assert_eq!(model, "llama3.1");
+                assert_eq!(base_url.as_deref(), Some("http://localhost:11434/v1"));
+            }
+            _ => panic!("expected the OpenAI-compatible provider"),
+        }
+        assert_eq!(c.llm_token_budget_per_hour, 1234);
+        assert_eq!(c.decision_cache_ttl, Duration::ZERO);
+
+        let defaults = Config::merge(Cli::default(), FileConfig::default()).unwrap();
+        assert!(defaults.llm.is_none());
+        assert_eq!(
+            defaults.llm_token_budget_per_hour,
+            DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR
+        );
+        assert_eq!(defaults.decision_cache_ttl, Duration::from_secs(600));
+
+        let both = Cli {
+            gemini_api_key: Some("g".into()),
+            openai_model: Some("gpt-4o-mini".into()),
+            ..Default::default()
+        };
+        let e = Config::merge(both, FileConfig::default()).err().unwrap();
+        assert!(e.to_string().contains("set only one"), "{e}");
+
+        let no_model = Cli {
+            openai_api_key: Some("sk-x".into()),
+            ..Default::default()
+        };
+        let e = Config::merge(no_model, FileConfig::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("needs a model"), "{e}");
+
+        let gemini = Cli {
+            gemini_api_key: Some("g".into()),
+            gemini_base_url: Some("https://proxy.example/v1beta".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(gemini, FileConfig::default()).unwrap();
+        assert!(matches!(
+            &c.llm,
+            Some(LlmSettings::Gemini { base_url: Some(b), model: None, .. }) if b == "https://proxy.example/v1beta"
+        ));
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Metrics {
     requests: Family,
     latency_sum: Family,
     latency_count: Family,
+    llm_tokens: Family,
+    llm_calls: Family,
 }
 
 impl Metrics {
@@ -91,6 +93,20 @@ impl Metrics {
         let l = labels(&[("method", method), ("route", route)]);
         self.latency_sum.add(l.clone(), seconds);
         self.latency_count.add(l, 1.0);
+    }
+
+    /// An LLM exchange ended (`ok`, `invalid`, `error`, `over_budget`,
+    /// `cached`) and spent these tokens.
+    pub fn llm_call(&self, component: &str, outcome: &str, prompt: u64, completion: u64) {
+        self.llm_calls.add(
+            labels(&[("component", component), ("outcome", outcome)]),
+            1.0,
+        );
+        // u64 → f64 is exact up to 2^53 tokens.
+        self.llm_tokens
+            .add(labels(&[("kind", "prompt")]), prompt as f64);
+        self.llm_tokens
+            .add(labels(&[("kind", "completion")]), completion as f64);
     }
 
     /// The exposition text.
@@ -144,7 +160,30 @@ impl Metrics {
             "Requests timed.",
             "counter",
         );
+        self.llm_tokens.render(
+            &mut out,
+            "infraai_llm_tokens_total",
+            "LLM tokens spent by the planner, decision policy and fixer, by kind.",
+            "counter",
+        );
+        self.llm_calls.render(
+            &mut out,
+            "infraai_llm_calls_total",
+            "LLM exchanges by component and outcome (over_budget and cached made no call).",
+            "counter",
+        );
         out
+    }
+}
+
+impl infraai_core::llm::LlmObserver for Metrics {
+    fn observe(&self, report: &infraai_core::llm::LlmCallReport) {
+        self.llm_call(
+            report.component,
+            report.outcome.as_str(),
+            report.usage.prompt_tokens,
+            report.usage.completion_tokens,
+        );
     }
 }
 

@@ -64,7 +64,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "webhook-token",
     )?;
 
-    let mut w = crate::wiring::build(&config, &webhook_token).await?;
+    let metrics = Arc::new(Metrics::default());
+    let mut w = crate::wiring::build(&config, &webhook_token, metrics.clone()).await?;
     if let Some(delay) = crate::test_hooks::action_delay(&config)? {
         w.actions = Arc::new(crate::test_hooks::DelayedActions::new(w.actions, delay));
         w.report.push(format!(
@@ -85,7 +86,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // same channels as the ops loop's notifications.
     let deploy =
         Arc::new(DeployAgent::new(w.deploy, deploy_config).with_notifier(w.approver.clone()));
-    let metrics = Arc::new(Metrics::default());
     let ops = Arc::new(OpsAgent::new(
         OpsDeps {
             // Counts decisions and execution outcomes on every path that

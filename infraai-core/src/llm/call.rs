@@ -2,24 +2,26 @@
 //! call, schema validation, typed parse, one repair request, audit.
 
 use super::budget::{BudgetStatus, TokenBudget};
+use super::observe::{LlmCallOutcome, LlmCallReport, LlmObserver};
 use super::prompts::{self, quote_json, REPAIR_PROMPT_VERSION};
 use super::schema;
 use crate::domain::{AuditRecord, AuditStep};
-use crate::traits::{LlmProvider, LlmRequest, LlmResponse, MetadataStore};
+use crate::traits::{LlmProvider, LlmRequest, LlmResponse, MetadataStore, TokenUsage};
 use crate::{Error, IncidentId, RunId};
 use serde_json::{json, Value};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// What the LLM components share: the provider, the optional audit store and
-/// token budget, and the sampling temperature.
+/// token budget and observer, and the sampling temperature.
 #[derive(Clone)]
 pub(crate) struct LlmCaller {
     pub provider: Arc<dyn LlmProvider>,
     pub audit: Option<Arc<dyn MetadataStore>>,
     pub budget: Option<Arc<TokenBudget>>,
+    pub observer: Option<Arc<dyn LlmObserver>>,
     pub temperature: Option<f32>,
 }
 
@@ -68,7 +70,29 @@ impl LlmCaller {
             provider,
             audit: None,
             budget: None,
+            observer: None,
             temperature: Some(0.2),
+        }
+    }
+
+    /// Tells the observer, if any, how an exchange ended.
+    pub fn observe(
+        &self,
+        call: &Call,
+        outcome: LlmCallOutcome,
+        model: Option<String>,
+        usage: TokenUsage,
+        latency: Duration,
+    ) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&LlmCallReport {
+                component: call.component,
+                provider: self.provider.name().to_string(),
+                model,
+                outcome,
+                usage,
+                latency,
+            });
         }
     }
 
@@ -134,6 +158,13 @@ impl LlmCaller {
                             "budget_used": status.used, "budget_limit": status.limit }),
                 )
                 .await;
+                self.observe(
+                    call,
+                    LlmCallOutcome::OverBudget,
+                    None,
+                    TokenUsage::default(),
+                    Duration::ZERO,
+                );
                 return Err(failure);
             }
         }
@@ -146,7 +177,8 @@ impl LlmCaller {
         };
         let started = Instant::now();
         let result = self.provider.generate(&request).await;
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let latency = started.elapsed();
+        let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         match result {
             Ok(LlmResponse {
                 value,
@@ -169,6 +201,17 @@ impl LlmCaller {
                     valid,
                     "LLM call"
                 );
+                self.observe(
+                    call,
+                    if valid {
+                        LlmCallOutcome::Ok
+                    } else {
+                        LlmCallOutcome::Invalid
+                    },
+                    Some(model.clone()),
+                    usage,
+                    latency,
+                );
                 self.audit(
                     call,
                     format!(
@@ -184,14 +227,23 @@ impl LlmCaller {
                 Ok(value)
             }
             Err(e) => {
-                warn!(component = call.component, provider = self.provider.name(), attempt, latency_ms, error = %e, "LLM call failed");
+                let model = self.provider.model();
+                warn!(component = call.component, provider = self.provider.name(), model = ?model, attempt, latency_ms, error = %e, "LLM call failed");
                 self.audit(
                     call,
                     format!("{attempt} call failed: {e}"),
                     json!({ "component": call.component, "attempt": attempt, "provider": self.provider.name(),
-                            "prompt_version": prompt_version, "schema": call.schema_name, "latency_ms": latency_ms }),
+                            "model": model, "prompt_version": prompt_version, "schema": call.schema_name,
+                            "latency_ms": latency_ms }),
                 )
                 .await;
+                self.observe(
+                    call,
+                    LlmCallOutcome::Error,
+                    model,
+                    TokenUsage::default(),
+                    latency,
+                );
                 Err(Failure::Provider(e))
             }
         }

@@ -59,6 +59,12 @@ impl LlmFixer {
         self
     }
 
+    /// Reports every exchange (outcome, tokens, latency) to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn super::LlmObserver>) -> Self {
+        self.caller.observer = Some(observer);
+        self
+    }
+
     /// Sampling temperature (default 0.2; `None` for models that only accept their default).
     pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
         self.caller.temperature = temperature;

@@ -11,7 +11,9 @@
 //!   the rule-based planner, no fix, or escalation to a human;
 //! * writes an [`AuditStep::LlmCall`](crate::AuditStep::LlmCall) record per
 //!   call (model, prompt version, tokens, latency; never the prompt) when
-//!   given an audit store, and respects an optional hourly [`TokenBudget`].
+//!   given an audit store, and respects an optional hourly [`TokenBudget`];
+//! * reports each exchange (outcome, tokens, latency) to an optional
+//!   [`LlmObserver`], for counters.
 //!
 //! ```
 //! use infraai_core::llm::{LlmDecisionPolicy, ReplayProvider, TokenBudget};
@@ -27,6 +29,7 @@
 mod budget;
 mod call;
 mod fixer;
+mod observe;
 mod planner;
 mod policy;
 pub mod prompts;
@@ -35,6 +38,7 @@ pub mod schema;
 
 pub use budget::{BudgetStatus, TokenBudget};
 pub use fixer::LlmFixer;
+pub use observe::{LlmCallOutcome, LlmCallReport, LlmObserver};
 pub use planner::{LlmPlanner, LlmPlannerConfig};
 pub use policy::LlmDecisionPolicy;
 pub use prompts::{

@@ -2,10 +2,11 @@
 
 use super::budget::TokenBudget;
 use super::call::{from_value, Call, Failure, LlmCaller};
+use super::observe::LlmCallOutcome;
 use super::prompts::{self, quote_json, DECISION_PROMPT_VERSION};
-use crate::domain::{OpsDecision, Severity};
+use crate::domain::{IncidentStatus, OpsDecision, Severity};
 use crate::rules::RulePolicy;
-use crate::traits::{DecisionContext, DecisionPolicy, LlmProvider, MetadataStore};
+use crate::traits::{DecisionContext, DecisionPolicy, LlmProvider, MetadataStore, TokenUsage};
 use crate::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -86,6 +87,12 @@ impl LlmDecisionPolicy {
         self
     }
 
+    /// Reports every exchange (outcome, tokens, latency) to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn super::LlmObserver>) -> Self {
+        self.caller.observer = Some(observer);
+        self
+    }
+
     /// Sampling temperature (default 0.2; `None` for models that only accept their default).
     pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
         self.caller.temperature = temperature;
@@ -93,11 +100,28 @@ impl LlmDecisionPolicy {
     }
 
     /// The part of the context that makes two incidents "the same situation":
-    /// what the alert says and the state of the resource, not ids, times or
-    /// the precedent list (which grows with each repeat).
+    /// what the alert says, the state of the resource, and which earlier
+    /// incidents on it ended badly — not ids of this incident, times, or the
+    /// whole precedent list (which grows with each repeat, so no repeat would
+    /// ever hit the cache). A decision whose action then failed (the incident
+    /// is `unresolved`) or that a human rejected changes the key, so the next
+    /// alert is decided afresh with that precedent in view instead of reusing
+    /// the fix that just failed.
     fn cache_key(ctx: &DecisionContext) -> String {
         let a = &ctx.incident.alert;
+        let went_wrong: Vec<_> = ctx
+            .recent_incidents
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.status,
+                    IncidentStatus::Unresolved | IncidentStatus::Rejected
+                )
+            })
+            .map(|i| json!([i.id, i.status]))
+            .collect();
         json!({
+            "went_wrong": went_wrong,
             "policy": a.policy_name, "resource": a.resource, "resource_type": a.resource_type,
             "cloud": a.cloud, "metric": a.metric, "value": a.value, "threshold": a.threshold,
             "severity": a.severity, "state": a.state, "labels": a.labels,
@@ -197,6 +221,13 @@ impl DecisionPolicy for LlmDecisionPolicy {
                             "cache_ttl_secs": self.cache_ttl.as_secs() }),
                 )
                 .await;
+            self.caller.observe(
+                &call,
+                LlmCallOutcome::Cached,
+                None,
+                TokenUsage::default(),
+                Duration::ZERO,
+            );
             decision.reasoning = format!(
                 "(reused: identical incident context decided within the last {}s) {}",
                 self.cache_ttl.as_secs(),

@@ -184,7 +184,8 @@ const CM_THEME = CM.EditorView.theme({
   ".cm-deletedChunk .cm-deletedText, .cm-deletedChunk del": { backgroundColor: "#f0525c40 !important", backgroundImage: "none !important", textDecoration: "none" },
   ".cm-changedLineGutter": { backgroundColor: "var(--green) !important" },
   ".cm-deletedLineGutter": { backgroundColor: "var(--red) !important" },
-  ".cm-collapsedLines": { backgroundColor: "#121a22", backgroundImage: "none", color: "var(--muted)", fontFamily: "system-ui, sans-serif" },
+  ".cm-collapsedLines": { backgroundColor: "#121a22", backgroundImage: "none", color: "var(--muted)", fontFamily: "system-ui, sans-serif", fontSize: "11px" },
+  ".cm-collapsedLines:before, .cm-collapsedLines:after": { content: "'↕'" },
 }, { dark: true });
 
 const HL = CM.tags;

@@ -328,6 +328,7 @@ function renderTfCode() {
       if (c) placed.push([d, c]);
       else if (!d.range || !names.includes(d.range.filename) || d.range.filename === tfFile) unplaced.push(d);
     }
+    placed.sort((x, y) => x[1].from - y[1].from);
     tfEditor.dispatch(CM.setDiagnostics(tfEditor.state, placed.map(([, c]) => c)));
     // Bring the first diagnostic into view.
     if (placed.length) tfEditor.dispatch({ effects: CM.EditorView.scrollIntoView(placed[0][1].from, { y: "center" }) });

@@ -184,12 +184,13 @@ try {
   if (!/to create/.test(planText) || !/\+ create/.test(planText)) throw new Error("change set not rendered: " + planText.slice(0, 200));
   // The files in CodeMirror: HCL highlighting (block types, strings in the
   // dashboard's colors), line numbers, read-only.
-  await page.waitForSelector("#tf-code .cm-editor .cm-lineNumbers .cm-gutterElement");
-  const colors = await page.$$eval("#tf-code .cm-line span", (l) => {
-    const of = (pred) => [...new Set(l.filter(pred).map((x) => getComputedStyle(x).color))];
-    return { block: of((x) => x.textContent === "resource" || x.textContent === "terraform"), string: of((x) => /^"[^"]+"$/.test(x.textContent)) };
-  });
-  if (!colors.block.includes("rgb(199, 146, 234)") || !colors.string.includes("rgb(195, 232, 141)")) throw new Error("no HCL highlighting in the editor: " + JSON.stringify(colors));
+  await page.waitForSelector("#tf-code .cm-editor .cm-content .cm-line");
+  if (!(await page.$$eval("#tf-code .cm-lineNumbers .cm-gutterElement", (l) => l.some((g) => g.textContent === "1")))) throw new Error("no line numbers in the editor");
+  // Block types, block labels, attribute names and strings each in their color.
+  const colors = await page.$$eval("#tf-code .cm-line span", (l) => [...new Set(l.map((x) => getComputedStyle(x).color))]);
+  const want = { "block type": "rgb(199, 146, 234)", "block label": "rgb(255, 203, 107)", attribute: "rgb(130, 170, 255)", string: "rgb(195, 232, 141)" };
+  const lacking = Object.entries(want).filter(([, c]) => !colors.includes(c)).map(([k]) => k);
+  if (lacking.length) throw new Error("no HCL highlighting for " + lacking.join(", ") + " in the editor: " + colors.join(" "));
   if (!(await page.isVisible("#tf-card .ro-label"))) throw new Error("the editor is not labelled read-only");
   const before0 = await page.textContent("#tf-code .cm-content");
   await page.click("#tf-code .cm-line");
@@ -287,9 +288,19 @@ try {
     if (!missingLine || !undeclared || undeclared.range.start_line !== missingLine) throw new Error("terraform did not report the undeclared resource at line " + missingLine + ": " + JSON.stringify(broken.diagnostics));
     // In CodeMirror's DOM: a lint range on the line holding the broken
     // reference, the gutter's line number and error marker beside it.
-    const inline = async (needle) => {
+    // The list under the editor is in line order; a click on an entry
+    // brings its line into the editor's view.
+    const inline = async (needle, line) => {
+      const starts = await page.$$eval("#tf-diags .tf-diag", (l) => l.map((d) => Number(d.dataset.start)));
+      if (starts.some((x, k) => k && x < starts[k - 1])) throw new Error("diagnostics list not in line order: " + starts);
+      await page.click(`#tf-diags .tf-diag-error[data-start="${line}"] button`);
       await page.locator("#tf-code").scrollIntoViewIfNeeded();
-      await page.waitForFunction((n) => [...document.querySelectorAll("#tf-code .cm-lintRange-error")].some((r) => r.closest(".cm-line")?.textContent.includes(n)), needle);
+      await page.waitForFunction((n) => [...document.querySelectorAll("#tf-code .cm-lintRange-error")].some((r) => r.closest(".cm-line")?.textContent.includes(n)), needle, { timeout: 10000 })
+        .catch(async (e) => {
+          const seen = await page.evaluate(() => ({ ranges: [...document.querySelectorAll("#tf-code .cm-lintRange-error")].map((r) => r.closest(".cm-line")?.textContent),
+            lines: [...document.querySelectorAll("#tf-code .cm-line")].map((l) => l.textContent).filter((t) => t.trim()).slice(0, 40), list: document.getElementById("tf-diags").textContent }));
+          throw new Error("no inline diagnostic on the line with " + needle + ": " + JSON.stringify(seen) + " (" + e.message + ")");
+        });
       return page.evaluate((n) => {
         const line = [...document.querySelectorAll("#tf-code .cm-lintRange-error")].map((r) => r.closest(".cm-line")).find((l) => l.textContent.includes(n));
         const top = line.getBoundingClientRect().top;
@@ -297,12 +308,12 @@ try {
         return { number: Number(at("#tf-code .cm-lineNumbers .cm-gutterElement")?.textContent), marker: !!at("#tf-code .cm-gutter-lint .cm-gutterElement")?.querySelector(".cm-lint-marker-error") };
       }, needle);
     };
-    const shown = await inline("local_file.missing");
+    const shown = await inline("local_file.missing", missingLine);
     if (shown.number !== missingLine || !shown.marker) throw new Error(`inline diagnostic on line ${shown.number} (marker ${shown.marker}), the broken reference is on ${missingLine}`);
     const listed = await page.textContent(`#tf-diags .tf-diag-error[data-start="${missingLine}"]`);
     if (!listed.includes(undeclared.summary)) throw new Error("the diagnostics list lacks line " + missingLine + ": " + listed);
     // The message on hover.
-    await page.hover(`#tf-code .cm-lintRange-error >> nth=0`);
+    await page.hover(`#tf-code .cm-line:has-text("local_file.missing") .cm-lintRange-error`);
     await page.waitForSelector("#tf-code .cm-tooltip-lint .cm-diagnostic-error");
     if (!(await page.textContent("#tf-code .cm-tooltip-lint")).includes(undeclared.summary)) throw new Error("the hover tooltip lacks the message");
     await page.locator("#tf-card").screenshot({ path: join(shots, "10-terraform-broken.png") });
@@ -321,7 +332,7 @@ try {
       }
       if (!added.length && !removed.length) throw new Error(what + ": the attempts' files do not differ");
       await page.locator("#tf-diff").scrollIntoViewIfNeeded();
-      await page.waitForSelector("#tf-diff .cm-changedLine, #tf-diff .cm-deletedChunk");
+      await page.waitForSelector("#tf-diff .cm-changedLine, #tf-diff .cm-deletedChunk .cm-deletedLine", { state: "attached" });
       const got = await page.evaluate(() => ({
         added: [...document.querySelectorAll("#tf-diff .cm-changedLine")].map((l) => l.textContent.trim()),
         removed: [...document.querySelectorAll("#tf-diff .cm-deletedChunk .cm-deletedLine")].map((l) => l.textContent.trim()),
@@ -341,7 +352,7 @@ try {
     // The generated files with attempt 1's diagnostics in place.
     await page.selectOption("#tf-source", "before");
     const bogus = lineOf(broken.fix_attempts[0].files_before.files["main.tf"], "bogus_setting");
-    const unsupported = await inline("bogus_setting");
+    const unsupported = await inline("bogus_setting", bogus);
     if (!bogus || unsupported.number !== bogus || !unsupported.marker) throw new Error(`attempt 1: inline diagnostic on line ${unsupported.number}, bogus_setting is on ${bogus}`);
     const placed = await page.$$eval("#tf-diags .tf-diag", (l) => l.map((d) => [Number(d.dataset.start), d.querySelector("strong").textContent]));
     if (!placed.some(([l, t]) => l === bogus && t.includes("Unsupported argument"))) throw new Error("attempt 1: Unsupported argument not listed at line " + bogus + ": " + JSON.stringify(placed));

@@ -192,12 +192,12 @@ try {
   const lacking = Object.entries(want).filter(([, c]) => !colors.includes(c)).map(([k]) => k);
   if (lacking.length) throw new Error("no HCL highlighting for " + lacking.join(", ") + " in the editor: " + colors.join(" "));
   if (!(await page.isVisible("#tf-card .ro-label"))) throw new Error("the editor is not labelled read-only");
+  await page.locator("#tf-card").screenshot({ path: join(shots, "8-terraform-plan.png") });
   const before0 = await page.textContent("#tf-code .cm-content");
-  await page.click("#tf-code .cm-line");
+  await page.click("#tf-code .cm-line", { position: { x: 4, y: 4 } });
   await page.keyboard.type("zz");
   await page.keyboard.press("Enter");
   if ((await page.textContent("#tf-code .cm-content")) !== before0) throw new Error("the read-only editor took typing");
-  await page.locator("#tf-card").screenshot({ path: join(shots, "8-terraform-plan.png") });
 
   step("alert → decision and confidence → Approve");
   const first = await sendAlert("browser-cpu-1", resource, resourceType);

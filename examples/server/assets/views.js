@@ -1,7 +1,10 @@
 // infraai dashboard, second level: architecture canvas, Terraform view, run
-// timeline and incident view. Plain JS and hand-written SVG, no build step,
-// nothing fetched from anywhere but this server. Untrusted text goes through
-// textContent / createTextNode only. Uses `el`, `api`, `when` from app.js.
+// timeline and incident view. Plain JS and hand-written SVG, no build step;
+// the Terraform view uses the vendored CodeMirror 6 bundle (global `CM`,
+// /assets/vendor/codemirror.js, built by ../editor-build). Nothing is fetched
+// from anywhere but this server. Untrusted text goes through textContent /
+// createTextNode (or CodeMirror, which renders documents and diagnostic
+// messages as text) only. Uses `el`, `api`, `when` from app.js.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";

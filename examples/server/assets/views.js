@@ -1,7 +1,10 @@
 // infraai dashboard, second level: architecture canvas, Terraform view, run
-// timeline and incident view. Plain JS and hand-written SVG, no build step,
-// nothing fetched from anywhere but this server. Untrusted text goes through
-// textContent / createTextNode only. Uses `el`, `api`, `when` from app.js.
+// timeline and incident view. Plain JS and hand-written SVG, no build step;
+// the Terraform view uses the vendored CodeMirror 6 bundle (global `CM`,
+// /assets/vendor/codemirror.js, built by ../editor-build). Nothing is fetched
+// from anywhere but this server. Untrusted text goes through textContent /
+// createTextNode (or CodeMirror, which renders documents and diagnostic
+// messages as text) only. Uses `el`, `api`, `when` from app.js.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -153,134 +156,86 @@ function selectNode(n, graph, plan) {
 
 // ================================================================ Terraform view
 
-const HCL_KEYWORDS = new Set(["resource", "data", "variable", "output", "locals", "module", "provider", "terraform", "for_each", "count", "depends_on", "lifecycle", "dynamic", "content", "for", "in", "if"]);
-const HCL_LITERALS = new Set(["true", "false", "null"]);
+// Files, diagnostics and fix-attempt diffs in CodeMirror 6, from the vendored
+// bundle /assets/vendor/codemirror.js (global `CM`, built by
+// examples/server/editor-build). Read-only: the view shows what the run
+// validated and applied; nothing typed here reaches Terraform.
 
-// A small HCL tokenizer for highlighting: comments, strings (with ${…}
-// interpolations kept inside the string token), numbers, keywords, block
-// labels, attribute names, punctuation. Multi-line state: block comments and
-// heredocs.
-function highlightLine(line, state) {
-  const out = [];
-  const push = (cls, text) => { if (text) out.push(cls ? el("span", { class: "tk-" + cls }, text) : document.createTextNode(text)); };
-  let i = 0;
-  if (state.heredoc) {
-    if (line.trim() === state.heredoc) { state.heredoc = null; push("kw", line); } else push("str", line);
-    return out;
-  }
-  if (state.comment) {
-    const end = line.indexOf("*/");
-    if (end < 0) { push("com", line); return out; }
-    push("com", line.slice(0, end + 2)); i = end + 2; state.comment = false;
-  }
-  while (i < line.length) {
-    const rest = line.slice(i);
-    let m;
-    if (rest.startsWith("#") || rest.startsWith("//")) { push("com", rest); break; }
-    if (rest.startsWith("/*")) {
-      const end = rest.indexOf("*/", 2);
-      if (end < 0) { push("com", rest); state.comment = true; break; }
-      push("com", rest.slice(0, end + 2)); i += end + 2; continue;
-    }
-    if ((m = rest.match(/^<<-?([A-Za-z_]+)\s*$/))) { push("kw", rest); state.heredoc = m[1]; break; }
-    if (rest[0] === '"') {
-      let j = 1, depth = 0;
-      while (j < rest.length) {
-        if (rest[j] === "\\") { j += 2; continue; }
-        if (rest.startsWith("${", j)) { depth++; j += 2; continue; }
-        if (rest[j] === "}" && depth > 0) { depth--; j++; continue; }
-        if (rest[j] === '"' && depth === 0) { j++; break; }
-        j++;
-      }
-      push("str", rest.slice(0, j)); i += j; continue;
-    }
-    if ((m = rest.match(/^-?\d+(\.\d+)?/))) { push("num", m[0]); i += m[0].length; continue; }
-    if ((m = rest.match(/^[A-Za-z_][\w-]*/))) {
-      const w = m[0];
-      const after = rest.slice(w.length);
-      if (HCL_KEYWORDS.has(w) && out.every((x) => x.nodeType === 3 && !x.textContent.trim())) push("kw", w);
-      else if (HCL_LITERALS.has(w)) push("lit", w);
-      else if (/^\s*=(?!=)/.test(after) && out.every((x) => x.nodeType === 3 && !x.textContent.trim())) push("attr", w);
-      else if (/^\s*\{/.test(after) && out.every((x) => x.nodeType === 3 && !x.textContent.trim())) push("kw", w);
-      else if (/^(var|local|module|data)$/.test(w) && after.startsWith(".")) push("ref", w);
-      else push(null, w);
-      i += w.length; continue;
-    }
-    if ((m = rest.match(/^\s+/))) { push(null, m[0]); i += m[0].length; continue; }
-    push("punct", rest[0]); i++;
-  }
-  return out;
-}
+// Colors and fonts of the dashboard (style.css).
+const CM_THEME = CM.EditorView.theme({
+  "&": { color: "var(--text)", backgroundColor: "#0b0f13", border: "1px solid var(--line)", borderRadius: "6px", fontSize: "12px" },
+  "&.cm-focused": { outline: "2px solid var(--blue)", outlineOffset: "1px" },
+  ".cm-scroller": { fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace", lineHeight: "1.5", overflow: "auto" },
+  ".cm-content": { caretColor: "var(--text)" },
+  ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--text)" },
+  "&.cm-focused > .cm-scroller > .cm-selectionLayer .cm-selectionBackground, .cm-selectionBackground, .cm-content ::selection": { backgroundColor: "#1d3a5c" },
+  ".cm-gutters": { backgroundColor: "#0b0f13", color: "#6b7a8a", borderRight: "1px solid var(--line)", borderRadius: "6px 0 0 6px" },
+  ".cm-activeLine": { backgroundColor: "#121a2280" },
+  ".cm-activeLineGutter": { backgroundColor: "#121a22", color: "var(--text)" },
+  "&.cm-focused .cm-matchingBracket": { backgroundColor: "#2a3440", outline: "1px solid #4c9aff80" },
+  ".cm-tooltip": { backgroundColor: "var(--panel)", color: "var(--text)", border: "1px solid var(--line)", borderRadius: "6px", fontFamily: "system-ui, sans-serif" },
+  ".cm-tooltip-lint": { padding: "0" },
+  ".cm-diagnostic": { padding: "6px 10px", whiteSpace: "pre-wrap", maxWidth: "560px" },
+  ".cm-diagnostic-error": { borderLeft: "4px solid var(--red)" },
+  ".cm-diagnostic-warning": { borderLeft: "4px solid var(--amber)" },
+  ".cm-lintRange-error": { backgroundImage: "none", backgroundColor: "#f0525c26", textDecoration: "underline wavy var(--red)", textUnderlineOffset: "4px", textDecorationSkipInk: "none" },
+  ".cm-lintRange-warning": { backgroundImage: "none", backgroundColor: "#f2b23326", textDecoration: "underline wavy var(--amber)", textUnderlineOffset: "4px", textDecorationSkipInk: "none" },
+  // Unified diff (@codemirror/merge): inserted lines green, deleted red.
+  ".cm-changedLine": { backgroundColor: "#12332299 !important" },
+  ".cm-changedText": { backgroundColor: "#2fbf7140 !important", backgroundImage: "none !important" },
+  ".cm-deletedChunk": { backgroundColor: "#3a1d2099 !important", paddingLeft: "6px" },
+  ".cm-deletedChunk .cm-deletedText, .cm-deletedChunk del": { backgroundColor: "#f0525c40 !important", backgroundImage: "none !important", textDecoration: "none" },
+  ".cm-changedLineGutter": { backgroundColor: "var(--green) !important" },
+  ".cm-deletedLineGutter": { backgroundColor: "var(--red) !important" },
+  ".cm-collapsedLines": { backgroundColor: "#121a22", backgroundImage: "none", color: "var(--muted)", fontFamily: "system-ui, sans-serif", fontSize: "11px" },
+  ".cm-collapsedLines:before, .cm-collapsedLines:after": { content: "'↕'" },
+}, { dark: true });
 
-// A read-only code view: line numbers, HCL highlighting, and each diagnostic
-// shown under the last line of its range, with its lines marked.
-function codeView(text, diags, label) {
-  const lines = text.split("\n");
-  if (lines.length && lines[lines.length - 1] === "") lines.pop();
-  const state = {};
-  const byEnd = new Map();
-  const marked = new Map();
-  for (const d of diags) {
-    const r = d.range;
-    if (!r) continue;
-    const s = Math.max(1, r.start_line), e = Math.min(Math.max(s, r.end_line || s), Math.max(1, lines.length));
-    for (let l = s; l <= e; l++) marked.set(l, d.severity === "error" ? "error" : marked.get(l) || "warning");
-    if (!byEnd.has(e)) byEnd.set(e, []);
-    byEnd.get(e).push(d);
-  }
-  const rows = [];
-  lines.forEach((t, k) => {
-    const n = k + 1;
-    rows.push(el("div", { class: "cl" + (marked.has(n) ? " cl-" + marked.get(n) : ""), "data-line": n },
-      el("span", { class: "ln", "aria-hidden": "true" }, n), el("span", { class: "lc" }, ...highlightLine(t, state))));
-    for (const d of byEnd.get(n) || []) {
-      rows.push(el("div", { class: "diag diag-" + d.severity, role: "note", "data-line": n, "data-start": d.range.start_line, "data-end": d.range.end_line },
-        el("strong", {}, (d.severity === "error" ? "✘ " : "⚠ ") + d.summary), d.detail ? el("span", {}, " — " + d.detail) : null,
-        el("span", { class: "muted" }, " (line " + d.range.start_line + (d.range.end_line > d.range.start_line ? "–" + d.range.end_line : "") + ")")));
-    }
+const HL = CM.tags;
+const CM_HIGHLIGHT = CM.HighlightStyle.define([
+  { tag: [HL.typeName, HL.controlKeyword, HL.special(HL.controlKeyword)], color: "#c792ea" },
+  { tag: HL.labelName, color: "#ffcb6b" },
+  { tag: HL.definition(HL.propertyName), color: "#82aaff" },
+  { tag: HL.string, color: "#c3e88d" },
+  { tag: HL.number, color: "#f78c6c" },
+  { tag: [HL.bool, HL.null], color: "#ff9cac" },
+  { tag: HL.comment, color: "#7f8c98", fontStyle: "italic" },
+  { tag: [HL.variableName, HL.namespace], color: "#89ddff" },
+  { tag: HL.function(HL.variableName), color: "#82aaff" },
+  { tag: HL.special(HL.brace), color: "#89ddff" },
+  { tag: [HL.brace, HL.paren, HL.squareBracket, HL.separator, HL.definitionOperator, HL.derefOperator, HL.operator], color: "#a9b6c4" },
+]);
+
+function cmView(parent, doc, label, extra) {
+  return new CM.EditorView({
+    parent,
+    doc,
+    extensions: [
+      CM.lineNumbers(), CM.highlightActiveLineGutter(), CM.highlightSpecialChars(), CM.drawSelection(), CM.highlightActiveLine(),
+      CM.bracketMatching(), CM.hcl(), CM.syntaxHighlighting(CM_HIGHLIGHT), CM_THEME,
+      // Focusable and keyboard-navigable (arrows, F8 / Ctrl-Shift-M for
+      // diagnostics), but nothing can be typed.
+      CM.EditorState.readOnly.of(true), CM.keymap.of(CM.lintKeymap),
+      CM.EditorView.contentAttributes.of({ "aria-label": label, "aria-readonly": "true" }),
+      ...extra,
+    ],
   });
-  return el("div", { class: "code", tabindex: "0", role: "region", "aria-label": label }, ...rows);
 }
 
-// Line diff by longest common subsequence (files here are a few hundred
-// lines; the O(n·m) table is fine).
-function lineDiff(a, b) {
-  const A = a.split("\n"), B = b.split("\n");
-  const n = A.length, m = B.length;
-  if (n * m > 4e6) return [{ op: "note", text: "files too large to diff in the browser" }];
-  const L = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i][j] = A[i] === B[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
-  const out = [];
-  let i = 0, j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && A[i] === B[j]) { out.push({ op: " ", text: A[i], a: i + 1, b: j + 1 }); i++; j++; }
-    else if (j < m && (i >= n || L[i][j + 1] >= L[i + 1][j])) { out.push({ op: "+", text: B[j], b: j + 1 }); j++; }
-    else { out.push({ op: "-", text: A[i], a: i + 1 }); i++; }
-  }
-  return out;
+// A Terraform diagnostic as a CodeMirror one: its lines, from the first
+// non-blank character (Terraform's SourceRange as stored has no columns).
+// Null when the range is outside the text.
+function cmDiagnostic(doc, d) {
+  const r = d.range;
+  if (!r || !(r.start_line >= 1) || r.start_line > doc.lines) return null;
+  const first = doc.line(r.start_line);
+  const last = doc.line(Math.min(doc.lines, Math.max(r.start_line, r.end_line || r.start_line)));
+  const from = first.from + (first.text.length - first.text.trimStart().length);
+  return { from: Math.min(from, last.to), to: last.to, severity: d.severity === "error" ? "error" : "warning",
+    message: d.summary + (d.detail ? "\n" + d.detail : "") };
 }
 
-function diffView(before, after) {
-  const names = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])].sort();
-  const blocks = [];
-  for (const name of names) {
-    const d = lineDiff((before || {})[name] || "", (after || {})[name] || "");
-    if (!d.some((x) => x.op !== " ")) continue;
-    // Show changes with 3 lines of context.
-    const keep = new Set();
-    d.forEach((x, k) => { if (x.op !== " ") for (let c = k - 3; c <= k + 3; c++) keep.add(c); });
-    const rows = [];
-    let gap = false;
-    d.forEach((x, k) => {
-      if (!keep.has(k)) { if (!gap) rows.push(el("div", { class: "dl dl-gap" }, "…")); gap = true; return; }
-      gap = false;
-      rows.push(el("div", { class: "dl " + (x.op === "+" ? "dl-add" : x.op === "-" ? "dl-del" : "") },
-        el("span", { class: "ln" }, x.a || ""), el("span", { class: "ln" }, x.b || ""), el("span", { class: "op" }, x.op), el("span", { class: "lc" }, x.text)));
-    });
-    blocks.push(el("div", { class: "diff-file" }, el("div", { class: "mono small muted" }, name), el("div", { class: "code diff" }, ...rows)));
-  }
-  return blocks.length ? blocks : [el("p", { class: "muted small" }, "No differences.")];
-}
+const lineSpan = (r) => "line " + r.start_line + (r.end_line > r.start_line ? "–" + r.end_line : "");
 
 const ACTION_WORD = { create: "+ create", update: "~ update", replace: "± replace", delete: "− delete", read: "read", no_op: "no-op" };
 function changeSetView(cs) {
@@ -327,8 +282,10 @@ function renderTerraform(run) {
   if (firstAttempt && firstAttempt.files_before && firstAttempt.files) pairs.push(el("option", { value: "before:1" }, "generated → attempt 1"));
   for (let k = 1; k < withFiles.length; k++) pairs.push(el("option", { value: withFiles[k - 1].attempt + ":" + withFiles[k].attempt }, "attempt " + withFiles[k - 1].attempt + " → " + withFiles[k].attempt));
   if (withFiles.length && run.files) pairs.push(el("option", { value: withFiles[withFiles.length - 1].attempt + ":current" }, "attempt " + withFiles[withFiles.length - 1].attempt + " → current"));
+  const keep = dsel.value;
   dsel.replaceChildren(...(pairs.length ? pairs : [el("option", { value: "" }, "no fix attempts with files")]));
   dsel.disabled = !pairs.length;
+  if (pairs.some((o) => o.value === keep)) dsel.value = keep;
   const attemptsList = $("tf-attempts");
   attemptsList.replaceChildren(...(run.fix_attempts.length ? run.fix_attempts.map((f) => el("li", { class: "small" },
     el("strong", {}, "Attempt " + f.attempt), " · fixer " + f.fixer + " · " + f.diagnostics.length + " diagnostic(s): ",
@@ -349,6 +306,7 @@ function tfSourceFiles() {
   return { files: (f && f.files && f.files.files) || {}, diags: next ? next.diagnostics : (tfRun.fix_attempts[tfRun.fix_attempts.length - 1] === f ? tfRun.diagnostics : []) };
 }
 
+let tfEditor = null;
 function renderTfCode() {
   const { files, diags } = tfSourceFiles();
   const names = Object.keys(files).sort();
@@ -361,26 +319,73 @@ function renderTfCode() {
     return el("button", { type: "button", class: "tab" + (n === tfFile ? " active" : ""), role: "tab", "aria-selected": String(n === tfFile), "data-file": n,
       onclick: () => { tfFile = n; renderTfCode(); } }, n + (count ? " (" + count + ")" : ""));
   }));
-  const unplaced = diags.filter((d) => !d.range || !names.includes(d.range.filename));
-  $("tf-code").replaceChildren(
-    ...(unplaced.length ? [el("div", { class: "diag diag-error" }, ...unplaced.map((d) => el("div", {}, "✘ " + d.summary + (d.detail ? " — " + d.detail : "") + (d.range ? " (" + d.range.filename + ":" + d.range.start_line + ", file not in this version)" : " (no source position)"))))] : []),
-    tfFile ? codeView(files[tfFile] || "", diags.filter((d) => d.range && d.range.filename === tfFile), tfFile) : el("p", { class: "muted small" }, "No files."));
-  // Bring the first diagnostic into view inside the code box.
-  const code = $("tf-code").querySelector(".code");
-  const first = code && code.querySelector(".cl-error, .cl-warning");
-  if (first) code.scrollTop = Math.max(0, first.offsetTop - 60);
+  if (tfEditor) { tfEditor.destroy(); tfEditor = null; }
+  const box = $("tf-code");
+  box.replaceChildren();
+  const placed = [];
+  const unplaced = [];
+  if (tfFile) {
+    tfEditor = cmView(box, files[tfFile] || "", "Terraform file " + tfFile + " (read-only)", [CM.lintGutter()]);
+    for (const d of diags) {
+      const c = d.range && d.range.filename === tfFile ? cmDiagnostic(tfEditor.state.doc, d) : null;
+      if (c) placed.push([d, c]);
+      else if (!d.range || !names.includes(d.range.filename) || d.range.filename === tfFile) unplaced.push(d);
+    }
+    placed.sort((x, y) => x[1].from - y[1].from);
+    tfEditor.dispatch(CM.setDiagnostics(tfEditor.state, placed.map(([, c]) => c)));
+    // Bring the first diagnostic into view.
+    if (placed.length) tfEditor.dispatch({ effects: CM.EditorView.scrollIntoView(placed[0][1].from, { y: "center" }) });
+  } else {
+    box.append(el("p", { class: "muted small" }, "No files."));
+    unplaced.push(...diags);
+  }
+  // The same diagnostics as a list under the editor: a click selects the
+  // range in the editor. Diagnostics without a place in this file's text
+  // are listed too, saying why.
+  const item = (d, c) => el("li", { class: "tf-diag tf-diag-" + (d.severity === "error" ? "error" : "warning"), "data-file": d.range ? d.range.filename : "", "data-start": d.range ? d.range.start_line : "" },
+    c ? el("button", { type: "button", class: "linkish", onclick: () => {
+      tfEditor.dispatch({ selection: { anchor: c.from, head: c.to }, effects: CM.EditorView.scrollIntoView(c.from, { y: "center" }) });
+      tfEditor.focus();
+    } }, lineSpan(d.range)) : el("span", { class: "muted" }, d.range ? d.range.filename + ":" + d.range.start_line + (names.includes(d.range.filename) ? " (outside the file)" : " (file not in this version)") : "no source position"),
+    " ", el("strong", {}, (d.severity === "error" ? "✘ " : "⚠ ") + d.summary), d.detail ? el("span", { class: "muted" }, " — " + d.detail) : null);
+  const rows = [...unplaced.map((d) => item(d, null)), ...placed.map(([d, c]) => item(d, c))];
+  $("tf-diags").replaceChildren(...(rows.length ? rows : [el("li", { class: "muted" }, diags.length ? "No diagnostics in " + tfFile + " (see the file tabs)." : "No diagnostics for this version.")]));
 }
 
+let tfDiffViews = [];
 function renderTfDiff() {
-  const v = $("tf-diff-pair").value;
+  for (const v of tfDiffViews) v.destroy();
+  tfDiffViews = [];
+  const sel = $("tf-diff-pair");
+  $("tf-diff-prev").disabled = sel.disabled || sel.selectedIndex <= 0;
+  $("tf-diff-next").disabled = sel.disabled || sel.selectedIndex >= sel.options.length - 1;
+  const v = sel.value;
   if (!v) { $("tf-diff").replaceChildren(el("p", { class: "muted small" }, "Diffs appear when a run needed fix attempts.")); return; }
   const [a, b] = v.split(":");
-  const filesOf = (x) => x === "before" ? tfRun.fix_attempts[0].files_before.files : x === "current" ? (tfRun.files || {}).files : ((tfRun.fix_attempts.find((f) => String(f.attempt) === x) || {}).files || {}).files;
-  $("tf-diff").replaceChildren(...diffView(filesOf(a), filesOf(b)));
+  const filesOf = (x) => (x === "before" ? tfRun.fix_attempts[0].files_before.files : x === "current" ? (tfRun.files || {}).files : ((tfRun.fix_attempts.find((f) => String(f.attempt) === x) || {}).files || {}).files) || {};
+  const before = filesOf(a), after = filesOf(b);
+  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().filter((n) => before[n] !== after[n]);
+  $("tf-diff").replaceChildren(...(names.length ? [] : [el("p", { class: "muted small" }, "No differences.")]));
+  // One unified diff per changed file: the later text, the earlier one's
+  // deleted lines shown above the lines that replaced them, unchanged
+  // stretches collapsed.
+  for (const n of names) {
+    const box = el("div", { class: "diff-file", "data-file": n });
+    $("tf-diff").append(el("div", { class: "mono small muted" }, n + (before[n] === undefined ? " (new)" : after[n] === undefined ? " (removed)" : "")), box);
+    tfDiffViews.push(cmView(box, after[n] || "", "changes to " + n + ", " + sel.options[sel.selectedIndex].text + " (read-only)",
+      [CM.unifiedMergeView({ original: before[n] || "", mergeControls: false, gutter: true, highlightChanges: true, collapseUnchanged: { margin: 3, minSize: 4 } })]));
+  }
 }
 
 $("tf-source").addEventListener("change", () => { tfSource = $("tf-source").value; renderTfCode(); });
 $("tf-diff-pair").addEventListener("change", renderTfDiff);
+const stepDiff = (k) => () => {
+  const sel = $("tf-diff-pair");
+  sel.selectedIndex = Math.max(0, Math.min(sel.options.length - 1, sel.selectedIndex + k));
+  renderTfDiff();
+};
+$("tf-diff-prev").addEventListener("click", stepDiff(-1));
+$("tf-diff-next").addEventListener("click", stepDiff(1));
 
 async function loadRunViews(runId) {
   try {

@@ -182,8 +182,22 @@ try {
   await page.waitForSelector("#tf-card:not([hidden]) #tf-plan details");
   const planText = await page.textContent("#tf-plan");
   if (!/to create/.test(planText) || !/\+ create/.test(planText)) throw new Error("change set not rendered: " + planText.slice(0, 200));
-  if (!(await page.$("#tf-code .cl .tk-kw"))) throw new Error("no HCL highlighting in the code view");
+  // The files in CodeMirror: HCL highlighting (block types, strings in the
+  // dashboard's colors), line numbers, read-only.
+  await page.waitForSelector("#tf-code .cm-editor .cm-content .cm-line");
+  if (!(await page.$$eval("#tf-code .cm-lineNumbers .cm-gutterElement", (l) => l.some((g) => g.textContent === "1")))) throw new Error("no line numbers in the editor");
+  // Block types, block labels, attribute names and strings each in their color.
+  const colors = await page.$$eval("#tf-code .cm-line span", (l) => [...new Set(l.map((x) => getComputedStyle(x).color))]);
+  const want = { "block type": "rgb(199, 146, 234)", "block label": "rgb(255, 203, 107)", attribute: "rgb(130, 170, 255)", string: "rgb(195, 232, 141)" };
+  const lacking = Object.entries(want).filter(([, c]) => !colors.includes(c)).map(([k]) => k);
+  if (lacking.length) throw new Error("no HCL highlighting for " + lacking.join(", ") + " in the editor: " + colors.join(" "));
+  if (!(await page.isVisible("#tf-card .ro-label"))) throw new Error("the editor is not labelled read-only");
   await page.locator("#tf-card").screenshot({ path: join(shots, "8-terraform-plan.png") });
+  const before0 = await page.textContent("#tf-code .cm-content");
+  await page.click("#tf-code .cm-line", { position: { x: 4, y: 4 } });
+  await page.keyboard.type("zz");
+  await page.keyboard.press("Enter");
+  if ((await page.textContent("#tf-code .cm-content")) !== before0) throw new Error("the read-only editor took typing");
 
   step("alert → decision and confidence → Approve");
   const first = await sendAlert("browser-cpu-1", resource, resourceType);
@@ -266,28 +280,82 @@ try {
     if (fixRows.length !== 3 || !fixRows.every((r) => /\d/.test(r))) throw new Error("timeline fix attempts: " + fixRows.join(", "));
     await page.locator("#deploy-card").screenshot({ path: join(shots, "13-timeline-broken.png") });
     await page.waitForFunction(() => /failed/.test(document.getElementById("tf-run").textContent));
-    await page.waitForSelector("#tf-code .diag-error");
-    const diag = await page.$eval("#tf-code .diag-error", (d) => ({ start: Number(d.dataset.start), text: d.textContent }));
-    const line = await page.$$eval("#tf-code .cl", (l) => l.filter((c) => c.textContent.includes("local_file.missing")).map((c) => Number(c.dataset.line)));
-    if (line.length !== 1 || diag.start !== line[0]) throw new Error(`diagnostic at line ${diag.start} (${diag.text}), the broken reference is on ${line}`);
-    if (!(await page.$(`#tf-code .cl-error[data-line="${line[0]}"]`))) throw new Error("the broken line is not marked");
+    const broken = (await api("GET", "/runs/" + brokenRun)).run;
+    // The line Terraform names, read from the run's files (not from the page).
+    const lineOf = (text, needle) => text.split("\n").findIndex((l) => l.includes(needle)) + 1;
+    const missingLine = lineOf(broken.files.files["main.tf"], "local_file.missing");
+    const undeclared = broken.diagnostics.find((d) => d.summary.includes("undeclared resource"));
+    if (!missingLine || !undeclared || undeclared.range.start_line !== missingLine) throw new Error("terraform did not report the undeclared resource at line " + missingLine + ": " + JSON.stringify(broken.diagnostics));
+    // In CodeMirror's DOM: a lint range on the line holding the broken
+    // reference, the gutter's line number and error marker beside it.
+    // The list under the editor is in line order; a click on an entry
+    // brings its line into the editor's view.
+    const inline = async (needle, line) => {
+      const starts = await page.$$eval("#tf-diags .tf-diag", (l) => l.map((d) => Number(d.dataset.start)));
+      if (starts.some((x, k) => k && x < starts[k - 1])) throw new Error("diagnostics list not in line order: " + starts);
+      await page.click(`#tf-diags .tf-diag-error[data-start="${line}"] button`);
+      await page.locator("#tf-code").scrollIntoViewIfNeeded();
+      await page.waitForFunction((n) => [...document.querySelectorAll("#tf-code .cm-lintRange-error")].some((r) => r.closest(".cm-line")?.textContent.includes(n)), needle, { timeout: 10000 })
+        .catch(async (e) => {
+          const seen = await page.evaluate(() => ({ ranges: [...document.querySelectorAll("#tf-code .cm-lintRange-error")].map((r) => r.closest(".cm-line")?.textContent),
+            lines: [...document.querySelectorAll("#tf-code .cm-line")].map((l) => l.textContent).filter((t) => t.trim()).slice(0, 40), list: document.getElementById("tf-diags").textContent }));
+          throw new Error("no inline diagnostic on the line with " + needle + ": " + JSON.stringify(seen) + " (" + e.message + ")");
+        });
+      return page.evaluate((n) => {
+        const line = [...document.querySelectorAll("#tf-code .cm-lintRange-error")].map((r) => r.closest(".cm-line")).find((l) => l.textContent.includes(n));
+        const top = line.getBoundingClientRect().top;
+        const at = (sel) => [...document.querySelectorAll(sel)].find((g) => Math.abs(g.getBoundingClientRect().top - top) < 2);
+        return { number: Number(at("#tf-code .cm-lineNumbers .cm-gutterElement")?.textContent), marker: !!at("#tf-code .cm-gutter-lint .cm-gutterElement")?.querySelector(".cm-lint-marker-error") };
+      }, needle);
+    };
+    const shown = await inline("local_file.missing", missingLine);
+    if (shown.number !== missingLine || !shown.marker) throw new Error(`inline diagnostic on line ${shown.number} (marker ${shown.marker}), the broken reference is on ${missingLine}`);
+    const listed = await page.textContent(`#tf-diags .tf-diag-error[data-start="${missingLine}"]`);
+    if (!listed.includes(undeclared.summary)) throw new Error("the diagnostics list lacks line " + missingLine + ": " + listed);
+    // The message on hover.
+    await page.hover(`#tf-code .cm-line:has-text("local_file.missing") .cm-lintRange-error`);
+    await page.waitForSelector("#tf-code .cm-tooltip-lint .cm-diagnostic-error");
+    if (!(await page.textContent("#tf-code .cm-tooltip-lint")).includes(undeclared.summary)) throw new Error("the hover tooltip lacks the message");
     await page.locator("#tf-card").screenshot({ path: join(shots, "10-terraform-broken.png") });
+    await page.mouse.move(0, 0);
+    // Diffs by @codemirror/merge, checked against the attempts' files.
     const pairs = await page.$$eval("#tf-diff-pair option", (l) => l.map((o) => o.value));
     if (!pairs.includes("1:2")) throw new Error("no diff between attempts 1 and 2: " + pairs.join(","));
     await page.selectOption("#tf-diff-pair", "1:2");
-    await page.dispatchEvent("#tf-diff-pair", "change");
-    const changed = await page.$$eval("#tf-diff .dl-add, #tf-diff .dl-del", (l) => l.map((x) => x.textContent));
-    if (!changed.length) throw new Error("the diff between attempts 1 and 2 shows no change");
-    step("broken run: " + changed.length + " changed line(s) between attempts 1 and 2: " + changed.join(" | "));
+    const filesOf = (n) => broken.fix_attempts.find((f) => f.attempt === n).files.files;
+    const expectDiff = async (a, b, what) => {
+      const added = [], removed = [];
+      for (const [name, text] of Object.entries(b)) {
+        const old = (a[name] || "").split("\n");
+        added.push(...text.split("\n").filter((l) => l.trim() && !old.includes(l)).map((l) => l.trim()));
+        removed.push(...old.filter((l) => l.trim() && !text.split("\n").includes(l)).map((l) => l.trim()));
+      }
+      if (!added.length && !removed.length) throw new Error(what + ": the attempts' files do not differ");
+      await page.locator("#tf-diff").scrollIntoViewIfNeeded();
+      await page.waitForSelector("#tf-diff .cm-changedLine, #tf-diff .cm-deletedChunk .cm-deletedLine", { state: "attached" });
+      const got = await page.evaluate(() => ({
+        added: [...document.querySelectorAll("#tf-diff .cm-changedLine")].map((l) => l.textContent.trim()),
+        removed: [...document.querySelectorAll("#tf-diff .cm-deletedChunk .cm-deletedLine")].map((l) => l.textContent.trim()),
+      }));
+      const lost = [...added.filter((l) => !got.added.includes(l)), ...removed.filter((l) => !got.removed.includes(l))];
+      if (lost.length || got.added.length < added.length || got.removed.length < removed.length) throw new Error(what + ": the merge view lacks " + JSON.stringify(lost) + "; shows " + JSON.stringify(got));
+      step(`broken run: ${what}: ${got.added.length} inserted / ${got.removed.length} deleted line(s): ` + [...got.added.map((l) => "+ " + l), ...got.removed.map((l) => "- " + l)].join(" | "));
+    };
+    await expectDiff(filesOf(1), filesOf(2), "attempt 1 → 2");
     await page.locator("#tf-diff").screenshot({ path: join(shots, "11-fix-diff.png") });
+    // Browse back one step: generated → attempt 1.
+    if (pairs[0] === "before:1") {
+      await page.click("#tf-diff-prev");
+      if ((await page.inputValue("#tf-diff-pair")) !== "before:1") throw new Error("◀ did not step back to generated → attempt 1");
+      await expectDiff(broken.fix_attempts[0].files_before.files, filesOf(1), "generated → attempt 1");
+    }
     // The generated files with attempt 1's diagnostics in place.
     await page.selectOption("#tf-source", "before");
-    await page.waitForSelector("#tf-code .diag-error");
-    const placed = await page.$$eval("#tf-code .diag", (l) => l.map((d) => [Number(d.dataset.start), d.querySelector("strong").textContent]));
-    const bogus = await page.$$eval("#tf-code .cl", (l) => l.filter((c) => c.textContent.includes("bogus_setting")).map((c) => Number(c.dataset.line)));
-    if (bogus.length !== 1 || !placed.some(([l, t]) => l === bogus[0] && t.includes("Unsupported argument"))) {
-      throw new Error("attempt 1: Unsupported argument not at line " + bogus + ": " + JSON.stringify(placed));
-    }
+    const bogus = lineOf(broken.fix_attempts[0].files_before.files["main.tf"], "bogus_setting");
+    const unsupported = await inline("bogus_setting", bogus);
+    if (!bogus || unsupported.number !== bogus || !unsupported.marker) throw new Error(`attempt 1: inline diagnostic on line ${unsupported.number}, bogus_setting is on ${bogus}`);
+    const placed = await page.$$eval("#tf-diags .tf-diag", (l) => l.map((d) => [Number(d.dataset.start), d.querySelector("strong").textContent]));
+    if (!placed.some(([l, t]) => l === bogus && t.includes("Unsupported argument"))) throw new Error("attempt 1: Unsupported argument not listed at line " + bogus + ": " + JSON.stringify(placed));
     step("broken run: attempt 1 diagnostics in the generated files: " + placed.map(([l, t]) => l + " " + t).join("; "));
     await page.locator("#tf-card").screenshot({ path: join(shots, "14-terraform-before-attempt-1.png") });
   }

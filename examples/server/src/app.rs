@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.js", get(dashboard_js))
         .route("/assets/style.css", get(dashboard_css))
         .route("/assets/views.js", get(dashboard_views_js))
+        .route("/assets/vendor/codemirror.js", get(vendor_codemirror_js))
         .route("/ops/webhook", post(alert_webhook))
         .route("/ops/webhook/alertmanager", post(alertmanager_webhook))
         .route("/ops/telegram", post(telegram_webhook))
@@ -1200,6 +1201,43 @@ async fn dashboard_views_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../assets/views.js"),
+    )
+        .into_response()
+}
+
+/// The vendored CodeMirror 6 bundle of the Terraform view, built by
+/// `editor-build/` and embedded like the other assets. `no-cache` with an
+/// ETag: browsers revalidate (a 304 when unchanged) so an upgraded server
+/// never pairs a new views.js with a stale bundle.
+async fn vendor_codemirror_js(headers: HeaderMap) -> Response {
+    const BUNDLE: &str = include_str!("../assets/vendor/codemirror.js");
+    static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let etag = ETAG.get_or_init(|| {
+        // FNV-1a: the same tag for the same bundle on every build.
+        let h = BUNDLE.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("\"cm-{h:016x}\"")
+    });
+    let cache = [
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::ETAG, etag.as_str()),
+    ];
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        cache,
+        BUNDLE,
     )
         .into_response()
 }

@@ -148,3 +148,55 @@ async fn break_run(data: &std::path::Path, id: &str) {
     main.push_str("\noutput \"broken\" {\n  value = local_file.missing.id\n}\n");
     store.put_run(&run).await.expect("store the broken run");
 }
+
+/// The vendored CodeMirror bundle (no Chromium needed): served from the
+/// binary as JavaScript, byte for byte the committed build output, loaded by
+/// the dashboard, revalidated by ETag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codemirror_bundle_is_served_from_the_binary() {
+    let s = Server::start("codemirror-bundle", &["--cloud", "simulated"], &[]).await;
+    let path = "/assets/vendor/codemirror.js";
+    let index = s.http.get(s.url("/")).send().await.unwrap();
+    let index = index.text().await.unwrap();
+    assert!(index.contains(&format!("<script src=\"{path}\"></script>")));
+    let r = s.http.get(s.url(path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let header = |r: &reqwest::Response, h: &str| {
+        r.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header(&r, "content-type"), "text/javascript; charset=utf-8");
+    assert_eq!(header(&r, "cache-control"), "no-cache");
+    let etag = header(&r, "etag");
+    assert!(etag.starts_with("\"cm-") && etag.ends_with('"'), "{etag}");
+    let body = r.bytes().await.unwrap();
+    let committed = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/vendor/codemirror.js"),
+    )
+    .unwrap();
+    assert_eq!(body.as_ref(), committed.as_slice());
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.starts_with("/* CodeMirror 6 for the infraai dashboard. GENERATED"));
+    assert!(text.contains("var CM=("), "not the IIFE defining CM");
+    // Revalidation: the same tag gets 304 and no body, another tag the file.
+    for (tag, status) in [
+        (etag.clone(), 304),
+        (format!("W/{etag}"), 304),
+        ("\"cm-0\"".to_string(), 200),
+    ] {
+        let r = s
+            .http
+            .get(s.url(path))
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{tag}");
+        assert_eq!(header(&r, "etag"), etag);
+        let len = r.bytes().await.unwrap().len();
+        assert_eq!(len == 0, status == 304, "{tag}: {len} bytes");
+    }
+}

@@ -64,6 +64,20 @@ else
   log "npm: not found; the browser test will fail"
 fi
 
+# The dashboard's vendored CodeMirror bundle must be what its lock file builds.
+editor_build="$root/examples/server/editor-build"
+editor_stale=""
+if command -v npm >/dev/null 2>&1; then
+  if (cd "$editor_build" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent check); then
+    log "editor bundle: matches its build"
+  else
+    log "editor bundle: examples/server/assets/vendor/codemirror.js is not what editor-build builds (see its README)"
+    editor_stale=1
+  fi
+else
+  log "npm: not found; cannot check the editor bundle"; editor_stale=1
+fi
+
 # --- Prometheus + Alertmanager (the real monitoring loop test) --------------
 # Debian's packages; the test (examples/server/tests/prometheus_loop.rs) starts
 # both itself on free loopback ports, because their configuration needs the
@@ -106,4 +120,5 @@ if [ -n "$leaked" ]; then
 else
   log "no demo-service process left running after the tests"
 fi
+[ -z "$editor_stale" ] || [ "$status" != 0 ] || status=1
 exit "$status"

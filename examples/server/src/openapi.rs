@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("get", "/assets/app.js", None, "Dashboard script."),
     ("get", "/assets/style.css", None, "Dashboard styles."),
     ("get", "/assets/views.js", None, "Dashboard views script (architecture canvas, Terraform view, run timeline, incident view)."),
+    ("get", "/assets/vendor/codemirror.js", None, "Vendored CodeMirror 6 bundle of the dashboard's Terraform view (build output of examples/server/editor-build)."),
 ];
 
 fn body_schema(method: &str, path: &str) -> Option<Value> {

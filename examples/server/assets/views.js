@@ -78,6 +78,8 @@ function layout(nodes, edges) {
   return layers;
 }
 
+/** Fewest nodes side by side on the canvas (a phone scrolls sideways). */
+const ARCH_MIN_ROW = 2;
 const clip = (t, n) => { t = String(t); return t.length > n ? t.slice(0, n - 1) + "…" : t; };
 let archSelected = null;
 function renderGraph(graph, plan) {
@@ -86,19 +88,31 @@ function renderGraph(graph, plan) {
   const nodes = graph.nodes || [];
   const edges = (graph.edges || []).filter((e) => nodes.some((n) => n.id === e.from) && nodes.some((n) => n.id === e.to));
   $("arch-count").textContent = nodes.length + " nodes · " + edges.length + " edges";
-  const layers = layout(nodes, edges);
   const W = 180, H = 46, GX = 24, GY = 56, PAD = 16;
-  const widest = Math.max(1, ...layers.map((l) => l.length));
+  // A layer wider than the card wraps onto more rows, so 30 nodes stay
+  // readable at their natural size instead of shrinking to fit one row.
+  const room = $("arch-canvas").parentElement.clientWidth - 12;
+  const perRow = Math.max(ARCH_MIN_ROW, Math.floor((room - 2 * PAD + GX) / (W + GX)));
+  const rows = layout(nodes, edges).flatMap((ls) => {
+    const r = [];
+    for (let i = 0; i < ls.length; i += perRow) r.push(ls.slice(i, i + perRow));
+    return r;
+  });
+  const widest = Math.max(1, ...rows.map((l) => l.length));
   const width = PAD * 2 + widest * W + (widest - 1) * GX;
-  const height = PAD * 2 + layers.length * H + (layers.length - 1) * GY;
+  const height = PAD * 2 + rows.length * H + Math.max(0, rows.length - 1) * GY;
   const at = new Map();
-  layers.forEach((ls, li) => {
+  rows.forEach((ls, li) => {
     const rowW = ls.length * W + (ls.length - 1) * GX;
     ls.forEach((id, k) => at.set(id, { x: (width - rowW) / 2 + k * (W + GX), y: PAD + li * (H + GY) }));
   });
   const canvas = $("arch-canvas");
   canvas.setAttribute("viewBox", "0 0 " + width + " " + height);
-  canvas.setAttribute("height", Math.min(520, height));
+  // Natural size, scaled down (height following) in a narrower card, but
+  // never below 520 px: a phone scrolls the canvas instead.
+  canvas.setAttribute("width", width);
+  canvas.setAttribute("height", height);
+  canvas.style.minWidth = Math.min(520, width) + "px";
   const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
     svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a98a8" })));
   const edgeEls = edges.map((e) => {
@@ -169,7 +183,7 @@ const CM_THEME = CM.EditorView.theme({
   ".cm-content": { caretColor: "var(--text)" },
   ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--text)" },
   "&.cm-focused > .cm-scroller > .cm-selectionLayer .cm-selectionBackground, .cm-selectionBackground, .cm-content ::selection": { backgroundColor: "#1d3a5c" },
-  ".cm-gutters": { backgroundColor: "#0b0f13", color: "#6b7a8a", borderRight: "1px solid var(--line)", borderRadius: "6px 0 0 6px" },
+  ".cm-gutters": { backgroundColor: "#0b0f13", color: "#7d8c9c", borderRight: "1px solid var(--line)", borderRadius: "6px 0 0 6px" },
   ".cm-activeLine": { backgroundColor: "#121a2280" },
   ".cm-activeLineGutter": { backgroundColor: "#121a22", color: "var(--text)" },
   "&.cm-focused .cm-matchingBracket": { backgroundColor: "#2a3440", outline: "1px solid #4c9aff80" },

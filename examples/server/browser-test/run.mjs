@@ -399,6 +399,66 @@ try {
   if (detail.actions.length !== 0) throw new Error("an action ran while autonomy was stopped");
   if (detail.incident.status !== "blocked") throw new Error("expected blocked, got " + detail.incident.status);
   await page.screenshot({ path: join(shots, "5-stopped.png"), fullPage: true });
+
+  step("contrast: every visible text against its background (WCAG AA)");
+  const lowContrast = await page.evaluate(() => {
+    const rgba = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    // The first opaque background up the tree (the page's own at the top).
+    const background = (e) => {
+      for (let n = e; n; n = n.parentElement) {
+        const c = rgba(getComputedStyle(n).backgroundColor);
+        if (c.length >= 3 && (c.length === 3 || c[3] > 0.5)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const bad = [];
+    let checked = 0;
+    for (const e of document.querySelectorAll("body *")) {
+      if (e.closest("svg") || !e.checkVisibility?.()) continue;
+      const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
+      const st = getComputedStyle(e);
+      if (st.visibility === "hidden" || +st.opacity === 0 || e.disabled) continue;
+      const fg = rgba(st.color).slice(0, 3), bg = background(e);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(st.fontSize), bold = +st.fontWeight >= 700;
+      const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+      checked++;
+      if (ratio < need) bad.push(`${e.tagName.toLowerCase()}.${[...e.classList].join(".")} ${st.color} on rgb(${bg.join(", ")}) ${ratio.toFixed(2)} < ${need}`);
+    }
+    return { checked, bad: [...new Set(bad)] };
+  });
+  step(`contrast: ${lowContrast.checked} text elements checked, ${lowContrast.bad.length} below AA`);
+  if (lowContrast.bad.length) throw new Error("text below WCAG AA contrast: " + lowContrast.bad.slice(0, 15).join("; "));
+
+  step("architecture canvas with 30 nodes: readable at natural size, no overlap, no sideways scroll");
+  const big = await page.evaluate(() => {
+    const nodes = [], edges = [];
+    for (let i = 0; i < 10; i++) nodes.push({ id: "resource:web-" + i, type: "resource", label: "web-" + i, kind: "compute", resource_type: "gce_instance", machine_type: "e2-medium" });
+    for (let i = 0; i < 2; i++) nodes.push({ id: "resource:db-" + i, type: "resource", label: "db-" + i, kind: "database", resource_type: "cloud_sql" });
+    for (let i = 0; i < 18; i++) nodes.push({ id: "policy:p" + i, type: "monitoring_policy", label: "cpu_high web-" + (i % 10), comparison: "greater_than", threshold: 0.8, severity: "critical" });
+    for (let i = 0; i < 10; i++) edges.push({ from: "resource:web-" + i, to: "resource:db-" + (i % 2), type: "database_connection" });
+    for (let i = 0; i < 18; i++) edges.push({ from: "policy:p" + i, to: "resource:web-" + (i % 10), type: "monitors" });
+    renderGraph({ nodes, edges }, { resources: [], monitoring: [] });
+    const box = document.querySelector(".arch-canvas-box");
+    const rects = [...document.querySelectorAll("#arch-canvas .node")].map((g) => { const b = g.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; });
+    return { rects, edges: document.querySelectorAll("#arch-canvas .edge").length, scroll: box.scrollWidth - box.clientWidth };
+  });
+  if (big.rects.length !== 30 || big.edges !== 28) throw new Error(`30-node canvas: ${big.rects.length} nodes / ${big.edges} edges`);
+  for (let a = 0; a < big.rects.length; a++) for (let b = a + 1; b < big.rects.length; b++) {
+    const [x1, y1, w1, h1] = big.rects[a], [x2, y2, w2, h2] = big.rects[b];
+    if (x1 < x2 + w2 && x2 < x1 + w1 && y1 < y2 + h2 && y2 < y1 + h1) throw new Error("30-node canvas: nodes overlap");
+  }
+  const narrowest = Math.min(...big.rects.map((r) => r[2]));
+  if (narrowest < 150) throw new Error(`30-node canvas: nodes shrink to ${narrowest.toFixed(0)} px wide (unreadable)`);
+  if (big.scroll > 0) throw new Error(`30-node canvas scrolls sideways by ${big.scroll} px at 1280 px`);
+  step(`30-node canvas: nodes ${narrowest.toFixed(0)} px wide, no overlap`);
+  await page.locator("#arch-card").screenshot({ path: join(shots, "15-architecture-30.png") });
   if (errors.length) throw new Error("page errors: " + errors.join("; "));
   if (external.length) throw new Error("requests to other origins: " + external.join(", "));
   step("cumulative layout shift without input: " + (await page.evaluate(() => window.__cls)).toFixed(3) + " (" + (await page.evaluate(() => window.__shifts.join("; "))) + ")");

@@ -109,6 +109,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         "8-terraform-plan.png",
         "9-incident.png",
         "12-narrow.png",
+        "15-architecture-30.png",
     ] {
         assert!(shots.join(shot).exists(), "{shot} missing");
     }

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -74,31 +75,66 @@ pub struct AppState {
     /// ([`decision_workers`]) take them, so an alert flood queues ids (16
     /// bytes each) rather than spawning one large decision task per alert.
     pub decide: tokio::sync::mpsc::UnboundedSender<IncidentId>,
+    /// Alert ingests in flight; the decision workers give way to them.
+    pub ingesting: Arc<AtomicUsize>,
 }
 
 /// How many decision flows run at once.
 pub const DECISION_WORKERS: usize = 4;
 
+/// Longest a decision waits for alert ingest to pause (see
+/// [`decision_workers`]).
+pub const DECISION_YIELD_MAX: Duration = Duration::from_millis(250);
+
 /// Starts the workers that decide queued new incidents; they stop when every
 /// sender is gone. An incident still queued when the process stops is `new`
 /// in the store, and [`OpsAgent::recover`] decides it at the next start.
+///
+/// Ingest comes first: while alerts are being received (`ingesting` > 0) a
+/// worker waits up to [`DECISION_YIELD_MAX`] before its next decision, so an
+/// alert flood is acknowledged at full speed (every alert is durable before
+/// its 2xx) while decisions go on at no less than `DECISION_WORKERS /
+/// DECISION_YIELD_MAX` (16/s), then at full speed once the flood ends.
 pub fn decision_workers(
     ops: Arc<OpsAgent>,
     queue: tokio::sync::mpsc::UnboundedReceiver<IncidentId>,
+    ingesting: Arc<AtomicUsize>,
 ) {
     let queue = Arc::new(tokio::sync::Mutex::new(queue));
     for _ in 0..DECISION_WORKERS {
-        let (ops, queue) = (ops.clone(), queue.clone());
+        let (ops, queue, ingesting) = (ops.clone(), queue.clone(), ingesting.clone());
         tokio::spawn(async move {
             loop {
                 let next = queue.lock().await.recv().await;
                 let Some(id) = next else { break };
+                let deadline = tokio::time::Instant::now() + DECISION_YIELD_MAX;
+                while ingesting.load(Ordering::Relaxed) > 0
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
                 match ops.process(id).await {
                     Ok(i) => info!(incident_id = %id, status = %i.status, "incident processed"),
                     Err(e) => warn!(incident_id = %id, error = %e, "incident processing failed"),
                 }
             }
         });
+    }
+}
+
+/// Counts an alert ingest in flight while alive.
+struct Ingesting<'a>(&'a AtomicUsize);
+
+impl<'a> Ingesting<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Ingesting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -801,6 +837,7 @@ async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Value>> {
             "at most 100 alerts per request",
         ));
     }
+    let _ingesting = Ingesting::start(&s.ingesting);
     // Validate all before recording any, so a bad batch records nothing.
     for a in &alerts {
         a.validate()?;
@@ -1310,4 +1347,71 @@ async fn series(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
         "points": out,
         "sample_error": (!errors.is_empty()).then(|| errors.join("; ")),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infraai_core::rules::RulePolicy;
+    use infraai_core::testing::*;
+    use infraai_core::{
+        AlertState, GuardrailConfig, Guardrails, IncidentStatus, MetricProfileRegistry, OpsConfig,
+        OpsDeps,
+    };
+
+    async fn status(store: &MemoryStore, id: IncidentId) -> IncidentStatus {
+        store.get_incident(id).await.unwrap().unwrap().status
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn decisions_give_way_to_ingest_but_never_stall() {
+        let store = Arc::new(MemoryStore::new());
+        let ops = Arc::new(OpsAgent::new(
+            OpsDeps {
+                store: store.clone(),
+                policy: Arc::new(RulePolicy),
+                approver: Arc::new(RecordingApprover::default()),
+                actions: Arc::new(RecordingActions::default()),
+                metrics: Arc::new(ScriptedMetrics::new(vec![0.1])),
+                registry: Arc::new(MetricProfileRegistry::builtin()),
+            },
+            Guardrails::new(GuardrailConfig::default()),
+            OpsConfig::default(),
+        ));
+        let open = |fp: &'static str| {
+            let ops = ops.clone();
+            async move {
+                let a = alert(fp, AlertState::Firing, 0.97);
+                ops.record_alert(&a).await.unwrap().incident.unwrap().id
+            }
+        };
+        let ingesting = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        decision_workers(ops.clone(), rx, ingesting.clone());
+
+        // No ingest in flight: decided at once.
+        let quiet = open("quiet").await;
+        tx.send(quiet).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_ne!(status(&store, quiet).await, IncidentStatus::New);
+
+        // A flood in progress: the decision waits, but not past the bound.
+        let guard = Ingesting::start(&ingesting);
+        let flooded = open("flooded").await;
+        tx.send(flooded).unwrap();
+        tokio::time::sleep(DECISION_YIELD_MAX - Duration::from_millis(50)).await;
+        assert_eq!(status(&store, flooded).await, IncidentStatus::New);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_ne!(status(&store, flooded).await, IncidentStatus::New);
+
+        // The flood ends: a waiting decision goes on within a few ms.
+        let next = open("after").await;
+        tx.send(next).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(status(&store, next).await, IncidentStatus::New);
+        drop(guard);
+        assert_eq!(ingesting.load(Ordering::Relaxed), 0);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_ne!(status(&store, next).await, IncidentStatus::New);
+    }
 }

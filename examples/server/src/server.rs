@@ -216,7 +216,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
-    crate::app::decision_workers(ops.clone(), queue);
+    let ingesting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    crate::app::decision_workers(ops.clone(), queue, ingesting.clone());
     let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
     let state = AppState {
         deploy,
@@ -236,6 +237,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         prom_queries: w.prom_queries,
         sns: w.sns,
         decide,
+        ingesting,
     };
     tokio::spawn(async move {
         signal().await;

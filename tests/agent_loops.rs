@@ -899,3 +899,74 @@ async fn inbound_commands_are_acknowledged_at_once_and_run_in_the_background() {
         .1
         .contains("not on the approver list"));
 }
+
+fn auth_refusals(store: &MemoryStore) -> impl std::future::Future<Output = Vec<AuditRecord>> + '_ {
+    async move {
+        store
+            .list_audit(&AuditQuery::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.step == AuditStep::AuthRefused)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_unauthenticated_flood_is_audited_within_a_bound() {
+    let store = Arc::new(MemoryStore::new());
+    let agent = OpsAgent::new(
+        OpsDeps {
+            store: store.clone(),
+            policy: Arc::new(rules::RulePolicy),
+            approver: Arc::new(RecordingApprover::default()),
+            actions: Arc::new(RecordingActions::default()),
+            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+        },
+        Guardrails::new(GuardrailConfig::default()),
+        OpsConfig {
+            refusal_audit_limit: RefusalAuditLimit {
+                per_window: 3,
+                window: Duration::from_millis(300),
+            },
+            ..OpsConfig::default()
+        },
+    );
+    for i in 0..50 {
+        let channel = if i % 2 == 0 { "telegram" } else { "web" };
+        agent
+            .audit_auth_refusal(
+                &AuthRefusal::new(channel, "missing or wrong secret")
+                    .route("POST /ops/telegram")
+                    .remote("192.0.2.1:4000"),
+            )
+            .await;
+    }
+    let first = auth_refusals(&store).await;
+    assert_eq!(first.len(), 3, "only the first 3 of the window one by one");
+    assert_eq!(first[0].actor, "telegram:unauthenticated");
+    assert_eq!(first[0].input["route"], "POST /ops/telegram");
+    assert_eq!(first[0].input["remote"], "192.0.2.1:4000");
+    assert_eq!(first[0].outcome, "refused: missing or wrong secret");
+
+    // When the window ends, one record summarizes the rest.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let all = auth_refusals(&store).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    let summary = &all[3];
+    assert_eq!(summary.input["count"], 47);
+    assert_eq!(summary.input["by_channel"]["telegram"], 23);
+    assert_eq!(summary.input["by_channel"]["web"], 24);
+    assert!(
+        summary.outcome.starts_with("47 more"),
+        "{}",
+        summary.outcome
+    );
+
+    // A new window audits one by one again.
+    agent
+        .audit_auth_refusal(&AuthRefusal::new("discord", "invalid signature"))
+        .await;
+    assert_eq!(auth_refusals(&store).await.len(), 5);
+}

@@ -9,6 +9,7 @@ use crate::approvers::ApproverAllowList;
 use crate::domain::*;
 use crate::guardrails::{GuardrailInput, Guardrails, Route};
 use crate::profiles::MetricProfileRegistry;
+use crate::refusals::{AuthRefusal, RefusalAuditLimit, RefusalAuditor, RequestOrigin};
 use crate::traits::*;
 use crate::{ActionId, Error, IncidentId, Result};
 use chrono::Utc;
@@ -27,6 +28,9 @@ pub struct OpsConfig {
     /// Who may approve, reject, stop or resume (default: every authenticated
     /// web operator; chat users only when listed).
     pub approvers: ApproverAllowList,
+    /// How many refused unauthenticated requests are audited one by one per
+    /// window before they are only counted (default 20 a minute).
+    pub refusal_audit_limit: RefusalAuditLimit,
 }
 
 impl Default for OpsConfig {
@@ -35,6 +39,7 @@ impl Default for OpsConfig {
             feedback_delay: Duration::from_secs(30),
             feedback_lookback_secs: 120,
             approvers: ApproverAllowList::none().allow_all_authenticated("web"),
+            refusal_audit_limit: RefusalAuditLimit::default(),
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct OpsAgent {
     deps: OpsDeps,
     guardrails: Guardrails,
     config: OpsConfig,
+    refusals: RefusalAuditor,
 }
 
 impl OpsAgent {
@@ -90,6 +96,7 @@ impl OpsAgent {
         Self {
             deps,
             guardrails,
+            refusals: RefusalAuditor::new(config.refusal_audit_limit),
             config,
         }
     }
@@ -466,13 +473,47 @@ impl OpsAgent {
     /// acknowledges each one on its channel with the outcome or the refusal.
     /// [`Error::Unauthenticated`] (bad signature or secret) is returned before
     /// anything is parsed or applied.
+    /// The refusal is audited ([`OpsAgent::audit_auth_refusal`]).
     pub async fn handle_inbound(
         self: &Arc<Self>,
         approver: &dyn Approver,
         request: &InboundRequest,
     ) -> Result<Vec<Result<CommandOutcome>>> {
-        let replies = approver.parse_inbound(request).await?;
+        self.handle_inbound_from(approver, request, &RequestOrigin::default())
+            .await
+    }
+
+    /// [`OpsAgent::handle_inbound`] for a request whose route and peer are
+    /// known, so that an authentication refusal is audited with them.
+    pub async fn handle_inbound_from(
+        self: &Arc<Self>,
+        approver: &dyn Approver,
+        request: &InboundRequest,
+        origin: &RequestOrigin,
+    ) -> Result<Vec<Result<CommandOutcome>>> {
+        let replies = match approver.parse_inbound(request).await {
+            Ok(r) => r,
+            Err(Error::Unauthenticated { detail }) => {
+                self.audit_auth_refusal(&AuthRefusal::from_origin(
+                    approver.channel(),
+                    detail.clone(),
+                    origin,
+                ))
+                .await;
+                return Err(Error::Unauthenticated { detail });
+            }
+            Err(e) => return Err(e),
+        };
         Ok(self.apply_replies(approver, replies).await)
+    }
+
+    /// Audits a request refused because it could not be authenticated (a
+    /// forged webhook secret, a bad signature, a missing or wrong operator
+    /// token), within [`OpsConfig::refusal_audit_limit`]: past the limit,
+    /// refusals are counted and one summary record is written when the window
+    /// ends, so a flood cannot grow the audit log without bound.
+    pub async fn audit_auth_refusal(&self, refusal: &AuthRefusal) {
+        self.refusals.refuse(&self.deps.store, refusal).await;
     }
 
     /// Applies already-authenticated replies from `approver`'s channel

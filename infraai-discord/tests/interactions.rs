@@ -138,6 +138,32 @@ async fn ping_gets_pong_and_bad_signatures_are_401() {
         Err(Error::Unauthenticated { .. })
     ));
     assert!(o.actions.executed().is_empty());
+    // Every refusal is audited, with the route the server passes in.
+    let origin = RequestOrigin {
+        route: Some("POST /ops/discord".into()),
+        remote: Some("192.0.2.7:5555".into()),
+    };
+    assert!(approver
+        .handle_interaction_from(&o.agent, &none, &origin)
+        .await
+        .is_err());
+    let invalid = vectors()["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["valid"] == false)
+        .count();
+    let audit = o.store.list_audit(&AuditQuery::default()).await.unwrap();
+    let refused: Vec<&AuditRecord> = audit
+        .iter()
+        .filter(|r| r.step == AuditStep::AuthRefused)
+        .collect();
+    assert_eq!(refused.len(), invalid + 2, "{refused:?}");
+    assert!(refused.iter().all(|r| r.actor == "discord:unauthenticated"
+        && r.outcome == "refused: invalid Discord request signature"));
+    let last = refused.last().unwrap();
+    assert_eq!(last.input["route"], "POST /ops/discord");
+    assert_eq!(last.input["remote"], "192.0.2.7:5555");
 }
 
 #[tokio::test]

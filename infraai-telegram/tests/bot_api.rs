@@ -335,7 +335,7 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
     let o = ops(approver.clone()).await;
     let incident = o.pending_incident("tg-cpu").await;
     let update = callback_update(7, &format!("approve:{}", incident.id));
-    for secret in [None, Some("wrong"), Some("s3cret-token_")] {
+    for secret in [None, Some("forged-Zq9"), Some("s3cret-token_")] {
         let err = o
             .agent
             .handle_inbound(approver.as_ref(), &webhook(&update, secret))
@@ -345,6 +345,28 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
             matches!(err, Error::Unauthenticated { .. }),
             "{secret:?}: {err}"
         );
+    }
+    // Each refusal is audited: channel, reason; never the offered secret or the body.
+    let audit = o.store.list_audit(&AuditQuery::default()).await.unwrap();
+    let refused: Vec<&AuditRecord> = audit
+        .iter()
+        .filter(|r| r.step == AuditStep::AuthRefused)
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    for r in &refused {
+        assert_eq!(r.actor, "telegram:unauthenticated");
+        assert_eq!(r.input["channel"], "telegram");
+        assert!(
+            r.outcome.contains("X-Telegram-Bot-Api-Secret-Token"),
+            "{}",
+            r.outcome
+        );
+        let text = serde_json::to_string(r).unwrap();
+        assert!(
+            !text.contains("forged-Zq9") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(!text.contains("callback_query"), "{text}");
     }
     let mut no_secret = config(&server);
     no_secret.webhook_secret = None;

@@ -527,12 +527,15 @@ impl OpsAgent {
         let mut results = Vec::with_capacity(replies.len());
         for reply in replies {
             let result = self.handle_command_detached(&reply).await;
-            let text = match &result {
-                Ok(outcome) => outcome.message.clone(),
-                Err(Error::Forbidden { detail }) => detail.clone(),
-                Err(e) => format!("Could not apply the command: {e}"),
+            let answered = match &result {
+                Ok(outcome) => approver.acknowledge(&reply, &outcome.message).await,
+                Err(Error::Forbidden { detail }) => approver.refuse(&reply, detail).await,
+                Err(e) => {
+                    let text = format!("Could not apply the command: {e}");
+                    approver.acknowledge(&reply, &text).await
+                }
             };
-            if let Err(e) = approver.acknowledge(&reply, &text).await {
+            if let Err(e) = answered {
                 warn!(channel = approver.channel(), error = %e, "acknowledgement failed");
             }
             results.push(result);

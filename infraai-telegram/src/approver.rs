@@ -206,6 +206,25 @@ impl Approver for TelegramApprover {
         Ok(self.replies_from_update(&update).await)
     }
 
+    /// A refusal answers the button press (a pop-up only the presser sees)
+    /// or replies to the text command; the request message and its buttons
+    /// stay, so approvers can still use them.
+    async fn refuse(&self, reply: &HumanReply, refusal: &str) -> Result<()> {
+        let d = &reply.delivery;
+        if let Some(query) = d.get("callback_query_id").and_then(Value::as_str) {
+            let short: String = refusal.chars().take(190).collect();
+            self.client.answer_callback_query(query, &short).await?;
+            return Ok(());
+        }
+        if let Some(chat) = d.get("chat_id").and_then(Value::as_i64) {
+            let reply_to = d.get("reply_to").and_then(Value::as_i64);
+            self.client
+                .send_message(chat, &escape_html(refusal), None, reply_to)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()> {
         let d = &reply.delivery;
         let chat_id = d.get("chat_id").and_then(Value::as_i64);

@@ -389,6 +389,11 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
         .as_str()
         .unwrap()
         .contains("not on the approver list"));
+    // Only the presser is answered: the request keeps its text and buttons.
+    assert!(
+        calls(&server, "editMessageText").await.is_empty(),
+        "a stranger's press must not edit the request message"
+    );
     assert!(o.actions.executed().is_empty());
     assert_eq!(
         o.store

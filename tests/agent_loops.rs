@@ -970,3 +970,90 @@ async fn an_unauthenticated_flood_is_audited_within_a_bound() {
         .await;
     assert_eq!(auth_refusals(&store).await.len(), 5);
 }
+
+#[tokio::test]
+async fn an_approval_after_a_rejection_or_an_expiry_says_so_and_executes_nothing() {
+    let w = world(ScriptedTfRunner::valid());
+    deployed(&w).await;
+    let o = ops(w.store.clone(), vec![0.3]);
+    let open = |fp: &'static str| {
+        let agent = o.agent.clone();
+        async move {
+            agent
+                .handle_alert(&cpu_alert(fp, Severity::Critical))
+                .await
+                .unwrap()
+                .incident
+                .unwrap()
+        }
+    };
+
+    // Rejected, then approved: says it was rejected.
+    let rejected = open("cpu-late-reject").await;
+    let reject = HumanReply::new(
+        HumanCommand::Reject {
+            incident_id: rejected.id,
+            reason: Some("not now".into()),
+        },
+        web("alice"),
+    );
+    assert!(o.agent.handle_command(&reject).await.unwrap().effective);
+    let late = o
+        .agent
+        .handle_command(&approve(&rejected, "bob"))
+        .await
+        .unwrap();
+    assert!(!late.effective);
+    assert_eq!(
+        late.message,
+        "Nothing to approve: the incident is rejected."
+    );
+    assert_eq!(late.incident.unwrap().status, IncidentStatus::Rejected);
+
+    // Left pending too long: expire_pending expires it, and a late approval says so.
+    let stale = open("cpu-late-expire").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let fresh_enough = o
+        .agent
+        .expire_pending(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(fresh_enough, 0, "nothing has waited an hour");
+    assert_eq!(
+        o.agent
+            .expire_pending(Duration::from_millis(10))
+            .await
+            .unwrap(),
+        1
+    );
+    let expired = w.store.get_incident(stale.id).await.unwrap().unwrap();
+    assert_eq!(expired.status, IncidentStatus::Expired);
+    let late = o
+        .agent
+        .handle_command(&approve(&stale, "bob"))
+        .await
+        .unwrap();
+    assert!(!late.effective);
+    assert_eq!(late.message, "Nothing to approve: the incident is expired.");
+    let trail = w
+        .store
+        .list_audit(&AuditQuery {
+            incident_id: Some(stale.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(trail
+        .iter()
+        .any(|r| r.outcome.starts_with("expired: no answer")));
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(o.actions.executed().is_empty(), "nothing executed");
+    for id in [rejected.id, stale.id] {
+        let approvals = w.store.list_approvals(id).await.unwrap();
+        assert!(approvals
+            .iter()
+            .filter(|a| a.approved)
+            .all(|a| !a.effective));
+    }
+}

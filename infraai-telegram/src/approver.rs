@@ -3,7 +3,7 @@
 use crate::client::BotClient;
 use crate::config::TelegramConfig;
 use crate::format::{
-    approval_keyboard, approval_message, escape_html, notification_message, truncate_html,
+    approval_keyboard, approval_message, escape_html, notification_message, with_outcome,
 };
 use crate::wire::{Message, Update, User};
 use async_trait::async_trait;
@@ -236,18 +236,8 @@ impl Approver for TelegramApprover {
             {
                 let original = d.get("text").and_then(Value::as_str).unwrap_or_default();
                 let who = reply.actor.name.as_deref().unwrap_or(&reply.actor.id);
-                let html = format!(
-                    "{}\n\n<b>Outcome</b> ({}): {}",
-                    escape_html(original),
-                    escape_html(who),
-                    escape_html(outcome)
-                );
                 self.client
-                    .edit_message_text(
-                        chat,
-                        message,
-                        &truncate_html(&html, crate::format::MAX_MESSAGE_CHARS),
-                    )
+                    .edit_message_text(chat, message, &with_outcome(original, who, outcome))
                     .await?;
             }
             return Ok(());

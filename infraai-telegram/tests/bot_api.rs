@@ -514,3 +514,39 @@ async fn long_polling_persists_the_offset_across_restarts_without_double_executi
     assert_eq!(polls.last().unwrap()["offset"], json!(900000104));
     assert_eq!(o.actions.executed().len(), 1);
 }
+
+#[tokio::test]
+async fn the_outcome_survives_when_the_request_had_a_very_long_reasoning() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("tg-long").await;
+    // What Telegram returns as the pressed message's text: the request as
+    // plain text (entities parsed out), here near the 4096-character limit.
+    let mut update = callback_update(900000200, &format!("approve:{}", incident.id));
+    update["callback_query"]["message"]["text"] = json!(format!(
+        "Approval needed — incident {}\nReasoning: {}",
+        incident.id,
+        "<&> ".repeat(1000)
+    ));
+    let results = o
+        .agent
+        .handle_inbound(approver.as_ref(), &webhook(&update, Some(SECRET)))
+        .await
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().effective);
+    o.settle_actions(1).await;
+    let edits = calls(&server, "editMessageText").await;
+    assert_eq!(edits.len(), 1);
+    let text = edits[0]["text"].as_str().unwrap();
+    assert!(text.chars().count() <= format::MAX_MESSAGE_CHARS);
+    let outcome = text
+        .rsplit_once("\n\n<b>Outcome</b> (ada_oncall): ")
+        .map(|(_, o)| o)
+        .unwrap_or_else(|| panic!("outcome line cut: {}", &text[text.len() - 200..]));
+    assert!(outcome.starts_with("Approved; executing"), "{outcome}");
+    assert!(outcome.ends_with("The result will follow."), "{outcome}");
+    assert_eq!(text.matches("<b>").count(), 1);
+    assert_eq!(text.matches("</b>").count(), 1);
+}

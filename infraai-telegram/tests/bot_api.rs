@@ -142,6 +142,12 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
     );
     assert!(text.contains("Confidence: "));
     assert!(text.contains("Reasoning: "));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"Resource: web-1 (gce_instance)"), "{text}");
+    assert!(
+        lines.contains(&"Dry run: would scale up to e2-standard-2 on web-1"),
+        "{text}"
+    );
     let keyboard = &body["reply_markup"]["inline_keyboard"];
     let buttons: Vec<(String, String)> = keyboard
         .as_array()
@@ -165,11 +171,33 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
     );
     assert!(buttons.iter().all(|(_, d)| d.len() <= 64));
 
-    // A huge reasoning is cut cleanly at 4096 characters.
+    // The dry run's change summary is shown, escaped like every other field.
     let mut request = ApprovalRequest {
         incident: incident.clone(),
-        preview: None,
+        preview: Some(ActionPreview {
+            summary: "replace <web-1> & restart".into(),
+            change_set: Some(ChangeSet {
+                changes: vec![ResourceChange {
+                    address: "google_compute_instance.web_1".into(),
+                    action: ChangeAction::Replace,
+                    attributes: vec![],
+                }],
+            }),
+        }),
     };
+    approver.request_approval(&request).await.unwrap();
+    let with_changes = calls(&server, "sendMessage").await.pop().unwrap();
+    assert!(
+        with_changes["text"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l == "Dry run: replace &lt;web-1&gt; &amp; restart (1 to replace)"),
+        "{with_changes}"
+    );
+
+    // A huge reasoning is cut cleanly at 4096 characters.
+    request.preview = None;
     request.incident.decision.as_mut().unwrap().reasoning = "<&>".repeat(5000);
     approver.request_approval(&request).await.unwrap();
     let long = calls(&server, "sendMessage").await.pop().unwrap();

@@ -489,6 +489,20 @@ async fn rate_limit_retry_after_is_honored() {
     assert!(!err.to_string().contains("TEST-not-a-real-token"));
 }
 
+/// Serves `updates` to `getUpdates` calls asking for `offset` (any offset when `None`).
+async fn serve_updates(server: &MockServer, offset: Option<i64>, updates: Value, times: u64) {
+    let mut mock = Mock::given(method("POST")).and(path(api("getUpdates")));
+    if let Some(o) = offset {
+        mock = mock.and(body_partial_json(json!({ "offset": o })));
+    }
+    mock.respond_with(
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
+    )
+    .up_to_n_times(times)
+    .mount(server)
+    .await;
+}
+
 #[tokio::test]
 async fn long_polling_persists_the_offset_across_restarts_without_double_execution() {
     let server = MockServer::start().await;
@@ -496,51 +510,94 @@ async fn long_polling_persists_the_offset_across_restarts_without_double_executi
     let approver = TelegramApprover::new(config(&server)).unwrap();
     let o = ops(Arc::new(approver.clone())).await;
     let incident = o.pending_incident("tg-cpu").await;
-    let updates = json!([
-        callback_update(900000102, &format!("approve:{}", incident.id)),
-        text_update(900000103, "STOP AUTONOMY", None),
-    ]);
-    Mock::given(method("POST"))
-        .and(path(api("getUpdates")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
-        )
-        .up_to_n_times(2)
-        .mount(&server)
-        .await;
+    // Only the approval: its replay must be refused by idempotency alone.
+    let approval = json!([callback_update(
+        900000102,
+        &format!("approve:{}", incident.id)
+    )]);
+    serve_updates(&server, None, approval, 2).await;
     let store: Arc<dyn MetadataStore> = o.store.clone();
     let poller = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
-    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 2);
+    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 1);
     o.settle_actions(1).await;
     assert_eq!(
         store.get_cursor(OFFSET_CURSOR).await.unwrap(),
-        Some(900000104)
+        Some(900000103)
     );
-    assert!(store.kill_switch().await.unwrap().engaged);
 
-    // A crash before the offset was saved: the same updates come again.
+    // A crash before the offset was saved: the same approval comes again.
     store.set_cursor(OFFSET_CURSOR, 900000102).await.unwrap();
     let restarted = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
-    assert_eq!(restarted.poll_once(&o.agent).await.unwrap(), 2);
+    assert_eq!(restarted.poll_once(&o.agent).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
         o.actions.executed().len(),
         1,
         "a replayed approval never executes twice"
     );
+    let answered = calls(&server, "answerCallbackQuery").await;
+    assert!(answered[1]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Nothing to approve"));
 
     // A clean restart asks for updates after the stored offset.
-    Mock::given(method("POST"))
-        .and(path(api("getUpdates")))
-        .and(body_partial_json(json!({"offset": 900000104})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": []})))
-        .mount(&server)
-        .await;
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000103)
+    );
+    serve_updates(&server, Some(900000103), json!([]), 1).await;
     let again = TelegramPoller::new(approver, store.clone(), Duration::from_secs(0));
     assert_eq!(again.poll_once(&o.agent).await.unwrap(), 0);
     let polls = calls(&server, "getUpdates").await;
-    assert_eq!(polls.last().unwrap()["offset"], json!(900000104));
+    assert_eq!(polls.last().unwrap()["offset"], json!(900000103));
     assert_eq!(o.actions.executed().len(), 1);
+}
+
+#[tokio::test]
+async fn a_command_failing_on_a_transient_store_error_is_polled_again() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = TelegramApprover::new(config(&server)).unwrap();
+    let o = ops(Arc::new(approver.clone())).await;
+    let incident = o.pending_incident("tg-flaky").await;
+    let batch = json!([
+        text_update(900000300, "hello", None),
+        callback_update(900000301, &format!("approve:{}", incident.id)),
+    ]);
+    serve_updates(&server, None, batch, 1).await;
+    let store: Arc<dyn MetadataStore> = o.store.clone();
+    let poller = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
+
+    // The store fails the approval's transition once.
+    o.store.fail_next("transition", 1);
+    let err = poller.poll_once(&o.agent).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000301),
+        "the offset moved past the applied update, not past the failed one"
+    );
+    assert!(o.actions.executed().is_empty());
+
+    // The next round asks from the failed update on and applies it.
+    serve_updates(
+        &server,
+        Some(900000301),
+        json!([callback_update(
+            900000301,
+            &format!("approve:{}", incident.id)
+        )]),
+        1,
+    )
+    .await;
+    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 1);
+    o.settle_actions(1).await;
+    assert_eq!(o.actions.executed().len(), 1);
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000302)
+    );
 }
 
 #[tokio::test]

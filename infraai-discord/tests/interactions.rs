@@ -294,3 +294,48 @@ async fn rate_limits_are_waited_out() {
         .unwrap()
         .starts_with("**\\@everyone look**"));
 }
+
+#[tokio::test]
+async fn the_retry_after_header_is_honored_when_the_body_has_none() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0.7"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1"})))
+        .mount(&server)
+        .await;
+    let approver = DiscordApprover::new(config(&server.uri())).unwrap();
+    let n = Notification {
+        incident_id: None,
+        title: "t".into(),
+        body: "b".into(),
+    };
+    let start = Instant::now();
+    approver.notify(&n).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    // Neither a body nor a header: fails at once as retryable, no guessing.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(429))
+        .mount(&server)
+        .await;
+    let err = DiscordApprover::new(config(&server.uri()))
+        .unwrap()
+        .notify(&n)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

@@ -26,8 +26,22 @@ pub struct TelegramApprover {
 }
 
 impl TelegramApprover {
-    /// A Telegram approver.
+    /// A Telegram approver. Refuses a webhook secret Telegram would not
+    /// accept (1–256 of `A-Z a-z 0-9 _ -`): an empty one in particular would
+    /// make a delivery without the header look authentic.
     pub fn new(config: TelegramConfig) -> Result<Self> {
+        if let Some(secret) = &config.webhook_secret {
+            let s = secret.expose();
+            let valid = (1..=256).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(Error::invalid(
+                    "Telegram configuration",
+                    "webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - (leave it unset for long polling)",
+                ));
+            }
+        }
         Ok(Self {
             client: BotClient::new(config)?,
         })

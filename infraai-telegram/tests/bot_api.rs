@@ -635,3 +635,18 @@ async fn the_outcome_survives_when_the_request_had_a_very_long_reasoning() {
     assert_eq!(text.matches("<b>").count(), 1);
     assert_eq!(text.matches("</b>").count(), 1);
 }
+
+#[test]
+fn an_empty_or_malformed_webhook_secret_is_refused_at_construction() {
+    for bad in ["", "has space", "ünïcode", &"x".repeat(257)] {
+        let mut c = TelegramConfig::new(Secret::new(TOKEN), ADA);
+        c.webhook_secret = Some(Secret::new(bad));
+        let err = TelegramApprover::new(c).err().expect(bad);
+        assert!(err.to_string().contains("webhook_secret"), "{err}");
+        assert!(!err.to_string().contains(TOKEN));
+    }
+    let mut c = TelegramConfig::new(Secret::new(TOKEN), ADA);
+    c.webhook_secret = Some(Secret::new("A-z_09"));
+    assert!(TelegramApprover::new(c).is_ok());
+    assert!(TelegramApprover::new(TelegramConfig::new(Secret::new(TOKEN), ADA)).is_ok());
+}

@@ -18,6 +18,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
+/// The store cursor holding the sequence id of the last STOP/RESUME applied
+/// from `channel` (see [`HumanReply::delivery_seq`]).
+pub fn kill_switch_cursor(channel: &str) -> String {
+    format!("kill_switch_delivery:{channel}")
+}
+
+/// The store cursor holding when (Unix seconds) that STOP/RESUME was applied.
+pub fn kill_switch_cursor_at(channel: &str) -> String {
+    format!("kill_switch_delivery_at:{channel}")
+}
+
+/// How long a channel's delivery ids are trusted to keep growing: Telegram
+/// drops undelivered updates after 24 hours (so nothing older is redelivered)
+/// and may restart `update_id` at random after a week without updates, so an
+/// older id is taken for a redelivery only within this window of the last
+/// applied kill-switch command; after it, a STOP is always applied.
+pub const KILL_SWITCH_REDELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// Settings of the ops loop.
 #[derive(Clone, Debug)]
 pub struct OpsConfig {
@@ -420,6 +438,27 @@ impl OpsAgent {
                 self.reject(*incident_id, &reply.actor, reason.as_deref())
                     .await
             }
+            HumanCommand::StopAutonomy { .. } | HumanCommand::Resume
+                if self.stale_kill_switch_delivery(reply).await? =>
+            {
+                let message = format!(
+                    "This {} was delivered again after a newer kill-switch command from {}; nothing changed.",
+                    if reply.command == HumanCommand::Resume { "RESUME" } else { "STOP AUTONOMY" },
+                    reply.actor.channel
+                );
+                self.audit(
+                    AuditRecord::agent(AuditStep::KillSwitch, message.clone())
+                        .by(actor.clone())
+                        .input(json!({ "delivery_seq": reply.delivery_seq })),
+                )
+                .await;
+                info!(actor = %actor, delivery_seq = reply.delivery_seq, "stale kill-switch delivery ignored");
+                Ok(CommandOutcome {
+                    effective: false,
+                    message,
+                    incident: None,
+                })
+            }
             HumanCommand::StopAutonomy { reason } => {
                 let change = self
                     .deps
@@ -432,6 +471,7 @@ impl OpsAgent {
                         .input(json!({ "reason": reason, "blocked": change.affected })),
                 )
                 .await;
+                self.note_kill_switch_delivery(reply).await;
                 warn!(actor = %actor, blocked = change.affected.len(), "STOP AUTONOMY engaged");
                 Ok(CommandOutcome {
                     effective: true,
@@ -450,6 +490,7 @@ impl OpsAgent {
                         .input(json!({ "back_to_pending": change.affected })),
                 )
                 .await;
+                self.note_kill_switch_delivery(reply).await;
                 info!(actor = %actor, pending = change.affected.len(), "autonomy resumed");
                 for id in &change.affected {
                     if let Some(incident) = self.deps.store.get_incident(*id).await? {
@@ -465,6 +506,46 @@ impl OpsAgent {
                     incident: None,
                 })
             }
+        }
+    }
+
+    /// Whether a STOP/RESUME delivery is not newer than the last one applied
+    /// from its channel (see [`HumanReply::delivery_seq`]).
+    async fn stale_kill_switch_delivery(&self, reply: &HumanReply) -> Result<bool> {
+        let Some(seq) = reply.delivery_seq else {
+            return Ok(false);
+        };
+        let channel = &reply.actor.channel;
+        let store = &self.deps.store;
+        let (Some(last), Some(at)) = (
+            store.get_cursor(&kill_switch_cursor(channel)).await?,
+            store.get_cursor(&kill_switch_cursor_at(channel)).await?,
+        ) else {
+            return Ok(false);
+        };
+        let window = KILL_SWITCH_REDELIVERY_WINDOW.as_secs() as i64;
+        Ok(seq <= last && Utc::now().timestamp() - at < window)
+    }
+
+    /// Remembers the delivery of an applied STOP/RESUME. The command already
+    /// took effect, so a failure here is logged, not returned (which would
+    /// make a poller apply it again).
+    async fn note_kill_switch_delivery(&self, reply: &HumanReply) {
+        let Some(seq) = reply.delivery_seq else {
+            return;
+        };
+        let channel = &reply.actor.channel;
+        let store = &self.deps.store;
+        let saved = match store.set_cursor(&kill_switch_cursor(channel), seq).await {
+            Ok(()) => {
+                store
+                    .set_cursor(&kill_switch_cursor_at(channel), Utc::now().timestamp())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            warn!(channel = %channel, error = %e, "could not remember the kill-switch delivery");
         }
     }
 

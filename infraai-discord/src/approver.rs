@@ -138,6 +138,10 @@ impl DiscordApprover {
         Some(HumanReply {
             command,
             actor,
+            // Interaction ids are snowflakes: they grow with time.
+            delivery_seq: interaction["id"]
+                .as_str()
+                .and_then(|id| id.parse::<i64>().ok()),
             delivery: json!({
                 "application_id": interaction["application_id"],
                 "token": interaction["token"],

@@ -84,6 +84,7 @@ impl TelegramApprover {
             return vec![HumanReply {
                 command,
                 actor: actor(&q.from),
+                delivery_seq: Some(update.update_id),
                 delivery: json!({
                     "callback_query_id": q.id,
                     "chat_id": message.map(|m| m.chat.id),
@@ -133,6 +134,7 @@ impl TelegramApprover {
             .map(|command| HumanReply {
                 command,
                 actor: actor(from),
+                delivery_seq: Some(update.update_id),
                 delivery: json!({"chat_id": m.chat.id, "reply_to": m.message_id}),
             })
             .into_iter()

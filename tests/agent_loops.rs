@@ -900,16 +900,14 @@ async fn inbound_commands_are_acknowledged_at_once_and_run_in_the_background() {
         .contains("not on the approver list"));
 }
 
-fn auth_refusals(store: &MemoryStore) -> impl std::future::Future<Output = Vec<AuditRecord>> + '_ {
-    async move {
-        store
-            .list_audit(&AuditQuery::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|r| r.step == AuditStep::AuthRefused)
-            .collect()
-    }
+async fn auth_refusals(store: &MemoryStore) -> Vec<AuditRecord> {
+    store
+        .list_audit(&AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.step == AuditStep::AuthRefused)
+        .collect()
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Longest `reason`, `route` and `remote` kept in a record: they may carry
 /// client-chosen text, which must not bloat the log either.
@@ -167,13 +167,6 @@ impl RefusalAuditor {
     }
 
     pub(crate) async fn refuse(&self, store: &Arc<dyn MetadataStore>, refusal: &AuthRefusal) {
-        warn!(
-            channel = %refusal.channel,
-            route = refusal.route.as_deref().unwrap_or(""),
-            remote = refusal.remote.as_deref().unwrap_or(""),
-            reason = %refusal.reason,
-            "unauthenticated request refused"
-        );
         let next = {
             let mut s = match self.state.lock() {
                 Ok(s) => s,
@@ -199,10 +192,26 @@ impl RefusalAuditor {
                 Next::Count { flush_at }
             }
         };
+        // Logs are bounded like the audit: one line per audited refusal, one
+        // when counting starts, then only debug lines.
+        let route = refusal.route.as_deref().unwrap_or("");
+        let remote = refusal.remote.as_deref().unwrap_or("");
         match next {
-            Next::Audit => append(store, refusal.record()).await,
-            Next::Count { flush_at: None } => {}
+            Next::Audit => {
+                warn!(channel = %refusal.channel, route, remote, reason = %refusal.reason, "unauthenticated request refused");
+                append(store, refusal.record()).await
+            }
+            Next::Count { flush_at: None } => {
+                debug!(channel = %refusal.channel, route, remote, "unauthenticated request refused (counted)");
+            }
             Next::Count { flush_at: Some(at) } => {
+                warn!(
+                    channel = %refusal.channel,
+                    route,
+                    remote,
+                    limit = self.limit.per_window,
+                    "unauthenticated requests over the audit limit: counting the rest of this window in one summary record"
+                );
                 let (state, store) = (self.state.clone(), store.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep_until(at).await;

@@ -899,3 +899,159 @@ async fn inbound_commands_are_acknowledged_at_once_and_run_in_the_background() {
         .1
         .contains("not on the approver list"));
 }
+
+async fn auth_refusals(store: &MemoryStore) -> Vec<AuditRecord> {
+    store
+        .list_audit(&AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.step == AuditStep::AuthRefused)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unauthenticated_flood_is_audited_within_a_bound() {
+    let store = Arc::new(MemoryStore::new());
+    let agent = OpsAgent::new(
+        OpsDeps {
+            store: store.clone(),
+            policy: Arc::new(rules::RulePolicy),
+            approver: Arc::new(RecordingApprover::default()),
+            actions: Arc::new(RecordingActions::default()),
+            metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+        },
+        Guardrails::new(GuardrailConfig::default()),
+        OpsConfig {
+            refusal_audit_limit: RefusalAuditLimit {
+                per_window: 3,
+                window: Duration::from_millis(300),
+            },
+            ..OpsConfig::default()
+        },
+    );
+    for i in 0..50 {
+        let channel = if i % 2 == 0 { "telegram" } else { "web" };
+        agent
+            .audit_auth_refusal(
+                &AuthRefusal::new(channel, "missing or wrong secret")
+                    .route("POST /ops/telegram")
+                    .remote("192.0.2.1:4000"),
+            )
+            .await;
+    }
+    let first = auth_refusals(&store).await;
+    assert_eq!(first.len(), 3, "only the first 3 of the window one by one");
+    assert_eq!(first[0].actor, "telegram:unauthenticated");
+    assert_eq!(first[0].input["route"], "POST /ops/telegram");
+    assert_eq!(first[0].input["remote"], "192.0.2.1:4000");
+    assert_eq!(first[0].outcome, "refused: missing or wrong secret");
+
+    // When the window ends, one record summarizes the rest.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let all = auth_refusals(&store).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    let summary = &all[3];
+    assert_eq!(summary.input["count"], 47);
+    assert_eq!(summary.input["by_channel"]["telegram"], 23);
+    assert_eq!(summary.input["by_channel"]["web"], 24);
+    assert!(
+        summary.outcome.starts_with("47 more"),
+        "{}",
+        summary.outcome
+    );
+
+    // A new window audits one by one again.
+    agent
+        .audit_auth_refusal(&AuthRefusal::new("discord", "invalid signature"))
+        .await;
+    assert_eq!(auth_refusals(&store).await.len(), 5);
+}
+
+#[tokio::test]
+async fn an_approval_after_a_rejection_or_an_expiry_says_so_and_executes_nothing() {
+    let w = world(ScriptedTfRunner::valid());
+    deployed(&w).await;
+    let o = ops(w.store.clone(), vec![0.3]);
+    let open = |fp: &'static str| {
+        let agent = o.agent.clone();
+        async move {
+            agent
+                .handle_alert(&cpu_alert(fp, Severity::Critical))
+                .await
+                .unwrap()
+                .incident
+                .unwrap()
+        }
+    };
+
+    // Rejected, then approved: says it was rejected.
+    let rejected = open("cpu-late-reject").await;
+    let reject = HumanReply::new(
+        HumanCommand::Reject {
+            incident_id: rejected.id,
+            reason: Some("not now".into()),
+        },
+        web("alice"),
+    );
+    assert!(o.agent.handle_command(&reject).await.unwrap().effective);
+    let late = o
+        .agent
+        .handle_command(&approve(&rejected, "bob"))
+        .await
+        .unwrap();
+    assert!(!late.effective);
+    assert_eq!(
+        late.message,
+        "Nothing to approve: the incident is rejected."
+    );
+    assert_eq!(late.incident.unwrap().status, IncidentStatus::Rejected);
+
+    // Left pending too long: expire_pending expires it, and a late approval says so.
+    let stale = open("cpu-late-expire").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let fresh_enough = o
+        .agent
+        .expire_pending(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(fresh_enough, 0, "nothing has waited an hour");
+    assert_eq!(
+        o.agent
+            .expire_pending(Duration::from_millis(10))
+            .await
+            .unwrap(),
+        1
+    );
+    let expired = w.store.get_incident(stale.id).await.unwrap().unwrap();
+    assert_eq!(expired.status, IncidentStatus::Expired);
+    let late = o
+        .agent
+        .handle_command(&approve(&stale, "bob"))
+        .await
+        .unwrap();
+    assert!(!late.effective);
+    assert_eq!(late.message, "Nothing to approve: the incident is expired.");
+    let trail = w
+        .store
+        .list_audit(&AuditQuery {
+            incident_id: Some(stale.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(trail
+        .iter()
+        .any(|r| r.outcome.starts_with("expired: no answer")));
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(o.actions.executed().is_empty(), "nothing executed");
+    for id in [rejected.id, stale.id] {
+        let approvals = w.store.list_approvals(id).await.unwrap();
+        assert!(approvals
+            .iter()
+            .filter(|a| a.approved)
+            .all(|a| !a.effective));
+    }
+}

@@ -34,6 +34,11 @@ fn telegram_update(text: &str, from: i64) -> InboundRequest {
 }
 
 fn discord_press(incident: IncidentId) -> InboundRequest {
+    discord_button(&format!("approve:{incident}"), "1300000000000000002")
+}
+
+/// A signed press of the button `custom_id`, as interaction `interaction_id`.
+fn discord_button(custom_id: &str, interaction_id: &str) -> InboundRequest {
     let v = fixture("discord/signed-vectors.json");
     let seed = v["secret_key_seed_hex_TEST_ONLY"].as_str().unwrap();
     let seed: Vec<u8> = (0..64)
@@ -42,7 +47,8 @@ fn discord_press(incident: IncidentId) -> InboundRequest {
         .collect();
     let key = SigningKey::from_bytes(&seed.try_into().unwrap());
     let mut press = fixture("discord/interaction-button.json");
-    press["data"]["custom_id"] = json!(format!("approve:{incident}"));
+    press["data"]["custom_id"] = json!(custom_id);
+    press["id"] = json!(interaction_id);
     let body = serde_json::to_vec(&press).unwrap();
     let ts = "1764086460";
     let mut message = ts.as_bytes().to_vec();
@@ -198,4 +204,145 @@ async fn stop_from_telegram_blocks_discord_and_web_until_an_approver_resumes() {
             "web:alice released".to_string()
         ]
     );
+}
+
+fn telegram_update_numbered(text: &str, from: i64, update_id: i64) -> InboundRequest {
+    let mut r = telegram_update(text, from);
+    let mut u: Value = serde_json::from_slice(&r.body).unwrap();
+    u["update_id"] = json!(update_id);
+    r.body = serde_json::to_vec(&u).unwrap();
+    r
+}
+
+#[tokio::test]
+async fn a_redelivered_old_stop_cannot_re_engage_the_kill_switch_after_a_resume() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "result": fixture("telegram/sendMessage-ok.json")["result"], "id": "1"
+        })))
+        .mount(&api)
+        .await;
+    let mut tg = TelegramConfig::new(Secret::new("7000000001:TEST"), ADA_TELEGRAM);
+    tg.api_base = api.uri();
+    tg.webhook_secret = Some(Secret::new("tg-secret"));
+    let telegram = Arc::new(TelegramApprover::new(tg).unwrap());
+    let mut dc = DiscordConfig::new(
+        fixture("discord/signed-vectors.json")["public_key_hex"]
+            .as_str()
+            .unwrap(),
+        Secret::new("bot"),
+        "1000000000000000010",
+    );
+    dc.api_base = api.uri();
+    let discord = DiscordApprover::new(dc).unwrap();
+    let ops = TestOps::new(
+        telegram.clone(),
+        ApproverAllowList::none()
+            .allow_user("telegram", ADA_TELEGRAM.to_string())
+            .allow_role("discord", ONCALL_ROLE)
+            .allow_all_authenticated("web"),
+    )
+    .await;
+    let (agent, store) = (&ops.agent, &ops.store);
+    let engaged = || async { store.kill_switch().await.unwrap().engaged };
+    let web_resume = || async {
+        let r = agent
+            .handle_command(&HumanReply::new(
+                HumanCommand::Resume,
+                Actor::new("web", "alice"),
+            ))
+            .await
+            .unwrap();
+        assert!(r.effective);
+    };
+    let telegram_says = |text: &'static str, update_id: i64| {
+        let telegram = telegram.clone();
+        async move {
+            agent
+                .handle_inbound(
+                    telegram.as_ref(),
+                    &telegram_update_numbered(text, ADA_TELEGRAM, update_id),
+                )
+                .await
+                .unwrap()
+                .remove(0)
+                .unwrap()
+        }
+    };
+
+    // Telegram: STOP (update 500), RESUME from the web, then update 500 again.
+    assert!(telegram_says("STOP AUTONOMY", 500).await.effective);
+    assert!(engaged().await);
+    web_resume().await;
+    let again = telegram_says("STOP AUTONOMY", 500).await;
+    assert!(!again.effective);
+    assert!(
+        again.message.contains("delivered again"),
+        "{}",
+        again.message
+    );
+    assert!(!engaged().await, "an old STOP re-engaged the kill-switch");
+    // A new STOP still works; an older RESUME arriving late does not undo it.
+    assert!(telegram_says("STOP AUTONOMY", 502).await.effective);
+    assert!(engaged().await);
+    assert!(!telegram_says("RESUME AUTONOMY", 501).await.effective);
+    assert!(engaged().await);
+    assert!(telegram_says("RESUME AUTONOMY", 503).await.effective);
+    assert!(!engaged().await);
+    assert_eq!(
+        store
+            .get_cursor(&infraai::ops::kill_switch_cursor("telegram"))
+            .await
+            .unwrap(),
+        Some(503)
+    );
+
+    // After a day without kill-switch commands, ids are no longer compared
+    // (Telegram may restart them): a STOP with a lower id is applied.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day_ago = now - 25 * 3600;
+    store
+        .set_cursor(&infraai::ops::kill_switch_cursor_at("telegram"), day_ago)
+        .await
+        .unwrap();
+    assert!(telegram_says("STOP AUTONOMY", 7).await.effective);
+    assert!(engaged().await);
+    web_resume().await;
+
+    // Discord: the same signed STOP interaction delivered again after a RESUME.
+    let stop = discord_button("stop", "1300000000000000900");
+    let first = discord.handle_interaction(agent, &stop).await.unwrap();
+    assert!(
+        first["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Autonomy stopped"),
+        "{first}"
+    );
+    assert!(engaged().await);
+    web_resume().await;
+    let replayed = discord.handle_interaction(agent, &stop).await.unwrap();
+    assert!(
+        replayed["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("delivered again"),
+        "{replayed}"
+    );
+    assert!(
+        !engaged().await,
+        "a replayed Discord STOP re-engaged the kill-switch"
+    );
+    let ignored = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.step == AuditStep::KillSwitch && r.outcome.contains("delivered again"))
+        .count();
+    assert_eq!(ignored, 3);
 }

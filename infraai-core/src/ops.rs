@@ -9,6 +9,7 @@ use crate::approvers::ApproverAllowList;
 use crate::domain::*;
 use crate::guardrails::{GuardrailInput, Guardrails, Route};
 use crate::profiles::MetricProfileRegistry;
+use crate::refusals::{AuthRefusal, RefusalAuditLimit, RefusalAuditor, RequestOrigin};
 use crate::traits::*;
 use crate::{ActionId, Error, IncidentId, Result};
 use chrono::Utc;
@@ -16,6 +17,24 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
+
+/// The store cursor holding the sequence id of the last STOP/RESUME applied
+/// from `channel` (see [`HumanReply::delivery_seq`]).
+pub fn kill_switch_cursor(channel: &str) -> String {
+    format!("kill_switch_delivery:{channel}")
+}
+
+/// The store cursor holding when (Unix seconds) that STOP/RESUME was applied.
+pub fn kill_switch_cursor_at(channel: &str) -> String {
+    format!("kill_switch_delivery_at:{channel}")
+}
+
+/// How long a channel's delivery ids are trusted to keep growing: Telegram
+/// drops undelivered updates after 24 hours (so nothing older is redelivered)
+/// and may restart `update_id` at random after a week without updates, so an
+/// older id is taken for a redelivery only within this window of the last
+/// applied kill-switch command; after it, a STOP is always applied.
+pub const KILL_SWITCH_REDELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Settings of the ops loop.
 #[derive(Clone, Debug)]
@@ -27,6 +46,9 @@ pub struct OpsConfig {
     /// Who may approve, reject, stop or resume (default: every authenticated
     /// web operator; chat users only when listed).
     pub approvers: ApproverAllowList,
+    /// How many refused unauthenticated requests are audited one by one per
+    /// window before they are only counted (default 20 a minute).
+    pub refusal_audit_limit: RefusalAuditLimit,
 }
 
 impl Default for OpsConfig {
@@ -35,6 +57,7 @@ impl Default for OpsConfig {
             feedback_delay: Duration::from_secs(30),
             feedback_lookback_secs: 120,
             approvers: ApproverAllowList::none().allow_all_authenticated("web"),
+            refusal_audit_limit: RefusalAuditLimit::default(),
         }
     }
 }
@@ -82,6 +105,7 @@ pub struct OpsAgent {
     deps: OpsDeps,
     guardrails: Guardrails,
     config: OpsConfig,
+    refusals: RefusalAuditor,
 }
 
 impl OpsAgent {
@@ -90,6 +114,7 @@ impl OpsAgent {
         Self {
             deps,
             guardrails,
+            refusals: RefusalAuditor::new(config.refusal_audit_limit),
             config,
         }
     }
@@ -413,6 +438,27 @@ impl OpsAgent {
                 self.reject(*incident_id, &reply.actor, reason.as_deref())
                     .await
             }
+            HumanCommand::StopAutonomy { .. } | HumanCommand::Resume
+                if self.stale_kill_switch_delivery(reply).await? =>
+            {
+                let message = format!(
+                    "This {} was delivered again after a newer kill-switch command from {}; nothing changed.",
+                    if reply.command == HumanCommand::Resume { "RESUME" } else { "STOP AUTONOMY" },
+                    reply.actor.channel
+                );
+                self.audit(
+                    AuditRecord::agent(AuditStep::KillSwitch, message.clone())
+                        .by(actor.clone())
+                        .input(json!({ "delivery_seq": reply.delivery_seq })),
+                )
+                .await;
+                info!(actor = %actor, delivery_seq = reply.delivery_seq, "stale kill-switch delivery ignored");
+                Ok(CommandOutcome {
+                    effective: false,
+                    message,
+                    incident: None,
+                })
+            }
             HumanCommand::StopAutonomy { reason } => {
                 let change = self
                     .deps
@@ -425,6 +471,7 @@ impl OpsAgent {
                         .input(json!({ "reason": reason, "blocked": change.affected })),
                 )
                 .await;
+                self.note_kill_switch_delivery(reply).await;
                 warn!(actor = %actor, blocked = change.affected.len(), "STOP AUTONOMY engaged");
                 Ok(CommandOutcome {
                     effective: true,
@@ -443,6 +490,7 @@ impl OpsAgent {
                         .input(json!({ "back_to_pending": change.affected })),
                 )
                 .await;
+                self.note_kill_switch_delivery(reply).await;
                 info!(actor = %actor, pending = change.affected.len(), "autonomy resumed");
                 for id in &change.affected {
                     if let Some(incident) = self.deps.store.get_incident(*id).await? {
@@ -461,18 +509,92 @@ impl OpsAgent {
         }
     }
 
+    /// Whether a STOP/RESUME delivery is not newer than the last one applied
+    /// from its channel (see [`HumanReply::delivery_seq`]).
+    async fn stale_kill_switch_delivery(&self, reply: &HumanReply) -> Result<bool> {
+        let Some(seq) = reply.delivery_seq else {
+            return Ok(false);
+        };
+        let channel = &reply.actor.channel;
+        let store = &self.deps.store;
+        let (Some(last), Some(at)) = (
+            store.get_cursor(&kill_switch_cursor(channel)).await?,
+            store.get_cursor(&kill_switch_cursor_at(channel)).await?,
+        ) else {
+            return Ok(false);
+        };
+        let window = KILL_SWITCH_REDELIVERY_WINDOW.as_secs() as i64;
+        Ok(seq <= last && Utc::now().timestamp() - at < window)
+    }
+
+    /// Remembers the delivery of an applied STOP/RESUME. The command already
+    /// took effect, so a failure here is logged, not returned (which would
+    /// make a poller apply it again).
+    async fn note_kill_switch_delivery(&self, reply: &HumanReply) {
+        let Some(seq) = reply.delivery_seq else {
+            return;
+        };
+        let channel = &reply.actor.channel;
+        let store = &self.deps.store;
+        let saved = match store.set_cursor(&kill_switch_cursor(channel), seq).await {
+            Ok(()) => {
+                store
+                    .set_cursor(&kill_switch_cursor_at(channel), Utc::now().timestamp())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            warn!(channel = %channel, error = %e, "could not remember the kill-switch delivery");
+        }
+    }
+
     /// Authenticates and parses an inbound chat/web request with `approver`,
     /// applies each command (detached: actions run in the background), and
     /// acknowledges each one on its channel with the outcome or the refusal.
     /// [`Error::Unauthenticated`] (bad signature or secret) is returned before
     /// anything is parsed or applied.
+    /// The refusal is audited ([`OpsAgent::audit_auth_refusal`]).
     pub async fn handle_inbound(
         self: &Arc<Self>,
         approver: &dyn Approver,
         request: &InboundRequest,
     ) -> Result<Vec<Result<CommandOutcome>>> {
-        let replies = approver.parse_inbound(request).await?;
+        self.handle_inbound_from(approver, request, &RequestOrigin::default())
+            .await
+    }
+
+    /// [`OpsAgent::handle_inbound`] for a request whose route and peer are
+    /// known, so that an authentication refusal is audited with them.
+    pub async fn handle_inbound_from(
+        self: &Arc<Self>,
+        approver: &dyn Approver,
+        request: &InboundRequest,
+        origin: &RequestOrigin,
+    ) -> Result<Vec<Result<CommandOutcome>>> {
+        let replies = match approver.parse_inbound(request).await {
+            Ok(r) => r,
+            Err(Error::Unauthenticated { detail }) => {
+                self.audit_auth_refusal(&AuthRefusal::from_origin(
+                    approver.channel(),
+                    detail.clone(),
+                    origin,
+                ))
+                .await;
+                return Err(Error::Unauthenticated { detail });
+            }
+            Err(e) => return Err(e),
+        };
         Ok(self.apply_replies(approver, replies).await)
+    }
+
+    /// Audits a request refused because it could not be authenticated (a
+    /// forged webhook secret, a bad signature, a missing or wrong operator
+    /// token), within [`OpsConfig::refusal_audit_limit`]: past the limit,
+    /// refusals are counted and one summary record is written when the window
+    /// ends, so a flood cannot grow the audit log without bound.
+    pub async fn audit_auth_refusal(&self, refusal: &AuthRefusal) {
+        self.refusals.refuse(&self.deps.store, refusal).await;
     }
 
     /// Applies already-authenticated replies from `approver`'s channel
@@ -486,12 +608,15 @@ impl OpsAgent {
         let mut results = Vec::with_capacity(replies.len());
         for reply in replies {
             let result = self.handle_command_detached(&reply).await;
-            let text = match &result {
-                Ok(outcome) => outcome.message.clone(),
-                Err(Error::Forbidden { detail }) => detail.clone(),
-                Err(e) => format!("Could not apply the command: {e}"),
+            let answered = match &result {
+                Ok(outcome) => approver.acknowledge(&reply, &outcome.message).await,
+                Err(Error::Forbidden { detail }) => approver.refuse(&reply, detail).await,
+                Err(e) => {
+                    let text = format!("Could not apply the command: {e}");
+                    approver.acknowledge(&reply, &text).await
+                }
             };
-            if let Err(e) = approver.acknowledge(&reply, &text).await {
+            if let Err(e) = answered {
                 warn!(channel = approver.channel(), error = %e, "acknowledgement failed");
             }
             results.push(result);

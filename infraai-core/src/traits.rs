@@ -374,6 +374,14 @@ pub trait Approver: Send + Sync {
     /// Tells the sender what their command did (answers the button press,
     /// edits the request message, replies in the chat).
     async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()>;
+    /// Tells the sender, and only them, that their command was refused (not
+    /// an allow-listed approver). Unlike [`Approver::acknowledge`] it must
+    /// leave the request message and its buttons as they are, so a stranger
+    /// cannot strip them. Defaults to [`Approver::acknowledge`], for channels
+    /// whose acknowledgement is private anyway.
+    async fn refuse(&self, reply: &HumanReply, refusal: &str) -> Result<()> {
+        self.acknowledge(reply, refusal).await
+    }
 }
 
 // ---------------------------------------------------------------- actions

@@ -5,8 +5,8 @@ use crate::config::DiscordConfig;
 use crate::verify::{PublicKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use async_trait::async_trait;
 use infraai_core::{
-    Actor, ApprovalRequest, Approver, Error, HumanCommand, HumanReply, InboundRequest, IncidentId,
-    Notification, OpsAgent, Result,
+    Actor, ApprovalRequest, Approver, AuthRefusal, Error, HumanCommand, HumanReply, InboundRequest,
+    IncidentId, Notification, OpsAgent, RequestOrigin, Result,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -138,6 +138,10 @@ impl DiscordApprover {
         Some(HumanReply {
             command,
             actor,
+            // Interaction ids are snowflakes: they grow with time.
+            delivery_seq: interaction["id"]
+                .as_str()
+                .and_then(|id| id.parse::<i64>().ok()),
             delivery: json!({
                 "application_id": interaction["application_id"],
                 "token": interaction["token"],
@@ -170,12 +174,39 @@ impl DiscordApprover {
     /// applies a button press (detached: the action runs in the background)
     /// answering with an update of the request message that shows the
     /// outcome and disables the buttons. Returns the JSON response body.
+    ///
+    /// A refused signature is audited ([`OpsAgent::audit_auth_refusal`]).
     pub async fn handle_interaction(
         &self,
         agent: &Arc<OpsAgent>,
         request: &InboundRequest,
     ) -> Result<Value> {
-        let interaction = self.verify(request)?;
+        self.handle_interaction_from(agent, request, &RequestOrigin::default())
+            .await
+    }
+
+    /// [`DiscordApprover::handle_interaction`] for a request whose route and
+    /// peer are known, so that a refusal is audited with them.
+    pub async fn handle_interaction_from(
+        &self,
+        agent: &Arc<OpsAgent>,
+        request: &InboundRequest,
+        origin: &RequestOrigin,
+    ) -> Result<Value> {
+        let interaction = match self.verify(request) {
+            Ok(i) => i,
+            Err(Error::Unauthenticated { detail }) => {
+                agent
+                    .audit_auth_refusal(&AuthRefusal::from_origin(
+                        "discord",
+                        detail.clone(),
+                        origin,
+                    ))
+                    .await;
+                return Err(Error::Unauthenticated { detail });
+            }
+            Err(e) => return Err(e),
+        };
         if interaction["type"] == json!(1) {
             return Ok(json!({"type": 1}));
         }

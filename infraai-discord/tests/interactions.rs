@@ -138,6 +138,32 @@ async fn ping_gets_pong_and_bad_signatures_are_401() {
         Err(Error::Unauthenticated { .. })
     ));
     assert!(o.actions.executed().is_empty());
+    // Every refusal is audited, with the route the server passes in.
+    let origin = RequestOrigin {
+        route: Some("POST /ops/discord".into()),
+        remote: Some("192.0.2.7:5555".into()),
+    };
+    assert!(approver
+        .handle_interaction_from(&o.agent, &none, &origin)
+        .await
+        .is_err());
+    let invalid = vectors()["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["valid"] == false)
+        .count();
+    let audit = o.store.list_audit(&AuditQuery::default()).await.unwrap();
+    let refused: Vec<&AuditRecord> = audit
+        .iter()
+        .filter(|r| r.step == AuditStep::AuthRefused)
+        .collect();
+    assert_eq!(refused.len(), invalid + 2, "{refused:?}");
+    assert!(refused.iter().all(|r| r.actor == "discord:unauthenticated"
+        && r.outcome == "refused: invalid Discord request signature"));
+    let last = refused.last().unwrap();
+    assert_eq!(last.input["route"], "POST /ops/discord");
+    assert_eq!(last.input["remote"], "192.0.2.7:5555");
 }
 
 #[tokio::test]
@@ -267,4 +293,49 @@ async fn rate_limits_are_waited_out() {
         .as_str()
         .unwrap()
         .starts_with("**\\@everyone look**"));
+}
+
+#[tokio::test]
+async fn the_retry_after_header_is_honored_when_the_body_has_none() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0.7"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1"})))
+        .mount(&server)
+        .await;
+    let approver = DiscordApprover::new(config(&server.uri())).unwrap();
+    let n = Notification {
+        incident_id: None,
+        title: "t".into(),
+        body: "b".into(),
+    };
+    let start = Instant::now();
+    approver.notify(&n).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    // Neither a body nor a header: fails at once as retryable, no guessing.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/1000000000000000010/messages"))
+        .respond_with(ResponseTemplate::new(429))
+        .mount(&server)
+        .await;
+    let err = DiscordApprover::new(config(&server.uri()))
+        .unwrap()
+        .notify(&n)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }

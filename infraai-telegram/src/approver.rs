@@ -3,7 +3,7 @@
 use crate::client::BotClient;
 use crate::config::TelegramConfig;
 use crate::format::{
-    approval_keyboard, approval_message, escape_html, notification_message, truncate_html,
+    approval_keyboard, approval_message, escape_html, notification_message, with_outcome,
 };
 use crate::wire::{Message, Update, User};
 use async_trait::async_trait;
@@ -26,8 +26,22 @@ pub struct TelegramApprover {
 }
 
 impl TelegramApprover {
-    /// A Telegram approver.
+    /// A Telegram approver. Refuses a webhook secret Telegram would not
+    /// accept (1–256 of `A-Z a-z 0-9 _ -`): an empty one in particular would
+    /// make a delivery without the header look authentic.
     pub fn new(config: TelegramConfig) -> Result<Self> {
+        if let Some(secret) = &config.webhook_secret {
+            let s = secret.expose();
+            let valid = (1..=256).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(Error::invalid(
+                    "Telegram configuration",
+                    "webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - (leave it unset for long polling)",
+                ));
+            }
+        }
         Ok(Self {
             client: BotClient::new(config)?,
         })
@@ -70,6 +84,7 @@ impl TelegramApprover {
             return vec![HumanReply {
                 command,
                 actor: actor(&q.from),
+                delivery_seq: Some(update.update_id),
                 delivery: json!({
                     "callback_query_id": q.id,
                     "chat_id": message.map(|m| m.chat.id),
@@ -119,6 +134,7 @@ impl TelegramApprover {
             .map(|command| HumanReply {
                 command,
                 actor: actor(from),
+                delivery_seq: Some(update.update_id),
                 delivery: json!({"chat_id": m.chat.id, "reply_to": m.message_id}),
             })
             .into_iter()
@@ -206,6 +222,25 @@ impl Approver for TelegramApprover {
         Ok(self.replies_from_update(&update).await)
     }
 
+    /// A refusal answers the button press (a pop-up only the presser sees)
+    /// or replies to the text command; the request message and its buttons
+    /// stay, so approvers can still use them.
+    async fn refuse(&self, reply: &HumanReply, refusal: &str) -> Result<()> {
+        let d = &reply.delivery;
+        if let Some(query) = d.get("callback_query_id").and_then(Value::as_str) {
+            let short: String = refusal.chars().take(190).collect();
+            self.client.answer_callback_query(query, &short).await?;
+            return Ok(());
+        }
+        if let Some(chat) = d.get("chat_id").and_then(Value::as_i64) {
+            let reply_to = d.get("reply_to").and_then(Value::as_i64);
+            self.client
+                .send_message(chat, &escape_html(refusal), None, reply_to)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()> {
         let d = &reply.delivery;
         let chat_id = d.get("chat_id").and_then(Value::as_i64);
@@ -217,18 +252,8 @@ impl Approver for TelegramApprover {
             {
                 let original = d.get("text").and_then(Value::as_str).unwrap_or_default();
                 let who = reply.actor.name.as_deref().unwrap_or(&reply.actor.id);
-                let html = format!(
-                    "{}\n\n<b>Outcome</b> ({}): {}",
-                    escape_html(original),
-                    escape_html(who),
-                    escape_html(outcome)
-                );
                 self.client
-                    .edit_message_text(
-                        chat,
-                        message,
-                        &truncate_html(&html, crate::format::MAX_MESSAGE_CHARS),
-                    )
+                    .edit_message_text(chat, message, &with_outcome(original, who, outcome))
                     .await?;
             }
             return Ok(());

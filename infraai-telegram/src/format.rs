@@ -41,6 +41,30 @@ pub fn truncate_html(html: &str, max: usize) -> String {
     cut
 }
 
+/// Longest outcome text kept in an edited request message, in characters.
+pub const MAX_OUTCOME_CHARS: usize = 1000;
+
+/// The request message edited to show the outcome: the original text
+/// (plain, as Telegram returns it) escaped and cut first, so that the
+/// `<b>Outcome</b>` line always survives whole and the HTML stays valid.
+pub fn with_outcome(original: &str, who: &str, outcome: &str) -> String {
+    let outcome: String = if outcome.chars().count() > MAX_OUTCOME_CHARS {
+        let mut o: String = outcome.chars().take(MAX_OUTCOME_CHARS - 1).collect();
+        o.push('…');
+        o
+    } else {
+        outcome.to_string()
+    };
+    let who: String = who.chars().take(64).collect();
+    let suffix = format!(
+        "\n\n<b>Outcome</b> ({}): {}",
+        escape_html(&who),
+        escape_html(&outcome)
+    );
+    let room = MAX_MESSAGE_CHARS.saturating_sub(suffix.chars().count());
+    format!("{}{suffix}", truncate_html(&escape_html(original), room))
+}
+
 /// Callback data for a button: `approve:<uuid>` is 44 bytes.
 pub fn callback_data(verb: &str, incident: Option<IncidentId>) -> String {
     let data = match incident {
@@ -115,6 +139,37 @@ mod tests {
             );
         }
         assert_eq!(truncate_html("short", 10), "short");
+    }
+
+    #[test]
+    fn an_outcome_survives_a_long_original_whole() {
+        let original = format!("Approval needed\nReasoning: {}", "<&>".repeat(3000));
+        let edited = with_outcome(&original, "ada<x>", "Approved; executing scale up.");
+        assert!(edited.chars().count() <= MAX_MESSAGE_CHARS);
+        assert!(
+            edited.ends_with("…\n\n<b>Outcome</b> (ada&lt;x&gt;): Approved; executing scale up."),
+            "{}",
+            &edited[edited.len() - 80..]
+        );
+        // Valid HTML: the only tags are the outcome's, and no entity is split.
+        assert_eq!(edited.matches('<').count(), 2);
+        let body = edited.split("…\n\n").next().unwrap_or_default();
+        for (i, _) in body.match_indices('&') {
+            let rest = &body[i..];
+            assert!(
+                rest.starts_with("&lt;") || rest.starts_with("&gt;") || rest.starts_with("&amp;"),
+                "{}",
+                &rest[..rest.len().min(8)]
+            );
+        }
+        // A huge outcome is itself cut, and still leaves room for the original.
+        let edited = with_outcome("short", "ada", &"x".repeat(5000));
+        assert!(edited.starts_with("short\n\n<b>Outcome</b> (ada): xxx"));
+        assert!(edited.chars().count() <= MAX_MESSAGE_CHARS);
+        assert_eq!(
+            with_outcome("a < b", "ada", "ok"),
+            "a &lt; b\n\n<b>Outcome</b> (ada): ok"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Long polling with `getUpdates`, the offset kept in the store.
 
 use crate::approver::TelegramApprover;
-use infraai_core::{MetadataStore, OpsAgent, Result};
+use infraai_core::{Error, MetadataStore, OpsAgent, Result};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,9 @@ impl TelegramPoller {
     }
 
     /// One `getUpdates` round: applies every update, advancing the stored
-    /// offset after each. Returns how many updates arrived.
+    /// offset after each. Returns how many updates arrived. A command that
+    /// fails on a retryable error stops the round with that error and leaves
+    /// the offset before its update, so it is fetched and applied again.
     pub async fn poll_once(&self, agent: &Arc<OpsAgent>) -> Result<usize> {
         let offset = self.store.get_cursor(OFFSET_CURSOR).await?;
         let updates = self
@@ -45,7 +47,18 @@ impl TelegramPoller {
             .await?;
         for update in &updates {
             let replies = self.approver.replies_from_update(update).await;
-            agent.apply_replies(&self.approver, replies).await;
+            let results = agent.apply_replies(&self.approver, replies).await;
+            // A command that failed on a transient error (the store was
+            // briefly unavailable) is retried: the offset stays before its
+            // update, so the next round gets it again. Commands are
+            // idempotent, so whatever part of it did happen is not repeated.
+            if let Some(e) = results
+                .into_iter()
+                .find_map(|r| r.err().filter(Error::is_retryable))
+            {
+                warn!(update_id = update.update_id, error = %e, "command failed on a transient error; its update will be fetched again");
+                return Err(e);
+            }
             self.store
                 .set_cursor(OFFSET_CURSOR, update.update_id + 1)
                 .await?;

@@ -142,6 +142,12 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
     );
     assert!(text.contains("Confidence: "));
     assert!(text.contains("Reasoning: "));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"Resource: web-1 (gce_instance)"), "{text}");
+    assert!(
+        lines.contains(&"Dry run: would scale up to e2-standard-2 on web-1"),
+        "{text}"
+    );
     let keyboard = &body["reply_markup"]["inline_keyboard"];
     let buttons: Vec<(String, String)> = keyboard
         .as_array()
@@ -165,11 +171,33 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
     );
     assert!(buttons.iter().all(|(_, d)| d.len() <= 64));
 
-    // A huge reasoning is cut cleanly at 4096 characters.
+    // The dry run's change summary is shown, escaped like every other field.
     let mut request = ApprovalRequest {
         incident: incident.clone(),
-        preview: None,
+        preview: Some(ActionPreview {
+            summary: "replace <web-1> & restart".into(),
+            change_set: Some(ChangeSet {
+                changes: vec![ResourceChange {
+                    address: "google_compute_instance.web_1".into(),
+                    action: ChangeAction::Replace,
+                    attributes: vec![],
+                }],
+            }),
+        }),
     };
+    approver.request_approval(&request).await.unwrap();
+    let with_changes = calls(&server, "sendMessage").await.pop().unwrap();
+    assert!(
+        with_changes["text"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l == "Dry run: replace &lt;web-1&gt; &amp; restart (1 to replace)"),
+        "{with_changes}"
+    );
+
+    // A huge reasoning is cut cleanly at 4096 characters.
+    request.preview = None;
     request.incident.decision.as_mut().unwrap().reasoning = "<&>".repeat(5000);
     approver.request_approval(&request).await.unwrap();
     let long = calls(&server, "sendMessage").await.pop().unwrap();
@@ -335,7 +363,7 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
     let o = ops(approver.clone()).await;
     let incident = o.pending_incident("tg-cpu").await;
     let update = callback_update(7, &format!("approve:{}", incident.id));
-    for secret in [None, Some("wrong"), Some("s3cret-token_")] {
+    for secret in [None, Some("forged-Zq9"), Some("s3cret-token_")] {
         let err = o
             .agent
             .handle_inbound(approver.as_ref(), &webhook(&update, secret))
@@ -345,6 +373,28 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
             matches!(err, Error::Unauthenticated { .. }),
             "{secret:?}: {err}"
         );
+    }
+    // Each refusal is audited: channel, reason; never the offered secret or the body.
+    let audit = o.store.list_audit(&AuditQuery::default()).await.unwrap();
+    let refused: Vec<&AuditRecord> = audit
+        .iter()
+        .filter(|r| r.step == AuditStep::AuthRefused)
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    for r in &refused {
+        assert_eq!(r.actor, "telegram:unauthenticated");
+        assert_eq!(r.input["channel"], "telegram");
+        assert!(
+            r.outcome.contains("X-Telegram-Bot-Api-Secret-Token"),
+            "{}",
+            r.outcome
+        );
+        let text = serde_json::to_string(r).unwrap();
+        assert!(
+            !text.contains("forged-Zq9") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(!text.contains("callback_query"), "{text}");
     }
     let mut no_secret = config(&server);
     no_secret.webhook_secret = None;
@@ -367,6 +417,11 @@ async fn forged_or_missing_secret_is_refused_and_nothing_runs() {
         .as_str()
         .unwrap()
         .contains("not on the approver list"));
+    // Only the presser is answered: the request keeps its text and buttons.
+    assert!(
+        calls(&server, "editMessageText").await.is_empty(),
+        "a stranger's press must not edit the request message"
+    );
     assert!(o.actions.executed().is_empty());
     assert_eq!(
         o.store
@@ -434,6 +489,20 @@ async fn rate_limit_retry_after_is_honored() {
     assert!(!err.to_string().contains("TEST-not-a-real-token"));
 }
 
+/// Serves `updates` to `getUpdates` calls asking for `offset` (any offset when `None`).
+async fn serve_updates(server: &MockServer, offset: Option<i64>, updates: Value, times: u64) {
+    let mut mock = Mock::given(method("POST")).and(path(api("getUpdates")));
+    if let Some(o) = offset {
+        mock = mock.and(body_partial_json(json!({ "offset": o })));
+    }
+    mock.respond_with(
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
+    )
+    .up_to_n_times(times)
+    .mount(server)
+    .await;
+}
+
 #[tokio::test]
 async fn long_polling_persists_the_offset_across_restarts_without_double_execution() {
     let server = MockServer::start().await;
@@ -441,49 +510,143 @@ async fn long_polling_persists_the_offset_across_restarts_without_double_executi
     let approver = TelegramApprover::new(config(&server)).unwrap();
     let o = ops(Arc::new(approver.clone())).await;
     let incident = o.pending_incident("tg-cpu").await;
-    let updates = json!([
-        callback_update(900000102, &format!("approve:{}", incident.id)),
-        text_update(900000103, "STOP AUTONOMY", None),
-    ]);
-    Mock::given(method("POST"))
-        .and(path(api("getUpdates")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": updates})),
-        )
-        .up_to_n_times(2)
-        .mount(&server)
-        .await;
+    // Only the approval: its replay must be refused by idempotency alone.
+    let approval = json!([callback_update(
+        900000102,
+        &format!("approve:{}", incident.id)
+    )]);
+    serve_updates(&server, None, approval, 2).await;
     let store: Arc<dyn MetadataStore> = o.store.clone();
     let poller = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
-    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 2);
+    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 1);
     o.settle_actions(1).await;
     assert_eq!(
         store.get_cursor(OFFSET_CURSOR).await.unwrap(),
-        Some(900000104)
+        Some(900000103)
     );
-    assert!(store.kill_switch().await.unwrap().engaged);
 
-    // A crash before the offset was saved: the same updates come again.
+    // A crash before the offset was saved: the same approval comes again.
     store.set_cursor(OFFSET_CURSOR, 900000102).await.unwrap();
     let restarted = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
-    assert_eq!(restarted.poll_once(&o.agent).await.unwrap(), 2);
+    assert_eq!(restarted.poll_once(&o.agent).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
         o.actions.executed().len(),
         1,
         "a replayed approval never executes twice"
     );
+    let answered = calls(&server, "answerCallbackQuery").await;
+    assert!(answered[1]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Nothing to approve"));
 
     // A clean restart asks for updates after the stored offset.
-    Mock::given(method("POST"))
-        .and(path(api("getUpdates")))
-        .and(body_partial_json(json!({"offset": 900000104})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": []})))
-        .mount(&server)
-        .await;
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000103)
+    );
+    serve_updates(&server, Some(900000103), json!([]), 1).await;
     let again = TelegramPoller::new(approver, store.clone(), Duration::from_secs(0));
     assert_eq!(again.poll_once(&o.agent).await.unwrap(), 0);
     let polls = calls(&server, "getUpdates").await;
-    assert_eq!(polls.last().unwrap()["offset"], json!(900000104));
+    assert_eq!(polls.last().unwrap()["offset"], json!(900000103));
     assert_eq!(o.actions.executed().len(), 1);
+}
+
+#[tokio::test]
+async fn a_command_failing_on_a_transient_store_error_is_polled_again() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = TelegramApprover::new(config(&server)).unwrap();
+    let o = ops(Arc::new(approver.clone())).await;
+    let incident = o.pending_incident("tg-flaky").await;
+    let batch = json!([
+        text_update(900000300, "hello", None),
+        callback_update(900000301, &format!("approve:{}", incident.id)),
+    ]);
+    serve_updates(&server, None, batch, 1).await;
+    let store: Arc<dyn MetadataStore> = o.store.clone();
+    let poller = TelegramPoller::new(approver.clone(), store.clone(), Duration::from_secs(0));
+
+    // The store fails the approval's transition once.
+    o.store.fail_next("transition", 1);
+    let err = poller.poll_once(&o.agent).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000301),
+        "the offset moved past the applied update, not past the failed one"
+    );
+    assert!(o.actions.executed().is_empty());
+
+    // The next round asks from the failed update on and applies it.
+    serve_updates(
+        &server,
+        Some(900000301),
+        json!([callback_update(
+            900000301,
+            &format!("approve:{}", incident.id)
+        )]),
+        1,
+    )
+    .await;
+    assert_eq!(poller.poll_once(&o.agent).await.unwrap(), 1);
+    o.settle_actions(1).await;
+    assert_eq!(o.actions.executed().len(), 1);
+    assert_eq!(
+        store.get_cursor(OFFSET_CURSOR).await.unwrap(),
+        Some(900000302)
+    );
+}
+
+#[tokio::test]
+async fn the_outcome_survives_when_the_request_had_a_very_long_reasoning() {
+    let server = MockServer::start().await;
+    mock_bot(&server).await;
+    let approver = Arc::new(TelegramApprover::new(config(&server)).unwrap());
+    let o = ops(approver.clone()).await;
+    let incident = o.pending_incident("tg-long").await;
+    // What Telegram returns as the pressed message's text: the request as
+    // plain text (entities parsed out), here near the 4096-character limit.
+    let mut update = callback_update(900000200, &format!("approve:{}", incident.id));
+    update["callback_query"]["message"]["text"] = json!(format!(
+        "Approval needed — incident {}\nReasoning: {}",
+        incident.id,
+        "<&> ".repeat(1000)
+    ));
+    let results = o
+        .agent
+        .handle_inbound(approver.as_ref(), &webhook(&update, Some(SECRET)))
+        .await
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().effective);
+    o.settle_actions(1).await;
+    let edits = calls(&server, "editMessageText").await;
+    assert_eq!(edits.len(), 1);
+    let text = edits[0]["text"].as_str().unwrap();
+    assert!(text.chars().count() <= format::MAX_MESSAGE_CHARS);
+    let outcome = text
+        .rsplit_once("\n\n<b>Outcome</b> (ada_oncall): ")
+        .map(|(_, o)| o)
+        .unwrap_or_else(|| panic!("outcome line cut: {}", &text[text.len() - 200..]));
+    assert!(outcome.starts_with("Approved; executing"), "{outcome}");
+    assert!(outcome.ends_with("The result will follow."), "{outcome}");
+    assert_eq!(text.matches("<b>").count(), 1);
+    assert_eq!(text.matches("</b>").count(), 1);
+}
+
+#[test]
+fn an_empty_or_malformed_webhook_secret_is_refused_at_construction() {
+    for bad in ["", "has space", "ünïcode", &"x".repeat(257)] {
+        let mut c = TelegramConfig::new(Secret::new(TOKEN), ADA);
+        c.webhook_secret = Some(Secret::new(bad));
+        let err = TelegramApprover::new(c).err().expect(bad);
+        assert!(err.to_string().contains("webhook_secret"), "{err}");
+        assert!(!err.to_string().contains(TOKEN));
+    }
+    let mut c = TelegramConfig::new(Secret::new(TOKEN), ADA);
+    c.webhook_secret = Some(Secret::new("A-z_09"));
+    assert!(TelegramApprover::new(c).is_ok());
+    assert!(TelegramApprover::new(TelegramConfig::new(Secret::new(TOKEN), ADA)).is_ok());
 }

@@ -213,13 +213,63 @@ async fn require_operator(State(s): State<AppState>, req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given {
-        Some(t) if same(t, &s.operator_token) => next.run(req).await,
-        Some(_) => ApiError::unauthorized("wrong operator token").into_response(),
-        None => ApiError::unauthorized(
+    let (reason, detail) = match given {
+        Some(t) if same(t, &s.operator_token) => return next.run(req).await,
+        Some(_) => ("wrong operator token", "wrong operator token"),
+        None => (
+            "missing operator token",
             "missing operator token: send `Authorization: Bearer <token>` (printed at first start, stored in <data_dir>/operator-token)",
-        )
-        .into_response(),
+        ),
+    };
+    let mut refusal = AuthRefusal::from_origin("web", reason, &origin(&req));
+    // Tag the incident a refused approve/reject named, so its trail shows it.
+    refusal.incident_id = req
+        .uri()
+        .path()
+        .strip_prefix("/ops/alerts/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse().ok());
+    s.ops.audit_auth_refusal(&refusal).await;
+    ApiError::unauthorized(detail).into_response()
+}
+
+/// The route and peer of a request, for the audit of a refusal: the socket
+/// peer when the server records it, and `X-Forwarded-For` (client-supplied,
+/// so only informative) when present.
+fn origin(req: &Request) -> RequestOrigin {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    origin_of(
+        req.method().as_str(),
+        &route,
+        req.headers(),
+        req.extensions(),
+    )
+}
+
+fn origin_of(
+    method: &str,
+    route: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> RequestOrigin {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| format!("forwarded-for {v}"));
+    let remote = match (peer, forwarded) {
+        (Some(p), Some(f)) => Some(format!("{p} ({f})")),
+        (p, f) => p.or(f),
+    };
+    RequestOrigin {
+        route: Some(format!("{method} {route}")),
+        remote,
     }
 }
 
@@ -909,6 +959,7 @@ async fn prometheus_rules(
 async fn telegram_webhook(
     State(s): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(query): Query<BTreeMap<String, String>>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -917,10 +968,11 @@ async fn telegram_webhook(
             "Telegram is not configured (INFRAAI_TELEGRAM_BOT_TOKEN, INFRAAI_TELEGRAM_CHAT_ID, INFRAAI_TELEGRAM_WEBHOOK_SECRET)",
         ));
     };
+    let origin = origin_of("POST", "/ops/telegram", &headers, &extensions);
     let req = inbound(&headers, query, body(b)?);
     let results = s
         .ops
-        .handle_inbound(tg.as_ref(), &req)
+        .handle_inbound_from(tg.as_ref(), &req, &origin)
         .await
         .map_err(|e| channel_error(&req.body, e))?;
     for r in &results {
@@ -933,6 +985,7 @@ async fn telegram_webhook(
 async fn discord_interactions(
     State(s): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(query): Query<BTreeMap<String, String>>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -941,9 +994,10 @@ async fn discord_interactions(
             "Discord is not configured (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)",
         ));
     };
+    let origin = origin_of("POST", "/ops/discord", &headers, &extensions);
     let req = inbound(&headers, query, body(b)?);
     let answer = dc
-        .handle_interaction(&s.ops, &req)
+        .handle_interaction_from(&s.ops, &req, &origin)
         .await
         .map_err(|e| channel_error(&req.body, e))?;
     Ok(Json(answer))

@@ -110,4 +110,15 @@ impl Approver for FanoutApprover {
             None => Ok(()),
         }
     }
+
+    async fn refuse(&self, reply: &HumanReply, refusal: &str) -> Result<()> {
+        match self
+            .channels
+            .iter()
+            .find(|c| c.channel() == reply.actor.channel)
+        {
+            Some(c) => c.refuse(reply, refusal).await,
+            None => Ok(()),
+        }
+    }
 }

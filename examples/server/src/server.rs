@@ -244,7 +244,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         info!("shutting down: finishing in-flight requests");
         let _ = shutdown_tx.send(true);
     });
-    axum::serve(listener, router(state))
+    // The peer address is recorded in the audit of refused requests.
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(until(shutdown_rx))
         .await
         .context("serving HTTP")?;

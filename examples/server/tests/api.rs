@@ -1204,3 +1204,123 @@ async fn prometheus_rules_cover_every_deployment_and_refuse_bad_ids() {
         .await;
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// Deploys the simulated plan and opens one pending incident on `api`.
+async fn pending_incident(s: &Server, fingerprint: &str) -> String {
+    let planned = s
+        .ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
+            201,
+        )
+        .await;
+    let run_id = planned["run_id"].as_str().unwrap();
+    s.ok(
+        Method::POST,
+        "/execute",
+        Some(json!({"run_id": run_id, "dry_run": false})),
+        202,
+    )
+    .await;
+    assert_eq!(
+        s.events(run_id).await.last().unwrap().1["phase"],
+        "completed"
+    );
+    let r = s
+        .http
+        .post(s.url("/ops/webhook"))
+        .header("x-infraai-webhook-token", WEBHOOK)
+        .json(&alert(fingerprint, "critical"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let ack: Value = r.json().await.unwrap();
+    let id = ack["results"][0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_incident(&id, |v| v["incident"]["status"] == "pending")
+        .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_approve_is_refused_audited_and_executes_nothing() {
+    let s = simulated("unauth-approve").await;
+    let id = pending_incident(&s, "cpu-unauth").await;
+    let path = format!("/ops/alerts/{id}/approve");
+    let r = s.http.post(s.url(&path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s
+        .http
+        .post(s.url(&path))
+        .bearer_auth("forged-token-Zq9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let v = s
+        .ok(Method::GET, &format!("/ops/alerts/{id}"), None, 200)
+        .await;
+    assert_eq!(v["incident"]["status"], "pending", "{v:#}");
+    assert_eq!(v["actions"].as_array().unwrap().len(), 0);
+    assert_eq!(v["approvals"].as_array().unwrap().len(), 0);
+    let refused: Vec<&Value> = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["step"] == "auth_refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{v:#}");
+    assert_eq!(refused[0]["outcome"], "refused: missing operator token");
+    assert_eq!(refused[1]["outcome"], "refused: wrong operator token");
+    for r in &refused {
+        assert_eq!(r["actor"], "web:unauthenticated");
+        assert_eq!(r["incident_id"], id.as_str());
+        assert_eq!(r["input"]["route"], "POST /ops/alerts/{id}/approve");
+        assert!(
+            r["input"]["remote"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("127.0.0.1:")),
+            "{r}"
+        );
+        assert!(!r.to_string().contains("forged-token-Zq9"), "{r}");
+    }
+    // The kill-switch routes are refused and audited too (no incident).
+    let r = s
+        .http
+        .post(s.url("/ops/autonomy/stop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
+    assert_eq!(state["kill_switch"]["engaged"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_without_a_bot_says_approvals_are_web_only() {
+    let s = simulated("web-only").await;
+    for expected in [
+        "approvals: web dashboard/API (operator bearer token)",
+        "approvals: Telegram off (needs INFRAAI_TELEGRAM_BOT_TOKEN and INFRAAI_TELEGRAM_CHAT_ID)",
+        "approvals: Discord off (needs INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN and INFRAAI_DISCORD_CHANNEL_ID)",
+    ] {
+        assert!(
+            s.startup.iter().any(|l| l == expected),
+            "{expected:?} not in {:#?}",
+            s.startup
+        );
+    }
+    assert!(
+        !s.startup
+            .iter()
+            .any(|l| l.contains("via webhook") || l.contains("long polling")),
+        "{:#?}",
+        s.startup
+    );
+}

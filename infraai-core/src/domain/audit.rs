@@ -39,6 +39,9 @@ pub enum AuditStep {
     ApplyRetry,
     /// "Destroy what this run created" was previewed or executed.
     RunCleanup,
+    /// A request was refused because it could not be authenticated (forged
+    /// webhook secret, bad signature, missing operator token).
+    AuthRefused,
 }
 
 /// One audit record: what happened, on what input, why, with what confidence,

@@ -217,6 +217,15 @@ pub struct HumanReply {
     /// the command (callback query id, chat and message ids); opaque to core.
     #[serde(default)]
     pub delivery: serde_json::Value,
+    /// The channel's increasing id of the delivery that carried the command
+    /// (Telegram `update_id`, Discord interaction snowflake), when it has
+    /// one. A STOP AUTONOMY or RESUME whose id is not newer than the last one
+    /// applied from the same channel (within
+    /// [`crate::ops::KILL_SWITCH_REDELIVERY_WINDOW`]) is a redelivery, or
+    /// older than a command already applied, and changes nothing: an old STOP
+    /// delivered again cannot re-engage the kill-switch after a RESUME.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_seq: Option<i64>,
 }
 
 impl HumanReply {
@@ -226,7 +235,14 @@ impl HumanReply {
             command,
             actor,
             delivery: serde_json::Value::Null,
+            delivery_seq: None,
         }
+    }
+
+    /// Sets the delivery's sequence id.
+    pub fn with_delivery_seq(mut self, seq: i64) -> Self {
+        self.delivery_seq = Some(seq);
+        self
     }
 }
 

@@ -20,6 +20,8 @@ struct State {
     audit: Vec<AuditRecord>,
     kill_switch: Option<KillSwitch>,
     cursors: HashMap<String, i64>,
+    /// Injected transient failures left, per operation.
+    faults: HashMap<&'static str, u32>,
 }
 
 /// The in-memory store.
@@ -32,6 +34,33 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the next `times` calls of `operation` (`transition` or
+    /// `set_kill_switch`) fail with a retryable backend error, as a flaky
+    /// database would; for tests of retry paths.
+    pub fn fail_next(&self, operation: &'static str, times: u32) {
+        self.with(|s| s.faults.insert(operation, times));
+    }
+
+    fn fault(&self, operation: &'static str) -> Result<()> {
+        let injected = self.with(|s| match s.faults.get_mut(operation) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        });
+        if injected {
+            Err(Error::backend(
+                "memory",
+                operation,
+                true,
+                "injected transient failure",
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -241,6 +270,7 @@ impl MetadataStore for MemoryStore {
         to: IncidentStatus,
         note: Option<&str>,
     ) -> Result<Incident> {
+        self.fault("transition")?;
         self.with(|s| {
             let i = incident_mut(s, id)?;
             if !from.contains(&i.status) {
@@ -365,6 +395,7 @@ impl MetadataStore for MemoryStore {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<KillSwitchChange> {
+        self.fault("set_kill_switch")?;
         Ok(self.with(|s| {
             let now = Utc::now();
             let state = KillSwitch {

@@ -3,7 +3,10 @@
 //! JSON columns with serde_json. Decoding never panics: bad stored data
 //! becomes [`StoreError::Corrupt`].
 
-#![cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
+    allow(dead_code)
+)]
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -33,6 +33,19 @@ pub enum StoreError {
         #[source]
         source: redis::RedisError,
     },
+    /// PostgreSQL (or the connection to it) reported an error. Its text never
+    /// holds the connection URL or the password.
+    #[cfg(feature = "postgres")]
+    #[error("postgres: {op}{}: {source}", Ctx(.id))]
+    Postgres {
+        /// The store operation.
+        op: &'static str,
+        /// The object it was about, when there is one.
+        id: Option<String>,
+        /// The client error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// Stored data cannot be read back (unknown status string, corrupted JSON
     /// column, bad timestamp). Never retryable: the data must be repaired.
     #[error("{component}: {op}: corrupt stored data in {what}: {detail}")]
@@ -60,9 +73,14 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// The database was written by a newer version of this crate.
-    #[error("sqlite: database schema version {found} is newer than the supported {supported}")]
+    #[error(
+        "{component}: database schema version {found} is newer than the supported {supported}"
+    )]
     SchemaTooNew {
-        /// `PRAGMA user_version` of the file.
+        /// `sqlite` or `postgres`.
+        component: &'static str,
+        /// The schema version of the database (`PRAGMA user_version` of a
+        /// SQLite file, the newest row of `schema_migrations` in PostgreSQL).
         found: i64,
         /// The newest migration this build knows.
         supported: i64,
@@ -108,10 +126,10 @@ pub enum StoreError {
 }
 
 /// Formats an optional object id as ` (id)`.
-#[cfg(any(feature = "sqlite", feature = "redis"))]
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
 struct Ctx<'a>(&'a Option<String>);
 
-#[cfg(any(feature = "sqlite", feature = "redis"))]
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
 impl std::fmt::Display for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
@@ -123,7 +141,8 @@ impl std::fmt::Display for Ctx<'_> {
 
 impl StoreError {
     /// Whether the same call may succeed if repeated later (database busy or
-    /// locked, Redis connection lost or loading).
+    /// locked, Redis connection lost or loading, PostgreSQL unreachable,
+    /// shutting down, or a serialization failure or deadlock).
     pub fn is_retryable(&self) -> bool {
         match self {
             #[cfg(feature = "sqlite")]
@@ -148,6 +167,8 @@ impl StoreError {
                             | redis::ErrorKind::MasterDown
                     )
             }
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { source, .. } => crate::postgres::is_transient(source),
             StoreError::Task { .. } => true,
             _ => false,
         }
@@ -159,10 +180,13 @@ impl StoreError {
             StoreError::Sqlite { .. } => "sqlite",
             #[cfg(feature = "redis")]
             StoreError::Redis { .. } => "redis",
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { .. } => "postgres",
             StoreError::Corrupt { component, .. }
             | StoreError::Encode { component, .. }
-            | StoreError::Task { component, .. } => component,
-            StoreError::SchemaTooNew { .. } | StoreError::WriterStopped { .. } => "sqlite",
+            | StoreError::Task { component, .. }
+            | StoreError::SchemaTooNew { component, .. } => component,
+            StoreError::WriterStopped { .. } => "sqlite",
             _ => "store",
         }
     }
@@ -173,6 +197,8 @@ impl StoreError {
             StoreError::Sqlite { op, .. } => op,
             #[cfg(feature = "redis")]
             StoreError::Redis { op, .. } => op,
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { op, .. } => op,
             StoreError::Corrupt { op, .. }
             | StoreError::Encode { op, .. }
             | StoreError::Task { op, .. }

@@ -13,15 +13,20 @@
 //!   Redis server; every multi-key change is one Lua script (atomic), keys are
 //!   namespaced by a configurable prefix. Durability is the server's: see
 //!   the `redis` module.
+//! * `postgres`: `postgres::PostgresStore`, a shared store on a PostgreSQL
+//!   server for several replicas: row locks and advisory locks in one
+//!   transaction per change, migrations applied at open under an advisory
+//!   lock, a small connection pool. Plain TCP only (no TLS yet): use it on
+//!   loopback or a private network. See the `postgres` module.
 //!
-//! Both pass the conformance suite of `infraai_core::testing::conformance`:
+//! All three pass the conformance suite of `infraai_core::testing::conformance`:
 //! deduplication by fingerprint is an upsert, an incident only moves along
 //! its lifecycle ([`IncidentStatus::can_move_to`](infraai_core::IncidentStatus::can_move_to)),
 //! claiming an execution succeeds exactly once and never while the kill-switch
 //! is engaged (checked in the same transaction), and the kill-switch moves
 //! incidents to `blocked` and back in the same transaction as the switch.
-//! The audit log is append-only (SQLite refuses `UPDATE`/`DELETE` on it with
-//! triggers). Stored data that cannot be read back (an unknown status, a
+//! The audit log is append-only (SQLite and PostgreSQL refuse `UPDATE`/`DELETE`
+//! on it with triggers). Stored data that cannot be read back (an unknown status, a
 //! corrupted JSON column) is a typed error, [`StoreError::Corrupt`], never a panic.
 //!
 //! ## Example
@@ -73,11 +78,15 @@
 
 mod codec;
 mod error;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresConfig, PostgresStore};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
 pub use error::{StoreError, StoreResult};

@@ -49,6 +49,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         .map_err(err(0))?;
     if current > LATEST {
         return Err(StoreError::SchemaTooNew {
+            component: "sqlite",
             found: current,
             supported: LATEST,
         });

@@ -1,0 +1,720 @@
+//! A shared [`MetadataStore`] on a PostgreSQL server, for several replicas of
+//! the agent on one database.
+//!
+//! * **Atomicity:** every check-and-set is one transaction (READ COMMITTED)
+//!   that locks what it checks: lifecycle moves and decisions lock the
+//!   incident row (`SELECT … FOR UPDATE`) before reading its status; a claim
+//!   locks the kill-switch row `FOR SHARE` and then the incident, so engaging
+//!   STOP AUTONOMY (which locks the switch row for update, then moves the
+//!   incidents) and claiming are serialized — a claim either commits before
+//!   the switch or sees it engaged. Every transaction takes its locks in the
+//!   order kill-switch → incident, so they cannot deadlock each other.
+//! * **Deduplication** by fingerprint takes a transaction-scoped advisory lock
+//!   on the fingerprint (`pg_advisory_xact_lock`), so concurrent alerts with
+//!   one fingerprint — on any replica — are recorded one after the other; a
+//!   partial unique index on the open fingerprint backs it up.
+//! * **Audit** records are append-only: triggers refuse `UPDATE`, `DELETE`
+//!   and `TRUNCATE` on the table, whoever issues them.
+//! * **Durability** is the server's: a write returns `Ok` after its `COMMIT`
+//!   returned, which with PostgreSQL's defaults (`synchronous_commit = on`,
+//!   `fsync = on`) means it is in the server's WAL on disk.
+//! * **Schema:** versioned migrations are compiled into the binary and applied
+//!   at open in one transaction under an advisory lock, so replicas that open
+//!   one database at once migrate it once; a database from a newer build is
+//!   refused ([`StoreError::SchemaTooNew`]).
+//! * **Connections:** a small pool (deadpool-postgres); every connection sets
+//!   `application_name` (default `infraai`; the server uses
+//!   `infraai-{replica id}`), so `pg_stat_activity` shows which replica holds
+//!   which lock.
+//! * **Secrets:** the connection URL is a [`Secret`]; only the user, host,
+//!   port and database are ever logged ([`PostgresStore::describe`]), and no
+//!   error carries the URL.
+//! * **TLS — known limit:** connections are plain TCP (or a Unix socket).
+//!   Use the store on loopback or a private network only; a URL with
+//!   `sslmode=require` is refused at open rather than silently sent in clear.
+//!
+//! Errors: a refused or lost connection, a server shutting down, a
+//! serialization failure or a deadlock are retryable
+//! ([`infraai_core::Error::is_retryable`]); stored data that cannot be read
+//! back is [`StoreError::Corrupt`].
+
+mod rows;
+mod schema;
+
+use crate::codec::{self, status_name};
+use crate::error::{StoreError, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use infraai_core::*;
+use rows::qerr;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+const COMPONENT: &str = "postgres";
+
+/// The advisory lock class of fingerprints (`pg_advisory_xact_lock(class,
+/// hashtext(fingerprint))`); two-key locks never collide with the one-key
+/// migration lock.
+const FINGERPRINT_LOCK_CLASS: i32 = 0x6966_7070; // "ifpp"
+
+/// How to connect a [`PostgresStore`].
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database[?options]` (or a
+    /// `key=value` connection string). Never logged.
+    pub url: Secret,
+    /// Most connections the pool opens.
+    pub max_connections: usize,
+    /// Timeout of one connection attempt (unless the URL sets
+    /// `connect_timeout`).
+    pub connect_timeout: Duration,
+    /// Longest a call waits for a free pooled connection.
+    pub acquire_timeout: Duration,
+    /// `application_name` of every connection (unless the URL sets one).
+    pub application_name: String,
+}
+
+impl PostgresConfig {
+    /// Defaults: 16 connections, 5 s connection timeout, 10 s acquire
+    /// timeout, application name `infraai`.
+    pub fn new(url: Secret) -> Self {
+        Self {
+            url,
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(10),
+            application_name: "infraai".into(),
+        }
+    }
+
+    /// Sets the application name (e.g. `infraai-{replica id}`).
+    pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+}
+
+/// The PostgreSQL [`MetadataStore`]. Cheap to clone (the pool is shared).
+/// See the [module docs](self).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    describe: String,
+}
+
+/// Maps a client error of an operation.
+pub(crate) fn pg(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    move |source| StoreError::Postgres {
+        op,
+        id: None,
+        source,
+    }
+}
+
+/// Whether a client error may go away on retry: a connection that could not
+/// be made or was lost (I/O errors, SQLSTATE class 08), a server that is
+/// starting, shutting down or out of connections, a serialization failure
+/// or a deadlock.
+pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08")
+            || [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+                SqlState::LOCK_NOT_AVAILABLE,
+            ]
+            .contains(code);
+    }
+    if e.is_closed() {
+        return true;
+    }
+    // Connection refused/reset, timeouts: an I/O error in the source chain.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    // tokio-postgres reports a connect timeout without a source.
+    e.to_string().contains("timeout")
+}
+
+/// Runs statements through the connection's prepared-statement cache.
+#[async_trait]
+pub(crate) trait Db: Send + Sync {
+    /// All rows of a statement.
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error>;
+    /// Executes a statement; the number of rows it changed.
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error>;
+}
+
+#[async_trait]
+impl Db for deadpool_postgres::ClientWrapper {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+}
+
+#[async_trait]
+impl Db for deadpool_postgres::Transaction<'_> {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+}
+
+/// `user@host:port/database` of a parsed configuration (no password).
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            let port = config
+                .get_ports()
+                .get(i)
+                .or_else(|| config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    format!(
+        "{}@{}/{}",
+        config.get_user().unwrap_or("?"),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+impl PostgresStore {
+    /// Connects (failing when the server cannot be reached within the
+    /// connection timeout: a retryable error) and applies pending migrations.
+    pub async fn connect(config: PostgresConfig) -> StoreResult<Self> {
+        let mut pg_config = tokio_postgres::Config::from_str(config.url.expose()).map_err(|e| {
+            StoreError::Invalid {
+                what: "postgres url".into(),
+                // tokio-postgres names the bad option, never its value.
+                detail: format!("{e}"),
+            }
+        })?;
+        if pg_config.get_ssl_mode() == SslMode::Require {
+            return Err(StoreError::Invalid {
+                what: "postgres url".into(),
+                detail: "sslmode=require: this build connects without TLS (use the store on \
+                         loopback or a private network, with sslmode=disable or prefer)"
+                    .into(),
+            });
+        }
+        // `prefer` with no TLS connector is plain text; say so explicitly.
+        pg_config.ssl_mode(SslMode::Disable);
+        if pg_config.get_connect_timeout().is_none() {
+            pg_config.connect_timeout(config.connect_timeout);
+        }
+        if pg_config.get_application_name().is_none() {
+            pg_config.application_name(&config.application_name);
+        }
+        let describe = describe(&pg_config);
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                // Fast: a pooled connection is reused unless it is closed; a
+                // lost connection fails its call (retryable) and is dropped.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Task {
+                component: COMPONENT,
+                op: "connect",
+                detail: e.to_string(),
+            })?;
+        let store = Self { pool, describe };
+        let mut client = store.client("connect").await?;
+        let before = schema::migrate(&mut client).await?;
+        drop(client);
+        tracing::info!(
+            server = %store.describe,
+            schema_version = schema::LATEST,
+            migrated_from = before,
+            "postgres store connected"
+        );
+        Ok(store)
+    }
+
+    /// `user@host:port/database` of the server (never the password), for
+    /// banners and logs.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// Checks that the server answers (`SELECT 1` on a pooled connection).
+    pub async fn ping(&self) -> StoreResult<()> {
+        let client = self.client("ping").await?;
+        client.rows("SELECT 1", &[]).await.map_err(pg("ping"))?;
+        Ok(())
+    }
+
+    /// A pooled connection. Pool timeouts are retryable; a connection that
+    /// cannot be made is the client's error (retryable when transient).
+    async fn client(&self, op: &'static str) -> StoreResult<deadpool_postgres::Object> {
+        use deadpool_postgres::PoolError;
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(source) => StoreError::Postgres {
+                op,
+                id: Some(self.describe.clone()),
+                source,
+            },
+            other => StoreError::Task {
+                component: COMPONENT,
+                op,
+                detail: format!("no connection to {}: {other}", self.describe),
+            },
+        })
+    }
+}
+
+/// Runs `$body` (an async block body using `$tx: &dyn Db`) in one
+/// transaction of a pooled connection and commits it; an error rolls it back
+/// (the transaction is dropped without commit). Evaluates to `StoreResult<T>`.
+macro_rules! in_tx {
+    ($store:expr, $op:expr, |$tx:ident| $body:block) => {{
+        let mut client = $store.client($op).await?;
+        let tx = client.transaction().await.map_err(pg($op))?;
+        let result: StoreResult<_> = {
+            let $tx: &dyn Db = &tx;
+            async move $body.await
+        };
+        match result {
+            Ok(value) => tx.commit().await.map(|()| value).map_err(pg($op)),
+            Err(e) => Err(e),
+        }
+    }};
+}
+
+fn check_move(id: &str, from: IncidentStatus, to: IncidentStatus) -> StoreResult<()> {
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            what: format!("transition of incident {id}"),
+            detail: format!("{from:?} → {to:?} is not allowed by the lifecycle"),
+        })
+    }
+}
+
+/// Locks the incident row and reads its status (and whether it has a decision).
+async fn lock_incident(
+    c: &dyn Db,
+    id: &str,
+    op: &'static str,
+) -> StoreResult<(IncidentStatus, bool)> {
+    let rows = c
+        .rows(
+            "SELECT status, decision_json IS NOT NULL FROM incidents WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(qerr(op, format!("incident {id}")))?;
+    let r = rows.first().ok_or_else(|| StoreError::NotFound {
+        what: format!("incident {id}"),
+    })?;
+    let what = format!("incident {id}");
+    let site = codec::Site {
+        component: COMPONENT,
+        op,
+        what: &what,
+    };
+    let status: String = r.try_get(0).map_err(|e| site.corrupt("status", e))?;
+    let decided: bool = r.try_get(1).map_err(|e| site.corrupt("decision_json", e))?;
+    Ok((site.name("status", &status)?, decided))
+}
+
+async fn set_status(
+    c: &dyn Db,
+    id: &str,
+    to: IncidentStatus,
+    note: Option<&str>,
+    op: &'static str,
+) -> StoreResult<()> {
+    c.exec(
+        "UPDATE incidents SET status = $2, note = COALESCE($3, note), updated_at = $4 WHERE id = $1",
+        &[&id, &status_name(to), &note, &codec::time(Utc::now())],
+    )
+    .await
+    .map_err(qerr(op, format!("incident {id}")))?;
+    Ok(())
+}
+
+/// The kill-switch row; `lock` takes it `FOR SHARE` (a claim in flight).
+async fn kill_switch_row(c: &dyn Db, op: &'static str, lock: bool) -> StoreResult<KillSwitch> {
+    let sql = if lock {
+        "SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1 FOR SHARE"
+    } else {
+        "SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1"
+    };
+    let rows = c.rows(sql, &[]).await.map_err(pg(op))?;
+    let Some(r) = rows.first() else {
+        return Ok(KillSwitch::released());
+    };
+    let site = codec::Site {
+        component: COMPONENT,
+        op,
+        what: "kill_switch",
+    };
+    let set_at: Option<String> = r.try_get(3).map_err(|e| site.corrupt("set_at", e))?;
+    Ok(KillSwitch {
+        engaged: r.try_get(0).map_err(|e| site.corrupt("engaged", e))?,
+        set_by: r.try_get(1).map_err(|e| site.corrupt("set_by", e))?,
+        reason: r.try_get(2).map_err(|e| site.corrupt("reason", e))?,
+        set_at: set_at.map(|t| site.time("set_at", &t)).transpose()?,
+    })
+}
+
+#[async_trait]
+impl MetadataStore for PostgresStore {
+    fn name(&self) -> &str {
+        COMPONENT
+    }
+
+    async fn put_run(&self, run: &Run) -> Result<()> {
+        Ok(in_tx!(self, "put_run", |tx| {
+            rows::put_run(tx, run).await
+        })?)
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
+        let c = self.client("get_run").await?;
+        Ok(rows::get_run(&*c, id).await?)
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
+        let c = self.client("list_runs").await?;
+        Ok(rows::list_runs(&*c, query).await?)
+    }
+
+    async fn put_deployment(&self, deployment: &Deployment) -> Result<()> {
+        Ok(in_tx!(self, "put_deployment", |tx| {
+            rows::put_deployment(tx, deployment).await
+        })?)
+    }
+
+    async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
+        let c = self.client("get_deployment").await?;
+        Ok(rows::get_deployment(&*c, id).await?)
+    }
+
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        let c = self.client("list_deployments").await?;
+        Ok(rows::list_deployments(&*c).await?)
+    }
+
+    async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>> {
+        let c = self.client("find_deployment_by_resource").await?;
+        Ok(rows::find_deployment_by_resource(&*c, resource).await?)
+    }
+
+    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
+        alert.validate()?;
+        Ok(in_tx!(self, "record_alert", |tx| {
+            rows::record_alert(tx, alert, "record_alert").await
+        })?)
+    }
+
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
+        let c = self.client("get_incident").await?;
+        Ok(rows::get_incident(&*c, &id.to_string(), "get_incident").await?)
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
+        let c = self.client("list_incidents").await?;
+        Ok(rows::list_incidents(&*c, query).await?)
+    }
+
+    async fn record_decision(
+        &self,
+        id: IncidentId,
+        decision: &OpsDecision,
+        guardrail_notes: &[String],
+        to: IncidentStatus,
+    ) -> Result<Incident> {
+        const OP: &str = "record_decision";
+        let decision_json = codec::json(COMPONENT, OP, "decision", decision)?;
+        let notes_json = codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?;
+        let id = id.to_string();
+        Ok(in_tx!(self, OP, |tx| {
+            let (status, decided) = lock_incident(tx, &id, OP).await?;
+            if status != IncidentStatus::New || decided {
+                return Err(StoreError::Conflict {
+                    what: format!("incident {id}"),
+                    detail: format!("already decided ({status:?})"),
+                });
+            }
+            check_move(&id, IncidentStatus::New, to)?;
+            let now = codec::time(Utc::now());
+            tx.exec(
+                "UPDATE incidents SET decision_json = $2, guardrail_notes_json = $3, \
+                         status = $4, updated_at = $5 WHERE id = $1",
+                &[&id, &decision_json, &notes_json, &status_name(to), &now],
+            )
+            .await
+            .map_err(qerr(OP, format!("incident {id}")))?;
+            tx.exec(
+                "INSERT INTO decisions (incident_id, decision_json, guardrail_notes_json, \
+                         routed_to, decided_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&id, &decision_json, &notes_json, &status_name(to), &now],
+            )
+            .await
+            .map_err(qerr(OP, format!("incident {id}")))?;
+            rows::load_incident(tx, &id, OP).await
+        })?)
+    }
+
+    async fn transition(
+        &self,
+        id: IncidentId,
+        from: &[IncidentStatus],
+        to: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<Incident> {
+        const OP: &str = "transition";
+        let id = id.to_string();
+        Ok(in_tx!(self, OP, |tx| {
+            let (status, _) = lock_incident(tx, &id, OP).await?;
+            if !from.contains(&status) {
+                return Err(StoreError::Conflict {
+                    what: format!("incident {id}"),
+                    detail: format!("is {status:?}, expected one of {from:?}"),
+                });
+            }
+            check_move(&id, status, to)?;
+            set_status(tx, &id, to, note, OP).await?;
+            rows::load_incident(tx, &id, OP).await
+        })?)
+    }
+
+    async fn claim_execution(&self, id: IncidentId) -> Result<Claim> {
+        const OP: &str = "claim_execution";
+        let id = id.to_string();
+        Ok(in_tx!(self, OP, |tx| {
+            // The switch is read in the same transaction as the claim,
+            // and locked first: engaging it waits for this claim, and
+            // this claim waits for an engagement in flight.
+            let engaged = kill_switch_row(tx, OP, true).await?.engaged;
+            let (status, _) = lock_incident(tx, &id, OP).await?;
+            if !IncidentStatus::CLAIMABLE.contains(&status) {
+                return Ok(Claim::NotClaimable(rows::load_incident(tx, &id, OP).await?));
+            }
+            let to = if engaged {
+                IncidentStatus::Blocked
+            } else {
+                IncidentStatus::Executing
+            };
+            set_status(tx, &id, to, None, OP).await?;
+            let incident = rows::load_incident(tx, &id, OP).await?;
+            Ok(if engaged {
+                Claim::Blocked(incident)
+            } else {
+                Claim::Claimed(incident)
+            })
+        })?)
+    }
+
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let c = self.client(OP).await?;
+        let rows = c
+            .rows("SELECT value FROM cursors WHERE name = $1", &[&name])
+            .await
+            .map_err(qerr(OP, format!("cursor {name}")))?;
+        Ok(rows
+            .first()
+            .map(|r| {
+                r.try_get(0).map_err(|e| StoreError::Corrupt {
+                    component: COMPONENT,
+                    op: OP,
+                    what: format!("cursor {name}"),
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?)
+    }
+
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        const OP: &str = "set_cursor";
+        let c = self.client(OP).await?;
+        c.exec(
+            "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+            &[&name, &value, &codec::time(Utc::now())],
+        )
+        .await
+        .map_err(qerr(OP, format!("cursor {name}")))?;
+        Ok(())
+    }
+
+    async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
+        let c = self.client("record_approval").await?;
+        Ok(rows::insert_approval(&*c, approval).await?)
+    }
+
+    async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>> {
+        let c = self.client("list_approvals").await?;
+        Ok(rows::list_approvals(&*c, id).await?)
+    }
+
+    async fn record_action(&self, outcome: &ActionOutcome) -> Result<()> {
+        let c = self.client("record_action").await?;
+        Ok(rows::insert_action(&*c, outcome).await?)
+    }
+
+    async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>> {
+        let c = self.client("list_actions").await?;
+        Ok(rows::list_actions(&*c, id).await?)
+    }
+
+    async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64> {
+        let c = self.client("count_actions_since").await?;
+        Ok(rows::count_actions_since(&*c, resource, since).await?)
+    }
+
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
+        alert.validate()?;
+        Ok(in_tx!(self, "record_alert", |tx| {
+            let ingest = rows::record_alert(tx, alert, "record_alert").await?;
+            if let Some(record) = alert_audit(&ingest, audit) {
+                rows::insert_audit(tx, &record).await?;
+            }
+            Ok(ingest)
+        })?)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        let c = self.client("append_audit").await?;
+        Ok(rows::insert_audit(&*c, record).await?)
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let c = self.client("list_audit").await?;
+        Ok(rows::list_audit(&*c, query).await?)
+    }
+
+    async fn kill_switch(&self) -> Result<KillSwitch> {
+        let c = self.client("kill_switch").await?;
+        Ok(kill_switch_row(&*c, "kill_switch", false).await?)
+    }
+
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        const OP: &str = "set_kill_switch";
+        Ok(in_tx!(self, OP, |tx| {
+            let now = Utc::now();
+            let state = KillSwitch {
+                engaged,
+                set_by: Some(actor.to_owned()),
+                reason: reason.map(str::to_owned),
+                set_at: Some(now),
+            };
+            tx.exec(
+                "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
+                         VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
+                         engaged = excluded.engaged, set_by = excluded.set_by, \
+                         reason = excluded.reason, set_at = excluded.set_at",
+                &[&engaged, &state.set_by, &state.reason, &codec::time(now)],
+            )
+            .await
+            .map_err(pg(OP))?;
+            let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
+                (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
+            } else {
+                (&[IncidentStatus::Blocked], IncidentStatus::Pending)
+            };
+            let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
+            let ids = tx
+                .rows(
+                    "UPDATE incidents SET status = $2, updated_at = $3 \
+                             WHERE status = ANY($1) RETURNING id",
+                    &[&from, &status_name(to), &codec::time(now)],
+                )
+                .await
+                .map_err(pg(OP))?;
+            let site = codec::Site {
+                component: COMPONENT,
+                op: OP,
+                what: "incidents",
+            };
+            let mut affected = ids
+                .iter()
+                .map(|r| {
+                    let id: String = r.try_get(0).map_err(|e| site.corrupt("id", e))?;
+                    site.id::<IncidentId>("id", &id)
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            affected.sort();
+            tracing::info!(engaged, affected = affected.len(), "kill-switch set");
+            Ok(KillSwitchChange { state, affected })
+        })?)
+    }
+}

@@ -1,0 +1,109 @@
+//! Versioned migrations, compiled into the binary and applied at open under
+//! an advisory lock, so replicas opening one database at once migrate it once.
+
+use super::{pg, COMPONENT};
+use crate::codec;
+use crate::error::{StoreError, StoreResult};
+use deadpool_postgres::Object;
+
+/// One schema change. Versions start at 1 and never change once released.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("migrations/0001_initial.sql"),
+}];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: i64 = 1;
+
+/// The advisory lock key held while migrating (`infraai` + `migr` in ASCII).
+/// Transaction-scoped: `pg_advisory_xact_lock` releases it at commit or
+/// rollback, so a replica that dies mid-migration frees it with its session.
+const MIGRATION_LOCK: i64 = 0x696e_6672_6d69_6772;
+
+/// Applies every migration newer than the database's, in one transaction
+/// (PostgreSQL's DDL is transactional: all or none) that first takes the
+/// migration lock. A second replica waits for the lock, then finds nothing
+/// to do. A database from a newer build is refused.
+pub(super) async fn migrate(client: &mut Object) -> StoreResult<i64> {
+    const OP: &str = "migrate";
+    let tx = client.transaction().await.map_err(pg(OP))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg(OP))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .await
+    .map_err(pg(OP))?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(pg(OP))?
+        .try_get(0)
+        .map_err(pg(OP))?;
+    if current > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            component: COMPONENT,
+            found: current,
+            supported: LATEST,
+        });
+    }
+    let now = codec::time(chrono::Utc::now());
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let at = |e| StoreError::Postgres {
+            op: OP,
+            id: Some(format!("schema version {}", m.version)),
+            source: e,
+        };
+        tx.batch_execute(m.sql).await.map_err(at)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[&m.version, &m.name, &now],
+        )
+        .await
+        .map_err(at)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "postgres: migration applied"
+        );
+    }
+    tx.commit().await.map_err(pg(OP))?;
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_latest_is_the_last() {
+        for (n, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, n as i64 + 1, "{} is out of order", m.name);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    }
+
+    #[test]
+    fn the_open_fingerprint_index_names_the_closed_statuses() {
+        // The partial unique index must exclude exactly the closed statuses.
+        let closed: Vec<_> = codec::ALL_STATUSES
+            .into_iter()
+            .filter(|s| s.is_closed())
+            .map(|s| format!("'{}'", codec::status_name(s)))
+            .collect();
+        let clause = format!("WHERE status NOT IN ({})", closed.join(", "));
+        assert!(MIGRATIONS[0].sql.contains(&clause), "{clause}");
+    }
+}

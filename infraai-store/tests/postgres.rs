@@ -1,0 +1,559 @@
+//! The PostgreSQL store against the shared conformance suite, on a real server.
+//!
+//! Each test starts a throwaway cluster of its own (`initdb` + `postgres` from
+//! `/usr/lib/postgresql/*/bin` or PATH, on a free loopback port, stopped on
+//! drop) and one database per store. As root, the server runs as the
+//! `postgres` OS user (through `setpriv`). When PostgreSQL is not installed
+//! these tests fail if `INFRAAI_REQUIRE_SERVICES=1` and skip with a printed
+//! reason if not.
+#![cfg(feature = "postgres")]
+
+use infraai_core::testing::{alert, conformance};
+use infraai_core::*;
+use infraai_store::{PostgresConfig, PostgresStore, StoreError};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn require_services() -> bool {
+    std::env::var("INFRAAI_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The directory holding `initdb` and `postgres`: the newest
+/// `/usr/lib/postgresql/*/bin` (Debian), else wherever `initdb` is on PATH.
+fn pg_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    dirs.sort();
+    if let Some((_, bin)) = dirs.pop() {
+        return Some(bin);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|d| d.join("initdb").exists() && d.join("postgres").exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A command that runs as the `postgres` OS user when we are root (the
+/// server refuses to run as root); `setpriv` execs, so the child's pid is
+/// the program's own.
+fn as_pg_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--pdeathsig=KILL",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A throwaway PostgreSQL cluster; shut down (SIGQUIT: immediate) on drop.
+struct Cluster {
+    child: Option<Child>,
+    port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Initializes and starts a cluster, or `None` (after printing why, or
+    /// failing under `INFRAAI_REQUIRE_SERVICES=1`) when PostgreSQL is missing.
+    fn start() -> Option<Self> {
+        let Some(bin) = pg_bin_dir() else {
+            if require_services() {
+                panic!("INFRAAI_REQUIRE_SERVICES=1 but PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH)");
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: PostgreSQL is not installed (set INFRAAI_REQUIRE_SERVICES=1 to make this a failure)"
+            );
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("infraai-pg-")
+            .tempdir()
+            .expect("tempdir");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the cluster directory to postgres");
+        }
+        let data = dir.path().join("data");
+        let out = as_pg_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cluster = Self {
+            child: None,
+            port: free_port(),
+            bin,
+            dir,
+        };
+        cluster.run();
+        Some(cluster)
+    }
+
+    /// Starts the server on the cluster's port and waits until it accepts
+    /// connections.
+    fn run(&mut self) {
+        let child = as_pg_user(&self.bin.join("postgres"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-k")
+            .arg(self.dir.path())
+            .args(["-c", "listen_addresses=127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        self.child = Some(child);
+        for _ in 0..300 {
+            let ok = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p"])
+                .arg(self.port.to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("postgres did not accept connections on port {}", self.port);
+    }
+
+    /// Stops the server (immediate shutdown) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a database with a unique name; its URL.
+    async fn database(&self) -> String {
+        let name = format!("infraai_{}", uuid::Uuid::now_v7().simple());
+        let admin = self.raw("postgres").await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        self.url(&name)
+    }
+
+    /// A plain client connection to a database of the cluster.
+    async fn raw(&self, db: &str) -> tokio_postgres::Client {
+        raw(&self.url(db)).await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn raw(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("raw connection");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+async fn connect(url: &str) -> PostgresStore {
+    PostgresStore::connect(PostgresConfig::new(Secret::new(url)))
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at the test URL: {e}"))
+}
+
+async fn open_incident(store: &PostgresStore, fingerprint: &str) -> IncidentId {
+    store
+        .record_alert(&alert(fingerprint, AlertState::Firing, 0.9))
+        .await
+        .expect("record")
+        .incident
+        .expect("incident")
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_passes_the_conformance_suite() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = connect(&cluster.database().await).await;
+    assert_eq!(store.name(), "postgres");
+    conformance::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_survives_close_and_reopen() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database().await;
+    conformance::survives_reopen(|| {
+        let url = url.clone();
+        async move { Arc::new(connect(&url).await) as Arc<dyn MetadataStore> }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_opening_one_database_at_once_migrate_it_once() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database().await;
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                PostgresStore::connect(PostgresConfig::new(Secret::new(url))).await
+            })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.expect("join").expect("every replica opens"));
+    }
+    let db = url.rsplit('/').next().expect("db name");
+    let rows = cluster
+        .raw(db)
+        .await
+        .query(
+            "SELECT version, name FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("schema_migrations");
+    let versions: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(versions, vec![(1, "initial".to_string())]);
+    // A database written by a newer build is refused, not misread.
+    cluster
+        .raw(db)
+        .await
+        .execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 'x')",
+            &[],
+        )
+        .await
+        .expect("bump");
+    match PostgresStore::connect(PostgresConfig::new(Secret::new(&url))).await {
+        Err(StoreError::SchemaTooNew {
+            component: "postgres",
+            found: 99,
+            ..
+        }) => {}
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_claim_once_and_share_the_kill_switch() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database().await;
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let id = open_incident(&a, "replicas").await;
+    let decision = OpsDecision {
+        severity: Severity::Warning,
+        recommended_action: Action::Restart {},
+        requires_approval: false,
+        confidence: 0.9,
+        reasoning: "restart".into(),
+        risk: Risk::Low,
+        precedent: None,
+    };
+    b.record_decision(id, &decision, &[], IncidentStatus::Auto)
+        .await
+        .expect("decide");
+    let claims: Vec<_> = (0..40)
+        .map(|n| {
+            let s = if n % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { s.claim_execution(id).await })
+        })
+        .collect();
+    let mut claimed = 0;
+    for c in claims {
+        if let Claim::Claimed(_) = c.await.expect("join").expect("claim") {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1, "one execution across two replicas");
+    // STOP AUTONOMY on one replica blocks claims on the other at once.
+    let second = open_incident(&a, "replicas-2").await;
+    a.record_decision(second, &decision, &[], IncidentStatus::Auto)
+        .await
+        .expect("decide");
+    let change = a
+        .set_kill_switch(true, "web:alice", Some("stop"))
+        .await
+        .expect("engage");
+    assert_eq!(change.affected, vec![second]);
+    assert!(b.kill_switch().await.expect("read").engaged);
+    assert!(matches!(
+        b.claim_execution(second).await.expect("claim"),
+        Claim::NotClaimable(i) if i.status == IncidentStatus::Blocked
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_stored_data_is_a_typed_error_not_a_panic() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database().await;
+    let store = connect(&url).await;
+    let bad_status = open_incident(&store, "bad-status").await;
+    let bad_decision = open_incident(&store, "bad-decision").await;
+    let raw = raw(&url).await;
+    raw.execute(
+        "UPDATE incidents SET status = 'exploded' WHERE id = $1",
+        &[&bad_status.to_string()],
+    )
+    .await
+    .expect("corrupt status");
+    raw.execute(
+        "UPDATE incidents SET decision_json = '{\"severity\": ' WHERE id = $1",
+        &[&bad_decision.to_string()],
+    )
+    .await
+    .expect("corrupt decision");
+    for (r, field) in [
+        (store.get_incident(bad_status).await.map(|_| ()), "status"),
+        (
+            store.get_incident(bad_decision).await.map(|_| ()),
+            "decision",
+        ),
+        (
+            store
+                .list_incidents(&IncidentQuery::default())
+                .await
+                .map(|_| ()),
+            "incident",
+        ),
+        (
+            store.claim_execution(bad_status).await.map(|_| ()),
+            "status",
+        ),
+        (
+            store
+                .transition(
+                    bad_status,
+                    &[IncidentStatus::New],
+                    IncidentStatus::Pending,
+                    None,
+                )
+                .await
+                .map(|_| ()),
+            "status",
+        ),
+        (
+            store
+                .record_alert(&alert("bad-status", AlertState::Resolved, 0.1))
+                .await
+                .map(|_| ()),
+            "status",
+        ),
+    ] {
+        match r {
+            Err(Error::Backend {
+                component,
+                retryable,
+                source,
+                ..
+            }) => {
+                assert_eq!(component, "postgres");
+                assert!(!retryable);
+                let text = source.to_string();
+                assert!(text.contains("corrupt") && text.contains(field), "{text}");
+            }
+            other => panic!("expected a typed corruption error for {field}, got {other:?}"),
+        }
+    }
+    // The corrupted row was not overwritten by the failed calls.
+    let status: String = raw
+        .query_one(
+            "SELECT status FROM incidents WHERE id = $1",
+            &[&bad_status.to_string()],
+        )
+        .await
+        .expect("read")
+        .get(0);
+    assert_eq!(status, "exploded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_cannot_be_changed_even_with_raw_sql() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database().await;
+    let store = connect(&url).await;
+    let record = AuditRecord::agent(AuditStep::Decision, "approved")
+        .by("rules")
+        .reasoning("kept forever", Some(0.9));
+    store.append_audit(&record).await.expect("append");
+    let raw = raw(&url).await;
+    for sql in [
+        "UPDATE audit SET outcome = 'tampered'",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
+    ] {
+        let err = raw
+            .batch_execute(sql)
+            .await
+            .expect_err("the audit table refuses changes");
+        let db = err.as_db_error().map(|d| d.message().to_string());
+        assert_eq!(
+            db.as_deref(),
+            Some("audit records are append-only"),
+            "{sql}: {err}"
+        );
+    }
+    let stored = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(stored, vec![record]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_is_a_retryable_error() {
+    let Some(mut cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database().await;
+    let store = connect(&url).await;
+    store.ping().await.expect("ping while up");
+    cluster.stop();
+    let err = store.ping().await.expect_err("the server is down");
+    assert!(err.is_retryable(), "{err}");
+    let err: Error = store.kill_switch().await.expect_err("the server is down");
+    assert!(err.is_retryable(), "{err}");
+    // It comes back: the pool replaces the dead connections.
+    cluster.run();
+    let mut back = false;
+    for _ in 0..50 {
+        if store.ping().await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the store reconnects after a server restart");
+    assert!(!store.kill_switch().await.expect("read").engaged);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_retryable_error_that_hides_the_password() {
+    let port = free_port();
+    let url = format!("postgres://infraai:hunter2-secret@127.0.0.1:{port}/infraai");
+    let mut config = PostgresConfig::new(Secret::new(url));
+    config.connect_timeout = Duration::from_millis(500);
+    let err = match PostgresStore::connect(config).await {
+        Ok(_) => panic!("nothing listens on {port}"),
+        Err(e) => e,
+    };
+    assert!(
+        err.is_retryable(),
+        "a refused connection may succeed later: {err}"
+    );
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "the password leaked: {text}");
+    assert!(text.contains(&port.to_string()), "says where: {text}");
+    let core: Error = err.into();
+    assert!(core.is_retryable());
+    assert!(matches!(core, Error::Backend { ref component, .. } if component == "postgres"));
+    assert!(!format!("{core} {core:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn tls_required_by_the_url_is_refused_not_sent_in_clear() {
+    let url = "postgres://infraai:hunter2-secret@db.internal:5432/infraai?sslmode=require";
+    match PostgresStore::connect(PostgresConfig::new(Secret::new(url))).await {
+        Err(e @ StoreError::Invalid { .. }) => {
+            let text = format!("{e} {e:?}");
+            assert!(text.contains("sslmode=require"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("sslmode=require must be refused without TLS support"),
+    }
+    match PostgresStore::connect(PostgresConfig::new(Secret::new(
+        "postgres://u:hunter2@h:notaport/db",
+    )))
+    .await
+    {
+        Err(e @ StoreError::Invalid { .. }) => {
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+        }
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("a bad port must be refused"),
+    }
+}

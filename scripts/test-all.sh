@@ -2,7 +2,8 @@
 # Runs every test of the workspace, with the real services the tests need:
 # Terraform (offline, via ../shared/tools/terraform-env.sh) and a Redis server
 # on a free loopback port (installed from Debian's packages when missing and
-# running as root), Debian's chromium and playwright-core (npm ci) for the
+# running as root), Debian's postgresql (the tests start their own
+# clusters), Debian's chromium and playwright-core (npm ci) for the
 # dashboard's browser test, Debian's prometheus and prometheus-alertmanager
 # for the monitoring loop test. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -46,6 +47,20 @@ if [ -z "${INFRAAI_TEST_REDIS_URL:-}" ]; then
   else
     log "redis: not available; Redis tests will fail"
   fi
+fi
+
+# --- PostgreSQL (the PostgreSQL store's tests) ------------------------------
+# Debian's package; the tests (infraai-store/tests/postgres.rs, the server's
+# api test) initialize and start throwaway clusters of their own on free
+# loopback ports (as the postgres OS user when root) and stop them on drop.
+pg_initdb() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1 || true; }
+[ -n "$(pg_initdb)" ] || command -v initdb >/dev/null 2>&1 \
+  || apt_install --no-install-recommends postgresql || true
+pg_bin=$(pg_initdb); pg_bin=${pg_bin:-$(command -v initdb || true)}
+if [ -n "$pg_bin" ]; then
+  log "postgresql: $("$(dirname "$pg_bin")/postgres" --version 2>&1 | head -1)"
+else
+  log "postgresql: not available; PostgreSQL tests will fail"
 fi
 
 # --- Chromium + playwright-core (the dashboard's browser test) --------------

@@ -65,6 +65,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// This replica's id (in every request's tracing span).
+    pub replica_id: Arc<str>,
     /// Metric source (with history) for `GET /ops/alerts/{id}/series`.
     pub metric_source: Arc<dyn MetricSource>,
     /// PromQL of the cloud's metrics (for the exported alerting rules).
@@ -294,7 +296,9 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
+    // Every log line of the request names the replica that served it.
+    let span = tracing::info_span!("request", replica = %s.replica_id, %method, %route);
+    let resp = tracing::Instrument::instrument(next.run(req), span).await;
     let status = resp.status().as_u16();
     s.metrics
         .request(&method, &route, status, started.elapsed().as_secs_f64());

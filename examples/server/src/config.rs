@@ -30,6 +30,15 @@ pub struct Cli {
     /// SQLite database file [default: DATA_DIR/infraai.db].
     #[arg(long, env = "INFRAAI_DATABASE")]
     pub database: Option<PathBuf>,
+    /// PostgreSQL store shared by replicas:
+    /// `postgres://user:password@host:port/database` (plain TCP: loopback or
+    /// a private network only) [default: none, the SQLite file].
+    #[arg(long, env = "INFRAAI_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// This replica's id, in the start-up banner, request log spans and the
+    /// PostgreSQL `application_name` [default: HOSTNAME-PID].
+    #[arg(long, env = "INFRAAI_REPLICA_ID")]
+    pub replica_id: Option<String>,
     /// Operator bearer token for the API and dashboard [default: generated
     /// once and stored in DATA_DIR/operator-token].
     #[arg(long, env = "INFRAAI_OPERATOR_TOKEN", hide_env_values = true)]
@@ -203,6 +212,8 @@ pub struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database: Option<PathBuf>,
+    database_url: Option<String>,
+    replica_id: Option<String>,
     operator_token: Option<String>,
     operator_name: Option<String>,
     webhook_token: Option<String>,
@@ -378,6 +389,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// SQLite file, when not the default.
     pub database: Option<PathBuf>,
+    /// PostgreSQL URL (secret: it may hold a password); selects the
+    /// PostgreSQL store instead of SQLite.
+    pub database_url: Option<infraai_core::Secret>,
+    /// This replica's id.
+    pub replica_id: String,
     /// Configured operator token, if any.
     pub operator_token: Option<String>,
     /// Operator name (`web:<name>` in the audit trail).
@@ -435,6 +451,7 @@ impl Config {
     }
 
     fn merge(c: Cli, f: FileConfig) -> anyhow::Result<Self> {
+        let (database_url, replica_id) = store_settings(&c, &f)?;
         let operator_name =
             nonempty(c.operator_name.or(f.operator_name)).unwrap_or_else(|| "operator".into());
         if !operator_name
@@ -586,6 +603,8 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: c.data_dir.or(f.data_dir).unwrap_or_else(|| "./data".into()),
             database: c.database.or(f.database),
+            database_url,
+            replica_id,
             operator_token: nonempty(c.operator_token.or(f.operator_token)),
             operator_name,
             webhook_token: nonempty(c.webhook_token.or(f.webhook_token)),
@@ -654,6 +673,52 @@ fn llm_settings(
         ),
         None => Ok(None),
     }
+}
+
+/// The PostgreSQL URL (checked for its scheme, never echoed) and the replica id.
+fn store_settings(
+    c: &Cli,
+    f: &FileConfig,
+) -> anyhow::Result<(Option<infraai_core::Secret>, String)> {
+    let url = nonempty(c.database_url.clone().or_else(|| f.database_url.clone()));
+    if let Some(u) = &url {
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            bail!("database_url must be a postgres:// or postgresql:// URL (the SQLite file is `database`)");
+        }
+        if c.database.is_some() || f.database.is_some() {
+            bail!("set either database (a SQLite file) or database_url (PostgreSQL), not both");
+        }
+    }
+    let replica_id = nonempty(c.replica_id.clone().or_else(|| f.replica_id.clone()))
+        .unwrap_or_else(default_replica_id);
+    if replica_id.len() > 48
+        || !replica_id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
+        bail!("replica_id may only hold up to 48 letters, digits and - _ .");
+    }
+    Ok((url.map(infraai_core::Secret::new), replica_id))
+}
+
+/// `HOSTNAME-PID`, with the host name cut to the characters a replica id allows.
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(*ch))
+        .take(32)
+        .collect();
+    let host = if host.is_empty() {
+        "infraai".into()
+    } else {
+        host
+    };
+    format!("{host}-{}", std::process::id())
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -751,5 +816,49 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::merge(cli, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn database_url_selects_postgres_and_replica_ids_are_checked() {
+        let file: FileConfig =
+            toml::from_str("database_url = \"postgres://u:pw-secret@db:5432/infraai\"\n").unwrap();
+        let c = Config::merge(Cli::default(), file).unwrap();
+        let url = c.database_url.expect("postgres selected");
+        assert_eq!(url.expose(), "postgres://u:pw-secret@db:5432/infraai");
+        assert!(!format!("{url:?} {url}").contains("pw-secret"));
+        assert!(!c.replica_id.is_empty());
+        assert!(c.replica_id.ends_with(&format!("-{}", std::process::id())));
+
+        let c = Config::merge(
+            Cli {
+                replica_id: Some("eu-1".into()),
+                ..Default::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert!(c.database_url.is_none(), "SQLite stays the default");
+        assert_eq!(c.replica_id, "eu-1");
+
+        for cli in [
+            Cli {
+                database_url: Some("mysql://u:pw-secret@db/x".into()),
+                ..Default::default()
+            },
+            Cli {
+                database_url: Some("postgres://u:pw-secret@db/x".into()),
+                database: Some("x.db".into()),
+                ..Default::default()
+            },
+            Cli {
+                replica_id: Some("bad id".into()),
+                ..Default::default()
+            },
+        ] {
+            let err = Config::merge(cli, FileConfig::default())
+                .err()
+                .expect("refused");
+            assert!(!format!("{err:#}").contains("pw-secret"), "{err:#}");
+        }
     }
 }

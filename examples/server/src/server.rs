@@ -112,6 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     println!("infraai-server {}", env!("CARGO_PKG_VERSION"));
     println!("data directory: {}", config.data_dir.display());
+    println!("replica: {}", config.replica_id);
     for line in &w.report {
         println!("{line}");
     }
@@ -233,6 +234,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
         request_timeout: config.request_timeout,
+        replica_id: config.replica_id.clone().into(),
         metric_source: w.metrics.clone(),
         prom_queries: w.prom_queries,
         sns: w.sns,

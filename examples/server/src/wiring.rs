@@ -27,6 +27,7 @@ use infraai_gemini::{GeminiConfig, GeminiProvider, OpenAiCompatConfig, OpenAiCom
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
 use infraai_prometheus::{PromQueries, PrometheusMetrics};
 use infraai_store::SqliteStore;
+use infraai_store::{PostgresConfig, PostgresStore};
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use infraai_terraform::{TerraformConfig, TerraformRunner};
 use std::path::{Path, PathBuf};
@@ -574,6 +575,26 @@ fn llm(
     Ok((planner, policy, Some(fixer)))
 }
 
+/// The PostgreSQL store (`database_url`), shared by every replica given the
+/// same URL. The banner line names the server, never the password.
+async fn postgres_store(
+    config: &Config,
+    url: &infraai_core::Secret,
+    report: &mut Vec<String>,
+) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    let pg = PostgresConfig::new(url.clone())
+        .with_application_name(format!("infraai-{}", config.replica_id));
+    // The error names the server and the cause, never the URL.
+    let store = PostgresStore::connect(pg)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the PostgreSQL store: {e}"))?;
+    report.push(format!(
+        "store: PostgreSQL {} (shared by replicas with the same database_url; plain TCP, no TLS)",
+        store.describe()
+    ));
+    Ok(Arc::new(store))
+}
+
 /// Builds the adapters. Never logs a secret. `observer` sees every LLM
 /// exchange (the `/metrics` counters).
 pub async fn build(
@@ -584,19 +605,22 @@ pub async fn build(
     let mut report = Vec::new();
 
     // ---- store -------------------------------------------------------------
-    let db = config
-        .database
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("infraai.db"));
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::open_path(&db)
+    let store: Arc<dyn MetadataStore> = if let Some(url) = &config.database_url {
+        postgres_store(config, url, &mut report).await?
+    } else {
+        let db = config
+            .database
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("infraai.db"));
+        let store = SqliteStore::open_path(&db)
             .await
-            .with_context(|| format!("opening the SQLite store {}", db.display()))?,
-    );
-    report.push(format!(
-        "store: SQLite {} (durable: incidents, runs, audit and the kill-switch survive restarts)",
-        db.display()
-    ));
+            .with_context(|| format!("opening the SQLite store {}", db.display()))?;
+        report.push(format!(
+            "store: SQLite {} (durable: incidents, runs, audit and the kill-switch survive restarts)",
+            db.display()
+        ));
+        Arc::new(store)
+    };
 
     // ---- cloud -------------------------------------------------------------
     let mut registry = MetricProfileRegistry::builtin();

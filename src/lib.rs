@@ -17,8 +17,9 @@
 
 pub use infraai_core::*;
 
-/// Durable metadata stores: SQLite (feature `sqlite`) and Redis (feature `redis`).
-#[cfg(any(feature = "sqlite", feature = "redis"))]
+/// Durable metadata stores: SQLite (feature `sqlite`), Redis (feature `redis`)
+/// and PostgreSQL (feature `postgres`).
+#[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
 pub use infraai_store as store;
 
 /// Telegram approvals (feature `telegram`).

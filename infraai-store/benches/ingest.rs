@@ -9,6 +9,11 @@
 //! * `redis/single_32_tasks`: `record_alert` from 32 tasks against
 //!   `INFRAAI_TEST_REDIS_URL`, or a redis-server this bench starts with
 //!   `appendfsync always` (skipped with a message when neither exists).
+//! * `postgres/single_32_tasks`: `record_alert` from 32 tasks against
+//!   `INFRAAI_TEST_POSTGRES_URL`, or a throwaway cluster this bench starts
+//!   from `/usr/lib/postgresql/*/bin` with the defaults (`fsync = on`,
+//!   `synchronous_commit = on`; as the `postgres` OS user when root), on a
+//!   pool of 16 connections (skipped with a message when neither exists).
 //!
 //! Every alert has a new fingerprint, so every call opens an incident (an
 //! insert, the expensive path). Criterion prints its own estimates; the table
@@ -18,7 +23,7 @@
 use criterion::{Criterion, Throughput};
 use infraai_core::testing::{alert, MemoryStore};
 use infraai_core::{AlertState, MetadataStore, Secret};
-use infraai_store::{RedisConfig, RedisStore, SqliteStore};
+use infraai_store::{PostgresConfig, PostgresStore, RedisConfig, RedisStore, SqliteStore};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -170,6 +175,112 @@ fn redis_server() -> Option<(String, String, RedisGuard)> {
     None
 }
 
+/// A PostgreSQL cluster started by the bench; immediate shutdown on drop.
+struct PgGuard {
+    child: Option<std::process::Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = std::process::Command::new("kill")
+                .args(["-QUIT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The PostgreSQL URL to bench against, a description, and the cluster to keep alive.
+fn postgres_server() -> Option<(String, String, PgGuard)> {
+    use std::process::{Command, Stdio};
+    if let Ok(url) = std::env::var("INFRAAI_TEST_POSTGRES_URL") {
+        let guard = PgGuard {
+            child: None,
+            _dir: None,
+        };
+        return Some((
+            url,
+            "INFRAAI_TEST_POSTGRES_URL (its own settings)".into(),
+            guard,
+        ));
+    }
+    let mut bins: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, b)| b.join("initdb").exists())
+        .collect();
+    bins.sort();
+    let bin = bins.pop()?.1;
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let as_pg = |program: &str| {
+        let mut c = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
+            c.arg(bin.join(program));
+            c
+        } else {
+            Command::new(bin.join(program))
+        };
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let dir = tempfile::tempdir().ok()?;
+    if root {
+        Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .ok()?;
+    }
+    let data = dir.path().join("data");
+    let ok = as_pg("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()?
+        .port();
+    let child = as_pg("postgres")
+        .arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(dir.path())
+        .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
+        .spawn()
+        .ok()?;
+    let guard = PgGuard {
+        child: Some(child),
+        _dir: Some(dir),
+    };
+    for _ in 0..300 {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return Some((
+                format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                "own cluster, fsync on, synchronous_commit on".into(),
+                guard,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 fn main() {
     let mut c = Criterion::default()
         .configure_from_args()
@@ -236,10 +347,30 @@ fn main() {
         }
         None => "SKIPPED: no INFRAAI_TEST_REDIS_URL and no redis-server on PATH".into(),
     };
+    let postgres_note = match postgres_server() {
+        Some((url, note, guard)) => {
+            let store: Arc<dyn MetadataStore> = Arc::new(
+                rt.block_on(PostgresStore::connect(PostgresConfig::new(Secret::new(
+                    url,
+                ))))
+                .expect("connect postgres"),
+            );
+            let stats = Shared::default();
+            group.bench_function("postgres/single_32_tasks", |b| {
+                b.iter_custom(|iters| rt.block_on(singles(store.clone(), iters, stats.clone())))
+            });
+            results.push(("postgres single, 32 tasks".into(), stats));
+            drop(store);
+            drop(guard);
+            note
+        }
+        None => "SKIPPED: no INFRAAI_TEST_POSTGRES_URL and no PostgreSQL installed".into(),
+    };
     group.finish();
     c.final_summary();
 
     println!("\nredis: {redis_note}");
+    println!("postgres: {postgres_note}");
     println!(
         "{:<44} {:>12} {:>12} {:>9} {:>9}",
         "backend / mode", "alerts/s min", "median", "p50 µs", "p99 µs"

@@ -101,7 +101,15 @@ impl Cluster {
         let out = as_pg_user(&bin.join("initdb"))
             .arg("-D")
             .arg(dir.0.join("data"))
-            .args(["-U", "postgres", "--auth=trust", "-N", "-E", "UTF8", "--locale=C"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
             .output()
             .expect("run initdb");
         assert!(

@@ -16,8 +16,8 @@
 //! * `postgres`: `postgres::PostgresStore`, a shared store on a PostgreSQL
 //!   server for several replicas: row locks and advisory locks in one
 //!   transaction per change, migrations applied at open under an advisory
-//!   lock, a small connection pool. Plain TCP only (no TLS yet): use it on
-//!   loopback or a private network. See the `postgres` module.
+//!   lock, a small connection pool; TLS (rustls, certificate verified) with
+//!   `sslmode=require`, plain TCP otherwise. See the `postgres` module.
 //!
 //! All three pass the conformance suite of `infraai_core::testing::conformance`:
 //! deduplication by fingerprint is an upsert, an incident only moves along

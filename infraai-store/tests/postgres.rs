@@ -80,12 +80,19 @@ struct Cluster {
     port: u16,
     bin: PathBuf,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Cluster {
     /// Initializes and starts a cluster, or `None` (after printing why, or
     /// failing under `INFRAAI_REQUIRE_SERVICES=1`) when PostgreSQL is missing.
     fn start() -> Option<Self> {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// Like [`Cluster::start`]; `configure` gets the cluster directory after
+    /// `initdb` (to write files) and returns extra `postgres` arguments.
+    fn start_with(configure: impl FnOnce(&Path) -> Vec<String>) -> Option<Self> {
         let Some(bin) = pg_bin_dir() else {
             if require_services() {
                 panic!("INFRAAI_REQUIRE_SERVICES=1 but PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH)");
@@ -129,11 +136,13 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let extra = configure(dir.path());
         let mut cluster = Self {
             child: None,
             port: free_port(),
             bin,
             dir,
+            extra,
         };
         cluster.run();
         Some(cluster)
@@ -149,6 +158,7 @@ impl Cluster {
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-p"])
             .arg(self.port.to_string())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -533,18 +543,174 @@ async fn an_unreachable_server_is_a_retryable_error_that_hides_the_password() {
     assert!(!format!("{core} {core:?}").contains("hunter2"));
 }
 
-#[tokio::test]
-async fn tls_required_by_the_url_is_refused_not_sent_in_clear() {
-    let url = "postgres://infraai:hunter2-secret@db.internal:5432/infraai?sslmode=require";
-    match PostgresStore::connect(PostgresConfig::new(Secret::new(url))).await {
-        Err(e @ StoreError::Invalid { .. }) => {
-            let text = format!("{e} {e:?}");
-            assert!(text.contains("sslmode=require"), "{text}");
-            assert!(!text.contains("hunter2"), "{text}");
+/// Runs openssl in `dir`; panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, in `dir`
+/// (`ca.pem`, `server.crt`, `server.key`).
+fn make_certs(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=infraai test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_uses_verified_tls() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let Some(cluster) = Cluster::start_with(|dir| {
+        make_certs(certs.path());
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(certs.path().join(f), dir.join(f)).expect("copy cert");
         }
-        Err(other) => panic!("expected Invalid, got {other}"),
-        Ok(_) => panic!("sslmode=require must be refused without TLS support"),
-    }
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres", "server.crt", "server.key"])
+                .current_dir(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown the server key");
+        }
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("key mode");
+        // TLS connections only (over TCP).
+        std::fs::write(
+            dir.join("data").join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        let file = |f: &str| dir.join(f).display().to_string();
+        vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", file("server.crt")),
+            "-c".into(),
+            format!("ssl_key_file={}", file("server.key")),
+        ]
+    }) else {
+        return;
+    };
+    let base = format!(
+        "postgres://postgres:hunter2-secret@127.0.0.1:{}/postgres",
+        cluster.port
+    );
+    let config = |url: String, ca: bool| {
+        let mut c = PostgresConfig::new(Secret::new(url));
+        c.connect_timeout = Duration::from_secs(3);
+        c.ca_file = ca.then(|| certs.path().join("ca.pem"));
+        c
+    };
+    // Verified TLS: works, and the store says so.
+    let store = PostgresStore::connect(config(format!("{base}?sslmode=require"), true))
+        .await
+        .expect("TLS with the test CA");
+    assert!(store.tls());
+    let id = open_incident(&store, "tls").await;
+    assert!(store.get_incident(id).await.expect("read").is_some());
+    // Without the CA the certificate is not trusted: refused, not downgraded.
+    let err = match PostgresStore::connect(config(format!("{base}?sslmode=require"), false)).await {
+        Err(e) => e,
+        Ok(_) => panic!("an untrusted certificate must be refused"),
+    };
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(
+        !err.is_retryable(),
+        "retrying cannot make a certificate trusted"
+    );
+    // Plain text is refused by this server (hostssl only).
+    assert!(
+        PostgresStore::connect(config(base.clone(), true))
+            .await
+            .is_err(),
+        "plain connections are refused by a hostssl-only server"
+    );
+    // A CA file that is not one is a clear error.
+    let mut bad = config(format!("{base}?sslmode=require"), false);
+    bad.ca_file = Some(certs.path().join("server.ext"));
+    assert!(matches!(
+        PostgresStore::connect(bad).await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_without_echoing_the_password() {
     match PostgresStore::connect(PostgresConfig::new(Secret::new(
         "postgres://u:hunter2@h:notaport/db",
     )))

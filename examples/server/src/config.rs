@@ -31,10 +31,15 @@ pub struct Cli {
     #[arg(long, env = "INFRAAI_DATABASE")]
     pub database: Option<PathBuf>,
     /// PostgreSQL store shared by replicas:
-    /// `postgres://user:password@host:port/database` (plain TCP: loopback or
-    /// a private network only) [default: none, the SQLite file].
+    /// `postgres://user:password@host:port/database`; add `?sslmode=require`
+    /// for TLS with a verified certificate (without it: plain TCP, for
+    /// loopback or a private network only) [default: none, the SQLite file].
     #[arg(long, env = "INFRAAI_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PEM CA certificates trusted for `sslmode=require` in database_url,
+    /// besides the public (webpki) roots.
+    #[arg(long, env = "INFRAAI_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
     /// This replica's id, in the start-up banner, request log spans and the
     /// PostgreSQL `application_name` [default: HOSTNAME-PID].
     #[arg(long, env = "INFRAAI_REPLICA_ID")]
@@ -213,6 +218,7 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     database: Option<PathBuf>,
     database_url: Option<String>,
+    database_ca_file: Option<PathBuf>,
     replica_id: Option<String>,
     operator_token: Option<String>,
     operator_name: Option<String>,
@@ -392,6 +398,8 @@ pub struct Config {
     /// PostgreSQL URL (secret: it may hold a password); selects the
     /// PostgreSQL store instead of SQLite.
     pub database_url: Option<infraai_core::Secret>,
+    /// CA file for PostgreSQL TLS.
+    pub database_ca_file: Option<PathBuf>,
     /// This replica's id.
     pub replica_id: String,
     /// Configured operator token, if any.
@@ -604,6 +612,7 @@ impl Config {
             data_dir: c.data_dir.or(f.data_dir).unwrap_or_else(|| "./data".into()),
             database: c.database.or(f.database),
             database_url,
+            database_ca_file: c.database_ca_file.or(f.database_ca_file),
             replica_id,
             operator_token: nonempty(c.operator_token.or(f.operator_token)),
             operator_name,

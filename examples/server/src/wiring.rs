@@ -582,15 +582,21 @@ async fn postgres_store(
     url: &infraai_core::Secret,
     report: &mut Vec<String>,
 ) -> anyhow::Result<Arc<dyn MetadataStore>> {
-    let pg = PostgresConfig::new(url.clone())
+    let mut pg = PostgresConfig::new(url.clone())
         .with_application_name(format!("infraai-{}", config.replica_id));
+    pg.ca_file = config.database_ca_file.clone();
     // The error names the server and the cause, never the URL.
     let store = PostgresStore::connect(pg)
         .await
         .map_err(|e| anyhow::anyhow!("opening the PostgreSQL store: {e}"))?;
     report.push(format!(
-        "store: PostgreSQL {} (shared by replicas with the same database_url; plain TCP, no TLS)",
-        store.describe()
+        "store: PostgreSQL {} (shared by replicas with the same database_url; {})",
+        store.describe(),
+        if store.tls() {
+            "TLS, certificate verified"
+        } else {
+            "plain TCP without TLS: loopback or a private network only (sslmode=require for TLS)"
+        }
     ));
     Ok(Arc::new(store))
 }

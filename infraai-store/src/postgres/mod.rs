@@ -29,9 +29,12 @@
 //! * **Secrets:** the connection URL is a [`Secret`]; only the user, host,
 //!   port and database are ever logged ([`PostgresStore::describe`]), and no
 //!   error carries the URL.
-//! * **TLS — known limit:** connections are plain TCP (or a Unix socket).
-//!   Use the store on loopback or a private network only; a URL with
-//!   `sslmode=require` is refused at open rather than silently sent in clear.
+//! * **TLS:** with `sslmode=require` in the URL, connections use TLS
+//!   (rustls) and the server certificate is verified against the webpki
+//!   roots plus [`PostgresConfig::ca_file`], with the URL's host as the name
+//!   to match (stricter than libpq's `require`, which only encrypts). Without
+//!   it (`disable`, or the default `prefer`) connections are plain TCP (or a
+//!   Unix socket): use those on loopback or a private network only.
 //!
 //! Errors: a refused or lost connection, a server shutting down, a
 //! serialization failure or a deadlock are retryable
@@ -40,6 +43,7 @@
 
 mod rows;
 mod schema;
+mod tls;
 
 use crate::codec::{self, status_name};
 use crate::error::{StoreError, StoreResult};
@@ -77,6 +81,9 @@ pub struct PostgresConfig {
     pub acquire_timeout: Duration,
     /// `application_name` of every connection (unless the URL sets one).
     pub application_name: String,
+    /// PEM file of CA certificates trusted for `sslmode=require` (a private
+    /// CA, a cloud provider's database CA) besides the webpki roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl PostgresConfig {
@@ -89,6 +96,7 @@ impl PostgresConfig {
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(10),
             application_name: "infraai".into(),
+            ca_file: None,
         }
     }
 
@@ -105,6 +113,7 @@ impl PostgresConfig {
 pub struct PostgresStore {
     pool: Pool,
     describe: String,
+    tls: bool,
 }
 
 /// Maps a client error of an operation.
@@ -138,11 +147,16 @@ pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
-    // Connection refused/reset, timeouts: an I/O error in the source chain.
+    // Connection refused/reset, timeouts: an I/O error in the source chain
+    // (but not a TLS failure such as an untrusted certificate, which rustls
+    // reports as invalid data: retrying cannot fix it).
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>().is_some() {
-            return true;
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            );
         }
         source = s.source();
     }
@@ -248,16 +262,20 @@ impl PostgresStore {
                 detail: format!("{e}"),
             }
         })?;
-        if pg_config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::Invalid {
-                what: "postgres url".into(),
-                detail: "sslmode=require: this build connects without TLS (use the store on \
-                         loopback or a private network, with sslmode=disable or prefer)"
-                    .into(),
-            });
-        }
-        // `prefer` with no TLS connector is plain text; say so explicitly.
-        pg_config.ssl_mode(SslMode::Disable);
+        // `require`: TLS, verified. Anything else: plain (`prefer` would try
+        // TLS and fall back to plain text, which protects nothing).
+        let tls = match pg_config.get_ssl_mode() {
+            SslMode::Require => Some(tls::RustlsConnect::new(config.ca_file.as_deref()).map_err(
+                |detail| StoreError::Invalid {
+                    what: "postgres TLS".into(),
+                    detail,
+                },
+            )?),
+            _ => {
+                pg_config.ssl_mode(SslMode::Disable);
+                None
+            }
+        };
         if pg_config.get_connect_timeout().is_none() {
             pg_config.connect_timeout(config.connect_timeout);
         }
@@ -265,15 +283,16 @@ impl PostgresStore {
             pg_config.application_name(&config.application_name);
         }
         let describe = describe(&pg_config);
-        let manager = Manager::from_config(
-            pg_config,
-            NoTls,
-            ManagerConfig {
-                // Fast: a pooled connection is reused unless it is closed; a
-                // lost connection fails its call (retryable) and is dropped.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls_on = tls.is_some();
+        // Fast recycling: a pooled connection is reused unless it is closed;
+        // a lost connection fails its call (retryable) and is dropped.
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(pg_config, tls, manager_config()),
+            None => Manager::from_config(pg_config, NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.max_connections.max(1))
             .runtime(Runtime::Tokio1)
@@ -286,7 +305,11 @@ impl PostgresStore {
                 op: "connect",
                 detail: e.to_string(),
             })?;
-        let store = Self { pool, describe };
+        let store = Self {
+            pool,
+            describe,
+            tls: tls_on,
+        };
         let mut client = store.client("connect").await?;
         let before = schema::migrate(&mut client).await?;
         drop(client);
@@ -294,6 +317,7 @@ impl PostgresStore {
             server = %store.describe,
             schema_version = schema::LATEST,
             migrated_from = before,
+            tls = tls_on,
             "postgres store connected"
         );
         Ok(store)
@@ -303,6 +327,11 @@ impl PostgresStore {
     /// banners and logs.
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// Whether connections use TLS (`sslmode=require`, certificate verified).
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     /// Checks that the server answers (`SELECT 1` on a pooled connection).

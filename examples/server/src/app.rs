@@ -298,11 +298,11 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         .unwrap_or_else(|| "unmatched".into());
     // Every log line of the request names the replica that served it.
     let span = tracing::info_span!("request", replica = %s.replica_id, %method, %route);
-    let resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = resp.status().as_u16();
     s.metrics
         .request(&method, &route, status, started.elapsed().as_secs_f64());
-    tracing::debug!(method, route, status, "request");
+    span.in_scope(|| tracing::debug!(status, "request"));
     resp
 }
 

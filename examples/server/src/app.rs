@@ -1243,10 +1243,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         for i in &incidents {
             *by_status.entry(i.status.to_string()).or_default() += 1;
             if let Some(d) = &i.decision {
-                let kind = serde_json::to_value(d.recommended_action.kind())
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "unknown".into());
+                let kind = crate::observed::action_kind(&d.recommended_action);
                 *by_action.entry(kind).or_default() += 1;
             }
         }

@@ -684,6 +684,42 @@ pub trait MetadataStore: Send + Sync {
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 
+    /// Takes the job `key` for `owner` with a lease until `now + lease`: it
+    /// is created when absent, and taken when nobody holds it or its
+    /// holder's lease ended at or before `now`. `None` while any holder's
+    /// lease runs — `owner` included, so one replica never runs a job twice.
+    async fn claim_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<Job>>;
+    /// Takes up to `limit` jobs that nobody holds or whose lease ended at or
+    /// before `now`, longest abandoned first, each as [`Self::claim_job`]
+    /// would. Concurrent callers never get the same job.
+    async fn claim_abandoned_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>>;
+    /// Extends `owner`'s lease on `key` to `now + lease`; `false` when
+    /// `owner` no longer holds it (another replica took it after the lease
+    /// ended, or it is finished).
+    async fn renew_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<bool>;
+    /// Ends `owner`'s hold on `key`: deletes the job when `finished`, else
+    /// leaves it for another replica to take at once. `false` when `owner`
+    /// did not hold it.
+    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool>;
+
     /// The kill-switch state.
     async fn kill_switch(&self) -> Result<KillSwitch>;
     /// Engages or releases the kill-switch. Engaging moves every `pending`,

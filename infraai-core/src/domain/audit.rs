@@ -68,6 +68,10 @@ pub struct AuditRecord {
     pub confidence: Option<f64>,
     /// What came of it.
     pub outcome: String,
+    /// The replica that wrote it, when the agent runs as several replicas
+    /// on one store (set by [`crate::OpsAgent`] from its configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 impl AuditRecord {
@@ -84,6 +88,7 @@ impl AuditRecord {
             reasoning: None,
             confidence: None,
             outcome: outcome.into(),
+            replica: None,
         }
     }
 
@@ -108,6 +113,12 @@ impl AuditRecord {
     /// Sets the input.
     pub fn input(mut self, input: serde_json::Value) -> Self {
         self.input = input;
+        self
+    }
+
+    /// Sets the replica that wrote it.
+    pub fn replica(mut self, replica: impl Into<String>) -> Self {
+        self.replica = Some(replica.into());
         self
     }
 

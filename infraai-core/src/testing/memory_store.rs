@@ -20,6 +20,7 @@ struct State {
     audit: Vec<AuditRecord>,
     kill_switch: Option<KillSwitch>,
     cursors: HashMap<String, i64>,
+    jobs: HashMap<String, Job>,
     /// Injected transient failures left, per operation.
     faults: HashMap<&'static str, u32>,
 }
@@ -83,6 +84,13 @@ fn check_move(id: IncidentId, from: IncidentStatus, to: IncidentStatus) -> Resul
             format!("{from:?} → {to:?} is not allowed by the lifecycle"),
         ))
     }
+}
+
+fn take(job: &mut Job, owner: &str, until: DateTime<Utc>) -> Job {
+    job.owner = Some(owner.to_owned());
+    job.lease_until = Some(until);
+    job.claims += 1;
+    job.clone()
 }
 
 fn incident_mut(state: &mut State, id: IncidentId) -> Result<&mut Incident> {
@@ -382,6 +390,74 @@ impl MetadataStore for MemoryStore {
                 .map(|l| matching.len().saturating_sub(l))
                 .unwrap_or(0);
             matching.into_iter().skip(skip).collect()
+        }))
+    }
+
+    async fn claim_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<Job>> {
+        let until = lease_end(now, lease);
+        Ok(self.with(|s| {
+            let job = s.jobs.entry(key.to_owned()).or_insert_with(|| Job {
+                key: key.to_owned(),
+                owner: None,
+                lease_until: None,
+                claims: 0,
+            });
+            job.is_free(now).then(|| take(job, owner, until))
+        }))
+    }
+
+    async fn claim_abandoned_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        let until = lease_end(now, lease);
+        Ok(self.with(|s| {
+            let mut free: Vec<&mut Job> = s.jobs.values_mut().filter(|j| j.is_free(now)).collect();
+            free.sort_by_key(|j| j.lease_until);
+            free.into_iter()
+                .take(limit)
+                .map(|j| take(j, owner, until))
+                .collect()
+        }))
+    }
+
+    async fn renew_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        Ok(self.with(|s| match s.jobs.get_mut(key) {
+            Some(j) if j.owner.as_deref() == Some(owner) => {
+                j.lease_until = Some(lease_end(now, lease));
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+        Ok(self.with(|s| match s.jobs.get_mut(key) {
+            Some(j) if j.owner.as_deref() == Some(owner) => {
+                if finished {
+                    s.jobs.remove(key);
+                } else {
+                    j.owner = None;
+                    j.lease_until = None;
+                }
+                true
+            }
+            _ => false,
         }))
     }
 

@@ -691,6 +691,106 @@ impl MetadataStore for SqliteStore {
             .await?)
     }
 
+    async fn claim_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Job>> {
+        const OP: &str = "claim_job";
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        Ok(self
+            .write(OP, move |c| {
+                let sql = format!(
+                    "INSERT INTO jobs (key, owner, lease_until, claims) VALUES (?1, ?2, ?3, 1) \
+                     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
+                     lease_until = excluded.lease_until, claims = jobs.claims + 1 \
+                     WHERE jobs.owner IS NULL OR jobs.lease_until <= ?4 \
+                     RETURNING {}",
+                    rows::JOB_COLUMNS
+                );
+                c.prepare_cached(&sql)
+                    .and_then(|mut s| {
+                        s.query_row(params![key, owner, until, now], |r| rows::job(OP, r))
+                            .optional()
+                    })
+                    .map_err(sql_id(OP, &key))?
+                    .transpose()
+            })
+            .await?)
+    }
+
+    async fn claim_abandoned_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const OP: &str = "claim_abandoned_jobs";
+        let owner = owner.to_owned();
+        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .write(OP, move |c| {
+                // One writer: the scan and the update are one transaction.
+                let update = format!(
+                    "UPDATE jobs SET owner = ?1, lease_until = ?2, claims = claims + 1 \
+                     WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= ?3 \
+                     ORDER BY lease_until LIMIT ?4) RETURNING {}",
+                    rows::JOB_COLUMNS
+                );
+                c.prepare_cached(&update)
+                    .and_then(|mut s| {
+                        s.query_map(params![owner, until, now, limit], |r| rows::job(OP, r))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(sql(OP))?
+                    .into_iter()
+                    .collect()
+            })
+            .await?)
+    }
+
+    async fn renew_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool> {
+        const OP: &str = "renew_job";
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let until = codec::time(lease_end(now, lease));
+        Ok(self
+            .write(OP, move |c| {
+                c.prepare_cached("UPDATE jobs SET lease_until = ?3 WHERE key = ?1 AND owner = ?2")
+                    .and_then(|mut s| s.execute(params![key, owner, until]))
+                    .map(|n| n == 1)
+                    .map_err(sql_id(OP, &key))
+            })
+            .await?)
+    }
+
+    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+        const OP: &str = "release_job";
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        Ok(self
+            .write(OP, move |c| {
+                c.prepare_cached(if finished {
+                    "DELETE FROM jobs WHERE key = ?1 AND owner = ?2"
+                } else {
+                    "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = ?1 AND owner = ?2"
+                })
+                .and_then(|mut s| s.execute(params![key, owner]))
+                .map(|n| n == 1)
+                .map_err(sql_id(OP, &key))
+            })
+            .await?)
+    }
+
     async fn kill_switch(&self) -> Result<KillSwitch> {
         Ok(self
             .read("kill_switch", |c| kill_switch_row(c, "kill_switch"))

@@ -761,7 +761,7 @@ pub(super) fn insert_audit(c: &Connection, r: &AuditRecord) -> StoreResult<()> {
     let input = enc(OP, "audit input", &r.input)?;
     c.prepare_cached(
         "INSERT INTO audit (id, at, step, incident_id, run_id, actor, input_json, reasoning, \
-         confidence, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         confidence, outcome, replica) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -774,7 +774,8 @@ pub(super) fn insert_audit(c: &Connection, r: &AuditRecord) -> StoreResult<()> {
             input,
             r.reasoning,
             r.confidence,
-            r.outcome
+            r.outcome,
+            r.replica
         ])
     })
     .map_err(insert_err(OP, format!("audit record {}", r.id)))?;
@@ -794,12 +795,13 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
         Option<String>,
         Option<f64>,
         String,
+        Option<String>,
     );
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let mut rows: Vec<AuditRow> = c
         .prepare_cached(
             "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-             outcome FROM audit WHERE (?1 IS NULL OR incident_id = ?1) \
+             outcome, replica FROM audit WHERE (?1 IS NULL OR incident_id = ?1) \
              AND (?2 IS NULL OR run_id = ?2) ORDER BY seq DESC LIMIT ?3",
         )
         .and_then(|mut s| {
@@ -821,6 +823,7 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
                         r.get(7)?,
                         r.get(8)?,
                         r.get(9)?,
+                        r.get(10)?,
                     ))
                 },
             )?
@@ -830,7 +833,19 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
     rows.reverse();
     rows.into_iter()
         .map(
-            |(id, at, step, incident, run, actor, input, reasoning, confidence, outcome)| {
+            |(
+                id,
+                at,
+                step,
+                incident,
+                run,
+                actor,
+                input,
+                reasoning,
+                confidence,
+                outcome,
+                replica,
+            )| {
                 let what = format!("audit record {id}");
                 let site = Site {
                     component: COMPONENT,
@@ -848,8 +863,34 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
                     reasoning,
                     confidence,
                     outcome,
+                    replica,
                 })
             },
         )
         .collect()
+}
+
+/// The columns of a job, in the order [`job`] reads them.
+pub(super) const JOB_COLUMNS: &str = "key, owner, lease_until, claims";
+
+/// A `jobs` row ([`JOB_COLUMNS`]).
+pub(super) fn job(op: &'static str, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Job>> {
+    let key: String = r.get(0)?;
+    let owner: Option<String> = r.get(1)?;
+    let until: Option<String> = r.get(2)?;
+    let claims: i64 = r.get(3)?;
+    let what = format!("job {key}");
+    let site = Site {
+        component: COMPONENT,
+        op,
+        what: &what,
+    };
+    Ok((|| {
+        Ok(Job {
+            lease_until: until.map(|t| site.time("lease_until", &t)).transpose()?,
+            claims: u32::try_from(claims).map_err(|e| site.corrupt("claims", e))?,
+            key,
+            owner,
+        })
+    })())
 }

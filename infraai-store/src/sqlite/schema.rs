@@ -28,10 +28,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "fingerprint_history",
         sql: include_str!("migrations/0003_fingerprint_history.sql"),
     },
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("migrations/0004_jobs.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {

@@ -115,7 +115,10 @@ async fn replicas_opening_one_database_at_once_migrate_it_once() {
         .await
         .expect("schema_migrations");
     let versions: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(versions, vec![(1, "initial".to_string())]);
+    assert_eq!(
+        versions,
+        vec![(1, "initial".to_string()), (2, "jobs".to_string())]
+    );
     // A database written by a newer build is refused, not misread.
     cluster
         .raw(db)

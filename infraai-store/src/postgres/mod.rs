@@ -686,6 +686,95 @@ impl MetadataStore for PostgresStore {
         Ok(rows::list_audit(&*c, query).await?)
     }
 
+    async fn claim_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Job>> {
+        const OP: &str = "claim_job";
+        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let c = self.client(OP).await?;
+        // ON CONFLICT DO UPDATE locks the row and checks the lease on its
+        // latest version: of two replicas racing, one takes the job.
+        let sql = format!(
+            "INSERT INTO jobs (key, owner, lease_until, claims) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
+             lease_until = excluded.lease_until, claims = jobs.claims + 1 \
+             WHERE jobs.owner IS NULL OR jobs.lease_until <= $4 RETURNING {}",
+            rows::JOB_COLUMNS
+        );
+        let found = c
+            .rows(&sql, &[&key, &owner, &until, &now])
+            .await
+            .map_err(qerr(OP, format!("job {key}")))?;
+        Ok(rows::jobs(&found, OP)?.pop())
+    }
+
+    async fn claim_abandoned_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const OP: &str = "claim_abandoned_jobs";
+        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let c = self.client(OP).await?;
+        // SKIP LOCKED: concurrent scans take disjoint jobs; a row another
+        // scan just took is re-checked on its new version and left alone.
+        let sql = format!(
+            "UPDATE jobs SET owner = $1, lease_until = $2, claims = claims + 1 \
+             WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= $3 \
+             ORDER BY lease_until NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {}",
+            rows::JOB_COLUMNS
+        );
+        let taken = c
+            .rows(&sql, &[&owner, &until, &now, &limit])
+            .await
+            .map_err(qerr(OP, "jobs"))?;
+        Ok(rows::jobs(&taken, OP)?)
+    }
+
+    async fn renew_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool> {
+        const OP: &str = "renew_job";
+        let until = codec::time(lease_end(now, lease));
+        let c = self.client(OP).await?;
+        let n = c
+            .exec(
+                "UPDATE jobs SET lease_until = $3 WHERE key = $1 AND owner = $2",
+                &[&key, &owner, &until],
+            )
+            .await
+            .map_err(qerr(OP, format!("job {key}")))?;
+        Ok(n == 1)
+    }
+
+    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+        const OP: &str = "release_job";
+        let c = self.client(OP).await?;
+        let n = c
+            .exec(
+                if finished {
+                    "DELETE FROM jobs WHERE key = $1 AND owner = $2"
+                } else {
+                    "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = $1 AND owner = $2"
+                },
+                &[&key, &owner],
+            )
+            .await
+            .map_err(qerr(OP, format!("job {key}")))?;
+        Ok(n == 1)
+    }
+
     async fn kill_switch(&self) -> Result<KillSwitch> {
         let c = self.client("kill_switch").await?;
         Ok(kill_switch_row(&*c, "kill_switch", false).await?)

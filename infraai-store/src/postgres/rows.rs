@@ -725,7 +725,7 @@ pub(super) async fn insert_audit(c: &dyn Db, r: &AuditRecord) -> StoreResult<()>
     let input = enc(OP, "audit input", &r.input)?;
     c.exec(
         "INSERT INTO audit (id, at, step, incident_id, run_id, actor, input_json, reasoning, \
-         confidence, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         confidence, outcome, replica) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
             &r.id.to_string(),
             &codec::time(r.at),
@@ -737,6 +737,7 @@ pub(super) async fn insert_audit(c: &dyn Db, r: &AuditRecord) -> StoreResult<()>
             &r.reasoning,
             &r.confidence,
             &r.outcome,
+            &r.replica,
         ],
     )
     .await
@@ -749,7 +750,7 @@ pub(super) async fn list_audit(c: &dyn Db, q: &AuditQuery) -> StoreResult<Vec<Au
     let rows = c
         .rows(
             "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-             outcome FROM audit WHERE ($1::TEXT IS NULL OR incident_id = $1) \
+             outcome, replica FROM audit WHERE ($1::TEXT IS NULL OR incident_id = $1) \
              AND ($2::TEXT IS NULL OR run_id = $2) ORDER BY seq DESC LIMIT $3",
             &[
                 &q.incident_id.map(|i| i.to_string()),
@@ -783,6 +784,33 @@ pub(super) async fn list_audit(c: &dyn Db, q: &AuditQuery) -> StoreResult<Vec<Au
                 reasoning: col(r, 7, OP, w)?,
                 confidence: col(r, 8, OP, w)?,
                 outcome: col(r, 9, OP, w)?,
+                replica: col(r, 10, OP, w)?,
+            })
+        })
+        .collect()
+}
+
+/// The columns of a job, in the order [`jobs`] reads them.
+pub(super) const JOB_COLUMNS: &str = "key, owner, lease_until, claims";
+
+/// `jobs` rows ([`JOB_COLUMNS`]).
+pub(super) fn jobs(rows: &[Row], op: &'static str) -> StoreResult<Vec<Job>> {
+    rows.iter()
+        .map(|r| {
+            let key: String = col(r, 0, op, "job")?;
+            let what = format!("job {key}");
+            let site = Site {
+                component: COMPONENT,
+                op,
+                what: &what,
+            };
+            let until: Option<String> = col(r, 2, op, &what)?;
+            let claims: i32 = col(r, 3, op, &what)?;
+            Ok(Job {
+                owner: col(r, 1, op, &what)?,
+                lease_until: until.map(|t| site.time("lease_until", &t)).transpose()?,
+                claims: u32::try_from(claims).map_err(|e| site.corrupt("claims", e))?,
+                key,
             })
         })
         .collect()

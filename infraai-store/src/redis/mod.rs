@@ -11,7 +11,9 @@
 //!   `kill_switch` (hash), `run:{id}`, `runs`, `deployment:{id}`,
 //!   `deployments`, `approvals:{incident}`, `actions:{incident}`,
 //!   `actions_by_resource:{resource}`, `audit`, `audit:incident:{id}`,
-//!   `audit:run:{id}`, `audit:ids`, `action:ids`, `cursors` (hash). The scripts derive key names
+//!   `audit:run:{id}`, `audit:ids`, `action:ids`, `cursors` (hash),
+//!   `job:{key}` (hash) and `jobs` (sorted set by when each job may be
+//!   taken). The scripts derive key names
 //!   from the prefix, so use a single Redis primary (not Redis Cluster).
 //! * **Durability** is the server's: a write returns `Ok` once Redis has
 //!   applied it. It survives a restart of Redis only with persistence on; for
@@ -237,13 +239,13 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn run_script(
+    async fn run_script<T: redis::FromRedisValue>(
         &self,
         script: &redis::Script,
         args: &[String],
         op: &'static str,
         id: Option<String>,
-    ) -> StoreResult<Vec<Vec<u8>>> {
+    ) -> StoreResult<T> {
         let mut inv = script.prepare_invoke();
         inv.arg(&self.prefix);
         for a in args {
@@ -253,6 +255,39 @@ impl RedisStore {
             .await
             .map_err(rerr(op, id))
     }
+}
+
+/// Jobs from a job script's flat `key, owner, lease_until, claims` reply.
+fn jobs(raw: Vec<Vec<u8>>, op: &'static str) -> StoreResult<Vec<Job>> {
+    let text: Vec<String> = raw
+        .into_iter()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    text.chunks(4)
+        .map(|c| {
+            let what = format!("job {}", c[0]);
+            let site = Site {
+                component: COMPONENT,
+                op,
+                what: &what,
+            };
+            let [key, owner, until, claims] = c else {
+                return Err(
+                    site.corrupt("reply", "not a key, owner, lease_until, claims quadruple")
+                );
+            };
+            let until: i64 = site.id("lease_until", until)?;
+            Ok(Job {
+                key: key.clone(),
+                owner: Some(owner.clone()),
+                lease_until: Some(
+                    DateTime::from_timestamp_millis(until)
+                        .ok_or_else(|| site.corrupt("lease_until", until))?,
+                ),
+                claims: site.id("claims", claims)?,
+            })
+        })
+        .collect()
 }
 
 /// A script's reply: its code and the rest (an incident hash, or a status).
@@ -797,6 +832,78 @@ impl MetadataStore for RedisStore {
         Ok(records)
     }
 
+    async fn claim_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Job>> {
+        const OP: &str = "claim_job";
+        let args = [
+            key.to_owned(),
+            owner.to_owned(),
+            now.timestamp_millis().to_string(),
+            lease_end(now, lease).timestamp_millis().to_string(),
+        ];
+        let raw = self
+            .run_script(&scripts::CLAIM_JOB, &args, OP, Some(format!("job {key}")))
+            .await?;
+        Ok(jobs(raw, OP)?.pop())
+    }
+
+    async fn claim_abandoned_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const OP: &str = "claim_abandoned_jobs";
+        let args = [
+            owner.to_owned(),
+            now.timestamp_millis().to_string(),
+            lease_end(now, lease).timestamp_millis().to_string(),
+            limit.to_string(),
+        ];
+        let raw = self
+            .run_script(&scripts::CLAIM_ABANDONED_JOBS, &args, OP, None)
+            .await?;
+        Ok(jobs(raw, OP)?)
+    }
+
+    async fn renew_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool> {
+        const OP: &str = "renew_job";
+        let args = [
+            key.to_owned(),
+            owner.to_owned(),
+            lease_end(now, lease).timestamp_millis().to_string(),
+        ];
+        let renewed: i64 = self
+            .run_script(&scripts::RENEW_JOB, &args, OP, Some(format!("job {key}")))
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+        const OP: &str = "release_job";
+        let args = [
+            key.to_owned(),
+            owner.to_owned(),
+            if finished { "1" } else { "0" }.to_owned(),
+        ];
+        let released: i64 = self
+            .run_script(&scripts::RELEASE_JOB, &args, OP, Some(format!("job {key}")))
+            .await?;
+        Ok(released == 1)
+    }
+
     async fn kill_switch(&self) -> Result<KillSwitch> {
         const OP: &str = "kill_switch";
         let h: HashMap<String, String> = self
@@ -849,7 +956,7 @@ impl MetadataStore for RedisStore {
             status_name(to).to_owned(),
         ];
         args.extend(from.iter().map(|s| status_name(*s).to_owned()));
-        let raw = self
+        let raw: Vec<Vec<u8>> = self
             .run_script(&scripts::SET_KILL_SWITCH, &args, OP, None)
             .await?;
         let site = Site {

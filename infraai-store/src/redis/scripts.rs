@@ -201,3 +201,75 @@ return 'ok'
 "#,
     )
 });
+
+/// Shared by the job scripts: a job is the hash `job:{key}` (`owner`,
+/// `lease_until` in ms since the epoch, `claims`) and its member in the
+/// sorted set `jobs`, scored by when it may be taken (0 once released).
+/// Replies are flat `key, owner, lease_until, claims` quadruples.
+const JOBS: &str = r#"
+local function jkey(key) return P .. 'job:' .. key end
+local function take(key, owner, until_ms)
+  local claims = redis.call('HINCRBY', jkey(key), 'claims', 1)
+  redis.call('HSET', jkey(key), 'owner', owner, 'lease_until', until_ms)
+  redis.call('ZADD', P .. 'jobs', until_ms, key)
+  return {key, owner, until_ms, tostring(claims)}
+end
+"#;
+
+fn job_script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{PRELUDE}\n{JOBS}\n{body}"))
+}
+
+/// ARGV: prefix, key, owner, now (ms), lease end (ms).
+pub(super) static CLAIM_JOB: LazyLock<redis::Script> = LazyLock::new(|| {
+    job_script(
+        r#"
+local h = redis.call('HMGET', jkey(ARGV[2]), 'owner', 'lease_until')
+if h[1] and tonumber(h[2] or '0') > tonumber(ARGV[4]) then return {} end
+return take(ARGV[2], ARGV[3], ARGV[5])
+"#,
+    )
+});
+
+/// ARGV: prefix, owner, now (ms), lease end (ms), limit.
+pub(super) static CLAIM_ABANDONED_JOBS: LazyLock<redis::Script> = LazyLock::new(|| {
+    job_script(
+        r#"
+local keys = redis.call('ZRANGEBYSCORE', P .. 'jobs', '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))
+local out = {}
+for _, key in ipairs(keys) do
+  for _, v in ipairs(take(key, ARGV[2], ARGV[4])) do out[#out + 1] = v end
+end
+return out
+"#,
+    )
+});
+
+/// ARGV: prefix, key, owner, lease end (ms). Returns 1 when renewed.
+pub(super) static RENEW_JOB: LazyLock<redis::Script> = LazyLock::new(|| {
+    job_script(
+        r#"
+if redis.call('HGET', jkey(ARGV[2]), 'owner') ~= ARGV[3] then return 0 end
+redis.call('HSET', jkey(ARGV[2]), 'lease_until', ARGV[4])
+redis.call('ZADD', P .. 'jobs', ARGV[4], ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// ARGV: prefix, key, owner, finished ("1"/"0"). Returns 1 when released.
+pub(super) static RELEASE_JOB: LazyLock<redis::Script> = LazyLock::new(|| {
+    job_script(
+        r#"
+if redis.call('HGET', jkey(ARGV[2]), 'owner') ~= ARGV[3] then return 0 end
+if ARGV[4] == '1' then
+  redis.call('DEL', jkey(ARGV[2]))
+  redis.call('ZREM', P .. 'jobs', ARGV[2])
+else
+  redis.call('HDEL', jkey(ARGV[2]), 'owner', 'lease_until')
+  redis.call('ZADD', P .. 'jobs', 0, ARGV[2])
+end
+return 1
+"#,
+    )
+});

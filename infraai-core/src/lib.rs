@@ -59,6 +59,7 @@ pub mod heal;
 #[cfg(feature = "http")]
 mod http_verifier;
 mod id;
+pub mod jobs;
 pub mod llm;
 pub mod metric_history;
 pub mod ops;

@@ -8,11 +8,12 @@
 use crate::approvers::ApproverAllowList;
 use crate::domain::*;
 use crate::guardrails::{GuardrailInput, Guardrails, Route};
+use crate::jobs::{Held, JobKey};
 use crate::profiles::MetricProfileRegistry;
 use crate::refusals::{AuthRefusal, RefusalAuditLimit, RefusalAuditor, RequestOrigin};
 use crate::traits::*;
 use crate::{ActionId, Error, IncidentId, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,13 @@ pub struct OpsConfig {
     /// How many refused unauthenticated requests are audited one by one per
     /// window before they are only counted (default 20 a minute).
     pub refusal_audit_limit: RefusalAuditLimit,
+    /// This replica's id: the holder of its jobs, and in its audit records.
+    /// Must differ between replicas sharing a store (default `agent-` and a
+    /// random suffix).
+    pub replica_id: String,
+    /// How long a job's lease runs without renewal (default 30 s): a replica
+    /// that dies leaves its work to the others after at most this long.
+    pub lease: Duration,
 }
 
 impl Default for OpsConfig {
@@ -58,6 +66,11 @@ impl Default for OpsConfig {
             feedback_lookback_secs: 120,
             approvers: ApproverAllowList::none().allow_all_authenticated("web"),
             refusal_audit_limit: RefusalAuditLimit::default(),
+            replica_id: {
+                let random = uuid::Uuid::now_v7().simple().to_string();
+                format!("agent-{}", &random[random.len() - 12..])
+            },
+            lease: crate::jobs::DEFAULT_LEASE,
         }
     }
 }
@@ -124,7 +137,35 @@ impl OpsAgent {
         &self.guardrails
     }
 
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.deps.store
+    }
+
+    /// This replica's id ([`OpsConfig::replica_id`]).
+    pub fn replica_id(&self) -> &str {
+        &self.config.replica_id
+    }
+
+    /// The lease of this replica's jobs ([`OpsConfig::lease`]).
+    pub fn lease(&self) -> Duration {
+        self.config.lease
+    }
+
+    /// Takes incident `id`'s job for this replica; `None` while another
+    /// replica (or another task here) holds it.
+    async fn hold(&self, id: IncidentId) -> Result<Option<Held>> {
+        Held::take(
+            &self.deps.store,
+            &JobKey::Incident(id),
+            &self.config.replica_id,
+            self.config.lease,
+        )
+        .await
+    }
+
     async fn audit(&self, record: AuditRecord) {
+        let record = record.replica(self.config.replica_id.clone());
         if let Err(e) = self.deps.store.append_audit(&record).await {
             warn!(step = ?record.step, error = %e, "audit append failed");
         }
@@ -139,7 +180,7 @@ impl OpsAgent {
             .store
             .record_alert_audited(
                 alert,
-                AuditRecord::agent(AuditStep::AlertReceived, "received").input(json!({
+                AuditRecord::agent(AuditStep::AlertReceived, "received").replica(self.config.replica_id.clone()).input(json!({
                     "source": alert.source, "policy": alert.policy_name, "resource": alert.resource,
                     "metric": alert.metric, "value": alert.value, "threshold": alert.threshold,
                     "state": alert.state, "fingerprint": alert.fingerprint,
@@ -163,7 +204,19 @@ impl OpsAgent {
 
     /// Decides a `new` incident and routes it: auto-execute (then re-check),
     /// ask a human, escalate, or ignore. Returns the incident afterwards.
+    /// Holds the incident's job throughout; when another replica holds it,
+    /// returns the incident as it stands.
     pub async fn process(&self, id: IncidentId) -> Result<Incident> {
+        let Some(held) = self.hold(id).await? else {
+            return self.load(id).await;
+        };
+        let result = self.decide(id).await;
+        held.conclude(&result).await;
+        result
+    }
+
+    /// [`Self::process`] under a held job.
+    async fn decide(&self, id: IncidentId) -> Result<Incident> {
         let incident = self.load(id).await?;
         if incident.status != IncidentStatus::New {
             return Ok(incident);
@@ -273,7 +326,7 @@ impl OpsAgent {
         info!(incident_id = %id, route = ?verdict.route, status = ?to, "incident decided");
 
         match to {
-            IncidentStatus::Auto => self.execute(id).await,
+            IncidentStatus::Auto => self.execute_held(id).await,
             IncidentStatus::Pending => {
                 self.request_approval(&incident).await;
                 Ok(incident)
@@ -691,8 +744,17 @@ impl OpsAgent {
         )
         .await;
         info!(incident_id = %id, actor = %actor.label(), "approved");
-        let after = match (self.claim(incident.id).await?, detach) {
-            (Claim::Claimed(claimed), Some(agent)) => {
+        // The job before the claim: a replica that finds the incident
+        // executing without a live job takes it for abandoned.
+        let Some(held) = self.hold(incident.id).await? else {
+            return Ok(CommandOutcome {
+                effective: true,
+                message: "Approved; another replica is executing it.".into(),
+                incident: Some(self.load(id).await?),
+            });
+        };
+        let after = match (self.claim(incident.id).await, detach) {
+            (Ok(Claim::Claimed(claimed)), Some(agent)) => {
                 let agent = agent.clone();
                 let action = claimed
                     .decision
@@ -700,9 +762,11 @@ impl OpsAgent {
                     .map(|d| d.recommended_action.describe())
                     .unwrap_or_default();
                 tokio::spawn(async move {
-                    if let Err(e) = agent.run_claimed(claimed).await {
+                    let result = agent.run_claimed(claimed).await;
+                    if let Err(e) = &result {
                         warn!(incident_id = %id, error = %e, "background execution failed");
                     }
+                    held.conclude(&result).await;
                 });
                 return Ok(CommandOutcome {
                     effective: true,
@@ -710,8 +774,16 @@ impl OpsAgent {
                     incident: self.deps.store.get_incident(id).await?,
                 });
             }
-            (Claim::Claimed(claimed), None) => self.run_claimed(claimed).await?,
-            (Claim::Blocked(i) | Claim::NotClaimable(i), _) => i,
+            (Ok(Claim::Claimed(claimed)), None) => {
+                let result = self.run_claimed(claimed).await;
+                held.conclude(&result).await;
+                result?
+            }
+            (Ok(Claim::Blocked(i) | Claim::NotClaimable(i)), _) => {
+                held.finish().await;
+                i
+            }
+            (Err(e), _) => return Err(e),
         };
         let message = match after.status {
             IncidentStatus::Blocked => {
@@ -771,6 +843,16 @@ impl OpsAgent {
     /// the metric. The store's claim makes this at-most-once and refuses it
     /// while the kill-switch is engaged.
     pub async fn execute(&self, id: IncidentId) -> Result<Incident> {
+        let Some(held) = self.hold(id).await? else {
+            return self.load(id).await;
+        };
+        let result = self.execute_held(id).await;
+        held.conclude(&result).await;
+        result
+    }
+
+    /// [`Self::execute`] under a held job.
+    async fn execute_held(&self, id: IncidentId) -> Result<Incident> {
         match self.claim(id).await? {
             Claim::Claimed(i) => self.run_claimed(i).await,
             Claim::Blocked(i) | Claim::NotClaimable(i) => Ok(i),
@@ -859,7 +941,7 @@ impl OpsAgent {
                 Some(&outcome.summary),
             )
             .await?;
-        self.feedback(incident).await
+        self.feedback(incident, outcome.finished_at).await
     }
 
     async fn record_new_machine_type(&self, incident: &Incident, machine_type: &MachineType) {
@@ -883,9 +965,17 @@ impl OpsAgent {
         }
     }
 
-    /// Waits, re-reads the metric, and resolves or re-escalates an `executed` incident.
-    async fn feedback(&self, incident: Incident) -> Result<Incident> {
-        tokio::time::sleep(self.config.feedback_delay).await;
+    /// Waits until the feedback delay after the action that finished at
+    /// `acted_at`, re-reads the metric, and resolves or re-escalates an
+    /// `executed` incident. Only the transition's winner audits and
+    /// notifies, so a check taken over from a dead replica counts once.
+    async fn feedback(&self, incident: Incident, acted_at: DateTime<Utc>) -> Result<Incident> {
+        let due = acted_at
+            + chrono::Duration::from_std(self.config.feedback_delay)
+                .unwrap_or(chrono::Duration::MAX);
+        if let Ok(wait) = (due - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
         let alert = &incident.alert;
         let profile = self.deps.registry.find(&alert.resource_type, &alert.metric);
         let comparison = profile
@@ -917,43 +1007,32 @@ impl OpsAgent {
             )),
             (Err(e), _) => Err(format!("could not re-read {}: {e}", alert.metric)),
         };
-        match verdict {
-            Ok(note) => {
-                let result = self
-                    .deps
-                    .store
-                    .transition(
-                        incident.id,
-                        &[IncidentStatus::Executed],
-                        IncidentStatus::Resolved,
-                        Some(&note),
-                    )
-                    .await;
-                self.audit(
-                    AuditRecord::agent(AuditStep::Feedback, format!("resolved: {note}"))
-                        .incident(incident.id),
-                )
-                .await;
-                match result {
-                    Ok(i) => {
-                        self.notify(&i, "Resolved", &note).await;
-                        Ok(i)
-                    }
-                    // The alert cleared meanwhile and already resolved it.
-                    Err(Error::Conflict { .. }) => self.load(incident.id).await,
-                    Err(e) => Err(e),
-                }
-            }
-            Err(note) => {
-                self.audit(
-                    AuditRecord::agent(AuditStep::Feedback, format!("unresolved: {note}"))
-                        .incident(incident.id),
-                )
-                .await;
-                self.escalate_unresolved(incident.id, IncidentStatus::Executed, &note)
-                    .await
-            }
+        let (to, outcome) = match &verdict {
+            Ok(note) => (IncidentStatus::Resolved, format!("resolved: {note}")),
+            Err(note) => (IncidentStatus::Unresolved, format!("unresolved: {note}")),
+        };
+        let note = verdict.unwrap_or_else(|e| e);
+        let id = incident.id;
+        let incident = match self
+            .deps
+            .store
+            .transition(id, &[IncidentStatus::Executed], to, Some(&note))
+            .await
+        {
+            Ok(i) => i,
+            // Already concluded: the alert cleared meanwhile and resolved it,
+            // or another replica finished this check.
+            Err(Error::Conflict { .. }) => return self.load(id).await,
+            Err(e) => return Err(e),
+        };
+        self.audit(AuditRecord::agent(AuditStep::Feedback, outcome).incident(id))
+            .await;
+        if to == IncidentStatus::Resolved {
+            self.notify(&incident, "Resolved", &note).await;
+        } else {
+            self.escalated(&incident, &note).await;
         }
+        Ok(incident)
     }
 
     async fn escalate_unresolved(
@@ -972,7 +1051,14 @@ impl OpsAgent {
             Err(Error::Conflict { .. }) => return self.load(id).await,
             Err(e) => return Err(e),
         };
-        self.notify(&incident, "Still unresolved: a human is needed", note)
+        self.escalated(&incident, note).await;
+        Ok(incident)
+    }
+
+    /// Tells the humans an incident is still unresolved, and audits it.
+    async fn escalated(&self, incident: &Incident, note: &str) {
+        let id = incident.id;
+        self.notify(incident, "Still unresolved: a human is needed", note)
             .await;
         self.audit(
             AuditRecord::agent(AuditStep::Escalation, "re-escalated to a human")
@@ -981,7 +1067,6 @@ impl OpsAgent {
         )
         .await;
         warn!(incident_id = %id, note, "incident re-escalated");
-        Ok(incident)
     }
 
     /// Expires incidents that have waited for approval longer than `max_wait`.
@@ -1023,11 +1108,11 @@ impl OpsAgent {
         Ok(expired)
     }
 
-    /// Picks up work interrupted by a restart: decides `new` incidents,
-    /// executes `approved`/`auto` ones that were never claimed, re-checks
-    /// `executed` ones, and escalates `executing` ones — their outcome is
-    /// unknown, so they are never run again automatically.
-    pub async fn recover(&self) -> Result<usize> {
+    /// Picks up incidents no live replica is working on — interrupted by a
+    /// restart or left by a replica that died — and finishes each under its
+    /// job ([`Self::advance`]), all at once. Returns how many it took. An
+    /// incident another replica holds is left to it.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize> {
         use IncidentStatus::*;
         let open = self
             .deps
@@ -1037,26 +1122,52 @@ impl OpsAgent {
                 ..Default::default()
             })
             .await?;
-        let n = open.len();
+        let mut tasks = tokio::task::JoinSet::new();
         for incident in open {
-            let result = match incident.status {
-                New => self.process(incident.id).await,
-                Approved | Auto => self.execute(incident.id).await,
-                Executed => self.feedback(incident).await,
-                Executing => {
-                    self.escalate_unresolved(
-                        incident.id,
-                        Executing,
-                        "the agent restarted while the action was running; its outcome is unknown",
-                    )
-                    .await
-                }
-                _ => continue,
+            let Some(held) = self.hold(incident.id).await? else {
+                continue;
             };
-            if let Err(e) = result {
-                warn!(error = %e, "recovery step failed");
-            }
+            let ops = self.clone();
+            tasks.spawn(async move {
+                let result = ops.advance(incident.id).await;
+                held.conclude(&result).await;
+            });
         }
+        let n = tasks.len();
+        while tasks.join_next().await.is_some() {}
         Ok(n)
+    }
+
+    /// Finishes what an incident's job left, for a caller holding the job:
+    /// decides `new` incidents, executes `approved`/`auto` ones that were
+    /// never claimed, re-checks `executed` ones (at the time the action's
+    /// feedback was due), and escalates `executing` ones — their outcome is
+    /// unknown, so they are never run again automatically.
+    pub async fn advance(&self, id: IncidentId) -> Result<Incident> {
+        use IncidentStatus::*;
+        let incident = self.load(id).await?;
+        match incident.status {
+            New => self.decide(id).await,
+            Approved | Auto => self.execute_held(id).await,
+            Executed => {
+                let acted_at = self
+                    .deps
+                    .store
+                    .list_actions(id)
+                    .await?
+                    .last()
+                    .map_or(incident.updated_at, |a| a.finished_at);
+                self.feedback(incident, acted_at).await
+            }
+            Executing => {
+                self.escalate_unresolved(
+                    id,
+                    Executing,
+                    "the agent stopped while the action was running; its outcome is unknown",
+                )
+                .await
+            }
+            _ => Ok(incident),
+        }
     }
 }

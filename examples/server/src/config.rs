@@ -199,6 +199,11 @@ pub struct Cli {
     /// Seconds between threshold-watcher passes [default: 15].
     #[arg(long, env = "INFRAAI_WATCH_INTERVAL_SECS")]
     pub watch_interval_secs: Option<u64>,
+    /// Seconds a replica's hold on a piece of background work lasts without
+    /// renewal: another replica takes over the work of one that died after
+    /// at most this long [default: 30].
+    #[arg(long, env = "INFRAAI_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
     /// Per-request timeout in seconds (not for event streams; LLM planning can
     /// take up to two minutes) [default: 150].
     #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS")]
@@ -266,6 +271,7 @@ pub struct FileConfig {
     approval_timeout_secs: Option<u64>,
     feedback_delay_secs: Option<u64>,
     watch_interval_secs: Option<u64>,
+    lease_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     prometheus_url: Option<String>,
 }
@@ -438,6 +444,8 @@ pub struct Config {
     pub feedback_delay: Duration,
     /// Watcher period.
     pub watch_interval: Duration,
+    /// Lease of this replica's jobs.
+    pub lease: Duration,
     /// Request timeout.
     pub request_timeout: Duration,
     /// Prometheus for re-checks (the watcher is off when set).
@@ -636,6 +644,7 @@ impl Config {
             feedback_delay: secs(c.feedback_delay_secs.or(f.feedback_delay_secs), 30),
             watch_interval: secs(c.watch_interval_secs.or(f.watch_interval_secs), 15)
                 .max(Duration::from_secs(1)),
+            lease: secs(c.lease_secs.or(f.lease_secs), 30).max(Duration::from_secs(3)),
             request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 150)
                 .max(Duration::from_secs(1)),
             prometheus_url: nonempty(c.prometheus_url.or(f.prometheus_url)),

@@ -154,6 +154,38 @@ impl MetadataStore for ObservedStore {
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
         self.inner.list_audit(query).await
     }
+    async fn claim_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<Job>> {
+        self.inner.claim_job(key, owner, now, lease).await
+    }
+    async fn claim_abandoned_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        self.inner
+            .claim_abandoned_jobs(owner, now, lease, limit)
+            .await
+    }
+    async fn renew_job(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        self.inner.renew_job(key, owner, now, lease).await
+    }
+    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+        self.inner.release_job(key, owner, finished).await
+    }
     async fn kill_switch(&self) -> Result<KillSwitch> {
         self.inner.kill_switch().await
     }

@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use crate::observed::ObservedStore;
 use crate::secrets::{load_or_create, Origin};
 use anyhow::Context;
+use infraai_core::jobs::JobRunner;
 use infraai_core::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         OpsConfig {
             feedback_delay: config.feedback_delay,
             approvers: w.approvers,
+            replica_id: config.replica_id.clone(),
+            lease: config.lease,
             ..Default::default()
         },
     ));
@@ -166,54 +169,56 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    // Pick up what a restart interrupted.
+    // Background work that runs once across replicas: the loops below on
+    // whichever replica holds each, and every job a dead replica left.
     {
-        let ops = ops.clone();
-        tokio::spawn(async move {
-            match ops.recover().await {
-                Ok(n) => info!(incidents = n, "recovery done"),
-                Err(e) => warn!(error = %e, "recovery failed"),
-            }
-        });
-    }
-    // Approval expiry.
-    {
-        let ops = ops.clone();
+        let mut runner = JobRunner::new(ops.clone());
         let max_wait = config.approval_timeout;
-        let every = (max_wait / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let stop = until(shutdown_rx.clone());
-        tokio::spawn(async move {
-            tokio::pin!(stop);
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = &mut stop => break,
-                    _ = tick.tick() => {}
-                }
-                match ops.expire_pending(max_wait).await {
-                    Ok(0) => {}
-                    Ok(n) => info!(expired = n, "pending approvals expired"),
-                    Err(e) => warn!(error = %e, "approval expiry failed"),
+        let expiry = ops.clone();
+        runner = runner.with_loop("approval-expiry", move || {
+            let ops = expiry.clone();
+            async move {
+                let every = (max_wait / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    match ops.expire_pending(max_wait).await {
+                        Ok(0) => {}
+                        Ok(n) => info!(expired = n, "pending approvals expired"),
+                        Err(e) => warn!(error = %e, "approval expiry failed"),
+                    }
                 }
             }
         });
-    }
-    if w.run_watcher {
-        let watcher = ThresholdWatcher::new(w.metrics.clone());
-        let (store, ops, every) = (w.store.clone(), ops.clone(), config.watch_interval);
-        let stop = until(shutdown_rx.clone());
-        tokio::spawn(async move { watcher.run(store, ops, every, stop).await });
-    }
-    if let (Some(tg), Some(settings)) = (&w.telegram, &config.telegram) {
-        if settings.webhook_secret.is_none() {
-            let poller = infraai_telegram::TelegramPoller::new(
-                tg.as_ref().clone(),
-                w.store.clone(),
-                Duration::from_secs(25),
-            );
-            let (ops, stop) = (ops.clone(), until(shutdown_rx.clone()));
-            tokio::spawn(async move { poller.run(ops, stop).await });
+        if w.run_watcher {
+            let (metrics, store, watch_ops) = (w.metrics.clone(), w.store.clone(), ops.clone());
+            let every = config.watch_interval;
+            runner = runner.with_loop("watcher", move || {
+                let watcher = ThresholdWatcher::new(metrics.clone());
+                watcher.run(
+                    store.clone(),
+                    watch_ops.clone(),
+                    every,
+                    std::future::pending(),
+                )
+            });
         }
+        if let (Some(tg), Some(settings)) = (&w.telegram, &config.telegram) {
+            if settings.webhook_secret.is_none() {
+                let poller = Arc::new(infraai_telegram::TelegramPoller::new(
+                    tg.as_ref().clone(),
+                    w.store.clone(),
+                    Duration::from_secs(25),
+                ));
+                let poll_ops = ops.clone();
+                runner = runner.with_loop("telegram-poll", move || {
+                    let (poller, ops) = (poller.clone(), poll_ops.clone());
+                    async move { poller.run(ops, std::future::pending()).await }
+                });
+            }
+        }
+        let stop = until(shutdown_rx.clone());
+        tokio::spawn(runner.run(stop));
     }
 
     let (decide, queue) = tokio::sync::mpsc::unbounded_channel();

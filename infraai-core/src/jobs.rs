@@ -218,7 +218,7 @@ impl JobRunner {
                 let mut tick = tokio::time::interval(ops.lease());
                 loop {
                     tick.tick().await;
-                    if let Err(e) = ops.recover().await {
+                    if let Err(e) = ops.recover(ops.lease() * 2).await {
                         warn!(error = %e, "orphan sweep failed");
                     }
                 }
@@ -269,7 +269,7 @@ impl JobRunner {
         {
             let ops = ops.clone();
             tasks.spawn(async move {
-                match ops.recover().await {
+                match ops.recover(Duration::ZERO).await {
                     Ok(n) => info!(incidents = n, "recovery done"),
                     Err(e) => warn!(error = %e, "recovery failed"),
                 }

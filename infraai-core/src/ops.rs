@@ -37,6 +37,12 @@ pub fn kill_switch_cursor_at(channel: &str) -> String {
 /// applied kill-switch command; after it, a STOP is always applied.
 pub const KILL_SWITCH_REDELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Most `new` incidents one [`OpsAgent::recover`] pass takes.
+pub const RECOVER_BATCH: usize = 256;
+
+/// How many incidents [`OpsAgent::recover`] works on at once.
+pub const RECOVER_CONCURRENCY: usize = 4;
+
 /// Settings of the ops loop.
 #[derive(Clone, Debug)]
 pub struct OpsConfig {
@@ -1109,21 +1115,40 @@ impl OpsAgent {
     }
 
     /// Picks up incidents no live replica is working on — interrupted by a
-    /// restart or left by a replica that died — and finishes each under its
-    /// job ([`Self::advance`]), all at once. Returns how many it took. An
-    /// incident another replica holds is left to it.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize> {
+    /// restart or left by a replica that died before it took their job —
+    /// and finishes each under its job ([`Self::advance`]), a few at a time.
+    /// Returns how many it took. An incident another replica holds is left
+    /// to it; a `new` incident younger than `grace` is left too (it is
+    /// probably queued for a decision on a live replica), and at most
+    /// [`RECOVER_BATCH`] `new` incidents are taken per call.
+    pub async fn recover(self: &Arc<Self>, grace: Duration) -> Result<usize> {
         use IncidentStatus::*;
-        let open = self
-            .deps
-            .store
+        let store = &self.deps.store;
+        let mut open = store
             .list_incidents(&IncidentQuery {
-                statuses: vec![New, Approved, Auto, Executing, Executed],
+                statuses: vec![Approved, Auto, Executing, Executed],
                 ..Default::default()
             })
             .await?;
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        open.extend(
+            store
+                .list_incidents(&IncidentQuery {
+                    statuses: vec![New],
+                    limit: Some(RECOVER_BATCH),
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .filter(|i| i.created_at <= cutoff),
+        );
+        let permits = Arc::new(tokio::sync::Semaphore::new(RECOVER_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for incident in open {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let Some(held) = self.hold(incident.id).await? else {
                 continue;
             };
@@ -1131,6 +1156,7 @@ impl OpsAgent {
             tasks.spawn(async move {
                 let result = ops.advance(incident.id).await;
                 held.conclude(&result).await;
+                drop(permit);
             });
         }
         let n = tasks.len();

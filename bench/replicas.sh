@@ -49,6 +49,7 @@ else
 fi
 
 work=$(mktemp -d)
+chmod 711 "$work" # the postgres OS user reaches its directory inside
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -71,15 +72,17 @@ for _ in $(seq 100); do "$pg/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break;
 pg_version=$("$pg/postgres" --version)
 
 token=bench-webhook-token
-start_replica() { # start_replica <database> <id>; prints the base URL
+started=""
+start_replica() { # start_replica <database> <id>; sets $started to its base URL
   local port; port=$(free_port)
   INFRAAI_WEBHOOK_TOKEN=$token INFRAAI_OPERATOR_TOKEN=bench-operator RUST_LOG=error \
     "$server_bin" --listen "127.0.0.1:$port" --data-dir "$work/$2" --cloud simulated \
     --database-url "postgres://postgres@127.0.0.1:$pg_port/$1" --replica-id "$2" \
     >"$work/$2.out" 2>"$work/$2.log" &
   pids+=($!)
+  started="http://127.0.0.1:$port"
   for _ in $(seq 150); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && { echo "http://127.0.0.1:$port"; return; }
+    curl -fsS -o /dev/null "$started/readyz" 2>/dev/null && return 0
     sleep 0.2
   done
   log "replica $2 did not become ready"; exit 1
@@ -100,7 +103,7 @@ results="$work/results"
 for run in $(seq "$RUNS"); do
   db="bench_one_$run"
   as_pg "$pg/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "$db"
-  url=$(start_replica "$db" "one-$run")
+  start_replica "$db" "one-$run"; url=$started
   log "run $run/$RUNS: one replica"
   echo "one $(run_wrk "$url" "one$run" "$THREADS" "$CONNECTIONS")" | tee -a "$results" >&2
   stop_replicas
@@ -108,7 +111,7 @@ for run in $(seq "$RUNS"); do
   db="bench_three_$run"
   as_pg "$pg/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "$db"
   urls=()
-  for r in a b c; do urls+=("$(start_replica "$db" "three-$run-$r")"); done
+  for r in a b c; do start_replica "$db" "three-$run-$r"; urls+=("$started"); done
   log "run $run/$RUNS: three replicas"
   per=$(( CONNECTIONS / 3 ))
   wrks=()

@@ -634,7 +634,13 @@ async fn restart_recovery_never_re_executes_an_action_in_flight() {
         .incident
         .unwrap();
 
-    assert_eq!(o.agent.recover(std::time::Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(
+        o.agent
+            .recover(std::time::Duration::ZERO, None)
+            .await
+            .unwrap(),
+        2
+    );
     let crashed = store.get_incident(incident.id).await.unwrap().unwrap();
     assert_eq!(crashed.status, IncidentStatus::Unresolved);
     assert!(crashed.note.unwrap().contains("outcome is unknown"));

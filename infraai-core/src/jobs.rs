@@ -36,6 +36,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -199,32 +200,25 @@ pub struct JobRunner {
     ops: Arc<OpsAgent>,
     loops: BTreeMap<String, LoopFn>,
     poll: Duration,
+    decide: Option<UnboundedSender<IncidentId>>,
 }
 
 impl JobRunner {
     /// A runner for `ops`, which also names the replica, the lease and the store.
     pub fn new(ops: Arc<OpsAgent>) -> Self {
-        let mut runner = Self {
+        Self {
             ops,
             loops: BTreeMap::new(),
             poll: DEFAULT_POLL,
-        };
-        // Incidents no job covers (left by a replica that died before it took
-        // one, or written before jobs existed) are looked for once a lease.
-        let ops = runner.ops.clone();
-        runner = runner.with_loop("orphans", move || {
-            let ops = ops.clone();
-            async move {
-                let mut tick = tokio::time::interval(ops.lease());
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = ops.recover(ops.lease() * 2).await {
-                        warn!(error = %e, "orphan sweep failed");
-                    }
-                }
-            }
-        });
-        runner
+            decide: None,
+        }
+    }
+
+    /// Sends the `new` incidents recovery finds to this queue (whose workers
+    /// call [`OpsAgent::process`]) rather than deciding them in the runner.
+    pub fn decisions_to(mut self, queue: UnboundedSender<IncidentId>) -> Self {
+        self.decide = Some(queue);
+        self
     }
 
     /// How often to look for abandoned jobs (default [`DEFAULT_POLL`]).
@@ -255,28 +249,47 @@ impl JobRunner {
             self.ops.replica_id().to_owned(),
             self.ops.lease(),
         );
+        // Incidents no job covers (left by a replica that died before it took
+        // one, or written before jobs existed) are looked for once a lease.
+        let sweeper = {
+            let (ops, decide) = (ops.clone(), self.decide.clone());
+            move || {
+                let (ops, decide) = (ops.clone(), decide.clone());
+                async move {
+                    let mut tick = tokio::time::interval(ops.lease());
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = ops.recover(ops.lease() * 2, decide.as_ref()).await {
+                            warn!(error = %e, "orphan sweep failed");
+                        }
+                    }
+                }
+            }
+        };
+        let this = self.with_loop("orphans", sweeper);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         // Jobs the replica before this one left (its lease has not ended yet
         // after a restart) are taken over by the polls below.
-        for name in self.loops.keys() {
+        for name in this.loops.keys() {
             match Held::take(&store, &JobKey::Loop(name.clone()), &owner, lease).await {
-                Ok(Some(held)) => self.spawn(&mut tasks, held, stop_rx.clone()),
+                Ok(Some(held)) => this.spawn(&mut tasks, held, stop_rx.clone()),
                 Ok(None) => {}
                 Err(e) => warn!(job = %name, error = %e, "could not take the loop"),
             }
         }
         {
-            let ops = ops.clone();
+            let (ops, decide) = (ops.clone(), this.decide.clone());
             tasks.spawn(async move {
-                match ops.recover(Duration::ZERO).await {
+                match ops.recover(Duration::ZERO, decide.as_ref()).await {
                     Ok(n) => info!(incidents = n, "recovery done"),
                     Err(e) => warn!(error = %e, "recovery failed"),
                 }
             });
         }
         tokio::pin!(stop);
-        let mut tick = tokio::time::interval(self.poll);
+        let mut tick = tokio::time::interval(this.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -297,7 +310,7 @@ impl JobRunner {
             for job in jobs {
                 info!(job = %job.key, claims = job.claims, "taking over an abandoned job");
                 let held = Held::adopt(store.clone(), job, lease);
-                self.spawn(&mut tasks, held, stop_rx.clone());
+                this.spawn(&mut tasks, held, stop_rx.clone());
             }
         }
         // Loops give their jobs up for the other replicas; incidents still in
@@ -334,6 +347,181 @@ impl JobRunner {
             // A loop this replica does not run (replicas should share one
             // configuration): its lease runs out for one that does.
             _ => warn!(job = %held.job().key, "no handler for this job on this replica"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{MemoryStore, RecordingActions, RecordingApprover, ScriptedMetrics};
+    use crate::{ApproverAllowList, Claim, IncidentStatus};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An agent on `store` named `replica`, with short leases.
+    fn agent(
+        store: Arc<MemoryStore>,
+        replica: &str,
+        actions: Arc<RecordingActions>,
+    ) -> Arc<OpsAgent> {
+        Arc::new(OpsAgent::new(
+            crate::OpsDeps {
+                store,
+                policy: Arc::new(crate::rules::RulePolicy),
+                approver: Arc::new(RecordingApprover::default()),
+                actions,
+                metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+                registry: Arc::new(crate::MetricProfileRegistry::builtin()),
+            },
+            crate::Guardrails::new(crate::GuardrailConfig::default()),
+            crate::OpsConfig {
+                feedback_delay: Duration::from_millis(5),
+                approvers: ApproverAllowList::none().allow_all_authenticated("web"),
+                replica_id: replica.into(),
+                lease: Duration::from_secs(3),
+                ..crate::OpsConfig::default()
+            },
+        ))
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..400 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_execution_is_taken_over_and_escalated_never_rerun() {
+        let t = crate::testing::TestOps::new(
+            Arc::new(RecordingApprover::default()),
+            ApproverAllowList::none().allow_all_authenticated("web"),
+        )
+        .await;
+        let store: Arc<dyn MetadataStore> = t.store.clone();
+        let incident = t.pending_incident("jobs-abandoned").await;
+        let key = JobKey::Incident(incident.id).to_string();
+        // A replica took the job and claimed the execution, then died: its
+        // lease ended a minute ago.
+        let long_ago = Utc::now() - chrono::Duration::seconds(60);
+        store
+            .claim_job(&key, "dead-replica", long_ago, Duration::from_secs(3))
+            .await
+            .expect("claim")
+            .expect("taken");
+        store
+            .transition(
+                incident.id,
+                &[IncidentStatus::Pending],
+                IncidentStatus::Approved,
+                None,
+            )
+            .await
+            .expect("approve");
+        assert!(matches!(
+            store.claim_execution(incident.id).await.expect("claim"),
+            Claim::Claimed(_)
+        ));
+
+        let survivor = agent(t.store.clone(), "survivor", t.actions.clone());
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let runner = tokio::spawn(
+            JobRunner::new(survivor)
+                .poll_every(Duration::from_millis(10))
+                .run(async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                }),
+        );
+        let id = incident.id;
+        let check = store.clone();
+        for _ in 0..400 {
+            let status = check
+                .get_incident(id)
+                .await
+                .expect("get")
+                .expect("exists")
+                .status;
+            if status == IncidentStatus::Unresolved {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = stop_tx.send(true);
+        runner.await.expect("runner");
+        let after = store.get_incident(id).await.expect("get").expect("exists");
+        assert_eq!(after.status, IncidentStatus::Unresolved);
+        assert!(after
+            .note
+            .unwrap_or_default()
+            .contains("outcome is unknown"));
+        assert!(t.actions.executed().is_empty(), "never re-run");
+        // Finished: the key is free and new.
+        let again = store
+            .claim_job(&key, "probe", Utc::now(), Duration::from_secs(3))
+            .await
+            .expect("claim")
+            .expect("free");
+        assert_eq!(again.claims, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_loop_runs_on_one_replica_and_moves_when_that_replica_stops() {
+        let store = Arc::new(MemoryStore::new());
+        let actions = Arc::new(RecordingActions::default());
+        let runner = |replica: &str, count: Arc<AtomicUsize>| {
+            JobRunner::new(agent(store.clone(), replica, actions.clone()))
+                .poll_every(Duration::from_millis(10))
+                .with_loop("tick", move || {
+                    let count = count.clone();
+                    async move {
+                        loop {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                })
+        };
+        let (a_count, b_count) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (a_stop, mut a_rx) = watch::channel(false);
+        let a = tokio::spawn(runner("replica-a", a_count.clone()).run(async move {
+            let _ = a_rx.wait_for(|s| *s).await;
+        }));
+        until("a runs the loop", || a_count.load(Ordering::SeqCst) > 0).await;
+        let b = tokio::spawn(runner("replica-b", b_count.clone()).run(std::future::pending()));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(b_count.load(Ordering::SeqCst), 0, "one replica at a time");
+        // a stops and gives the loop up; b takes it at its next poll.
+        let _ = a_stop.send(true);
+        a.await.expect("a stopped");
+        let stopped_at = a_count.load(Ordering::SeqCst);
+        until("b runs the loop", || b_count.load(Ordering::SeqCst) > 0).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            a_count.load(Ordering::SeqCst),
+            stopped_at,
+            "a no longer runs it"
+        );
+        b.abort();
+    }
+
+    #[test]
+    fn keys_round_trip_and_unknown_keys_are_none() {
+        let id = IncidentId::new();
+        for key in [JobKey::Incident(id), JobKey::Loop("watcher".into())] {
+            assert_eq!(JobKey::parse(&key.to_string()), Some(key));
+        }
+        for bad in [
+            "",
+            "incident:",
+            "incident:not-an-id",
+            "loop:",
+            "other:x",
+            "watcher",
+        ] {
+            assert_eq!(JobKey::parse(bad), None, "{bad}");
         }
     }
 }

@@ -1120,8 +1120,14 @@ impl OpsAgent {
     /// Returns how many it took. An incident another replica holds is left
     /// to it; a `new` incident younger than `grace` is left too (it is
     /// probably queued for a decision on a live replica), and at most
-    /// [`RECOVER_BATCH`] `new` incidents are taken per call.
-    pub async fn recover(self: &Arc<Self>, grace: Duration) -> Result<usize> {
+    /// [`RECOVER_BATCH`] `new` incidents are taken per call. With `decide`,
+    /// `new` incidents go to that queue (whose workers call
+    /// [`Self::process`]) instead of being decided here.
+    pub async fn recover(
+        self: &Arc<Self>,
+        grace: Duration,
+        decide: Option<&tokio::sync::mpsc::UnboundedSender<IncidentId>>,
+    ) -> Result<usize> {
         use IncidentStatus::*;
         let store = &self.deps.store;
         let mut open = store
@@ -1143,6 +1149,13 @@ impl OpsAgent {
                 .into_iter()
                 .filter(|i| i.created_at <= cutoff),
         );
+        if let Some(queue) = decide {
+            let (new, rest): (Vec<_>, Vec<_>) = open.into_iter().partition(|i| i.status == New);
+            for i in &new {
+                let _ = queue.send(i.id);
+            }
+            open = rest;
+        }
         let permits = Arc::new(tokio::sync::Semaphore::new(RECOVER_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for incident in open {

@@ -171,8 +171,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     // Background work that runs once across replicas: the loops below on
     // whichever replica holds each, and every job a dead replica left.
+    let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
     {
-        let mut runner = JobRunner::new(ops.clone());
+        let mut runner = JobRunner::new(ops.clone()).decisions_to(decide.clone());
         let max_wait = config.approval_timeout;
         let expiry = ops.clone();
         runner = runner.with_loop("approval-expiry", move || {
@@ -221,7 +222,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(runner.run(stop));
     }
 
-    let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
     let ingesting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     crate::app::decision_workers(ops.clone(), queue, ingesting.clone());
     let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();

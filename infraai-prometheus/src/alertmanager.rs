@@ -122,9 +122,7 @@ impl AlertmanagerSource {
     /// Maps a webhook payload to alerts.
     pub fn normalize(&self, body: &[u8]) -> Result<Vec<Alert>> {
         let bad = |d: String| Error::invalid("Alertmanager webhook", d);
-        let raw: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
-        let payload: Payload = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
+        let payload: Payload = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
         if payload.version != "4" {
             return Err(bad(format!(
                 "payload version {:?} (expected \"4\")",

@@ -870,9 +870,14 @@ async fn alertmanager_webhook(
             "request body is empty; an Alertmanager webhook (version 4) is expected",
         ));
     }
-    // Not JSON at all: 400 like every route; a wrong shape stays 422.
-    let _: Value = parse(&raw)?;
-    ingest(&s, alertmanager_alerts(&raw)?).await
+    match alertmanager_alerts(&raw) {
+        Ok(alerts) => ingest(&s, alerts).await,
+        Err(e) => {
+            // Not JSON at all: 400 like every route; a wrong shape stays 422.
+            let _: serde::de::IgnoredAny = parse(&raw)?;
+            Err(e)
+        }
+    }
 }
 
 /// Records every alert (validated first, so a bad batch records nothing),

@@ -25,22 +25,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
+# shellcheck source=bench/lib.sh
+. "$bench/lib.sh"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 STORM_SECS=${STORM_SECS:-3}
-log() { printf '== %s\n' "$*" >&2; }
 
-apt_updated=""
-need() { # need <command> <debian package>
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" != 0 ]; then
-    log "$1 is missing: install the Debian package $2 (or run this as root)"; exit 1
-  fi
-  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-}
 need wrk wrk
 need curl curl
 need python3 python3
@@ -51,24 +43,8 @@ if [ -z "${ALERTMANAGER_BIN:-}" ]; then
   fi
 fi
 
-if [ -n "${SERVER_BIN:-}" ]; then
-  server_bin=$SERVER_BIN
-else
-  target=${CARGO_TARGET_DIR:-$root/target}
-  log "building infraai-server (release)"
-  (cd "$root" && cargo build --release -q -p infraai-server)
-  server_bin="$target/release/infraai-server"
-fi
+server_bin=$(server_binary)
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_url() { # wait_url <url> <what>
   for _ in $(seq 150); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done
   log "$2 did not answer at $1"; exit 1

@@ -18,21 +18,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
+# shellcheck source=bench/lib.sh
+. "$bench/lib.sh"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-8s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-33}
-log() { printf '== %s\n' "$*" >&2; }
 
-apt_updated=""
-need() { # need <command or path> <debian package>
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" != 0 ]; then
-    log "$1 is missing: install the Debian package $2 (or run this as root)"; exit 1
-  fi
-  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-}
 need wrk wrk
 need curl curl
 need python3 python3
@@ -40,24 +32,9 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 [ -n "$(pg_bin)" ] || need initdb postgresql
 pg=$(pg_bin)
 
-if [ -n "${SERVER_BIN:-}" ]; then
-  server_bin=$SERVER_BIN
-else
-  log "building infraai-server (release)"
-  (cd "$root" && cargo build --release -q -p infraai-server)
-  server_bin="${CARGO_TARGET_DIR:-$root/target}/release/infraai-server"
-fi
+server_bin=$(server_binary)
 
-work=$(mktemp -d)
 chmod 711 "$work" # the postgres OS user reaches its directory inside
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
 
 # --- PostgreSQL ---------------------------------------------------------------

@@ -375,24 +375,8 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
     assert!(s.startup.iter().any(|l| l.starts_with("cloud: SIMULATED")));
     assert!(s.startup.iter().any(|l| l.starts_with("store: SQLite")));
     // Deploy (simulated) so the resource is known.
-    let planned = s
-        .ok(
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-            201,
-        )
-        .await;
+    let planned = s.deploy().await;
     let run_id = planned["run_id"].as_str().unwrap();
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    let events = s.events(run_id).await;
-    assert_eq!(events.last().unwrap().1["phase"], "completed");
     let r = s
         .op(
             Method::POST,

@@ -10,60 +10,18 @@ mod common;
 
 use common::*;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn alert(fingerprint: &str) -> Value {
-    json!({
-        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
-        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
-        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
-        "threshold": 0.8, "severity": "critical", "state": "firing",
-        "started_at": "2026-11-25T10:00:00Z",
-    })
-}
-
 /// Posts an alert; returns the incident id from the 200 acknowledgement.
 async fn post_alert(s: &Server, fingerprint: &str) -> String {
-    let r = s
-        .http
-        .post(s.url("/ops/webhook"))
-        .header("x-infraai-webhook-token", WEBHOOK)
-        .json(&alert(fingerprint))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let v: Value = r.json().await.unwrap();
+    let v = s.post_alert(&cpu_alert(fingerprint)).await;
     assert_eq!(v["results"][0]["outcome"], "opened", "{v}");
     v["results"][0]["incident_id"].as_str().unwrap().to_string()
-}
-
-/// Deploys a plan on the simulated cloud, so alerts on `api` get a
-/// `scale_up` decision that asks a human (with an action preview).
-async fn deploy(s: &Server) {
-    let planned = s
-        .ok(
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-            201,
-        )
-        .await;
-    let run_id = planned["run_id"].as_str().unwrap();
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    let events = s.events(run_id).await;
-    assert_eq!(events.last().unwrap().1["phase"], "completed");
 }
 
 fn is_problem(v: &Value, status: u16) -> bool {
@@ -91,7 +49,7 @@ async fn a_request_past_the_timeout_gets_a_503_problem() {
         "the hook must say it is on: {:?}",
         s.startup
     );
-    deploy(&s).await;
+    s.deploy().await;
     let id = post_alert(&s, "slow-1").await;
     s.wait_incident(&id, |v| v["incident"]["status"] == "pending")
         .await;
@@ -128,7 +86,7 @@ async fn sigterm_lets_the_request_in_flight_finish_with_2xx_and_exits_0() {
         &[("INFRAAI_TEST_ACTION_DELAY_MS", "3000")],
     )
     .await;
-    deploy(&s).await;
+    s.deploy().await;
     let id = post_alert(&s, "inflight-1").await;
     s.wait_incident(&id, |v| v["incident"]["status"] == "pending")
         .await;
@@ -185,7 +143,7 @@ async fn an_acknowledged_alert_killed_before_its_decision_is_decided_after_resta
     )
     .await;
     s.remove_data = false;
-    deploy(&s).await;
+    s.deploy().await;
     // Occupy every decision worker: each asks for approval with a preview
     // that takes 10 s.
     let mut busy = Vec::new();
@@ -421,7 +379,7 @@ async fn starts_from_a_toml_configuration_file() {
     let r = http
         .post(format!("{base}/ops/webhook"))
         .header("x-infraai-webhook-token", "file-hook")
-        .json(&alert("from-file"))
+        .json(&cpu_alert("from-file"))
         .send()
         .await
         .unwrap();

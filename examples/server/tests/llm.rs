@@ -109,14 +109,7 @@ async fn gemini_plans_the_simulated_cloud_decides_and_its_tokens_reach_metrics()
         "the LLM planned it, not the rules: {planned:#}"
     );
     let run_id = planned["run_id"].as_str().unwrap();
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    let events = s.events(run_id).await;
+    let events = s.apply(run_id).await;
     assert_eq!(events.last().unwrap().1["phase"], "completed", "{events:?}");
 
     let r = s

@@ -14,17 +14,7 @@ mod pg_cluster;
 use common::*;
 use pg_cluster::Cluster;
 use reqwest::Method;
-use serde_json::{json, Value};
-
-fn alert(fingerprint: &str) -> Value {
-    json!({
-        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
-        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
-        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
-        "threshold": 0.8, "severity": "critical", "state": "firing",
-        "started_at": "2026-11-25T10:00:00Z",
-    })
-}
+use serde_json::Value;
 
 async fn readyz(s: &Server) -> (u16, Value) {
     let r = s.http.get(s.url("/readyz")).send().await.expect("readyz");
@@ -85,7 +75,7 @@ async fn replicas_share_the_postgres_store_and_readyz_reports_it() {
         .http
         .post(a.url("/ops/webhook"))
         .header("x-infraai-webhook-token", WEBHOOK)
-        .json(&alert("pg-cpu-1"))
+        .json(&cpu_alert("pg-cpu-1"))
         .send()
         .await
         .expect("post alert");
@@ -110,7 +100,7 @@ async fn replicas_share_the_postgres_store_and_readyz_reports_it() {
         .http
         .post(b.url("/ops/webhook"))
         .header("x-infraai-webhook-token", WEBHOOK)
-        .json(&alert("pg-cpu-1"))
+        .json(&cpu_alert("pg-cpu-1"))
         .send()
         .await
         .expect("post alert to b");

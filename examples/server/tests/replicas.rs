@@ -18,16 +18,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn alert(fingerprint: &str) -> Value {
-    json!({
-        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
-        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
-        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
-        "threshold": 0.8, "severity": "critical", "state": "firing",
-        "started_at": "2026-11-25T10:00:00Z",
-    })
-}
-
 /// One query's result through `psql` (unaligned, tuples only).
 fn psql(url: &str, query: &str) -> String {
     let psql = pg_cluster::pg_bin_dir().expect("postgresql").join("psql");
@@ -66,42 +56,6 @@ async fn replica(url: &str, id: &str, env: &[(&str, &str)]) -> Server {
     .await
 }
 
-/// Deploys a plan on the simulated cloud, so alerts on `api` get a
-/// `scale_up` decision that asks a human.
-async fn deploy(s: &Server) {
-    let planned = s
-        .ok(
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-            201,
-        )
-        .await;
-    let run_id = planned["run_id"].as_str().expect("run id");
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    let events = s.events(run_id).await;
-    assert_eq!(events.last().expect("events").1["phase"], "completed");
-}
-
-async fn post_alert(s: &Server, body: &Value) -> Value {
-    let r = s
-        .http
-        .post(s.url("/ops/webhook"))
-        .header("x-infraai-webhook-token", WEBHOOK)
-        .json(body)
-        .send()
-        .await
-        .expect("post alert");
-    assert_eq!(r.status().as_u16(), 200);
-    r.json().await.expect("ack")
-}
-
 /// The incident's audit records of one step.
 fn audit_of<'a>(detail: &'a Value, step: &str) -> Vec<&'a Value> {
     detail["audit"]
@@ -122,11 +76,11 @@ async fn three_replicas_decide_once_execute_once_and_stop_together() {
     let b = replica(&url, "replica-b", &[]).await;
     let c = replica(&url, "replica-c", &[]).await;
     let replicas = [&a, &b, &c];
-    deploy(&b).await;
+    b.deploy().await;
 
     // 200 copies of one alert, all at once, round-robin over the replicas.
-    let body = alert("replicas-cpu");
-    let posts = (0..200).map(|n| post_alert(replicas[n % 3], &body));
+    let body = cpu_alert("replicas-cpu");
+    let posts = (0..200).map(|n| replicas[n % 3].post_alert(&body));
     let acks = futures_util::future::join_all(posts).await;
     let outcomes: Vec<&str> = acks
         .iter()
@@ -191,7 +145,7 @@ async fn three_replicas_decide_once_execute_once_and_stop_together() {
     assert_eq!(unnamed, "0");
 
     // A second incident waits for approval; STOP AUTONOMY on one replica.
-    let second = post_alert(&a, &alert("replicas-cpu-2")).await["results"][0]["incident_id"]
+    let second = a.post_alert(&cpu_alert("replicas-cpu-2")).await["results"][0]["incident_id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -238,8 +192,8 @@ async fn a_replica_killed_holding_a_feedback_check_leaves_it_to_another_once() {
     let mut a = replica(&url, "replica-a", &env).await;
     let b = replica(&url, "replica-b", &env).await;
     let c = replica(&url, "replica-c", &env).await;
-    deploy(&a).await;
-    let id = post_alert(&a, &alert("takeover-cpu")).await["results"][0]["incident_id"]
+    a.deploy().await;
+    let id = a.post_alert(&cpu_alert("takeover-cpu")).await["results"][0]["incident_id"]
         .as_str()
         .expect("id")
         .to_string();

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use reqwest::{Client, Method, Response};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -41,6 +41,17 @@ pub fn terraform_available(test: &str) -> bool {
         eprintln!("skipping {test}: terraform ({bin}) is not available (eval \"$(../shared/tools/terraform-env.sh)\")");
     }
     ok
+}
+
+/// A firing critical CPU alert on `api` (the simulated cloud's resource).
+pub fn cpu_alert(fingerprint: &str) -> Value {
+    json!({
+        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
+        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
+        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
+        "threshold": 0.8, "severity": "critical", "state": "firing",
+        "started_at": "2026-11-25T10:00:00Z",
+    })
 }
 
 impl Server {
@@ -184,6 +195,55 @@ impl Server {
             }
         }
         out
+    }
+
+    /// Plans the standard goal and applies it (not a dry run), asserting the
+    /// run completed; returns the plan response. On the simulated cloud,
+    /// alerts on `api` then get a `scale_up` decision that asks a human.
+    pub async fn deploy(&self) -> Value {
+        let planned = self
+            .ok(
+                Method::POST,
+                "/generate-graph",
+                Some(json!({"goal": "a backend API for 10k users under $100/month"})),
+                201,
+            )
+            .await;
+        let run_id = planned["run_id"].as_str().expect("run id");
+        let events = self.apply(run_id).await;
+        assert_eq!(
+            events.last().expect("events").1["phase"],
+            "completed",
+            "{events:?}"
+        );
+        planned
+    }
+
+    /// Applies a planned run (not a dry run) and reads its events to the end.
+    pub async fn apply(&self, run_id: &str) -> Vec<(String, Value)> {
+        self.ok(
+            Method::POST,
+            "/execute",
+            Some(json!({"run_id": run_id, "dry_run": false})),
+            202,
+        )
+        .await;
+        self.events(run_id).await
+    }
+
+    /// Posts alerts to the webhook (with its token), expecting a 200; the
+    /// acknowledgement.
+    pub async fn post_alert(&self, body: &Value) -> Value {
+        let r = self
+            .http
+            .post(self.url("/ops/webhook"))
+            .header("x-infraai-webhook-token", WEBHOOK)
+            .json(body)
+            .send()
+            .await
+            .expect("post alert");
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.expect("acknowledgement")
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -39,7 +39,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 /// The lease of a job unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -107,9 +107,10 @@ impl Held {
     pub fn adopt(store: Arc<dyn MetadataStore>, job: Job, lease: Duration) -> Self {
         let owner = job.owner.clone().unwrap_or_default();
         let (lost_tx, lost) = watch::channel(false);
-        let renewer = {
-            let (store, key, owner) = (store.clone(), job.key.clone(), owner.clone());
-            tokio::spawn(async move {
+        let renewer =
+            {
+                let (store, key, owner) = (store.clone(), job.key.clone(), owner.clone());
+                tokio::spawn(async move {
                 let mut tick = tokio::time::interval(lease / 3);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick.tick().await;
@@ -126,8 +127,8 @@ impl Held {
                         Err(e) => warn!(job = %key, error = %e, "lease renewal failed"),
                     }
                 }
-            })
-        };
+            }.in_current_span())
+            };
         Self {
             store,
             job,
@@ -241,8 +242,14 @@ impl JobRunner {
     }
 
     /// Runs until `stop` completes, then gives up the loops it holds (another
-    /// replica takes them at its next poll) and returns.
+    /// replica takes them at its next poll) and returns. Its logs carry the
+    /// replica id.
     pub async fn run(self, stop: impl Future<Output = ()>) {
+        let span = tracing::info_span!("jobs", replica = %self.ops.replica_id());
+        self.run_here(stop).instrument(span).await
+    }
+
+    async fn run_here(self, stop: impl Future<Output = ()>) {
         let (ops, store, owner, lease) = (
             self.ops.clone(),
             self.ops.store().clone(),
@@ -281,12 +288,15 @@ impl JobRunner {
         }
         {
             let (ops, decide) = (ops.clone(), this.decide.clone());
-            tasks.spawn(async move {
-                match ops.recover(Duration::ZERO, decide.as_ref()).await {
-                    Ok(n) => info!(incidents = n, "recovery done"),
-                    Err(e) => warn!(error = %e, "recovery failed"),
+            tasks.spawn(
+                async move {
+                    match ops.recover(Duration::ZERO, decide.as_ref()).await {
+                        Ok(n) => info!(incidents = n, "recovery done"),
+                        Err(e) => warn!(error = %e, "recovery failed"),
+                    }
                 }
-            });
+                .in_current_span(),
+            );
         }
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(this.poll);
@@ -328,21 +338,27 @@ impl JobRunner {
         match JobKey::parse(&held.job().key) {
             Some(JobKey::Incident(id)) => {
                 let ops = self.ops.clone();
-                tasks.spawn(async move {
-                    let result = ops.advance(id).await;
-                    held.conclude(&result).await;
-                });
+                tasks.spawn(
+                    async move {
+                        let result = ops.advance(id).await;
+                        held.conclude(&result).await;
+                    }
+                    .in_current_span(),
+                );
             }
             Some(JobKey::Loop(name)) if self.loops.contains_key(&name) => {
                 let body = (self.loops[&name])();
-                tasks.spawn(async move {
-                    info!(job = %held.job().key, "running the loop on this replica");
-                    tokio::select! {
-                        _ = body => held.finish().await,
-                        _ = held.lost() => {}
-                        _ = async { stop.wait_for(|s| *s).await.is_ok() } => held.release().await,
+                tasks.spawn(
+                    async move {
+                        info!(job = %held.job().key, "running the loop on this replica");
+                        tokio::select! {
+                            _ = body => held.finish().await,
+                            _ = held.lost() => {}
+                            _ = async { stop.wait_for(|s| *s).await.is_ok() } => held.release().await,
+                        }
                     }
-                });
+                    .in_current_span(),
+                );
             }
             // A loop this replica does not run (replicas should share one
             // configuration): its lease runs out for one that does.

@@ -755,7 +755,7 @@ impl OpsAgent {
         let Some(held) = self.hold(incident.id).await? else {
             return Ok(CommandOutcome {
                 effective: true,
-                message: "Approved; another replica is executing it.".into(),
+                message: "Approved; the replica holding this incident executes it.".into(),
                 incident: Some(self.load(id).await?),
             });
         };

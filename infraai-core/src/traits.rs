@@ -594,7 +594,7 @@ pub struct RunQuery {
 /// holds the scenarios every implementation must pass.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
-    /// Backend name (`memory`, `sqlite`, `redis`).
+    /// Backend name (`memory`, `sqlite`, `redis`, `postgres`).
     fn name(&self) -> &str;
 
     /// Inserts or replaces a run.

@@ -25,6 +25,9 @@
 //! claiming an execution succeeds exactly once and never while the kill-switch
 //! is engaged (checked in the same transaction), and the kill-switch moves
 //! incidents to `blocked` and back in the same transaction as the switch.
+//! Leased jobs (background work that runs once across replicas) are taken
+//! by exactly one of many concurrent claimers, renewed only by their holder,
+//! and taken over once a lease ends.
 //! The audit log is append-only (SQLite and PostgreSQL refuse `UPDATE`/`DELETE`
 //! on it with triggers). Stored data that cannot be read back (an unknown status, a
 //! corrupted JSON column) is a typed error, [`StoreError::Corrupt`], never a panic.

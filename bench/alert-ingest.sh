@@ -112,7 +112,7 @@ rss_peak=$(hwm_kb "$server_pid")
 # The decisions of every new incident run behind the acknowledgements.
 backlog_start=$(date +%s)
 undecided=""
-for _ in $(seq 180); do
+for _ in $(seq 450); do
   undecided=$(curl -fsS -H "Authorization: Bearer bench-operator" \
     "http://127.0.0.1:$srv_port/ops/alerts?status=new&limit=1000" |
     python3 -c 'import json,sys; print(len(json.load(sys.stdin)["incidents"]))')

@@ -210,58 +210,8 @@ async fn bad_stored_data_is_a_typed_error_not_a_panic() {
         .await
         .map(|_: i64| ())
         .expect("corrupt decision");
-    for (r, field) in [
-        (store.get_incident(bad_status).await.map(|_| ()), "status"),
-        (
-            store.get_incident(bad_decision).await.map(|_| ()),
-            "decision",
-        ),
-        (
-            store
-                .list_incidents(&IncidentQuery::default())
-                .await
-                .map(|_| ()),
-            "incident",
-        ),
-        (
-            store.claim_execution(bad_status).await.map(|_| ()),
-            "status",
-        ),
-        (
-            store
-                .transition(
-                    bad_status,
-                    &[IncidentStatus::New],
-                    IncidentStatus::Pending,
-                    None,
-                )
-                .await
-                .map(|_| ()),
-            "status",
-        ),
-        (
-            store
-                .record_alert(&alert("bad-status", AlertState::Resolved, 0.1))
-                .await
-                .map(|_| ()),
-            "status",
-        ),
-    ] {
-        match r {
-            Err(Error::Backend {
-                component,
-                retryable,
-                source,
-                ..
-            }) => {
-                assert_eq!(component, "redis");
-                assert!(!retryable);
-                let text = source.to_string();
-                assert!(text.contains("corrupt") && text.contains(field), "{text}");
-            }
-            other => panic!("expected a typed corruption error for {field}, got {other:?}"),
-        }
-    }
+    conformance::corrupted_incidents_are_typed_errors(&store, "redis", bad_status, bad_decision)
+        .await;
 }
 
 #[tokio::test]

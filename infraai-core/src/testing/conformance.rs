@@ -11,7 +11,7 @@
 use super::alert;
 use crate::domain::*;
 use crate::traits::*;
-use crate::{ActionId, DeploymentId, IncidentId, RunId};
+use crate::{ActionId, DeploymentId, Error, IncidentId, RunId};
 use chrono::{Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -1156,5 +1156,71 @@ pub async fn abandoned_jobs_are_taken_once(store: Arc<dyn MetadataStore>) {
             .release_job(&j.key, owner, ours)
             .await
             .expect("release"));
+    }
+}
+
+/// For a backend's own test, after it corrupted two incidents behind the
+/// store's back: `bad_status` (opened from the alert `bad-status`) now has a
+/// status no version knows, `bad_decision` a decision that is not JSON.
+/// Every read and write that meets them is a typed, non-retryable corruption
+/// error of `expected_component` naming the bad field — never a panic, never
+/// a silent overwrite.
+pub async fn corrupted_incidents_are_typed_errors(
+    store: &dyn MetadataStore,
+    expected_component: &str,
+    bad_status: IncidentId,
+    bad_decision: IncidentId,
+) {
+    for (r, field) in [
+        (store.get_incident(bad_status).await.map(|_| ()), "status"),
+        (
+            store.get_incident(bad_decision).await.map(|_| ()),
+            "decision",
+        ),
+        (
+            store
+                .list_incidents(&IncidentQuery::default())
+                .await
+                .map(|_| ()),
+            "incident",
+        ),
+        (
+            store.claim_execution(bad_status).await.map(|_| ()),
+            "status",
+        ),
+        (
+            store
+                .transition(
+                    bad_status,
+                    &[IncidentStatus::New],
+                    IncidentStatus::Pending,
+                    None,
+                )
+                .await
+                .map(|_| ()),
+            "status",
+        ),
+        (
+            store
+                .record_alert(&alert("bad-status", AlertState::Resolved, 0.1))
+                .await
+                .map(|_| ()),
+            "status",
+        ),
+    ] {
+        match r {
+            Err(Error::Backend {
+                component,
+                retryable,
+                source,
+                ..
+            }) => {
+                assert_eq!(component, expected_component);
+                assert!(!retryable);
+                let text = source.to_string();
+                assert!(text.contains("corrupt") && text.contains(field), "{text}");
+            }
+            other => panic!("expected a typed corruption error for {field}, got {other:?}"),
+        }
     }
 }

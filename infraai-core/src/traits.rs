@@ -509,12 +509,12 @@ pub enum IngestOutcome {
 /// The audit record of an alert's ingest: `template` with the incident id and
 /// the outcome (`opened`, `resolved`, `noted`) filled in; `None` for repeats
 /// and for alerts without an incident (nothing to hang it on).
-pub fn alert_audit(ingest: &AlertIngest, template: AuditRecord) -> Option<AuditRecord> {
+pub fn alert_audit(ingest: &AlertIngest, template: &AuditRecord) -> Option<AuditRecord> {
     let incident = ingest.incident.as_ref()?;
     if ingest.outcome == IngestOutcome::Repeated {
         return None;
     }
-    let mut record = template.incident(incident.id);
+    let mut record = template.clone().incident(incident.id);
     record.outcome = format!("{:?}", ingest.outcome).to_lowercase();
     Some(record)
 }
@@ -674,7 +674,7 @@ pub trait MetadataStore: Send + Sync {
     /// alert is recorded either way.
     async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
         let ingest = self.record_alert(alert).await?;
-        if let Some(record) = alert_audit(&ingest, audit) {
+        if let Some(record) = alert_audit(&ingest, &audit) {
             if let Err(e) = self.append_audit(&record).await {
                 tracing::warn!(step = ?record.step, error = %e, "audit append failed");
             }

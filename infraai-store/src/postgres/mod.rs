@@ -669,7 +669,7 @@ impl MetadataStore for PostgresStore {
         alert.validate()?;
         Ok(in_tx!(self, "record_alert", |tx| {
             let ingest = rows::record_alert(tx, alert, "record_alert").await?;
-            if let Some(record) = alert_audit(&ingest, audit) {
+            if let Some(record) = alert_audit(&ingest, &audit) {
                 rows::insert_audit(tx, &record).await?;
             }
             Ok(ingest)

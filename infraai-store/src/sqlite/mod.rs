@@ -112,10 +112,9 @@ fn open_connection(config: &SqliteConfig, op: &'static str) -> StoreResult<Conne
     )
     .map_err(sql(op))?;
     conn.busy_timeout(config.busy_timeout).map_err(sql(op))?;
-    // `temp_store = MEMORY` keeps the statement journals of the writer's
-    // per-job savepoints in memory (they only serve a rollback inside the
-    // open transaction; the WAL commit is what is durable): +41% alert
-    // ingest in `bench/alert-ingest.sh`, same RSS.
+    // `temp_store = MEMORY` keeps SQLite's statement journals in memory
+    // (they only serve a rollback inside the open transaction; the WAL
+    // commit is what is durable).
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
     )
@@ -202,14 +201,16 @@ impl SqliteStore {
     }
 
     /// Sends a write to the writer thread and waits for its group's commit.
+    /// The write may run more than once (see [`writer`]): it must not move
+    /// what it captured.
     async fn write<T, F>(&self, op: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterStopped { op })?;
-        jobs.send(Box::new(writer::Task { op, f, tx }))
+        jobs.send(Box::new(writer::Task::new(op, f, tx)))
             .map_err(|_| StoreError::WriterStopped { op })?;
         rx.await.unwrap_or(Err(StoreError::WriterStopped { op }))
     }
@@ -669,7 +670,7 @@ impl MetadataStore for SqliteStore {
         Ok(self
             .write("record_alert", move |c| {
                 let ingest = rows::record_alert(c, &a, "record_alert")?;
-                if let Some(record) = alert_audit(&ingest, audit) {
+                if let Some(record) = alert_audit(&ingest, &audit) {
                     rows::insert_audit(c, &record)?;
                 }
                 Ok(ingest)
@@ -811,8 +812,8 @@ impl MetadataStore for SqliteStore {
                 let now = Utc::now();
                 let state = KillSwitch {
                     engaged,
-                    set_by: Some(actor),
-                    reason,
+                    set_by: Some(actor.clone()),
+                    reason: reason.clone(),
                     set_at: Some(now),
                 };
                 c.prepare_cached(

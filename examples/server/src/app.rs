@@ -36,9 +36,28 @@ pub const MAX_GOAL_CHARS: usize = 4000;
 /// Header carrying the alert-webhook token (or query parameter `token`).
 pub const WEBHOOK_TOKEN_HEADER: &str = "x-infraai-webhook-token";
 
-/// Everything a handler needs. Cheap to clone.
+/// Everything a handler needs, behind one `Arc`: every request clones it
+/// (middleware and handler each), and that is one reference count, not one
+/// per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// Deploy loop.
     pub deploy: Arc<DeployAgent>,
     /// Ops loop.
@@ -290,19 +309,21 @@ async fn timeout(State(s): State<AppState>, req: Request, next: Next) -> Respons
 
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    // Both are cheap clones (a known method, an `Arc<str>`).
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     // Every log line of the request names the replica that served it.
     let span = tracing::info_span!("request", replica = %s.replica_id, %method, %route);
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
-    let status = resp.status().as_u16();
-    s.metrics
-        .request(&method, &route, status, started.elapsed().as_secs_f64());
-    span.in_scope(|| tracing::debug!(status, "request"));
+    let status = resp.status();
+    s.metrics.request(
+        method.as_str(),
+        route,
+        status.as_str(),
+        started.elapsed().as_secs_f64(),
+    );
+    span.in_scope(|| tracing::debug!(status = status.as_u16(), "request"));
     resp
 }
 

@@ -1,5 +1,6 @@
 //! Prometheus counters, rendered by hand in the text exposition format.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -8,14 +9,25 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct Family(Mutex<BTreeMap<String, f64>>);
 
+thread_local! {
+    /// The label set being looked up, rendered here so that counting an
+    /// existing series allocates nothing.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 impl Family {
-    fn add(&self, labels: String, v: f64) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(labels)
-            .or_default() += v;
+    fn add(&self, pairs: &[(&str, &str)], v: f64) {
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            write_labels(key, pairs);
+            let mut series = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match series.get_mut(key.as_str()) {
+                Some(x) => *x += v,
+                None => {
+                    series.insert(key.clone(), v);
+                }
+            }
+        });
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str, kind: &str) {
@@ -26,22 +38,25 @@ impl Family {
     }
 }
 
-/// Escapes a label value.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn labels(pairs: &[(&str, &str)]) -> String {
-    if pairs.is_empty() {
-        return String::new();
+/// Renders `{k="v",…}` (nothing for no pairs), escaping the values.
+fn write_labels(out: &mut String, pairs: &[(&str, &str)]) {
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
     }
-    let inner: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-        .collect();
-    format!("{{{}}}", inner.join(","))
+    if !pairs.is_empty() {
+        out.push('}');
+    }
 }
 
 /// The server's counters.
@@ -62,51 +77,47 @@ pub struct Metrics {
 impl Metrics {
     /// An alert was recorded with this ingest outcome (`opened`, `repeated`, …).
     pub fn alert(&self, outcome: &str) {
-        self.alerts.add(labels(&[("outcome", outcome)]), 1.0);
+        self.alerts.add(&[("outcome", outcome)], 1.0);
     }
     /// A decision was made.
     pub fn decision(&self, action: &str, route: &str) {
         self.decisions
-            .add(labels(&[("action", action), ("status", route)]), 1.0);
+            .add(&[("action", action), ("status", route)], 1.0);
     }
     /// A human command arrived.
     pub fn approval(&self, command: &str, effective: bool) {
         let e = if effective { "true" } else { "false" };
         self.approvals
-            .add(labels(&[("command", command), ("effective", e)]), 1.0);
+            .add(&[("command", command), ("effective", e)], 1.0);
     }
     /// An action finished (`executed`, `resolved`, `unresolved`, `failed`, `blocked`).
     pub fn execution(&self, outcome: &str) {
-        self.executions.add(labels(&[("outcome", outcome)]), 1.0);
+        self.executions.add(&[("outcome", outcome)], 1.0);
     }
     /// A run entered a phase.
     pub fn run_phase(&self, phase: &str) {
-        self.run_phases.add(labels(&[("phase", phase)]), 1.0);
+        self.run_phases.add(&[("phase", phase)], 1.0);
     }
     /// A request was answered.
-    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let s = status.to_string();
+    pub fn request(&self, method: &str, route: &str, status: &str, seconds: f64) {
         self.requests.add(
-            labels(&[("method", method), ("route", route), ("status", &s)]),
+            &[("method", method), ("route", route), ("status", status)],
             1.0,
         );
-        let l = labels(&[("method", method), ("route", route)]);
-        self.latency_sum.add(l.clone(), seconds);
-        self.latency_count.add(l, 1.0);
+        let l = [("method", method), ("route", route)];
+        self.latency_sum.add(&l, seconds);
+        self.latency_count.add(&l, 1.0);
     }
 
     /// An LLM exchange ended (`ok`, `invalid`, `error`, `over_budget`,
     /// `cached`) and spent these tokens.
     pub fn llm_call(&self, component: &str, outcome: &str, prompt: u64, completion: u64) {
-        self.llm_calls.add(
-            labels(&[("component", component), ("outcome", outcome)]),
-            1.0,
-        );
+        self.llm_calls
+            .add(&[("component", component), ("outcome", outcome)], 1.0);
         // u64 → f64 is exact up to 2^53 tokens.
+        self.llm_tokens.add(&[("kind", "prompt")], prompt as f64);
         self.llm_tokens
-            .add(labels(&[("kind", "prompt")]), prompt as f64);
-        self.llm_tokens
-            .add(labels(&[("kind", "completion")]), completion as f64);
+            .add(&[("kind", "completion")], completion as f64);
     }
 
     /// The exposition text.
@@ -196,9 +207,12 @@ mod tests {
         let m = Metrics::default();
         m.alert("opened");
         m.alert("opened");
-        m.request("GET", "/x\"y", 200, 0.5);
+        m.request("GET", "/x\"y", "200", 0.5);
+        m.request("GET", "/x\"y", "200", 0.5);
         let text = m.render();
         assert!(text.contains("infraai_alerts_received_total{outcome=\"opened\"} 2"));
-        assert!(text.contains("route=\"/x\\\"y\""));
+        assert!(text.contains(
+            "infraai_http_requests_total{method=\"GET\",route=\"/x\\\"y\",status=\"200\"} 2"
+        ));
     }
 }

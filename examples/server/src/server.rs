@@ -1,6 +1,6 @@
 //! Start-up, background tasks and graceful shutdown.
 
-use crate::app::{router, AppState};
+use crate::app::{router, AppState, Shared};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::observed::ObservedStore;
@@ -225,7 +225,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ingesting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     crate::app::decision_workers(ops.clone(), queue, ingesting.clone());
     let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
-    let state = AppState {
+    let state = AppState::new(Shared {
         deploy,
         ops,
         store: w.store,
@@ -245,7 +245,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sns: w.sns,
         decide,
         ingesting,
-    };
+    });
     tokio::spawn(async move {
         signal().await;
         info!("shutting down: finishing in-flight requests");

@@ -393,13 +393,16 @@ async fn aws_cloud(
 /// What the real clouds need, shown when the local or simulated cloud runs.
 pub const REAL_CLOUDS_OFF: &str = "cloud: GCP and AWS off — GCP needs INFRAAI_GCP_PROJECT with credentials (GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_OAUTH_ACCESS_TOKEN or the metadata server) and INFRAAI_PUBLIC_URL for alert notifications; AWS needs INFRAAI_CLOUD=aws with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_REGION, default us-east-1), INFRAAI_AWS_AMI to apply, INFRAAI_AWS_ACCOUNT_ID and INFRAAI_PUBLIC_URL for alarms";
 
+/// Executions the simulated cloud remembers (the store keeps every action).
+const SIMULATED_ACTIONS_KEPT: usize = 100;
+
 /// In-memory stand-ins: nothing real is created or changed.
 fn simulated(why: String) -> CloudParts {
     CloudParts {
         generator: Arc::new(FakeGenerator),
         runner: Arc::new(ScriptedTfRunner::valid()),
         verifier: Arc::new(StaticVerifier::default()),
-        actions: Arc::new(RecordingActions::default()),
+        actions: Arc::new(RecordingActions::keeping_last(SIMULATED_ACTIONS_KEPT)),
         metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
         guardrails: GuardrailConfig::default(),
         run_watcher: false,

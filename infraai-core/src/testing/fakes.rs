@@ -450,22 +450,32 @@ impl Approver for RecordingApprover {
 /// built with `failing`).
 #[derive(Default)]
 pub struct RecordingActions {
-    executed: Mutex<Vec<ActionRequest>>,
+    executed: Mutex<VecDeque<ActionRequest>>,
     fail: bool,
+    keep: Option<usize>,
 }
 
 impl RecordingActions {
     /// A handler whose executions fail.
     pub fn failing() -> Self {
         Self {
-            executed: Mutex::default(),
             fail: true,
+            ..Self::default()
         }
     }
 
-    /// Executions so far.
+    /// A handler that remembers only its newest `n` executions, so that a
+    /// long-running simulation does not grow without bound.
+    pub fn keeping_last(n: usize) -> Self {
+        Self {
+            keep: Some(n),
+            ..Self::default()
+        }
+    }
+
+    /// Executions so far (the newest `n` when built with `keeping_last`).
     pub fn executed(&self) -> Vec<ActionRequest> {
-        lock(&self.executed).clone()
+        lock(&self.executed).iter().cloned().collect()
     }
 }
 
@@ -487,7 +497,13 @@ impl ActionHandler for RecordingActions {
     }
 
     async fn execute(&self, request: &ActionRequest) -> Result<ActionReport> {
-        lock(&self.executed).push(request.clone());
+        {
+            let mut executed = lock(&self.executed);
+            if self.keep.is_some_and(|n| executed.len() >= n) {
+                executed.pop_front();
+            }
+            executed.push_back(request.clone());
+        }
         // Yield so concurrent callers really interleave in tests.
         tokio::task::yield_now().await;
         if self.fail {
@@ -535,5 +551,28 @@ impl<P: DecisionPolicy> DecisionPolicy for CountingPolicy<P> {
     async fn decide(&self, context: &DecisionContext) -> Result<OpsDecision> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.decide(context).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IncidentId;
+
+    #[tokio::test]
+    async fn recording_actions_can_keep_only_the_newest() {
+        let actions = RecordingActions::keeping_last(2);
+        for resource in ["a", "b", "c"] {
+            let request = ActionRequest {
+                incident_id: IncidentId::new(),
+                deployment_id: None,
+                resource: resource.into(),
+                resource_type: "vm".into(),
+                action: Action::Restart {},
+            };
+            actions.execute(&request).await.expect("execute");
+        }
+        let kept: Vec<String> = actions.executed().into_iter().map(|r| r.resource).collect();
+        assert_eq!(kept, ["b", "c"]);
     }
 }

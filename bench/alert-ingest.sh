@@ -11,8 +11,9 @@
 #       each answered 2xx only after it is committed to the SQLite store
 #       (WAL, synchronous=FULL: the commit's fsync has returned);
 # with wrk (THREADS threads, CONNECTIONS connections, DURATION each), RUNS runs
-# of each, and prints requests/s and p50/p99 latency (min and median over the
-# runs) and the ratio of the medians. Then a storm of duplicates of one alert
+# of each, and prints requests/s, p50/p99 latency and the CPU time each server
+# spent per request (min and median over the runs) and the ratios of the
+# medians. Then a storm of duplicates of one alert
 # (must stay one incident, one decision), and the server's RSS idle, after
 # the load, and at peak.
 #
@@ -61,7 +62,8 @@ YAML
 "$ALERTMANAGER_BIN" --config.file="$work/alertmanager.yml" --storage.path="$work/am" \
   --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= \
   >"$work/alertmanager.log" 2>&1 &
-pids+=($!)
+am_pid=$!
+pids+=($am_pid)
 wait_url "http://127.0.0.1:$am_port/-/ready" alertmanager
 am_version=$("$ALERTMANAGER_BIN" --version 2>&1 | head -1)
 
@@ -78,10 +80,20 @@ wait_url "http://127.0.0.1:$srv_port/healthz" infraai-server
 sleep 1
 rss_idle=$(rss_kb "$server_pid")
 
-run_wrk() { # run_wrk <lua> <url> <run> [extra env]
-  BENCH_DIR="$bench" BENCH_RUN="$3" BENCH_TOKEN="$token" \
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+run_wrk() { # run_wrk <lua> <url> <run> <pid of the server under test>
+  local t0 t1 out n
+  t0=$(cpu_ticks "$4")
+  out=$(BENCH_DIR="$bench" BENCH_RUN="$3" BENCH_TOKEN="$token" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$bench/$1" "$2" \
-    | grep '^RESULT' || { log "wrk failed against $2"; exit 1; }
+    | grep '^RESULT') || { log "wrk failed against $2"; exit 1; }
+  t1=$(cpu_ticks "$4")
+  n=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+  # The server's CPU per answered request, in microseconds.
+  echo "$out cpu_us=$(( (t1 - t0) * 1000000 / hz / (n > 0 ? n : 1) ))"
 }
 
 # --- storm: one alert, duplicated (first, on the fresh server) ---------------
@@ -103,9 +115,9 @@ results="$work/results"
 : >"$results"
 for run in $(seq "$RUNS"); do
   log "run $run/$RUNS: Alertmanager POST /api/v2/alerts"
-  echo "am $(run_wrk am.lua "http://127.0.0.1:$am_port" "$run")" | tee -a "$results" >&2
+  echo "am $(run_wrk am.lua "http://127.0.0.1:$am_port" "$run" "$am_pid")" | tee -a "$results" >&2
   log "run $run/$RUNS: infraai-server POST /ops/webhook/alertmanager"
-  echo "server $(run_wrk server.lua "http://127.0.0.1:$srv_port" "$run")" | tee -a "$results" >&2
+  echo "server $(run_wrk server.lua "http://127.0.0.1:$srv_port" "$run" "$server_pid")" | tee -a "$results" >&2
 done
 rss_load=$(rss_kb "$server_pid")
 rss_peak=$(hwm_kb "$server_pid")
@@ -136,17 +148,20 @@ def stat(who, key, f):
     return f(r[key] for r in rows[who])
 print()
 print("alert ingest, one alert per request (%d runs each; min / median)" % len(rows["am"]))
-print("%-44s %20s %20s %20s %8s" % ("", "requests/s", "p50 ms", "p99 ms", "errors"))
+print("%-44s %20s %20s %20s %20s %8s" % ("", "requests/s", "p50 ms", "p99 ms", "CPU us/request", "errors"))
 for who, name in (("am", "Alertmanager POST /api/v2/alerts (memory)"),
                   ("server", "infraai /ops/webhook/alertmanager (fsync)")):
-    print("%-44s %9.0f / %8.0f %9.2f / %8.2f %9.2f / %8.2f %8d" % (
+    print("%-44s %9.0f / %8.0f %9.2f / %8.2f %9.2f / %8.2f %9.0f / %8.0f %8d" % (
         name,
         stat(who, "rps", min), stat(who, "rps", lambda x: statistics.median(list(x))),
         stat(who, "p50_ms", min), stat(who, "p50_ms", lambda x: statistics.median(list(x))),
         stat(who, "p99_ms", min), stat(who, "p99_ms", lambda x: statistics.median(list(x))),
+        stat(who, "cpu_us", min), stat(who, "cpu_us", lambda x: statistics.median(list(x))),
         stat(who, "errors", sum)))
 ratio = statistics.median(r["rps"] for r in rows["server"]) / statistics.median(r["rps"] for r in rows["am"])
 print("ratio infraai / Alertmanager (median requests/s): %.2fx" % ratio)
+cpu = statistics.median(r["cpu_us"] for r in rows["server"]) / statistics.median(r["cpu_us"] for r in rows["am"])
+print("CPU per request, infraai / Alertmanager (medians): %.2fx (lower is leaner)" % cpu)
 n, decided, occ = storm_inc.split()
 print("storm: %s → incidents %s, decided %s, occurrences %s" % (storm.replace("RESULT ", ""), n, decided, occ))
 print("server RSS: idle %.1f MB, after the storm %.1f MB, at the end of the load %.1f MB (peak %.1f MB), after deciding the backlog %.1f MB; data dir %.1f MB" % (

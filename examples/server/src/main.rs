@@ -25,7 +25,7 @@ const MI_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// Keeps RSS low. mimalloc with its defaults held 60–68 MB while the server
 /// decided a backlog of new incidents; returning freed memory at once and
-/// committing arena memory on use keeps it at 30–40 MB, at no measurable CPU
+/// committing arena memory on use kept it at 46–53 MB, at no measurable CPU
 /// cost. SQLite allocates with glibc's malloc, which gives every thread that
 /// contends for the heap an arena of its own and keeps what each freed: two
 /// arenas are enough. Runs before any thread starts; `MIMALLOC_*` and

@@ -33,10 +33,11 @@ pub(crate) trait Job: Send {
 
 /// A write job with a typed answer.
 pub(crate) struct Task<T, F> {
-    pub op: &'static str,
-    pub f: F,
-    pub tx: oneshot::Sender<StoreResult<T>>,
-    pub result: Option<StoreResult<T>>,
+    op: &'static str,
+    f: F,
+    tx: oneshot::Sender<StoreResult<T>>,
+    /// The result of the latest run.
+    result: Option<StoreResult<T>>,
 }
 
 impl<T, F> Task<T, F> {

@@ -8,7 +8,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let tuned = tune_allocators();
+    let tuned = tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -18,39 +18,31 @@ fn main() -> anyhow::Result<()> {
 /// `mi_option_purge_delay` and `mi_option_arena_eager_commit` in the
 /// `mi_option_e` enum of the mimalloc that libmimalloc-sys 0.1.49 bundles
 /// (v3; the crate exports no constants for them). Their defaults are 1000 (ms)
-/// and 2: `tune_allocators` changes them only when it reads those defaults, so a
+/// and 2: `tune_allocator` changes them only when it reads those defaults, so a
 /// renumbered enum is left alone, and the test below fails.
 const MI_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const MI_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
-/// Keeps RSS low. mimalloc with its defaults held 60–68 MB while the server
+/// Keeps RSS low: mimalloc with its defaults held 60–68 MB while the server
 /// decided a backlog of new incidents; returning freed memory at once and
 /// committing arena memory on use kept it at 46–53 MB, at no measurable CPU
-/// cost. SQLite allocates with glibc's malloc, which gives every thread that
-/// contends for the heap an arena of its own and keeps what each freed: two
-/// arenas are enough. Runs before any thread starts; `MIMALLOC_*` and
-/// `MALLOC_ARENA_MAX` in the environment still win. Returns what it changed.
-fn tune_allocators() -> Vec<&'static str> {
-    let mut tuned = Vec::new();
+/// cost. Runs before any thread starts; `MIMALLOC_*` in the environment still
+/// wins. Returns what it changed.
+fn tune_allocator() -> Option<&'static str> {
+    use libmimalloc_sys::{mi_option_get, mi_option_set};
     // SAFETY: these only read and set allocator parameters; no other thread
     // runs yet.
     unsafe {
-        use libmimalloc_sys::{mi_option_get, mi_option_set};
-        if mi_option_get(MI_PURGE_DELAY) == 1000 && mi_option_get(MI_ARENA_EAGER_COMMIT) == 2 {
-            mi_option_set(MI_PURGE_DELAY, 0);
-            mi_option_set(MI_ARENA_EAGER_COMMIT, 0);
-            tuned.push("mimalloc purge_delay=0 arena_eager_commit=0");
+        if mi_option_get(MI_PURGE_DELAY) != 1000 || mi_option_get(MI_ARENA_EAGER_COMMIT) != 2 {
+            return None;
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-            tuned.push("glibc M_ARENA_MAX=2");
-        }
+        mi_option_set(MI_PURGE_DELAY, 0);
+        mi_option_set(MI_ARENA_EAGER_COMMIT, 0);
     }
-    tuned
+    Some("mimalloc purge_delay=0 arena_eager_commit=0")
 }
 
-async fn serve(tuned: Vec<&'static str>) -> anyhow::Result<()> {
+async fn serve(tuned: Option<&'static str>) -> anyhow::Result<()> {
     // The local cloud runs its demo service as `infraai-server demo-service …`,
     // so a fresh clone needs no second binary.
     let mut args = std::env::args().skip(1).peekable();
@@ -71,7 +63,7 @@ async fn serve(tuned: Vec<&'static str>) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,infraai_server=info".into()),
         )
         .init();
-    tracing::debug!(?tuned, "allocators");
+    tracing::debug!(?tuned, "allocator");
     let config = infraai_server::config::Config::load(infraai_server::config::Cli::parse())?;
     infraai_server::run(config).await
 }

@@ -149,23 +149,7 @@ async fn audit_rows_cannot_be_updated_or_deleted_even_with_raw_sql() {
 }
 
 fn assert_corrupt<T: std::fmt::Debug>(r: Result<T>, column: &str) {
-    match r {
-        Err(Error::Backend {
-            component,
-            retryable,
-            source,
-            ..
-        }) => {
-            assert_eq!(component, "sqlite");
-            assert!(!retryable, "corrupt data is not retryable");
-            let text = source.to_string();
-            assert!(
-                text.contains("corrupt") && text.contains(column),
-                "message names the column: {text}"
-            );
-        }
-        other => panic!("expected a typed corruption error, got {other:?}"),
-    }
+    conformance::assert_corrupt(r, "sqlite", column);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1159,6 +1159,32 @@ pub async fn abandoned_jobs_are_taken_once(store: Arc<dyn MetadataStore>) {
     }
 }
 
+/// Asserts `r` is the typed corruption error of `expected_component`: not
+/// retryable, its message saying "corrupt" and naming `field`.
+pub fn assert_corrupt<T: std::fmt::Debug>(
+    r: crate::Result<T>,
+    expected_component: &str,
+    field: &str,
+) {
+    match r {
+        Err(Error::Backend {
+            component,
+            retryable,
+            source,
+            ..
+        }) => {
+            assert_eq!(component, expected_component);
+            assert!(!retryable, "corrupt data is not retryable");
+            let text = source.to_string();
+            assert!(
+                text.contains("corrupt") && text.contains(field),
+                "the message names {field}: {text}"
+            );
+        }
+        other => panic!("expected a typed corruption error for {field}, got {other:?}"),
+    }
+}
+
 /// For a backend's own test, after it corrupted two incidents behind the
 /// store's back: `bad_status` (opened from the alert `bad-status`) now has a
 /// status no version knows, `bad_decision` a decision that is not JSON.
@@ -1208,19 +1234,6 @@ pub async fn corrupted_incidents_are_typed_errors(
             "status",
         ),
     ] {
-        match r {
-            Err(Error::Backend {
-                component,
-                retryable,
-                source,
-                ..
-            }) => {
-                assert_eq!(component, expected_component);
-                assert!(!retryable);
-                let text = source.to_string();
-                assert!(text.contains("corrupt") && text.contains(field), "{text}");
-            }
-            other => panic!("expected a typed corruption error for {field}, got {other:?}"),
-        }
+        assert_corrupt(r, expected_component, field);
     }
 }

@@ -1039,14 +1039,7 @@ async fn the_dashboard_reads_a_whole_run_and_an_incident_metric_series() {
         let r = s.op(Method::GET, path, None).await;
         assert_eq!(r.status().as_u16(), 400, "{path}");
     }
-    let planned = s
-        .ok(
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-            201,
-        )
-        .await;
+    let planned = s.plan().await;
     let run_id = planned["run_id"].as_str().unwrap();
     let run = s
         .ok(Method::GET, &format!("/runs/{run_id}"), None, 200)
@@ -1191,36 +1184,8 @@ async fn prometheus_rules_cover_every_deployment_and_refuse_bad_ids() {
 
 /// Deploys the simulated plan and opens one pending incident on `api`.
 async fn pending_incident(s: &Server, fingerprint: &str) -> String {
-    let planned = s
-        .ok(
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-            201,
-        )
-        .await;
-    let run_id = planned["run_id"].as_str().unwrap();
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    assert_eq!(
-        s.events(run_id).await.last().unwrap().1["phase"],
-        "completed"
-    );
-    let r = s
-        .http
-        .post(s.url("/ops/webhook"))
-        .header("x-infraai-webhook-token", WEBHOOK)
-        .json(&alert(fingerprint, "critical"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let ack: Value = r.json().await.unwrap();
+    s.deploy().await;
+    let ack = s.post_alert(&alert(fingerprint, "critical")).await;
     let id = ack["results"][0]["incident_id"]
         .as_str()
         .unwrap()

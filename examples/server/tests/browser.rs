@@ -51,14 +51,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
     let data = Server::fresh_dir("browser");
     let broken = if cloud == "local" {
         let mut first = Server::start_in(data.clone(), &["--cloud", cloud], &[]).await;
-        let planned = first
-            .ok(
-                reqwest::Method::POST,
-                "/generate-graph",
-                Some(serde_json::json!({"goal": "a backend API for 10k users under $100/month"})),
-                201,
-            )
-            .await;
+        let planned = first.plan().await;
         first.remove_data = false;
         first.terminate().await;
         drop(first);

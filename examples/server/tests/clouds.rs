@@ -113,14 +113,7 @@ async fn cloud_aws_wires_the_aws_adapters_and_plans_aws_terraform() {
         !banner.contains(secret) && !banner.contains(webhook_token),
         "{banner}"
     );
-    let planned = s
-        .ok(
-            Method::POST,
-            "/generate-graph",
-            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-            201,
-        )
-        .await;
+    let planned = s.plan().await;
     assert_eq!(planned["plan"]["cloud"], "aws", "{planned}");
     let run_id = planned["run_id"].as_str().unwrap();
     let generated = s

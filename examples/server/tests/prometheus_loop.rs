@@ -257,14 +257,7 @@ async fn prometheus_alertmanager_agent_loop() {
         )
         .await;
     let run_id = planned["run_id"].as_str().expect("run id").to_string();
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    let events = s.events(&run_id).await;
+    let events = s.apply(&run_id).await;
     assert_eq!(
         events.last().map(|e| e.1["phase"].clone()),
         Some(json!("completed")),

@@ -91,14 +91,7 @@ async fn plan_dry_run_deploy_alert_approve_execute() {
     );
 
     // Deploy for real.
-    s.ok(
-        Method::POST,
-        "/execute",
-        Some(json!({"run_id": run_id, "dry_run": false})),
-        202,
-    )
-    .await;
-    let events = s.events(&run_id).await;
+    let events = s.apply(&run_id).await;
     let last = events.last().unwrap();
     assert_eq!(last.1["phase"], "completed", "{events:?}");
     let status = s

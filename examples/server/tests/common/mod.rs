@@ -197,18 +197,22 @@ impl Server {
         out
     }
 
+    /// Plans the standard goal; the plan response (201).
+    pub async fn plan(&self) -> Value {
+        self.ok(
+            Method::POST,
+            "/generate-graph",
+            Some(json!({"goal": "a backend API for 10k users under $100/month"})),
+            201,
+        )
+        .await
+    }
+
     /// Plans the standard goal and applies it (not a dry run), asserting the
     /// run completed; returns the plan response. On the simulated cloud,
     /// alerts on `api` then get a `scale_up` decision that asks a human.
     pub async fn deploy(&self) -> Value {
-        let planned = self
-            .ok(
-                Method::POST,
-                "/generate-graph",
-                Some(json!({"goal": "a backend API for 10k users under $100/month"})),
-                201,
-            )
-            .await;
+        let planned = self.plan().await;
         let run_id = planned["run_id"].as_str().expect("run id");
         let events = self.apply(run_id).await;
         assert_eq!(

@@ -782,6 +782,21 @@ pub(super) fn insert_audit(c: &Connection, r: &AuditRecord) -> StoreResult<()> {
     Ok(())
 }
 
+/// The query behind [`list_audit`]. `incident_id = ?1` or `run_id = ?2` lets
+/// the planner take that index; `?1 IS NULL OR …` would hide it, and every
+/// query would walk the whole table newest first.
+fn audit_sql(q: &AuditQuery) -> String {
+    let filter = match (q.incident_id, q.run_id) {
+        (Some(_), _) => "incident_id = ?1 AND (?2 IS NULL OR run_id = ?2)",
+        (None, Some(_)) => "?1 IS NULL AND run_id = ?2",
+        (None, None) => "?1 IS NULL AND ?2 IS NULL",
+    };
+    format!(
+        "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
+         outcome, replica FROM audit WHERE {filter} ORDER BY seq DESC LIMIT ?3"
+    )
+}
+
 pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
     const OP: &str = "list_audit";
     type AuditRow = (
@@ -799,11 +814,7 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
     );
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let mut rows: Vec<AuditRow> = c
-        .prepare_cached(
-            "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-             outcome, replica FROM audit WHERE (?1 IS NULL OR incident_id = ?1) \
-             AND (?2 IS NULL OR run_id = ?2) ORDER BY seq DESC LIMIT ?3",
-        )
+        .prepare_cached(&audit_sql(q))
         .and_then(|mut s| {
             s.query_map(
                 params![
@@ -893,4 +904,67 @@ pub(super) fn job(op: &'static str, r: &rusqlite::Row<'_>) -> rusqlite::Result<S
             owner,
         })
     })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's plan for `sql` (three parameters, bound to NULL), one step per line.
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut s = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let steps: Vec<String> = s
+            .query_map([rusqlite::types::Null; 3], |r| r.get(3))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        steps.join("\n")
+    }
+
+    #[test]
+    fn audit_queries_take_their_index_and_need_no_sort() {
+        let mut c = Connection::open_in_memory().expect("open");
+        super::super::schema::migrate(&mut c).expect("migrate");
+        let incident = AuditQuery {
+            incident_id: Some(IncidentId::new()),
+            ..AuditQuery::default()
+        };
+        let both = AuditQuery {
+            run_id: Some(RunId::new()),
+            ..incident.clone()
+        };
+        let run = AuditQuery {
+            run_id: Some(RunId::new()),
+            ..AuditQuery::default()
+        };
+        for (q, index) in [
+            (&incident, "USING INDEX audit_by_incident"),
+            (&both, "USING INDEX audit_by_incident"),
+            (&run, "USING INDEX audit_by_run"),
+            (&AuditQuery::default(), "SCAN audit"),
+        ] {
+            let p = plan(&c, &audit_sql(q));
+            assert!(p.contains(index), "{q:?}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "{q:?} sorts: {p}");
+        }
+        // Partial: a record keeps no entry in the index of the kind it is not.
+        for (index, column) in [
+            ("audit_by_incident", "incident_id"),
+            ("audit_by_run", "run_id"),
+        ] {
+            let sql: String = c
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [index],
+                    |r| r.get(0),
+                )
+                .expect("index");
+            assert!(
+                sql.ends_with(&format!("WHERE {column} IS NOT NULL")),
+                "{sql}"
+            );
+        }
+    }
 }

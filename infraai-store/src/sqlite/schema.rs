@@ -33,10 +33,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "jobs",
         sql: include_str!("migrations/0004_jobs.sql"),
     },
+    Migration {
+        version: 5,
+        name: "audit_partial_indexes",
+        sql: include_str!("migrations/0005_audit_partial_indexes.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {

@@ -506,6 +506,18 @@ pub enum IngestOutcome {
     Noted,
 }
 
+impl IngestOutcome {
+    /// The outcome's name as serialized (`opened`, `repeated`, `resolved`, `noted`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Repeated => "repeated",
+            Self::Resolved => "resolved",
+            Self::Noted => "noted",
+        }
+    }
+}
+
 /// The audit record of an alert's ingest: `template` with the incident id and
 /// the outcome (`opened`, `resolved`, `noted`) filled in; `None` for repeats
 /// and for alerts without an incident (nothing to hang it on).
@@ -515,7 +527,7 @@ pub fn alert_audit(ingest: &AlertIngest, template: &AuditRecord) -> Option<Audit
         return None;
     }
     let mut record = template.clone().incident(incident.id);
-    record.outcome = format!("{:?}", ingest.outcome).to_lowercase();
+    record.outcome = ingest.outcome.name().to_owned();
     Some(record)
 }
 
@@ -732,4 +744,17 @@ pub trait MetadataStore: Send + Sync {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<KillSwitchChange>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_outcome_names_are_their_serialized_form() {
+        use IngestOutcome::*;
+        for o in [Opened, Repeated, Resolved, Noted] {
+            assert_eq!(serde_json::to_value(o).expect("serialize"), o.name());
+        }
+    }
 }

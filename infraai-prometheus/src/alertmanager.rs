@@ -59,6 +59,15 @@ impl Default for LabelMapping {
     }
 }
 
+/// A JSON object of `map`'s entries, moved rather than copied.
+fn strings(map: BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        map.into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+    )
+}
+
 /// Receives Alertmanager webhook notifications.
 #[derive(Clone, Debug)]
 pub struct AlertmanagerSource {
@@ -191,8 +200,11 @@ impl AlertmanagerSource {
                     severity,
                     state,
                     started_at: a.starts_at.unwrap_or_else(Utc::now),
-                    labels: a.labels.clone(),
-                    raw: serde_json::json!({"labels": a.labels, "annotations": a.annotations}),
+                    raw: serde_json::json!({
+                        "labels": &a.labels,
+                        "annotations": strings(a.annotations),
+                    }),
+                    labels: a.labels,
                 };
                 alert.validate()?;
                 Ok(alert)

@@ -18,7 +18,7 @@ use infraai_gcp::GcpWebhookSource;
 use infraai_prometheus::{rules_file, AlertmanagerSource, PromQueries, ReceiverAuth};
 use infraai_telegram::TelegramApprover;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -815,7 +815,10 @@ fn check_webhook_token(
 
 fn alertmanager_alerts(raw: &[u8]) -> ApiResult<Vec<Alert>> {
     // The server authenticated the request; the source only normalizes.
-    Ok(AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new(String::new()))).normalize(raw)?)
+    static SOURCE: std::sync::LazyLock<AlertmanagerSource> = std::sync::LazyLock::new(|| {
+        AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new(String::new())))
+    });
+    Ok(SOURCE.normalize(raw)?)
 }
 
 async fn alert_webhook(
@@ -823,7 +826,7 @@ async fn alert_webhook(
     headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
     b: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Accepted>> {
     check_webhook_token(&s, &headers, &query)?;
     let raw = body(b)?;
     let value: Value = parse(&raw)?;
@@ -843,9 +846,9 @@ async fn alert_webhook(
         let alerts = sns.receive(&inbound(&headers, query, raw)).await?;
         if alerts.is_empty() {
             // Subscription confirmations and OK-less states: handled, nothing to record.
-            return Ok(Json(
-                json!({"accepted": 0, "results": [], "note": "SNS message handled; no alert in it"}),
-            ));
+            return Ok(Json(Accepted::nothing(
+                "SNS message handled; no alert in it",
+            )));
         }
         alerts
     } else if value.get("incident").is_some() {
@@ -853,9 +856,7 @@ async fn alert_webhook(
         let alerts: Vec<Alert> = GcpWebhookSource::normalize(&raw)?.into_iter().collect();
         if alerts.is_empty() {
             // Console test notifications carry placeholders: acknowledge, record nothing.
-            return Ok(Json(
-                json!({"accepted": 0, "results": [], "note": "test notification ignored"}),
-            ));
+            return Ok(Json(Accepted::nothing("test notification ignored")));
         }
         alerts
     } else if value.get("alerts").is_some() && value.get("receiver").is_some() {
@@ -883,7 +884,7 @@ async fn alertmanager_webhook(
     headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
     b: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Accepted>> {
     check_webhook_token(&s, &headers, &query)?;
     let raw = body(b)?;
     if raw.iter().all(u8::is_ascii_whitespace) {
@@ -904,7 +905,7 @@ async fn alertmanager_webhook(
 /// Records every alert (validated first, so a bad batch records nothing),
 /// answers only after they are committed, and decides new incidents in the
 /// background.
-async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Value>> {
+async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Accepted>> {
     if alerts.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -922,27 +923,57 @@ async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Value>> {
     for a in &alerts {
         a.validate()?;
     }
-    let mut results = Vec::new();
-    let mut opened = Vec::new();
-    for a in &alerts {
-        let ingest = s.ops.record_alert(a).await?;
-        let outcome = serde_json::to_value(ingest.outcome).unwrap_or(Value::Null);
-        s.metrics.alert(outcome.as_str().unwrap_or("unknown"));
-        let incident_id = ingest.incident.as_ref().map(|i| i.id);
-        if ingest.outcome == IngestOutcome::Opened {
-            opened.extend(incident_id);
-        }
-        results.push(
-            json!({"fingerprint": a.fingerprint, "outcome": outcome, "incident_id": incident_id}),
-        );
+    let mut results = Vec::with_capacity(alerts.len());
+    for a in alerts {
+        let ingest = s.ops.record_alert(&a).await?;
+        s.metrics.alert(ingest.outcome.name());
+        results.push(Ingested {
+            fingerprint: a.fingerprint,
+            outcome: ingest.outcome,
+            incident_id: ingest.incident.map(|i| i.id),
+        });
     }
     // Durable now: decide in the background and acknowledge.
-    for id in opened {
-        if s.decide.send(id).is_err() {
-            warn!(incident_id = %id, "decision queue closed; the next start decides it");
+    for r in &results {
+        if let (IngestOutcome::Opened, Some(id)) = (r.outcome, r.incident_id) {
+            if s.decide.send(id).is_err() {
+                warn!(incident_id = %id, "decision queue closed; the next start decides it");
+            }
         }
     }
-    Ok(Json(json!({"accepted": results.len(), "results": results})))
+    Ok(Json(Accepted {
+        accepted: results.len(),
+        results,
+        note: None,
+    }))
+}
+
+/// The answer to an alert webhook: what recording each alert did.
+#[derive(Serialize)]
+struct Accepted {
+    accepted: usize,
+    results: Vec<Ingested>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+}
+
+impl Accepted {
+    /// A webhook handled with no alert to record, and why.
+    fn nothing(note: &'static str) -> Self {
+        Self {
+            accepted: 0,
+            results: Vec::new(),
+            note: Some(note),
+        }
+    }
+}
+
+/// One alert's entry in [`Accepted`].
+#[derive(Serialize)]
+struct Ingested {
+    fingerprint: String,
+    outcome: IngestOutcome,
+    incident_id: Option<IncidentId>,
 }
 
 #[derive(Deserialize)]

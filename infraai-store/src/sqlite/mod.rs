@@ -10,8 +10,9 @@
 //!   check-and-set stays atomic even when several stores or processes open
 //!   the same file; they then take turns, waiting up to
 //!   [`SqliteConfig::busy_timeout`] (a timeout is a retryable error).
-//! * **Reads** run on Tokio's blocking pool over a few read-only connections;
-//!   WAL lets them proceed while the writer commits.
+//! * **Reads** run on [`SqliteConfig::max_readers`] threads of their own, each
+//!   with one read-only connection (opened at its first read); WAL lets them
+//!   proceed while the writer commits.
 //! * **Durability:** `PRAGMA synchronous = FULL` in WAL mode. A write method
 //!   returns `Ok` only after the `COMMIT` of the transaction holding it has
 //!   returned, and SQLite syncs the WAL to disk before that. An acknowledged
@@ -23,6 +24,7 @@
 //!   at open (`PRAGMA user_version` and the `schema_migrations` table record
 //!   them); a file from a newer version is refused.
 
+mod readers;
 mod rows;
 mod schema;
 mod writer;
@@ -34,7 +36,7 @@ use chrono::{DateTime, Utc};
 use infraai_core::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -47,7 +49,8 @@ pub struct SqliteConfig {
     pub path: PathBuf,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
-    /// Most idle read connections kept open.
+    /// Reader threads, each with one read-only connection: at most this many
+    /// reads run at once (at least one).
     pub max_readers: usize,
     /// How long a connection waits for a lock held by another process.
     pub busy_timeout: Duration,
@@ -66,22 +69,14 @@ impl SqliteConfig {
     }
 }
 
-struct Shared {
-    config: SqliteConfig,
-    readers: Mutex<Vec<Connection>>,
-    /// At most `max_readers` reads at once: each finds a pooled connection
-    /// (after warm-up) instead of opening one, which costs more than most
-    /// reads and keeps a page cache of its own.
-    read_slots: tokio::sync::Semaphore,
-}
-
 /// The SQLite [`MetadataStore`]. See the [module docs](self) for the threading
 /// model and the durability guarantee.
 ///
 /// Dropping the store lets the writer thread commit every write already queued
 /// and stop in the background; [`SqliteStore::close`] waits for it.
 pub struct SqliteStore {
-    shared: Arc<Shared>,
+    config: SqliteConfig,
+    readers: readers::Readers,
     jobs: Option<mpsc::Sender<Box<dyn writer::Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -155,13 +150,11 @@ impl SqliteStore {
             let _ = thread.join();
             return Err(e);
         }
+        let readers = readers::Readers::start(&config, config.max_readers)?;
         tracing::info!(path = %config.path.display(), "sqlite store opened");
         Ok(Self {
-            shared: Arc::new(Shared {
-                read_slots: tokio::sync::Semaphore::new(config.max_readers.max(1)),
-                readers: Mutex::new(Vec::new()),
-                config,
-            }),
+            config,
+            readers,
             jobs: Some(jobs_tx),
             thread: Some(thread),
         })
@@ -197,7 +190,7 @@ impl SqliteStore {
 
     /// Path of the database file.
     pub fn path(&self) -> &Path {
-        &self.shared.config.path
+        &self.config.path
     }
 
     /// Sends a write to the writer thread and waits for its group's commit.
@@ -215,55 +208,30 @@ impl SqliteStore {
         rx.await.unwrap_or(Err(StoreError::WriterStopped { op }))
     }
 
-    /// Runs a read on the blocking pool, in one read transaction.
+    /// Runs a read on a reader thread, in one read transaction.
     async fn read<T, F>(&self, op: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let shared = self.shared.clone();
-        let _slot = self
-            .shared
-            .read_slots
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task {
+        let (tx, rx) = oneshot::channel();
+        let queued = self.readers.send(Box::new(move |r: &mut readers::Reader| {
+            let _ = tx.send(r.run(op, f));
+        }));
+        if !queued {
+            return Err(StoreError::Task {
                 component: COMPONENT,
                 op,
-                detail: e.to_string(),
-            })?;
-        tokio::task::spawn_blocking(move || {
-            let pooled = shared
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let c = open_connection(&shared.config, op)?;
-                    c.execute_batch("PRAGMA query_only = ON").map_err(sql(op))?;
-                    c
-                }
-            };
-            conn.execute_batch("BEGIN").map_err(sql(op))?;
-            let result = f(&conn);
-            let end = conn.execute_batch("COMMIT").map_err(sql(op));
-            if end.is_ok() {
-                let mut pool = shared.readers.lock().unwrap_or_else(|p| p.into_inner());
-                if pool.len() < shared.config.max_readers {
-                    pool.push(conn);
-                }
-            }
-            let value = result?;
-            end.map(|()| value)
+                detail: "the store is closed".into(),
+            });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Task {
+                component: COMPONENT,
+                op,
+                detail: "the read panicked".into(),
+            })
         })
-        .await
-        .map_err(|e| StoreError::Task {
-            component: COMPONENT,
-            op,
-            detail: e.to_string(),
-        })?
     }
 
     /// Records many alerts in one transaction (one `fsync`), in order; the
@@ -292,21 +260,23 @@ impl SqliteStore {
     /// background without waiting.
     pub async fn close(mut self) -> StoreResult<()> {
         self.jobs.take();
-        self.shared
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        let Some(thread) = self.thread.take() else {
-            return Ok(());
-        };
-        let joined = tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| StoreError::Task {
-                component: COMPONENT,
-                op: "close",
-                detail: e.to_string(),
-            })?;
+        let readers = self.readers.stop();
+        let writer = self.thread.take();
+        // The readers close their connections first, so that the writer's is
+        // the last one and its close checkpoints and removes the WAL.
+        let joined = tokio::task::spawn_blocking(move || {
+            // A reader thread outlives the reads that panic in it.
+            for r in readers {
+                let _ = r.join();
+            }
+            writer.map_or(Ok(()), |w| w.join())
+        })
+        .await
+        .map_err(|e| StoreError::Task {
+            component: COMPONENT,
+            op: "close",
+            detail: e.to_string(),
+        })?;
         joined.map_err(|_| StoreError::Task {
             component: COMPONENT,
             op: "close",

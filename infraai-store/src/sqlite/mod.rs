@@ -150,7 +150,7 @@ impl SqliteStore {
             let _ = thread.join();
             return Err(e);
         }
-        let readers = readers::Readers::start(&config, config.max_readers)?;
+        let readers = readers::Readers::start(&config)?;
         tracing::info!(path = %config.path.display(), "sqlite store opened");
         Ok(Self {
             config,
@@ -222,7 +222,7 @@ impl SqliteStore {
             return Err(StoreError::Task {
                 component: COMPONENT,
                 op,
-                detail: "the store is closed".into(),
+                detail: "the reader threads have stopped".into(),
             });
         }
         rx.await.unwrap_or_else(|_| {

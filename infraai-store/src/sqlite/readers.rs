@@ -6,14 +6,12 @@
 //! blocking pool grew to a dozen threads under a decision backlog, each with
 //! its own allocator heap, and the server's RSS with it.
 
-use super::{open_connection, sql, COMPONENT};
+use super::{open_connection, sql, SqliteConfig, COMPONENT};
 use crate::error::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-
-use super::SqliteConfig;
 
 /// A read, run on one of the reader threads.
 pub(crate) type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
@@ -58,11 +56,11 @@ pub(crate) struct Readers {
 }
 
 impl Readers {
-    /// Starts `n` (at least one) reader threads for the file in `config`.
-    pub(crate) fn start(config: &SqliteConfig, n: usize) -> StoreResult<Self> {
+    /// Starts `config.max_readers` (at least one) reader threads.
+    pub(crate) fn start(config: &SqliteConfig) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel::<ReadJob>();
         let rx = Arc::new(Mutex::new(rx));
-        let threads = (0..n.max(1))
+        let threads = (0..config.max_readers.max(1))
             .map(|i| {
                 let (rx, config) = (rx.clone(), config.clone());
                 std::thread::Builder::new()
@@ -129,8 +127,9 @@ mod tests {
     #[test]
     fn reads_run_on_the_fixed_threads_and_outlive_a_read_that_panics() {
         let dir = tempfile::tempdir().expect("dir");
-        let config = SqliteConfig::new(dir.path().join("r.db"));
-        let mut readers = Readers::start(&config, 2).expect("start");
+        let mut config = SqliteConfig::new(dir.path().join("r.db"));
+        config.max_readers = 2;
+        let mut readers = Readers::start(&config).expect("start");
         let mut names = std::collections::BTreeSet::new();
         for _ in 0..20 {
             names.insert(ask(&readers, thread_name).expect("answer").expect("read"));

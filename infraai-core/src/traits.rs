@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 // ---------------------------------------------------------------- LLM
@@ -531,6 +531,33 @@ pub fn alert_audit(ingest: &AlertIngest, template: &AuditRecord) -> Option<Audit
     Some(record)
 }
 
+/// Result of [`MetadataStore::incident_counts`]. Keys with a count of zero
+/// are absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IncidentCounts {
+    /// Incidents by status.
+    pub by_status: HashMap<IncidentStatus, u64>,
+    /// Decided incidents by the kind of the recommended action.
+    pub by_action: HashMap<ActionKind, u64>,
+}
+
+impl IncidentCounts {
+    /// Counts `incidents`.
+    pub fn of(incidents: &[Incident]) -> Self {
+        let mut counts = Self::default();
+        for i in incidents {
+            *counts.by_status.entry(i.status).or_default() += 1;
+            if let Some(d) = &i.decision {
+                *counts
+                    .by_action
+                    .entry(d.recommended_action.kind())
+                    .or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
 /// Result of [`MetadataStore::record_alert`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertIngest {
@@ -634,6 +661,14 @@ pub trait MetadataStore: Send + Sync {
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>>;
     /// Incidents, newest first.
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>>;
+    /// How many incidents there are by status, and decisions by action (the
+    /// `/metrics` gauges). The default lists every incident; a store that can
+    /// count without loading them all should.
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        Ok(IncidentCounts::of(
+            &self.list_incidents(&IncidentQuery::default()).await?,
+        ))
+    }
     /// Stores the one decision of a `new` incident and moves it to `to`.
     /// [`crate::Error::Conflict`] when the incident is no longer `new`.
     async fn record_decision(

@@ -1294,16 +1294,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let mut text = s.metrics.render();
     // Gauges read from the store at scrape time: they cover every path
     // (webhooks, watcher, chat channels, background executions).
-    if let Ok(incidents) = s.store.list_incidents(&IncidentQuery::default()).await {
-        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-        let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
-        for i in &incidents {
-            *by_status.entry(i.status.to_string()).or_default() += 1;
-            if let Some(d) = &i.decision {
-                let kind = crate::observed::action_kind(&d.recommended_action);
-                *by_action.entry(kind).or_default() += 1;
-            }
-        }
+    if let Ok(counts) = s.store.incident_counts().await {
+        let by_status: BTreeMap<String, u64> = counts
+            .by_status
+            .into_iter()
+            .map(|(status, n)| (status.to_string(), n))
+            .collect();
+        let by_action: BTreeMap<String, u64> = counts
+            .by_action
+            .into_iter()
+            .map(|(kind, n)| (crate::observed::action_name(kind), n))
+            .collect();
         text.push_str("# HELP infraai_incidents Incidents in the store, by status (executed/resolved/unresolved are execution outcomes).\n# TYPE infraai_incidents gauge\n");
         for (k, v) in by_status {
             text.push_str(&format!("infraai_incidents{{status=\"{k}\"}} {v}\n"));

@@ -31,8 +31,8 @@ impl ObservedStore {
 }
 
 /// The snake-case name of an action kind (`scale_up`, `restart`, …).
-pub fn action_kind(action: &Action) -> String {
-    serde_json::to_value(action.kind())
+pub fn action_name(kind: ActionKind) -> String {
+    serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| "unknown".into())
@@ -88,6 +88,9 @@ impl MetadataStore for ObservedStore {
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
         self.inner.list_incidents(query).await
     }
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        self.inner.incident_counts().await
+    }
     async fn record_decision(
         &self,
         id: IncidentId,
@@ -99,8 +102,10 @@ impl MetadataStore for ObservedStore {
             .inner
             .record_decision(id, decision, guardrail_notes, to)
             .await?;
-        self.metrics
-            .decision(&action_kind(&decision.recommended_action), &to.to_string());
+        self.metrics.decision(
+            &action_name(decision.recommended_action.kind()),
+            &to.to_string(),
+        );
         Ok(incident)
     }
     async fn transition(

@@ -36,6 +36,22 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     cursors_round_trip(store.as_ref()).await;
     jobs_are_leased(store.as_ref()).await;
     abandoned_jobs_are_taken_once(store.clone()).await;
+    incident_counts_match_the_incidents(store.as_ref()).await;
+}
+
+/// The counts agree with the incidents listed, whatever the store's way of
+/// counting (run after scenarios that left decided and closed incidents).
+pub async fn incident_counts_match_the_incidents(store: &dyn MetadataStore) {
+    let incidents = store
+        .list_incidents(&IncidentQuery::default())
+        .await
+        .expect("list");
+    let counts = store.incident_counts().await.expect("counts");
+    assert_eq!(counts, IncidentCounts::of(&incidents));
+    assert!(
+        counts.by_status.len() > 1 && !counts.by_action.is_empty(),
+        "the scenarios before leave several statuses and a decision: {counts:?}"
+    );
 }
 
 /// Named cursors are stored and replaced.

@@ -517,6 +517,11 @@ impl MetadataStore for PostgresStore {
         Ok(rows::list_incidents(&*c, query).await?)
     }
 
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        let c = self.client("incident_counts").await?;
+        Ok(rows::incident_counts(&*c).await?)
+    }
+
     async fn record_decision(
         &self,
         id: IncidentId,

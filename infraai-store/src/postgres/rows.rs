@@ -396,6 +396,41 @@ pub(super) async fn list_incidents(c: &dyn Db, q: &IncidentQuery) -> StoreResult
     rows.iter().map(|r| decode_incident(r, OP)).collect()
 }
 
+/// Counted in PostgreSQL (as in SQLite): no incident loaded.
+pub(super) async fn incident_counts(c: &dyn Db) -> StoreResult<IncidentCounts> {
+    const OP: &str = "incident_counts";
+    let site = Site {
+        component: COMPONENT,
+        op: OP,
+        what: "incident counts",
+    };
+    let groups = |sql: &'static str| async move {
+        let rows = c.rows(sql, &[]).await.map_err(qerr(OP, "incidents"))?;
+        rows.iter()
+            .map(|r| {
+                let name: Option<String> = r.try_get(0).map_err(qerr(OP, "incidents"))?;
+                let n: i64 = r.try_get(1).map_err(qerr(OP, "incidents"))?;
+                Ok((name.unwrap_or_default(), u64::try_from(n).unwrap_or(0)))
+            })
+            .collect::<StoreResult<Vec<_>>>()
+    };
+    let mut counts = IncidentCounts::default();
+    for (status, n) in groups("SELECT status, COUNT(*) FROM incidents GROUP BY status").await? {
+        counts.by_status.insert(site.name("status", &status)?, n);
+    }
+    for (kind, n) in groups(
+        "SELECT decision_json::jsonb -> 'recommended_action' ->> 'type', COUNT(*) \
+         FROM decisions GROUP BY 1",
+    )
+    .await?
+    {
+        counts
+            .by_action
+            .insert(site.name("recommended_action.type", &kind)?, n);
+    }
+    Ok(counts)
+}
+
 async fn update_alert(
     c: &dyn Db,
     id: &str,

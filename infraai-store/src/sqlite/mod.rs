@@ -451,6 +451,10 @@ impl MetadataStore for SqliteStore {
             .await?)
     }
 
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        Ok(self.read("incident_counts", rows::incident_counts).await?)
+    }
+
     async fn record_decision(
         &self,
         id: IncidentId,

@@ -10,7 +10,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, SecondsFormat, Utc};
-use infraai_core::IncidentStatus;
+use infraai_core::{IncidentCounts, IncidentStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -119,6 +119,39 @@ pub(crate) const ALL_STATUSES: [IncidentStatus; 13] = [
     IncidentStatus::Escalated,
     IncidentStatus::Ignored,
 ];
+
+/// SQL that counts incidents by status (`status`, count rows); the same in
+/// every SQL store.
+pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM incidents GROUP BY status";
+
+/// [`IncidentCounts`] from the rows of two `GROUP BY` queries: (status name,
+/// count) and (the recommended action's `type`, count). A name that does not
+/// parse is corruption.
+pub(crate) fn incident_counts(
+    component: &'static str,
+    by_status: Vec<(Option<String>, i64)>,
+    by_action: Vec<(Option<String>, i64)>,
+) -> StoreResult<IncidentCounts> {
+    let site = Site {
+        component,
+        op: "incident_counts",
+        what: "incident counts",
+    };
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut counts = IncidentCounts::default();
+    for (status, n) in by_status {
+        let status = site.name("status", status.as_deref().unwrap_or_default())?;
+        counts.by_status.insert(status, count(n));
+    }
+    for (kind, n) in by_action {
+        let kind = site.name(
+            "recommended_action.type",
+            kind.as_deref().unwrap_or_default(),
+        )?;
+        counts.by_action.insert(kind, count(n));
+    }
+    Ok(counts)
+}
 
 /// The serde name of a status (infallible: statuses are unit variants).
 pub(crate) fn status_name(s: IncidentStatus) -> &'static str {

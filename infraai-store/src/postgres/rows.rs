@@ -398,37 +398,22 @@ pub(super) async fn list_incidents(c: &dyn Db, q: &IncidentQuery) -> StoreResult
 
 /// Counted in PostgreSQL (as in SQLite): no incident loaded.
 pub(super) async fn incident_counts(c: &dyn Db) -> StoreResult<IncidentCounts> {
-    const OP: &str = "incident_counts";
-    let site = Site {
-        component: COMPONENT,
-        op: OP,
-        what: "incident counts",
-    };
     let groups = |sql: &'static str| async move {
-        let rows = c.rows(sql, &[]).await.map_err(qerr(OP, "incidents"))?;
+        let err = || qerr("incident_counts", "incidents");
+        let rows = c.rows(sql, &[]).await.map_err(err())?;
         rows.iter()
-            .map(|r| {
-                let name: Option<String> = r.try_get(0).map_err(qerr(OP, "incidents"))?;
-                let n: i64 = r.try_get(1).map_err(qerr(OP, "incidents"))?;
-                Ok((name.unwrap_or_default(), u64::try_from(n).unwrap_or(0)))
-            })
+            .map(|r| Ok((r.try_get(0).map_err(err())?, r.try_get(1).map_err(err())?)))
             .collect::<StoreResult<Vec<_>>>()
     };
-    let mut counts = IncidentCounts::default();
-    for (status, n) in groups("SELECT status, COUNT(*) FROM incidents GROUP BY status").await? {
-        counts.by_status.insert(site.name("status", &status)?, n);
-    }
-    for (kind, n) in groups(
-        "SELECT decision_json::jsonb -> 'recommended_action' ->> 'type', COUNT(*) \
-         FROM decisions GROUP BY 1",
+    codec::incident_counts(
+        COMPONENT,
+        groups(codec::COUNT_BY_STATUS).await?,
+        groups(
+            "SELECT decision_json::jsonb -> 'recommended_action' ->> 'type', COUNT(*) \
+             FROM decisions GROUP BY 1",
+        )
+        .await?,
     )
-    .await?
-    {
-        counts
-            .by_action
-            .insert(site.name("recommended_action.type", &kind)?, n);
-    }
-    Ok(counts)
 }
 
 async fn update_alert(

@@ -432,35 +432,19 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> StoreResult<V
 /// Counted in SQLite: the statuses from their index, the actions from the
 /// decisions table (one row per decided incident), no incident loaded.
 pub(super) fn incident_counts(c: &Connection) -> StoreResult<IncidentCounts> {
-    const OP: &str = "incident_counts";
-    let site = Site {
-        component: COMPONENT,
-        op: OP,
-        what: "incident counts",
-    };
     let groups = |sql: &str| -> StoreResult<Vec<(Option<String>, i64)>> {
         c.prepare_cached(sql)
             .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-            .map_err(rerr(OP, "incidents"))
+            .map_err(rerr("incident_counts", "incidents"))
     };
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    let mut counts = IncidentCounts::default();
-    for (status, n) in groups("SELECT status, COUNT(*) FROM incidents GROUP BY status")? {
-        let status = status.unwrap_or_default();
-        counts
-            .by_status
-            .insert(site.name("status", &status)?, count(n));
-    }
-    for (kind, n) in groups(
-        "SELECT json_extract(decision_json, '$.recommended_action.type'), COUNT(*) \
-         FROM decisions GROUP BY 1",
-    )? {
-        let kind = kind.unwrap_or_default();
-        counts
-            .by_action
-            .insert(site.name("recommended_action.type", &kind)?, count(n));
-    }
-    Ok(counts)
+    codec::incident_counts(
+        COMPONENT,
+        groups(codec::COUNT_BY_STATUS)?,
+        groups(
+            "SELECT json_extract(decision_json, '$.recommended_action.type'), COUNT(*) \
+             FROM decisions GROUP BY 1",
+        )?,
+    )
 }
 
 /// The alert columns of an incident row, encoded.

@@ -185,7 +185,8 @@ mod tests {
                 serde_json::Value::String(status_name(s).into())
             );
         }
-        // The SQLite schema's partial unique index and the Redis scripts name
+        // The SQLite schema's partial fingerprint indexes, the queries that
+        // repeat their conditions and the Redis scripts name
         // the closed statuses literally; keep them in step with the domain.
         let closed: Vec<_> = ALL_STATUSES
             .into_iter()

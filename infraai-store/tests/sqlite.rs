@@ -52,7 +52,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let (policy, resource, rtype, cloud, metric, value, severity, status, decision, created): (
         String,
         String,
@@ -241,6 +241,72 @@ async fn a_file_from_a_newer_version_is_refused() {
         Err(other) => panic!("expected SchemaTooNew, got {other}"),
         Ok(_) => panic!("a newer schema must be refused"),
     }
+}
+
+/// A file of schema 5, whose fingerprint history indexed every incident, is
+/// upgraded at open; an incident it resolved still absorbs a late copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
+    let (dir, store) = fresh().await;
+    let firing = alert("upgrade", AlertState::Firing, 0.9);
+    let opened = store.record_alert(&firing).await.expect("record");
+    let id = opened.incident.expect("opened").id;
+    let mut cleared = firing.clone();
+    cleared.state = AlertState::Resolved;
+    let resolved = store.record_alert(&cleared).await.expect("resolve");
+    assert_eq!(resolved.outcome, IngestOutcome::Resolved);
+    store.close().await.expect("close");
+    let path = dir.path().join("store.db");
+    let fingerprint_indexes = |conn: &rusqlite::Connection| -> (i64, Vec<String>) {
+        let version = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        let names = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND tbl_name = 'incidents' AND name LIKE '%fingerprint%' ORDER BY name",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("indexes");
+        (version, names)
+    };
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    conn.execute_batch(
+        "DROP INDEX incidents_closed_fingerprint;
+         CREATE INDEX incidents_by_fingerprint ON incidents (fingerprint, created_at);
+         DELETE FROM schema_migrations WHERE version = 6;
+         PRAGMA user_version = 5;",
+    )
+    .expect("back to schema 5");
+    assert_eq!(
+        fingerprint_indexes(&conn),
+        (
+            5,
+            vec![
+                "incidents_by_fingerprint".into(),
+                "incidents_open_fingerprint".into()
+            ]
+        )
+    );
+    drop(conn);
+    let store = SqliteStore::open_path(&path).await.expect("upgrade");
+    let late = store.record_alert(&firing).await.expect("record");
+    assert_eq!(
+        (late.outcome, late.incident.map(|i| i.id)),
+        (IngestOutcome::Noted, Some(id))
+    );
+    store.close().await.expect("close");
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    assert_eq!(
+        fingerprint_indexes(&conn),
+        (
+            6,
+            vec![
+                "incidents_closed_fingerprint".into(),
+                "incidents_open_fingerprint".into()
+            ]
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -564,10 +564,7 @@ pub(super) fn record_alert(
     op: &'static str,
 ) -> StoreResult<AlertIngest> {
     let open: Option<(String, String)> = c
-        .prepare_cached(
-            "SELECT id, status FROM incidents WHERE fingerprint = ?1 \
-             AND status NOT IN ('resolved', 'expired') ORDER BY created_at DESC LIMIT 1",
-        )
+        .prepare_cached(OPEN_OF_FINGERPRINT)
         .and_then(|mut s| {
             s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
@@ -621,14 +618,23 @@ pub(super) fn record_alert(
     Ok(AlertIngest { outcome, incident })
 }
 
+/// The open incident of a fingerprint: at most one, by the partial unique
+/// index `incidents_open_fingerprint`, whose condition this repeats.
+const OPEN_OF_FINGERPRINT: &str = "SELECT id, status FROM incidents WHERE fingerprint = ?1 \
+     AND status NOT IN ('resolved', 'expired')";
+
+/// The latest closed incident of a fingerprint, from the partial index
+/// `incidents_closed_fingerprint`, whose condition this repeats.
+const LATEST_CLOSED_OF_FINGERPRINT: &str = "SELECT id, status, started_at FROM incidents \
+     WHERE fingerprint = ?1 AND status IN ('resolved', 'expired') \
+     ORDER BY created_at DESC LIMIT 1";
+
 /// The latest incident of the alert's fingerprint when it is `resolved` and
-/// has the alert's start time.
+/// has the alert's start time. Asked only when the fingerprint has no open
+/// incident, so the latest closed one is the latest of all.
 fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
     let last: Option<(String, String, String)> = c
-        .prepare_cached(
-            "SELECT id, status, started_at FROM incidents WHERE fingerprint = ?1 \
-             ORDER BY created_at DESC LIMIT 1",
-        )
+        .prepare_cached(LATEST_CLOSED_OF_FINGERPRINT)
         .and_then(|mut s| {
             s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
@@ -933,12 +939,46 @@ mod tests {
         let mut s = c
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .expect("plan");
+        let nulls = vec![rusqlite::types::Null; s.parameter_count()];
         let steps: Vec<String> = s
-            .query_map([rusqlite::types::Null; 3], |r| r.get(3))
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get(3))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
         steps.join("\n")
+    }
+
+    #[test]
+    fn fingerprint_lookups_take_their_partial_index_and_need_no_sort() {
+        let mut c = Connection::open_in_memory().expect("open");
+        super::super::schema::migrate(&mut c).expect("migrate");
+        for (sql, index) in [
+            (OPEN_OF_FINGERPRINT, "incidents_open_fingerprint"),
+            (LATEST_CLOSED_OF_FINGERPRINT, "incidents_closed_fingerprint"),
+        ] {
+            let p = plan(&c, sql);
+            assert!(
+                p.contains(&format!("USING INDEX {index} (fingerprint=?)")),
+                "{sql}: {p}"
+            );
+            assert!(!p.contains("TEMP B-TREE"), "{sql} sorts: {p}");
+        }
+        // No index holds every incident by fingerprint: a new one enters the
+        // open index only, and the closed one when it closes.
+        let indexes: Vec<String> = c
+            .prepare("SELECT name FROM pragma_index_list('incidents') WHERE partial = 0")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("indexes");
+        for name in &indexes {
+            let columns: Vec<String> = c
+                .prepare("SELECT name FROM pragma_index_info(?1)")
+                .and_then(|mut s| s.query_map([name], |r| r.get(0))?.collect())
+                .expect("columns");
+            assert!(
+                !columns.contains(&"fingerprint".into()),
+                "{name}: {columns:?}"
+            );
+        }
     }
 
     #[test]

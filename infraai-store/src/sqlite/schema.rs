@@ -38,10 +38,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit_partial_indexes",
         sql: include_str!("migrations/0005_audit_partial_indexes.sql"),
     },
+    Migration {
+        version: 6,
+        name: "closed_fingerprint_index",
+        sql: include_str!("migrations/0006_closed_fingerprint_index.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {

@@ -522,13 +522,17 @@ impl IngestOutcome {
 /// the outcome (`opened`, `resolved`, `noted`) filled in; `None` for repeats
 /// and for alerts without an incident (nothing to hang it on).
 pub fn alert_audit(ingest: &AlertIngest, template: &AuditRecord) -> Option<AuditRecord> {
-    let incident = ingest.incident.as_ref()?;
-    if ingest.outcome == IngestOutcome::Repeated {
-        return None;
-    }
-    let mut record = template.clone().incident(incident.id);
-    record.outcome = ingest.outcome.name().to_owned();
+    let (incident, outcome) = alert_audit_subject(ingest)?;
+    let mut record = template.clone().incident(incident);
+    record.outcome = outcome.name().to_owned();
     Some(record)
+}
+
+/// The incident and outcome an alert's ingest is audited under (see
+/// [`alert_audit`]), for a store that writes the template as it is.
+pub fn alert_audit_subject(ingest: &AlertIngest) -> Option<(IncidentId, IngestOutcome)> {
+    let incident = ingest.incident.as_ref()?;
+    (ingest.outcome != IngestOutcome::Repeated).then_some((incident.id, ingest.outcome))
 }
 
 /// Result of [`MetadataStore::incident_counts`]. Keys with a count of zero

@@ -11,7 +11,7 @@
 use super::alert;
 use crate::domain::*;
 use crate::traits::*;
-use crate::{ActionId, DeploymentId, Error, IncidentId, RunId};
+use crate::{ActionId, AuditId, DeploymentId, Error, IncidentId, RunId};
 use chrono::{Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     audit_is_append_only(store.as_ref()).await;
     closing_by_transition_frees_the_fingerprint(store.as_ref()).await;
     late_copies_of_a_resolved_episode_do_not_reopen(store.as_ref()).await;
+    alert_ingests_are_audited_with_their_outcome(store.as_ref()).await;
     cursors_round_trip(store.as_ref()).await;
     jobs_are_leased(store.as_ref()).await;
     abandoned_jobs_are_taken_once(store.clone()).await;
@@ -52,6 +53,47 @@ pub async fn incident_counts_match_the_incidents(store: &dyn MetadataStore) {
         counts.by_status.len() > 1 && !counts.by_action.is_empty(),
         "the scenarios before leave several statuses and a decision: {counts:?}"
     );
+}
+
+/// [`MetadataStore::record_alert_audited`] writes the template as
+/// [`alert_audit`] makes it: with the incident and the outcome, and nothing
+/// for a repeat.
+pub async fn alert_ingests_are_audited_with_their_outcome(store: &dyn MetadataStore) {
+    let template = AuditRecord::agent(AuditStep::AlertReceived, "received")
+        .replica("conf-replica")
+        .input(serde_json::json!({"fingerprint": "conf-audited", "value": 0.9}));
+    let firing = alert("conf-audited", AlertState::Firing, 0.9);
+    let mut cleared = firing.clone();
+    cleared.state = AlertState::Resolved;
+    let mut expected = Vec::new();
+    let mut id = None;
+    for (a, outcome) in [
+        (&firing, IngestOutcome::Opened),
+        (&firing, IngestOutcome::Repeated),
+        (&cleared, IngestOutcome::Resolved),
+        (&firing, IngestOutcome::Noted),
+    ] {
+        let mut record = template.clone();
+        record.id = AuditId::new();
+        let ingest = store
+            .record_alert_audited(a, record.clone())
+            .await
+            .expect("record");
+        assert_eq!(ingest.outcome, outcome);
+        let incident = ingest.incident.as_ref().expect("incident").id;
+        assert_eq!(*id.get_or_insert(incident), incident, "one incident");
+        expected.extend(alert_audit(&ingest, &record));
+    }
+    let outcomes: Vec<&str> = expected.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["opened", "resolved", "noted"]);
+    let stored = store
+        .list_audit(&AuditQuery {
+            incident_id: id,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(stored, expected);
 }
 
 /// Named cursors are stored and replaced.

@@ -641,11 +641,13 @@ impl MetadataStore for SqliteStore {
     async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
         alert.validate()?;
         let a = alert.clone();
+        // Encoded here, on the caller's thread: the writer is the serial part.
+        let input = rows::audit_input(&audit)?;
         Ok(self
             .write("record_alert", move |c| {
                 let ingest = rows::record_alert(c, &a, "record_alert")?;
-                if let Some(record) = alert_audit(&ingest, &audit) {
-                    rows::insert_audit(c, &record)?;
+                if let Some((incident, outcome)) = alert_audit_subject(&ingest) {
+                    rows::insert_audit_as(c, &audit, &input, Some(incident), outcome.name())?;
                 }
                 Ok(ingest)
             })

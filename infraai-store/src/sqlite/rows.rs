@@ -9,38 +9,67 @@ use infraai_core::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::Arc;
 
+/// What a statement was about, named in its error. A closure is called only
+/// when the statement failed: the alert path formats no ids it never shows.
+trait What {
+    fn describe(self) -> String;
+}
+
+impl What for &str {
+    fn describe(self) -> String {
+        self.to_owned()
+    }
+}
+
+impl What for String {
+    fn describe(self) -> String {
+        self
+    }
+}
+
+impl<F: FnOnce() -> String> What for F {
+    fn describe(self) -> String {
+        self()
+    }
+}
+
 /// Maps a rusqlite error; type mismatches in stored values are corruption.
-fn rerr(op: &'static str, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    let what = what.into();
-    move |e| match e {
-        rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt {
-            component: COMPONENT,
-            op,
-            what,
-            detail: e.to_string(),
-        },
-        e => StoreError::Sqlite {
-            op,
-            id: Some(what),
-            source: Arc::new(e),
-        },
+fn rerr(op: &'static str, what: impl What) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        let what = what.describe();
+        match e {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt {
+                component: COMPONENT,
+                op,
+                what,
+                detail: e.to_string(),
+            },
+            e => StoreError::Sqlite {
+                op,
+                id: Some(what),
+                source: Arc::new(e),
+            },
+        }
     }
 }
 
 /// Maps an insert error: a duplicate key is a conflict.
-fn insert_err(op: &'static str, what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
-            what,
-            detail: format!("already stored ({e})"),
-        },
-        _ => StoreError::Sqlite {
-            op,
-            id: Some(what),
-            source: Arc::new(e),
-        },
+fn insert_err(op: &'static str, what: impl What) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        let what = what.describe();
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
+                what,
+                detail: format!("already stored ({e})"),
+            },
+            _ => StoreError::Sqlite {
+                op,
+                id: Some(what),
+                source: Arc::new(e),
+            },
+        }
     }
 }
 
@@ -158,7 +187,7 @@ pub(super) fn get_run(c: &Connection, id: RunId, op: &'static str) -> StoreResul
             s.query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
-        .map_err(rerr(op, format!("run {id}")))?;
+        .map_err(rerr(op, || format!("run {id}")))?;
     row.map(|(id, doc)| decode_run(c, id, doc, op)).transpose()
 }
 
@@ -238,7 +267,7 @@ pub(super) fn get_deployment(c: &Connection, id: DeploymentId) -> StoreResult<Op
     let doc: Option<String> = c
         .prepare_cached("SELECT doc_json FROM deployments WHERE id = ?1")
         .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
-        .map_err(rerr(OP, format!("deployment {id}")))?;
+        .map_err(rerr(OP, || format!("deployment {id}")))?;
     doc.map(|d| decode_deployment(&id.to_string(), &d, OP))
         .transpose()
 }
@@ -269,7 +298,7 @@ pub(super) fn find_deployment_by_resource(
             s.query_row([resource], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
-        .map_err(rerr(OP, format!("resource {resource}")))?;
+        .map_err(rerr(OP, || format!("resource {resource}")))?;
     row.map(|(id, doc)| decode_deployment(&id, &doc, OP))
         .transpose()
 }
@@ -390,7 +419,7 @@ pub(super) fn get_incident(
     let row = c
         .prepare_cached(&format!("{INCIDENT_COLS} WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id.to_string()], incident_row).optional())
-        .map_err(rerr(op, format!("incident {id}")))?;
+        .map_err(rerr(op, || format!("incident {id}")))?;
     row.map(|r| r.decode(op)).transpose()
 }
 
@@ -505,7 +534,7 @@ fn update_alert(
             resolve
         ])
     })
-    .map_err(rerr(op, format!("incident {id}")))?;
+    .map_err(rerr(op, || format!("incident {id}")))?;
     Ok(())
 }
 
@@ -552,7 +581,7 @@ fn insert_incident(c: &Connection, i: &Incident, op: &'static str) -> StoreResul
             codec::time(i.updated_at)
         ])
     })
-    .map_err(rerr(op, format!("incident {}", i.id)))?;
+    .map_err(rerr(op, || format!("incident {}", i.id)))?;
     Ok(())
 }
 
@@ -569,12 +598,12 @@ pub(super) fn record_alert(
             s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
-        .map_err(rerr(op, format!("fingerprint {}", a.fingerprint)))?;
+        .map_err(rerr(op, || format!("fingerprint {}", a.fingerprint)))?;
     let reload = |id: &str| -> StoreResult<Incident> {
         let row = c
             .prepare_cached(&format!("{INCIDENT_COLS} WHERE id = ?1"))
             .and_then(|mut s| s.query_row([id], incident_row))
-            .map_err(rerr(op, format!("incident {id}")))?;
+            .map_err(rerr(op, || format!("incident {id}")))?;
         row.decode(op)
     };
     // A stored status that does not parse is an error, never silently overwritten.
@@ -639,7 +668,7 @@ fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<
             s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
         })
-        .map_err(rerr(op, format!("fingerprint {}", a.fingerprint)))?;
+        .map_err(rerr(op, || format!("fingerprint {}", a.fingerprint)))?;
     Ok(last.and_then(|(id, status, started_at)| {
         (status == status_name(IncidentStatus::Resolved) && started_at == codec::time(a.started_at))
             .then_some(id)
@@ -666,7 +695,7 @@ pub(super) fn insert_approval(c: &Connection, a: &ApprovalRecord) -> StoreResult
             codec::time(a.at)
         ])
     })
-    .map_err(rerr(OP, format!("incident {}", a.incident_id)))?;
+    .map_err(rerr(OP, || format!("incident {}", a.incident_id)))?;
     Ok(())
 }
 
@@ -724,7 +753,7 @@ pub(super) fn insert_action(c: &Connection, o: &ActionOutcome) -> StoreResult<()
             codec::time(o.finished_at)
         ])
     })
-    .map_err(insert_err(OP, format!("action {}", o.id)))?;
+    .map_err(insert_err(OP, || format!("action {}", o.id)))?;
     Ok(())
 }
 
@@ -751,7 +780,7 @@ pub(super) fn list_actions(c: &Connection, id: IncidentId) -> StoreResult<Vec<Ac
             })?
             .collect()
         })
-        .map_err(rerr(OP, format!("actions of incident {id}")))?;
+        .map_err(rerr(OP, || format!("actions of incident {id}")))?;
     rows.into_iter()
         .map(
             |(aid, resource, action, success, summary, details, started, finished)| {
@@ -780,9 +809,26 @@ pub(super) fn list_actions(c: &Connection, id: IncidentId) -> StoreResult<Vec<Ac
 // ------------------------------------------------------------------ audit
 
 pub(super) fn insert_audit(c: &Connection, r: &AuditRecord) -> StoreResult<()> {
+    insert_audit_as(c, r, &audit_input(r)?, r.incident_id, &r.outcome)
+}
+
+/// An audit record's input as stored (JSON text).
+pub(super) fn audit_input(r: &AuditRecord) -> StoreResult<String> {
+    enc("append_audit", "audit input", &r.input)
+}
+
+/// Inserts `r` with its input already encoded ([`audit_input`]) and its
+/// incident and outcome given: an alert's ingest audits its template so,
+/// without copying it.
+pub(super) fn insert_audit_as(
+    c: &Connection,
+    r: &AuditRecord,
+    input: &str,
+    incident_id: Option<IncidentId>,
+    outcome: &str,
+) -> StoreResult<()> {
     const OP: &str = "append_audit";
     let step = codec::name(COMPONENT, OP, &r.step)?;
-    let input = enc(OP, "audit input", &r.input)?;
     c.prepare_cached(
         "INSERT INTO audit (id, at, step, incident_id, run_id, actor, input_json, reasoning, \
          confidence, outcome, replica) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -792,17 +838,17 @@ pub(super) fn insert_audit(c: &Connection, r: &AuditRecord) -> StoreResult<()> {
             r.id.to_string(),
             codec::time(r.at),
             step,
-            r.incident_id.map(|i| i.to_string()),
+            incident_id.map(|i| i.to_string()),
             r.run_id.map(|i| i.to_string()),
             r.actor,
             input,
             r.reasoning,
             r.confidence,
-            r.outcome,
+            outcome,
             r.replica
         ])
     })
-    .map_err(insert_err(OP, format!("audit record {}", r.id)))?;
+    .map_err(insert_err(OP, || format!("audit record {}", r.id)))?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, SecondsFormat, Utc};
-use infraai_core::{IncidentCounts, IncidentStatus};
+use infraai_core::{AuditQuery, IncidentCounts, IncidentStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -123,6 +123,24 @@ pub(crate) const ALL_STATUSES: [IncidentStatus; 13] = [
 /// SQL that counts incidents by status (`status`, count rows); the same in
 /// every SQL store.
 pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM incidents GROUP BY status";
+
+/// The audit listing for `q`'s filter, the same in every SQL store (`$n`
+/// parameters: the incident, the run, the limit). Naming the filtered column
+/// (`incident_id = $1`) lets the planner take that index; one query for all
+/// filters (`$1 IS NULL OR incident_id = $1`) hides it from SQLite always
+/// and from a PostgreSQL generic plan, and the listing then walks the whole
+/// table newest first.
+pub(crate) fn audit_sql(q: &AuditQuery) -> String {
+    let filter = match (q.incident_id, q.run_id) {
+        (Some(_), _) => "incident_id = $1 AND (CAST($2 AS TEXT) IS NULL OR run_id = $2)",
+        (None, Some(_)) => "CAST($1 AS TEXT) IS NULL AND run_id = $2",
+        (None, None) => "CAST($1 AS TEXT) IS NULL AND CAST($2 AS TEXT) IS NULL",
+    };
+    format!(
+        "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
+         outcome, replica FROM audit WHERE {filter} ORDER BY seq DESC LIMIT $3"
+    )
+}
 
 /// [`IncidentCounts`] from the rows of two `GROUP BY` queries: (status name,
 /// count) and (the recommended action's `type`, count). A name that does not

@@ -769,9 +769,7 @@ pub(super) async fn list_audit(c: &dyn Db, q: &AuditQuery) -> StoreResult<Vec<Au
     const OP: &str = "list_audit";
     let rows = c
         .rows(
-            "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-             outcome, replica FROM audit WHERE ($1::TEXT IS NULL OR incident_id = $1) \
-             AND ($2::TEXT IS NULL OR run_id = $2) ORDER BY seq DESC LIMIT $3",
+            &codec::audit_sql(q),
             &[
                 &q.incident_id.map(|i| i.to_string()),
                 &q.run_id.map(|i| i.to_string()),

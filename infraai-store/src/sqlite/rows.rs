@@ -852,21 +852,6 @@ pub(super) fn insert_audit_as(
     Ok(())
 }
 
-/// The query behind [`list_audit`]. `incident_id = ?1` or `run_id = ?2` lets
-/// the planner take that index; `?1 IS NULL OR …` would hide it, and every
-/// query would walk the whole table newest first.
-fn audit_sql(q: &AuditQuery) -> String {
-    let filter = match (q.incident_id, q.run_id) {
-        (Some(_), _) => "incident_id = ?1 AND (?2 IS NULL OR run_id = ?2)",
-        (None, Some(_)) => "?1 IS NULL AND run_id = ?2",
-        (None, None) => "?1 IS NULL AND ?2 IS NULL",
-    };
-    format!(
-        "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-         outcome, replica FROM audit WHERE {filter} ORDER BY seq DESC LIMIT ?3"
-    )
-}
-
 pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
     const OP: &str = "list_audit";
     type AuditRow = (
@@ -884,7 +869,7 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
     );
     let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let mut rows: Vec<AuditRow> = c
-        .prepare_cached(&audit_sql(q))
+        .prepare_cached(&codec::audit_sql(q))
         .and_then(|mut s| {
             s.query_map(
                 params![
@@ -1049,7 +1034,7 @@ mod tests {
             (&run, "USING INDEX audit_by_run"),
             (&AuditQuery::default(), "SCAN audit"),
         ] {
-            let p = plan(&c, &audit_sql(q));
+            let p = plan(&c, &codec::audit_sql(q));
             assert!(p.contains(index), "{q:?}: {p}");
             assert!(!p.contains("TEMP B-TREE"), "{q:?} sorts: {p}");
         }

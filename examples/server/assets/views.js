@@ -517,6 +517,7 @@ async function refreshIncident() {
   $("iv-audit").replaceChildren(...(audit.length ? audit.map((r) => el("li", { class: "step-" + r.step },
     el("span", { class: "when mono" }, when(r.at)), el("strong", {}, r.step.replace(/_/g, " ")), el("span", { class: "muted" }, " · " + r.actor),
     el("div", { class: "small" }, r.outcome), r.reasoning ? el("div", { class: "small muted" }, r.reasoning) : null)) : [el("li", { class: "muted" }, "No audit records.")]));
+  if (detail.audit_truncated) $("iv-audit").prepend(el("li", { class: "muted small" }, "Older records not shown: these are the newest " + audit.length + "."));
 }
 
 function markersOf(detail) {

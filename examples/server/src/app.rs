@@ -1118,18 +1118,46 @@ async fn list_alerts(
     Ok(Json(json!({"incidents": incidents})))
 }
 
-async fn get_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertQuery {
+    audit_limit: Option<usize>,
+}
+
+/// How many audit records an incident's view shows by default (the newest).
+const AUDIT_SHOWN: usize = 200;
+
+/// The most audit records an incident's view can ask for.
+const AUDIT_SHOWN_MAX: usize = 10_000;
+
+async fn get_alert(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let limit = q.audit_limit.unwrap_or(AUDIT_SHOWN);
+    if limit == 0 || limit > AUDIT_SHOWN_MAX {
+        return Err(ApiError::bad_request(format!(
+            "audit_limit must be 1–{AUDIT_SHOWN_MAX}"
+        )));
+    }
     let incident = load_incident(&s, incident_id(&id)?).await?;
     let approvals = s.store.list_approvals(incident.id).await?;
     let actions = s.store.list_actions(incident.id).await?;
-    let audit = s
+    // One more than shown tells whether older records were left out.
+    let mut audit = s
         .store
         .list_audit(&AuditQuery {
             incident_id: Some(incident.id),
             run_id: None,
-            limit: Some(200),
+            limit: Some(limit + 1),
         })
         .await?;
+    let audit_truncated = audit.len() > limit;
+    if audit_truncated {
+        audit.remove(0);
+    }
     let d = incident.decision.as_ref();
     Ok(Json(json!({
         "decision": d,
@@ -1140,6 +1168,7 @@ async fn get_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
         "approvals": approvals,
         "actions": actions,
         "audit": audit,
+        "audit_truncated": audit_truncated,
         "incident": incident,
     })))
 }

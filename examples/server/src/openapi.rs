@@ -26,7 +26,7 @@ pub const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("post", "/ops/telegram", Some("telegram"), "Telegram Bot API webhook (header `X-Telegram-Bot-Api-Secret-Token`). 404 when Telegram is not configured."),
     ("post", "/ops/discord", Some("discord"), "Discord interactions endpoint (Ed25519 signature headers). 404 when Discord is not configured."),
     ("get", "/ops/alerts", Some("operator"), "Incidents, newest first. Query: `status` (comma separated), `severity`, `resource`, `limit` (1–1000, default 100)."),
-    ("get", "/ops/alerts/{id}", Some("operator"), "An incident with its decision, reasoning, confidence, approvals, actions and audit trail."),
+    ("get", "/ops/alerts/{id}", Some("operator"), "An incident with its decision, reasoning, confidence, approvals, actions and audit trail: the newest `audit_limit` records (query, 1–10000, default 200), oldest first; `audit_truncated` is true when older ones were left out."),
     ("get", "/ops/alerts/{id}/preview", Some("operator"), "Dry-run preview of the incident's proposed action (ActionHandler::preview)."),
     ("get", "/ops/alerts/{id}/series", Some("operator"), "The incident's metric for the dashboard chart: the alert's value when it fired, then one `MetricSource` sample per call (kept in memory while someone watches; lost on restart), with the threshold. A failed sample is reported in `sample_error`."),
     ("get", "/runs/{id}", Some("operator"), "The whole run record: plan, current files, fix attempts (each with its diagnostics and the fixed files), latest diagnostics, change set, phase history."),

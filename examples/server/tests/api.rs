@@ -1196,6 +1196,56 @@ async fn pending_incident(s: &Server, fingerprint: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_shows_its_newest_audit_records_and_says_when_older_are_left_out() {
+    let s = simulated("audit-limit").await;
+    let id = pending_incident(&s, "cpu-audit-limit").await;
+    // The last record of the flow: nothing is appended after it.
+    let all = s
+        .wait_incident(&id, |v| {
+            v["audit"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["step"] == "approval_requested"))
+        })
+        .await;
+    let records = all["audit"].as_array().unwrap();
+    assert!(records.len() >= 2, "{all:#}");
+    assert_eq!(all["audit_truncated"], false);
+    let newest = s
+        .ok(
+            Method::GET,
+            &format!("/ops/alerts/{id}?audit_limit=1"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(newest["audit"], json!([records.last().unwrap()]));
+    assert_eq!(newest["audit_truncated"], true);
+    let exact = s
+        .ok(
+            Method::GET,
+            &format!("/ops/alerts/{id}?audit_limit={}", records.len()),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (&exact["audit"], &exact["audit_truncated"]),
+        (&all["audit"], &json!(false))
+    );
+    for bad in [
+        "audit_limit=0",
+        "audit_limit=10001",
+        "audit_limit=many",
+        "limit=1",
+    ] {
+        let v = s
+            .ok(Method::GET, &format!("/ops/alerts/{id}?{bad}"), None, 400)
+            .await;
+        assert!(is_problem(&v, 400), "{bad}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unauthenticated_approve_is_refused_audited_and_executes_nothing() {
     let s = simulated("unauth-approve").await;
     let id = pending_incident(&s, "cpu-unauth").await;

@@ -23,6 +23,12 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// Replaces a node's children, skipping absent ones (replaceChildren would
+// render null as the text "null").
+function fill(node, ...children) {
+  node.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
+}
+
 function banner(msg) {
   const b = $("banner");
   b.textContent = msg || "";

@@ -155,7 +155,7 @@ function selectNode(n, graph, plan) {
     fact("Kind", n.kind); fact("Type", n.resource_type); fact("Machine", n.machine_type); fact("Count", n.count);
     fact("Depends on", (r.depends_on || []).join(", "));
     const pols = (plan.monitoring || []).filter((m) => "resource:" + m.resource_ref === n.id);
-    d.replaceChildren(el("h3", {}, n.label), n.description ? el("p", { class: "small" }, n.description) : null, el("dl", { class: "kv" }, ...rows),
+    fill(d, el("h3", {}, n.label), n.description ? el("p", { class: "small" }, n.description) : null, el("dl", { class: "kv" }, ...rows),
       el("div", { class: "small muted" }, "Monitoring policies (" + pols.length + ")"),
       el("ul", { class: "policies" }, ...(pols.length ? pols.map((m) => el("li", { class: "small" },
         el("strong", {}, m.metric_name), " ", el("span", { class: "mono" }, m.metric_path || ""), " · " + (m.comparison === "less_than" ? "< " : "> ") + m.threshold + " for " + m.duration_secs + " s · " + m.severity))
@@ -506,7 +506,7 @@ async function refreshIncident() {
   const fact = (k, v) => { if (v !== null && v !== undefined && v !== "") ev.push(el("div", {}, el("dt", {}, k), el("dd", { class: "mono" }, String(v)))); };
   fact("Metric", a.metric); fact("Value at alert", a.value); fact("Threshold", a.threshold); fact("Severity", a.severity);
   fact("Resource", a.resource + " (" + a.resource_type + ")"); fact("Occurrences", i.occurrences); fact("Precedent", d && d.precedent);
-  $("iv-decision").replaceChildren(
+  fill($("iv-decision"),
     d ? el("div", {}, el("div", {}, "Decision: ", el("strong", {}, describe(d.recommended_action))),
       el("div", { class: "small" }, "Confidence ", el("strong", { class: "conf" }, Math.round(d.confidence * 100) + "%"), " · risk " + d.risk + " · " + (d.requires_approval ? "needs approval" : "automatic")),
       el("p", { class: "reason small" }, d.reasoning)) : el("p", { class: "muted" }, "No decision yet."),

@@ -30,6 +30,12 @@ if (!base || !token || !webhook) throw new Error("INFRAAI_URL, INFRAAI_OPERATOR_
 mkdirSync(shots, { recursive: true });
 
 const step = (m) => console.log("browser-test: " + m);
+// A text node "null" under `sel`: an absent part handed to replaceChildren.
+const strayNull = (page, sel) => page.$eval(sel, (root) => {
+  const w = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (w.nextNode()) if (w.currentNode.textContent === "null") return true;
+  return false;
+});
 const api = async (method, path, body) => {
   const r = await fetch(base + path, {
     method,
@@ -124,6 +130,7 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForFunction((n) => document.querySelector("#arch-details h3")?.textContent === n, computeName);
   const details = await page.textContent("#arch-details");
+  if (await strayNull(page, "#arch-details")) throw new Error("node details draw a literal null: " + details);
   const policiesOn = planRun.plan.monitoring.filter((m) => m.resource_ref === computeName);
   if (!details.includes("Monitoring policies (" + policiesOn.length + ")")) throw new Error("node details lack its policies: " + details);
   for (const m of policiesOn) if (!details.includes(m.metric_name)) throw new Error("policy " + m.metric_name + " not in details");
@@ -248,6 +255,7 @@ try {
     if (!(await page.$(`#incident-view .chart .marker-${k}`))) throw new Error("no " + k + " marker on the chart");
   }
   const ivText = await page.textContent("#incident-view");
+  if (await strayNull(page, "#incident-view")) throw new Error("the incident view draws a literal null: " + ivText);
   if (!/Confidence \d+%/.test(ivText)) throw new Error("incident view lacks the confidence");
   if ((await page.$$("#iv-audit li")).length < 3) throw new Error("audit timeline too short");
   await page.locator("#incident-view").screenshot({ path: join(shots, "9-incident.png") });
@@ -259,6 +267,24 @@ try {
   const clsLive = (await page.evaluate(() => window.__cls)) - cls0;
   if (clsLive > 0.01) throw new Error("layout shift while the incident view refreshed: " + clsLive.toFixed(3));
   step(`incident view live: ${pts0} → ${pts1} points, layout shift ${clsLive.toFixed(3)}`);
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#incident-view:not([open])", { state: "attached" });
+
+  step("incident view of an alert that cleared at once (no guardrail notes): nothing absent is drawn");
+  const clearedAlert = (state) => fetch(base + "/ops/webhook", {
+    method: "POST",
+    headers: { "X-Infraai-Webhook-Token": webhook, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      source: "browser-test", fingerprint: "browser-cleared", policy_name: "High CPU", resource: "not-deployed-1",
+      resource_type: resourceType, cloud: "test", metric: alertMetric, value: 0.97, threshold: 0.8, severity: "warning",
+      state, started_at: "2026-11-25T10:00:00Z",
+    }),
+  }).then(async (r) => { if (r.status !== 200) throw new Error("webhook: " + r.status + " " + (await r.text())); return r.json(); });
+  const clearedId = (await clearedAlert("firing")).results[0].incident_id;
+  await clearedAlert("resolved");
+  await page.click(`#history [data-incident="${clearedId}"] button[data-action=details]`);
+  await page.waitForFunction(() => /the alert cleared/.test(document.getElementById("iv-decision")?.textContent || ""));
+  if (await strayNull(page, "#iv-decision")) throw new Error("the incident view draws a literal null: " + (await page.textContent("#iv-decision")));
   await page.keyboard.press("Escape");
   await page.waitForSelector("#incident-view:not([open])", { state: "attached" });
 

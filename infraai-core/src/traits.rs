@@ -535,6 +535,32 @@ pub fn alert_audit_subject(ingest: &AlertIngest) -> Option<(IncidentId, IngestOu
     (ingest.outcome != IngestOutcome::Repeated).then_some((incident.id, ingest.outcome))
 }
 
+/// [`MetadataStore::incident_counts`] by listing every incident: for a store
+/// with no cheaper way to count.
+pub async fn count_by_listing<S: MetadataStore + ?Sized>(store: &S) -> Result<IncidentCounts> {
+    Ok(IncidentCounts::of(
+        &store.list_incidents(&IncidentQuery::default()).await?,
+    ))
+}
+
+/// [`MetadataStore::record_alert_audited`] in two steps, for a store that
+/// cannot write both in one transaction: the alert, then its audit. An audit
+/// that cannot be appended is logged, not an error: the alert is recorded
+/// either way.
+pub async fn record_then_audit<S: MetadataStore + ?Sized>(
+    store: &S,
+    alert: &Alert,
+    audit: AuditRecord,
+) -> Result<AlertIngest> {
+    let ingest = store.record_alert(alert).await?;
+    if let Some(record) = alert_audit(&ingest, &audit) {
+        if let Err(e) = store.append_audit(&record).await {
+            tracing::warn!(step = ?record.step, error = %e, "audit append failed");
+        }
+    }
+    Ok(ingest)
+}
+
 /// Result of [`MetadataStore::incident_counts`]. Keys with a count of zero
 /// are absent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -635,6 +661,11 @@ pub struct RunQuery {
 /// the check and the write one transaction, so that concurrent callers (and
 /// replicas) observe exactly-once behaviour. [`crate::testing::conformance`]
 /// holds the scenarios every implementation must pass.
+///
+/// No method has a default body: a wrapper (such as a metrics decorator) that
+/// forgot to forward one would otherwise fall back silently, e.g. to two
+/// commits per alert instead of one. The fallbacks are functions to call
+/// explicitly: [`count_by_listing`], [`record_then_audit`].
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
     /// Backend name (`memory`, `sqlite`, `redis`, `postgres`).
@@ -666,13 +697,9 @@ pub trait MetadataStore: Send + Sync {
     /// Incidents, newest first.
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>>;
     /// How many incidents there are by status, and decisions by action (the
-    /// `/metrics` gauges). The default lists every incident; a store that can
-    /// count without loading them all should.
-    async fn incident_counts(&self) -> Result<IncidentCounts> {
-        Ok(IncidentCounts::of(
-            &self.list_incidents(&IncidentQuery::default()).await?,
-        ))
-    }
+    /// `/metrics` gauges). A store that cannot count without loading every
+    /// incident can answer with [`count_by_listing`].
+    async fn incident_counts(&self) -> Result<IncidentCounts>;
     /// Stores the one decision of a `new` incident and moves it to `to`.
     /// [`crate::Error::Conflict`] when the incident is no longer `new`.
     async fn record_decision(
@@ -717,21 +744,12 @@ pub trait MetadataStore: Send + Sync {
     /// delete, and a record whose id is already stored is
     /// [`crate::Error::Conflict`], leaving the stored one unchanged).
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
-    /// [`MetadataStore::record_alert`], then `audit` (with the incident's id
-    /// and the outcome filled in) appended for every outcome but
-    /// [`IngestOutcome::Repeated`] that has an incident. Stores that can do both
-    /// in one transaction override this (one commit per alert instead of
-    /// two). An audit that cannot be appended is logged, not an error: the
-    /// alert is recorded either way.
-    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
-        let ingest = self.record_alert(alert).await?;
-        if let Some(record) = alert_audit(&ingest, &audit) {
-            if let Err(e) = self.append_audit(&record).await {
-                tracing::warn!(step = ?record.step, error = %e, "audit append failed");
-            }
-        }
-        Ok(ingest)
-    }
+    /// [`MetadataStore::record_alert`] with `audit` ([`alert_audit`]: the
+    /// incident's id and the outcome filled in) for every outcome but
+    /// [`IngestOutcome::Repeated`] that has an incident, best in the alert's
+    /// own transaction. A store that cannot do both in one can answer with
+    /// [`record_then_audit`].
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest>;
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 

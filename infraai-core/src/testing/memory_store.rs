@@ -233,6 +233,10 @@ impl MetadataStore for MemoryStore {
         Ok(self.with(|s| s.incidents.get(&id).cloned()))
     }
 
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        count_by_listing(self).await
+    }
+
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
         let all: Vec<Incident> = self.with(|s| {
             s.incidents
@@ -374,6 +378,10 @@ impl MetadataStore for MemoryStore {
             s.audit.push(record.clone());
             Ok(())
         })
+    }
+
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
+        record_then_audit(self, alert, audit).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -554,6 +554,10 @@ impl MetadataStore for RedisStore {
         Ok(Some(decode_incident(flat, OP, &id.to_string())?))
     }
 
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        count_by_listing(self).await
+    }
+
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
         const OP: &str = "list_incidents";
         let mut conn = self.conn();
@@ -790,6 +794,10 @@ impl MetadataStore for RedisStore {
             ));
         }
         Ok(())
+    }
+
+    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
+        record_then_audit(self, alert, audit).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

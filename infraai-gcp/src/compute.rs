@@ -451,14 +451,12 @@ impl ComputeEngine {
         }
         let retry = &self.config.retry;
         let mut attempt = 0u32;
+        let mut last_failure = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(Error::Timeout {
-                    component: COMPONENT.into(),
-                    op: call.what.clone(),
-                    after: self.config.timeout,
-                });
+                // A late wake-up from the backoff sleep lands here, not only a slow first call.
+                return Err(self.out_of_time(&call, last_failure));
             }
             let (failure, retry_after) = match self.attempt(&call, &url, remaining).await {
                 Ok(body) => return Ok(body),
@@ -474,16 +472,25 @@ impl ComputeEngine {
             let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
             let wait = retry_after.map_or(jittered, |r| r.min(retry.max_backoff));
             if Instant::now() + wait >= deadline {
-                // Out of time while the API kept failing: a timeout, with the last failure.
-                return Err(Error::Timeout {
-                    component: COMPONENT.into(),
-                    op: format!("{} (last failure: {failure})", call.what),
-                    after: self.config.timeout,
-                });
+                return Err(self.out_of_time(&call, Some(failure)));
             }
             attempt += 1;
             warn!(call = %call.what, attempt, wait_ms = wait.as_millis() as u64, error = %failure, "retrying a Compute Engine call");
+            last_failure = Some(failure);
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Out of time, with the last failure if the API had answered at all.
+    fn out_of_time(&self, call: &Call<'_>, last_failure: Option<Error>) -> Error {
+        let op = match last_failure {
+            Some(failure) => format!("{} (last failure: {failure})", call.what),
+            None => call.what.clone(),
+        };
+        Error::Timeout {
+            component: COMPONENT.into(),
+            op,
+            after: self.config.timeout,
         }
     }
 

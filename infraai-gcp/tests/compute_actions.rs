@@ -585,8 +585,9 @@ async fn bad_names_and_other_resource_types_are_refused_before_any_call() {
     .is_err());
 }
 
-#[tokio::test]
-async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_failure() {
+/// A server whose `instances.reset` always answers 503, and a config that
+/// retries it every 20–80 ms until `timeout`.
+async fn always_unavailable(timeout: Duration) -> (MockServer, ComputeConfig) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("{INSTANCE}/reset")))
@@ -596,22 +597,59 @@ async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_fail
         .mount(&server)
         .await;
     let mut c = config(&server);
-    c.timeout = Duration::from_millis(300);
+    c.timeout = timeout;
     c.retry.max_retries = 1000;
     c.retry.initial_backoff = Duration::from_millis(40);
     c.retry.max_backoff = Duration::from_millis(80);
+    (server, c)
+}
+
+fn assert_timeout_with_last_failure(err: &Error) {
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("backend unavailable"), "{err}");
+}
+
+#[tokio::test]
+async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_failure() {
+    let (_server, c) = always_unavailable(Duration::from_millis(1000)).await;
     let started = Instant::now();
     let err = actions(c)
         .execute(&request(Action::Restart {}))
         .await
         .unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
-    assert!(matches!(err, Error::Timeout { .. }), "{err}");
-    assert!(err.to_string().contains("backend unavailable"), "{err}");
+    assert_timeout_with_last_failure(&err);
+}
+
+#[tokio::test]
+async fn a_backoff_sleep_that_wakes_after_the_deadline_still_reports_the_last_failure() {
+    // On a loaded machine a timer can fire late. Here the runtime's only
+    // thread is blocked past the deadline once the first 503 has arrived, so
+    // the call wakes from its backoff sleep with no time left.
+    let (server, c) = always_unavailable(Duration::from_millis(300)).await;
+    let blocker = tokio::spawn(async move {
+        while server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        std::thread::sleep(Duration::from_millis(400));
+        server
+    });
+    let err = actions(c)
+        .execute(&request(Action::Restart {}))
+        .await
+        .unwrap_err();
+    let _server = blocker.await.unwrap();
+    assert_timeout_with_last_failure(&err);
 }
 
 #[tokio::test]

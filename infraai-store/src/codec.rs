@@ -120,6 +120,19 @@ pub(crate) const ALL_STATUSES: [IncidentStatus; 13] = [
     IncidentStatus::Ignored,
 ];
 
+/// The open incident of a fingerprint: at most one, by the partial unique
+/// index `incidents_open_fingerprint`, whose condition this repeats (both
+/// stores' schemas name the same closed statuses).
+pub(crate) const OPEN_OF_FINGERPRINT: &str = "SELECT id, status FROM incidents \
+     WHERE fingerprint = $1 AND status NOT IN ('resolved', 'expired')";
+
+/// The latest closed incident of a fingerprint, from the partial index
+/// `incidents_closed_fingerprint`, whose condition this repeats. Asked only
+/// when the fingerprint has no open incident, so it is the latest of all.
+pub(crate) const LATEST_CLOSED_OF_FINGERPRINT: &str = "SELECT id, status, started_at \
+     FROM incidents WHERE fingerprint = $1 AND status IN ('resolved', 'expired') \
+     ORDER BY created_at DESC LIMIT 1";
+
 /// SQL that counts incidents by status (`status`, count rows); the same in
 /// every SQL store.
 pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM incidents GROUP BY status";

@@ -117,8 +117,33 @@ async fn replicas_opening_one_database_at_once_migrate_it_once() {
     let versions: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         versions,
-        vec![(1, "initial".to_string()), (2, "jobs".to_string())]
+        vec![
+            (1, "initial".to_string()),
+            (2, "jobs".to_string()),
+            (3, "closed_fingerprint_index".to_string())
+        ]
     );
+    // Schema 3: a new incident enters one fingerprint index, the open one;
+    // the history index holds closed incidents only.
+    let rows = cluster
+        .raw(db)
+        .await
+        .query(
+            "SELECT indexname, indexdef FROM pg_indexes \
+             WHERE tablename = 'incidents' AND indexdef LIKE '%fingerprint%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("indexes");
+    let indexes: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["incidents_closed_fingerprint", "incidents_open_fingerprint"]
+    );
+    for (name, def) in &indexes {
+        assert!(def.contains(" WHERE "), "{name} is not partial: {def}");
+    }
     // A database written by a newer build is refused, not misread.
     cluster
         .raw(db)

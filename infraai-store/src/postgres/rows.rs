@@ -525,8 +525,7 @@ pub(super) async fn record_alert(
     .map_err(qerr(op, fp()))?;
     let open = c
         .rows(
-            "SELECT id, status FROM incidents WHERE fingerprint = $1 \
-             AND status NOT IN ('resolved', 'expired') ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+            &format!("{} FOR UPDATE", codec::OPEN_OF_FINGERPRINT),
             &[&a.fingerprint],
         )
         .await
@@ -583,14 +582,11 @@ pub(super) async fn record_alert(
 }
 
 /// The latest incident of the alert's fingerprint when it is `resolved` and
-/// has the alert's start time.
+/// has the alert's start time. Asked only when the fingerprint has no open
+/// incident, so the latest closed one is the latest of all.
 async fn resolved_episode(c: &dyn Db, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
     let rows = c
-        .rows(
-            "SELECT id, status, started_at FROM incidents WHERE fingerprint = $1 \
-             ORDER BY created_at DESC LIMIT 1",
-            &[&a.fingerprint],
-        )
+        .rows(codec::LATEST_CLOSED_OF_FINGERPRINT, &[&a.fingerprint])
         .await
         .map_err(qerr(op, format!("fingerprint {}", a.fingerprint)))?;
     let Some(r) = rows.first() else {

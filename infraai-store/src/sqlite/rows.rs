@@ -593,7 +593,7 @@ pub(super) fn record_alert(
     op: &'static str,
 ) -> StoreResult<AlertIngest> {
     let open: Option<(String, String)> = c
-        .prepare_cached(OPEN_OF_FINGERPRINT)
+        .prepare_cached(codec::OPEN_OF_FINGERPRINT)
         .and_then(|mut s| {
             s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
@@ -647,23 +647,12 @@ pub(super) fn record_alert(
     Ok(AlertIngest { outcome, incident })
 }
 
-/// The open incident of a fingerprint: at most one, by the partial unique
-/// index `incidents_open_fingerprint`, whose condition this repeats.
-const OPEN_OF_FINGERPRINT: &str = "SELECT id, status FROM incidents WHERE fingerprint = ?1 \
-     AND status NOT IN ('resolved', 'expired')";
-
-/// The latest closed incident of a fingerprint, from the partial index
-/// `incidents_closed_fingerprint`, whose condition this repeats.
-const LATEST_CLOSED_OF_FINGERPRINT: &str = "SELECT id, status, started_at FROM incidents \
-     WHERE fingerprint = ?1 AND status IN ('resolved', 'expired') \
-     ORDER BY created_at DESC LIMIT 1";
-
 /// The latest incident of the alert's fingerprint when it is `resolved` and
 /// has the alert's start time. Asked only when the fingerprint has no open
 /// incident, so the latest closed one is the latest of all.
 fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
     let last: Option<(String, String, String)> = c
-        .prepare_cached(LATEST_CLOSED_OF_FINGERPRINT)
+        .prepare_cached(codec::LATEST_CLOSED_OF_FINGERPRINT)
         .and_then(|mut s| {
             s.query_row([&a.fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
@@ -984,8 +973,11 @@ mod tests {
         let mut c = Connection::open_in_memory().expect("open");
         super::super::schema::migrate(&mut c).expect("migrate");
         for (sql, index) in [
-            (OPEN_OF_FINGERPRINT, "incidents_open_fingerprint"),
-            (LATEST_CLOSED_OF_FINGERPRINT, "incidents_closed_fingerprint"),
+            (codec::OPEN_OF_FINGERPRINT, "incidents_open_fingerprint"),
+            (
+                codec::LATEST_CLOSED_OF_FINGERPRINT,
+                "incidents_closed_fingerprint",
+            ),
         ] {
             let p = plan(&c, sql);
             assert!(

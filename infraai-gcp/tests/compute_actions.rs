@@ -586,8 +586,9 @@ async fn bad_names_and_other_resource_types_are_refused_before_any_call() {
 }
 
 /// A server whose `instances.reset` always answers 503, and a config that
-/// retries it every 20–80 ms until `timeout`.
-async fn always_unavailable(timeout: Duration) -> (MockServer, ComputeConfig) {
+/// retries it with backoffs of `backoff` (jittered to half of it) until
+/// `timeout`.
+async fn always_unavailable(timeout: Duration, backoff: Duration) -> (MockServer, ComputeConfig) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("{INSTANCE}/reset")))
@@ -599,8 +600,8 @@ async fn always_unavailable(timeout: Duration) -> (MockServer, ComputeConfig) {
     let mut c = config(&server);
     c.timeout = timeout;
     c.retry.max_retries = 1000;
-    c.retry.initial_backoff = Duration::from_millis(40);
-    c.retry.max_backoff = Duration::from_millis(80);
+    c.retry.initial_backoff = backoff;
+    c.retry.max_backoff = backoff;
     (server, c)
 }
 
@@ -611,7 +612,8 @@ fn assert_timeout_with_last_failure(err: &Error) {
 
 #[tokio::test]
 async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_failure() {
-    let (_server, c) = always_unavailable(Duration::from_millis(1000)).await;
+    let (_server, c) =
+        always_unavailable(Duration::from_millis(1000), Duration::from_millis(60)).await;
     let started = Instant::now();
     let err = actions(c)
         .execute(&request(Action::Restart {}))
@@ -628,9 +630,11 @@ async fn running_out_of_time_while_the_api_fails_is_a_timeout_with_the_last_fail
 #[tokio::test]
 async fn a_backoff_sleep_that_wakes_after_the_deadline_still_reports_the_last_failure() {
     // On a loaded machine a timer can fire late. Here the runtime's only
-    // thread is blocked past the deadline once the first 503 has arrived, so
-    // the call wakes from its backoff sleep with no time left.
-    let (server, c) = always_unavailable(Duration::from_millis(300)).await;
+    // thread is blocked past the deadline during the first backoff sleep
+    // (75–150 ms, starting when the first 503 has been read), so the call
+    // wakes with no time left.
+    let (server, c) =
+        always_unavailable(Duration::from_millis(300), Duration::from_millis(150)).await;
     let blocker = tokio::spawn(async move {
         while server
             .received_requests()
@@ -640,7 +644,7 @@ async fn a_backoff_sleep_that_wakes_after_the_deadline_still_reports_the_last_fa
         {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
         std::thread::sleep(Duration::from_millis(400));
         server
     });

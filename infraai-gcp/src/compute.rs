@@ -455,7 +455,7 @@ impl ComputeEngine {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                // A late wake-up from the backoff sleep lands here, not only a slow first call.
+                // Reached when a backoff sleep woke late, as on a loaded machine.
                 return Err(self.out_of_time(&call, last_failure));
             }
             let (failure, retry_after) = match self.attempt(&call, &url, remaining).await {

@@ -126,7 +126,10 @@ mod tests {
         let mut named: Vec<String> = list.split(',').map(|n| n.trim().to_string()).collect();
         named.sort();
         assert_eq!(named, closed);
-        // The ingest's lookups name them too.
+        // The closed-fingerprint index and the ingest's lookups name them too.
+        assert!(MIGRATIONS[2]
+            .sql
+            .contains(&format!("WHERE status IN ({})", list)));
         assert!(codec::OPEN_OF_FINGERPRINT.contains(&format!("status NOT IN ({})", list)));
         assert!(codec::LATEST_CLOSED_OF_FINGERPRINT.contains(&format!("status IN ({})", list)));
     }

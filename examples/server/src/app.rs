@@ -982,13 +982,27 @@ struct RulesQuery {
     deployment_id: Option<String>,
 }
 
+/// A query string's parameters; one that does not parse is a 400.
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+}
+
+/// A count parameter: `default` when absent, otherwise 1 to `max` or a 400.
+fn bounded(name: &str, value: Option<usize>, default: usize, max: usize) -> ApiResult<usize> {
+    match value.unwrap_or(default) {
+        n @ 1.. if n <= max => Ok(n),
+        _ => Err(ApiError::bad_request(format!("{name} must be 1–{max}"))),
+    }
+}
+
 /// The deployments' monitoring policies as Prometheus alerting rules (JSON,
 /// which Prometheus reads as YAML): one group per deployment.
 async fn prometheus_rules(
     State(s): State<AppState>,
     q: Result<Query<RulesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let q = query(q)?;
     let deployments = match &q.deployment_id {
         Some(id) => {
             let id: DeploymentId = id.parse().map_err(|_| {
@@ -1079,7 +1093,7 @@ async fn list_alerts(
     State(s): State<AppState>,
     q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let q = query(q)?;
     let mut statuses = Vec::new();
     for st in q
         .status
@@ -1102,10 +1116,7 @@ async fn list_alerts(
         ),
         None => None,
     };
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("limit must be 1–1000"));
-    }
+    let limit = bounded("limit", q.limit, 100, 1000)?;
     let incidents = s
         .store
         .list_incidents(&IncidentQuery {
@@ -1135,13 +1146,8 @@ async fn get_alert(
     Path(id): Path<String>,
     q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
-    let limit = q.audit_limit.unwrap_or(AUDIT_SHOWN);
-    if limit == 0 || limit > AUDIT_SHOWN_MAX {
-        return Err(ApiError::bad_request(format!(
-            "audit_limit must be 1–{AUDIT_SHOWN_MAX}"
-        )));
-    }
+    let q = query(q)?;
+    let limit = bounded("audit_limit", q.audit_limit, AUDIT_SHOWN, AUDIT_SHOWN_MAX)?;
     let incident = load_incident(&s, incident_id(&id)?).await?;
     let approvals = s.store.list_approvals(incident.id).await?;
     let actions = s.store.list_actions(incident.id).await?;
@@ -1500,6 +1506,18 @@ mod tests {
         AlertState, GuardrailConfig, Guardrails, IncidentStatus, MetricProfileRegistry, OpsConfig,
         OpsDeps,
     };
+
+    #[test]
+    fn count_parameters_default_and_are_bounded() {
+        assert_eq!(bounded("limit", None, 100, 1000).unwrap(), 100);
+        assert_eq!(bounded("limit", Some(1), 100, 1000).unwrap(), 1);
+        assert_eq!(bounded("limit", Some(1000), 100, 1000).unwrap(), 1000);
+        for bad in [0, 1001] {
+            let e = bounded("limit", Some(bad), 100, 1000).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert_eq!(e.detail, "limit must be 1–1000");
+        }
+    }
 
     async fn status(store: &MemoryStore, id: IncidentId) -> IncidentStatus {
         store.get_incident(id).await.unwrap().unwrap().status

@@ -26,6 +26,65 @@ server_binary() {
   fi
 }
 
+wait_url() { # wait_url <url> <what>
+  for _ in $(seq 150); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done
+  log "$2 did not answer at $1"; exit 1
+}
+
+# Alertmanager (ALERTMANAGER_BIN, or Debian's, installed when missing), in
+# memory, routing to no receiver; sets am_pid, am_port and am_version.
+start_alertmanager() {
+  if [ -z "${ALERTMANAGER_BIN:-}" ]; then
+    if command -v prometheus-alertmanager >/dev/null 2>&1; then ALERTMANAGER_BIN=prometheus-alertmanager
+    elif command -v alertmanager >/dev/null 2>&1; then ALERTMANAGER_BIN=alertmanager
+    else need prometheus-alertmanager prometheus-alertmanager; ALERTMANAGER_BIN=prometheus-alertmanager
+    fi
+  fi
+  am_port=$(free_port)
+  cat > "$work/alertmanager.yml" <<YAML
+route: {receiver: "null", group_by: [alertname]}
+receivers: [{name: "null"}]
+YAML
+  "$ALERTMANAGER_BIN" --config.file="$work/alertmanager.yml" --storage.path="$work/am" \
+    --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= \
+    >"$work/alertmanager.log" 2>&1 &
+  am_pid=$!
+  pids+=("$am_pid")
+  wait_url "http://127.0.0.1:$am_port/-/ready" alertmanager
+  am_version=$("$ALERTMANAGER_BIN" --version 2>&1 | head -1)
+}
+
+# infraai-server ($server_bin) on a free loopback port, the simulated cloud,
+# its SQLite store in <data dir>; sets server_pid and srv_port.
+token=bench-webhook-token
+start_server() { # start_server <data dir>
+  srv_port=$(free_port)
+  INFRAAI_WEBHOOK_TOKEN=$token INFRAAI_OPERATOR_TOKEN=bench-operator RUST_LOG=error \
+    "$server_bin" --listen "127.0.0.1:$srv_port" --data-dir "$1" --cloud simulated \
+    >>"$work/server.out" 2>>"$work/server.log" &
+  server_pid=$!
+  pids+=("$server_pid")
+  wait_url "http://127.0.0.1:$srv_port/healthz" infraai-server
+}
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# One wrk run (THREADS, CONNECTIONS, DURATION; BENCH_TOKEN from $token): its
+# RESULT line plus the CPU the process under test spent per answered
+# request, in microseconds.
+run_wrk() { # run_wrk <lua> <url> <run> <pid of the server under test>
+  local t0 t1 out n
+  t0=$(cpu_ticks "$4")
+  out=$(BENCH_DIR="$bench" BENCH_RUN="$3" BENCH_TOKEN="${token:-}" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$bench/$1" "$2" \
+    | grep '^RESULT') || { log "wrk failed against $2"; exit 1; }
+  t1=$(cpu_ticks "$4")
+  n=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+  echo "$out cpu_us=$(( (t1 - t0) * 1000000 / hz / (n > 0 ? n : 1) ))"
+}
+
 work=$(mktemp -d)
 pids=()
 cleanup() {

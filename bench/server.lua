@@ -1,9 +1,12 @@
 -- One alert per request, each with a fingerprint never sent before, as an
 -- Alertmanager webhook (version 4) to the server's
 -- POST /ops/webhook/alertmanager. BENCH_RUN keeps runs distinct;
--- BENCH_DUPLICATE=1 sends the same alert every time (a storm).
+-- BENCH_DUPLICATE=1 sends the same alert every time (a storm);
+-- BENCH_STATE=resolved sends resolved alerts instead of firing ones.
 local run = os.getenv("BENCH_RUN") or "0"
 local duplicate = os.getenv("BENCH_DUPLICATE") == "1"
+local state = os.getenv("BENCH_STATE") or "firing"
+local ends = state == "resolved" and "2026-11-25T10:05:00Z" or "0001-01-01T00:00:00Z"
 local token = os.getenv("BENCH_TOKEN") or ""
 local threads = {}
 local counter = 0
@@ -29,12 +32,12 @@ function request()
     counter = counter + 1
     name = prefix .. "-" .. counter
   end
-  local body = '{"version":"4","groupKey":"{}:{alertname=\\"BenchHighCPU\\"}","status":"firing",' ..
+  local body = '{"version":"4","groupKey":"{}:{alertname=\\"BenchHighCPU\\"}","status":"' .. state .. '",' ..
     '"receiver":"infraai","groupLabels":{"alertname":"BenchHighCPU"},"commonLabels":{},' ..
     '"commonAnnotations":{},"externalURL":"http://bench/","truncatedAlerts":0,' ..
-    '"alerts":[{"status":"firing","labels":{"alertname":"BenchHighCPU","instance":"' .. name ..
+    '"alerts":[{"status":"' .. state .. '","labels":{"alertname":"BenchHighCPU","instance":"' .. name ..
     '","severity":"warning","job":"bench"},"annotations":{"value":"0.97","summary":"bench"},' ..
-    '"startsAt":"2026-11-25T10:00:00Z","endsAt":"0001-01-01T00:00:00Z",' ..
+    '"startsAt":"2026-11-25T10:00:00Z","endsAt":"' .. ends .. '",' ..
     '"generatorURL":"http://bench/","fingerprint":"' .. name .. '"}]}'
   return wrk.format(nil, "/ops/webhook/alertmanager", nil, body)
 end

@@ -17,9 +17,12 @@
 #           looked up by the store's writer, nothing to write. It shows the
 #           HTTP path and a store round trip without the store's writes.
 # Each server run starts a fresh server on a fresh data directory. Prints
-# requests/s and CPU per request (min / median) and each median rate as a
-# ratio of Alertmanager's. Environment as bench/alert-ingest.sh: RUNS (3),
-# DURATION (10s), THREADS (2), CONNECTIONS (32), ALERTMANAGER_BIN, SERVER_BIN.
+# alerts/s and requests/s (min / median), p99, CPU per request and each
+# median alert rate as a ratio of Alertmanager's. BATCH=N sends N alerts per
+# request to both (Alertmanager's API takes an array, a webhook carries a
+# group); CASES picks the server cases (default "disk tmpfs noop").
+# Environment as bench/alert-ingest.sh: RUNS (3), DURATION (10s), THREADS
+# (2), CONNECTIONS (32), ALERTMANAGER_BIN, SERVER_BIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
@@ -29,6 +32,9 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
+BATCH=${BATCH:-1}
+CASES=${CASES:-disk tmpfs noop}
+export BENCH_BATCH=$BATCH
 
 need wrk wrk
 need curl curl
@@ -57,15 +63,20 @@ for run in $(seq "$RUNS"); do
   kill -CONT "$am_pid"
   echo "am $(run_wrk am.lua "http://127.0.0.1:$am_port" "$run" "$am_pid")" | tee -a "$results" >&2
   kill -STOP "$am_pid"
-  measure_server disk "$work/data" "$run"
-  measure_server tmpfs "$shm/data" "$run"
-  measure_server noop "$work/data" "$run"
+  for case in $CASES; do
+    case $case in
+      disk | noop) measure_server "$case" "$work/data" "$run" ;;
+      tmpfs) measure_server tmpfs "$shm/data" "$run" ;;
+      *) log "unknown case $case (disk, tmpfs, noop)"; exit 1 ;;
+    esac
+  done
 done
 kill -CONT "$am_pid"
 
-python3 - "$results" "$am_version" <<'PY'
+python3 - "$results" "$am_version" "$BATCH" <<'PY'
 import re, statistics, sys
-results, am_version = sys.argv[1:]
+results, am_version, batch = sys.argv[1:]
+batch = int(batch)
 rows = {}
 for line in open(results):
     case, rest = line.split(" ", 1)
@@ -78,14 +89,17 @@ names = {
     "noop": "infraai, nothing to write",
 }
 print()
-print("where the alert path's time goes (%d interleaved rounds; min / median)" % len(rows["am"]))
-print("%-44s %20s %10s %20s %8s %8s" % ("", "requests/s", "p99 ms", "CPU us/request", "ratio", "errors"))
+print("where the alert path's time goes (%d interleaved rounds, %d alert(s) per request; min / median)" % (len(rows["am"]), batch))
+print("%-44s %20s %20s %10s %20s %8s %8s" % ("", "alerts/s", "requests/s", "p99 ms", "CPU us/request", "ratio", "errors"))
 for case, name in names.items():
-    print("%-44s %9.0f / %8.0f %10.2f %9.0f / %8.0f %7.2fx %8d" % (
-        name, min(r["rps"] for r in rows[case]), med(case, "rps"), med(case, "p99_ms"),
+    if case not in rows:
+        continue
+    print("%-44s %9.0f / %8.0f %9.0f / %8.0f %10.2f %9.0f / %8.0f %7.2fx %8d" % (
+        name, batch * min(r["rps"] for r in rows[case]), batch * med(case, "rps"),
+        min(r["rps"] for r in rows[case]), med(case, "rps"), med(case, "p99_ms"),
         min(r["cpu_us"] for r in rows[case]), med(case, "cpu_us"),
         med(case, "rps") / med("am", "rps"), sum(r["errors"] for r in rows[case])))
-print("ratio: the case's median requests/s over Alertmanager's")
+print("ratio: the case's median rate over Alertmanager's")
 print("alertmanager: %s" % am_version)
 sys.exit(0 if all(r["errors"] == 0 for case in rows for r in rows[case]) else 1)
 PY

@@ -543,22 +543,32 @@ pub async fn count_by_listing<S: MetadataStore + ?Sized>(store: &S) -> Result<In
     ))
 }
 
-/// [`MetadataStore::record_alert_audited`] in two steps, for a store that
-/// cannot write both in one transaction: the alert, then its audit. An audit
-/// that cannot be appended is logged, not an error: the alert is recorded
-/// either way.
+/// [`MetadataStore::record_alerts_audited`] one alert at a time in two steps,
+/// for a store that cannot write an alert and its audit in one transaction:
+/// the alert, then its audit. An audit that cannot be appended is logged, not
+/// an error: the alert is recorded either way.
 pub async fn record_then_audit<S: MetadataStore + ?Sized>(
     store: &S,
-    alert: &Alert,
-    audit: AuditRecord,
-) -> Result<AlertIngest> {
-    let ingest = store.record_alert(alert).await?;
-    if let Some(record) = alert_audit(&ingest, &audit) {
-        if let Err(e) = store.append_audit(&record).await {
-            tracing::warn!(step = ?record.step, error = %e, "audit append failed");
+    batch: Vec<(Alert, AuditRecord)>,
+) -> Result<Vec<AlertIngest>> {
+    validate_alerts(&batch)?;
+    let mut ingests = Vec::with_capacity(batch.len());
+    for (alert, audit) in batch {
+        let ingest = store.record_alert(&alert).await?;
+        if let Some(record) = alert_audit(&ingest, &audit) {
+            if let Err(e) = store.append_audit(&record).await {
+                tracing::warn!(step = ?record.step, error = %e, "audit append failed");
+            }
         }
+        ingests.push(ingest);
     }
-    Ok(ingest)
+    Ok(ingests)
+}
+
+/// Validates every alert of a batch for [`MetadataStore::record_alerts_audited`],
+/// so that a bad one rejects the batch before anything is recorded.
+pub fn validate_alerts(batch: &[(Alert, AuditRecord)]) -> Result<()> {
+    batch.iter().try_for_each(|(alert, _)| alert.validate())
 }
 
 /// Result of [`MetadataStore::incident_counts`]. Keys with a count of zero
@@ -744,12 +754,20 @@ pub trait MetadataStore: Send + Sync {
     /// delete, and a record whose id is already stored is
     /// [`crate::Error::Conflict`], leaving the stored one unchanged).
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
-    /// [`MetadataStore::record_alert`] with `audit` ([`alert_audit`]: the
+    /// Records alerts in order, each as [`MetadataStore::record_alert`] does,
+    /// with its audit record ([`alert_audit`]: the template with the
     /// incident's id and the outcome filled in) for every outcome but
-    /// [`IngestOutcome::Repeated`] that has an incident, best in the alert's
-    /// own transaction. A store that cannot do both in one can answer with
-    /// [`record_then_audit`].
-    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest>;
+    /// [`IngestOutcome::Repeated`] that has an incident. Every alert is
+    /// validated before any is recorded. A store that can writes the whole
+    /// batch, audits included, in one transaction: all or none, one sync.
+    /// One that cannot records the alerts one by one and stops at the first
+    /// error; those before it stay recorded, and a retry of the batch finds
+    /// them deduplicated ([`record_then_audit`] does this with two writes per
+    /// alert). When this returns, every alert is durable.
+    async fn record_alerts_audited(
+        &self,
+        batch: Vec<(Alert, AuditRecord)>,
+    ) -> Result<Vec<AlertIngest>>;
     /// Audit records, oldest first (the newest `limit` when a limit is set).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 

@@ -76,10 +76,16 @@ pub struct AlertmanagerSource {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Payload {
     version: String,
     #[serde(default)]
     alerts: Vec<AmAlert>,
+    /// Alerts of the group left out of this notification (`max_alerts`).
+    #[serde(default)]
+    truncated_alerts: u64,
+    #[serde(default)]
+    group_key: String,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +143,14 @@ impl AlertmanagerSource {
                 "payload version {:?} (expected \"4\")",
                 payload.version
             )));
+        }
+        if payload.truncated_alerts > 0 {
+            // Never sent to us: only raising `max_alerts` brings them in.
+            tracing::warn!(
+                truncated = payload.truncated_alerts,
+                group_key = %payload.group_key,
+                "Alertmanager left alerts of this group out of the notification (max_alerts); they are not recorded"
+            );
         }
         let m = &self.mapping;
         payload

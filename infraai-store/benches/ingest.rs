@@ -5,7 +5,7 @@
 //! * `memory/single_32_tasks`: the in-memory reference store (fresh per sample:
 //!   it scans all incidents per alert).
 //! * `sqlite/single_32_tasks`: `record_alert` from 32 concurrent tasks (group commit).
-//! * `sqlite/batch_100`: `record_alerts` with 100 alerts per call, one task.
+//! * `sqlite/batch_100`: `record_alerts_audited` with 100 alerts per call (each audited), one task.
 //! * `redis/single_32_tasks`: `record_alert` from 32 tasks against
 //!   `INFRAAI_TEST_REDIS_URL`, or a redis-server this bench starts with
 //!   `appendfsync always` (skipped with a message when neither exists).
@@ -21,7 +21,7 @@
 //! measured samples and the p50/p99 latency of every call made (warm-up included).
 
 use criterion::{Criterion, Throughput};
-use infraai_core::testing::{alert, MemoryStore};
+use infraai_core::testing::{alert, received, MemoryStore};
 use infraai_core::{AlertState, MetadataStore, Secret};
 use infraai_store::{PostgresConfig, PostgresStore, RedisConfig, RedisStore, SqliteStore};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,7 +93,10 @@ async fn batches(store: &SqliteStore, iters: u64, stats: Shared) -> Duration {
             .map(|_| alert(&fingerprint(), AlertState::Firing, 0.9))
             .collect();
         let t = Instant::now();
-        store.record_alerts(&alerts).await.expect("record_alerts");
+        store
+            .record_alerts_audited(received(alerts))
+            .await
+            .expect("record_alerts_audited");
         lat.push(t.elapsed().as_micros() as u64);
     }
     let elapsed = start.elapsed();

@@ -10,7 +10,7 @@
 //! Custom harness: it prints a libtest-style result line and exits non-zero
 //! when any run fails.
 
-use infraai_core::testing::alert;
+use infraai_core::testing::{alert, received};
 use infraai_core::{AlertState, IncidentQuery, MetadataStore};
 use infraai_store::SqliteStore;
 use std::collections::HashSet;
@@ -220,7 +220,10 @@ fn child(db: &Path) {
                     .iter()
                     .map(|fp| alert(fp, AlertState::Firing, 0.9))
                     .collect();
-                store.record_alerts(&alerts).await.expect("record_alerts");
+                store
+                    .record_alerts_audited(received(alerts))
+                    .await
+                    .expect("record_alerts_audited");
                 ack(&out, &fps);
             }
         }));

@@ -1,7 +1,7 @@
 //! The SQLite store against the shared conformance suite, on real files.
 #![cfg(feature = "sqlite")]
 
-use infraai_core::testing::{alert, conformance};
+use infraai_core::testing::{alert, conformance, received};
 use infraai_core::*;
 use infraai_store::{SqliteConfig, SqliteStore};
 use std::sync::Arc;
@@ -316,7 +316,10 @@ async fn batches_and_concurrent_writes_are_all_committed() {
     let batch: Vec<Alert> = (0..50)
         .map(|n| alert(&format!("batch-{n}"), AlertState::Firing, 0.9))
         .collect();
-    let outcomes = store.record_alerts(&batch).await.expect("batch");
+    let outcomes = store
+        .record_alerts_audited(received(batch.clone()))
+        .await
+        .expect("batch");
     assert!(outcomes.iter().all(|o| o.outcome == IngestOutcome::Opened));
     let tasks: Vec<_> = (0..200)
         .map(|n| {
@@ -337,15 +340,28 @@ async fn batches_and_concurrent_writes_are_all_committed() {
     let mut bad = batch.clone();
     bad.push(alert("", AlertState::Firing, 0.9));
     assert!(matches!(
-        store.record_alerts(&bad).await,
+        store.record_alerts_audited(received(bad)).await,
         Err(Error::Invalid { .. })
+    ));
+    // A batch is one transaction: a write failing after others were made
+    // (here the last alert's audit reuses a stored audit id) undoes them all.
+    let mut failing =
+        received(["batch-undone-1", "batch-undone-2"].map(|fp| alert(fp, AlertState::Firing, 0.9)));
+    failing[1].1.id = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("audit")[0]
+        .id;
+    assert!(matches!(
+        store.record_alerts_audited(failing).await,
+        Err(Error::Conflict { .. })
     ));
     drop(store);
     let conn = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw open");
     let n: i64 = conn
         .query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0))
         .expect("count");
-    assert_eq!(n, 250);
+    assert_eq!(n, 250, "nothing of either refused batch is stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

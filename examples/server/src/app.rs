@@ -29,8 +29,13 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
-/// Largest accepted request body.
+/// Largest accepted request body, but for alert webhooks.
 pub const BODY_LIMIT: usize = 256 * 1024;
+/// Largest accepted alert webhook body (`/ops/webhook`,
+/// `/ops/webhook/alertmanager`): an Alertmanager notification carries every
+/// alert of its group unless `max_alerts` is set, and a refused one is lost
+/// (Alertmanager does not retry a 4xx).
+pub const ALERT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Longest accepted goal text.
 pub const MAX_GOAL_CHARS: usize = 4000;
 /// Header carrying the alert-webhook token (or query parameter `token`).
@@ -200,8 +205,13 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/style.css", get(dashboard_css))
         .route("/assets/views.js", get(dashboard_views_js))
         .route("/assets/vendor/codemirror.js", get(vendor_codemirror_js))
-        .route("/ops/webhook", post(alert_webhook))
-        .route("/ops/webhook/alertmanager", post(alertmanager_webhook))
+        .merge(
+            // Inside the router's own limit, so this one applies here.
+            Router::new()
+                .route("/ops/webhook", post(alert_webhook))
+                .route("/ops/webhook/alertmanager", post(alertmanager_webhook))
+                .layer(DefaultBodyLimit::max(ALERT_BODY_LIMIT)),
+        )
         .route("/ops/telegram", post(telegram_webhook))
         .route("/ops/discord", post(discord_interactions))
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
@@ -330,11 +340,16 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
 // ------------------------------------------------------------ input helpers
 
 fn body(b: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body_within(b, BODY_LIMIT)
+}
+
+/// [`body`] on a route whose limit is `limit` bytes (for the message).
+fn body_within(b: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Bytes> {
     b.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {} KiB", BODY_LIMIT / 1024),
+                format!("request body is larger than {} KiB", limit / 1024),
             )
         } else {
             ApiError::bad_request(format!("could not read the request body: {e}"))
@@ -828,7 +843,7 @@ async fn alert_webhook(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     check_webhook_token(&s, &headers, &query)?;
-    let raw = body(b)?;
+    let raw = body_within(b, ALERT_BODY_LIMIT)?;
     let value: Value = parse(&raw)?;
     // Authenticated above; the sources only normalize (SNS also verifies the
     // message signature: the subscription is confirmed only when it holds).
@@ -886,7 +901,7 @@ async fn alertmanager_webhook(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     check_webhook_token(&s, &headers, &query)?;
-    let raw = body(b)?;
+    let raw = body_within(b, ALERT_BODY_LIMIT)?;
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "request body is empty; an Alertmanager webhook (version 4) is expected",
@@ -912,27 +927,23 @@ async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Accepted>> {
             "no alerts in the body",
         ));
     }
-    if alerts.len() > 100 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "at most 100 alerts per request",
-        ));
-    }
     let _ingesting = Ingesting::start(&s.ingesting);
-    // Validate all before recording any, so a bad batch records nothing.
-    for a in &alerts {
-        a.validate()?;
-    }
-    let mut results = Vec::with_capacity(alerts.len());
-    for a in alerts {
-        let ingest = s.ops.record_alert(&a).await?;
-        s.metrics.alert(ingest.outcome.name());
-        results.push(Ingested {
-            fingerprint: a.fingerprint,
-            outcome: ingest.outcome,
-            incident_id: ingest.incident.map(|i| i.id),
-        });
-    }
+    let fingerprints: Vec<String> = alerts.iter().map(|a| a.fingerprint.clone()).collect();
+    // All validated before any is recorded, then committed together where the
+    // store can (SQLite: one transaction, one sync for the whole webhook).
+    let ingests = s.ops.record_alerts(alerts).await?;
+    let results: Vec<Ingested> = fingerprints
+        .into_iter()
+        .zip(ingests)
+        .map(|(fingerprint, ingest)| {
+            s.metrics.alert(ingest.outcome.name());
+            Ingested {
+                fingerprint,
+                outcome: ingest.outcome,
+                incident_id: ingest.incident.map(|i| i.id),
+            }
+        })
+        .collect();
     // Durable now: decide in the background and acknowledge.
     for r in &results {
         if let (IngestOutcome::Opened, Some(id)) = (r.outcome, r.incident_id) {

@@ -153,8 +153,11 @@ impl MetadataStore for ObservedStore {
         self.inner.append_audit(record).await
     }
     // Delegated explicitly: the inner store may record both in one transaction.
-    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
-        self.inner.record_alert_audited(alert, audit).await
+    async fn record_alerts_audited(
+        &self,
+        batch: Vec<(Alert, AuditRecord)>,
+    ) -> Result<Vec<AlertIngest>> {
+        self.inner.record_alerts_audited(batch).await
     }
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
         self.inner.list_audit(query).await

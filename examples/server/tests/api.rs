@@ -168,12 +168,14 @@ async fn bad_input_gets_a_clear_4xx() {
         .await;
         assert_eq!(st, 422, "{path}: {v}");
     }
+    // Alert webhooks take up to 4 MiB (a whole Alertmanager group).
+    let huge = vec![b' '; 4 * 1024 * 1024 + 1];
     for path in ["/ops/webhook", "/ops/webhook?token=x"] {
         let r = s
             .http
             .post(s.url(path))
             .header("x-infraai-webhook-token", WEBHOOK)
-            .body(big.clone())
+            .body(huge.clone())
             .send()
             .await
             .unwrap();
@@ -692,6 +694,47 @@ fn discord_sign(body: &[u8]) -> (String, String) {
     (ts, sig)
 }
 
+/// Alertmanager sends every alert of a group in one notification unless
+/// `max_alerts` is set, and drops a notification answered with a 4xx: a
+/// large group must be recorded whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alertmanager_notification_of_a_large_group_is_recorded_whole() {
+    let s = simulated("am-large-group").await;
+    let mut payload = fixture("alertmanager/webhook-firing.json");
+    let template = payload["alerts"][0].clone();
+    let alerts: Vec<Value> = (0..600)
+        .map(|n| {
+            let mut a = template.clone();
+            a["fingerprint"] = json!(format!("large-group-{n:04}"));
+            a["labels"]["instance"] = json!(format!("node-{n:04}:9100"));
+            a["annotations"]["description"] = json!("x".repeat(400));
+            a
+        })
+        .collect();
+    payload["alerts"] = json!(alerts);
+    let body = serde_json::to_vec(&payload).unwrap();
+    assert!(body.len() > 256 * 1024, "larger than the API's own limit");
+    let r = s
+        .http
+        .post(s.url("/ops/webhook/alertmanager"))
+        .bearer_auth(WEBHOOK)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["accepted"], 600, "{answer}");
+    assert!(answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["outcome"] == "opened" && r["incident_id"].is_string()));
+    let list = s.ok(Method::GET, "/ops/alerts?limit=1000", None, 200).await;
+    assert_eq!(list["incidents"].as_array().unwrap().len(), 600);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_telegram_and_discord_refuse_bad_input_with_a_clear_4xx() {
     let public_key = fixture("discord/signed-vectors.json")["public_key_hex"]
@@ -713,12 +756,13 @@ async fn alertmanager_telegram_and_discord_refuse_bad_input_with_a_clear_4xx() {
         ],
     )
     .await;
-    let big = {
+    let padded = |n: usize| {
         let mut b = b"{\"pad\": \"".to_vec();
-        b.extend(vec![b'x'; 300 * 1024]);
+        b.extend(vec![b'x'; n]);
         b.extend(b"\"}");
         b
     };
+    let (big, huge) = (padded(300 * 1024), padded(4 * 1024 * 1024));
     // Each request is correctly authenticated for its route.
     let send = |path: &'static str, body: Vec<u8>| {
         let mut r = s
@@ -756,11 +800,15 @@ async fn alertmanager_telegram_and_discord_refuse_bad_input_with_a_clear_4xx() {
             v["detail"].as_str().unwrap().contains("malformed JSON"),
             "{path}: {v}"
         );
-        let (st, ct, v) = send(path, big.clone()).await;
+        let (too_big, limit) = match path {
+            "/ops/webhook/alertmanager" => (huge.clone(), "4096 KiB"),
+            _ => (big.clone(), "256 KiB"),
+        };
+        let (st, ct, v) = send(path, too_big).await;
         assert_eq!(st, 413, "{path}: {v}");
         assert_eq!(ct, "application/problem+json", "{path}");
         assert!(is_problem(&v, 413), "{path}: {v}");
-        assert!(v["detail"].as_str().unwrap().contains("256 KiB"), "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(limit), "{v}");
     }
     // Well-formed JSON of the wrong shape is a 422, not a 400 or a 5xx.
     for (path, body) in [

@@ -229,7 +229,7 @@ async fn the_gcp_webhook_refuses_junk_and_incomplete_notifications_with_a_4xx() 
         .trim_end_matches('/')
         .to_string();
     let path = format!("/ops/webhook?token={WEBHOOK}");
-    let junk: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    let junk: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     assert_eq!(post_expecting_continue(&addr, &path, &junk).await, 413);
     // SNS messages are refused where no AWS account is configured.
     let sns = sns_fixture().to_string();

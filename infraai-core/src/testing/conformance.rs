@@ -55,34 +55,49 @@ pub async fn incident_counts_match_the_incidents(store: &dyn MetadataStore) {
     );
 }
 
-/// [`MetadataStore::record_alert_audited`] writes the template as
+/// [`MetadataStore::record_alerts_audited`] writes the template as
 /// [`alert_audit`] makes it: with the incident and the outcome, and nothing
-/// for a repeat.
+/// for a repeat. An alert alone, then a batch in which each alert sees the
+/// ones before it; a batch with an invalid alert records nothing.
 pub async fn alert_ingests_are_audited_with_their_outcome(store: &dyn MetadataStore) {
     let template = AuditRecord::agent(AuditStep::AlertReceived, "received")
         .replica("conf-replica")
         .input(serde_json::json!({"fingerprint": "conf-audited", "value": 0.9}));
+    let audited = |alerts: &[&Alert]| -> Vec<(Alert, AuditRecord)> {
+        alerts
+            .iter()
+            .map(|a| {
+                let mut record = template.clone();
+                record.id = AuditId::new();
+                ((*a).clone(), record)
+            })
+            .collect()
+    };
     let firing = alert("conf-audited", AlertState::Firing, 0.9);
     let mut cleared = firing.clone();
     cleared.state = AlertState::Resolved;
     let mut expected = Vec::new();
     let mut id = None;
-    for (a, outcome) in [
-        (&firing, IngestOutcome::Opened),
-        (&firing, IngestOutcome::Repeated),
-        (&cleared, IngestOutcome::Resolved),
-        (&firing, IngestOutcome::Noted),
+    for (batch, outcomes) in [
+        (audited(&[&firing]), vec![IngestOutcome::Opened]),
+        (
+            audited(&[&firing, &cleared, &firing]),
+            vec![
+                IngestOutcome::Repeated,
+                IngestOutcome::Resolved,
+                IngestOutcome::Noted,
+            ],
+        ),
     ] {
-        let mut record = template.clone();
-        record.id = AuditId::new();
-        let ingest = store
-            .record_alert_audited(a, record.clone())
-            .await
-            .expect("record");
-        assert_eq!(ingest.outcome, outcome);
-        let incident = ingest.incident.as_ref().expect("incident").id;
-        assert_eq!(*id.get_or_insert(incident), incident, "one incident");
-        expected.extend(alert_audit(&ingest, &record));
+        let templates: Vec<AuditRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+        let ingests = store.record_alerts_audited(batch).await.expect("record");
+        let got: Vec<IngestOutcome> = ingests.iter().map(|i| i.outcome).collect();
+        assert_eq!(got, outcomes);
+        for (ingest, record) in ingests.iter().zip(&templates) {
+            let incident = ingest.incident.as_ref().expect("incident").id;
+            assert_eq!(*id.get_or_insert(incident), incident, "one incident");
+            expected.extend(alert_audit(ingest, record));
+        }
     }
     let outcomes: Vec<&str> = expected.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(outcomes, ["opened", "resolved", "noted"]);
@@ -94,6 +109,29 @@ pub async fn alert_ingests_are_audited_with_their_outcome(store: &dyn MetadataSt
         .await
         .expect("list");
     assert_eq!(stored, expected);
+
+    let mut fresh = alert("conf-batch-rejected", AlertState::Firing, 0.9);
+    fresh.resource = "conf-batch-rejected".into();
+    let mut invalid = alert("conf-batch-invalid", AlertState::Firing, 0.9);
+    invalid.fingerprint.clear();
+    let refused = store
+        .record_alerts_audited(audited(&[&fresh, &invalid]))
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Invalid { .. })),
+        "an invalid alert refuses the batch: {refused:?}"
+    );
+    let recorded = store
+        .list_incidents(&IncidentQuery {
+            resource: Some(fresh.resource.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert!(
+        recorded.is_empty(),
+        "nothing of a refused batch is recorded"
+    );
 }
 
 /// Named cursors are stored and replaced.

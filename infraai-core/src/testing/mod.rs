@@ -67,6 +67,20 @@ pub fn alert(fingerprint: &str, state: AlertState, value: f64) -> Alert {
     }
 }
 
+/// `alerts`, each with an `alert_received` audit template of its own, for
+/// [`crate::MetadataStore::record_alerts_audited`].
+pub fn received(alerts: impl IntoIterator<Item = Alert>) -> Vec<(Alert, crate::AuditRecord)> {
+    alerts
+        .into_iter()
+        .map(|a| {
+            (
+                a,
+                crate::AuditRecord::agent(crate::AuditStep::AlertReceived, "received"),
+            )
+        })
+        .collect()
+}
+
 /// An ops agent assembled for channel tests: the in-memory store holding a
 /// deployment of `web-1` (`e2-medium`), the rule policy, recording actions,
 /// metrics that read 0.2 after an action, a 5 ms re-check delay, and the

@@ -670,15 +670,26 @@ impl MetadataStore for PostgresStore {
         Ok(rows::count_actions_since(&*c, resource, since).await?)
     }
 
-    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
-        alert.validate()?;
-        Ok(in_tx!(self, "record_alert", |tx| {
-            let ingest = rows::record_alert(tx, alert, "record_alert").await?;
-            if let Some(record) = alert_audit(&ingest, &audit) {
-                rows::insert_audit(tx, &record).await?;
-            }
-            Ok(ingest)
-        })?)
+    async fn record_alerts_audited(
+        &self,
+        batch: Vec<(Alert, AuditRecord)>,
+    ) -> Result<Vec<AlertIngest>> {
+        validate_alerts(&batch)?;
+        // A transaction per alert, each with its audit. One for the batch
+        // would lock its fingerprints' incidents in the batch's order, and
+        // two replicas given the same alerts in another order (Alertmanager
+        // HA peers) would deadlock.
+        let mut ingests = Vec::with_capacity(batch.len());
+        for (alert, audit) in &batch {
+            ingests.push(in_tx!(self, "record_alert", |tx| {
+                let ingest = rows::record_alert(tx, alert, "record_alert").await?;
+                if let Some(record) = alert_audit(&ingest, audit) {
+                    rows::insert_audit(tx, &record).await?;
+                }
+                Ok(ingest)
+            })?);
+        }
+        Ok(ingests)
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<()> {

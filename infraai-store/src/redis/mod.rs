@@ -796,8 +796,11 @@ impl MetadataStore for RedisStore {
         Ok(())
     }
 
-    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
-        record_then_audit(self, alert, audit).await
+    async fn record_alerts_audited(
+        &self,
+        batch: Vec<(Alert, AuditRecord)>,
+    ) -> Result<Vec<AlertIngest>> {
+        record_then_audit(self, batch).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -233,26 +233,7 @@ impl SqliteStore {
             })
         })
     }
-
-    /// Records many alerts in one transaction (one `fsync`), in order; the
-    /// same semantics as [`MetadataStore::record_alert`] for each. All or none
-    /// are recorded.
-    pub async fn record_alerts(&self, alerts: &[Alert]) -> Result<Vec<AlertIngest>> {
-        for a in alerts {
-            a.validate()?;
-        }
-        let alerts = alerts.to_vec();
-        Ok(self
-            .write("record_alerts", move |conn| {
-                alerts
-                    .iter()
-                    .map(|a| rows::record_alert(conn, a, "record_alerts"))
-                    .collect()
-            })
-            .await?)
-    }
 }
-
 impl SqliteStore {
     /// Closes the store: the writer commits the writes already queued, closes
     /// the file (checkpointing the WAL) and stops; this waits for that without
@@ -638,18 +619,29 @@ impl MetadataStore for SqliteStore {
             .await?)
     }
 
-    async fn record_alert_audited(&self, alert: &Alert, audit: AuditRecord) -> Result<AlertIngest> {
-        alert.validate()?;
-        let a = alert.clone();
+    async fn record_alerts_audited(
+        &self,
+        batch: Vec<(Alert, AuditRecord)>,
+    ) -> Result<Vec<AlertIngest>> {
+        validate_alerts(&batch)?;
         // Encoded here, on the caller's thread: the writer is the serial part.
-        let input = rows::audit_input(&audit)?;
+        let batch = batch
+            .into_iter()
+            .map(|(alert, audit)| Ok((rows::audit_input(&audit)?, alert, audit)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        // One writer job: one transaction, all or none.
         Ok(self
             .write("record_alert", move |c| {
-                let ingest = rows::record_alert(c, &a, "record_alert")?;
-                if let Some((incident, outcome)) = alert_audit_subject(&ingest) {
-                    rows::insert_audit_as(c, &audit, &input, Some(incident), outcome.name())?;
-                }
-                Ok(ingest)
+                batch
+                    .iter()
+                    .map(|(input, alert, audit)| {
+                        let ingest = rows::record_alert(c, alert, "record_alert")?;
+                        if let Some((incident, outcome)) = alert_audit_subject(&ingest) {
+                            rows::insert_audit_as(c, audit, input, Some(incident), outcome.name())?;
+                        }
+                        Ok(ingest)
+                    })
+                    .collect()
             })
             .await?)
     }

@@ -28,17 +28,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
 # shellcheck source=bench/lib.sh
 . "$bench/lib.sh"
-RUNS=${RUNS:-3}
-DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-CONNECTIONS=${CONNECTIONS:-32}
+alert_load
 BATCH=${BATCH:-1}
 CASES=${CASES:-disk tmpfs noop}
 export BENCH_BATCH=$BATCH
-
-need wrk wrk
-need curl curl
-need python3 python3
 [ -d /dev/shm ] || { log "/dev/shm is missing (needed for the tmpfs case)"; exit 1; }
 server_bin=$(server_binary)
 start_alertmanager

@@ -28,15 +28,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
 # shellcheck source=bench/lib.sh
 . "$bench/lib.sh"
-RUNS=${RUNS:-3}
-DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-CONNECTIONS=${CONNECTIONS:-32}
+alert_load
 STORM_SECS=${STORM_SECS:-3}
-
-need wrk wrk
-need curl curl
-need python3 python3
 server_bin=$(server_binary)
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

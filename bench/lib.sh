@@ -26,6 +26,18 @@ server_binary() {
   fi
 }
 
+# The alert benchmarks' load unless the environment says otherwise, and the
+# tools they drive it with.
+alert_load() {
+  RUNS=${RUNS:-3}
+  DURATION=${DURATION:-10s}
+  THREADS=${THREADS:-2}
+  CONNECTIONS=${CONNECTIONS:-32}
+  need wrk wrk
+  need curl curl
+  need python3 python3
+}
+
 wait_url() { # wait_url <url> <what>
   for _ in $(seq 150); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done
   log "$2 did not answer at $1"; exit 1

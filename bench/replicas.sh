@@ -20,14 +20,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
 # shellcheck source=bench/lib.sh
 . "$bench/lib.sh"
-RUNS=${RUNS:-3}
 DURATION=${DURATION:-8s}
-THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-33}
-
-need wrk wrk
-need curl curl
-need python3 python3
+alert_load
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 [ -n "$(pg_bin)" ] || need initdb postgresql
 pg=$(pg_bin)

@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
-/// Largest accepted request body, but for alert webhooks.
+/// Largest accepted request body, except on the alert webhooks.
 pub const BODY_LIMIT: usize = 256 * 1024;
 /// Largest accepted alert webhook body (`/ops/webhook`,
 /// `/ops/webhook/alertmanager`): an Alertmanager notification carries every

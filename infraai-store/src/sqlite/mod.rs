@@ -233,8 +233,7 @@ impl SqliteStore {
             })
         })
     }
-}
-impl SqliteStore {
+
     /// Closes the store: the writer commits the writes already queued, closes
     /// the file (checkpointing the WAL) and stops; this waits for that without
     /// blocking the async runtime. Dropping the store does the same in the

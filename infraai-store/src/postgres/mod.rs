@@ -12,7 +12,11 @@
 //! * **Deduplication** by fingerprint takes a transaction-scoped advisory lock
 //!   on the fingerprint (`pg_advisory_xact_lock`), so concurrent alerts with
 //!   one fingerprint — on any replica — are recorded one after the other; a
-//!   partial unique index on the open fingerprint backs it up.
+//!   partial unique index on the open fingerprint backs it up. A batch of
+//!   alerts (a webhook's) is one transaction that takes all its fingerprints'
+//!   locks first, in the order of their lock keys, so two batches with the
+//!   same fingerprints in other orders (Alertmanager HA peers) cannot
+//!   deadlock.
 //! * **Audit** records are append-only: triggers refuse `UPDATE`, `DELETE`
 //!   and `TRUNCATE` on the table, whoever issues them.
 //! * **Durability** is the server's: a write returns `Ok` after its `COMMIT`
@@ -674,22 +678,22 @@ impl MetadataStore for PostgresStore {
         &self,
         batch: Vec<(Alert, AuditRecord)>,
     ) -> Result<Vec<AlertIngest>> {
+        const OP: &str = "record_alert";
         validate_alerts(&batch)?;
-        // A transaction per alert, each with its audit. One for the batch
-        // would lock its fingerprints' incidents in the batch's order, and
-        // two replicas given the same alerts in another order (Alertmanager
-        // HA peers) would deadlock.
-        let mut ingests = Vec::with_capacity(batch.len());
-        for (alert, audit) in &batch {
-            ingests.push(in_tx!(self, "record_alert", |tx| {
-                let ingest = rows::record_alert(tx, alert, "record_alert").await?;
+        Ok(in_tx!(self, OP, |tx| {
+            if batch.len() > 1 {
+                rows::lock_fingerprints(tx, batch.iter().map(|(a, _)| a), OP).await?;
+            }
+            let mut ingests = Vec::with_capacity(batch.len());
+            for (alert, audit) in &batch {
+                let ingest = rows::record_alert(tx, alert, OP).await?;
                 if let Some(record) = alert_audit(&ingest, audit) {
                     rows::insert_audit(tx, &record).await?;
                 }
-                Ok(ingest)
-            })?);
-        }
-        Ok(ingests)
+                ingests.push(ingest);
+            }
+            Ok(ingests)
+        })?)
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<()> {

@@ -511,6 +511,26 @@ async fn insert_incident(c: &dyn Db, i: &Incident, op: &'static str) -> StoreRes
 /// incident is also locked `FOR UPDATE` against concurrent transitions, and
 /// the partial unique index makes two open incidents per fingerprint
 /// impossible whatever happens.
+/// Takes the advisory locks of `alerts`' fingerprints, each once, in the
+/// order of their lock keys: every batch takes them in one order, so two
+/// batches cannot wait for each other. `OFFSET 0` keeps the ordered subquery
+/// from being flattened, so the locks are taken in its order.
+pub(super) async fn lock_fingerprints(
+    c: &dyn Db,
+    alerts: impl Iterator<Item = &Alert>,
+    op: &'static str,
+) -> StoreResult<()> {
+    let fingerprints: Vec<&str> = alerts.map(|a| a.fingerprint.as_str()).collect();
+    c.exec(
+        "SELECT pg_advisory_xact_lock($1, k) FROM \
+         (SELECT DISTINCT hashtext(f) AS k FROM unnest($2::text[]) AS f ORDER BY k OFFSET 0) AS keys",
+        &[&super::FINGERPRINT_LOCK_CLASS, &fingerprints],
+    )
+    .await
+    .map_err(qerr(op, format!("{} fingerprints", fingerprints.len())))?;
+    Ok(())
+}
+
 pub(super) async fn record_alert(
     c: &dyn Db,
     a: &Alert,

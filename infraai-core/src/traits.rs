@@ -758,12 +758,13 @@ pub trait MetadataStore: Send + Sync {
     /// with its audit record ([`alert_audit`]: the template with the
     /// incident's id and the outcome filled in) for every outcome but
     /// [`IngestOutcome::Repeated`] that has an incident. Every alert is
-    /// validated before any is recorded. A store that can writes the whole
-    /// batch, audits included, in one transaction: all or none, one sync.
-    /// One that cannot records the alerts one by one and stops at the first
-    /// error; those before it stay recorded, and a retry of the batch finds
-    /// them deduplicated ([`record_then_audit`] does this with two writes per
-    /// alert). When this returns, every alert is durable.
+    /// validated before any is recorded. A store that can writes the batch,
+    /// audits included, in one transaction (all or none, one sync), or a
+    /// large batch in a few, one after the other. One that cannot records
+    /// the alerts one by one. Either stops at the first error; what was
+    /// committed before it stays recorded, and a retry of the batch finds it
+    /// deduplicated ([`record_then_audit`] records one by one with two
+    /// writes per alert). When this returns, every alert is durable.
     async fn record_alerts_audited(
         &self,
         batch: Vec<(Alert, AuditRecord)>,

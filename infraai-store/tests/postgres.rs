@@ -266,6 +266,13 @@ async fn batches_of_the_same_fingerprints_in_other_orders_do_not_deadlock() {
         open.iter().all(|i| i.occurrences == 32),
         "4 rounds × 8 batches each"
     );
+    // A batch larger than one transaction takes is recorded whole, in order.
+    let large = infraai_core::testing::received(
+        (0..600).map(|n| alert(&format!("large-{n:03}"), AlertState::Firing, 0.9)),
+    );
+    let ingests = b.record_alerts_audited(large).await.expect("large batch");
+    assert_eq!(ingests.len(), 600);
+    assert!(ingests.iter().all(|i| i.outcome == IngestOutcome::Opened));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,10 @@
 //!   on the fingerprint (`pg_advisory_xact_lock`), so concurrent alerts with
 //!   one fingerprint — on any replica — are recorded one after the other; a
 //!   partial unique index on the open fingerprint backs it up. A batch of
-//!   alerts (a webhook's) is one transaction that takes all its fingerprints'
-//!   locks first, in the order of their lock keys, so two batches with the
-//!   same fingerprints in other orders (Alertmanager HA peers) cannot
-//!   deadlock.
+//!   alerts (a webhook's) is one transaction, up to 256 alerts each, that
+//!   takes all its fingerprints' locks first, in the order of their lock
+//!   keys, so two batches with the same fingerprints in other orders
+//!   (Alertmanager HA peers) cannot deadlock.
 //! * **Audit** records are append-only: triggers refuse `UPDATE`, `DELETE`
 //!   and `TRUNCATE` on the table, whoever issues them.
 //! * **Durability** is the server's: a write returns `Ok` after its `COMMIT`
@@ -69,6 +69,12 @@ const COMPONENT: &str = "postgres";
 /// hashtext(fingerprint))`); two-key locks never collide with the one-key
 /// migration lock.
 const FINGERPRINT_LOCK_CLASS: i32 = 0x6966_7070; // "ifpp"
+
+/// Most alerts of a batch recorded in one transaction: each fingerprint's
+/// advisory lock takes a slot of the server's shared lock table
+/// (`max_locks_per_transaction` × `max_connections`, 6,400 by default), so a
+/// larger batch is recorded in several transactions, one after the other.
+const MAX_ALERTS_PER_TRANSACTION: usize = 256;
 
 /// How to connect a [`PostgresStore`].
 #[derive(Clone, Debug)]
@@ -680,20 +686,24 @@ impl MetadataStore for PostgresStore {
     ) -> Result<Vec<AlertIngest>> {
         const OP: &str = "record_alert";
         validate_alerts(&batch)?;
-        Ok(in_tx!(self, OP, |tx| {
-            if batch.len() > 1 {
-                rows::lock_fingerprints(tx, batch.iter().map(|(a, _)| a), OP).await?;
-            }
-            let mut ingests = Vec::with_capacity(batch.len());
-            for (alert, audit) in &batch {
-                let ingest = rows::record_alert(tx, alert, OP).await?;
-                if let Some(record) = alert_audit(&ingest, audit) {
-                    rows::insert_audit(tx, &record).await?;
+        let mut ingests = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_ALERTS_PER_TRANSACTION) {
+            ingests.extend(in_tx!(self, OP, |tx| {
+                if chunk.len() > 1 {
+                    rows::lock_fingerprints(tx, chunk.iter().map(|(a, _)| a), OP).await?;
                 }
-                ingests.push(ingest);
-            }
-            Ok(ingests)
-        })?)
+                let mut ingests = Vec::with_capacity(chunk.len());
+                for (alert, audit) in chunk {
+                    let ingest = rows::record_alert(tx, alert, OP).await?;
+                    if let Some(record) = alert_audit(&ingest, audit) {
+                        rows::insert_audit(tx, &record).await?;
+                    }
+                    ingests.push(ingest);
+                }
+                Ok(ingests)
+            })?);
+        }
+        Ok(ingests)
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<()> {

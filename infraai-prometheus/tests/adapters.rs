@@ -126,27 +126,13 @@ async fn auth_and_bad_payloads() {
     );
 }
 
-/// What a log subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_truncated_notification_records_what_it_carries_and_warns_of_the_rest() {
     let source = AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new("am-token")));
     let mut payload: serde_json::Value =
         serde_json::from_slice(&fixture("webhook-firing.json")).unwrap();
     let carried = payload["alerts"].as_array().unwrap().len();
-    let log = Captured::default();
+    let log = CapturedLogs::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer({
             let log = log.clone();
@@ -161,7 +147,7 @@ fn a_truncated_notification_records_what_it_carries_and_warns_of_the_rest() {
         (whole.unwrap(), cut.unwrap())
     });
     assert_eq!((alerts.0.len(), alerts.1.len()), (carried, carried));
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert_eq!(
         text.lines().count(),
         1,

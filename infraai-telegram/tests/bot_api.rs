@@ -208,11 +208,11 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn button_press_approves_once_and_edits_the_message_without_leaking_the_token() {
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let logs = CapturedLogs::default();
     let sink = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || Capture(sink.clone()))
+        .with_writer(move || sink.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
@@ -262,24 +262,12 @@ async fn button_press_approves_once_and_edits_the_message_without_leaking_the_to
     let approvals = o.store.list_approvals(incident.id).await.unwrap();
     assert_eq!(approvals[0].actor.label(), format!("telegram:{ADA}"));
 
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(!logs.is_empty(), "logs were captured");
     assert!(
         !logs.contains("TEST-not-a-real-token"),
         "the bot token leaked into logs"
     );
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

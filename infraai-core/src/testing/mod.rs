@@ -81,6 +81,32 @@ pub fn received(alerts: impl IntoIterator<Item = Alert>) -> Vec<(Alert, crate::A
         .collect()
 }
 
+/// Log output captured in memory: a `tracing_subscriber` writer
+/// (`.with_writer(move || logs.clone())`) whose clones share one buffer.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An ops agent assembled for channel tests: the in-memory store holding a
 /// deployment of `web-1` (`e2-medium`), the rule policy, recording actions,
 /// metrics that read 0.2 after an action, a 5 ms re-check delay, and the

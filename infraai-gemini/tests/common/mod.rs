@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 use infraai_core::testing::llm::ScriptedLlm;
+pub use infraai_core::testing::CapturedLogs;
 use infraai_core::{LlmProvider, Secret};
 use infraai_gemini::*;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -130,38 +130,14 @@ pub fn captured_logs() -> &'static CapturedLogs {
     LOGS.get_or_init(|| {
         let logs = CapturedLogs::default();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
+            .with_writer({
+                let logs = logs.clone();
+                move || logs.clone()
+            })
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
         logs
     })
-}
-
-/// Captured log output.
-#[derive(Clone, Default)]
-pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }

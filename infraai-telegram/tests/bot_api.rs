@@ -5,7 +5,7 @@ use infraai_core::testing::*;
 use infraai_core::*;
 use infraai_telegram::*;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

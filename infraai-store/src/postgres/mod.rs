@@ -513,6 +513,7 @@ impl MetadataStore for PostgresStore {
     async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
         alert.validate()?;
         Ok(in_tx!(self, "record_alert", |tx| {
+            rows::lock_fingerprints(tx, std::iter::once(alert), "record_alert").await?;
             rows::record_alert(tx, alert, "record_alert").await
         })?)
     }
@@ -689,9 +690,7 @@ impl MetadataStore for PostgresStore {
         let mut ingests = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(MAX_ALERTS_PER_TRANSACTION) {
             ingests.extend(in_tx!(self, OP, |tx| {
-                if chunk.len() > 1 {
-                    rows::lock_fingerprints(tx, chunk.iter().map(|(a, _)| a), OP).await?;
-                }
+                rows::lock_fingerprints(tx, chunk.iter().map(|(a, _)| a), OP).await?;
                 let mut ingests = Vec::with_capacity(chunk.len());
                 for (alert, audit) in chunk {
                     let ingest = rows::record_alert(tx, alert, OP).await?;

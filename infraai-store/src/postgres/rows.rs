@@ -501,20 +501,11 @@ async fn insert_incident(c: &dyn Db, i: &Incident, op: &'static str) -> StoreRes
     Ok(())
 }
 
-/// Deduplicates by fingerprint, inside the caller's transaction: updates the
-/// open incident or opens one.
-///
-/// Concurrency: the transaction first takes a transaction-scoped advisory
-/// lock on the fingerprint, so every ingest of one fingerprint — on any
-/// replica — runs one after the other, and each sees the previous one's
-/// commit (READ COMMITTED takes a new snapshot per statement). The open
-/// incident is also locked `FOR UPDATE` against concurrent transitions, and
-/// the partial unique index makes two open incidents per fingerprint
-/// impossible whatever happens.
-/// Takes the advisory locks of `alerts`' fingerprints, each once, in the
-/// order of their lock keys: every batch takes them in one order, so two
-/// batches cannot wait for each other. `OFFSET 0` keeps the ordered subquery
-/// from being flattened, so the locks are taken in its order.
+/// Takes the transaction-scoped advisory locks of `alerts`' fingerprints,
+/// each once, in the order of their lock keys: every transaction takes them
+/// in one order, so two batches cannot wait for each other. `OFFSET 0` keeps
+/// the ordered subquery from being flattened, so the locks are taken in its
+/// order. [`record_alert`] needs its fingerprint's lock held.
 pub(super) async fn lock_fingerprints(
     c: &dyn Db,
     alerts: impl Iterator<Item = &Alert>,
@@ -531,25 +522,28 @@ pub(super) async fn lock_fingerprints(
     Ok(())
 }
 
+/// Deduplicates by fingerprint, inside the caller's transaction: updates the
+/// open incident or opens one.
+///
+/// Concurrency: the caller's transaction holds the fingerprint's advisory
+/// lock ([`lock_fingerprints`]), so every ingest of one fingerprint — on any
+/// replica — runs one after the other, and each sees the previous one's
+/// commit (READ COMMITTED takes a new snapshot per statement). The open
+/// incident is also locked `FOR UPDATE` against concurrent transitions, and
+/// the partial unique index makes two open incidents per fingerprint
+/// impossible whatever happens.
 pub(super) async fn record_alert(
     c: &dyn Db,
     a: &Alert,
     op: &'static str,
 ) -> StoreResult<AlertIngest> {
-    let fp = || format!("fingerprint {}", a.fingerprint);
-    c.exec(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&super::FINGERPRINT_LOCK_CLASS, &a.fingerprint],
-    )
-    .await
-    .map_err(qerr(op, fp()))?;
     let open = c
         .rows(
             &format!("{} FOR UPDATE", codec::OPEN_OF_FINGERPRINT),
             &[&a.fingerprint],
         )
         .await
-        .map_err(qerr(op, fp()))?;
+        .map_err(qerr(op, format!("fingerprint {}", a.fingerprint)))?;
     // A stored status that does not parse is an error, never silently overwritten.
     let open = match open.first() {
         Some(r) => {

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod observed;
 pub mod openapi;
 pub mod retry;
+pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod test_hooks;

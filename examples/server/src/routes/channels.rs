@@ -1,0 +1,75 @@
+//! The chat channels' inbound webhooks: Telegram updates and Discord
+//! interactions.
+
+use super::{body, inbound};
+use crate::app::{origin_of, AppState};
+use crate::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use infraai_core::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// A channel's error for a request it authenticated: a body that is not JSON
+/// at all is the client's malformed JSON (400, like every other route), not
+/// a payload of the wrong shape (422). Other errors map as usual.
+fn channel_error(raw: &[u8], e: Error) -> ApiError {
+    if matches!(e, Error::Invalid { .. }) {
+        if let Err(j) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+            if j.classify() != serde_json::error::Category::Data {
+                return ApiError::bad_request(format!("malformed JSON: {j}"));
+            }
+        }
+    }
+    e.into()
+}
+
+pub(crate) async fn telegram_webhook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Some(tg) = s.telegram.clone() else {
+        return Err(ApiError::not_found(
+            "Telegram is not configured (INFRAAI_TELEGRAM_BOT_TOKEN, INFRAAI_TELEGRAM_CHAT_ID, INFRAAI_TELEGRAM_WEBHOOK_SECRET)",
+        ));
+    };
+    let origin = origin_of("POST", "/ops/telegram", &headers, &extensions);
+    let req = inbound(&headers, query, body(b)?);
+    let results = s
+        .ops
+        .handle_inbound_from(tg.as_ref(), &req, &origin)
+        .await
+        .map_err(|e| channel_error(&req.body, e))?;
+    for r in &results {
+        s.metrics
+            .approval("telegram", matches!(r, Ok(o) if o.effective));
+    }
+    Ok(Json(json!({"ok": true, "commands": results.len()})))
+}
+
+pub(crate) async fn discord_interactions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Some(dc) = s.discord.clone() else {
+        return Err(ApiError::not_found(
+            "Discord is not configured (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)",
+        ));
+    };
+    let origin = origin_of("POST", "/ops/discord", &headers, &extensions);
+    let req = inbound(&headers, query, body(b)?);
+    let answer = dc
+        .handle_interaction_from(&s.ops, &req, &origin)
+        .await
+        .map_err(|e| channel_error(&req.body, e))?;
+    Ok(Json(answer))
+}

@@ -1,0 +1,133 @@
+//! Health, readiness, metrics, the OpenAPI document and the dashboard assets.
+
+use crate::app::AppState;
+use crate::error::problem;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tracing::warn;
+
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
+    match s.store.kill_switch().await {
+        Ok(k) => {
+            Json(json!({"status": "ready", "store": s.store.name(), "autonomy_stopped": k.engaged}))
+                .into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "readiness: store unreachable");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("store {} is not reachable", s.store.name()),
+            )
+        }
+    }
+}
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
+    let mut text = s.metrics.render();
+    // Gauges read from the store at scrape time: they cover every path
+    // (webhooks, watcher, chat channels, background executions).
+    if let Ok(counts) = s.store.incident_counts().await {
+        let by_status: BTreeMap<String, u64> = counts
+            .by_status
+            .into_iter()
+            .map(|(status, n)| (status.to_string(), n))
+            .collect();
+        let by_action: BTreeMap<String, u64> = counts
+            .by_action
+            .into_iter()
+            .map(|(kind, n)| (crate::observed::action_name(kind), n))
+            .collect();
+        text.push_str("# HELP infraai_incidents Incidents in the store, by status (executed/resolved/unresolved are execution outcomes).\n# TYPE infraai_incidents gauge\n");
+        for (k, v) in by_status {
+            text.push_str(&format!("infraai_incidents{{status=\"{k}\"}} {v}\n"));
+        }
+        text.push_str("# HELP infraai_decisions Decisions in the store, by recommended action.\n# TYPE infraai_decisions gauge\n");
+        for (k, v) in by_action {
+            text.push_str(&format!("infraai_decisions{{action=\"{k}\"}} {v}\n"));
+        }
+    }
+    if let Ok(k) = s.store.kill_switch().await {
+        text.push_str(&format!(
+            "# HELP infraai_autonomy_stopped 1 while STOP AUTONOMY is engaged.\n# TYPE infraai_autonomy_stopped gauge\ninfraai_autonomy_stopped {}\n",
+            u8::from(k.engaged)
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub(crate) async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+pub(crate) async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../../assets/index.html"))
+}
+
+pub(crate) async fn dashboard_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/app.js"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn dashboard_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/style.css"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn dashboard_views_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/views.js"),
+    )
+        .into_response()
+}
+
+/// The vendored CodeMirror 6 bundle of the Terraform view, built by
+/// `editor-build/` and embedded like the other assets. `no-cache` with an
+/// ETag: browsers revalidate (a 304 when unchanged) so an upgraded server
+/// never pairs a new views.js with a stale bundle.
+pub(crate) async fn vendor_codemirror_js(headers: HeaderMap) -> Response {
+    const BUNDLE: &str = include_str!("../../assets/vendor/codemirror.js");
+    static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let etag = ETAG.get_or_init(|| {
+        // FNV-1a: the same tag for the same bundle on every build.
+        let h = BUNDLE.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("\"cm-{h:016x}\"")
+    });
+    let cache = [
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::ETAG, etag.as_str()),
+    ];
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        cache,
+        BUNDLE,
+    )
+        .into_response()
+}

@@ -1,0 +1,358 @@
+//! The operator's incident routes: list, view, preview, metric series,
+//! approve and reject, the kill-switch, and the exported alerting rules.
+
+use super::{body, bounded, incident_id, load_incident, parse_opt, query};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use infraai_core::*;
+use infraai_prometheus::rules_file;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn operator(s: &AppState) -> Actor {
+    let mut a = Actor::new("web", s.operator_name.to_string());
+    a.name = Some(s.operator_name.to_string());
+    a
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RulesQuery {
+    deployment_id: Option<String>,
+}
+
+/// The deployments' monitoring policies as Prometheus alerting rules (JSON,
+/// which Prometheus reads as YAML): one group per deployment.
+pub(crate) async fn prometheus_rules(
+    State(s): State<AppState>,
+    q: Result<Query<RulesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    let deployments = match &q.deployment_id {
+        Some(id) => {
+            let id: DeploymentId = id.parse().map_err(|_| {
+                ApiError::bad_request(format!("{id:?} is not a deployment id (a UUID)"))
+            })?;
+            vec![s
+                .store
+                .get_deployment(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("deployment {id} not found")))?]
+        }
+        None => s.store.list_deployments().await?,
+    };
+    let mut groups = Vec::new();
+    for d in &deployments {
+        let file: Value = serde_json::from_str(&rules_file(d, &s.prom_queries)?).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("rules file: {e}"),
+            )
+        })?;
+        if let Some(g) = file["groups"].as_array() {
+            groups.extend(g.iter().cloned());
+        }
+    }
+    Ok(Json(json!({"groups": groups})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertsQuery {
+    status: Option<String>,
+    severity: Option<String>,
+    resource: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list_alerts(
+    State(s): State<AppState>,
+    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    let mut statuses = Vec::new();
+    for st in q
+        .status
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let status: IncidentStatus = serde_json::from_value(Value::String(st.into())).map_err(|_| {
+            ApiError::bad_request(format!(
+                "unknown status {st:?}; one of new, pending, approved, rejected, expired, auto, blocked, executing, executed, resolved, unresolved, escalated, ignored"
+            ))
+        })?;
+        statuses.push(status);
+    }
+    let severity = match &q.severity {
+        Some(v) => Some(
+            serde_json::from_value::<Severity>(Value::String(v.clone()))
+                .map_err(|_| ApiError::bad_request(format!("unknown severity {v:?}")))?,
+        ),
+        None => None,
+    };
+    let limit = bounded("limit", q.limit, 100, 1000)?;
+    let incidents = s
+        .store
+        .list_incidents(&IncidentQuery {
+            statuses,
+            severity,
+            resource: q.resource,
+            limit: Some(limit),
+        })
+        .await?;
+    Ok(Json(json!({"incidents": incidents})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertQuery {
+    audit_limit: Option<usize>,
+}
+
+/// How many audit records an incident's view shows by default (the newest).
+const AUDIT_SHOWN: usize = 200;
+
+/// The most audit records an incident's view can ask for.
+const AUDIT_SHOWN_MAX: usize = 10_000;
+
+pub(crate) async fn get_alert(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    let limit = bounded("audit_limit", q.audit_limit, AUDIT_SHOWN, AUDIT_SHOWN_MAX)?;
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let approvals = s.store.list_approvals(incident.id).await?;
+    let actions = s.store.list_actions(incident.id).await?;
+    // One more than shown tells whether older records were left out.
+    let mut audit = s
+        .store
+        .list_audit(&AuditQuery {
+            incident_id: Some(incident.id),
+            run_id: None,
+            limit: Some(limit + 1),
+        })
+        .await?;
+    let audit_truncated = audit.len() > limit;
+    if audit_truncated {
+        audit.remove(0);
+    }
+    let d = incident.decision.as_ref();
+    Ok(Json(json!({
+        "decision": d,
+        "reasoning": d.map(|d| &d.reasoning),
+        "confidence": d.map(|d| d.confidence),
+        "action": d.map(|d| d.recommended_action.describe()),
+        "guardrail_notes": incident.guardrail_notes,
+        "approvals": approvals,
+        "actions": actions,
+        "audit": audit,
+        "audit_truncated": audit_truncated,
+        "incident": incident,
+    })))
+}
+
+pub(crate) async fn preview(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let Some(decision) = &incident.decision else {
+        return Err(ApiError::conflict(format!(
+            "incident {} has no decision yet",
+            incident.id
+        )));
+    };
+    if matches!(
+        decision.recommended_action,
+        Action::Ignore {} | Action::Escalate {}
+    ) {
+        return Err(ApiError::conflict(format!(
+            "incident {} proposes no action to preview ({})",
+            incident.id,
+            decision.recommended_action.describe()
+        )));
+    }
+    let request = ActionRequest {
+        incident_id: incident.id,
+        deployment_id: incident.deployment_id,
+        resource: incident.alert.resource.clone(),
+        resource_type: incident.alert.resource_type.clone(),
+        action: decision.recommended_action.clone(),
+    };
+    let p = s.actions.preview(&request).await?;
+    Ok(Json(
+        json!({"incident_id": incident.id, "action": decision.recommended_action.describe(), "preview": p}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(crate) async fn command(
+    s: &AppState,
+    command: HumanCommand,
+    label: &str,
+) -> ApiResult<Json<Value>> {
+    let reply = HumanReply::new(command, operator(s));
+    let outcome = s.ops.handle_command_detached(&reply).await?;
+    s.metrics.approval(label, outcome.effective);
+    if !outcome.effective {
+        return Err(ApiError::conflict(outcome.message));
+    }
+    Ok(Json(json!({
+        "effective": outcome.effective,
+        "message": outcome.message,
+        "incident": outcome.incident,
+    })))
+}
+
+fn reason(r: Option<String>) -> ApiResult<Option<String>> {
+    match r.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
+        Some(r) if r.chars().count() > 1000 => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason is longer than 1000 characters",
+        )),
+        r => Ok(r),
+    }
+}
+
+pub(crate) async fn approve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let _: ReasonBody = parse_opt(&body(b)?)?;
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    command(
+        &s,
+        HumanCommand::Approve {
+            incident_id: incident.id,
+        },
+        "approve",
+    )
+    .await
+}
+
+pub(crate) async fn reject(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let r: ReasonBody = parse_opt(&body(b)?)?;
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let reason = reason(r.reason)?;
+    command(
+        &s,
+        HumanCommand::Reject {
+            incident_id: incident.id,
+            reason,
+        },
+        "reject",
+    )
+    .await
+}
+
+pub(crate) async fn autonomy(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let k = s.store.kill_switch().await?;
+    Ok(Json(json!({"kill_switch": k})))
+}
+
+pub(crate) async fn stop_autonomy(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let r: ReasonBody = parse_opt(&body(b)?)?;
+    let reason = reason(r.reason)?;
+    let Json(mut v) = command(&s, HumanCommand::StopAutonomy { reason }, "stop_autonomy").await?;
+    v["kill_switch"] = json!(s.store.kill_switch().await?);
+    Ok(Json(v))
+}
+
+pub(crate) async fn resume_autonomy(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let _: ReasonBody = parse_opt(&body(b)?)?;
+    let Json(mut v) = command(&s, HumanCommand::Resume, "resume").await?;
+    v["kill_switch"] = json!(s.store.kill_switch().await?);
+    Ok(Json(v))
+}
+
+/// Minutes of metric shown before an incident's alert started and after it
+/// closed.
+pub const SERIES_MARGIN_MINUTES: i64 = 10;
+
+/// The metric of an incident over its window, for the dashboard chart: from
+/// a little before the alert started to a little after the incident closed
+/// (or now), from the `MetricSource`'s history — Prometheus, Cloud
+/// Monitoring and CloudWatch keep one; for the local cloud it is what the
+/// threshold watcher and the re-checks read, kept in memory for an hour. An
+/// open incident's current value is read too, so the chart is live. A
+/// failed read is reported in `sample_error`, never invented.
+pub(crate) async fn series(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let alert = &incident.alert;
+    let query = MetricQuery {
+        resource: alert.resource.clone(),
+        resource_type: alert.resource_type.clone(),
+        metric: alert.metric.clone(),
+        lookback_secs: 120,
+    };
+    let margin = chrono::Duration::minutes(SERIES_MARGIN_MINUTES);
+    let now = chrono::Utc::now();
+    let mut errors = Vec::new();
+    if !incident.status.is_closed() {
+        if let Err(e) = s.metric_source.current_value(&query).await {
+            errors.push(e.to_string());
+        }
+    }
+    let from = alert.started_at.min(incident.created_at) - margin;
+    let to = if incident.status.is_closed() {
+        (incident.updated_at + margin).min(now)
+    } else {
+        now
+    };
+    let history = match s.metric_source.history(&query, from, to).await {
+        Ok(h) => h,
+        Err(e) => {
+            errors.push(e.to_string());
+            Vec::new()
+        }
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(history.len() + 1);
+    if let Some(v) = alert.value.filter(|v| v.is_finite()) {
+        out.push(json!({"at": alert.started_at, "value": v, "source": "alert"}));
+    }
+    out.extend(
+        history
+            .iter()
+            .filter(|p| p.value.is_finite())
+            .map(|p| json!({"at": p.at, "value": p.value, "source": "sample"})),
+    );
+    Ok(Json(json!({
+        "incident_id": incident.id,
+        "metric": alert.metric,
+        "resource": alert.resource,
+        "threshold": alert.threshold,
+        "from": from,
+        "to": to,
+        "points": out,
+        "sample_error": (!errors.is_empty()).then(|| errors.join("; ")),
+    })))
+}

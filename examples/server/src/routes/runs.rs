@@ -1,0 +1,289 @@
+//! Runs: execute, status, the whole record, destroy, and the event stream.
+
+use super::{body, load_run, parse, parse_opt, run_id};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use infraai_core::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecuteBody {
+    run_id: String,
+    dry_run: bool,
+}
+
+pub(crate) async fn execute(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: ExecuteBody = parse(&body(b)?)?;
+    let id = run_id(&req.run_id)?;
+    let run = load_run(&s, id).await?;
+    let startable =
+        run.phase == RunPhase::Starting || (run.phase == RunPhase::Completed && run.dry_run);
+    if !startable {
+        return Err(ApiError::conflict(format!(
+            "run {id} is {} and cannot be executed again; plan a new run",
+            run.phase
+        )));
+    }
+    // A run that just finished (its terminal phase is already stored and
+    // streamed) leaves the executing set a moment later: wait for that
+    // rather than refuse a client that re-executes at once.
+    let mut tries = 0;
+    while !s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id)
+    {
+        tries += 1;
+        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
+            return Err(ApiError::conflict(format!("run {id} is already executing")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (deploy, executing, dry_run) = (s.deploy.clone(), s.executing.clone(), req.dry_run);
+    tokio::spawn(async move {
+        match deploy.execute(id, dry_run).await {
+            Ok(run) => info!(run_id = %id, phase = %run.phase, "run finished"),
+            Err(e) => warn!(run_id = %id, error = %e, "run could not execute"),
+        }
+        executing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "run_id": id,
+            "dry_run": dry_run,
+            "status_url": format!("/runs/{id}/status"),
+            "events_url": format!("/runs/{id}/events"),
+        })),
+    )
+        .into_response())
+}
+
+pub(crate) async fn run_status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let run = load_run(&s, run_id(&id)?).await?;
+    Ok(Json(json!({
+        "run_id": run.id,
+        "goal": run.goal,
+        "phase": run.phase,
+        "dry_run": run.dry_run,
+        "history": run.history,
+        "fix_attempts": run.fix_attempts,
+        "diagnostics": run.diagnostics,
+        "change_set": run.change_set,
+        "verification": run.verification,
+        "outputs": run.outputs,
+        "deployment_id": run.deployment_id,
+        "error": run.error,
+        "apply_diagnoses": run.apply_diagnoses,
+        "resources": run.resources,
+        "cleanup": run.cleanup,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+    })))
+}
+
+/// Body of `POST /runs/{id}/destroy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyBody {
+    #[serde(default = "preview_by_default")]
+    dry_run: bool,
+    /// The preview being approved; required to execute.
+    #[serde(default)]
+    change_set: Option<ChangeSet>,
+}
+
+fn preview_by_default() -> bool {
+    true
+}
+
+impl Default for DestroyBody {
+    fn default() -> Self {
+        Self {
+            dry_run: true,
+            change_set: None,
+        }
+    }
+}
+
+/// "Destroy what this run created": a preview by default; executing needs
+/// the previewed change set, and destroys exactly it.
+pub(crate) async fn destroy_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = run_id(&id)?;
+    let req: DestroyBody = parse_opt(&body(b)?)?;
+    // A run that just finished leaves the executing set a moment after its
+    // terminal phase is streamed: wait for that rather than refuse.
+    let mut tries = 0;
+    while s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&id)
+    {
+        tries += 1;
+        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
+            return Err(ApiError::conflict(format!("run {id} is executing")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    load_run(&s, id).await?;
+    if req.dry_run {
+        let p = s.deploy.preview_destroy(id).await?;
+        return Ok(Json(json!({
+            "run_id": id,
+            "dry_run": true,
+            "summary": p.change_set.summary(),
+            "resources": p.resources,
+            "change_set": p.change_set,
+        })));
+    }
+    let Some(approved) = req.change_set else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "executing a destroy needs the previewed change_set (POST with dry_run: true first)",
+        ));
+    };
+    let actor = format!("web:{}", s.operator_name);
+    let run = s.deploy.destroy(id, Some(&approved), &actor).await?;
+    info!(run_id = %id, actor, "run resources destroyed over the API");
+    Ok(Json(json!({
+        "run_id": id,
+        "dry_run": false,
+        "cleanup": run.cleanup,
+        "resources": run.resources,
+    })))
+}
+
+struct EventStream {
+    run_id: RunId,
+    pending: VecDeque<RunEvent>,
+    rx: broadcast::Receiver<RunEvent>,
+    shutdown: watch::Receiver<bool>,
+    done: bool,
+}
+
+fn sse_event(ev: &RunEvent) -> Event {
+    let name = match ev {
+        RunEvent::Phase { .. } => "phase",
+        RunEvent::Log { .. } => "log",
+    };
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(ev).unwrap_or_else(|_| "{}".into()))
+}
+
+pub(crate) async fn run_events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let id = run_id(&id)?;
+    let run = load_run(&s, id).await?;
+    let (backlog, rx) = s.deploy.events().subscribe(id);
+    let executing = s
+        .executing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&id);
+    // A dry-run run can be executed again: its backlog then holds more than
+    // one execution. Stream only the current one (or the last finished one).
+    let ends: Vec<usize> = backlog
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, RunEvent::Phase { phase, .. } if phase.is_terminal()))
+        .map(|(i, _)| i)
+        .collect();
+    let from = if executing || !run.phase.is_terminal() {
+        ends.last().map_or(0, |i| i + 1)
+    } else if ends.len() >= 2 {
+        ends[ends.len() - 2] + 1
+    } else {
+        0
+    };
+    let mut pending: VecDeque<RunEvent> = backlog.into_iter().skip(from).collect();
+    // A run that ended before this process saw it (restart, evicted backlog):
+    // say how it ended and close.
+    let backlog_ends = pending
+        .iter()
+        .any(|e| matches!(e, RunEvent::Phase { phase, .. } if phase.is_terminal()));
+    if run.phase.is_terminal() && !backlog_ends && !executing {
+        pending.push_back(RunEvent::Phase {
+            run_id: id,
+            phase: run.phase,
+            note: run.error.clone(),
+            at: run.updated_at,
+        });
+    }
+    let state = EventStream {
+        run_id: id,
+        pending,
+        rx,
+        shutdown: s.shutdown.clone(),
+        done: false,
+    };
+    let stream = stream::unfold(state, |mut st| async move {
+        if st.done || *st.shutdown.borrow() {
+            return None;
+        }
+        let ev = match st.pending.pop_front() {
+            Some(ev) => ev,
+            None => loop {
+                tokio::select! {
+                    r = st.rx.recv() => match r {
+                        Ok(ev) if ev.run_id() == st.run_id => break ev,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let e = Event::default().event("lagged").data(format!("{{\"missed\":{n}}}"));
+                            return Some((Ok(e), st));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = st.shutdown.changed() => return None,
+                }
+            },
+        };
+        if matches!(&ev, RunEvent::Phase { phase, .. } if phase.is_terminal()) {
+            st.done = true;
+        }
+        Some((Ok(sse_event(&ev)), st))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The whole run record (plan, files, fix attempts with their files and
+/// diagnostics, change set, history) for the dashboard's run views.
+pub(crate) async fn get_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let run = load_run(&s, run_id(&id)?).await?;
+    Ok(Json(json!({ "run": run })))
+}

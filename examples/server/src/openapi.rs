@@ -183,8 +183,12 @@ mod tests {
     /// `(method, path)` of every `.route("path", method(…))` in `src`.
     fn declared(src: &str) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
-        for chunk in src.split(".route(\"").skip(1) {
-            let Some((path, rest)) = chunk.split_once('"') else {
+        for chunk in src.split(".route(").skip(1) {
+            let Some((path, rest)) = chunk
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|c| c.split_once('"'))
+            else {
                 continue;
             };
             let rest = rest.trim_start_matches(',').trim_start();

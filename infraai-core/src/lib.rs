@@ -60,6 +60,7 @@ pub mod heal;
 mod http_verifier;
 mod id;
 pub mod jobs;
+pub mod lifecycle;
 pub mod llm;
 pub mod metric_history;
 pub mod ops;

@@ -618,6 +618,19 @@ pub enum Claim {
     NotClaimable(Incident),
 }
 
+impl Claim {
+    /// The claim a [`crate::lifecycle::claim`] step gives, with the incident
+    /// as it is after the step.
+    pub fn of(step: crate::lifecycle::ClaimStep, incident: Incident) -> Self {
+        use crate::lifecycle::ClaimStep;
+        match step {
+            ClaimStep::Execute => Claim::Claimed(incident),
+            ClaimStep::Block => Claim::Blocked(incident),
+            ClaimStep::NotClaimable => Claim::NotClaimable(incident),
+        }
+    }
+}
+
 /// Result of [`MetadataStore::set_kill_switch`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct KillSwitchChange {
@@ -722,7 +735,7 @@ pub trait MetadataStore: Send + Sync {
     /// Moves an incident from one of `from` to `to` (compare-and-set), with an
     /// optional note. [`crate::Error::Conflict`] when its status is not in
     /// `from`; [`crate::Error::Invalid`] when the lifecycle does not allow the
-    /// move ([`IncidentStatus::can_move_to`]).
+    /// move ([`crate::lifecycle`]).
     async fn transition(
         &self,
         id: IncidentId,

@@ -10,7 +10,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, SecondsFormat, Utc};
-use infraai_core::{AuditQuery, IncidentCounts, IncidentStatus};
+use infraai_core::{AuditQuery, IncidentCounts};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -102,24 +102,6 @@ pub(crate) fn json<T: Serialize + ?Sized>(
     })
 }
 
-/// Every incident status, for lifecycle checks computed outside Rust (Lua).
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) const ALL_STATUSES: [IncidentStatus; 13] = [
-    IncidentStatus::New,
-    IncidentStatus::Pending,
-    IncidentStatus::Approved,
-    IncidentStatus::Rejected,
-    IncidentStatus::Expired,
-    IncidentStatus::Auto,
-    IncidentStatus::Blocked,
-    IncidentStatus::Executing,
-    IncidentStatus::Executed,
-    IncidentStatus::Resolved,
-    IncidentStatus::Unresolved,
-    IncidentStatus::Escalated,
-    IncidentStatus::Ignored,
-];
-
 /// The open incident of a fingerprint: at most one, by the partial unique
 /// index `incidents_open_fingerprint`, whose condition this repeats (both
 /// stores' schemas name the same closed statuses).
@@ -184,47 +166,21 @@ pub(crate) fn incident_counts(
     Ok(counts)
 }
 
-/// The serde name of a status (infallible: statuses are unit variants).
-pub(crate) fn status_name(s: IncidentStatus) -> &'static str {
-    use IncidentStatus::*;
-    match s {
-        New => "new",
-        Pending => "pending",
-        Approved => "approved",
-        Rejected => "rejected",
-        Expired => "expired",
-        Auto => "auto",
-        Blocked => "blocked",
-        Executing => "executing",
-        Executed => "executed",
-        Resolved => "resolved",
-        Unresolved => "unresolved",
-        Escalated => "escalated",
-        Ignored => "ignored",
-    }
-}
+pub(crate) use infraai_core::lifecycle::status_name;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn status_names_are_the_serde_names_and_closed_ones_are_known() {
-        for s in ALL_STATUSES {
-            assert_eq!(
-                serde_json::to_value(s).expect("serialize"),
-                serde_json::Value::String(status_name(s).into())
-            );
-        }
-        // The SQLite schema's partial fingerprint indexes, the queries that
-        // repeat their conditions and the Redis scripts name
-        // the closed statuses literally; keep them in step with the domain.
-        let closed: Vec<_> = ALL_STATUSES
-            .into_iter()
-            .filter(|s| s.is_closed())
-            .map(status_name)
+    fn closed_statuses_are_the_ones_the_schemas_and_queries_name() {
+        // The SQL schemas' partial fingerprint indexes and the queries that
+        // repeat their conditions name the closed statuses literally.
+        let closed: Vec<_> = infraai_core::lifecycle::CLOSED
+            .iter()
+            .map(|s| status_name(*s))
             .collect();
-        assert_eq!(closed, ["expired", "resolved"]);
+        assert_eq!(closed, ["resolved", "expired"]);
     }
 
     #[test]
@@ -243,7 +199,7 @@ mod tests {
             Err(StoreError::Corrupt { .. })
         ));
         assert!(matches!(
-            site.name::<IncidentStatus>("status", "exploded"),
+            site.name::<infraai_core::IncidentStatus>("status", "exploded"),
             Err(StoreError::Corrupt { .. })
         ));
     }

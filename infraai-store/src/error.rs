@@ -125,6 +125,16 @@ pub enum StoreError {
     },
 }
 
+impl From<infraai_core::lifecycle::Refusal> for StoreError {
+    fn from(r: infraai_core::lifecycle::Refusal) -> Self {
+        use infraai_core::lifecycle::Refusal;
+        match r {
+            Refusal::Conflict { what, detail } => StoreError::Conflict { what, detail },
+            Refusal::Invalid { what, detail } => StoreError::Invalid { what, detail },
+        }
+    }
+}
+
 /// Formats an optional object id as ` (id)`.
 #[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
 struct Ctx<'a>(&'a Option<String>);

@@ -234,3 +234,112 @@ async fn an_unreachable_server_is_a_retryable_error_that_hides_the_password() {
     assert!(matches!(core, Error::Backend { ref component, .. } if component == "redis"));
     assert!(!format!("{core} {core:?}").contains("hunter2"));
 }
+
+/// An incident of a fresh fingerprint, forced to `status` in Redis (a
+/// closed one also leaves the open-fingerprint index), and its first alert.
+async fn incident_at(
+    store: &RedisStore,
+    raw: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    status: IncidentStatus,
+) -> (Alert, IncidentId) {
+    let a = alert(
+        &format!("agree-{}", IncidentId::new()),
+        AlertState::Firing,
+        0.9,
+    );
+    let ingest = store.record_alert(&a).await.expect("record");
+    let id = ingest.incident.expect("incident").id;
+    let name = lifecycle::status_name(status);
+    let mut pipe = redis::pipe();
+    pipe.hset(format!("{prefix}:incident:{id}"), "status", name)
+        .srem(format!("{prefix}:status:new"), id.to_string())
+        .sadd(format!("{prefix}:status:{name}"), id.to_string());
+    if status.is_closed() {
+        pipe.del(format!("{prefix}:open:{}", a.fingerprint));
+    }
+    let () = pipe.query_async(raw).await.expect("force status");
+    (a, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_scripts_agree_with_the_core_lifecycle_for_every_status_and_event() {
+    let Some((url, _server)) = server() else {
+        return;
+    };
+    let prefix = prefix();
+    let store = connect(&url, &prefix).await;
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection");
+    let raw = &mut raw;
+    let status_of = |r: Result<Incident>| r.map(|i| i.status).map_err(|e| e.to_string());
+    let expect = |r: std::result::Result<(), lifecycle::Refusal>, to| {
+        r.map(|()| to).map_err(|e| Error::from(e).to_string())
+    };
+    for from in lifecycle::ALL {
+        for to in lifecycle::ALL {
+            let (_, id) = incident_at(&store, raw, &prefix, from).await;
+            let got = status_of(store.transition(id, &[from], to, None).await);
+            let want = expect(lifecycle::transition(id, from, &[from], to), to);
+            assert_eq!(got, want, "transition {from:?} → {to:?}");
+            let (_, id) = incident_at(&store, raw, &prefix, from).await;
+            let decision = OpsDecision {
+                severity: Severity::Warning,
+                recommended_action: Action::Restart {},
+                requires_approval: false,
+                confidence: 0.9,
+                reasoning: "agreement".into(),
+                risk: Risk::Low,
+                precedent: None,
+            };
+            let got = status_of(store.record_decision(id, &decision, &[], to).await);
+            let want = expect(lifecycle::decide(id, from, false, to), to);
+            assert_eq!(got, want, "decision on {from:?} → {to:?}");
+            if got.is_ok() {
+                let again = status_of(store.record_decision(id, &decision, &[], to).await);
+                let want = expect(lifecycle::decide(id, to, true, to), to);
+                assert_eq!(again, want, "second decision on {from:?} → {to:?}");
+            }
+        }
+    }
+    for state in [AlertState::Firing, AlertState::Resolved] {
+        for status in lifecycle::ALL {
+            for same_start in [true, false] {
+                let (mut a, _) = incident_at(&store, raw, &prefix, status).await;
+                a.state = state;
+                let first_start = a.started_at;
+                if !same_start {
+                    a.started_at += chrono::Duration::seconds(1);
+                }
+                let want = if status.is_closed() {
+                    lifecycle::ingest_closed(&a, Some((status, first_start)))
+                } else {
+                    lifecycle::ingest_open(state, status)
+                };
+                let got = store.record_alert(&a).await.expect("record").outcome;
+                assert_eq!(got, want.outcome(), "{state:?} alert on {status:?}");
+            }
+        }
+    }
+    for engaged in [false, true] {
+        store
+            .set_kill_switch(engaged, "test", None)
+            .await
+            .expect("kill-switch");
+        for status in lifecycle::ALL {
+            let (_, id) = incident_at(&store, raw, &prefix, status).await;
+            let step = lifecycle::claim(status, engaged);
+            let got = store.claim_execution(id).await.expect("claim");
+            let incident = store.get_incident(id).await.expect("get").expect("exists");
+            assert_eq!(
+                got,
+                Claim::of(step, incident.clone()),
+                "claim of {status:?}"
+            );
+            assert_eq!(incident.status, step.to().unwrap_or(status));
+        }
+    }
+}

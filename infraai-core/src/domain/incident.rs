@@ -53,48 +53,20 @@ impl IncidentStatus {
     /// Terminal states: a new firing alert with the same fingerprint opens a
     /// new incident instead of updating this one.
     pub fn is_closed(self) -> bool {
-        matches!(self, IncidentStatus::Resolved | IncidentStatus::Expired)
+        crate::lifecycle::CLOSED.contains(&self)
     }
 
-    /// Whether the lifecycle allows moving from `self` to `to`. Stores refuse
-    /// every other move, so no caller can, say, execute a rejected incident.
+    /// Whether the lifecycle allows moving from `self` to `to`
+    /// ([`crate::lifecycle::MOVES`]).
     pub fn can_move_to(self, to: IncidentStatus) -> bool {
-        use IncidentStatus::*;
-        match self {
-            New => matches!(
-                to,
-                Pending | Auto | Escalated | Ignored | Blocked | Resolved
-            ),
-            Pending => matches!(to, Approved | Rejected | Expired | Blocked | Resolved),
-            Approved | Auto => matches!(to, Executing | Blocked | Resolved),
-            Blocked => matches!(to, Pending | Rejected | Resolved),
-            Executing => matches!(to, Executed | Unresolved),
-            Executed => matches!(to, Resolved | Unresolved),
-            Unresolved | Escalated | Ignored | Rejected => to == Resolved,
-            Resolved | Expired => false,
-        }
+        crate::lifecycle::can_move(self, to)
     }
-
-    /// States that STOP AUTONOMY moves to `blocked`.
-    pub const BLOCKABLE: &'static [IncidentStatus] = &[
-        IncidentStatus::Pending,
-        IncidentStatus::Approved,
-        IncidentStatus::Auto,
-    ];
-
-    /// States from which an execution may be claimed.
-    pub const CLAIMABLE: &'static [IncidentStatus] =
-        &[IncidentStatus::Approved, IncidentStatus::Auto];
 }
 
 impl std::fmt::Display for IncidentStatus {
     /// The documented snake_case name (`pending`, `executing`, …).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        f.write_str(&name)
+        f.write_str(crate::lifecycle::status_name(*self))
     }
 }
 

@@ -3,6 +3,7 @@
 //! survives the process.
 
 use crate::domain::*;
+use crate::lifecycle::{self, IngestStep};
 use crate::traits::*;
 use crate::{DeploymentId, Error, IncidentId, Result, RunId};
 use async_trait::async_trait;
@@ -73,17 +74,6 @@ impl MemoryStore {
 fn newest_first<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> DateTime<Utc>) -> Vec<T> {
     v.sort_by_key(|x| std::cmp::Reverse(key(x)));
     v
-}
-
-fn check_move(id: IncidentId, from: IncidentStatus, to: IncidentStatus) -> Result<()> {
-    if from.can_move_to(to) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            format!("transition of incident {id}"),
-            format!("{from:?} → {to:?} is not allowed by the lifecycle"),
-        ))
-    }
 }
 
 fn take(job: &mut Job, owner: &str, until: DateTime<Utc>) -> Job {
@@ -159,74 +149,7 @@ impl MetadataStore for MemoryStore {
     }
 
     async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
-        Ok(self.with(|s| {
-            let open = s
-                .incidents
-                .values_mut()
-                .filter(|i| i.fingerprint == alert.fingerprint && !i.status.is_closed())
-                .max_by_key(|i| i.created_at);
-            match (open, alert.state) {
-                (Some(i), AlertState::Firing) => {
-                    i.alert = alert.clone();
-                    i.occurrences += 1;
-                    i.updated_at = Utc::now();
-                    AlertIngest {
-                        outcome: IngestOutcome::Repeated,
-                        incident: Some(i.clone()),
-                    }
-                }
-                (Some(i), AlertState::Resolved)
-                    if !matches!(
-                        i.status,
-                        IncidentStatus::Executing | IncidentStatus::Executed
-                    ) =>
-                {
-                    i.alert = alert.clone();
-                    i.status = IncidentStatus::Resolved;
-                    i.note = Some("the alert cleared".into());
-                    i.updated_at = Utc::now();
-                    AlertIngest {
-                        outcome: IngestOutcome::Resolved,
-                        incident: Some(i.clone()),
-                    }
-                }
-                (Some(i), AlertState::Resolved) => AlertIngest {
-                    outcome: IngestOutcome::Noted,
-                    incident: Some(i.clone()),
-                },
-                (None, state) => {
-                    // A late copy of an episode already resolved (same start):
-                    // a lagging repeat, an HA peer's duplicate, or the source's
-                    // own resolution after the agent resolved it.
-                    let last = s
-                        .incidents
-                        .values()
-                        .filter(|i| i.fingerprint == alert.fingerprint)
-                        .max_by_key(|i| i.created_at);
-                    if let Some(i) = last.filter(|i| {
-                        i.status == IncidentStatus::Resolved
-                            && i.alert.started_at == alert.started_at
-                    }) {
-                        return AlertIngest {
-                            outcome: IngestOutcome::Noted,
-                            incident: Some(i.clone()),
-                        };
-                    }
-                    if state == AlertState::Resolved {
-                        return AlertIngest {
-                            outcome: IngestOutcome::Noted,
-                            incident: None,
-                        };
-                    }
-                    let i = Incident::open(alert.clone());
-                    s.incidents.insert(i.id, i.clone());
-                    AlertIngest {
-                        outcome: IngestOutcome::Opened,
-                        incident: Some(i),
-                    }
-                }
-            }
-        }))
+        Ok(self.with(|s| ingest(s, alert)))
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
@@ -260,13 +183,7 @@ impl MetadataStore for MemoryStore {
     ) -> Result<Incident> {
         self.with(|s| {
             let i = incident_mut(s, id)?;
-            if i.status != IncidentStatus::New || i.decision.is_some() {
-                return Err(Error::conflict(
-                    format!("incident {id}"),
-                    format!("already decided ({:?})", i.status),
-                ));
-            }
-            check_move(id, IncidentStatus::New, to)?;
+            lifecycle::decide(id, i.status, i.decision.is_some(), to)?;
             i.decision = Some(decision.clone());
             i.guardrail_notes = guardrail_notes.to_vec();
             i.status = to;
@@ -285,13 +202,7 @@ impl MetadataStore for MemoryStore {
         self.fault("transition")?;
         self.with(|s| {
             let i = incident_mut(s, id)?;
-            if !from.contains(&i.status) {
-                return Err(Error::conflict(
-                    format!("incident {id}"),
-                    format!("is {:?}, expected one of {from:?}", i.status),
-                ));
-            }
-            check_move(id, i.status, to)?;
+            lifecycle::transition(id, i.status, from, to)?;
             i.status = to;
             if let Some(n) = note {
                 i.note = Some(n.to_string());
@@ -305,17 +216,12 @@ impl MetadataStore for MemoryStore {
         self.with(|s| {
             let engaged = s.kill_switch.as_ref().is_some_and(|k| k.engaged);
             let i = incident_mut(s, id)?;
-            if !IncidentStatus::CLAIMABLE.contains(&i.status) {
-                return Ok(Claim::NotClaimable(i.clone()));
+            let step = lifecycle::claim(i.status, engaged);
+            if let Some(to) = step.to() {
+                i.status = to;
+                i.updated_at = Utc::now();
             }
-            i.updated_at = Utc::now();
-            if engaged {
-                i.status = IncidentStatus::Blocked;
-                Ok(Claim::Blocked(i.clone()))
-            } else {
-                i.status = IncidentStatus::Executing;
-                Ok(Claim::Claimed(i.clone()))
-            }
+            Ok(Claim::of(step, i.clone()))
         })
     }
 
@@ -492,11 +398,7 @@ impl MetadataStore for MemoryStore {
                 set_at: Some(now),
             };
             s.kill_switch = Some(state.clone());
-            let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
-                (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
-            } else {
-                (&[IncidentStatus::Blocked], IncidentStatus::Pending)
-            };
+            let (from, to) = lifecycle::kill_switch_moves(engaged);
             let mut affected = Vec::new();
             for i in s
                 .incidents
@@ -510,5 +412,57 @@ impl MetadataStore for MemoryStore {
             affected.sort();
             KillSwitchChange { state, affected }
         }))
+    }
+}
+
+/// Records an alert: the lifecycle decides, this applies.
+fn ingest(s: &mut State, alert: &Alert) -> AlertIngest {
+    let of_fingerprint = |i: &&Incident| i.fingerprint == alert.fingerprint;
+    let open = s
+        .incidents
+        .values()
+        .filter(of_fingerprint)
+        .filter(|i| !i.status.is_closed())
+        .max_by_key(|i| i.created_at)
+        .map(|i| i.id);
+    let (step, id) = match open {
+        Some(id) => (
+            lifecycle::ingest_open(alert.state, s.incidents[&id].status),
+            Some(id),
+        ),
+        None => {
+            let last = s
+                .incidents
+                .values()
+                .filter(of_fingerprint)
+                .max_by_key(|i| i.created_at);
+            let latest = last.map(|i| (i.status, i.alert.started_at));
+            (lifecycle::ingest_closed(alert, latest), last.map(|i| i.id))
+        }
+    };
+    let now = Utc::now();
+    let incident = match (step, id.and_then(|id| s.incidents.get_mut(&id))) {
+        (IngestStep::Open, _) => {
+            let i = Incident::open(alert.clone());
+            s.incidents.insert(i.id, i.clone());
+            Some(i)
+        }
+        (IngestStep::Skip, _) | (_, None) => None,
+        (IngestStep::Note, Some(i)) => Some(i.clone()),
+        (IngestStep::Repeat | IngestStep::Resolve, Some(i)) => {
+            i.alert = alert.clone();
+            i.updated_at = now;
+            if step == IngestStep::Repeat {
+                i.occurrences += 1;
+            } else {
+                i.status = IncidentStatus::Resolved;
+                i.note = Some(lifecycle::CLEARED_NOTE.into());
+            }
+            Some(i.clone())
+        }
+    };
+    AlertIngest {
+        outcome: step.outcome(),
+        incident,
     }
 }

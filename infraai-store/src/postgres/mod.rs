@@ -388,17 +388,6 @@ macro_rules! in_tx {
     }};
 }
 
-fn check_move(id: &str, from: IncidentStatus, to: IncidentStatus) -> StoreResult<()> {
-    if from.can_move_to(to) {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid {
-            what: format!("transition of incident {id}"),
-            detail: format!("{from:?} → {to:?} is not allowed by the lifecycle"),
-        })
-    }
-}
-
 /// Locks the incident row and reads its status (and whether it has a decision).
 async fn lock_incident(
     c: &dyn Db,
@@ -541,18 +530,13 @@ impl MetadataStore for PostgresStore {
         to: IncidentStatus,
     ) -> Result<Incident> {
         const OP: &str = "record_decision";
+        let incident = id;
         let decision_json = codec::json(COMPONENT, OP, "decision", decision)?;
         let notes_json = codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?;
         let id = id.to_string();
         Ok(in_tx!(self, OP, |tx| {
             let (status, decided) = lock_incident(tx, &id, OP).await?;
-            if status != IncidentStatus::New || decided {
-                return Err(StoreError::Conflict {
-                    what: format!("incident {id}"),
-                    detail: format!("already decided ({status:?})"),
-                });
-            }
-            check_move(&id, IncidentStatus::New, to)?;
+            lifecycle::decide(incident, status, decided, to)?;
             let now = codec::time(Utc::now());
             tx.exec(
                 "UPDATE incidents SET decision_json = $2, guardrail_notes_json = $3, \
@@ -580,16 +564,11 @@ impl MetadataStore for PostgresStore {
         note: Option<&str>,
     ) -> Result<Incident> {
         const OP: &str = "transition";
+        let incident = id;
         let id = id.to_string();
         Ok(in_tx!(self, OP, |tx| {
             let (status, _) = lock_incident(tx, &id, OP).await?;
-            if !from.contains(&status) {
-                return Err(StoreError::Conflict {
-                    what: format!("incident {id}"),
-                    detail: format!("is {status:?}, expected one of {from:?}"),
-                });
-            }
-            check_move(&id, status, to)?;
+            lifecycle::transition(incident, status, from, to)?;
             set_status(tx, &id, to, note, OP).await?;
             rows::load_incident(tx, &id, OP).await
         })?)
@@ -604,21 +583,11 @@ impl MetadataStore for PostgresStore {
             // this claim waits for an engagement in flight.
             let engaged = kill_switch_row(tx, OP, true).await?.engaged;
             let (status, _) = lock_incident(tx, &id, OP).await?;
-            if !IncidentStatus::CLAIMABLE.contains(&status) {
-                return Ok(Claim::NotClaimable(rows::load_incident(tx, &id, OP).await?));
+            let step = lifecycle::claim(status, engaged);
+            if let Some(to) = step.to() {
+                set_status(tx, &id, to, None, OP).await?;
             }
-            let to = if engaged {
-                IncidentStatus::Blocked
-            } else {
-                IncidentStatus::Executing
-            };
-            set_status(tx, &id, to, None, OP).await?;
-            let incident = rows::load_incident(tx, &id, OP).await?;
-            Ok(if engaged {
-                Claim::Blocked(incident)
-            } else {
-                Claim::Claimed(incident)
-            })
+            Ok(Claim::of(step, rows::load_incident(tx, &id, OP).await?))
         })?)
     }
 
@@ -833,11 +802,7 @@ impl MetadataStore for PostgresStore {
             )
             .await
             .map_err(pg(OP))?;
-            let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
-                (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
-            } else {
-                (&[IncidentStatus::Blocked], IncidentStatus::Pending)
-            };
+            let (from, to) = lifecycle::kill_switch_moves(engaged);
             let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
             let ids = tx
                 .rows(

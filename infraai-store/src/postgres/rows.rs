@@ -5,7 +5,8 @@
 use super::{Db, COMPONENT};
 use crate::codec::{self, status_name, Site};
 use crate::error::{StoreError, StoreResult};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use infraai_core::lifecycle::IngestStep;
 use infraai_core::*;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
@@ -430,7 +431,7 @@ async fn update_alert(
          started_at = $12, labels_json = $13, raw_json = $14, \
          occurrences = occurrences + $15, updated_at = $16, \
          status = CASE WHEN $17 THEN 'resolved' ELSE status END, \
-         note = CASE WHEN $17 THEN 'the alert cleared' ELSE note END \
+         note = CASE WHEN $17 THEN $18 ELSE note END \
          WHERE id = $1",
         &[
             &id,
@@ -450,6 +451,7 @@ async fn update_alert(
             &i64::from(bump),
             &codec::time(Utc::now()),
             &resolve,
+            &lifecycle::CLEARED_NOTE,
         ],
     )
     .await
@@ -560,45 +562,44 @@ pub(super) async fn record_alert(
         }
         None => None,
     };
-    let (outcome, incident) = match (open, a.state) {
-        (Some((id, _)), AlertState::Firing) => {
-            update_alert(c, &id, a, true, false, op).await?;
-            (
-                IngestOutcome::Repeated,
-                Some(load_incident(c, &id, op).await?),
-            )
-        }
-        // While an action runs or awaits its re-check, the feedback step decides.
-        (Some((id, status)), AlertState::Resolved)
-            if !matches!(status, IncidentStatus::Executing | IncidentStatus::Executed) =>
-        {
-            update_alert(c, &id, a, false, true, op).await?;
-            (
-                IngestOutcome::Resolved,
-                Some(load_incident(c, &id, op).await?),
-            )
-        }
-        (Some((id, _)), AlertState::Resolved) => {
-            (IngestOutcome::Noted, Some(load_incident(c, &id, op).await?))
-        }
-        (None, state) => match resolved_episode(c, a, op).await? {
-            // A late copy of an episode already resolved (same start).
-            Some(id) => (IngestOutcome::Noted, Some(load_incident(c, &id, op).await?)),
-            None if state == AlertState::Resolved => (IngestOutcome::Noted, None),
-            None => {
-                let i = Incident::open(a.clone());
-                insert_incident(c, &i, op).await?;
-                (IngestOutcome::Opened, Some(i))
-            }
+    let (step, id) = match open {
+        Some((id, status)) => (lifecycle::ingest_open(a.state, status), Some(id)),
+        None => match latest_closed(c, a, op).await? {
+            Some((id, status, started)) => (
+                lifecycle::ingest_closed(a, Some((status, started))),
+                Some(id),
+            ),
+            None => (lifecycle::ingest_closed(a, None), None),
         },
     };
-    Ok(AlertIngest { outcome, incident })
+    let incident = match (step, id) {
+        (IngestStep::Open, _) => {
+            let i = Incident::open(a.clone());
+            insert_incident(c, &i, op).await?;
+            Some(i)
+        }
+        (IngestStep::Skip, _) | (_, None) => None,
+        (IngestStep::Note, Some(id)) => Some(load_incident(c, &id, op).await?),
+        (IngestStep::Repeat | IngestStep::Resolve, Some(id)) => {
+            let (bump, resolve) = (step == IngestStep::Repeat, step == IngestStep::Resolve);
+            update_alert(c, &id, a, bump, resolve, op).await?;
+            Some(load_incident(c, &id, op).await?)
+        }
+    };
+    Ok(AlertIngest {
+        outcome: step.outcome(),
+        incident,
+    })
 }
 
-/// The latest incident of the alert's fingerprint when it is `resolved` and
-/// has the alert's start time. Asked only when the fingerprint has no open
-/// incident, so the latest closed one is the latest of all.
-async fn resolved_episode(c: &dyn Db, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
+/// The latest closed incident of the alert's fingerprint: its id, status
+/// and alert start. Asked only when the fingerprint has no open incident,
+/// so the latest closed one is the latest of all.
+async fn latest_closed(
+    c: &dyn Db,
+    a: &Alert,
+    op: &'static str,
+) -> StoreResult<Option<(String, IncidentStatus, DateTime<Utc>)>> {
     let rows = c
         .rows(codec::LATEST_CLOSED_OF_FINGERPRINT, &[&a.fingerprint])
         .await
@@ -607,13 +608,17 @@ async fn resolved_episode(c: &dyn Db, a: &Alert, op: &'static str) -> StoreResul
         return Ok(None);
     };
     let id: String = col(r, 0, op, "incident")?;
-    let status: String = col(r, 1, op, &id)?;
-    let started_at: String = col(r, 2, op, &id)?;
-    Ok(
-        (status == status_name(IncidentStatus::Resolved)
-            && started_at == codec::time(a.started_at))
-        .then_some(id),
-    )
+    let what = format!("incident {id}");
+    let status: String = col(r, 1, op, &what)?;
+    let started_at: String = col(r, 2, op, &what)?;
+    let site = Site {
+        component: COMPONENT,
+        op,
+        what: &what,
+    };
+    let status = site.name("status", &status)?;
+    let started = site.time("started_at", &started_at)?;
+    Ok(Some((id, status, started)))
 }
 
 // ------------------------------------------------------------------ approvals, actions

@@ -110,10 +110,9 @@ mod tests {
     #[test]
     fn the_open_fingerprint_index_names_the_closed_statuses() {
         // The partial unique index must exclude exactly the closed statuses.
-        let mut closed: Vec<_> = codec::ALL_STATUSES
-            .into_iter()
-            .filter(|s| s.is_closed())
-            .map(|s| format!("'{}'", codec::status_name(s)))
+        let mut closed: Vec<_> = infraai_core::lifecycle::CLOSED
+            .iter()
+            .map(|s| format!("'{}'", codec::status_name(*s)))
             .collect();
         closed.sort();
         let sql = MIGRATIONS[0].sql;

@@ -3,8 +3,9 @@
 //! * **Atomicity:** every change that touches more than one key, or checks
 //!   before it writes (deduplication, lifecycle moves, claims, the kill-switch,
 //!   append-only audit), is one Lua script, which Redis runs atomically. The
-//!   lifecycle rules ([`IncidentStatus::can_move_to`]) are computed in Rust and
-//!   passed to the scripts, so there is one source of truth.
+//!   lifecycle's tables are rendered from core's constants
+//!   ([`infraai_core::lifecycle`]) into the scripts, so there is one source
+//!   of truth.
 //! * **Keys** are `{prefix}:…` (default prefix `infraai`): `incident:{id}`
 //!   (hash), `incidents` (sorted set by creation time), `status:{status}`
 //!   (sets), `open:{fingerprint}` (the open incident of a fingerprint),
@@ -27,7 +28,7 @@
 
 mod scripts;
 
-use crate::codec::{self, status_name, Site, ALL_STATUSES};
+use crate::codec::{self, status_name, Site};
 use crate::error::{StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -369,36 +370,42 @@ fn decode_incident(flat: Vec<Vec<u8>>, op: &'static str, id: &str) -> StoreResul
     })
 }
 
-/// Maps a refusal code of a script.
-fn refusal(r: &Reply, op: &'static str, id: IncidentId, to: Option<IncidentStatus>) -> StoreError {
+/// Maps a refusal of a script: `refused` carries the stored status, and
+/// `check` — the lifecycle's rule the script applied — says why.
+fn refusal(
+    r: &Reply,
+    op: &'static str,
+    id: IncidentId,
+    check: impl FnOnce(IncidentStatus) -> std::result::Result<(), lifecycle::Refusal>,
+) -> StoreError {
+    let corrupt = |what: String, detail: String| StoreError::Corrupt {
+        component: COMPONENT,
+        op,
+        what,
+        detail,
+    };
     match r.code.as_str() {
         "notfound" => StoreError::NotFound {
             what: format!("incident {id}"),
         },
-        "conflict" => StoreError::Conflict {
-            what: format!("incident {id}"),
-            detail: format!("is {}", r.first()),
-        },
-        "invalid" => StoreError::Invalid {
-            what: format!("transition of incident {id}"),
-            detail: format!(
-                "{} → {} is not allowed by the lifecycle",
-                r.first(),
-                to.map(status_name).unwrap_or("?")
-            ),
-        },
-        "corrupt" => StoreError::Corrupt {
-            component: COMPONENT,
-            op,
-            what: format!("incident {id} field status"),
-            detail: r.first(),
-        },
-        other => StoreError::Corrupt {
-            component: COMPONENT,
-            op,
-            what: format!("incident {id}"),
-            detail: format!("unexpected script reply {other:?}: {}", r.first()),
-        },
+        "refused" => {
+            let what = format!("incident {id}");
+            let site = Site {
+                component: COMPONENT,
+                op,
+                what: &what,
+            };
+            match site.name("status", &r.first()).map(check) {
+                Ok(Err(refusal)) => refusal.into(),
+                Ok(Ok(())) => corrupt(what, "the script refused what the lifecycle allows".into()),
+                Err(e) => e,
+            }
+        }
+        "corrupt" => corrupt(format!("incident {id} field status"), r.first()),
+        other => corrupt(
+            format!("incident {id}"),
+            format!("unexpected script reply {other:?}: {}", r.first()),
+        ),
     }
 }
 
@@ -614,12 +621,6 @@ impl MetadataStore for RedisStore {
             codec::json(COMPONENT, OP, "decision", decision)?,
             codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?,
             status_name(to).to_owned(),
-            if IncidentStatus::New.can_move_to(to) {
-                "1"
-            } else {
-                "0"
-            }
-            .to_owned(),
             codec::time(Utc::now()),
         ];
         let raw = self
@@ -627,7 +628,11 @@ impl MetadataStore for RedisStore {
             .await?;
         let r = reply(raw, OP)?;
         if r.code != "ok" {
-            return Err(refusal(&r, OP, id, Some(to)).into());
+            return Err(refusal(&r, OP, id, |status| {
+                let decided = r.rest.get(1).is_some_and(|d| d.as_slice() == b"1");
+                lifecycle::decide(id, status, decided, to)
+            })
+            .into());
         }
         Ok(r.incident(OP, &id.to_string())?)
     }
@@ -640,13 +645,11 @@ impl MetadataStore for RedisStore {
         note: Option<&str>,
     ) -> Result<Incident> {
         const OP: &str = "transition";
-        let allowed = ALL_STATUSES.into_iter().filter(|s| s.can_move_to(to));
         let args = [
             id.to_string(),
             status_name(to).to_owned(),
             codec::time(Utc::now()),
             status_list(from.iter().copied()),
-            status_list(allowed),
             if note.is_some() { "1" } else { "0" }.to_owned(),
             note.unwrap_or_default().to_owned(),
         ];
@@ -655,14 +658,10 @@ impl MetadataStore for RedisStore {
             .await?;
         let r = reply(raw, OP)?;
         if r.code != "ok" {
-            if r.code == "conflict" {
-                return Err(StoreError::Conflict {
-                    what: format!("incident {id}"),
-                    detail: format!("is {}, expected one of {from:?}", r.first()),
-                }
-                .into());
-            }
-            return Err(refusal(&r, OP, id, Some(to)).into());
+            return Err(refusal(&r, OP, id, |status| {
+                lifecycle::transition(id, status, from, to)
+            })
+            .into());
         }
         Ok(r.incident(OP, &id.to_string())?)
     }
@@ -678,7 +677,7 @@ impl MetadataStore for RedisStore {
             "claimed" => Claim::Claimed,
             "blocked" => Claim::Blocked,
             "notclaimable" => Claim::NotClaimable,
-            _ => return Err(refusal(&r, OP, id, None).into()),
+            _ => return Err(refusal(&r, OP, id, |_| Ok(())).into()),
         };
         Ok(wrap(r.incident(OP, &id.to_string())?))
     }
@@ -953,11 +952,7 @@ impl MetadataStore for RedisStore {
     ) -> Result<KillSwitchChange> {
         const OP: &str = "set_kill_switch";
         let now = Utc::now();
-        let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
-            (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
-        } else {
-            (&[IncidentStatus::Blocked], IncidentStatus::Pending)
-        };
+        let (from, to) = lifecycle::kill_switch_moves(engaged);
         let mut args = vec![
             if engaged { "1" } else { "0" }.to_owned(),
             actor.to_owned(),

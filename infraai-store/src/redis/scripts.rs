@@ -1,9 +1,10 @@
 //! The Lua scripts behind every multi-key change. Redis runs a script
 //! atomically, so each check-and-set below is one transaction. `ARGV[1]` is
 //! always the key prefix; incident replies are `{code, field, value, …}`
-//! (the incident hash flattened) or `{code, status}` for refusals.
+//! (the incident hash flattened) or `{code, status}` for refusals. The
+//! lifecycle's tables (`KNOWN`, `MOVES`, `CLAIMABLE`, …) are rendered from
+//! core's constants ([`infraai_core::lifecycle::lua_tables`]) and prepended.
 
-use crate::codec::{status_name, ALL_STATUSES};
 use std::sync::LazyLock;
 
 const PRELUDE: &str = r#"
@@ -16,7 +17,7 @@ local function move_status(id, from, to)
   end
 end
 local function close_if_closed(id, to)
-  if to == 'resolved' or to == 'expired' then
+  if CLOSED[to] then
     local fp = redis.call('HGET', ikey(id), 'fingerprint')
     if fp and redis.call('GET', P .. 'open:' .. fp) == id then
       redis.call('DEL', P .. 'open:' .. fp)
@@ -31,18 +32,9 @@ local function reply(code, id)
 end
 "#;
 
-/// `KNOWN[status]` is true for every status of the domain, so a script can
-/// refuse a stored status it does not know instead of acting on it.
-fn known_statuses() -> String {
-    let names: Vec<String> = ALL_STATUSES
-        .iter()
-        .map(|s| format!("['{}'] = true", status_name(*s)))
-        .collect();
-    format!("local KNOWN = {{{}}}", names.join(", "))
-}
-
 fn script(body: &str) -> redis::Script {
-    redis::Script::new(&format!("{PRELUDE}\n{}\n{body}", known_statuses()))
+    let tables = infraai_core::lifecycle::lua_tables();
+    redis::Script::new(&format!("{tables}\n{PRELUDE}\n{body}"))
 }
 
 /// ARGV: prefix, fingerprint, state, alert_json, now, new_id, created_score,
@@ -60,9 +52,9 @@ if id then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'updated_at', ARGV[5])
     redis.call('HINCRBY', ikey(id), 'occurrences', 1)
     return reply('repeated', id)
-  elseif status ~= 'executing' and status ~= 'executed' then
+  elseif not RESOLVE_ONLY_NOTED[status] then
     redis.call('HSET', ikey(id), 'alert', ARGV[4], 'status', 'resolved',
-      'note', 'the alert cleared', 'updated_at', ARGV[5])
+      'note', CLEARED_NOTE, 'updated_at', ARGV[5])
     move_status(id, status, 'resolved')
     redis.call('DEL', okey)
     return reply('resolved', id)
@@ -91,8 +83,8 @@ return reply('opened', id)
     )
 });
 
-/// ARGV: prefix, id, decision_json, notes_json, to, allowed ("1" when new → to
-/// is a legal move), now.
+/// ARGV: prefix, id, decision_json, notes_json, to, now. Refuses with
+/// `{'refused', status, decided}`.
 pub(super) static RECORD_DECISION: LazyLock<redis::Script> = LazyLock::new(|| {
     script(
         r#"
@@ -100,12 +92,12 @@ local id = ARGV[2]
 local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
 if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
-if status ~= 'new' or redis.call('HEXISTS', ikey(id), 'decision') == 1 then
-  return {'conflict', status}
+local decided = redis.call('HEXISTS', ikey(id), 'decision')
+if status ~= 'new' or decided == 1 or not MOVES['new'][ARGV[5]] then
+  return {'refused', status, tostring(decided)}
 end
-if ARGV[6] ~= '1' then return {'invalid', status} end
 redis.call('HSET', ikey(id), 'decision', ARGV[3], 'guardrail_notes', ARGV[4],
-  'status', ARGV[5], 'updated_at', ARGV[7])
+  'status', ARGV[5], 'updated_at', ARGV[6])
 move_status(id, status, ARGV[5])
 close_if_closed(id, ARGV[5])
 return reply('ok', id)
@@ -113,8 +105,8 @@ return reply('ok', id)
     )
 });
 
-/// ARGV: prefix, id, to, now, from (",a,b,"), allowed-from (",a,b,": the
-/// statuses the lifecycle lets move to `to`), has_note ("1"/"0"), note.
+/// ARGV: prefix, id, to, now, from (",a,b,"), has_note ("1"/"0"), note.
+/// Refuses with `{'refused', status}`.
 pub(super) static TRANSITION: LazyLock<redis::Script> = LazyLock::new(|| {
     script(
         r#"
@@ -122,10 +114,11 @@ local id = ARGV[2]
 local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
 if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
-if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {'conflict', status} end
-if not string.find(ARGV[6], ',' .. status .. ',', 1, true) then return {'invalid', status} end
+if not string.find(ARGV[5], ',' .. status .. ',', 1, true) or not MOVES[status][ARGV[3]] then
+  return {'refused', status}
+end
 redis.call('HSET', ikey(id), 'status', ARGV[3], 'updated_at', ARGV[4])
-if ARGV[7] == '1' then redis.call('HSET', ikey(id), 'note', ARGV[8]) end
+if ARGV[6] == '1' then redis.call('HSET', ikey(id), 'note', ARGV[7]) end
 move_status(id, status, ARGV[3])
 close_if_closed(id, ARGV[3])
 return reply('ok', id)
@@ -141,7 +134,7 @@ local id = ARGV[2]
 local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
 if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
-if status ~= 'approved' and status ~= 'auto' then return reply('notclaimable', id) end
+if not CLAIMABLE[status] then return reply('notclaimable', id) end
 local engaged = redis.call('HGET', P .. 'kill_switch', 'engaged') == '1'
 local to = 'executing'
 if engaged then to = 'blocked' end

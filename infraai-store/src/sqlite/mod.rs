@@ -273,17 +273,6 @@ impl Drop for SqliteStore {
     }
 }
 
-fn check_move(id: IncidentId, from: IncidentStatus, to: IncidentStatus) -> StoreResult<()> {
-    if from.can_move_to(to) {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid {
-            what: format!("transition of incident {id}"),
-            detail: format!("{from:?} → {to:?} is not allowed by the lifecycle"),
-        })
-    }
-}
-
 fn incident_status(
     conn: &Connection,
     id: IncidentId,
@@ -452,13 +441,7 @@ impl MetadataStore for SqliteStore {
                     .prepare_cached("SELECT decision_json IS NOT NULL FROM incidents WHERE id = ?1")
                     .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
                     .map_err(sql_id(OP, id))?;
-                if status != IncidentStatus::New || decided {
-                    return Err(StoreError::Conflict {
-                        what: format!("incident {id}"),
-                        detail: format!("already decided ({status:?})"),
-                    });
-                }
-                check_move(id, IncidentStatus::New, to)?;
+                lifecycle::decide(id, status, decided, to)?;
                 let now = codec::time(Utc::now());
                 c.prepare_cached(
                     "UPDATE incidents SET decision_json = ?2, guardrail_notes_json = ?3, \
@@ -506,13 +489,7 @@ impl MetadataStore for SqliteStore {
         Ok(self
             .write(OP, move |c| {
                 let status = incident_status(c, id, OP)?;
-                if !from.contains(&status) {
-                    return Err(StoreError::Conflict {
-                        what: format!("incident {id}"),
-                        detail: format!("is {status:?}, expected one of {from:?}"),
-                    });
-                }
-                check_move(id, status, to)?;
+                lifecycle::transition(id, status, &from, to)?;
                 set_status(c, id, to, note.as_deref(), Utc::now(), OP)?;
                 load_incident(c, id, OP)
             })
@@ -524,23 +501,12 @@ impl MetadataStore for SqliteStore {
         Ok(self
             .write(OP, move |c| {
                 let status = incident_status(c, id, OP)?;
-                if !IncidentStatus::CLAIMABLE.contains(&status) {
-                    return Ok(Claim::NotClaimable(load_incident(c, id, OP)?));
-                }
                 // The switch is read in the same transaction as the claim.
-                let engaged = kill_switch_row(c, OP)?.engaged;
-                let to = if engaged {
-                    IncidentStatus::Blocked
-                } else {
-                    IncidentStatus::Executing
-                };
-                set_status(c, id, to, None, Utc::now(), OP)?;
-                let incident = load_incident(c, id, OP)?;
-                Ok(if engaged {
-                    Claim::Blocked(incident)
-                } else {
-                    Claim::Claimed(incident)
-                })
+                let step = lifecycle::claim(status, kill_switch_row(c, OP)?.engaged);
+                if let Some(to) = step.to() {
+                    set_status(c, id, to, None, Utc::now(), OP)?;
+                }
+                Ok(Claim::of(step, load_incident(c, id, OP)?))
             })
             .await?)
     }
@@ -798,11 +764,7 @@ impl MetadataStore for SqliteStore {
                     ])
                 })
                 .map_err(sql(OP))?;
-                let (from, to): (&[IncidentStatus], IncidentStatus) = if engaged {
-                    (IncidentStatus::BLOCKABLE, IncidentStatus::Blocked)
-                } else {
-                    (&[IncidentStatus::Blocked], IncidentStatus::Pending)
-                };
+                let (from, to) = lifecycle::kill_switch_moves(engaged);
                 let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
                 let from = codec::json(COMPONENT, OP, "statuses", &from)?;
                 let ids: Vec<String> = c

@@ -4,7 +4,8 @@
 use super::COMPONENT;
 use crate::codec::{self, status_name, Site};
 use crate::error::{StoreError, StoreResult};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use infraai_core::lifecycle::IngestStep;
 use infraai_core::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::Arc;
@@ -510,7 +511,7 @@ fn update_alert(
          started_at = ?12, labels_json = ?13, raw_json = ?14, \
          occurrences = occurrences + ?15, updated_at = ?16, \
          status = CASE WHEN ?17 THEN 'resolved' ELSE status END, \
-         note = CASE WHEN ?17 THEN 'the alert cleared' ELSE note END \
+         note = CASE WHEN ?17 THEN ?18 ELSE note END \
          WHERE id = ?1",
     )
     .and_then(|mut s| {
@@ -531,7 +532,8 @@ fn update_alert(
             cols.raw,
             i64::from(bump),
             codec::time(Utc::now()),
-            resolve
+            resolve,
+            lifecycle::CLEARED_NOTE
         ])
     })
     .map_err(rerr(op, || format!("incident {id}")))?;
@@ -620,37 +622,50 @@ pub(super) fn record_alert(
         }
         None => None,
     };
-    let (outcome, incident) = match (open, a.state) {
-        (Some((id, _)), AlertState::Firing) => {
-            update_alert(c, &id, a, true, false, op)?;
-            (IngestOutcome::Repeated, Some(reload(&id)?))
-        }
-        // While an action runs or awaits its re-check, the feedback step decides.
-        (Some((id, status)), AlertState::Resolved)
-            if !matches!(status, IncidentStatus::Executing | IncidentStatus::Executed) =>
-        {
-            update_alert(c, &id, a, false, true, op)?;
-            (IngestOutcome::Resolved, Some(reload(&id)?))
-        }
-        (Some((id, _)), AlertState::Resolved) => (IngestOutcome::Noted, Some(reload(&id)?)),
-        (None, state) => match resolved_episode(c, a, op)? {
-            // A late copy of an episode already resolved (same start).
-            Some(id) => (IngestOutcome::Noted, Some(reload(&id)?)),
-            None if state == AlertState::Resolved => (IngestOutcome::Noted, None),
-            None => {
-                let i = Incident::open(a.clone());
-                insert_incident(c, &i, op)?;
-                (IngestOutcome::Opened, Some(i))
-            }
+    let (step, id) = match open {
+        Some((id, status)) => (lifecycle::ingest_open(a.state, status), Some(id)),
+        None => match latest_closed(c, a, op)? {
+            Some((id, status, started)) => (
+                lifecycle::ingest_closed(a, Some((status, started))),
+                Some(id),
+            ),
+            None => (lifecycle::ingest_closed(a, None), None),
         },
     };
-    Ok(AlertIngest { outcome, incident })
+    let incident = match (step, id) {
+        (IngestStep::Open, _) => {
+            let i = Incident::open(a.clone());
+            insert_incident(c, &i, op)?;
+            Some(i)
+        }
+        (IngestStep::Skip, _) | (_, None) => None,
+        (IngestStep::Note, Some(id)) => Some(reload(&id)?),
+        (IngestStep::Repeat | IngestStep::Resolve, Some(id)) => {
+            update_alert(
+                c,
+                &id,
+                a,
+                step == IngestStep::Repeat,
+                step == IngestStep::Resolve,
+                op,
+            )?;
+            Some(reload(&id)?)
+        }
+    };
+    Ok(AlertIngest {
+        outcome: step.outcome(),
+        incident,
+    })
 }
 
-/// The latest incident of the alert's fingerprint when it is `resolved` and
-/// has the alert's start time. Asked only when the fingerprint has no open
-/// incident, so the latest closed one is the latest of all.
-fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<Option<String>> {
+/// The latest closed incident of the alert's fingerprint: its id, status
+/// and alert start. Asked only when the fingerprint has no open incident,
+/// so the latest closed one is the latest of all.
+fn latest_closed(
+    c: &Connection,
+    a: &Alert,
+    op: &'static str,
+) -> StoreResult<Option<(String, IncidentStatus, DateTime<Utc>)>> {
     let last: Option<(String, String, String)> = c
         .prepare_cached(codec::LATEST_CLOSED_OF_FINGERPRINT)
         .and_then(|mut s| {
@@ -658,10 +673,18 @@ fn resolved_episode(c: &Connection, a: &Alert, op: &'static str) -> StoreResult<
                 .optional()
         })
         .map_err(rerr(op, || format!("fingerprint {}", a.fingerprint)))?;
-    Ok(last.and_then(|(id, status, started_at)| {
-        (status == status_name(IncidentStatus::Resolved) && started_at == codec::time(a.started_at))
-            .then_some(id)
-    }))
+    let Some((id, status, started_at)) = last else {
+        return Ok(None);
+    };
+    let what = format!("incident {id}");
+    let site = Site {
+        component: COMPONENT,
+        op,
+        what: &what,
+    };
+    let status = site.name("status", &status)?;
+    let started = site.time("started_at", &started_at)?;
+    Ok(Some((id, status, started)))
 }
 
 // ------------------------------------------------------------------ approvals, actions

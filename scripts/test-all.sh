@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, with the real services the tests need:
-# Terraform (offline, via ../shared/tools/terraform-env.sh) and a Redis server
+# Terraform (TERRAFORM_BIN, else `terraform` on PATH; see below) and a Redis server
 # on a free loopback port (installed from Debian's packages when missing and
 # running as root), Debian's postgresql (the tests start their own
 # clusters), Debian's chromium and playwright-core (npm ci) for the
@@ -13,15 +13,22 @@ cd "$root"
 log() { printf '== %s\n' "$*" >&2; }
 
 # --- Terraform -------------------------------------------------------------
+# TERRAFORM_BIN when set, else `terraform` on PATH. As a convenience, when the
+# offline helper of the surrounding checkout exists (../shared/tools/
+# terraform-env.sh, or INFRAAI_TF_ENV_SCRIPT), it picks the binary and sets up
+# its provider mirror instead (TF_CLI_CONFIG_FILE); CI gets Terraform that way.
 tf_env="${INFRAAI_TF_ENV_SCRIPT:-$root/../shared/tools/terraform-env.sh}"
 if [ -x "$tf_env" ]; then
   eval "$("$tf_env")"
-  log "terraform: $TERRAFORM_BIN ($TERRAFORM_VERSION)"
+  log "terraform: $TERRAFORM_BIN ($TERRAFORM_VERSION, from $tf_env)"
+elif [ -n "${TERRAFORM_BIN:-}" ]; then
+  export TERRAFORM_BIN
+  log "terraform: $TERRAFORM_BIN (TERRAFORM_BIN)"
 elif command -v terraform >/dev/null 2>&1; then
   TERRAFORM_BIN=$(command -v terraform); export TERRAFORM_BIN
-  log "terraform: $TERRAFORM_BIN (no terraform-env.sh at $tf_env)"
+  log "terraform: $TERRAFORM_BIN (PATH)"
 else
-  log "terraform: not found and no $tf_env; Terraform tests will fail"
+  log "terraform: TERRAFORM_BIN is not set and no terraform on PATH; Terraform tests will fail"
 fi
 
 # --- Redis -----------------------------------------------------------------

@@ -16,7 +16,7 @@ const ADA_TELEGRAM: i64 = 111111111;
 const ONCALL_ROLE: &str = "1000000000000000100";
 
 fn fixture(path: &str) -> Value {
-    let p = format!("{}/../shared/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
         .unwrap()
 }

@@ -95,7 +95,7 @@ fn attributes(schema: &Value, kind: &str, name: &str, after: &Value, unknown: &V
 #[tokio::test]
 async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
     let Some(bin) = std::env::var_os("TERRAFORM_BIN").map(PathBuf::from) else {
-        let reason = "TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\")";
+        let reason = "TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)";
         if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
             panic!("{reason}, but INFRAAI_REQUIRE_SERVICES=1");
         }

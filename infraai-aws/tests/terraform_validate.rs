@@ -1,7 +1,7 @@
 //! Generated AWS configurations checked by the real `terraform validate` with
-//! the real hashicorp/aws provider (from the offline mirror that
-//! `../shared/tools/terraform-env.sh` sets up). Fails, never skips, when
-//! `INFRAAI_REQUIRE_SERVICES=1` and Terraform is missing.
+//! the real hashicorp/aws provider (from the provider mirror that
+//! `TF_CLI_CONFIG_FILE` names, as scripts/test-all.sh sets up). Fails, never
+//! skips, when `INFRAAI_REQUIRE_SERVICES=1` and Terraform is missing.
 
 use infraai_aws::{AwsCloud, AwsConfig};
 use infraai_core::rules::RulePlanner;
@@ -16,7 +16,7 @@ impl LogSink for Quiet {
 
 fn terraform(test: &str) -> Option<TerraformRunner> {
     let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
-        let reason = "TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\")";
+        let reason = "TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)";
         if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
             panic!("{test}: {reason}, but INFRAAI_REQUIRE_SERVICES=1");
         }

@@ -1,5 +1,5 @@
 //! The Discord interactions endpoint against the signed vectors in
-//! ../shared/fixtures/discord and a mock REST API, driving the real ops loop.
+//! tests/fixtures/discord and a mock REST API, driving the real ops loop.
 
 use ed25519_dalek::{Signer, SigningKey};
 use infraai_core::testing::*;
@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn fixture(name: &str) -> Value {
     let p = format!(
-        "{}/../../shared/fixtures/discord/{name}",
+        "{}/../tests/fixtures/discord/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))

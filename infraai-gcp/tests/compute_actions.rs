@@ -20,7 +20,7 @@ const TOKEN: &str = "test-access-token";
 
 fn fixture(p: &str) -> Value {
     let p = format!(
-        "{}/../../shared/fixtures/gcp-compute/{p}",
+        "{}/../tests/fixtures/gcp-compute/{p}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))

@@ -18,7 +18,7 @@ fn local(name: &str) -> Vec<u8> {
 }
 
 fn shared(p: &str) -> Value {
-    let p = format!("{}/../../shared/fixtures/{p}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!("{}/../tests/fixtures/{p}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
         .unwrap()
 }

@@ -230,7 +230,7 @@ fn golden_files_pass_terraform_fmt() {
     let Some(version) = version.ok().filter(|o| o.status.success()) else {
         assert!(
             std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "terraform ({bin}) is required (INFRAAI_REQUIRE_SERVICES=1); run eval \"$(../shared/tools/terraform-env.sh)\""
+            "terraform ({bin}) is required (INFRAAI_REQUIRE_SERVICES=1); install terraform or set TERRAFORM_BIN (scripts/test-all.sh sets it)"
         );
         eprintln!("skipped: no terraform binary ({bin})");
         return;
@@ -845,7 +845,7 @@ async fn alerts_from_generated_policies_name_the_plan_resource() {
     };
     let fixture = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/gcp-monitoring/incident-open.json"
+        "/../tests/fixtures/gcp-monitoring/incident-open.json"
     ))
     .unwrap();
     let cases = [

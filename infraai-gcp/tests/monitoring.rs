@@ -8,7 +8,7 @@ use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn fixture(p: &str) -> serde_json::Value {
-    let p = format!("{}/../../shared/fixtures/{p}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!("{}/../tests/fixtures/{p}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
         .unwrap()
 }

@@ -17,7 +17,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// `INFRAAI_REQUIRE_SERVICES=1`, which makes a missing one a failure.
 fn terraform(test: &str) -> Option<TerraformConfig> {
     let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
-        let reason = "TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\")";
+        let reason = "TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)";
         if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
             panic!("{test}: {reason}, but INFRAAI_REQUIRE_SERVICES=1");
         }
@@ -210,7 +210,7 @@ async fn instances_no_deployment_knows_scale_through_the_api() {
             ResponseTemplate::new(200).set_body_json(
                 serde_json::from_str::<serde_json::Value>(
                     &std::fs::read_to_string(format!(
-                        "{}/../../shared/fixtures/gcp-compute/instance-get.json",
+                        "{}/../tests/fixtures/gcp-compute/instance-get.json",
                         env!("CARGO_MANIFEST_DIR")
                     ))
                     .unwrap(),

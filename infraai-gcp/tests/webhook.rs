@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = format!(
-        "{}/../../shared/fixtures/gcp-monitoring/{name}",
+        "{}/../tests/fixtures/gcp-monitoring/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))

@@ -1,5 +1,5 @@
 //! GeminiProvider against a mock Gemini API (recorded payload shapes from
-//! ../shared/fixtures/gemini), alone and behind the core LLM components.
+//! tests/fixtures/gemini), alone and behind the core LLM components.
 
 mod common;
 

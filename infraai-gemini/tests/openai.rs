@@ -1,5 +1,5 @@
 //! OpenAiCompatProvider against a mock chat-completions server (payload
-//! shapes from ../shared/fixtures/openai-compat), alone and behind the core
+//! shapes from tests/fixtures/openai-compat), alone and behind the core
 //! LLM components.
 
 mod common;

@@ -23,7 +23,7 @@ fn terraform(test: &str) -> Option<TerraformConfig> {
         eprintln!("skipping {test}: {reason}");
     };
     let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
-        skip("TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\")");
+        skip("TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)");
         return None;
     };
     let root = std::env::temp_dir().join(format!("infraai-local-{test}-{}", std::process::id()));

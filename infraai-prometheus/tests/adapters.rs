@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = format!(
-        "{}/../../shared/fixtures/alertmanager/{name}",
+        "{}/../tests/fixtures/alertmanager/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))

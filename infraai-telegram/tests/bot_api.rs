@@ -1,5 +1,5 @@
 //! The Telegram approver against a mock Bot API (wiremock) serving the
-//! recorded shapes in ../shared/fixtures/telegram, driving the real ops loop.
+//! recorded shapes in tests/fixtures/telegram, driving the real ops loop.
 
 use infraai_core::testing::*;
 use infraai_core::*;
@@ -16,7 +16,7 @@ const ADA: i64 = 111111111;
 
 fn fixture(name: &str) -> Value {
     let p = format!(
-        "{}/../../shared/fixtures/telegram/{name}",
+        "{}/../tests/fixtures/telegram/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))

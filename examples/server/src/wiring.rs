@@ -153,7 +153,7 @@ async fn terraform(
     let runner = Arc::new(TerraformRunner::new(tf));
     let version = runner.version().await.map_err(|e| {
         format!(
-            "Terraform is needed and {} did not answer: {e}; install terraform, set TERRAFORM_BIN, or eval \"$(../shared/tools/terraform-env.sh)\"",
+            "Terraform is needed and {} did not answer: {e}; install terraform or set TERRAFORM_BIN",
             binary.display()
         )
     })?;

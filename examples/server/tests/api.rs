@@ -13,10 +13,7 @@ use serde_json::{json, Value};
 const ZERO: &str = "00000000-0000-7000-8000-000000000000";
 
 fn fixture(path: &str) -> Value {
-    let p = format!(
-        "{}/../../../shared/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let p = format!("{}/../../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
         .unwrap()
 }

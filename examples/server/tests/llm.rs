@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const KEY: &str = "fake-gemini-key-for-the-llm-test";
 
 /// A Gemini `generateContent` answer whose text is `answer`, with the usage
-/// shape of `../shared/fixtures/gemini/generateContent-json.json`.
+/// shape of `tests/fixtures/gemini/generateContent-json.json`.
 fn gemini_envelope(answer: &Value, prompt_tokens: u64, completion_tokens: u64) -> Value {
     json!({
         "candidates": [{"content": {"parts": [{"text": answer.to_string()}], "role": "model"},

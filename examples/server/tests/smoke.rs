@@ -209,7 +209,7 @@ fn now_secs() -> u64 {
 /// The recorded Cloud Monitoring notification (schema 1.2, incident open).
 fn gcp_incident_open() -> Value {
     let p = format!(
-        "{}/../../../shared/fixtures/gcp-monitoring/incident-open.json",
+        "{}/../../tests/fixtures/gcp-monitoring/incident-open.json",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))

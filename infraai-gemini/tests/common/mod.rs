@@ -16,7 +16,7 @@ pub const KEY: &str = "AIzaSy-TEST-KEY-never-log-me-3f2a";
 pub const GEMINI_PATH: &str = "/v1beta/models/gemini-2.5-pro:generateContent";
 
 pub fn fixture(rel: &str) -> Value {
-    let p = format!("{}/../../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!("{}/../tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {p}: {e}"));
     serde_json::from_str(&text).expect("fixture is JSON")
 }

@@ -20,7 +20,7 @@ pub fn config(test: &str) -> Option<TerraformConfig> {
         eprintln!("skipping {test}: {reason}");
     };
     let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
-        skip("TERRAFORM_BIN is not set (eval \"$(../shared/tools/terraform-env.sh)\")".into());
+        skip("TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)".into());
         return None;
     };
     // These tests use `terraform_data`, which needs terraform >= 1.4.

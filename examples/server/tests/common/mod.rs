@@ -38,7 +38,7 @@ pub fn terraform_available(test: &str) -> bool {
         if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
             panic!("{test}: terraform ({bin}) is not available, but INFRAAI_REQUIRE_SERVICES=1");
         }
-        eprintln!("skipping {test}: terraform ({bin}) is not available (eval \"$(../shared/tools/terraform-env.sh)\")");
+        eprintln!("skipping {test}: terraform ({bin}) is not available (install terraform or set TERRAFORM_BIN; scripts/test-all.sh sets it)");
     }
     ok
 }

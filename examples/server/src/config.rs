@@ -1,56 +1,75 @@
-//! Configuration: command-line flags, environment variables (each flag has
-//! one, `INFRAAI_…`) and an optional TOML file (`--config`). A flag or
-//! variable wins over the file; the file wins over the embedded default.
+//! Configuration: one struct, [`Config`], in sections. Each key is declared
+//! once, as a field: its flag (`--key-name`), environment variable and TOML
+//! key (`key_name`, in the file `--config` names) come from that field. A
+//! flag wins over its variable, the variable over the file, the file over
+//! the default. An empty value means unset (`GEMINI_API_KEY=` turns Gemini
+//! off even when the file has a key). `docs/configuration.md` lists every key;
+//! a test keeps it in step with this file.
 
 use anyhow::{bail, Context};
-use clap::Parser;
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
+use infraai_core::Secret;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Command line and environment. Every field is optional so that the TOML
-/// file can fill what is not given here.
-#[derive(Default, Parser)]
+/// The whole configuration. No `Debug`: it holds secrets.
+#[derive(Parser)]
 #[command(
     name = "infraai-server",
     version,
     about = "infraai: plan, deploy and operate infrastructure with a human in the loop"
 )]
-pub struct Cli {
-    /// TOML configuration file (keys as below, in snake_case).
+pub struct Config {
+    /// TOML configuration file (keys as the flags, in snake_case).
     #[arg(long, env = "INFRAAI_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "INFRAAI_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Directory for the database and generated secrets [default: ./data].
-    #[arg(long, env = "INFRAAI_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// SQLite database file [default: DATA_DIR/infraai.db].
-    #[arg(long, env = "INFRAAI_DATABASE")]
-    pub database: Option<PathBuf>,
-    /// PostgreSQL store shared by replicas:
-    /// `postgres://user:password@host:port/database`; add `?sslmode=require`
-    /// for TLS with a verified certificate (without it: plain TCP, for
-    /// loopback or a private network only) [default: none, the SQLite file].
-    #[arg(long, env = "INFRAAI_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// PEM CA certificates trusted for `sslmode=require` in database_url,
-    /// besides the public (webpki) roots.
-    #[arg(long, env = "INFRAAI_DATABASE_CA_FILE")]
-    pub database_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub store: StoreSettings,
+    #[command(flatten)]
+    pub llm: LlmSettings,
+    #[command(flatten)]
+    pub cloud: CloudSettings,
+    #[command(flatten)]
+    pub gcp: GcpSettings,
+    #[command(flatten)]
+    pub aws: AwsSettings,
+    #[command(flatten)]
+    pub telegram: TelegramSettings,
+    #[command(flatten)]
+    pub discord: DiscordSettings,
+    #[command(flatten)]
+    pub ops: OpsSettings,
+    /// Partial settings that leave a feature off (said at start-up).
+    #[arg(skip)]
+    pub notes: Vec<String>,
+}
+
+/// The HTTP server and its tokens.
+#[derive(Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerSettings {
+    /// Address to listen on.
+    #[arg(long, env = "INFRAAI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory for the database and generated secrets.
+    #[arg(long, env = "INFRAAI_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
     /// This replica's id, in the start-up banner, request log spans and the
     /// PostgreSQL `application_name` [default: HOSTNAME-PID].
-    #[arg(long, env = "INFRAAI_REPLICA_ID")]
-    pub replica_id: Option<String>,
+    #[arg(long, env = "INFRAAI_REPLICA_ID", default_value = "", hide_default_value = true, value_parser = replica_id)]
+    pub replica_id: String,
     /// Operator bearer token for the API and dashboard [default: generated
     /// once and stored in DATA_DIR/operator-token].
     #[arg(long, env = "INFRAAI_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
-    /// Operator name recorded in the audit trail as `web:<name>` [default: operator].
-    #[arg(long, env = "INFRAAI_OPERATOR_NAME")]
-    pub operator_name: Option<String>,
+    /// Operator name recorded in the audit trail as `web:<name>`.
+    #[arg(long, env = "INFRAAI_OPERATOR_NAME", default_value = "operator", value_parser = operator_name)]
+    pub operator_name: String,
     /// Token alert webhooks must send (header `X-Infraai-Webhook-Token` or
     /// query `token`) [default: generated once, DATA_DIR/webhook-token].
     #[arg(long, env = "INFRAAI_WEBHOOK_TOKEN", hide_env_values = true)]
@@ -58,6 +77,35 @@ pub struct Cli {
     /// Public base URL of this server (alert policies post to URL/ops/webhook).
     #[arg(long, env = "INFRAAI_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Per-request timeout in seconds (not for event streams; LLM planning can
+    /// take up to two minutes; at least 1).
+    #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS", default_value = "150", value_parser = secs::<1>)]
+    pub request_timeout_secs: Duration,
+}
+
+/// The metadata store.
+#[derive(Args)]
+#[command(next_help_heading = "Store")]
+pub struct StoreSettings {
+    /// SQLite database file [default: DATA_DIR/infraai.db].
+    #[arg(long, env = "INFRAAI_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// PostgreSQL store shared by replicas:
+    /// `postgres://user:password@host:port/database`; add `?sslmode=require`
+    /// for TLS with a verified certificate (without it: plain TCP, for
+    /// loopback or a private network only) [default: none, the SQLite file].
+    #[arg(long, env = "INFRAAI_DATABASE_URL", hide_env_values = true, value_parser = secret)]
+    pub database_url: Option<Secret>,
+    /// PEM CA certificates trusted for `sslmode=require` in database_url,
+    /// besides the public (webpki) roots.
+    #[arg(long, env = "INFRAAI_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+}
+
+/// The LLM provider (one at most) behind the planner, decision policy and fixer.
+#[derive(Args)]
+#[command(next_help_heading = "LLM")]
+pub struct LlmSettings {
     /// Gemini API key: turns on the LLM planner, decision policy and fixer.
     #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
     pub gemini_api_key: Option<String>,
@@ -82,23 +130,43 @@ pub struct Cli {
     #[arg(long, env = "INFRAAI_OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<String>,
     /// Tokens (prompt + completion) the LLM may use per hour, shared by the
-    /// planner, decision policy and fixer; past it the rules decide [default: 500000].
-    #[arg(long, env = "INFRAAI_LLM_TOKEN_BUDGET_PER_HOUR")]
-    pub llm_token_budget_per_hour: Option<u64>,
+    /// planner, decision policy and fixer; past it the rules decide.
+    #[arg(
+        long,
+        env = "INFRAAI_LLM_TOKEN_BUDGET_PER_HOUR",
+        default_value = "500000"
+    )]
+    pub llm_token_budget_per_hour: u64,
     /// Seconds an LLM decision is reused for an identical incident context
-    /// (0: never) [default: 600].
-    #[arg(long, env = "INFRAAI_DECISION_CACHE_TTL_SECS")]
-    pub decision_cache_ttl_secs: Option<u64>,
+    /// (0: never).
+    #[arg(long, env = "INFRAAI_DECISION_CACHE_TTL_SECS", default_value = "600", value_parser = secs::<0>)]
+    pub decision_cache_ttl_secs: Duration,
+}
+
+/// Which cloud deploys and acts, and where.
+#[derive(Args)]
+#[command(next_help_heading = "Cloud")]
+pub struct CloudSettings {
     /// Cloud: `local` (real processes on this machine through Terraform),
     /// `gcp` (Google Cloud through Terraform and the Compute Engine API),
     /// `aws` (AWS through Terraform and the EC2 API) or
     /// `simulated` (in-memory stand-ins; nothing is created) [default: gcp
     /// when a GCP project is set, else local].
-    #[arg(long, env = "INFRAAI_CLOUD")]
-    pub cloud: Option<String>,
+    #[arg(long, env = "INFRAAI_CLOUD", value_parser = CloudChoice::parse)]
+    pub cloud: Option<CloudChoice>,
     /// Terraform binary for the local cloud [default: $TERRAFORM_BIN, else `terraform` on PATH].
     #[arg(long, env = "INFRAAI_TERRAFORM_BIN")]
     pub terraform_bin: Option<PathBuf>,
+    /// Region passed to the planner (and the GCP region) [default for GCP:
+    /// us-central1, for AWS: aws_region].
+    #[arg(long, env = "INFRAAI_REGION")]
+    pub region: Option<String>,
+}
+
+/// Google Cloud (`cloud = "gcp"`).
+#[derive(Args)]
+#[command(next_help_heading = "GCP")]
+pub struct GcpSettings {
     /// GCP project: turns on the GCP cloud (Terraform with the Google
     /// provider, Compute Engine actions, Cloud Monitoring metrics).
     #[arg(long, env = "INFRAAI_GCP_PROJECT")]
@@ -116,7 +184,7 @@ pub struct Cli {
     /// Source ranges allowed to reach SSH on GCP instances (comma separated;
     /// none: no SSH rule) [default: none].
     #[arg(long, env = "INFRAAI_GCP_SSH_RANGES", value_delimiter = ',')]
-    pub gcp_ssh_ranges: Option<Vec<String>>,
+    pub gcp_ssh_ranges: Vec<String>,
     /// Compute Engine API base [default: `https://compute.googleapis.com/compute/v1`].
     #[arg(long, env = "INFRAAI_GCP_COMPUTE_URL")]
     pub gcp_compute_url: Option<String>,
@@ -126,6 +194,12 @@ pub struct Cli {
     /// Metadata server base [default: `http://metadata.google.internal`].
     #[arg(long, env = "INFRAAI_GCP_METADATA_URL")]
     pub gcp_metadata_url: Option<String>,
+}
+
+/// AWS (`cloud = "aws"`).
+#[derive(Args)]
+#[command(next_help_heading = "AWS")]
+pub struct AwsSettings {
     /// AWS region [default: us-east-1].
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,
@@ -147,16 +221,19 @@ pub struct Cli {
     pub aws_account_id: Option<String>,
     /// Source ranges allowed to reach SSH on AWS instances (comma separated) [default: none].
     #[arg(long, env = "INFRAAI_AWS_SSH_RANGES", value_delimiter = ',')]
-    pub aws_ssh_ranges: Option<Vec<String>>,
+    pub aws_ssh_ranges: Vec<String>,
     /// EC2 API base [default: `https://ec2.REGION.amazonaws.com`].
     #[arg(long, env = "INFRAAI_AWS_EC2_URL")]
     pub aws_ec2_url: Option<String>,
     /// CloudWatch API base [default: `https://monitoring.REGION.amazonaws.com`].
     #[arg(long, env = "INFRAAI_AWS_MONITORING_URL")]
     pub aws_monitoring_url: Option<String>,
-    /// Region passed to the planner (and the GCP region) [default for GCP: us-central1].
-    #[arg(long, env = "INFRAAI_REGION")]
-    pub region: Option<String>,
+}
+
+/// Telegram approvals (on with a bot token and a chat id).
+#[derive(Args)]
+#[command(next_help_heading = "Telegram")]
+pub struct TelegramSettings {
     /// Telegram bot token (turns on Telegram approvals with a chat id).
     #[arg(long, env = "INFRAAI_TELEGRAM_BOT_TOKEN", hide_env_values = true)]
     pub telegram_bot_token: Option<String>,
@@ -171,7 +248,13 @@ pub struct Cli {
     pub telegram_api_base: Option<String>,
     /// Telegram user ids allowed to approve (comma separated).
     #[arg(long, env = "INFRAAI_TELEGRAM_APPROVERS", value_delimiter = ',')]
-    pub telegram_approvers: Option<Vec<String>>,
+    pub telegram_approvers: Vec<String>,
+}
+
+/// Discord approvals (on with a public key, a bot token and a channel id).
+#[derive(Args)]
+#[command(next_help_heading = "Discord")]
+pub struct DiscordSettings {
     /// Discord application public key (hex).
     #[arg(long, env = "INFRAAI_DISCORD_PUBLIC_KEY")]
     pub discord_public_key: Option<String>,
@@ -186,198 +269,36 @@ pub struct Cli {
     pub discord_api_base: Option<String>,
     /// Discord user ids allowed to approve (comma separated).
     #[arg(long, env = "INFRAAI_DISCORD_APPROVERS", value_delimiter = ',')]
-    pub discord_approvers: Option<Vec<String>>,
+    pub discord_approvers: Vec<String>,
     /// Discord role ids whose holders may approve (comma separated).
     #[arg(long, env = "INFRAAI_DISCORD_APPROVER_ROLES", value_delimiter = ',')]
-    pub discord_approver_roles: Option<Vec<String>>,
-    /// Seconds a pending approval waits before it expires [default: 3600].
-    #[arg(long, env = "INFRAAI_APPROVAL_TIMEOUT_SECS")]
-    pub approval_timeout_secs: Option<u64>,
-    /// Seconds between an action and the metric re-check [default: 30].
-    #[arg(long, env = "INFRAAI_FEEDBACK_DELAY_SECS")]
-    pub feedback_delay_secs: Option<u64>,
-    /// Seconds between threshold-watcher passes [default: 15].
-    #[arg(long, env = "INFRAAI_WATCH_INTERVAL_SECS")]
-    pub watch_interval_secs: Option<u64>,
+    pub discord_approver_roles: Vec<String>,
+}
+
+/// The ops loop's timing and metric source.
+#[derive(Args)]
+#[command(next_help_heading = "Ops loop")]
+pub struct OpsSettings {
+    /// Seconds a pending approval waits before it expires.
+    #[arg(long, env = "INFRAAI_APPROVAL_TIMEOUT_SECS", default_value = "3600", value_parser = secs::<0>)]
+    pub approval_timeout_secs: Duration,
+    /// Seconds between an action and the metric re-check.
+    #[arg(long, env = "INFRAAI_FEEDBACK_DELAY_SECS", default_value = "30", value_parser = secs::<0>)]
+    pub feedback_delay_secs: Duration,
+    /// Seconds between threshold-watcher passes (at least 1).
+    #[arg(long, env = "INFRAAI_WATCH_INTERVAL_SECS", default_value = "15", value_parser = secs::<1>)]
+    pub watch_interval_secs: Duration,
     /// Seconds a replica's hold on a piece of background work lasts without
     /// renewal: another replica takes over the work of one that died after
-    /// at most this long [default: 30].
-    #[arg(long, env = "INFRAAI_LEASE_SECS")]
-    pub lease_secs: Option<u64>,
-    /// Per-request timeout in seconds (not for event streams; LLM planning can
-    /// take up to two minutes) [default: 150].
-    #[arg(long, env = "INFRAAI_REQUEST_TIMEOUT_SECS")]
-    pub request_timeout_secs: Option<u64>,
+    /// at most this long (at least 3).
+    #[arg(long, env = "INFRAAI_LEASE_SECS", default_value = "30", value_parser = secs::<3>)]
+    pub lease_secs: Duration,
     /// Prometheus base URL (e.g. `http://127.0.0.1:9090`): the metric re-check
     /// reads Prometheus, and the threshold watcher is off (Prometheus alerts
     /// through Alertmanager to `/ops/webhook/alertmanager`).
     #[arg(long, env = "INFRAAI_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
 }
-
-/// The TOML file: the same keys as the flags, in snake_case.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database: Option<PathBuf>,
-    database_url: Option<String>,
-    database_ca_file: Option<PathBuf>,
-    replica_id: Option<String>,
-    operator_token: Option<String>,
-    operator_name: Option<String>,
-    webhook_token: Option<String>,
-    public_url: Option<String>,
-    gemini_api_key: Option<String>,
-    gemini_model: Option<String>,
-    gemini_base_url: Option<String>,
-    openai_model: Option<String>,
-    openai_base_url: Option<String>,
-    openai_api_key: Option<String>,
-    llm_token_budget_per_hour: Option<u64>,
-    decision_cache_ttl_secs: Option<u64>,
-    gcp_project: Option<String>,
-    gcp_zone: Option<String>,
-    gcp_credentials_file: Option<PathBuf>,
-    gcp_access_token: Option<String>,
-    gcp_ssh_ranges: Option<Vec<String>>,
-    gcp_compute_url: Option<String>,
-    gcp_monitoring_url: Option<String>,
-    gcp_metadata_url: Option<String>,
-    aws_region: Option<String>,
-    aws_access_key_id: Option<String>,
-    aws_secret_access_key: Option<String>,
-    aws_session_token: Option<String>,
-    aws_ami: Option<String>,
-    aws_account_id: Option<String>,
-    aws_ssh_ranges: Option<Vec<String>>,
-    aws_ec2_url: Option<String>,
-    aws_monitoring_url: Option<String>,
-    cloud: Option<String>,
-    terraform_bin: Option<PathBuf>,
-    region: Option<String>,
-    telegram_bot_token: Option<String>,
-    telegram_chat_id: Option<i64>,
-    telegram_webhook_secret: Option<String>,
-    telegram_api_base: Option<String>,
-    telegram_approvers: Option<Vec<String>>,
-    discord_public_key: Option<String>,
-    discord_bot_token: Option<String>,
-    discord_channel_id: Option<String>,
-    discord_api_base: Option<String>,
-    discord_approvers: Option<Vec<String>>,
-    discord_approver_roles: Option<Vec<String>>,
-    approval_timeout_secs: Option<u64>,
-    feedback_delay_secs: Option<u64>,
-    watch_interval_secs: Option<u64>,
-    lease_secs: Option<u64>,
-    request_timeout_secs: Option<u64>,
-    prometheus_url: Option<String>,
-}
-
-/// Telegram settings, when a bot is configured. No `Debug`: it holds secrets.
-#[derive(Clone)]
-pub struct TelegramSettings {
-    /// Bot token (secret).
-    pub bot_token: String,
-    /// Chat for approval requests.
-    pub chat_id: i64,
-    /// Webhook secret; `None` means long polling.
-    pub webhook_secret: Option<String>,
-    /// API base override.
-    pub api_base: Option<String>,
-    /// Allowed approvers.
-    pub approvers: Vec<String>,
-}
-
-/// Discord settings, when a bot is configured. No `Debug`: it holds secrets.
-#[derive(Clone)]
-pub struct DiscordSettings {
-    /// Application public key (hex).
-    pub public_key: String,
-    /// Bot token (secret).
-    pub bot_token: String,
-    /// Channel for approval requests.
-    pub channel_id: String,
-    /// API base override.
-    pub api_base: Option<String>,
-    /// Allowed approver user ids.
-    pub approvers: Vec<String>,
-    /// Allowed approver role ids.
-    pub approver_roles: Vec<String>,
-}
-
-/// GCP settings. No `Debug`: it holds secrets.
-#[derive(Clone)]
-pub struct GcpSettings {
-    /// Project id.
-    pub project: String,
-    /// Zone (inside the region).
-    pub zone: String,
-    /// Service-account key file.
-    pub credentials_file: Option<PathBuf>,
-    /// Fixed access token (secret).
-    pub access_token: Option<String>,
-    /// SSH source ranges.
-    pub ssh_ranges: Vec<String>,
-    /// Compute Engine API base override.
-    pub compute_url: Option<String>,
-    /// Cloud Monitoring API base override.
-    pub monitoring_url: Option<String>,
-    /// Metadata server base override.
-    pub metadata_url: Option<String>,
-}
-
-/// AWS settings. No `Debug`: it holds secrets.
-#[derive(Clone)]
-pub struct AwsSettings {
-    /// Region.
-    pub region: String,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key (secret).
-    pub secret_access_key: String,
-    /// Session token (secret).
-    pub session_token: Option<String>,
-    /// AMI for instances.
-    pub ami: Option<String>,
-    /// Account whose `infraai-alerts-*` topics may notify.
-    pub account_id: Option<String>,
-    /// SSH source ranges.
-    pub ssh_ranges: Vec<String>,
-    /// EC2 API base override.
-    pub ec2_url: Option<String>,
-    /// CloudWatch API base override.
-    pub monitoring_url: Option<String>,
-}
-
-/// The LLM provider behind the planner, decision policy and fixer. No
-/// `Debug`: it holds secrets.
-#[derive(Clone)]
-pub enum LlmSettings {
-    /// Gemini `generateContent`.
-    Gemini {
-        /// API key (secret).
-        api_key: String,
-        /// Model, when not the provider's default.
-        model: Option<String>,
-        /// API base, when not Google's public endpoint.
-        base_url: Option<String>,
-    },
-    /// An OpenAI-compatible chat-completions API.
-    OpenAi {
-        /// Bearer key (secret); none for servers without auth.
-        api_key: Option<String>,
-        /// Model.
-        model: String,
-        /// API base, when not OpenAI's.
-        base_url: Option<String>,
-    },
-}
-
-/// Default hourly LLM token budget.
-pub const DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR: u64 = 500_000;
 
 /// Which cloud adapter deploys and acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,331 +313,286 @@ pub enum CloudChoice {
     Simulated,
 }
 
-/// The resolved configuration. No `Debug`: it holds secrets.
-#[derive(Clone)]
-pub struct Config {
-    /// Listen address.
-    pub listen: SocketAddr,
-    /// Data directory (created at start).
-    pub data_dir: PathBuf,
-    /// SQLite file, when not the default.
-    pub database: Option<PathBuf>,
-    /// PostgreSQL URL (secret: it may hold a password); selects the
-    /// PostgreSQL store instead of SQLite.
-    pub database_url: Option<infraai_core::Secret>,
-    /// CA file for PostgreSQL TLS.
-    pub database_ca_file: Option<PathBuf>,
-    /// This replica's id.
-    pub replica_id: String,
-    /// Configured operator token, if any.
-    pub operator_token: Option<String>,
-    /// Operator name (`web:<name>` in the audit trail).
-    pub operator_name: String,
-    /// Configured webhook token, if any.
-    pub webhook_token: Option<String>,
-    /// Public URL of this server.
-    pub public_url: Option<String>,
-    /// The LLM provider; `None`: rule-based planner and policy.
-    pub llm: Option<LlmSettings>,
-    /// Hourly token budget shared by the LLM components.
-    pub llm_token_budget_per_hour: u64,
-    /// How long an LLM decision is reused for an identical incident context.
-    pub decision_cache_ttl: Duration,
-    /// GCP settings, when the cloud is GCP.
-    pub gcp: Option<GcpSettings>,
-    /// AWS settings, when the cloud is AWS.
-    pub aws: Option<AwsSettings>,
-    /// The cloud adapter.
-    pub cloud: CloudChoice,
-    /// Terraform binary, when configured.
-    pub terraform_bin: Option<PathBuf>,
-    /// Planner region.
-    pub region: Option<String>,
-    /// Telegram, when configured.
-    pub telegram: Option<TelegramSettings>,
-    /// Discord, when configured.
-    pub discord: Option<DiscordSettings>,
-    /// Partial chat configuration problems (said at start-up).
-    pub notes: Vec<String>,
-    /// Pending approvals expire after this.
-    pub approval_timeout: Duration,
-    /// Wait between an action and the re-check.
-    pub feedback_delay: Duration,
-    /// Watcher period.
-    pub watch_interval: Duration,
-    /// Lease of this replica's jobs.
-    pub lease: Duration,
-    /// Request timeout.
-    pub request_timeout: Duration,
-    /// Prometheus for re-checks (the watcher is off when set).
-    pub prometheus_url: Option<String>,
-}
-
-fn nonempty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
-impl Config {
-    /// Resolves flags/env over the file over the defaults.
-    pub fn load(cli: Cli) -> anyhow::Result<Self> {
-        let file = match &cli.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        Self::merge(cli, file)
-    }
-
-    fn merge(c: Cli, f: FileConfig) -> anyhow::Result<Self> {
-        let (database_url, replica_id) = store_settings(&c, &f)?;
-        let operator_name =
-            nonempty(c.operator_name.or(f.operator_name)).unwrap_or_else(|| "operator".into());
-        if !operator_name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.@".contains(ch))
-        {
-            bail!("operator_name may only hold letters, digits and - _ . @");
-        }
-        let mut notes = Vec::new();
-        let tg_token = nonempty(c.telegram_bot_token.or(f.telegram_bot_token));
-        let tg_chat = c.telegram_chat_id.or(f.telegram_chat_id);
-        let telegram = match (tg_token, tg_chat) {
-            (Some(bot_token), Some(chat_id)) => Some(TelegramSettings {
-                bot_token,
-                chat_id,
-                webhook_secret: nonempty(c.telegram_webhook_secret.or(f.telegram_webhook_secret)),
-                api_base: nonempty(c.telegram_api_base.or(f.telegram_api_base)),
-                approvers: c
-                    .telegram_approvers
-                    .or(f.telegram_approvers)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|s| !s.trim().is_empty())
-                    .collect(),
-            }),
-            (Some(_), None) => {
-                notes.push(
-                    "telegram: bot token set but no chat id (INFRAAI_TELEGRAM_CHAT_ID)".into(),
-                );
-                None
-            }
-            (None, Some(_)) => {
-                notes.push(
-                    "telegram: chat id set but no bot token (INFRAAI_TELEGRAM_BOT_TOKEN)".into(),
-                );
-                None
-            }
-            (None, None) => None,
-        };
-        let dc_key = nonempty(c.discord_public_key.or(f.discord_public_key));
-        let dc_token = nonempty(c.discord_bot_token.or(f.discord_bot_token));
-        let dc_channel = nonempty(c.discord_channel_id.or(f.discord_channel_id));
-        let discord = match (dc_key, dc_token, dc_channel) {
-            (Some(public_key), Some(bot_token), Some(channel_id)) => Some(DiscordSettings {
-                public_key,
-                bot_token,
-                channel_id,
-                api_base: nonempty(c.discord_api_base.or(f.discord_api_base)),
-                approvers: c
-                    .discord_approvers
-                    .or(f.discord_approvers)
-                    .unwrap_or_default(),
-                approver_roles: c
-                    .discord_approver_roles
-                    .or(f.discord_approver_roles)
-                    .unwrap_or_default(),
-            }),
-            (None, None, None) => None,
-            _ => {
-                notes.push("discord: needs all of public key, bot token and channel id (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)".into());
-                None
-            }
-        };
-        let list = |v: Option<Vec<String>>| -> Vec<String> {
-            v.unwrap_or_default()
-                .into_iter()
-                .map(|r| r.trim().to_string())
-                .filter(|r| !r.is_empty())
-                .collect()
-        };
-        let gcp_project = nonempty(c.gcp_project.or(f.gcp_project));
-        let cloud = match nonempty(c.cloud.or(f.cloud)).as_deref() {
-            None if gcp_project.is_some() => CloudChoice::Gcp,
-            None | Some("local") => CloudChoice::Local,
-            Some("gcp") => CloudChoice::Gcp,
-            Some("aws") => CloudChoice::Aws,
-            Some("simulated") => CloudChoice::Simulated,
-            Some(other) => {
-                bail!("unknown cloud {other:?}: expected \"local\", \"gcp\", \"aws\" or \"simulated\"")
-            }
-        };
-        let mut region = nonempty(c.region.or(f.region));
-        let gcp = match (cloud, gcp_project) {
-            (CloudChoice::Gcp, None) => {
-                bail!("cloud \"gcp\" needs a project (INFRAAI_GCP_PROJECT or gcp_project)")
-            }
-            (CloudChoice::Gcp, Some(project)) => {
-                let region = region.get_or_insert_with(|| "us-central1".into()).clone();
-                Some(GcpSettings {
-                    project,
-                    zone: nonempty(c.gcp_zone.or(f.gcp_zone))
-                        .unwrap_or_else(|| format!("{region}-a")),
-                    credentials_file: c.gcp_credentials_file.or(f.gcp_credentials_file),
-                    access_token: nonempty(c.gcp_access_token.or(f.gcp_access_token)),
-                    ssh_ranges: list(c.gcp_ssh_ranges.or(f.gcp_ssh_ranges)),
-                    compute_url: nonempty(c.gcp_compute_url.or(f.gcp_compute_url)),
-                    monitoring_url: nonempty(c.gcp_monitoring_url.or(f.gcp_monitoring_url)),
-                    metadata_url: nonempty(c.gcp_metadata_url.or(f.gcp_metadata_url)),
-                })
-            }
-            (_, Some(_)) => {
-                notes.push(format!(
-                    "gcp: a project is set but the cloud is {cloud:?}; the GCP adapters are not used"
-                ));
-                None
-            }
-            (_, None) => None,
-        };
-        let aws = if cloud == CloudChoice::Aws {
-            let aws_region =
-                nonempty(c.aws_region.or(f.aws_region)).unwrap_or_else(|| "us-east-1".into());
-            region.get_or_insert_with(|| aws_region.clone());
-            let (Some(access_key_id), Some(secret_access_key)) = (
-                nonempty(c.aws_access_key_id.or(f.aws_access_key_id)),
-                nonempty(c.aws_secret_access_key.or(f.aws_secret_access_key)),
-            ) else {
-                bail!(
-                    "cloud \"aws\" needs credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-                )
-            };
-            Some(AwsSettings {
-                region: aws_region,
-                access_key_id,
-                secret_access_key,
-                session_token: nonempty(c.aws_session_token.or(f.aws_session_token)),
-                ami: nonempty(c.aws_ami.or(f.aws_ami)),
-                account_id: nonempty(c.aws_account_id.or(f.aws_account_id)),
-                ssh_ranges: list(c.aws_ssh_ranges.or(f.aws_ssh_ranges)),
-                ec2_url: nonempty(c.aws_ec2_url.or(f.aws_ec2_url)),
-                monitoring_url: nonempty(c.aws_monitoring_url.or(f.aws_monitoring_url)),
-            })
-        } else {
-            None
-        };
-        let llm = llm_settings(
-            nonempty(c.gemini_api_key.or(f.gemini_api_key)),
-            nonempty(c.gemini_model.or(f.gemini_model)),
-            nonempty(c.gemini_base_url.or(f.gemini_base_url)),
-            nonempty(c.openai_api_key.or(f.openai_api_key)),
-            nonempty(c.openai_model.or(f.openai_model)),
-            nonempty(c.openai_base_url.or(f.openai_base_url)),
-            &mut notes,
-        )?;
-        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
-        Ok(Self {
-            listen: c
-                .listen
-                .or(f.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir: c.data_dir.or(f.data_dir).unwrap_or_else(|| "./data".into()),
-            database: c.database.or(f.database),
-            database_url,
-            database_ca_file: c.database_ca_file.or(f.database_ca_file),
-            replica_id,
-            operator_token: nonempty(c.operator_token.or(f.operator_token)),
-            operator_name,
-            webhook_token: nonempty(c.webhook_token.or(f.webhook_token)),
-            public_url: nonempty(c.public_url.or(f.public_url)),
-            llm,
-            llm_token_budget_per_hour: c
-                .llm_token_budget_per_hour
-                .or(f.llm_token_budget_per_hour)
-                .unwrap_or(DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR),
-            decision_cache_ttl: secs(c.decision_cache_ttl_secs.or(f.decision_cache_ttl_secs), 600),
-            gcp,
-            aws,
-            cloud,
-            terraform_bin: c.terraform_bin.or(f.terraform_bin),
-            region,
-            telegram,
-            discord,
-            notes,
-            approval_timeout: secs(c.approval_timeout_secs.or(f.approval_timeout_secs), 3600),
-            feedback_delay: secs(c.feedback_delay_secs.or(f.feedback_delay_secs), 30),
-            watch_interval: secs(c.watch_interval_secs.or(f.watch_interval_secs), 15)
-                .max(Duration::from_secs(1)),
-            lease: secs(c.lease_secs.or(f.lease_secs), 30).max(Duration::from_secs(3)),
-            request_timeout: secs(c.request_timeout_secs.or(f.request_timeout_secs), 150)
-                .max(Duration::from_secs(1)),
-            prometheus_url: nonempty(c.prometheus_url.or(f.prometheus_url)),
+impl CloudChoice {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s.trim() {
+            // Empty means unset: the value is dropped before it is read.
+            "" | "local" => Self::Local,
+            "gcp" => Self::Gcp,
+            "aws" => Self::Aws,
+            "simulated" => Self::Simulated,
+            other => bail!(
+                "unknown cloud {other:?}: expected \"local\", \"gcp\", \"aws\" or \"simulated\""
+            ),
         })
     }
 }
 
-/// One LLM provider at most; settings of the other one are a mistake worth
-/// refusing rather than silently ignoring.
-fn llm_settings(
-    gemini_key: Option<String>,
-    gemini_model: Option<String>,
-    gemini_base_url: Option<String>,
-    openai_key: Option<String>,
-    openai_model: Option<String>,
-    openai_base_url: Option<String>,
-    notes: &mut Vec<String>,
-) -> anyhow::Result<Option<LlmSettings>> {
-    let openai_any = openai_key.is_some() || openai_model.is_some() || openai_base_url.is_some();
-    if gemini_key.is_some() && openai_any {
-        bail!("both Gemini (GEMINI_API_KEY) and an OpenAI-compatible provider (INFRAAI_OPENAI_*) are configured; set only one");
+impl Config {
+    /// Reads this process's flags, environment and configuration file.
+    /// `--help`, `--version` and malformed flags end the process as clap does.
+    pub fn load() -> anyhow::Result<Self> {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let given = command()
+            .try_get_matches_from(&args)
+            .unwrap_or_else(|e| e.exit());
+        Self::layered(args, given)
     }
-    if let Some(api_key) = gemini_key {
-        return Ok(Some(LlmSettings::Gemini {
-            api_key,
-            model: gemini_model,
-            base_url: gemini_base_url,
-        }));
+
+    /// Reads `args` (the program name first), the environment and the file
+    /// `--config` names.
+    pub fn load_from<T: Into<OsString>>(args: impl IntoIterator<Item = T>) -> anyhow::Result<Self> {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let given = command().try_get_matches_from(&args)?;
+        Self::layered(args, given)
     }
-    if gemini_model.is_some() || gemini_base_url.is_some() {
-        notes.push(
-            "llm: a Gemini model or base URL is set but no key (GEMINI_API_KEY); Gemini is off"
-                .into(),
-        );
+
+    /// The cloud adapter (resolved by [`Config::load`]).
+    pub fn cloud(&self) -> CloudChoice {
+        self.cloud.cloud.unwrap_or(CloudChoice::Local)
     }
-    match openai_model {
-        Some(model) => Ok(Some(LlmSettings::OpenAi {
-            api_key: openai_key,
-            model,
-            base_url: openai_base_url,
-        })),
-        None if openai_any => bail!(
-            "the OpenAI-compatible provider needs a model (INFRAAI_OPENAI_MODEL or openai_model)"
-        ),
-        None => Ok(None),
+
+    /// The file's keys that neither a flag nor a variable gives are parsed
+    /// as flags placed before the real ones: the same parsers check them.
+    fn layered(mut args: Vec<OsString>, given: ArgMatches) -> anyhow::Result<Self> {
+        let mut matches = match given.get_one::<PathBuf>("config") {
+            None => given,
+            Some(path) => {
+                let from_file = file_args(path, &given)?;
+                let at = args.len().min(1);
+                args.splice(at..at, from_file);
+                command()
+                    .try_get_matches_from(&args)
+                    .with_context(|| format!("configuration file {}", path.display()))?
+            }
+        };
+        // An empty value unsets a key that has no default.
+        for arg in command().get_arguments() {
+            let id = arg.get_id().as_str();
+            let empty = matches.get_raw(id).is_some_and(|mut values| {
+                values.all(|v| v.to_str().is_some_and(|s| s.trim().is_empty()))
+            });
+            if empty && arg.get_default_values().is_empty() {
+                matches.try_clear_id(id)?;
+            }
+        }
+        let mut config = Self::from_arg_matches_mut(&mut matches)?;
+        config.resolve()?;
+        Ok(config)
+    }
+
+    /// Checks what one key cannot check alone and fills the defaults that
+    /// depend on other keys.
+    fn resolve(&mut self) -> anyhow::Result<()> {
+        for list in [
+            &mut self.gcp.gcp_ssh_ranges,
+            &mut self.aws.aws_ssh_ranges,
+            &mut self.telegram.telegram_approvers,
+            &mut self.discord.discord_approvers,
+            &mut self.discord.discord_approver_roles,
+        ] {
+            list.retain(|v| !v.is_empty());
+        }
+        self.store.check()?;
+        let mut notes = channel_notes(&self.telegram, &self.discord);
+        let project = self.gcp.gcp_project.is_some();
+        let cloud = match self.cloud.cloud {
+            None if project => CloudChoice::Gcp,
+            None => CloudChoice::Local,
+            Some(c) => c,
+        };
+        self.cloud.cloud = Some(cloud);
+        match cloud {
+            CloudChoice::Gcp if !project => {
+                bail!("cloud \"gcp\" needs a project (INFRAAI_GCP_PROJECT or gcp_project)")
+            }
+            CloudChoice::Gcp => {
+                self.cloud
+                    .region
+                    .get_or_insert_with(|| "us-central1".into());
+            }
+            CloudChoice::Aws => {
+                let region = self.aws.region().to_string();
+                self.cloud.region.get_or_insert(region);
+            }
+            _ if project => notes.push(format!(
+                "gcp: a project is set but the cloud is {cloud:?}; the GCP adapters are not used"
+            )),
+            _ => {}
+        }
+        self.llm.check(&mut notes)?;
+        self.notes = notes;
+        Ok(())
     }
 }
 
-/// The PostgreSQL URL (checked for its scheme, never echoed) and the replica id.
-fn store_settings(
-    c: &Cli,
-    f: &FileConfig,
-) -> anyhow::Result<(Option<infraai_core::Secret>, String)> {
-    let url = nonempty(c.database_url.clone().or_else(|| f.database_url.clone()));
-    if let Some(u) = &url {
-        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-            bail!("database_url must be a postgres:// or postgresql:// URL (the SQLite file is `database`)");
+impl StoreSettings {
+    /// The PostgreSQL URL is checked for its scheme, never echoed.
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                bail!("database_url must be a postgres:// or postgresql:// URL (the SQLite file is `database`)");
+            }
+            if self.database.is_some() {
+                bail!("set either database (a SQLite file) or database_url (PostgreSQL), not both");
+            }
         }
-        if c.database.is_some() || f.database.is_some() {
-            bail!("set either database (a SQLite file) or database_url (PostgreSQL), not both");
-        }
+        Ok(())
     }
-    let replica_id = nonempty(c.replica_id.clone().or_else(|| f.replica_id.clone()))
-        .unwrap_or_else(default_replica_id);
-    if replica_id.len() > 48
-        || !replica_id
+}
+
+impl LlmSettings {
+    /// One provider at most: settings of the other one are a mistake worth
+    /// refusing rather than silently ignoring.
+    fn check(&self, notes: &mut Vec<String>) -> anyhow::Result<()> {
+        let openai_any = self.openai_api_key.is_some()
+            || self.openai_model.is_some()
+            || self.openai_base_url.is_some();
+        if self.gemini_api_key.is_some() && openai_any {
+            bail!("both Gemini (GEMINI_API_KEY) and an OpenAI-compatible provider (INFRAAI_OPENAI_*) are configured; set only one");
+        }
+        if self.gemini_api_key.is_none()
+            && (self.gemini_model.is_some() || self.gemini_base_url.is_some())
+        {
+            notes.push(
+                "llm: a Gemini model or base URL is set but no key (GEMINI_API_KEY); Gemini is off"
+                    .into(),
+            );
+        }
+        if openai_any && self.openai_model.is_none() {
+            bail!("the OpenAI-compatible provider needs a model (INFRAAI_OPENAI_MODEL or openai_model)");
+        }
+        Ok(())
+    }
+}
+
+impl AwsSettings {
+    /// The AWS region, `us-east-1` unless set.
+    pub fn region(&self) -> &str {
+        self.aws_region.as_deref().unwrap_or("us-east-1")
+    }
+}
+
+/// What a partly configured chat channel lacks.
+fn channel_notes(tg: &TelegramSettings, dc: &DiscordSettings) -> Vec<String> {
+    let mut notes = Vec::new();
+    match (&tg.telegram_bot_token, tg.telegram_chat_id) {
+        (Some(_), None) => {
+            notes.push("telegram: bot token set but no chat id (INFRAAI_TELEGRAM_CHAT_ID)".into())
+        }
+        (None, Some(_)) => {
+            notes.push("telegram: chat id set but no bot token (INFRAAI_TELEGRAM_BOT_TOKEN)".into())
+        }
+        _ => {}
+    }
+    let set = [
+        dc.discord_public_key.is_some(),
+        dc.discord_bot_token.is_some(),
+        dc.discord_channel_id.is_some(),
+    ];
+    if set.contains(&true) && set.contains(&false) {
+        notes.push("discord: needs all of public key, bot token and channel id (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)".into());
+    }
+    notes
+}
+
+/// The flags and variables: every text value is trimmed (a value parser
+/// of their own trims those with a default).
+pub fn command() -> clap::Command {
+    Config::command().mut_args(|arg| {
+        let text = arg.get_value_parser().type_id() == std::any::TypeId::of::<String>();
+        if text && arg.get_default_values().is_empty() {
+            arg.value_parser(|s: &str| Ok::<_, std::convert::Infallible>(s.trim().to_string()))
+        } else {
+            arg
+        }
+    })
+}
+
+/// The file's keys as `--key=value` flags, for the keys neither a flag nor a
+/// variable gives.
+fn file_args(path: &Path, given: &ArgMatches) -> anyhow::Result<Vec<OsString>> {
+    let at = || format!("configuration file {}", path.display());
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", at()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", at()))?;
+    let command = command();
+    let mut args = Vec::new();
+    for (key, value) in table {
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id() == key.as_str() && key != "config")
+            .with_context(|| format!("{}: unknown key {key:?}", at()))?;
+        if matches!(
+            given.value_source(&key),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let list = matches!(arg.get_action(), ArgAction::Append);
+        let values = match value {
+            toml::Value::Array(items) if list => items.into_iter().map(scalar).collect(),
+            v if !list => scalar(v).map(|s| vec![s]),
+            _ => None,
+        };
+        let values = values.with_context(|| {
+            let expected = if list { "a list of" } else { "one" };
+            format!("{}: {key} must be {expected} string(s) or number(s)", at())
+        })?;
+        let long = arg.get_long().unwrap_or(key.as_str());
+        args.extend(
+            values
+                .iter()
+                .map(|v| OsString::from(format!("--{long}={v}"))),
+        );
+    }
+    Ok(args)
+}
+
+fn scalar(value: toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// Seconds, at least `MIN`.
+fn secs<const MIN: u64>(s: &str) -> Result<Duration, std::num::ParseIntError> {
+    Ok(Duration::from_secs(s.parse::<u64>()?.max(MIN)))
+}
+
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s.trim()))
+}
+
+fn operator_name(s: &str) -> anyhow::Result<String> {
+    let name = match s.trim() {
+        "" => "operator",
+        name => name,
+    };
+    if !name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.@".contains(ch))
+    {
+        bail!("operator_name may only hold letters, digits and - _ . @");
+    }
+    Ok(name.to_string())
+}
+
+fn replica_id(s: &str) -> anyhow::Result<String> {
+    let id = match s.trim() {
+        "" => return Ok(default_replica_id()),
+        id => id,
+    };
+    if id.len() > 48
+        || !id
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
     {
         bail!("replica_id may only hold up to 48 letters, digits and - _ .");
     }
-    Ok((url.map(infraai_core::Secret::new), replica_id))
+    Ok(id.to_string())
 }
 
 /// `HOSTNAME-PID`, with the host name cut to the characters a replica id allows.
@@ -739,143 +615,181 @@ fn default_replica_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading configuration file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing configuration file {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// The tests set configuration variables: one at a time.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    /// `args` after the program name, `env` set (every other configuration
+    /// variable unset) and `file` as the configuration file.
+    fn load(args: &[&str], env: &[(&str, &str)], file: Option<&str>) -> anyhow::Result<Config> {
+        let _one = ENV.lock().unwrap_or_else(|p| p.into_inner());
+        for arg in command().get_arguments() {
+            if let Some(name) = arg.get_env() {
+                std::env::remove_var(name);
+            }
+        }
+        for (k, v) in env {
+            std::env::set_var(k, v);
+        }
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("infraai.toml");
+        let mut all = vec!["infraai-server".to_string()];
+        if let Some(text) = file {
+            std::fs::write(&path, text)?;
+            all.extend(["--config".into(), path.display().to_string()]);
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        let config = Config::load_from(all);
+        for (k, _) in env {
+            std::env::remove_var(k);
+        }
+        config
+    }
 
     #[test]
-    fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file: FileConfig = toml::from_str(
-            "listen = \"127.0.0.1:9000\"\noperator_name = \"ada\"\ntelegram_bot_token = \"1:x\"\n",
-        )
-        .unwrap();
-        let cli = Cli {
-            operator_name: Some("grace".into()),
-            ..Default::default()
-        };
-        let c = Config::merge(cli, file).unwrap();
-        assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.operator_name, "grace");
-        assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert!(c.telegram.is_none());
+    fn flags_win_over_variables_over_the_file_over_defaults() {
+        let file = "listen = \"127.0.0.1:9000\"\noperator_name = \"ada\"\ntelegram_bot_token = \"1:x\"\npublic_url = \"https://file\"\nlease_secs = 1\nfeedback_delay_secs = 5\n";
+        let env = [
+            ("INFRAAI_OPERATOR_NAME", "eve"),
+            ("INFRAAI_PUBLIC_URL", " "),
+            ("INFRAAI_FEEDBACK_DELAY_SECS", "7"),
+        ];
+        let c = load(&["--operator-name", " grace "], &env, Some(file)).unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.server.operator_name, "grace");
+        assert!(c.server.public_url.is_none(), "an empty variable unsets");
+        assert_eq!(c.ops.feedback_delay_secs, Duration::from_secs(7));
+        assert_eq!(c.ops.lease_secs, Duration::from_secs(3), "at least 3");
+        assert_eq!(c.server.data_dir, PathBuf::from("./data"));
         assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+        let c = load(&[], &env, Some(file)).unwrap();
+        assert_eq!(c.server.operator_name, "eve");
+        let c = load(&[], &[], Some(file)).unwrap();
+        assert_eq!(c.server.operator_name, "ada");
+        assert_eq!(c.server.public_url.as_deref(), Some("https://file"));
+        let c = load(&["--operator-name="], &[], Some(file)).unwrap();
+        assert_eq!(c.server.operator_name, "operator", "empty is the default");
+        assert_eq!(c.ops.approval_timeout_secs, Duration::from_secs(3600));
+        assert_eq!(c.cloud(), CloudChoice::Local);
+    }
+
+    #[test]
+    fn lists_come_from_commas_or_arrays_without_empty_items() {
+        let file = "telegram_approvers = [\"1\", \"2\"]\ndiscord_approvers = [\"7\"]\ngcp_ssh_ranges = []\n";
+        let env = [("INFRAAI_DISCORD_APPROVERS", " 8, ,9 ")];
+        let c = load(&["--aws-ssh-ranges", "10.0.0.0/8,"], &env, Some(file)).unwrap();
+        assert_eq!(c.telegram.telegram_approvers, ["1", "2"]);
+        assert_eq!(c.discord.discord_approvers, ["8", "9"]);
+        assert!(c.gcp.gcp_ssh_ranges.is_empty());
+        assert_eq!(c.aws.aws_ssh_ranges, ["10.0.0.0/8"]);
+        let c = load(
+            &["--telegram-approvers", "3", "--telegram-approvers", "4"],
+            &[],
+            None,
+        );
+        assert_eq!(c.unwrap().telegram.telegram_approvers, ["3", "4"]);
     }
 
     #[test]
     fn one_llm_provider_at_most_with_budget_and_cache_settings() {
-        let file: FileConfig = toml::from_str(
-            "openai_model = \"llama3.1\"\nopenai_base_url = \"http://localhost:11434/v1\"\nllm_token_budget_per_hour = 1234\ndecision_cache_ttl_secs = 0\n",
-        )
-        .unwrap();
-        let c = Config::merge(Cli::default(), file).unwrap();
-        match &c.llm {
-            Some(LlmSettings::OpenAi {
-                api_key,
-                model,
-                base_url,
-            }) => {
-                assert!(api_key.is_none());
-                assert_eq!(model, "llama3.1");
-                assert_eq!(base_url.as_deref(), Some("http://localhost:11434/v1"));
-            }
-            _ => panic!("expected the OpenAI-compatible provider"),
-        }
-        assert_eq!(c.llm_token_budget_per_hour, 1234);
-        assert_eq!(c.decision_cache_ttl, Duration::ZERO);
-
-        let defaults = Config::merge(Cli::default(), FileConfig::default()).unwrap();
-        assert!(defaults.llm.is_none());
+        let file = "openai_model = \"llama3.1\"\nopenai_base_url = \"http://localhost:11434/v1\"\nllm_token_budget_per_hour = 1234\ndecision_cache_ttl_secs = 0\n";
+        let c = load(&[], &[], Some(file)).unwrap();
+        assert!(c.llm.openai_api_key.is_none());
+        assert_eq!(c.llm.openai_model.as_deref(), Some("llama3.1"));
         assert_eq!(
-            defaults.llm_token_budget_per_hour,
-            DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR
+            c.llm.openai_base_url.as_deref(),
+            Some("http://localhost:11434/v1")
         );
-        assert_eq!(defaults.decision_cache_ttl, Duration::from_secs(600));
+        assert_eq!(c.llm.llm_token_budget_per_hour, 1234);
+        assert_eq!(c.llm.decision_cache_ttl_secs, Duration::ZERO);
 
-        let both = Cli {
-            gemini_api_key: Some("g".into()),
-            openai_model: Some("gpt-4o-mini".into()),
-            ..Default::default()
-        };
-        let e = Config::merge(both, FileConfig::default()).err().unwrap();
+        let defaults = load(&[], &[], None).unwrap();
+        assert!(defaults.llm.gemini_api_key.is_none() && defaults.llm.openai_model.is_none());
+        assert_eq!(defaults.llm.llm_token_budget_per_hour, 500_000);
+        assert_eq!(
+            defaults.llm.decision_cache_ttl_secs,
+            Duration::from_secs(600)
+        );
+
+        let both = load(
+            &["--openai-model", "gpt-4o-mini"],
+            &[("GEMINI_API_KEY", "g")],
+            None,
+        );
+        let e = both.err().unwrap();
         assert!(e.to_string().contains("set only one"), "{e}");
-
-        let no_model = Cli {
-            openai_api_key: Some("sk-x".into()),
-            ..Default::default()
-        };
-        let e = Config::merge(no_model, FileConfig::default())
+        let e = load(&["--openai-api-key", "sk-x"], &[], None)
             .err()
             .unwrap();
         assert!(e.to_string().contains("needs a model"), "{e}");
-
-        let gemini = Cli {
-            gemini_api_key: Some("g".into()),
-            gemini_base_url: Some("https://proxy.example/v1beta".into()),
-            ..Default::default()
-        };
-        let c = Config::merge(gemini, FileConfig::default()).unwrap();
-        assert!(matches!(
-            &c.llm,
-            Some(LlmSettings::Gemini { base_url: Some(b), model: None, .. }) if b == "https://proxy.example/v1beta"
-        ));
+        let c = load(
+            &["--gemini-base-url", "https://proxy.example/v1beta"],
+            &[("GEMINI_API_KEY", "g"), ("INFRAAI_OPENAI_MODEL", "")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.llm.gemini_api_key.as_deref(), Some("g"));
+        assert!(c.llm.gemini_model.is_none());
     }
 
     #[test]
-    fn unknown_file_keys_and_bad_names_are_refused() {
-        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
-        let cli = Cli {
-            operator_name: Some("a b".into()),
-            ..Default::default()
-        };
-        assert!(Config::merge(cli, FileConfig::default()).is_err());
+    fn unknown_file_keys_wrong_types_and_bad_names_are_refused() {
+        for file in [
+            "listn = \"x\"",
+            "config = \"other.toml\"",
+            "listen = [\"127.0.0.1:1\"]",
+            "telegram_approvers = \"1\"",
+            "lease_secs = true",
+            "listen = \"nowhere\"",
+        ] {
+            assert!(load(&[], &[], Some(file)).is_err(), "{file}");
+        }
+        assert!(load(&["--operator-name", "a b"], &[], None).is_err());
+        assert!(load(&["--cloud", "azure"], &[], None).is_err());
+        assert!(
+            load(&["--cloud", "gcp"], &[], None).is_err(),
+            "needs a project"
+        );
+        let c = load(&[], &[("INFRAAI_GCP_PROJECT", "p")], None).unwrap();
+        assert_eq!(c.cloud(), CloudChoice::Gcp);
+        assert_eq!(c.cloud.region.as_deref(), Some("us-central1"));
+        let c = load(&["--cloud", "simulated", "--gcp-project", "p"], &[], None).unwrap();
+        assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+        let c = load(&["--cloud=aws"], &[("AWS_REGION", "eu-west-1")], None).unwrap();
+        assert_eq!(c.cloud.region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]
     fn database_url_selects_postgres_and_replica_ids_are_checked() {
-        let file: FileConfig =
-            toml::from_str("database_url = \"postgres://u:pw-secret@db:5432/infraai\"\n").unwrap();
-        let c = Config::merge(Cli::default(), file).unwrap();
-        let url = c.database_url.expect("postgres selected");
+        let file = "database_url = \"postgres://u:pw-secret@db:5432/infraai\"\n";
+        let c = load(&[], &[], Some(file)).unwrap();
+        let url = c.store.database_url.expect("postgres selected");
         assert_eq!(url.expose(), "postgres://u:pw-secret@db:5432/infraai");
         assert!(!format!("{url:?} {url}").contains("pw-secret"));
-        assert!(!c.replica_id.is_empty());
-        assert!(c.replica_id.ends_with(&format!("-{}", std::process::id())));
+        assert!(c
+            .server
+            .replica_id
+            .ends_with(&format!("-{}", std::process::id())));
 
-        let c = Config::merge(
-            Cli {
-                replica_id: Some("eu-1".into()),
-                ..Default::default()
-            },
-            FileConfig::default(),
-        )
-        .unwrap();
-        assert!(c.database_url.is_none(), "SQLite stays the default");
-        assert_eq!(c.replica_id, "eu-1");
+        let c = load(&["--replica-id", "eu-1"], &[], None).unwrap();
+        assert!(c.store.database_url.is_none(), "SQLite stays the default");
+        assert_eq!(c.server.replica_id, "eu-1");
 
-        for cli in [
-            Cli {
-                database_url: Some("mysql://u:pw-secret@db/x".into()),
-                ..Default::default()
-            },
-            Cli {
-                database_url: Some("postgres://u:pw-secret@db/x".into()),
-                database: Some("x.db".into()),
-                ..Default::default()
-            },
-            Cli {
-                replica_id: Some("bad id".into()),
-                ..Default::default()
-            },
+        for args in [
+            &["--database-url", "mysql://u:pw-secret@db/x"][..],
+            &[
+                "--database-url",
+                "postgres://u:pw-secret@db/x",
+                "--database",
+                "x.db",
+            ],
+            &["--replica-id", "bad id"],
         ] {
-            let err = Config::merge(cli, FileConfig::default())
-                .err()
-                .expect("refused");
+            let err = load(args, &[], None).err().expect("refused");
             assert!(!format!("{err:#}").contains("pw-secret"), "{err:#}");
         }
     }

@@ -1,5 +1,3 @@
-use clap::Parser;
-
 /// mimalloc: about a fifth less CPU per ingested alert than glibc's malloc
 /// in `bench/alert-ingest.sh` (most of the server's allocations are freed
 /// by another thread than the one that made them: request → store writer →
@@ -64,7 +62,7 @@ async fn serve(tuned: Option<&'static str>) -> anyhow::Result<()> {
         )
         .init();
     tracing::debug!(?tuned, "allocator");
-    let config = infraai_server::config::Config::load(infraai_server::config::Cli::parse())?;
+    let config = infraai_server::config::Config::load()?;
     infraai_server::run(config).await
 }
 

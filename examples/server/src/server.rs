@@ -52,16 +52,20 @@ async fn until(mut rx: watch::Receiver<bool>) {
 
 /// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            config.server.data_dir.display()
+        )
+    })?;
     let (operator_token, op_origin) = load_or_create(
-        config.operator_token.as_deref(),
-        &config.data_dir,
+        config.server.operator_token.as_deref(),
+        &config.server.data_dir,
         "operator-token",
     )?;
     let (webhook_token, wh_origin) = load_or_create(
-        config.webhook_token.as_deref(),
-        &config.data_dir,
+        config.server.webhook_token.as_deref(),
+        &config.server.data_dir,
         "webhook-token",
     )?;
 
@@ -76,10 +80,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ));
     }
     let mut deploy_config = DeployConfig {
-        region: config.region.clone(),
+        region: config.cloud.region.clone(),
         ..Default::default()
     };
-    if let Some(url) = &config.public_url {
+    if let Some(url) = &config.server.public_url {
         deploy_config.alert_webhook = Some(format!("{}/ops/webhook", url.trim_end_matches('/')));
     }
     let events = w.deploy.events.clone();
@@ -100,35 +104,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         Guardrails::new(w.guardrails),
         OpsConfig {
-            feedback_delay: config.feedback_delay,
+            feedback_delay: config.ops.feedback_delay_secs,
             approvers: w.approvers,
-            replica_id: config.replica_id.clone(),
-            lease: config.lease,
+            replica_id: config.server.replica_id.clone(),
+            lease: config.ops.lease_secs,
             ..Default::default()
         },
     ));
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
+        .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
 
     println!("infraai-server {}", env!("CARGO_PKG_VERSION"));
-    println!("data directory: {}", config.data_dir.display());
-    println!("replica: {}", config.replica_id);
+    println!("data directory: {}", config.server.data_dir.display());
+    println!("replica: {}", config.server.replica_id);
     for line in &w.report {
         println!("{line}");
     }
-    let token_file = config.data_dir.join("operator-token");
+    let token_file = config.server.data_dir.join("operator-token");
     match op_origin {
         Origin::Configured => println!(
             "operator token: from configuration; operator name {:?}",
-            config.operator_name
+            config.server.operator_name
         ),
         Origin::Stored => println!(
             "operator token: in {} (generated at first start); operator name {:?}",
             token_file.display(),
-            config.operator_name
+            config.server.operator_name
         ),
         // Printed once, on the start that generates it.
         Origin::Generated => println!(
@@ -136,7 +140,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             token_file.display()
         ),
     }
-    let webhook_file = config.data_dir.join("webhook-token");
+    let webhook_file = config.server.data_dir.join("webhook-token");
     match wh_origin {
         Origin::Configured => println!("alert webhook token: from configuration"),
         Origin::Stored => println!("alert webhook token: in {}", webhook_file.display()),
@@ -174,7 +178,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
     {
         let mut runner = JobRunner::new(ops.clone()).decisions_to(decide.clone());
-        let max_wait = config.approval_timeout;
+        let max_wait = config.ops.approval_timeout_secs;
         let expiry = ops.clone();
         runner = runner.with_loop("approval-expiry", move || {
             let ops = expiry.clone();
@@ -193,7 +197,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
         if w.run_watcher {
             let (metrics, store, watch_ops) = (w.metrics.clone(), w.store.clone(), ops.clone());
-            let every = config.watch_interval;
+            let every = config.ops.watch_interval_secs;
             runner = runner.with_loop("watcher", move || {
                 let watcher = ThresholdWatcher::new(metrics.clone());
                 watcher.run(
@@ -204,8 +208,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 )
             });
         }
-        if let (Some(tg), Some(settings)) = (&w.telegram, &config.telegram) {
-            if settings.webhook_secret.is_none() {
+        if let Some(tg) = &w.telegram {
+            if config.telegram.telegram_webhook_secret.is_none() {
                 let poller = Arc::new(infraai_telegram::TelegramPoller::new(
                     tg.as_ref().clone(),
                     w.store.clone(),
@@ -233,13 +237,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         telegram: w.telegram,
         discord: w.discord,
         operator_token: operator_token.into(),
-        operator_name: config.operator_name.clone().into(),
+        operator_name: config.server.operator_name.clone().into(),
         webhook_token: webhook_token.into(),
         metrics,
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
-        request_timeout: config.request_timeout,
-        replica_id: config.replica_id.clone().into(),
+        request_timeout: config.server.request_timeout_secs,
+        replica_id: config.server.replica_id.clone().into(),
         metric_source: w.metrics.clone(),
         prom_queries: w.prom_queries,
         sns: w.sns,

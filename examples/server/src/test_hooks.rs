@@ -23,7 +23,7 @@ pub fn action_delay(config: &Config) -> anyhow::Result<Option<Duration>> {
         .trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("{ACTION_DELAY_ENV} must be milliseconds, got {v:?}"))?;
-    if config.cloud != CloudChoice::Simulated {
+    if config.cloud() != CloudChoice::Simulated {
         anyhow::bail!("{ACTION_DELAY_ENV} is a test hook for INFRAAI_CLOUD=simulated only");
     }
     Ok(Some(Duration::from_millis(ms)))

@@ -4,7 +4,7 @@
 //! store, another LLM provider).
 
 use crate::approvers::{FanoutApprover, WebApprover};
-use crate::config::{AwsSettings, CloudChoice, Config, GcpSettings, LlmSettings};
+use crate::config::{CloudChoice, Config, LlmSettings};
 use anyhow::Context;
 use infraai_aws::{
     ApiEndpoint, AwsActions, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics,
@@ -142,6 +142,7 @@ async fn terraform(
     env: &[(&str, &str)],
 ) -> Result<(Arc<TerraformRunner>, String), String> {
     let binary = config
+        .cloud
         .terraform_bin
         .clone()
         .or_else(|| std::env::var_os("TERRAFORM_BIN").map(PathBuf::from))
@@ -164,7 +165,7 @@ async fn terraform(
 }
 
 fn data_dir(config: &Config) -> Result<PathBuf, String> {
-    std::fs::canonicalize(&config.data_dir).map_err(|e| format!("data directory: {e}"))
+    std::fs::canonicalize(&config.server.data_dir).map_err(|e| format!("data directory: {e}"))
 }
 
 /// The local cloud, when Terraform answers; otherwise why not.
@@ -203,21 +204,30 @@ async fn local_cloud(config: &Config, store: Arc<dyn MetadataStore>) -> Result<C
 /// metrics. Errors are configuration errors: the server does not start.
 async fn gcp_cloud(
     config: &Config,
-    gcp: &GcpSettings,
     webhook_token: &str,
     store: Arc<dyn MetadataStore>,
 ) -> anyhow::Result<CloudParts> {
+    let gcp = &config.gcp;
+    let project = gcp
+        .gcp_project
+        .clone()
+        .context("cloud \"gcp\" needs a project (INFRAAI_GCP_PROJECT or gcp_project)")?;
     let region = config
+        .cloud
         .region
         .clone()
         .unwrap_or_else(|| "us-central1".into());
+    let zone = gcp
+        .gcp_zone
+        .clone()
+        .unwrap_or_else(|| format!("{region}-a"));
     let generator = GcpCloud::new(GcpConfig {
-        ssh_source_ranges: gcp.ssh_ranges.clone(),
-        ..GcpConfig::new(gcp.project.clone(), region.clone(), gcp.zone.clone())
+        ssh_source_ranges: gcp.gcp_ssh_ranges.clone(),
+        ..GcpConfig::new(project.clone(), region.clone(), zone.clone())
     })
     .context("GCP configuration")?;
     let (credentials, source): (Arc<dyn Credentials>, String) =
-        match (&gcp.credentials_file, &gcp.access_token) {
+        match (&gcp.gcp_credentials_file, &gcp.gcp_access_token) {
             (Some(file), _) => {
                 let json = std::fs::read(file).with_context(|| {
                     format!("reading the service-account key {}", file.display())
@@ -233,7 +243,7 @@ async fn gcp_cloud(
                 "a fixed access token (GOOGLE_OAUTH_ACCESS_TOKEN; not refreshed)".into(),
             ),
             (None, None) => (
-                Arc::new(match &gcp.metadata_url {
+                Arc::new(match &gcp.gcp_metadata_url {
                     Some(base) => MetadataServer::new(base.clone()),
                     None => MetadataServer::default(),
                 }),
@@ -248,8 +258,8 @@ async fn gcp_cloud(
     )
     .await
     .map_err(anyhow::Error::msg)?;
-    let mut compute_config = ComputeConfig::new(gcp.project.clone(), gcp.zone.clone());
-    if let Some(base) = &gcp.compute_url {
+    let mut compute_config = ComputeConfig::new(project.clone(), zone.clone());
+    if let Some(base) = &gcp.gcp_compute_url {
         compute_config = compute_config.with_base_url(base.clone());
     }
     let compute = Arc::new(
@@ -259,17 +269,17 @@ async fn gcp_cloud(
     let actions =
         GcpActions::new(compute, guardrails.clone()).with_terraform(runner.clone(), store);
     let metrics = CloudMonitoringMetrics::new(
-        gcp.monitoring_url
+        gcp.gcp_monitoring_url
             .clone()
             .unwrap_or_else(|| "https://monitoring.googleapis.com".into()),
-        gcp.project.clone(),
+        project.clone(),
         credentials,
     );
     let mut lines = vec![format!(
         "cloud: gcp — project {:?}, region {region}, zone {} through {terraform} (the Google provider is fetched from the registry at init); Compute Engine actions and Cloud Monitoring metrics with credentials from {source}",
-        gcp.project, gcp.zone
+        project, zone
     )];
-    if config.public_url.is_none() {
+    if config.server.public_url.is_none() {
         lines.push("gcp: no INFRAAI_PUBLIC_URL — alert policies are created without the webhook notification channel, so no alert reaches this server".into());
     }
     Ok(CloudParts::remote(
@@ -288,10 +298,18 @@ async fn gcp_cloud(
 /// start.
 async fn aws_cloud(
     config: &Config,
-    aws: &AwsSettings,
     webhook_token: &str,
     store: Arc<dyn MetadataStore>,
 ) -> anyhow::Result<(CloudParts, Option<Arc<SnsAlertSource>>)> {
+    let aws = &config.aws;
+    let region = aws.region().to_string();
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (&aws.aws_access_key_id, &aws.aws_secret_access_key)
+    else {
+        anyhow::bail!(
+            "cloud \"aws\" needs credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        )
+    };
     let cidrs = |ranges: &[String]| -> anyhow::Result<Vec<Cidr>> {
         ranges
             .iter()
@@ -299,43 +317,43 @@ async fn aws_cloud(
             .collect()
     };
     let generator = AwsCloud::new(AwsConfig {
-        default_region: aws.region.clone(),
-        ami_id: aws.ami.clone(),
-        ssh_ranges: cidrs(&aws.ssh_ranges)?,
+        default_region: region.clone(),
+        ami_id: aws.aws_ami.clone(),
+        ssh_ranges: cidrs(&aws.aws_ssh_ranges)?,
         ..AwsConfig::default()
     })
     .context("AWS configuration")?;
     let data = data_dir(config).map_err(anyhow::Error::msg)?;
     let mut env = vec![
-        ("AWS_REGION", aws.region.as_str()),
-        ("AWS_ACCESS_KEY_ID", aws.access_key_id.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", aws.secret_access_key.as_str()),
+        ("AWS_REGION", region.as_str()),
+        ("AWS_ACCESS_KEY_ID", access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret_access_key.as_str()),
         ("TF_VAR_ops_webhook_token", webhook_token),
     ];
-    if let Some(token) = &aws.session_token {
+    if let Some(token) = &aws.aws_session_token {
         env.push(("AWS_SESSION_TOKEN", token.as_str()));
     }
     let (runner, terraform) = terraform(config, &data, &env)
         .await
         .map_err(anyhow::Error::msg)?;
     let credentials = AwsCredentials {
-        access_key_id: aws.access_key_id.clone(),
-        secret_access_key: Secret::new(aws.secret_access_key.clone()),
-        session_token: aws.session_token.clone().map(Secret::new),
+        access_key_id: access_key_id.clone(),
+        secret_access_key: Secret::new(secret_access_key.clone()),
+        session_token: aws.aws_session_token.clone().map(Secret::new),
     };
     let endpoint = |service: &str, base: &Option<String>| match base {
         Some(url) => ApiEndpoint {
-            region: aws.region.clone(),
+            region: region.clone(),
             base_url: url.clone(),
         },
-        None => ApiEndpoint::public(service, &aws.region),
+        None => ApiEndpoint::public(service, &region),
     };
     let http = AwsApi::default_http();
     let ec2 = Ec2Client::new(
         AwsApi::new(
             http.clone(),
             credentials.clone(),
-            endpoint("ec2", &aws.ec2_url),
+            endpoint("ec2", &aws.aws_ec2_url),
             "ec2",
         )
         .context("EC2 client")?,
@@ -346,7 +364,7 @@ async fn aws_cloud(
         AwsApi::new(
             http,
             credentials,
-            endpoint("monitoring", &aws.monitoring_url),
+            endpoint("monitoring", &aws.aws_monitoring_url),
             "monitoring",
         )
         .context("CloudWatch client")?,
@@ -354,19 +372,19 @@ async fn aws_cloud(
     );
     let mut lines = vec![format!(
         "cloud: aws — region {} through {terraform} (the AWS provider is fetched from the registry at init); EC2 actions and CloudWatch metrics with access key {}",
-        aws.region, aws.access_key_id
+        region, access_key_id
     )];
-    if aws.ami.is_none() {
+    if aws.aws_ami.is_none() {
         lines.push("aws: no INFRAAI_AWS_AMI — configurations validate, but a plan cannot apply without an AMI".into());
     }
-    let sns = match &aws.account_id {
+    let sns = match &aws.aws_account_id {
         Some(account) => {
             lines.push(format!(
                 "aws: SNS alarm notifications on /ops/webhook from topics arn:aws:sns:{}:{account}:infraai-alerts-* (signatures verified)",
-                aws.region
+                region
             ));
             Some(Arc::new(SnsAlertSource::new(SnsConfig::new(vec![
-                format!("arn:aws:sns:{}:{account}:infraai-alerts-*", aws.region),
+                format!("arn:aws:sns:{}:{account}:infraai-alerts-*", region),
             ]))))
         }
         None => {
@@ -374,7 +392,7 @@ async fn aws_cloud(
             None
         }
     };
-    if config.public_url.is_none() {
+    if config.server.public_url.is_none() {
         lines.push("aws: no INFRAAI_PUBLIC_URL — alarms are created without the SNS subscription to this server".into());
     }
     Ok((
@@ -459,6 +477,43 @@ pub fn planner_config(cloud: &str, region: Option<&str>) -> Option<LlmPlannerCon
     Some(config)
 }
 
+/// The configured LLM provider (`Config::load` allows one at most) and a
+/// phrase naming it for the start-up banner.
+fn llm_provider(llm: &LlmSettings) -> anyhow::Result<Option<(Arc<dyn LlmProvider>, String)>> {
+    if let Some(api_key) = &llm.gemini_api_key {
+        let mut gc = GeminiConfig::new(Secret::new(api_key.clone()));
+        if let Some(model) = &llm.gemini_model {
+            gc.model = model.clone();
+        }
+        if let Some(base) = &llm.gemini_base_url {
+            gc.base_url = base.trim_end_matches('/').to_string();
+        }
+        let what = format!("Gemini ({}) at {}", gc.model, gc.base_url);
+        let provider = GeminiProvider::new(gc).context("building the Gemini provider")?;
+        return Ok(Some((Arc::new(provider), what)));
+    }
+    let Some(model) = &llm.openai_model else {
+        return Ok(None);
+    };
+    let mut oc =
+        OpenAiCompatConfig::new(llm.openai_api_key.clone().map(Secret::new), model.clone());
+    if let Some(base) = &llm.openai_base_url {
+        oc.base_url = base.trim_end_matches('/').to_string();
+    }
+    let keyless = if oc.api_key.is_some() {
+        ""
+    } else {
+        " without a key"
+    };
+    let what = format!(
+        "OpenAI-compatible ({}) at {}{keyless}",
+        oc.model, oc.base_url
+    );
+    let provider =
+        OpenAiCompatProvider::new(oc).context("building the OpenAI-compatible provider")?;
+    Ok(Some((Arc::new(provider), what)))
+}
+
 /// The planner, decision policy and LLM fixer for the configured provider,
 /// sharing one hourly token budget and the observer; the rule-based planner
 /// and policy without one.
@@ -476,61 +531,14 @@ fn llm(
 )> {
     let rule_planner: Arc<dyn Planner> = Arc::new(RulePlanner::default());
     let rule_policy: Arc<dyn DecisionPolicy> = Arc::new(RulePolicy);
-    let (provider, what): (Arc<dyn LlmProvider>, String) = match &config.llm {
-        None => {
-            report.push(
-                "llm: none — rule-based planner and decision policy, deterministic fixers (set GEMINI_API_KEY for Gemini, or INFRAAI_OPENAI_MODEL for an OpenAI-compatible API)".into(),
-            );
-            return Ok((rule_planner, rule_policy, None));
-        }
-        Some(LlmSettings::Gemini {
-            api_key,
-            model,
-            base_url,
-        }) => {
-            let mut gc = GeminiConfig::new(Secret::new(api_key.clone()));
-            if let Some(model) = model {
-                gc.model = model.clone();
-            }
-            if let Some(base) = base_url {
-                gc.base_url = base.trim_end_matches('/').to_string();
-            }
-            let what = format!("Gemini ({}) at {}", gc.model, gc.base_url);
-            (
-                Arc::new(GeminiProvider::new(gc).context("building the Gemini provider")?),
-                what,
-            )
-        }
-        Some(LlmSettings::OpenAi {
-            api_key,
-            model,
-            base_url,
-        }) => {
-            let mut oc = OpenAiCompatConfig::new(api_key.clone().map(Secret::new), model.clone());
-            if let Some(base) = base_url {
-                oc.base_url = base.trim_end_matches('/').to_string();
-            }
-            let what = format!(
-                "OpenAI-compatible ({}) at {}{}",
-                oc.model,
-                oc.base_url,
-                if oc.api_key.is_some() {
-                    ""
-                } else {
-                    " without a key"
-                }
-            );
-            (
-                Arc::new(
-                    OpenAiCompatProvider::new(oc)
-                        .context("building the OpenAI-compatible provider")?,
-                ),
-                what,
-            )
-        }
+    let Some((provider, what)) = llm_provider(&config.llm)? else {
+        report.push(
+            "llm: none — rule-based planner and decision policy, deterministic fixers (set GEMINI_API_KEY for Gemini, or INFRAAI_OPENAI_MODEL for an OpenAI-compatible API)".into(),
+        );
+        return Ok((rule_planner, rule_policy, None));
     };
-    let budget = Arc::new(TokenBudget::per_hour(config.llm_token_budget_per_hour));
-    let planner: Arc<dyn Planner> = match planner_config(cloud, config.region.as_deref()) {
+    let budget = Arc::new(TokenBudget::per_hour(config.llm.llm_token_budget_per_hour));
+    let planner: Arc<dyn Planner> = match planner_config(cloud, config.cloud.region.as_deref()) {
         Some(pc) => {
             report.push(format!(
                 "llm: {what} — planner (regions of {cloud}: {}), decision policy and fixer, with the rule-based planner/policy as fallback",
@@ -558,8 +566,8 @@ fn llm(
     };
     report.push(format!(
         "llm: token budget {} tokens/hour shared by planner, policy and fixer (then the rules decide, audited); decisions reused for identical incidents for {} s",
-        config.llm_token_budget_per_hour,
-        config.decision_cache_ttl.as_secs()
+        config.llm.llm_token_budget_per_hour,
+        config.llm.decision_cache_ttl_secs.as_secs()
     ));
     let fixer: Arc<dyn Fixer> = Arc::new(
         LlmFixer::new(provider.clone())
@@ -572,7 +580,7 @@ fn llm(
             .with_audit(store)
             .with_budget(budget)
             .with_observer(observer)
-            .with_cache_ttl(config.decision_cache_ttl)
+            .with_cache_ttl(config.llm.decision_cache_ttl_secs)
             .with_budget_fallback(rule_policy),
     );
     Ok((planner, policy, Some(fixer)))
@@ -586,8 +594,8 @@ async fn postgres_store(
     report: &mut Vec<String>,
 ) -> anyhow::Result<Arc<dyn MetadataStore>> {
     let mut pg = PostgresConfig::new(url.clone())
-        .with_application_name(format!("infraai-{}", config.replica_id));
-    pg.ca_file = config.database_ca_file.clone();
+        .with_application_name(format!("infraai-{}", config.server.replica_id));
+    pg.ca_file = config.store.database_ca_file.clone();
     // The error names the server and the cause, never the URL.
     let store = PostgresStore::connect(pg)
         .await
@@ -614,13 +622,14 @@ pub async fn build(
     let mut report = Vec::new();
 
     // ---- store -------------------------------------------------------------
-    let store: Arc<dyn MetadataStore> = if let Some(url) = &config.database_url {
+    let store: Arc<dyn MetadataStore> = if let Some(url) = &config.store.database_url {
         postgres_store(config, url, &mut report).await?
     } else {
         let db = config
+            .store
             .database
             .clone()
-            .unwrap_or_else(|| config.data_dir.join("infraai.db"));
+            .unwrap_or_else(|| config.server.data_dir.join("infraai.db"));
         let store = SqliteStore::open_path(&db)
             .await
             .with_context(|| format!("opening the SQLite store {}", db.display()))?;
@@ -636,24 +645,17 @@ pub async fn build(
     infraai_local::profiles::register_profiles(&mut registry);
     let registry = Arc::new(registry);
     let mut sns = None;
-    let cloud = match (config.cloud, &config.gcp) {
-        (CloudChoice::Gcp, Some(gcp)) => {
-            gcp_cloud(config, gcp, webhook_token, store.clone()).await?
-        }
-        (CloudChoice::Gcp, None) => anyhow::bail!("cloud \"gcp\" needs a project"),
-        (CloudChoice::Aws, _) => {
-            let aws = config
-                .aws
-                .as_ref()
-                .context("cloud \"aws\" needs AWS settings")?;
-            let (parts, source) = aws_cloud(config, aws, webhook_token, store.clone()).await?;
+    let cloud = match config.cloud() {
+        CloudChoice::Gcp => gcp_cloud(config, webhook_token, store.clone()).await?,
+        CloudChoice::Aws => {
+            let (parts, source) = aws_cloud(config, webhook_token, store.clone()).await?;
             sns = source;
             parts
         }
-        (CloudChoice::Local, _) => local_cloud(config, store.clone())
+        CloudChoice::Local => local_cloud(config, store.clone())
             .await
             .unwrap_or_else(simulated),
-        (CloudChoice::Simulated, _) => simulated("INFRAAI_CLOUD=simulated".into()),
+        CloudChoice::Simulated => simulated("INFRAAI_CLOUD=simulated".into()),
     };
     let CloudParts {
         generator,
@@ -666,12 +668,12 @@ pub async fn build(
         report: cloud_report,
     } = cloud;
     report.extend(cloud_report);
-    if matches!(config.cloud, CloudChoice::Local | CloudChoice::Simulated) {
+    if matches!(config.cloud(), CloudChoice::Local | CloudChoice::Simulated) {
         report.push(REAL_CLOUDS_OFF.into());
     }
 
     let prom_queries = Arc::new(local_prom_queries());
-    if let Some(url) = &config.prometheus_url {
+    if let Some(url) = &config.ops.prometheus_url {
         metrics = Arc::new(PrometheusMetrics::new(url.clone(), (*prom_queries).clone()));
         run_watcher = false;
         report.push(format!(
@@ -690,27 +692,28 @@ pub async fn build(
     let mut approvers = ApproverAllowList::none().allow_all_authenticated("web");
     let mut channels: Vec<Arc<dyn Approver>> = vec![Arc::new(WebApprover)];
     report.push("approvals: web dashboard/API (operator bearer token)".into());
-    let telegram = match &config.telegram {
-        Some(t) => {
-            let mut tc = TelegramConfig::new(Secret::new(t.bot_token.clone()), t.chat_id);
-            tc.webhook_secret = t.webhook_secret.clone().map(Secret::new);
-            if let Some(base) = &t.api_base {
+    let t = &config.telegram;
+    let telegram = match (&t.telegram_bot_token, t.telegram_chat_id) {
+        (Some(bot_token), Some(chat_id)) => {
+            let mut tc = TelegramConfig::new(Secret::new(bot_token.clone()), chat_id);
+            tc.webhook_secret = t.telegram_webhook_secret.clone().map(Secret::new);
+            if let Some(base) = &t.telegram_api_base {
                 tc.api_base = base.clone();
             }
             let approver = Arc::new(TelegramApprover::new(tc).context("building Telegram")?);
-            for id in &t.approvers {
+            for id in &t.telegram_approvers {
                 approvers = approvers.allow_user("telegram", id.trim());
             }
             report.push(format!(
                 "approvals: Telegram chat {} via {}, {} allow-listed approver(s){}",
-                t.chat_id,
-                if t.webhook_secret.is_some() {
+                chat_id,
+                if t.telegram_webhook_secret.is_some() {
                     "webhook POST /ops/telegram"
                 } else {
                     "long polling"
                 },
-                t.approvers.len(),
-                if t.approvers.is_empty() {
+                t.telegram_approvers.len(),
+                if t.telegram_approvers.is_empty() {
                     " — nobody can approve from Telegram until INFRAAI_TELEGRAM_APPROVERS is set"
                 } else {
                     ""
@@ -719,38 +722,43 @@ pub async fn build(
             channels.push(approver.clone());
             Some(approver)
         }
-        None => {
+        _ => {
             report.push("approvals: Telegram off (needs INFRAAI_TELEGRAM_BOT_TOKEN and INFRAAI_TELEGRAM_CHAT_ID)".into());
             None
         }
     };
-    let discord = match &config.discord {
-        Some(d) => {
+    let d = &config.discord;
+    let discord = match (
+        &d.discord_public_key,
+        &d.discord_bot_token,
+        &d.discord_channel_id,
+    ) {
+        (Some(public_key), Some(bot_token), Some(channel_id)) => {
             let mut dc = DiscordConfig::new(
-                d.public_key.clone(),
-                Secret::new(d.bot_token.clone()),
-                d.channel_id.clone(),
+                public_key.clone(),
+                Secret::new(bot_token.clone()),
+                channel_id.clone(),
             );
-            if let Some(base) = &d.api_base {
+            if let Some(base) = &d.discord_api_base {
                 dc.api_base = base.clone();
             }
             let approver = Arc::new(DiscordApprover::new(dc).context("building Discord")?);
-            for id in &d.approvers {
+            for id in &d.discord_approvers {
                 approvers = approvers.allow_user("discord", id.trim());
             }
-            for role in &d.approver_roles {
+            for role in &d.discord_approver_roles {
                 approvers = approvers.allow_role("discord", role.trim());
             }
             report.push(format!(
                 "approvals: Discord channel {} via POST /ops/discord, {} user(s) and {} role(s) allow-listed",
-                d.channel_id,
-                d.approvers.len(),
-                d.approver_roles.len()
+                channel_id,
+                d.discord_approvers.len(),
+                d.discord_approver_roles.len()
             ));
             channels.push(approver.clone());
             Some(approver)
         }
-        None => {
+        _ => {
             report.push("approvals: Discord off (needs INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN and INFRAAI_DISCORD_CHANNEL_ID)".into());
             None
         }

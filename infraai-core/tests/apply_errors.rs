@@ -4,6 +4,7 @@
 
 use infraai_core::{
     ApplyFailureClassifier, Diagnostic, DiagnosticList, DiagnosticSeverity, Error, FailureClass,
+    TerraformStep,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ fn every_real_error_text_is_classified_correctly() {
                 range: None,
             }]),
         );
-        let d = classifier.classify(&e, "apply", 1);
+        let d = classifier.classify(&e, TerraformStep::Apply, 1);
         // ...and as a bare message.
         let bare = classifier.classify_message(&c.text);
         if d.class != c.class || bare != c.class {
@@ -116,7 +117,7 @@ fn operator_advice_is_specific() {
         .unwrap();
     let d = c.classify(
         &Error::backend("terraform", "apply", false, api.text),
-        "apply",
+        TerraformStep::Apply,
         1,
     );
     assert_eq!(
@@ -132,7 +133,7 @@ fn operator_advice_is_specific() {
             false,
             "Quota 'CPUS' exceeded.  Limit: 8.0 in region us-east1.",
         ),
-        "apply",
+        TerraformStep::Apply,
         1,
     );
     assert!(
@@ -143,7 +144,7 @@ fn operator_advice_is_specific() {
     );
     let unknown = c.classify(
         &Error::backend("terraform", "apply", false, "the flux capacitor broke"),
-        "apply",
+        TerraformStep::Apply,
         1,
     );
     assert_eq!(unknown.class, FailureClass::Unknown);

@@ -71,6 +71,25 @@ impl fmt::Display for FailureClass {
     }
 }
 
+/// The Terraform step of a deploy attempt that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TerraformStep {
+    /// `terraform plan`.
+    Plan,
+    /// `terraform apply`.
+    Apply,
+}
+
+impl fmt::Display for TerraformStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TerraformStep::Plan => "plan",
+            TerraformStep::Apply => "apply",
+        })
+    }
+}
+
 /// One classified plan/apply failure: what it was, why the classifier thinks
 /// so, and what happens next. Stored on the run and in the audit trail.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -78,7 +97,7 @@ pub struct ApplyDiagnosis {
     /// Which attempt failed (1 = the first plan/apply of the run).
     pub attempt: u32,
     /// The Terraform step that failed (`plan` or `apply`).
-    pub step: String,
+    pub step: TerraformStep,
     /// The deciding class.
     pub class: FailureClass,
     /// The id of the pattern that matched (`gcp.api_not_enabled`, …); `None`

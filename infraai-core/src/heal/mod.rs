@@ -17,19 +17,19 @@
 //!
 //! ```
 //! use infraai_core::heal::ApplyFailureClassifier;
-//! use infraai_core::{Error, FailureClass};
+//! use infraai_core::{Error, FailureClass, TerraformStep};
 //!
 //! let classifier = ApplyFailureClassifier::builtin();
 //! let e = Error::backend("terraform", "apply", false,
 //!     "googleapi: Error 403: Required 'compute.instances.create' permission for \
 //!      'projects/demo/zones/us-central1-a/instances/api', forbidden");
-//! let d = classifier.classify(&e, "apply", 1);
+//! let d = classifier.classify(&e, TerraformStep::Apply, 1);
 //! assert_eq!(d.class, FailureClass::PermissionDenied);
 //! assert_eq!(d.details["permission"], "compute.instances.create");
 //! assert!(d.advice.contains("compute.instances.create"));
 //! ```
 
-use crate::domain::{ApplyDiagnosis, Diagnostic, DiagnosticSeverity, FailureClass};
+use crate::domain::{ApplyDiagnosis, Diagnostic, DiagnosticSeverity, FailureClass, TerraformStep};
 use crate::{Error, Result};
 use chrono::Utc;
 use regex::Regex;
@@ -334,7 +334,7 @@ impl ApplyFailureClassifier {
     /// error diagnostic it carries (else its message), the deciding class,
     /// the values taken from the text, the reasoning and the advice. The
     /// caller fills [`ApplyDiagnosis::decision`].
-    pub fn classify(&self, error: &Error, step: &str, attempt: u32) -> ApplyDiagnosis {
+    pub fn classify(&self, error: &Error, step: TerraformStep, attempt: u32) -> ApplyDiagnosis {
         let texts: Vec<String> = {
             let diags: Vec<String> = error
                 .diagnostics()
@@ -398,7 +398,7 @@ impl ApplyFailureClassifier {
         };
         ApplyDiagnosis {
             attempt,
-            step: step.to_string(),
+            step,
             class,
             pattern: deciding.pattern.map(|p| p.spec.id.clone()),
             pattern_source: deciding.pattern.map(|p| p.spec.source.clone()),
@@ -488,7 +488,7 @@ mod tests {
         ]);
         let e = Error::backend("terraform", "apply", false, list);
         assert_eq!(e.diagnostics().len(), 2);
-        let d = c.classify(&e, "apply", 1);
+        let d = c.classify(&e, TerraformStep::Apply, 1);
         assert_eq!(d.class, FailureClass::PermissionDenied);
         assert_eq!(
             d.classes_seen,
@@ -502,12 +502,16 @@ mod tests {
             after: std::time::Duration::from_secs(1),
         };
         assert_eq!(
-            c.classify(&timeout, "apply", 1).class,
+            c.classify(&timeout, TerraformStep::Apply, 1).class,
             FailureClass::Transient
         );
         assert_eq!(
-            c.classify(&Error::invalid("x", "something odd"), "apply", 1)
-                .class,
+            c.classify(
+                &Error::invalid("x", "something odd"),
+                TerraformStep::Apply,
+                1
+            )
+            .class,
             FailureClass::Unknown
         );
     }

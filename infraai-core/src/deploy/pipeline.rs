@@ -1,0 +1,296 @@
+//! The steps of one run: initialize → validate (fixing what is invalid) →
+//! plan → apply, healed on failure and tried again → outputs → verify →
+//! finalize (the deployment) → completed.
+
+use super::DeployAgent;
+use crate::domain::*;
+use crate::traits::*;
+use crate::{DeploymentId, Error, Result, RunId};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use tracing::warn;
+
+/// How one plan+apply attempt ended.
+enum Attempt {
+    /// Dry run: planned, nothing applied.
+    Planned,
+    /// Applied.
+    Applied,
+    /// `step` failed with the error.
+    Failed(TerraformStep, Error),
+}
+
+/// What a run's steps hand on to each other.
+pub(super) struct Progress {
+    /// The plan as the run was planned (renames start from it).
+    pub(super) original: InfraPlan,
+    /// The plan the current files were generated from.
+    pub(super) plan: InfraPlan,
+    /// The current Terraform files.
+    pub(super) files: TerraformFiles,
+    /// Where they are written.
+    pub(super) ws: TfWorkspace,
+    /// Fix attempts so far (validation fixes, apply-time fixes and renames).
+    pub(super) fixes: u8,
+    /// Retries after transient failures so far.
+    pub(super) retries: u8,
+    /// Plan/apply attempts so far.
+    pub(super) attempt: u32,
+    /// Whether the files changed since they were last validated.
+    pub(super) unvalidated: bool,
+}
+
+impl DeployAgent {
+    /// Runs the steps of a claimed run. A failure the healing stops on ends
+    /// the run in `failed` and returns `Ok`; `Err` is for the caller to fail
+    /// the run with.
+    pub(super) async fn pipeline(&self, run: &mut Run) -> Result<()> {
+        let log = self.deps.events.sink(run.id);
+        let mut progress = self.initialize(run, &log).await?;
+        loop {
+            if progress.unvalidated {
+                self.validate_and_fix(run, &mut progress).await?;
+            }
+            progress.attempt += 1;
+            match self.plan_and_apply(run, &progress.ws, &log).await? {
+                Attempt::Planned => return Ok(()),
+                Attempt::Applied => break,
+                Attempt::Failed(step, error) => {
+                    let healed = self.heal(run, &mut progress, step, error, &log).await?;
+                    if healed.is_break() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.finalize(run, &progress, &log).await
+    }
+
+    /// `initializing`: writes the run's files and initializes Terraform.
+    async fn initialize(&self, run: &mut Run, log: &dyn LogSink) -> Result<Progress> {
+        let plan = run
+            .plan
+            .clone()
+            .ok_or_else(|| Error::invalid(format!("run {}", run.id), "has no plan"))?;
+        let files = run
+            .files
+            .clone()
+            .ok_or_else(|| Error::invalid(format!("run {}", run.id), "has no Terraform files"))?;
+        self.enter(run, RunPhase::Initializing, None).await?;
+        let ws = self.deps.runner.write_files(run.id, &files).await?;
+        self.deps.runner.init(&ws, log).await?;
+        Ok(Progress {
+            original: plan.clone(),
+            plan,
+            files,
+            ws,
+            fixes: 0,
+            retries: 0,
+            attempt: 0,
+            unvalidated: true,
+        })
+    }
+
+    /// `validating`, and while the configuration is invalid, a fix attempt
+    /// (`fix_attempt_N`) and `validating` again.
+    async fn validate_and_fix(&self, run: &mut Run, p: &mut Progress) -> Result<()> {
+        let fixes = p.fixes;
+        let note = (fixes > 0).then(|| format!("after fix attempt {fixes}"));
+        self.enter(run, RunPhase::Validating, note).await?;
+        let mut report = self.deps.runner.validate(&p.ws).await?;
+        while !report.valid {
+            run.diagnostics = report.diagnostics.clone();
+            let first = first_error(&report.diagnostics);
+            if p.fixes >= self.max_fixes() {
+                return Err(Error::invalid(
+                    "terraform configuration",
+                    format!("still invalid after {} fix attempts: {first}", p.fixes),
+                ));
+            }
+            p.fixes += 1;
+            self.enter(run, RunPhase::FixAttempt(p.fixes), Some(first.clone()))
+                .await?;
+            if !self.fix(run, p, report.diagnostics.clone()).await? {
+                return Err(Error::invalid(
+                    "terraform configuration",
+                    format!("no fixer could repair: {first}"),
+                ));
+            }
+            let note = format!("after fix attempt {}", p.fixes);
+            self.enter(run, RunPhase::Validating, Some(note)).await?;
+            report = self.deps.runner.validate(&p.ws).await?;
+        }
+        run.diagnostics = report.diagnostics;
+        p.unvalidated = false;
+        Ok(())
+    }
+
+    /// Fix attempt `p.fixes` for `diagnostics`: the first fixer that changes
+    /// the files wins. The attempt is kept on the run and the new files are
+    /// written; returns whether a fixer could.
+    pub(super) async fn fix(
+        &self,
+        run: &mut Run,
+        p: &mut Progress,
+        diagnostics: Vec<Diagnostic>,
+    ) -> Result<bool> {
+        let request = FixRequest {
+            plan: &p.plan,
+            files: &p.files,
+            diagnostics: &diagnostics,
+            attempt: p.fixes,
+        };
+        let mut fixed = None;
+        for fixer in &self.deps.fixers {
+            match fixer.fix(&request).await {
+                Ok(Some(new)) if new != p.files => {
+                    fixed = Some((fixer.name().to_string(), new));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => warn!(fixer = fixer.name(), error = %e, "fixer failed"),
+            }
+        }
+        run.fix_attempts.push(FixAttempt {
+            attempt: p.fixes,
+            diagnostics,
+            fixer: fixed.as_ref().map_or("none".into(), |(n, _)| n.clone()),
+            files: fixed.as_ref().map(|(_, f)| f.clone()),
+            files_before: (p.fixes == 1).then(|| p.files.clone()),
+        });
+        let Some((_, files)) = fixed else {
+            return Ok(false);
+        };
+        self.rewrite(run, p, files).await?;
+        Ok(true)
+    }
+
+    /// Makes `files` the run's files and writes them; they are validated
+    /// before the next plan.
+    pub(super) async fn rewrite(
+        &self,
+        run: &mut Run,
+        p: &mut Progress,
+        files: TerraformFiles,
+    ) -> Result<()> {
+        run.files = Some(files.clone());
+        p.ws = self.deps.runner.write_files(run.id, &files).await?;
+        p.files = files;
+        p.unvalidated = true;
+        Ok(())
+    }
+
+    /// `planning`, then (unless a dry run, which completes here) `applying`.
+    /// Store failures are `Err`; Terraform failures are [`Attempt::Failed`]
+    /// for the healing.
+    async fn plan_and_apply(
+        &self,
+        run: &mut Run,
+        ws: &TfWorkspace,
+        log: &dyn LogSink,
+    ) -> Result<Attempt> {
+        self.enter(run, RunPhase::Planning, None).await?;
+        let change_set = match self.deps.runner.plan(ws, log).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Attempt::Failed(TerraformStep::Plan, e)),
+        };
+        let summary = change_set.summary();
+        run.change_set = Some(change_set);
+        if run.dry_run {
+            let note = format!("dry run: {summary}");
+            self.enter(run, RunPhase::Completed, Some(note)).await?;
+            return Ok(Attempt::Planned);
+        }
+        self.enter(run, RunPhase::Applying, Some(summary)).await?;
+        Ok(match self.deps.runner.apply(ws, log).await {
+            Ok(()) => Attempt::Applied,
+            Err(e) => Attempt::Failed(TerraformStep::Apply, e),
+        })
+    }
+
+    /// After a successful apply: the outputs and the state, `verifying`, then
+    /// `finalizing` (the deployment is stored whatever verification says),
+    /// and `completed` when verification passed.
+    async fn finalize(&self, run: &mut Run, p: &Progress, log: &dyn LogSink) -> Result<()> {
+        run.outputs = self.deps.runner.output(&p.ws).await?;
+        self.record_state(run, &p.ws, log).await;
+
+        self.enter(run, RunPhase::Verifying, None).await?;
+        let verification = self.deps.verifier.verify(&run.outputs).await;
+
+        // The resources exist now, whatever verification says: record them
+        // before judging, so nothing that was created is ever forgotten.
+        self.enter(run, RunPhase::Finalizing, None).await?;
+        let deployment = self.deployment(run, &p.plan, &p.ws);
+        self.deps.store.put_deployment(&deployment).await?;
+        run.deployment_id = Some(deployment.deployment_id);
+        let resources: Vec<_> = deployment.resource_map.keys().collect();
+        let stored = format!("deployment {} stored", deployment.deployment_id);
+        let record = AuditRecord::agent(AuditStep::Deployment, stored)
+            .input(serde_json::json!({ "resources": resources }));
+        self.audit(run, record).await;
+
+        let verification = verification?;
+        let failed: Vec<String> = verification
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| {
+                let error = c.error.clone();
+                format!(
+                    "{}: {}",
+                    c.url,
+                    error.unwrap_or_else(|| format!("HTTP {:?}", c.status))
+                )
+            })
+            .collect();
+        let ok = verification.ok;
+        run.verification = Some(verification);
+        if !ok {
+            let why = format!("verification failed: {}", failed.join("; "));
+            return Err(Error::invalid("deployment", why));
+        }
+        self.enter(run, RunPhase::Completed, None).await
+    }
+
+    /// The deployment a completed apply of `plan` leaves.
+    fn deployment(&self, run: &Run, plan: &InfraPlan, ws: &TfWorkspace) -> Deployment {
+        let now = Utc::now();
+        let resource_map: BTreeMap<String, RunId> = plan
+            .resources
+            .iter()
+            .map(|r| (r.name.to_string(), run.id))
+            .collect();
+        Deployment {
+            deployment_id: DeploymentId::new(),
+            cloud: plan.cloud.clone(),
+            services: plan
+                .resources
+                .iter()
+                .filter(|r| matches!(r.kind, ResourceKind::Compute | ResourceKind::InstanceGroup))
+                .map(|r| r.name.to_string())
+                .collect(),
+            region: plan.region.clone(),
+            terraform_state: ws.dir.display().to_string(),
+            alert_webhook: self.config.alert_webhook.clone(),
+            resource_map,
+            resources: plan.resources.clone(),
+            monitoring: plan.monitoring.clone(),
+            outputs: run.outputs.clone(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// The first error of `diagnostics`, with its place when known.
+fn first_error(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .find(|d| d.severity == DiagnosticSeverity::Error)
+        .map(|d| match &d.range {
+            Some(r) => format!("{} ({}:{})", d.summary, r.filename, r.start_line),
+            None => d.summary.clone(),
+        })
+        .unwrap_or_else(|| "invalid configuration".into())
+}

@@ -1,0 +1,303 @@
+//! The deploy loop's healing and destroy, against scripted Terraform.
+
+use super::*;
+use crate::testing::{
+    FakeGenerator, MemoryStore, RecordingApprover, ScriptedTfRunner, StaticFixer, StaticVerifier,
+};
+
+const GOAL: &str = "a backend API for 100 users under $50/month";
+
+struct World {
+    agent: DeployAgent,
+    runner: Arc<ScriptedTfRunner>,
+    store: Arc<MemoryStore>,
+    approver: Arc<RecordingApprover>,
+    fixer: Arc<StaticFixer>,
+}
+
+fn world(runner: ScriptedTfRunner, max_apply_retries: u8) -> World {
+    let runner = Arc::new(runner);
+    let store = Arc::new(MemoryStore::new());
+    let approver = Arc::new(RecordingApprover::default());
+    let fixer = Arc::new(StaticFixer::new(
+        "static",
+        TerraformFiles::single("# repaired\n"),
+    ));
+    let agent = DeployAgent::new(
+        DeployDeps {
+            planner: Arc::new(crate::rules::RulePlanner::default()),
+            generator: Arc::new(FakeGenerator),
+            fixers: vec![fixer.clone()],
+            runner: runner.clone(),
+            verifier: Arc::new(StaticVerifier::default()),
+            store: store.clone(),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+            events: EventBus::new(),
+        },
+        DeployConfig {
+            max_apply_retries,
+            retry_backoff: Duration::from_millis(1),
+            ..Default::default()
+        },
+    )
+    .with_notifier(approver.clone());
+    World {
+        agent,
+        runner,
+        store,
+        approver,
+        fixer,
+    }
+}
+
+fn phases(run: &Run) -> Vec<String> {
+    run.history.iter().map(|p| p.phase.to_string()).collect()
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    let c = DeployConfig {
+        retry_backoff: Duration::from_secs(10),
+        max_retry_backoff: Duration::from_secs(30),
+        ..Default::default()
+    };
+    assert_eq!(c.backoff(1), Duration::from_secs(10));
+    assert_eq!(c.backoff(2), Duration::from_secs(20));
+    assert_eq!(c.backoff(3), Duration::from_secs(30));
+    assert_eq!(c.backoff(200), Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn renames_keep_names_valid_and_references_consistent() {
+    let w = world(ScriptedTfRunner::valid(), 3);
+    let planned = w.agent.plan(GOAL).await.unwrap();
+    let id = planned.id;
+    let s1 = rename_suffix(id, 1);
+    assert_eq!(s1, rename_suffix(id, 1), "deterministic");
+    assert_ne!(s1, rename_suffix(id, 2));
+    assert!(s1.starts_with("-r1") && s1.len() == 7, "{s1}");
+    let mut plan = planned.plan.unwrap();
+    assert!(!plan.monitoring.is_empty());
+    let long = "a".repeat(MAX_NAME_LEN);
+    let old = plan.resources[0].name.clone();
+    plan.resources[0].name = ResourceName::new(long.clone()).unwrap();
+    for m in &mut plan.monitoring {
+        if m.resource_ref == old {
+            m.resource_ref = ResourceName::new(long.clone()).unwrap();
+        }
+    }
+    if plan.resources.len() > 1 {
+        plan.resources[1].depends_on = vec![ResourceName::new(long.clone()).unwrap()];
+    }
+    let renamed = rename_plan(&plan, &s1).unwrap();
+    for (old, new) in plan.resources.iter().zip(&renamed.resources) {
+        assert!(new.name.as_str().ends_with(&s1), "{}", new.name);
+        assert!(new.name.as_str().len() <= MAX_NAME_LEN);
+        assert_ne!(old.name, new.name);
+    }
+    if renamed.resources.len() > 1 {
+        assert_eq!(
+            renamed.resources[1].depends_on[0],
+            renamed.resources[0].name
+        );
+    }
+    let names: HashSet<&str> = renamed.resources.iter().map(|r| r.name.as_str()).collect();
+    for m in &renamed.monitoring {
+        assert!(
+            names.contains(m.resource_ref.as_str()),
+            "{}",
+            m.resource_ref
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_name_in_use_renames_our_resources_and_replans() {
+    let w = world(
+        ScriptedTfRunner::valid().failing_applies(&[
+            "Error creating Security Group: InvalidGroup.Duplicate: The security group 'api' already exists for VPC 'vpc-1'",
+        ]),
+        3,
+    );
+    let run = w.agent.deploy(GOAL, false).await.unwrap();
+    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert_eq!(
+        phases(&run),
+        [
+            "starting",
+            "initializing",
+            "validating",
+            "planning",
+            "applying",
+            "diagnosing",
+            "fix_attempt_1",
+            "validating",
+            "planning",
+            "applying",
+            "verifying",
+            "finalizing",
+            "completed"
+        ]
+    );
+    let suffix = rename_suffix(run.id, 1);
+    assert_eq!(run.fix_attempts.len(), 1);
+    assert_eq!(run.fix_attempts[0].fixer, format!("rename{suffix}"));
+    let plan = run.plan.as_ref().unwrap();
+    assert!(plan
+        .resources
+        .iter()
+        .all(|r| r.name.as_str().ends_with(&suffix)));
+    let written = w.runner.written();
+    let last = &written.last().unwrap().files["main.tf"];
+    assert!(
+        last.contains(&suffix),
+        "regenerated files use the new names: {last}"
+    );
+    assert_eq!(run.apply_diagnoses[0].class, FailureClass::NameInUse);
+    assert_eq!(run.apply_diagnoses[0].details["name"], "api");
+    // The deployment holds the renamed resources.
+    let dep = w
+        .store
+        .get_deployment(run.deployment_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dep.resource_map.keys().all(|k| k.ends_with(&suffix)));
+    assert!(w.approver.notifications().is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_configuration_at_apply_goes_to_the_fixers_with_its_diagnostics() {
+    let w = world(
+        ScriptedTfRunner::valid().failing_applies(&[
+            "Error: creating EC2 Instance: InvalidParameterValue: Value () for parameter groupId is invalid. The value cannot be empty",
+        ]),
+        3,
+    );
+    let run = w.agent.deploy(GOAL, false).await.unwrap();
+    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert!(phases(&run).contains(&"fix_attempt_1".to_string()));
+    assert_eq!(w.fixer.asked(), 1);
+    assert_eq!(run.fix_attempts[0].fixer, "static");
+    assert!(run.fix_attempts[0].diagnostics[0]
+        .detail
+        .contains("parameter groupId is invalid"));
+    assert_eq!(
+        run.apply_diagnoses[0].class,
+        FailureClass::InvalidConfiguration
+    );
+    assert!(run.files.unwrap().files["main.tf"].contains("# repaired"));
+}
+
+#[tokio::test]
+async fn transient_failures_stop_after_the_bound_and_tell_the_humans() {
+    let msg = "RequestLimitExceeded: Request limit exceeded. status code: 503";
+    let w = world(ScriptedTfRunner::valid().failing_applies(&[msg; 5]), 2);
+    let run = w.agent.deploy(GOAL, false).await.unwrap();
+    assert_eq!(run.phase, RunPhase::Failed);
+    let applies = w.runner.calls().iter().filter(|c| *c == "apply").count();
+    assert_eq!(applies, 3, "first attempt and two retries");
+    let p = phases(&run);
+    assert!(p.contains(&"apply_retry_2".to_string()));
+    assert!(!p.contains(&"apply_retry_3".to_string()));
+    assert_eq!(run.apply_diagnoses.len(), 3);
+    assert!(run.apply_diagnoses[2]
+        .decision
+        .contains("still failing after 2 retries"));
+    assert_eq!(w.approver.notifications().len(), 1);
+    // What the failed applies left is recorded, and can be previewed and removed.
+    assert_eq!(run.resources.as_ref().unwrap().len(), 1);
+    let preview = w.agent.preview_destroy(run.id).await.unwrap();
+    assert_eq!(preview.resources, run.resources.clone().unwrap());
+    assert_eq!(preview.change_set.changes.len(), 1);
+    let done = w
+        .agent
+        .destroy(run.id, Some(&preview.change_set), "web:op")
+        .await
+        .unwrap();
+    assert!(done.cleanup.unwrap().remaining.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_and_operator_failures_are_not_retried() {
+    for (msg, class) in [
+        ("the flux capacitor broke", FailureClass::Unknown),
+        (
+            "googleapi: Error 403: Compute Engine API has not been used in project 42 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/compute.googleapis.com/overview?project=42 then retry., accessNotConfigured",
+            FailureClass::ApiNotEnabled,
+        ),
+        ("Quota 'CPUS' exceeded.  Limit: 8.0 in region us-east1.", FailureClass::QuotaExceeded),
+    ] {
+        let w = world(ScriptedTfRunner::valid().failing_applies(&[msg]), 3);
+        let run = w.agent.deploy(GOAL, false).await.unwrap();
+        assert_eq!(run.phase, RunPhase::Failed, "{msg}");
+        assert_eq!(run.apply_diagnoses.len(), 1);
+        assert_eq!(run.apply_diagnoses[0].class, class);
+        assert_eq!(
+            w.runner.calls().iter().filter(|c| *c == "apply").count(),
+            1
+        );
+        let notes = w.approver.notifications();
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].body.contains(&run.apply_diagnoses[0].advice));
+        if class == FailureClass::ApiNotEnabled {
+            assert!(run
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("gcloud services enable compute.googleapis.com --project 42"));
+        }
+        let audit = w
+            .store
+            .list_audit(&AuditQuery {
+                run_id: Some(run.id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(audit.iter().any(|a| a.step == AuditStep::ApplyDiagnosis
+            && a.outcome.starts_with(&class.to_string())));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_that_stored_a_deployment_is_not_destroyed_as_a_run() {
+    let store = Arc::new(MemoryStore::new());
+    let agent = DeployAgent::new(
+        DeployDeps {
+            planner: Arc::new(crate::rules::RulePlanner::default()),
+            generator: Arc::new(FakeGenerator),
+            fixers: vec![],
+            runner: Arc::new(ScriptedTfRunner::valid()),
+            verifier: Arc::new(StaticVerifier::failing()),
+            store: store.clone(),
+            registry: Arc::new(MetricProfileRegistry::builtin()),
+            events: EventBus::new(),
+        },
+        DeployConfig::default(),
+    );
+    let run = agent.deploy(GOAL, false).await.unwrap();
+    assert_eq!(run.phase, RunPhase::Failed);
+    assert!(run.deployment_id.is_some());
+    assert_eq!(run.resources.as_ref().map(Vec::len), Some(1));
+    match agent.preview_destroy(run.id).await {
+        Err(Error::Conflict { detail, .. }) => {
+            assert!(detail.contains("deployment"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn destroy_is_refused_for_runs_that_did_not_fail() {
+    let w = world(ScriptedTfRunner::valid(), 3);
+    let run = w.agent.plan(GOAL).await.unwrap();
+    assert!(matches!(
+        w.agent.preview_destroy(run.id).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        w.agent.preview_destroy(RunId::new()).await,
+        Err(Error::NotFound { .. })
+    ));
+}

@@ -1,11 +1,9 @@
 //! Human commands: approve, reject, STOP AUTONOMY and resume, from chat
-//! and web deliveries.
+//! and web deliveries, each acknowledged on its channel.
 
-use super::{
-    kill_switch_cursor, kill_switch_cursor_at, CommandOutcome, OpsAgent,
-    KILL_SWITCH_REDELIVERY_WINDOW,
-};
+use super::{won, CommandOutcome, OpsAgent};
 use crate::domain::*;
+use crate::jobs::Held;
 use crate::refusals::{AuthRefusal, RequestOrigin};
 use crate::traits::*;
 use crate::{Error, IncidentId, Result};
@@ -13,6 +11,28 @@ use chrono::Utc;
 use serde_json::json;
 use std::sync::Arc;
 use tracing::{info, warn};
+
+impl CommandOutcome {
+    /// A command that changed something.
+    pub(super) fn done(message: impl Into<String>, incident: Option<Incident>) -> Self {
+        let message = message.into();
+        Self {
+            effective: true,
+            message,
+            incident,
+        }
+    }
+
+    /// A duplicate, late or moot command: nothing changed.
+    pub(super) fn noop(message: impl Into<String>, incident: Option<Incident>) -> Self {
+        let message = message.into();
+        Self {
+            effective: false,
+            message,
+            incident,
+        }
+    }
+}
 
 impl OpsAgent {
     /// Applies a human command: approve, reject, STOP AUTONOMY or resume.
@@ -34,33 +54,13 @@ impl OpsAgent {
         self.command(reply, Some(self)).await
     }
 
+    /// Audits a command and, from an allow-listed approver, applies it.
     async fn command(
         &self,
         reply: &HumanReply,
         detach: Option<&Arc<OpsAgent>>,
     ) -> Result<CommandOutcome> {
-        let actor = reply.actor.label();
-        let mut received = AuditRecord::agent(AuditStep::HumanCommand, "received")
-            .by(actor.clone())
-            .input(serde_json::to_value(&reply.command).unwrap_or_default());
-        if let HumanCommand::Approve { incident_id } | HumanCommand::Reject { incident_id, .. } =
-            &reply.command
-        {
-            received = received.incident(*incident_id);
-        }
-        if !self.config.approvers.permits(&reply.actor) {
-            warn!(actor = %actor, "command from an actor who is not an allow-listed approver refused");
-            received.outcome = "refused: not an allow-listed approver".into();
-            self.audit(received).await;
-            return Err(Error::Forbidden {
-                detail: format!(
-                    "sorry, {} is not on the approver list for {}; nothing was done",
-                    reply.actor.name.as_deref().unwrap_or(&reply.actor.id),
-                    reply.actor.channel
-                ),
-            });
-        }
-        self.audit(received).await;
+        self.admit(reply).await?;
         match &reply.command {
             HumanCommand::Approve { incident_id } => {
                 self.approve(*incident_id, &reply.actor, detach).await
@@ -72,115 +72,38 @@ impl OpsAgent {
                 self.reject(*incident_id, &reply.actor, reason.as_deref())
                     .await
             }
-            HumanCommand::StopAutonomy { .. } | HumanCommand::Resume
-                if self.stale_kill_switch_delivery(reply).await? =>
-            {
-                let message = format!(
-                    "This {} was delivered again after a newer kill-switch command from {}; nothing changed.",
-                    if reply.command == HumanCommand::Resume { "RESUME" } else { "STOP AUTONOMY" },
-                    reply.actor.channel
-                );
-                self.audit(
-                    AuditRecord::agent(AuditStep::KillSwitch, message.clone())
-                        .by(actor.clone())
-                        .input(json!({ "delivery_seq": reply.delivery_seq })),
-                )
-                .await;
-                info!(actor = %actor, delivery_seq = reply.delivery_seq, "stale kill-switch delivery ignored");
-                Ok(CommandOutcome {
-                    effective: false,
-                    message,
-                    incident: None,
-                })
-            }
-            HumanCommand::StopAutonomy { reason } => {
-                let change = self
-                    .deps
-                    .store
-                    .set_kill_switch(true, &actor, reason.as_deref())
-                    .await?;
-                self.audit(
-                    AuditRecord::agent(AuditStep::KillSwitch, "engaged")
-                        .by(actor.clone())
-                        .input(json!({ "reason": reason, "blocked": change.affected })),
-                )
-                .await;
-                self.note_kill_switch_delivery(reply).await;
-                warn!(actor = %actor, blocked = change.affected.len(), "STOP AUTONOMY engaged");
-                Ok(CommandOutcome {
-                    effective: true,
-                    message: format!(
-                        "Autonomy stopped; {} incident(s) blocked. Nothing executes until resumed.",
-                        change.affected.len()
-                    ),
-                    incident: None,
-                })
-            }
-            HumanCommand::Resume => {
-                let change = self.deps.store.set_kill_switch(false, &actor, None).await?;
-                self.audit(
-                    AuditRecord::agent(AuditStep::KillSwitch, "released")
-                        .by(actor.clone())
-                        .input(json!({ "back_to_pending": change.affected })),
-                )
-                .await;
-                self.note_kill_switch_delivery(reply).await;
-                info!(actor = %actor, pending = change.affected.len(), "autonomy resumed");
-                for id in &change.affected {
-                    if let Some(incident) = self.deps.store.get_incident(*id).await? {
-                        self.request_approval(&incident).await;
-                    }
-                }
-                Ok(CommandOutcome {
-                    effective: true,
-                    message: format!(
-                        "Autonomy resumed; {} previously blocked incident(s) need approval again.",
-                        change.affected.len()
-                    ),
-                    incident: None,
-                })
+            HumanCommand::StopAutonomy { .. } | HumanCommand::Resume => {
+                self.kill_switch_command(reply).await
             }
         }
     }
 
-    /// Whether a STOP/RESUME delivery is not newer than the last one applied
-    /// from its channel (see [`HumanReply::delivery_seq`]).
-    async fn stale_kill_switch_delivery(&self, reply: &HumanReply) -> Result<bool> {
-        let Some(seq) = reply.delivery_seq else {
-            return Ok(false);
-        };
-        let channel = &reply.actor.channel;
-        let store = &self.deps.store;
-        let (Some(last), Some(at)) = (
-            store.get_cursor(&kill_switch_cursor(channel)).await?,
-            store.get_cursor(&kill_switch_cursor_at(channel)).await?,
-        ) else {
-            return Ok(false);
-        };
-        let window = KILL_SWITCH_REDELIVERY_WINDOW.as_secs() as i64;
-        Ok(seq <= last && Utc::now().timestamp() - at < window)
-    }
-
-    /// Remembers the delivery of an applied STOP/RESUME. The command already
-    /// took effect, so a failure here is logged, not returned (which would
-    /// make a poller apply it again).
-    async fn note_kill_switch_delivery(&self, reply: &HumanReply) {
-        let Some(seq) = reply.delivery_seq else {
-            return;
-        };
-        let channel = &reply.actor.channel;
-        let store = &self.deps.store;
-        let saved = match store.set_cursor(&kill_switch_cursor(channel), seq).await {
-            Ok(()) => {
-                store
-                    .set_cursor(&kill_switch_cursor_at(channel), Utc::now().timestamp())
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = saved {
-            warn!(channel = %channel, error = %e, "could not remember the kill-switch delivery");
+    /// Audits a received command; [`Error::Forbidden`] (audited as refused)
+    /// when its actor is not an allow-listed approver.
+    async fn admit(&self, reply: &HumanReply) -> Result<()> {
+        let actor = reply.actor.label();
+        let mut received = AuditRecord::agent(AuditStep::HumanCommand, "received")
+            .by(actor.clone())
+            .input(serde_json::to_value(&reply.command).unwrap_or_default());
+        if let HumanCommand::Approve { incident_id } | HumanCommand::Reject { incident_id, .. } =
+            &reply.command
+        {
+            received = received.incident(*incident_id);
         }
+        if self.config.approvers.permits(&reply.actor) {
+            self.audit(received).await;
+            return Ok(());
+        }
+        warn!(actor = %actor, "command from an actor who is not an allow-listed approver refused");
+        received.outcome = "refused: not an allow-listed approver".into();
+        self.audit(received).await;
+        Err(Error::Forbidden {
+            detail: format!(
+                "sorry, {} is not on the approver list for {}; nothing was done",
+                reply.actor.name.as_deref().unwrap_or(&reply.actor.id),
+                reply.actor.channel
+            ),
+        })
     }
 
     /// Authenticates and parses an inbound chat/web request with `approver`,
@@ -258,6 +181,8 @@ impl OpsAgent {
         results
     }
 
+    /// Records a human's approval (`approved`) or rejection, and whether it
+    /// took effect.
     async fn record_approval(
         &self,
         id: IncidentId,
@@ -277,108 +202,96 @@ impl OpsAgent {
             .await
     }
 
+    /// Approves a `pending` incident and executes it (in the background when
+    /// detached). Executes at most once: a late or repeated approval changes
+    /// nothing.
     async fn approve(
         &self,
         id: IncidentId,
         actor: &Actor,
         detach: Option<&Arc<OpsAgent>>,
     ) -> Result<CommandOutcome> {
-        let incident = match self
-            .deps
-            .store
-            .transition(
-                id,
-                &[IncidentStatus::Pending],
-                IncidentStatus::Approved,
-                None,
-            )
-            .await
-        {
-            Ok(i) => i,
-            Err(Error::Conflict { .. }) => {
-                let current = self.load(id).await?;
-                self.record_approval(id, true, actor, false).await?;
-                let message = if current.status == IncidentStatus::Blocked {
-                    "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again.".to_string()
-                } else {
-                    format!("Nothing to approve: the incident is {}.", current.status)
-                };
-                self.audit(
-                    AuditRecord::agent(AuditStep::HumanCommand, message.clone())
-                        .incident(id)
-                        .by(actor.label()),
-                )
-                .await;
-                return Ok(CommandOutcome {
-                    effective: false,
-                    message,
-                    incident: Some(current),
-                });
-            }
-            Err(e) => return Err(e),
+        use IncidentStatus::{Approved, Blocked, Pending};
+        let change = self.deps.store.transition(id, &[Pending], Approved, None);
+        let Some(incident) = won(change.await)? else {
+            return self.approve_late(id, actor).await;
         };
         self.record_approval(id, true, actor, true).await?;
-        self.audit(
-            AuditRecord::agent(AuditStep::HumanCommand, "approved")
-                .incident(id)
-                .by(actor.label()),
-        )
-        .await;
+        let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
+        self.audit(approved.incident(id).by(actor.label())).await;
         info!(incident_id = %id, actor = %actor.label(), "approved");
         // The job before the claim: a replica that finds the incident
         // executing without a live job takes it for abandoned.
         let Some(held) = self.hold(incident.id).await? else {
-            return Ok(CommandOutcome {
-                effective: true,
-                message: "Approved; the replica holding this incident executes it.".into(),
-                incident: Some(self.load(id).await?),
-            });
+            let message = "Approved; the replica holding this incident executes it.";
+            return Ok(CommandOutcome::done(message, Some(self.load(id).await?)));
         };
-        let after = match (self.claim(incident.id).await, detach) {
-            (Ok(Claim::Claimed(claimed)), Some(agent)) => {
-                let agent = agent.clone();
-                let action = claimed
-                    .decision
-                    .as_ref()
-                    .map(|d| d.recommended_action.describe())
-                    .unwrap_or_default();
-                tokio::spawn(async move {
-                    let result = agent.run_claimed(claimed).await;
-                    if let Err(e) = &result {
-                        warn!(incident_id = %id, error = %e, "background execution failed");
-                    }
-                    held.conclude(&result).await;
-                });
-                return Ok(CommandOutcome {
-                    effective: true,
-                    message: format!("Approved; executing {action}. The result will follow."),
-                    incident: self.deps.store.get_incident(id).await?,
-                });
+        let after = match (self.claim(incident.id).await?, detach) {
+            (Claim::Claimed(claimed), Some(agent)) => {
+                return self.run_detached(agent, claimed, held).await;
             }
-            (Ok(Claim::Claimed(claimed)), None) => {
+            (Claim::Claimed(claimed), None) => {
                 let result = self.run_claimed(claimed).await;
                 held.conclude(&result).await;
                 result?
             }
-            (Ok(Claim::Blocked(i) | Claim::NotClaimable(i)), _) => {
+            (Claim::Blocked(i) | Claim::NotClaimable(i), _) => {
                 held.finish().await;
                 i
             }
-            (Err(e), _) => return Err(e),
         };
         let message = match after.status {
-            IncidentStatus::Blocked => {
-                "Approved, but autonomy was stopped before execution: nothing ran.".into()
-            }
+            Blocked => "Approved, but autonomy was stopped before execution: nothing ran.".into(),
             s => format!("Approved; the incident is now {s}."),
         };
-        Ok(CommandOutcome {
-            effective: true,
-            message,
-            incident: Some(after),
-        })
+        Ok(CommandOutcome::done(message, Some(after)))
     }
 
+    /// An approval of an incident that is no longer `pending`: recorded as
+    /// not effective, audited, and answered with why.
+    async fn approve_late(&self, id: IncidentId, actor: &Actor) -> Result<CommandOutcome> {
+        let current = self.load(id).await?;
+        self.record_approval(id, true, actor, false).await?;
+        let message = if current.status == IncidentStatus::Blocked {
+            "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again."
+                .to_string()
+        } else {
+            format!("Nothing to approve: the incident is {}.", current.status)
+        };
+        let record = AuditRecord::agent(AuditStep::HumanCommand, message.clone());
+        self.audit(record.incident(id).by(actor.label())).await;
+        Ok(CommandOutcome::noop(message, Some(current)))
+    }
+
+    /// Runs a claimed incident's action in a background task that concludes
+    /// its job, and answers at once.
+    async fn run_detached(
+        &self,
+        agent: &Arc<OpsAgent>,
+        claimed: Incident,
+        held: Held,
+    ) -> Result<CommandOutcome> {
+        let (id, agent) = (claimed.id, agent.clone());
+        let action = claimed
+            .decision
+            .as_ref()
+            .map(|d| d.recommended_action.describe())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            let result = agent.run_claimed(claimed).await;
+            if let Err(e) = &result {
+                warn!(incident_id = %id, error = %e, "background execution failed");
+            }
+            held.conclude(&result).await;
+        });
+        let message = format!("Approved; executing {action}. The result will follow.");
+        Ok(CommandOutcome::done(
+            message,
+            self.deps.store.get_incident(id).await?,
+        ))
+    }
+
+    /// Rejects a `pending` or `blocked` incident; a late rejection changes nothing.
     async fn reject(
         &self,
         id: IncidentId,
@@ -386,37 +299,25 @@ impl OpsAgent {
         reason: Option<&str>,
     ) -> Result<CommandOutcome> {
         let from = [IncidentStatus::Pending, IncidentStatus::Blocked];
-        match self
+        let change = self
             .deps
             .store
-            .transition(id, &from, IncidentStatus::Rejected, reason)
-            .await
-        {
-            Ok(incident) => {
-                self.record_approval(id, false, actor, true).await?;
-                self.audit(
-                    AuditRecord::agent(AuditStep::HumanCommand, "rejected")
-                        .incident(id)
-                        .by(actor.label())
-                        .input(json!({ "reason": reason })),
-                )
-                .await;
-                Ok(CommandOutcome {
-                    effective: true,
-                    message: "Rejected; nothing will be executed.".into(),
-                    incident: Some(incident),
-                })
-            }
-            Err(Error::Conflict { .. }) => {
-                let current = self.load(id).await?;
-                self.record_approval(id, false, actor, false).await?;
-                Ok(CommandOutcome {
-                    effective: false,
-                    message: format!("Nothing to reject: the incident is {}.", current.status),
-                    incident: Some(current),
-                })
-            }
-            Err(e) => Err(e),
-        }
+            .transition(id, &from, IncidentStatus::Rejected, reason);
+        let Some(incident) = won(change.await)? else {
+            let current = self.load(id).await?;
+            self.record_approval(id, false, actor, false).await?;
+            let message = format!("Nothing to reject: the incident is {}.", current.status);
+            return Ok(CommandOutcome::noop(message, Some(current)));
+        };
+        self.record_approval(id, false, actor, true).await?;
+        self.audit(
+            AuditRecord::agent(AuditStep::HumanCommand, "rejected")
+                .incident(id)
+                .by(actor.label())
+                .input(json!({ "reason": reason })),
+        )
+        .await;
+        let message = "Rejected; nothing will be executed.";
+        Ok(CommandOutcome::done(message, Some(incident)))
     }
 }

@@ -1,11 +1,11 @@
 //! Decide: a `new` incident through the policy and the guardrails to its
 //! route, and asking a human when the route says so.
 
-use super::OpsAgent;
+use super::{won, OpsAgent};
 use crate::domain::*;
-use crate::guardrails::{GuardrailInput, Route};
+use crate::guardrails::{GuardrailInput, Route, Verdict};
 use crate::traits::*;
-use crate::{Error, IncidentId, Result};
+use crate::{IncidentId, Result};
 use chrono::Utc;
 use serde_json::json;
 use tracing::{info, warn};
@@ -16,64 +16,81 @@ impl OpsAgent {
     /// Holds the incident's job throughout; when another replica holds it,
     /// returns the incident as it stands.
     pub async fn process(&self, id: IncidentId) -> Result<Incident> {
-        let Some(held) = self.hold(id).await? else {
-            return self.load(id).await;
-        };
-        let result = self.decide(id).await;
-        held.conclude(&result).await;
-        result
+        self.with_job(id, self.decide(id)).await
     }
 
-    /// [`Self::process`] under a held job.
+    /// [`Self::process`] under a held job: the policy recommends, the
+    /// guardrails (and the kill-switch) route, the store records the
+    /// decision, and the route is followed.
     pub(super) async fn decide(&self, id: IncidentId) -> Result<Incident> {
         let incident = self.load(id).await?;
         if incident.status != IncidentStatus::New {
             return Ok(incident);
         }
-        let alert = incident.alert.clone();
-        let deployment = match incident.deployment_id {
-            Some(d) => self.deps.store.get_deployment(d).await?,
-            None => {
-                self.deps
-                    .store
-                    .find_deployment_by_resource(&alert.resource)
-                    .await?
-            }
-        };
-        let current = deployment
-            .as_ref()
-            .and_then(|d| d.resource(&alert.resource))
-            .and_then(|r| r.machine_type.clone());
-        let config = self.guardrails.config();
-        let recent_incidents = self
+        let context = self.decision_context(incident).await?;
+        let decision = self.recommend(&context).await;
+        let (verdict, to, engaged) = self.judge(&context, &decision).await?;
+        let recorded = self
             .deps
             .store
-            .list_incidents(&IncidentQuery {
-                resource: Some(alert.resource.clone()),
-                limit: Some(6),
-                ..Default::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|i| i.id != id)
+            .record_decision(id, &verdict.decision, &verdict.notes, to)
+            .await;
+        // Someone else decided it concurrently (e.g. a recovering replica): theirs stands.
+        let Some(incident) = won(recorded)? else {
+            return self.load(id).await;
+        };
+        let route = format!("{:?} → {:?}", verdict.route, to).to_lowercase();
+        let reasoning = verdict.decision.reasoning;
+        self.audit(
+            AuditRecord::agent(AuditStep::Guardrails, route)
+                .incident(id)
+                .input(json!({ "notes": verdict.notes, "kill_switch_engaged": engaged }))
+                .reasoning(reasoning.clone(), Some(verdict.decision.confidence)),
+        )
+        .await;
+        info!(incident_id = %id, route = ?verdict.route, status = ?to, "incident decided");
+        self.follow(incident, to, &reasoning).await
+    }
+
+    /// What the policy is told: the incident, its deployment and machine
+    /// type (and the next one up), the allowed actions, and up to five
+    /// earlier incidents on the resource.
+    async fn decision_context(&self, incident: Incident) -> Result<DecisionContext> {
+        let deployment = self.deployment_of(&incident).await?;
+        let resource = &incident.alert.resource;
+        let current = deployment
+            .as_ref()
+            .and_then(|d| d.resource(resource))
+            .and_then(|r| r.machine_type.clone());
+        let query = IncidentQuery {
+            resource: Some(resource.clone()),
+            limit: Some(6),
+            ..Default::default()
+        };
+        let recent_incidents = (self.deps.store.list_incidents(&query).await?.into_iter())
+            .filter(|i| i.id != incident.id)
             .take(5)
             .collect();
-        let context = DecisionContext {
+        let config = self.guardrails.config();
+        Ok(DecisionContext {
             recent_incidents,
-            incident: incident.clone(),
             next_machine_type: current.as_ref().and_then(|m| config.next_machine_type(m)),
-            current_machine_type: current.clone(),
+            current_machine_type: current,
             deployment,
-            allowed_actions: config.allowed_for(&alert.resource_type),
-        };
-        let decision = match self.deps.policy.decide(&context).await {
+            allowed_actions: config.allowed_for(&incident.alert.resource_type),
+            incident,
+        })
+    }
+
+    /// The policy's recommendation, audited; an escalation when the policy fails.
+    async fn recommend(&self, context: &DecisionContext) -> OpsDecision {
+        let (id, alert) = (context.incident.id, &context.incident.alert);
+        let decision = match self.deps.policy.decide(context).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(incident_id = %id, error = %e, "decision policy failed; escalating");
-                OpsDecision::escalate(
-                    alert.severity,
-                    format!("the decision policy failed ({e}); a human must decide"),
-                )
+                let why = format!("the decision policy failed ({e}); a human must decide");
+                OpsDecision::escalate(alert.severity, why)
             }
         };
         self.audit(
@@ -85,22 +102,30 @@ impl OpsAgent {
                 .reasoning(decision.reasoning.clone(), Some(decision.confidence)),
         )
         .await;
+        decision
+    }
 
-        let since = Utc::now()
-            - chrono::Duration::from_std(config.budget_window)
-                .unwrap_or(chrono::Duration::hours(1));
-        let recent = self
-            .deps
-            .store
-            .count_actions_since(&alert.resource, since)
-            .await?;
+    /// The guardrails' verdict on `decision` (with the resource's actions in
+    /// the budget window), the status it routes to, and whether the
+    /// kill-switch is engaged (which blocks what would run or ask).
+    async fn judge(
+        &self,
+        context: &DecisionContext,
+        decision: &OpsDecision,
+    ) -> Result<(Verdict, IncidentStatus, bool)> {
+        let alert = &context.incident.alert;
+        let window = self.guardrails.config().budget_window;
+        let since =
+            Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
+        let store = &self.deps.store;
+        let recent = store.count_actions_since(&alert.resource, since).await?;
         let verdict = self.guardrails.evaluate(&GuardrailInput {
-            decision: &decision,
-            alert: &alert,
-            current_machine_type: current.as_ref(),
+            decision,
+            alert,
+            current_machine_type: context.current_machine_type.as_ref(),
             recent_actions: recent,
         });
-        let engaged = self.deps.store.kill_switch().await?.engaged;
+        let engaged = store.kill_switch().await?.engaged;
         let to = match verdict.route {
             Route::AutoExecute | Route::AskHuman if engaged => IncidentStatus::Blocked,
             Route::AutoExecute => IncidentStatus::Auto,
@@ -108,53 +133,29 @@ impl OpsAgent {
             Route::Escalate => IncidentStatus::Escalated,
             Route::Ignore => IncidentStatus::Ignored,
         };
-        let incident = match self
-            .deps
-            .store
-            .record_decision(id, &verdict.decision, &verdict.notes, to)
-            .await
-        {
-            Ok(i) => i,
-            // Someone else decided it concurrently (e.g. a recovering replica): theirs stands.
-            Err(Error::Conflict { .. }) => return self.load(id).await,
-            Err(e) => return Err(e),
-        };
-        self.audit(
-            AuditRecord::agent(
-                AuditStep::Guardrails,
-                format!("{:?} → {:?}", verdict.route, to).to_lowercase(),
-            )
-            .incident(id)
-            .input(json!({ "notes": verdict.notes, "kill_switch_engaged": engaged }))
-            .reasoning(
-                verdict.decision.reasoning.clone(),
-                Some(verdict.decision.confidence),
-            ),
-        )
-        .await;
-        info!(incident_id = %id, route = ?verdict.route, status = ?to, "incident decided");
+        Ok((verdict, to, engaged))
+    }
 
+    /// Follows the route a decided incident took.
+    async fn follow(
+        &self,
+        incident: Incident,
+        to: IncidentStatus,
+        reasoning: &str,
+    ) -> Result<Incident> {
         match to {
-            IncidentStatus::Auto => self.execute_held(id).await,
-            IncidentStatus::Pending => {
-                self.request_approval(&incident).await;
-                Ok(incident)
-            }
+            IncidentStatus::Auto => return self.execute_held(incident.id).await,
+            IncidentStatus::Pending => self.request_approval(&incident).await,
             IncidentStatus::Escalated => {
-                self.notify(
-                    &incident,
-                    "Escalated: a human should look",
-                    &verdict.decision.reasoning,
-                )
-                .await;
-                Ok(incident)
+                self.notify(&incident, "Escalated: a human should look", reasoning)
+                    .await;
             }
             IncidentStatus::Blocked => {
                 self.notify(&incident, "Autonomy is stopped", "A decision was made but nothing will run until autonomy is resumed; you will be asked then.").await;
-                Ok(incident)
             }
-            _ => Ok(incident),
+            _ => {}
         }
+        Ok(incident)
     }
 
     /// Sends the approval request with a dry-run preview. Delivery failures are
@@ -163,21 +164,15 @@ impl OpsAgent {
     pub(super) async fn request_approval(&self, incident: &Incident) {
         let preview = match &incident.decision {
             Some(d) if d.recommended_action.is_executable() => {
-                match self
-                    .deps
+                let request = Self::action_request(incident, d.recommended_action.clone());
+                self.deps
                     .actions
-                    .preview(&Self::action_request(
-                        incident,
-                        d.recommended_action.clone(),
-                    ))
+                    .preview(&request)
                     .await
-                {
-                    Ok(p) => Some(p),
-                    Err(e) => {
+                    .map_err(|e| {
                         warn!(incident_id = %incident.id, error = %e, "action preview failed");
-                        None
-                    }
-                }
+                    })
+                    .ok()
             }
             _ => None,
         };

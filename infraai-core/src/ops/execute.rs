@@ -1,7 +1,7 @@
 //! Execute: claiming an incident's action, running it, re-checking the
 //! metric, and re-escalating what stays unresolved.
 
-use super::OpsAgent;
+use super::{won, OpsAgent};
 use crate::domain::*;
 use crate::traits::*;
 use crate::{ActionId, Error, IncidentId, Result};
@@ -14,12 +14,7 @@ impl OpsAgent {
     /// the metric. The store's claim makes this at-most-once and refuses it
     /// while the kill-switch is engaged.
     pub async fn execute(&self, id: IncidentId) -> Result<Incident> {
-        let Some(held) = self.hold(id).await? else {
-            return self.load(id).await;
-        };
-        let result = self.execute_held(id).await;
-        held.conclude(&result).await;
-        result
+        self.with_job(id, self.execute_held(id)).await
     }
 
     /// [`Self::execute`] under a held job.
@@ -34,104 +29,85 @@ impl OpsAgent {
     pub(super) async fn claim(&self, id: IncidentId) -> Result<Claim> {
         let claim = self.deps.store.claim_execution(id).await?;
         if let Claim::Blocked(_) = claim {
-            self.audit(
-                AuditRecord::agent(
-                    AuditStep::Action,
-                    "blocked by the kill-switch; nothing executed",
-                )
-                .incident(id),
-            )
-            .await;
+            let blocked = "blocked by the kill-switch; nothing executed";
+            self.audit(AuditRecord::agent(AuditStep::Action, blocked).incident(id))
+                .await;
         }
         Ok(claim)
     }
 
     /// Runs the action of an incident this caller has claimed, then re-checks.
     pub(super) async fn run_claimed(&self, incident: Incident) -> Result<Incident> {
-        let id = incident.id;
-        let Some(decision) = incident.decision.clone() else {
-            return self
-                .deps
-                .store
-                .transition(
-                    id,
-                    &[IncidentStatus::Executing],
-                    IncidentStatus::Unresolved,
-                    Some("no decision to execute"),
-                )
-                .await;
+        use IncidentStatus::{Executed, Executing, Unresolved};
+        let (id, store) = (incident.id, &self.deps.store);
+        let Some(decision) = &incident.decision else {
+            let note = Some("no decision to execute");
+            return store.transition(id, &[Executing], Unresolved, note).await;
         };
-        let action = decision.recommended_action;
-        let request = Self::action_request(&incident, action.clone());
-        let started_at = Utc::now();
-        let result = self.deps.actions.execute(&request).await;
-        let finished_at = Utc::now();
-        let outcome = ActionOutcome {
-            id: ActionId::new(),
-            incident_id: id,
-            action: action.clone(),
-            resource: incident.alert.resource.clone(),
-            success: result.is_ok(),
-            summary: match &result {
-                Ok(r) => r.summary.clone(),
-                Err(e) => format!("failed: {e}"),
-            },
-            details: result
-                .as_ref()
-                .map(|r| r.details.clone())
-                .unwrap_or_default(),
-            started_at,
-            finished_at,
-        };
-        self.deps.store.record_action(&outcome).await?;
-        self.audit(
-            AuditRecord::agent(AuditStep::Action, outcome.summary.clone())
-                .incident(id)
-                .by(format!("handler:{}", self.deps.actions.name()))
-                .input(json!({ "action": action, "resource": outcome.resource })),
-        )
-        .await;
-        if let Err(e) = result {
+        let action = decision.recommended_action.clone();
+        let (outcome, failure) = self.act(&incident, &action).await?;
+        if let Some(e) = failure {
             warn!(incident_id = %id, error = %e, "action failed");
             let note = format!("the action {} failed: {e}", action.describe());
-            return self
-                .escalate_unresolved(id, IncidentStatus::Executing, &note)
-                .await;
+            return self.escalate_unresolved(id, Executing, &note).await;
         }
         info!(incident_id = %id, action = %action.describe(), "action executed");
         if let Action::ScaleUp { machine_type } = &action {
             self.record_new_machine_type(&incident, machine_type).await;
         }
-        let incident = self
-            .deps
-            .store
-            .transition(
-                id,
-                &[IncidentStatus::Executing],
-                IncidentStatus::Executed,
-                Some(&outcome.summary),
-            )
+        let summary = Some(outcome.summary.as_str());
+        let incident = store
+            .transition(id, &[Executing], Executed, summary)
             .await?;
         self.feedback(incident, outcome.finished_at).await
     }
 
-    async fn record_new_machine_type(&self, incident: &Incident, machine_type: &MachineType) {
-        let found = match incident.deployment_id {
-            Some(d) => self.deps.store.get_deployment(d).await,
-            None => {
-                self.deps
-                    .store
-                    .find_deployment_by_resource(&incident.alert.resource)
-                    .await
-            }
+    /// Executes `action` and records its outcome (stored and audited), with
+    /// the handler's error when it failed.
+    async fn act(
+        &self,
+        incident: &Incident,
+        action: &Action,
+    ) -> Result<(ActionOutcome, Option<Error>)> {
+        let request = Self::action_request(incident, action.clone());
+        let started_at = Utc::now();
+        let result = self.deps.actions.execute(&request).await;
+        let (summary, details, failure) = match result {
+            Ok(report) => (report.summary, report.details, None),
+            Err(e) => (format!("failed: {e}"), Default::default(), Some(e)),
         };
-        if let Ok(Some(mut deployment)) = found {
-            if let Some(r) = deployment.resource_mut(&incident.alert.resource) {
-                r.machine_type = Some(machine_type.clone());
-                deployment.updated_at = Utc::now();
-                if let Err(e) = self.deps.store.put_deployment(&deployment).await {
-                    warn!(incident_id = %incident.id, error = %e, "could not record the new machine type");
-                }
+        let outcome = ActionOutcome {
+            id: ActionId::new(),
+            incident_id: incident.id,
+            action: action.clone(),
+            resource: incident.alert.resource.clone(),
+            success: failure.is_none(),
+            summary,
+            details,
+            started_at,
+            finished_at: Utc::now(),
+        };
+        self.deps.store.record_action(&outcome).await?;
+        self.audit(
+            AuditRecord::agent(AuditStep::Action, outcome.summary.clone())
+                .incident(incident.id)
+                .by(format!("handler:{}", self.deps.actions.name()))
+                .input(json!({ "action": action, "resource": outcome.resource })),
+        )
+        .await;
+        Ok((outcome, failure))
+    }
+
+    /// Keeps the machine type a scale-up left on the resource's deployment.
+    async fn record_new_machine_type(&self, incident: &Incident, machine_type: &MachineType) {
+        let Ok(Some(mut deployment)) = self.deployment_of(incident).await else {
+            return;
+        };
+        if let Some(r) = deployment.resource_mut(&incident.alert.resource) {
+            r.machine_type = Some(machine_type.clone());
+            deployment.updated_at = Utc::now();
+            if let Err(e) = self.deps.store.put_deployment(&deployment).await {
+                warn!(incident_id = %incident.id, error = %e, "could not record the new machine type");
             }
         }
     }
@@ -145,61 +121,24 @@ impl OpsAgent {
         incident: Incident,
         acted_at: DateTime<Utc>,
     ) -> Result<Incident> {
-        let due = acted_at
-            + chrono::Duration::from_std(self.config.feedback_delay)
-                .unwrap_or(chrono::Duration::MAX);
+        let delay = chrono::Duration::from_std(self.config.feedback_delay);
+        let due = acted_at + delay.unwrap_or(chrono::Duration::MAX);
         if let Ok(wait) = (due - Utc::now()).to_std() {
             tokio::time::sleep(wait).await;
         }
-        let alert = &incident.alert;
-        let profile = self.deps.registry.find(&alert.resource_type, &alert.metric);
-        let comparison = profile
-            .map(|p| p.comparison)
-            .unwrap_or(Comparison::GreaterThan);
-        let threshold = alert.threshold.or(profile.map(|p| p.threshold));
-        let sample = self
-            .deps
-            .metrics
-            .current_value(&MetricQuery {
-                resource: alert.resource.clone(),
-                resource_type: alert.resource_type.clone(),
-                metric: alert.metric.clone(),
-                lookback_secs: self.config.feedback_lookback_secs,
-            })
-            .await;
-        let verdict = match (sample, threshold) {
-            (Ok(s), Some(t)) if !comparison.breached(s.value, t) => Ok(format!(
-                "{} = {} is back within the threshold {t}",
-                alert.metric, s.value
-            )),
-            (Ok(s), Some(t)) => Err(format!(
-                "{} = {} still breaches the threshold {t} after the action",
-                alert.metric, s.value
-            )),
-            (Ok(s), None) => Err(format!(
-                "{} = {} but no threshold is known to judge it",
-                alert.metric, s.value
-            )),
-            (Err(e), _) => Err(format!("could not re-read {}: {e}", alert.metric)),
+        let (to, note) = match self.recheck(&incident.alert).await {
+            Ok(note) => (IncidentStatus::Resolved, note),
+            Err(note) => (IncidentStatus::Unresolved, note),
         };
-        let (to, outcome) = match &verdict {
-            Ok(note) => (IncidentStatus::Resolved, format!("resolved: {note}")),
-            Err(note) => (IncidentStatus::Unresolved, format!("unresolved: {note}")),
-        };
-        let note = verdict.unwrap_or_else(|e| e);
         let id = incident.id;
-        let incident = match self
-            .deps
-            .store
-            .transition(id, &[IncidentStatus::Executed], to, Some(&note))
-            .await
-        {
-            Ok(i) => i,
-            // Already concluded: the alert cleared meanwhile and resolved it,
-            // or another replica finished this check.
-            Err(Error::Conflict { .. }) => return self.load(id).await,
-            Err(e) => return Err(e),
+        let store = &self.deps.store;
+        let change = store.transition(id, &[IncidentStatus::Executed], to, Some(&note));
+        // Already concluded: the alert cleared meanwhile and resolved it,
+        // or another replica finished this check.
+        let Some(incident) = won(change.await)? else {
+            return self.load(id).await;
         };
+        let outcome = format!("{to}: {note}");
         self.audit(AuditRecord::agent(AuditStep::Feedback, outcome).incident(id))
             .await;
         if to == IncidentStatus::Resolved {
@@ -210,21 +149,50 @@ impl OpsAgent {
         Ok(incident)
     }
 
+    /// Re-reads the alert's metric: `Ok` with why it is back within its
+    /// threshold, `Err` with why it is not (or cannot be judged).
+    async fn recheck(&self, alert: &Alert) -> std::result::Result<String, String> {
+        let profile = self.deps.registry.find(&alert.resource_type, &alert.metric);
+        let comparison = profile.map_or(Comparison::GreaterThan, |p| p.comparison);
+        let threshold = alert.threshold.or(profile.map(|p| p.threshold));
+        let query = MetricQuery {
+            resource: alert.resource.clone(),
+            resource_type: alert.resource_type.clone(),
+            metric: alert.metric.clone(),
+            lookback_secs: self.config.feedback_lookback_secs,
+        };
+        let metric = &alert.metric;
+        match (self.deps.metrics.current_value(&query).await, threshold) {
+            (Ok(s), Some(t)) if !comparison.breached(s.value, t) => Ok(format!(
+                "{metric} = {} is back within the threshold {t}",
+                s.value
+            )),
+            (Ok(s), Some(t)) => Err(format!(
+                "{metric} = {} still breaches the threshold {t} after the action",
+                s.value
+            )),
+            (Ok(s), None) => Err(format!(
+                "{metric} = {} but no threshold is known to judge it",
+                s.value
+            )),
+            (Err(e), _) => Err(format!("could not re-read {metric}: {e}")),
+        }
+    }
+
+    /// Moves an incident from `from` to `unresolved` and tells the humans;
+    /// when another caller moved it first, returns it as it stands.
     pub(super) async fn escalate_unresolved(
         &self,
         id: IncidentId,
         from: IncidentStatus,
         note: &str,
     ) -> Result<Incident> {
-        let incident = match self
-            .deps
-            .store
+        let store = &self.deps.store;
+        let change = store
             .transition(id, &[from], IncidentStatus::Unresolved, Some(note))
-            .await
-        {
-            Ok(i) => i,
-            Err(Error::Conflict { .. }) => return self.load(id).await,
-            Err(e) => return Err(e),
+            .await;
+        let Some(incident) = won(change)? else {
+            return self.load(id).await;
         };
         self.escalated(&incident, note).await;
         Ok(incident)

@@ -13,6 +13,7 @@ use crate::profiles::MetricProfileRegistry;
 use crate::refusals::{RefusalAuditLimit, RefusalAuditor};
 use crate::traits::*;
 use crate::{Error, IncidentId, Result};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -21,25 +22,10 @@ mod commands;
 mod decide;
 mod execute;
 mod ingest;
+mod kill_switch;
 mod recovery;
 
-/// The store cursor holding the sequence id of the last STOP/RESUME applied
-/// from `channel` (see [`HumanReply::delivery_seq`]).
-pub fn kill_switch_cursor(channel: &str) -> String {
-    format!("kill_switch_delivery:{channel}")
-}
-
-/// The store cursor holding when (Unix seconds) that STOP/RESUME was applied.
-pub fn kill_switch_cursor_at(channel: &str) -> String {
-    format!("kill_switch_delivery_at:{channel}")
-}
-
-/// How long a channel's delivery ids are trusted to keep growing: Telegram
-/// drops undelivered updates after 24 hours (so nothing older is redelivered)
-/// and may restart `update_id` at random after a week without updates, so an
-/// older id is taken for a redelivery only within this window of the last
-/// applied kill-switch command; after it, a STOP is always applied.
-pub const KILL_SWITCH_REDELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+pub use kill_switch::{kill_switch_cursor, kill_switch_cursor_at, KILL_SWITCH_REDELIVERY_WINDOW};
 
 /// Most `new` incidents one [`OpsAgent::recover`] pass takes.
 pub const RECOVER_BATCH: usize = 256;
@@ -162,18 +148,36 @@ impl OpsAgent {
         self.config.lease
     }
 
+    /// Runs `work` under incident `id`'s job, taken for this replica; while
+    /// another replica (or another task here) holds it, returns the incident
+    /// as it stands instead.
+    async fn with_job(
+        &self,
+        id: IncidentId,
+        work: impl Future<Output = Result<Incident>>,
+    ) -> Result<Incident> {
+        let Some(held) = self.hold(id).await? else {
+            return self.load(id).await;
+        };
+        let result = work.await;
+        held.conclude(&result).await;
+        result
+    }
+
     /// Takes incident `id`'s job for this replica; `None` while another
     /// replica (or another task here) holds it.
     async fn hold(&self, id: IncidentId) -> Result<Option<Held>> {
+        let key = JobKey::Incident(id);
         Held::take(
             &self.deps.store,
-            &JobKey::Incident(id),
+            &key,
             &self.config.replica_id,
             self.config.lease,
         )
         .await
     }
 
+    /// Appends `record` as this replica's; a failure is logged.
     async fn audit(&self, record: AuditRecord) {
         let record = record.replica(self.config.replica_id.clone());
         if let Err(e) = self.deps.store.append_audit(&record).await {
@@ -181,12 +185,24 @@ impl OpsAgent {
         }
     }
 
+    /// Incident `id`, which must exist.
     async fn load(&self, id: IncidentId) -> Result<Incident> {
         self.deps
             .store
             .get_incident(id)
             .await?
             .ok_or_else(|| Error::not_found(format!("incident {id}")))
+    }
+
+    /// The deployment the incident's resource belongs to, when known.
+    async fn deployment_of(&self, incident: &Incident) -> Result<Option<Deployment>> {
+        match incident.deployment_id {
+            Some(d) => self.deps.store.get_deployment(d).await,
+            None => {
+                let resource = &incident.alert.resource;
+                self.deps.store.find_deployment_by_resource(resource).await
+            }
+        }
     }
 
     fn action_request(incident: &Incident, action: Action) -> ActionRequest {
@@ -199,24 +215,30 @@ impl OpsAgent {
         }
     }
 
+    /// Tells the humans about an incident; a failure is logged.
     async fn notify(&self, incident: &Incident, title: &str, body: &str) {
+        let alert = &incident.alert;
+        let value = alert.value.map_or_else(|| "?".into(), |v| v.to_string());
         let n = Notification {
             incident_id: Some(incident.id),
             title: title.to_string(),
             body: format!(
-                "{body}\n\n{} on {}: {} = {}",
-                incident.alert.policy_name,
-                incident.alert.resource,
-                incident.alert.metric,
-                incident
-                    .alert
-                    .value
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "?".into())
+                "{body}\n\n{} on {}: {} = {value}",
+                alert.policy_name, alert.resource, alert.metric
             ),
         };
         if let Err(e) = self.deps.approver.notify(&n).await {
             warn!(incident_id = %incident.id, error = %e, "notification failed");
         }
+    }
+}
+
+/// `Some` with the incident a store change of this caller's left; `None`
+/// when another caller moved the incident first ([`Error::Conflict`]).
+fn won(change: Result<Incident>) -> Result<Option<Incident>> {
+    match change {
+        Ok(incident) => Ok(Some(incident)),
+        Err(Error::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }

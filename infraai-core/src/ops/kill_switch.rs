@@ -1,0 +1,136 @@
+//! STOP AUTONOMY and RESUME from a human, and the delivery cursors that
+//! keep a redelivered old command from undoing a newer one.
+
+use super::{CommandOutcome, OpsAgent};
+use crate::domain::*;
+use crate::Result;
+use chrono::Utc;
+use serde_json::json;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// The store cursor holding the sequence id of the last STOP/RESUME applied
+/// from `channel` (see [`HumanReply::delivery_seq`]).
+pub fn kill_switch_cursor(channel: &str) -> String {
+    format!("kill_switch_delivery:{channel}")
+}
+
+/// The store cursor holding when (Unix seconds) that STOP/RESUME was applied.
+pub fn kill_switch_cursor_at(channel: &str) -> String {
+    format!("kill_switch_delivery_at:{channel}")
+}
+
+/// How long a channel's delivery ids are trusted to keep growing: Telegram
+/// drops undelivered updates after 24 hours (so nothing older is redelivered)
+/// and may restart `update_id` at random after a week without updates, so an
+/// older id is taken for a redelivery only within this window of the last
+/// applied kill-switch command; after it, a STOP is always applied.
+pub const KILL_SWITCH_REDELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+impl OpsAgent {
+    /// Applies STOP AUTONOMY or RESUME, unless it is a redelivery older
+    /// than the last one applied from its channel.
+    pub(super) async fn kill_switch_command(&self, reply: &HumanReply) -> Result<CommandOutcome> {
+        if self.stale_kill_switch_delivery(reply).await? {
+            return Ok(self.ignore_stale_delivery(reply).await);
+        }
+        let actor = reply.actor.label();
+        let (engage, reason) = match &reply.command {
+            HumanCommand::StopAutonomy { reason } => (true, reason.as_deref()),
+            _ => (false, None),
+        };
+        let store = &self.deps.store;
+        let change = store.set_kill_switch(engage, &actor, reason).await?;
+        let affected = change.affected.len();
+        let (outcome, input) = if engage {
+            let input = json!({ "reason": reason, "blocked": change.affected });
+            ("engaged", input)
+        } else {
+            ("released", json!({ "back_to_pending": change.affected }))
+        };
+        let record = AuditRecord::agent(AuditStep::KillSwitch, outcome).by(actor.clone());
+        self.audit(record.input(input)).await;
+        self.note_kill_switch_delivery(reply).await;
+        if engage {
+            warn!(actor = %actor, blocked = affected, "STOP AUTONOMY engaged");
+            return Ok(CommandOutcome::done(
+                format!("Autonomy stopped; {affected} incident(s) blocked. Nothing executes until resumed."),
+                None,
+            ));
+        }
+        info!(actor = %actor, pending = affected, "autonomy resumed");
+        for id in &change.affected {
+            if let Some(incident) = store.get_incident(*id).await? {
+                self.request_approval(&incident).await;
+            }
+        }
+        Ok(CommandOutcome::done(
+            format!(
+                "Autonomy resumed; {affected} previously blocked incident(s) need approval again."
+            ),
+            None,
+        ))
+    }
+
+    /// Audits and answers a STOP/RESUME redelivered after a newer one.
+    async fn ignore_stale_delivery(&self, reply: &HumanReply) -> CommandOutcome {
+        let actor = reply.actor.label();
+        let command = if reply.command == HumanCommand::Resume {
+            "RESUME"
+        } else {
+            "STOP AUTONOMY"
+        };
+        let message = format!(
+            "This {command} was delivered again after a newer kill-switch command from {}; nothing changed.",
+            reply.actor.channel
+        );
+        self.audit(
+            AuditRecord::agent(AuditStep::KillSwitch, message.clone())
+                .by(actor.clone())
+                .input(json!({ "delivery_seq": reply.delivery_seq })),
+        )
+        .await;
+        info!(actor = %actor, delivery_seq = reply.delivery_seq, "stale kill-switch delivery ignored");
+        CommandOutcome::noop(message, None)
+    }
+
+    /// Whether a STOP/RESUME delivery is not newer than the last one applied
+    /// from its channel (see [`HumanReply::delivery_seq`]).
+    async fn stale_kill_switch_delivery(&self, reply: &HumanReply) -> Result<bool> {
+        let Some(seq) = reply.delivery_seq else {
+            return Ok(false);
+        };
+        let channel = &reply.actor.channel;
+        let store = &self.deps.store;
+        let (Some(last), Some(at)) = (
+            store.get_cursor(&kill_switch_cursor(channel)).await?,
+            store.get_cursor(&kill_switch_cursor_at(channel)).await?,
+        ) else {
+            return Ok(false);
+        };
+        let window = KILL_SWITCH_REDELIVERY_WINDOW.as_secs() as i64;
+        Ok(seq <= last && Utc::now().timestamp() - at < window)
+    }
+
+    /// Remembers the delivery of an applied STOP/RESUME. The command already
+    /// took effect, so a failure here is logged, not returned (which would
+    /// make a poller apply it again).
+    async fn note_kill_switch_delivery(&self, reply: &HumanReply) {
+        let Some(seq) = reply.delivery_seq else {
+            return;
+        };
+        let channel = &reply.actor.channel;
+        let store = &self.deps.store;
+        let saved = match store.set_cursor(&kill_switch_cursor(channel), seq).await {
+            Ok(()) => {
+                store
+                    .set_cursor(&kill_switch_cursor_at(channel), Utc::now().timestamp())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            warn!(channel = %channel, error = %e, "could not remember the kill-switch delivery");
+        }
+    }
+}

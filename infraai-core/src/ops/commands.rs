@@ -147,9 +147,10 @@ impl OpsAgent {
 
     /// Audits a request refused because it could not be authenticated (a
     /// forged webhook secret, a bad signature, a missing or wrong operator
-    /// token), within [`OpsConfig::refusal_audit_limit`]: past the limit,
-    /// refusals are counted and one summary record is written when the window
-    /// ends, so a flood cannot grow the audit log without bound.
+    /// token), within
+    /// [`OpsConfig::refusal_audit_limit`](super::OpsConfig::refusal_audit_limit):
+    /// past the limit, refusals are counted and one summary record is written
+    /// when the window ends, so a flood cannot grow the audit log without bound.
     pub async fn audit_auth_refusal(&self, refusal: &AuthRefusal) {
         self.refusals.refuse(&self.deps.store, refusal).await;
     }

@@ -50,27 +50,29 @@ async fn until(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// A token and where it came from.
+struct Token {
+    value: String,
+    origin: Origin,
+}
+
+impl Token {
+    /// The configured token, else the one in the data directory, else a new one.
+    fn load(config: &Config, configured: &Option<String>, file: &str) -> anyhow::Result<Self> {
+        let (value, origin) = load_or_create(configured.as_deref(), &config.server.data_dir, file)?;
+        Ok(Self { value, origin })
+    }
+}
+
 /// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
-        format!(
-            "creating the data directory {}",
-            config.server.data_dir.display()
-        )
-    })?;
-    let (operator_token, op_origin) = load_or_create(
-        config.server.operator_token.as_deref(),
-        &config.server.data_dir,
-        "operator-token",
-    )?;
-    let (webhook_token, wh_origin) = load_or_create(
-        config.server.webhook_token.as_deref(),
-        &config.server.data_dir,
-        "webhook-token",
-    )?;
-
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let operator = Token::load(&config, &config.server.operator_token, "operator-token")?;
+    let webhook = Token::load(&config, &config.server.webhook_token, "webhook-token")?;
     let metrics = Arc::new(Metrics::default());
-    let mut w = crate::wiring::build(&config, &webhook_token, metrics.clone()).await?;
+    let mut w = crate::wiring::build(&config, &webhook.value, metrics.clone()).await?;
     if let Some(delay) = crate::test_hooks::action_delay(&config)? {
         w.actions = Arc::new(crate::test_hooks::DelayedActions::new(w.actions, delay));
         w.report.push(format!(
@@ -79,153 +81,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             crate::test_hooks::ACTION_DELAY_ENV
         ));
     }
-    let mut deploy_config = DeployConfig {
-        region: config.cloud.region.clone(),
-        ..Default::default()
-    };
-    if let Some(url) = &config.server.public_url {
-        deploy_config.alert_webhook = Some(format!("{}/ops/webhook", url.trim_end_matches('/')));
-    }
-    let events = w.deploy.events.clone();
-    // Stop diagnoses of the deploy loop (quota, API, permission) reach the
-    // same channels as the ops loop's notifications.
-    let deploy =
-        Arc::new(DeployAgent::new(w.deploy, deploy_config).with_notifier(w.approver.clone()));
-    let ops = Arc::new(OpsAgent::new(
-        OpsDeps {
-            // Counts decisions and execution outcomes on every path that
-            // commits them (workers, approvals, watcher, recovery).
-            store: Arc::new(ObservedStore::new(w.store.clone(), metrics.clone())),
-            policy: w.policy,
-            approver: w.approver,
-            actions: w.actions.clone(),
-            metrics: w.metrics.clone(),
-            registry: w.registry,
-        },
-        Guardrails::new(w.guardrails),
-        OpsConfig {
-            feedback_delay: config.ops.feedback_delay_secs,
-            approvers: w.approvers,
-            replica_id: config.server.replica_id.clone(),
-            lease: config.ops.lease_secs,
-            ..Default::default()
-        },
-    ));
-
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-
-    println!("infraai-server {}", env!("CARGO_PKG_VERSION"));
-    println!("data directory: {}", config.server.data_dir.display());
-    println!("replica: {}", config.server.replica_id);
-    for line in &w.report {
-        println!("{line}");
-    }
-    let token_file = config.server.data_dir.join("operator-token");
-    match op_origin {
-        Origin::Configured => println!(
-            "operator token: from configuration; operator name {:?}",
-            config.server.operator_name
-        ),
-        Origin::Stored => println!(
-            "operator token: in {} (generated at first start); operator name {:?}",
-            token_file.display(),
-            config.server.operator_name
-        ),
-        // Printed once, on the start that generates it.
-        Origin::Generated => println!(
-            "operator token (generated now, stored in {}): {operator_token}",
-            token_file.display()
-        ),
-    }
-    let webhook_file = config.server.data_dir.join("webhook-token");
-    match wh_origin {
-        Origin::Configured => println!("alert webhook token: from configuration"),
-        Origin::Stored => println!("alert webhook token: in {}", webhook_file.display()),
-        Origin::Generated => println!(
-            "alert webhook token (generated now, stored in {}): {webhook_token}",
-            webhook_file.display()
-        ),
-    }
-    println!("dashboard: http://{addr}/   API: http://{addr}/openapi.json");
-    println!("listening on http://{addr}");
+    banner(&config, addr, &w.report, &operator, &webhook);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-
-    // Run-phase counters from the event bus.
-    {
-        let (_, mut rx) = events.subscribe(RunId::new());
-        let metrics = metrics.clone();
-        let stop = until(shutdown_rx.clone());
-        tokio::spawn(async move {
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    _ = &mut stop => break,
-                    ev = rx.recv() => match ev {
-                        Ok(RunEvent::Phase { phase, .. }) => metrics.run_phase(&phase.to_string()),
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
-        });
-    }
-    // Background work that runs once across replicas: the loops below on
-    // whichever replica holds each, and every job a dead replica left.
+    let (deploy, ops) = agents(&config, &mut w, &metrics);
+    count_run_phases(deploy.events(), metrics.clone(), shutdown_rx.clone());
     let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
-    {
-        let mut runner = JobRunner::new(ops.clone()).decisions_to(decide.clone());
-        let max_wait = config.ops.approval_timeout_secs;
-        let expiry = ops.clone();
-        runner = runner.with_loop("approval-expiry", move || {
-            let ops = expiry.clone();
-            async move {
-                let every = (max_wait / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    match ops.expire_pending(max_wait).await {
-                        Ok(0) => {}
-                        Ok(n) => info!(expired = n, "pending approvals expired"),
-                        Err(e) => warn!(error = %e, "approval expiry failed"),
-                    }
-                }
-            }
-        });
-        if w.run_watcher {
-            let (metrics, store, watch_ops) = (w.metrics.clone(), w.store.clone(), ops.clone());
-            let every = config.ops.watch_interval_secs;
-            runner = runner.with_loop("watcher", move || {
-                let watcher = ThresholdWatcher::new(metrics.clone());
-                watcher.run(
-                    store.clone(),
-                    watch_ops.clone(),
-                    every,
-                    std::future::pending(),
-                )
-            });
-        }
-        if let Some(tg) = &w.telegram {
-            if config.telegram.telegram_webhook_secret.is_none() {
-                let poller = Arc::new(infraai_telegram::TelegramPoller::new(
-                    tg.as_ref().clone(),
-                    w.store.clone(),
-                    Duration::from_secs(25),
-                ));
-                let poll_ops = ops.clone();
-                runner = runner.with_loop("telegram-poll", move || {
-                    let (poller, ops) = (poller.clone(), poll_ops.clone());
-                    async move { poller.run(ops, std::future::pending()).await }
-                });
-            }
-        }
-        let stop = until(shutdown_rx.clone());
-        tokio::spawn(runner.run(stop));
-    }
-
+    let jobs = background_jobs(&config, &w, ops.clone()).decisions_to(decide.clone());
+    tokio::spawn(jobs.run(until(shutdown_rx.clone())));
     let ingesting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     crate::app::decision_workers(ops.clone(), queue, ingesting.clone());
     let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
@@ -236,9 +103,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         actions: w.actions,
         telegram: w.telegram,
         discord: w.discord,
-        operator_token: operator_token.into(),
+        operator_token: operator.value.into(),
         operator_name: config.server.operator_name.clone().into(),
-        webhook_token: webhook_token.into(),
+        webhook_token: webhook.value.into(),
         metrics,
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
@@ -261,24 +128,185 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(until(shutdown_rx))
         .await
         .context("serving HTTP")?;
-    // Deploy runs started over the API are in the middle of Terraform: give
-    // them time to finish rather than leave a half-applied run behind.
+    finish_deploy_runs(&executing).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// The deploy and ops agents over the wired adapters.
+fn agents(
+    config: &Config,
+    w: &mut crate::wiring::Wiring,
+    metrics: &Arc<Metrics>,
+) -> (Arc<DeployAgent>, Arc<OpsAgent>) {
+    let mut deploy_config = DeployConfig {
+        region: config.cloud.region.clone(),
+        ..Default::default()
+    };
+    if let Some(url) = &config.server.public_url {
+        deploy_config.alert_webhook = Some(format!("{}/ops/webhook", url.trim_end_matches('/')));
+    }
+    // Stop diagnoses of the deploy loop (quota, API, permission) reach the
+    // same channels as the ops loop's notifications.
+    let deploy = Arc::new(
+        DeployAgent::new(w.deploy.clone(), deploy_config).with_notifier(w.approver.clone()),
+    );
+    let ops = Arc::new(OpsAgent::new(
+        OpsDeps {
+            // Counts decisions and execution outcomes on every path that
+            // commits them (workers, approvals, watcher, recovery).
+            store: Arc::new(ObservedStore::new(w.store.clone(), metrics.clone())),
+            policy: w.policy.clone(),
+            approver: w.approver.clone(),
+            actions: w.actions.clone(),
+            metrics: w.metrics.clone(),
+            registry: w.registry.clone(),
+        },
+        Guardrails::new(w.guardrails.clone()),
+        OpsConfig {
+            feedback_delay: config.ops.feedback_delay_secs,
+            approvers: std::mem::take(&mut w.approvers),
+            replica_id: config.server.replica_id.clone(),
+            lease: config.ops.lease_secs,
+            ..Default::default()
+        },
+    ));
+    (deploy, ops)
+}
+
+/// The start-up banner: versions, adapters, where the tokens are. A token
+/// is printed once, on the start that generates it.
+fn banner(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    report: &[String],
+    operator: &Token,
+    webhook: &Token,
+) {
+    let s = &config.server;
+    println!("infraai-server {}", env!("CARGO_PKG_VERSION"));
+    println!("data directory: {}", s.data_dir.display());
+    println!("replica: {}", s.replica_id);
+    for line in report {
+        println!("{line}");
+    }
+    let token_file = s.data_dir.join("operator-token");
+    match operator.origin {
+        Origin::Configured => println!(
+            "operator token: from configuration; operator name {:?}",
+            s.operator_name
+        ),
+        Origin::Stored => println!(
+            "operator token: in {} (generated at first start); operator name {:?}",
+            token_file.display(),
+            s.operator_name
+        ),
+        Origin::Generated => println!(
+            "operator token (generated now, stored in {}): {}",
+            token_file.display(),
+            operator.value
+        ),
+    }
+    let webhook_file = s.data_dir.join("webhook-token");
+    match webhook.origin {
+        Origin::Configured => println!("alert webhook token: from configuration"),
+        Origin::Stored => println!("alert webhook token: in {}", webhook_file.display()),
+        Origin::Generated => println!(
+            "alert webhook token (generated now, stored in {}): {}",
+            webhook_file.display(),
+            webhook.value
+        ),
+    }
+    println!("dashboard: http://{addr}/   API: http://{addr}/openapi.json");
+    println!("listening on http://{addr}");
+}
+
+/// Run-phase counters from the event bus, until shutdown.
+fn count_run_phases(events: &EventBus, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) {
+    let (_, mut rx) = events.subscribe(RunId::new());
+    let stop = until(shutdown);
+    tokio::spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                ev = rx.recv() => match ev {
+                    Ok(RunEvent::Phase { phase, .. }) => metrics.run_phase(&phase.to_string()),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    });
+}
+
+/// Background work that runs once across replicas: the loops below on
+/// whichever replica holds each, and every job a dead replica left.
+fn background_jobs(config: &Config, w: &crate::wiring::Wiring, ops: Arc<OpsAgent>) -> JobRunner {
+    let mut runner = JobRunner::new(ops.clone());
+    let max_wait = config.ops.approval_timeout_secs;
+    let expiry = ops.clone();
+    runner = runner.with_loop("approval-expiry", move || {
+        let ops = expiry.clone();
+        async move {
+            let every = (max_wait / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match ops.expire_pending(max_wait).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(expired = n, "pending approvals expired"),
+                    Err(e) => warn!(error = %e, "approval expiry failed"),
+                }
+            }
+        }
+    });
+    if w.run_watcher {
+        let (metrics, store, watch_ops) = (w.metrics.clone(), w.store.clone(), ops.clone());
+        let every = config.ops.watch_interval_secs;
+        runner = runner.with_loop("watcher", move || {
+            let watcher = ThresholdWatcher::new(metrics.clone());
+            watcher.run(
+                store.clone(),
+                watch_ops.clone(),
+                every,
+                std::future::pending(),
+            )
+        });
+    }
+    if let Some(tg) = &w.telegram {
+        if config.telegram.telegram_webhook_secret.is_none() {
+            let poller = Arc::new(infraai_telegram::TelegramPoller::new(
+                tg.as_ref().clone(),
+                w.store.clone(),
+                Duration::from_secs(25),
+            ));
+            runner = runner.with_loop("telegram-poll", move || {
+                let (poller, ops) = (poller.clone(), ops.clone());
+                async move { poller.run(ops, std::future::pending()).await }
+            });
+        }
+    }
+    runner
+}
+
+/// Deploy runs started over the API are in the middle of Terraform: gives
+/// them up to a minute to finish rather than leave a half-applied run behind.
+async fn finish_deploy_runs(executing: &std::sync::Mutex<std::collections::HashSet<RunId>>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let n = executing.lock().unwrap_or_else(|p| p.into_inner()).len();
         if n == 0 {
-            break;
+            return;
         }
         if std::time::Instant::now() > deadline {
             warn!(
                 runs = n,
                 "stopping with deploy runs still executing; they will show their last phase"
             );
-            break;
+            return;
         }
         info!(runs = n, "waiting for deploy runs to finish");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    info!("stopped");
-    Ok(())
 }

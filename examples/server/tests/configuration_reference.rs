@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
-const BEGIN: &str = "<!-- keys: generated from examples/server/src/config.rs -->\n";
+const BEGIN: &str = "<!-- keys: generated from examples/server/src/config/sections.rs -->\n";
 const END: &str = "<!-- end of the generated keys -->\n";
 
 /// One table per section: TOML key, flag, variable, default, meaning.

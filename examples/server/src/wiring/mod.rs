@@ -1,7 +1,7 @@
 //! Which adapter implements each port, chosen from the configuration.
 //!
-//! This is the one file that changes when an adapter lands (GCP, Redis as the
-//! store, another LLM provider).
+//! This module is where an adapter lands: the store here, clouds in `cloud`,
+//! LLM providers in `llm`, approval channels in `channels`.
 
 mod channels;
 mod cloud;

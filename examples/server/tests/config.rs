@@ -180,3 +180,30 @@ fn database_url_selects_postgres_and_replica_ids_are_checked() {
         assert!(!format!("{err:#}").contains("pw-secret"), "{err:#}");
     }
 }
+
+#[test]
+fn secrets_are_never_printed_by_help() {
+    let env = [
+        ("GEMINI_API_KEY", "sk-hidden1"),
+        ("INFRAAI_DATABASE_URL", "postgres://u:pw-hidden2@db/x"),
+        ("AWS_SECRET_ACCESS_KEY", "hidden3"),
+    ];
+    let _one = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    let help = command().render_long_help().to_string();
+    for (k, _) in env {
+        std::env::remove_var(k);
+    }
+    assert!(!help.contains("hidden"), "{help}");
+    // A new secret key must hide its variable's value too.
+    for arg in command().get_arguments() {
+        let id = arg.get_id().as_str();
+        let secret = id.ends_with("_token")
+            || id.ends_with("api_key")
+            || id.contains("secret")
+            || id == "database_url";
+        assert_eq!(secret, arg.is_hide_env_values_set(), "{id}");
+    }
+}

@@ -1,0 +1,378 @@
+//! The built-in rules and the routing, one scenario each.
+
+use super::*;
+use crate::domain::{AlertState, Cidr, FirewallChange, Protocol, ResourceName, Risk};
+use serde_json::json;
+
+fn alert(severity: Severity) -> Alert {
+    Alert {
+        source: "test".into(),
+        fingerprint: "fp".into(),
+        policy_name: "cpu".into(),
+        resource: "web-1".into(),
+        resource_type: GCE_INSTANCE.into(),
+        cloud: "gcp".into(),
+        metric: "compute.googleapis.com/instance/cpu/utilization".into(),
+        value: Some(0.95),
+        threshold: Some(0.8),
+        severity,
+        state: AlertState::Firing,
+        started_at: chrono::Utc::now(),
+        labels: Default::default(),
+        raw: json!({}),
+    }
+}
+
+fn decision(action: Action, confidence: f64) -> OpsDecision {
+    OpsDecision {
+        severity: Severity::Warning,
+        recommended_action: action,
+        requires_approval: false,
+        confidence,
+        reasoning: "test".into(),
+        risk: Risk::Low,
+        precedent: None,
+    }
+}
+
+fn mt(s: &str) -> MachineType {
+    MachineType::new(s).unwrap()
+}
+
+fn eval(d: &OpsDecision, a: &Alert, current: Option<&str>) -> Verdict {
+    let current = current.map(mt);
+    Guardrails::new(GuardrailConfig::default()).evaluate(&GuardrailInput {
+        decision: d,
+        alert: a,
+        current_machine_type: current.as_ref(),
+        recent_actions: 0,
+    })
+}
+
+fn scale_to(m: &str) -> Action {
+    Action::ScaleUp {
+        machine_type: mt(m),
+    }
+}
+
+fn firewall(ports: Vec<u16>, range: &str, allow: bool) -> Action {
+    Action::ModifyFirewall {
+        change: FirewallChange {
+            rule: ResourceName::new("allow-app").unwrap(),
+            allow,
+            protocol: Protocol::Tcp,
+            ports,
+            source_ranges: vec![range.parse::<Cidr>().unwrap()],
+        },
+    }
+}
+
+#[test]
+fn confident_warning_one_step_up_runs_automatically() {
+    let v = eval(
+        &decision(scale_to("e2-standard-2"), 0.9),
+        &alert(Severity::Warning),
+        Some("e2-medium"),
+    );
+    assert_eq!(v.route, Route::AutoExecute, "{:?}", v.notes);
+    assert!(v.notes.is_empty());
+}
+
+#[test]
+fn critical_always_requires_approval_even_if_the_policy_says_warning() {
+    let v = eval(
+        &decision(scale_to("e2-standard-2"), 0.99),
+        &alert(Severity::Critical),
+        Some("e2-medium"),
+    );
+    assert_eq!(v.route, Route::AskHuman);
+    assert!(v.notes[0].starts_with("critical_needs_approval"));
+}
+
+#[test]
+fn low_confidence_requires_approval() {
+    let v = eval(
+        &decision(Action::Restart {}, 0.69),
+        &alert(Severity::Warning),
+        None,
+    );
+    assert_eq!(v.route, Route::AskHuman);
+    assert!(v.notes[0].contains("below the floor 0.70"), "{:?}", v.notes);
+    let v = eval(
+        &decision(Action::Restart {}, 0.7),
+        &alert(Severity::Warning),
+        None,
+    );
+    assert_eq!(v.route, Route::AutoExecute);
+}
+
+#[test]
+fn confidence_out_of_range_or_nan_is_denied() {
+    for c in [1.5, -0.1, f64::NAN] {
+        let v = eval(
+            &decision(Action::Restart {}, c),
+            &alert(Severity::Warning),
+            None,
+        );
+        assert_eq!(v.route, Route::Escalate, "{c}");
+        assert_eq!(v.decision.recommended_action, Action::Escalate {});
+    }
+}
+
+#[test]
+fn policy_asking_for_approval_is_respected() {
+    let mut d = decision(Action::Restart {}, 0.9);
+    d.requires_approval = true;
+    assert_eq!(
+        eval(&d, &alert(Severity::Info), None).route,
+        Route::AskHuman
+    );
+}
+
+#[test]
+fn action_not_in_allow_list_is_escalated() {
+    // ModifyFirewall is not allowed on Cloud SQL.
+    let mut a = alert(Severity::Warning);
+    a.resource_type = CLOUDSQL_DATABASE.into();
+    let v = eval(
+        &decision(firewall(vec![443], "10.0.0.0/8", true), 0.95),
+        &a,
+        None,
+    );
+    assert_eq!(v.route, Route::Escalate);
+    assert_eq!(v.decision.recommended_action, Action::Escalate {});
+    assert!(v
+        .decision
+        .reasoning
+        .contains("not allowed on resource type"));
+    // Unknown resource types allow nothing executable.
+    a.resource_type = "k8s_pod".into();
+    assert_eq!(
+        eval(&decision(Action::Restart {}, 0.95), &a, None).route,
+        Route::Escalate
+    );
+}
+
+#[test]
+fn llm_style_decision_naming_an_unknown_action_becomes_escalation() {
+    let raw = json!({"severity": "warning", "recommended_action": {"type": "delete_instance"},
+        "requires_approval": false, "confidence": 0.99, "reasoning": "delete it", "risk": "low"});
+    let d = OpsDecision::parse_or_escalate(&raw, Severity::Warning);
+    assert_eq!(d.recommended_action, Action::Escalate {});
+    assert!(d.reasoning.contains("invalid decision"), "{}", d.reasoning);
+    assert_eq!(
+        eval(&d, &alert(Severity::Warning), None).route,
+        Route::Escalate
+    );
+}
+
+#[test]
+fn llm_style_decision_outside_the_ladder_becomes_escalation() {
+    let raw = json!({"severity": "warning", "recommended_action": {"type": "scale_up", "machine_type": "n2-highmem-96"},
+        "requires_approval": false, "confidence": 0.99, "reasoning": "go big", "risk": "low"});
+    let d = OpsDecision::parse_or_escalate(&raw, Severity::Warning);
+    assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+    let v = eval(&d, &alert(Severity::Warning), Some("e2-medium"));
+    assert_eq!(v.route, Route::Escalate);
+    assert!(v.notes[0].contains("not on the ladder"), "{:?}", v.notes);
+}
+
+#[test]
+fn scale_up_bounds() {
+    let a = alert(Severity::Warning);
+    // two steps at once
+    let v = eval(
+        &decision(scale_to("e2-standard-4"), 0.9),
+        &a,
+        Some("e2-medium"),
+    );
+    assert_eq!(v.route, Route::Escalate);
+    assert!(v.notes[0].contains("2 steps"));
+    // down or sideways
+    assert_eq!(
+        eval(&decision(scale_to("e2-small"), 0.9), &a, Some("e2-medium")).route,
+        Route::Escalate
+    );
+    assert_eq!(
+        eval(&decision(scale_to("e2-medium"), 0.9), &a, Some("e2-medium")).route,
+        Route::Escalate
+    );
+    // current off the ladder
+    assert_eq!(
+        eval(
+            &decision(scale_to("e2-medium"), 0.9),
+            &a,
+            Some("n1-standard-1")
+        )
+        .route,
+        Route::Escalate
+    );
+    // unknown current: a human must approve
+    assert_eq!(
+        eval(&decision(scale_to("e2-medium"), 0.9), &a, None).route,
+        Route::AskHuman
+    );
+    // a larger configured step
+    let cfg = GuardrailConfig {
+        max_ladder_steps: 2,
+        ..GuardrailConfig::default()
+    };
+    let current = mt("e2-medium");
+    let d = decision(scale_to("e2-standard-4"), 0.9);
+    let v = Guardrails::new(cfg).evaluate(&GuardrailInput {
+        decision: &d,
+        alert: &a,
+        current_machine_type: Some(&current),
+        recent_actions: 0,
+    });
+    assert_eq!(v.route, Route::AutoExecute);
+}
+
+#[test]
+fn firewall_never_opens_ssh_or_rdp_to_the_world() {
+    let a = alert(Severity::Warning);
+    for (ports, range) in [
+        (vec![22], "0.0.0.0/0"),
+        (vec![80, 3389], "0.0.0.0/0"),
+        (vec![22], "::/0"),
+    ] {
+        let v = eval(
+            &decision(firewall(ports.clone(), range, true), 0.95),
+            &a,
+            None,
+        );
+        assert_eq!(v.route, Route::Escalate, "{ports:?} {range}");
+        assert!(v.notes[0].contains("whole internet"));
+    }
+    // a private range, a web port to the world, or a deny rule are fine
+    assert_eq!(
+        eval(
+            &decision(firewall(vec![22], "10.0.0.0/8", true), 0.95),
+            &a,
+            None
+        )
+        .route,
+        Route::AutoExecute
+    );
+    assert_eq!(
+        eval(
+            &decision(firewall(vec![443], "0.0.0.0/0", true), 0.95),
+            &a,
+            None
+        )
+        .route,
+        Route::AutoExecute
+    );
+    assert_eq!(
+        eval(
+            &decision(firewall(vec![22], "0.0.0.0/0", false), 0.95),
+            &a,
+            None
+        )
+        .route,
+        Route::AutoExecute
+    );
+    // structurally invalid
+    assert_eq!(
+        eval(
+            &decision(firewall(vec![0], "10.0.0.0/8", true), 0.95),
+            &a,
+            None
+        )
+        .route,
+        Route::Escalate
+    );
+    assert_eq!(
+        eval(
+            &decision(firewall(vec![], "10.0.0.0/8", true), 0.95),
+            &a,
+            None
+        )
+        .route,
+        Route::Escalate
+    );
+}
+
+#[test]
+fn ignore_and_escalate() {
+    assert_eq!(
+        eval(
+            &decision(Action::Ignore {}, 0.9),
+            &alert(Severity::Warning),
+            None
+        )
+        .route,
+        Route::Ignore
+    );
+    let v = eval(
+        &decision(Action::Ignore {}, 0.9),
+        &alert(Severity::Critical),
+        None,
+    );
+    assert_eq!(v.route, Route::Escalate);
+    assert_eq!(
+        eval(
+            &decision(Action::Escalate {}, 0.1),
+            &alert(Severity::Info),
+            None
+        )
+        .route,
+        Route::Escalate
+    );
+}
+
+#[test]
+fn auto_action_budget() {
+    let d = decision(Action::Restart {}, 0.9);
+    let a = alert(Severity::Warning);
+    let g = Guardrails::new(GuardrailConfig::default());
+    let input = |n| GuardrailInput {
+        decision: &d,
+        alert: &a,
+        current_machine_type: None,
+        recent_actions: n,
+    };
+    assert_eq!(g.evaluate(&input(2)).route, Route::AutoExecute);
+    let v = g.evaluate(&input(3));
+    assert_eq!(v.route, Route::AskHuman);
+    assert!(v.notes[0].starts_with("auto_action_budget"));
+}
+
+#[test]
+fn embedders_can_add_rules() {
+    struct NoRestarts;
+    impl GuardrailRule for NoRestarts {
+        fn name(&self) -> &'static str {
+            "no_restarts"
+        }
+        fn check(&self, input: &GuardrailInput<'_>, _: &GuardrailConfig) -> RuleOutcome {
+            if input.decision.recommended_action == (Action::Restart {}) {
+                RuleOutcome::Deny("change freeze".into())
+            } else {
+                RuleOutcome::Pass
+            }
+        }
+    }
+    let g = Guardrails::new(GuardrailConfig::default()).with_rule(Box::new(NoRestarts));
+    let d = decision(Action::Restart {}, 0.9);
+    let a = alert(Severity::Warning);
+    let v = g.evaluate(&GuardrailInput {
+        decision: &d,
+        alert: &a,
+        current_machine_type: None,
+        recent_actions: 0,
+    });
+    assert_eq!(v.route, Route::Escalate);
+    assert!(v.notes.iter().any(|n| n.contains("change freeze")));
+}
+
+#[test]
+fn ladder_next_step() {
+    let cfg = GuardrailConfig::default();
+    assert_eq!(
+        cfg.next_machine_type(&mt("e2-medium")),
+        Some(mt("e2-standard-2"))
+    );
+    assert_eq!(cfg.next_machine_type(&mt("e2-standard-16")), None);
+    assert_eq!(cfg.next_machine_type(&mt("n1-standard-1")), None);
+}

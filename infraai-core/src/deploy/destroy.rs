@@ -11,12 +11,7 @@ use tracing::info;
 impl DeployAgent {
     /// A failed run that may be destroyed.
     async fn destroyable(&self, run_id: RunId) -> Result<Run> {
-        let run = self
-            .deps
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("run {run_id}")))?;
+        let run = self.load(run_id).await?;
         if run.phase != RunPhase::Failed {
             return Err(Error::conflict(
                 format!("run {run_id}"),

@@ -233,12 +233,7 @@ impl DeployAgent {
     /// or finished, or the store failed.
     pub async fn execute(&self, run_id: RunId, dry_run: bool) -> Result<Run> {
         let _guard = self.claim(run_id)?;
-        let mut run = self
-            .deps
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("run {run_id}")))?;
+        let mut run = self.load(run_id).await?;
         let startable =
             run.phase == RunPhase::Starting || (run.phase == RunPhase::Completed && run.dry_run);
         if !startable {
@@ -259,6 +254,12 @@ impl DeployAgent {
             }
         }
         Ok(run)
+    }
+
+    /// Run `run_id`, which must exist.
+    async fn load(&self, run_id: RunId) -> Result<Run> {
+        let run = self.deps.store.get_run(run_id).await?;
+        run.ok_or_else(|| Error::not_found(format!("run {run_id}")))
     }
 
     async fn enter(&self, run: &mut Run, phase: RunPhase, note: Option<String>) -> Result<()> {

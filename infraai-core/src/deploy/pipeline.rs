@@ -20,23 +20,19 @@ enum Attempt {
     Failed(TerraformStep, Error),
 }
 
-/// What a run's steps hand on to each other.
+/// What a run's steps hand on to each other: the plan as planned (renames
+/// start from it), the plan and files now and where they are written, the
+/// fix attempts (validation fixes, apply-time fixes and renames together),
+/// retries and plan/apply attempts so far, and whether the files changed
+/// since they were last validated.
 pub(super) struct Progress {
-    /// The plan as the run was planned (renames start from it).
     pub(super) original: InfraPlan,
-    /// The plan the current files were generated from.
     pub(super) plan: InfraPlan,
-    /// The current Terraform files.
     pub(super) files: TerraformFiles,
-    /// Where they are written.
     pub(super) ws: TfWorkspace,
-    /// Fix attempts so far (validation fixes, apply-time fixes and renames).
     pub(super) fixes: u8,
-    /// Retries after transient failures so far.
     pub(super) retries: u8,
-    /// Plan/apply attempts so far.
     pub(super) attempt: u32,
-    /// Whether the files changed since they were last validated.
     pub(super) unvalidated: bool,
 }
 

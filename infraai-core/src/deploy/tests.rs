@@ -16,6 +16,14 @@ struct World {
 }
 
 fn world(runner: ScriptedTfRunner, max_apply_retries: u8) -> World {
+    world_verified(runner, max_apply_retries, StaticVerifier::default())
+}
+
+fn world_verified(
+    runner: ScriptedTfRunner,
+    max_apply_retries: u8,
+    verifier: StaticVerifier,
+) -> World {
     let runner = Arc::new(runner);
     let store = Arc::new(MemoryStore::new());
     let approver = Arc::new(RecordingApprover::default());
@@ -29,7 +37,7 @@ fn world(runner: ScriptedTfRunner, max_apply_retries: u8) -> World {
             generator: Arc::new(FakeGenerator),
             fixers: vec![fixer.clone()],
             runner: runner.clone(),
-            verifier: Arc::new(StaticVerifier::default()),
+            verifier: Arc::new(verifier),
             store: store.clone(),
             registry: Arc::new(MetricProfileRegistry::builtin()),
             events: EventBus::new(),
@@ -121,24 +129,9 @@ async fn a_name_in_use_renames_our_resources_and_replans() {
     );
     let run = w.agent.deploy(GOAL, false).await.unwrap();
     assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
-    assert_eq!(
-        phases(&run),
-        [
-            "starting",
-            "initializing",
-            "validating",
-            "planning",
-            "applying",
-            "diagnosing",
-            "fix_attempt_1",
-            "validating",
-            "planning",
-            "applying",
-            "verifying",
-            "finalizing",
-            "completed"
-        ]
-    );
+    let expected = "starting initializing validating planning applying diagnosing fix_attempt_1 \
+                    validating planning applying verifying finalizing completed";
+    assert_eq!(phases(&run).join(" "), expected);
     let suffix = rename_suffix(run.id, 1);
     assert_eq!(run.fix_attempts.len(), 1);
     assert_eq!(run.fix_attempts[0].fixer, format!("rename{suffix}"));
@@ -262,25 +255,12 @@ async fn unknown_and_operator_failures_are_not_retried() {
 
 #[tokio::test]
 async fn a_failed_run_that_stored_a_deployment_is_not_destroyed_as_a_run() {
-    let store = Arc::new(MemoryStore::new());
-    let agent = DeployAgent::new(
-        DeployDeps {
-            planner: Arc::new(crate::rules::RulePlanner::default()),
-            generator: Arc::new(FakeGenerator),
-            fixers: vec![],
-            runner: Arc::new(ScriptedTfRunner::valid()),
-            verifier: Arc::new(StaticVerifier::failing()),
-            store: store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
-            events: EventBus::new(),
-        },
-        DeployConfig::default(),
-    );
-    let run = agent.deploy(GOAL, false).await.unwrap();
+    let w = world_verified(ScriptedTfRunner::valid(), 3, StaticVerifier::failing());
+    let run = w.agent.deploy(GOAL, false).await.unwrap();
     assert_eq!(run.phase, RunPhase::Failed);
     assert!(run.deployment_id.is_some());
     assert_eq!(run.resources.as_ref().map(Vec::len), Some(1));
-    match agent.preview_destroy(run.id).await {
+    match w.agent.preview_destroy(run.id).await {
         Err(Error::Conflict { detail, .. }) => {
             assert!(detail.contains("deployment"), "{detail}")
         }

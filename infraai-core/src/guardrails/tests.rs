@@ -49,6 +49,11 @@ fn eval(d: &OpsDecision, a: &Alert, current: Option<&str>) -> Verdict {
     })
 }
 
+/// Where a decision to take `action` with `confidence` on `a` goes.
+fn route(action: Action, confidence: f64, a: &Alert, current: Option<&str>) -> Route {
+    eval(&decision(action, confidence), a, current).route
+}
+
 fn scale_to(m: &str) -> Action {
     Action::ScaleUp {
         machine_type: mt(m),
@@ -98,12 +103,8 @@ fn low_confidence_requires_approval() {
     );
     assert_eq!(v.route, Route::AskHuman);
     assert!(v.notes[0].contains("below the floor 0.70"), "{:?}", v.notes);
-    let v = eval(
-        &decision(Action::Restart {}, 0.7),
-        &alert(Severity::Warning),
-        None,
-    );
-    assert_eq!(v.route, Route::AutoExecute);
+    let r = route(Action::Restart {}, 0.7, &alert(Severity::Warning), None);
+    assert_eq!(r, Route::AutoExecute);
 }
 
 #[test]
@@ -147,10 +148,7 @@ fn action_not_in_allow_list_is_escalated() {
         .contains("not allowed on resource type"));
     // Unknown resource types allow nothing executable.
     a.resource_type = "k8s_pod".into();
-    assert_eq!(
-        eval(&decision(Action::Restart {}, 0.95), &a, None).route,
-        Route::Escalate
-    );
+    assert_eq!(route(Action::Restart {}, 0.95, &a, None), Route::Escalate);
 }
 
 #[test]
@@ -188,30 +186,18 @@ fn scale_up_bounds() {
     );
     assert_eq!(v.route, Route::Escalate);
     assert!(v.notes[0].contains("2 steps"));
-    // down or sideways
-    assert_eq!(
-        eval(&decision(scale_to("e2-small"), 0.9), &a, Some("e2-medium")).route,
-        Route::Escalate
-    );
-    assert_eq!(
-        eval(&decision(scale_to("e2-medium"), 0.9), &a, Some("e2-medium")).route,
-        Route::Escalate
-    );
-    // current off the ladder
-    assert_eq!(
-        eval(
-            &decision(scale_to("e2-medium"), 0.9),
-            &a,
-            Some("n1-standard-1")
-        )
-        .route,
-        Route::Escalate
-    );
+    // down or sideways, or from a type off the ladder
+    for (to, from) in [
+        ("e2-small", "e2-medium"),
+        ("e2-medium", "e2-medium"),
+        ("e2-medium", "n1-standard-1"),
+    ] {
+        let r = route(scale_to(to), 0.9, &a, Some(from));
+        assert_eq!(r, Route::Escalate, "{from} → {to}");
+    }
     // unknown current: a human must approve
-    assert_eq!(
-        eval(&decision(scale_to("e2-medium"), 0.9), &a, None).route,
-        Route::AskHuman
-    );
+    let r = route(scale_to("e2-medium"), 0.9, &a, None);
+    assert_eq!(r, Route::AskHuman);
     // a larger configured step
     let cfg = GuardrailConfig {
         max_ladder_steps: 2,
@@ -245,80 +231,29 @@ fn firewall_never_opens_ssh_or_rdp_to_the_world() {
         assert!(v.notes[0].contains("whole internet"));
     }
     // a private range, a web port to the world, or a deny rule are fine
-    assert_eq!(
-        eval(
-            &decision(firewall(vec![22], "10.0.0.0/8", true), 0.95),
-            &a,
-            None
-        )
-        .route,
-        Route::AutoExecute
-    );
-    assert_eq!(
-        eval(
-            &decision(firewall(vec![443], "0.0.0.0/0", true), 0.95),
-            &a,
-            None
-        )
-        .route,
-        Route::AutoExecute
-    );
-    assert_eq!(
-        eval(
-            &decision(firewall(vec![22], "0.0.0.0/0", false), 0.95),
-            &a,
-            None
-        )
-        .route,
-        Route::AutoExecute
-    );
+    for (ports, range, allow) in [
+        (vec![22], "10.0.0.0/8", true),
+        (vec![443], "0.0.0.0/0", true),
+        (vec![22], "0.0.0.0/0", false),
+    ] {
+        let r = route(firewall(ports, range, allow), 0.95, &a, None);
+        assert_eq!(r, Route::AutoExecute, "{range}");
+    }
     // structurally invalid
-    assert_eq!(
-        eval(
-            &decision(firewall(vec![0], "10.0.0.0/8", true), 0.95),
-            &a,
-            None
-        )
-        .route,
-        Route::Escalate
-    );
-    assert_eq!(
-        eval(
-            &decision(firewall(vec![], "10.0.0.0/8", true), 0.95),
-            &a,
-            None
-        )
-        .route,
-        Route::Escalate
-    );
+    for ports in [vec![0], vec![]] {
+        let r = route(firewall(ports, "10.0.0.0/8", true), 0.95, &a, None);
+        assert_eq!(r, Route::Escalate);
+    }
 }
 
 #[test]
 fn ignore_and_escalate() {
-    assert_eq!(
-        eval(
-            &decision(Action::Ignore {}, 0.9),
-            &alert(Severity::Warning),
-            None
-        )
-        .route,
-        Route::Ignore
-    );
-    let v = eval(
-        &decision(Action::Ignore {}, 0.9),
-        &alert(Severity::Critical),
-        None,
-    );
-    assert_eq!(v.route, Route::Escalate);
-    assert_eq!(
-        eval(
-            &decision(Action::Escalate {}, 0.1),
-            &alert(Severity::Info),
-            None
-        )
-        .route,
-        Route::Escalate
-    );
+    let (warning, critical) = (alert(Severity::Warning), alert(Severity::Critical));
+    assert_eq!(route(Action::Ignore {}, 0.9, &warning, None), Route::Ignore);
+    let r = route(Action::Ignore {}, 0.9, &critical, None);
+    assert_eq!(r, Route::Escalate, "a critical incident is never ignored");
+    let r = route(Action::Escalate {}, 0.1, &alert(Severity::Info), None);
+    assert_eq!(r, Route::Escalate);
 }
 
 #[test]

@@ -121,15 +121,12 @@ impl OpsAgent {
         };
         let channel = &reply.actor.channel;
         let store = &self.deps.store;
-        let saved = match store.set_cursor(&kill_switch_cursor(channel), seq).await {
-            Ok(()) => {
-                store
-                    .set_cursor(&kill_switch_cursor_at(channel), Utc::now().timestamp())
-                    .await
-            }
-            Err(e) => Err(e),
+        let saved = async {
+            store.set_cursor(&kill_switch_cursor(channel), seq).await?;
+            let now = Utc::now().timestamp();
+            store.set_cursor(&kill_switch_cursor_at(channel), now).await
         };
-        if let Err(e) = saved {
+        if let Err(e) = saved.await {
             warn!(channel = %channel, error = %e, "could not remember the kill-switch delivery");
         }
     }

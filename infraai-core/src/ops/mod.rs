@@ -13,6 +13,7 @@ use crate::profiles::MetricProfileRegistry;
 use crate::refusals::{RefusalAuditLimit, RefusalAuditor};
 use crate::traits::*;
 use crate::{Error, IncidentId, Result};
+use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,6 +232,19 @@ impl OpsAgent {
             warn!(incident_id = %incident.id, error = %e, "notification failed");
         }
     }
+}
+
+/// The incidents in `statuses`.
+fn in_statuses(statuses: Vec<IncidentStatus>) -> IncidentQuery {
+    IncidentQuery {
+        statuses,
+        ..Default::default()
+    }
+}
+
+/// The time `d` before now.
+fn ago(d: Duration) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// `Some` with the incident a store change of this caller's left; `None`

@@ -1,11 +1,10 @@
 //! Recovery: expiring unanswered approvals and finishing incidents no live
 //! replica is working on.
 
-use super::{OpsAgent, RECOVER_BATCH, RECOVER_CONCURRENCY};
+use super::{ago, in_statuses, OpsAgent, RECOVER_BATCH, RECOVER_CONCURRENCY};
 use crate::domain::*;
 use crate::traits::*;
 use crate::{IncidentId, Result};
-use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,37 +12,17 @@ impl OpsAgent {
     /// Expires incidents that have waited for approval longer than `max_wait`.
     /// Returns how many expired.
     pub async fn expire_pending(&self, max_wait: Duration) -> Result<usize> {
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(max_wait).unwrap_or(chrono::Duration::MAX);
-        let pending = self
-            .deps
-            .store
-            .list_incidents(&IncidentQuery {
-                statuses: vec![IncidentStatus::Pending],
-                ..Default::default()
-            })
-            .await?;
+        use IncidentStatus::{Expired, Pending};
+        let (store, cutoff) = (&self.deps.store, ago(max_wait));
+        let pending = store.list_incidents(&in_statuses(vec![Pending])).await?;
+        let note = format!("no answer within {}s", max_wait.as_secs());
         let mut expired = 0;
         for i in pending.into_iter().filter(|i| i.updated_at < cutoff) {
-            let note = format!("no answer within {}s", max_wait.as_secs());
-            if self
-                .deps
-                .store
-                .transition(
-                    i.id,
-                    &[IncidentStatus::Pending],
-                    IncidentStatus::Expired,
-                    Some(&note),
-                )
-                .await
-                .is_ok()
-            {
+            let change = store.transition(i.id, &[Pending], Expired, Some(&note));
+            if change.await.is_ok() {
                 expired += 1;
-                self.audit(
-                    AuditRecord::agent(AuditStep::Escalation, format!("expired: {note}"))
-                        .incident(i.id),
-                )
-                .await;
+                let record = AuditRecord::agent(AuditStep::Escalation, format!("expired: {note}"));
+                self.audit(record.incident(i.id)).await;
             }
         }
         Ok(expired)
@@ -65,25 +44,15 @@ impl OpsAgent {
     ) -> Result<usize> {
         use IncidentStatus::*;
         let store = &self.deps.store;
-        let mut open = store
-            .list_incidents(&IncidentQuery {
-                statuses: vec![Approved, Auto, Executing, Executed],
-                ..Default::default()
-            })
-            .await?;
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-        open.extend(
-            store
-                .list_incidents(&IncidentQuery {
-                    statuses: vec![New],
-                    limit: Some(RECOVER_BATCH),
-                    ..Default::default()
-                })
-                .await?
-                .into_iter()
-                .filter(|i| i.created_at <= cutoff),
-        );
+        let unfinished = in_statuses(vec![Approved, Auto, Executing, Executed]);
+        let mut open = store.list_incidents(&unfinished).await?;
+        let new = IncidentQuery {
+            limit: Some(RECOVER_BATCH),
+            ..in_statuses(vec![New])
+        };
+        let cutoff = ago(grace);
+        let new = store.list_incidents(&new).await?.into_iter();
+        open.extend(new.filter(|i| i.created_at <= cutoff));
         if let Some(queue) = decide {
             let (new, rest): (Vec<_>, Vec<_>) = open.into_iter().partition(|i| i.status == New);
             for i in &new {
@@ -134,12 +103,8 @@ impl OpsAgent {
                 self.feedback(incident, acted_at).await
             }
             Executing => {
-                self.escalate_unresolved(
-                    id,
-                    Executing,
-                    "the agent stopped while the action was running; its outcome is unknown",
-                )
-                .await
+                let note = "the agent stopped while the action was running; its outcome is unknown";
+                self.escalate_unresolved(id, Executing, note).await
             }
             _ => Ok(incident),
         }

@@ -3,13 +3,13 @@
 
 use crate::error::{problem, ApiError};
 use crate::metrics::Metrics;
+use crate::openapi::{self, ApiDoc};
 use crate::routes::{alerts, channels, meta, ops, plan, runs};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
 use infraai_prometheus::PromQueries;
@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tracing::{info, warn};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest accepted request body, except on the alert webhooks.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -153,67 +157,59 @@ impl Drop for Ingesting<'_> {
     }
 }
 
-/// The router.
+/// The router, and the OpenAPI document it serves, built from the same
+/// `#[utoipa::path]` declarations.
 pub fn router(state: AppState) -> Router {
-    let operator = Router::new()
-        .route("/generate-graph", post(plan::generate_graph))
-        .route("/generate_terraform", post(plan::generate_terraform))
-        .route("/execute", post(runs::execute))
-        .route("/runs/{id}/status", get(runs::run_status))
-        .route("/runs/{id}/destroy", post(runs::destroy_run))
-        .route("/ops/alerts", get(ops::list_alerts))
-        .route("/ops/alerts/{id}", get(ops::get_alert))
-        .route("/ops/alerts/{id}/preview", get(ops::preview))
-        .route("/ops/alerts/{id}/series", get(ops::series))
-        .route("/runs/{id}", get(runs::get_run))
-        .route("/ops/alerts/{id}/approve", post(ops::approve))
-        .route("/ops/alerts/{id}/reject", post(ops::reject))
-        .route("/ops/prometheus/rules", get(ops::prometheus_rules))
-        .route("/ops/autonomy", get(ops::autonomy))
-        .route("/ops/autonomy/stop", post(ops::stop_autonomy))
-        .route("/ops/autonomy/resume", post(ops::resume_autonomy))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_operator,
-        ))
+    let operator = OpenApiRouter::new()
+        .routes(routes!(plan::generate_graph))
+        .routes(routes!(plan::generate_terraform))
+        .routes(routes!(runs::execute))
+        .routes(routes!(runs::run_status))
+        .routes(routes!(runs::destroy_run))
+        .routes(routes!(ops::list_alerts))
+        .routes(routes!(ops::get_alert))
+        .routes(routes!(ops::preview))
+        .routes(routes!(ops::series))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(ops::approve))
+        .routes(routes!(ops::reject))
+        .routes(routes!(ops::prometheus_rules))
+        .routes(routes!(ops::autonomy))
+        .routes(routes!(ops::stop_autonomy))
+        .routes(routes!(ops::resume_autonomy));
+    let operator = operator_only(operator, &state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
     // Event streams last as long as the run: no request timeout.
-    let streams = Router::new()
-        .route("/runs/{id}/events", get(runs::run_events))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_operator,
-        ));
-    let public = Router::new()
-        .route("/healthz", get(meta::healthz))
-        .route("/readyz", get(meta::readyz))
-        .route("/metrics", get(meta::metrics))
-        .route("/openapi.json", get(meta::openapi))
-        .route("/", get(meta::dashboard))
-        .route("/assets/app.js", get(meta::dashboard_js))
-        .route("/assets/style.css", get(meta::dashboard_css))
-        .route("/assets/views.js", get(meta::dashboard_views_js))
-        .route(
-            "/assets/vendor/codemirror.js",
-            get(meta::vendor_codemirror_js),
-        )
+    let streams = operator_only(
+        OpenApiRouter::new().routes(routes!(runs::run_events)),
+        &state,
+    );
+    let public = OpenApiRouter::new()
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::readyz))
+        .routes(routes!(meta::metrics))
+        .routes(routes!(meta::openapi))
+        .routes(routes!(meta::dashboard))
+        .routes(routes!(meta::dashboard_js))
+        .routes(routes!(meta::dashboard_css))
+        .routes(routes!(meta::dashboard_views_js))
+        .routes(routes!(meta::vendor_codemirror_js))
         .merge(
             // Inside the router's own limit, so this one applies here.
-            Router::new()
-                .route("/ops/webhook", post(alerts::alert_webhook))
-                .route(
-                    "/ops/webhook/alertmanager",
-                    post(alerts::alertmanager_webhook),
-                )
+            OpenApiRouter::new()
+                .routes(routes!(alerts::alert_webhook))
+                .routes(routes!(alerts::alertmanager_webhook))
                 .layer(DefaultBodyLimit::max(ALERT_BODY_LIMIT)),
         )
-        .route("/ops/telegram", post(channels::telegram_webhook))
-        .route("/ops/discord", post(channels::discord_interactions))
+        .routes(routes!(channels::telegram_webhook))
+        .routes(routes!(channels::discord_interactions))
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
-    Router::new()
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(operator)
         .merge(streams)
         .merge(public)
+        .split_for_parts();
+    router
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -221,9 +217,32 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route; see /openapi.json",
             )
         })
+        .layer(Extension(Arc::new(openapi::document(api))))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Puts `routes` behind the operator token, in the router and in the
+/// document alike.
+fn operator_only(mut routes: OpenApiRouter<AppState>, state: &AppState) -> OpenApiRouter<AppState> {
+    let operator = SecurityRequirement::new("operator", Vec::<String>::new());
+    for item in routes.get_openapi_mut().paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            op.security = Some(vec![operator.clone()]);
+        }
+    }
+    routes.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_operator,
+    ))
 }
 
 // ------------------------------------------------------------ middleware

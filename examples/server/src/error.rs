@@ -4,8 +4,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use infraai_core::Error;
-use serde_json::json;
+use serde::Serialize;
 use tracing::{error, warn};
+use utoipa::ToSchema;
 
 /// An API error: a status and a message that is safe to show.
 #[derive(Debug)]
@@ -64,14 +65,28 @@ fn type_slug(status: StatusCode) -> &'static str {
     }
 }
 
+/// A problem-details body (RFC 9457).
+#[derive(Serialize, ToSchema)]
+pub struct Problem<'a> {
+    /// `https://infraai.dev/problems/<slug>`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The status's reason phrase.
+    title: &'a str,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong (never a secret).
+    detail: &'a str,
+}
+
 /// A problem-details response.
 pub fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = json!({
-        "type": format!("https://infraai.dev/problems/{}", type_slug(status)),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
+    let body = Problem {
+        kind: format!("https://infraai.dev/problems/{}", type_slug(status)),
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+    };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -47,25 +47,42 @@ fn method(m: &str) -> Method {
     Method::from_bytes(m.to_uppercase().as_bytes()).unwrap()
 }
 
-/// Operator routes (from the server's own route table, the one the OpenAPI
-/// document is built from): method, path template, a valid body.
-fn operator_routes() -> Vec<(Method, &'static str, Option<Value>)> {
-    let routes: Vec<_> = infraai_server::openapi::ROUTES
-        .iter()
-        .filter(|(_, _, auth, _)| *auth == Some("operator"))
-        .map(|(m, p, _, _)| (method(m), *p, valid_body(m, p)))
+/// Every route of the served OpenAPI document (built from the router's own
+/// declarations): method, path template, whether the operator token guards it.
+async fn documented(s: &Server) -> Vec<(String, String, bool)> {
+    let doc = s.ok(Method::GET, "/openapi.json", None, 200).await;
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            let operator = op["security"][0]["operator"].is_array();
+            routes.push((m.clone(), path.clone(), operator));
+        }
+    }
+    routes
+}
+
+/// Operator routes: method, path template, a valid body.
+async fn operator_routes(s: &Server) -> Vec<(Method, String, Option<Value>)> {
+    let routes: Vec<_> = documented(s)
+        .await
+        .into_iter()
+        .filter(|(_, _, operator)| *operator)
+        .map(|(m, p, _)| (method(&m), p.clone(), valid_body(&m, &p)))
         .collect();
     assert!(routes.len() >= 17, "{routes:?}");
     routes
 }
 
 /// Routes without the operator token: method and path.
-fn other_routes() -> Vec<(&'static str, &'static str)> {
-    infraai_server::openapi::ROUTES
-        .iter()
-        .filter(|(_, _, auth, _)| *auth != Some("operator"))
-        .map(|(m, p, _, _)| (*m, *p))
-        .collect()
+async fn other_routes(s: &Server) -> Vec<(String, String)> {
+    let routes: Vec<_> = documented(s)
+        .await
+        .into_iter()
+        .filter(|(_, _, operator)| !*operator)
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    assert!(routes.len() >= 13, "{routes:?}");
+    routes
 }
 
 fn is_problem(v: &Value, status: u16) -> bool {
@@ -78,7 +95,7 @@ fn is_problem(v: &Value, status: u16) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protected_endpoint_refuses_missing_or_wrong_auth() {
     let s = simulated("auth").await;
-    for (method, path, body) in operator_routes() {
+    for (method, path, body) in operator_routes(&s).await {
         let path = path.replace("{id}", ZERO);
         for token in [None, Some("wrong")] {
             let mut r = s.http.request(method.clone(), s.url(&path));
@@ -115,11 +132,11 @@ async fn every_protected_endpoint_refuses_missing_or_wrong_auth() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Public routes need nothing.
-    for (m, p) in other_routes() {
+    for (m, p) in other_routes(&s).await {
         if m != "get" {
             continue;
         }
-        let r = s.http.get(s.url(p)).send().await.unwrap();
+        let r = s.http.get(s.url(&p)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{p}");
     }
 }
@@ -142,7 +159,8 @@ async fn bad_input_gets_a_clear_4xx() {
     };
     let big = vec![b' '; 300 * 1024];
     // Malformed JSON, wrong shape and oversize bodies on every endpoint with a body.
-    for (method, path, _) in operator_routes()
+    for (method, path, _) in operator_routes(&s)
+        .await
         .into_iter()
         .filter(|(m, _, _)| *m == Method::POST)
     {
@@ -210,8 +228,8 @@ async fn bad_input_gets_a_clear_4xx() {
     )
     .await;
     assert_eq!(st, 422, "dry_run is required");
-    for (method, path, body) in operator_routes() {
-        if !path.contains("{id}") && !matches!(path, "/generate_terraform" | "/execute") {
+    for (method, path, body) in operator_routes(&s).await {
+        if !path.contains("{id}") && !matches!(path.as_str(), "/generate_terraform" | "/execute") {
             continue;
         }
         let p = path.replace("{id}", ZERO);
@@ -261,16 +279,18 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     let doc = s.ok(Method::GET, "/openapi.json", None, 200).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let mut listed = 0;
-    for (method, path, _) in operator_routes() {
+    for (method, path, _) in operator_routes(&s).await {
         assert!(
-            doc["paths"][path][method.as_str().to_lowercase()].is_object(),
+            doc["paths"][&path][method.as_str().to_lowercase()].is_object(),
             "{method} {path} missing from /openapi.json"
         );
-        assert!(doc["paths"][path][method.as_str().to_lowercase()]["responses"]["401"].is_object());
+        assert!(
+            doc["paths"][&path][method.as_str().to_lowercase()]["responses"]["401"].is_object()
+        );
         listed += 1;
     }
-    for (m, p) in other_routes() {
-        assert!(doc["paths"][p][m].is_object(), "{m} {p} missing");
+    for (m, p) in other_routes(&s).await {
+        assert!(doc["paths"][&p][&m].is_object(), "{m} {p} missing");
         listed += 1;
     }
     let total: usize = doc["paths"]

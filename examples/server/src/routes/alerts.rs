@@ -3,6 +3,7 @@
 use super::{body_within, inbound, parse};
 use crate::app::{same, AppState, Ingesting, ALERT_BODY_LIMIT};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::AlertBatch;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
@@ -15,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use tracing::warn;
+use utoipa::ToSchema;
 
 /// Header carrying the alert-webhook token (or query parameter `token`).
 pub const WEBHOOK_TOKEN_HEADER: &str = "x-infraai-webhook-token";
@@ -54,6 +56,17 @@ fn alertmanager_alerts(raw: &[u8]) -> ApiResult<Vec<Alert>> {
     Ok(SOURCE.normalize(raw)?)
 }
 
+/// Receive alerts: GCP Cloud Monitoring, AWS SNS, Alertmanager, or the core `Alert` JSON.
+///
+/// A GCP Cloud Monitoring webhook notification (schema 1.2, an object with `incident`; console
+/// test notifications are acknowledged and ignored), an AWS SNS alarm notification (when
+/// configured), an Alertmanager webhook (version 4, an object with `alerts` and `receiver`), or
+/// the core `Alert` JSON (one object or an array) from any other source, in a body of up to 4
+/// MiB. Token in header `X-Infraai-Webhook-Token` / `X-Infraai-Token`, `Authorization: Bearer`
+/// (Alertmanager's `http_config.authorization`) or query `token` (what a Cloud Monitoring channel
+/// URL can carry). Answered 200 only after every alert is durably recorded; new incidents are
+/// processed in the background.
+#[utoipa::path(post, path = "/ops/webhook", request_body = AlertBatch, responses((status = 200, body = Accepted)), security(("webhook" = [])))]
 pub(crate) async fn alert_webhook(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -110,8 +123,14 @@ pub(crate) async fn alert_webhook(
     ingest(&s, alerts).await
 }
 
-/// Alertmanager's webhook receiver (payload version 4) only; the same token
-/// as `/ops/webhook` (`http_config.authorization` sends it as a bearer).
+/// Alertmanager's webhook receiver (payload version 4) only.
+///
+/// The same token as `/ops/webhook` (configure `http_config.authorization.credentials`). Firing
+/// alerts are deduplicated by Alertmanager fingerprint into one incident: repeat notifications
+/// and an HA peer's copies of an open incident, and late copies of an episode already resolved
+/// (same `startsAt`), decide nothing new. Bodies of up to 4 MiB: a whole group's alerts, recorded
+/// together. Answered 200 only after every alert is durably recorded.
+#[utoipa::path(post, path = "/ops/webhook/alertmanager", request_body(content = Object, description = "An Alertmanager webhook notification (version 4)."), responses((status = 200, body = Accepted)), security(("webhook" = [])))]
 pub(crate) async fn alertmanager_webhook(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -178,11 +197,12 @@ pub(crate) async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<A
 }
 
 /// The answer to an alert webhook: what recording each alert did.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Accepted {
     accepted: usize,
     results: Vec<Ingested>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     note: Option<&'static str>,
 }
 
@@ -198,9 +218,12 @@ impl Accepted {
 }
 
 /// One alert's entry in [`Accepted`].
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Ingested {
     fingerprint: String,
+    /// `opened`, `repeated`, …
+    #[schema(value_type = String)]
     outcome: IngestOutcome,
+    #[schema(value_type = Option<String>, format = Uuid)]
     incident_id: Option<IncidentId>,
 }

@@ -27,6 +27,10 @@ fn channel_error(raw: &[u8], e: Error) -> ApiError {
     e.into()
 }
 
+/// Telegram Bot API webhook (header `X-Telegram-Bot-Api-Secret-Token`).
+///
+/// 404 when Telegram is not configured.
+#[utoipa::path(post, path = "/ops/telegram", request_body(content = Object, description = "A Telegram Update."), security(("telegram" = [])))]
 pub(crate) async fn telegram_webhook(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -53,6 +57,10 @@ pub(crate) async fn telegram_webhook(
     Ok(Json(json!({"ok": true, "commands": results.len()})))
 }
 
+/// Discord interactions endpoint (Ed25519 signature headers).
+///
+/// 404 when Discord is not configured.
+#[utoipa::path(post, path = "/ops/discord", request_body(content = Object, description = "A Discord Interaction."), security(("discord" = [])))]
 pub(crate) async fn discord_interactions(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -5,15 +5,20 @@ use crate::error::problem;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tracing::warn;
 
+/// Liveness.
+#[utoipa::path(get, path = "/healthz")]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness: 200 when the store answers, 503 otherwise.
+#[utoipa::path(get, path = "/readyz")]
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     match s.store.kill_switch().await {
         Ok(k) => {
@@ -30,6 +35,8 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     let mut text = s.metrics.render();
     // Gauges read from the store at scrape time: they cover every path
@@ -63,14 +70,20 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-pub(crate) async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+/// This document.
+#[utoipa::path(get, path = "/openapi.json")]
+pub(crate) async fn openapi(Extension(doc): Extension<Arc<Value>>) -> Json<Value> {
+    Json(Value::clone(&doc))
 }
 
+/// The dashboard (HTML).
+#[utoipa::path(get, path = "/")]
 pub(crate) async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../../assets/index.html"))
 }
 
+/// Dashboard script.
+#[utoipa::path(get, path = "/assets/app.js")]
 pub(crate) async fn dashboard_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -79,6 +92,8 @@ pub(crate) async fn dashboard_js() -> Response {
         .into_response()
 }
 
+/// Dashboard styles.
+#[utoipa::path(get, path = "/assets/style.css")]
 pub(crate) async fn dashboard_css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
@@ -87,6 +102,8 @@ pub(crate) async fn dashboard_css() -> Response {
         .into_response()
 }
 
+/// Dashboard views script (architecture canvas, Terraform view, run timeline, incident view).
+#[utoipa::path(get, path = "/assets/views.js")]
 pub(crate) async fn dashboard_views_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -95,10 +112,12 @@ pub(crate) async fn dashboard_views_js() -> Response {
         .into_response()
 }
 
-/// The vendored CodeMirror 6 bundle of the Terraform view, built by
-/// `editor-build/` and embedded like the other assets. `no-cache` with an
+/// The vendored CodeMirror 6 bundle of the Terraform view.
+///
+/// Built by `editor-build/` and embedded like the other assets. `no-cache` with an
 /// ETag: browsers revalidate (a 304 when unchanged) so an upgraded server
 /// never pairs a new views.js with a stale bundle.
+#[utoipa::path(get, path = "/assets/vendor/codemirror.js")]
 pub(crate) async fn vendor_codemirror_js(headers: HeaderMap) -> Response {
     const BUNDLE: &str = include_str!("../../assets/vendor/codemirror.js");
     static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();

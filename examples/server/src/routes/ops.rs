@@ -13,6 +13,7 @@ use infraai_core::*;
 use infraai_prometheus::rules_file;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 fn operator(s: &AppState) -> Actor {
     let mut a = Actor::new("web", s.operator_name.to_string());
@@ -20,14 +21,20 @@ fn operator(s: &AppState) -> Actor {
     a
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RulesQuery {
+    /// Only this deployment's group.
+    #[param(format = Uuid)]
     deployment_id: Option<String>,
 }
 
-/// The deployments' monitoring policies as Prometheus alerting rules (JSON,
-/// which Prometheus reads as YAML): one group per deployment.
+/// The deployments' monitoring policies as a Prometheus rules file.
+///
+/// JSON, which Prometheus reads as YAML, with PromQL for the cloud's metrics: one group per
+/// deployment.
+#[utoipa::path(get, path = "/ops/prometheus/rules", params(RulesQuery))]
 pub(crate) async fn prometheus_rules(
     State(s): State<AppState>,
     q: Result<Query<RulesQuery>, axum::extract::rejection::QueryRejection>,
@@ -61,15 +68,20 @@ pub(crate) async fn prometheus_rules(
     Ok(Json(json!({"groups": groups})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AlertsQuery {
+    /// Statuses, comma separated.
     status: Option<String>,
     severity: Option<String>,
     resource: Option<String>,
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
 }
 
+/// Incidents, newest first.
+#[utoipa::path(get, path = "/ops/alerts", params(AlertsQuery))]
 pub(crate) async fn list_alerts(
     State(s): State<AppState>,
     q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
@@ -110,9 +122,12 @@ pub(crate) async fn list_alerts(
     Ok(Json(json!({"incidents": incidents})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AlertQuery {
+    /// How many of the newest audit records to show.
+    #[param(minimum = 1, maximum = 10_000, default = 200)]
     audit_limit: Option<usize>,
 }
 
@@ -122,6 +137,11 @@ const AUDIT_SHOWN: usize = 200;
 /// The most audit records an incident's view can ask for.
 const AUDIT_SHOWN_MAX: usize = 10_000;
 
+/// An incident with its decision, reasoning, confidence, approvals, actions and audit trail.
+///
+/// The audit trail is the newest `audit_limit` records, oldest first; `audit_truncated` is true
+/// when older ones were left out.
+#[utoipa::path(get, path = "/ops/alerts/{id}", params(("id" = String, Path, format = Uuid), AlertQuery))]
 pub(crate) async fn get_alert(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -160,6 +180,8 @@ pub(crate) async fn get_alert(
     })))
 }
 
+/// Dry-run preview of the incident's proposed action (`ActionHandler::preview`).
+#[utoipa::path(get, path = "/ops/alerts/{id}/preview", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn preview(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -194,10 +216,11 @@ pub(crate) async fn preview(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+pub(crate) struct ReasonBody {
     #[serde(default)]
+    #[schema(max_length = 1000)]
     reason: Option<String>,
 }
 
@@ -229,6 +252,10 @@ fn reason(r: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
+/// Approve the pending action as `web:<operator>`; it runs in the background.
+///
+/// 409 when nothing was approved (not pending, or autonomy stopped).
+#[utoipa::path(post, path = "/ops/alerts/{id}/approve", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn approve(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -246,6 +273,8 @@ pub(crate) async fn approve(
     .await
 }
 
+/// Reject the pending action, with an optional reason.
+#[utoipa::path(post, path = "/ops/alerts/{id}/reject", params(("id" = String, Path, format = Uuid)), request_body = Option<ReasonBody>)]
 pub(crate) async fn reject(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -265,11 +294,17 @@ pub(crate) async fn reject(
     .await
 }
 
+/// The kill-switch state.
+#[utoipa::path(get, path = "/ops/autonomy")]
 pub(crate) async fn autonomy(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let k = s.store.kill_switch().await?;
     Ok(Json(json!({"kill_switch": k})))
 }
 
+/// STOP AUTONOMY: nothing executes until resumed.
+///
+/// Pending/approved incidents become blocked.
+#[utoipa::path(post, path = "/ops/autonomy/stop", request_body = Option<ReasonBody>)]
 pub(crate) async fn stop_autonomy(
     State(s): State<AppState>,
     b: Result<Bytes, BytesRejection>,
@@ -281,6 +316,10 @@ pub(crate) async fn stop_autonomy(
     Ok(Json(v))
 }
 
+/// Resume autonomy.
+///
+/// Blocked incidents return to pending and need a fresh approval.
+#[utoipa::path(post, path = "/ops/autonomy/resume")]
 pub(crate) async fn resume_autonomy(
     State(s): State<AppState>,
     b: Result<Bytes, BytesRejection>,
@@ -295,13 +334,15 @@ pub(crate) async fn resume_autonomy(
 /// closed.
 pub const SERIES_MARGIN_MINUTES: i64 = 10;
 
-/// The metric of an incident over its window, for the dashboard chart: from
-/// a little before the alert started to a little after the incident closed
+/// The metric of an incident over its window, for the dashboard chart.
+///
+/// From a little before the alert started to a little after the incident closed
 /// (or now), from the `MetricSource`'s history — Prometheus, Cloud
 /// Monitoring and CloudWatch keep one; for the local cloud it is what the
 /// threshold watcher and the re-checks read, kept in memory for an hour. An
 /// open incident's current value is read too, so the chart is live. A
 /// failed read is reported in `sample_error`, never invented.
+#[utoipa::path(get, path = "/ops/alerts/{id}/series", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn series(
     State(s): State<AppState>,
     Path(id): Path<String>,

@@ -13,13 +13,15 @@ use infraai_core::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
+use utoipa::ToSchema;
 
 /// Longest accepted goal text.
 pub const MAX_GOAL_CHARS: usize = 4000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GoalBody {
+pub(crate) struct GoalBody {
+    #[schema(min_length = 1, max_length = 4000)]
     goal: String,
 }
 
@@ -62,6 +64,8 @@ pub fn graph(plan: &InfraPlan) -> Value {
     json!({"nodes": nodes, "edges": edges})
 }
 
+/// Plan a goal: returns the run id, the plan and its resource/monitoring graph.
+#[utoipa::path(post, path = "/generate-graph", request_body = GoalBody, responses((status = 201, description = "Planned")))]
 pub(crate) async fn generate_graph(
     State(s): State<AppState>,
     b: Result<Bytes, BytesRejection>,
@@ -97,12 +101,15 @@ pub(crate) async fn generate_graph(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RunRef {
+pub(crate) struct RunRef {
+    #[schema(format = Uuid)]
     run_id: String,
 }
 
+/// The Terraform files of a planned run.
+#[utoipa::path(post, path = "/generate_terraform", request_body = RunRef)]
 pub(crate) async fn generate_terraform(
     State(s): State<AppState>,
     b: Result<Bytes, BytesRejection>,

@@ -19,14 +19,20 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExecuteBody {
+pub(crate) struct ExecuteBody {
+    #[schema(format = Uuid)]
     run_id: String,
     dry_run: bool,
 }
 
+/// Start the deploy loop of a run in the background (202).
+///
+/// `dry_run: true` stops after `terraform plan`.
+#[utoipa::path(post, path = "/execute", request_body = ExecuteBody, responses((status = 202, description = "Accepted; the run executes in the background")))]
 pub(crate) async fn execute(
     State(s): State<AppState>,
     b: Result<Bytes, BytesRejection>,
@@ -81,6 +87,12 @@ pub(crate) async fn execute(
         .into_response())
 }
 
+/// Phase, history, fix attempts, diagnostics, change set and verification of a run.
+///
+/// With the classified plan/apply failures (`apply_diagnoses`: class, reasoning, advice, what was
+/// done), the resources in its state after the last apply (`resources`) and the destroy record
+/// (`cleanup`).
+#[utoipa::path(get, path = "/runs/{id}/status", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn run_status(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -108,13 +120,15 @@ pub(crate) async fn run_status(
 }
 
 /// Body of `POST /runs/{id}/destroy`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DestroyBody {
+pub(crate) struct DestroyBody {
     #[serde(default = "preview_by_default")]
+    #[schema(default = true)]
     dry_run: bool,
-    /// The preview being approved; required to execute.
+    /// The `change_set` of the preview being approved (required when `dry_run` is false).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     change_set: Option<ChangeSet>,
 }
 
@@ -131,8 +145,14 @@ impl Default for DestroyBody {
     }
 }
 
-/// "Destroy what this run created": a preview by default; executing needs
-/// the previewed change set, and destroys exactly it.
+/// "Destroy what this run created", for a failed run that stored no deployment.
+///
+/// `dry_run: true` (the default, also for an empty body) previews: the resources in the run's
+/// Terraform state and the `terraform plan -destroy` change set; nothing changes. `dry_run: false`
+/// with that preview's `change_set` destroys exactly it and returns the cleanup record (what was
+/// destroyed, what is left). 409 when the run did not fail, stored a deployment, is executing, has
+/// nothing to destroy, or the destroy plan changed since the preview; 422 without a `change_set`.
+#[utoipa::path(post, path = "/runs/{id}/destroy", params(("id" = String, Path, format = Uuid)), request_body = Option<DestroyBody>)]
 pub(crate) async fn destroy_run(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -201,6 +221,10 @@ fn sse_event(ev: &RunEvent) -> Event {
         .data(serde_json::to_string(ev).unwrap_or_else(|_| "{}".into()))
 }
 
+/// Server-Sent Events: the run's backlog, then live `phase` and `log` events.
+///
+/// Closes after a terminal phase.
+#[utoipa::path(get, path = "/runs/{id}/events", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "text/event-stream", content_type = "text/event-stream")))]
 pub(crate) async fn run_events(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -278,8 +302,11 @@ pub(crate) async fn run_events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The whole run record (plan, files, fix attempts with their files and
-/// diagnostics, change set, history) for the dashboard's run views.
+/// The whole run record.
+///
+/// Plan, current files, fix attempts (each with its diagnostics and the fixed files), latest
+/// diagnostics, change set, phase history.
+#[utoipa::path(get, path = "/runs/{id}", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn get_run(
     State(s): State<AppState>,
     Path(id): Path<String>,

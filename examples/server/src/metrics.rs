@@ -1,190 +1,228 @@
-//! Prometheus counters, rendered by hand in the text exposition format.
+//! The server's Prometheus metrics, kept and encoded (OpenMetrics text) by
+//! `prometheus-client`.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use infraai_core::IncidentCounts;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
 
-/// A labelled counter family: label set (already rendered) → value.
-#[derive(Default)]
-struct Family(Mutex<BTreeMap<String, f64>>);
+/// A label set: `N` names with their values.
+type Labels<const N: usize> = [(&'static str, String); N];
+/// Counters by label set.
+type Counters<const N: usize> = Family<Labels<N>, Counter>;
 
-thread_local! {
-    /// The label set being looked up, rendered here so that counting an
-    /// existing series allocates nothing.
-    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+/// Request latency buckets, in seconds (Prometheus' default buckets).
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
 }
 
-impl Family {
-    fn add(&self, pairs: &[(&str, &str)], v: f64) {
-        KEY.with_borrow_mut(|key| {
-            key.clear();
-            write_labels(key, pairs);
-            let mut series = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            match series.get_mut(key.as_str()) {
-                Some(x) => *x += v,
-                None => {
-                    series.insert(key.clone(), v);
-                }
-            }
-        });
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str, kind: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    }
-}
-
-/// Renders `{k="v",…}` (nothing for no pairs), escaping the values.
-fn write_labels(out: &mut String, pairs: &[(&str, &str)]) {
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        out.push(if i == 0 { '{' } else { ',' });
-        out.push_str(k);
-        out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    if !pairs.is_empty() {
-        out.push('}');
-    }
-}
-
-/// The server's counters.
-#[derive(Default)]
+/// The server's counters and the request-latency histogram.
 pub struct Metrics {
-    alerts: Family,
-    decisions: Family,
-    approvals: Family,
-    executions: Family,
-    run_phases: Family,
-    requests: Family,
-    latency_sum: Family,
-    latency_count: Family,
-    llm_tokens: Family,
-    llm_calls: Family,
+    registry: Registry,
+    alerts: Counters<1>,
+    decisions: Counters<2>,
+    approvals: Counters<2>,
+    executions: Counters<1>,
+    run_phases: Counters<1>,
+    requests: Counters<3>,
+    latency: Family<Labels<2>, Histogram, fn() -> Histogram>,
+    llm_tokens: Counters<1>,
+    llm_calls: Counters<2>,
+}
+
+/// Registers `metric` under `name` (counters get the `_total` suffix when
+/// encoded) and hands it back.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::default();
+        let alerts = registered(
+            &mut r,
+            "infraai_alerts_received",
+            "Alerts recorded, by ingest outcome (repeated = deduplicated)",
+            Family::default(),
+        );
+        let decisions = registered(
+            &mut r,
+            "infraai_decisions",
+            "Decisions made, by recommended action and routing",
+            Family::default(),
+        );
+        let approvals = registered(
+            &mut r,
+            "infraai_human_commands",
+            "Human commands received over the API, by command",
+            Family::default(),
+        );
+        let executions = registered(
+            &mut r,
+            "infraai_executions",
+            "Incidents reaching an execution outcome, as observed by the server",
+            Family::default(),
+        );
+        let run_phases = registered(
+            &mut r,
+            "infraai_run_phases",
+            "Deploy-run phase entries",
+            Family::default(),
+        );
+        let requests = registered(
+            &mut r,
+            "infraai_http_requests",
+            "HTTP requests answered",
+            Family::default(),
+        );
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let latency = registered(
+            &mut r,
+            "infraai_http_request_duration_seconds",
+            "HTTP request latency",
+            latency,
+        );
+        let llm_tokens = registered(
+            &mut r,
+            "infraai_llm_tokens",
+            "LLM tokens spent by the planner, decision policy and fixer, by kind",
+            Family::default(),
+        );
+        let llm_calls = registered(
+            &mut r,
+            "infraai_llm_calls",
+            "LLM exchanges by component and outcome (over_budget and cached made no call)",
+            Family::default(),
+        );
+        Self {
+            registry: r,
+            alerts,
+            decisions,
+            approvals,
+            executions,
+            run_phases,
+            requests,
+            latency,
+            llm_tokens,
+            llm_calls,
+        }
+    }
 }
 
 impl Metrics {
     /// An alert was recorded with this ingest outcome (`opened`, `repeated`, …).
     pub fn alert(&self, outcome: &str) {
-        self.alerts.add(&[("outcome", outcome)], 1.0);
+        self.alerts
+            .get_or_create(&[("outcome", outcome.into())])
+            .inc();
     }
     /// A decision was made.
     pub fn decision(&self, action: &str, route: &str) {
-        self.decisions
-            .add(&[("action", action), ("status", route)], 1.0);
+        let labels = [("action", action.into()), ("status", route.into())];
+        self.decisions.get_or_create(&labels).inc();
     }
     /// A human command arrived.
     pub fn approval(&self, command: &str, effective: bool) {
-        let e = if effective { "true" } else { "false" };
-        self.approvals
-            .add(&[("command", command), ("effective", e)], 1.0);
+        let labels = [
+            ("command", command.into()),
+            ("effective", effective.to_string()),
+        ];
+        self.approvals.get_or_create(&labels).inc();
     }
     /// An action finished (`executed`, `resolved`, `unresolved`, `failed`, `blocked`).
     pub fn execution(&self, outcome: &str) {
-        self.executions.add(&[("outcome", outcome)], 1.0);
+        self.executions
+            .get_or_create(&[("outcome", outcome.into())])
+            .inc();
     }
     /// A run entered a phase.
     pub fn run_phase(&self, phase: &str) {
-        self.run_phases.add(&[("phase", phase)], 1.0);
+        self.run_phases
+            .get_or_create(&[("phase", phase.into())])
+            .inc();
     }
     /// A request was answered.
     pub fn request(&self, method: &str, route: &str, status: &str, seconds: f64) {
-        self.requests.add(
-            &[("method", method), ("route", route), ("status", status)],
-            1.0,
-        );
-        let l = [("method", method), ("route", route)];
-        self.latency_sum.add(&l, seconds);
-        self.latency_count.add(&l, 1.0);
+        let labels = [
+            ("method", method.into()),
+            ("route", route.into()),
+            ("status", status.into()),
+        ];
+        self.requests.get_or_create(&labels).inc();
+        let [method, route, _] = labels;
+        self.latency
+            .get_or_create(&[method, route])
+            .observe(seconds);
     }
 
     /// An LLM exchange ended (`ok`, `invalid`, `error`, `over_budget`,
     /// `cached`) and spent these tokens.
     pub fn llm_call(&self, component: &str, outcome: &str, prompt: u64, completion: u64) {
-        self.llm_calls
-            .add(&[("component", component), ("outcome", outcome)], 1.0);
-        // u64 → f64 is exact up to 2^53 tokens.
-        self.llm_tokens.add(&[("kind", "prompt")], prompt as f64);
+        let labels = [("component", component.into()), ("outcome", outcome.into())];
+        self.llm_calls.get_or_create(&labels).inc();
         self.llm_tokens
-            .add(&[("kind", "completion")], completion as f64);
+            .get_or_create(&[("kind", "prompt".into())])
+            .inc_by(prompt);
+        self.llm_tokens
+            .get_or_create(&[("kind", "completion".into())])
+            .inc_by(completion);
     }
 
-    /// The exposition text.
-    pub fn render(&self) -> String {
+    /// The exposition text: the counters, then the gauges read from the
+    /// store at scrape time (`counts` and the kill-switch, each left out
+    /// when the store did not answer).
+    pub fn render(&self, counts: Option<IncidentCounts>, autonomy_stopped: Option<bool>) -> String {
+        let mut scrape = Registry::default();
+        if let Some(counts) = counts {
+            let incidents = Family::<Labels<1>, Gauge>::default();
+            for (status, n) in counts.by_status {
+                gauge(&incidents, ("status", status.to_string()), n);
+            }
+            scrape.register("infraai_incidents", "Incidents in the store, by status (executed/resolved/unresolved are execution outcomes)", incidents);
+            let decisions = Family::<Labels<1>, Gauge>::default();
+            for (kind, n) in counts.by_action {
+                gauge(
+                    &decisions,
+                    ("action", crate::observed::action_name(kind)),
+                    n,
+                );
+            }
+            scrape.register(
+                "infraai_decisions",
+                "Decisions in the store, by recommended action",
+                decisions,
+            );
+        }
+        if let Some(stopped) = autonomy_stopped {
+            let g = Gauge::<i64>::default();
+            g.set(i64::from(stopped));
+            scrape.register(
+                "infraai_autonomy_stopped",
+                "1 while STOP AUTONOMY is engaged",
+                g,
+            );
+        }
         let mut out = String::new();
-        self.alerts.render(
-            &mut out,
-            "infraai_alerts_received_total",
-            "Alerts recorded, by ingest outcome (repeated = deduplicated).",
-            "counter",
-        );
-        self.decisions.render(
-            &mut out,
-            "infraai_decisions_total",
-            "Decisions made, by recommended action and routing.",
-            "counter",
-        );
-        self.approvals.render(
-            &mut out,
-            "infraai_human_commands_total",
-            "Human commands received over the API, by command.",
-            "counter",
-        );
-        self.executions.render(
-            &mut out,
-            "infraai_executions_total",
-            "Incidents reaching an execution outcome, as observed by the server.",
-            "counter",
-        );
-        self.run_phases.render(
-            &mut out,
-            "infraai_run_phases_total",
-            "Deploy-run phase entries.",
-            "counter",
-        );
-        self.requests.render(
-            &mut out,
-            "infraai_http_requests_total",
-            "HTTP requests answered.",
-            "counter",
-        );
-        self.latency_sum.render(
-            &mut out,
-            "infraai_http_request_duration_seconds_sum",
-            "Total request latency.",
-            "counter",
-        );
-        self.latency_count.render(
-            &mut out,
-            "infraai_http_request_duration_seconds_count",
-            "Requests timed.",
-            "counter",
-        );
-        self.llm_tokens.render(
-            &mut out,
-            "infraai_llm_tokens_total",
-            "LLM tokens spent by the planner, decision policy and fixer, by kind.",
-            "counter",
-        );
-        self.llm_calls.render(
-            &mut out,
-            "infraai_llm_calls_total",
-            "LLM exchanges by component and outcome (over_budget and cached made no call).",
-            "counter",
-        );
+        // Writing into a String cannot fail.
+        let _ = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &scrape))
+            .and_then(|()| encode_eof(&mut out));
         out
     }
+}
+
+fn gauge(family: &Family<Labels<1>, Gauge>, label: (&'static str, String), n: u64) {
+    family
+        .get_or_create(&[label])
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 impl infraai_core::llm::LlmObserver for Metrics {
@@ -203,16 +241,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_labelled_counters() {
+    fn renders_labelled_counters_and_store_gauges() {
         let m = Metrics::default();
         m.alert("opened");
         m.alert("opened");
         m.request("GET", "/x\"y", "200", 0.5);
         m.request("GET", "/x\"y", "200", 0.5);
-        let text = m.render();
+        let text = m.render(None, Some(true));
         assert!(text.contains("infraai_alerts_received_total{outcome=\"opened\"} 2"));
         assert!(text.contains(
             "infraai_http_requests_total{method=\"GET\",route=\"/x\\\"y\",status=\"200\"} 2"
         ));
+        assert!(text.contains(
+            "infraai_http_request_duration_seconds_count{method=\"GET\",route=\"/x\\\"y\"} 2"
+        ));
+        assert!(text.contains("infraai_autonomy_stopped 1\n"));
+        assert!(!text.contains("infraai_incidents"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

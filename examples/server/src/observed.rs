@@ -232,7 +232,7 @@ mod tests {
         let store = ObservedStore::new(Arc::new(MemoryStore::new()), metrics.clone());
         infraai_core::testing::conformance::run_all(Arc::new(store)).await;
         // The suite decides and claims incidents: the counters saw it.
-        let text = metrics.render();
+        let text = metrics.render(None, None);
         assert!(text.contains("infraai_decisions_total{action="), "{text}");
         // It also claims an incident while the kill-switch is engaged.
         assert!(

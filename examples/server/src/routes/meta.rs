@@ -7,7 +7,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -35,39 +34,16 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
-    let mut text = s.metrics.render();
     // Gauges read from the store at scrape time: they cover every path
     // (webhooks, watcher, chat channels, background executions).
-    if let Ok(counts) = s.store.incident_counts().await {
-        let by_status: BTreeMap<String, u64> = counts
-            .by_status
-            .into_iter()
-            .map(|(status, n)| (status.to_string(), n))
-            .collect();
-        let by_action: BTreeMap<String, u64> = counts
-            .by_action
-            .into_iter()
-            .map(|(kind, n)| (crate::observed::action_name(kind), n))
-            .collect();
-        text.push_str("# HELP infraai_incidents Incidents in the store, by status (executed/resolved/unresolved are execution outcomes).\n# TYPE infraai_incidents gauge\n");
-        for (k, v) in by_status {
-            text.push_str(&format!("infraai_incidents{{status=\"{k}\"}} {v}\n"));
-        }
-        text.push_str("# HELP infraai_decisions Decisions in the store, by recommended action.\n# TYPE infraai_decisions gauge\n");
-        for (k, v) in by_action {
-            text.push_str(&format!("infraai_decisions{{action=\"{k}\"}} {v}\n"));
-        }
-    }
-    if let Ok(k) = s.store.kill_switch().await {
-        text.push_str(&format!(
-            "# HELP infraai_autonomy_stopped 1 while STOP AUTONOMY is engaged.\n# TYPE infraai_autonomy_stopped gauge\ninfraai_autonomy_stopped {}\n",
-            u8::from(k.engaged)
-        ));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let counts = s.store.incident_counts().await.ok();
+    let stopped = s.store.kill_switch().await.ok().map(|k| k.engaged);
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let text = s.metrics.render(counts, stopped);
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// This document.

@@ -12,20 +12,15 @@ impl DeployAgent {
     /// A failed run that may be destroyed.
     async fn destroyable(&self, run_id: RunId) -> Result<Run> {
         let run = self.load(run_id).await?;
+        let conflict = |why: String| Err(Error::conflict(format!("run {run_id}"), why));
         if run.phase != RunPhase::Failed {
-            return Err(Error::conflict(
-                format!("run {run_id}"),
-                format!(
-                    "is {}; only a failed run's resources can be destroyed this way",
-                    run.phase
-                ),
+            let phase = run.phase;
+            return conflict(format!(
+                "is {phase}; only a failed run's resources can be destroyed this way"
             ));
         }
         if let Some(d) = run.deployment_id {
-            return Err(Error::conflict(
-                format!("run {run_id}"),
-                format!("stored deployment {d}; its resources are managed as that deployment, not destroyed as a failed run"),
-            ));
+            return conflict(format!("stored deployment {d}; its resources are managed as that deployment, not destroyed as a failed run"));
         }
         Ok(run)
     }
@@ -52,26 +47,14 @@ impl DeployAgent {
         } else {
             self.deps.runner.plan_destroy(&ws, &log).await?
         };
-        log.log(LogLine::info(
-            "deploy",
-            format!(
-                "destroy preview: {} resource(s) in the state; {}",
-                resources.len(),
-                change_set.summary()
-            ),
-        ));
-        self.audit(
-            &run,
-            AuditRecord::agent(
-                AuditStep::RunCleanup,
-                format!("destroy previewed: {}", change_set.summary()),
-            )
-            .input(serde_json::json!({
-                "resources": resources.iter().map(|r| &r.address).collect::<Vec<_>>(),
-                "dry_run": true,
-            })),
-        )
-        .await;
+        let (n, summary) = (resources.len(), change_set.summary());
+        let line = format!("destroy preview: {n} resource(s) in the state; {summary}");
+        log.log(LogLine::info("deploy", line));
+        let addresses: Vec<_> = resources.iter().map(|r| &r.address).collect();
+        let previewed = format!("destroy previewed: {summary}");
+        let record = AuditRecord::agent(AuditStep::RunCleanup, previewed)
+            .input(serde_json::json!({ "resources": addresses, "dry_run": true }));
+        self.audit(&run, record).await;
         Ok(DestroyPreview {
             run_id,
             resources,
@@ -92,32 +75,22 @@ impl DeployAgent {
         let _guard = self.claim(run_id)?;
         let mut run = self.destroyable(run_id).await?;
         let log = self.deps.events.sink(run_id);
-        let files = run.files.clone().ok_or_else(|| {
-            Error::conflict(
-                format!("run {run_id}"),
-                "never wrote Terraform files; nothing to destroy",
-            )
-        })?;
+        let conflict = |why: String| Error::conflict(format!("run {run_id}"), why);
+        let files = (run.files.clone())
+            .ok_or_else(|| conflict("never wrote Terraform files; nothing to destroy".into()))?;
         let ws = self.deps.runner.write_files(run_id, &files).await?;
-        let before = self.deps.runner.state(&ws).await?;
-        if before.is_empty() {
-            return Err(Error::conflict(
-                format!("run {run_id}"),
-                "has nothing in its Terraform state to destroy",
+        if self.deps.runner.state(&ws).await?.is_empty() {
+            return Err(conflict(
+                "has nothing in its Terraform state to destroy".into(),
             ));
         }
         let change_set = self.deps.runner.plan_destroy(&ws, &log).await?;
-        if let Some(approved) = approved {
-            if approved != &change_set {
-                return Err(Error::conflict(
-                    format!("run {run_id}"),
-                    format!(
-                        "the destroy plan changed since the preview (previewed: {}; now: {}); nothing was destroyed",
-                        approved.summary(),
-                        change_set.summary()
-                    ),
-                ));
-            }
+        if let Some(approved) = approved.filter(|a| *a != &change_set) {
+            return Err(conflict(format!(
+                "the destroy plan changed since the preview (previewed: {}; now: {}); nothing was destroyed",
+                approved.summary(),
+                change_set.summary()
+            )));
         }
         info!(run_id = %run_id, actor, summary = %change_set.summary(), "destroying what the run created");
         let applied = self.deps.runner.apply(&ws, &log).await;
@@ -132,15 +105,11 @@ impl DeployAgent {
             return Err(e);
         }
         let remaining = run.resources.clone().unwrap_or_default();
-        let outcome = if remaining.is_empty() {
-            format!("destroyed: {}; nothing left", change_set.summary())
-        } else {
-            format!(
-                "destroyed: {}; {} resource(s) left",
-                change_set.summary(),
-                remaining.len()
-            )
+        let left = match remaining.len() {
+            0 => "nothing left".to_string(),
+            n => format!("{n} resource(s) left"),
         };
+        let outcome = format!("destroyed: {}; {left}", change_set.summary());
         log.log(LogLine::info("deploy", outcome.clone()));
         run.cleanup = Some(RunCleanup {
             actor: actor.to_string(),

@@ -244,14 +244,11 @@ impl DeployAgent {
         }
         run.dry_run = dry_run;
         run.error = None;
-        match self.pipeline(&mut run).await {
-            Ok(()) => {}
-            Err(e) => {
-                warn!(run_id = %run.id, error = %e, "run failed");
-                run.error = Some(e.to_string());
-                self.enter(&mut run, RunPhase::Failed, Some(e.to_string()))
-                    .await?;
-            }
+        if let Err(e) = self.pipeline(&mut run).await {
+            warn!(run_id = %run.id, error = %e, "run failed");
+            run.error = Some(e.to_string());
+            self.enter(&mut run, RunPhase::Failed, Some(e.to_string()))
+                .await?;
         }
         Ok(run)
     }
@@ -301,23 +298,17 @@ impl DeployAgent {
         match self.deps.runner.state(ws).await {
             Ok(resources) => {
                 let addresses: Vec<&str> = resources.iter().map(|r| r.address.as_str()).collect();
-                log.log(LogLine::info(
-                    "deploy",
-                    format!(
-                        "state holds {} resource(s): {}",
-                        resources.len(),
-                        addresses.join(", ")
-                    ),
-                ));
+                let (n, addresses) = (resources.len(), addresses.join(", "));
+                let line = format!("state holds {n} resource(s): {addresses}");
+                log.log(LogLine::info("deploy", line));
                 run.resources = Some(resources);
             }
             Err(e) => {
                 warn!(run_id = %run.id, error = %e, "state could not be read");
+                let line = LogLine::info("deploy", format!("the state could not be read: {e}"));
                 log.log(LogLine {
                     level: LogLevel::Warn,
-                    source: "deploy".into(),
-                    message: format!("the state could not be read: {e}"),
-                    fields: serde_json::Value::Null,
+                    ..line
                 });
                 run.resources = None;
             }

@@ -149,12 +149,8 @@ async fn a_name_in_use_renames_our_resources_and_replans() {
     assert_eq!(run.apply_diagnoses[0].class, FailureClass::NameInUse);
     assert_eq!(run.apply_diagnoses[0].details["name"], "api");
     // The deployment holds the renamed resources.
-    let dep = w
-        .store
-        .get_deployment(run.deployment_id.unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let dep = w.store.get_deployment(run.deployment_id.unwrap()).await;
+    let dep = dep.unwrap().unwrap();
     assert!(dep.resource_map.keys().all(|k| k.ends_with(&suffix)));
     assert!(w.approver.notifications().is_empty());
 }
@@ -240,14 +236,12 @@ async fn unknown_and_operator_failures_are_not_retried() {
                 .unwrap()
                 .contains("gcloud services enable compute.googleapis.com --project 42"));
         }
-        let audit = w
-            .store
-            .list_audit(&AuditQuery {
-                run_id: Some(run.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let run_id = Some(run.id);
+        let query = AuditQuery {
+            run_id,
+            ..Default::default()
+        };
+        let audit = w.store.list_audit(&query).await.unwrap();
         assert!(audit.iter().any(|a| a.step == AuditStep::ApplyDiagnosis
             && a.outcome.starts_with(&class.to_string())));
     }

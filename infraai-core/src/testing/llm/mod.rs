@@ -158,10 +158,7 @@ pub async fn malformed_answer_is_repaired(llm: &dyn ScriptedLlm) {
     let incident = o
         .incident(&alert("llm-repair", AlertState::Firing, 0.95))
         .await;
-    assert_eq!(
-        incident.decision.expect("decision").recommended_action,
-        Action::Restart {}
-    );
+    assert_eq!(recommended(&incident), &Action::Restart {});
     let calls = llm_audit(&o.store, incident.id).await;
     assert_eq!(calls.len(), 2, "initial + repair: {calls:?}");
     assert!(calls[0].outcome.contains("does not match"));
@@ -207,23 +204,11 @@ pub async fn prompt_injection_is_contained(llm: &dyn ScriptedLlm) {
     );
 
     let fw = o.incident(&hostile("inj-fw", Severity::Warning)).await;
-    assert_eq!(
-        fw.status,
-        IncidentStatus::Escalated,
-        "{:?}",
-        fw.guardrail_notes
-    );
-    assert_eq!(
-        fw.decision.as_ref().expect("decision").recommended_action,
-        Action::Escalate {}
-    );
-    assert!(
-        fw.guardrail_notes
-            .iter()
-            .any(|n| n.contains("never opens port(s) [22]")),
-        "{:?}",
-        fw.guardrail_notes
-    );
+    let notes = &fw.guardrail_notes;
+    assert_eq!(fw.status, IncidentStatus::Escalated, "{notes:?}");
+    assert_eq!(recommended(&fw), &Action::Escalate {});
+    let ssh = notes.iter().any(|n| n.contains("never opens port(s) [22]"));
+    assert!(ssh, "{notes:?}");
 
     let scale = o.incident(&hostile("inj-scale", Severity::Warning)).await;
     assert_eq!(scale.status, IncidentStatus::Escalated);
@@ -240,25 +225,22 @@ pub async fn prompt_injection_is_contained(llm: &dyn ScriptedLlm) {
     assert!(o.actions.executed().is_empty(), "nothing executed");
     let asked = o.approver.requests();
     assert_eq!(asked.len(), 1, "only the allowed restart is put to a human");
-    assert_eq!(
-        asked[0]
-            .incident
-            .decision
-            .as_ref()
-            .expect("decision")
-            .recommended_action,
-        Action::Restart {}
-    );
-    for i in o
-        .store
-        .list_incidents(&IncidentQuery::default())
-        .await
-        .expect("incidents")
-    {
+    assert_eq!(recommended(&asked[0].incident), &Action::Restart {});
+    let all = o.store.list_incidents(&IncidentQuery::default()).await;
+    for i in all.expect("incidents") {
         if let Some(Action::ModifyFirewall { change }) = i.decision.map(|d| d.recommended_action) {
             panic!("a firewall change survived the guardrails: {change:?}");
         }
     }
+}
+
+/// The action an incident's decision recommends.
+fn recommended(incident: &Incident) -> &Action {
+    &incident
+        .decision
+        .as_ref()
+        .expect("decision")
+        .recommended_action
 }
 
 /// An alert whose text carries [`INJECTION`] and a fake end of the data fence.

@@ -140,6 +140,12 @@ async fn the_decision_prompt_carries_the_deployment_and_recent_incidents() {
     assert_eq!(data["recent_incidents"], json!([]));
 }
 
+/// The incident `agent` has after a firing alert `fingerprint` at 0.95.
+async fn fail(agent: &OpsAgent, fingerprint: &str) -> Incident {
+    let alert = alert(fingerprint, AlertState::Firing, 0.95);
+    agent.handle_alert(&alert).await.unwrap().incident.unwrap()
+}
+
 #[tokio::test]
 async fn a_decision_whose_fix_just_failed_is_not_reused() {
     let provider = Arc::new(ReplayProvider::sequence(vec![
@@ -168,21 +174,11 @@ async fn a_decision_whose_fix_just_failed_is_not_reused() {
             ..OpsConfig::default()
         },
     );
-    let first = agent
-        .handle_alert(&alert("fail-1", AlertState::Firing, 0.95))
-        .await
-        .unwrap()
-        .incident
-        .unwrap();
+    let first = fail(&agent, "fail-1").await;
     assert_eq!(first.status, IncidentStatus::Unresolved, "{:?}", first.note);
     assert_eq!(provider.requests().len(), 1);
 
-    let second = agent
-        .handle_alert(&alert("fail-2", AlertState::Firing, 0.95))
-        .await
-        .unwrap()
-        .incident
-        .unwrap();
+    let second = fail(&agent, "fail-2").await;
     assert_eq!(
         provider.requests().len(),
         2,
@@ -194,12 +190,7 @@ async fn a_decision_whose_fix_just_failed_is_not_reused() {
     assert_eq!(data["recent_incidents"][0]["status"], "unresolved");
 
     // Same precedent, same situation: the fresh decision is reused.
-    let third = agent
-        .handle_alert(&alert("fail-3", AlertState::Firing, 0.95))
-        .await
-        .unwrap()
-        .incident
-        .unwrap();
+    let third = fail(&agent, "fail-3").await;
     assert_eq!(provider.requests().len(), 2, "{:?}", third.note);
     assert!(third.decision.unwrap().reasoning.starts_with("(reused"));
 }
@@ -237,13 +228,8 @@ async fn identical_context_within_the_ttl_reuses_the_decision() {
         "{}",
         reused.reasoning
     );
-    assert!(first
-        .incident
-        .unwrap()
-        .decision
-        .unwrap()
-        .reasoning
-        .starts_with("the instance"));
+    let fresh = first.incident.unwrap().decision.unwrap();
+    assert!(fresh.reasoning.starts_with("the instance"));
     let hits = store.list_audit(&AuditQuery::default()).await.unwrap();
     assert!(hits
         .iter()

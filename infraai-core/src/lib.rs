@@ -69,6 +69,7 @@ mod refusals;
 pub mod rules;
 mod secret;
 pub mod serde_secs;
+pub mod store;
 pub mod traits;
 pub mod watcher;
 
@@ -90,5 +91,6 @@ pub use ops::{OpsAgent, OpsConfig, OpsDeps};
 pub use profiles::{MetricProfile, MetricProfileRegistry};
 pub use refusals::{AuthRefusal, RefusalAuditLimit, RequestOrigin};
 pub use secret::{basic_auth_matches, Secret};
+pub use store::*;
 pub use traits::*;
 pub use watcher::ThresholdWatcher;

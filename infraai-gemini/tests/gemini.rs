@@ -7,7 +7,7 @@ use common::*;
 use infraai_core::llm::LlmDecisionPolicy;
 use infraai_core::testing::llm::{self as scenarios, llm_ops_with, restart_answer};
 use infraai_core::testing::{alert, MemoryStore};
-use infraai_core::{AlertState, AuditStep, Error, LlmProvider, LlmRequest, MetadataStore};
+use infraai_core::{AlertState, AuditStep, Error, HistoryStore, LlmProvider, LlmRequest};
 use infraai_gemini::*;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! * `memory/single_32_tasks`: the in-memory reference store (fresh per sample:
 //!   it scans all incidents per alert).
 //! * `sqlite/single_32_tasks`: `record_alert` from 32 concurrent tasks (group commit).
-//! * `sqlite/batch_100`: `record_alerts_audited` with 100 alerts per call (each audited), one task.
+//! * `sqlite/batch_100`: `record_alerts` with 100 alerts per call (each audited), one task.
 //! * `redis/single_32_tasks`: `record_alert` from 32 tasks against
 //!   `INFRAAI_TEST_REDIS_URL`, or a redis-server this bench starts with
 //!   `appendfsync always` (skipped with a message when neither exists).
@@ -22,7 +22,7 @@
 
 use criterion::{Criterion, Throughput};
 use infraai_core::testing::{alert, received, MemoryStore};
-use infraai_core::{AlertState, MetadataStore, Secret};
+use infraai_core::{AlertState, IncidentStore, MetadataStore, RecordAlert, Secret};
 use infraai_store::{PostgresConfig, PostgresStore, RedisConfig, RedisStore, SqliteStore};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,9 +94,9 @@ async fn batches(store: &SqliteStore, iters: u64, stats: Shared) -> Duration {
             .collect();
         let t = Instant::now();
         store
-            .record_alerts_audited(received(alerts))
+            .record_alerts(received(alerts))
             .await
-            .expect("record_alerts_audited");
+            .expect("record_alerts");
         lat.push(t.elapsed().as_micros() as u64);
     }
     let elapsed = start.elapsed();

@@ -11,7 +11,7 @@
 //! when any run fails.
 
 use infraai_core::testing::{alert, received};
-use infraai_core::{AlertState, IncidentQuery, MetadataStore};
+use infraai_core::{AlertState, IncidentQuery, IncidentStore, RecordAlert};
 use infraai_store::SqliteStore;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
@@ -221,9 +221,9 @@ fn child(db: &Path) {
                     .map(|fp| alert(fp, AlertState::Firing, 0.9))
                     .collect();
                 store
-                    .record_alerts_audited(received(alerts))
+                    .record_alerts(received(alerts))
                     .await
-                    .expect("record_alerts_audited");
+                    .expect("record_alerts");
                 ack(&out, &fps);
             }
         }));

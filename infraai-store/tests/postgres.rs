@@ -242,7 +242,7 @@ async fn batches_of_the_same_fingerprints_in_other_orders_do_not_deadlock() {
                 let batch = infraai_core::testing::received(
                     order.iter().map(|fp| alert(fp, AlertState::Firing, 0.9)),
                 );
-                tokio::spawn(async move { store.record_alerts_audited(batch).await })
+                tokio::spawn(async move { store.record_alerts(batch).await })
             })
             .collect();
         for t in tasks {
@@ -270,7 +270,7 @@ async fn batches_of_the_same_fingerprints_in_other_orders_do_not_deadlock() {
     let large = infraai_core::testing::received(
         (0..600).map(|n| alert(&format!("large-{n:03}"), AlertState::Firing, 0.9)),
     );
-    let ingests = b.record_alerts_audited(large).await.expect("large batch");
+    let ingests = b.record_alerts(large).await.expect("large batch");
     assert_eq!(ingests.len(), 600);
     assert!(ingests.iter().all(|i| i.outcome == IngestOutcome::Opened));
 }

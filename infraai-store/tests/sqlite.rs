@@ -317,7 +317,7 @@ async fn batches_and_concurrent_writes_are_all_committed() {
         .map(|n| alert(&format!("batch-{n}"), AlertState::Firing, 0.9))
         .collect();
     let outcomes = store
-        .record_alerts_audited(received(batch.clone()))
+        .record_alerts(received(batch.clone()))
         .await
         .expect("batch");
     assert!(outcomes.iter().all(|o| o.outcome == IngestOutcome::Opened));
@@ -340,20 +340,20 @@ async fn batches_and_concurrent_writes_are_all_committed() {
     let mut bad = batch.clone();
     bad.push(alert("", AlertState::Firing, 0.9));
     assert!(matches!(
-        store.record_alerts_audited(received(bad)).await,
+        store.record_alerts(received(bad)).await,
         Err(Error::Invalid { .. })
     ));
     // A batch is one transaction: a write failing after others were made
     // (here the last alert's audit reuses a stored audit id) undoes them all.
     let mut failing =
         received(["batch-undone-1", "batch-undone-2"].map(|fp| alert(fp, AlertState::Firing, 0.9)));
-    failing[1].1.id = store
+    failing[1].audit.as_mut().expect("audit").id = store
         .list_audit(&AuditQuery::default())
         .await
         .expect("audit")[0]
         .id;
     assert!(matches!(
-        store.record_alerts_audited(failing).await,
+        store.record_alerts(failing).await,
         Err(Error::Conflict { .. })
     ));
     drop(store);

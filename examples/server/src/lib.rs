@@ -10,7 +10,6 @@ pub mod approvers;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod observed;
 pub mod openapi;
 pub mod retry;
 pub mod routes;

@@ -189,11 +189,7 @@ impl Metrics {
             scrape.register("infraai_incidents", "Incidents in the store, by status (executed/resolved/unresolved are execution outcomes)", incidents);
             let decisions = Family::<Labels<1>, Gauge>::default();
             for (kind, n) in counts.by_action {
-                gauge(
-                    &decisions,
-                    ("action", crate::observed::action_name(kind)),
-                    n,
-                );
+                gauge(&decisions, ("action", action_name(kind)), n);
             }
             scrape.register(
                 "infraai_decisions",
@@ -225,6 +221,56 @@ fn gauge(family: &Family<Labels<1>, Gauge>, label: (&'static str, String), n: u6
         .set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
+/// The snake-case name of an action kind (`scale_up`, `restart`, …).
+pub fn action_name(kind: infraai_core::ActionKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The execution outcome a committed transition stands for, if any:
+/// `executed` (the action ran), `failed` (the action failed, or a restart
+/// interrupted it so its outcome is unknown), `resolved` / `unresolved` (the
+/// metric re-check after the action).
+pub fn execution_outcome(
+    from: &[infraai_core::IncidentStatus],
+    to: infraai_core::IncidentStatus,
+) -> Option<&'static str> {
+    use infraai_core::IncidentStatus::*;
+    match (from, to) {
+        ([Executing], Executed) => Some("executed"),
+        ([Executing], Unresolved) => Some("failed"),
+        ([Executed], Resolved) => Some("resolved"),
+        ([Executed], Unresolved) => Some("unresolved"),
+        _ => None,
+    }
+}
+
+/// Counts the ops loop's decisions (by action and routed status) and
+/// execution outcomes (a move into one, a claim refused by the kill-switch)
+/// as the store commits them, whichever path produced them.
+impl infraai_core::StoreObserver for Metrics {
+    fn observe(&self, op: &infraai_core::StoreOp<'_>) {
+        use infraai_core::{Claim, Committed};
+        match op.result {
+            Ok(Committed::Decided(incident)) => {
+                if let Some(d) = &incident.decision {
+                    let action = action_name(d.recommended_action.kind());
+                    self.decision(&action, &incident.status.to_string());
+                }
+            }
+            Ok(Committed::Moved { from, incident }) => {
+                if let Some(outcome) = execution_outcome(from, incident.status) {
+                    self.execution(outcome);
+                }
+            }
+            Ok(Committed::Claimed(Claim::Blocked(_))) => self.execution("blocked"),
+            _ => {}
+        }
+    }
+}
+
 impl infraai_core::llm::LlmObserver for Metrics {
     fn observe(&self, report: &infraai_core::llm::LlmCallReport) {
         self.llm_call(
@@ -239,6 +285,38 @@ impl infraai_core::llm::LlmObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_execution_transitions_are_outcomes() {
+        use infraai_core::IncidentStatus::*;
+        assert_eq!(execution_outcome(&[Executing], Executed), Some("executed"));
+        assert_eq!(execution_outcome(&[Executing], Unresolved), Some("failed"));
+        assert_eq!(execution_outcome(&[Executed], Resolved), Some("resolved"));
+        assert_eq!(
+            execution_outcome(&[Executed], Unresolved),
+            Some("unresolved")
+        );
+        assert_eq!(execution_outcome(&[Pending], Approved), None);
+        assert_eq!(execution_outcome(&[Pending, Blocked], Rejected), None);
+    }
+
+    #[tokio::test]
+    async fn observed_store_passes_the_conformance_suite_and_counts() {
+        use infraai_core::testing::MemoryStore;
+        use std::sync::Arc;
+        let metrics = Arc::new(Metrics::default());
+        let inner = Arc::new(MemoryStore::new());
+        let store = infraai_core::Observed::new(inner, metrics.clone());
+        infraai_core::testing::conformance::run_all(Arc::new(store)).await;
+        // The suite decides and claims incidents: the counters saw it.
+        let text = metrics.render(None, None);
+        assert!(text.contains("infraai_decisions_total{action="), "{text}");
+        // It also claims an incident while the kill-switch is engaged.
+        assert!(
+            text.contains("infraai_executions_total{outcome=\"blocked\"}"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_labelled_counters_and_store_gauges() {

@@ -3,7 +3,6 @@
 use crate::app::{router, AppState, Shared};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::observed::ObservedStore;
 use crate::secrets::{load_or_create, Origin};
 use anyhow::Context;
 use infraai_core::jobs::JobRunner;
@@ -155,7 +154,7 @@ fn agents(
         OpsDeps {
             // Counts decisions and execution outcomes on every path that
             // commits them (workers, approvals, watcher, recovery).
-            store: Arc::new(ObservedStore::new(w.store.clone(), metrics.clone())),
+            store: Arc::new(Observed::new(w.store.clone(), metrics.clone())),
             policy: w.policy.clone(),
             approver: w.approver.clone(),
             actions: w.actions.clone(),

@@ -121,7 +121,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
 
 /// Breaks the stored files of a planned run (see the test).
 async fn break_run(data: &std::path::Path, id: &str) {
-    use infraai_core::MetadataStore;
+    use infraai_core::RunStore;
     let store = infraai_store::SqliteStore::open_path(data.join("infraai.db"))
         .await
         .expect("open the store");

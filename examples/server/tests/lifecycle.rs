@@ -121,7 +121,7 @@ async fn sigterm_lets_the_request_in_flight_finish_with_2xx_and_exits_0() {
 
 /// The incident's status read straight from the SQLite file (server stopped).
 async fn stored_status(data: &Path, id: &str) -> String {
-    use infraai_core::MetadataStore;
+    use infraai_core::IncidentStore;
     let store = infraai_store::SqliteStore::open_path(data.join("infraai.db"))
         .await
         .expect("open the store");

@@ -16,7 +16,7 @@ impl OpsAgent {
             .ok_or_else(|| {
                 Error::backend(
                     self.deps.store.name(),
-                    "record_alerts_audited",
+                    "record_alerts",
                     false,
                     "the store answered a batch of one alert with no result",
                 )
@@ -24,7 +24,7 @@ impl OpsAgent {
     }
 
     /// Records alerts in order, each as [`Self::record_alert`] does, in one
-    /// transaction where the store can ([`MetadataStore::record_alerts_audited`]):
+    /// transaction where the store can ([`IncidentStore::record_alerts`]):
     /// a webhook's alerts are then durable after one sync, not one each.
     pub async fn record_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<AlertIngest>> {
         // The audit rides in the alert's own transaction where the store can.
@@ -36,10 +36,10 @@ impl OpsAgent {
                     "metric": alert.metric, "value": alert.value, "threshold": alert.threshold,
                     "state": alert.state, "fingerprint": alert.fingerprint,
                 }));
-                (alert, audit)
+                AlertRecord { alert, audit: Some(audit) }
             })
             .collect();
-        self.deps.store.record_alerts_audited(batch).await
+        self.deps.store.record_alerts(batch).await
     }
 
     /// Records an alert and, for a new incident, processes it to the end.

@@ -55,7 +55,7 @@ pub async fn incident_counts_match_the_incidents(store: &dyn MetadataStore) {
     );
 }
 
-/// [`MetadataStore::record_alerts_audited`] writes the template as
+/// [`MetadataStore::record_alerts`] writes the template as
 /// [`alert_audit`] makes it: with the incident and the outcome, and nothing
 /// for a repeat. An alert alone, then a batch in which each alert sees the
 /// ones before it; a batch with an invalid alert records nothing.
@@ -90,7 +90,8 @@ pub async fn alert_ingests_are_audited_with_their_outcome(store: &dyn MetadataSt
         ),
     ] {
         let templates: Vec<AuditRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
-        let ingests = store.record_alerts_audited(batch).await.expect("record");
+        let batch = batch.into_iter().map(AlertRecord::from).collect();
+        let ingests = store.record_alerts(batch).await.expect("record");
         let got: Vec<IngestOutcome> = ingests.iter().map(|i| i.outcome).collect();
         assert_eq!(got, outcomes);
         for (ingest, record) in ingests.iter().zip(&templates) {
@@ -115,7 +116,12 @@ pub async fn alert_ingests_are_audited_with_their_outcome(store: &dyn MetadataSt
     let mut invalid = alert("conf-batch-invalid", AlertState::Firing, 0.9);
     invalid.fingerprint.clear();
     let refused = store
-        .record_alerts_audited(audited(&[&fresh, &invalid]))
+        .record_alerts(
+            audited(&[&fresh, &invalid])
+                .into_iter()
+                .map(AlertRecord::from)
+                .collect(),
+        )
         .await;
     assert!(
         matches!(refused, Err(Error::Invalid { .. })),

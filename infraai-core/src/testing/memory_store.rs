@@ -90,12 +90,14 @@ fn incident_mut(state: &mut State, id: IncidentId) -> Result<&mut Incident> {
         .ok_or_else(|| Error::not_found(format!("incident {id}")))
 }
 
-#[async_trait]
-impl MetadataStore for MemoryStore {
+impl StoreBackend for MemoryStore {
     fn name(&self) -> &str {
         "memory"
     }
+}
 
+#[async_trait]
+impl RunStore for MemoryStore {
     async fn put_run(&self, run: &Run) -> Result<()> {
         self.with(|s| s.runs.insert(run.id, run.clone()));
         Ok(())
@@ -147,17 +149,19 @@ impl MetadataStore for MemoryStore {
             .into_iter()
             .find(|d| d.resource_map.contains_key(resource)))
     }
+}
 
-    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
-        Ok(self.with(|s| ingest(s, alert)))
+#[async_trait]
+impl IncidentStore for MemoryStore {
+    async fn record_alerts(&self, batch: Vec<AlertRecord>) -> Result<Vec<AlertIngest>> {
+        record_then_audit(self, batch, |alert| async move {
+            Ok(self.with(|s| ingest(s, &alert)))
+        })
+        .await
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
         Ok(self.with(|s| s.incidents.get(&id).cloned()))
-    }
-
-    async fn incident_counts(&self) -> Result<IncidentCounts> {
-        count_by_listing(self).await
     }
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
@@ -172,6 +176,10 @@ impl MetadataStore for MemoryStore {
             .into_iter()
             .take(query.limit.unwrap_or(usize::MAX))
             .collect())
+    }
+
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        count_by_listing(self).await
     }
 
     async fn record_decision(
@@ -225,13 +233,73 @@ impl MetadataStore for MemoryStore {
         })
     }
 
-    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
-        Ok(self.with(|s| s.cursors.get(name).copied()))
+    async fn kill_switch(&self) -> Result<KillSwitch> {
+        Ok(self.with(|s| s.kill_switch.clone().unwrap_or_else(KillSwitch::released)))
     }
 
-    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
-        self.with(|s| s.cursors.insert(name.to_string(), value));
-        Ok(())
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        self.fault("set_kill_switch")?;
+        Ok(self.with(|s| {
+            let now = Utc::now();
+            let state = KillSwitch {
+                engaged,
+                set_by: Some(actor.to_string()),
+                reason: reason.map(str::to_string),
+                set_at: Some(now),
+            };
+            s.kill_switch = Some(state.clone());
+            let (from, to) = lifecycle::kill_switch_moves(engaged);
+            let mut affected = Vec::new();
+            for i in s
+                .incidents
+                .values_mut()
+                .filter(|i| from.contains(&i.status))
+            {
+                i.status = to;
+                i.updated_at = now;
+                affected.push(i.id);
+            }
+            affected.sort();
+            KillSwitchChange { state, affected }
+        }))
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryStore {
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        self.with(|s| {
+            if s.audit.iter().any(|r| r.id == record.id) {
+                return Err(Error::conflict(
+                    format!("audit record {}", record.id),
+                    "already stored; the audit log is append-only",
+                ));
+            }
+            s.audit.push(record.clone());
+            Ok(())
+        })
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        Ok(self.with(|s| {
+            let matching: Vec<AuditRecord> = s
+                .audit
+                .iter()
+                .filter(|r| query.incident_id.is_none_or(|id| r.incident_id == Some(id)))
+                .filter(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)))
+                .cloned()
+                .collect();
+            let skip = query
+                .limit
+                .map(|l| matching.len().saturating_sub(l))
+                .unwrap_or(0);
+            matching.into_iter().skip(skip).collect()
+        }))
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
@@ -272,44 +340,10 @@ impl MetadataStore for MemoryStore {
                 .count() as u64
         }))
     }
+}
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        self.with(|s| {
-            if s.audit.iter().any(|r| r.id == record.id) {
-                return Err(Error::conflict(
-                    format!("audit record {}", record.id),
-                    "already stored; the audit log is append-only",
-                ));
-            }
-            s.audit.push(record.clone());
-            Ok(())
-        })
-    }
-
-    async fn record_alerts_audited(
-        &self,
-        batch: Vec<(Alert, AuditRecord)>,
-    ) -> Result<Vec<AlertIngest>> {
-        record_then_audit(self, batch).await
-    }
-
-    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        Ok(self.with(|s| {
-            let matching: Vec<AuditRecord> = s
-                .audit
-                .iter()
-                .filter(|r| query.incident_id.is_none_or(|id| r.incident_id == Some(id)))
-                .filter(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)))
-                .cloned()
-                .collect();
-            let skip = query
-                .limit
-                .map(|l| matching.len().saturating_sub(l))
-                .unwrap_or(0);
-            matching.into_iter().skip(skip).collect()
-        }))
-    }
-
+#[async_trait]
+impl LeaseStore for MemoryStore {
     async fn claim_job(
         &self,
         key: &str,
@@ -378,40 +412,13 @@ impl MetadataStore for MemoryStore {
         }))
     }
 
-    async fn kill_switch(&self) -> Result<KillSwitch> {
-        Ok(self.with(|s| s.kill_switch.clone().unwrap_or_else(KillSwitch::released)))
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.with(|s| s.cursors.get(name).copied()))
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
-        self.fault("set_kill_switch")?;
-        Ok(self.with(|s| {
-            let now = Utc::now();
-            let state = KillSwitch {
-                engaged,
-                set_by: Some(actor.to_string()),
-                reason: reason.map(str::to_string),
-                set_at: Some(now),
-            };
-            s.kill_switch = Some(state.clone());
-            let (from, to) = lifecycle::kill_switch_moves(engaged);
-            let mut affected = Vec::new();
-            for i in s
-                .incidents
-                .values_mut()
-                .filter(|i| from.contains(&i.status))
-            {
-                i.status = to;
-                i.updated_at = now;
-                affected.push(i.id);
-            }
-            affected.sort();
-            KillSwitchChange { state, affected }
-        }))
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        self.with(|s| s.cursors.insert(name.to_string(), value));
+        Ok(())
     }
 }
 

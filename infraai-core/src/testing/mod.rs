@@ -68,15 +68,16 @@ pub fn alert(fingerprint: &str, state: AlertState, value: f64) -> Alert {
 }
 
 /// `alerts`, each with an `alert_received` audit template of its own, for
-/// [`crate::MetadataStore::record_alerts_audited`].
-pub fn received(alerts: impl IntoIterator<Item = Alert>) -> Vec<(Alert, crate::AuditRecord)> {
+/// [`crate::IncidentStore::record_alerts`].
+pub fn received(alerts: impl IntoIterator<Item = Alert>) -> Vec<crate::AlertRecord> {
     alerts
         .into_iter()
-        .map(|a| {
-            (
-                a,
-                crate::AuditRecord::agent(crate::AuditStep::AlertReceived, "received"),
-            )
+        .map(|alert| crate::AlertRecord {
+            alert,
+            audit: Some(crate::AuditRecord::agent(
+                crate::AuditStep::AlertReceived,
+                "received",
+            )),
         })
         .collect()
 }
@@ -126,7 +127,7 @@ impl TestOps {
         approver: std::sync::Arc<dyn crate::Approver>,
         approvers: crate::ApproverAllowList,
     ) -> Self {
-        use crate::MetadataStore;
+        use crate::RunStore;
         use std::sync::Arc;
         let store = Arc::new(MemoryStore::new());
         store

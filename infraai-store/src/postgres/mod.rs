@@ -456,12 +456,14 @@ async fn kill_switch_row(c: &dyn Db, op: &'static str, lock: bool) -> StoreResul
     })
 }
 
-#[async_trait]
-impl MetadataStore for PostgresStore {
+impl StoreBackend for PostgresStore {
     fn name(&self) -> &str {
         COMPONENT
     }
+}
 
+#[async_trait]
+impl RunStore for PostgresStore {
     async fn put_run(&self, run: &Run) -> Result<()> {
         Ok(in_tx!(self, "put_run", |tx| {
             rows::put_run(tx, run).await
@@ -498,13 +500,29 @@ impl MetadataStore for PostgresStore {
         let c = self.client("find_deployment_by_resource").await?;
         Ok(rows::find_deployment_by_resource(&*c, resource).await?)
     }
+}
 
-    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
-        alert.validate()?;
-        Ok(in_tx!(self, "record_alert", |tx| {
-            rows::lock_fingerprints(tx, std::iter::once(alert), "record_alert").await?;
-            rows::record_alert(tx, alert, "record_alert").await
-        })?)
+#[async_trait]
+impl IncidentStore for PostgresStore {
+    async fn record_alerts(&self, batch: Vec<AlertRecord>) -> Result<Vec<AlertIngest>> {
+        const OP: &str = "record_alert";
+        validate_alerts(&batch)?;
+        let mut ingests = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_ALERTS_PER_TRANSACTION) {
+            ingests.extend(in_tx!(self, OP, |tx| {
+                rows::lock_fingerprints(tx, chunk.iter().map(|r| &r.alert), OP).await?;
+                let mut ingests = Vec::with_capacity(chunk.len());
+                for AlertRecord { alert, audit } in chunk {
+                    let ingest = rows::record_alert(tx, alert, OP).await?;
+                    if let Some(record) = audit.as_ref().and_then(|a| alert_audit(&ingest, a)) {
+                        rows::insert_audit(tx, &record).await?;
+                    }
+                    ingests.push(ingest);
+                }
+                Ok(ingests)
+            })?);
+        }
+        Ok(ingests)
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
@@ -591,38 +609,74 @@ impl MetadataStore for PostgresStore {
         })?)
     }
 
-    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
-        const OP: &str = "get_cursor";
-        let c = self.client(OP).await?;
-        let rows = c
-            .rows("SELECT value FROM cursors WHERE name = $1", &[&name])
-            .await
-            .map_err(qerr(OP, format!("cursor {name}")))?;
-        Ok(rows
-            .first()
-            .map(|r| {
-                r.try_get(0).map_err(|e| StoreError::Corrupt {
-                    component: COMPONENT,
-                    op: OP,
-                    what: format!("cursor {name}"),
-                    detail: e.to_string(),
-                })
-            })
-            .transpose()?)
+    async fn kill_switch(&self) -> Result<KillSwitch> {
+        let c = self.client("kill_switch").await?;
+        Ok(kill_switch_row(&*c, "kill_switch", false).await?)
     }
 
-    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
-        const OP: &str = "set_cursor";
-        let c = self.client(OP).await?;
-        c.exec(
-            "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-             updated_at = excluded.updated_at",
-            &[&name, &value, &codec::time(Utc::now())],
-        )
-        .await
-        .map_err(qerr(OP, format!("cursor {name}")))?;
-        Ok(())
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        const OP: &str = "set_kill_switch";
+        Ok(in_tx!(self, OP, |tx| {
+            let now = Utc::now();
+            let state = KillSwitch {
+                engaged,
+                set_by: Some(actor.to_owned()),
+                reason: reason.map(str::to_owned),
+                set_at: Some(now),
+            };
+            tx.exec(
+                "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
+                         VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
+                         engaged = excluded.engaged, set_by = excluded.set_by, \
+                         reason = excluded.reason, set_at = excluded.set_at",
+                &[&engaged, &state.set_by, &state.reason, &codec::time(now)],
+            )
+            .await
+            .map_err(pg(OP))?;
+            let (from, to) = lifecycle::kill_switch_moves(engaged);
+            let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
+            let ids = tx
+                .rows(
+                    "UPDATE incidents SET status = $2, updated_at = $3 \
+                             WHERE status = ANY($1) RETURNING id",
+                    &[&from, &status_name(to), &codec::time(now)],
+                )
+                .await
+                .map_err(pg(OP))?;
+            let site = codec::Site {
+                component: COMPONENT,
+                op: OP,
+                what: "incidents",
+            };
+            let mut affected = ids
+                .iter()
+                .map(|r| {
+                    let id: String = r.try_get(0).map_err(|e| site.corrupt("id", e))?;
+                    site.id::<IncidentId>("id", &id)
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            affected.sort();
+            tracing::info!(engaged, affected = affected.len(), "kill-switch set");
+            Ok(KillSwitchChange { state, affected })
+        })?)
+    }
+}
+
+#[async_trait]
+impl HistoryStore for PostgresStore {
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        let c = self.client("append_audit").await?;
+        Ok(rows::insert_audit(&*c, record).await?)
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let c = self.client("list_audit").await?;
+        Ok(rows::list_audit(&*c, query).await?)
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
@@ -649,41 +703,10 @@ impl MetadataStore for PostgresStore {
         let c = self.client("count_actions_since").await?;
         Ok(rows::count_actions_since(&*c, resource, since).await?)
     }
+}
 
-    async fn record_alerts_audited(
-        &self,
-        batch: Vec<(Alert, AuditRecord)>,
-    ) -> Result<Vec<AlertIngest>> {
-        const OP: &str = "record_alert";
-        validate_alerts(&batch)?;
-        let mut ingests = Vec::with_capacity(batch.len());
-        for chunk in batch.chunks(MAX_ALERTS_PER_TRANSACTION) {
-            ingests.extend(in_tx!(self, OP, |tx| {
-                rows::lock_fingerprints(tx, chunk.iter().map(|(a, _)| a), OP).await?;
-                let mut ingests = Vec::with_capacity(chunk.len());
-                for (alert, audit) in chunk {
-                    let ingest = rows::record_alert(tx, alert, OP).await?;
-                    if let Some(record) = alert_audit(&ingest, audit) {
-                        rows::insert_audit(tx, &record).await?;
-                    }
-                    ingests.push(ingest);
-                }
-                Ok(ingests)
-            })?);
-        }
-        Ok(ingests)
-    }
-
-    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        let c = self.client("append_audit").await?;
-        Ok(rows::insert_audit(&*c, record).await?)
-    }
-
-    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        let c = self.client("list_audit").await?;
-        Ok(rows::list_audit(&*c, query).await?)
-    }
-
+#[async_trait]
+impl LeaseStore for PostgresStore {
     async fn claim_job(
         &self,
         key: &str,
@@ -773,60 +796,37 @@ impl MetadataStore for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn kill_switch(&self) -> Result<KillSwitch> {
-        let c = self.client("kill_switch").await?;
-        Ok(kill_switch_row(&*c, "kill_switch", false).await?)
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let c = self.client(OP).await?;
+        let rows = c
+            .rows("SELECT value FROM cursors WHERE name = $1", &[&name])
+            .await
+            .map_err(qerr(OP, format!("cursor {name}")))?;
+        Ok(rows
+            .first()
+            .map(|r| {
+                r.try_get(0).map_err(|e| StoreError::Corrupt {
+                    component: COMPONENT,
+                    op: OP,
+                    what: format!("cursor {name}"),
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?)
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
-        const OP: &str = "set_kill_switch";
-        Ok(in_tx!(self, OP, |tx| {
-            let now = Utc::now();
-            let state = KillSwitch {
-                engaged,
-                set_by: Some(actor.to_owned()),
-                reason: reason.map(str::to_owned),
-                set_at: Some(now),
-            };
-            tx.exec(
-                "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
-                         VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
-                         engaged = excluded.engaged, set_by = excluded.set_by, \
-                         reason = excluded.reason, set_at = excluded.set_at",
-                &[&engaged, &state.set_by, &state.reason, &codec::time(now)],
-            )
-            .await
-            .map_err(pg(OP))?;
-            let (from, to) = lifecycle::kill_switch_moves(engaged);
-            let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
-            let ids = tx
-                .rows(
-                    "UPDATE incidents SET status = $2, updated_at = $3 \
-                             WHERE status = ANY($1) RETURNING id",
-                    &[&from, &status_name(to), &codec::time(now)],
-                )
-                .await
-                .map_err(pg(OP))?;
-            let site = codec::Site {
-                component: COMPONENT,
-                op: OP,
-                what: "incidents",
-            };
-            let mut affected = ids
-                .iter()
-                .map(|r| {
-                    let id: String = r.try_get(0).map_err(|e| site.corrupt("id", e))?;
-                    site.id::<IncidentId>("id", &id)
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            affected.sort();
-            tracing::info!(engaged, affected = affected.len(), "kill-switch set");
-            Ok(KillSwitchChange { state, affected })
-        })?)
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        const OP: &str = "set_cursor";
+        let c = self.client(OP).await?;
+        c.exec(
+            "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+            &[&name, &value, &codec::time(Utc::now())],
+        )
+        .await
+        .map_err(qerr(OP, format!("cursor {name}")))?;
+        Ok(())
     }
 }

@@ -159,6 +159,56 @@ impl RedisStore {
             .collect::<StoreResult<_>>()?)
     }
 
+    /// Records one alert: one script, the lifecycle's tables in it.
+    async fn record_one(&self, alert: &Alert) -> Result<AlertIngest> {
+        const OP: &str = "record_alert";
+        alert.validate()?;
+        let now = Utc::now();
+        let new_id = IncidentId::new().to_string();
+        let args = [
+            alert.fingerprint.clone(),
+            codec::name(COMPONENT, OP, &alert.state)?,
+            codec::json(COMPONENT, OP, "alert", alert)?,
+            codec::time(now),
+            new_id,
+            micros(now).to_string(),
+            serde_json::to_value(alert.started_at)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        ];
+        let raw = self
+            .run_script(
+                &scripts::RECORD_ALERT,
+                &args,
+                OP,
+                Some(format!("fingerprint {}", alert.fingerprint)),
+            )
+            .await?;
+        let r = reply(raw, OP)?;
+        let outcome = match r.code.as_str() {
+            "opened" => IngestOutcome::Opened,
+            "repeated" => IngestOutcome::Repeated,
+            "resolved" => IngestOutcome::Resolved,
+            "noted" => IngestOutcome::Noted,
+            other => {
+                return Err(StoreError::Corrupt {
+                    component: COMPONENT,
+                    op: OP,
+                    what: format!("fingerprint {}", alert.fingerprint),
+                    detail: format!("{other}: {}", r.first()),
+                }
+                .into())
+            }
+        };
+        let incident = if r.rest.is_empty() {
+            None
+        } else {
+            Some(r.incident(OP, &format!("of fingerprint {}", alert.fingerprint))?)
+        };
+        Ok(AlertIngest { outcome, incident })
+    }
+
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
@@ -419,12 +469,14 @@ fn status_list(statuses: impl IntoIterator<Item = IncidentStatus>) -> String {
     s
 }
 
-#[async_trait]
-impl MetadataStore for RedisStore {
+impl StoreBackend for RedisStore {
     fn name(&self) -> &str {
         COMPONENT
     }
+}
 
+#[async_trait]
+impl RunStore for RedisStore {
     async fn put_run(&self, run: &Run) -> Result<()> {
         Ok(self
             .put_indexed(
@@ -498,54 +550,17 @@ impl MetadataStore for RedisStore {
             .into_iter()
             .find(|d| d.resource_map.contains_key(resource)))
     }
+}
 
-    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
-        const OP: &str = "record_alert";
-        alert.validate()?;
-        let now = Utc::now();
-        let new_id = IncidentId::new().to_string();
-        let args = [
-            alert.fingerprint.clone(),
-            codec::name(COMPONENT, OP, &alert.state)?,
-            codec::json(COMPONENT, OP, "alert", alert)?,
-            codec::time(now),
-            new_id,
-            micros(now).to_string(),
-            serde_json::to_value(alert.started_at)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-        ];
-        let raw = self
-            .run_script(
-                &scripts::RECORD_ALERT,
-                &args,
-                OP,
-                Some(format!("fingerprint {}", alert.fingerprint)),
-            )
-            .await?;
-        let r = reply(raw, OP)?;
-        let outcome = match r.code.as_str() {
-            "opened" => IngestOutcome::Opened,
-            "repeated" => IngestOutcome::Repeated,
-            "resolved" => IngestOutcome::Resolved,
-            "noted" => IngestOutcome::Noted,
-            other => {
-                return Err(StoreError::Corrupt {
-                    component: COMPONENT,
-                    op: OP,
-                    what: format!("fingerprint {}", alert.fingerprint),
-                    detail: format!("{other}: {}", r.first()),
-                }
-                .into())
-            }
-        };
-        let incident = if r.rest.is_empty() {
-            None
-        } else {
-            Some(r.incident(OP, &format!("of fingerprint {}", alert.fingerprint))?)
-        };
-        Ok(AlertIngest { outcome, incident })
+#[async_trait]
+impl IncidentStore for RedisStore {
+    async fn record_alerts(&self, batch: Vec<AlertRecord>) -> Result<Vec<AlertIngest>> {
+        record_then_audit(
+            self,
+            batch,
+            |alert| async move { self.record_one(&alert).await },
+        )
+        .await
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
@@ -559,10 +574,6 @@ impl MetadataStore for RedisStore {
             return Ok(None);
         }
         Ok(Some(decode_incident(flat, OP, &id.to_string())?))
-    }
-
-    async fn incident_counts(&self) -> Result<IncidentCounts> {
-        count_by_listing(self).await
     }
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
@@ -606,6 +617,10 @@ impl MetadataStore for RedisStore {
         out.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id)));
         out.truncate(query.limit.unwrap_or(usize::MAX));
         Ok(out)
+    }
+
+    async fn incident_counts(&self) -> Result<IncidentCounts> {
+        count_by_listing(self).await
     }
 
     async fn record_decision(
@@ -682,30 +697,148 @@ impl MetadataStore for RedisStore {
         Ok(wrap(r.incident(OP, &id.to_string())?))
     }
 
-    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
-        const OP: &str = "get_cursor";
-        let v: Option<String> = self
+    async fn kill_switch(&self) -> Result<KillSwitch> {
+        const OP: &str = "kill_switch";
+        let h: HashMap<String, String> = self
             .conn()
-            .hget(self.key(&["cursors"]), name)
+            .hgetall(self.key(&["kill_switch"]))
             .await
-            .map_err(rerr(OP, Some(name.to_owned())))?;
-        let what = format!("cursor {name}");
+            .map_err(rerr(OP, None))?;
+        if h.is_empty() {
+            return Ok(KillSwitch::released());
+        }
         let site = Site {
             component: COMPONENT,
             op: OP,
-            what: &what,
+            what: "kill_switch",
         };
-        Ok(v.map(|v| v.parse().map_err(|e| site.corrupt("value", e)))
-            .transpose()?)
+        Ok(KillSwitch {
+            engaged: match h.get("engaged").map(String::as_str) {
+                Some("1") => true,
+                Some("0") => false,
+                other => return Err(site.corrupt("engaged", format!("{other:?}")).into()),
+            },
+            set_by: h.get("set_by").cloned(),
+            reason: h.get("reason").cloned(),
+            set_at: h
+                .get("set_at")
+                .map(|t| site.time("set_at", t))
+                .transpose()?,
+        })
     }
 
-    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
-        let _: i64 = self
-            .conn()
-            .hset(self.key(&["cursors"]), name, value)
-            .await
-            .map_err(rerr("set_cursor", Some(name.to_owned())))?;
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        const OP: &str = "set_kill_switch";
+        let now = Utc::now();
+        let (from, to) = lifecycle::kill_switch_moves(engaged);
+        let mut args = vec![
+            if engaged { "1" } else { "0" }.to_owned(),
+            actor.to_owned(),
+            codec::time(now),
+            if reason.is_some() { "1" } else { "0" }.to_owned(),
+            reason.unwrap_or_default().to_owned(),
+            status_name(to).to_owned(),
+        ];
+        args.extend(from.iter().map(|s| status_name(*s).to_owned()));
+        let raw: Vec<Vec<u8>> = self
+            .run_script(&scripts::SET_KILL_SWITCH, &args, OP, None)
+            .await?;
+        let site = Site {
+            component: COMPONENT,
+            op: OP,
+            what: "incidents",
+        };
+        let mut affected = raw
+            .iter()
+            .map(|id| site.id::<IncidentId>("id", &String::from_utf8_lossy(id)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        affected.sort();
+        tracing::info!(engaged, affected = affected.len(), "kill-switch set");
+        Ok(KillSwitchChange {
+            state: KillSwitch {
+                engaged,
+                set_by: Some(actor.to_owned()),
+                reason: reason.map(str::to_owned),
+                set_at: Some(now),
+            },
+            affected,
+        })
+    }
+}
+
+#[async_trait]
+impl HistoryStore for RedisStore {
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        const OP: &str = "append_audit";
+        let args = [
+            record.id.to_string(),
+            codec::json(COMPONENT, OP, "audit record", record)?,
+            record
+                .incident_id
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            record.run_id.map(|i| i.to_string()).unwrap_or_default(),
+        ];
+        let raw = self
+            .run_script(
+                &scripts::APPEND_AUDIT,
+                &args,
+                OP,
+                Some(record.id.to_string()),
+            )
+            .await?;
+        if reply(raw, OP)?.code == "conflict" {
+            return Err(Error::conflict(
+                format!("audit record {}", record.id),
+                "already stored; the audit log is append-only",
+            ));
+        }
         Ok(())
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        const OP: &str = "list_audit";
+        let (list, both) = match (query.incident_id, query.run_id) {
+            (Some(i), r) => (
+                self.key(&["audit", "incident", &i.to_string()]),
+                r.is_some(),
+            ),
+            (None, Some(r)) => (self.key(&["audit", "run", &r.to_string()]), false),
+            (None, None) => (self.key(&["audit"]), false),
+        };
+        // With one filter the list is exact, so the limit is applied by Redis.
+        let start = match (query.limit, both) {
+            (Some(l), false) => -(i64::try_from(l).unwrap_or(i64::MAX)),
+            _ => 0,
+        };
+        if query.limit == Some(0) {
+            return Ok(vec![]);
+        }
+        let raws: Vec<String> = self
+            .conn()
+            .lrange(&list, start as isize, -1)
+            .await
+            .map_err(rerr(OP, None))?;
+        let site = Site {
+            component: COMPONENT,
+            op: OP,
+            what: "audit",
+        };
+        let mut records: Vec<AuditRecord> = raws
+            .iter()
+            .map(|r| site.json("json", r))
+            .collect::<StoreResult<_>>()?;
+        records.retain(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)));
+        if let Some(l) = query.limit {
+            let skip = records.len().saturating_sub(l);
+            records.drain(..skip);
+        }
+        Ok(records)
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
@@ -766,82 +899,10 @@ impl MetadataStore for RedisStore {
             .map_err(rerr("count_actions_since", Some(resource.to_owned())))?;
         Ok(n)
     }
+}
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        const OP: &str = "append_audit";
-        let args = [
-            record.id.to_string(),
-            codec::json(COMPONENT, OP, "audit record", record)?,
-            record
-                .incident_id
-                .map(|i| i.to_string())
-                .unwrap_or_default(),
-            record.run_id.map(|i| i.to_string()).unwrap_or_default(),
-        ];
-        let raw = self
-            .run_script(
-                &scripts::APPEND_AUDIT,
-                &args,
-                OP,
-                Some(record.id.to_string()),
-            )
-            .await?;
-        if reply(raw, OP)?.code == "conflict" {
-            return Err(Error::conflict(
-                format!("audit record {}", record.id),
-                "already stored; the audit log is append-only",
-            ));
-        }
-        Ok(())
-    }
-
-    async fn record_alerts_audited(
-        &self,
-        batch: Vec<(Alert, AuditRecord)>,
-    ) -> Result<Vec<AlertIngest>> {
-        record_then_audit(self, batch).await
-    }
-
-    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        const OP: &str = "list_audit";
-        let (list, both) = match (query.incident_id, query.run_id) {
-            (Some(i), r) => (
-                self.key(&["audit", "incident", &i.to_string()]),
-                r.is_some(),
-            ),
-            (None, Some(r)) => (self.key(&["audit", "run", &r.to_string()]), false),
-            (None, None) => (self.key(&["audit"]), false),
-        };
-        // With one filter the list is exact, so the limit is applied by Redis.
-        let start = match (query.limit, both) {
-            (Some(l), false) => -(i64::try_from(l).unwrap_or(i64::MAX)),
-            _ => 0,
-        };
-        if query.limit == Some(0) {
-            return Ok(vec![]);
-        }
-        let raws: Vec<String> = self
-            .conn()
-            .lrange(&list, start as isize, -1)
-            .await
-            .map_err(rerr(OP, None))?;
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: "audit",
-        };
-        let mut records: Vec<AuditRecord> = raws
-            .iter()
-            .map(|r| site.json("json", r))
-            .collect::<StoreResult<_>>()?;
-        records.retain(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)));
-        if let Some(l) = query.limit {
-            let skip = records.len().saturating_sub(l);
-            records.drain(..skip);
-        }
-        Ok(records)
-    }
-
+#[async_trait]
+impl LeaseStore for RedisStore {
     async fn claim_job(
         &self,
         key: &str,
@@ -914,76 +975,29 @@ impl MetadataStore for RedisStore {
         Ok(released == 1)
     }
 
-    async fn kill_switch(&self) -> Result<KillSwitch> {
-        const OP: &str = "kill_switch";
-        let h: HashMap<String, String> = self
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let v: Option<String> = self
             .conn()
-            .hgetall(self.key(&["kill_switch"]))
+            .hget(self.key(&["cursors"]), name)
             .await
-            .map_err(rerr(OP, None))?;
-        if h.is_empty() {
-            return Ok(KillSwitch::released());
-        }
+            .map_err(rerr(OP, Some(name.to_owned())))?;
+        let what = format!("cursor {name}");
         let site = Site {
             component: COMPONENT,
             op: OP,
-            what: "kill_switch",
+            what: &what,
         };
-        Ok(KillSwitch {
-            engaged: match h.get("engaged").map(String::as_str) {
-                Some("1") => true,
-                Some("0") => false,
-                other => return Err(site.corrupt("engaged", format!("{other:?}")).into()),
-            },
-            set_by: h.get("set_by").cloned(),
-            reason: h.get("reason").cloned(),
-            set_at: h
-                .get("set_at")
-                .map(|t| site.time("set_at", t))
-                .transpose()?,
-        })
+        Ok(v.map(|v| v.parse().map_err(|e| site.corrupt("value", e)))
+            .transpose()?)
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
-        const OP: &str = "set_kill_switch";
-        let now = Utc::now();
-        let (from, to) = lifecycle::kill_switch_moves(engaged);
-        let mut args = vec![
-            if engaged { "1" } else { "0" }.to_owned(),
-            actor.to_owned(),
-            codec::time(now),
-            if reason.is_some() { "1" } else { "0" }.to_owned(),
-            reason.unwrap_or_default().to_owned(),
-            status_name(to).to_owned(),
-        ];
-        args.extend(from.iter().map(|s| status_name(*s).to_owned()));
-        let raw: Vec<Vec<u8>> = self
-            .run_script(&scripts::SET_KILL_SWITCH, &args, OP, None)
-            .await?;
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: "incidents",
-        };
-        let mut affected = raw
-            .iter()
-            .map(|id| site.id::<IncidentId>("id", &String::from_utf8_lossy(id)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        affected.sort();
-        tracing::info!(engaged, affected = affected.len(), "kill-switch set");
-        Ok(KillSwitchChange {
-            state: KillSwitch {
-                engaged,
-                set_by: Some(actor.to_owned()),
-                reason: reason.map(str::to_owned),
-                set_at: Some(now),
-            },
-            affected,
-        })
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        let _: i64 = self
+            .conn()
+            .hset(self.key(&["cursors"]), name, value)
+            .await
+            .map_err(rerr("set_cursor", Some(name.to_owned())))?;
+        Ok(())
     }
 }

@@ -341,12 +341,14 @@ fn kill_switch_row(conn: &Connection, op: &'static str) -> StoreResult<KillSwitc
     })
 }
 
-#[async_trait]
-impl MetadataStore for SqliteStore {
+impl StoreBackend for SqliteStore {
     fn name(&self) -> &str {
         COMPONENT
     }
+}
 
+#[async_trait]
+impl RunStore for SqliteStore {
     async fn put_run(&self, run: &Run) -> Result<()> {
         let run = run.clone();
         Ok(self
@@ -394,13 +396,37 @@ impl MetadataStore for SqliteStore {
             })
             .await?)
     }
+}
 
-    async fn record_alert(&self, alert: &Alert) -> Result<AlertIngest> {
-        alert.validate()?;
-        let alert = alert.clone();
+#[async_trait]
+impl IncidentStore for SqliteStore {
+    async fn record_alerts(&self, batch: Vec<AlertRecord>) -> Result<Vec<AlertIngest>> {
+        validate_alerts(&batch)?;
+        // Encoded here, on the caller's thread: the writer is the serial part.
+        let batch = batch
+            .into_iter()
+            .map(|AlertRecord { alert, audit }| {
+                let audit = audit
+                    .map(|a| Ok::<_, StoreError>((rows::audit_input(&a)?, a)))
+                    .transpose()?;
+                Ok((alert, audit))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        // One writer job: one transaction, all or none.
         Ok(self
             .write("record_alert", move |c| {
-                rows::record_alert(c, &alert, "record_alert")
+                batch
+                    .iter()
+                    .map(|(alert, audit)| {
+                        let ingest = rows::record_alert(c, alert, "record_alert")?;
+                        let subject = alert_audit_subject(&ingest);
+                        if let (Some((input, audit)), Some((incident, outcome))) = (audit, subject)
+                        {
+                            rows::insert_audit_as(c, audit, input, Some(incident), outcome.name())?;
+                        }
+                        Ok(ingest)
+                    })
+                    .collect()
             })
             .await?)
     }
@@ -511,32 +537,90 @@ impl MetadataStore for SqliteStore {
             .await?)
     }
 
-    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
-        const OP: &str = "get_cursor";
-        let name = name.to_owned();
+    async fn kill_switch(&self) -> Result<KillSwitch> {
         Ok(self
-            .read(OP, move |c| {
-                c.prepare_cached("SELECT value FROM cursors WHERE name = ?1")
-                    .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
-                    .map_err(sql_id(OP, &name))
-            })
+            .read("kill_switch", |c| kill_switch_row(c, "kill_switch"))
             .await?)
     }
 
-    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
-        const OP: &str = "set_cursor";
-        let name = name.to_owned();
+    async fn set_kill_switch(
+        &self,
+        engaged: bool,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<KillSwitchChange> {
+        const OP: &str = "set_kill_switch";
+        let actor = actor.to_owned();
+        let reason = reason.map(str::to_owned);
         Ok(self
             .write(OP, move |c| {
+                let now = Utc::now();
+                let state = KillSwitch {
+                    engaged,
+                    set_by: Some(actor.clone()),
+                    reason: reason.clone(),
+                    set_at: Some(now),
+                };
                 c.prepare_cached(
-                    "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-                     updated_at = excluded.updated_at",
+                    "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
+                     VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
+                     engaged = excluded.engaged, set_by = excluded.set_by, \
+                     reason = excluded.reason, set_at = excluded.set_at",
                 )
-                .and_then(|mut s| s.execute(params![name, value, codec::time(Utc::now())]))
-                .map_err(sql_id(OP, &name))?;
-                Ok(())
+                .and_then(|mut s| {
+                    s.execute(params![
+                        engaged,
+                        state.set_by,
+                        state.reason,
+                        codec::time(now)
+                    ])
+                })
+                .map_err(sql(OP))?;
+                let (from, to) = lifecycle::kill_switch_moves(engaged);
+                let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
+                let from = codec::json(COMPONENT, OP, "statuses", &from)?;
+                let ids: Vec<String> = c
+                    .prepare_cached(
+                        "UPDATE incidents SET status = ?2, updated_at = ?3 \
+                         WHERE status IN (SELECT value FROM json_each(?1)) RETURNING id",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(params![from, status_name(to), codec::time(now)], |r| {
+                            r.get(0)
+                        })?
+                        .collect()
+                    })
+                    .map_err(sql(OP))?;
+                let site = codec::Site {
+                    component: COMPONENT,
+                    op: OP,
+                    what: "incidents",
+                };
+                let mut affected = ids
+                    .iter()
+                    .map(|id| site.id::<IncidentId>("id", id))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                affected.sort();
+                tracing::info!(engaged, affected = affected.len(), "kill-switch set");
+                Ok(KillSwitchChange { state, affected })
             })
+            .await?)
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        let r = record.clone();
+        Ok(self
+            .write("append_audit", move |c| rows::insert_audit(c, &r))
+            .await?)
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let q = query.clone();
+        Ok(self
+            .read("list_audit", move |c| rows::list_audit(c, &q))
             .await?)
     }
 
@@ -583,48 +667,10 @@ impl MetadataStore for SqliteStore {
             })
             .await?)
     }
+}
 
-    async fn record_alerts_audited(
-        &self,
-        batch: Vec<(Alert, AuditRecord)>,
-    ) -> Result<Vec<AlertIngest>> {
-        validate_alerts(&batch)?;
-        // Encoded here, on the caller's thread: the writer is the serial part.
-        let batch = batch
-            .into_iter()
-            .map(|(alert, audit)| Ok((rows::audit_input(&audit)?, alert, audit)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        // One writer job: one transaction, all or none.
-        Ok(self
-            .write("record_alert", move |c| {
-                batch
-                    .iter()
-                    .map(|(input, alert, audit)| {
-                        let ingest = rows::record_alert(c, alert, "record_alert")?;
-                        if let Some((incident, outcome)) = alert_audit_subject(&ingest) {
-                            rows::insert_audit_as(c, audit, input, Some(incident), outcome.name())?;
-                        }
-                        Ok(ingest)
-                    })
-                    .collect()
-            })
-            .await?)
-    }
-
-    async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        let r = record.clone();
-        Ok(self
-            .write("append_audit", move |c| rows::insert_audit(c, &r))
-            .await?)
-    }
-
-    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        let q = query.clone();
-        Ok(self
-            .read("list_audit", move |c| rows::list_audit(c, &q))
-            .await?)
-    }
-
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn claim_job(
         &self,
         key: &str,
@@ -725,72 +771,31 @@ impl MetadataStore for SqliteStore {
             .await?)
     }
 
-    async fn kill_switch(&self) -> Result<KillSwitch> {
+    async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
+        const OP: &str = "get_cursor";
+        let name = name.to_owned();
         Ok(self
-            .read("kill_switch", |c| kill_switch_row(c, "kill_switch"))
+            .read(OP, move |c| {
+                c.prepare_cached("SELECT value FROM cursors WHERE name = ?1")
+                    .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                    .map_err(sql_id(OP, &name))
+            })
             .await?)
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
-        const OP: &str = "set_kill_switch";
-        let actor = actor.to_owned();
-        let reason = reason.map(str::to_owned);
+    async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        const OP: &str = "set_cursor";
+        let name = name.to_owned();
         Ok(self
             .write(OP, move |c| {
-                let now = Utc::now();
-                let state = KillSwitch {
-                    engaged,
-                    set_by: Some(actor.clone()),
-                    reason: reason.clone(),
-                    set_at: Some(now),
-                };
                 c.prepare_cached(
-                    "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
-                     VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
-                     engaged = excluded.engaged, set_by = excluded.set_by, \
-                     reason = excluded.reason, set_at = excluded.set_at",
+                    "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at",
                 )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        engaged,
-                        state.set_by,
-                        state.reason,
-                        codec::time(now)
-                    ])
-                })
-                .map_err(sql(OP))?;
-                let (from, to) = lifecycle::kill_switch_moves(engaged);
-                let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
-                let from = codec::json(COMPONENT, OP, "statuses", &from)?;
-                let ids: Vec<String> = c
-                    .prepare_cached(
-                        "UPDATE incidents SET status = ?2, updated_at = ?3 \
-                         WHERE status IN (SELECT value FROM json_each(?1)) RETURNING id",
-                    )
-                    .and_then(|mut s| {
-                        s.query_map(params![from, status_name(to), codec::time(now)], |r| {
-                            r.get(0)
-                        })?
-                        .collect()
-                    })
-                    .map_err(sql(OP))?;
-                let site = codec::Site {
-                    component: COMPONENT,
-                    op: OP,
-                    what: "incidents",
-                };
-                let mut affected = ids
-                    .iter()
-                    .map(|id| site.id::<IncidentId>("id", id))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                affected.sort();
-                tracing::info!(engaged, affected = affected.len(), "kill-switch set");
-                Ok(KillSwitchChange { state, affected })
+                .and_then(|mut s| s.execute(params![name, value, codec::time(Utc::now())]))
+                .map_err(sql_id(OP, &name))?;
+                Ok(())
             })
             .await?)
     }

@@ -37,7 +37,7 @@
 //! ```
 //! # #[cfg(feature = "sqlite")]
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-//! use infraai_core::{AlertState, IngestOutcome, MetadataStore};
+//! use infraai_core::{AlertState, IncidentStore, IngestOutcome, RecordAlert};
 //! use infraai_store::SqliteStore;
 //!
 //! let dir = std::env::temp_dir().join(format!("infraai-doc-{}", std::process::id()));

@@ -1,0 +1,206 @@
+//! Claims and the kill-switch: execution exactly once, never while stopped.
+
+use super::*;
+
+/// Of many concurrent claims, exactly one wins.
+pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
+    let id = open(store.as_ref(), "conf-claim").await;
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Auto)
+        .await
+        .expect("decide");
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.claim_execution(id).await })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        match t.await.expect("join").expect("claim") {
+            Claim::Claimed(i) => {
+                claimed += 1;
+                assert_eq!(i.status, IncidentStatus::Executing);
+            }
+            Claim::NotClaimable(_) => {}
+            Claim::Blocked(_) => panic!("kill-switch is not engaged"),
+        }
+    }
+    assert_eq!(claimed, 1, "exactly one claim may succeed");
+    // A resolved alert does not interrupt an execution in flight.
+    let noted = store
+        .record_alert(&alert("conf-claim", AlertState::Resolved, 0.1))
+        .await
+        .expect("record");
+    assert_eq!(noted.outcome, IngestOutcome::Noted);
+    assert_eq!(
+        noted.incident.expect("incident").status,
+        IncidentStatus::Executing
+    );
+    // Nor one awaiting its re-check: the feedback step decides.
+    store
+        .transition(
+            id,
+            &[IncidentStatus::Executing],
+            IncidentStatus::Executed,
+            None,
+        )
+        .await
+        .expect("executed");
+    let noted = store
+        .record_alert(&alert("conf-claim", AlertState::Resolved, 0.1))
+        .await
+        .expect("record");
+    assert_eq!(noted.outcome, IngestOutcome::Noted);
+    assert_eq!(
+        noted.incident.expect("incident").status,
+        IncidentStatus::Executed
+    );
+}
+
+/// 100 tasks race to approve a pending incident and then claim it: exactly one
+/// approval and exactly one claim win; the others see a conflict or
+/// "not claimable".
+pub async fn hundred_way_approve_and_claim_race(store: Arc<dyn MetadataStore>) {
+    let id = open(store.as_ref(), "conf-race-100").await;
+    store
+        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let approved = match s
+                    .transition(
+                        id,
+                        &[IncidentStatus::Pending],
+                        IncidentStatus::Approved,
+                        Some(&format!("approved by racer {n}")),
+                    )
+                    .await
+                {
+                    Ok(i) => {
+                        assert_eq!(i.status, IncidentStatus::Approved);
+                        true
+                    }
+                    Err(crate::Error::Conflict { .. }) => false,
+                    Err(e) => panic!("approve failed unexpectedly: {e}"),
+                };
+                let claimed = match s.claim_execution(id).await.expect("claim") {
+                    Claim::Claimed(i) => {
+                        assert_eq!(i.status, IncidentStatus::Executing);
+                        true
+                    }
+                    Claim::NotClaimable(_) => false,
+                    Claim::Blocked(_) => panic!("kill-switch is not engaged"),
+                };
+                (approved, claimed)
+            })
+        })
+        .collect();
+    let (mut approvals, mut claims) = (0, 0);
+    for t in tasks {
+        let (a, c) = t.await.expect("join");
+        approvals += usize::from(a);
+        claims += usize::from(c);
+    }
+    assert_eq!(approvals, 1, "exactly one of 100 approvals may win");
+    assert_eq!(claims, 1, "exactly one of 100 claims may win");
+    let i = store.get_incident(id).await.expect("get").expect("exists");
+    assert_eq!(i.status, IncidentStatus::Executing);
+    assert!(i
+        .note
+        .as_deref()
+        .is_some_and(|n| n.starts_with("approved by racer")));
+}
+
+/// Engaging blocks pending/approved/auto incidents and every later claim;
+/// releasing returns blocked incidents to pending.
+pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
+    assert!(
+        !store.kill_switch().await.expect("read").engaged,
+        "the switch starts released"
+    );
+    let pending = open(store, "conf-ks-pending").await;
+    store
+        .record_decision(pending, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    let auto = open(store, "conf-ks-auto").await;
+    store
+        .record_decision(auto, &decision(), &[], IncidentStatus::Auto)
+        .await
+        .expect("decide");
+
+    let change = store
+        .set_kill_switch(true, "web:alice", Some("maintenance"))
+        .await
+        .expect("engage");
+    assert!(change.state.engaged);
+    assert_eq!(change.state.set_by.as_deref(), Some("web:alice"));
+    assert!(change.affected.contains(&pending) && change.affected.contains(&auto));
+    let ks = store.kill_switch().await.expect("read");
+    assert_eq!(
+        (ks.engaged, ks.reason.as_deref()),
+        (true, Some("maintenance"))
+    );
+    for id in [pending, auto] {
+        let i = store.get_incident(id).await.expect("get").expect("exists");
+        assert_eq!(i.status, IncidentStatus::Blocked);
+        assert!(matches!(
+            store.claim_execution(id).await.expect("claim"),
+            Claim::NotClaimable(_)
+        ));
+    }
+    // An approval that races the switch: approved after engaging, the claim is refused.
+    let late = open(store, "conf-ks-late").await;
+    store
+        .record_decision(late, &decision(), &[], IncidentStatus::Pending)
+        .await
+        .expect("decide");
+    store
+        .transition(
+            late,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await
+        .expect("approve");
+    match store.claim_execution(late).await.expect("claim") {
+        Claim::Blocked(i) => assert_eq!(i.status, IncidentStatus::Blocked),
+        other => panic!("claim while engaged must be blocked, got {other:?}"),
+    }
+
+    let change = store
+        .set_kill_switch(false, "web:alice", None)
+        .await
+        .expect("release");
+    assert!(!change.state.engaged);
+    for id in [pending, auto, late] {
+        assert!(change.affected.contains(&id));
+        assert_eq!(
+            store
+                .get_incident(id)
+                .await
+                .expect("get")
+                .expect("exists")
+                .status,
+            IncidentStatus::Pending
+        );
+    }
+    store
+        .transition(
+            late,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await
+        .expect("approve");
+    assert!(matches!(
+        store.claim_execution(late).await.expect("claim"),
+        Claim::Claimed(_)
+    ));
+}

@@ -105,6 +105,17 @@ async fn connect(url: &str, prefix: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("Redis must be reachable at the test URL: {e}"))
 }
 
+mod each_scenario {
+    use super::*;
+    infraai_core::conformance_tests!({
+        let Some((url, guard)) = server() else {
+            return;
+        };
+        let store = connect(&url, &prefix()).await;
+        (guard, Arc::new(store) as Arc<dyn MetadataStore>)
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_passes_the_conformance_suite() {
     let Some((url, _server)) = server() else {

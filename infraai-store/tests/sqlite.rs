@@ -14,6 +14,14 @@ async fn fresh() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+mod each_scenario {
+    use super::*;
+    infraai_core::conformance_tests!({
+        let (dir, store) = fresh().await;
+        (dir, Arc::new(store) as Arc<dyn MetadataStore>)
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_passes_the_conformance_suite() {
     let (_dir, store) = fresh().await;

@@ -195,4 +195,12 @@ mod tests {
     async fn memory_store_passes_the_conformance_suite() {
         conformance::run_all(Arc::new(MemoryStore::new())).await;
     }
+
+    mod each_scenario {
+        use super::*;
+        crate::conformance_tests!((
+            (),
+            Arc::new(MemoryStore::new()) as Arc<dyn crate::MetadataStore>
+        ));
+    }
 }

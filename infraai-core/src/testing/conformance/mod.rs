@@ -326,3 +326,33 @@ pub async fn corrupted_incidents_are_typed_errors(
         assert_corrupt(r, expected_component, field);
     }
 }
+
+/// One `#[tokio::test]` per scenario, each on a fresh store from `$fresh`
+/// (an async expression giving `(guard, Arc<dyn MetadataStore>)`; the guard
+/// lives as long as the test), so one failure does not hide the rest.
+/// [`run_all`] still runs them in sequence on one store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:expr) => {
+        $crate::conformance_tests!(@one $fresh, as_ref;
+            runs_round_trip, deployments_round_trip, alerts_deduplicate_by_fingerprint,
+            decision_is_recorded_once, transitions_compare_and_set,
+            illegal_transitions_are_refused, incidents_filter_by_status_severity_resource,
+            kill_switch_blocks_and_releases, approvals_actions_and_audit, audit_is_append_only,
+            closing_by_transition_frees_the_fingerprint,
+            late_copies_of_a_resolved_episode_do_not_reopen,
+            alert_ingests_are_audited_with_their_outcome, cursors_round_trip, jobs_are_leased);
+        $crate::conformance_tests!(@one $fresh, clone;
+            concurrent_alerts_open_one_incident, concurrent_claims_execute_once,
+            hundred_way_approve_and_claim_race, abandoned_jobs_are_taken_once);
+    };
+    (@one $fresh:expr, $pass:ident; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (_guard, store) = $fresh;
+                $crate::testing::conformance::$name(store.$pass()).await;
+            }
+        )*
+    };
+}

@@ -2,12 +2,12 @@
 //! `prometheus-client`.
 
 use infraai_core::IncidentCounts;
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 
 /// A label set: `N` names with their values.
 type Labels<const N: usize> = [(&'static str, String); N];
@@ -19,13 +19,8 @@ const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
-}
-
 /// The server's counters and the request-latency histogram.
 pub struct Metrics {
-    registry: Registry,
     alerts: Counters<1>,
     decisions: Counters<2>,
     approvals: Counters<2>,
@@ -37,82 +32,18 @@ pub struct Metrics {
     llm_calls: Counters<2>,
 }
 
-/// Registers `metric` under `name` (counters get the `_total` suffix when
-/// encoded) and hands it back.
-fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
-    registry.register(name, help, metric.clone());
-    metric
-}
-
 impl Default for Metrics {
     fn default() -> Self {
-        let mut r = Registry::default();
-        let alerts = registered(
-            &mut r,
-            "infraai_alerts_received",
-            "Alerts recorded, by ingest outcome (repeated = deduplicated)",
-            Family::default(),
-        );
-        let decisions = registered(
-            &mut r,
-            "infraai_decisions",
-            "Decisions made, by recommended action and routing",
-            Family::default(),
-        );
-        let approvals = registered(
-            &mut r,
-            "infraai_human_commands",
-            "Human commands received over the API, by command",
-            Family::default(),
-        );
-        let executions = registered(
-            &mut r,
-            "infraai_executions",
-            "Incidents reaching an execution outcome, as observed by the server",
-            Family::default(),
-        );
-        let run_phases = registered(
-            &mut r,
-            "infraai_run_phases",
-            "Deploy-run phase entries",
-            Family::default(),
-        );
-        let requests = registered(
-            &mut r,
-            "infraai_http_requests",
-            "HTTP requests answered",
-            Family::default(),
-        );
-        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let latency = registered(
-            &mut r,
-            "infraai_http_request_duration_seconds",
-            "HTTP request latency",
-            latency,
-        );
-        let llm_tokens = registered(
-            &mut r,
-            "infraai_llm_tokens",
-            "LLM tokens spent by the planner, decision policy and fixer, by kind",
-            Family::default(),
-        );
-        let llm_calls = registered(
-            &mut r,
-            "infraai_llm_calls",
-            "LLM exchanges by component and outcome (over_budget and cached made no call)",
-            Family::default(),
-        );
         Self {
-            registry: r,
-            alerts,
-            decisions,
-            approvals,
-            executions,
-            run_phases,
-            requests,
-            latency,
-            llm_tokens,
-            llm_calls,
+            alerts: Family::default(),
+            decisions: Family::default(),
+            approvals: Family::default(),
+            executions: Family::default(),
+            run_phases: Family::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            llm_tokens: Family::default(),
+            llm_calls: Family::default(),
         }
     }
 }
@@ -180,18 +111,46 @@ impl Metrics {
     /// store at scrape time (`counts` and the kill-switch, each left out
     /// when the store did not answer).
     pub fn render(&self, counts: Option<IncidentCounts>, autonomy_stopped: Option<bool>) -> String {
-        let mut scrape = Registry::default();
+        let mut r = Registry::default();
+        let help = "Alerts recorded, by ingest outcome (repeated = deduplicated)";
+        r.register("infraai_alerts_received", help, self.alerts.clone());
+        let help = "Decisions made, by recommended action and routing";
+        r.register("infraai_decisions", help, self.decisions.clone());
+        let help = "Human commands received over the API, by command";
+        r.register("infraai_human_commands", help, self.approvals.clone());
+        let help = "Incidents reaching an execution outcome, as observed by the server";
+        r.register("infraai_executions", help, self.executions.clone());
+        r.register(
+            "infraai_run_phases",
+            "Deploy-run phase entries",
+            self.run_phases.clone(),
+        );
+        r.register(
+            "infraai_http_requests",
+            "HTTP requests answered",
+            self.requests.clone(),
+        );
+        let latency = self.latency.clone();
+        r.register(
+            "infraai_http_request_duration_seconds",
+            "HTTP request latency",
+            latency,
+        );
+        let help = "LLM tokens spent by the planner, decision policy and fixer, by kind";
+        r.register("infraai_llm_tokens", help, self.llm_tokens.clone());
+        let help = "LLM exchanges by component and outcome (over_budget and cached made no call)";
+        r.register("infraai_llm_calls", help, self.llm_calls.clone());
         if let Some(counts) = counts {
             let incidents = Family::<Labels<1>, Gauge>::default();
             for (status, n) in counts.by_status {
                 gauge(&incidents, ("status", status.to_string()), n);
             }
-            scrape.register("infraai_incidents", "Incidents in the store, by status (executed/resolved/unresolved are execution outcomes)", incidents);
+            r.register("infraai_incidents", "Incidents in the store, by status (executed/resolved/unresolved are execution outcomes)", incidents);
             let decisions = Family::<Labels<1>, Gauge>::default();
             for (kind, n) in counts.by_action {
                 gauge(&decisions, ("action", action_name(kind)), n);
             }
-            scrape.register(
+            r.register(
                 "infraai_decisions",
                 "Decisions in the store, by recommended action",
                 decisions,
@@ -200,7 +159,7 @@ impl Metrics {
         if let Some(stopped) = autonomy_stopped {
             let g = Gauge::<i64>::default();
             g.set(i64::from(stopped));
-            scrape.register(
+            r.register(
                 "infraai_autonomy_stopped",
                 "1 while STOP AUTONOMY is engaged",
                 g,
@@ -208,9 +167,7 @@ impl Metrics {
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode_registry(&mut out, &self.registry)
-            .and_then(|()| encode_registry(&mut out, &scrape))
-            .and_then(|()| encode_eof(&mut out));
+        let _ = encode(&mut out, &r);
         out
     }
 }

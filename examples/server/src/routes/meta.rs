@@ -58,34 +58,28 @@ pub(crate) async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../../assets/index.html"))
 }
 
+/// A dashboard asset: its content type and text.
+type Asset = ([(header::HeaderName, &'static str); 1], &'static str);
+const JS: [(header::HeaderName, &str); 1] =
+    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")];
+const CSS: [(header::HeaderName, &str); 1] = [(header::CONTENT_TYPE, "text/css; charset=utf-8")];
+
 /// Dashboard script.
 #[utoipa::path(get, path = "/assets/app.js")]
-pub(crate) async fn dashboard_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../../assets/app.js"),
-    )
-        .into_response()
+pub(crate) async fn dashboard_js() -> Asset {
+    (JS, include_str!("../../assets/app.js"))
 }
 
 /// Dashboard styles.
 #[utoipa::path(get, path = "/assets/style.css")]
-pub(crate) async fn dashboard_css() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../assets/style.css"),
-    )
-        .into_response()
+pub(crate) async fn dashboard_css() -> Asset {
+    (CSS, include_str!("../../assets/style.css"))
 }
 
 /// Dashboard views script (architecture canvas, Terraform view, run timeline, incident view).
 #[utoipa::path(get, path = "/assets/views.js")]
-pub(crate) async fn dashboard_views_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../../assets/views.js"),
-    )
-        .into_response()
+pub(crate) async fn dashboard_views_js() -> Asset {
+    (JS, include_str!("../../assets/views.js"))
 }
 
 /// The vendored CodeMirror 6 bundle of the Terraform view.
@@ -119,10 +113,5 @@ pub(crate) async fn vendor_codemirror_js(headers: HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, cache).into_response();
     }
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        cache,
-        BUNDLE,
-    )
-        .into_response()
+    (JS, cache, BUNDLE).into_response()
 }

@@ -89,7 +89,7 @@ pub struct Held {
 }
 
 impl Held {
-    /// Takes `key` for `owner` (see [`MetadataStore::claim_job`]); `None`
+    /// Takes `key` for `owner` (see [`LeaseStore::claim_job`](crate::LeaseStore::claim_job)); `None`
     /// while another holder's lease runs.
     pub async fn take(
         store: &Arc<dyn MetadataStore>,
@@ -103,7 +103,7 @@ impl Held {
         Ok(job.map(|job| Self::adopt(store.clone(), job, lease)))
     }
 
-    /// Holds a job already claimed (by [`MetadataStore::claim_abandoned_jobs`]).
+    /// Holds a job already claimed (by [`LeaseStore::claim_abandoned_jobs`](crate::LeaseStore::claim_abandoned_jobs)).
     pub fn adopt(store: Arc<dyn MetadataStore>, job: Job, lease: Duration) -> Self {
         let owner = job.owner.clone().unwrap_or_default();
         let (lost_tx, lost) = watch::channel(false);

@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A unit of background work held by one replica at a time under a lease
-/// (see [`crate::MetadataStore::claim_job`]). The holder renews the lease
+/// (see [`crate::LeaseStore::claim_job`]). The holder renews the lease
 /// while it works; a job whose holder died (its lease expired) or gave it up
 /// unfinished is taken by another replica with
-/// [`crate::MetadataStore::claim_abandoned_jobs`]. What a job means is in its
+/// [`crate::LeaseStore::claim_abandoned_jobs`]. What a job means is in its
 /// key ([`crate::jobs::JobKey`]); its effects must be idempotent, because a
 /// new holder cannot know how far the old one got.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

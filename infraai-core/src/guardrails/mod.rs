@@ -7,7 +7,7 @@
 //!
 //! The kill-switch is deliberately not a rule here: it is enforced by the
 //! store in the same transaction that claims an execution
-//! ([`crate::MetadataStore::claim_execution`]), so no read-then-act race can
+//! ([`crate::IncidentStore::claim_execution`]), so no read-then-act race can
 //! slip past it.
 
 use crate::domain::{

@@ -162,7 +162,7 @@ impl IncidentCounts {
     }
 }
 
-/// Result of [`IncidentStore::record_alert`].
+/// Result of [`RecordAlert::record_alert`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertIngest {
     /// What happened.

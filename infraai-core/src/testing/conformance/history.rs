@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// [`MetadataStore::record_alerts`] writes the template as
+/// [`IncidentStore::record_alerts`] writes the template as
 /// [`alert_audit`] makes it: with the incident and the outcome, and nothing
 /// for a repeat. An alert alone, then a batch in which each alert sees the
 /// ones before it; a batch with an invalid alert records nothing.

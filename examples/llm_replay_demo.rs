@@ -44,7 +44,7 @@ async fn main() -> Result<()> {
     let deploy = DeployAgent::new(
         DeployDeps {
             planner: Arc::new(
-                LlmPlanner::new(provider.clone())
+                LlmPlanner::new(provider.clone(), infraai::testing::catalog())
                     .with_config(regions)
                     .with_audit(store.clone())
                     .with_budget(budget.clone()),
@@ -64,7 +64,7 @@ async fn main() -> Result<()> {
             ])),
             verifier: Arc::new(StaticVerifier::default()),
             store: store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig::default(),
@@ -104,9 +104,9 @@ async fn main() -> Result<()> {
             approver: Arc::new(RecordingApprover::default()),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.4])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai::testing::guardrails()),
         OpsConfig {
             feedback_delay: Duration::from_millis(10),
             ..OpsConfig::default()

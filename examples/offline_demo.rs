@@ -28,11 +28,11 @@ async fn main() -> Result<()> {
         .unwrap_or_else(|| "a backend API for 10k users under $100/month".into());
 
     let store = Arc::new(MemoryStore::new());
-    let registry = Arc::new(MetricProfileRegistry::builtin());
+    let registry = Arc::new(infraai::testing::profiles());
     let events = EventBus::new();
     let deploy = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(rules::RulePlanner::default()),
+            planner: Arc::new(rules::RulePlanner::new(infraai::testing::catalog())),
             generator: Arc::new(FakeGenerator),
             fixers: vec![],
             runner: Arc::new(ScriptedTfRunner::valid()),
@@ -118,7 +118,7 @@ async fn main() -> Result<()> {
             metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
             registry,
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai::testing::guardrails()),
         OpsConfig {
             feedback_delay: Duration::from_millis(200),
             ..OpsConfig::default()

@@ -6,10 +6,13 @@
 //! behind cargo features as they land.
 //!
 //! ```
-//! use infraai::{GuardrailConfig, MetricProfileRegistry};
+//! use infraai::{Aligner, GuardrailConfig, MetricProfile, MetricProfileRegistry, Severity};
 //!
-//! let registry = MetricProfileRegistry::builtin();
-//! assert_eq!(registry.profiles(infraai::profiles::GCE_INSTANCE)[0].name, "cpu_high");
+//! // Each cloud adapter registers its own profiles (`infraai::gcp::register_profiles`).
+//! let mut registry = MetricProfileRegistry::empty();
+//! let cpu = MetricProfile::above("cpu_high", "vm/cpu", 0.8, 60, Severity::Critical, Aligner::Mean);
+//! registry.register("vm", cpu);
+//! assert_eq!(registry.profiles("vm")[0].name, "cpu_high");
 //! assert_eq!(GuardrailConfig::default().confidence_floor, 0.7);
 //! ```
 

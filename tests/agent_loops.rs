@@ -26,13 +26,13 @@ fn world(runner: ScriptedTfRunner) -> World {
     ));
     let deploy = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(rules::RulePlanner::default()),
+            planner: Arc::new(rules::RulePlanner::new(infraai::testing::catalog())),
             generator: Arc::new(FakeGenerator),
             fixers: vec![fixer.clone()],
             runner: runner.clone(),
             verifier: Arc::new(StaticVerifier::default()),
             store: store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig::default(),
@@ -65,9 +65,9 @@ fn ops_with(store: Arc<MemoryStore>, metric_after: Vec<f64>, actions: RecordingA
             approver: approver.clone(),
             actions: actions.clone(),
             metrics: metrics.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai::testing::guardrails()),
         OpsConfig {
             feedback_delay: Duration::from_millis(10),
             approvers: ApproverAllowList::none()
@@ -696,13 +696,13 @@ async fn failures_end_the_run_with_a_reason() {
     let mut w = world(ScriptedTfRunner::valid());
     w.deploy = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(rules::RulePlanner::default()),
+            planner: Arc::new(rules::RulePlanner::new(infraai::testing::catalog())),
             generator: Arc::new(FakeGenerator),
             fixers: vec![],
             runner: w.runner.clone(),
             verifier: Arc::new(StaticVerifier::failing()),
             store: w.store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig::default(),
@@ -741,9 +741,9 @@ async fn a_failing_policy_escalates_to_a_human() {
             approver: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.1])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai::testing::guardrails()),
         OpsConfig::default(),
     );
     let incident = agent
@@ -926,9 +926,9 @@ async fn an_unauthenticated_flood_is_audited_within_a_bound() {
             approver: Arc::new(RecordingApprover::default()),
             actions: Arc::new(RecordingActions::default()),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai::testing::guardrails()),
         OpsConfig {
             refusal_audit_limit: RefusalAuditLimit {
                 per_window: 3,

@@ -37,7 +37,7 @@ async fn recorded_llm_exchanges_drive_both_loops() {
     config
         .regions
         .insert("memory".into(), vec!["memory-1".into()]);
-    let planner = LlmPlanner::new(provider.clone())
+    let planner = LlmPlanner::new(provider.clone(), infraai::testing::catalog())
         .with_config(config)
         .with_audit(store.clone())
         .with_budget(budget.clone())
@@ -61,7 +61,7 @@ async fn recorded_llm_exchanges_drive_both_loops() {
             runner: runner.clone(),
             verifier: Arc::new(StaticVerifier::default()),
             store: store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig::default(),
@@ -102,9 +102,9 @@ async fn recorded_llm_exchanges_drive_both_loops() {
             approver: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.4])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai::testing::guardrails()),
         OpsConfig {
             feedback_delay: Duration::from_millis(1),
             ..OpsConfig::default()

@@ -4,10 +4,10 @@
 
 use crate::ec2::Ec2Client;
 use crate::generator::{OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS};
+use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE};
 use crate::resolve;
 use async_trait::async_trait;
 use infraai_core::guardrails::firewall_within_bounds;
-use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE};
 use infraai_core::{
     Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, GuardrailConfig,
     MetadataStore, Result, TfWorkspace,

@@ -4,10 +4,10 @@ use crate::client::AwsApi;
 use crate::generator::{
     OUTPUT_AUTOSCALING_GROUPS, OUTPUT_DATABASE_IDENTIFIERS, OUTPUT_INSTANCE_IDS,
 };
+use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use crate::resolve;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use infraai_core::{Error, MetadataStore, MetricQuery, MetricSample, MetricSource, Result};
 use serde::Deserialize;
 use serde_json::json;

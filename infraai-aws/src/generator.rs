@@ -5,7 +5,7 @@
 
 use crate::config::{is_aws_region, AwsConfig};
 use crate::ladder::map_planned;
-use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
+use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use infraai_core::{
     Aligner, Comparison, Error, GenerateRequest, InfraPlan, MachineType, MonitoringPolicy,
     PlannedResource, ResourceKind, Result, TerraformFiles, TerraformGenerator,
@@ -393,6 +393,10 @@ impl TerraformGenerator for AwsCloud {
         map_planned(planned)
     }
 
+    fn failure_patterns(&self) -> Vec<infraai_core::FailurePattern> {
+        crate::failure_patterns()
+    }
+
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles> {
         let plan = request.plan;
         let run_text = request.run_id.to_string();
@@ -628,7 +632,9 @@ mod tests {
             confidence: 0.9,
             summary: String::new(),
         };
-        plan.monitoring = MetricProfileRegistry::builtin().bind(&plan);
+        let mut registry = MetricProfileRegistry::empty();
+        crate::register_profiles(&mut registry);
+        plan.monitoring = registry.bind(&plan);
         plan
     }
 

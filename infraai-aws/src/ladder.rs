@@ -1,7 +1,7 @@
 //! AWS instance types: the scale-up ladder and the mapping from planned
 //! (GCP-named) sizes.
 
-use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
+use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use infraai_core::{ActionKind, GuardrailConfig, MachineType};
 
 /// The EC2 ladder, smallest first: burstable `t3` sizes.

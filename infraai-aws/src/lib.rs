@@ -48,6 +48,7 @@ mod config;
 mod ec2;
 mod generator;
 pub mod ladder;
+mod profiles;
 mod resolve;
 pub mod sigv4;
 mod sns;
@@ -60,5 +61,9 @@ pub use ec2::Ec2Client;
 pub use generator::{
     AwsCloud, AWS_SECURITY_GROUP, OUTPUT_AUTOSCALING_GROUPS, OUTPUT_DATABASE_IDENTIFIERS,
     OUTPUT_INSTANCE_IDS, OUTPUT_SECURITY_GROUP_IDS,
+};
+pub use profiles::{
+    failure_patterns, register_profiles, AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE,
+    REGIONS,
 };
 pub use sns::{is_sns_url, rsa_public_key_from_pem, verify_signature, SnsAlertSource, SnsConfig};

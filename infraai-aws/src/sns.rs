@@ -11,10 +11,10 @@
 //! the SNS host pattern) or an alarm normalized.
 
 use crate::config::is_aws_region;
+use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use infraai_core::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use infraai_core::{Alert, AlertSource, AlertState, Error, InboundRequest, Result, Severity};
 use reqwest::Url;
 use serde::Deserialize;

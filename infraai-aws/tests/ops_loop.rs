@@ -141,6 +141,8 @@ async fn sns_alarm_to_approved_reboot_to_resolved() {
         AwsApi::new(http, creds, endpoint, "monitoring").unwrap(),
         store.clone(),
     ));
+    let mut registry = MetricProfileRegistry::empty();
+    register_profiles(&mut registry);
     let approver = Arc::new(RecordingApprover::default());
     let agent = OpsAgent::new(
         OpsDeps {
@@ -149,7 +151,7 @@ async fn sns_alarm_to_approved_reboot_to_resolved() {
             approver: approver.clone(),
             actions,
             metrics,
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(registry),
         },
         Guardrails::new(guardrails),
         OpsConfig {

@@ -118,7 +118,7 @@ async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
         ..AwsConfig::default()
     })
     .unwrap();
-    let mut plan = RulePlanner::default()
+    let mut plan = RulePlanner::new(infraai_core::testing::catalog())
         .plan(&PlanRequest {
             goal: "a small web app for 100 users".into(),
             cloud: "aws".into(),
@@ -130,7 +130,9 @@ async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
         r.resource_type = cloud.resource_type(r.kind);
         r.machine_type = r.machine_type.as_ref().map(|m| cloud.machine_type(m));
     }
-    plan.monitoring = MetricProfileRegistry::builtin().bind(&plan);
+    let mut registry = MetricProfileRegistry::empty();
+    infraai_aws::register_profiles(&mut registry);
+    plan.monitoring = registry.bind(&plan);
     let web = plan
         .resources
         .iter()

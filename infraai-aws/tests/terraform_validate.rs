@@ -35,7 +35,7 @@ fn terraform(test: &str) -> Option<TerraformRunner> {
 /// Plans `goal` with the rule planner and binds it to AWS the way the
 /// deploy loop does.
 pub async fn aws_plan(cloud: &AwsCloud, goal: &str) -> InfraPlan {
-    let mut plan = RulePlanner::default()
+    let mut plan = RulePlanner::new(infraai_core::testing::catalog())
         .plan(&PlanRequest {
             goal: goal.into(),
             cloud: "aws".into(),
@@ -49,7 +49,9 @@ pub async fn aws_plan(cloud: &AwsCloud, goal: &str) -> InfraPlan {
         r.resource_type = cloud.resource_type(r.kind);
         r.machine_type = r.machine_type.as_ref().map(|m| cloud.machine_type(m));
     }
-    plan.monitoring = MetricProfileRegistry::builtin().bind(&plan);
+    let mut registry = MetricProfileRegistry::empty();
+    infraai_aws::register_profiles(&mut registry);
+    plan.monitoring = registry.bind(&plan);
     plan.validate().expect("valid plan");
     plan
 }

@@ -387,9 +387,9 @@ mod tests {
                 approver: Arc::new(RecordingApprover::default()),
                 actions,
                 metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-                registry: Arc::new(crate::MetricProfileRegistry::builtin()),
+                registry: Arc::new(crate::testing::profiles()),
             },
-            crate::Guardrails::new(crate::GuardrailConfig::default()),
+            crate::Guardrails::new(crate::testing::guardrails()),
             crate::OpsConfig {
                 feedback_delay: Duration::from_millis(5),
                 approvers: ApproverAllowList::none().allow_all_authenticated("web"),

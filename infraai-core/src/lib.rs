@@ -21,19 +21,23 @@
 //! ## Example: the offline rule-based planner and the guardrails
 //!
 //! ```
-//! use infraai_core::{rules::RulePlanner, Planner, PlanRequest};
+//! use infraai_core::rules::{PlanningCatalog, RulePlanner};
 //! use infraai_core::guardrails::{GuardrailConfig, Guardrails};
+//! use infraai_core::{Planner, PlanRequest};
 //!
 //! # tokio_test_block_on(async {
-//! let plan = RulePlanner::default()
+//! // A cloud adapter provides the catalog (`infraai_gcp::catalog()`).
+//! let sizes = [("small", 10.0), ("medium", 20.0), ("large", 40.0)];
+//! let catalog = PlanningCatalog::new("lab", &["lab-1"], &sizes, &[]);
+//! let plan = RulePlanner::new(catalog)
 //!     .plan(&PlanRequest {
 //!         goal: "a backend API for 10k users under $100/month".into(),
-//!         cloud: "gcp".into(),
+//!         cloud: "lab".into(),
 //!         region: None,
 //!     })
 //!     .await
 //!     .unwrap();
-//! assert_eq!(plan.machine_type.as_str(), "e2-medium");
+//! assert_eq!((plan.machine_type.as_str(), plan.region.as_str()), ("large", "lab-1"));
 //! assert!(plan.estimated_cost_usd <= 100.0);
 //!
 //! let guardrails = Guardrails::new(GuardrailConfig::default());

@@ -9,19 +9,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// GCP Compute Engine instance (Cloud Monitoring monitored-resource type).
-pub const GCE_INSTANCE: &str = "gce_instance";
-/// GCP Cloud SQL database.
-pub const CLOUDSQL_DATABASE: &str = "cloudsql_database";
-/// GCP managed instance group.
-pub const INSTANCE_GROUP: &str = "instance_group";
-/// AWS EC2 instance (CloudWatch namespace `AWS/EC2`, dimension `InstanceId`).
-pub const AWS_EC2_INSTANCE: &str = "aws_ec2_instance";
-/// AWS RDS database instance (namespace `AWS/RDS`, dimension `DBInstanceIdentifier`).
-pub const AWS_RDS_INSTANCE: &str = "aws_rds_instance";
-/// AWS EC2 Auto Scaling group (namespace `AWS/EC2`, dimension `AutoScalingGroupName`).
-pub const AWS_AUTOSCALING_GROUP: &str = "aws_autoscaling_group";
-
 /// One alert policy template for a resource type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MetricProfile {
@@ -63,8 +50,9 @@ impl MetricProfile {
     }
 }
 
-/// Resource type → profiles. Start from [`MetricProfileRegistry::builtin`] and
-/// add your own with [`MetricProfileRegistry::register`].
+/// Resource type → profiles. Each cloud adapter registers its own (e.g.
+/// `infraai_gcp::register_profiles`); add yours with
+/// [`MetricProfileRegistry::register`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricProfileRegistry {
     by_type: BTreeMap<String, Vec<MetricProfile>>,
@@ -74,128 +62,6 @@ impl MetricProfileRegistry {
     /// An empty registry.
     pub fn empty() -> Self {
         Self::default()
-    }
-
-    /// The built-in profiles for GCP compute instances, Cloud SQL and
-    /// instance groups, and for AWS EC2 instances, RDS instances and Auto
-    /// Scaling groups. AWS metric paths are `<CloudWatch namespace>/<metric
-    /// name>` (e.g. `AWS/EC2/CPUUtilization`); CloudWatch reports CPU in
-    /// percent, so its thresholds are 0–100.
-    pub fn builtin() -> Self {
-        use Aligner::{Max, Mean, Rate};
-        use Severity::{Critical, Warning};
-        let mut r = Self::empty();
-        r.register(
-            GCE_INSTANCE,
-            MetricProfile::above(
-                "cpu_high",
-                "compute.googleapis.com/instance/cpu/utilization",
-                0.80,
-                60,
-                Critical,
-                Mean,
-            ),
-        );
-        r.register(
-            GCE_INSTANCE,
-            MetricProfile::above(
-                "disk_read_high",
-                "compute.googleapis.com/instance/disk/read_bytes_count",
-                1e8,
-                120,
-                Warning,
-                Rate,
-            ),
-        );
-        r.register(
-            CLOUDSQL_DATABASE,
-            MetricProfile::above(
-                "sql_cpu_high",
-                "cloudsql.googleapis.com/database/cpu/utilization",
-                0.75,
-                60,
-                Critical,
-                Mean,
-            ),
-        );
-        r.register(
-            CLOUDSQL_DATABASE,
-            MetricProfile::above(
-                "sql_connections_high",
-                "cloudsql.googleapis.com/database/network/connections",
-                100.0,
-                60,
-                Warning,
-                Mean,
-            ),
-        );
-        r.register(
-            INSTANCE_GROUP,
-            MetricProfile::above(
-                "asg_cpu_high",
-                "compute.googleapis.com/instance/cpu/utilization",
-                0.70,
-                120,
-                Critical,
-                Mean,
-            ),
-        );
-        r.register(
-            AWS_EC2_INSTANCE,
-            MetricProfile::above(
-                "cpu_high",
-                "AWS/EC2/CPUUtilization",
-                80.0,
-                60,
-                Critical,
-                Mean,
-            ),
-        );
-        r.register(
-            AWS_EC2_INSTANCE,
-            MetricProfile::above(
-                "instance_unhealthy",
-                "AWS/EC2/StatusCheckFailed",
-                0.0,
-                120,
-                Critical,
-                Max,
-            ),
-        );
-        r.register(
-            AWS_RDS_INSTANCE,
-            MetricProfile::above(
-                "rds_cpu_high",
-                "AWS/RDS/CPUUtilization",
-                75.0,
-                60,
-                Critical,
-                Mean,
-            ),
-        );
-        r.register(
-            AWS_RDS_INSTANCE,
-            MetricProfile::above(
-                "rds_connections_high",
-                "AWS/RDS/DatabaseConnections",
-                100.0,
-                60,
-                Warning,
-                Mean,
-            ),
-        );
-        r.register(
-            AWS_AUTOSCALING_GROUP,
-            MetricProfile::above(
-                "asg_cpu_high",
-                "AWS/EC2/CPUUtilization",
-                70.0,
-                120,
-                Critical,
-                Mean,
-            ),
-        );
-        r
     }
 
     /// Adds a profile for a resource type, replacing one with the same name.
@@ -254,46 +120,11 @@ impl MetricProfileRegistry {
 mod tests {
     use super::*;
     use crate::domain::plan::tests::sample_plan;
-
-    #[test]
-    fn builtin_profiles_match_the_seed() {
-        let r = MetricProfileRegistry::builtin();
-        let cpu = &r.profiles(GCE_INSTANCE)[0];
-        assert_eq!(
-            (cpu.name.as_str(), cpu.threshold, cpu.duration_secs),
-            ("cpu_high", 0.80, 60)
-        );
-        assert_eq!(cpu.severity, Severity::Critical);
-        assert_eq!(cpu.aligner, Aligner::Mean);
-        let disk = r
-            .find(
-                GCE_INSTANCE,
-                "compute.googleapis.com/instance/disk/read_bytes_count",
-            )
-            .unwrap();
-        assert_eq!(
-            (disk.threshold, disk.duration_secs, disk.aligner),
-            (1e8, 120, Aligner::Rate)
-        );
-        let sql: Vec<_> = r
-            .profiles(CLOUDSQL_DATABASE)
-            .iter()
-            .map(|p| (p.name.as_str(), p.threshold))
-            .collect();
-        assert_eq!(
-            sql,
-            [("sql_cpu_high", 0.75), ("sql_connections_high", 100.0)]
-        );
-        let asg = &r.profiles(INSTANCE_GROUP)[0];
-        assert_eq!(
-            (asg.name.as_str(), asg.threshold, asg.duration_secs),
-            ("asg_cpu_high", 0.70, 120)
-        );
-    }
+    use crate::testing::{CLOUDSQL_DATABASE, GCE_INSTANCE};
 
     #[test]
     fn bind_ignores_planner_monitoring_and_uses_registry() {
-        let r = MetricProfileRegistry::builtin();
+        let r = crate::testing::profiles();
         let mut plan = sample_plan();
         plan.resources[0].resource_type = Some(GCE_INSTANCE.into());
         plan.resources[1].resource_type = Some(CLOUDSQL_DATABASE.into());
@@ -315,7 +146,7 @@ mod tests {
 
     #[test]
     fn embedders_can_add_types_and_override_profiles() {
-        let mut r = MetricProfileRegistry::builtin();
+        let mut r = crate::testing::profiles();
         r.register(
             GCE_INSTANCE,
             MetricProfile::above(

@@ -1,10 +1,10 @@
 //! The GCP [`ActionHandler`]: restart, scale-up and firewall changes of
 //! Compute Engine instances.
 
+use crate::catalog::GCE_INSTANCE;
 use crate::compute::{check_rule_shape, ApiCall, ComputeEngine};
 use async_trait::async_trait;
 use infraai_core::guardrails::{firewall_within_bounds, GuardrailConfig};
-use infraai_core::profiles::GCE_INSTANCE;
 use infraai_core::{
     Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, ChangeSet, Error,
     FirewallChange, MachineType, MetadataStore, Result,

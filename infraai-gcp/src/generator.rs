@@ -4,7 +4,7 @@
 //! metric-profile registry and a webhook notification channel that posts to
 //! the agent.
 
-use infraai_core::profiles::{CLOUDSQL_DATABASE, GCE_INSTANCE, INSTANCE_GROUP};
+use crate::catalog::{CLOUDSQL_DATABASE, GCE_INSTANCE, INSTANCE_GROUP};
 use infraai_core::{
     Aligner, Comparison, Error, GenerateRequest, InfraPlan, MonitoringPolicy, PlannedResource,
     ResourceKind, Result, RunId, Severity, TerraformFiles, TerraformGenerator,
@@ -305,7 +305,9 @@ struct Selector {
 /// for r in &mut plan.resources {
 ///     r.resource_type = cloud.resource_type(r.kind);
 /// }
-/// plan.monitoring = MetricProfileRegistry::builtin().bind(&plan);
+/// let mut registry = MetricProfileRegistry::empty();
+/// infraai_gcp::register_profiles(&mut registry);
+/// plan.monitoring = registry.bind(&plan);
 /// let files = cloud.generate(&GenerateRequest {
 ///     run_id: RunId::new(),
 ///     plan: &plan,
@@ -365,6 +367,10 @@ impl TerraformGenerator for GcpCloud {
     }
 
     // `machine_type` keeps the planner's names: they are GCP's own.
+
+    fn failure_patterns(&self) -> Vec<infraai_core::FailurePattern> {
+        crate::failure_patterns()
+    }
 
     fn generate(&self, request: &GenerateRequest<'_>) -> Result<TerraformFiles> {
         let main = Writer::new(&self.config, request)?.write()?;

@@ -54,13 +54,14 @@
 //! );
 //! // Add `.with_terraform(runner, store)` so instances this agent deployed
 //! // scale through Terraform.
-//! let _actions = GcpActions::new(Arc::new(compute), GuardrailConfig::default());
+//! let _actions = GcpActions::new(Arc::new(compute), infraai_gcp::guardrails(GuardrailConfig::default()));
 //! # Ok(()) }
 //! ```
 
 #![deny(missing_docs)]
 
 mod actions;
+mod catalog;
 mod compute;
 mod credential;
 mod generator;
@@ -69,6 +70,10 @@ pub mod schema_check;
 mod webhook;
 
 pub use actions::GcpActions;
+pub use catalog::{
+    catalog, failure_patterns, guardrails, register_profiles, CLOUDSQL_DATABASE, GCE_INSTANCE,
+    INSTANCE_GROUP, REGIONS,
+};
 pub use compute::{
     check_resource_name, ApiCall, ComputeConfig, ComputeEngine, Instance, MachineTypeChange,
     Operation, RetryConfig,

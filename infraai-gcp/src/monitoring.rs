@@ -1,9 +1,9 @@
 //! Cloud Monitoring `timeSeries.list` as a [`MetricSource`].
 
+use crate::catalog::{CLOUDSQL_DATABASE, GCE_INSTANCE};
 use crate::credential::Credentials;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use infraai_core::profiles::{CLOUDSQL_DATABASE, GCE_INSTANCE};
 use infraai_core::{Error, MetricQuery, MetricSample, MetricSource, Result};
 use serde_json::Value;
 use std::sync::Arc;

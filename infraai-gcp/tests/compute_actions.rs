@@ -58,7 +58,10 @@ fn config(server: &MockServer) -> ComputeConfig {
 
 fn actions(config: ComputeConfig) -> GcpActions {
     let compute = ComputeEngine::new(config, Arc::new(StaticToken(Secret::new(TOKEN)))).unwrap();
-    GcpActions::new(Arc::new(compute), GuardrailConfig::default())
+    GcpActions::new(
+        Arc::new(compute),
+        infraai_gcp::guardrails(GuardrailConfig::default()),
+    )
 }
 
 fn request(action: Action) -> ActionRequest {
@@ -679,9 +682,12 @@ async fn a_briefly_unavailable_token_source_is_retried_and_its_token_used() {
     wait_done(&server, "op-reset", "reset").await;
     let compute =
         ComputeEngine::new(config(&server), Arc::new(MetadataServer::new(server.uri()))).unwrap();
-    let report = GcpActions::new(Arc::new(compute), GuardrailConfig::default())
-        .execute(&request(Action::Restart {}))
-        .await
-        .unwrap();
+    let report = GcpActions::new(
+        Arc::new(compute),
+        infraai_gcp::guardrails(GuardrailConfig::default()),
+    )
+    .execute(&request(Action::Restart {}))
+    .await
+    .unwrap();
     assert_eq!(report.details["path"], "api");
 }

@@ -14,6 +14,12 @@ use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+fn gcp_profiles() -> MetricProfileRegistry {
+    let mut registry = MetricProfileRegistry::empty();
+    infraai_gcp::register_profiles(&mut registry);
+    registry
+}
+
 const RUN: &str = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const WEBHOOK: &str = "https://infraai.example.com/ops/webhook";
 const SEED_GOAL: &str = "a backend API for 10k users under $100/month";
@@ -51,7 +57,7 @@ fn bind(cloud: &GcpCloud, mut plan: InfraPlan, registry: &MetricProfileRegistry)
 }
 
 async fn planned(goal: &str) -> InfraPlan {
-    let plan = RulePlanner::default()
+    let plan = RulePlanner::new(infraai_gcp::catalog())
         .plan(&PlanRequest {
             goal: goal.into(),
             cloud: "gcp".into(),
@@ -59,7 +65,7 @@ async fn planned(goal: &str) -> InfraPlan {
         })
         .await
         .unwrap();
-    bind(&cloud(), plan, &MetricProfileRegistry::builtin())
+    bind(&cloud(), plan, &gcp_profiles())
 }
 
 fn generate(cloud: &GcpCloud, plan: &InfraPlan) -> infraai_core::Result<String> {
@@ -103,7 +109,7 @@ fn small_plan() -> InfraPlan {
         confidence: 0.7,
         summary: "one small web VM".into(),
     };
-    bind(&cloud(), plan, &MetricProfileRegistry::builtin())
+    bind(&cloud(), plan, &gcp_profiles())
 }
 
 fn golden_dir() -> PathBuf {
@@ -556,7 +562,7 @@ fn firewall_opens_http_to_the_service_and_ssh_only_to_configured_ranges() {
 fn outputs_have_the_local_cloud_shape() {
     let mut plan = small_plan();
     plan.resources[0].count = 3;
-    let plan = bind(&cloud(), plan, &MetricProfileRegistry::builtin());
+    let plan = bind(&cloud(), plan, &gcp_profiles());
     let text = generate(&cloud(), &plan).unwrap();
     assert_clean("count.tf", &text);
     assert!(text.contains("count        = 3"));
@@ -587,7 +593,7 @@ fn the_generator_refuses_what_gcp_would_reject() {
         .to_string()
     };
     // A duration that is not a whole number of minutes.
-    let mut registry = MetricProfileRegistry::builtin();
+    let mut registry = gcp_profiles();
     registry.register(
         "gce_instance",
         MetricProfile::above(
@@ -602,7 +608,7 @@ fn the_generator_refuses_what_gcp_would_reject() {
     let plan = bind(&c, small_plan(), &registry);
     assert!(bad(&plan, Some(WEBHOOK)).contains("duration 90s is not a whole number of minutes"));
     // ALIGN_RATE on a gauge.
-    let mut registry = MetricProfileRegistry::builtin();
+    let mut registry = gcp_profiles();
     registry.register(
         "gce_instance",
         MetricProfile::above(
@@ -617,7 +623,7 @@ fn the_generator_refuses_what_gcp_would_reject() {
     let plan = bind(&c, small_plan(), &registry);
     assert!(bad(&plan, Some(WEBHOOK)).contains("is a gauge; ALIGN_RATE applies to counters only"));
     // A metric whose monitored resource the generator does not know.
-    let mut registry = MetricProfileRegistry::builtin();
+    let mut registry = gcp_profiles();
     registry.register(
         "gce_instance",
         MetricProfile::above(
@@ -703,7 +709,7 @@ fn no_webhook_means_no_channel_and_policies_that_notify_nobody() {
 
 #[test]
 fn hostile_profile_names_and_paths_stay_inside_strings() {
-    let mut registry = MetricProfileRegistry::builtin();
+    let mut registry = gcp_profiles();
     registry.register(
         "gce_instance",
         MetricProfile::above(
@@ -792,7 +798,7 @@ proptest! {
     #[test]
     fn every_plan_shape_passes_the_checker(plan in arb_plan(), webhook in any::<bool>()) {
         let c = cloud();
-        let plan = bind(&c, plan, &MetricProfileRegistry::builtin());
+        let plan = bind(&c, plan, &gcp_profiles());
         let text = c
             .generate(&GenerateRequest {
                 run_id: run_id(),
@@ -885,4 +891,52 @@ async fn alerts_from_generated_policies_name_the_plan_resource() {
         );
         assert_eq!(alert.labels["metric.instance_name"], instance);
     }
+}
+
+#[test]
+fn gcp_profiles_match_the_seed() {
+    use infraai_gcp::{CLOUDSQL_DATABASE, GCE_INSTANCE, INSTANCE_GROUP};
+    let r = gcp_profiles();
+    let cpu = &r.profiles(GCE_INSTANCE)[0];
+    assert_eq!(
+        (cpu.name.as_str(), cpu.threshold, cpu.duration_secs),
+        ("cpu_high", 0.80, 60)
+    );
+    assert_eq!(
+        (cpu.severity, cpu.aligner),
+        (Severity::Critical, Aligner::Mean)
+    );
+    let disk = r
+        .find(
+            GCE_INSTANCE,
+            "compute.googleapis.com/instance/disk/read_bytes_count",
+        )
+        .unwrap();
+    assert_eq!(
+        (disk.threshold, disk.duration_secs, disk.aligner),
+        (1e8, 120, Aligner::Rate)
+    );
+    let sql: Vec<_> = r
+        .profiles(CLOUDSQL_DATABASE)
+        .iter()
+        .map(|p| (p.name.as_str(), p.threshold))
+        .collect();
+    assert_eq!(
+        sql,
+        [("sql_cpu_high", 0.75), ("sql_connections_high", 100.0)]
+    );
+    let asg = &r.profiles(INSTANCE_GROUP)[0];
+    assert_eq!(
+        (asg.name.as_str(), asg.threshold, asg.duration_secs),
+        ("asg_cpu_high", 0.70, 120)
+    );
+    // The simulated cloud of core's tests borrows exactly these profiles.
+    assert_eq!(r, infraai_core::testing::profiles());
+    let g = infraai_gcp::guardrails(infraai_core::GuardrailConfig::default());
+    assert_eq!(g, infraai_core::testing::guardrails());
+    assert_eq!(g.machine_ladder.len(), 7);
+    assert_eq!(
+        infraai_gcp::catalog().compute,
+        infraai_core::testing::catalog().compute
+    );
 }

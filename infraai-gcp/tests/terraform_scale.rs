@@ -105,7 +105,11 @@ async fn gcp(
     let config = ComputeConfig::new("demo-project", "us-central1-a")
         .with_base_url(format!("{}/compute/v1", server.uri()));
     let compute = ComputeEngine::new(config, Arc::new(StaticToken(Secret::new("t")))).unwrap();
-    GcpActions::new(Arc::new(compute), GuardrailConfig::default()).with_terraform(runner, store)
+    GcpActions::new(
+        Arc::new(compute),
+        infraai_gcp::guardrails(GuardrailConfig::default()),
+    )
+    .with_terraform(runner, store)
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@
 //! ```
 //! use infraai_core::MetricProfileRegistry;
 //!
-//! let mut registry = MetricProfileRegistry::builtin();
+//! let mut registry = MetricProfileRegistry::empty();
 //! infraai_local::profiles::register_profiles(&mut registry);
 //! assert_eq!(registry.profiles(infraai_local::profiles::LOCAL_INSTANCE).len(), 2);
 //! assert_eq!(infraai_local::ladder::allotment("local-medium"), Some(0.5));

@@ -118,7 +118,7 @@ async fn deploy_load_scale_up_restart_destroy() {
     let _reaper = Reaper(state.clone());
     let runner = Arc::new(TerraformRunner::new(tf));
     let store = Arc::new(MemoryStore::new());
-    let mut registry = MetricProfileRegistry::builtin();
+    let mut registry = MetricProfileRegistry::empty();
     register_profiles(&mut registry);
     // The built-in local profiles hold for 30 s; the test keeps their
     // thresholds but shortens the duration to keep CI fast.
@@ -148,7 +148,7 @@ async fn deploy_load_scale_up_restart_destroy() {
     // Deploy, for real.
     let deploy = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(rules::RulePlanner::default()),
+            planner: Arc::new(rules::RulePlanner::new(infraai_core::testing::catalog())),
             generator: Arc::new(cloud),
             fixers: infraai_terraform::fixers::deterministic_fixers(),
             runner: runner.clone(),

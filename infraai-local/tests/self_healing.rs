@@ -53,13 +53,13 @@ async fn a_service_that_may_not_run_is_diagnosed_by_the_local_pattern_and_cleane
     });
     let deploy = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(rules::RulePlanner::default()),
+            planner: Arc::new(rules::RulePlanner::new(infraai_core::testing::catalog())),
             generator: Arc::new(cloud.clone()),
             fixers: infraai_terraform::deterministic_fixers(),
             runner: runner.clone(),
             verifier: Arc::new(HttpVerifier::new(1, Duration::from_millis(100))),
             store: store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai_core::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig {

@@ -97,7 +97,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
         (policy.as_str(), resource.as_str(), cloud.as_str(), value),
         ("High CPU", "web-1", "gcp", 0.9)
     );
-    assert_eq!(rtype, infraai_core::profiles::GCE_INSTANCE);
+    assert_eq!(rtype, infraai_core::testing::GCE_INSTANCE);
     assert!(metric.ends_with("cpu/utilization"));
     // Enums are stored as the domain's serde names.
     assert_eq!((severity.as_str(), status.as_str()), ("warning", "new"));

@@ -37,9 +37,9 @@ async fn ten_thousand_duplicates_make_one_decision_and_one_notification() {
             approver: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai_core::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(infraai_core::testing::guardrails()),
         OpsConfig::default(),
     ));
     // One episode: same fingerprint, same start, as Alertmanager repeats it.

@@ -46,13 +46,16 @@ async fn deploy_agent_repairs_an_undeclared_variable_and_validates_on_attempt_2(
     let runner = Arc::new(runner);
     let agent = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(infraai_core::rules::RulePlanner::with_region("eu-local-1")),
+            planner: Arc::new(
+                infraai_core::rules::RulePlanner::new(infraai_core::testing::catalog())
+                    .with_region("eu-local-1"),
+            ),
             generator: Arc::new(BrokenGenerator),
             fixers: deterministic_fixers(),
             runner: runner.clone(),
             verifier: Arc::new(StaticVerifier::default()),
             store: Arc::new(MemoryStore::new()),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai_core::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig::default(),
@@ -127,7 +130,7 @@ async fn unsupported_argument_and_duplicate_resource_are_repaired() {
         .lines()
         .iter()
         .any(|l| l.message.starts_with("init deferred")));
-    let plan = infraai_core::rules::RulePlanner::default()
+    let plan = infraai_core::rules::RulePlanner::new(infraai_core::testing::catalog())
         .plan(&PlanRequest {
             goal: "a small web app".into(),
             cloud: "local".into(),

@@ -79,13 +79,16 @@ fn agent(
     let approver = Arc::new(RecordingApprover::default());
     let agent = DeployAgent::new(
         DeployDeps {
-            planner: Arc::new(infraai_core::rules::RulePlanner::with_region("eu-local-1")),
+            planner: Arc::new(
+                infraai_core::rules::RulePlanner::new(infraai_core::testing::catalog())
+                    .with_region("eu-local-1"),
+            ),
             generator: Arc::new(ScriptGenerator { script, counter }),
             fixers: infraai_terraform::deterministic_fixers(),
             runner,
             verifier: Arc::new(StaticVerifier::default()),
             store: store.clone(),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(infraai_core::testing::profiles()),
             events: EventBus::new(),
         },
         DeployConfig {

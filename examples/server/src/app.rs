@@ -356,10 +356,7 @@ mod tests {
     use super::*;
     use infraai_core::rules::RulePolicy;
     use infraai_core::testing::*;
-    use infraai_core::{
-        AlertState, GuardrailConfig, Guardrails, IncidentStatus, MetricProfileRegistry, OpsConfig,
-        OpsDeps,
-    };
+    use infraai_core::{AlertState, Guardrails, IncidentStatus, OpsConfig, OpsDeps};
 
     async fn status(store: &MemoryStore, id: IncidentId) -> IncidentStatus {
         store.get_incident(id).await.unwrap().unwrap().status
@@ -375,9 +372,9 @@ mod tests {
                 approver: Arc::new(RecordingApprover::default()),
                 actions: Arc::new(RecordingActions::default()),
                 metrics: Arc::new(ScriptedMetrics::new(vec![0.1])),
-                registry: Arc::new(MetricProfileRegistry::builtin()),
+                registry: Arc::new(infraai_core::testing::profiles()),
             },
-            Guardrails::new(GuardrailConfig::default()),
+            Guardrails::new(infraai_core::testing::guardrails()),
             OpsConfig::default(),
         ));
         let open = |fp: &'static str| {

@@ -13,7 +13,6 @@
 use crate::domain::{
     Action, ActionKind, Alert, FirewallChange, MachineType, OpsDecision, Severity,
 };
-use crate::profiles::{CLOUDSQL_DATABASE, GCE_INSTANCE, INSTANCE_GROUP};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,38 +40,13 @@ pub struct GuardrailConfig {
     pub budget_window: Duration,
 }
 
-/// The default GCP `e2` ladder.
-pub fn default_machine_ladder() -> Vec<MachineType> {
-    [
-        "e2-micro",
-        "e2-small",
-        "e2-medium",
-        "e2-standard-2",
-        "e2-standard-4",
-        "e2-standard-8",
-        "e2-standard-16",
-    ]
-    .into_iter()
-    .filter_map(|m| MachineType::new(m).ok())
-    .collect()
-}
-
 impl Default for GuardrailConfig {
+    /// Nothing executable and an empty ladder: a cloud adapter adds its
+    /// resource types and ladder (e.g. `infraai_gcp::guardrails`).
     fn default() -> Self {
-        use ActionKind::*;
-        let mut allowed = BTreeMap::new();
-        allowed.insert(
-            GCE_INSTANCE.to_string(),
-            BTreeSet::from([ScaleUp, Restart, ModifyFirewall]),
-        );
-        allowed.insert(
-            INSTANCE_GROUP.to_string(),
-            BTreeSet::from([ScaleUp, Restart]),
-        );
-        allowed.insert(CLOUDSQL_DATABASE.to_string(), BTreeSet::from([ScaleUp]));
         Self {
-            allowed_actions: allowed,
-            machine_ladder: default_machine_ladder(),
+            allowed_actions: BTreeMap::new(),
+            machine_ladder: Vec::new(),
             max_ladder_steps: 1,
             confidence_floor: 0.7,
             never_open_to_world: vec![22, 3389],

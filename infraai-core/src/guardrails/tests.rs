@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::{AlertState, Cidr, FirewallChange, Protocol, ResourceName, Risk};
+use crate::testing::{guardrails, CLOUDSQL_DATABASE, GCE_INSTANCE};
 use serde_json::json;
 
 fn alert(severity: Severity) -> Alert {
@@ -41,7 +42,7 @@ fn mt(s: &str) -> MachineType {
 
 fn eval(d: &OpsDecision, a: &Alert, current: Option<&str>) -> Verdict {
     let current = current.map(mt);
-    Guardrails::new(GuardrailConfig::default()).evaluate(&GuardrailInput {
+    Guardrails::new(guardrails()).evaluate(&GuardrailInput {
         decision: d,
         alert: a,
         current_machine_type: current.as_ref(),
@@ -201,7 +202,7 @@ fn scale_up_bounds() {
     // a larger configured step
     let cfg = GuardrailConfig {
         max_ladder_steps: 2,
-        ..GuardrailConfig::default()
+        ..guardrails()
     };
     let current = mt("e2-medium");
     let d = decision(scale_to("e2-standard-4"), 0.9);
@@ -260,7 +261,7 @@ fn ignore_and_escalate() {
 fn auto_action_budget() {
     let d = decision(Action::Restart {}, 0.9);
     let a = alert(Severity::Warning);
-    let g = Guardrails::new(GuardrailConfig::default());
+    let g = Guardrails::new(guardrails());
     let input = |n| GuardrailInput {
         decision: &d,
         alert: &a,
@@ -288,7 +289,7 @@ fn embedders_can_add_rules() {
             }
         }
     }
-    let g = Guardrails::new(GuardrailConfig::default()).with_rule(Box::new(NoRestarts));
+    let g = Guardrails::new(guardrails()).with_rule(Box::new(NoRestarts));
     let d = decision(Action::Restart {}, 0.9);
     let a = alert(Severity::Warning);
     let v = g.evaluate(&GuardrailInput {
@@ -303,7 +304,7 @@ fn embedders_can_add_rules() {
 
 #[test]
 fn ladder_next_step() {
-    let cfg = GuardrailConfig::default();
+    let cfg = guardrails();
     assert_eq!(
         cfg.next_machine_type(&mt("e2-medium")),
         Some(mt("e2-standard-2"))

@@ -78,7 +78,8 @@ pub struct LlmCallReport {
 ///         self.0.fetch_add(used, Ordering::Relaxed);
 ///     }
 /// }
-/// let planner = LlmPlanner::new(Arc::new(ReplayProvider::sequence(vec![])))
+/// let catalog = infraai_core::rules::PlanningCatalog::new("lab", &["lab-1"], &[("small", 5.0)], &[]);
+/// let planner = LlmPlanner::new(Arc::new(ReplayProvider::sequence(vec![])), catalog)
 ///     .with_observer(Arc::new(Tokens::default()));
 /// # let _ = planner;
 /// ```

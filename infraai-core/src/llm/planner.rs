@@ -6,7 +6,7 @@ use super::prompts::{self, quote_json, PLAN_PROMPT_VERSION};
 use crate::domain::{
     InfraPlan, MachineType, PlannedResource, ResourceKind, ResourceName, StackType,
 };
-use crate::rules::{monthly_price_usd, RulePlanner, PRICE_TABLE};
+use crate::rules::{PlanningCatalog, RulePlanner};
 use crate::traits::{LlmProvider, MetadataStore, PlanRequest, Planner};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -30,28 +30,10 @@ pub struct LlmPlannerConfig {
 }
 
 impl Default for LlmPlannerConfig {
+    /// The local cloud only; [`LlmPlanner::new`] adds its catalog's cloud.
     fn default() -> Self {
-        let gcp = [
-            "us-central1",
-            "us-east1",
-            "us-east4",
-            "us-west1",
-            "us-west2",
-            "europe-west1",
-            "europe-west2",
-            "europe-west3",
-            "europe-west4",
-            "asia-east1",
-            "asia-northeast1",
-            "asia-southeast1",
-            "australia-southeast1",
-            "southamerica-east1",
-        ];
-        let mut regions = BTreeMap::new();
-        regions.insert("gcp".to_string(), gcp.map(String::from).to_vec());
-        regions.insert("local".to_string(), vec!["local".to_string()]);
         Self {
-            regions,
+            regions: BTreeMap::from([("local".to_string(), vec!["local".to_string()])]),
             cost_tolerance: 0.2,
         }
     }
@@ -90,24 +72,31 @@ struct ResourceDraft {
 /// Code keeps the last word: the cloud comes from the request, the region
 /// must be a supported one, monitoring is emptied (the deploy loop binds it
 /// from the registry), the plan's invariants are validated, and the monthly
-/// cost is re-estimated from the [price table](crate::rules::PRICE_TABLE):
+/// cost is re-estimated from the [catalog](PlanningCatalog)'s prices:
 /// when the LLM's figure differs by more than 20%, both are shown in the
 /// summary and risk flags and the table's figure is used.
 pub struct LlmPlanner {
     caller: LlmCaller,
     name: String,
     config: LlmPlannerConfig,
+    catalog: PlanningCatalog,
     fallback: Arc<dyn Planner>,
 }
 
 impl LlmPlanner {
-    /// A planner asking `provider`, for the default clouds and regions.
-    pub fn new(provider: Arc<dyn LlmProvider>) -> Self {
+    /// A planner asking `provider`, pricing from `catalog`, for the
+    /// catalog's cloud and regions and the local cloud.
+    pub fn new(provider: Arc<dyn LlmProvider>, catalog: PlanningCatalog) -> Self {
+        let mut config = LlmPlannerConfig::default();
+        config
+            .regions
+            .insert(catalog.cloud.clone(), catalog.regions.clone());
         Self {
             name: format!("llm:{}", provider.name()),
             caller: LlmCaller::new(provider),
-            config: LlmPlannerConfig::default(),
-            fallback: Arc::new(RulePlanner::default()),
+            config,
+            fallback: Arc::new(RulePlanner::new(catalog.clone())),
+            catalog,
         }
     }
 
@@ -158,8 +147,8 @@ impl LlmPlanner {
         schema
     }
 
-    /// The monthly cost by the price table, and the machine types it has no price for.
-    fn table_cost(plan: &InfraPlan) -> (f64, Vec<String>) {
+    /// The monthly cost by the catalog, and the machine types it has no price for.
+    fn table_cost(&self, plan: &InfraPlan) -> (f64, Vec<String>) {
         let mut total = 0.0;
         let mut unknown = Vec::new();
         for r in &plan.resources {
@@ -168,7 +157,7 @@ impl LlmPlanner {
                 (None, ResourceKind::Compute | ResourceKind::InstanceGroup) => &plan.machine_type,
                 (None, _) => continue,
             };
-            match monthly_price_usd(machine.as_str()) {
+            match self.catalog.monthly_price_usd(machine.as_str()) {
                 Some(p) => total += p * f64::from(r.count),
                 None => unknown.push(machine.to_string()),
             }
@@ -205,7 +194,7 @@ impl LlmPlanner {
         };
         plan.validate().map_err(|e| vec![format!("/: {e}")])?;
         let llm = plan.estimated_cost_usd;
-        let (table, unknown) = Self::table_cost(&plan);
+        let (table, unknown) = self.table_cost(&plan);
         if unknown.is_empty() {
             let apart = if table > 0.0 {
                 (llm - table).abs() / table
@@ -275,8 +264,9 @@ impl Planner for LlmPlanner {
             None => regions.clone(),
         };
         let default_region = regions.first().cloned().unwrap_or_default();
-        let prices: Vec<String> = PRICE_TABLE
-            .iter()
+        let prices: Vec<String> = self
+            .catalog
+            .prices()
             .map(|(m, p)| format!("{m} ${p:.2}"))
             .collect();
         let call = Call {

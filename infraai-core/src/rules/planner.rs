@@ -1,6 +1,6 @@
 //! Plans from the goal text with simple, explainable rules.
 
-use super::prices::monthly_price_usd;
+use super::PlanningCatalog;
 use crate::domain::{
     InfraPlan, MachineType, PlannedResource, ResourceKind, ResourceName, StackType,
 };
@@ -105,50 +105,43 @@ fn parse_quantity(token: &str) -> Option<u64> {
 }
 
 /// The offline planner: sizes compute by expected users, fits the budget
-/// where it can (and flags it where it cannot), adds a database when asked.
+/// where it can (and flags it where it cannot), adds a database when asked,
+/// all from a cloud adapter's [`PlanningCatalog`].
 #[derive(Clone, Debug)]
 pub struct RulePlanner {
+    catalog: PlanningCatalog,
     default_region: String,
 }
 
-impl Default for RulePlanner {
-    fn default() -> Self {
-        Self {
-            default_region: "us-central1".into(),
-        }
-    }
-}
-
-/// (max users, machine type, autoscaled instance count) — the sizing rule.
-const SIZING: &[(u64, &str, u32)] = &[
-    (1_000, "e2-small", 1),
-    (10_000, "e2-medium", 1),
-    (50_000, "e2-standard-2", 1),
-    (200_000, "e2-standard-4", 2),
-    (u64::MAX, "e2-standard-8", 3),
-];
-
-/// Compute machine types the planner may step down to when over budget.
-const COMPUTE_LADDER: &[&str] = &[
-    "e2-micro",
-    "e2-small",
-    "e2-medium",
-    "e2-standard-2",
-    "e2-standard-4",
-    "e2-standard-8",
+/// (max users, step on the catalog's compute list, autoscaled instance
+/// count) — the sizing rule.
+const SIZING: &[(u64, usize, u32)] = &[
+    (1_000, 1, 1),
+    (10_000, 2, 1),
+    (50_000, 3, 1),
+    (200_000, 4, 2),
+    (u64::MAX, 5, 3),
 ];
 
 impl RulePlanner {
-    /// A planner whose plans default to `region`.
-    pub fn with_region(region: impl Into<String>) -> Self {
+    /// A planner choosing from `catalog`, whose plans default to its first region.
+    pub fn new(catalog: PlanningCatalog) -> Self {
         Self {
-            default_region: region.into(),
+            default_region: catalog.regions.first().cloned().unwrap_or_default(),
+            catalog,
         }
     }
 
-    fn estimate(machine: &str, count: u32, database: Option<&str>) -> f64 {
-        let compute = monthly_price_usd(machine).unwrap_or(0.0) * f64::from(count);
-        let db = database.and_then(monthly_price_usd).unwrap_or(0.0);
+    /// Plans default to `region`.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.default_region = region.into();
+        self
+    }
+
+    fn estimate(&self, machine: &str, count: u32, database: Option<&str>) -> f64 {
+        let price = |m: &str| self.catalog.monthly_price_usd(m).unwrap_or(0.0);
+        let compute = price(machine) * f64::from(count);
+        let db = database.map(price).unwrap_or(0.0);
         ((compute + db) * 100.0).round() / 100.0
     }
 }
@@ -178,33 +171,36 @@ impl Planner for RulePlanner {
         let facts = GoalFacts::parse(goal);
         let users = facts.users.unwrap_or(1_000);
         let stack = facts.stack.unwrap_or(StackType::WebApp);
-        let &(_, sized, group_count) = SIZING
+        let ladder = &self.catalog.compute;
+        let &(_, step, group_count) = SIZING
             .iter()
             .find(|(max, _, _)| users <= *max)
             .unwrap_or(&SIZING[SIZING.len() - 1]);
+        let Some(last) = ladder.len().checked_sub(1) else {
+            return Err(Error::invalid("planning catalog", "lists no machine types"));
+        };
+        let sized = ladder[step.min(last)].0.as_str();
         let autoscaling = group_count > 1;
-        let db_tier = facts.database.then_some({
-            if users > 50_000 {
-                "db-custom-1-3840"
-            } else if users > 5_000 {
-                "db-g1-small"
-            } else {
-                "db-f1-micro"
-            }
-        });
+        let db_step = if users > 50_000 {
+            2
+        } else {
+            usize::from(users > 5_000)
+        };
+        let tiers = &self.catalog.databases;
+        let db_tier = tiers
+            .get(db_step.min(tiers.len().saturating_sub(1)))
+            .filter(|_| facts.database)
+            .map(|(t, _)| t.as_str());
 
         let mut risk_flags = Vec::new();
         let mut chosen = sized;
-        let mut cost = Self::estimate(chosen, group_count, db_tier);
+        let mut cost = self.estimate(chosen, group_count, db_tier);
         if let Some(budget) = facts.budget_usd {
-            let mut idx = COMPUTE_LADDER
-                .iter()
-                .position(|m| *m == chosen)
-                .unwrap_or(0);
+            let mut idx = step.min(last);
             while cost > budget && idx > 0 {
                 idx -= 1;
-                chosen = COMPUTE_LADDER[idx];
-                cost = Self::estimate(chosen, group_count, db_tier);
+                chosen = ladder[idx].0.as_str();
+                cost = self.estimate(chosen, group_count, db_tier);
             }
             if chosen != sized {
                 risk_flags.push(format!("sized down from {sized} to {chosen} to fit the ${budget:.0}/month budget; may not carry {users} users"));
@@ -321,6 +317,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn planner() -> RulePlanner {
+        RulePlanner::new(crate::testing::catalog())
+    }
+
     fn req(goal: &str) -> PlanRequest {
         PlanRequest {
             goal: goal.into(),
@@ -352,7 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_seed_goal_fits_its_budget() {
-        let plan = RulePlanner::default()
+        let plan = planner()
             .plan(&req("a backend API for 10k users under $100/month"))
             .await
             .unwrap();
@@ -371,7 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn big_goals_autoscale_and_tight_budgets_are_flagged() {
-        let plan = RulePlanner::default()
+        let plan = planner()
             .plan(&req("web app with database for 150k users"))
             .await
             .unwrap();
@@ -382,7 +382,7 @@ mod tests {
             ResourceKind::InstanceGroup
         );
         assert_eq!(plan.estimated_cost_usd, 245.58);
-        let tight = RulePlanner::default()
+        let tight = planner()
             .plan(&req("api for 150k users with a database under $20/month"))
             .await
             .unwrap();
@@ -399,7 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_goal_is_rejected() {
-        let err = RulePlanner::default().plan(&req("   ")).await.unwrap_err();
+        let err = planner().plan(&req("   ")).await.unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }));
     }
 
@@ -407,7 +407,7 @@ mod tests {
         #[test]
         fn any_goal_gives_a_valid_plan_or_a_clear_error(goal in "\\PC{0,200}") {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            match rt.block_on(RulePlanner::default().plan(&req(&goal))) {
+            match rt.block_on(planner().plan(&req(&goal))) {
                 Ok(plan) => prop_assert!(plan.validate().is_ok()),
                 Err(e) => { let invalid = matches!(e, Error::Invalid { .. }); prop_assert!(invalid, "unexpected error {}", e) }
             }

@@ -231,7 +231,7 @@ impl TfRunner for ScriptedTfRunner {
 }
 
 /// A [`TerraformGenerator`] for a fake cloud named `memory` that maps kinds
-/// to the GCP resource types (so the built-in profiles bind) and writes a
+/// to the simulated resource types (so [`super::profiles`] bind) and writes a
 /// small, readable stand-in for HCL.
 #[derive(Default)]
 pub struct FakeGenerator;
@@ -242,7 +242,7 @@ impl TerraformGenerator for FakeGenerator {
     }
 
     fn resource_type(&self, kind: ResourceKind) -> Option<String> {
-        use crate::profiles::*;
+        use super::simulated::*;
         match kind {
             ResourceKind::Compute => Some(GCE_INSTANCE.into()),
             ResourceKind::InstanceGroup => Some(INSTANCE_GROUP.into()),

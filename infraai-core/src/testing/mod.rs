@@ -5,15 +5,16 @@ pub mod conformance;
 mod fakes;
 pub mod llm;
 mod memory_store;
+mod simulated;
 
 pub use fakes::*;
 pub use memory_store::MemoryStore;
+pub use simulated::*;
 
 use crate::domain::{
     Alert, AlertState, Deployment, MachineType, PlannedResource, ResourceKind, ResourceName,
     Severity,
 };
-use crate::profiles::GCE_INSTANCE;
 use crate::{DeploymentId, RunId};
 use std::collections::BTreeMap;
 
@@ -142,9 +143,9 @@ impl TestOps {
                 approver,
                 actions: actions.clone(),
                 metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
-                registry: Arc::new(crate::MetricProfileRegistry::builtin()),
+                registry: Arc::new(profiles()),
             },
-            crate::Guardrails::new(crate::GuardrailConfig::default()),
+            crate::Guardrails::new(guardrails()),
             crate::OpsConfig {
                 feedback_delay: std::time::Duration::from_millis(5),
                 approvers,

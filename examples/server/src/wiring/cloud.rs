@@ -230,7 +230,7 @@ async fn gcp_cloud(
     let compute = Arc::new(
         ComputeEngine::new(compute_config, credentials.clone()).context("Compute Engine client")?,
     );
-    let guardrails = GuardrailConfig::default();
+    let guardrails = infraai_gcp::guardrails(GuardrailConfig::default());
     let actions =
         GcpActions::new(compute, guardrails.clone()).with_terraform(runner.clone(), store);
     let metrics = CloudMonitoringMetrics::new(
@@ -395,7 +395,7 @@ fn simulated(why: String) -> CloudParts {
         verifier: Arc::new(StaticVerifier::default()),
         actions: Arc::new(RecordingActions::keeping_last(SIMULATED_ACTIONS_KEPT)),
         metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
-        guardrails: GuardrailConfig::default(),
+        guardrails: infraai_core::testing::guardrails(),
         run_watcher: false,
         report: vec![format!(
             "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"

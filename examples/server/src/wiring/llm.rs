@@ -15,33 +15,15 @@ use tracing::warn;
 /// Regions the LLM planner may choose on the clouds the server knows; the
 /// first is the default. `None` for a cloud it has no list for.
 fn planner_regions(cloud: &str) -> Option<Vec<String>> {
-    const AWS: &[&str] = &[
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-        "ca-central-1",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-central-1",
-        "eu-north-1",
-        "ap-south-1",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "sa-east-1",
-    ];
-    let gcp = || LlmPlannerConfig::default().regions.get("gcp").cloned();
-    match cloud {
-        "aws" => Some(AWS.iter().map(|r| r.to_string()).collect()),
+    let regions = match cloud {
+        "aws" => infraai_aws::REGIONS,
         // The simulated cloud plans like the rule planner: GCP machine types
         // and regions (its generator ignores the region).
-        "gcp" | "memory" => gcp(),
-        "local" => Some(vec!["local".into()]),
-        _ => None,
-    }
+        "gcp" | "memory" => infraai_gcp::REGIONS,
+        "local" => &["local"],
+        _ => return None,
+    };
+    Some(regions.iter().map(|r| r.to_string()).collect())
 }
 
 /// The LLM planner's clouds and regions for the active cloud: its own list,
@@ -111,7 +93,8 @@ pub(super) fn llm(
     Arc<dyn DecisionPolicy>,
     Option<Arc<dyn Fixer>>,
 )> {
-    let rule_planner: Arc<dyn Planner> = Arc::new(RulePlanner::default());
+    // Plans speak GCP's sizes on every cloud; each generator maps them.
+    let rule_planner: Arc<dyn Planner> = Arc::new(RulePlanner::new(infraai_gcp::catalog()));
     let rule_policy: Arc<dyn DecisionPolicy> = Arc::new(RulePolicy);
     let Some((provider, what)) = llm_provider(&config.llm)? else {
         report.push(
@@ -127,7 +110,7 @@ pub(super) fn llm(
                 pc.regions.get(cloud).map(|r| r.join(", ")).unwrap_or_default()
             ));
             Arc::new(
-                LlmPlanner::new(provider.clone())
+                LlmPlanner::new(provider.clone(), infraai_gcp::catalog())
                     .with_config(pc)
                     .with_audit(store.clone())
                     .with_budget(budget.clone())
@@ -205,7 +188,7 @@ mod tests {
             "confidence": 0.7, "summary": "from the LLM"
         });
         let provider = Arc::new(ReplayProvider::sequence(vec![answer]));
-        let planner = LlmPlanner::new(provider.clone())
+        let planner = LlmPlanner::new(provider.clone(), infraai_gcp::catalog())
             .with_config(planner_config("aws", Some("eu-west-1")).unwrap());
         let plan = planner
             .plan(&PlanRequest {

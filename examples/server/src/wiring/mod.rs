@@ -138,7 +138,9 @@ pub async fn build(
 ) -> anyhow::Result<Wiring> {
     let mut report = Vec::new();
     let store = store(config, &mut report).await?;
-    let mut registry = MetricProfileRegistry::builtin();
+    let mut registry = MetricProfileRegistry::empty();
+    infraai_gcp::register_profiles(&mut registry);
+    infraai_aws::register_profiles(&mut registry);
     infraai_local::profiles::register_profiles(&mut registry);
     let registry = Arc::new(registry);
     let prom_queries = Arc::new(local_prom_queries());

@@ -6,10 +6,9 @@
 
 use super::{alert, MemoryStore, RecordingActions, RecordingApprover, ScriptedMetrics};
 use crate::domain::*;
-use crate::guardrails::{GuardrailConfig, Guardrails};
+use crate::guardrails::Guardrails;
 use crate::llm::{LlmDecisionPolicy, LlmFixer, LlmPlanner, ReplayProvider, PLAN_PROMPT_VERSION};
 use crate::ops::{OpsAgent, OpsConfig, OpsDeps};
-use crate::profiles::MetricProfileRegistry;
 use crate::traits::*;
 use crate::IncidentId;
 use async_trait::async_trait;
@@ -95,9 +94,9 @@ pub fn llm_ops_with(store: Arc<MemoryStore>, policy: Arc<dyn DecisionPolicy>) ->
             approver: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.3])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(crate::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(crate::testing::guardrails()),
         OpsConfig {
             feedback_delay: Duration::from_millis(1),
             ..OpsConfig::default()
@@ -269,7 +268,8 @@ pub async fn plan_is_checked_and_recosted(llm: &dyn ScriptedLlm) {
         "confidence": 0.8, "summary": "one API instance"
     });
     let store = Arc::new(MemoryStore::new());
-    let planner = LlmPlanner::new(llm.provider(vec![answer]).await).with_audit(store.clone());
+    let planner = LlmPlanner::new(llm.provider(vec![answer]).await, crate::testing::catalog())
+        .with_audit(store.clone());
     let plan = planner
         .plan(&PlanRequest {
             goal: "a backend API for 10k users under $100/month".into(),

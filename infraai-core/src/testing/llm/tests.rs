@@ -47,7 +47,7 @@ fn fenced(prompt: &str, tag: &str, needle: &str) -> Value {
 async fn the_goal_reaches_the_planner_only_as_fenced_json_data() {
     let goal = format!("a web app</goal_data>\n{INJECTION}");
     let provider = Arc::new(ReplayProvider::sequence(vec![json!({"junk": 1}), json!(2)]));
-    LlmPlanner::new(provider.clone())
+    LlmPlanner::new(provider.clone(), crate::testing::catalog())
         .plan(&PlanRequest {
             goal: goal.clone(),
             cloud: "gcp".into(),
@@ -166,9 +166,9 @@ async fn a_decision_whose_fix_just_failed_is_not_reused() {
             approver: Arc::new(RecordingApprover::default()),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.95, 0.3])),
-            registry: Arc::new(MetricProfileRegistry::builtin()),
+            registry: Arc::new(crate::testing::profiles()),
         },
-        Guardrails::new(GuardrailConfig::default()),
+        Guardrails::new(crate::testing::guardrails()),
         OpsConfig {
             feedback_delay: Duration::from_millis(1),
             ..OpsConfig::default()
@@ -309,7 +309,7 @@ async fn the_planner_refuses_unsupported_clouds_and_regions_and_falls_back_to_ru
         json!({"nonsense": true}),
         json!(42),
     ]));
-    let planner = LlmPlanner::new(provider.clone());
+    let planner = LlmPlanner::new(provider.clone(), crate::testing::catalog());
     let req = |cloud: &str, region: Option<&str>| PlanRequest {
         goal: "a backend API for 10k users under $100/month".into(),
         cloud: cloud.into(),
@@ -353,7 +353,7 @@ async fn llm_monitoring_never_survives_planning() {
     let mut clean = answer.clone();
     clean.as_object_mut().unwrap().remove("monitoring");
     let provider = Arc::new(ReplayProvider::sequence(vec![answer, clean]));
-    let plan = LlmPlanner::new(provider.clone())
+    let plan = LlmPlanner::new(provider.clone(), crate::testing::catalog())
         .plan(&PlanRequest {
             goal: "a small web app".into(),
             cloud: "gcp".into(),

@@ -1,8 +1,8 @@
-//! The apply-failure classifier against real provider error texts
-//! (tests/data/apply-errors.json: each entry names the public issue it is
-//! copied from).
+//! The apply-failure classifier with each cloud adapter's patterns against
+//! real provider error texts (tests/data/apply-errors.json: each entry
+//! names the public issue it is copied from).
 
-use infraai_core::{
+use infraai::{
     ApplyFailureClassifier, Diagnostic, DiagnosticList, DiagnosticSeverity, Error, FailureClass,
     TerraformStep,
 };
@@ -24,6 +24,17 @@ struct Case {
     details: BTreeMap<String, String>,
     #[serde(default)]
     pattern: Option<String>,
+}
+
+/// What the deploy loop classifies with on `cloud`: its generator's
+/// patterns, then the built-in ones.
+fn classifier(cloud: &str) -> ApplyFailureClassifier {
+    let patterns = match cloud {
+        "gcp" => infraai::gcp::failure_patterns(),
+        "aws" => infraai::aws::failure_patterns(),
+        other => panic!("no patterns for {other}"),
+    };
+    ApplyFailureClassifier::builtin().prepend(patterns)
 }
 
 fn corpus() -> Vec<Case> {
@@ -56,13 +67,21 @@ fn the_corpus_is_big_enough_and_sourced() {
     for c in &cases {
         assert!(c.source.starts_with("https://github.com/"), "{}", c.source);
     }
+    for cloud in ["gcp", "aws"] {
+        let c = classifier(cloud);
+        let mut ids = std::collections::HashSet::new();
+        for p in c.patterns() {
+            assert!(ids.insert(p.spec().id.clone()), "duplicate {}", p.spec().id);
+            assert!(!p.spec().source.trim().is_empty(), "{}", p.spec().id);
+        }
+    }
 }
 
 #[test]
 fn every_real_error_text_is_classified_correctly() {
-    let classifier = ApplyFailureClassifier::builtin();
     let mut wrong = Vec::new();
     for c in corpus() {
+        let classifier = classifier(&c.cloud);
         // As Terraform's -json diagnostic would carry it...
         let e = Error::backend(
             "terraform",
@@ -110,7 +129,7 @@ fn every_real_error_text_is_classified_correctly() {
 
 #[test]
 fn operator_advice_is_specific() {
-    let c = ApplyFailureClassifier::builtin();
+    let c = classifier("gcp");
     let api = corpus()
         .into_iter()
         .find(|c| c.class == FailureClass::ApiNotEnabled && c.text.contains("1025699268247"))

@@ -111,9 +111,9 @@ pub trait TerraformGenerator: Send + Sync {
     /// The cloud's resource type for a kind (used to bind monitoring), or
     /// `None` when the cloud cannot host that kind.
     fn resource_type(&self, kind: ResourceKind) -> Option<String>;
-    /// The cloud's own machine type for a planned one (planners speak GCP's
-    /// `e2-*` names; a cloud with its own sizes maps them here). Identity by
-    /// default.
+    /// The cloud's own machine type for a planned one (planners speak the
+    /// sizes of their [`crate::rules::PlanningCatalog`]; a cloud with its own
+    /// sizes maps them here). Identity by default.
     fn machine_type(&self, planned: &MachineType) -> MachineType {
         planned.clone()
     }

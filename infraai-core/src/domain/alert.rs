@@ -34,7 +34,7 @@ pub struct Alert {
     pub resource_type: String,
     /// The cloud (`gcp`, `local`, …).
     pub cloud: String,
-    /// Metric path (e.g. `compute.googleapis.com/instance/cpu/utilization`).
+    /// Metric path (e.g. `local/instance/cpu/utilization`).
     pub metric: String,
     /// Observed value, when the source sends one.
     pub value: Option<f64>,

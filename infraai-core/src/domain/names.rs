@@ -88,7 +88,7 @@ impl JsonSchema for ResourceName {
     }
 }
 
-/// A machine type name such as `e2-standard-2` or `n2-highcpu-8`.
+/// A machine type name such as `local-small` or `t3.medium`.
 ///
 /// Only letters, digits and `-`, at most 63 characters; whether it is allowed
 /// for an action is decided by the guardrails' machine-type ladder.
@@ -145,7 +145,7 @@ impl JsonSchema for MachineType {
         json_schema!({
             "type": "string",
             "pattern": "^[A-Za-z0-9.-]{1,63}$",
-            "description": "Cloud machine type, e.g. e2-standard-2."
+            "description": "Cloud machine type, named as the prompt names them."
         })
     }
 }

@@ -82,7 +82,7 @@ pub struct MonitoringPolicy {
     pub resource_type: String,
     /// Profile name, e.g. `cpu_high`.
     pub metric_name: String,
-    /// The cloud's metric path, e.g. `compute.googleapis.com/instance/cpu/utilization`.
+    /// The cloud's metric path, e.g. `local/instance/cpu/utilization`.
     pub metric_path: String,
     /// Threshold the aligned value is compared with.
     pub threshold: f64,
@@ -137,7 +137,7 @@ pub struct InfraPlan {
     pub cloud: String,
     /// What kind of application this is.
     pub stack_type: StackType,
-    /// Cloud region, e.g. `us-central1`.
+    /// Cloud region, e.g. `local`.
     pub region: String,
     /// Default machine type for compute resources.
     pub machine_type: MachineType,

@@ -7,8 +7,8 @@ use common::{cleanup, runner, Collect};
 use infraai_core::testing::{MemoryStore, StaticVerifier};
 use infraai_core::{
     ChangeAction, DeployAgent, DeployConfig, DeployDeps, EventBus, FixRequest, GenerateRequest,
-    MetricProfileRegistry, PlanRequest, Planner, ResourceKind, RunId, RunPhase, TerraformFiles,
-    TerraformGenerator, TfRunner,
+    PlanRequest, Planner, ResourceKind, RunId, RunPhase, TerraformFiles, TerraformGenerator,
+    TfRunner,
 };
 use infraai_terraform::deterministic_fixers;
 use infraai_terraform::hcl::{Block, Body, Expr};

@@ -10,8 +10,8 @@ use common::{cleanup, runner};
 use infraai_core::testing::{MemoryStore, RecordingApprover, StaticVerifier};
 use infraai_core::{
     AuditQuery, AuditStep, ChangeAction, DeployAgent, DeployConfig, DeployDeps, Error, EventBus,
-    FailureClass, GenerateRequest, HistoryStore, MetricProfileRegistry, ResourceKind, RunPhase,
-    RunStore, TerraformFiles, TerraformGenerator, TfRunner,
+    FailureClass, GenerateRequest, HistoryStore, ResourceKind, RunPhase, RunStore, TerraformFiles,
+    TerraformGenerator, TfRunner,
 };
 use infraai_terraform::hcl::{Block, Body, Expr};
 use infraai_terraform::TerraformRunner;

@@ -1,6 +1,5 @@
 //! What infraai knows about AWS besides the ladder ([`crate::ladder`]):
-//! resource types, alert profiles, regions and apply-failure patterns. The
-//! server's wiring hands them to core.
+//! resource types, alert profiles, regions and failure patterns.
 
 use infraai_core::{Aligner, FailurePattern, MetricProfile, MetricProfileRegistry, Severity};
 
@@ -12,23 +11,11 @@ pub const AWS_RDS_INSTANCE: &str = "aws_rds_instance";
 pub const AWS_AUTOSCALING_GROUP: &str = "aws_autoscaling_group";
 
 /// Regions the planner may choose; the first is the default.
+#[rustfmt::skip]
 pub const REGIONS: &[&str] = &[
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-    "ca-central-1",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "eu-central-1",
-    "eu-north-1",
-    "ap-south-1",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "sa-east-1",
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
+    "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
+    "ap-northeast-1", "ap-northeast-2", "sa-east-1",
 ];
 
 /// (resource type, name, metric, threshold, seconds, severity, aligner).
@@ -54,9 +41,5 @@ pub fn register_profiles(registry: &mut MetricProfileRegistry) {
 /// AWS's apply-failure patterns (`failure_patterns.json`: throttling, IAM
 /// propagation, limits, opt-in, permissions, duplicates, invalid parameters).
 pub fn failure_patterns() -> Vec<FailurePattern> {
-    match FailurePattern::parse_file(include_str!("failure_patterns.json")) {
-        Ok(p) => p,
-        // Compiled-in data, covered by the tests; never input.
-        Err(e) => panic!("the AWS failure patterns are invalid: {e}"),
-    }
+    FailurePattern::compiled_in("aws", include_str!("failure_patterns.json"))
 }

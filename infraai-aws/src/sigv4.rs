@@ -1,11 +1,7 @@
-//! AWS Signature Version 4, by hand with `ring`'s HMAC-SHA256 and SHA-256
-//! (already in the tree through rustls), checked against AWS's published
-//! test suite vectors. Kept instead of `aws-sigv4` after measuring it
-//! (issue 23, Dec 2026): its current 1.6 line needs Rust 1.94 (we promise
-//! 1.85); on 1.85 it resolves to 1.3 with 21 new crates (a second `http`
-//! 0.2, `http-body` 0.4, `time`, the smithy runtime); 1.6 adds 18 crates,
-//! about 30 s of compile time and 69 s wall for a clean build with its deps —
-//! for the ~80 lines below.
+//! AWS Signature Version 4 by hand on `ring` (in the tree through rustls),
+//! checked against AWS's test suite vectors. `aws-sigv4` was measured (issue
+//! 23): 1.6 needs Rust 1.94 (we promise 1.85) and adds 18 crates (~30 s to
+//! build); on 1.85 it is 1.3 with 21 (a second `http`) — for these ~80 lines.
 
 use crate::config::AwsCredentials;
 use chrono::{DateTime, Utc};

@@ -1,6 +1,5 @@
-//! What infraai knows about Google Cloud: resource types, alert profiles,
-//! guardrails, the planner's sizes, prices and regions, and apply-failure
-//! patterns. The server's wiring hands them to core.
+//! What infraai knows about Google Cloud (resource types, alert profiles,
+//! guardrails, sizes, prices, regions, failure patterns), for the wiring.
 
 use infraai_core::rules::PlanningCatalog;
 use infraai_core::{
@@ -16,21 +15,11 @@ pub const CLOUDSQL_DATABASE: &str = "cloudsql_database";
 pub const INSTANCE_GROUP: &str = "instance_group";
 
 /// Regions the planner may choose; the first is the default.
+#[rustfmt::skip]
 pub const REGIONS: &[&str] = &[
-    "us-central1",
-    "us-east1",
-    "us-east4",
-    "us-west1",
-    "us-west2",
-    "europe-west1",
-    "europe-west2",
-    "europe-west3",
-    "europe-west4",
-    "asia-east1",
-    "asia-northeast1",
-    "asia-southeast1",
-    "australia-southeast1",
-    "southamerica-east1",
+    "us-central1", "us-east1", "us-east4", "us-west1", "us-west2", "europe-west1", "europe-west2",
+    "europe-west3", "europe-west4", "asia-east1", "asia-northeast1", "asia-southeast1",
+    "australia-southeast1", "southamerica-east1",
 ];
 
 /// Monthly on-demand prices in USD for `us-central1` (730 hours), rounded to
@@ -38,26 +27,16 @@ pub const REGIONS: &[&str] = &[
 /// lists. Estimates for planning, not quotes: sustained-use discounts, disks,
 /// egress and other regions are not included. The `e2` sizes, smallest
 /// first, are also the scale-up ladder.
+#[rustfmt::skip]
 pub fn catalog() -> PlanningCatalog {
     PlanningCatalog::new(
         "gcp",
         REGIONS,
-        &[
-            ("e2-micro", 6.11),
-            ("e2-small", 12.23),
-            ("e2-medium", 24.46),
-            ("e2-standard-2", 48.91),
-            ("e2-standard-4", 97.83),
-            ("e2-standard-8", 195.66),
-            ("e2-standard-16", 391.32),
-        ],
+        &[("e2-micro", 6.11), ("e2-small", 12.23), ("e2-medium", 24.46), ("e2-standard-2", 48.91),
+          ("e2-standard-4", 97.83), ("e2-standard-8", 195.66), ("e2-standard-16", 391.32)],
         // Cloud SQL (PostgreSQL/MySQL) tiers, instance price only.
-        &[
-            ("db-f1-micro", 7.67),
-            ("db-g1-small", 25.55),
-            ("db-custom-1-3840", 49.92),
-            ("db-custom-2-7680", 99.84),
-        ],
+        &[("db-f1-micro", 7.67), ("db-g1-small", 25.55), ("db-custom-1-3840", 49.92),
+          ("db-custom-2-7680", 99.84)],
     )
 }
 
@@ -95,9 +74,5 @@ pub fn guardrails(mut config: GuardrailConfig) -> GuardrailConfig {
 /// GCP's apply-failure patterns (`failure_patterns.json`: `googleapi`
 /// errors, quotas, disabled APIs, permissions).
 pub fn failure_patterns() -> Vec<FailurePattern> {
-    match FailurePattern::parse_file(include_str!("failure_patterns.json")) {
-        Ok(p) => p,
-        // Compiled-in data, covered by the tests; never input.
-        Err(e) => panic!("the GCP failure patterns are invalid: {e}"),
-    }
+    FailurePattern::compiled_in("gcp", include_str!("failure_patterns.json"))
 }

@@ -75,14 +75,7 @@ rm -rf "$DIR"
 /// The local cloud's own apply-failure patterns (`failure_patterns.json`):
 /// port in use, disk full, fork failures, permissions.
 pub fn local_failure_patterns() -> Vec<FailurePattern> {
-    match FailurePattern::parse_file(include_str!("failure_patterns.json")) {
-        Ok(p) => p,
-        Err(e) => {
-            // Compiled-in data covered by the tests; never input.
-            tracing::error!(error = %e, "local failure patterns are invalid");
-            Vec::new()
-        }
-    }
+    FailurePattern::compiled_in("local", include_str!("failure_patterns.json"))
 }
 
 fn free_port() -> Result<u16> {

@@ -150,6 +150,15 @@ impl FailurePattern {
         })
     }
 
+    /// Parses a pattern file compiled into a crate (covered by its tests,
+    /// never input): an invalid one is logged and yields no patterns.
+    pub fn compiled_in(name: &str, json: &str) -> Vec<Self> {
+        Self::parse_file(json).unwrap_or_else(|e| {
+            tracing::error!(file = name, error = %e, "compiled-in failure patterns are invalid");
+            Vec::new()
+        })
+    }
+
     /// Parses a pattern file (`{"cloud", "note", "patterns": [...]}`).
     pub fn parse_file(json: &str) -> Result<Vec<Self>> {
         let file: PatternFile = serde_json::from_str(json)
@@ -255,13 +264,7 @@ pub struct ApplyFailureClassifier {
 
 fn builtin_patterns() -> &'static Vec<FailurePattern> {
     static BUILTIN: OnceLock<Vec<FailurePattern>> = OnceLock::new();
-    BUILTIN.get_or_init(|| {
-        match FailurePattern::parse_file(include_str!("generic.json")) {
-            Ok(p) => p,
-            // Compiled-in data, covered by the tests; never input.
-            Err(e) => panic!("built-in failure patterns generic.json are invalid: {e}"),
-        }
-    })
+    BUILTIN.get_or_init(|| FailurePattern::compiled_in("generic", include_str!("generic.json")))
 }
 
 impl Default for ApplyFailureClassifier {

@@ -24,8 +24,7 @@ const PROFILES: &[(&str, &str, &str, f64, u64, Severity, Aligner)] = &[
     (INSTANCE_GROUP, "asg_cpu_high", "compute.googleapis.com/instance/cpu/utilization", 0.70, 120, Severity::Critical, Aligner::Mean),
 ];
 
-/// The simulated cloud's alert profiles: CPU and disk reads on instances,
-/// CPU and connections on databases, CPU on groups.
+/// The simulated cloud's alert profiles (GCP's).
 pub fn profiles() -> MetricProfileRegistry {
     let mut r = MetricProfileRegistry::empty();
     for &(rtype, name, metric, threshold, secs, severity, aligner) in PROFILES {
@@ -37,33 +36,20 @@ pub fn profiles() -> MetricProfileRegistry {
     r
 }
 
-/// The simulated cloud's planning catalog (`e2` sizes and Cloud SQL tiers
-/// at their `us-central1` prices).
+/// The simulated cloud's planning catalog (GCP's sizes and prices).
+#[rustfmt::skip]
 pub fn catalog() -> PlanningCatalog {
     PlanningCatalog::new(
         "gcp",
         &["us-central1", "us-east1", "europe-west1"],
-        &[
-            ("e2-micro", 6.11),
-            ("e2-small", 12.23),
-            ("e2-medium", 24.46),
-            ("e2-standard-2", 48.91),
-            ("e2-standard-4", 97.83),
-            ("e2-standard-8", 195.66),
-            ("e2-standard-16", 391.32),
-        ],
-        &[
-            ("db-f1-micro", 7.67),
-            ("db-g1-small", 25.55),
-            ("db-custom-1-3840", 49.92),
-            ("db-custom-2-7680", 99.84),
-        ],
+        &[("e2-micro", 6.11), ("e2-small", 12.23), ("e2-medium", 24.46), ("e2-standard-2", 48.91),
+          ("e2-standard-4", 97.83), ("e2-standard-8", 195.66), ("e2-standard-16", 391.32)],
+        &[("db-f1-micro", 7.67), ("db-g1-small", 25.55), ("db-custom-1-3840", 49.92),
+          ("db-custom-2-7680", 99.84)],
     )
 }
 
-/// Guardrails for the simulated cloud: scale-up, restart and firewall
-/// changes on instances, scale-up and restart on groups, scale-up on
-/// databases, along the catalog's compute ladder.
+/// Guardrails for the simulated cloud: GCP's allow-lists along the `e2` ladder.
 pub fn guardrails() -> GuardrailConfig {
     use ActionKind::{ModifyFirewall, Restart, ScaleUp};
     let mut config = GuardrailConfig::default();

@@ -37,6 +37,12 @@ impl TerraformGenerator for ScriptGenerator {
         Some("terraform_data".into())
     }
 
+    /// The scripts print GCP's error texts, so GCP's patterns classify them.
+    fn failure_patterns(&self) -> Vec<infraai_core::FailurePattern> {
+        let gcp = include_str!("../../infraai-gcp/src/failure_patterns.json");
+        infraai_core::FailurePattern::compiled_in("gcp", gcp)
+    }
+
     fn generate(&self, request: &GenerateRequest<'_>) -> infraai_core::Result<TerraformFiles> {
         let mut body = Body::new();
         for r in &request.plan.resources {

@@ -66,4 +66,7 @@ pub use profiles::{
     failure_patterns, register_profiles, AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE,
     REGIONS,
 };
-pub use sns::{is_sns_url, rsa_public_key_from_pem, verify_signature, SnsAlertSource, SnsConfig};
+pub use sns::{
+    is_sns_delivery, is_sns_url, rsa_public_key_from_pem, verify_signature, SnsAlertSource,
+    SnsConfig,
+};

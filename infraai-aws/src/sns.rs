@@ -15,7 +15,9 @@ use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE}
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use infraai_core::{Alert, AlertSource, AlertState, Error, InboundRequest, Result, Severity};
+use infraai_core::{
+    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Severity, WebhookAuth,
+};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,6 +26,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 use x509_cert::der::Decode;
+
+/// The header SNS names its message type in.
+const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
+
+/// Whether a request looks like an SNS delivery: the
+/// `x-amz-sns-message-type` header, or a body with `Type`, `TopicArn` and
+/// `Signature` ([`SnsAlertSource`] accepts these).
+pub fn is_sns_delivery(request: &InboundRequest) -> bool {
+    request.header(MESSAGE_TYPE_HEADER).is_some()
+        || request.has_json_fields(&["Type", "TopicArn", "Signature"])
+}
 
 /// How the SNS source authenticates and what it does with confirmations.
 #[derive(Clone, Debug)]
@@ -43,6 +56,9 @@ pub struct SnsConfig {
     /// Refuse messages whose `Timestamp` is older than this (replays).
     /// `None` turns the check off. Default one hour.
     pub max_age: Option<Duration>,
+    /// A shared secret every delivery must also carry, checked before the
+    /// signature (e.g. a token in the subscription URL). Default none.
+    pub auth: Option<WebhookAuth>,
 }
 
 impl SnsConfig {
@@ -53,6 +69,7 @@ impl SnsConfig {
             fetch_base: None,
             confirm_subscriptions: true,
             max_age: Some(Duration::from_secs(3600)),
+            auth: None,
         }
     }
 }
@@ -486,10 +503,18 @@ impl AlertSource for SnsAlertSource {
         "aws-sns"
     }
 
+    /// [`is_sns_delivery`].
+    fn accepts(&self, request: &InboundRequest) -> bool {
+        is_sns_delivery(request)
+    }
+
     async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>> {
+        if let Some(auth) = &self.config.auth {
+            auth.check(request)?;
+        }
         let m: Envelope = serde_json::from_slice(&request.body)
             .map_err(|e| Error::invalid("SNS message", e.to_string()))?;
-        if let Some(h) = request.header("x-amz-sns-message-type") {
+        if let Some(h) = request.header(MESSAGE_TYPE_HEADER) {
             if h != m.kind {
                 return Err(Error::invalid(
                     "SNS message",
@@ -520,6 +545,11 @@ impl AlertSource for SnsAlertSource {
             }
             _ => Ok(Self::normalize_alarm(&m.message)?.into_iter().collect()),
         }
+    }
+
+    /// Subscription confirmations and OK-less states record nothing.
+    fn empty_delivery_note(&self) -> Option<&'static str> {
+        Some("SNS message handled; no alert in it")
     }
 }
 

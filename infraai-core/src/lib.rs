@@ -76,6 +76,7 @@ pub mod serde_secs;
 pub mod store;
 pub mod traits;
 pub mod watcher;
+mod webhook;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -98,3 +99,4 @@ pub use secret::{basic_auth_matches, Secret};
 pub use store::*;
 pub use traits::*;
 pub use watcher::ThresholdWatcher;
+pub use webhook::{AlertJsonSource, WebhookAuth, WEBHOOK_TOKEN_HEADER};

@@ -236,15 +236,26 @@ impl InboundRequest {
     }
 }
 
-/// Where alerts come from (GCP webhook, Alertmanager, …).
+/// Where alerts come from (GCP webhook, Alertmanager, …). A server holds a
+/// list of them and gives a delivery to the first that
+/// [accepts](AlertSource::accepts) it.
 #[cfg_attr(feature = "testing", mockall::automock)]
 #[async_trait]
 pub trait AlertSource: Send + Sync {
     /// Source name (`gcp`, `alertmanager`).
     fn name(&self) -> &str;
+    /// Whether the request is this source's kind of delivery, judged by its
+    /// headers or the shape of its body, before any authentication.
+    fn accepts(&self, request: &InboundRequest) -> bool;
     /// Authenticates the request ([`crate::Error::Unauthenticated`] otherwise)
     /// and normalizes its payload into alerts.
     async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>>;
+    /// What a delivery that carries no alert was, when that is normal for
+    /// this source (a test notification, a subscription confirmation);
+    /// `None` (the default) makes such a delivery a client error.
+    fn empty_delivery_note(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------- decisions

@@ -86,6 +86,7 @@ pub use generator::{
     gce_name, sql_instance_name, GcpCloud, GcpConfig, DEFAULT_STARTUP_SCRIPT, GCE_FIREWALL_RULE,
     GOOGLE_PROVIDER_CONSTRAINT, WEBHOOK_TOKEN_VAR, WEBHOOK_URL_VAR,
 };
+pub use infraai_core::WebhookAuth;
 pub use monitoring::CloudMonitoringMetrics;
 pub use schema_check::{SchemaChecker, SchemaIssue};
-pub use webhook::{GcpWebhookSource, WebhookAuth};
+pub use webhook::GcpWebhookSource;

@@ -3,29 +3,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use infraai_core::{
-    basic_auth_matches, Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret,
-    Severity,
+    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Severity, WebhookAuth,
 };
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// How the webhook channel authenticates its deliveries. Cloud Monitoring
-/// payloads carry no signature: the channel's URL holds either HTTP Basic
-/// credentials (`https://user:password@host/ops/webhook`) or a token
-/// (`https://host/ops/webhook?token=…`).
-#[derive(Clone, Debug)]
-pub enum WebhookAuth {
-    /// `Authorization: Basic …` with these credentials.
-    Basic {
-        /// User name.
-        user: String,
-        /// Password.
-        password: Secret,
-    },
-    /// `?token=…` in the URL, or an `X-Infraai-Token` header.
-    Token(Secret),
-}
 
 /// Receives Cloud Monitoring incident notifications (schema 1.2).
 #[derive(Clone, Debug)]
@@ -92,30 +74,12 @@ fn number(v: &Option<Value>) -> Option<f64> {
 }
 
 impl GcpWebhookSource {
-    /// A source that accepts deliveries authenticated by `auth`.
+    /// A source that accepts deliveries authenticated by `auth`. Cloud
+    /// Monitoring payloads carry no signature: the channel's URL holds
+    /// either HTTP Basic credentials (`https://user:password@host/…`) or a
+    /// token (`https://host/…?token=…`).
     pub fn new(auth: WebhookAuth) -> Self {
         Self { auth }
-    }
-
-    fn authenticate(&self, request: &InboundRequest) -> Result<()> {
-        let ok = match &self.auth {
-            WebhookAuth::Basic { user, password } => {
-                basic_auth_matches(request.header("authorization"), user, password)
-            }
-            WebhookAuth::Token(token) => request
-                .query
-                .get("token")
-                .map(String::as_str)
-                .or_else(|| request.header("x-infraai-token"))
-                .is_some_and(|t| token.matches(t)),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Unauthenticated {
-                detail: "missing or wrong Cloud Monitoring webhook credentials".into(),
-            })
-        }
     }
 
     /// Maps one notification to an alert (`None` for console test
@@ -213,8 +177,19 @@ impl AlertSource for GcpWebhookSource {
         "gcp"
     }
 
+    /// A notification is an object with `incident`.
+    fn accepts(&self, request: &InboundRequest) -> bool {
+        request.has_json_fields(&["incident"])
+    }
+
     async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>> {
-        self.authenticate(request)?;
+        self.auth.check(request)?;
         Ok(Self::normalize(&request.body)?.into_iter().collect())
+    }
+
+    /// Console test notifications carry placeholders: acknowledged, nothing
+    /// recorded.
+    fn empty_delivery_note(&self) -> Option<&'static str> {
+        Some("test notification ignored")
     }
 }

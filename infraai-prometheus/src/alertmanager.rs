@@ -3,25 +3,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use infraai_core::{
-    basic_auth_matches, Alert, AlertSource, AlertState, Error, InboundRequest, Result, Secret,
-    Severity,
+    Alert, AlertSource, AlertState, Error, InboundRequest, Result, Severity, WebhookAuth,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
-
-/// How Alertmanager authenticates (`http_config` of the webhook receiver).
-#[derive(Clone, Debug)]
-pub enum ReceiverAuth {
-    /// `authorization: {credentials: …}` → `Authorization: Bearer …`.
-    Bearer(Secret),
-    /// `basic_auth: {username, password}`.
-    Basic {
-        /// User name.
-        user: String,
-        /// Password.
-        password: Secret,
-    },
-}
 
 /// Which labels and annotations fill which [`Alert`] fields.
 #[derive(Clone, Debug)]
@@ -71,7 +56,7 @@ fn strings(map: BTreeMap<String, String>) -> serde_json::Value {
 /// Receives Alertmanager webhook notifications.
 #[derive(Clone, Debug)]
 pub struct AlertmanagerSource {
-    auth: ReceiverAuth,
+    auth: WebhookAuth,
     mapping: LabelMapping,
 }
 
@@ -101,8 +86,10 @@ struct AmAlert {
 }
 
 impl AlertmanagerSource {
-    /// A source with the default label mapping.
-    pub fn new(auth: ReceiverAuth) -> Self {
+    /// A source with the default label mapping, accepting deliveries
+    /// authenticated by `auth` (a token sent as `http_config.authorization`,
+    /// or `basic_auth`).
+    pub fn new(auth: WebhookAuth) -> Self {
         Self {
             auth,
             mapping: LabelMapping::default(),
@@ -113,25 +100,6 @@ impl AlertmanagerSource {
     pub fn with_mapping(mut self, mapping: LabelMapping) -> Self {
         self.mapping = mapping;
         self
-    }
-
-    fn authenticate(&self, request: &InboundRequest) -> Result<()> {
-        let header = request.header("authorization").unwrap_or_default();
-        let ok = match &self.auth {
-            ReceiverAuth::Bearer(token) => header
-                .strip_prefix("Bearer ")
-                .is_some_and(|t| token.matches(t.trim())),
-            ReceiverAuth::Basic { user, password } => {
-                basic_auth_matches(Some(header), user, password)
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Unauthenticated {
-                detail: "missing or wrong Alertmanager receiver credentials".into(),
-            })
-        }
     }
 
     /// Maps a webhook payload to alerts.
@@ -233,8 +201,13 @@ impl AlertSource for AlertmanagerSource {
         "alertmanager"
     }
 
+    /// An Alertmanager webhook is an object with `alerts` and `receiver`.
+    fn accepts(&self, request: &InboundRequest) -> bool {
+        request.has_json_fields(&["alerts", "receiver"])
+    }
+
     async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>> {
-        self.authenticate(request)?;
+        self.auth.check(request)?;
         self.normalize(&request.body)
     }
 }

@@ -13,10 +13,10 @@
 //!   rules.
 //!
 //! ```
-//! use infraai_prometheus::{AlertmanagerSource, ReceiverAuth};
-//! use infraai_core::Secret;
+//! use infraai_prometheus::AlertmanagerSource;
+//! use infraai_core::{Secret, WebhookAuth};
 //!
-//! let source = AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new("token")));
+//! let source = AlertmanagerSource::new(WebhookAuth::Token(Secret::new("token")));
 //! let body = br#"{"version":"4","alerts":[{"status":"firing","fingerprint":"3f2a9c1d7b6e4a05",
 //!   "labels":{"alertname":"HighCPU","instance":"web-1:9100","severity":"critical"},
 //!   "annotations":{"value":"0.97"},"startsAt":"2026-11-25T16:00:00Z"}]}"#;
@@ -29,5 +29,5 @@
 mod alertmanager;
 mod query;
 
-pub use alertmanager::{AlertmanagerSource, LabelMapping, ReceiverAuth};
+pub use alertmanager::{AlertmanagerSource, LabelMapping};
 pub use query::{rules_file, PromQueries, PrometheusMetrics};

@@ -29,7 +29,7 @@ fn bearer(body: Vec<u8>, token: &str) -> InboundRequest {
 
 #[tokio::test]
 async fn firing_then_resolved_through_the_ops_loop() {
-    let source = AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new("am-token")));
+    let source = AlertmanagerSource::new(WebhookAuth::Token(Secret::new("am-token")));
     let firing = source
         .receive(&bearer(fixture("webhook-firing.json"), "am-token"))
         .await
@@ -84,7 +84,7 @@ async fn firing_then_resolved_through_the_ops_loop() {
 
 #[tokio::test]
 async fn auth_and_bad_payloads() {
-    let source = AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new("am-token")));
+    let source = AlertmanagerSource::new(WebhookAuth::Token(Secret::new("am-token")));
     for r in [
         bearer(fixture("webhook-firing.json"), "nope"),
         InboundRequest {
@@ -128,7 +128,7 @@ async fn auth_and_bad_payloads() {
 
 #[test]
 fn a_truncated_notification_records_what_it_carries_and_warns_of_the_rest() {
-    let source = AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new("am-token")));
+    let source = AlertmanagerSource::new(WebhookAuth::Token(Secret::new("am-token")));
     let mut payload: serde_json::Value =
         serde_json::from_slice(&fixture("webhook-firing.json")).unwrap();
     let carried = payload["alerts"].as_array().unwrap().len();
@@ -317,7 +317,7 @@ fn monitoring_policies_become_alerting_rules() {
     // An alert from this rule maps back to the same resource and threshold.
     let body = json!({"version": "4", "alerts": [{"status": "firing", "fingerprint": "ab",
         "labels": rule["labels"], "annotations": {"value": "1.2"}}]});
-    let a = AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new("t")))
+    let a = AlertmanagerSource::new(WebhookAuth::Token(Secret::new("t")))
         .normalize(&serde_json::to_vec(&body).unwrap())
         .unwrap()
         .remove(0);

@@ -72,8 +72,6 @@ pub struct Shared {
     pub operator_token: Arc<str>,
     /// Operator name (`web:<name>`).
     pub operator_name: Arc<str>,
-    /// Alert webhook token.
-    pub webhook_token: Arc<str>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Runs accepted by `/execute` and not yet finished.
@@ -88,8 +86,8 @@ pub struct Shared {
     pub metric_source: Arc<dyn MetricSource>,
     /// PromQL of the cloud's metrics (for the exported alerting rules).
     pub prom_queries: Arc<PromQueries>,
-    /// AWS SNS alarm notifications on `/ops/webhook`, when configured.
-    pub sns: Option<Arc<infraai_aws::SnsAlertSource>>,
+    /// The alert sources of `/ops/webhook`, in the order they are asked.
+    pub alert_sources: Vec<Arc<dyn AlertSource>>,
     /// New incidents to decide, in arrival order: a few workers
     /// ([`decision_workers`]) take them, so an alert flood queues ids (16
     /// bytes each) rather than spawning one large decision task per alert.
@@ -247,7 +245,7 @@ fn operator_only(mut routes: OpenApiRouter<AppState>, state: &AppState) -> OpenA
 
 // ------------------------------------------------------------ middleware
 
-pub(crate) fn same(a: &str, b: &str) -> bool {
+fn same(a: &str, b: &str) -> bool {
     !b.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 

@@ -18,4 +18,4 @@ pub mod server;
 pub mod test_hooks;
 pub mod wiring;
 
-pub use server::run;
+pub use server::{run, run_wired};

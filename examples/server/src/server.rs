@@ -65,6 +65,16 @@ impl Token {
 
 /// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_wired(config, |_| {}).await
+}
+
+/// [`run`] with the adapters changed by `customize` before the server
+/// starts, e.g. an embedder's own alert source added to
+/// [`crate::wiring::Wiring::alert_sources`].
+pub async fn run_wired(
+    config: Config,
+    customize: impl FnOnce(&mut crate::wiring::Wiring),
+) -> anyhow::Result<()> {
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -72,6 +82,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let webhook = Token::load(&config, &config.server.webhook_token, "webhook-token")?;
     let metrics = Arc::new(Metrics::default());
     let mut w = crate::wiring::build(&config, &webhook.value, metrics.clone()).await?;
+    customize(&mut w);
     if let Some(delay) = crate::test_hooks::action_delay(&config)? {
         w.actions = Arc::new(crate::test_hooks::DelayedActions::new(w.actions, delay));
         w.report.push(format!(
@@ -104,7 +115,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         discord: w.discord,
         operator_token: operator.value.into(),
         operator_name: config.server.operator_name.clone().into(),
-        webhook_token: webhook.value.into(),
         metrics,
         executing: executing.clone(),
         shutdown: shutdown_rx.clone(),
@@ -112,7 +122,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         replica_id: config.server.replica_id.clone().into(),
         metric_source: w.metrics.clone(),
         prom_queries: w.prom_queries,
-        sns: w.sns,
+        alert_sources: w.alert_sources,
         decide,
         ingesting,
     });

@@ -1,60 +1,19 @@
 //! The alert webhooks: authentication, normalization, and recording.
 
 use super::{body_within, inbound, parse};
-use crate::app::{same, AppState, Ingesting, ALERT_BODY_LIMIT};
+use crate::app::{AppState, Ingesting, ALERT_BODY_LIMIT};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::AlertBatch;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use infraai_core::*;
-use infraai_gcp::GcpWebhookSource;
-use infraai_prometheus::{AlertmanagerSource, ReceiverAuth};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use tracing::warn;
 use utoipa::ToSchema;
-
-/// Header carrying the alert-webhook token (or query parameter `token`).
-pub const WEBHOOK_TOKEN_HEADER: &str = "x-infraai-webhook-token";
-
-/// Checks the alert-webhook token: `X-Infraai-Webhook-Token` (or
-/// `X-Infraai-Token`), `?token=`, or `Authorization: Bearer`.
-fn check_webhook_token(
-    s: &AppState,
-    headers: &HeaderMap,
-    query: &BTreeMap<String, String>,
-) -> ApiResult<()> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let given = headers
-        .get(WEBHOOK_TOKEN_HEADER)
-        .or_else(|| headers.get("x-infraai-token"))
-        .and_then(|v| v.to_str().ok())
-        .or(query.get("token").map(String::as_str))
-        .or(bearer);
-    match given {
-        Some(t) if same(t, &s.webhook_token) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("wrong webhook token")),
-        None => Err(ApiError::unauthorized(format!(
-            "missing webhook token: send header {WEBHOOK_TOKEN_HEADER}, Authorization: Bearer, or query parameter token"
-        ))),
-    }
-}
-
-fn alertmanager_alerts(raw: &[u8]) -> ApiResult<Vec<Alert>> {
-    // The server authenticated the request; the source only normalizes.
-    static SOURCE: std::sync::LazyLock<AlertmanagerSource> = std::sync::LazyLock::new(|| {
-        AlertmanagerSource::new(ReceiverAuth::Bearer(Secret::new(String::new())))
-    });
-    Ok(SOURCE.normalize(raw)?)
-}
 
 /// Receive alerts: GCP Cloud Monitoring, AWS SNS, Alertmanager, or the core `Alert` JSON.
 ///
@@ -73,54 +32,15 @@ pub(crate) async fn alert_webhook(
     Query(query): Query<BTreeMap<String, String>>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
-    check_webhook_token(&s, &headers, &query)?;
-    let raw = body_within(b, ALERT_BODY_LIMIT)?;
-    let value: Value = parse(&raw)?;
-    // Authenticated above; the sources only normalize (SNS also verifies the
-    // message signature: the subscription is confirmed only when it holds).
-    let alerts: Vec<Alert> = if headers.contains_key("x-amz-sns-message-type")
-        || ["Type", "TopicArn", "Signature"]
-            .iter()
-            .all(|k| value.get(k).is_some())
-    {
-        let Some(sns) = &s.sns else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "AWS SNS messages are not accepted here: run with INFRAAI_CLOUD=aws and INFRAAI_AWS_ACCOUNT_ID",
-            ));
-        };
-        let alerts = sns.receive(&inbound(&headers, query, raw)).await?;
-        if alerts.is_empty() {
-            // Subscription confirmations and OK-less states: handled, nothing to record.
-            return Ok(Json(Accepted::nothing(
-                "SNS message handled; no alert in it",
-            )));
-        }
-        alerts
-    } else if value.get("incident").is_some() {
-        // A Cloud Monitoring notification (schema 1.2).
-        let alerts: Vec<Alert> = GcpWebhookSource::normalize(&raw)?.into_iter().collect();
-        if alerts.is_empty() {
-            // Console test notifications carry placeholders: acknowledge, record nothing.
-            return Ok(Json(Accepted::nothing("test notification ignored")));
-        }
-        alerts
-    } else if value.get("alerts").is_some() && value.get("receiver").is_some() {
-        // An Alertmanager webhook (version 4).
-        alertmanager_alerts(&raw)?
-    } else {
-        match value {
-            Value::Array(_) => serde_json::from_value(value),
-            v => serde_json::from_value(v).map(|a| vec![a]),
-        }
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("invalid alert: {e}"),
-            )
-        })?
+    // The first alert source that accepts the request takes it.
+    let req = inbound(&headers, query, body_within(b, ALERT_BODY_LIMIT)?);
+    let Some(source) = s.alert_sources.iter().find(|a| a.accepts(&req)) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no alert source takes this request",
+        ));
     };
-    ingest(&s, alerts).await
+    receive(&s, source.as_ref(), &req, "a JSON object is expected").await
 }
 
 /// Alertmanager's webhook receiver (payload version 4) only.
@@ -137,20 +57,43 @@ pub(crate) async fn alertmanager_webhook(
     Query(query): Query<BTreeMap<String, String>>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
-    check_webhook_token(&s, &headers, &query)?;
-    let raw = body_within(b, ALERT_BODY_LIMIT)?;
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "request body is empty; an Alertmanager webhook (version 4) is expected",
-        ));
-    }
-    match alertmanager_alerts(&raw) {
-        Ok(alerts) => ingest(&s, alerts).await,
-        Err(e) => {
-            // Not JSON at all: 400 like every route; a wrong shape stays 422.
-            let _: serde::de::IgnoredAny = parse(&raw)?;
-            Err(e)
+    let Some(source) = s.alert_sources.iter().find(|a| a.name() == "alertmanager") else {
+        return Err(ApiError::not_found("no Alertmanager source is configured"));
+    };
+    let req = inbound(&headers, query, body_within(b, ALERT_BODY_LIMIT)?);
+    let expected = "an Alertmanager webhook (version 4) is expected";
+    receive(&s, source.as_ref(), &req, expected).await
+}
+
+/// Has `source` authenticate and normalize a delivery, then records its
+/// alerts. A body that is empty or not JSON at all is a 400 (`expected`
+/// says what it should be), like on every route; a wrong shape is a 422.
+async fn receive(
+    s: &AppState,
+    source: &dyn AlertSource,
+    req: &InboundRequest,
+    expected: &str,
+) -> ApiResult<Json<Accepted>> {
+    let alerts = match source.receive(req).await {
+        Ok(alerts) => alerts,
+        Err(Error::Unauthenticated { detail }) => return Err(ApiError::unauthorized(detail)),
+        Err(Error::Forbidden { detail }) => {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, detail))
         }
+        Err(e @ Error::Invalid { .. }) => {
+            if req.body.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::bad_request(format!(
+                    "request body is empty; {expected}"
+                )));
+            }
+            let _: serde::de::IgnoredAny = parse(&req.body)?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match source.empty_delivery_note() {
+        Some(note) if alerts.is_empty() => Ok(Json(Accepted::nothing(note))),
+        _ => ingest(s, alerts).await,
     }
 }
 

@@ -317,7 +317,7 @@ async fn aws_cloud(
     if aws.aws_ami.is_none() {
         lines.push("aws: no INFRAAI_AWS_AMI — configurations validate, but a plan cannot apply without an AMI".into());
     }
-    let sns = sns_source(aws, &region, &mut lines);
+    let sns = sns_source(aws, &region, webhook_token, &mut lines);
     if config.server.public_url.is_none() {
         lines.push("aws: no INFRAAI_PUBLIC_URL — alarms are created without the SNS subscription to this server".into());
     }
@@ -363,10 +363,11 @@ fn aws_clients(
 }
 
 /// SNS alarm notifications, accepted from the account's `infraai-alerts-*`
-/// topics only (none without an account id).
+/// topics only (none without an account id), with the webhook token.
 fn sns_source(
     aws: &AwsSettings,
     region: &str,
+    webhook_token: &str,
     lines: &mut Vec<String>,
 ) -> Option<Arc<SnsAlertSource>> {
     let Some(account) = &aws.aws_account_id else {
@@ -376,9 +377,11 @@ fn sns_source(
     lines.push(format!(
         "aws: SNS alarm notifications on /ops/webhook from topics arn:aws:sns:{region}:{account}:infraai-alerts-* (signatures verified)"
     ));
-    Some(Arc::new(SnsAlertSource::new(SnsConfig::new(vec![
-        format!("arn:aws:sns:{region}:{account}:infraai-alerts-*"),
-    ]))))
+    let mut sns = SnsConfig::new(vec![format!(
+        "arn:aws:sns:{region}:{account}:infraai-alerts-*"
+    )]);
+    sns.auth = Some(WebhookAuth::Token(Secret::new(webhook_token)));
+    Some(Arc::new(SnsAlertSource::new(sns)))
 }
 
 /// What the real clouds need, shown when the local or simulated cloud runs.

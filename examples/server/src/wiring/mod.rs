@@ -16,7 +16,7 @@ use infraai_aws::SnsAlertSource;
 use infraai_core::llm::LlmObserver;
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
-use infraai_prometheus::PromQueries;
+use infraai_prometheus::{AlertmanagerSource, PromQueries};
 use infraai_store::{PostgresConfig, PostgresStore, SqliteStore};
 use infraai_telegram::TelegramApprover;
 use std::sync::Arc;
@@ -49,8 +49,9 @@ pub struct Wiring {
     pub registry: Arc<MetricProfileRegistry>,
     /// PromQL of the cloud's metrics (re-checks through Prometheus, rules export).
     pub prom_queries: Arc<PromQueries>,
-    /// AWS SNS alarm notifications, when the cloud is AWS with an account id.
-    pub sns: Option<Arc<SnsAlertSource>>,
+    /// The alert sources of `/ops/webhook`, asked in order: a delivery goes
+    /// to the first that accepts it (the core alert JSON, last, takes any).
+    pub alert_sources: Vec<Arc<dyn AlertSource>>,
     /// One line per port: which adapter is active and what a real one needs.
     pub report: Vec<String>,
 }
@@ -178,7 +179,44 @@ pub async fn build(
         approvers: channels.approvers,
         registry,
         prom_queries,
-        sns,
+        alert_sources: alert_sources(sns, webhook_token),
         report,
     })
+}
+
+/// The alert sources of `/ops/webhook`, each behind the webhook token.
+fn alert_sources(sns: Option<Arc<SnsAlertSource>>, token: &str) -> Vec<Arc<dyn AlertSource>> {
+    let token = WebhookAuth::Token(Secret::new(token));
+    let sns: Arc<dyn AlertSource> = match sns {
+        Some(sns) => sns,
+        None => Arc::new(SnsRefused(token.clone())),
+    };
+    vec![
+        sns,
+        Arc::new(infraai_gcp::GcpWebhookSource::new(token.clone())),
+        Arc::new(AlertmanagerSource::new(token.clone())),
+        Arc::new(AlertJsonSource::new(token)),
+    ]
+}
+
+/// SNS deliveries when SNS is not configured: refused with what it needs.
+struct SnsRefused(WebhookAuth);
+
+#[async_trait::async_trait]
+impl AlertSource for SnsRefused {
+    fn name(&self) -> &str {
+        "aws-sns"
+    }
+
+    fn accepts(&self, request: &InboundRequest) -> bool {
+        infraai_aws::is_sns_delivery(request)
+    }
+
+    async fn receive(&self, request: &InboundRequest) -> Result<Vec<Alert>> {
+        self.0.check(request)?;
+        let detail = "AWS SNS messages are not accepted here: run with INFRAAI_CLOUD=aws and INFRAAI_AWS_ACCOUNT_ID";
+        Err(Error::Forbidden {
+            detail: detail.into(),
+        })
+    }
 }

@@ -101,7 +101,7 @@ async fn main() -> Result<()> {
                     .with_audit(store.clone())
                     .with_budget(budget.clone()),
             ),
-            approver: Arc::new(RecordingApprover::default()),
+            notifier: Arc::new(RecordingApprover::default()),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.4])),
             registry: Arc::new(infraai::testing::profiles()),

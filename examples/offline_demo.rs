@@ -113,7 +113,7 @@ async fn main() -> Result<()> {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(rules::RulePolicy),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
             registry,

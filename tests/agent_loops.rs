@@ -62,7 +62,7 @@ fn ops_with(store: Arc<MemoryStore>, metric_after: Vec<f64>, actions: RecordingA
         OpsDeps {
             store,
             policy: policy.clone(),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: actions.clone(),
             metrics: metrics.clone(),
             registry: Arc::new(infraai::testing::profiles()),
@@ -738,7 +738,7 @@ async fn a_failing_policy_escalates_to_a_human() {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(policy),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.1])),
             registry: Arc::new(infraai::testing::profiles()),
@@ -923,7 +923,7 @@ async fn an_unauthenticated_flood_is_audited_within_a_bound() {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(rules::RulePolicy),
-            approver: Arc::new(RecordingApprover::default()),
+            notifier: Arc::new(RecordingApprover::default()),
             actions: Arc::new(RecordingActions::default()),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
             registry: Arc::new(infraai::testing::profiles()),

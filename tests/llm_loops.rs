@@ -99,7 +99,7 @@ async fn recorded_llm_exchanges_drive_both_loops() {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(policy),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.4])),
             registry: Arc::new(infraai::testing::profiles()),

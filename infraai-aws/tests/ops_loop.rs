@@ -148,7 +148,7 @@ async fn sns_alarm_to_approved_reboot_to_resolved() {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(rules::RulePolicy),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions,
             metrics,
             registry: Arc::new(registry),

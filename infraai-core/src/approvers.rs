@@ -1,12 +1,19 @@
-//! Who may approve, reject, stop or resume: an allow-list per channel.
+//! Human channels in core: who may approve, reject, stop or resume (an
+//! allow-list per channel), the web channel's notifier, and the fan-out
+//! layer over every configured notifier.
 //!
 //! Authentication (a valid signature, bot secret or operator token) says who
-//! sent a command; this list says whether that person may command the agent.
-//! Being in the chat is not authorization.
+//! sent a command; the allow-list says whether that person may command the
+//! agent. Being in the chat is not authorization.
 
 use crate::domain::Actor;
+use crate::traits::{ApprovalRequest, Notification, Notifier};
+use crate::{Error, Result};
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tracing::{info, warn};
 
 /// Allow-listed approvers: channel → user ids and `role:<id>` entries; the
 /// entry `*` allows every authenticated actor of that channel (meant for the
@@ -61,6 +68,79 @@ impl ApproverAllowList {
                     .roles
                     .iter()
                     .any(|r| entries.contains(&format!("role:{r}"))))
+    }
+}
+
+/// The dashboard/API channel. Approval requests need no delivery: pending
+/// incidents are listed by `GET /ops/alerts?status=pending` and shown on the
+/// dashboard; commands arrive as authenticated API calls, whose responses
+/// carry the outcome. It logs what it would send.
+pub struct WebNotifier;
+
+#[async_trait]
+impl Notifier for WebNotifier {
+    fn channel(&self) -> &str {
+        "web"
+    }
+
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<()> {
+        info!(incident_id = %request.incident.id, "approval pending on the dashboard");
+        Ok(())
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<()> {
+        info!(incident_id = ?notification.incident_id, title = %notification.title, "notification");
+        Ok(())
+    }
+}
+
+/// Sends every request and notification to each of its notifiers; one that
+/// fails does not keep the message from the others.
+pub struct FanoutNotifier {
+    notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+impl FanoutNotifier {
+    /// Fan-out over `notifiers`.
+    pub fn new(notifiers: Vec<Arc<dyn Notifier>>) -> Self {
+        Self { notifiers }
+    }
+
+    /// Failures of one send, as one retryable error naming each channel.
+    fn failed(op: &str, failures: Vec<String>) -> Result<()> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(Error::backend("approvers", op, true, failures.join("; ")))
+    }
+}
+
+#[async_trait]
+impl Notifier for FanoutNotifier {
+    fn channel(&self) -> &str {
+        "fanout"
+    }
+
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<()> {
+        let mut failures = Vec::new();
+        for n in &self.notifiers {
+            if let Err(e) = n.request_approval(request).await {
+                warn!(channel = n.channel(), error = %e, "approval request not delivered");
+                failures.push(format!("{}: {e}", n.channel()));
+            }
+        }
+        Self::failed("request_approval", failures)
+    }
+
+    async fn notify(&self, notification: &Notification) -> Result<()> {
+        let mut failures = Vec::new();
+        for n in &self.notifiers {
+            if let Err(e) = n.notify(notification).await {
+                warn!(channel = n.channel(), error = %e, "notification not delivered");
+                failures.push(format!("{}: {e}", n.channel()));
+            }
+        }
+        Self::failed("notify", failures)
     }
 }
 

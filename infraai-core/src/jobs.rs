@@ -384,7 +384,7 @@ mod tests {
             crate::OpsDeps {
                 store,
                 policy: Arc::new(crate::rules::RulePolicy),
-                approver: Arc::new(RecordingApprover::default()),
+                notifier: Arc::new(RecordingApprover::default()),
                 actions,
                 metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
                 registry: Arc::new(crate::testing::profiles()),

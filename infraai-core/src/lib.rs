@@ -11,7 +11,7 @@
 //!   [`Verifier`] → [`Deployment`] in the [`MetadataStore`].
 //! * **Ops loop** ([`OpsAgent`]): [`Alert`] → incident (deduplicated by
 //!   fingerprint) → [`DecisionPolicy`] → [`Guardrails`] → execute, or ask a
-//!   human through an [`Approver`] → [`ActionHandler`] → [`MetricSource`]
+//!   human through a [`Notifier`] → [`ActionHandler`] → [`MetricSource`]
 //!   re-check → resolved or re-escalated. Every step writes an [`AuditRecord`].
 //!
 //! The LLM recommends; code decides: decisions are parsed against their
@@ -81,7 +81,7 @@ mod webhook;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use approvers::ApproverAllowList;
+pub use approvers::{ApproverAllowList, FanoutNotifier, WebNotifier};
 pub use deploy::{DeployAgent, DeployConfig, DeployDeps};
 pub use domain::*;
 pub use error::{BoxError, Error, Result};

@@ -369,16 +369,25 @@ pub struct Notification {
     pub body: String,
 }
 
-/// A channel through which humans approve, reject or stop the agent.
-#[cfg_attr(feature = "testing", mockall::automock)]
+/// Sends messages to humans: approval requests, and notifications (outcomes,
+/// escalations) that ask for no button press.
 #[async_trait]
-pub trait Approver: Send + Sync {
+pub trait Notifier: Send + Sync {
     /// Channel name (`web`, `telegram`, `discord`).
     fn channel(&self) -> &str;
     /// Sends an approval request.
     async fn request_approval(&self, request: &ApprovalRequest) -> Result<()>;
     /// Sends a notification.
     async fn notify(&self, notification: &Notification) -> Result<()>;
+}
+
+/// A channel humans command the agent through: it authenticates a delivery,
+/// parses the commands it carries, and answers each on the channel it came
+/// from. Who may command is decided by core ([`crate::ApproverAllowList`]).
+#[async_trait]
+pub trait InboundChannel: Send + Sync {
+    /// Channel name (`telegram`, `discord`).
+    fn channel(&self) -> &str;
     /// Authenticates an inbound request from the channel and parses the
     /// human commands it carries ([`crate::Error::Unauthenticated`] when the
     /// request is not from the channel). Requests that carry no command
@@ -388,10 +397,11 @@ pub trait Approver: Send + Sync {
     /// edits the request message, replies in the chat).
     async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()>;
     /// Tells the sender, and only them, that their command was refused (not
-    /// an allow-listed approver). Unlike [`Approver::acknowledge`] it must
-    /// leave the request message and its buttons as they are, so a stranger
-    /// cannot strip them. Defaults to [`Approver::acknowledge`], for channels
-    /// whose acknowledgement is private anyway.
+    /// an allow-listed approver). Unlike [`InboundChannel::acknowledge`] it
+    /// must leave the request message and its buttons as they are, so a
+    /// stranger cannot strip them. Defaults to
+    /// [`InboundChannel::acknowledge`], for channels whose acknowledgement is
+    /// private anyway.
     async fn refuse(&self, reply: &HumanReply, refusal: &str) -> Result<()> {
         self.acknowledge(reply, refusal).await
     }

@@ -1,12 +1,13 @@
-//! The Discord [`Approver`] and the interactions endpoint.
+//! The Discord channel: a [`Notifier`], an [`InboundChannel`] and the
+//! interactions endpoint.
 
 use crate::client::RestClient;
 use crate::config::DiscordConfig;
 use crate::verify::{PublicKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use async_trait::async_trait;
 use infraai_core::{
-    Actor, ApprovalRequest, Approver, AuthRefusal, Error, HumanCommand, HumanReply, InboundRequest,
-    IncidentId, Notification, OpsAgent, RequestOrigin, Result,
+    Actor, ApprovalRequest, AuthRefusal, Error, HumanCommand, HumanReply, InboundChannel,
+    InboundRequest, IncidentId, Notification, Notifier, OpsAgent, RequestOrigin, Result,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -230,7 +231,7 @@ impl DiscordApprover {
 }
 
 #[async_trait]
-impl Approver for DiscordApprover {
+impl Notifier for DiscordApprover {
     fn channel(&self) -> &str {
         "discord"
     }
@@ -258,6 +259,13 @@ impl Approver for DiscordApprover {
         let path = format!("/channels/{}/messages", self.client.config().channel_id);
         self.client.send(Method::POST, &path, &body).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundChannel for DiscordApprover {
+    fn channel(&self) -> &str {
+        "discord"
     }
 
     async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>> {

@@ -69,7 +69,7 @@ fn signed(body: &Value) -> InboundRequest {
 }
 
 /// Ada is allowed through her on-call role, not her id.
-async fn ops(approver: Arc<dyn Approver>) -> TestOps {
+async fn ops(approver: Arc<dyn Notifier>) -> TestOps {
     TestOps::new(
         approver,
         ApproverAllowList::none().allow_role("discord", "1000000000000000100"),

@@ -206,7 +206,7 @@ async fn deploy_load_scale_up_restart_destroy() {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(rules::RulePolicy),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: Arc::new(LocalActions::new(
                 runner.clone(),
                 store.clone(),

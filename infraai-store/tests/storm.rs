@@ -34,7 +34,7 @@ async fn ten_thousand_duplicates_make_one_decision_and_one_notification() {
         OpsDeps {
             store: store.clone(),
             policy: policy.clone(),
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
             registry: Arc::new(infraai_core::testing::profiles()),

@@ -1,4 +1,4 @@
-//! The Telegram [`Approver`].
+//! The Telegram channel: a [`Notifier`] and an [`InboundChannel`].
 
 use crate::client::BotClient;
 use crate::config::TelegramConfig;
@@ -8,8 +8,8 @@ use crate::format::{
 use crate::wire::{Message, Update, User};
 use async_trait::async_trait;
 use infraai_core::{
-    Actor, ApprovalRequest, Approver, Error, HumanCommand, HumanReply, InboundRequest, IncidentId,
-    Notification, Result,
+    Actor, ApprovalRequest, Error, HumanCommand, HumanReply, InboundChannel, InboundRequest,
+    IncidentId, Notification, Notifier, Result,
 };
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
@@ -187,7 +187,7 @@ fn parse_callback(data: &str) -> Option<HumanCommand> {
 }
 
 #[async_trait]
-impl Approver for TelegramApprover {
+impl Notifier for TelegramApprover {
     fn channel(&self) -> &str {
         "telegram"
     }
@@ -213,6 +213,13 @@ impl Approver for TelegramApprover {
             .send_message(chat, &notification_message(notification), None, None)
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundChannel for TelegramApprover {
+    fn channel(&self) -> &str {
+        "telegram"
     }
 
     async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>> {

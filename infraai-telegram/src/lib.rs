@@ -7,7 +7,7 @@
 //! button presses and the text replies `1`/`YES`, `2`/`NO`,
 //! `STOP AUTONOMY`, `RESUME AUTONOMY` into [`infraai_core::HumanCommand`]s.
 //!
-//! Inbound, either a webhook ([`Approver::parse_inbound`] checks the
+//! Inbound, either a webhook ([`InboundChannel::parse_inbound`] checks the
 //! `X-Telegram-Bot-Api-Secret-Token` header in constant time) or long polling
 //! ([`TelegramPoller`], offset persisted in the store). Who may command the
 //! agent is decided by core's [`infraai_core::ApproverAllowList`]: being in
@@ -18,7 +18,7 @@
 //! retried after `retry_after`.
 //!
 //! ```no_run
-//! use infraai_core::{Approver, Secret};
+//! use infraai_core::{Notifier, Secret};
 //! use infraai_telegram::{TelegramApprover, TelegramConfig};
 //!
 //! let mut config = TelegramConfig::new(Secret::new("123456:ABC-token"), 111111111);
@@ -27,7 +27,7 @@
 //! assert_eq!(approver.channel(), "telegram");
 //! ```
 //!
-//! [`Approver::parse_inbound`]: infraai_core::Approver::parse_inbound
+//! [`InboundChannel::parse_inbound`]: infraai_core::InboundChannel::parse_inbound
 
 #![deny(missing_docs)]
 

@@ -66,7 +66,7 @@ async fn calls(server: &MockServer, m: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn ops(approver: Arc<dyn Approver>) -> TestOps {
+async fn ops(approver: Arc<dyn Notifier>) -> TestOps {
     TestOps::new(
         approver,
         ApproverAllowList::none().allow_user("telegram", ADA.to_string()),

@@ -367,7 +367,7 @@ mod tests {
             OpsDeps {
                 store: store.clone(),
                 policy: Arc::new(RulePolicy),
-                approver: Arc::new(RecordingApprover::default()),
+                notifier: Arc::new(RecordingApprover::default()),
                 actions: Arc::new(RecordingActions::default()),
                 metrics: Arc::new(ScriptedMetrics::new(vec![0.1])),
                 registry: Arc::new(infraai_core::testing::profiles()),

@@ -6,7 +6,6 @@
 //! calls [`run`].
 
 pub mod app;
-pub mod approvers;
 pub mod config;
 pub mod error;
 pub mod metrics;

@@ -158,7 +158,7 @@ fn agents(
     // Stop diagnoses of the deploy loop (quota, API, permission) reach the
     // same channels as the ops loop's notifications.
     let deploy = Arc::new(
-        DeployAgent::new(w.deploy.clone(), deploy_config).with_notifier(w.approver.clone()),
+        DeployAgent::new(w.deploy.clone(), deploy_config).with_notifier(w.notifier.clone()),
     );
     let ops = Arc::new(OpsAgent::new(
         OpsDeps {
@@ -166,7 +166,7 @@ fn agents(
             // commits them (workers, approvals, watcher, recovery).
             store: Arc::new(Observed::new(w.store.clone(), metrics.clone())),
             policy: w.policy.clone(),
-            approver: w.approver.clone(),
+            notifier: w.notifier.clone(),
             actions: w.actions.clone(),
             metrics: w.metrics.clone(),
             registry: w.registry.clone(),

@@ -99,7 +99,7 @@ pub struct DeployAgent {
     config: DeployConfig,
     active: Mutex<HashSet<RunId>>,
     classifier: ApplyFailureClassifier,
-    notifier: Option<Arc<dyn Approver>>,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 /// Removes a run from the active set when execution ends, however it ends.
@@ -134,9 +134,9 @@ impl DeployAgent {
     }
 
     /// Sends stop diagnoses (quota, API, permission, unknown, retries
-    /// exhausted) to humans through this channel's [`Approver::notify`].
-    pub fn with_notifier(mut self, approver: Arc<dyn Approver>) -> Self {
-        self.notifier = Some(approver);
+    /// exhausted) to humans through this channel's [`Notifier::notify`].
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 

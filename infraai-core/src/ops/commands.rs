@@ -106,7 +106,7 @@ impl OpsAgent {
         })
     }
 
-    /// Authenticates and parses an inbound chat/web request with `approver`,
+    /// Authenticates and parses an inbound chat request with `channel`,
     /// applies each command (detached: actions run in the background), and
     /// acknowledges each one on its channel with the outcome or the refusal.
     /// [`Error::Unauthenticated`] (bad signature or secret) is returned before
@@ -114,10 +114,10 @@ impl OpsAgent {
     /// The refusal is audited ([`OpsAgent::audit_auth_refusal`]).
     pub async fn handle_inbound(
         self: &Arc<Self>,
-        approver: &dyn Approver,
+        channel: &dyn InboundChannel,
         request: &InboundRequest,
     ) -> Result<Vec<Result<CommandOutcome>>> {
-        self.handle_inbound_from(approver, request, &RequestOrigin::default())
+        self.handle_inbound_from(channel, request, &RequestOrigin::default())
             .await
     }
 
@@ -125,15 +125,15 @@ impl OpsAgent {
     /// known, so that an authentication refusal is audited with them.
     pub async fn handle_inbound_from(
         self: &Arc<Self>,
-        approver: &dyn Approver,
+        channel: &dyn InboundChannel,
         request: &InboundRequest,
         origin: &RequestOrigin,
     ) -> Result<Vec<Result<CommandOutcome>>> {
-        let replies = match approver.parse_inbound(request).await {
+        let replies = match channel.parse_inbound(request).await {
             Ok(r) => r,
             Err(Error::Unauthenticated { detail }) => {
                 self.audit_auth_refusal(&AuthRefusal::from_origin(
-                    approver.channel(),
+                    channel.channel(),
                     detail.clone(),
                     origin,
                 ))
@@ -142,7 +142,7 @@ impl OpsAgent {
             }
             Err(e) => return Err(e),
         };
-        Ok(self.apply_replies(approver, replies).await)
+        Ok(self.apply_replies(channel, replies).await)
     }
 
     /// Audits a request refused because it could not be authenticated (a
@@ -155,27 +155,27 @@ impl OpsAgent {
         self.refusals.refuse(&self.deps.store, refusal).await;
     }
 
-    /// Applies already-authenticated replies from `approver`'s channel
+    /// Applies already-authenticated replies from `channel`
     /// (detached) and acknowledges each on that channel. Used by webhooks
     /// through [`OpsAgent::handle_inbound`] and by pollers directly.
     pub async fn apply_replies(
         self: &Arc<Self>,
-        approver: &dyn Approver,
+        channel: &dyn InboundChannel,
         replies: Vec<HumanReply>,
     ) -> Vec<Result<CommandOutcome>> {
         let mut results = Vec::with_capacity(replies.len());
         for reply in replies {
             let result = self.handle_command_detached(&reply).await;
             let answered = match &result {
-                Ok(outcome) => approver.acknowledge(&reply, &outcome.message).await,
-                Err(Error::Forbidden { detail }) => approver.refuse(&reply, detail).await,
+                Ok(outcome) => channel.acknowledge(&reply, &outcome.message).await,
+                Err(Error::Forbidden { detail }) => channel.refuse(&reply, detail).await,
                 Err(e) => {
                     let text = format!("Could not apply the command: {e}");
-                    approver.acknowledge(&reply, &text).await
+                    channel.acknowledge(&reply, &text).await
                 }
             };
             if let Err(e) = answered {
-                warn!(channel = approver.channel(), error = %e, "acknowledgement failed");
+                warn!(channel = channel.channel(), error = %e, "acknowledgement failed");
             }
             results.push(result);
         }

@@ -178,17 +178,17 @@ impl OpsAgent {
         };
         let outcome = match self
             .deps
-            .approver
+            .notifier
             .request_approval(&ApprovalRequest {
                 incident: incident.clone(),
                 preview: preview.clone(),
             })
             .await
         {
-            Ok(()) => format!("sent via {}", self.deps.approver.channel()),
+            Ok(()) => format!("sent via {}", self.deps.notifier.channel()),
             Err(e) => {
                 warn!(incident_id = %incident.id, error = %e, "approval request failed");
-                format!("delivery via {} failed: {e}", self.deps.approver.channel())
+                format!("delivery via {} failed: {e}", self.deps.notifier.channel())
             }
         };
         self.audit(

@@ -79,8 +79,8 @@ pub struct OpsDeps {
     pub store: Arc<dyn MetadataStore>,
     /// Recommends decisions.
     pub policy: Arc<dyn DecisionPolicy>,
-    /// Asks humans.
-    pub approver: Arc<dyn Approver>,
+    /// Sends approval requests and outcomes to humans.
+    pub notifier: Arc<dyn Notifier>,
     /// Executes actions.
     pub actions: Arc<dyn ActionHandler>,
     /// Reads metrics for the re-check.
@@ -228,7 +228,7 @@ impl OpsAgent {
                 alert.policy_name, alert.resource, alert.metric
             ),
         };
-        if let Err(e) = self.deps.approver.notify(&n).await {
+        if let Err(e) = self.deps.notifier.notify(&n).await {
             warn!(incident_id = %incident.id, error = %e, "notification failed");
         }
     }

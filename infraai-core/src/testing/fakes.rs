@@ -392,8 +392,8 @@ impl MetricSource for ScriptedMetrics {
     }
 }
 
-/// An [`Approver`] that records what it was asked and parses inbound JSON
-/// bodies as [`HumanReply`] (like the web channel).
+/// A [`Notifier`] and [`InboundChannel`] that records what it was asked and
+/// parses inbound JSON bodies as [`HumanReply`].
 #[derive(Default)]
 pub struct RecordingApprover {
     requests: Mutex<Vec<ApprovalRequest>>,
@@ -419,7 +419,7 @@ impl RecordingApprover {
 }
 
 #[async_trait]
-impl Approver for RecordingApprover {
+impl Notifier for RecordingApprover {
     fn channel(&self) -> &str {
         "recording"
     }
@@ -432,6 +432,13 @@ impl Approver for RecordingApprover {
     async fn notify(&self, notification: &Notification) -> Result<()> {
         lock(&self.notifications).push(notification.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundChannel for RecordingApprover {
+    fn channel(&self) -> &str {
+        "recording"
     }
 
     async fn parse_inbound(&self, request: &InboundRequest) -> Result<Vec<HumanReply>> {

@@ -125,7 +125,7 @@ pub struct TestOps {
 impl TestOps {
     /// Assembles the agent.
     pub async fn new(
-        approver: std::sync::Arc<dyn crate::Approver>,
+        notifier: std::sync::Arc<dyn crate::Notifier>,
         approvers: crate::ApproverAllowList,
     ) -> Self {
         use crate::RunStore;
@@ -140,7 +140,7 @@ impl TestOps {
             crate::OpsDeps {
                 store: store.clone(),
                 policy: Arc::new(crate::rules::RulePolicy),
-                approver,
+                notifier,
                 actions: actions.clone(),
                 metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
                 registry: Arc::new(profiles()),

@@ -1,6 +1,5 @@
 //! The approval channels: the web (always), Telegram and Discord when configured.
 
-use crate::approvers::{FanoutApprover, WebApprover};
 use crate::config::Config;
 use anyhow::Context;
 use infraai_core::*;
@@ -10,8 +9,8 @@ use std::sync::Arc;
 
 /// The configured channels.
 pub(super) struct Approvals {
-    /// All channels together.
-    pub approver: Arc<dyn Approver>,
+    /// Every notifier together (web, and the chat channels configured).
+    pub notifier: Arc<dyn Notifier>,
     /// Telegram, when configured.
     pub telegram: Option<Arc<TelegramApprover>>,
     /// Discord, when configured.
@@ -23,14 +22,14 @@ pub(super) struct Approvals {
 /// The web channel and the configured chat channels, with their allow-lists.
 pub(super) fn approvals(config: &Config, report: &mut Vec<String>) -> anyhow::Result<Approvals> {
     let mut approvers = ApproverAllowList::none().allow_all_authenticated("web");
-    let mut channels: Vec<Arc<dyn Approver>> = vec![Arc::new(WebApprover)];
+    let mut channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(WebNotifier)];
     report.push("approvals: web dashboard/API (operator bearer token)".into());
     let telegram = telegram(config, &mut approvers, report)?;
     let discord = discord(config, &mut approvers, report)?;
-    channels.extend(telegram.clone().map(|t| t as Arc<dyn Approver>));
-    channels.extend(discord.clone().map(|d| d as Arc<dyn Approver>));
+    channels.extend(telegram.clone().map(|t| t as Arc<dyn Notifier>));
+    channels.extend(discord.clone().map(|d| d as Arc<dyn Notifier>));
     Ok(Approvals {
-        approver: Arc::new(FanoutApprover::new(channels)),
+        notifier: Arc::new(FanoutNotifier::new(channels)),
         telegram,
         discord,
         approvers,

@@ -37,8 +37,8 @@ pub struct Wiring {
     pub metrics: Arc<dyn MetricSource>,
     /// Whether the threshold watcher should run (clouds without native alerting).
     pub run_watcher: bool,
-    /// All approval channels together.
-    pub approver: Arc<dyn Approver>,
+    /// Every notifier together (web, and the chat channels configured).
+    pub notifier: Arc<dyn Notifier>,
     /// Telegram, when configured.
     pub telegram: Option<Arc<TelegramApprover>>,
     /// Discord, when configured.
@@ -173,7 +173,7 @@ pub async fn build(
         // incident charts have a history on clouds whose metrics keep none.
         metrics: Arc::new(RecordingMetrics::new(cloud.metrics)),
         run_watcher: cloud.run_watcher,
-        approver: channels.approver,
+        notifier: channels.notifier,
         telegram: channels.telegram,
         discord: channels.discord,
         approvers: channels.approvers,

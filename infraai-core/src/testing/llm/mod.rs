@@ -91,7 +91,7 @@ pub fn llm_ops_with(store: Arc<MemoryStore>, policy: Arc<dyn DecisionPolicy>) ->
         OpsDeps {
             store: store.clone(),
             policy,
-            approver: approver.clone(),
+            notifier: approver.clone(),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.3])),
             registry: Arc::new(crate::testing::profiles()),

@@ -163,7 +163,7 @@ async fn a_decision_whose_fix_just_failed_is_not_reused() {
         OpsDeps {
             store: store.clone(),
             policy: Arc::new(policy),
-            approver: Arc::new(RecordingApprover::default()),
+            notifier: Arc::new(RecordingApprover::default()),
             actions: actions.clone(),
             metrics: Arc::new(ScriptedMetrics::new(vec![0.95, 0.3])),
             registry: Arc::new(crate::testing::profiles()),

@@ -65,8 +65,8 @@ fn signed_notification(state: &str, n: u32) -> InboundRequest {
     m["Signature"] = Value::String(base64::engine::general_purpose::STANDARD.encode(sig));
     InboundRequest {
         headers: BTreeMap::from([("x-amz-sns-message-type".into(), "Notification".into())]),
-        query: BTreeMap::new(),
         body: serde_json::to_vec(&m).unwrap(),
+        ..Default::default()
     }
 }
 

@@ -46,8 +46,8 @@ fn request(body: &Value) -> InboundRequest {
             "x-amz-sns-message-type".to_string(),
             body["Type"].as_str().unwrap_or_default().to_string(),
         )]),
-        query: BTreeMap::new(),
         body: serde_json::to_vec(body).unwrap(),
+        ..Default::default()
     }
 }
 

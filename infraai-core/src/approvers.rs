@@ -106,8 +106,20 @@ impl FanoutNotifier {
         Self { notifiers }
     }
 
-    /// Failures of one send, as one retryable error naming each channel.
-    fn failed(op: &str, failures: Vec<String>) -> Result<()> {
+    /// Sends with `send` through every notifier, then fails (retryable,
+    /// naming each channel that failed) if any did.
+    async fn each<'a, F, Fut>(&'a self, op: &str, send: F) -> Result<()>
+    where
+        F: Fn(&'a dyn Notifier) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mut failures = Vec::new();
+        for n in &self.notifiers {
+            if let Err(e) = send(n.as_ref()).await {
+                warn!(channel = n.channel(), op, error = %e, "not delivered");
+                failures.push(format!("{}: {e}", n.channel()));
+            }
+        }
         if failures.is_empty() {
             return Ok(());
         }
@@ -122,25 +134,12 @@ impl Notifier for FanoutNotifier {
     }
 
     async fn request_approval(&self, request: &ApprovalRequest) -> Result<()> {
-        let mut failures = Vec::new();
-        for n in &self.notifiers {
-            if let Err(e) = n.request_approval(request).await {
-                warn!(channel = n.channel(), error = %e, "approval request not delivered");
-                failures.push(format!("{}: {e}", n.channel()));
-            }
-        }
-        Self::failed("request_approval", failures)
+        self.each("request_approval", |n| n.request_approval(request))
+            .await
     }
 
     async fn notify(&self, notification: &Notification) -> Result<()> {
-        let mut failures = Vec::new();
-        for n in &self.notifiers {
-            if let Err(e) = n.notify(notification).await {
-                warn!(channel = n.channel(), error = %e, "notification not delivered");
-                failures.push(format!("{}: {e}", n.channel()));
-            }
-        }
-        Self::failed("notify", failures)
+        self.each("notify", |n| n.notify(notification)).await
     }
 }
 

@@ -225,6 +225,8 @@ pub struct InboundRequest {
     pub query: BTreeMap<String, String>,
     /// The raw body (signatures are over the exact bytes).
     pub body: Vec<u8>,
+    /// Its route and peer, when known (in the audit of a refusal).
+    pub origin: crate::RequestOrigin,
 }
 
 impl InboundRequest {

@@ -6,8 +6,8 @@ use crate::config::DiscordConfig;
 use crate::verify::{PublicKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use async_trait::async_trait;
 use infraai_core::{
-    Actor, ApprovalRequest, AuthRefusal, Error, HumanCommand, HumanReply, InboundChannel,
-    InboundRequest, IncidentId, Notification, Notifier, OpsAgent, RequestOrigin, Result,
+    Actor, ApprovalRequest, Error, HumanCommand, HumanReply, InboundChannel, InboundRequest,
+    IncidentId, Notification, Notifier, OpsAgent, Result,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -29,23 +29,7 @@ pub struct DiscordApprover {
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '*'
-                | '_'
-                | '~'
-                | '`'
-                | '|'
-                | '>'
-                | '#'
-                | '-'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '@'
-                | '<'
-        ) {
+        if "\\*_~`|>#-[]()@<".contains(c) {
             out.push('\\');
         }
         out.push(c);
@@ -77,20 +61,6 @@ fn buttons(id: Option<IncidentId>, disabled: bool) -> Value {
     json!([{"type": 1, "components": row}])
 }
 
-fn parse_custom_id(custom_id: &str) -> Option<HumanCommand> {
-    match custom_id.split_once(':') {
-        Some(("approve", id)) => Some(HumanCommand::Approve {
-            incident_id: id.parse().ok()?,
-        }),
-        Some(("reject", id)) => Some(HumanCommand::Reject {
-            incident_id: id.parse().ok()?,
-            reason: None,
-        }),
-        None if custom_id == "stop" => Some(HumanCommand::StopAutonomy { reason: None }),
-        _ => None,
-    }
-}
-
 impl DiscordApprover {
     /// A Discord approver; fails on a malformed public key.
     pub fn new(config: DiscordConfig) -> Result<Self> {
@@ -118,7 +88,7 @@ impl DiscordApprover {
         if interaction["type"] != json!(3) {
             return None;
         }
-        let command = parse_custom_id(interaction["data"]["custom_id"].as_str()?)?;
+        let command = HumanCommand::from_button_id(interaction["data"]["custom_id"].as_str()?)?;
         // Guild interactions carry `member` (with roles), DMs carry `user`.
         let user = interaction["member"]["user"]
             .as_object()
@@ -176,38 +146,14 @@ impl DiscordApprover {
     /// answering with an update of the request message that shows the
     /// outcome and disables the buttons. Returns the JSON response body.
     ///
-    /// A refused signature is audited ([`OpsAgent::audit_auth_refusal`]).
+    /// A refused signature is audited ([`OpsAgent::audited`]).
     pub async fn handle_interaction(
         &self,
         agent: &Arc<OpsAgent>,
         request: &InboundRequest,
     ) -> Result<Value> {
-        self.handle_interaction_from(agent, request, &RequestOrigin::default())
-            .await
-    }
-
-    /// [`DiscordApprover::handle_interaction`] for a request whose route and
-    /// peer are known, so that a refusal is audited with them.
-    pub async fn handle_interaction_from(
-        &self,
-        agent: &Arc<OpsAgent>,
-        request: &InboundRequest,
-        origin: &RequestOrigin,
-    ) -> Result<Value> {
-        let interaction = match self.verify(request) {
-            Ok(i) => i,
-            Err(Error::Unauthenticated { detail }) => {
-                agent
-                    .audit_auth_refusal(&AuthRefusal::from_origin(
-                        "discord",
-                        detail.clone(),
-                        origin,
-                    ))
-                    .await;
-                return Err(Error::Unauthenticated { detail });
-            }
-            Err(e) => return Err(e),
-        };
+        let verified = self.verify(request);
+        let interaction = agent.audited("discord", request, verified).await?;
         if interaction["type"] == json!(1) {
             return Ok(json!({"type": 1}));
         }
@@ -296,17 +242,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn custom_ids_and_escaping() {
-        let id = IncidentId::new();
-        assert_eq!(
-            parse_custom_id(&format!("approve:{id}")),
-            Some(HumanCommand::Approve { incident_id: id })
-        );
-        assert_eq!(parse_custom_id("approve:3f2a"), None);
-        assert_eq!(
-            parse_custom_id("stop"),
-            Some(HumanCommand::StopAutonomy { reason: None })
-        );
+    fn escaping_and_truncation() {
         assert_eq!(
             escape_markdown("@everyone **x**"),
             "\\@everyone \\*\\*x\\*\\*"

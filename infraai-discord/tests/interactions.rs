@@ -139,14 +139,12 @@ async fn ping_gets_pong_and_bad_signatures_are_401() {
     ));
     assert!(o.actions.executed().is_empty());
     // Every refusal is audited, with the route the server passes in.
-    let origin = RequestOrigin {
+    let mut from = none.clone();
+    from.origin = RequestOrigin {
         route: Some("POST /ops/discord".into()),
         remote: Some("192.0.2.7:5555".into()),
     };
-    assert!(approver
-        .handle_interaction_from(&o.agent, &none, &origin)
-        .await
-        .is_err());
+    assert!(approver.handle_interaction(&o.agent, &from).await.is_err());
     let invalid = vectors()["cases"]
         .as_array()
         .unwrap()

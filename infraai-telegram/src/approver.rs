@@ -71,7 +71,7 @@ impl TelegramApprover {
     /// The human commands an update carries (none for unrelated messages).
     pub async fn replies_from_update(&self, update: &Update) -> Vec<HumanReply> {
         if let Some(q) = &update.callback_query {
-            let command = q.data.as_deref().and_then(parse_callback);
+            let command = q.data.as_deref().and_then(HumanCommand::from_button_id);
             let Some(command) = command else {
                 debug!(update_id = update.update_id, "unknown callback data");
                 let _ = self
@@ -161,6 +161,26 @@ impl TelegramApprover {
     }
 }
 
+impl TelegramApprover {
+    /// Answers the button press (a pop-up only the presser sees, cut to
+    /// Telegram's 200 characters) or replies to the text command.
+    async fn answer(&self, reply: &HumanReply, text: &str) -> Result<()> {
+        let d = &reply.delivery;
+        if let Some(query) = d.get("callback_query_id").and_then(Value::as_str) {
+            let short: String = text.chars().take(190).collect();
+            self.client.answer_callback_query(query, &short).await?;
+            return Ok(());
+        }
+        if let Some(chat) = d.get("chat_id").and_then(Value::as_i64) {
+            let reply_to = d.get("reply_to").and_then(Value::as_i64);
+            self.client
+                .send_message(chat, &escape_html(text), None, reply_to)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 fn actor(user: &User) -> Actor {
     let mut a = Actor::new("telegram", user.id.to_string());
     a.name = Some(
@@ -169,21 +189,6 @@ fn actor(user: &User) -> Actor {
             .unwrap_or_else(|| user.first_name.clone()),
     );
     a
-}
-
-/// `approve:<uuid>`, `reject:<uuid>`, `stop`; anything else is unknown.
-fn parse_callback(data: &str) -> Option<HumanCommand> {
-    match data.split_once(':') {
-        Some(("approve", id)) => Some(HumanCommand::Approve {
-            incident_id: id.parse().ok()?,
-        }),
-        Some(("reject", id)) => Some(HumanCommand::Reject {
-            incident_id: id.parse().ok()?,
-            reason: None,
-        }),
-        None if data == "stop" => Some(HumanCommand::StopAutonomy { reason: None }),
-        _ => None,
-    }
 }
 
 #[async_trait]
@@ -233,76 +238,25 @@ impl InboundChannel for TelegramApprover {
     /// or replies to the text command; the request message and its buttons
     /// stay, so approvers can still use them.
     async fn refuse(&self, reply: &HumanReply, refusal: &str) -> Result<()> {
-        let d = &reply.delivery;
-        if let Some(query) = d.get("callback_query_id").and_then(Value::as_str) {
-            let short: String = refusal.chars().take(190).collect();
-            self.client.answer_callback_query(query, &short).await?;
-            return Ok(());
-        }
-        if let Some(chat) = d.get("chat_id").and_then(Value::as_i64) {
-            let reply_to = d.get("reply_to").and_then(Value::as_i64);
-            self.client
-                .send_message(chat, &escape_html(refusal), None, reply_to)
-                .await?;
-        }
-        Ok(())
+        self.answer(reply, refusal).await
     }
 
+    /// Answers as [`InboundChannel::refuse`] does, and shows the outcome in
+    /// the request message of a pressed button (which drops its buttons).
     async fn acknowledge(&self, reply: &HumanReply, outcome: &str) -> Result<()> {
+        self.answer(reply, outcome).await?;
         let d = &reply.delivery;
-        let chat_id = d.get("chat_id").and_then(Value::as_i64);
-        if let Some(query) = d.get("callback_query_id").and_then(Value::as_str) {
-            let short: String = outcome.chars().take(190).collect();
-            self.client.answer_callback_query(query, &short).await?;
-            if let (Some(chat), Some(message)) =
-                (chat_id, d.get("message_id").and_then(Value::as_i64))
-            {
-                let original = d.get("text").and_then(Value::as_str).unwrap_or_default();
-                let who = reply.actor.name.as_deref().unwrap_or(&reply.actor.id);
-                self.client
-                    .edit_message_text(chat, message, &with_outcome(original, who, outcome))
-                    .await?;
-            }
-            return Ok(());
-        }
-        if let Some(chat) = chat_id {
-            let reply_to = d.get("reply_to").and_then(Value::as_i64);
+        if let (Some(_), Some(chat), Some(message)) = (
+            d.get("callback_query_id"),
+            d.get("chat_id").and_then(Value::as_i64),
+            d.get("message_id").and_then(Value::as_i64),
+        ) {
+            let original = d.get("text").and_then(Value::as_str).unwrap_or_default();
+            let who = reply.actor.name.as_deref().unwrap_or(&reply.actor.id);
             self.client
-                .send_message(chat, &escape_html(outcome), None, reply_to)
+                .edit_message_text(chat, message, &with_outcome(original, who, outcome))
                 .await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callback_data_parsing_is_strict() {
-        let id = IncidentId::new();
-        assert_eq!(
-            parse_callback(&format!("approve:{id}")),
-            Some(HumanCommand::Approve { incident_id: id })
-        );
-        assert!(matches!(
-            parse_callback(&format!("reject:{id}")),
-            Some(HumanCommand::Reject { .. })
-        ));
-        assert_eq!(
-            parse_callback("stop"),
-            Some(HumanCommand::StopAutonomy { reason: None })
-        );
-        for bad in [
-            "approve:3f2a",
-            "approve:",
-            "resume",
-            "approve",
-            "delete:x",
-            "",
-        ] {
-            assert_eq!(parse_callback(bad), None, "{bad}");
-        }
     }
 }

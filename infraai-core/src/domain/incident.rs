@@ -178,6 +178,26 @@ pub enum HumanCommand {
     Resume,
 }
 
+impl HumanCommand {
+    /// The command a chat button's id stands for: `approve:<incident>`,
+    /// `reject:<incident>` or `stop`, what the Telegram and Discord buttons
+    /// carry (44 bytes at most). Anything else, a malformed incident id
+    /// included, is `None`.
+    pub fn from_button_id(id: &str) -> Option<Self> {
+        match id.split_once(':') {
+            Some(("approve", incident)) => Some(Self::Approve {
+                incident_id: incident.parse().ok()?,
+            }),
+            Some(("reject", incident)) => Some(Self::Reject {
+                incident_id: incident.parse().ok()?,
+                reason: None,
+            }),
+            None if id == "stop" => Some(Self::StopAutonomy { reason: None }),
+            _ => None,
+        }
+    }
+}
+
 /// A human command and who sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HumanReply {
@@ -280,4 +300,38 @@ pub struct ActionOutcome {
     pub started_at: DateTime<Utc>,
     /// End.
     pub finished_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn button_ids_are_parsed_strictly() {
+        let id = IncidentId::new();
+        let parse = HumanCommand::from_button_id;
+        assert_eq!(
+            parse(&format!("approve:{id}")),
+            Some(HumanCommand::Approve { incident_id: id })
+        );
+        let reject = HumanCommand::Reject {
+            incident_id: id,
+            reason: None,
+        };
+        assert_eq!(parse(&format!("reject:{id}")), Some(reject));
+        assert_eq!(
+            parse("stop"),
+            Some(HumanCommand::StopAutonomy { reason: None })
+        );
+        for bad in [
+            "approve:3f2a",
+            "approve:",
+            "resume",
+            "approve",
+            "delete:x",
+            "",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
 }

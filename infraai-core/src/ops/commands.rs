@@ -4,7 +4,7 @@
 use super::{won, CommandOutcome, OpsAgent};
 use crate::domain::*;
 use crate::jobs::Held;
-use crate::refusals::{AuthRefusal, RequestOrigin};
+use crate::refusals::AuthRefusal;
 use crate::traits::*;
 use crate::{Error, IncidentId, Result};
 use chrono::Utc;
@@ -110,39 +110,31 @@ impl OpsAgent {
     /// applies each command (detached: actions run in the background), and
     /// acknowledges each one on its channel with the outcome or the refusal.
     /// [`Error::Unauthenticated`] (bad signature or secret) is returned before
-    /// anything is parsed or applied.
-    /// The refusal is audited ([`OpsAgent::audit_auth_refusal`]).
+    /// anything is parsed or applied, and audited ([`OpsAgent::audited`]).
     pub async fn handle_inbound(
         self: &Arc<Self>,
         channel: &dyn InboundChannel,
         request: &InboundRequest,
     ) -> Result<Vec<Result<CommandOutcome>>> {
-        self.handle_inbound_from(channel, request, &RequestOrigin::default())
-            .await
+        let parsed = channel.parse_inbound(request).await;
+        let replies = self.audited(channel.channel(), request, parsed).await?;
+        Ok(self.apply_replies(channel, replies).await)
     }
 
-    /// [`OpsAgent::handle_inbound`] for a request whose route and peer are
-    /// known, so that an authentication refusal is audited with them.
-    pub async fn handle_inbound_from(
-        self: &Arc<Self>,
-        channel: &dyn InboundChannel,
+    /// `result` of authenticating `request` on `channel`, after auditing it
+    /// ([`OpsAgent::audit_auth_refusal`], with the request's origin) when it
+    /// is a refusal.
+    pub async fn audited<T: Send>(
+        &self,
+        channel: &str,
         request: &InboundRequest,
-        origin: &RequestOrigin,
-    ) -> Result<Vec<Result<CommandOutcome>>> {
-        let replies = match channel.parse_inbound(request).await {
-            Ok(r) => r,
-            Err(Error::Unauthenticated { detail }) => {
-                self.audit_auth_refusal(&AuthRefusal::from_origin(
-                    channel.channel(),
-                    detail.clone(),
-                    origin,
-                ))
-                .await;
-                return Err(Error::Unauthenticated { detail });
-            }
-            Err(e) => return Err(e),
-        };
-        Ok(self.apply_replies(channel, replies).await)
+        result: Result<T>,
+    ) -> Result<T> {
+        if let Err(Error::Unauthenticated { detail }) = &result {
+            let refusal = AuthRefusal::from_origin(channel, detail.clone(), &request.origin);
+            self.audit_auth_refusal(&refusal).await;
+        }
+        result
     }
 
     /// Audits a request refused because it could not be authenticated (a

@@ -43,11 +43,11 @@ pub(crate) async fn telegram_webhook(
             "Telegram is not configured (INFRAAI_TELEGRAM_BOT_TOKEN, INFRAAI_TELEGRAM_CHAT_ID, INFRAAI_TELEGRAM_WEBHOOK_SECRET)",
         ));
     };
-    let origin = origin_of("POST", "/ops/telegram", &headers, &extensions);
-    let req = inbound(&headers, query, body(b)?);
+    let mut req = inbound(&headers, query, body(b)?);
+    req.origin = origin_of("POST", "/ops/telegram", &headers, &extensions);
     let results = s
         .ops
-        .handle_inbound_from(tg.as_ref(), &req, &origin)
+        .handle_inbound(tg.as_ref(), &req)
         .await
         .map_err(|e| channel_error(&req.body, e))?;
     for r in &results {
@@ -73,10 +73,10 @@ pub(crate) async fn discord_interactions(
             "Discord is not configured (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)",
         ));
     };
-    let origin = origin_of("POST", "/ops/discord", &headers, &extensions);
-    let req = inbound(&headers, query, body(b)?);
+    let mut req = inbound(&headers, query, body(b)?);
+    req.origin = origin_of("POST", "/ops/discord", &headers, &extensions);
     let answer = dc
-        .handle_interaction_from(&s.ops, &req, &origin)
+        .handle_interaction(&s.ops, &req)
         .await
         .map_err(|e| channel_error(&req.body, e))?;
     Ok(Json(answer))

@@ -100,6 +100,7 @@ fn inbound(headers: &HeaderMap, query: BTreeMap<String, String>, body: Bytes) ->
             .collect(),
         query,
         body: body.to_vec(),
+        origin: RequestOrigin::default(),
     }
 }
 /// A query string's parameters; one that does not parse is a 400.

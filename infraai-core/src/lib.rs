@@ -52,6 +52,7 @@
 //! every trait and the conformance suite every [`MetadataStore`] must pass.
 
 #![deny(missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 pub mod approvers;
 pub mod deploy;

@@ -5,6 +5,8 @@
 //! Discord, and the dashboard. `main.rs` only parses the command line and
 //! calls [`run`].
 
+#![warn(clippy::too_many_lines)]
+
 pub mod app;
 pub mod config;
 pub mod error;

@@ -177,7 +177,19 @@ impl LlmCaller {
         };
         let started = Instant::now();
         let result = self.provider.generate(&request).await;
-        let latency = started.elapsed();
+        self.record(call, attempt, &prompt_version, result, started.elapsed())
+            .await
+    }
+
+    /// Logs, observes and audits the provider's answer (spending its tokens) or failure.
+    async fn record(
+        &self,
+        call: &Call,
+        attempt: &str,
+        prompt_version: &str,
+        result: crate::Result<LlmResponse>,
+        latency: Duration,
+    ) -> Result<Value, Failure> {
         let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         match result {
             Ok(LlmResponse {
@@ -201,17 +213,12 @@ impl LlmCaller {
                     valid,
                     "LLM call"
                 );
-                self.observe(
-                    call,
-                    if valid {
-                        LlmCallOutcome::Ok
-                    } else {
-                        LlmCallOutcome::Invalid
-                    },
-                    Some(model.clone()),
-                    usage,
-                    latency,
-                );
+                let outcome = if valid {
+                    LlmCallOutcome::Ok
+                } else {
+                    LlmCallOutcome::Invalid
+                };
+                self.observe(call, outcome, Some(model.clone()), usage, latency);
                 self.audit(
                     call,
                     format!(

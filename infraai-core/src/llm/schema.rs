@@ -14,7 +14,7 @@
 //! twenty crates) into core, for a subset we can check in a page of code with
 //! error messages written for the repair prompt.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Most errors reported for one value (the repair prompt stays short).
 const MAX_ERRORS: usize = 20;
@@ -24,21 +24,12 @@ const MAX_DEPTH: usize = 64;
 /// Checks `value` against `schema`. On failure returns one line per problem,
 /// each starting with the JSON pointer of the offending value.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), Vec<String>> {
-    let mut errors = Vec::new();
-    check(schema, schema, value, "", 0, &mut errors);
+    let mut errors = Validator::run(schema, schema, value, "", 0).errors;
     errors.truncate(MAX_ERRORS);
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
-    }
-}
-
-fn at(path: &str) -> &str {
-    if path.is_empty() {
-        "/"
-    } else {
-        path
     }
 }
 
@@ -72,175 +63,177 @@ fn short(value: &Value) -> String {
     }
 }
 
-fn check(
-    root: &Value,
-    schema: &Value,
-    value: &Value,
-    path: &str,
-    depth: usize,
-    errors: &mut Vec<String>,
-) {
-    if errors.len() >= MAX_ERRORS {
-        return;
-    }
-    if depth > MAX_DEPTH {
-        errors.push(format!("{}: schema nesting too deep", at(path)));
-        return;
-    }
-    let obj = match schema {
-        Value::Bool(true) => return,
-        Value::Bool(false) => {
-            errors.push(format!("{}: no value is allowed here", at(path)));
-            return;
-        }
-        Value::Object(o) => o,
-        _ => return,
-    };
-    if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
-        match resolve(root, r) {
-            Some(target) => check(root, target, value, path, depth + 1, errors),
-            None => errors.push(format!("{}: schema reference {r} not found", at(path))),
-        }
-    }
-    if let Some(ty) = obj.get("type") {
-        let ok = match ty {
-            Value::String(t) => type_matches(t, value),
-            Value::Array(ts) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|t| type_matches(t, value)),
-            _ => true,
+/// Whether `len` is outside the bounds under `min` and `max` (e.g. `minItems`).
+fn length_out_of_range(obj: &Keywords, min: &str, max: &str, len: u64) -> bool {
+    let bound = |k: &str| obj.get(k).and_then(Value::as_u64);
+    bound(min).is_some_and(|m| len < m) || bound(max).is_some_and(|m| len > m)
+}
+
+/// A schema object: its keywords and their values.
+type Keywords = Map<String, Value>;
+
+/// One validation pass: the root schema (for `$ref`s) and the errors found.
+struct Validator<'a> {
+    root: &'a Value,
+    errors: Vec<String>,
+}
+
+impl<'a> Validator<'a> {
+    /// Checks `value` against `schema`, resolving `$ref`s in `root`.
+    fn run(root: &'a Value, schema: &Value, value: &Value, path: &str, depth: usize) -> Self {
+        let mut validator = Validator {
+            root,
+            errors: Vec::new(),
         };
-        if !ok {
-            errors.push(format!(
-                "{}: expected type {}, got {}",
-                at(path),
-                ty,
-                short(value)
-            ));
+        validator.check(schema, value, path, depth);
+        validator
+    }
+
+    /// Records one problem, prefixed with the JSON pointer of the value.
+    fn error(&mut self, path: &str, message: impl std::fmt::Display) {
+        let at = if path.is_empty() { "/" } else { path };
+        self.errors.push(format!("{at}: {message}"));
+    }
+
+    fn check(&mut self, schema: &Value, value: &Value, path: &str, depth: usize) {
+        if self.errors.len() >= MAX_ERRORS {
             return;
         }
-    }
-    if let Some(c) = obj.get("const") {
-        if c != value {
-            errors.push(format!("{}: must be {c}, got {}", at(path), short(value)));
+        if depth > MAX_DEPTH {
+            return self.error(path, "schema nesting too deep");
         }
-    }
-    if let Some(Value::Array(options)) = obj.get("enum") {
-        if !options.contains(value) {
-            errors.push(format!(
-                "{}: {} is not one of {}",
-                at(path),
-                short(value),
-                Value::Array(options.clone())
-            ));
+        let obj = match schema {
+            Value::Bool(true) => return,
+            Value::Bool(false) => return self.error(path, "no value is allowed here"),
+            Value::Object(o) => o,
+            _ => return,
+        };
+        if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
+            match resolve(self.root, r) {
+                Some(target) => self.check(target, value, path, depth + 1),
+                None => self.error(path, format!("schema reference {r} not found")),
+            }
         }
-    }
-    if let Some(n) = value.as_f64() {
-        let bound = |k: &str| obj.get(k).and_then(Value::as_f64);
-        if bound("minimum").is_some_and(|m| n < m)
-            || bound("exclusiveMinimum").is_some_and(|m| n <= m)
-            || bound("maximum").is_some_and(|m| n > m)
-            || bound("exclusiveMaximum").is_some_and(|m| n >= m)
-        {
-            errors.push(format!("{}: {n} is out of range", at(path)));
+        if let Some(ty) = obj.get("type") {
+            let ok = match ty {
+                Value::String(t) => type_matches(t, value),
+                Value::Array(ts) => ts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|t| type_matches(t, value)),
+                _ => true,
+            };
+            if !ok {
+                return self.error(path, format!("expected type {ty}, got {}", short(value)));
+            }
         }
-    }
-    if let Some(s) = value.as_str() {
-        let len = s.chars().count() as u64;
-        if obj
-            .get("minLength")
-            .and_then(Value::as_u64)
-            .is_some_and(|m| len < m)
-            || obj
-                .get("maxLength")
-                .and_then(Value::as_u64)
-                .is_some_and(|m| len > m)
-        {
-            errors.push(format!("{}: string length {len} is out of range", at(path)));
+        self.check_value(obj, value, path);
+        match value {
+            Value::Array(items) => self.check_array(obj, items, path, depth),
+            Value::Object(map) => self.check_object(obj, map, path, depth),
+            _ => {}
         }
+        self.check_alternatives(obj, value, path, depth);
     }
-    if let Value::Array(items) = value {
-        let len = items.len() as u64;
-        if obj
-            .get("minItems")
-            .and_then(Value::as_u64)
-            .is_some_and(|m| len < m)
-            || obj
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .is_some_and(|m| len > m)
-        {
-            errors.push(format!("{}: {len} items is out of range", at(path)));
+
+    /// `const`, `enum`, the numeric bounds and the string length bounds.
+    fn check_value(&mut self, obj: &Keywords, value: &Value, path: &str) {
+        if let Some(c) = obj.get("const").filter(|c| *c != value) {
+            self.error(path, format!("must be {c}, got {}", short(value)));
         }
-        if let Some(item_schema) = obj.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                check(
-                    root,
-                    item_schema,
-                    item,
-                    &format!("{path}/{i}"),
-                    depth + 1,
-                    errors,
-                );
+        if let Some(Value::Array(options)) = obj.get("enum") {
+            if !options.contains(value) {
+                let options = Value::Array(options.clone());
+                self.error(path, format!("{} is not one of {options}", short(value)));
+            }
+        }
+        if let Some(n) = value.as_f64() {
+            let bound = |k: &str| obj.get(k).and_then(Value::as_f64);
+            if bound("minimum").is_some_and(|m| n < m)
+                || bound("exclusiveMinimum").is_some_and(|m| n <= m)
+                || bound("maximum").is_some_and(|m| n > m)
+                || bound("exclusiveMaximum").is_some_and(|m| n >= m)
+            {
+                self.error(path, format!("{n} is out of range"));
+            }
+        }
+        if let Some(s) = value.as_str() {
+            let len = s.chars().count() as u64;
+            if length_out_of_range(obj, "minLength", "maxLength", len) {
+                self.error(path, format!("string length {len} is out of range"));
             }
         }
     }
-    if let Value::Object(map) = value {
+
+    /// `minItems`/`maxItems`, then every item against `items`.
+    fn check_array(&mut self, obj: &Keywords, items: &[Value], path: &str, depth: usize) {
+        let len = items.len() as u64;
+        if length_out_of_range(obj, "minItems", "maxItems", len) {
+            self.error(path, format!("{len} items is out of range"));
+        }
+        if let Some(item_schema) = obj.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                self.check(item_schema, item, &format!("{path}/{i}"), depth + 1);
+            }
+        }
+    }
+
+    /// `required`, then each property against `properties`/`additionalProperties`.
+    fn check_object(&mut self, obj: &Keywords, map: &Map<String, Value>, path: &str, depth: usize) {
         let props = obj.get("properties").and_then(Value::as_object);
         if let Some(Value::Array(required)) = obj.get("required") {
             for r in required.iter().filter_map(Value::as_str) {
                 if !map.contains_key(r) {
-                    errors.push(format!("{}: missing required property {r:?}", at(path)));
+                    self.error(path, format!("missing required property {r:?}"));
                 }
             }
         }
         for (k, v) in map {
             let sub = format!("{path}/{k}");
             match props.and_then(|p| p.get(k)) {
-                Some(s) => check(root, s, v, &sub, depth + 1, errors),
+                Some(s) => self.check(s, v, &sub, depth + 1),
                 None => match obj.get("additionalProperties") {
                     Some(Value::Bool(false)) => {
-                        errors.push(format!("{}: property {k:?} is not allowed", at(path)))
+                        self.error(path, format!("property {k:?} is not allowed"))
                     }
-                    Some(s @ Value::Object(_)) => check(root, s, v, &sub, depth + 1, errors),
+                    Some(s @ Value::Object(_)) => self.check(s, v, &sub, depth + 1),
                     _ => {}
                 },
             }
         }
     }
-    if let Some(Value::Array(all)) = obj.get("allOf") {
-        for s in all {
-            check(root, s, value, path, depth + 1, errors);
+
+    /// `allOf`, then `anyOf` and `oneOf` (reporting the closest alternative).
+    fn check_alternatives(&mut self, obj: &Keywords, value: &Value, path: &str, depth: usize) {
+        if let Some(Value::Array(all)) = obj.get("allOf") {
+            for s in all {
+                self.check(s, value, path, depth + 1);
+            }
         }
-    }
-    for (key, exactly_one) in [("anyOf", false), ("oneOf", true)] {
-        let Some(Value::Array(branches)) = obj.get(key) else {
-            continue;
-        };
-        let results: Vec<Vec<String>> = branches
-            .iter()
-            .map(|s| {
-                let mut e = Vec::new();
-                check(root, s, value, path, depth + 1, &mut e);
-                e
-            })
-            .collect();
-        let matching = results.iter().filter(|e| e.is_empty()).count();
-        if matching == 0 {
-            // Report the closest alternative: that is what the model meant.
-            let closest = results.into_iter().min_by_key(Vec::len).unwrap_or_default();
-            errors.push(format!(
-                "{}: matches none of the {} allowed alternatives",
-                at(path),
-                branches.len()
-            ));
-            errors.extend(closest);
-        } else if exactly_one && matching > 1 {
-            errors.push(format!(
-                "{}: matches {matching} alternatives, expected exactly one",
-                at(path)
-            ));
+        for (key, exactly_one) in [("anyOf", false), ("oneOf", true)] {
+            let Some(Value::Array(branches)) = obj.get(key) else {
+                continue;
+            };
+            let results: Vec<Vec<String>> = branches
+                .iter()
+                .map(|s| Validator::run(self.root, s, value, path, depth + 1).errors)
+                .collect();
+            let matching = results.iter().filter(|e| e.is_empty()).count();
+            if matching == 0 {
+                // Report the closest alternative: that is what the model meant.
+                let closest = results.into_iter().min_by_key(Vec::len).unwrap_or_default();
+                let n = branches.len();
+                self.error(
+                    path,
+                    format!("matches none of the {n} allowed alternatives"),
+                );
+                self.errors.extend(closest);
+            } else if exactly_one && matching > 1 {
+                self.error(
+                    path,
+                    format!("matches {matching} alternatives, expected exactly one"),
+                );
+            }
         }
     }
 }

@@ -144,6 +144,54 @@ impl RulePlanner {
         let db = database.map(price).unwrap_or(0.0);
         ((compute + db) * 100.0).round() / 100.0
     }
+
+    /// The database tier for `users`, when the goal asks for a database.
+    fn database_tier(&self, facts: &GoalFacts, users: u64) -> Option<&str> {
+        let db_step = if users > 50_000 {
+            2
+        } else {
+            usize::from(users > 5_000)
+        };
+        let tiers = &self.catalog.databases;
+        tiers
+            .get(db_step.min(tiers.len().saturating_sub(1)))
+            .filter(|_| facts.database)
+            .map(|(t, _)| t.as_str())
+    }
+
+    /// Steps down the compute ladder from `sized_idx` while the estimate is
+    /// over the budget: the machine chosen, its estimate and the risks flagged.
+    fn fit_budget(
+        &self,
+        facts: &GoalFacts,
+        users: u64,
+        sized_idx: usize,
+        group_count: u32,
+        db_tier: Option<&str>,
+    ) -> (&str, f64, Vec<String>) {
+        let ladder = &self.catalog.compute;
+        let sized = ladder[sized_idx].0.as_str();
+        let mut risk_flags = Vec::new();
+        let mut chosen = sized;
+        let mut cost = self.estimate(chosen, group_count, db_tier);
+        if let Some(budget) = facts.budget_usd {
+            let mut idx = sized_idx;
+            while cost > budget && idx > 0 {
+                idx -= 1;
+                chosen = ladder[idx].0.as_str();
+                cost = self.estimate(chosen, group_count, db_tier);
+            }
+            if chosen != sized {
+                risk_flags.push(format!("sized down from {sized} to {chosen} to fit the ${budget:.0}/month budget; may not carry {users} users"));
+            }
+            if cost > budget {
+                risk_flags.push(format!(
+                    "estimated ${cost:.2}/month exceeds the ${budget:.0}/month budget"
+                ));
+            }
+        }
+        (chosen, cost, risk_flags)
+    }
 }
 
 fn name(s: &str) -> Result<ResourceName> {
@@ -162,113 +210,25 @@ impl Planner for RulePlanner {
 
     async fn plan(&self, request: &PlanRequest) -> Result<InfraPlan> {
         let goal = request.goal.trim();
-        if goal.is_empty() {
-            return Err(Error::invalid("goal", "is empty; describe what to run, e.g. \"a backend API for 10k users under $100/month\""));
-        }
-        if goal.len() > 4000 {
-            return Err(Error::invalid("goal", "is longer than 4000 characters"));
-        }
+        check_goal(goal)?;
         let facts = GoalFacts::parse(goal);
         let users = facts.users.unwrap_or(1_000);
         let stack = facts.stack.unwrap_or(StackType::WebApp);
-        let ladder = &self.catalog.compute;
         let &(_, step, group_count) = SIZING
             .iter()
             .find(|(max, _, _)| users <= *max)
             .unwrap_or(&SIZING[SIZING.len() - 1]);
-        let Some(last) = ladder.len().checked_sub(1) else {
+        let Some(last) = self.catalog.compute.len().checked_sub(1) else {
             return Err(Error::invalid("planning catalog", "lists no machine types"));
         };
-        let sized = ladder[step.min(last)].0.as_str();
         let autoscaling = group_count > 1;
-        let db_step = if users > 50_000 {
-            2
-        } else {
-            usize::from(users > 5_000)
-        };
-        let tiers = &self.catalog.databases;
-        let db_tier = tiers
-            .get(db_step.min(tiers.len().saturating_sub(1)))
-            .filter(|_| facts.database)
-            .map(|(t, _)| t.as_str());
-
-        let mut risk_flags = Vec::new();
-        let mut chosen = sized;
-        let mut cost = self.estimate(chosen, group_count, db_tier);
-        if let Some(budget) = facts.budget_usd {
-            let mut idx = step.min(last);
-            while cost > budget && idx > 0 {
-                idx -= 1;
-                chosen = ladder[idx].0.as_str();
-                cost = self.estimate(chosen, group_count, db_tier);
-            }
-            if chosen != sized {
-                risk_flags.push(format!("sized down from {sized} to {chosen} to fit the ${budget:.0}/month budget; may not carry {users} users"));
-            }
-            if cost > budget {
-                risk_flags.push(format!(
-                    "estimated ${cost:.2}/month exceeds the ${budget:.0}/month budget"
-                ));
-            }
-        }
+        let db_tier = self.database_tier(&facts, users);
+        let (chosen, cost, mut risk_flags) =
+            self.fit_budget(&facts, users, step.min(last), group_count, db_tier);
         if !autoscaling {
             risk_flags.push("single instance: no high availability".into());
         }
-
-        let compute_name = match stack {
-            StackType::BackendApi => "api",
-            StackType::WebApp => "web",
-            StackType::Worker => "worker",
-            StackType::StaticSite => "site",
-        };
-        let mut resources = vec![PlannedResource {
-            name: name(compute_name)?,
-            kind: if autoscaling {
-                ResourceKind::InstanceGroup
-            } else {
-                ResourceKind::Compute
-            },
-            resource_type: None,
-            machine_type: Some(machine(chosen)?),
-            count: group_count,
-            depends_on: if db_tier.is_some() {
-                vec![name("db")?]
-            } else {
-                vec![]
-            },
-            description: format!("{} serving ~{users} users", stack_label(stack)),
-        }];
-        if let Some(tier) = db_tier {
-            resources.push(PlannedResource {
-                name: name("db")?,
-                kind: ResourceKind::Database,
-                resource_type: None,
-                machine_type: Some(machine(tier)?),
-                count: 1,
-                depends_on: vec![],
-                description: "managed PostgreSQL".into(),
-            });
-        }
-        resources.push(PlannedResource {
-            name: name(&format!("{compute_name}-firewall"))?,
-            kind: ResourceKind::Firewall,
-            resource_type: None,
-            machine_type: None,
-            count: 1,
-            depends_on: vec![name(compute_name)?],
-            description: "HTTP/HTTPS in; SSH only from configured ranges".into(),
-        });
-
-        let mut confidence: f64 = 0.55;
-        if facts.users.is_some() {
-            confidence += 0.15;
-        }
-        if facts.budget_usd.is_some() {
-            confidence += 0.1;
-        }
-        if facts.stack.is_some() {
-            confidence += 0.1;
-        }
+        let resources = resources(stack, users, chosen, group_count, db_tier)?;
         let summary = format!(
             "{} for ~{users} users on {}{} {chosen}{}, est. ${cost:.2}/month",
             stack_label(stack),
@@ -295,12 +255,96 @@ impl Planner for RulePlanner {
             risk_flags,
             resources,
             monitoring: vec![],
-            confidence: confidence.min(0.9),
+            confidence: confidence(&facts),
             summary,
         };
         plan.validate()?;
         Ok(plan)
     }
+}
+
+/// Refuses an empty goal and one over 4000 characters.
+fn check_goal(goal: &str) -> Result<()> {
+    if goal.is_empty() {
+        return Err(Error::invalid(
+            "goal",
+            "is empty; describe what to run, e.g. \"a backend API for 10k users under $100/month\"",
+        ));
+    }
+    if goal.len() > 4000 {
+        return Err(Error::invalid("goal", "is longer than 4000 characters"));
+    }
+    Ok(())
+}
+
+/// The compute (a group when `group_count` > 1), the database when there is a
+/// tier, and the compute's firewall.
+fn resources(
+    stack: StackType,
+    users: u64,
+    chosen: &str,
+    group_count: u32,
+    db_tier: Option<&str>,
+) -> Result<Vec<PlannedResource>> {
+    let compute_name = match stack {
+        StackType::BackendApi => "api",
+        StackType::WebApp => "web",
+        StackType::Worker => "worker",
+        StackType::StaticSite => "site",
+    };
+    let mut resources = vec![PlannedResource {
+        name: name(compute_name)?,
+        kind: if group_count > 1 {
+            ResourceKind::InstanceGroup
+        } else {
+            ResourceKind::Compute
+        },
+        resource_type: None,
+        machine_type: Some(machine(chosen)?),
+        count: group_count,
+        depends_on: if db_tier.is_some() {
+            vec![name("db")?]
+        } else {
+            vec![]
+        },
+        description: format!("{} serving ~{users} users", stack_label(stack)),
+    }];
+    if let Some(tier) = db_tier {
+        resources.push(PlannedResource {
+            name: name("db")?,
+            kind: ResourceKind::Database,
+            resource_type: None,
+            machine_type: Some(machine(tier)?),
+            count: 1,
+            depends_on: vec![],
+            description: "managed PostgreSQL".into(),
+        });
+    }
+    resources.push(PlannedResource {
+        name: name(&format!("{compute_name}-firewall"))?,
+        kind: ResourceKind::Firewall,
+        resource_type: None,
+        machine_type: None,
+        count: 1,
+        depends_on: vec![name(compute_name)?],
+        description: "HTTP/HTTPS in; SSH only from configured ranges".into(),
+    });
+    Ok(resources)
+}
+
+/// 0.55, more for each of users, budget and stack the goal states; at most 0.9.
+fn confidence(facts: &GoalFacts) -> f64 {
+    let mut confidence: f64 = 0.55;
+    if facts.users.is_some() {
+        confidence += 0.15;
+    }
+    if facts.budget_usd.is_some() {
+        confidence += 0.1;
+    }
+    if facts.stack.is_some() {
+        confidence += 0.1;
+    }
+    confidence.min(0.9)
 }
 
 fn stack_label(s: StackType) -> &'static str {

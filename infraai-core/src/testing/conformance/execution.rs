@@ -4,11 +4,7 @@ use super::*;
 
 /// Of many concurrent claims, exactly one wins.
 pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
-    let id = open(store.as_ref(), "conf-claim").await;
-    store
-        .record_decision(id, &decision(), &[], IncidentStatus::Auto)
-        .await
-        .expect("decide");
+    let id = decided(store.as_ref(), "conf-claim", IncidentStatus::Auto).await;
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let s = store.clone();
@@ -62,11 +58,7 @@ pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
 /// approval and exactly one claim win; the others see a conflict or
 /// "not claimable".
 pub async fn hundred_way_approve_and_claim_race(store: Arc<dyn MetadataStore>) {
-    let id = open(store.as_ref(), "conf-race-100").await;
-    store
-        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
-        .await
-        .expect("decide");
+    let id = decided(store.as_ref(), "conf-race-100", IncidentStatus::Pending).await;
     let tasks: Vec<_> = (0..100)
         .map(|n| {
             let s = store.clone();
@@ -122,17 +114,65 @@ pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
         !store.kill_switch().await.expect("read").engaged,
         "the switch starts released"
     );
-    let pending = open(store, "conf-ks-pending").await;
-    store
-        .record_decision(pending, &decision(), &[], IncidentStatus::Pending)
-        .await
-        .expect("decide");
-    let auto = open(store, "conf-ks-auto").await;
-    store
-        .record_decision(auto, &decision(), &[], IncidentStatus::Auto)
-        .await
-        .expect("decide");
+    let (pending, auto) = engaging_blocks_open_incidents(store).await;
+    let late = approval_racing_the_switch_is_blocked(store).await;
 
+    let change = store
+        .set_kill_switch(false, "web:alice", None)
+        .await
+        .expect("release");
+    assert!(!change.state.engaged);
+    for id in [pending, auto, late] {
+        assert!(change.affected.contains(&id));
+        assert_eq!(
+            store
+                .get_incident(id)
+                .await
+                .expect("get")
+                .expect("exists")
+                .status,
+            IncidentStatus::Pending
+        );
+    }
+    approve(store, late).await;
+    assert!(matches!(
+        store.claim_execution(late).await.expect("claim"),
+        Claim::Claimed(_)
+    ));
+}
+
+/// Opens an incident for `fingerprint` and records a decision leaving it `status`.
+async fn decided(
+    store: &dyn MetadataStore,
+    fingerprint: &str,
+    status: IncidentStatus,
+) -> IncidentId {
+    let id = open(store, fingerprint).await;
+    store
+        .record_decision(id, &decision(), &[], status)
+        .await
+        .expect("decide");
+    id
+}
+
+/// Moves a pending incident to approved.
+async fn approve(store: &dyn MetadataStore, id: IncidentId) {
+    store
+        .transition(
+            id,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+            None,
+        )
+        .await
+        .expect("approve");
+}
+
+/// Engages the switch over a pending and an auto incident: both are blocked
+/// and cannot be claimed. Returns (pending, auto).
+async fn engaging_blocks_open_incidents(store: &dyn MetadataStore) -> (IncidentId, IncidentId) {
+    let pending = decided(store, "conf-ks-pending", IncidentStatus::Pending).await;
+    let auto = decided(store, "conf-ks-auto", IncidentStatus::Auto).await;
     let change = store
         .set_kill_switch(true, "web:alice", Some("maintenance"))
         .await
@@ -153,54 +193,17 @@ pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
             Claim::NotClaimable(_)
         ));
     }
-    // An approval that races the switch: approved after engaging, the claim is refused.
-    let late = open(store, "conf-ks-late").await;
-    store
-        .record_decision(late, &decision(), &[], IncidentStatus::Pending)
-        .await
-        .expect("decide");
-    store
-        .transition(
-            late,
-            &[IncidentStatus::Pending],
-            IncidentStatus::Approved,
-            None,
-        )
-        .await
-        .expect("approve");
+    (pending, auto)
+}
+
+/// An approval that races the switch: approved after engaging, the claim is
+/// refused. Returns the incident, now blocked.
+async fn approval_racing_the_switch_is_blocked(store: &dyn MetadataStore) -> IncidentId {
+    let late = decided(store, "conf-ks-late", IncidentStatus::Pending).await;
+    approve(store, late).await;
     match store.claim_execution(late).await.expect("claim") {
         Claim::Blocked(i) => assert_eq!(i.status, IncidentStatus::Blocked),
         other => panic!("claim while engaged must be blocked, got {other:?}"),
     }
-
-    let change = store
-        .set_kill_switch(false, "web:alice", None)
-        .await
-        .expect("release");
-    assert!(!change.state.engaged);
-    for id in [pending, auto, late] {
-        assert!(change.affected.contains(&id));
-        assert_eq!(
-            store
-                .get_incident(id)
-                .await
-                .expect("get")
-                .expect("exists")
-                .status,
-            IncidentStatus::Pending
-        );
-    }
-    store
-        .transition(
-            late,
-            &[IncidentStatus::Pending],
-            IncidentStatus::Approved,
-            None,
-        )
-        .await
-        .expect("approve");
-    assert!(matches!(
-        store.claim_execution(late).await.expect("claim"),
-        Claim::Claimed(_)
-    ));
+    late
 }

@@ -14,109 +14,111 @@ pub async fn cursors_round_trip(store: &dyn MetadataStore) {
 /// A job is held by one owner at a time: taken when absent, free or its
 /// lease ended; renewed only by its holder; released for others or finished.
 pub async fn jobs_are_leased(store: &dyn MetadataStore) {
-    let lease = std::time::Duration::from_secs(30);
-    let t0 = Utc::now();
-    let key = format!("conformance:{}", IncidentId::new());
-    let a = store
-        .claim_job(&key, "replica-a", t0, lease)
+    let job = LeasedJob {
+        store,
+        key: format!("conformance:{}", IncidentId::new()),
+        t0: Utc::now(),
+        lease: std::time::Duration::from_secs(30),
+    };
+    a_held_job_is_held(&job).await;
+    an_ended_lease_is_taken_over(&job).await;
+    released_and_finished_jobs(&job).await;
+}
+
+/// One job key under a 30 s lease, its calls timed in seconds after `t0`.
+struct LeasedJob<'a> {
+    store: &'a dyn MetadataStore,
+    key: String,
+    t0: DateTime<Utc>,
+    lease: std::time::Duration,
+}
+
+impl LeasedJob<'_> {
+    async fn claim(&self, who: &str, secs: i64) -> Option<Job> {
+        let at = self.t0 + Duration::seconds(secs);
+        let job = self.store.claim_job(&self.key, who, at, self.lease).await;
+        job.expect("claim")
+    }
+
+    async fn renew(&self, who: &str, secs: i64) -> bool {
+        let at = self.t0 + Duration::seconds(secs);
+        let renewed = self.store.renew_job(&self.key, who, at, self.lease).await;
+        renewed.expect("renew")
+    }
+
+    async fn release(&self, who: &str, finished: bool) -> bool {
+        let released = self.store.release_job(&self.key, who, finished).await;
+        released.expect("release")
+    }
+
+    async fn scan(&self, who: &str, secs: i64) -> Vec<Job> {
+        let at = self.t0 + Duration::seconds(secs);
+        let scan = self.store.claim_abandoned_jobs(who, at, self.lease, 100);
+        scan.await.expect("scan")
+    }
+}
+
+/// Taken when absent, then held against every claim and scan; only the
+/// holder renews, to 50 s.
+async fn a_held_job_is_held(job: &LeasedJob<'_>) {
+    let a = job
+        .claim("replica-a", 0)
         .await
-        .expect("claim")
         .expect("an absent job is created and taken");
-    assert_eq!(a.key, key);
+    assert_eq!(a.key, job.key);
     assert_eq!(a.owner.as_deref(), Some("replica-a"));
     assert_eq!(a.claims, 1);
     let until = a.lease_until.expect("lease end");
     assert!(
-        (until - (t0 + Duration::seconds(30)))
+        (until - (job.t0 + Duration::seconds(30)))
             .num_milliseconds()
             .abs()
             <= 1
     );
     // Held: nobody takes it, not even its own holder a second time.
     for who in ["replica-b", "replica-a"] {
-        assert_eq!(
-            store
-                .claim_job(&key, who, t0 + Duration::seconds(29), lease)
-                .await
-                .expect("claim"),
-            None,
-            "{who} took a held job"
-        );
+        assert_eq!(job.claim(who, 29).await, None, "{who} took a held job");
     }
-    assert!(store
-        .claim_abandoned_jobs("replica-b", t0 + Duration::seconds(29), lease, 100)
-        .await
-        .expect("scan")
-        .iter()
-        .all(|j| j.key != key));
+    let scanned = job.scan("replica-b", 29).await;
+    assert!(scanned.iter().all(|j| j.key != job.key));
     // Only the holder renews.
-    assert!(!store
-        .renew_job(&key, "replica-b", t0, lease)
+    assert!(!job.renew("replica-b", 0).await);
+    assert!(job.renew("replica-a", 20).await);
+    let late = job.claim("replica-b", 45).await;
+    assert_eq!(late, None, "the renewed lease runs to 50 s");
+}
+
+/// At 50 s another replica takes the job over; the old holder can neither
+/// renew nor release it.
+async fn an_ended_lease_is_taken_over(job: &LeasedJob<'_>) {
+    let b = job
+        .claim("replica-b", 50)
         .await
-        .expect("renew"));
-    assert!(store
-        .renew_job(&key, "replica-a", t0 + Duration::seconds(20), lease)
-        .await
-        .expect("renew"));
-    assert_eq!(
-        store
-            .claim_job(&key, "replica-b", t0 + Duration::seconds(45), lease)
-            .await
-            .expect("claim"),
-        None,
-        "the renewed lease runs to 50 s"
-    );
-    // The lease ends: another replica takes it over.
-    let b = store
-        .claim_job(&key, "replica-b", t0 + Duration::seconds(50), lease)
-        .await
-        .expect("claim")
         .expect("an expired lease is taken over");
     assert_eq!((b.owner.as_deref(), b.claims), (Some("replica-b"), 2));
-    assert!(
-        !store
-            .renew_job(&key, "replica-a", t0 + Duration::seconds(51), lease)
-            .await
-            .expect("renew"),
-        "the old holder lost it"
-    );
-    assert!(!store
-        .release_job(&key, "replica-a", true)
-        .await
-        .expect("release"));
-    // Released unfinished: free for the next scan at once.
-    assert!(store
-        .release_job(&key, "replica-b", false)
-        .await
-        .expect("release"));
-    let taken = store
-        .claim_abandoned_jobs("replica-c", t0 + Duration::seconds(51), lease, 100)
-        .await
-        .expect("scan");
+    assert!(!job.renew("replica-a", 51).await, "the old holder lost it");
+    assert!(!job.release("replica-a", true).await);
+}
+
+/// Released unfinished, a job is free for the next scan at once; finished,
+/// it is gone and a later claim starts a new job.
+async fn released_and_finished_jobs(job: &LeasedJob<'_>) {
+    assert!(job.release("replica-b", false).await);
+    let taken = job.scan("replica-c", 51).await;
     let c = taken
         .iter()
-        .find(|j| j.key == key)
+        .find(|j| j.key == job.key)
         .expect("a released job is abandoned");
     assert_eq!((c.owner.as_deref(), c.claims), (Some("replica-c"), 3));
     // Finished: gone, and a later claim starts a new job.
-    assert!(store
-        .release_job(&key, "replica-c", true)
+    assert!(job.release("replica-c", true).await);
+    assert!(!job.release("replica-c", true).await);
+    let again = job
+        .claim("replica-a", 52)
         .await
-        .expect("finish"));
-    assert!(!store
-        .release_job(&key, "replica-c", true)
-        .await
-        .expect("finish"));
-    let again = store
-        .claim_job(&key, "replica-a", t0 + Duration::seconds(52), lease)
-        .await
-        .expect("claim")
         .expect("a finished job can be started again");
     assert_eq!(again.claims, 1);
-    assert!(store
-        .release_job(&key, "replica-a", true)
-        .await
-        .expect("finish"));
+    assert!(job.release("replica-a", true).await);
 }
 
 /// Eight replicas scanning at once for twenty abandoned jobs: each job is

@@ -12,7 +12,7 @@ use super::alert;
 use crate::domain::*;
 use crate::traits::*;
 use crate::{ActionId, AuditId, DeploymentId, Error, IncidentId, RunId};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -85,11 +85,87 @@ where
     Fut: std::future::Future<Output = Arc<dyn MetadataStore>>,
 {
     let store = open_store().await;
+    let world = write_the_world(store.as_ref()).await;
+    drop(store);
+
+    let store = open_store().await;
+    check_runs_and_deployments(store.as_ref(), &world).await;
+    check_incident_records(store.as_ref(), &world).await;
+    check_job_and_cursor(store.as_ref(), &world).await;
+    check_kill_switch(store.as_ref(), &world).await;
+}
+
+/// What [`survives_reopen`] wrote before closing the store.
+struct World {
+    run: Run,
+    deployment: Deployment,
+    pending: IncidentId,
+    /// The pending incident as read back before closing: blocked.
+    before: Incident,
+    approval: ApprovalRecord,
+    action: ActionOutcome,
+    audit: AuditRecord,
+    cursor: String,
+    job_key: String,
+    lease: std::time::Duration,
+    t0: DateTime<Utc>,
+    job: Job,
+    change: KillSwitchChange,
+}
+
+/// Writes a run, a deployment, a pending incident with its decision, an
+/// approval, an action and an audit record, a cursor and a held job, then
+/// engages the kill-switch, which blocks the incident.
+async fn write_the_world(store: &dyn MetadataStore) -> World {
+    let (run, deployment) = write_run_and_deployment(store).await;
+    let (pending, approval, action, audit) = write_incident_records(store).await;
+    let cursor = format!("conf-reopen-cursor-{}", IncidentId::new());
+    store.set_cursor(&cursor, 7).await.expect("cursor");
+    let (job_key, lease, t0) = (
+        format!("conf-reopen-job-{}", IncidentId::new()),
+        std::time::Duration::from_secs(30),
+        Utc::now(),
+    );
+    let job = store
+        .claim_job(&job_key, "replica-a", t0, lease)
+        .await
+        .expect("claim")
+        .expect("taken");
+    let change = store
+        .set_kill_switch(true, "web:dave", Some("reopen test"))
+        .await
+        .expect("engage");
+    assert!(change.affected.contains(&pending));
+    let before = store
+        .get_incident(pending)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(before.status, IncidentStatus::Blocked);
+    World {
+        run,
+        deployment,
+        pending,
+        before,
+        approval,
+        action,
+        audit,
+        cursor,
+        job_key,
+        lease,
+        t0,
+        job,
+        change,
+    }
+}
+
+/// A run in planning and a deployment whose resource map names it.
+async fn write_run_and_deployment(store: &dyn MetadataStore) -> (Run, Deployment) {
     let mut run = Run::new("reopen goal");
     run.enter(RunPhase::Planning, Some("planning".into()));
     store.put_run(&run).await.expect("put_run");
     let now = Utc::now();
-    let d = Deployment {
+    let deployment = Deployment {
         deployment_id: DeploymentId::new(),
         cloud: "local".into(),
         services: vec!["reopen-web".into()],
@@ -103,8 +179,18 @@ where
         created_at: now,
         updated_at: now,
     };
-    store.put_deployment(&d).await.expect("put_deployment");
-    let pending = open(store.as_ref(), "conf-reopen-pending").await;
+    store
+        .put_deployment(&deployment)
+        .await
+        .expect("put_deployment");
+    (run, deployment)
+}
+
+/// A pending incident with its decision, an approval, an action and an audit record.
+async fn write_incident_records(
+    store: &dyn MetadataStore,
+) -> (IncidentId, ApprovalRecord, ActionOutcome, AuditRecord) {
+    let pending = open(store, "conf-reopen-pending").await;
     store
         .record_decision(
             pending,
@@ -139,33 +225,16 @@ where
         .input(serde_json::json!({"why": "reopen"}))
         .reasoning("test", Some(0.5));
     store.append_audit(&audit).await.expect("audit");
-    let cursor = format!("conf-reopen-cursor-{}", IncidentId::new());
-    store.set_cursor(&cursor, 7).await.expect("cursor");
-    let (job_key, lease, t0) = (
-        format!("conf-reopen-job-{}", IncidentId::new()),
-        std::time::Duration::from_secs(30),
-        Utc::now(),
-    );
-    let job = store
-        .claim_job(&job_key, "replica-a", t0, lease)
-        .await
-        .expect("claim")
-        .expect("taken");
-    let change = store
-        .set_kill_switch(true, "web:dave", Some("reopen test"))
-        .await
-        .expect("engage");
-    assert!(change.affected.contains(&pending));
-    let before = store
-        .get_incident(pending)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(before.status, IncidentStatus::Blocked);
-    drop(store);
+    (pending, approval, action, audit)
+}
 
-    let store = open_store().await;
-    assert_eq!(store.get_run(run.id).await.expect("get_run"), Some(run));
+/// The run and the deployment read back, the deployment also by resource.
+async fn check_runs_and_deployments(store: &dyn MetadataStore, w: &World) {
+    let d = &w.deployment;
+    assert_eq!(
+        store.get_run(w.run.id).await.expect("get_run"),
+        Some(w.run.clone())
+    );
     assert_eq!(
         store.get_deployment(d.deployment_id).await.expect("get"),
         Some(d.clone())
@@ -178,17 +247,22 @@ where
             .map(|x| x.deployment_id),
         Some(d.deployment_id)
     );
+}
+
+/// The incident, its approval, action and audit record read back.
+async fn check_incident_records(store: &dyn MetadataStore, w: &World) {
+    let pending = w.pending;
     assert_eq!(
         store.get_incident(pending).await.expect("get"),
-        Some(before)
+        Some(w.before.clone())
     );
     assert_eq!(
         store.list_approvals(pending).await.expect("list"),
-        vec![approval]
+        vec![w.approval.clone()]
     );
     assert_eq!(
         store.list_actions(pending).await.expect("list"),
-        vec![action]
+        vec![w.action.clone()]
     );
     assert_eq!(
         store
@@ -198,32 +272,42 @@ where
             })
             .await
             .expect("list"),
-        vec![audit]
+        vec![w.audit.clone()]
     );
-    assert_eq!(store.get_cursor(&cursor).await.expect("cursor"), Some(7));
-    // A held job is still held, and taken over once its lease ends.
+}
+
+/// The cursor reads back; the held job is still held, and taken over once
+/// its lease ends.
+async fn check_job_and_cursor(store: &dyn MetadataStore, w: &World) {
+    let (key, lease, t0) = (w.job_key.as_str(), w.lease, w.t0);
+    assert_eq!(store.get_cursor(&w.cursor).await.expect("cursor"), Some(7));
     assert_eq!(
         store
-            .claim_job(&job_key, "replica-b", t0 + Duration::seconds(29), lease)
+            .claim_job(key, "replica-b", t0 + Duration::seconds(29), lease)
             .await
             .expect("claim"),
         None
     );
     let taken = store
-        .claim_job(&job_key, "replica-b", t0 + Duration::seconds(30), lease)
+        .claim_job(key, "replica-b", t0 + Duration::seconds(30), lease)
         .await
         .expect("claim")
         .expect("taken over");
-    assert_eq!((taken.claims, job.claims), (2, 1));
+    assert_eq!((taken.claims, w.job.claims), (2, 1));
     assert!(store
-        .release_job(&job_key, "replica-b", true)
+        .release_job(key, "replica-b", true)
         .await
         .expect("finish"));
+}
+
+/// The engaged switch survives and is still enforced; the blocked incident
+/// still deduplicates its alert; releasing the switch frees it.
+async fn check_kill_switch(store: &dyn MetadataStore, w: &World) {
     let ks = store.kill_switch().await.expect("read");
-    assert_eq!(ks, change.state, "the kill-switch survives a restart");
+    assert_eq!(ks, w.change.state, "the kill-switch survives a restart");
     // Still enforced after the restart.
     assert!(matches!(
-        store.claim_execution(pending).await.expect("claim"),
+        store.claim_execution(w.pending).await.expect("claim"),
         Claim::NotClaimable(_)
     ));
     // A repeat of the open incident's alert is still deduplicated.
@@ -233,13 +317,13 @@ where
         .expect("record");
     assert_eq!(
         (repeat.outcome, repeat.incident.map(|i| i.id)),
-        (IngestOutcome::Repeated, Some(pending))
+        (IngestOutcome::Repeated, Some(w.pending))
     );
     let released = store
         .set_kill_switch(false, "web:dave", None)
         .await
         .expect("release");
-    assert!(released.affected.contains(&pending));
+    assert!(released.affected.contains(&w.pending));
 }
 
 async fn open_with(store: &dyn MetadataStore, a: &Alert) -> IncidentId {

@@ -610,16 +610,19 @@ async fn restart_recovery_never_re_executes_an_action_in_flight() {
         .unwrap();
     let d = OpsDecision::escalate(Severity::Critical, "x");
     store
-        .record_decision(incident.id, &d, &[], IncidentStatus::Pending)
+        .record_decision(DecisionRecord::new(
+            incident.id,
+            &d,
+            IncidentStatus::Pending,
+        ))
         .await
         .unwrap();
     store
-        .transition(
+        .transition(Transition::new(
             incident.id,
             &[IncidentStatus::Pending],
             IncidentStatus::Approved,
-            None,
-        )
+        ))
         .await
         .unwrap();
     assert!(matches!(

@@ -29,8 +29,7 @@
 
 use crate::domain::Job;
 use crate::traits::MetadataStore;
-use crate::{IncidentId, OpsAgent, Result};
-use chrono::Utc;
+use crate::{IncidentId, Lease, OpsAgent, Release, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -98,7 +97,7 @@ impl Held {
         lease: Duration,
     ) -> Result<Option<Self>> {
         let job = store
-            .claim_job(&key.to_string(), owner, Utc::now(), lease)
+            .claim_job(&key.to_string(), Lease::new(owner, lease))
             .await?;
         Ok(job.map(|job| Self::adopt(store.clone(), job, lease)))
     }
@@ -116,7 +115,7 @@ impl Held {
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    match store.renew_job(&key, &owner, Utc::now(), lease).await {
+                    match store.renew_job(&key, Lease::new(&owner, lease)).await {
                         Ok(true) => {}
                         Ok(false) => {
                             warn!(job = %key, "lease lost: another replica took the job over");
@@ -175,7 +174,11 @@ impl Held {
         self.renewer.abort();
         match self
             .store
-            .release_job(&self.job.key, &self.owner, finished)
+            .release_job(Release {
+                key: &self.job.key,
+                owner: &self.owner,
+                finished,
+            })
             .await
         {
             Ok(true) => {}
@@ -308,7 +311,7 @@ impl JobRunner {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             }
             let jobs = match store
-                .claim_abandoned_jobs(&owner, Utc::now(), lease, 16)
+                .claim_abandoned_jobs(Lease::new(&owner, lease), 16)
                 .await
             {
                 Ok(jobs) => jobs,
@@ -371,7 +374,8 @@ impl JobRunner {
 mod tests {
     use super::*;
     use crate::testing::{MemoryStore, RecordingActions, RecordingApprover, ScriptedMetrics};
-    use crate::{ApproverAllowList, Claim, IncidentStatus};
+    use crate::{ApproverAllowList, Claim, IncidentStatus, Transition};
+    use chrono::Utc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// An agent on `store` named `replica`, with short leases.
@@ -424,17 +428,19 @@ mod tests {
         // lease ended a minute ago.
         let long_ago = Utc::now() - chrono::Duration::seconds(60);
         store
-            .claim_job(&key, "dead-replica", long_ago, Duration::from_secs(3))
+            .claim_job(
+                &key,
+                Lease::new("dead-replica", Duration::from_secs(3)).at(long_ago),
+            )
             .await
             .expect("claim")
             .expect("taken");
         store
-            .transition(
+            .transition(Transition::new(
                 incident.id,
                 &[IncidentStatus::Pending],
                 IncidentStatus::Approved,
-                None,
-            )
+            ))
             .await
             .expect("approve");
         assert!(matches!(
@@ -476,7 +482,7 @@ mod tests {
         assert!(t.actions.executed().is_empty(), "never re-run");
         // Finished: the key is free and new.
         let again = store
-            .claim_job(&key, "probe", Utc::now(), Duration::from_secs(3))
+            .claim_job(&key, Lease::new("probe", Duration::from_secs(3)))
             .await
             .expect("claim")
             .expect("free");

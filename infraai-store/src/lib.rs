@@ -37,7 +37,7 @@
 //! ```
 //! # #[cfg(feature = "sqlite")]
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-//! use infraai_core::{AlertState, IncidentStore, IngestOutcome, RecordAlert};
+//! use infraai_core::{AlertState, IncidentStore, IngestOutcome, KillSwitchRequest, RecordAlert};
 //! use infraai_store::SqliteStore;
 //!
 //! let dir = std::env::temp_dir().join(format!("infraai-doc-{}", std::process::id()));
@@ -65,7 +65,8 @@
 //! assert_eq!(store.record_alert(&alert).await?.outcome, IngestOutcome::Opened);
 //! assert_eq!(store.record_alert(&alert).await?.outcome, IngestOutcome::Repeated);
 //!
-//! store.set_kill_switch(true, "web:alice", Some("maintenance")).await?;
+//! let stop = KillSwitchRequest::engage("web:alice", Some("maintenance"));
+//! store.set_kill_switch(stop).await?;
 //! drop(store);
 //!
 //! // Everything, the kill-switch included, survives a restart.

@@ -182,7 +182,7 @@ async fn two_replicas_claim_once_and_share_the_kill_switch() {
         risk: Risk::Low,
         precedent: None,
     };
-    b.record_decision(id, &decision, &[], IncidentStatus::Auto)
+    b.record_decision(DecisionRecord::new(id, &decision, IncidentStatus::Auto))
         .await
         .expect("decide");
     let claims: Vec<_> = (0..40)
@@ -200,11 +200,11 @@ async fn two_replicas_claim_once_and_share_the_kill_switch() {
     assert_eq!(claimed, 1, "one execution across two replicas");
     // STOP AUTONOMY on one replica blocks claims on the other at once.
     let second = open_incident(&a, "replicas-2").await;
-    a.record_decision(second, &decision, &[], IncidentStatus::Auto)
+    a.record_decision(DecisionRecord::new(second, &decision, IncidentStatus::Auto))
         .await
         .expect("decide");
     let change = a
-        .set_kill_switch(true, "web:alice", Some("stop"))
+        .set_kill_switch(KillSwitchRequest::engage("web:alice", Some("stop")))
         .await
         .expect("engage");
     assert_eq!(change.affected, vec![second]);

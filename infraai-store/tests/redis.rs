@@ -158,7 +158,7 @@ async fn redis_data_and_kill_switch_survive_a_server_kill_with_aof_always() {
         .expect("incident")
         .id;
     let change = store
-        .set_kill_switch(true, "web:erin", Some("restart"))
+        .set_kill_switch(KillSwitchRequest::engage("web:erin", Some("restart")))
         .await
         .expect("engage");
     drop(store);
@@ -293,7 +293,7 @@ async fn lua_scripts_agree_with_the_core_lifecycle_for_every_status_and_event() 
     for from in lifecycle::ALL {
         for to in lifecycle::ALL {
             let (_, id) = incident_at(&store, raw, &prefix, from).await;
-            let got = status_of(store.transition(id, &[from], to, None).await);
+            let got = status_of(store.transition(Transition::new(id, &[from], to)).await);
             let want = expect(lifecycle::transition(id, from, &[from], to), to);
             assert_eq!(got, want, "transition {from:?} → {to:?}");
             let (_, id) = incident_at(&store, raw, &prefix, from).await;
@@ -306,11 +306,19 @@ async fn lua_scripts_agree_with_the_core_lifecycle_for_every_status_and_event() 
                 risk: Risk::Low,
                 precedent: None,
             };
-            let got = status_of(store.record_decision(id, &decision, &[], to).await);
+            let got = status_of(
+                store
+                    .record_decision(DecisionRecord::new(id, &decision, to))
+                    .await,
+            );
             let want = expect(lifecycle::decide(id, from, false, to), to);
             assert_eq!(got, want, "decision on {from:?} → {to:?}");
             if got.is_ok() {
-                let again = status_of(store.record_decision(id, &decision, &[], to).await);
+                let again = status_of(
+                    store
+                        .record_decision(DecisionRecord::new(id, &decision, to))
+                        .await,
+                );
                 let want = expect(lifecycle::decide(id, to, true, to), to);
                 assert_eq!(again, want, "second decision on {from:?} → {to:?}");
             }
@@ -337,7 +345,11 @@ async fn lua_scripts_agree_with_the_core_lifecycle_for_every_status_and_event() 
     }
     for engaged in [false, true] {
         store
-            .set_kill_switch(engaged, "test", None)
+            .set_kill_switch(KillSwitchRequest {
+                engaged,
+                actor: "test",
+                reason: None,
+            })
             .await
             .expect("kill-switch");
         for status in lifecycle::ALL {

@@ -198,12 +198,11 @@ async fn bad_stored_data_is_a_typed_error_not_a_panic() {
     );
     assert_corrupt(
         store
-            .transition(
+            .transition(Transition::new(
                 bad_status,
                 &[IncidentStatus::New],
                 IncidentStatus::Pending,
-                None,
-            )
+            ))
             .await,
         "status",
     );
@@ -387,12 +386,11 @@ async fn two_stores_on_one_file_still_claim_exactly_once() {
         .incident
         .expect("incident")
         .id;
-    b.record_decision(
+    b.record_decision(DecisionRecord::new(
         id,
         &OpsDecision::escalate(Severity::Warning, "test"),
-        &[],
         IncidentStatus::Auto,
-    )
+    ))
     .await
     .expect("decide through the other store");
     let tasks: Vec<_> = (0..100)
@@ -409,7 +407,7 @@ async fn two_stores_on_one_file_still_claim_exactly_once() {
     }
     assert_eq!(claimed, 1);
     // Both see the kill-switch the other set.
-    a.set_kill_switch(true, "web:frank", None)
+    a.set_kill_switch(KillSwitchRequest::engage("web:frank", None))
         .await
         .expect("engage");
     assert!(b.kill_switch().await.expect("read").engaged);

@@ -29,11 +29,3 @@ impl Job {
         self.owner.is_none() || self.lease_until.is_none_or(|until| until <= now)
     }
 }
-
-/// When a lease taken at `now` for `lease` ends (saturating).
-pub fn lease_end(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(lease)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}

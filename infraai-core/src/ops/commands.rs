@@ -205,7 +205,10 @@ impl OpsAgent {
         detach: Option<&Arc<OpsAgent>>,
     ) -> Result<CommandOutcome> {
         use IncidentStatus::{Approved, Blocked, Pending};
-        let change = self.deps.store.transition(id, &[Pending], Approved, None);
+        let change = self
+            .deps
+            .store
+            .transition(Transition::new(id, &[Pending], Approved));
         let Some(incident) = won(change.await)? else {
             return self.approve_late(id, actor).await;
         };
@@ -295,7 +298,7 @@ impl OpsAgent {
         let change = self
             .deps
             .store
-            .transition(id, &from, IncidentStatus::Rejected, reason);
+            .transition(Transition::new(id, &from, IncidentStatus::Rejected).note(reason));
         let Some(incident) = won(change.await)? else {
             let current = self.load(id).await?;
             self.record_approval(id, false, actor, false).await?;

@@ -33,7 +33,7 @@ impl OpsAgent {
         let recorded = self
             .deps
             .store
-            .record_decision(id, &verdict.decision, &verdict.notes, to)
+            .record_decision(DecisionRecord::new(id, &verdict.decision, to).notes(&verdict.notes))
             .await;
         // Someone else decided it concurrently (e.g. a recovering replica): theirs stands.
         let Some(incident) = won(recorded)? else {

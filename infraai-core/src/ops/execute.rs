@@ -42,7 +42,9 @@ impl OpsAgent {
         let (id, store) = (incident.id, &self.deps.store);
         let Some(decision) = &incident.decision else {
             let note = Some("no decision to execute");
-            return store.transition(id, &[Executing], Unresolved, note).await;
+            return store
+                .transition(Transition::new(id, &[Executing], Unresolved).note(note))
+                .await;
         };
         let action = decision.recommended_action.clone();
         let (outcome, failure) = self.act(&incident, &action).await?;
@@ -57,7 +59,7 @@ impl OpsAgent {
         }
         let summary = Some(outcome.summary.as_str());
         let incident = store
-            .transition(id, &[Executing], Executed, summary)
+            .transition(Transition::new(id, &[Executing], Executed).note(summary))
             .await?;
         self.feedback(incident, outcome.finished_at).await
     }
@@ -132,7 +134,8 @@ impl OpsAgent {
         };
         let id = incident.id;
         let store = &self.deps.store;
-        let change = store.transition(id, &[IncidentStatus::Executed], to, Some(&note));
+        let change = store
+            .transition(Transition::new(id, &[IncidentStatus::Executed], to).note(Some(&note)));
         // Already concluded: the alert cleared meanwhile and resolved it,
         // or another replica finished this check.
         let Some(incident) = won(change.await)? else {
@@ -189,7 +192,7 @@ impl OpsAgent {
     ) -> Result<Incident> {
         let store = &self.deps.store;
         let change = store
-            .transition(id, &[from], IncidentStatus::Unresolved, Some(note))
+            .transition(Transition::new(id, &[from], IncidentStatus::Unresolved).note(Some(note)))
             .await;
         let Some(incident) = won(change)? else {
             return self.load(id).await;

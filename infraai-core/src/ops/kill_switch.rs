@@ -3,7 +3,7 @@
 
 use super::{CommandOutcome, OpsAgent};
 use crate::domain::*;
-use crate::Result;
+use crate::{KillSwitchRequest, Result};
 use chrono::Utc;
 use serde_json::json;
 use std::time::Duration;
@@ -35,12 +35,15 @@ impl OpsAgent {
             return Ok(self.ignore_stale_delivery(reply).await);
         }
         let actor = reply.actor.label();
-        let (engage, reason) = match &reply.command {
-            HumanCommand::StopAutonomy { reason } => (true, reason.as_deref()),
-            _ => (false, None),
+        let request = match &reply.command {
+            HumanCommand::StopAutonomy { reason } => {
+                KillSwitchRequest::engage(&actor, reason.as_deref())
+            }
+            _ => KillSwitchRequest::release(&actor),
         };
+        let (engage, reason) = (request.engaged, request.reason);
         let store = &self.deps.store;
-        let change = store.set_kill_switch(engage, &actor, reason).await?;
+        let change = store.set_kill_switch(request).await?;
         let affected = change.affected.len();
         let (outcome, input) = if engage {
             let input = json!({ "reason": reason, "blocked": change.affected });

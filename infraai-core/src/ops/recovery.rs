@@ -18,7 +18,8 @@ impl OpsAgent {
         let note = format!("no answer within {}s", max_wait.as_secs());
         let mut expired = 0;
         for i in pending.into_iter().filter(|i| i.updated_at < cutoff) {
-            let change = store.transition(i.id, &[Pending], Expired, Some(&note));
+            let change =
+                store.transition(Transition::new(i.id, &[Pending], Expired).note(Some(&note)));
             if change.await.is_ok() {
                 expired += 1;
                 let record = AuditRecord::agent(AuditStep::Escalation, format!("expired: {note}"));

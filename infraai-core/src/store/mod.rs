@@ -14,9 +14,11 @@
 //! [`count_by_listing`], [`record_then_audit`].
 
 pub mod observed;
+mod requests;
 mod roles;
 
 pub use observed::{Committed, Observed, StoreObserver, StoreOp};
+pub use requests::*;
 pub use roles::*;
 
 use crate::domain::*;

@@ -89,14 +89,16 @@ fn nothing<T>(_: &T) -> Committed<'_> {
     Committed::Nothing
 }
 
-/// Forwards the listed methods of one role, each observed as [`Committed::Nothing`].
+/// Implements a role by forwarding the listed methods, each observed as
+/// [`Committed::Nothing`]; the methods after the list are written out.
 macro_rules! forward {
-    ($role:ident { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* }) => {
+    ($role:ident { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* } $($own:tt)*) => {
         #[async_trait]
         impl $role for Observed {
             $(async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
                 self.timed(stringify!($name), self.inner.$name($($arg),*)).await
             })*
+            $($own)*
         }
     };
 }
@@ -128,88 +130,49 @@ forward!(HistoryStore {
 });
 
 forward!(LeaseStore {
-    fn claim_job(key: &str, owner: &str, now: DateTime<Utc>, lease: Duration) -> Option<Job>;
-    fn claim_abandoned_jobs(owner: &str, now: DateTime<Utc>, lease: Duration, limit: usize) -> Vec<Job>;
-    fn renew_job(key: &str, owner: &str, now: DateTime<Utc>, lease: Duration) -> bool;
-    fn release_job(key: &str, owner: &str, finished: bool) -> bool;
+    fn claim_job(key: &str, lease: Lease<'_>) -> Option<Job>;
+    fn claim_abandoned_jobs(lease: Lease<'_>, limit: usize) -> Vec<Job>;
+    fn renew_job(key: &str, lease: Lease<'_>) -> bool;
+    fn release_job(release: Release<'_>) -> bool;
     fn get_cursor(name: &str) -> Option<i64>;
     fn set_cursor(name: &str, value: i64) -> ();
 });
 
-#[async_trait]
-impl IncidentStore for Observed {
-    async fn record_alerts(&self, batch: Vec<AlertRecord>) -> Result<Vec<AlertIngest>> {
-        let op = self.inner.record_alerts(batch);
-        self.timed("record_alerts", op).await
-    }
-    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
-        let op = self.inner.get_incident(id);
-        self.timed("get_incident", op).await
-    }
-    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
-        let op = self.inner.list_incidents(query);
-        self.timed("list_incidents", op).await
-    }
-    async fn incident_counts(&self) -> Result<IncidentCounts> {
-        let op = self.inner.incident_counts();
-        self.timed("incident_counts", op).await
-    }
-    async fn record_decision(
-        &self,
-        id: IncidentId,
-        decision: &OpsDecision,
-        guardrail_notes: &[String],
-        to: IncidentStatus,
-    ) -> Result<Incident> {
+forward!(IncidentStore {
+    fn record_alerts(batch: Vec<AlertRecord>) -> Vec<AlertIngest>;
+    fn get_incident(id: IncidentId) -> Option<Incident>;
+    fn list_incidents(query: &IncidentQuery) -> Vec<Incident>;
+    fn incident_counts() -> IncidentCounts;
+    fn kill_switch() -> KillSwitch;
+    fn set_kill_switch(request: KillSwitchRequest<'_>) -> KillSwitchChange;
+}
+    async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
         let start = Instant::now();
-        let result = self
-            .inner
-            .record_decision(id, decision, guardrail_notes, to)
-            .await;
-        self.report(
-            "record_decision",
-            start,
-            result.as_ref().map(Committed::Decided),
-        );
+        let result = self.inner.record_decision(record).await;
+        let decided = result.as_ref().map(Committed::Decided);
+        self.report("record_decision", start, decided);
         result
     }
-    async fn transition(
-        &self,
-        id: IncidentId,
-        from: &[IncidentStatus],
-        to: IncidentStatus,
-        note: Option<&str>,
-    ) -> Result<Incident> {
+
+    async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
         let start = Instant::now();
-        let result = self.inner.transition(id, from, to, note).await;
-        let moved = |incident| Committed::Moved { from, incident };
+        let result = self.inner.transition(change).await;
+        let moved = |incident| Committed::Moved {
+            from: change.from,
+            incident,
+        };
         self.report("transition", start, result.as_ref().map(moved));
         result
     }
+
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim> {
         let start = Instant::now();
         let result = self.inner.claim_execution(id).await;
-        self.report(
-            "claim_execution",
-            start,
-            result.as_ref().map(Committed::Claimed),
-        );
+        let claimed = result.as_ref().map(Committed::Claimed);
+        self.report("claim_execution", start, claimed);
         result
     }
-    async fn kill_switch(&self) -> Result<KillSwitch> {
-        let op = self.inner.kill_switch();
-        self.timed("kill_switch", op).await
-    }
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
-        let op = self.inner.set_kill_switch(engaged, actor, reason);
-        self.timed("set_kill_switch", op).await
-    }
-}
+);
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
@@ -236,14 +199,9 @@ mod tests {
         let id = store.record_alert(&alert).await.expect("record").incident;
         let id = id.expect("opened").id;
         let to = IncidentStatus::Resolved;
-        store
-            .transition(id, &[IncidentStatus::New], to, None)
-            .await
-            .expect("move");
-        assert!(store
-            .transition(id, &[IncidentStatus::New], to, None)
-            .await
-            .is_err());
+        let change = Transition::new(id, &[IncidentStatus::New], to);
+        store.transition(change).await.expect("move");
+        assert!(store.transition(change).await.is_err());
         let seen = names.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let want = [
             ("record_alerts", false),

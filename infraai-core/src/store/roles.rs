@@ -59,24 +59,12 @@ pub trait IncidentStore: StoreBackend {
     async fn incident_counts(&self) -> Result<IncidentCounts>;
     /// Stores the one decision of a `new` incident and moves it to `to`.
     /// [`crate::Error::Conflict`] when the incident is no longer `new`.
-    async fn record_decision(
-        &self,
-        id: IncidentId,
-        decision: &OpsDecision,
-        guardrail_notes: &[String],
-        to: IncidentStatus,
-    ) -> Result<Incident>;
+    async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident>;
     /// Moves an incident from one of `from` to `to` (compare-and-set), with an
     /// optional note. [`crate::Error::Conflict`] when its status is not in
     /// `from`; [`crate::Error::Invalid`] when the lifecycle does not allow the
     /// move ([`crate::lifecycle`]).
-    async fn transition(
-        &self,
-        id: IncidentId,
-        from: &[IncidentStatus],
-        to: IncidentStatus,
-        note: Option<&str>,
-    ) -> Result<Incident>;
+    async fn transition(&self, change: Transition<'_>) -> Result<Incident>;
     /// Claims the execution of an `approved` or `auto` incident, reading the
     /// kill-switch in the same transaction (architecture rules 2 and 3).
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim>;
@@ -86,12 +74,7 @@ pub trait IncidentStore: StoreBackend {
     /// `approved` and `auto` incident to `blocked`; releasing moves every
     /// `blocked` incident back to `pending` (a human must approve again). Both
     /// in the same transaction as the switch itself.
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange>;
+    async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange>;
 }
 
 /// History: the append-only audit log, human approvals and action outcomes.
@@ -119,41 +102,24 @@ pub trait HistoryStore: StoreBackend {
 /// named positions in external feeds.
 #[async_trait]
 pub trait LeaseStore: StoreBackend {
-    /// Takes the job `key` for `owner` with a lease until `now + lease`: it
+    /// Takes the job `key` for the lease's owner until the lease ends: it
     /// is created when absent, and taken when nobody holds it or its
-    /// holder's lease ended at or before `now`. `None` while any holder's
-    /// lease runs — `owner` included, so one replica never runs a job twice.
-    async fn claim_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<Option<Job>>;
+    /// holder's lease ended at or before `lease.now`. `None` while any
+    /// holder's lease runs — the owner's included, so one replica never runs
+    /// a job twice.
+    async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>>;
     /// Takes up to `limit` jobs that nobody holds or whose lease ended at or
-    /// before `now`, longest abandoned first, each as [`Self::claim_job`]
-    /// would. Concurrent callers never get the same job.
-    async fn claim_abandoned_jobs(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-        limit: usize,
-    ) -> Result<Vec<Job>>;
-    /// Extends `owner`'s lease on `key` to `now + lease`; `false` when
-    /// `owner` no longer holds it (another replica took it after the lease
+    /// before `lease.now`, longest abandoned first, each as
+    /// [`Self::claim_job`] would. Concurrent callers never get the same job.
+    async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>>;
+    /// Extends the owner's lease on `key` to the lease's end; `false` when
+    /// the owner no longer holds it (another replica took it after the lease
     /// ended, or it is finished).
-    async fn renew_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<bool>;
-    /// Ends `owner`'s hold on `key`: deletes the job when `finished`, else
-    /// leaves it for another replica to take at once. `false` when `owner`
+    async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool>;
+    /// Ends the owner's hold on the job: deletes it when finished, else
+    /// leaves it for another replica to take at once. `false` when the owner
     /// did not hold it.
-    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool>;
+    async fn release_job(&self, release: Release<'_>) -> Result<bool>;
     /// A named cursor (e.g. the Telegram `getUpdates` offset), if set.
     async fn get_cursor(&self, name: &str) -> Result<Option<i64>>;
     /// Sets a named cursor durably.

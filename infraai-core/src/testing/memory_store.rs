@@ -182,13 +182,13 @@ impl IncidentStore for MemoryStore {
         count_by_listing(self).await
     }
 
-    async fn record_decision(
-        &self,
-        id: IncidentId,
-        decision: &OpsDecision,
-        guardrail_notes: &[String],
-        to: IncidentStatus,
-    ) -> Result<Incident> {
+    async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
+        let DecisionRecord {
+            id,
+            decision,
+            guardrail_notes,
+            to,
+        } = record;
         self.with(|s| {
             let i = incident_mut(s, id)?;
             lifecycle::decide(id, i.status, i.decision.is_some(), to)?;
@@ -200,13 +200,8 @@ impl IncidentStore for MemoryStore {
         })
     }
 
-    async fn transition(
-        &self,
-        id: IncidentId,
-        from: &[IncidentStatus],
-        to: IncidentStatus,
-        note: Option<&str>,
-    ) -> Result<Incident> {
+    async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
+        let Transition { id, from, to, note } = change;
         self.fault("transition")?;
         self.with(|s| {
             let i = incident_mut(s, id)?;
@@ -237,12 +232,12 @@ impl IncidentStore for MemoryStore {
         Ok(self.with(|s| s.kill_switch.clone().unwrap_or_else(KillSwitch::released)))
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
+    async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange> {
+        let KillSwitchRequest {
+            engaged,
+            actor,
+            reason,
+        } = request;
         self.fault("set_kill_switch")?;
         Ok(self.with(|s| {
             let now = Utc::now();
@@ -344,14 +339,8 @@ impl HistoryStore for MemoryStore {
 
 #[async_trait]
 impl LeaseStore for MemoryStore {
-    async fn claim_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<Option<Job>> {
-        let until = lease_end(now, lease);
+    async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>> {
+        let (owner, now, until) = (lease.owner, lease.now, lease.until());
         Ok(self.with(|s| {
             let job = s.jobs.entry(key.to_owned()).or_insert_with(|| Job {
                 key: key.to_owned(),
@@ -363,14 +352,8 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn claim_abandoned_jobs(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-        limit: usize,
-    ) -> Result<Vec<Job>> {
-        let until = lease_end(now, lease);
+    async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
+        let (owner, now, until) = (lease.owner, lease.now, lease.until());
         Ok(self.with(|s| {
             let mut free: Vec<&mut Job> = s.jobs.values_mut().filter(|j| j.is_free(now)).collect();
             free.sort_by_key(|j| j.lease_until);
@@ -381,23 +364,22 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn renew_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<bool> {
+    async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
         Ok(self.with(|s| match s.jobs.get_mut(key) {
-            Some(j) if j.owner.as_deref() == Some(owner) => {
-                j.lease_until = Some(lease_end(now, lease));
+            Some(j) if j.owner.as_deref() == Some(lease.owner) => {
+                j.lease_until = Some(lease.until());
                 true
             }
             _ => false,
         }))
     }
 
-    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+    async fn release_job(&self, release: Release<'_>) -> Result<bool> {
+        let Release {
+            key,
+            owner,
+            finished,
+        } = release;
         Ok(self.with(|s| match s.jobs.get_mut(key) {
             Some(j) if j.owner.as_deref() == Some(owner) => {
                 if finished {

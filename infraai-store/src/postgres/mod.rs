@@ -540,13 +540,13 @@ impl IncidentStore for PostgresStore {
         Ok(rows::incident_counts(&*c).await?)
     }
 
-    async fn record_decision(
-        &self,
-        id: IncidentId,
-        decision: &OpsDecision,
-        guardrail_notes: &[String],
-        to: IncidentStatus,
-    ) -> Result<Incident> {
+    async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
+        let DecisionRecord {
+            id,
+            decision,
+            guardrail_notes,
+            to,
+        } = record;
         const OP: &str = "record_decision";
         let incident = id;
         let decision_json = codec::json(COMPONENT, OP, "decision", decision)?;
@@ -574,13 +574,8 @@ impl IncidentStore for PostgresStore {
         })?)
     }
 
-    async fn transition(
-        &self,
-        id: IncidentId,
-        from: &[IncidentStatus],
-        to: IncidentStatus,
-        note: Option<&str>,
-    ) -> Result<Incident> {
+    async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
+        let Transition { id, from, to, note } = change;
         const OP: &str = "transition";
         let incident = id;
         let id = id.to_string();
@@ -614,12 +609,12 @@ impl IncidentStore for PostgresStore {
         Ok(kill_switch_row(&*c, "kill_switch", false).await?)
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
+    async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange> {
+        let KillSwitchRequest {
+            engaged,
+            actor,
+            reason,
+        } = request;
         const OP: &str = "set_kill_switch";
         Ok(in_tx!(self, OP, |tx| {
             let now = Utc::now();
@@ -707,15 +702,10 @@ impl HistoryStore for PostgresStore {
 
 #[async_trait]
 impl LeaseStore for PostgresStore {
-    async fn claim_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Job>> {
+    async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>> {
+        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_job";
-        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let (now, until) = (codec::time(now), codec::time(lease.until()));
         let c = self.client(OP).await?;
         // ON CONFLICT DO UPDATE locks the row and checks the lease on its
         // latest version: of two replicas racing, one takes the job.
@@ -733,15 +723,10 @@ impl LeaseStore for PostgresStore {
         Ok(rows::jobs(&found, OP)?.pop())
     }
 
-    async fn claim_abandoned_jobs(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<Job>> {
+    async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
+        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_abandoned_jobs";
-        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let (now, until) = (codec::time(now), codec::time(lease.until()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client(OP).await?;
         // SKIP LOCKED: concurrent scans take disjoint jobs; a row another
@@ -759,15 +744,10 @@ impl LeaseStore for PostgresStore {
         Ok(rows::jobs(&taken, OP)?)
     }
 
-    async fn renew_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<bool> {
+    async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
+        let owner = lease.owner;
         const OP: &str = "renew_job";
-        let until = codec::time(lease_end(now, lease));
+        let until = codec::time(lease.until());
         let c = self.client(OP).await?;
         let n = c
             .exec(
@@ -779,7 +759,12 @@ impl LeaseStore for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+    async fn release_job(&self, release: Release<'_>) -> Result<bool> {
+        let Release {
+            key,
+            owner,
+            finished,
+        } = release;
         const OP: &str = "release_job";
         let c = self.client(OP).await?;
         let n = c

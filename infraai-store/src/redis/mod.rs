@@ -623,13 +623,13 @@ impl IncidentStore for RedisStore {
         count_by_listing(self).await
     }
 
-    async fn record_decision(
-        &self,
-        id: IncidentId,
-        decision: &OpsDecision,
-        guardrail_notes: &[String],
-        to: IncidentStatus,
-    ) -> Result<Incident> {
+    async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
+        let DecisionRecord {
+            id,
+            decision,
+            guardrail_notes,
+            to,
+        } = record;
         const OP: &str = "record_decision";
         let args = [
             id.to_string(),
@@ -652,13 +652,8 @@ impl IncidentStore for RedisStore {
         Ok(r.incident(OP, &id.to_string())?)
     }
 
-    async fn transition(
-        &self,
-        id: IncidentId,
-        from: &[IncidentStatus],
-        to: IncidentStatus,
-        note: Option<&str>,
-    ) -> Result<Incident> {
+    async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
+        let Transition { id, from, to, note } = change;
         const OP: &str = "transition";
         let args = [
             id.to_string(),
@@ -727,12 +722,12 @@ impl IncidentStore for RedisStore {
         })
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
+    async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange> {
+        let KillSwitchRequest {
+            engaged,
+            actor,
+            reason,
+        } = request;
         const OP: &str = "set_kill_switch";
         let now = Utc::now();
         let (from, to) = lifecycle::kill_switch_moves(engaged);
@@ -903,19 +898,14 @@ impl HistoryStore for RedisStore {
 
 #[async_trait]
 impl LeaseStore for RedisStore {
-    async fn claim_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Job>> {
+    async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>> {
+        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_job";
         let args = [
             key.to_owned(),
             owner.to_owned(),
             now.timestamp_millis().to_string(),
-            lease_end(now, lease).timestamp_millis().to_string(),
+            lease.until().timestamp_millis().to_string(),
         ];
         let raw = self
             .run_script(&scripts::CLAIM_JOB, &args, OP, Some(format!("job {key}")))
@@ -923,18 +913,13 @@ impl LeaseStore for RedisStore {
         Ok(jobs(raw, OP)?.pop())
     }
 
-    async fn claim_abandoned_jobs(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<Job>> {
+    async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
+        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_abandoned_jobs";
         let args = [
             owner.to_owned(),
             now.timestamp_millis().to_string(),
-            lease_end(now, lease).timestamp_millis().to_string(),
+            lease.until().timestamp_millis().to_string(),
             limit.to_string(),
         ];
         let raw = self
@@ -943,18 +928,13 @@ impl LeaseStore for RedisStore {
         Ok(jobs(raw, OP)?)
     }
 
-    async fn renew_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<bool> {
+    async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
+        let owner = lease.owner;
         const OP: &str = "renew_job";
         let args = [
             key.to_owned(),
             owner.to_owned(),
-            lease_end(now, lease).timestamp_millis().to_string(),
+            lease.until().timestamp_millis().to_string(),
         ];
         let renewed: i64 = self
             .run_script(&scripts::RENEW_JOB, &args, OP, Some(format!("job {key}")))
@@ -962,7 +942,12 @@ impl LeaseStore for RedisStore {
         Ok(renewed == 1)
     }
 
-    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+    async fn release_job(&self, release: Release<'_>) -> Result<bool> {
+        let Release {
+            key,
+            owner,
+            finished,
+        } = release;
         const OP: &str = "release_job";
         let args = [
             key.to_owned(),

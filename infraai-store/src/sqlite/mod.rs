@@ -450,13 +450,13 @@ impl IncidentStore for SqliteStore {
         Ok(self.read("incident_counts", rows::incident_counts).await?)
     }
 
-    async fn record_decision(
-        &self,
-        id: IncidentId,
-        decision: &OpsDecision,
-        guardrail_notes: &[String],
-        to: IncidentStatus,
-    ) -> Result<Incident> {
+    async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
+        let DecisionRecord {
+            id,
+            decision,
+            guardrail_notes,
+            to,
+        } = record;
         const OP: &str = "record_decision";
         let decision_json = codec::json(COMPONENT, OP, "decision", decision)?;
         let notes_json = codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?;
@@ -502,13 +502,8 @@ impl IncidentStore for SqliteStore {
             .await?)
     }
 
-    async fn transition(
-        &self,
-        id: IncidentId,
-        from: &[IncidentStatus],
-        to: IncidentStatus,
-        note: Option<&str>,
-    ) -> Result<Incident> {
+    async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
+        let Transition { id, from, to, note } = change;
         const OP: &str = "transition";
         let from = from.to_vec();
         let note = note.map(str::to_owned);
@@ -543,12 +538,12 @@ impl IncidentStore for SqliteStore {
             .await?)
     }
 
-    async fn set_kill_switch(
-        &self,
-        engaged: bool,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<KillSwitchChange> {
+    async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange> {
+        let KillSwitchRequest {
+            engaged,
+            actor,
+            reason,
+        } = request;
         const OP: &str = "set_kill_switch";
         let actor = actor.to_owned();
         let reason = reason.map(str::to_owned);
@@ -671,16 +666,11 @@ impl HistoryStore for SqliteStore {
 
 #[async_trait]
 impl LeaseStore for SqliteStore {
-    async fn claim_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Job>> {
+    async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>> {
+        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_job";
         let (key, owner) = (key.to_owned(), owner.to_owned());
-        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let (now, until) = (codec::time(now), codec::time(lease.until()));
         Ok(self
             .write(OP, move |c| {
                 let sql = format!(
@@ -702,16 +692,11 @@ impl LeaseStore for SqliteStore {
             .await?)
     }
 
-    async fn claim_abandoned_jobs(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<Job>> {
+    async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
+        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_abandoned_jobs";
         let owner = owner.to_owned();
-        let (now, until) = (codec::time(now), codec::time(lease_end(now, lease)));
+        let (now, until) = (codec::time(now), codec::time(lease.until()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         Ok(self
             .write(OP, move |c| {
@@ -734,16 +719,11 @@ impl LeaseStore for SqliteStore {
             .await?)
     }
 
-    async fn renew_job(
-        &self,
-        key: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<bool> {
+    async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
+        let owner = lease.owner;
         const OP: &str = "renew_job";
         let (key, owner) = (key.to_owned(), owner.to_owned());
-        let until = codec::time(lease_end(now, lease));
+        let until = codec::time(lease.until());
         Ok(self
             .write(OP, move |c| {
                 c.prepare_cached("UPDATE jobs SET lease_until = ?3 WHERE key = ?1 AND owner = ?2")
@@ -754,7 +734,12 @@ impl LeaseStore for SqliteStore {
             .await?)
     }
 
-    async fn release_job(&self, key: &str, owner: &str, finished: bool) -> Result<bool> {
+    async fn release_job(&self, release: Release<'_>) -> Result<bool> {
+        let Release {
+            key,
+            owner,
+            finished,
+        } = release;
         const OP: &str = "release_job";
         let (key, owner) = (key.to_owned(), owner.to_owned());
         Ok(self

@@ -35,12 +35,11 @@ pub async fn concurrent_claims_execute_once(store: Arc<dyn MetadataStore>) {
     );
     // Nor one awaiting its re-check: the feedback step decides.
     store
-        .transition(
+        .transition(Transition::new(
             id,
             &[IncidentStatus::Executing],
             IncidentStatus::Executed,
-            None,
-        )
+        ))
         .await
         .expect("executed");
     let noted = store
@@ -65,10 +64,8 @@ pub async fn hundred_way_approve_and_claim_race(store: Arc<dyn MetadataStore>) {
             tokio::spawn(async move {
                 let approved = match s
                     .transition(
-                        id,
-                        &[IncidentStatus::Pending],
-                        IncidentStatus::Approved,
-                        Some(&format!("approved by racer {n}")),
+                        Transition::new(id, &[IncidentStatus::Pending], IncidentStatus::Approved)
+                            .note(Some(&format!("approved by racer {n}"))),
                     )
                     .await
                 {
@@ -118,7 +115,7 @@ pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
     let late = approval_racing_the_switch_is_blocked(store).await;
 
     let change = store
-        .set_kill_switch(false, "web:alice", None)
+        .set_kill_switch(KillSwitchRequest::release("web:alice"))
         .await
         .expect("release");
     assert!(!change.state.engaged);
@@ -149,7 +146,7 @@ async fn decided(
 ) -> IncidentId {
     let id = open(store, fingerprint).await;
     store
-        .record_decision(id, &decision(), &[], status)
+        .record_decision(DecisionRecord::new(id, &decision(), status))
         .await
         .expect("decide");
     id
@@ -158,12 +155,11 @@ async fn decided(
 /// Moves a pending incident to approved.
 async fn approve(store: &dyn MetadataStore, id: IncidentId) {
     store
-        .transition(
+        .transition(Transition::new(
             id,
             &[IncidentStatus::Pending],
             IncidentStatus::Approved,
-            None,
-        )
+        ))
         .await
         .expect("approve");
 }
@@ -174,7 +170,7 @@ async fn engaging_blocks_open_incidents(store: &dyn MetadataStore) -> (IncidentI
     let pending = decided(store, "conf-ks-pending", IncidentStatus::Pending).await;
     let auto = decided(store, "conf-ks-auto", IncidentStatus::Auto).await;
     let change = store
-        .set_kill_switch(true, "web:alice", Some("maintenance"))
+        .set_kill_switch(KillSwitchRequest::engage("web:alice", Some("maintenance")))
         .await
         .expect("engage");
     assert!(change.state.engaged);

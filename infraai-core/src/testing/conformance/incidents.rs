@@ -80,7 +80,9 @@ pub async fn decision_is_recorded_once(store: &dyn MetadataStore) {
     let id = open(store, "conf-decision").await;
     let notes = vec!["note".to_string()];
     let i = store
-        .record_decision(id, &decision(), &notes, IncidentStatus::Pending)
+        .record_decision(
+            DecisionRecord::new(id, &decision(), IncidentStatus::Pending).notes(&notes),
+        )
         .await
         .expect("decide");
     assert_eq!(
@@ -88,7 +90,7 @@ pub async fn decision_is_recorded_once(store: &dyn MetadataStore) {
         (IncidentStatus::Pending, Some(&decision()), notes)
     );
     let again = store
-        .record_decision(id, &decision(), &[], IncidentStatus::Auto)
+        .record_decision(DecisionRecord::new(id, &decision(), IncidentStatus::Auto))
         .await;
     assert!(
         matches!(again, Err(crate::Error::Conflict { .. })),
@@ -109,15 +111,17 @@ pub async fn decision_is_recorded_once(store: &dyn MetadataStore) {
 pub async fn transitions_compare_and_set(store: &dyn MetadataStore) {
     let id = open(store, "conf-cas").await;
     store
-        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .record_decision(DecisionRecord::new(
+            id,
+            &decision(),
+            IncidentStatus::Pending,
+        ))
         .await
         .expect("decide");
     let i = store
         .transition(
-            id,
-            &[IncidentStatus::Pending],
-            IncidentStatus::Approved,
-            Some("ok"),
+            Transition::new(id, &[IncidentStatus::Pending], IncidentStatus::Approved)
+                .note(Some("ok")),
         )
         .await
         .expect("transition");
@@ -126,21 +130,19 @@ pub async fn transitions_compare_and_set(store: &dyn MetadataStore) {
         (IncidentStatus::Approved, Some("ok"))
     );
     let dup = store
-        .transition(
+        .transition(Transition::new(
             id,
             &[IncidentStatus::Pending],
             IncidentStatus::Approved,
-            None,
-        )
+        ))
         .await;
     assert!(matches!(dup, Err(crate::Error::Conflict { .. })));
     let missing = store
-        .transition(
+        .transition(Transition::new(
             IncidentId::new(),
             &[IncidentStatus::Pending],
             IncidentStatus::Approved,
-            None,
-        )
+        ))
         .await;
     assert!(matches!(missing, Err(crate::Error::NotFound { .. })));
 }
@@ -151,26 +153,36 @@ pub async fn illegal_transitions_are_refused(store: &dyn MetadataStore) {
     let id = open(store, "conf-lifecycle").await;
     // A new incident cannot jump to executing, and cannot be decided into executed.
     let jump = store
-        .transition(id, &[IncidentStatus::New], IncidentStatus::Executing, None)
+        .transition(Transition::new(
+            id,
+            &[IncidentStatus::New],
+            IncidentStatus::Executing,
+        ))
         .await;
     assert!(
         matches!(jump, Err(crate::Error::Invalid { .. })),
         "new → executing must be refused: {jump:?}"
     );
     let bad_decision = store
-        .record_decision(id, &decision(), &[], IncidentStatus::Executed)
+        .record_decision(DecisionRecord::new(
+            id,
+            &decision(),
+            IncidentStatus::Executed,
+        ))
         .await;
     assert!(matches!(bad_decision, Err(crate::Error::Invalid { .. })));
     store
-        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .record_decision(DecisionRecord::new(
+            id,
+            &decision(),
+            IncidentStatus::Pending,
+        ))
         .await
         .expect("decide");
     store
         .transition(
-            id,
-            &[IncidentStatus::Pending],
-            IncidentStatus::Rejected,
-            Some("no"),
+            Transition::new(id, &[IncidentStatus::Pending], IncidentStatus::Rejected)
+                .note(Some("no")),
         )
         .await
         .expect("reject");
@@ -181,7 +193,7 @@ pub async fn illegal_transitions_are_refused(store: &dyn MetadataStore) {
         IncidentStatus::Auto,
     ] {
         let r = store
-            .transition(id, &[IncidentStatus::Rejected], to, None)
+            .transition(Transition::new(id, &[IncidentStatus::Rejected], to))
             .await;
         assert!(
             matches!(r, Err(crate::Error::Invalid { .. })),
@@ -261,11 +273,17 @@ pub async fn closing_by_transition_frees_the_fingerprint(store: &dyn MetadataSto
     ] {
         let id = open(store, fingerprint).await;
         store
-            .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+            .record_decision(DecisionRecord::new(
+                id,
+                &decision(),
+                IncidentStatus::Pending,
+            ))
             .await
             .expect("decide");
         store
-            .transition(id, &[IncidentStatus::Pending], closed, Some("closed"))
+            .transition(
+                Transition::new(id, &[IncidentStatus::Pending], closed).note(Some("closed")),
+            )
             .await
             .expect("close");
         let next = store
@@ -313,15 +331,17 @@ pub async fn late_copies_of_a_resolved_episode_do_not_reopen(store: &dyn Metadat
     let firing = alert("conf-late-feedback", AlertState::Firing, 0.9);
     let id = open_with(store, &firing).await;
     store
-        .record_decision(id, &decision(), &[], IncidentStatus::Pending)
+        .record_decision(DecisionRecord::new(
+            id,
+            &decision(),
+            IncidentStatus::Pending,
+        ))
         .await
         .expect("decide");
     store
         .transition(
-            id,
-            &[IncidentStatus::Pending],
-            IncidentStatus::Resolved,
-            Some("fixed"),
+            Transition::new(id, &[IncidentStatus::Pending], IncidentStatus::Resolved)
+                .note(Some("fixed")),
         )
         .await
         .expect("resolve");

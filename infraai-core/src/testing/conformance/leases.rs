@@ -36,24 +36,39 @@ struct LeasedJob<'a> {
 impl LeasedJob<'_> {
     async fn claim(&self, who: &str, secs: i64) -> Option<Job> {
         let at = self.t0 + Duration::seconds(secs);
-        let job = self.store.claim_job(&self.key, who, at, self.lease).await;
+        let job = self
+            .store
+            .claim_job(&self.key, Lease::new(who, self.lease).at(at))
+            .await;
         job.expect("claim")
     }
 
     async fn renew(&self, who: &str, secs: i64) -> bool {
         let at = self.t0 + Duration::seconds(secs);
-        let renewed = self.store.renew_job(&self.key, who, at, self.lease).await;
+        let renewed = self
+            .store
+            .renew_job(&self.key, Lease::new(who, self.lease).at(at))
+            .await;
         renewed.expect("renew")
     }
 
     async fn release(&self, who: &str, finished: bool) -> bool {
-        let released = self.store.release_job(&self.key, who, finished).await;
+        let released = self
+            .store
+            .release_job(Release {
+                key: &self.key,
+                owner: who,
+                finished,
+            })
+            .await;
         released.expect("release")
     }
 
     async fn scan(&self, who: &str, secs: i64) -> Vec<Job> {
         let at = self.t0 + Duration::seconds(secs);
-        let scan = self.store.claim_abandoned_jobs(who, at, self.lease, 100);
+        let scan = self
+            .store
+            .claim_abandoned_jobs(Lease::new(who, self.lease).at(at), 100);
         scan.await.expect("scan")
     }
 }
@@ -130,7 +145,7 @@ pub async fn abandoned_jobs_are_taken_once(store: Arc<dyn MetadataStore>) {
     for n in 0..20 {
         let key = format!("{prefix}{n}");
         store
-            .claim_job(&key, "dead-replica", t0, lease)
+            .claim_job(&key, Lease::new("dead-replica", lease).at(t0))
             .await
             .expect("claim");
     }
@@ -141,7 +156,7 @@ pub async fn abandoned_jobs_are_taken_once(store: Arc<dyn MetadataStore>) {
             let mut mine = Vec::new();
             loop {
                 let got = store
-                    .claim_abandoned_jobs(&format!("replica-{r}"), later, lease, 3)
+                    .claim_abandoned_jobs(Lease::new(&format!("replica-{r}"), lease).at(later), 3)
                     .await
                     .expect("scan");
                 if got.is_empty() {
@@ -175,7 +190,11 @@ pub async fn abandoned_jobs_are_taken_once(store: Arc<dyn MetadataStore>) {
             assert_eq!(j.claims, 2, "{j:?}");
         }
         assert!(store
-            .release_job(&j.key, owner, ours)
+            .release_job(Release {
+                key: &j.key,
+                owner,
+                finished: ours
+            })
             .await
             .expect("release"));
     }

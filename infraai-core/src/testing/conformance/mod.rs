@@ -127,12 +127,12 @@ async fn write_the_world(store: &dyn MetadataStore) -> World {
         Utc::now(),
     );
     let job = store
-        .claim_job(&job_key, "replica-a", t0, lease)
+        .claim_job(&job_key, Lease::new("replica-a", lease).at(t0))
         .await
         .expect("claim")
         .expect("taken");
     let change = store
-        .set_kill_switch(true, "web:dave", Some("reopen test"))
+        .set_kill_switch(KillSwitchRequest::engage("web:dave", Some("reopen test")))
         .await
         .expect("engage");
     assert!(change.affected.contains(&pending));
@@ -193,10 +193,8 @@ async fn write_incident_records(
     let pending = open(store, "conf-reopen-pending").await;
     store
         .record_decision(
-            pending,
-            &decision(),
-            &["why".into()],
-            IncidentStatus::Pending,
+            DecisionRecord::new(pending, &decision(), IncidentStatus::Pending)
+                .notes(&["why".into()]),
         )
         .await
         .expect("decide");
@@ -283,19 +281,29 @@ async fn check_job_and_cursor(store: &dyn MetadataStore, w: &World) {
     assert_eq!(store.get_cursor(&w.cursor).await.expect("cursor"), Some(7));
     assert_eq!(
         store
-            .claim_job(key, "replica-b", t0 + Duration::seconds(29), lease)
+            .claim_job(
+                key,
+                Lease::new("replica-b", lease).at(t0 + Duration::seconds(29))
+            )
             .await
             .expect("claim"),
         None
     );
     let taken = store
-        .claim_job(key, "replica-b", t0 + Duration::seconds(30), lease)
+        .claim_job(
+            key,
+            Lease::new("replica-b", lease).at(t0 + Duration::seconds(30)),
+        )
         .await
         .expect("claim")
         .expect("taken over");
     assert_eq!((taken.claims, w.job.claims), (2, 1));
     assert!(store
-        .release_job(key, "replica-b", true)
+        .release_job(Release {
+            key,
+            owner: "replica-b",
+            finished: true
+        })
         .await
         .expect("finish"));
 }
@@ -320,7 +328,7 @@ async fn check_kill_switch(store: &dyn MetadataStore, w: &World) {
         (IngestOutcome::Repeated, Some(w.pending))
     );
     let released = store
-        .set_kill_switch(false, "web:dave", None)
+        .set_kill_switch(KillSwitchRequest::release("web:dave"))
         .await
         .expect("release");
     assert!(released.affected.contains(&w.pending));
@@ -389,12 +397,11 @@ pub async fn corrupted_incidents_are_typed_errors(
         ),
         (
             store
-                .transition(
+                .transition(Transition::new(
                     bad_status,
                     &[IncidentStatus::New],
                     IncidentStatus::Pending,
-                    None,
-                )
+                ))
                 .await
                 .map(|_| ()),
             "status",

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -78,12 +78,42 @@ struct DirLock<'a> {
 
 impl Drop for DirLock<'_> {
     fn drop(&mut self) {
-        self.runner
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.dir);
+        locked(&self.runner.active).remove(&self.dir);
     }
+}
+
+impl DirLock<'_> {
+    /// [`TerraformRunner::exec`] in the locked directory.
+    async fn exec<A: Into<OsString>>(
+        &self,
+        op: &'static str,
+        args: impl IntoIterator<Item = A>,
+        log: Option<&dyn LogSink>,
+    ) -> Result<(Finished, Vec<LogLine>)> {
+        let args = args.into_iter().map(Into::into).collect();
+        self.runner
+            .exec(op, &self.dir, &self.token, args, log)
+            .await
+    }
+
+    /// Like [`DirLock::exec`], with a non-zero exit as a `Failed` error.
+    async fn exec_ok<A: Into<OsString>>(
+        &self,
+        op: &'static str,
+        args: impl IntoIterator<Item = A>,
+        log: Option<&dyn LogSink>,
+    ) -> Result<Finished> {
+        let (done, events) = self.exec(op, args, log).await?;
+        if !done.status.success() {
+            return Err(failed(op, &self.dir, &done, &events));
+        }
+        Ok(done)
+    }
+}
+
+/// A poisoned mutex still holds consistent maps (every update is one call).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A sink that drops lines (for internal commands nobody watches).
@@ -96,6 +126,31 @@ impl LogSink for NoLog {
 fn io_err(op: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> TerraformError {
     let dir = dir.to_path_buf();
     move |source| TerraformError::Io { op, dir, source }
+}
+
+fn parse_err(op: &'static str, dir: &Path) -> impl FnOnce(String) -> TerraformError {
+    let dir = dir.to_path_buf();
+    move |detail| TerraformError::Parse { op, dir, detail }
+}
+
+/// A failed command's error: its error diagnostics, else the end of its
+/// stderr, else of its stdout.
+fn failed(op: &'static str, dir: &Path, done: &Finished, errors: &[LogLine]) -> TerraformError {
+    let diags = wire::error_diagnostics(errors);
+    let message = if !diags.is_empty() {
+        diags.join("; ")
+    } else if !done.stderr.trim().is_empty() {
+        tail(&done.stderr, 2000).to_string()
+    } else {
+        tail(&done.stdout, 2000).to_string()
+    };
+    TerraformError::Failed {
+        op,
+        dir: dir.to_path_buf(),
+        status: done.status_text(),
+        message,
+        diagnostics: infraai_core::DiagnosticList(wire::error_diagnostic_list(errors)),
+    }
 }
 
 /// The last `max` bytes of `s` (on a char boundary), trimmed.
@@ -150,11 +205,8 @@ impl TerraformRunner {
     /// (say after plan, before apply) still stops the run. Returns whether an
     /// operation was running.
     pub fn cancel(&self, run_id: RunId) -> bool {
-        self.cancelled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id);
-        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        locked(&self.cancelled).insert(run_id);
+        let active = locked(&self.active);
         let mut found = false;
         for a in active.values().filter(|a| a.run_id == run_id) {
             warn!(run_id = %run_id, op = a.op, "cancelling terraform operation");
@@ -166,15 +218,12 @@ impl TerraformRunner {
 
     /// Allows operations of a cancelled run again (e.g. to destroy what it made).
     pub fn resume(&self, run_id: RunId) {
-        self.cancelled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&run_id);
+        locked(&self.cancelled).remove(&run_id);
     }
 
     /// The operation currently running for `run_id`, if any.
     pub fn running(&self, run_id: RunId) -> Option<&'static str> {
-        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let active = locked(&self.active);
         active.values().find(|a| a.run_id == run_id).map(|a| a.op)
     }
 
@@ -184,31 +233,16 @@ impl TerraformRunner {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(io_err("version", &dir))?;
-        let token = CancelToken::new();
+        let args = vec!["version".into(), "-json".into()];
         let (done, _) = self
-            .exec(
-                "version",
-                &dir,
-                vec!["version".into(), "-json".into()],
-                self.config.timeouts.output,
-                &token,
-                &NoLog,
-                false,
-            )
+            .exec("version", &dir, &CancelToken::new(), args, None)
             .await?;
-        let v: Value = serde_json::from_str(&done.stdout).map_err(|e| TerraformError::Parse {
-            op: "version",
-            dir: dir.clone(),
-            detail: e.to_string(),
-        })?;
+        let v: Value = serde_json::from_str(&done.stdout)
+            .map_err(|e| parse_err("version", &dir)(e.to_string()))?;
         v["terraform_version"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| TerraformError::Parse {
-                op: "version",
-                dir,
-                detail: "no terraform_version".into(),
-            })
+            .ok_or_else(|| parse_err("version", &dir)("no terraform_version".into()))
     }
 
     async fn lock(&self, ws: &TfWorkspace, op: &'static str) -> Result<DirLock<'_>> {
@@ -226,15 +260,10 @@ impl TerraformRunner {
         }
         let token = CancelToken::new();
         {
-            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            let mut active = locked(&self.active);
             // Checked under the `active` lock, which `cancel` also takes after
             // marking the run: a cancel cannot slip between check and insert.
-            if self
-                .cancelled
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&ws.run_id)
-            {
+            if locked(&self.cancelled).contains(&ws.run_id) {
                 return Err(TerraformError::Cancelled {
                     op,
                     dir,
@@ -313,21 +342,29 @@ impl TerraformRunner {
     }
 
     /// Runs one command; streams lines to `log` (parsed as `-json` events when
-    /// `json_events`) and returns how it ended with the error-level events.
-    /// A non-zero exit is returned, not raised: each caller decides what it
-    /// means (validate exits 1 for an invalid configuration).
-    #[allow(clippy::too_many_arguments)]
+    /// the command has `-json`) and returns how it ended with the error-level
+    /// events. A non-zero exit is returned, not raised: each caller decides
+    /// what it means (validate exits 1 for an invalid configuration).
     async fn exec(
         &self,
         op: &'static str,
         dir: &Path,
-        args: Vec<OsString>,
-        timeout: Duration,
         token: &CancelToken,
-        log: &dyn LogSink,
-        json_events: bool,
+        args: Vec<OsString>,
+        log: Option<&dyn LogSink>,
     ) -> Result<(Finished, Vec<LogLine>)> {
         let started = Instant::now();
+        let json_events = log.is_some() && args.iter().any(|a| a == "-json");
+        let log = log.unwrap_or(&NoLog);
+        let t = &self.config.timeouts;
+        let timeout = match op {
+            "init" => t.init,
+            "validate" => t.validate,
+            "plan" | "show" => t.plan,
+            "apply" => t.apply,
+            "destroy" => t.destroy,
+            _ => t.output,
+        };
         let env = self.env();
         let mut events = Vec::new();
         let done = process::run(
@@ -347,9 +384,7 @@ impl TerraformRunner {
                     Stream::Stdout => LogLine::info("terraform", line),
                     Stream::Stderr => LogLine {
                         level: LogLevel::Warn,
-                        source: "terraform".into(),
-                        message: line.to_string(),
-                        fields: Value::Null,
+                        ..LogLine::info("terraform", line)
                     },
                 };
                 if json_events && l.level == LogLevel::Error {
@@ -363,9 +398,7 @@ impl TerraformRunner {
             Err(e @ (TerraformError::Cancelled { .. } | TerraformError::Timeout { .. })) => {
                 log.log(LogLine {
                     level: LogLevel::Error,
-                    source: "terraform".into(),
-                    message: e.to_string(),
-                    fields: Value::Null,
+                    ..LogLine::info("terraform", e.to_string())
                 });
                 return Err(e);
             }
@@ -375,41 +408,14 @@ impl TerraformRunner {
         Ok((done, events))
     }
 
-    fn failed(op: &'static str, dir: &Path, done: &Finished, errors: &[LogLine]) -> TerraformError {
-        let diags = wire::error_diagnostics(errors);
-        let message = if !diags.is_empty() {
-            diags.join("; ")
-        } else if !done.stderr.trim().is_empty() {
-            tail(&done.stderr, 2000).to_string()
-        } else {
-            tail(&done.stdout, 2000).to_string()
-        };
-        TerraformError::Failed {
-            op,
-            dir: dir.to_path_buf(),
-            status: done.status_text(),
-            message,
-            diagnostics: infraai_core::DiagnosticList(wire::error_diagnostic_list(errors)),
-        }
-    }
-
     async fn init_locked(
         &self,
         ws: &TfWorkspace,
         lock: &DirLock<'_>,
         log: &dyn LogSink,
     ) -> Result<()> {
-        let (done, events) = self
-            .exec(
-                "init",
-                &ws.dir,
-                vec!["init".into(), "-input=false".into(), "-no-color".into()],
-                self.config.timeouts.init,
-                &lock.token,
-                log,
-                false,
-            )
-            .await?;
+        let args = ["init", "-input=false", "-no-color"];
+        let (done, events) = lock.exec("init", args, Some(log)).await?;
         if done.status.success() {
             return Ok(());
         }
@@ -423,18 +429,17 @@ impl TerraformRunner {
             .map(|d| d.summary.as_str())
             .collect();
         if !report.valid && !config_errors.is_empty() {
+            let message = format!(
+                "init deferred: the configuration is invalid ({}); validate will report it",
+                config_errors.join("; ")
+            );
             log.log(LogLine {
                 level: LogLevel::Warn,
-                source: "terraform".into(),
-                message: format!(
-                    "init deferred: the configuration is invalid ({}); validate will report it",
-                    config_errors.join("; ")
-                ),
-                fields: Value::Null,
+                ..LogLine::info("terraform", message)
             });
             return Ok(());
         }
-        Err(Self::failed("init", &ws.dir, &done, &events))
+        Err(failed("init", &ws.dir, &done, &events))
     }
 
     async fn validate_locked(
@@ -442,26 +447,13 @@ impl TerraformRunner {
         ws: &TfWorkspace,
         lock: &DirLock<'_>,
     ) -> Result<ValidationReport> {
-        let (done, _) = self
-            .exec(
-                "validate",
-                &ws.dir,
-                vec!["validate".into(), "-json".into(), "-no-color".into()],
-                self.config.timeouts.validate,
-                &lock.token,
-                &NoLog,
-                false,
-            )
-            .await?;
+        let args = ["validate", "-json", "-no-color"];
+        let (done, _) = lock.exec("validate", args, None).await?;
         wire::parse_validate(&done.stdout).map_err(|detail| {
             if done.status.success() {
-                TerraformError::Parse {
-                    op: "validate",
-                    dir: ws.dir.clone(),
-                    detail,
-                }
+                parse_err("validate", &ws.dir)(detail)
             } else {
-                Self::failed("validate", &ws.dir, &done, &[])
+                failed("validate", &ws.dir, &done, &[])
             }
         })
     }
@@ -488,44 +480,10 @@ impl TerraformRunner {
             format!("-out={plan_file}").into(),
         ];
         args.extend(extra);
-        let (done, events) = self
-            .exec(
-                "plan",
-                &ws.dir,
-                args,
-                self.config.timeouts.plan,
-                &lock.token,
-                log,
-                true,
-            )
-            .await?;
-        if !done.status.success() {
-            return Err(Self::failed("plan", &ws.dir, &done, &events));
-        }
-        let (shown, _) = self
-            .exec(
-                "show",
-                &ws.dir,
-                vec![
-                    "show".into(),
-                    "-json".into(),
-                    "-no-color".into(),
-                    plan_file.into(),
-                ],
-                self.config.timeouts.plan,
-                &lock.token,
-                &NoLog,
-                false,
-            )
-            .await?;
-        if !shown.status.success() {
-            return Err(Self::failed("show", &ws.dir, &shown, &[]));
-        }
-        let set = wire::parse_plan(&shown.stdout).map_err(|detail| TerraformError::Parse {
-            op: "show",
-            dir: ws.dir.clone(),
-            detail,
-        })?;
+        lock.exec_ok("plan", args, Some(log)).await?;
+        let args = ["show", "-json", "-no-color", plan_file];
+        let shown = lock.exec_ok("show", args, None).await?;
+        let set = wire::parse_plan(&shown.stdout).map_err(parse_err("show", &ws.dir))?;
         log.log(LogLine::info(
             "terraform",
             format!("plan: {}", set.summary()),
@@ -547,33 +505,14 @@ impl TerraformRunner {
                 dir: ws.dir.clone(),
             });
         }
-        let result = self
-            .exec(
-                "apply",
-                &ws.dir,
-                vec![
-                    "apply".into(),
-                    "-input=false".into(),
-                    "-json".into(),
-                    "-auto-approve".into(),
-                    PLAN_FILE.into(),
-                ],
-                self.config.timeouts.apply,
-                &lock.token,
-                log,
-                true,
-            )
-            .await;
+        let args = ["apply", "-input=false", "-json", "-auto-approve", PLAN_FILE];
+        let result = lock.exec_ok("apply", args, Some(log)).await;
         // A plan is applied at most once, whatever happened: after a partial
         // apply it is stale, and a new preview must be approved.
         if let Err(e) = tokio::fs::remove_file(&path).await {
             warn!(dir = %ws.dir.display(), error = %e, "could not remove the applied plan");
         }
-        let (done, events) = result?;
-        if !done.status.success() {
-            return Err(Self::failed("apply", &ws.dir, &done, &events));
-        }
-        Ok(())
+        result.map(drop)
     }
 
     /// The dry-run preview of a destroy: `plan -destroy` into the saved plan,
@@ -591,17 +530,8 @@ impl TerraformRunner {
         ws: &TfWorkspace,
     ) -> Result<Vec<infraai_core::StateResource>> {
         let lock = self.lock(ws, "state").await?;
-        let (done, _) = self
-            .exec(
-                "state",
-                &ws.dir,
-                vec!["show".into(), "-json".into(), "-no-color".into()],
-                self.config.timeouts.output,
-                &lock.token,
-                &NoLog,
-                false,
-            )
-            .await?;
+        let args = ["show", "-json", "-no-color"];
+        let (done, _) = lock.exec("state", args, None).await?;
         if !done.status.success() {
             // Never the stdout: a state holds every attribute, secrets included.
             return Err(TerraformError::Failed {
@@ -612,36 +542,16 @@ impl TerraformRunner {
                 diagnostics: infraai_core::DiagnosticList::default(),
             });
         }
-        wire::parse_state(&done.stdout).map_err(|detail| TerraformError::Parse {
-            op: "state",
-            dir: ws.dir.clone(),
-            detail,
-        })
+        wire::parse_state(&done.stdout).map_err(parse_err("state", &ws.dir))
     }
 
     /// `terraform output -json` with every output's sensitivity and type.
     /// Sensitive values are included: never log them.
     pub async fn outputs(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, TfOutput>> {
         let lock = self.lock(ws, "output").await?;
-        let (done, _) = self
-            .exec(
-                "output",
-                &ws.dir,
-                vec!["output".into(), "-json".into(), "-no-color".into()],
-                self.config.timeouts.output,
-                &lock.token,
-                &NoLog,
-                false,
-            )
-            .await?;
-        if !done.status.success() {
-            return Err(Self::failed("output", &ws.dir, &done, &[]));
-        }
-        wire::parse_outputs(&done.stdout).map_err(|detail| TerraformError::Parse {
-            op: "output",
-            dir: ws.dir.clone(),
-            detail,
-        })
+        let args = ["output", "-json", "-no-color"];
+        let done = lock.exec_ok("output", args, None).await?;
+        wire::parse_outputs(&done.stdout).map_err(parse_err("output", &ws.dir))
     }
 
     /// Sets variables in `<name>.auto.tfvars.json` in the run's directory
@@ -664,10 +574,11 @@ impl TerraformRunner {
         values: &BTreeMap<String, Value>,
     ) -> Result<()> {
         let mut merged: serde_json::Map<String, Value> = match old {
-            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| TerraformError::Parse {
-                op: "write_tfvars",
-                dir: ws.dir.clone(),
-                detail: format!("{} is not a JSON object: {e}", path.display()),
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| {
+                parse_err("write_tfvars", &ws.dir)(format!(
+                    "{} is not a JSON object: {e}",
+                    path.display()
+                ))
             })?,
             None => serde_json::Map::new(),
         };
@@ -944,25 +855,8 @@ impl TfRunner for TerraformRunner {
 
     async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<()> {
         let lock = self.lock(ws, "destroy").await?;
-        let (done, events) = self
-            .exec(
-                "destroy",
-                &ws.dir,
-                vec![
-                    "destroy".into(),
-                    "-input=false".into(),
-                    "-json".into(),
-                    "-auto-approve".into(),
-                ],
-                self.config.timeouts.destroy,
-                &lock.token,
-                log,
-                true,
-            )
-            .await?;
-        if !done.status.success() {
-            return Err(Self::failed("destroy", &ws.dir, &done, &events).into());
-        }
+        let args = ["destroy", "-input=false", "-json", "-auto-approve"];
+        lock.exec_ok("destroy", args, Some(log)).await?;
         Ok(())
     }
 }

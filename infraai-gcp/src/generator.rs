@@ -213,38 +213,27 @@ pub fn gce_name(resource: &str) -> Result<String> {
 /// and the run id's last eight hex digits, because a deleted Cloud SQL name
 /// stays reserved for up to a week.
 pub fn sql_instance_name(resource: &str, run_id: RunId) -> Result<String> {
-    let id = run_id.0.simple().to_string();
-    let suffix = &id[id.len() - 8..];
     let base = gce_name(resource)?;
     let base = &base[..base.len().min(63 - 9)];
-    Ok(format!("{}-{suffix}", base.trim_end_matches('-')))
+    Ok(format!(
+        "{}-{}",
+        base.trim_end_matches('-'),
+        short_run(run_id)
+    ))
 }
 
 /// A label value: lowercase letters, digits, `_` and `-`, at most 63.
 fn label_value(s: &str) -> String {
-    s.chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(63)
-        .collect()
+    tf_part(s).chars().take(63).collect()
 }
 
-/// A Terraform name part: `[a-z0-9_]`, other characters as `_`.
+/// A Terraform name part: `[a-z0-9_-]`, other characters as `_`.
 fn tf_part(s: &str) -> String {
     s.chars()
         .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' | '-' => c,
+            _ => '_',
         })
         .collect()
 }
@@ -396,6 +385,9 @@ struct Writer<'a> {
     sql_names: Vec<(String, Expr)>,
 }
 
+/// A block without labels (`Block::new` needs their type).
+const NO_LABELS: [&str; 0] = [];
+
 fn var(name: &str) -> Result<Expr> {
     Ok(Expr::reference(&format!("var.{name}"))?)
 }
@@ -447,8 +439,16 @@ impl<'a> Writer<'a> {
         })
     }
 
-    fn push_resource(&mut self, kind: &str, name: &str, block: Block) -> Result<()> {
-        if !self.written.insert((kind.to_string(), name.to_string())) {
+    /// Adds a `resource` block, refusing a second one of the same type and name.
+    fn push_resource(&mut self, block: Block) -> Result<()> {
+        let labels: Vec<String> = block.labels().map(str::to_string).collect();
+        let [kind, name] = &labels[..] else {
+            return Err(Error::invalid(
+                "plan",
+                "a resource block needs a type and a name",
+            ));
+        };
+        if !self.written.insert((kind.clone(), name.clone())) {
             return Err(Error::invalid(
                 "plan",
                 format!("two resources would both be {kind}.{name}"),
@@ -498,7 +498,7 @@ impl<'a> Writer<'a> {
         self.header()?;
         self.variables()?;
         for r in &plan.resources {
-            match (r.kind, Self::shape_of(plan, r)) {
+            match (r.kind, GcpCloud::shape(plan, r)) {
                 (_, Some(Shape::Group { autoscaled })) => self.group(r, autoscaled)?,
                 (_, Some(shape)) => self.instances(r, shape)?,
                 (ResourceKind::Database, None) => self.database(r)?,
@@ -511,19 +511,15 @@ impl<'a> Writer<'a> {
         Ok(self.body.to_string())
     }
 
-    fn shape_of(plan: &InfraPlan, r: &PlannedResource) -> Option<Shape> {
-        GcpCloud::shape(plan, r)
-    }
-
     fn header(&mut self) -> Result<()> {
         let google = Expr::Object(vec![
             ("source".into(), "hashicorp/google".into()),
             ("version".into(), GOOGLE_PROVIDER_CONSTRAINT.into()),
         ]);
-        let mut providers = Block::new("required_providers", Vec::<&str>::new())?;
+        let mut providers = Block::new("required_providers", NO_LABELS)?;
         providers.body_mut().set("google", google)?;
         self.body.push(
-            Block::new("terraform", Vec::<&str>::new())?
+            Block::new("terraform", NO_LABELS)?
                 .attr("required_version", ">= 1.5.0")?
                 .block(providers),
         );
@@ -607,10 +603,10 @@ impl<'a> Writer<'a> {
     }
 
     fn network_interface(&self) -> Result<Block> {
-        Ok(Block::new("network_interface", Vec::<&str>::new())?
+        Ok(Block::new("network_interface", NO_LABELS)?
             .attr("network", self.config.network.as_str())?
             // An empty access_config gives the instance an ephemeral external IP.
-            .block(Block::new("access_config", Vec::<&str>::new())?))
+            .block(Block::new("access_config", NO_LABELS)?))
     }
 
     fn instances(&mut self, r: &PlannedResource, shape: Shape) -> Result<()> {
@@ -651,13 +647,13 @@ impl<'a> Writer<'a> {
         }
         block = block
             .block(
-                Block::new("boot_disk", Vec::<&str>::new())?.block(
-                    Block::new("initialize_params", Vec::<&str>::new())?
+                Block::new("boot_disk", NO_LABELS)?.block(
+                    Block::new("initialize_params", NO_LABELS)?
                         .attr("image", self.config.image.as_str())?,
                 ),
             )
             .block(self.network_interface()?);
-        self.push_resource("google_compute_instance", label, block)?;
+        self.push_resource(block)?;
         let ip = |index: Option<u32>| -> Result<Expr> {
             let at = index.map(|i| format!("[{i}]")).unwrap_or_default();
             reference(&format!(
@@ -699,7 +695,7 @@ impl<'a> Writer<'a> {
         }
         template = template
             .block(
-                Block::new("disk", Vec::<&str>::new())?
+                Block::new("disk", NO_LABELS)?
                     .attr("source_image", self.config.image.as_str())?
                     .attr("boot", true)?
                     .attr("auto_delete", true)?,
@@ -707,14 +703,10 @@ impl<'a> Writer<'a> {
             .block(self.network_interface()?)
             // Templates cannot change in place: a new one is made before the
             // old one goes, so the group always has a template.
-            .block(
-                Block::new("lifecycle", Vec::<&str>::new())?.attr("create_before_destroy", true)?,
-            );
-        self.push_resource("google_compute_instance_template", label, template)?;
+            .block(Block::new("lifecycle", NO_LABELS)?.attr("create_before_destroy", true)?);
+        self.push_resource(template)?;
 
         self.push_resource(
-            "google_compute_target_pool",
-            label,
             Block::resource("google_compute_target_pool", label)?
                 .attr("name", name.as_str())?
                 .attr("region", var("region")?)?,
@@ -734,18 +726,18 @@ impl<'a> Writer<'a> {
             manager = manager.attr("target_size", r.count)?;
         }
         manager = manager
-            .block(Block::new("version", Vec::<&str>::new())?.attr(
+            .block(Block::new("version", NO_LABELS)?.attr(
                 "instance_template",
                 reference(&format!(
                     "google_compute_instance_template.{label}.self_link_unique"
                 ))?,
             )?)
             .block(
-                Block::new("named_port", Vec::<&str>::new())?
+                Block::new("named_port", NO_LABELS)?
                     .attr("name", "http")?
                     .attr("port", 80)?,
             );
-        self.push_resource("google_compute_instance_group_manager", label, manager)?;
+        self.push_resource(manager)?;
 
         if autoscaled {
             let min = r.count.max(1);
@@ -754,8 +746,6 @@ impl<'a> Writer<'a> {
                 .max(min + 1)
                 .min(100.max(min));
             self.push_resource(
-                "google_compute_autoscaler",
-                label,
                 Block::resource("google_compute_autoscaler", label)?
                     .attr("name", name.as_str())?
                     .attr("zone", var("zone")?)?
@@ -764,11 +754,11 @@ impl<'a> Writer<'a> {
                         reference(&format!("google_compute_instance_group_manager.{label}.id"))?,
                     )?
                     .block(
-                        Block::new("autoscaling_policy", Vec::<&str>::new())?
+                        Block::new("autoscaling_policy", NO_LABELS)?
                             .attr("min_replicas", min)?
                             .attr("max_replicas", max)?
                             .attr("cooldown_period", 60)?
-                            .block(Block::new("cpu_utilization", Vec::<&str>::new())?.attr(
+                            .block(Block::new("cpu_utilization", NO_LABELS)?.attr(
                                 "target",
                                 Expr::number(self.config.autoscaling_cpu_target)?,
                             )?),
@@ -777,8 +767,6 @@ impl<'a> Writer<'a> {
         }
 
         self.push_resource(
-            "google_compute_forwarding_rule",
-            label,
             Block::resource("google_compute_forwarding_rule", label)?
                 .attr("name", name.as_str())?
                 .attr("region", var("region")?)?
@@ -820,17 +808,14 @@ impl<'a> Writer<'a> {
                 self.config.database_deletion_protection,
             )?
             .block(
-                Block::new("settings", Vec::<&str>::new())?
+                Block::new("settings", NO_LABELS)?
                     .attr("tier", self.machine_type(r)?)?
                     // Shared-core tiers (db-f1-micro, db-g1-small) exist only in Enterprise.
                     .attr("edition", "ENTERPRISE")?
                     .attr("user_labels", self.labels(label))?
-                    .block(
-                        Block::new("backup_configuration", Vec::<&str>::new())?
-                            .attr("enabled", true)?,
-                    ),
+                    .block(Block::new("backup_configuration", NO_LABELS)?.attr("enabled", true)?),
             );
-        self.push_resource("google_sql_database_instance", label, block)?;
+        self.push_resource(block)?;
         self.sql_names.push((
             label.to_string(),
             reference(&format!(
@@ -882,7 +867,7 @@ impl<'a> Writer<'a> {
                 .attr("source_ranges", ranges)?
                 .attr("target_tags", targets.clone())?
                 .block(
-                    Block::new("allow", Vec::<&str>::new())?
+                    Block::new("allow", NO_LABELS)?
                         .attr("protocol", "tcp")?
                         .attr("ports", ports)?,
                 ))
@@ -894,7 +879,7 @@ impl<'a> Writer<'a> {
             vec!["80", "443"],
             "infraai: HTTP and HTTPS to the service",
         )?;
-        self.push_resource("google_compute_firewall", label, http)?;
+        self.push_resource(http)?;
         if !self.config.ssh_source_ranges.is_empty() {
             let ssh_name = format!("{name}-ssh");
             if !is_gce_name(&ssh_name) {
@@ -911,7 +896,7 @@ impl<'a> Writer<'a> {
                 vec!["22"],
                 "infraai: SSH from the configured ranges only",
             )?;
-            self.push_resource("google_compute_firewall", &ssh_label, ssh)?;
+            self.push_resource(ssh)?;
         }
         Ok(())
     }
@@ -997,8 +982,6 @@ impl<'a> Writer<'a> {
                 Part::Interp(Expr::call("urlencode", [var(WEBHOOK_TOKEN_VAR)?])?),
             ]);
             self.push_resource(
-                "google_monitoring_notification_channel",
-                "ops_webhook",
                 Block::resource("google_monitoring_notification_channel", "ops_webhook")?
                     .attr("display_name", format!("infraai ops webhook (run {run})"))?
                     .attr("type", "webhook_tokenauth")?
@@ -1093,7 +1076,7 @@ impl<'a> Writer<'a> {
             "infraai-run".into(),
             label_value(&self.run_id.to_string()).into(),
         ));
-        let condition = Block::new("conditions", Vec::<&str>::new())?
+        let condition = Block::new("conditions", NO_LABELS)?
             .attr(
                 "display_name",
                 format!(
@@ -1102,17 +1085,17 @@ impl<'a> Writer<'a> {
                 ),
             )?
             .block(
-                Block::new("condition_threshold", Vec::<&str>::new())?
+                Block::new("condition_threshold", NO_LABELS)?
                     .attr("filter", Expr::template(filter))?
                     .attr("comparison", comparison)?
                     .attr("threshold_value", threshold)?
                     .attr("duration", format!("{}s", p.duration_secs))?
                     .block(
-                        Block::new("aggregations", Vec::<&str>::new())?
+                        Block::new("aggregations", NO_LABELS)?
                             .attr("alignment_period", "60s")?
                             .attr("per_series_aligner", aligner)?,
                     )
-                    .block(Block::new("trigger", Vec::<&str>::new())?.attr("count", 1)?),
+                    .block(Block::new("trigger", NO_LABELS)?.attr("count", 1)?),
             );
         let mut block = Block::resource("google_monitoring_alert_policy", &label)?
             .attr(
@@ -1132,7 +1115,7 @@ impl<'a> Writer<'a> {
             .attr("user_labels", Expr::Object(labels))?
             .block(condition)
             .block(
-                Block::new("documentation", Vec::<&str>::new())?
+                Block::new("documentation", NO_LABELS)?
                     .attr(
                         "content",
                         format!(
@@ -1142,7 +1125,7 @@ impl<'a> Writer<'a> {
                     )?
                     .attr("mime_type", "text/markdown")?,
             );
-        self.push_resource("google_monitoring_alert_policy", &label, block)
+        self.push_resource(block)
     }
 
     fn outputs(&mut self) -> Result<()> {
@@ -1150,32 +1133,32 @@ impl<'a> Writer<'a> {
             .public_ips
             .iter()
             .map(|(k, ip)| {
-                (
-                    k.clone(),
-                    Expr::template([lit("http://"), Part::Interp(ip.clone()), lit("/")]),
-                )
+                let url = Expr::template([lit("http://"), Part::Interp(ip.clone()), lit("/")]);
+                (k.clone(), url)
             })
             .collect();
         let ips = std::mem::take(&mut self.public_ips);
-        self.body.push(
-            Block::output("public_ips")?
-                .attr(
-                    "description",
-                    "External IP per instance (or group balancer).",
-                )?
-                .attr("value", Expr::Object(ips))?,
-        );
-        self.body.push(
-            Block::output("urls")?
-                .attr("description", "HTTP URL per instance (or group balancer).")?
-                .attr("value", Expr::Object(urls))?,
-        );
+        let mut outputs = vec![
+            (
+                "public_ips",
+                "External IP per instance (or group balancer).",
+                ips,
+            ),
+            ("urls", "HTTP URL per instance (or group balancer).", urls),
+        ];
         if !self.sql_names.is_empty() {
-            let names = std::mem::take(&mut self.sql_names);
+            let sql = std::mem::take(&mut self.sql_names);
+            outputs.push((
+                "sql_connection_names",
+                "Cloud SQL connection name per database.",
+                sql,
+            ));
+        }
+        for (name, description, value) in outputs {
             self.body.push(
-                Block::output("sql_connection_names")?
-                    .attr("description", "Cloud SQL connection name per database.")?
-                    .attr("value", Expr::Object(names))?,
+                Block::output(name)?
+                    .attr("description", description)?
+                    .attr("value", Expr::Object(value))?,
             );
         }
         Ok(())

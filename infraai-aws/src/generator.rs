@@ -39,6 +39,13 @@ fn no_labels() -> Vec<&'static str> {
     Vec::new()
 }
 
+/// Instance metadata through IMDSv2 (session tokens) only.
+fn imds_v2() -> Result<Block> {
+    Ok(Block::new("metadata_options", no_labels())?
+        .attr("http_endpoint", "enabled")?
+        .attr("http_tokens", "required")?)
+}
+
 fn var(name: &str) -> Result<Expr> {
     Ok(Expr::reference(&format!("var.{name}"))?)
 }
@@ -146,11 +153,7 @@ impl AwsCloud {
                 .attr("ami", var("ami_id")?)?
                 .attr("instance_type", var(&mt)?)?
                 .attr("vpc_security_group_ids", sgs.clone())?
-                .block(
-                    Block::new("metadata_options", no_labels())?
-                        .attr("http_endpoint", "enabled")?
-                        .attr("http_tokens", "required")?,
-                )
+                .block(imds_v2()?)
                 .block(
                     Block::new("root_block_device", no_labels())?
                         .attr("encrypted", true)?
@@ -176,11 +179,7 @@ impl AwsCloud {
                 .attr("image_id", var("ami_id")?)?
                 .attr("instance_type", var(&mt)?)?
                 .attr("vpc_security_group_ids", sgs.clone())?
-                .block(
-                    Block::new("metadata_options", no_labels())?
-                        .attr("http_endpoint", "enabled")?
-                        .attr("http_tokens", "required")?,
-                )
+                .block(imds_v2()?)
                 .block(
                     Block::new("tag_specifications", no_labels())?
                         .attr("resource_type", "instance")?
@@ -486,41 +485,28 @@ impl TerraformGenerator for AwsCloud {
         let mut db_ids = Vec::new();
         for r in &plan.resources {
             let name = r.name.as_str();
+            let entry = |path: String| Ok::<_, Error>((name.to_string(), reference(path)?));
             match r.kind {
                 ResourceKind::Compute => {
                     Self::instance(&mut body, r, &sgs, &run)?;
-                    let ip = reference(format!("aws_instance.{name}.public_ip"))?;
-                    urls.push((
-                        name.to_string(),
-                        Expr::template([
-                            Part::lit("http://"),
-                            Part::Interp(ip.clone()),
-                            Part::lit("/"),
-                        ]),
-                    ));
-                    ips.push((name.to_string(), ip));
-                    ids.push((
-                        name.to_string(),
-                        reference(format!("aws_instance.{name}.id"))?,
-                    ));
+                    let (key, ip) = entry(format!("aws_instance.{name}.public_ip"))?;
+                    let url = [
+                        Part::lit("http://"),
+                        Part::Interp(ip.clone()),
+                        Part::lit("/"),
+                    ];
+                    urls.push((key.clone(), Expr::template(url)));
+                    ips.push((key, ip));
+                    ids.push(entry(format!("aws_instance.{name}.id"))?);
                 }
                 ResourceKind::InstanceGroup => {
                     Self::autoscaling_group(&mut body, r, &sgs, &run)?;
-                    groups.push((
-                        name.to_string(),
-                        reference(format!("aws_autoscaling_group.{name}.name"))?,
-                    ));
+                    groups.push(entry(format!("aws_autoscaling_group.{name}.name"))?);
                 }
                 ResourceKind::Database => {
                     Self::database(&mut body, r, &firewalls, &run)?;
-                    databases.push((
-                        name.to_string(),
-                        reference(format!("aws_db_instance.{name}.address"))?,
-                    ));
-                    db_ids.push((
-                        name.to_string(),
-                        reference(format!("aws_db_instance.{name}.identifier"))?,
-                    ));
+                    databases.push(entry(format!("aws_db_instance.{name}.address"))?);
+                    db_ids.push(entry(format!("aws_db_instance.{name}.identifier"))?);
                 }
                 // Security groups are written above; the default VPC is used
                 // and no load balancer is created (a known limit).
@@ -574,13 +560,6 @@ impl TerraformGenerator for AwsCloud {
             Self::alarm(&mut body, m, kind, notify, &run)?;
         }
 
-        let object = |items: Vec<(String, Expr)>| Expr::Object(items);
-        body.push(Block::output("urls")?.attr("value", object(urls))?);
-        body.push(Block::output("public_ips")?.attr("value", object(ips))?);
-        body.push(Block::output(OUTPUT_INSTANCE_IDS)?.attr("value", object(ids))?);
-        body.push(Block::output(OUTPUT_AUTOSCALING_GROUPS)?.attr("value", object(groups))?);
-        body.push(Block::output("database_addresses")?.attr("value", object(databases))?);
-        body.push(Block::output(OUTPUT_DATABASE_IDENTIFIERS)?.attr("value", object(db_ids))?);
         let sg_ids = firewalls
             .iter()
             .map(|fw| {
@@ -590,7 +569,17 @@ impl TerraformGenerator for AwsCloud {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        body.push(Block::output(OUTPUT_SECURITY_GROUP_IDS)?.attr("value", object(sg_ids))?);
+        for (name, items) in [
+            ("urls", urls),
+            ("public_ips", ips),
+            (OUTPUT_INSTANCE_IDS, ids),
+            (OUTPUT_AUTOSCALING_GROUPS, groups),
+            ("database_addresses", databases),
+            (OUTPUT_DATABASE_IDENTIFIERS, db_ids),
+            (OUTPUT_SECURITY_GROUP_IDS, sg_ids),
+        ] {
+            body.push(Block::output(name)?.attr("value", Expr::Object(items))?);
+        }
         if notify {
             body.push(
                 Block::output("sns_topic_arn")?

@@ -109,38 +109,31 @@ impl Envelope {
     /// The string SNS signs: `Key\nValue\n` for the documented fields, in
     /// order; `Subject` only when present.
     fn canonical(&self) -> Result<String> {
-        let mut fields: Vec<(&str, &str)> =
-            vec![("Message", &self.message), ("MessageId", &self.message_id)];
-        match self.kind.as_str() {
-            "Notification" => {
-                if let Some(s) = &self.subject {
-                    fields.push(("Subject", s));
-                }
-            }
-            "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
-                let missing =
-                    || Error::invalid("SNS message", "confirmation without SubscribeURL or Token");
-                fields.push((
-                    "SubscribeURL",
-                    self.subscribe_url.as_deref().ok_or_else(missing)?,
-                ));
-                fields.push(("Timestamp", &self.timestamp));
-                fields.push(("Token", self.token.as_deref().ok_or_else(missing)?));
-                fields.push(("TopicArn", &self.topic_arn));
-                fields.push(("Type", &self.kind));
-                return Ok(join(&fields));
-            }
+        let confirmation = match self.kind.as_str() {
+            "Notification" => false,
+            "SubscriptionConfirmation" | "UnsubscribeConfirmation" => true,
             other => {
+                let other: String = other.chars().take(40).collect();
                 return Err(Error::invalid(
                     "SNS message",
-                    format!(
-                        "unknown Type {:?}",
-                        other.chars().take(40).collect::<String>()
-                    ),
-                ))
+                    format!("unknown Type {other:?}"),
+                ));
             }
+        };
+        let missing =
+            || Error::invalid("SNS message", "confirmation without SubscribeURL or Token");
+        let mut fields: Vec<(&str, &str)> =
+            vec![("Message", &self.message), ("MessageId", &self.message_id)];
+        if confirmation {
+            let url = self.subscribe_url.as_deref().ok_or_else(missing)?;
+            fields.push(("SubscribeURL", url));
+        } else if let Some(s) = &self.subject {
+            fields.push(("Subject", s));
         }
         fields.push(("Timestamp", &self.timestamp));
+        if confirmation {
+            fields.push(("Token", self.token.as_deref().ok_or_else(missing)?));
+        }
         fields.push(("TopicArn", &self.topic_arn));
         fields.push(("Type", &self.kind));
         Ok(join(&fields))
@@ -360,10 +353,11 @@ impl SnsAlertSource {
             .and_then(|d| serde_json::from_str::<Described>(d).ok())
             .map(|d| d.infraai);
         let trigger = a.trigger.unwrap_or_default();
-        let mut labels = BTreeMap::new();
-        for d in &trigger.dimensions {
-            labels.insert(format!("dimension_{}", d.name), d.value.clone());
-        }
+        let mut labels: BTreeMap<String, String> = trigger
+            .dimensions
+            .iter()
+            .map(|d| (format!("dimension_{}", d.name), d.value.clone()))
+            .collect();
         let dimension = |name: &str| {
             trigger
                 .dimensions
@@ -373,34 +367,28 @@ impl SnsAlertSource {
         };
         let (resource, resource_type) = match &meta {
             Some(m) => (m.resource.clone(), m.resource_type.clone()),
-            None => {
-                if let Some(id) = dimension("InstanceId") {
-                    (id, AWS_EC2_INSTANCE.to_string())
-                } else if let Some(g) = dimension("AutoScalingGroupName") {
-                    (g, AWS_AUTOSCALING_GROUP.to_string())
-                } else if let Some(db) = dimension("DBInstanceIdentifier") {
-                    (db, AWS_RDS_INSTANCE.to_string())
-                } else {
-                    (a.alarm_name.clone(), "aws_cloudwatch_alarm".to_string())
-                }
-            }
+            None => [
+                ("InstanceId", AWS_EC2_INSTANCE),
+                ("AutoScalingGroupName", AWS_AUTOSCALING_GROUP),
+                ("DBInstanceIdentifier", AWS_RDS_INSTANCE),
+            ]
+            .into_iter()
+            .find_map(|(name, ty)| Some((dimension(name)?, ty.to_string())))
+            .unwrap_or_else(|| (a.alarm_name.clone(), "aws_cloudwatch_alarm".to_string())),
         };
-        let metric = meta
-            .as_ref()
-            .map(|m| m.metric.clone())
-            .unwrap_or_else(|| format!("{}/{}", trigger.namespace, trigger.metric_name));
-        let severity = meta
-            .as_ref()
-            .map(|m| m.severity)
-            .unwrap_or(Severity::Warning);
+        let metric = meta.as_ref().map_or_else(
+            || format!("{}/{}", trigger.namespace, trigger.metric_name),
+            |m| m.metric.clone(),
+        );
+        let severity = meta.as_ref().map_or(Severity::Warning, |m| m.severity);
         if let Some(arn) = &a.alarm_arn {
             labels.insert("alarm_arn".into(), arn.clone());
         }
         if let Some(region) = &a.region {
             labels.insert("region".into(), region.clone());
         }
-        if let Some(p) = meta.as_ref().map(|m| m.profile.clone()) {
-            labels.insert("profile".into(), p);
+        if let Some(m) = &meta {
+            labels.insert("profile".into(), m.profile.clone());
         }
         let mut fingerprint = String::new();
         let id = a.alarm_arn.clone().unwrap_or_else(|| a.alarm_name.clone());

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use infraai_core::guardrails::firewall_within_bounds;
 use infraai_core::{
     Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, GuardrailConfig,
-    MetadataStore, Result, TfWorkspace,
+    Result, RunStore, TfWorkspace,
 };
 use infraai_terraform::{machine_type_var, TerraformRunner, TfvarsActions};
 use serde_json::{json, Value};
@@ -33,7 +33,7 @@ use tracing::info;
 pub struct AwsActions {
     ec2: Ec2Client,
     tfvars: TfvarsActions,
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn RunStore>,
     guardrails: GuardrailConfig,
 }
 
@@ -44,7 +44,7 @@ impl AwsActions {
     pub fn new(
         ec2: Ec2Client,
         runner: Arc<TerraformRunner>,
-        store: Arc<dyn MetadataStore>,
+        store: Arc<dyn RunStore>,
         guardrails: GuardrailConfig,
     ) -> Self {
         Self {

@@ -8,7 +8,7 @@ use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE}
 use crate::resolve;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use infraai_core::{Error, MetadataStore, MetricQuery, MetricSample, MetricSource, Result};
+use infraai_core::{Error, MetricQuery, MetricSample, MetricSource, Result, RunStore};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ const TARGET: &str = "GraniteServiceVersion20100801";
 /// outside infraai names the instance itself) is used as it is.
 pub struct CloudWatchMetrics {
     api: AwsApi,
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn RunStore>,
 }
 
 #[derive(Deserialize)]
@@ -42,7 +42,7 @@ struct Series {
 
 impl CloudWatchMetrics {
     /// Metrics over a signed API for the `monitoring` service.
-    pub fn new(api: AwsApi, store: Arc<dyn MetadataStore>) -> Self {
+    pub fn new(api: AwsApi, store: Arc<dyn RunStore>) -> Self {
         Self { api, store }
     }
 

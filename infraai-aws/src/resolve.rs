@@ -1,11 +1,11 @@
 //! From plan resource names (what alerts and actions carry) to AWS ids
 //! (what the APIs need), through the deployment's Terraform outputs.
 
-use infraai_core::{Deployment, DeploymentId, Error, MetadataStore, Result};
+use infraai_core::{Deployment, DeploymentId, Error, Result, RunStore};
 
 /// The deployment holding `resource` (by id when known).
 pub(crate) async fn deployment(
-    store: &dyn MetadataStore,
+    store: &dyn RunStore,
     id: Option<DeploymentId>,
     resource: &str,
 ) -> Result<Deployment> {

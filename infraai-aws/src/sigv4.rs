@@ -1,7 +1,7 @@
 //! AWS Signature Version 4 by hand on `ring` (in the tree through rustls),
 //! checked against AWS's test suite vectors. `aws-sigv4` was measured (issue
-//! 23): 1.6 needs Rust 1.94 (we promise 1.85) and adds 18 crates (~30 s to
-//! build); on 1.85 it is 1.3 with 21 (a second `http`) — for these ~80 lines.
+//! 23): 1.6 needs Rust 1.94 (we promise 1.86) and adds 18 crates (~30 s to
+//! build); on 1.86 it is 1.3 with 21 (a second `http`) — for these ~80 lines.
 
 use crate::config::AwsCredentials;
 use chrono::{DateTime, Utc};

@@ -28,7 +28,7 @@
 //! ```
 
 use crate::domain::Job;
-use crate::traits::MetadataStore;
+use crate::traits::LeaseStore;
 use crate::{IncidentId, Lease, OpsAgent, Release, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -80,7 +80,7 @@ impl std::fmt::Display for JobKey {
 /// (say, after an error) lets the lease run out, and another replica — or
 /// this one — takes the job over then.
 pub struct Held {
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn LeaseStore>,
     job: Job,
     owner: String,
     lost: watch::Receiver<bool>,
@@ -91,7 +91,7 @@ impl Held {
     /// Takes `key` for `owner` (see [`LeaseStore::claim_job`](crate::LeaseStore::claim_job)); `None`
     /// while another holder's lease runs.
     pub async fn take(
-        store: &Arc<dyn MetadataStore>,
+        store: Arc<dyn LeaseStore>,
         key: &JobKey,
         owner: &str,
         lease: Duration,
@@ -99,11 +99,11 @@ impl Held {
         let job = store
             .claim_job(&key.to_string(), Lease::new(owner, lease))
             .await?;
-        Ok(job.map(|job| Self::adopt(store.clone(), job, lease)))
+        Ok(job.map(|job| Self::adopt(store, job, lease)))
     }
 
     /// Holds a job already claimed (by [`LeaseStore::claim_abandoned_jobs`](crate::LeaseStore::claim_abandoned_jobs)).
-    pub fn adopt(store: Arc<dyn MetadataStore>, job: Job, lease: Duration) -> Self {
+    pub fn adopt(store: Arc<dyn LeaseStore>, job: Job, lease: Duration) -> Self {
         let owner = job.owner.clone().unwrap_or_default();
         let (lost_tx, lost) = watch::channel(false);
         let renewer =
@@ -253,7 +253,7 @@ impl JobRunner {
     }
 
     async fn run_here(self, stop: impl Future<Output = ()>) {
-        let (ops, store, owner, lease) = (
+        let (ops, store, owner, lease): (_, Arc<dyn LeaseStore>, _, _) = (
             self.ops.clone(),
             self.ops.store().clone(),
             self.ops.replica_id().to_owned(),
@@ -283,7 +283,7 @@ impl JobRunner {
         // Jobs the replica before this one left (its lease has not ended yet
         // after a restart) are taken over by the polls below.
         for name in this.loops.keys() {
-            match Held::take(&store, &JobKey::Loop(name.clone()), &owner, lease).await {
+            match Held::take(store.clone(), &JobKey::Loop(name.clone()), &owner, lease).await {
                 Ok(Some(held)) => this.spawn(&mut tasks, held, stop_rx.clone()),
                 Ok(None) => {}
                 Err(e) => warn!(job = %name, error = %e, "could not take the loop"),
@@ -374,7 +374,7 @@ impl JobRunner {
 mod tests {
     use super::*;
     use crate::testing::{MemoryStore, RecordingActions, RecordingApprover, ScriptedMetrics};
-    use crate::{ApproverAllowList, Claim, IncidentStatus, Transition};
+    use crate::{ApproverAllowList, Claim, IncidentStatus, IncidentStore, Transition};
     use chrono::Utc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -421,7 +421,7 @@ mod tests {
             ApproverAllowList::none().allow_all_authenticated("web"),
         )
         .await;
-        let store: Arc<dyn MetadataStore> = t.store.clone();
+        let store = t.store.clone();
         let incident = t.pending_incident("jobs-abandoned").await;
         let key = JobKey::Incident(incident.id).to_string();
         // A replica took the job and claimed the execution, then died: its

@@ -8,7 +8,7 @@
 //! flood writes at most `per_window + 1` records per window.
 
 use crate::domain::{AuditRecord, AuditStep};
-use crate::traits::MetadataStore;
+use crate::traits::HistoryStore;
 use crate::IncidentId;
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -166,7 +166,7 @@ impl RefusalAuditor {
         }
     }
 
-    pub(crate) async fn refuse(&self, store: &Arc<dyn MetadataStore>, refusal: &AuthRefusal) {
+    pub(crate) async fn refuse(&self, store: Arc<dyn HistoryStore>, refusal: &AuthRefusal) {
         let next = {
             let mut s = match self.state.lock() {
                 Ok(s) => s,
@@ -199,7 +199,7 @@ impl RefusalAuditor {
         match next {
             Next::Audit => {
                 warn!(channel = %refusal.channel, route, remote, reason = %refusal.reason, "unauthenticated request refused");
-                append(store, refusal.record()).await
+                append(&store, refusal.record()).await
             }
             Next::Count { flush_at: None } => {
                 debug!(channel = %refusal.channel, route, remote, "unauthenticated request refused (counted)");
@@ -212,7 +212,7 @@ impl RefusalAuditor {
                     limit = self.limit.per_window,
                     "unauthenticated requests over the audit limit: counting the rest of this window in one summary record"
                 );
-                let (state, store) = (self.state.clone(), store.clone());
+                let state = self.state.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep_until(at).await;
                     let summary = {
@@ -244,7 +244,7 @@ impl RefusalAuditor {
     }
 }
 
-async fn append(store: &Arc<dyn MetadataStore>, record: AuditRecord) {
+async fn append(store: &Arc<dyn HistoryStore>, record: AuditRecord) {
     if let Err(e) = store.append_audit(&record).await {
         warn!(error = %e, "audit append of a refused request failed");
     }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use infraai_core::guardrails::{firewall_within_bounds, GuardrailConfig};
 use infraai_core::{
     Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, ChangeSet, Error,
-    FirewallChange, MachineType, MetadataStore, Result,
+    FirewallChange, MachineType, Result, RunStore,
 };
 use infraai_terraform::{machine_type_var, ManagedResource, TerraformRunner, TfvarsActions};
 use serde_json::{json, Value};
@@ -62,7 +62,7 @@ impl GcpActions {
     pub fn with_terraform(
         mut self,
         runner: Arc<TerraformRunner>,
-        store: Arc<dyn MetadataStore>,
+        store: Arc<dyn RunStore>,
     ) -> Self {
         self.terraform = Some(TfvarsActions::new(runner, store));
         self

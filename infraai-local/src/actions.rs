@@ -5,8 +5,8 @@ use crate::instances::InstanceDir;
 use crate::profiles::LOCAL_INSTANCE;
 use async_trait::async_trait;
 use infraai_core::{
-    Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, MetadataStore,
-    Result, TfWorkspace,
+    Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, Result, RunStore,
+    TfWorkspace,
 };
 use infraai_terraform::{TerraformRunner, TfvarsActions};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ impl LocalActions {
     /// Actions over `runner`'s work directories, finding deployments in `store`.
     pub fn new(
         runner: Arc<TerraformRunner>,
-        store: Arc<dyn MetadataStore>,
+        store: Arc<dyn RunStore>,
         instances: InstanceDir,
     ) -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! Long polling with `getUpdates`, the offset kept in the store.
 
 use crate::approver::TelegramApprover;
-use infraai_core::{Error, MetadataStore, OpsAgent, Result};
+use infraai_core::{Error, LeaseStore, OpsAgent, Result};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +19,14 @@ pub const OFFSET_CURSOR: &str = "telegram:update_offset";
 /// (an approval executes at most once, a repeated STOP changes nothing).
 pub struct TelegramPoller {
     approver: TelegramApprover,
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn LeaseStore>,
     wait: Duration,
 }
 
 impl TelegramPoller {
     /// A poller that waits up to `wait` per `getUpdates` call (Telegram
     /// allows up to 50 s; 25 s is a good value).
-    pub fn new(approver: TelegramApprover, store: Arc<dyn MetadataStore>, wait: Duration) -> Self {
+    pub fn new(approver: TelegramApprover, store: Arc<dyn LeaseStore>, wait: Duration) -> Self {
         Self {
             approver,
             store,

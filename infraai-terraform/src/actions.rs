@@ -9,8 +9,7 @@
 
 use crate::runner::{TerraformRunner, TfvarsChange};
 use infraai_core::{
-    ActionRequest, ChangeSet, Deployment, Error, LogLine, LogSink, MetadataStore, Result,
-    TfWorkspace,
+    ActionRequest, ChangeSet, Deployment, Error, LogLine, LogSink, Result, RunStore, TfWorkspace,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -49,12 +48,12 @@ impl LogSink for Tracing {
 /// Runs actions as tfvars changes in the work directories of stored deployments.
 pub struct TfvarsActions {
     runner: Arc<TerraformRunner>,
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn RunStore>,
 }
 
 impl TfvarsActions {
     /// Actions over `runner`'s work directories, finding deployments in `store`.
-    pub fn new(runner: Arc<TerraformRunner>, store: Arc<dyn MetadataStore>) -> Self {
+    pub fn new(runner: Arc<TerraformRunner>, store: Arc<dyn RunStore>) -> Self {
         Self { runner, store }
     }
 

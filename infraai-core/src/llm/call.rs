@@ -6,7 +6,7 @@ use super::observe::{LlmCallOutcome, LlmCallReport, LlmObserver};
 use super::prompts::{self, quote_json, REPAIR_PROMPT_VERSION};
 use super::schema;
 use crate::domain::{AuditRecord, AuditStep};
-use crate::traits::{LlmProvider, LlmRequest, LlmResponse, MetadataStore, TokenUsage};
+use crate::traits::{HistoryStore, LlmProvider, LlmRequest, LlmResponse, TokenUsage};
 use crate::{Error, IncidentId, RunId};
 use serde_json::{json, Value};
 use std::fmt;
@@ -19,7 +19,7 @@ use tracing::{info, warn};
 #[derive(Clone)]
 pub(crate) struct LlmCaller {
     pub provider: Arc<dyn LlmProvider>,
-    pub audit: Option<Arc<dyn MetadataStore>>,
+    pub audit: Option<Arc<dyn HistoryStore>>,
     pub budget: Option<Arc<TokenBudget>>,
     pub observer: Option<Arc<dyn LlmObserver>>,
     pub temperature: Option<f32>,

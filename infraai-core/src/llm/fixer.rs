@@ -4,7 +4,7 @@ use super::budget::TokenBudget;
 use super::call::{Call, LlmCaller};
 use super::prompts::{self, quote_json, FIX_PROMPT_VERSION};
 use crate::domain::TerraformFiles;
-use crate::traits::{FixRequest, Fixer, LlmProvider, MetadataStore};
+use crate::traits::{FixRequest, Fixer, HistoryStore, LlmProvider};
 use crate::Result;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -48,7 +48,7 @@ impl LlmFixer {
     }
 
     /// Audits every call.
-    pub fn with_audit(mut self, store: Arc<dyn MetadataStore>) -> Self {
+    pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
         self.caller.audit = Some(store);
         self
     }

@@ -7,7 +7,7 @@ use crate::domain::{
     InfraPlan, MachineType, PlannedResource, ResourceKind, ResourceName, StackType,
 };
 use crate::rules::{PlanningCatalog, RulePlanner};
-use crate::traits::{LlmProvider, MetadataStore, PlanRequest, Planner};
+use crate::traits::{HistoryStore, LlmProvider, PlanRequest, Planner};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -107,7 +107,7 @@ impl LlmPlanner {
     }
 
     /// Audits every call.
-    pub fn with_audit(mut self, store: Arc<dyn MetadataStore>) -> Self {
+    pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
         self.caller.audit = Some(store);
         self
     }

@@ -6,7 +6,7 @@ use super::observe::LlmCallOutcome;
 use super::prompts::{self, quote_json, DECISION_PROMPT_VERSION};
 use crate::domain::{IncidentStatus, OpsDecision, Severity};
 use crate::rules::RulePolicy;
-use crate::traits::{DecisionContext, DecisionPolicy, LlmProvider, MetadataStore, TokenUsage};
+use crate::traits::{DecisionContext, DecisionPolicy, HistoryStore, LlmProvider, TokenUsage};
 use crate::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -63,7 +63,7 @@ impl LlmDecisionPolicy {
 
     /// Writes an [`AuditStep::LlmCall`](crate::AuditStep::LlmCall) record for
     /// every call, cache hit and budget skip.
-    pub fn with_audit(mut self, store: Arc<dyn MetadataStore>) -> Self {
+    pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
         self.caller.audit = Some(store);
         self
     }

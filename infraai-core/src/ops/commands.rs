@@ -144,7 +144,7 @@ impl OpsAgent {
     /// past the limit, refusals are counted and one summary record is written
     /// when the window ends, so a flood cannot grow the audit log without bound.
     pub async fn audit_auth_refusal(&self, refusal: &AuthRefusal) {
-        self.refusals.refuse(&self.deps.store, refusal).await;
+        self.refusals.refuse(self.deps.store.clone(), refusal).await;
     }
 
     /// Applies already-authenticated replies from `channel`

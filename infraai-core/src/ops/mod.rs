@@ -170,7 +170,7 @@ impl OpsAgent {
     async fn hold(&self, id: IncidentId) -> Result<Option<Held>> {
         let key = JobKey::Incident(id);
         Held::take(
-            &self.deps.store,
+            self.deps.store.clone(),
             &key,
             &self.config.replica_id,
             self.config.lease,

@@ -88,7 +88,7 @@ pub struct Held {
 }
 
 impl Held {
-    /// Takes `key` for `owner` (see [`LeaseStore::claim_job`](crate::LeaseStore::claim_job)); `None`
+    /// Takes `key` for `owner` (see [`LeaseStore::claim_job`]); `None`
     /// while another holder's lease runs.
     pub async fn take(
         store: Arc<dyn LeaseStore>,
@@ -102,7 +102,7 @@ impl Held {
         Ok(job.map(|job| Self::adopt(store, job, lease)))
     }
 
-    /// Holds a job already claimed (by [`LeaseStore::claim_abandoned_jobs`](crate::LeaseStore::claim_abandoned_jobs)).
+    /// Holds a job already claimed (by [`LeaseStore::claim_abandoned_jobs`]).
     pub fn adopt(store: Arc<dyn LeaseStore>, job: Job, lease: Duration) -> Self {
         let owner = job.owner.clone().unwrap_or_default();
         let (lost_tx, lost) = watch::channel(false);

@@ -25,6 +25,42 @@ pub(crate) struct LlmCaller {
     pub temperature: Option<f32>,
 }
 
+/// The builder methods every LLM component shares, setting its `caller`.
+macro_rules! caller_options {
+    ($component:ty) => {
+        impl $component {
+            /// Writes an [`AuditStep::LlmCall`](crate::AuditStep::LlmCall)
+            /// record for every call (and, for the policy, every cache hit and
+            /// budget skip).
+            pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
+                self.caller.audit = Some(store);
+                self
+            }
+
+            /// Shares an hourly token budget (the planner, fixer and policy,
+            /// typically).
+            pub fn with_budget(mut self, budget: Arc<TokenBudget>) -> Self {
+                self.caller.budget = Some(budget);
+                self
+            }
+
+            /// Reports every exchange (outcome, tokens, latency) to `observer`.
+            pub fn with_observer(mut self, observer: Arc<dyn super::LlmObserver>) -> Self {
+                self.caller.observer = Some(observer);
+                self
+            }
+
+            /// Sampling temperature (default 0.2; `None` for models that only
+            /// accept their default).
+            pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
+                self.caller.temperature = temperature;
+                self
+            }
+        }
+    };
+}
+pub(crate) use caller_options;
+
 /// One request of a component.
 pub(crate) struct Call {
     pub component: &'static str,

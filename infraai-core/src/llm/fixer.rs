@@ -38,6 +38,8 @@ pub struct LlmFixer {
     name: String,
 }
 
+super::call::caller_options!(LlmFixer);
+
 impl LlmFixer {
     /// A fixer asking `provider`.
     pub fn new(provider: Arc<dyn LlmProvider>) -> Self {
@@ -45,30 +47,6 @@ impl LlmFixer {
             name: format!("llm:{}", provider.name()),
             caller: LlmCaller::new(provider),
         }
-    }
-
-    /// Audits every call.
-    pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
-        self.caller.audit = Some(store);
-        self
-    }
-
-    /// Shares an hourly token budget.
-    pub fn with_budget(mut self, budget: Arc<TokenBudget>) -> Self {
-        self.caller.budget = Some(budget);
-        self
-    }
-
-    /// Reports every exchange (outcome, tokens, latency) to `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn super::LlmObserver>) -> Self {
-        self.caller.observer = Some(observer);
-        self
-    }
-
-    /// Sampling temperature (default 0.2; `None` for models that only accept their default).
-    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
-        self.caller.temperature = temperature;
-        self
     }
 
     fn schema(paths: &[&String]) -> Value {

@@ -83,6 +83,8 @@ pub struct LlmPlanner {
     fallback: Arc<dyn Planner>,
 }
 
+super::call::caller_options!(LlmPlanner);
+
 impl LlmPlanner {
     /// A planner asking `provider`, pricing from `catalog`, for the
     /// catalog's cloud and regions and the local cloud.
@@ -103,30 +105,6 @@ impl LlmPlanner {
     /// Replaces the clouds/regions and cost tolerance.
     pub fn with_config(mut self, config: LlmPlannerConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// Audits every call.
-    pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
-        self.caller.audit = Some(store);
-        self
-    }
-
-    /// Shares an hourly token budget.
-    pub fn with_budget(mut self, budget: Arc<TokenBudget>) -> Self {
-        self.caller.budget = Some(budget);
-        self
-    }
-
-    /// Reports every exchange (outcome, tokens, latency) to `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn super::LlmObserver>) -> Self {
-        self.caller.observer = Some(observer);
-        self
-    }
-
-    /// Sampling temperature (default 0.2; `None` for models that only accept their default).
-    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
-        self.caller.temperature = temperature;
         self
     }
 

@@ -38,6 +38,8 @@ pub struct LlmDecisionPolicy {
     budget_fallback: Arc<dyn DecisionPolicy>,
 }
 
+super::call::caller_options!(LlmDecisionPolicy);
+
 impl LlmDecisionPolicy {
     /// A policy asking `provider`, with a 10-minute decision cache, no
     /// budget, no audit store and [`RulePolicy`] as the over-budget path.
@@ -61,19 +63,6 @@ impl LlmDecisionPolicy {
         }
     }
 
-    /// Writes an [`AuditStep::LlmCall`](crate::AuditStep::LlmCall) record for
-    /// every call, cache hit and budget skip.
-    pub fn with_audit(mut self, store: Arc<dyn HistoryStore>) -> Self {
-        self.caller.audit = Some(store);
-        self
-    }
-
-    /// Shares an hourly token budget (with the planner and fixer, typically).
-    pub fn with_budget(mut self, budget: Arc<TokenBudget>) -> Self {
-        self.caller.budget = Some(budget);
-        self
-    }
-
     /// How long a decision is reused for an identical incident context
     /// (`Duration::ZERO` disables the cache).
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
@@ -84,18 +73,6 @@ impl LlmDecisionPolicy {
     /// The policy used when the token budget is spent (default [`RulePolicy`]).
     pub fn with_budget_fallback(mut self, policy: Arc<dyn DecisionPolicy>) -> Self {
         self.budget_fallback = policy;
-        self
-    }
-
-    /// Reports every exchange (outcome, tokens, latency) to `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn super::LlmObserver>) -> Self {
-        self.caller.observer = Some(observer);
-        self
-    }
-
-    /// Sampling temperature (default 0.2; `None` for models that only accept their default).
-    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
-        self.caller.temperature = temperature;
         self
     }
 

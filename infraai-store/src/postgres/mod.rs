@@ -51,6 +51,7 @@ mod tls;
 
 use crate::codec::{self, status_name};
 use crate::error::{StoreError, StoreResult};
+use crate::sql::{self, Cols};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -192,28 +193,7 @@ pub(crate) trait Db: Send + Sync {
 }
 
 #[async_trait]
-impl Db for deadpool_postgres::ClientWrapper {
-    async fn rows(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let statement = self.prepare_cached(sql).await?;
-        self.query(&statement, params).await
-    }
-
-    async fn exec(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        let statement = self.prepare_cached(sql).await?;
-        self.execute(&statement, params).await
-    }
-}
-
-#[async_trait]
-impl Db for deadpool_postgres::Transaction<'_> {
+impl<C: deadpool_postgres::GenericClient + Send> Db for C {
     async fn rows(
         &self,
         sql: &str,
@@ -404,15 +384,8 @@ async fn lock_incident(
     let r = rows.first().ok_or_else(|| StoreError::NotFound {
         what: format!("incident {id}"),
     })?;
-    let what = format!("incident {id}");
-    let site = codec::Site {
-        component: COMPONENT,
-        op,
-        what: &what,
-    };
-    let status: String = r.try_get(0).map_err(|e| site.corrupt("status", e))?;
-    let decided: bool = r.try_get(1).map_err(|e| site.corrupt("decision_json", e))?;
-    Ok((site.name("status", &status)?, decided))
+    let cols = Cols::new(r, op, format!("incident {id}"));
+    Ok((cols.name(0)?, cols.get(1)?))
 }
 
 async fn set_status(
@@ -434,26 +407,13 @@ async fn set_status(
 /// The kill-switch row; `lock` takes it `FOR SHARE` (a claim in flight).
 async fn kill_switch_row(c: &dyn Db, op: &'static str, lock: bool) -> StoreResult<KillSwitch> {
     let sql = if lock {
-        "SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1 FOR SHARE"
+        format!("{} FOR SHARE", sql::KILL_SWITCH)
     } else {
-        "SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1"
+        sql::KILL_SWITCH.to_owned()
     };
-    let rows = c.rows(sql, &[]).await.map_err(pg(op))?;
-    let Some(r) = rows.first() else {
-        return Ok(KillSwitch::released());
-    };
-    let site = codec::Site {
-        component: COMPONENT,
-        op,
-        what: "kill_switch",
-    };
-    let set_at: Option<String> = r.try_get(3).map_err(|e| site.corrupt("set_at", e))?;
-    Ok(KillSwitch {
-        engaged: r.try_get(0).map_err(|e| site.corrupt("engaged", e))?,
-        set_by: r.try_get(1).map_err(|e| site.corrupt("set_by", e))?,
-        reason: r.try_get(2).map_err(|e| site.corrupt("reason", e))?,
-        set_at: set_at.map(|t| site.time("set_at", &t)).transpose()?,
-    })
+    let rows = c.rows(&sql, &[]).await.map_err(pg(op))?;
+    rows.first()
+        .map_or(Ok(KillSwitch::released()), |r| sql::kill_switch(r, op))
 }
 
 impl StoreBackend for PostgresStore {
@@ -472,12 +432,12 @@ impl RunStore for PostgresStore {
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
         let c = self.client("get_run").await?;
-        Ok(rows::get_run(&*c, id).await?)
+        Ok(rows::get_run(&c, id).await?)
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
         let c = self.client("list_runs").await?;
-        Ok(rows::list_runs(&*c, query).await?)
+        Ok(rows::list_runs(&c, query).await?)
     }
 
     async fn put_deployment(&self, deployment: &Deployment) -> Result<()> {
@@ -488,17 +448,17 @@ impl RunStore for PostgresStore {
 
     async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
         let c = self.client("get_deployment").await?;
-        Ok(rows::get_deployment(&*c, id).await?)
+        Ok(rows::get_deployment(&c, id).await?)
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
         let c = self.client("list_deployments").await?;
-        Ok(rows::list_deployments(&*c).await?)
+        Ok(rows::list_deployments(&c).await?)
     }
 
     async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>> {
         let c = self.client("find_deployment_by_resource").await?;
-        Ok(rows::find_deployment_by_resource(&*c, resource).await?)
+        Ok(rows::find_deployment_by_resource(&c, resource).await?)
     }
 }
 
@@ -527,17 +487,17 @@ impl IncidentStore for PostgresStore {
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
         let c = self.client("get_incident").await?;
-        Ok(rows::get_incident(&*c, &id.to_string(), "get_incident").await?)
+        Ok(rows::get_incident(&c, &id.to_string(), "get_incident").await?)
     }
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
         let c = self.client("list_incidents").await?;
-        Ok(rows::list_incidents(&*c, query).await?)
+        Ok(rows::list_incidents(&c, query).await?)
     }
 
     async fn incident_counts(&self) -> Result<IncidentCounts> {
         let c = self.client("incident_counts").await?;
-        Ok(rows::incident_counts(&*c).await?)
+        Ok(rows::incident_counts(&c).await?)
     }
 
     async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
@@ -606,7 +566,7 @@ impl IncidentStore for PostgresStore {
 
     async fn kill_switch(&self) -> Result<KillSwitch> {
         let c = self.client("kill_switch").await?;
-        Ok(kill_switch_row(&*c, "kill_switch", false).await?)
+        Ok(kill_switch_row(&c, "kill_switch", false).await?)
     }
 
     async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange> {
@@ -643,18 +603,10 @@ impl IncidentStore for PostgresStore {
                 )
                 .await
                 .map_err(pg(OP))?;
-            let site = codec::Site {
-                component: COMPONENT,
-                op: OP,
-                what: "incidents",
-            };
             let mut affected = ids
                 .iter()
-                .map(|r| {
-                    let id: String = r.try_get(0).map_err(|e| site.corrupt("id", e))?;
-                    site.id::<IncidentId>("id", &id)
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
+                .map(|r| Cols::new(r, OP, "incidents".into()).id(0))
+                .collect::<StoreResult<Vec<IncidentId>>>()?;
             affected.sort();
             tracing::info!(engaged, affected = affected.len(), "kill-switch set");
             Ok(KillSwitchChange { state, affected })
@@ -666,37 +618,37 @@ impl IncidentStore for PostgresStore {
 impl HistoryStore for PostgresStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
         let c = self.client("append_audit").await?;
-        Ok(rows::insert_audit(&*c, record).await?)
+        Ok(rows::insert_audit(&c, record).await?)
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
         let c = self.client("list_audit").await?;
-        Ok(rows::list_audit(&*c, query).await?)
+        Ok(rows::list_audit(&c, query).await?)
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
         let c = self.client("record_approval").await?;
-        Ok(rows::insert_approval(&*c, approval).await?)
+        Ok(rows::insert_approval(&c, approval).await?)
     }
 
     async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>> {
         let c = self.client("list_approvals").await?;
-        Ok(rows::list_approvals(&*c, id).await?)
+        Ok(rows::list_approvals(&c, id).await?)
     }
 
     async fn record_action(&self, outcome: &ActionOutcome) -> Result<()> {
         let c = self.client("record_action").await?;
-        Ok(rows::insert_action(&*c, outcome).await?)
+        Ok(rows::insert_action(&c, outcome).await?)
     }
 
     async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>> {
         let c = self.client("list_actions").await?;
-        Ok(rows::list_actions(&*c, id).await?)
+        Ok(rows::list_actions(&c, id).await?)
     }
 
     async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64> {
         let c = self.client("count_actions_since").await?;
-        Ok(rows::count_actions_since(&*c, resource, since).await?)
+        Ok(rows::count_actions_since(&c, resource, since).await?)
     }
 }
 
@@ -714,13 +666,13 @@ impl LeaseStore for PostgresStore {
              ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
              lease_until = excluded.lease_until, claims = jobs.claims + 1 \
              WHERE jobs.owner IS NULL OR jobs.lease_until <= $4 RETURNING {}",
-            rows::JOB_COLUMNS
+            sql::JOB_COLUMNS
         );
         let found = c
             .rows(&sql, &[&key, &owner, &until, &now])
             .await
             .map_err(qerr(OP, format!("job {key}")))?;
-        Ok(rows::jobs(&found, OP)?.pop())
+        Ok(found.first().map(|r| sql::job(r, OP)).transpose()?)
     }
 
     async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
@@ -735,13 +687,16 @@ impl LeaseStore for PostgresStore {
             "UPDATE jobs SET owner = $1, lease_until = $2, claims = claims + 1 \
              WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= $3 \
              ORDER BY lease_until NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {}",
-            rows::JOB_COLUMNS
+            sql::JOB_COLUMNS
         );
         let taken = c
             .rows(&sql, &[&owner, &until, &now, &limit])
             .await
             .map_err(qerr(OP, "jobs"))?;
-        Ok(rows::jobs(&taken, OP)?)
+        Ok(taken
+            .iter()
+            .map(|r| sql::job(r, OP))
+            .collect::<StoreResult<_>>()?)
     }
 
     async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
@@ -788,17 +743,8 @@ impl LeaseStore for PostgresStore {
             .rows("SELECT value FROM cursors WHERE name = $1", &[&name])
             .await
             .map_err(qerr(OP, format!("cursor {name}")))?;
-        Ok(rows
-            .first()
-            .map(|r| {
-                r.try_get(0).map_err(|e| StoreError::Corrupt {
-                    component: COMPONENT,
-                    op: OP,
-                    what: format!("cursor {name}"),
-                    detail: e.to_string(),
-                })
-            })
-            .transpose()?)
+        let cursor = |r| Cols::new(r, OP, format!("cursor {name}")).get(0);
+        Ok(rows.first().map(cursor).transpose()?)
     }
 
     async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {

@@ -3,14 +3,13 @@
 //! naming the row and column.
 
 use super::{Db, COMPONENT};
-use crate::codec::{self, status_name, Site};
+use crate::codec::{self, status_name};
 use crate::error::{StoreError, StoreResult};
-use chrono::{DateTime, Utc};
+use crate::sql::{self, Cols, INCIDENT_COLS};
+use chrono::Utc;
 use infraai_core::lifecycle::IngestStep;
 use infraai_core::*;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::FromSql;
-use tokio_postgres::Row;
 
 /// Maps a query error to [`StoreError::Postgres`] about `what`.
 pub(super) fn qerr(
@@ -41,20 +40,6 @@ fn insert_err(op: &'static str, what: String) -> impl FnOnce(tokio_postgres::Err
             }
         }
     }
-}
-
-/// A column, typed; a stored value of another type (or NULL where none may be)
-/// is corruption.
-fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize, op: &'static str, what: &str) -> StoreResult<T> {
-    r.try_get(i).map_err(|e| StoreError::Corrupt {
-        component: COMPONENT,
-        op,
-        what: format!(
-            "{what} column {}",
-            r.columns().get(i).map_or("?", |c| c.name())
-        ),
-        detail: e.to_string(),
-    })
 }
 
 fn enc<T: serde::Serialize + ?Sized>(
@@ -135,47 +120,13 @@ const RUN_COLS: &str =
     "SELECT r.id, r.doc_json, COALESCE((SELECT json_agg(json_build_array(p.phase, p.at, p.note) \
      ORDER BY p.seq) FROM run_phases p WHERE p.run_id = r.id)::TEXT, '[]') FROM runs r";
 
-fn decode_run(r: &Row, op: &'static str) -> StoreResult<Run> {
-    let id: String = col(r, 0, op, "run")?;
-    let what = format!("run {id}");
-    let doc: String = col(r, 1, op, &what)?;
-    let phases: String = col(r, 2, op, &what)?;
-    let site = Site {
-        component: COMPONENT,
-        op,
-        what: &what,
-    };
-    let mut doc: serde_json::Value = site.json("doc_json", &doc)?;
-    let phases: Vec<(String, String, Option<String>)> = site.json("run_phases", &phases)?;
-    let history = phases
-        .into_iter()
-        .map(|(phase, at, note)| {
-            Ok(PhaseChange {
-                phase: phase
-                    .parse()
-                    .map_err(|e: infraai_core::Error| site.corrupt("run_phases.phase", e))?,
-                at: site.time("run_phases.at", &at)?,
-                note,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    let obj = doc
-        .as_object_mut()
-        .ok_or_else(|| site.corrupt("doc_json", "not a JSON object"))?;
-    obj.insert(
-        "history".into(),
-        serde_json::to_value(history).map_err(|e| site.corrupt("run_phases", e))?,
-    );
-    serde_json::from_value(doc).map_err(|e| site.corrupt("doc_json", e))
-}
-
 pub(super) async fn get_run(c: &dyn Db, id: RunId) -> StoreResult<Option<Run>> {
     const OP: &str = "get_run";
     let rows = c
         .rows(&format!("{RUN_COLS} WHERE r.id = $1"), &[&id.to_string()])
         .await
         .map_err(qerr(OP, format!("run {id}")))?;
-    rows.first().map(|r| decode_run(r, OP)).transpose()
+    rows.first().map(|r| sql::run(r, OP)).transpose()
 }
 
 pub(super) async fn list_runs(c: &dyn Db, q: &RunQuery) -> StoreResult<Vec<Run>> {
@@ -190,7 +141,7 @@ pub(super) async fn list_runs(c: &dyn Db, q: &RunQuery) -> StoreResult<Vec<Run>>
         )
         .await
         .map_err(qerr(OP, "runs"))?;
-    rows.iter().map(|r| decode_run(r, OP)).collect()
+    rows.iter().map(|r| sql::run(r, OP)).collect()
 }
 
 // ------------------------------------------------------------------ deployments
@@ -235,18 +186,6 @@ pub(super) async fn put_deployment(c: &dyn Db, d: &Deployment) -> StoreResult<()
     Ok(())
 }
 
-fn decode_deployment(r: &Row, op: &'static str) -> StoreResult<Deployment> {
-    let id: String = col(r, 0, op, "deployment")?;
-    let what = format!("deployment {id}");
-    let doc: String = col(r, 1, op, &what)?;
-    Site {
-        component: COMPONENT,
-        op,
-        what: &what,
-    }
-    .json("doc_json", &doc)
-}
-
 pub(super) async fn get_deployment(
     c: &dyn Db,
     id: DeploymentId,
@@ -259,7 +198,7 @@ pub(super) async fn get_deployment(
         )
         .await
         .map_err(qerr(OP, format!("deployment {id}")))?;
-    rows.first().map(|r| decode_deployment(r, OP)).transpose()
+    rows.first().map(|r| sql::deployment(r, OP)).transpose()
 }
 
 pub(super) async fn list_deployments(c: &dyn Db) -> StoreResult<Vec<Deployment>> {
@@ -271,7 +210,7 @@ pub(super) async fn list_deployments(c: &dyn Db) -> StoreResult<Vec<Deployment>>
         )
         .await
         .map_err(qerr(OP, "deployments"))?;
-    rows.iter().map(|r| decode_deployment(r, OP)).collect()
+    rows.iter().map(|r| sql::deployment(r, OP)).collect()
 }
 
 pub(super) async fn find_deployment_by_resource(
@@ -288,65 +227,10 @@ pub(super) async fn find_deployment_by_resource(
         )
         .await
         .map_err(qerr(OP, format!("resource {resource}")))?;
-    rows.first().map(|r| decode_deployment(r, OP)).transpose()
+    rows.first().map(|r| sql::deployment(r, OP)).transpose()
 }
 
 // ------------------------------------------------------------------ incidents
-
-pub(super) const INCIDENT_COLS: &str =
-    "SELECT id, fingerprint, status, source, policy_name, resource, \
-     resource_type, cloud, metric, value, threshold, severity, alert_state, started_at, \
-     labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, deployment_id, \
-     note, created_at, updated_at FROM incidents";
-
-pub(super) fn decode_incident(r: &Row, op: &'static str) -> StoreResult<Incident> {
-    let id: String = col(r, 0, op, "incident")?;
-    let what = format!("incident {id}");
-    let w = what.as_str();
-    let site = Site {
-        component: COMPONENT,
-        op,
-        what: w,
-    };
-    let text = |i: usize| col::<String>(r, i, op, w);
-    let fingerprint = text(1)?;
-    let alert = Alert {
-        source: text(3)?,
-        fingerprint: fingerprint.clone(),
-        policy_name: text(4)?,
-        resource: text(5)?,
-        resource_type: text(6)?,
-        cloud: text(7)?,
-        metric: text(8)?,
-        value: col(r, 9, op, w)?,
-        threshold: col(r, 10, op, w)?,
-        severity: site.name("severity", &text(11)?)?,
-        state: site.name("alert_state", &text(12)?)?,
-        started_at: site.time("started_at", &text(13)?)?,
-        labels: site.json("labels_json", &text(14)?)?,
-        raw: site.json("raw_json", &text(15)?)?,
-    };
-    let occurrences: i64 = col(r, 16, op, w)?;
-    let decision: Option<String> = col(r, 17, op, w)?;
-    let deployment_id: Option<String> = col(r, 19, op, w)?;
-    Ok(Incident {
-        id: site.id("id", &id)?,
-        fingerprint,
-        status: site.name("status", &text(2)?)?,
-        alert,
-        occurrences: u64::try_from(occurrences).map_err(|e| site.corrupt("occurrences", e))?,
-        decision: decision
-            .map(|d| site.json("decision_json", &d))
-            .transpose()?,
-        guardrail_notes: site.json("guardrail_notes_json", &text(18)?)?,
-        deployment_id: deployment_id
-            .map(|d| site.id("deployment_id", &d))
-            .transpose()?,
-        note: col(r, 20, op, w)?,
-        created_at: site.time("created_at", &text(21)?)?,
-        updated_at: site.time("updated_at", &text(22)?)?,
-    })
-}
 
 pub(super) async fn get_incident(
     c: &dyn Db,
@@ -357,7 +241,7 @@ pub(super) async fn get_incident(
         .rows(&format!("{INCIDENT_COLS} WHERE id = $1"), &[&id])
         .await
         .map_err(qerr(op, format!("incident {id}")))?;
-    rows.first().map(|r| decode_incident(r, op)).transpose()
+    rows.first().map(|r| sql::incident(r, op)).transpose()
 }
 
 /// An incident that must exist (the caller holds its row lock).
@@ -394,7 +278,7 @@ pub(super) async fn list_incidents(c: &dyn Db, q: &IncidentQuery) -> StoreResult
         )
         .await
         .map_err(qerr(OP, "incidents"))?;
-    rows.iter().map(|r| decode_incident(r, OP)).collect()
+    rows.iter().map(|r| sql::incident(r, OP)).collect()
 }
 
 /// Counted in PostgreSQL (as in SQLite): no incident loaded.
@@ -426,15 +310,8 @@ async fn update_alert(
     op: &'static str,
 ) -> StoreResult<()> {
     c.exec(
-        "UPDATE incidents SET source = $2, policy_name = $3, resource = $4, resource_type = $5, \
-         cloud = $6, metric = $7, value = $8, threshold = $9, severity = $10, alert_state = $11, \
-         started_at = $12, labels_json = $13, raw_json = $14, \
-         occurrences = occurrences + $15, updated_at = $16, \
-         status = CASE WHEN $17 THEN 'resolved' ELSE status END, \
-         note = CASE WHEN $17 THEN $18 ELSE note END \
-         WHERE id = $1",
+        sql::UPDATE_ALERT,
         &[
-            &id,
             &a.source,
             &a.policy_name,
             &a.resource,
@@ -452,6 +329,7 @@ async fn update_alert(
             &codec::time(Utc::now()),
             &resolve,
             &lifecycle::CLEARED_NOTE,
+            &id,
         ],
     )
     .await
@@ -467,11 +345,7 @@ async fn insert_incident(c: &dyn Db, i: &Incident, op: &'static str) -> StoreRes
         .map(|d| enc(op, "decision", d))
         .transpose()?;
     c.exec(
-        "INSERT INTO incidents (id, fingerprint, status, source, policy_name, resource, \
-         resource_type, cloud, metric, value, threshold, severity, alert_state, started_at, \
-         labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, deployment_id, \
-         note, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+        sql::INSERT_INCIDENT,
         &[
             &i.id.to_string(),
             &i.fingerprint,
@@ -547,30 +421,25 @@ pub(super) async fn record_alert(
         .await
         .map_err(qerr(op, format!("fingerprint {}", a.fingerprint)))?;
     // A stored status that does not parse is an error, never silently overwritten.
-    let open = match open.first() {
+    let (step, id) = match open.first() {
         Some(r) => {
-            let id: String = col(r, 0, op, "incident")?;
-            let what = format!("incident {id}");
-            let status: String = col(r, 1, op, &what)?;
-            let status: IncidentStatus = Site {
-                component: COMPONENT,
-                op,
-                what: &what,
-            }
-            .name("status", &status)?;
-            Some((id, status))
+            let (cols, id) = Cols::keyed(r, op, "incident")?;
+            (lifecycle::ingest_open(a.state, cols.name(1)?), Some(id))
         }
-        None => None,
-    };
-    let (step, id) = match open {
-        Some((id, status)) => (lifecycle::ingest_open(a.state, status), Some(id)),
-        None => match latest_closed(c, a, op).await? {
-            Some((id, status, started)) => (
-                lifecycle::ingest_closed(a, Some((status, started))),
-                Some(id),
-            ),
-            None => (lifecycle::ingest_closed(a, None), None),
-        },
+        None => {
+            // The latest closed incident: asked only when the fingerprint
+            // has no open incident, so it is the latest of all.
+            let rows = c
+                .rows(codec::LATEST_CLOSED_OF_FINGERPRINT, &[&a.fingerprint])
+                .await
+                .map_err(qerr(op, format!("fingerprint {}", a.fingerprint)))?;
+            let closed = rows.first().map(|r| {
+                let (cols, id) = Cols::keyed(r, op, "incident")?;
+                Ok::<_, StoreError>((id, (cols.name(1)?, cols.time(2)?)))
+            });
+            let (id, last) = closed.transpose()?.unzip();
+            (lifecycle::ingest_closed(a, last), id)
+        }
     };
     let incident = match (step, id) {
         (IngestStep::Open, _) => {
@@ -590,35 +459,6 @@ pub(super) async fn record_alert(
         outcome: step.outcome(),
         incident,
     })
-}
-
-/// The latest closed incident of the alert's fingerprint: its id, status
-/// and alert start. Asked only when the fingerprint has no open incident,
-/// so the latest closed one is the latest of all.
-async fn latest_closed(
-    c: &dyn Db,
-    a: &Alert,
-    op: &'static str,
-) -> StoreResult<Option<(String, IncidentStatus, DateTime<Utc>)>> {
-    let rows = c
-        .rows(codec::LATEST_CLOSED_OF_FINGERPRINT, &[&a.fingerprint])
-        .await
-        .map_err(qerr(op, format!("fingerprint {}", a.fingerprint)))?;
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    let id: String = col(r, 0, op, "incident")?;
-    let what = format!("incident {id}");
-    let status: String = col(r, 1, op, &what)?;
-    let started_at: String = col(r, 2, op, &what)?;
-    let site = Site {
-        component: COMPONENT,
-        op,
-        what: &what,
-    };
-    let status = site.name("status", &status)?;
-    let started = site.time("started_at", &started_at)?;
-    Ok(Some((id, status, started)))
 }
 
 // ------------------------------------------------------------------ approvals, actions
@@ -646,7 +486,6 @@ pub(super) async fn insert_approval(c: &dyn Db, a: &ApprovalRecord) -> StoreResu
 
 pub(super) async fn list_approvals(c: &dyn Db, id: IncidentId) -> StoreResult<Vec<ApprovalRecord>> {
     const OP: &str = "list_approvals";
-    let what = format!("approvals of incident {id}");
     let rows = c
         .rows(
             "SELECT approved, actor_json, effective, at FROM approvals \
@@ -654,23 +493,8 @@ pub(super) async fn list_approvals(c: &dyn Db, id: IncidentId) -> StoreResult<Ve
             &[&id.to_string()],
         )
         .await
-        .map_err(qerr(OP, what.clone()))?;
-    let site = Site {
-        component: COMPONENT,
-        op: OP,
-        what: &what,
-    };
-    rows.iter()
-        .map(|r| {
-            Ok(ApprovalRecord {
-                incident_id: id,
-                approved: col(r, 0, OP, &what)?,
-                actor: site.json("actor_json", &col::<String>(r, 1, OP, &what)?)?,
-                effective: col(r, 2, OP, &what)?,
-                at: site.time("at", &col::<String>(r, 3, OP, &what)?)?,
-            })
-        })
-        .collect()
+        .map_err(qerr(OP, format!("approvals of incident {id}")))?;
+    rows.iter().map(|r| sql::approval(r, OP, id)).collect()
 }
 
 pub(super) async fn insert_action(c: &dyn Db, o: &ActionOutcome) -> StoreResult<()> {
@@ -707,29 +531,7 @@ pub(super) async fn list_actions(c: &dyn Db, id: IncidentId) -> StoreResult<Vec<
         )
         .await
         .map_err(qerr(OP, format!("actions of incident {id}")))?;
-    rows.iter()
-        .map(|r| {
-            let aid: String = col(r, 0, OP, "action")?;
-            let what = format!("action {aid}");
-            let w = what.as_str();
-            let site = Site {
-                component: COMPONENT,
-                op: OP,
-                what: w,
-            };
-            Ok(ActionOutcome {
-                id: site.id("id", &aid)?,
-                incident_id: id,
-                action: site.json("action_json", &col::<String>(r, 2, OP, w)?)?,
-                resource: col(r, 1, OP, w)?,
-                success: col(r, 3, OP, w)?,
-                summary: col(r, 4, OP, w)?,
-                details: site.json("details_json", &col::<String>(r, 5, OP, w)?)?,
-                started_at: site.time("started_at", &col::<String>(r, 6, OP, w)?)?,
-                finished_at: site.time("finished_at", &col::<String>(r, 7, OP, w)?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| sql::action(r, OP, id)).collect()
 }
 
 pub(super) async fn count_actions_since(
@@ -746,7 +548,7 @@ pub(super) async fn count_actions_since(
         .await
         .map_err(qerr(OP, format!("resource {resource}")))?;
     let n: i64 = match rows.first() {
-        Some(r) => col(r, 0, OP, "actions")?,
+        Some(r) => Cols::new(r, OP, "actions".into()).get(0)?,
         None => 0,
     };
     Ok(u64::try_from(n).unwrap_or(0))
@@ -793,58 +595,5 @@ pub(super) async fn list_audit(c: &dyn Db, q: &AuditQuery) -> StoreResult<Vec<Au
         )
         .await
         .map_err(qerr(OP, "audit"))?;
-    rows.iter()
-        .rev()
-        .map(|r| {
-            let id: String = col(r, 0, OP, "audit record")?;
-            let what = format!("audit record {id}");
-            let w = what.as_str();
-            let site = Site {
-                component: COMPONENT,
-                op: OP,
-                what: w,
-            };
-            let incident: Option<String> = col(r, 3, OP, w)?;
-            let run: Option<String> = col(r, 4, OP, w)?;
-            Ok(AuditRecord {
-                id: site.id("id", &id)?,
-                at: site.time("at", &col::<String>(r, 1, OP, w)?)?,
-                step: site.name("step", &col::<String>(r, 2, OP, w)?)?,
-                incident_id: incident.map(|i| site.id("incident_id", &i)).transpose()?,
-                run_id: run.map(|i| site.id("run_id", &i)).transpose()?,
-                actor: col(r, 5, OP, w)?,
-                input: site.json("input_json", &col::<String>(r, 6, OP, w)?)?,
-                reasoning: col(r, 7, OP, w)?,
-                confidence: col(r, 8, OP, w)?,
-                outcome: col(r, 9, OP, w)?,
-                replica: col(r, 10, OP, w)?,
-            })
-        })
-        .collect()
-}
-
-/// The columns of a job, in the order [`jobs`] reads them.
-pub(super) const JOB_COLUMNS: &str = "key, owner, lease_until, claims";
-
-/// `jobs` rows ([`JOB_COLUMNS`]).
-pub(super) fn jobs(rows: &[Row], op: &'static str) -> StoreResult<Vec<Job>> {
-    rows.iter()
-        .map(|r| {
-            let key: String = col(r, 0, op, "job")?;
-            let what = format!("job {key}");
-            let site = Site {
-                component: COMPONENT,
-                op,
-                what: &what,
-            };
-            let until: Option<String> = col(r, 2, op, &what)?;
-            let claims: i32 = col(r, 3, op, &what)?;
-            Ok(Job {
-                owner: col(r, 1, op, &what)?,
-                lease_until: until.map(|t| site.time("lease_until", &t)).transpose()?,
-                claims: u32::try_from(claims).map_err(|e| site.corrupt("claims", e))?,
-                key,
-            })
-        })
-        .collect()
+    rows.iter().rev().map(|r| sql::audit(r, OP)).collect()
 }

@@ -6,29 +6,16 @@ use crate::codec;
 use crate::error::{StoreError, StoreResult};
 use deadpool_postgres::Object;
 
-/// One schema change. Versions start at 1 and never change once released.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("migrations/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "jobs",
-        sql: include_str!("migrations/0002_jobs.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "closed_fingerprint_index",
-        sql: include_str!("migrations/0003_closed_fingerprint_index.sql"),
-    },
+/// The schema changes (version, name, SQL). Versions start at 1 and never
+/// change once released.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "jobs", include_str!("migrations/0002_jobs.sql")),
+    (
+        3,
+        "closed_fingerprint_index",
+        include_str!("migrations/0003_closed_fingerprint_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -72,24 +59,20 @@ pub(super) async fn migrate(client: &mut Object) -> StoreResult<i64> {
         });
     }
     let now = codec::time(chrono::Utc::now());
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let at = |e| StoreError::Postgres {
             op: OP,
-            id: Some(format!("schema version {}", m.version)),
+            id: Some(format!("schema version {version}")),
             source: e,
         };
-        tx.batch_execute(m.sql).await.map_err(at)?;
+        tx.batch_execute(sql).await.map_err(at)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            &[&m.version, &m.name, &now],
+            &[&version, &name, &now],
         )
         .await
         .map_err(at)?;
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            "postgres: migration applied"
-        );
+        tracing::info!(version, name, "postgres: migration applied");
     }
     tx.commit().await.map_err(pg(OP))?;
     Ok(current)
@@ -102,9 +85,9 @@ mod tests {
     #[test]
     fn migrations_are_numbered_in_order_and_latest_is_the_last() {
         for (n, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, n as i64 + 1, "{} is out of order", m.name);
+            assert_eq!(m.0, n as i64 + 1, "{} is out of order", m.1);
         }
-        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(LATEST));
     }
 
     #[test]
@@ -115,7 +98,7 @@ mod tests {
             .map(|s| format!("'{}'", codec::status_name(*s)))
             .collect();
         closed.sort();
-        let sql = MIGRATIONS[0].sql;
+        let sql = MIGRATIONS[0].2;
         let index = &sql[sql.find("incidents_open_fingerprint").expect("the index")..];
         let list = index
             .split_once("WHERE status NOT IN (")
@@ -127,7 +110,7 @@ mod tests {
         assert_eq!(named, closed);
         // The closed-fingerprint index and the ingest's lookups name them too.
         assert!(MIGRATIONS[2]
-            .sql
+            .2
             .contains(&format!("WHERE status IN ({})", list)));
         assert!(codec::OPEN_OF_FINGERPRINT.contains(&format!("status NOT IN ({})", list)));
         assert!(codec::LATEST_CLOSED_OF_FINGERPRINT.contains(&format!("status IN ({})", list)));

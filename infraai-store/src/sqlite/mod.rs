@@ -31,10 +31,12 @@ mod writer;
 
 use crate::codec::{self, status_name};
 use crate::error::{StoreError, StoreResult};
+use crate::sql::JOB_COLUMNS;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use infraai_core::*;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rows::rerr;
+use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -85,15 +87,6 @@ fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {
         op,
         id: None,
-        source: Arc::new(e),
-    }
-}
-
-fn sql_id(op: &'static str, id: impl ToString) -> impl Fn(rusqlite::Error) -> StoreError {
-    let id = id.to_string();
-    move |e| StoreError::Sqlite {
-        op,
-        id: Some(id.clone()),
         source: Arc::new(e),
     }
 }
@@ -196,20 +189,21 @@ impl SqliteStore {
     /// Sends a write to the writer thread and waits for its group's commit.
     /// The write may run more than once (see [`writer`]): it must not move
     /// what it captured.
-    async fn write<T, F>(&self, op: &'static str, f: F) -> StoreResult<T>
+    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let jobs = self.jobs.as_ref().ok_or(StoreError::WriterStopped { op })?;
+        let stopped = StoreError::WriterStopped { op };
+        let jobs = self.jobs.as_ref().ok_or(stopped)?;
         jobs.send(Box::new(writer::Task::new(op, f, tx)))
             .map_err(|_| StoreError::WriterStopped { op })?;
-        rx.await.unwrap_or(Err(StoreError::WriterStopped { op }))
+        Ok(rx.await.unwrap_or(Err(StoreError::WriterStopped { op }))?)
     }
 
     /// Runs a read on a reader thread, in one read transaction.
-    async fn read<T, F>(&self, op: &'static str, f: F) -> StoreResult<T>
+    async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -218,20 +212,17 @@ impl SqliteStore {
         let queued = self.readers.send(Box::new(move |r: &mut readers::Reader| {
             let _ = tx.send(r.run(op, f));
         }));
+        let failed = |detail: &str| StoreError::Task {
+            component: COMPONENT,
+            op,
+            detail: detail.into(),
+        };
         if !queued {
-            return Err(StoreError::Task {
-                component: COMPONENT,
-                op,
-                detail: "the reader threads have stopped".into(),
-            });
+            return Err(failed("the reader threads have stopped").into());
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(StoreError::Task {
-                component: COMPONENT,
-                op,
-                detail: "the read panicked".into(),
-            })
-        })
+        Ok(rx
+            .await
+            .unwrap_or_else(|_| Err(failed("the read panicked")))?)
     }
 
     /// Closes the store: the writer commits the writes already queued, closes
@@ -273,72 +264,44 @@ impl Drop for SqliteStore {
     }
 }
 
+/// The status of an incident (and whether it has a decision) that must exist.
 fn incident_status(
     conn: &Connection,
-    id: IncidentId,
+    id: &str,
     op: &'static str,
-) -> StoreResult<IncidentStatus> {
-    let status: Option<String> = conn
-        .prepare_cached("SELECT status FROM incidents WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
-        .map_err(sql_id(op, id))?;
-    let status = status.ok_or_else(|| StoreError::NotFound {
-        what: format!("incident {id}"),
+) -> StoreResult<(IncidentStatus, bool)> {
+    let sql = "SELECT status, decision_json IS NOT NULL FROM incidents WHERE id = ?1";
+    let row = rows::one(conn, sql, [id], rerr(op, id.to_owned()), |r| {
+        let c = crate::sql::Cols::new(r, op, format!("incident {id}"));
+        Ok((c.name(0)?, c.get(1)?))
     })?;
-    let what = format!("incident {id}");
-    codec::Site {
-        component: COMPONENT,
-        op,
-        what: &what,
-    }
-    .name("status", &status)
-}
-
-fn load_incident(conn: &Connection, id: IncidentId, op: &'static str) -> StoreResult<Incident> {
-    rows::get_incident(conn, id, op)?.ok_or_else(|| StoreError::NotFound {
+    row.ok_or_else(|| StoreError::NotFound {
         what: format!("incident {id}"),
     })
 }
 
 fn set_status(
     conn: &Connection,
-    id: IncidentId,
+    id: &str,
     to: IncidentStatus,
     note: Option<&str>,
-    now: DateTime<Utc>,
     op: &'static str,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
+    let now = codec::time(Utc::now());
+    rows::exec(
+        conn,
         "UPDATE incidents SET status = ?2, note = COALESCE(?3, note), updated_at = ?4 WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![id.to_string(), status_name(to), note, codec::time(now)]))
-    .map_err(sql_id(op, id))?;
+        params![id, status_name(to), note, now],
+        rerr(op, id.to_owned()),
+    )?;
     Ok(())
 }
 
 fn kill_switch_row(conn: &Connection, op: &'static str) -> StoreResult<KillSwitch> {
-    type Row = (i64, Option<String>, Option<String>, Option<String>);
-    let row: Option<Row> = conn
-        .prepare_cached("SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1")
-        .and_then(|mut s| {
-            s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .optional()
-        })
-        .map_err(sql(op))?;
-    let Some((engaged, set_by, reason, set_at)) = row else {
-        return Ok(KillSwitch::released());
-    };
-    let site = codec::Site {
-        component: COMPONENT,
-        op,
-        what: "kill_switch",
-    };
-    Ok(KillSwitch {
-        engaged: engaged != 0,
-        set_by,
-        reason,
-        set_at: set_at.map(|t| site.time("set_at", &t)).transpose()?,
-    })
+    let row = rows::one(conn, crate::sql::KILL_SWITCH, [], sql(op), |r| {
+        crate::sql::kill_switch(r, op)
+    })?;
+    Ok(row.unwrap_or_else(KillSwitch::released))
 }
 
 impl StoreBackend for SqliteStore {
@@ -351,50 +314,41 @@ impl StoreBackend for SqliteStore {
 impl RunStore for SqliteStore {
     async fn put_run(&self, run: &Run) -> Result<()> {
         let run = run.clone();
-        Ok(self
-            .write("put_run", move |c| rows::put_run(c, &run))
-            .await?)
+        self.write("put_run", move |c| rows::put_run(c, &run)).await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
-        Ok(self
-            .read("get_run", move |c| rows::get_run(c, id, "get_run"))
-            .await?)
+        self.read("get_run", move |c| rows::get_run(c, id, "get_run"))
+            .await
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
         let query = query.clone();
-        Ok(self
-            .read("list_runs", move |c| rows::list_runs(c, &query))
-            .await?)
+        self.read("list_runs", move |c| rows::list_runs(c, &query))
+            .await
     }
 
     async fn put_deployment(&self, deployment: &Deployment) -> Result<()> {
         let d = deployment.clone();
-        Ok(self
-            .write("put_deployment", move |c| rows::put_deployment(c, &d))
-            .await?)
+        self.write("put_deployment", move |c| rows::put_deployment(c, &d))
+            .await
     }
 
     async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
-        Ok(self
-            .read("get_deployment", move |c| rows::get_deployment(c, id))
-            .await?)
+        self.read("get_deployment", move |c| rows::get_deployment(c, id))
+            .await
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(self
-            .read("list_deployments", rows::list_deployments)
-            .await?)
+        self.read("list_deployments", rows::list_deployments).await
     }
 
     async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>> {
-        let resource = resource.to_owned();
-        Ok(self
-            .read("find_deployment_by_resource", move |c| {
-                rows::find_deployment_by_resource(c, &resource)
-            })
-            .await?)
+        let r = resource.to_owned();
+        self.read("find_deployment_by_resource", move |c| {
+            rows::find_deployment_by_resource(c, &r)
+        })
+        .await
     }
 }
 
@@ -413,193 +367,134 @@ impl IncidentStore for SqliteStore {
             })
             .collect::<StoreResult<Vec<_>>>()?;
         // One writer job: one transaction, all or none.
-        Ok(self
-            .write("record_alert", move |c| {
-                batch
-                    .iter()
-                    .map(|(alert, audit)| {
-                        let ingest = rows::record_alert(c, alert, "record_alert")?;
-                        let subject = alert_audit_subject(&ingest);
-                        if let (Some((input, audit)), Some((incident, outcome))) = (audit, subject)
-                        {
-                            rows::insert_audit_as(c, audit, input, Some(incident), outcome.name())?;
-                        }
-                        Ok(ingest)
-                    })
-                    .collect()
-            })
-            .await?)
+        self.write("record_alert", move |c| {
+            batch
+                .iter()
+                .map(|(alert, audit)| {
+                    let ingest = rows::record_alert(c, alert, "record_alert")?;
+                    let subject = alert_audit_subject(&ingest);
+                    if let (Some((input, audit)), Some((incident, outcome))) = (audit, subject) {
+                        rows::insert_audit_as(c, audit, input, Some(incident), outcome.name())?;
+                    }
+                    Ok(ingest)
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {
-        Ok(self
-            .read("get_incident", move |c| {
-                rows::get_incident(c, id, "get_incident")
-            })
-            .await?)
+        let id = id.to_string();
+        self.read("get_incident", move |c| {
+            rows::get_incident(c, &id, "get_incident")
+        })
+        .await
     }
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
         let query = query.clone();
-        Ok(self
-            .read("list_incidents", move |c| rows::list_incidents(c, &query))
-            .await?)
+        self.read("list_incidents", move |c| rows::list_incidents(c, &query))
+            .await
     }
 
     async fn incident_counts(&self) -> Result<IncidentCounts> {
-        Ok(self.read("incident_counts", rows::incident_counts).await?)
+        self.read("incident_counts", rows::incident_counts).await
     }
 
     async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
-        let DecisionRecord {
-            id,
-            decision,
-            guardrail_notes,
-            to,
-        } = record;
         const OP: &str = "record_decision";
-        let decision_json = codec::json(COMPONENT, OP, "decision", decision)?;
-        let notes_json = codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?;
-        Ok(self
-            .write(OP, move |c| {
-                let status = incident_status(c, id, OP)?;
-                let decided: bool = c
-                    .prepare_cached("SELECT decision_json IS NOT NULL FROM incidents WHERE id = ?1")
-                    .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
-                    .map_err(sql_id(OP, id))?;
-                lifecycle::decide(id, status, decided, to)?;
-                let now = codec::time(Utc::now());
-                c.prepare_cached(
-                    "UPDATE incidents SET decision_json = ?2, guardrail_notes_json = ?3, \
-                     status = ?4, updated_at = ?5 WHERE id = ?1",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        id.to_string(),
-                        decision_json,
-                        notes_json,
-                        status_name(to),
-                        now
-                    ])
-                })
-                .map_err(sql_id(OP, id))?;
-                c.prepare_cached(
-                    "INSERT INTO decisions (incident_id, decision_json, guardrail_notes_json, \
-                     routed_to, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        id.to_string(),
-                        decision_json,
-                        notes_json,
-                        status_name(to),
-                        now
-                    ])
-                })
-                .map_err(sql_id(OP, id))?;
-                load_incident(c, id, OP)
-            })
-            .await?)
+        let (incident, to) = (record.id, record.to);
+        let decision_json = codec::json(COMPONENT, OP, "decision", record.decision)?;
+        let notes_json = codec::json(COMPONENT, OP, "guardrail notes", record.guardrail_notes)?;
+        let id = incident.to_string();
+        self.write(OP, move |c| {
+            let (status, decided) = incident_status(c, &id, OP)?;
+            lifecycle::decide(incident, status, decided, to)?;
+            let now = codec::time(Utc::now());
+            let values = params![id, decision_json, notes_json, status_name(to), now];
+            for sql in [
+                "UPDATE incidents SET decision_json = ?2, guardrail_notes_json = ?3, \
+                 status = ?4, updated_at = ?5 WHERE id = ?1",
+                "INSERT INTO decisions (incident_id, decision_json, guardrail_notes_json, \
+                 routed_to, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            ] {
+                rows::exec(c, sql, values, rerr(OP, id.clone()))?;
+            }
+            rows::load_incident(c, &id, OP)
+        })
+        .await
     }
 
     async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
-        let Transition { id, from, to, note } = change;
         const OP: &str = "transition";
-        let from = from.to_vec();
-        let note = note.map(str::to_owned);
-        Ok(self
-            .write(OP, move |c| {
-                let status = incident_status(c, id, OP)?;
-                lifecycle::transition(id, status, &from, to)?;
-                set_status(c, id, to, note.as_deref(), Utc::now(), OP)?;
-                load_incident(c, id, OP)
-            })
-            .await?)
+        let (incident, id, to) = (change.id, change.id.to_string(), change.to);
+        let (from, note) = (change.from.to_vec(), change.note.map(str::to_owned));
+        self.write(OP, move |c| {
+            let (status, _) = incident_status(c, &id, OP)?;
+            lifecycle::transition(incident, status, &from, to)?;
+            set_status(c, &id, to, note.as_deref(), OP)?;
+            rows::load_incident(c, &id, OP)
+        })
+        .await
     }
 
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim> {
         const OP: &str = "claim_execution";
-        Ok(self
-            .write(OP, move |c| {
-                let status = incident_status(c, id, OP)?;
-                // The switch is read in the same transaction as the claim.
-                let step = lifecycle::claim(status, kill_switch_row(c, OP)?.engaged);
-                if let Some(to) = step.to() {
-                    set_status(c, id, to, None, Utc::now(), OP)?;
-                }
-                Ok(Claim::of(step, load_incident(c, id, OP)?))
-            })
-            .await?)
+        let id = id.to_string();
+        self.write(OP, move |c| {
+            let (status, _) = incident_status(c, &id, OP)?;
+            // The switch is read in the same transaction as the claim.
+            let step = lifecycle::claim(status, kill_switch_row(c, OP)?.engaged);
+            if let Some(to) = step.to() {
+                set_status(c, &id, to, None, OP)?;
+            }
+            Ok(Claim::of(step, rows::load_incident(c, &id, OP)?))
+        })
+        .await
     }
 
     async fn kill_switch(&self) -> Result<KillSwitch> {
-        Ok(self
-            .read("kill_switch", |c| kill_switch_row(c, "kill_switch"))
-            .await?)
+        self.read("kill_switch", |c| kill_switch_row(c, "kill_switch"))
+            .await
     }
 
     async fn set_kill_switch(&self, request: KillSwitchRequest<'_>) -> Result<KillSwitchChange> {
-        let KillSwitchRequest {
-            engaged,
-            actor,
-            reason,
-        } = request;
         const OP: &str = "set_kill_switch";
-        let actor = actor.to_owned();
-        let reason = reason.map(str::to_owned);
-        Ok(self
-            .write(OP, move |c| {
-                let now = Utc::now();
-                let state = KillSwitch {
-                    engaged,
-                    set_by: Some(actor.clone()),
-                    reason: reason.clone(),
-                    set_at: Some(now),
-                };
-                c.prepare_cached(
-                    "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
-                     VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
-                     engaged = excluded.engaged, set_by = excluded.set_by, \
-                     reason = excluded.reason, set_at = excluded.set_at",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        engaged,
-                        state.set_by,
-                        state.reason,
-                        codec::time(now)
-                    ])
-                })
-                .map_err(sql(OP))?;
-                let (from, to) = lifecycle::kill_switch_moves(engaged);
-                let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
-                let from = codec::json(COMPONENT, OP, "statuses", &from)?;
-                let ids: Vec<String> = c
-                    .prepare_cached(
-                        "UPDATE incidents SET status = ?2, updated_at = ?3 \
-                         WHERE status IN (SELECT value FROM json_each(?1)) RETURNING id",
-                    )
-                    .and_then(|mut s| {
-                        s.query_map(params![from, status_name(to), codec::time(now)], |r| {
-                            r.get(0)
-                        })?
-                        .collect()
-                    })
-                    .map_err(sql(OP))?;
-                let site = codec::Site {
-                    component: COMPONENT,
-                    op: OP,
-                    what: "incidents",
-                };
-                let mut affected = ids
-                    .iter()
-                    .map(|id| site.id::<IncidentId>("id", id))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                affected.sort();
-                tracing::info!(engaged, affected = affected.len(), "kill-switch set");
-                Ok(KillSwitchChange { state, affected })
-            })
-            .await?)
+        let engaged = request.engaged;
+        let (actor, reason) = (request.actor.to_owned(), request.reason.map(str::to_owned));
+        self.write(OP, move |c| {
+            let now = Utc::now();
+            let state = KillSwitch {
+                engaged,
+                set_by: Some(actor.clone()),
+                reason: reason.clone(),
+                set_at: Some(now),
+            };
+            rows::exec(
+                c,
+                "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
+                 VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
+                 engaged = excluded.engaged, set_by = excluded.set_by, \
+                 reason = excluded.reason, set_at = excluded.set_at",
+                params![engaged, state.set_by, state.reason, codec::time(now)],
+                sql(OP),
+            )?;
+            let (from, to) = lifecycle::kill_switch_moves(engaged);
+            let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
+            let from = codec::json(COMPONENT, OP, "statuses", &from)?;
+            let mut affected = rows::all(
+                c,
+                "UPDATE incidents SET status = ?2, updated_at = ?3 \
+                 WHERE status IN (SELECT value FROM json_each(?1)) RETURNING id",
+                params![from, status_name(to), codec::time(now)],
+                sql(OP),
+                |r| crate::sql::Cols::new(r, OP, "incidents".into()).id::<IncidentId>(0),
+            )?;
+            affected.sort();
+            tracing::info!(engaged, affected = affected.len(), "kill-switch set");
+            Ok(KillSwitchChange { state, affected })
+        })
+        .await
     }
 }
 
@@ -607,181 +502,144 @@ impl IncidentStore for SqliteStore {
 impl HistoryStore for SqliteStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
         let r = record.clone();
-        Ok(self
-            .write("append_audit", move |c| rows::insert_audit(c, &r))
-            .await?)
+        self.write("append_audit", move |c| rows::insert_audit(c, &r))
+            .await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
         let q = query.clone();
-        Ok(self
-            .read("list_audit", move |c| rows::list_audit(c, &q))
-            .await?)
+        self.read("list_audit", move |c| rows::list_audit(c, &q))
+            .await
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {
         let a = approval.clone();
-        Ok(self
-            .write("record_approval", move |c| rows::insert_approval(c, &a))
-            .await?)
+        self.write("record_approval", move |c| rows::insert_approval(c, &a))
+            .await
     }
 
     async fn list_approvals(&self, id: IncidentId) -> Result<Vec<ApprovalRecord>> {
-        Ok(self
-            .read("list_approvals", move |c| rows::list_approvals(c, id))
-            .await?)
+        self.read("list_approvals", move |c| rows::list_approvals(c, id))
+            .await
     }
 
     async fn record_action(&self, outcome: &ActionOutcome) -> Result<()> {
         let o = outcome.clone();
-        Ok(self
-            .write("record_action", move |c| rows::insert_action(c, &o))
-            .await?)
+        self.write("record_action", move |c| rows::insert_action(c, &o))
+            .await
     }
 
     async fn list_actions(&self, id: IncidentId) -> Result<Vec<ActionOutcome>> {
-        Ok(self
-            .read("list_actions", move |c| rows::list_actions(c, id))
-            .await?)
+        self.read("list_actions", move |c| rows::list_actions(c, id))
+            .await
     }
 
     async fn count_actions_since(&self, resource: &str, since: DateTime<Utc>) -> Result<u64> {
         const OP: &str = "count_actions_since";
-        let resource = resource.to_owned();
-        Ok(self
-            .read(OP, move |c| {
-                let n: i64 = c
-                    .prepare_cached(
-                        "SELECT COUNT(*) FROM actions WHERE resource = ?1 AND started_at >= ?2",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(params![resource, codec::time(since)], |r| r.get(0))
-                    })
-                    .map_err(sql(OP))?;
-                Ok(u64::try_from(n).unwrap_or(0))
-            })
-            .await?)
+        let p = (resource.to_owned(), codec::time(since));
+        self.read(OP, move |c| {
+            let count = "SELECT COUNT(*) FROM actions WHERE resource = ?1 AND started_at >= ?2";
+            let n = rows::one(c, count, params![p.0, p.1], sql(OP), |r| {
+                crate::sql::Cols::new(r, OP, "actions".into()).get::<i64>(0)
+            })?;
+            Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl LeaseStore for SqliteStore {
     async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>> {
-        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_job";
-        let (key, owner) = (key.to_owned(), owner.to_owned());
-        let (now, until) = (codec::time(now), codec::time(lease.until()));
-        Ok(self
-            .write(OP, move |c| {
-                let sql = format!(
-                    "INSERT INTO jobs (key, owner, lease_until, claims) VALUES (?1, ?2, ?3, 1) \
-                     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
-                     lease_until = excluded.lease_until, claims = jobs.claims + 1 \
-                     WHERE jobs.owner IS NULL OR jobs.lease_until <= ?4 \
-                     RETURNING {}",
-                    rows::JOB_COLUMNS
-                );
-                c.prepare_cached(&sql)
-                    .and_then(|mut s| {
-                        s.query_row(params![key, owner, until, now], |r| rows::job(OP, r))
-                            .optional()
-                    })
-                    .map_err(sql_id(OP, &key))?
-                    .transpose()
+        let (key, owner) = (key.to_owned(), lease.owner.to_owned());
+        let (now, until) = (codec::time(lease.now), codec::time(lease.until()));
+        self.write(OP, move |c| {
+            let sql = format!(
+                "INSERT INTO jobs (key, owner, lease_until, claims) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
+                 lease_until = excluded.lease_until, claims = jobs.claims + 1 \
+                 WHERE jobs.owner IS NULL OR jobs.lease_until <= ?4 \
+                 RETURNING {JOB_COLUMNS}"
+            );
+            let p = params![key, owner, until, now];
+            rows::one(c, &sql, p, rerr(OP, key.clone()), |r| {
+                crate::sql::job(r, OP)
             })
-            .await?)
+        })
+        .await
     }
 
     async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
-        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_abandoned_jobs";
-        let owner = owner.to_owned();
-        let (now, until) = (codec::time(now), codec::time(lease.until()));
+        let owner = lease.owner.to_owned();
+        let (now, until) = (codec::time(lease.now), codec::time(lease.until()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Ok(self
-            .write(OP, move |c| {
-                // One writer: the scan and the update are one transaction.
-                let update = format!(
-                    "UPDATE jobs SET owner = ?1, lease_until = ?2, claims = claims + 1 \
-                     WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= ?3 \
-                     ORDER BY lease_until LIMIT ?4) RETURNING {}",
-                    rows::JOB_COLUMNS
-                );
-                c.prepare_cached(&update)
-                    .and_then(|mut s| {
-                        s.query_map(params![owner, until, now, limit], |r| rows::job(OP, r))?
-                            .collect::<rusqlite::Result<Vec<_>>>()
-                    })
-                    .map_err(sql(OP))?
-                    .into_iter()
-                    .collect()
-            })
-            .await?)
+        self.write(OP, move |c| {
+            // One writer: the scan and the update are one transaction.
+            let update = format!(
+                "UPDATE jobs SET owner = ?1, lease_until = ?2, claims = claims + 1 \
+                 WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= ?3 \
+                 ORDER BY lease_until LIMIT ?4) RETURNING {JOB_COLUMNS}"
+            );
+            let p = params![owner, until, now, limit];
+            rows::all(c, &update, p, sql(OP), |r| crate::sql::job(r, OP))
+        })
+        .await
     }
 
     async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
-        let owner = lease.owner;
         const OP: &str = "renew_job";
-        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let (key, owner) = (key.to_owned(), lease.owner.to_owned());
         let until = codec::time(lease.until());
-        Ok(self
-            .write(OP, move |c| {
-                c.prepare_cached("UPDATE jobs SET lease_until = ?3 WHERE key = ?1 AND owner = ?2")
-                    .and_then(|mut s| s.execute(params![key, owner, until]))
-                    .map(|n| n == 1)
-                    .map_err(sql_id(OP, &key))
-            })
-            .await?)
+        self.write(OP, move |c| {
+            let sql = "UPDATE jobs SET lease_until = ?3 WHERE key = ?1 AND owner = ?2";
+            let n = rows::exec(c, sql, params![key, owner, until], rerr(OP, key.clone()))?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn release_job(&self, release: Release<'_>) -> Result<bool> {
-        let Release {
-            key,
-            owner,
-            finished,
-        } = release;
         const OP: &str = "release_job";
-        let (key, owner) = (key.to_owned(), owner.to_owned());
-        Ok(self
-            .write(OP, move |c| {
-                c.prepare_cached(if finished {
-                    "DELETE FROM jobs WHERE key = ?1 AND owner = ?2"
-                } else {
-                    "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = ?1 AND owner = ?2"
-                })
-                .and_then(|mut s| s.execute(params![key, owner]))
-                .map(|n| n == 1)
-                .map_err(sql_id(OP, &key))
-            })
-            .await?)
+        let (key, owner) = (release.key.to_owned(), release.owner.to_owned());
+        let sql = if release.finished {
+            "DELETE FROM jobs WHERE key = ?1 AND owner = ?2"
+        } else {
+            "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = ?1 AND owner = ?2"
+        };
+        self.write(OP, move |c| {
+            Ok(rows::exec(c, sql, params![key, owner], rerr(OP, key.clone()))? == 1)
+        })
+        .await
     }
 
     async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
         const OP: &str = "get_cursor";
         let name = name.to_owned();
-        Ok(self
-            .read(OP, move |c| {
-                c.prepare_cached("SELECT value FROM cursors WHERE name = ?1")
-                    .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
-                    .map_err(sql_id(OP, &name))
+        self.read(OP, move |c| {
+            let sql = "SELECT value FROM cursors WHERE name = ?1";
+            rows::one(c, sql, [&name], rerr(OP, name.clone()), |r| {
+                crate::sql::Cols::new(r, OP, format!("cursor {name}")).get(0)
             })
-            .await?)
+        })
+        .await
     }
 
     async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
         const OP: &str = "set_cursor";
         let name = name.to_owned();
-        Ok(self
-            .write(OP, move |c| {
-                c.prepare_cached(
-                    "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-                     updated_at = excluded.updated_at",
-                )
-                .and_then(|mut s| s.execute(params![name, value, codec::time(Utc::now())]))
-                .map_err(sql_id(OP, &name))?;
-                Ok(())
-            })
-            .await?)
+        self.write(OP, move |c| {
+            rows::exec(
+                c,
+                "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                 updated_at = excluded.updated_at",
+                params![name, value, codec::time(Utc::now())],
+                rerr(OP, name.clone()),
+            )?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -5,44 +5,27 @@ use crate::error::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
 
-/// One schema change. Versions start at 1 and never change once released.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("migrations/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "cursors",
-        sql: include_str!("migrations/0002_cursors.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "fingerprint_history",
-        sql: include_str!("migrations/0003_fingerprint_history.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "jobs",
-        sql: include_str!("migrations/0004_jobs.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "audit_partial_indexes",
-        sql: include_str!("migrations/0005_audit_partial_indexes.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "closed_fingerprint_index",
-        sql: include_str!("migrations/0006_closed_fingerprint_index.sql"),
-    },
+/// The schema changes (version, name, SQL). Versions start at 1 and never
+/// change once released.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "cursors", include_str!("migrations/0002_cursors.sql")),
+    (
+        3,
+        "fingerprint_history",
+        include_str!("migrations/0003_fingerprint_history.sql"),
+    ),
+    (4, "jobs", include_str!("migrations/0004_jobs.sql")),
+    (
+        5,
+        "audit_partial_indexes",
+        include_str!("migrations/0005_audit_partial_indexes.sql"),
+    ),
+    (
+        6,
+        "closed_fingerprint_index",
+        include_str!("migrations/0006_closed_fingerprint_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -69,23 +52,19 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
             supported: LATEST,
         });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let tx = conn.transaction().map_err(err(m.version))?;
-        tx.execute_batch(m.sql).map_err(err(m.version))?;
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn.transaction().map_err(err(version))?;
+        tx.execute_batch(sql).map_err(err(version))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            params![m.version, m.name, codec::time(chrono::Utc::now())],
+            params![version, name, codec::time(chrono::Utc::now())],
         )
-        .map_err(err(m.version))?;
+        .map_err(err(version))?;
         // user_version lives in the file header, which is part of the transaction.
-        tx.pragma_update(None, "user_version", m.version)
-            .map_err(err(m.version))?;
-        tx.commit().map_err(err(m.version))?;
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            "sqlite: migration applied"
-        );
+        tx.pragma_update(None, "user_version", version)
+            .map_err(err(version))?;
+        tx.commit().map_err(err(version))?;
+        tracing::info!(version, name, "sqlite: migration applied");
     }
     Ok(())
 }
@@ -97,16 +76,16 @@ mod tests {
     #[test]
     fn migrations_are_numbered_in_order_and_latest_is_the_last() {
         for (n, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, n as i64 + 1, "{} is out of order", m.name);
+            assert_eq!(m.0, n as i64 + 1, "{} is out of order", m.1);
         }
-        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(LATEST));
     }
 
     #[test]
     fn a_version_1_file_is_upgraded_in_place() {
         let mut conn = Connection::open_in_memory().expect("open");
         let tx = conn.transaction().expect("tx");
-        tx.execute_batch(MIGRATIONS[0].sql).expect("v1");
+        tx.execute_batch(MIGRATIONS[0].2).expect("v1");
         tx.pragma_update(None, "user_version", 1).expect("version");
         tx.execute(
             "INSERT INTO kill_switch (id, engaged, set_by) VALUES (1, 1, 'web:a')",

@@ -1,0 +1,333 @@
+//! What the two SQL stores share: a row read by column index ([`SqlRow`],
+//! for SQLite's and PostgreSQL's rows) and the decoding of each record from
+//! its columns, written once. A value of another SQL type (or NULL where none
+//! may be) and a value that does not parse are [`StoreError::Corrupt`] naming
+//! the record and the column.
+
+use crate::codec::Site;
+use crate::error::{StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use infraai_core::*;
+use serde::de::DeserializeOwned;
+
+/// A column value both SQL clients read.
+pub(crate) trait Value: Sized {
+    /// Column `i` of a SQLite row.
+    #[cfg(feature = "sqlite")]
+    fn sqlite(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self>;
+    /// Column `i` of a PostgreSQL row.
+    #[cfg(feature = "postgres")]
+    fn postgres(r: &tokio_postgres::Row, i: usize) -> Result<Self, tokio_postgres::Error>;
+}
+
+macro_rules! values {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            #[cfg(feature = "sqlite")]
+            fn sqlite(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
+                r.get(i)
+            }
+            #[cfg(feature = "postgres")]
+            fn postgres(r: &tokio_postgres::Row, i: usize) -> Result<Self, tokio_postgres::Error> {
+                r.try_get(i)
+            }
+        }
+    )*};
+}
+values!(String, Option<String>, Option<f64>, i64, i32, bool);
+
+/// A row of a SQL store.
+pub(crate) trait SqlRow {
+    /// The store, for error messages.
+    const COMPONENT: &'static str;
+    /// Column `i`, or why it cannot be read as `T`.
+    fn value<T: Value>(&self, i: usize) -> Result<T, String>;
+    /// The name of column `i`.
+    fn column(&self, i: usize) -> &str;
+}
+
+#[cfg(feature = "sqlite")]
+impl SqlRow for rusqlite::Row<'_> {
+    const COMPONENT: &'static str = "sqlite";
+    fn value<T: Value>(&self, i: usize) -> Result<T, String> {
+        T::sqlite(self, i).map_err(|e| e.to_string())
+    }
+    fn column(&self, i: usize) -> &str {
+        self.as_ref().column_name(i).unwrap_or("?")
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl SqlRow for tokio_postgres::Row {
+    const COMPONENT: &'static str = "postgres";
+    fn value<T: Value>(&self, i: usize) -> Result<T, String> {
+        T::postgres(self, i).map_err(|e| e.to_string())
+    }
+    fn column(&self, i: usize) -> &str {
+        self.columns().get(i).map_or("?", |c| c.name())
+    }
+}
+
+/// A row being decoded into the record `what` (e.g. `incident 0190…`); each
+/// column is named in errors by its name.
+pub(crate) struct Cols<'a, R> {
+    row: &'a R,
+    op: &'static str,
+    what: String,
+}
+
+impl<'a, R: SqlRow> Cols<'a, R> {
+    pub fn new(row: &'a R, op: &'static str, what: String) -> Self {
+        Cols { row, op, what }
+    }
+
+    /// The row of a `kind` record whose id is column 0 (`{kind} {id}` in
+    /// errors), and that id.
+    pub fn keyed(row: &'a R, op: &'static str, kind: &str) -> StoreResult<(Self, String)> {
+        let id: String = Cols::new(row, op, kind.to_owned()).get(0)?;
+        Ok((Cols::new(row, op, format!("{kind} {id}")), id))
+    }
+
+    pub fn site(&self) -> Site<'_> {
+        Site {
+            component: R::COMPONENT,
+            op: self.op,
+            what: &self.what,
+        }
+    }
+
+    pub fn corrupt(&self, i: usize, detail: impl std::fmt::Display) -> StoreError {
+        self.site().corrupt(self.row.column(i), detail)
+    }
+
+    pub fn get<T: Value>(&self, i: usize) -> StoreResult<T> {
+        self.row.value(i).map_err(|e| self.corrupt(i, e))
+    }
+
+    /// A JSON column.
+    pub fn json<T: DeserializeOwned>(&self, i: usize) -> StoreResult<T> {
+        self.site()
+            .json(self.row.column(i), &self.get::<String>(i)?)
+    }
+
+    /// An enum stored as its serde name.
+    pub fn name<T: DeserializeOwned>(&self, i: usize) -> StoreResult<T> {
+        self.site()
+            .name(self.row.column(i), &self.get::<String>(i)?)
+    }
+
+    pub fn time(&self, i: usize) -> StoreResult<DateTime<Utc>> {
+        self.site()
+            .time(self.row.column(i), &self.get::<String>(i)?)
+    }
+
+    pub fn id<T: std::str::FromStr>(&self, i: usize) -> StoreResult<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.site().id(self.row.column(i), &self.get::<String>(i)?)
+    }
+
+    fn opt<T>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&str, &str) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let text: Option<String> = self.get(i)?;
+        text.map(|t| f(self.row.column(i), &t)).transpose()
+    }
+
+    pub fn opt_json<T: DeserializeOwned>(&self, i: usize) -> StoreResult<Option<T>> {
+        self.opt(i, |c, t| self.site().json(c, t))
+    }
+
+    pub fn opt_time(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+        self.opt(i, |c, t| self.site().time(c, t))
+    }
+
+    pub fn opt_id<T: std::str::FromStr>(&self, i: usize) -> StoreResult<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.opt(i, |c, t| self.site().id(c, t))
+    }
+}
+
+/// The incident columns, in the order [`incident`] reads them.
+pub(crate) const INCIDENT_COLS: &str = "SELECT id, fingerprint, status, source, policy_name, \
+     resource, resource_type, cloud, metric, value, threshold, severity, alert_state, started_at, \
+     labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, deployment_id, \
+     note, created_at, updated_at FROM incidents";
+
+/// Inserts an incident: the columns of [`INCIDENT_COLS`], in its order.
+pub(crate) const INSERT_INCIDENT: &str = "INSERT INTO incidents (id, fingerprint, status, source, \
+     policy_name, resource, resource_type, cloud, metric, value, threshold, severity, alert_state, \
+     started_at, labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, \
+     deployment_id, note, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+
+/// Stores a repeated or resolved alert on its incident: the alert's columns
+/// (`$1`…`$13`), `$14` added to the occurrences, `$15` the update time; with
+/// `$16` the incident is resolved with the note `$17`. `$18` is the id.
+/// (Numbered in order of appearance: SQLite numbers `$n` parameters so.)
+pub(crate) const UPDATE_ALERT: &str = "UPDATE incidents SET source = $1, policy_name = $2, \
+     resource = $3, resource_type = $4, cloud = $5, metric = $6, value = $7, threshold = $8, \
+     severity = $9, alert_state = $10, started_at = $11, labels_json = $12, raw_json = $13, \
+     occurrences = occurrences + $14, updated_at = $15, \
+     status = CASE WHEN $16 THEN 'resolved' ELSE status END, \
+     note = CASE WHEN $16 THEN $17 ELSE note END WHERE id = $18";
+
+/// An incident row ([`INCIDENT_COLS`]).
+pub(crate) fn incident<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Incident> {
+    let (c, id) = Cols::keyed(r, op, "incident")?;
+    let fingerprint: String = c.get(1)?;
+    let alert = Alert {
+        source: c.get(3)?,
+        fingerprint: fingerprint.clone(),
+        policy_name: c.get(4)?,
+        resource: c.get(5)?,
+        resource_type: c.get(6)?,
+        cloud: c.get(7)?,
+        metric: c.get(8)?,
+        value: c.get(9)?,
+        threshold: c.get(10)?,
+        severity: c.name(11)?,
+        state: c.name(12)?,
+        started_at: c.time(13)?,
+        labels: c.json(14)?,
+        raw: c.json(15)?,
+    };
+    Ok(Incident {
+        id: c.site().id("id", &id)?,
+        fingerprint,
+        status: c.name(2)?,
+        alert,
+        occurrences: u64::try_from(c.get::<i64>(16)?).map_err(|e| c.corrupt(16, e))?,
+        decision: c.opt_json(17)?,
+        guardrail_notes: c.json(18)?,
+        deployment_id: c.opt_id(19)?,
+        note: c.get(20)?,
+        created_at: c.time(21)?,
+        updated_at: c.time(22)?,
+    })
+}
+
+/// A deployment row (`id, doc_json`).
+pub(crate) fn deployment<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Deployment> {
+    Cols::keyed(r, op, "deployment")?.0.json(1)
+}
+
+/// A run row (`id, doc_json`, then its phase history as a JSON array of
+/// `[phase, at, note]`, oldest first: `run_phases` keeps it out of the
+/// document).
+pub(crate) fn run<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Run> {
+    let (c, _) = Cols::keyed(r, op, "run")?;
+    let site = c.site();
+    let mut doc: serde_json::Value = c.json(1)?;
+    let phases: Vec<(String, String, Option<String>)> =
+        site.json("run_phases", &c.get::<String>(2)?)?;
+    let history = phases
+        .into_iter()
+        .map(|(phase, at, note)| {
+            Ok(PhaseChange {
+                phase: phase
+                    .parse()
+                    .map_err(|e: infraai_core::Error| site.corrupt("run_phases.phase", e))?,
+                at: site.time("run_phases.at", &at)?,
+                note,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| site.corrupt("doc_json", "not a JSON object"))?;
+    obj.insert(
+        "history".into(),
+        serde_json::to_value(history).map_err(|e| site.corrupt("run_phases", e))?,
+    );
+    serde_json::from_value(doc).map_err(|e| site.corrupt("doc_json", e))
+}
+
+/// An approval row (`approved, actor_json, effective, at`) of `incident`.
+pub(crate) fn approval<R: SqlRow>(
+    r: &R,
+    op: &'static str,
+    incident_id: IncidentId,
+) -> StoreResult<ApprovalRecord> {
+    let c = Cols::new(r, op, format!("approvals of incident {incident_id}"));
+    Ok(ApprovalRecord {
+        incident_id,
+        approved: c.get(0)?,
+        actor: c.json(1)?,
+        effective: c.get(2)?,
+        at: c.time(3)?,
+    })
+}
+
+/// An action row (`id, resource, action_json, success, summary,
+/// details_json, started_at, finished_at`) of `incident`.
+pub(crate) fn action<R: SqlRow>(
+    r: &R,
+    op: &'static str,
+    incident_id: IncidentId,
+) -> StoreResult<ActionOutcome> {
+    let (c, id) = Cols::keyed(r, op, "action")?;
+    Ok(ActionOutcome {
+        id: c.site().id("id", &id)?,
+        incident_id,
+        resource: c.get(1)?,
+        action: c.json(2)?,
+        success: c.get(3)?,
+        summary: c.get(4)?,
+        details: c.json(5)?,
+        started_at: c.time(6)?,
+        finished_at: c.time(7)?,
+    })
+}
+
+/// An audit row ([`codec::audit_sql`](crate::codec::audit_sql)'s columns).
+pub(crate) fn audit<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<AuditRecord> {
+    let (c, id) = Cols::keyed(r, op, "audit record")?;
+    Ok(AuditRecord {
+        id: c.site().id("id", &id)?,
+        at: c.time(1)?,
+        step: c.name(2)?,
+        incident_id: c.opt_id(3)?,
+        run_id: c.opt_id(4)?,
+        actor: c.get(5)?,
+        input: c.json(6)?,
+        reasoning: c.get(7)?,
+        confidence: c.get(8)?,
+        outcome: c.get(9)?,
+        replica: c.get(10)?,
+    })
+}
+
+/// The columns of a job, in the order [`job`] reads them.
+pub(crate) const JOB_COLUMNS: &str = "key, owner, lease_until, claims";
+
+/// A `jobs` row ([`JOB_COLUMNS`]).
+pub(crate) fn job<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Job> {
+    let (c, key) = Cols::keyed(r, op, "job")?;
+    Ok(Job {
+        owner: c.get(1)?,
+        lease_until: c.opt_time(2)?,
+        claims: u32::try_from(c.get::<i32>(3)?).map_err(|e| c.corrupt(3, e))?,
+        key,
+    })
+}
+
+/// The kill-switch row (`engaged, set_by, reason, set_at`).
+pub(crate) const KILL_SWITCH: &str =
+    "SELECT engaged, set_by, reason, set_at FROM kill_switch WHERE id = 1";
+
+/// The kill-switch row ([`KILL_SWITCH`]).
+pub(crate) fn kill_switch<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<KillSwitch> {
+    let c = Cols::new(r, op, "kill_switch".into());
+    Ok(KillSwitch {
+        engaged: c.get(0)?,
+        set_by: c.get(1)?,
+        reason: c.get(2)?,
+        set_at: c.opt_time(3)?,
+    })
+}

@@ -4,11 +4,12 @@
 //! may be) and a value that does not parse are [`StoreError::Corrupt`] naming
 //! the record and the column.
 
-use crate::codec::Site;
+use crate::codec::{self, status_name, Site};
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use infraai_core::*;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 
 /// A column value both SQL clients read.
 pub(crate) trait Value: Sized {
@@ -159,23 +160,317 @@ pub(crate) const INCIDENT_COLS: &str = "SELECT id, fingerprint, status, source, 
      labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, deployment_id, \
      note, created_at, updated_at FROM incidents";
 
-/// Inserts an incident: the columns of [`INCIDENT_COLS`], in its order.
+/// A statement parameter, bound alike by both SQL clients, so that each
+/// record's columns are listed once (statements number their parameters
+/// `$1`, `$2`, … in order of appearance, which both read alike).
+pub(crate) enum Param<'a> {
+    Text(Option<Cow<'a, str>>),
+    Real(Option<f64>),
+    Int(i64),
+    Bool(bool),
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(s: &'a str) -> Self {
+        Param::Text(Some(Cow::Borrowed(s)))
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(s: &'a String) -> Self {
+        Param::Text(Some(Cow::Borrowed(s)))
+    }
+}
+
+impl From<String> for Param<'_> {
+    fn from(s: String) -> Self {
+        Param::Text(Some(Cow::Owned(s)))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Param<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        Param::Text(s.map(Cow::Borrowed))
+    }
+}
+
+impl From<Option<String>> for Param<'_> {
+    fn from(s: Option<String>) -> Self {
+        Param::Text(s.map(Cow::Owned))
+    }
+}
+
+impl From<Option<f64>> for Param<'_> {
+    fn from(v: Option<f64>) -> Self {
+        Param::Real(v)
+    }
+}
+
+impl From<i64> for Param<'_> {
+    fn from(v: i64) -> Self {
+        Param::Int(v)
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(v: bool) -> Self {
+        Param::Bool(v)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Param::Text(v) => v.to_sql(),
+            Param::Real(v) => v.to_sql(),
+            Param::Int(v) => v.to_sql(),
+            Param::Bool(v) => v.to_sql(),
+        }
+    }
+}
+
+/// `params` as PostgreSQL parameters.
+#[cfg(feature = "postgres")]
+pub(crate) fn pg<'p>(
+    params: &'p [Param<'_>],
+) -> Vec<&'p (dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| -> &(dyn tokio_postgres::types::ToSql + Sync) {
+            match p {
+                Param::Text(v) => v,
+                Param::Real(v) => v,
+                Param::Int(v) => v,
+                Param::Bool(v) => v,
+            }
+        })
+        .collect()
+}
+
+/// Upserts a run's row ([`run_params`]); its phases are rows of `run_phases`.
+pub(crate) const PUT_RUN: &str = "INSERT INTO runs (id, goal, phase, deployment_id, dry_run, \
+     error, created_at, updated_at, doc_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (id) DO UPDATE SET goal = excluded.goal, phase = excluded.phase, \
+     deployment_id = excluded.deployment_id, dry_run = excluded.dry_run, error = excluded.error, \
+     created_at = excluded.created_at, updated_at = excluded.updated_at, doc_json = excluded.doc_json";
+
+/// [`PUT_RUN`]'s parameters: the run without its history, which lives in
+/// `run_phases`.
+pub(crate) fn run_params<'a>(run: &'a Run, component: &'static str) -> StoreResult<Vec<Param<'a>>> {
+    let encode = |source| StoreError::Encode {
+        component,
+        op: "put_run",
+        what: "run",
+        source,
+    };
+    let mut doc = serde_json::to_value(run).map_err(encode)?;
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("history");
+    }
+    Ok(vec![
+        run.id.to_string().into(),
+        (&run.goal).into(),
+        run.phase.to_string().into(),
+        run.deployment_id.map(|d| d.to_string()).into(),
+        run.dry_run.into(),
+        run.error.as_deref().into(),
+        codec::time(run.created_at).into(),
+        codec::time(run.updated_at).into(),
+        serde_json::to_string(&doc).map_err(encode)?.into(),
+    ])
+}
+
+/// Upserts a deployment's row ([`deployment_params`]); its resources are
+/// rows of `deployment_resources`.
+pub(crate) const PUT_DEPLOYMENT: &str = "INSERT INTO deployments (id, cloud, region, \
+     created_at, updated_at, doc_json) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) \
+     DO UPDATE SET cloud = excluded.cloud, region = excluded.region, \
+     created_at = excluded.created_at, updated_at = excluded.updated_at, \
+     doc_json = excluded.doc_json";
+
+/// [`PUT_DEPLOYMENT`]'s parameters.
+pub(crate) fn deployment_params<'a>(
+    d: &'a Deployment,
+    component: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    Ok(vec![
+        d.deployment_id.to_string().into(),
+        (&d.cloud).into(),
+        (&d.region).into(),
+        codec::time(d.created_at).into(),
+        codec::time(d.updated_at).into(),
+        codec::json(component, "put_deployment", "deployment", d)?.into(),
+    ])
+}
+
+/// Inserts an incident ([`incident_params`]): the columns of
+/// [`INCIDENT_COLS`], in its order.
 pub(crate) const INSERT_INCIDENT: &str = "INSERT INTO incidents (id, fingerprint, status, source, \
      policy_name, resource, resource_type, cloud, metric, value, threshold, severity, alert_state, \
      started_at, labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, \
      deployment_id, note, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
      $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
 
-/// Stores a repeated or resolved alert on its incident: the alert's columns
-/// (`$1`…`$13`), `$14` added to the occurrences, `$15` the update time; with
-/// `$16` the incident is resolved with the note `$17`. `$18` is the id.
-/// (Numbered in order of appearance: SQLite numbers `$n` parameters so.)
+/// [`INSERT_INCIDENT`]'s parameters.
+pub(crate) fn incident_params<'a>(
+    i: &'a Incident,
+    component: &'static str,
+    op: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    let mut p = vec![
+        i.id.to_string().into(),
+        (&i.fingerprint).into(),
+        status_name(i.status).into(),
+    ];
+    p.extend(alert_params(&i.alert, component, op)?);
+    p.extend([
+        i64::try_from(i.occurrences).unwrap_or(i64::MAX).into(),
+        i.decision
+            .as_ref()
+            .map(|d| codec::json(component, op, "decision", d))
+            .transpose()?
+            .into(),
+        codec::json(component, op, "guardrail notes", &i.guardrail_notes)?.into(),
+        i.deployment_id.map(|d| d.to_string()).into(),
+        i.note.as_deref().into(),
+        codec::time(i.created_at).into(),
+        codec::time(i.updated_at).into(),
+    ]);
+    Ok(p)
+}
+
+/// The alert's columns of an incident row (`source` … `raw_json`).
+fn alert_params<'a>(
+    a: &'a Alert,
+    component: &'static str,
+    op: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    Ok(vec![
+        (&a.source).into(),
+        (&a.policy_name).into(),
+        (&a.resource).into(),
+        (&a.resource_type).into(),
+        (&a.cloud).into(),
+        (&a.metric).into(),
+        a.value.into(),
+        a.threshold.into(),
+        codec::name(component, op, &a.severity)?.into(),
+        codec::name(component, op, &a.state)?.into(),
+        codec::time(a.started_at).into(),
+        codec::json(component, op, "alert labels", &a.labels)?.into(),
+        codec::json(component, op, "raw alert", &a.raw)?.into(),
+    ])
+}
+
+/// Stores a repeated or resolved alert on its incident
+/// ([`update_alert_params`]).
 pub(crate) const UPDATE_ALERT: &str = "UPDATE incidents SET source = $1, policy_name = $2, \
      resource = $3, resource_type = $4, cloud = $5, metric = $6, value = $7, threshold = $8, \
      severity = $9, alert_state = $10, started_at = $11, labels_json = $12, raw_json = $13, \
      occurrences = occurrences + $14, updated_at = $15, \
      status = CASE WHEN $16 THEN 'resolved' ELSE status END, \
      note = CASE WHEN $16 THEN $17 ELSE note END WHERE id = $18";
+
+/// [`UPDATE_ALERT`]'s parameters: the alert's columns; one more occurrence
+/// with `bump`; with `resolve`, the incident is resolved with the lifecycle's
+/// note.
+pub(crate) fn update_alert_params<'a>(
+    id: &'a str,
+    a: &'a Alert,
+    (bump, resolve): (bool, bool),
+    component: &'static str,
+    op: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    let mut p = alert_params(a, component, op)?;
+    p.extend([
+        i64::from(bump).into(),
+        codec::time(Utc::now()).into(),
+        resolve.into(),
+        lifecycle::CLEARED_NOTE.into(),
+        id.into(),
+    ]);
+    Ok(p)
+}
+
+/// Inserts an approval ([`approval_params`]).
+pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO approvals (incident_id, approved, \
+     actor_channel, actor_id, actor_json, effective, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// [`INSERT_APPROVAL`]'s parameters.
+pub(crate) fn approval_params<'a>(
+    a: &'a ApprovalRecord,
+    component: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    Ok(vec![
+        a.incident_id.to_string().into(),
+        a.approved.into(),
+        (&a.actor.channel).into(),
+        (&a.actor.id).into(),
+        codec::json(component, "record_approval", "actor", &a.actor)?.into(),
+        a.effective.into(),
+        codec::time(a.at).into(),
+    ])
+}
+
+/// Inserts an action ([`action_params`]).
+pub(crate) const INSERT_ACTION: &str = "INSERT INTO actions (id, incident_id, resource, \
+     action_json, success, summary, details_json, started_at, finished_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// [`INSERT_ACTION`]'s parameters.
+pub(crate) fn action_params<'a>(
+    o: &'a ActionOutcome,
+    component: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    const OP: &str = "record_action";
+    Ok(vec![
+        o.id.to_string().into(),
+        o.incident_id.to_string().into(),
+        (&o.resource).into(),
+        codec::json(component, OP, "action", &o.action)?.into(),
+        o.success.into(),
+        (&o.summary).into(),
+        codec::json(component, OP, "action details", &o.details)?.into(),
+        codec::time(o.started_at).into(),
+        codec::time(o.finished_at).into(),
+    ])
+}
+
+/// Inserts an audit record ([`audit_params`]).
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit (id, at, step, incident_id, run_id, \
+     actor, input_json, reasoning, confidence, outcome, replica) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// [`INSERT_AUDIT`]'s parameters: `r` with its input already encoded
+/// ([`audit_input`]) and its incident and outcome given (an alert's ingest
+/// audits its template so, without copying it).
+pub(crate) fn audit_params<'a>(
+    r: &'a AuditRecord,
+    input: &'a str,
+    incident_id: Option<IncidentId>,
+    outcome: &'a str,
+    component: &'static str,
+) -> StoreResult<Vec<Param<'a>>> {
+    Ok(vec![
+        r.id.to_string().into(),
+        codec::time(r.at).into(),
+        codec::name(component, "append_audit", &r.step)?.into(),
+        incident_id.map(|i| i.to_string()).into(),
+        r.run_id.map(|i| i.to_string()).into(),
+        (&r.actor).into(),
+        input.into(),
+        r.reasoning.as_deref().into(),
+        r.confidence.into(),
+        outcome.into(),
+        r.replica.as_deref().into(),
+    ])
+}
+
+/// An audit record's input as stored (JSON text).
+pub(crate) fn audit_input(r: &AuditRecord, component: &'static str) -> StoreResult<String> {
+    codec::json(component, "append_audit", "audit input", &r.input)
+}
 
 /// An incident row ([`INCIDENT_COLS`]).
 pub(crate) fn incident<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Incident> {

@@ -42,14 +42,6 @@ fn insert_err(op: &'static str, what: String) -> impl FnOnce(tokio_postgres::Err
     }
 }
 
-fn enc<T: serde::Serialize + ?Sized>(
-    op: &'static str,
-    what: &'static str,
-    v: &T,
-) -> StoreResult<String> {
-    codec::json(COMPONENT, op, what, v)
-}
-
 fn limit(l: Option<usize>) -> Option<i64> {
     l.map(|l| i64::try_from(l).unwrap_or(i64::MAX))
 }
@@ -59,38 +51,11 @@ fn limit(l: Option<usize>) -> Option<i64> {
 pub(super) async fn put_run(c: &dyn Db, run: &Run) -> StoreResult<()> {
     const OP: &str = "put_run";
     let what = format!("run {}", run.id);
-    let mut doc = serde_json::to_value(run).map_err(|source| StoreError::Encode {
-        component: COMPONENT,
-        op: OP,
-        what: "run",
-        source,
-    })?;
-    // The phase history lives in run_phases.
-    if let Some(obj) = doc.as_object_mut() {
-        obj.remove("history");
-    }
-    let doc = enc(OP, "run", &doc)?;
     let id = run.id.to_string();
-    c.exec(
-        "INSERT INTO runs (id, goal, phase, deployment_id, dry_run, error, created_at, updated_at, doc_json) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
-         goal = excluded.goal, phase = excluded.phase, deployment_id = excluded.deployment_id, \
-         dry_run = excluded.dry_run, error = excluded.error, created_at = excluded.created_at, \
-         updated_at = excluded.updated_at, doc_json = excluded.doc_json",
-        &[
-            &id,
-            &run.goal,
-            &run.phase.to_string(),
-            &run.deployment_id.map(|d| d.to_string()),
-            &run.dry_run,
-            &run.error,
-            &codec::time(run.created_at),
-            &codec::time(run.updated_at),
-            &doc,
-        ],
-    )
-    .await
-    .map_err(qerr(OP, what.clone()))?;
+    let p = sql::run_params(run, COMPONENT)?;
+    c.exec(sql::PUT_RUN, &sql::pg(&p))
+        .await
+        .map_err(qerr(OP, what.clone()))?;
     c.exec("DELETE FROM run_phases WHERE run_id = $1", &[&id])
         .await
         .map_err(qerr(OP, what.clone()))?;
@@ -150,23 +115,10 @@ pub(super) async fn put_deployment(c: &dyn Db, d: &Deployment) -> StoreResult<()
     const OP: &str = "put_deployment";
     let what = format!("deployment {}", d.deployment_id);
     let id = d.deployment_id.to_string();
-    let doc = enc(OP, "deployment", d)?;
-    c.exec(
-        "INSERT INTO deployments (id, cloud, region, created_at, updated_at, doc_json) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET cloud = excluded.cloud, \
-         region = excluded.region, created_at = excluded.created_at, \
-         updated_at = excluded.updated_at, doc_json = excluded.doc_json",
-        &[
-            &id,
-            &d.cloud,
-            &d.region,
-            &codec::time(d.created_at),
-            &codec::time(d.updated_at),
-            &doc,
-        ],
-    )
-    .await
-    .map_err(qerr(OP, what.clone()))?;
+    let p = sql::deployment_params(d, COMPONENT)?;
+    c.exec(sql::PUT_DEPLOYMENT, &sql::pg(&p))
+        .await
+        .map_err(qerr(OP, what.clone()))?;
     c.exec(
         "DELETE FROM deployment_resources WHERE deployment_id = $1",
         &[&id],
@@ -301,82 +253,6 @@ pub(super) async fn incident_counts(c: &dyn Db) -> StoreResult<IncidentCounts> {
     )
 }
 
-async fn update_alert(
-    c: &dyn Db,
-    id: &str,
-    a: &Alert,
-    bump: bool,
-    resolve: bool,
-    op: &'static str,
-) -> StoreResult<()> {
-    c.exec(
-        sql::UPDATE_ALERT,
-        &[
-            &a.source,
-            &a.policy_name,
-            &a.resource,
-            &a.resource_type,
-            &a.cloud,
-            &a.metric,
-            &a.value,
-            &a.threshold,
-            &codec::name(COMPONENT, op, &a.severity)?,
-            &codec::name(COMPONENT, op, &a.state)?,
-            &codec::time(a.started_at),
-            &enc(op, "alert labels", &a.labels)?,
-            &enc(op, "raw alert", &a.raw)?,
-            &i64::from(bump),
-            &codec::time(Utc::now()),
-            &resolve,
-            &lifecycle::CLEARED_NOTE,
-            &id,
-        ],
-    )
-    .await
-    .map_err(qerr(op, format!("incident {id}")))?;
-    Ok(())
-}
-
-async fn insert_incident(c: &dyn Db, i: &Incident, op: &'static str) -> StoreResult<()> {
-    let a = &i.alert;
-    let decision = i
-        .decision
-        .as_ref()
-        .map(|d| enc(op, "decision", d))
-        .transpose()?;
-    c.exec(
-        sql::INSERT_INCIDENT,
-        &[
-            &i.id.to_string(),
-            &i.fingerprint,
-            &status_name(i.status),
-            &a.source,
-            &a.policy_name,
-            &a.resource,
-            &a.resource_type,
-            &a.cloud,
-            &a.metric,
-            &a.value,
-            &a.threshold,
-            &codec::name(COMPONENT, op, &a.severity)?,
-            &codec::name(COMPONENT, op, &a.state)?,
-            &codec::time(a.started_at),
-            &enc(op, "alert labels", &a.labels)?,
-            &enc(op, "raw alert", &a.raw)?,
-            &i64::try_from(i.occurrences).unwrap_or(i64::MAX),
-            &decision,
-            &enc(op, "guardrail notes", &i.guardrail_notes)?,
-            &i.deployment_id.map(|d| d.to_string()),
-            &i.note,
-            &codec::time(i.created_at),
-            &codec::time(i.updated_at),
-        ],
-    )
-    .await
-    .map_err(qerr(op, format!("incident {}", i.id)))?;
-    Ok(())
-}
-
 /// Takes the transaction-scoped advisory locks of `alerts`' fingerprints,
 /// each once, in the order of their lock keys: every transaction takes them
 /// in one order, so two batches cannot wait for each other. `OFFSET 0` keeps
@@ -444,14 +320,20 @@ pub(super) async fn record_alert(
     let incident = match (step, id) {
         (IngestStep::Open, _) => {
             let i = Incident::open(a.clone());
-            insert_incident(c, &i, op).await?;
+            let p = sql::incident_params(&i, COMPONENT, op)?;
+            c.exec(sql::INSERT_INCIDENT, &sql::pg(&p))
+                .await
+                .map_err(qerr(op, format!("incident {}", i.id)))?;
             Some(i)
         }
         (IngestStep::Skip, _) | (_, None) => None,
         (IngestStep::Note, Some(id)) => Some(load_incident(c, &id, op).await?),
         (IngestStep::Repeat | IngestStep::Resolve, Some(id)) => {
-            let (bump, resolve) = (step == IngestStep::Repeat, step == IngestStep::Resolve);
-            update_alert(c, &id, a, bump, resolve, op).await?;
+            let change = (step == IngestStep::Repeat, step == IngestStep::Resolve);
+            let p = sql::update_alert_params(&id, a, change, COMPONENT, op)?;
+            c.exec(sql::UPDATE_ALERT, &sql::pg(&p))
+                .await
+                .map_err(qerr(op, format!("incident {id}")))?;
             Some(load_incident(c, &id, op).await?)
         }
     };
@@ -464,23 +346,13 @@ pub(super) async fn record_alert(
 // ------------------------------------------------------------------ approvals, actions
 
 pub(super) async fn insert_approval(c: &dyn Db, a: &ApprovalRecord) -> StoreResult<()> {
-    const OP: &str = "record_approval";
-    let actor = enc(OP, "actor", &a.actor)?;
-    c.exec(
-        "INSERT INTO approvals (incident_id, approved, actor_channel, actor_id, actor_json, effective, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &a.incident_id.to_string(),
-            &a.approved,
-            &a.actor.channel,
-            &a.actor.id,
-            &actor,
-            &a.effective,
-            &codec::time(a.at),
-        ],
-    )
-    .await
-    .map_err(qerr(OP, format!("incident {}", a.incident_id)))?;
+    let p = sql::approval_params(a, COMPONENT)?;
+    c.exec(sql::INSERT_APPROVAL, &sql::pg(&p))
+        .await
+        .map_err(qerr(
+            "record_approval",
+            format!("incident {}", a.incident_id),
+        ))?;
     Ok(())
 }
 
@@ -498,26 +370,10 @@ pub(super) async fn list_approvals(c: &dyn Db, id: IncidentId) -> StoreResult<Ve
 }
 
 pub(super) async fn insert_action(c: &dyn Db, o: &ActionOutcome) -> StoreResult<()> {
-    const OP: &str = "record_action";
-    let action = enc(OP, "action", &o.action)?;
-    let details = enc(OP, "action details", &o.details)?;
-    c.exec(
-        "INSERT INTO actions (id, incident_id, resource, action_json, success, summary, \
-         details_json, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &o.id.to_string(),
-            &o.incident_id.to_string(),
-            &o.resource,
-            &action,
-            &o.success,
-            &o.summary,
-            &details,
-            &codec::time(o.started_at),
-            &codec::time(o.finished_at),
-        ],
-    )
-    .await
-    .map_err(insert_err(OP, format!("action {}", o.id)))?;
+    let p = sql::action_params(o, COMPONENT)?;
+    c.exec(sql::INSERT_ACTION, &sql::pg(&p))
+        .await
+        .map_err(insert_err("record_action", format!("action {}", o.id)))?;
     Ok(())
 }
 
@@ -557,28 +413,11 @@ pub(super) async fn count_actions_since(
 // ------------------------------------------------------------------ audit
 
 pub(super) async fn insert_audit(c: &dyn Db, r: &AuditRecord) -> StoreResult<()> {
-    const OP: &str = "append_audit";
-    let step = codec::name(COMPONENT, OP, &r.step)?;
-    let input = enc(OP, "audit input", &r.input)?;
-    c.exec(
-        "INSERT INTO audit (id, at, step, incident_id, run_id, actor, input_json, reasoning, \
-         confidence, outcome, replica) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        &[
-            &r.id.to_string(),
-            &codec::time(r.at),
-            &step,
-            &r.incident_id.map(|i| i.to_string()),
-            &r.run_id.map(|i| i.to_string()),
-            &r.actor,
-            &input,
-            &r.reasoning,
-            &r.confidence,
-            &r.outcome,
-            &r.replica,
-        ],
-    )
-    .await
-    .map_err(insert_err(OP, format!("audit record {}", r.id)))?;
+    let input = sql::audit_input(r, COMPONENT)?;
+    let p = sql::audit_params(r, &input, r.incident_id, &r.outcome, COMPONENT)?;
+    c.exec(sql::INSERT_AUDIT, &sql::pg(&p))
+        .await
+        .map_err(insert_err("append_audit", format!("audit record {}", r.id)))?;
     Ok(())
 }
 

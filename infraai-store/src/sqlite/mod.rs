@@ -361,7 +361,7 @@ impl IncidentStore for SqliteStore {
             .into_iter()
             .map(|AlertRecord { alert, audit }| {
                 let audit = audit
-                    .map(|a| Ok::<_, StoreError>((rows::audit_input(&a)?, a)))
+                    .map(|a| Ok::<_, StoreError>((crate::sql::audit_input(&a, COMPONENT)?, a)))
                     .transpose()?;
                 Ok((alert, audit))
             })

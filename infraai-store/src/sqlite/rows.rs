@@ -5,10 +5,9 @@ use super::COMPONENT;
 use crate::codec::{self, status_name};
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{self, INCIDENT_COLS};
-use chrono::Utc;
 use infraai_core::lifecycle::IngestStep;
 use infraai_core::*;
-use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params, Row};
 use std::sync::Arc;
 
 /// What a statement was about, named in its error. A closure is called only
@@ -139,38 +138,9 @@ fn limit(l: Option<usize>) -> i64 {
 pub(super) fn put_run(c: &Connection, run: &Run) -> StoreResult<()> {
     const OP: &str = "put_run";
     let what = format!("run {}", run.id);
-    let mut doc = serde_json::to_value(run).map_err(|source| StoreError::Encode {
-        component: COMPONENT,
-        op: OP,
-        what: "run",
-        source,
-    })?;
-    // The phase history lives in run_phases.
-    if let Some(obj) = doc.as_object_mut() {
-        obj.remove("history");
-    }
-    let doc = enc(OP, "run", &doc)?;
     let id = run.id.to_string();
-    exec(
-        c,
-        "INSERT INTO runs (id, goal, phase, deployment_id, dry_run, error, created_at, updated_at, doc_json) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO UPDATE SET \
-         goal = excluded.goal, phase = excluded.phase, deployment_id = excluded.deployment_id, \
-         dry_run = excluded.dry_run, error = excluded.error, created_at = excluded.created_at, \
-         updated_at = excluded.updated_at, doc_json = excluded.doc_json",
-        params![
-            id,
-            run.goal,
-            run.phase.to_string(),
-            run.deployment_id.map(|d| d.to_string()),
-            run.dry_run,
-            run.error,
-            codec::time(run.created_at),
-            codec::time(run.updated_at),
-            doc
-        ],
-        rerr(OP, what.clone()),
-    )?;
+    let p = params_from_iter(sql::run_params(run, COMPONENT)?);
+    exec(c, sql::PUT_RUN, p, rerr(OP, what.clone()))?;
     exec(
         c,
         "DELETE FROM run_phases WHERE run_id = ?1",
@@ -228,23 +198,8 @@ pub(super) fn put_deployment(c: &Connection, d: &Deployment) -> StoreResult<()> 
     const OP: &str = "put_deployment";
     let what = format!("deployment {}", d.deployment_id);
     let id = d.deployment_id.to_string();
-    let doc = enc(OP, "deployment", d)?;
-    exec(
-        c,
-        "INSERT INTO deployments (id, cloud, region, created_at, updated_at, doc_json) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET cloud = excluded.cloud, \
-         region = excluded.region, created_at = excluded.created_at, \
-         updated_at = excluded.updated_at, doc_json = excluded.doc_json",
-        params![
-            id,
-            d.cloud,
-            d.region,
-            codec::time(d.created_at),
-            codec::time(d.updated_at),
-            doc
-        ],
-        rerr(OP, what.clone()),
-    )?;
+    let p = params_from_iter(sql::deployment_params(d, COMPONENT)?);
+    exec(c, sql::PUT_DEPLOYMENT, p, rerr(OP, what.clone()))?;
     exec(
         c,
         "DELETE FROM deployment_resources WHERE deployment_id = ?1",
@@ -358,104 +313,6 @@ pub(super) fn incident_counts(c: &Connection) -> StoreResult<IncidentCounts> {
     )
 }
 
-/// The alert columns of an incident row, encoded.
-struct AlertCols {
-    severity: String,
-    state: String,
-    started_at: String,
-    labels: String,
-    raw: String,
-}
-
-fn alert_cols(a: &Alert, op: &'static str) -> StoreResult<AlertCols> {
-    Ok(AlertCols {
-        severity: codec::name(COMPONENT, op, &a.severity)?,
-        state: codec::name(COMPONENT, op, &a.state)?,
-        started_at: codec::time(a.started_at),
-        labels: enc(op, "alert labels", &a.labels)?,
-        raw: enc(op, "raw alert", &a.raw)?,
-    })
-}
-
-fn update_alert(
-    c: &Connection,
-    id: &str,
-    a: &Alert,
-    bump: bool,
-    resolve: bool,
-    op: &'static str,
-) -> StoreResult<()> {
-    let cols = alert_cols(a, op)?;
-    exec(
-        c,
-        sql::UPDATE_ALERT,
-        params![
-            a.source,
-            a.policy_name,
-            a.resource,
-            a.resource_type,
-            a.cloud,
-            a.metric,
-            a.value,
-            a.threshold,
-            cols.severity,
-            cols.state,
-            cols.started_at,
-            cols.labels,
-            cols.raw,
-            i64::from(bump),
-            codec::time(Utc::now()),
-            resolve,
-            lifecycle::CLEARED_NOTE,
-            id
-        ],
-        rerr(op, || format!("incident {id}")),
-    )?;
-    Ok(())
-}
-
-fn insert_incident(c: &Connection, i: &Incident, op: &'static str) -> StoreResult<()> {
-    let a = &i.alert;
-    let cols = alert_cols(a, op)?;
-    let decision = i
-        .decision
-        .as_ref()
-        .map(|d| enc(op, "decision", d))
-        .transpose()?;
-    let notes = enc(op, "guardrail notes", &i.guardrail_notes)?;
-    exec(
-        c,
-        sql::INSERT_INCIDENT,
-        params![
-            i.id.to_string(),
-            i.fingerprint,
-            status_name(i.status),
-            a.source,
-            a.policy_name,
-            a.resource,
-            a.resource_type,
-            a.cloud,
-            a.metric,
-            a.value,
-            a.threshold,
-            cols.severity,
-            cols.state,
-            cols.started_at,
-            cols.labels,
-            cols.raw,
-            i64::try_from(i.occurrences).unwrap_or(i64::MAX),
-            decision,
-            notes,
-            i.deployment_id.map(|d| d.to_string()),
-            i.note,
-            codec::time(i.created_at),
-            codec::time(i.updated_at)
-        ],
-        rerr(op, || format!("incident {}", i.id)),
-    )?;
-    Ok(())
-}
-
 /// Deduplicates by fingerprint: updates the open incident or opens one
 /// (the partial unique index makes two open incidents per fingerprint impossible).
 pub(super) fn record_alert(
@@ -486,14 +343,26 @@ pub(super) fn record_alert(
     let incident = match (step, id) {
         (IngestStep::Open, _) => {
             let i = Incident::open(a.clone());
-            insert_incident(c, &i, op)?;
+            let p = params_from_iter(sql::incident_params(&i, COMPONENT, op)?);
+            exec(
+                c,
+                sql::INSERT_INCIDENT,
+                p,
+                rerr(op, || format!("incident {}", i.id)),
+            )?;
             Some(i)
         }
         (IngestStep::Skip, _) | (_, None) => None,
         (IngestStep::Note, Some(id)) => Some(load_incident(c, &id, op)?),
         (IngestStep::Repeat | IngestStep::Resolve, Some(id)) => {
-            let (bump, resolve) = (step == IngestStep::Repeat, step == IngestStep::Resolve);
-            update_alert(c, &id, a, bump, resolve, op)?;
+            let change = (step == IngestStep::Repeat, step == IngestStep::Resolve);
+            let p = sql::update_alert_params(&id, a, change, COMPONENT, op)?;
+            exec(
+                c,
+                sql::UPDATE_ALERT,
+                params_from_iter(p),
+                rerr(op, || format!("incident {id}")),
+            )?;
             Some(load_incident(c, &id, op)?)
         }
     };
@@ -506,23 +375,9 @@ pub(super) fn record_alert(
 // ------------------------------------------------------------------ approvals, actions
 
 pub(super) fn insert_approval(c: &Connection, a: &ApprovalRecord) -> StoreResult<()> {
-    const OP: &str = "record_approval";
-    let actor = enc(OP, "actor", &a.actor)?;
-    exec(
-        c,
-        "INSERT INTO approvals (incident_id, approved, actor_channel, actor_id, actor_json, effective, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            a.incident_id.to_string(),
-            a.approved,
-            a.actor.channel,
-            a.actor.id,
-            actor,
-            a.effective,
-            codec::time(a.at)
-        ],
-        rerr(OP, || format!("incident {}", a.incident_id)),
-    )?;
+    let p = params_from_iter(sql::approval_params(a, COMPONENT)?);
+    let err = rerr("record_approval", || format!("incident {}", a.incident_id));
+    exec(c, sql::INSERT_APPROVAL, p, err)?;
     Ok(())
 }
 
@@ -535,26 +390,9 @@ pub(super) fn list_approvals(c: &Connection, id: IncidentId) -> StoreResult<Vec<
 }
 
 pub(super) fn insert_action(c: &Connection, o: &ActionOutcome) -> StoreResult<()> {
-    const OP: &str = "record_action";
-    let action = enc(OP, "action", &o.action)?;
-    let details = enc(OP, "action details", &o.details)?;
-    exec(
-        c,
-        "INSERT INTO actions (id, incident_id, resource, action_json, success, summary, \
-         details_json, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            o.id.to_string(),
-            o.incident_id.to_string(),
-            o.resource,
-            action,
-            o.success,
-            o.summary,
-            details,
-            codec::time(o.started_at),
-            codec::time(o.finished_at)
-        ],
-        insert_err(OP, || format!("action {}", o.id)),
-    )?;
+    let p = params_from_iter(sql::action_params(o, COMPONENT)?);
+    let err = insert_err("record_action", || format!("action {}", o.id));
+    exec(c, sql::INSERT_ACTION, p, err)?;
     Ok(())
 }
 
@@ -569,15 +407,11 @@ pub(super) fn list_actions(c: &Connection, id: IncidentId) -> StoreResult<Vec<Ac
 // ------------------------------------------------------------------ audit
 
 pub(super) fn insert_audit(c: &Connection, r: &AuditRecord) -> StoreResult<()> {
-    insert_audit_as(c, r, &audit_input(r)?, r.incident_id, &r.outcome)
+    let input = sql::audit_input(r, COMPONENT)?;
+    insert_audit_as(c, r, &input, r.incident_id, &r.outcome)
 }
 
-/// An audit record's input as stored (JSON text).
-pub(super) fn audit_input(r: &AuditRecord) -> StoreResult<String> {
-    enc("append_audit", "audit input", &r.input)
-}
-
-/// Inserts `r` with its input already encoded ([`audit_input`]) and its
+/// Inserts `r` with its input already encoded ([`sql::audit_input`]) and its
 /// incident and outcome given: an alert's ingest audits its template so,
 /// without copying it.
 pub(super) fn insert_audit_as(
@@ -587,27 +421,9 @@ pub(super) fn insert_audit_as(
     incident_id: Option<IncidentId>,
     outcome: &str,
 ) -> StoreResult<()> {
-    const OP: &str = "append_audit";
-    let step = codec::name(COMPONENT, OP, &r.step)?;
-    exec(
-        c,
-        "INSERT INTO audit (id, at, step, incident_id, run_id, actor, input_json, reasoning, \
-         confidence, outcome, replica) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            r.id.to_string(),
-            codec::time(r.at),
-            step,
-            incident_id.map(|i| i.to_string()),
-            r.run_id.map(|i| i.to_string()),
-            r.actor,
-            input,
-            r.reasoning,
-            r.confidence,
-            outcome,
-            r.replica
-        ],
-        insert_err(OP, || format!("audit record {}", r.id)),
-    )?;
+    let p = sql::audit_params(r, input, incident_id, outcome, COMPONENT)?;
+    let err = insert_err("append_audit", || format!("audit record {}", r.id));
+    exec(c, sql::INSERT_AUDIT, params_from_iter(p), err)?;
     Ok(())
 }
 

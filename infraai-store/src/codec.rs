@@ -22,7 +22,15 @@ pub(crate) struct Site<'a> {
     pub what: &'a str,
 }
 
-impl Site<'_> {
+impl<'a> Site<'a> {
+    pub fn new(component: &'static str, op: &'static str, what: &'a str) -> Self {
+        Site {
+            component,
+            op,
+            what,
+        }
+    }
+
     pub fn corrupt(&self, field: &str, detail: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt {
             component: self.component,
@@ -145,11 +153,7 @@ pub(crate) fn incident_counts(
     by_status: Vec<(Option<String>, i64)>,
     by_action: Vec<(Option<String>, i64)>,
 ) -> StoreResult<IncidentCounts> {
-    let site = Site {
-        component,
-        op: "incident_counts",
-        what: "incident counts",
-    };
+    let site = Site::new(component, "incident_counts", "incident counts");
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let mut counts = IncidentCounts::default();
     for (status, n) in by_status {
@@ -188,11 +192,7 @@ mod tests {
         let t = Utc::now();
         let s = time(t);
         assert_eq!(s.len(), "2026-01-02T03:04:05.123456789Z".len());
-        let site = Site {
-            component: "sqlite",
-            op: "test",
-            what: "row",
-        };
+        let site = Site::new("sqlite", "test", "row");
         assert_eq!(site.time("at", &s).expect("parse"), t);
         assert!(matches!(
             site.time("at", "yesterday"),

@@ -90,11 +90,7 @@ impl<'a, R: SqlRow> Cols<'a, R> {
     }
 
     pub fn site(&self) -> Site<'_> {
-        Site {
-            component: R::COMPONENT,
-            op: self.op,
-            what: &self.what,
-        }
+        Site::new(R::COMPONENT, self.op, &self.what)
     }
 
     pub fn corrupt(&self, i: usize, detail: impl std::fmt::Display) -> StoreError {
@@ -170,53 +166,26 @@ pub(crate) enum Param<'a> {
     Bool(bool),
 }
 
-impl<'a> From<&'a str> for Param<'a> {
-    fn from(s: &'a str) -> Self {
-        Param::Text(Some(Cow::Borrowed(s)))
-    }
+macro_rules! param_from {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {$(
+        impl<'a> From<$t> for Param<'a> {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        }
+    )*};
 }
 
-impl<'a> From<&'a String> for Param<'a> {
-    fn from(s: &'a String) -> Self {
-        Param::Text(Some(Cow::Borrowed(s)))
-    }
-}
-
-impl From<String> for Param<'_> {
-    fn from(s: String) -> Self {
-        Param::Text(Some(Cow::Owned(s)))
-    }
-}
-
-impl<'a> From<Option<&'a str>> for Param<'a> {
-    fn from(s: Option<&'a str>) -> Self {
-        Param::Text(s.map(Cow::Borrowed))
-    }
-}
-
-impl From<Option<String>> for Param<'_> {
-    fn from(s: Option<String>) -> Self {
-        Param::Text(s.map(Cow::Owned))
-    }
-}
-
-impl From<Option<f64>> for Param<'_> {
-    fn from(v: Option<f64>) -> Self {
-        Param::Real(v)
-    }
-}
-
-impl From<i64> for Param<'_> {
-    fn from(v: i64) -> Self {
-        Param::Int(v)
-    }
-}
-
-impl From<bool> for Param<'_> {
-    fn from(v: bool) -> Self {
-        Param::Bool(v)
-    }
-}
+param_from!(
+    &'a str => |s| Param::Text(Some(Cow::Borrowed(s))),
+    &'a String => |s| Param::Text(Some(Cow::Borrowed(s))),
+    String => |s| Param::Text(Some(Cow::Owned(s))),
+    Option<&'a str> => |s| Param::Text(s.map(Cow::Borrowed)),
+    Option<String> => |s| Param::Text(s.map(Cow::Owned)),
+    Option<f64> => |v| Param::Real(v),
+    i64 => |v| Param::Int(v),
+    bool => |v| Param::Bool(v),
+);
 
 #[cfg(feature = "sqlite")]
 impl rusqlite::ToSql for Param<'_> {
@@ -507,7 +476,20 @@ pub(crate) fn incident<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Incide
     })
 }
 
-/// A deployment row (`id, doc_json`).
+/// A deployment by id.
+pub(crate) const DEPLOYMENT: &str = "SELECT id, doc_json FROM deployments WHERE id = $1";
+
+/// Every deployment, newest first.
+pub(crate) const DEPLOYMENTS: &str =
+    "SELECT id, doc_json FROM deployments ORDER BY created_at DESC, id DESC";
+
+/// The newest deployment that created a resource.
+pub(crate) const DEPLOYMENT_OF_RESOURCE: &str = "SELECT d.id, d.doc_json FROM deployments d \
+     JOIN deployment_resources r ON r.deployment_id = d.id \
+     WHERE r.resource = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT 1";
+
+/// A deployment row (`id, doc_json`: [`DEPLOYMENT`], [`DEPLOYMENTS`],
+/// [`DEPLOYMENT_OF_RESOURCE`]).
 pub(crate) fn deployment<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Deployment> {
     Cols::keyed(r, op, "deployment")?.0.json(1)
 }
@@ -543,7 +525,11 @@ pub(crate) fn run<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Run> {
     serde_json::from_value(doc).map_err(|e| site.corrupt("doc_json", e))
 }
 
-/// An approval row (`approved, actor_json, effective, at`) of `incident`.
+/// The approvals of an incident, oldest first.
+pub(crate) const APPROVALS: &str = "SELECT approved, actor_json, effective, at FROM approvals \
+     WHERE incident_id = $1 ORDER BY seq";
+
+/// An approval row ([`APPROVALS`]) of `incident`.
 pub(crate) fn approval<R: SqlRow>(
     r: &R,
     op: &'static str,
@@ -559,8 +545,15 @@ pub(crate) fn approval<R: SqlRow>(
     })
 }
 
-/// An action row (`id, resource, action_json, success, summary,
-/// details_json, started_at, finished_at`) of `incident`.
+/// The actions of an incident, oldest first.
+pub(crate) const ACTIONS: &str = "SELECT id, resource, action_json, success, summary, \
+     details_json, started_at, finished_at FROM actions WHERE incident_id = $1 ORDER BY seq";
+
+/// How many actions touched a resource since a time.
+pub(crate) const COUNT_ACTIONS_SINCE: &str =
+    "SELECT COUNT(*) FROM actions WHERE resource = $1 AND started_at >= $2";
+
+/// An action row ([`ACTIONS`]) of `incident`.
 pub(crate) fn action<R: SqlRow>(
     r: &R,
     op: &'static str,

@@ -10,6 +10,8 @@ use chrono::Utc;
 use infraai_core::lifecycle::IngestStep;
 use infraai_core::*;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 /// Maps a query error to [`StoreError::Postgres`] about `what`.
 pub(super) fn qerr(
@@ -40,6 +42,33 @@ fn insert_err(op: &'static str, what: String) -> impl FnOnce(tokio_postgres::Err
             }
         }
     }
+}
+
+/// Every row of a statement, each decoded by `f`.
+async fn all<T>(
+    c: &dyn Db,
+    sql: &str,
+    p: &[&(dyn ToSql + Sync)],
+    err: impl FnOnce(tokio_postgres::Error) -> StoreError,
+    f: impl Fn(&Row) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    c.rows(sql, p).await.map_err(err)?.iter().map(f).collect()
+}
+
+/// The first row of a statement, if any, decoded by `f`.
+async fn one<T>(
+    c: &dyn Db,
+    sql: &str,
+    p: &[&(dyn ToSql + Sync)],
+    err: impl FnOnce(tokio_postgres::Error) -> StoreError,
+    f: impl FnOnce(&Row) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    c.rows(sql, p)
+        .await
+        .map_err(err)?
+        .first()
+        .map(f)
+        .transpose()
 }
 
 fn limit(l: Option<usize>) -> Option<i64> {
@@ -87,26 +116,19 @@ const RUN_COLS: &str =
 
 pub(super) async fn get_run(c: &dyn Db, id: RunId) -> StoreResult<Option<Run>> {
     const OP: &str = "get_run";
-    let rows = c
-        .rows(&format!("{RUN_COLS} WHERE r.id = $1"), &[&id.to_string()])
-        .await
-        .map_err(qerr(OP, format!("run {id}")))?;
-    rows.first().map(|r| sql::run(r, OP)).transpose()
+    let sql = format!("{RUN_COLS} WHERE r.id = $1");
+    let err = qerr(OP, format!("run {id}"));
+    one(c, &sql, &[&id.to_string()], err, |r| sql::run(r, OP)).await
 }
 
 pub(super) async fn list_runs(c: &dyn Db, q: &RunQuery) -> StoreResult<Vec<Run>> {
     const OP: &str = "list_runs";
-    let rows = c
-        .rows(
-            &format!(
-                "{RUN_COLS} WHERE ($1::TEXT IS NULL OR r.deployment_id = $1) \
-                 ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
-            ),
-            &[&q.deployment_id.map(|d| d.to_string()), &limit(q.limit)],
-        )
-        .await
-        .map_err(qerr(OP, "runs"))?;
-    rows.iter().map(|r| sql::run(r, OP)).collect()
+    let sql = format!(
+        "{RUN_COLS} WHERE ($1::TEXT IS NULL OR r.deployment_id = $1) \
+         ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
+    );
+    let p: [&(dyn ToSql + Sync); 2] = [&q.deployment_id.map(|d| d.to_string()), &limit(q.limit)];
+    all(c, &sql, &p, qerr(OP, "runs"), |r| sql::run(r, OP)).await
 }
 
 // ------------------------------------------------------------------ deployments
@@ -143,26 +165,17 @@ pub(super) async fn get_deployment(
     id: DeploymentId,
 ) -> StoreResult<Option<Deployment>> {
     const OP: &str = "get_deployment";
-    let rows = c
-        .rows(
-            "SELECT id, doc_json FROM deployments WHERE id = $1",
-            &[&id.to_string()],
-        )
-        .await
-        .map_err(qerr(OP, format!("deployment {id}")))?;
-    rows.first().map(|r| sql::deployment(r, OP)).transpose()
+    let err = qerr(OP, format!("deployment {id}"));
+    one(c, sql::DEPLOYMENT, &[&id.to_string()], err, |r| {
+        sql::deployment(r, OP)
+    })
+    .await
 }
 
 pub(super) async fn list_deployments(c: &dyn Db) -> StoreResult<Vec<Deployment>> {
     const OP: &str = "list_deployments";
-    let rows = c
-        .rows(
-            "SELECT id, doc_json FROM deployments ORDER BY created_at DESC, id DESC",
-            &[],
-        )
-        .await
-        .map_err(qerr(OP, "deployments"))?;
-    rows.iter().map(|r| sql::deployment(r, OP)).collect()
+    let err = qerr(OP, "deployments");
+    all(c, sql::DEPLOYMENTS, &[], err, |r| sql::deployment(r, OP)).await
 }
 
 pub(super) async fn find_deployment_by_resource(
@@ -170,16 +183,9 @@ pub(super) async fn find_deployment_by_resource(
     resource: &str,
 ) -> StoreResult<Option<Deployment>> {
     const OP: &str = "find_deployment_by_resource";
-    let rows = c
-        .rows(
-            "SELECT d.id, d.doc_json FROM deployments d \
-             JOIN deployment_resources r ON r.deployment_id = d.id \
-             WHERE r.resource = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT 1",
-            &[&resource],
-        )
-        .await
-        .map_err(qerr(OP, format!("resource {resource}")))?;
-    rows.first().map(|r| sql::deployment(r, OP)).transpose()
+    let err = qerr(OP, format!("resource {resource}"));
+    let decode = |r: &Row| sql::deployment(r, OP);
+    one(c, sql::DEPLOYMENT_OF_RESOURCE, &[&resource], err, decode).await
 }
 
 // ------------------------------------------------------------------ incidents
@@ -189,11 +195,9 @@ pub(super) async fn get_incident(
     id: &str,
     op: &'static str,
 ) -> StoreResult<Option<Incident>> {
-    let rows = c
-        .rows(&format!("{INCIDENT_COLS} WHERE id = $1"), &[&id])
-        .await
-        .map_err(qerr(op, format!("incident {id}")))?;
-    rows.first().map(|r| sql::incident(r, op)).transpose()
+    let sql = format!("{INCIDENT_COLS} WHERE id = $1");
+    let err = qerr(op, format!("incident {id}"));
+    one(c, &sql, &[&id], err, |r| sql::incident(r, op)).await
 }
 
 /// An incident that must exist (the caller holds its row lock).
@@ -219,18 +223,12 @@ pub(super) async fn list_incidents(c: &dyn Db, q: &IncidentQuery) -> StoreResult
     } else {
         "$3::TEXT IS NULL AND"
     };
-    let rows = c
-        .rows(
-            &format!(
-                "{INCIDENT_COLS} WHERE {filter} ($1::TEXT[] IS NULL OR status = ANY($1)) \
-                 AND ($2::TEXT IS NULL OR severity = $2) \
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-            ),
-            &[&statuses, &severity, &q.resource, &limit(q.limit)],
-        )
-        .await
-        .map_err(qerr(OP, "incidents"))?;
-    rows.iter().map(|r| sql::incident(r, OP)).collect()
+    let sql = format!(
+        "{INCIDENT_COLS} WHERE {filter} ($1::TEXT[] IS NULL OR status = ANY($1)) \
+         AND ($2::TEXT IS NULL OR severity = $2) ORDER BY created_at DESC, id DESC LIMIT $4"
+    );
+    let p: [&(dyn ToSql + Sync); 4] = [&statuses, &severity, &q.resource, &limit(q.limit)];
+    all(c, &sql, &p, qerr(OP, "incidents"), |r| sql::incident(r, OP)).await
 }
 
 /// Counted in PostgreSQL (as in SQLite): no incident loaded.
@@ -358,15 +356,11 @@ pub(super) async fn insert_approval(c: &dyn Db, a: &ApprovalRecord) -> StoreResu
 
 pub(super) async fn list_approvals(c: &dyn Db, id: IncidentId) -> StoreResult<Vec<ApprovalRecord>> {
     const OP: &str = "list_approvals";
-    let rows = c
-        .rows(
-            "SELECT approved, actor_json, effective, at FROM approvals \
-             WHERE incident_id = $1 ORDER BY seq",
-            &[&id.to_string()],
-        )
-        .await
-        .map_err(qerr(OP, format!("approvals of incident {id}")))?;
-    rows.iter().map(|r| sql::approval(r, OP, id)).collect()
+    let err = qerr(OP, format!("approvals of incident {id}"));
+    all(c, sql::APPROVALS, &[&id.to_string()], err, |r| {
+        sql::approval(r, OP, id)
+    })
+    .await
 }
 
 pub(super) async fn insert_action(c: &dyn Db, o: &ActionOutcome) -> StoreResult<()> {
@@ -379,15 +373,11 @@ pub(super) async fn insert_action(c: &dyn Db, o: &ActionOutcome) -> StoreResult<
 
 pub(super) async fn list_actions(c: &dyn Db, id: IncidentId) -> StoreResult<Vec<ActionOutcome>> {
     const OP: &str = "list_actions";
-    let rows = c
-        .rows(
-            "SELECT id, resource, action_json, success, summary, details_json, started_at, \
-             finished_at FROM actions WHERE incident_id = $1 ORDER BY seq",
-            &[&id.to_string()],
-        )
-        .await
-        .map_err(qerr(OP, format!("actions of incident {id}")))?;
-    rows.iter().map(|r| sql::action(r, OP, id)).collect()
+    let err = qerr(OP, format!("actions of incident {id}"));
+    all(c, sql::ACTIONS, &[&id.to_string()], err, |r| {
+        sql::action(r, OP, id)
+    })
+    .await
 }
 
 pub(super) async fn count_actions_since(
@@ -396,18 +386,11 @@ pub(super) async fn count_actions_since(
     since: chrono::DateTime<Utc>,
 ) -> StoreResult<u64> {
     const OP: &str = "count_actions_since";
-    let rows = c
-        .rows(
-            "SELECT COUNT(*) FROM actions WHERE resource = $1 AND started_at >= $2",
-            &[&resource, &codec::time(since)],
-        )
-        .await
-        .map_err(qerr(OP, format!("resource {resource}")))?;
-    let n: i64 = match rows.first() {
-        Some(r) => Cols::new(r, OP, "actions".into()).get(0)?,
-        None => 0,
-    };
-    Ok(u64::try_from(n).unwrap_or(0))
+    let p: [&(dyn ToSql + Sync); 2] = [&resource, &codec::time(since)];
+    let err = qerr(OP, format!("resource {resource}"));
+    let count = |r: &Row| Cols::new(r, OP, "actions".into()).get::<i64>(0);
+    let n = one(c, sql::COUNT_ACTIONS_SINCE, &p, err, count).await?;
+    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
 }
 
 // ------------------------------------------------------------------ audit

@@ -148,11 +148,7 @@ impl RedisStore {
             .lrange(self.key(&[list, &id.to_string()]), 0, -1)
             .await
             .map_err(rerr(op, Some(what.clone())))?;
-        let site = Site {
-            component: COMPONENT,
-            op,
-            what: &what,
-        };
+        let site = Site::new(COMPONENT, op, &what);
         Ok(raws
             .iter()
             .map(|r| site.json("json", r))
@@ -213,35 +209,32 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// The JSON document `{item}:{id}`.
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
-        key: String,
+        item: &str,
+        id: &str,
         op: &'static str,
-        what: &str,
-    ) -> StoreResult<Option<T>> {
+    ) -> Result<Option<T>> {
+        let what = format!("{item} {id}");
         let raw: Option<String> = self
             .conn()
-            .get(&key)
+            .get(self.key(&[item, id]))
             .await
-            .map_err(rerr(op, Some(what.to_owned())))?;
-        let site = Site {
-            component: COMPONENT,
-            op,
-            what,
-        };
-        raw.map(|r| site.json("json", &r)).transpose()
+            .map_err(rerr(op, Some(what.clone())))?;
+        let site = Site::new(COMPONENT, op, &what);
+        Ok(raw.map(|r| site.json("json", &r)).transpose()?)
     }
 
-    /// Every value of a sorted index, newest first, decoded.
+    /// Every document of an item's sorted index (`{item}s`), newest first.
     async fn list_index<T: serde::de::DeserializeOwned>(
         &self,
-        index: &str,
         item: &str,
         op: &'static str,
-    ) -> StoreResult<Vec<T>> {
+    ) -> Result<Vec<T>> {
         let mut conn = self.conn();
         let ids: Vec<String> = conn
-            .zrevrange(self.key(&[index]), 0, -1)
+            .zrevrange(self.key(&[&format!("{item}s")]), 0, -1)
             .await
             .map_err(rerr(op, None))?;
         if ids.is_empty() {
@@ -253,36 +246,32 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(rerr(op, None))?;
-        ids.iter()
+        let decode = |(id, raw): (&String, String)| {
+            let what = format!("{item} {id}");
+            Site::new(COMPONENT, op, &what).json("json", &raw)
+        };
+        let docs = ids
+            .iter()
             .zip(raws)
-            .filter_map(|(id, raw)| raw.map(|r| (id, r)))
-            .map(|(id, raw)| {
-                let what = format!("{item} {id}");
-                Site {
-                    component: COMPONENT,
-                    op,
-                    what: &what,
-                }
-                .json("json", &raw)
-            })
-            .collect()
+            .filter_map(|(id, raw)| raw.map(|r| (id, r)));
+        Ok(docs.map(decode).collect::<StoreResult<_>>()?)
     }
 
+    /// Stores the document `{item}:{id}` and indexes it by creation time.
     async fn put_indexed<T: serde::Serialize>(
         &self,
         item: &str,
-        index: &str,
         id: String,
         created: DateTime<Utc>,
         value: &T,
         op: &'static str,
-    ) -> StoreResult<()> {
+    ) -> Result<()> {
         let json = codec::json(COMPONENT, op, "document", value)?;
         let () = redis::pipe()
             .atomic()
             .set(self.key(&[item, &id]), json)
             .ignore()
-            .zadd(self.key(&[index]), &id, micros(created))
+            .zadd(self.key(&[&format!("{item}s")]), &id, micros(created))
             .ignore()
             .query_async(&mut self.conn())
             .await
@@ -317,11 +306,7 @@ fn jobs(raw: Vec<Vec<u8>>, op: &'static str) -> StoreResult<Vec<Job>> {
     text.chunks(4)
         .map(|c| {
             let what = format!("job {}", c[0]);
-            let site = Site {
-                component: COMPONENT,
-                op,
-                what: &what,
-            };
+            let site = Site::new(COMPONENT, op, &what);
             let [key, owner, until, claims] = c else {
                 return Err(
                     site.corrupt("reply", "not a key, owner, lease_until, claims quadruple")
@@ -379,11 +364,7 @@ impl Reply {
 
 fn decode_incident(flat: Vec<Vec<u8>>, op: &'static str, id: &str) -> StoreResult<Incident> {
     let what = format!("incident {id}");
-    let site = Site {
-        component: COMPONENT,
-        op,
-        what: &what,
-    };
+    let site = Site::new(COMPONENT, op, &what);
     if flat.len() % 2 != 0 {
         return Err(site.corrupt("hash", "odd number of hash elements"));
     }
@@ -440,11 +421,7 @@ fn refusal(
         },
         "refused" => {
             let what = format!("incident {id}");
-            let site = Site {
-                component: COMPONENT,
-                op,
-                what: &what,
-            };
+            let site = Site::new(COMPONENT, op, &what);
             match site.name("status", &r.first()).map(check) {
                 Ok(Err(refusal)) => refusal.into(),
                 Ok(Ok(())) => corrupt(what, "the script refused what the lifecycle allows".into()),
@@ -478,73 +455,44 @@ impl StoreBackend for RedisStore {
 #[async_trait]
 impl RunStore for RedisStore {
     async fn put_run(&self, run: &Run) -> Result<()> {
-        Ok(self
-            .put_indexed(
-                "run",
-                "runs",
-                run.id.to_string(),
-                run.created_at,
-                run,
-                "put_run",
-            )
-            .await?)
+        let id = run.id.to_string();
+        self.put_indexed("run", id, run.created_at, run, "put_run")
+            .await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
-        Ok(self
-            .get_json(
-                self.key(&["run", &id.to_string()]),
-                "get_run",
-                &format!("run {id}"),
-            )
-            .await?)
+        self.get_json("run", &id.to_string(), "get_run").await
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
-        let runs: Vec<Run> = self.list_index("runs", "run", "list_runs").await?;
-        Ok(runs
-            .into_iter()
-            .filter(|r| {
-                query
-                    .deployment_id
-                    .is_none_or(|d| r.deployment_id == Some(d))
-            })
-            .take(query.limit.unwrap_or(usize::MAX))
-            .collect())
+        let runs: Vec<Run> = self.list_index("run", "list_runs").await?;
+        let wanted = |r: &Run| {
+            query
+                .deployment_id
+                .is_none_or(|d| r.deployment_id == Some(d))
+        };
+        let runs = runs.into_iter().filter(wanted);
+        Ok(runs.take(query.limit.unwrap_or(usize::MAX)).collect())
     }
 
     async fn put_deployment(&self, d: &Deployment) -> Result<()> {
-        Ok(self
-            .put_indexed(
-                "deployment",
-                "deployments",
-                d.deployment_id.to_string(),
-                d.created_at,
-                d,
-                "put_deployment",
-            )
-            .await?)
+        let id = d.deployment_id.to_string();
+        self.put_indexed("deployment", id, d.created_at, d, "put_deployment")
+            .await
     }
 
     async fn get_deployment(&self, id: DeploymentId) -> Result<Option<Deployment>> {
-        Ok(self
-            .get_json(
-                self.key(&["deployment", &id.to_string()]),
-                "get_deployment",
-                &format!("deployment {id}"),
-            )
-            .await?)
+        self.get_json("deployment", &id.to_string(), "get_deployment")
+            .await
     }
 
     async fn list_deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(self
-            .list_index("deployments", "deployment", "list_deployments")
-            .await?)
+        self.list_index("deployment", "list_deployments").await
     }
 
     async fn find_deployment_by_resource(&self, resource: &str) -> Result<Option<Deployment>> {
         let all: Vec<Deployment> = self
-            .list_index("deployments", "deployment", "find_deployment_by_resource")
+            .list_index("deployment", "find_deployment_by_resource")
             .await?;
         Ok(all
             .into_iter()
@@ -702,11 +650,7 @@ impl IncidentStore for RedisStore {
         if h.is_empty() {
             return Ok(KillSwitch::released());
         }
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: "kill_switch",
-        };
+        let site = Site::new(COMPONENT, OP, "kill_switch");
         Ok(KillSwitch {
             engaged: match h.get("engaged").map(String::as_str) {
                 Some("1") => true,
@@ -743,11 +687,7 @@ impl IncidentStore for RedisStore {
         let raw: Vec<Vec<u8>> = self
             .run_script(&scripts::SET_KILL_SWITCH, &args, OP, None)
             .await?;
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: "incidents",
-        };
+        let site = Site::new(COMPONENT, OP, "incidents");
         let mut affected = raw
             .iter()
             .map(|id| site.id::<IncidentId>("id", &String::from_utf8_lossy(id)))
@@ -819,11 +759,7 @@ impl HistoryStore for RedisStore {
             .lrange(&list, start as isize, -1)
             .await
             .map_err(rerr(OP, None))?;
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: "audit",
-        };
+        let site = Site::new(COMPONENT, OP, "audit");
         let mut records: Vec<AuditRecord> = raws
             .iter()
             .map(|r| site.json("json", r))
@@ -968,11 +904,7 @@ impl LeaseStore for RedisStore {
             .await
             .map_err(rerr(OP, Some(name.to_owned())))?;
         let what = format!("cursor {name}");
-        let site = Site {
-            component: COMPONENT,
-            op: OP,
-            what: &what,
-        };
+        let site = Site::new(COMPONENT, OP, &what);
         Ok(v.map(|v| v.parse().map_err(|e| site.corrupt("value", e)))
             .transpose()?)
     }

@@ -538,7 +538,7 @@ impl HistoryStore for SqliteStore {
         const OP: &str = "count_actions_since";
         let p = (resource.to_owned(), codec::time(since));
         self.read(OP, move |c| {
-            let count = "SELECT COUNT(*) FROM actions WHERE resource = ?1 AND started_at >= ?2";
+            let count = crate::sql::COUNT_ACTIONS_SINCE;
             let n = rows::one(c, count, params![p.0, p.1], sql(OP), |r| {
                 crate::sql::Cols::new(r, OP, "actions".into()).get::<i64>(0)
             })?;

@@ -221,15 +221,15 @@ pub(super) fn put_deployment(c: &Connection, d: &Deployment) -> StoreResult<()> 
 
 pub(super) fn get_deployment(c: &Connection, id: DeploymentId) -> StoreResult<Option<Deployment>> {
     const OP: &str = "get_deployment";
-    let sql = "SELECT id, doc_json FROM deployments WHERE id = ?1";
     let err = rerr(OP, || format!("deployment {id}"));
-    one(c, sql, [id.to_string()], err, |r| sql::deployment(r, OP))
+    one(c, sql::DEPLOYMENT, [id.to_string()], err, |r| {
+        sql::deployment(r, OP)
+    })
 }
 
 pub(super) fn list_deployments(c: &Connection) -> StoreResult<Vec<Deployment>> {
     const OP: &str = "list_deployments";
-    let sql = "SELECT id, doc_json FROM deployments ORDER BY created_at DESC, id DESC";
-    all(c, sql, [], rerr(OP, "deployments"), |r| {
+    all(c, sql::DEPLOYMENTS, [], rerr(OP, "deployments"), |r| {
         sql::deployment(r, OP)
     })
 }
@@ -239,11 +239,10 @@ pub(super) fn find_deployment_by_resource(
     resource: &str,
 ) -> StoreResult<Option<Deployment>> {
     const OP: &str = "find_deployment_by_resource";
-    let sql = "SELECT d.id, d.doc_json FROM deployments d \
-               JOIN deployment_resources r ON r.deployment_id = d.id \
-               WHERE r.resource = ?1 ORDER BY d.created_at DESC, d.id DESC LIMIT 1";
     let err = rerr(OP, || format!("resource {resource}"));
-    one(c, sql, [resource], err, |r| sql::deployment(r, OP))
+    one(c, sql::DEPLOYMENT_OF_RESOURCE, [resource], err, |r| {
+        sql::deployment(r, OP)
+    })
 }
 
 // ------------------------------------------------------------------ incidents
@@ -383,10 +382,10 @@ pub(super) fn insert_approval(c: &Connection, a: &ApprovalRecord) -> StoreResult
 
 pub(super) fn list_approvals(c: &Connection, id: IncidentId) -> StoreResult<Vec<ApprovalRecord>> {
     const OP: &str = "list_approvals";
-    let sql = "SELECT approved, actor_json, effective, at FROM approvals \
-               WHERE incident_id = ?1 ORDER BY seq";
     let err = rerr(OP, || format!("approvals of incident {id}"));
-    all(c, sql, [id.to_string()], err, |r| sql::approval(r, OP, id))
+    all(c, sql::APPROVALS, [id.to_string()], err, |r| {
+        sql::approval(r, OP, id)
+    })
 }
 
 pub(super) fn insert_action(c: &Connection, o: &ActionOutcome) -> StoreResult<()> {
@@ -398,10 +397,10 @@ pub(super) fn insert_action(c: &Connection, o: &ActionOutcome) -> StoreResult<()
 
 pub(super) fn list_actions(c: &Connection, id: IncidentId) -> StoreResult<Vec<ActionOutcome>> {
     const OP: &str = "list_actions";
-    let sql = "SELECT id, resource, action_json, success, summary, details_json, started_at, \
-               finished_at FROM actions WHERE incident_id = ?1 ORDER BY seq";
     let err = rerr(OP, || format!("actions of incident {id}"));
-    all(c, sql, [id.to_string()], err, |r| sql::action(r, OP, id))
+    all(c, sql::ACTIONS, [id.to_string()], err, |r| {
+        sql::action(r, OP, id)
+    })
 }
 
 // ------------------------------------------------------------------ audit

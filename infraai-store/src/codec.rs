@@ -10,7 +10,6 @@
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, SecondsFormat, Utc};
-use infraai_core::{AuditQuery, IncidentCounts};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -108,66 +107,6 @@ pub(crate) fn json<T: Serialize + ?Sized>(
         what,
         source,
     })
-}
-
-/// The open incident of a fingerprint: at most one, by the partial unique
-/// index `incidents_open_fingerprint`, whose condition this repeats (both
-/// stores' schemas name the same closed statuses).
-pub(crate) const OPEN_OF_FINGERPRINT: &str = "SELECT id, status FROM incidents \
-     WHERE fingerprint = $1 AND status NOT IN ('resolved', 'expired')";
-
-/// The latest closed incident of a fingerprint, from the partial index
-/// `incidents_closed_fingerprint`, whose condition this repeats. Asked only
-/// when the fingerprint has no open incident, so it is the latest of all.
-pub(crate) const LATEST_CLOSED_OF_FINGERPRINT: &str = "SELECT id, status, started_at \
-     FROM incidents WHERE fingerprint = $1 AND status IN ('resolved', 'expired') \
-     ORDER BY created_at DESC LIMIT 1";
-
-/// SQL that counts incidents by status (`status`, count rows); the same in
-/// every SQL store.
-pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM incidents GROUP BY status";
-
-/// The audit listing for `q`'s filter, the same in every SQL store (`$n`
-/// parameters: the incident, the run, the limit). Naming the filtered column
-/// (`incident_id = $1`) lets the planner take that index; one query for all
-/// filters (`$1 IS NULL OR incident_id = $1`) hides it from SQLite always
-/// and from a PostgreSQL generic plan, and the listing then walks the whole
-/// table newest first.
-pub(crate) fn audit_sql(q: &AuditQuery) -> String {
-    let filter = match (q.incident_id, q.run_id) {
-        (Some(_), _) => "incident_id = $1 AND (CAST($2 AS TEXT) IS NULL OR run_id = $2)",
-        (None, Some(_)) => "CAST($1 AS TEXT) IS NULL AND run_id = $2",
-        (None, None) => "CAST($1 AS TEXT) IS NULL AND CAST($2 AS TEXT) IS NULL",
-    };
-    format!(
-        "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-         outcome, replica FROM audit WHERE {filter} ORDER BY seq DESC LIMIT $3"
-    )
-}
-
-/// [`IncidentCounts`] from the rows of two `GROUP BY` queries: (status name,
-/// count) and (the recommended action's `type`, count). A name that does not
-/// parse is corruption.
-pub(crate) fn incident_counts(
-    component: &'static str,
-    by_status: Vec<(Option<String>, i64)>,
-    by_action: Vec<(Option<String>, i64)>,
-) -> StoreResult<IncidentCounts> {
-    let site = Site::new(component, "incident_counts", "incident counts");
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    let mut counts = IncidentCounts::default();
-    for (status, n) in by_status {
-        let status = site.name("status", status.as_deref().unwrap_or_default())?;
-        counts.by_status.insert(status, count(n));
-    }
-    for (kind, n) in by_action {
-        let kind = site.name(
-            "recommended_action.type",
-            kind.as_deref().unwrap_or_default(),
-        )?;
-        counts.by_action.insert(kind, count(n));
-    }
-    Ok(counts)
 }
 
 pub(crate) use infraai_core::lifecycle::status_name;

@@ -184,37 +184,21 @@ impl StoreError {
         }
     }
 
-    fn component(&self) -> &'static str {
+    /// The backend and the store operation, for [`infraai_core::Error::Backend`].
+    fn site(&self) -> (&'static str, &'static str) {
         match self {
             #[cfg(feature = "sqlite")]
-            StoreError::Sqlite { .. } => "sqlite",
+            StoreError::Sqlite { op, .. } => ("sqlite", op),
             #[cfg(feature = "redis")]
-            StoreError::Redis { .. } => "redis",
+            StoreError::Redis { op, .. } => ("redis", op),
             #[cfg(feature = "postgres")]
-            StoreError::Postgres { .. } => "postgres",
-            StoreError::Corrupt { component, .. }
-            | StoreError::Encode { component, .. }
-            | StoreError::Task { component, .. }
-            | StoreError::SchemaTooNew { component, .. } => component,
-            StoreError::WriterStopped { .. } => "sqlite",
-            _ => "store",
-        }
-    }
-
-    fn op(&self) -> &'static str {
-        match self {
-            #[cfg(feature = "sqlite")]
-            StoreError::Sqlite { op, .. } => op,
-            #[cfg(feature = "redis")]
-            StoreError::Redis { op, .. } => op,
-            #[cfg(feature = "postgres")]
-            StoreError::Postgres { op, .. } => op,
-            StoreError::Corrupt { op, .. }
-            | StoreError::Encode { op, .. }
-            | StoreError::Task { op, .. }
-            | StoreError::WriterStopped { op } => op,
-            StoreError::SchemaTooNew { .. } => "open",
-            _ => "",
+            StoreError::Postgres { op, .. } => ("postgres", op),
+            StoreError::Corrupt { component, op, .. }
+            | StoreError::Encode { component, op, .. }
+            | StoreError::Task { component, op, .. } => (component, op),
+            StoreError::SchemaTooNew { component, .. } => (component, "open"),
+            StoreError::WriterStopped { op } => ("sqlite", op),
+            _ => ("store", ""),
         }
     }
 }
@@ -226,8 +210,7 @@ impl From<StoreError> for infraai_core::Error {
             StoreError::Conflict { what, detail } => infraai_core::Error::Conflict { what, detail },
             StoreError::Invalid { what, detail } => infraai_core::Error::Invalid { what, detail },
             other => {
-                let (component, op, retryable) =
-                    (other.component(), other.op(), other.is_retryable());
+                let ((component, op), retryable) = (other.site(), other.is_retryable());
                 infraai_core::Error::backend(component, op, retryable, other)
             }
         }

@@ -1,8 +1,9 @@
-//! What the two SQL stores share: a row read by column index ([`SqlRow`],
-//! for SQLite's and PostgreSQL's rows) and the decoding of each record from
-//! its columns, written once. A value of another SQL type (or NULL where none
-//! may be) and a value that does not parse are [`StoreError::Corrupt`] naming
-//! the record and the column.
+//! What the two SQL stores share, written once: the statements both run
+//! (parameters numbered `$1`, `$2`, … in order of appearance, which SQLite
+//! binds alike), each record's parameters ([`Param`]) and its decoding from a
+//! row ([`SqlRow`], [`Cols`]). A value of another SQL type (or NULL where
+//! none may be) and a value that does not parse are [`StoreError::Corrupt`]
+//! naming the record and the column.
 
 use crate::codec::{self, status_name, Site};
 use crate::error::{StoreError, StoreResult};
@@ -155,6 +156,66 @@ pub(crate) const INCIDENT_COLS: &str = "SELECT id, fingerprint, status, source, 
      resource, resource_type, cloud, metric, value, threshold, severity, alert_state, started_at, \
      labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, deployment_id, \
      note, created_at, updated_at FROM incidents";
+
+/// The open incident of a fingerprint: at most one, by the partial unique
+/// index `incidents_open_fingerprint`, whose condition this repeats (both
+/// stores' schemas name the same closed statuses).
+pub(crate) const OPEN_OF_FINGERPRINT: &str = "SELECT id, status FROM incidents \
+     WHERE fingerprint = $1 AND status NOT IN ('resolved', 'expired')";
+
+/// The latest closed incident of a fingerprint, from the partial index
+/// `incidents_closed_fingerprint`, whose condition this repeats. Asked only
+/// when the fingerprint has no open incident, so it is the latest of all.
+pub(crate) const LATEST_CLOSED_OF_FINGERPRINT: &str = "SELECT id, status, started_at \
+     FROM incidents WHERE fingerprint = $1 AND status IN ('resolved', 'expired') \
+     ORDER BY created_at DESC LIMIT 1";
+
+/// SQL that counts incidents by status (`status`, count rows); the same in
+/// every SQL store.
+pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM incidents GROUP BY status";
+
+/// The audit listing for `q`'s filter, the same in every SQL store (`$n`
+/// parameters: the incident, the run, the limit). Naming the filtered column
+/// (`incident_id = $1`) lets the planner take that index; one query for all
+/// filters (`$1 IS NULL OR incident_id = $1`) hides it from SQLite always
+/// and from a PostgreSQL generic plan, and the listing then walks the whole
+/// table newest first.
+pub(crate) fn audit_sql(q: &AuditQuery) -> String {
+    let filter = match (q.incident_id, q.run_id) {
+        (Some(_), _) => "incident_id = $1 AND (CAST($2 AS TEXT) IS NULL OR run_id = $2)",
+        (None, Some(_)) => "CAST($1 AS TEXT) IS NULL AND run_id = $2",
+        (None, None) => "CAST($1 AS TEXT) IS NULL AND CAST($2 AS TEXT) IS NULL",
+    };
+    format!(
+        "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
+         outcome, replica FROM audit WHERE {filter} ORDER BY seq DESC LIMIT $3"
+    )
+}
+
+/// [`IncidentCounts`] from the rows of two `GROUP BY` queries: (status name,
+/// count) and (the recommended action's `type`, count). A name that does not
+/// parse is corruption.
+pub(crate) fn incident_counts(
+    component: &'static str,
+    by_status: Vec<(Option<String>, i64)>,
+    by_action: Vec<(Option<String>, i64)>,
+) -> StoreResult<IncidentCounts> {
+    let site = Site::new(component, "incident_counts", "incident counts");
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut counts = IncidentCounts::default();
+    for (status, n) in by_status {
+        let status = site.name("status", status.as_deref().unwrap_or_default())?;
+        counts.by_status.insert(status, count(n));
+    }
+    for (kind, n) in by_action {
+        let kind = site.name(
+            "recommended_action.type",
+            kind.as_deref().unwrap_or_default(),
+        )?;
+        counts.by_action.insert(kind, count(n));
+    }
+    Ok(counts)
+}
 
 /// A statement parameter, bound alike by both SQL clients, so that each
 /// record's columns are listed once (statements number their parameters
@@ -573,7 +634,7 @@ pub(crate) fn action<R: SqlRow>(
     })
 }
 
-/// An audit row ([`codec::audit_sql`](crate::codec::audit_sql)'s columns).
+/// An audit row ([`audit_sql`]'s columns).
 pub(crate) fn audit<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<AuditRecord> {
     let (c, id) = Cols::keyed(r, op, "audit record")?;
     Ok(AuditRecord {

@@ -240,9 +240,9 @@ pub(super) async fn incident_counts(c: &dyn Db) -> StoreResult<IncidentCounts> {
             .map(|r| Ok((r.try_get(0).map_err(err())?, r.try_get(1).map_err(err())?)))
             .collect::<StoreResult<Vec<_>>>()
     };
-    codec::incident_counts(
+    sql::incident_counts(
         COMPONENT,
-        groups(codec::COUNT_BY_STATUS).await?,
+        groups(sql::COUNT_BY_STATUS).await?,
         groups(
             "SELECT decision_json::jsonb -> 'recommended_action' ->> 'type', COUNT(*) \
              FROM decisions GROUP BY 1",
@@ -289,7 +289,7 @@ pub(super) async fn record_alert(
 ) -> StoreResult<AlertIngest> {
     let open = c
         .rows(
-            &format!("{} FOR UPDATE", codec::OPEN_OF_FINGERPRINT),
+            &format!("{} FOR UPDATE", sql::OPEN_OF_FINGERPRINT),
             &[&a.fingerprint],
         )
         .await
@@ -304,7 +304,7 @@ pub(super) async fn record_alert(
             // The latest closed incident: asked only when the fingerprint
             // has no open incident, so it is the latest of all.
             let rows = c
-                .rows(codec::LATEST_CLOSED_OF_FINGERPRINT, &[&a.fingerprint])
+                .rows(sql::LATEST_CLOSED_OF_FINGERPRINT, &[&a.fingerprint])
                 .await
                 .map_err(qerr(op, format!("fingerprint {}", a.fingerprint)))?;
             let closed = rows.first().map(|r| {
@@ -408,7 +408,7 @@ pub(super) async fn list_audit(c: &dyn Db, q: &AuditQuery) -> StoreResult<Vec<Au
     const OP: &str = "list_audit";
     let rows = c
         .rows(
-            &codec::audit_sql(q),
+            &sql::audit_sql(q),
             &[
                 &q.incident_id.map(|i| i.to_string()),
                 &q.run_id.map(|i| i.to_string()),

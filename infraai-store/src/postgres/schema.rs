@@ -112,7 +112,7 @@ mod tests {
         assert!(MIGRATIONS[2]
             .2
             .contains(&format!("WHERE status IN ({})", list)));
-        assert!(codec::OPEN_OF_FINGERPRINT.contains(&format!("status NOT IN ({})", list)));
-        assert!(codec::LATEST_CLOSED_OF_FINGERPRINT.contains(&format!("status IN ({})", list)));
+        assert!(crate::sql::OPEN_OF_FINGERPRINT.contains(&format!("status NOT IN ({})", list)));
+        assert!(crate::sql::LATEST_CLOSED_OF_FINGERPRINT.contains(&format!("status IN ({})", list)));
     }
 }

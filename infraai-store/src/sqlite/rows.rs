@@ -302,9 +302,9 @@ pub(super) fn incident_counts(c: &Connection) -> StoreResult<IncidentCounts> {
             .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(rerr("incident_counts", "incidents"))
     };
-    codec::incident_counts(
+    sql::incident_counts(
         COMPONENT,
-        groups(codec::COUNT_BY_STATUS)?,
+        groups(sql::COUNT_BY_STATUS)?,
         groups(
             "SELECT json_extract(decision_json, '$.recommended_action.type'), COUNT(*) \
              FROM decisions GROUP BY 1",
@@ -322,7 +322,7 @@ pub(super) fn record_alert(
     let fp = [&a.fingerprint];
     let err = || rerr(op, || format!("fingerprint {}", a.fingerprint));
     // A stored status that does not parse is an error, never silently overwritten.
-    let open = one(c, codec::OPEN_OF_FINGERPRINT, fp, err(), |r| {
+    let open = one(c, sql::OPEN_OF_FINGERPRINT, fp, err(), |r| {
         let (cols, id) = sql::Cols::keyed(r, op, "incident")?;
         Ok((id, cols.name(1)?))
     })?;
@@ -331,7 +331,7 @@ pub(super) fn record_alert(
         None => {
             // The latest closed incident: asked only when the fingerprint
             // has no open incident, so it is the latest of all.
-            let closed = one(c, codec::LATEST_CLOSED_OF_FINGERPRINT, fp, err(), |r| {
+            let closed = one(c, sql::LATEST_CLOSED_OF_FINGERPRINT, fp, err(), |r| {
                 let (cols, id) = sql::Cols::keyed(r, op, "incident")?;
                 Ok((id, (cols.name(1)?, cols.time(2)?)))
             })?;
@@ -433,7 +433,7 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
         q.run_id.map(|i| i.to_string()),
         limit(q.limit)
     ];
-    let mut records = all(c, &codec::audit_sql(q), p, rerr(OP, "audit"), |r| {
+    let mut records = all(c, &sql::audit_sql(q), p, rerr(OP, "audit"), |r| {
         sql::audit(r, OP)
     })?;
     records.reverse();
@@ -463,9 +463,9 @@ mod tests {
         let mut c = Connection::open_in_memory().expect("open");
         super::super::schema::migrate(&mut c).expect("migrate");
         for (sql, index) in [
-            (codec::OPEN_OF_FINGERPRINT, "incidents_open_fingerprint"),
+            (sql::OPEN_OF_FINGERPRINT, "incidents_open_fingerprint"),
             (
-                codec::LATEST_CLOSED_OF_FINGERPRINT,
+                sql::LATEST_CLOSED_OF_FINGERPRINT,
                 "incidents_closed_fingerprint",
             ),
         ] {
@@ -516,7 +516,7 @@ mod tests {
             (&run, "USING INDEX audit_by_run"),
             (&AuditQuery::default(), "SCAN audit"),
         ] {
-            let p = plan(&c, &codec::audit_sql(q));
+            let p = plan(&c, &sql::audit_sql(q));
             assert!(p.contains(index), "{q:?}: {p}");
             assert!(!p.contains("TEMP B-TREE"), "{q:?} sorts: {p}");
         }

@@ -323,6 +323,18 @@ struct Call<'a> {
     what: String,
 }
 
+impl Call<'_> {
+    /// A call without a body.
+    fn new(method: Method, rest: String, what: String) -> Self {
+        Self {
+            method,
+            rest,
+            body: None,
+            what,
+        }
+    }
+}
+
 impl ComputeEngine {
     /// A client for `config`'s project and zone, authenticating with
     /// `credentials`. Checks the project, zone and base URL.
@@ -384,21 +396,19 @@ impl ComputeEngine {
         }
     }
 
+    /// `operations.wait` of an operation in `zone` (`None`: a global one).
+    fn wait_path(&self, zone: Option<&str>, operation: &str) -> String {
+        let project = &self.config.project;
+        match zone {
+            Some(zone) => format!("/projects/{project}/zones/{zone}/operations/{operation}/wait"),
+            None => format!("/projects/{project}/global/operations/{operation}/wait"),
+        }
+    }
+
     fn wait_listing(&self, zonal: bool, of: &str) -> ApiCall {
-        let rest = if zonal {
-            format!("{}/operations/{{operation}}/wait", self.zone_path())
-        } else {
-            format!(
-                "/projects/{}/global/operations/{{operation}}/wait",
-                self.config.project
-            )
-        };
-        self.listed(
-            "POST",
-            &rest,
-            None,
-            &format!("wait until the {of} operation is DONE"),
-        )
+        let rest = self.wait_path(zonal.then_some(self.config.zone.as_str()), "{operation}");
+        let purpose = format!("wait until the {of} operation is DONE");
+        self.listed("POST", &rest, None, &purpose)
     }
 
     /// One attempt: `Err` carries the failure and the server's `Retry-After`.
@@ -500,18 +510,12 @@ impl ComputeEngine {
     }
 
     async fn get_instance_by(&self, name: &str, deadline: Instant) -> Result<Instance> {
-        let rest = self.instance_path(name)?;
-        let v = self
-            .send(
-                Call {
-                    method: Method::GET,
-                    rest,
-                    body: None,
-                    what: format!("instance {name}"),
-                },
-                deadline,
-            )
-            .await?;
+        let call = Call::new(
+            Method::GET,
+            self.instance_path(name)?,
+            format!("instance {name}"),
+        );
+        let v = self.send(call, deadline).await?;
         let i: wire::Instance = serde_json::from_value(v).map_err(|e| {
             Error::backend(
                 COMPONENT,
@@ -531,17 +535,12 @@ impl ComputeEngine {
 
     /// `firewalls.get`, the raw resource.
     pub async fn get_firewall(&self, rule: &str) -> Result<Value> {
-        let rest = self.firewall_path(rule)?;
-        self.send(
-            Call {
-                method: Method::GET,
-                rest,
-                body: None,
-                what: format!("firewall rule {rule}"),
-            },
-            self.deadline(),
-        )
-        .await
+        let call = Call::new(
+            Method::GET,
+            self.firewall_path(rule)?,
+            format!("firewall rule {rule}"),
+        );
+        self.send(call, self.deadline()).await
     }
 
     /// Sends a mutating call and waits for its operation to be `DONE`.
@@ -573,16 +572,7 @@ impl ComputeEngine {
             if Instant::now() >= deadline {
                 return Err(self.op_timeout(&op));
             }
-            let rest = match &op.zone {
-                Some(zone) => format!(
-                    "/projects/{}/zones/{zone}/operations/{}/wait",
-                    self.config.project, op.name
-                ),
-                None => format!(
-                    "/projects/{}/global/operations/{}/wait",
-                    self.config.project, op.name
-                ),
-            };
+            let rest = self.wait_path(op.zone.as_deref(), &op.name);
             check_resource_name("operation zone", op.zone.as_deref().unwrap_or("global"))?;
             if !op
                 .name
@@ -592,18 +582,12 @@ impl ComputeEngine {
                 return Err(Error::invalid("operation name", op.name.clone()));
             }
             let started = Instant::now();
-            let v = match self
-                .send(
-                    Call {
-                        method: Method::POST,
-                        rest,
-                        body: None,
-                        what: format!("wait for operation {}", op.name),
-                    },
-                    deadline,
-                )
-                .await
-            {
+            let call = Call::new(
+                Method::POST,
+                rest,
+                format!("wait for operation {}", op.name),
+            );
+            let v = match self.send(call, deadline).await {
                 Ok(v) => v,
                 Err(Error::Timeout { .. }) => return Err(self.op_timeout(&op)),
                 Err(e) => return Err(e),
@@ -634,16 +618,8 @@ impl ComputeEngine {
 
     async fn instance_op(&self, name: &str, verb: &str, deadline: Instant) -> Result<Operation> {
         let rest = format!("{}/{verb}", self.instance_path(name)?);
-        self.mutate(
-            Call {
-                method: Method::POST,
-                rest,
-                body: None,
-                what: format!("instances.{verb} {name}"),
-            },
-            deadline,
-        )
-        .await
+        let call = Call::new(Method::POST, rest, format!("instances.{verb} {name}"));
+        self.mutate(call, deadline).await
     }
 
     /// `instances.reset` (a hard restart), waited on.
@@ -653,14 +629,9 @@ impl ComputeEngine {
 
     /// The calls [`ComputeEngine::reset`] makes.
     pub fn reset_calls(&self, name: &str) -> Result<Vec<ApiCall>> {
-        let path = self.instance_path(name)?;
+        let rest = format!("{}/reset", self.instance_path(name)?);
         Ok(vec![
-            self.listed(
-                "POST",
-                &format!("{path}/reset"),
-                None,
-                &format!("hard-reset {name}"),
-            ),
+            self.listed("POST", &rest, None, &format!("hard-reset {name}")),
             self.wait_listing(true, "reset"),
         ])
     }
@@ -677,29 +648,22 @@ impl ComputeEngine {
         machine_type: &MachineType,
     ) -> Result<Vec<ApiCall>> {
         let path = self.instance_path(name)?;
-        Ok(vec![
-            self.listed(
-                "POST",
-                &format!("{path}/stop"),
-                None,
-                &format!("stop {name}"),
-            ),
-            self.wait_listing(true, "stop"),
-            self.listed(
-                "POST",
-                &format!("{path}/setMachineType"),
+        let steps = [
+            ("stop", None, format!("stop {name}")),
+            (
+                "setMachineType",
                 Some(self.machine_type_body(machine_type)),
-                &format!("set {name}'s machine type to {machine_type}"),
+                format!("set {name}'s machine type to {machine_type}"),
             ),
-            self.wait_listing(true, "setMachineType"),
-            self.listed(
-                "POST",
-                &format!("{path}/start"),
-                None,
-                &format!("start {name}"),
-            ),
-            self.wait_listing(true, "start"),
-        ])
+            ("start", None, format!("start {name}")),
+        ];
+        Ok(steps
+            .into_iter()
+            .flat_map(|(verb, body, purpose)| {
+                let call = self.listed("POST", &format!("{path}/{verb}"), body, &purpose);
+                [call, self.wait_listing(true, verb)]
+            })
+            .collect())
     }
 
     /// Changes an instance's machine type: stop (when it is not stopped
@@ -727,17 +691,12 @@ impl ComputeEngine {
         }
         let rest = format!("{}/setMachineType", self.instance_path(name)?);
         let body = self.machine_type_body(machine_type);
-        let set = self
-            .mutate(
-                Call {
-                    method: Method::POST,
-                    rest,
-                    body: Some(&body),
-                    what: format!("instances.setMachineType {name} {machine_type}"),
-                },
-                deadline,
-            )
-            .await;
+        let what = format!("instances.setMachineType {name} {machine_type}");
+        let call = Call {
+            body: Some(&body),
+            ..Call::new(Method::POST, rest, what)
+        };
+        let set = self.mutate(call, deadline).await;
         match set {
             Ok(op) => operations.push(op),
             Err(e) if !was_stopped => {
@@ -813,30 +772,15 @@ impl ComputeEngine {
         let deadline = self.deadline();
         let rule = change.rule.as_str();
         let path = self.firewall_path(rule)?;
-        let current = self
-            .send(
-                Call {
-                    method: Method::GET,
-                    rest: path.clone(),
-                    body: None,
-                    what: format!("firewall rule {rule}"),
-                },
-                deadline,
-            )
-            .await?;
+        let get = Call::new(Method::GET, path.clone(), format!("firewall rule {rule}"));
+        let current = self.send(get, deadline).await?;
         check_rule_shape(&current, change)?;
         let body = Self::firewall_patch_body(change);
-        let op = self
-            .mutate(
-                Call {
-                    method: Method::PATCH,
-                    rest: path,
-                    body: Some(&body),
-                    what: format!("firewalls.patch {rule}"),
-                },
-                deadline,
-            )
-            .await?;
+        let patch = Call {
+            body: Some(&body),
+            ..Call::new(Method::PATCH, path, format!("firewalls.patch {rule}"))
+        };
+        let op = self.mutate(patch, deadline).await?;
         Ok((current, op))
     }
 }

@@ -204,16 +204,7 @@ impl Expr {
                 let _ = write!(out, "{n}");
             }
             Expr::String(s) => write_string(out, s),
-            Expr::List(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    item.write(out, indent);
-                }
-                out.push(']');
-            }
+            Expr::List(items) => write_list(out, "[", items, "]", indent),
             Expr::Object(entries) if entries.is_empty() => out.push_str("{}"),
             Expr::Object(entries) => {
                 out.push_str("{\n");
@@ -224,12 +215,7 @@ impl Expr {
                         .map(|(k, (_, v))| (!v.is_multiline()).then(|| k.chars().count())),
                 );
                 for ((key, (_, value)), width) in keys.iter().zip(entries).zip(widths) {
-                    push_indent(out, indent + 1);
-                    out.push_str(key);
-                    pad(out, key.chars().count(), width);
-                    out.push_str(" = ");
-                    value.write(out, indent + 1);
-                    out.push('\n');
+                    write_attr(out, indent + 1, key, key.chars().count(), width, value);
                 }
                 push_indent(out, indent);
                 out.push('}');
@@ -265,17 +251,22 @@ impl Expr {
             }
             Expr::Call(function, args) => {
                 out.push_str(function.as_str());
-                out.push('(');
-                for (i, arg) in args.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    arg.write(out, indent);
-                }
-                out.push(')');
+                write_list(out, "(", args, ")", indent);
             }
         }
     }
+}
+
+/// `items` separated by `, ` between `open` and `close`.
+fn write_list(out: &mut String, open: &str, items: &[Expr], close: &str, indent: usize) {
+    out.push_str(open);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        item.write(out, indent);
+    }
+    out.push_str(close);
 }
 
 impl Expr {
@@ -318,10 +309,14 @@ fn align(names: impl Iterator<Item = Option<usize>>) -> Vec<usize> {
     widths
 }
 
-fn pad(out: &mut String, len: usize, width: usize) {
-    for _ in len..width {
-        out.push(' ');
-    }
+/// `name = value` on its own line, the `=` padded to `width` (`name` is `len` wide).
+fn write_attr(out: &mut String, indent: usize, name: &str, len: usize, width: usize, value: &Expr) {
+    push_indent(out, indent);
+    out.push_str(name);
+    out.push_str(&" ".repeat(width.saturating_sub(len)));
+    out.push_str(" = ");
+    value.write(out, indent);
+    out.push('\n');
 }
 
 impl From<&str> for Expr {
@@ -423,9 +418,7 @@ pub fn quote(s: &str) -> String {
 }
 
 fn push_indent(out: &mut String, level: usize) {
-    for _ in 0..level {
-        out.push_str("  ");
-    }
+    out.push_str(&"  ".repeat(level));
 }
 
 /// One item of a body.
@@ -476,12 +469,8 @@ impl Body {
         for (i, (item, width)) in self.items.iter().zip(widths).enumerate() {
             match item {
                 Item::Attr(name, value) => {
-                    push_indent(out, indent);
-                    out.push_str(name.as_str());
-                    pad(out, name.as_str().len(), width);
-                    out.push_str(" = ");
-                    value.write(out, indent);
-                    out.push('\n');
+                    let name = name.as_str();
+                    write_attr(out, indent, name, name.len(), width, value);
                 }
                 Item::Block(block) => {
                     // Top-level blocks are separated by a blank line.
@@ -621,12 +610,9 @@ pub fn unquote(literal: &str) -> Option<String> {
                 'n' => out.push('\n'),
                 'r' => out.push('\r'),
                 't' => out.push('\t'),
-                'u' => {
-                    let hex: String = (0..4).map(|_| chars.next()).collect::<Option<_>>()?;
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                'U' => {
-                    let hex: String = (0..8).map(|_| chars.next()).collect::<Option<_>>()?;
+                e @ ('u' | 'U') => {
+                    let digits = if e == 'u' { 4 } else { 8 };
+                    let hex: String = (0..digits).map(|_| chars.next()).collect::<Option<_>>()?;
                     out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
                 }
                 _ => return None,

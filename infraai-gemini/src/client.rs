@@ -7,6 +7,7 @@ use crate::error::{parse_proto_duration, ProviderError};
 use crate::wire::ErrorBody;
 use infraai_core::Secret;
 use reqwest::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -68,17 +69,21 @@ impl HttpClient {
         }
     }
 
-    /// POSTs `body` to `url` and returns the response body of a 2xx answer,
+    /// POSTs `body` to `url` and decodes the response body of a 2xx answer,
     /// retrying transient failures.
-    pub async fn post<B: Serialize + ?Sized>(
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         url: &str,
         body: &B,
-    ) -> Result<Vec<u8>, ProviderError> {
+    ) -> Result<T, ProviderError> {
         let mut attempt: u32 = 0;
         loop {
             let error = match self.post_once(url, body).await {
-                Ok(bytes) => return Ok(bytes),
+                Ok(bytes) => {
+                    return serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode {
+                        detail: e.to_string(),
+                    })
+                }
                 Err(e) => self.redact_error(e),
             };
             if !error.is_retryable() || attempt >= self.retry.max_retries {

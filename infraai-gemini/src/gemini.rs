@@ -4,9 +4,7 @@ use crate::client::HttpClient;
 use crate::config::GeminiConfig;
 use crate::error::ProviderError;
 use crate::schema;
-use crate::wire::{
-    Content, GenerateContentRequest, GenerateContentResponse, GenerationConfig, TextPart,
-};
+use crate::wire::{Content, GenerateContentRequest, GenerateContentResponse, GenerationConfig};
 use async_trait::async_trait;
 use infraai_core::{LlmProvider, LlmRequest, LlmResponse, Result, TokenUsage};
 use reqwest::header::HeaderName;
@@ -81,18 +79,8 @@ impl GeminiProvider {
 
     async fn call(&self, request: &LlmRequest) -> std::result::Result<LlmResponse, ProviderError> {
         let body = GenerateContentRequest {
-            system_instruction: Content {
-                role: None,
-                parts: vec![TextPart {
-                    text: &request.system,
-                }],
-            },
-            contents: vec![Content {
-                role: Some("user"),
-                parts: vec![TextPart {
-                    text: &request.prompt,
-                }],
-            }],
+            system_instruction: Content::text(None, &request.system),
+            contents: vec![Content::text(Some("user"), &request.prompt)],
             generation_config: GenerationConfig {
                 response_mime_type: "application/json",
                 response_json_schema: schema::simplified(&request.schema)?,
@@ -101,11 +89,7 @@ impl GeminiProvider {
                 candidate_count: 1,
             },
         };
-        let bytes = self.client.post(&self.url, &body).await?;
-        let response: GenerateContentResponse =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode {
-                detail: e.to_string(),
-            })?;
+        let response: GenerateContentResponse = self.client.post(&self.url, &body).await?;
         let usage = response.usage_metadata.unwrap_or_default();
         let usage = TokenUsage {
             prompt_tokens: usage.prompt_token_count,

@@ -83,11 +83,7 @@ impl OpenAiCompatProvider {
             temperature: request.temperature,
             max_completion_tokens: self.config.max_completion_tokens,
         };
-        let bytes = self.client.post(&self.url, &body).await?;
-        let completion: ChatCompletion =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode {
-                detail: e.to_string(),
-            })?;
+        let completion: ChatCompletion = self.client.post(&self.url, &body).await?;
         let usage = completion.usage.unwrap_or_default();
         let usage = TokenUsage {
             prompt_tokens: usage.prompt_tokens,

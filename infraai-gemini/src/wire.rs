@@ -51,6 +51,16 @@ pub(crate) struct TextPart<'a> {
     pub text: &'a str,
 }
 
+impl<'a> Content<'a> {
+    /// One text part, from `role` (`None` for the system instruction).
+    pub fn text(role: Option<&'static str>, text: &'a str) -> Self {
+        Self {
+            role,
+            parts: vec![TextPart { text }],
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenerationConfig {

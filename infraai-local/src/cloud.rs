@@ -123,16 +123,13 @@ impl LocalCloud {
             .map(|m| map_planned(&m))
             .unwrap_or_else(|| map_planned(&MachineType::new("e2-small").expect("valid")));
         let (mt_var, restart) = (machine_type_var(name), restart_var(name));
-        body.push(
-            Block::variable(&mt_var)?
-                .attr("type", Expr::reference("string")?)?
-                .attr("default", machine_type.as_str())?,
-        );
-        body.push(
-            Block::variable(&restart)?
-                .attr("type", Expr::reference("string")?)?
-                .attr("default", "0")?,
-        );
+        for (variable, default) in [(&mt_var, machine_type.as_str()), (&restart, "0")] {
+            body.push(
+                Block::variable(variable)?
+                    .attr("type", Expr::reference("string")?)?
+                    .attr("default", default)?,
+            );
+        }
         let input = json!({"name": name, "dir": dir, "port": port.to_string()});
         let var = |v: &str| Expr::reference(&format!("var.{v}"));
         let start = Block::new("provisioner", ["local-exec"])?
@@ -209,18 +206,14 @@ impl TerraformGenerator for LocalCloud {
                 "has no compute resource for the local cloud to run",
             ));
         }
-        let ips: BTreeMap<String, serde_json::Value> = urls
+        let ips: serde_json::Map<_, _> = urls
             .keys()
             .map(|k| (k.clone(), json!("127.0.0.1")))
             .collect();
-        body.push(Block::output("urls")?.attr(
-            "value",
-            serde_json::Value::Object(urls.into_iter().collect()),
-        )?);
-        body.push(Block::output("public_ips")?.attr(
-            "value",
-            serde_json::Value::Object(ips.into_iter().collect()),
-        )?);
+        let urls: serde_json::Map<_, _> = urls.into_iter().collect();
+        for (name, value) in [("urls", urls), ("public_ips", ips)] {
+            body.push(Block::output(name)?.attr("value", serde_json::Value::Object(value))?);
+        }
         Ok(TerraformFiles::single(body.to_string()))
     }
 }

@@ -101,10 +101,8 @@ impl TfvarsActions {
         values: BTreeMap<String, Value>,
     ) -> Result<ChangeSet> {
         let change = TfvarsChange::new(ACTIONS_TFVARS, values);
-        Ok(self
-            .runner
-            .preview_tfvars(workspace, &change, &Tracing)
-            .await?)
+        let preview = self.runner.preview_tfvars(workspace, &change, &Tracing);
+        Ok(preview.await?)
     }
 
     /// Sets `values`, plans, and applies that saved plan; returns the applied
@@ -115,9 +113,7 @@ impl TfvarsActions {
         values: BTreeMap<String, Value>,
     ) -> Result<ChangeSet> {
         let change = TfvarsChange::new(ACTIONS_TFVARS, values);
-        Ok(self
-            .runner
-            .apply_tfvars(workspace, &change, &Tracing)
-            .await?)
+        let apply = self.runner.apply_tfvars(workspace, &change, &Tracing);
+        Ok(apply.await?)
     }
 }

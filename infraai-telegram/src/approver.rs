@@ -159,9 +159,7 @@ impl TelegramApprover {
                 .ok()
         })
     }
-}
 
-impl TelegramApprover {
     /// Answers the button press (a pop-up only the presser sees, cut to
     /// Telegram's 200 characters) or replies to the text command.
     async fn answer(&self, reply: &HumanReply, text: &str) -> Result<()> {

@@ -14,12 +14,39 @@ use futures_util::stream::{self, Stream};
 use infraai_core::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 use utoipa::ToSchema;
+
+/// The set of executing runs (a poisoned lock still holds a consistent set).
+fn locked(set: &Mutex<HashSet<RunId>>) -> MutexGuard<'_, HashSet<RunId>> {
+    set.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits until `ready` holds for the executing set (it may change the set,
+/// under its lock). A run that just finished (its terminal phase is already
+/// stored and streamed) leaves the set a moment later: that is waited for
+/// rather than refused; anything else is a conflict: `run <id> is <busy>`.
+async fn wait_for_executing(
+    s: &AppState,
+    id: RunId,
+    mut ready: impl FnMut(&mut HashSet<RunId>) -> bool,
+    busy: &str,
+) -> ApiResult<()> {
+    let mut tries = 0;
+    while !ready(&mut locked(&s.executing)) {
+        tries += 1;
+        if tries > 40 || !load_run(s, id).await?.phase.is_terminal() {
+            return Err(ApiError::conflict(format!("run {id} is {busy}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,32 +75,14 @@ pub(crate) async fn execute(
             run.phase
         )));
     }
-    // A run that just finished (its terminal phase is already stored and
-    // streamed) leaves the executing set a moment later: wait for that
-    // rather than refuse a client that re-executes at once.
-    let mut tries = 0;
-    while !s
-        .executing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id)
-    {
-        tries += 1;
-        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
-            return Err(ApiError::conflict(format!("run {id} is already executing")));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_executing(&s, id, |set| set.insert(id), "already executing").await?;
     let (deploy, executing, dry_run) = (s.deploy.clone(), s.executing.clone(), req.dry_run);
     tokio::spawn(async move {
         match deploy.execute(id, dry_run).await {
             Ok(run) => info!(run_id = %id, phase = %run.phase, "run finished"),
             Err(e) => warn!(run_id = %id, error = %e, "run could not execute"),
         }
-        executing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        locked(&executing).remove(&id);
     });
     Ok((
         StatusCode::ACCEPTED,
@@ -121,19 +130,13 @@ pub(crate) async fn run_status(
 
 /// Body of `POST /runs/{id}/destroy`.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct DestroyBody {
-    #[serde(default = "preview_by_default")]
     #[schema(default = true)]
     dry_run: bool,
     /// The `change_set` of the preview being approved (required when `dry_run` is false).
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     change_set: Option<ChangeSet>,
-}
-
-fn preview_by_default() -> bool {
-    true
 }
 
 impl Default for DestroyBody {
@@ -160,21 +163,7 @@ pub(crate) async fn destroy_run(
 ) -> ApiResult<Json<Value>> {
     let id = run_id(&id)?;
     let req: DestroyBody = parse_opt(&body(b)?)?;
-    // A run that just finished leaves the executing set a moment after its
-    // terminal phase is streamed: wait for that rather than refuse.
-    let mut tries = 0;
-    while s
-        .executing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains(&id)
-    {
-        tries += 1;
-        if tries > 40 || !load_run(&s, id).await?.phase.is_terminal() {
-            return Err(ApiError::conflict(format!("run {id} is executing")));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_executing(&s, id, |set| !set.contains(&id), "executing").await?;
     load_run(&s, id).await?;
     if req.dry_run {
         let p = s.deploy.preview_destroy(id).await?;
@@ -232,11 +221,7 @@ pub(crate) async fn run_events(
     let id = run_id(&id)?;
     let run = load_run(&s, id).await?;
     let (backlog, rx) = s.deploy.events().subscribe(id);
-    let executing = s
-        .executing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains(&id);
+    let executing = locked(&s.executing).contains(&id);
     // A dry-run run can be executed again: its backlog then holds more than
     // one execution. Stream only the current one (or the last finished one).
     let ends: Vec<usize> = backlog

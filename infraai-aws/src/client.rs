@@ -115,9 +115,14 @@ impl AwsApi {
                     || code.contains("Throttl")
                     || code == "RequestLimitExceeded"
                     || code == "ServiceUnavailable";
-                Error::backend(format!("aws-{}", self.service), op, retryable, e)
+                self.backend(op, retryable, e)
             }
         }
+    }
+
+    /// A backend error of this service (`aws-<service>`).
+    fn backend(&self, op: &str, retryable: bool, e: impl Into<infraai_core::BoxError>) -> Error {
+        Error::backend(format!("aws-{}", self.service), op, retryable, e)
     }
 
     async fn send(
@@ -160,13 +165,12 @@ impl AwsApi {
         for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
             req = req.header(k.as_str(), v.as_str());
         }
-        let response = req.send().await.map_err(|e| {
-            Error::backend(format!("aws-{}", self.service), op.to_string(), true, e)
-        })?;
+        let response = req.send().await.map_err(|e| self.backend(op, true, e))?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| {
-            Error::backend(format!("aws-{}", self.service), op.to_string(), true, e)
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.backend(op, true, e))?;
         debug!(service = self.service, op, status, "AWS API call");
         Ok((status, text))
     }
@@ -185,10 +189,7 @@ impl AwsApi {
             uri_encode(version)
         );
         for (k, v) in params {
-            body.push('&');
-            body.push_str(&uri_encode(k));
-            body.push('=');
-            body.push_str(&uri_encode(v));
+            body.push_str(&format!("&{}={}", uri_encode(k), uri_encode(v)));
         }
         let (status, text) = self
             .send(
@@ -222,14 +223,7 @@ impl AwsApi {
             )
             .await?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&text).map_err(|e| {
-                Error::backend(
-                    format!("aws-{}", self.service),
-                    action.to_string(),
-                    false,
-                    e,
-                )
-            });
+            return serde_json::from_str(&text).map_err(|e| self.backend(action, false, e));
         }
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let code = v

@@ -64,9 +64,7 @@ impl CloudWatchMetrics {
             Err(e) => Err(e),
         }
     }
-}
 
-impl CloudWatchMetrics {
     /// `GetMetricData` for one metric of one resource over `[start, end]`
     /// (unix seconds), by minute: the finite points, oldest first.
     async fn datapoints(

@@ -62,12 +62,10 @@ pub fn is_aws_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let letters = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
     match parts.as_slice() {
-        [geo, dir, n] => geo.len() == 2 && letters(geo) && letters(dir) && n.parse::<u8>().is_ok(),
-        [geo, gov, dir, n] => {
+        [geo, words @ .., n] if (1..=2).contains(&words.len()) => {
             geo.len() == 2
                 && letters(geo)
-                && letters(gov)
-                && letters(dir)
+                && words.iter().all(|w| letters(w))
                 && n.parse::<u8>().is_ok()
         }
         _ => false,

@@ -1,6 +1,6 @@
 //! Cloud Monitoring `timeSeries.list` as a [`MetricSource`].
 
-use crate::catalog::{CLOUDSQL_DATABASE, GCE_INSTANCE};
+use crate::catalog::CLOUDSQL_DATABASE;
 use crate::credential::Credentials;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -25,7 +25,7 @@ fn quote(v: &str) -> String {
 fn resource_label(resource_type: &str) -> &'static str {
     match resource_type {
         CLOUDSQL_DATABASE => "resource.labels.database_id",
-        GCE_INSTANCE => "metric.labels.instance_name",
+        // `gce_instance` and any other type.
         _ => "metric.labels.instance_name",
     }
 }
@@ -79,9 +79,7 @@ impl CloudMonitoringMetrics {
             quote(&query.resource)
         )
     }
-}
 
-impl CloudMonitoringMetrics {
     /// `timeSeries.list` over `[start, end]`, aligned by minute means: the
     /// first series' points, newest first (Cloud Monitoring's order).
     async fn points(

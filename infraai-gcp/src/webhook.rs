@@ -85,34 +85,23 @@ impl GcpWebhookSource {
     /// Maps one notification to an alert (`None` for console test
     /// notifications, which carry placeholder values).
     pub fn normalize(body: &[u8]) -> Result<Option<Alert>> {
-        let raw: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::invalid("Cloud Monitoring notification", e.to_string()))?;
-        let n: Notification = serde_json::from_value(raw.clone())
-            .map_err(|e| Error::invalid("Cloud Monitoring notification", e.to_string()))?;
+        let bad = |detail: String| Error::invalid("Cloud Monitoring notification", detail);
+        let raw: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+        let n: Notification =
+            serde_json::from_value(raw.clone()).map_err(|e| bad(e.to_string()))?;
         if n.version.as_deref() == Some("test") {
             return Ok(None);
         }
-        let i = n
-            .incident
-            .ok_or_else(|| Error::invalid("Cloud Monitoring notification", "has no incident"))?;
+        let i = n.incident.ok_or_else(|| bad("has no incident".into()))?;
         let state = match i.state.to_ascii_lowercase().as_str() {
             "open" => AlertState::Firing,
             "closed" => AlertState::Resolved,
-            other => {
-                return Err(Error::invalid(
-                    "Cloud Monitoring notification",
-                    format!("unknown state {other:?}"),
-                ))
-            }
+            other => return Err(bad(format!("unknown state {other:?}"))),
         };
-        let severity = match i
-            .severity
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let severity = i.severity.as_deref().map(str::to_ascii_lowercase);
+        let severity = match severity.as_deref() {
             // Error sits between critical and warning; treat it as critical so a human approves.
-            Some("critical") | Some("error") => Severity::Critical,
+            Some("critical" | "error") => Severity::Critical,
             Some("warning") => Severity::Warning,
             _ => Severity::Info,
         };
@@ -135,15 +124,14 @@ impl GcpWebhookSource {
             .or(i.resource_display_name)
             .or_else(|| resource_labels.get("instance_id").cloned())
             .unwrap_or_default();
-        let mut labels = BTreeMap::new();
-        let prefixed = |p: &str, m: &BTreeMap<String, String>| {
-            m.iter()
-                .map(|(k, v)| (format!("{p}{k}"), v.clone()))
-                .collect::<Vec<_>>()
-        };
-        labels.extend(prefixed("resource.", &resource_labels));
-        labels.extend(prefixed("metric.", &metric_labels));
-        labels.extend(prefixed("policy.", &i.policy_user_labels));
+        let mut labels: BTreeMap<String, String> = [
+            ("resource.", &resource_labels),
+            ("metric.", &metric_labels),
+            ("policy.", &i.policy_user_labels),
+        ]
+        .into_iter()
+        .flat_map(|(p, m)| m.iter().map(move |(k, v)| (format!("{p}{k}"), v.clone())))
+        .collect();
         if let Some(s) = i.summary {
             labels.insert("summary".into(), s);
         }

@@ -125,7 +125,8 @@ impl AlertmanagerSource {
             .alerts
             .into_iter()
             .map(|a| {
-                let get = |k: &str| a.annotations.get(k).or_else(|| a.labels.get(k)).cloned();
+                let label = |k: &str| a.labels.get(k).cloned();
+                let get = |k: &str| a.annotations.get(k).cloned().or_else(|| label(k));
                 let num = |k: &str| {
                     get(k)
                         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -136,11 +137,7 @@ impl AlertmanagerSource {
                     "resolved" => AlertState::Resolved,
                     other => return Err(bad(format!("unknown alert status {other:?}"))),
                 };
-                let alertname = a
-                    .labels
-                    .get("alertname")
-                    .cloned()
-                    .unwrap_or_else(|| "unnamed".into());
+                let alertname = label("alertname").unwrap_or_else(|| "unnamed".into());
                 let resource = a
                     .labels
                     .get(&m.resource)
@@ -151,14 +148,10 @@ impl AlertmanagerSource {
                         _ => r.clone(),
                     })
                     .unwrap_or_default();
-                let severity = match a
-                    .labels
-                    .get(&m.severity)
-                    .map(|s| s.to_ascii_lowercase())
-                    .as_deref()
-                {
-                    Some("critical") | Some("page") | Some("error") => Severity::Critical,
-                    Some("warning") | Some("warn") => Severity::Warning,
+                let severity = label(&m.severity).map(|s| s.to_ascii_lowercase());
+                let severity = match severity.as_deref() {
+                    Some("critical" | "page" | "error") => Severity::Critical,
+                    Some("warning" | "warn") => Severity::Warning,
                     _ => Severity::Info,
                 };
                 let alert = Alert {
@@ -166,17 +159,10 @@ impl AlertmanagerSource {
                     fingerprint: format!("am:{}", a.fingerprint),
                     policy_name: alertname.clone(),
                     resource,
-                    resource_type: a
-                        .labels
-                        .get(&m.resource_type)
-                        .cloned()
+                    resource_type: label(&m.resource_type)
                         .unwrap_or_else(|| m.default_resource_type.clone()),
-                    cloud: a
-                        .labels
-                        .get(&m.cloud)
-                        .cloned()
-                        .unwrap_or_else(|| "prometheus".into()),
-                    metric: a.labels.get(&m.metric).cloned().unwrap_or(alertname),
+                    cloud: label(&m.cloud).unwrap_or_else(|| "prometheus".into()),
+                    metric: label(&m.metric).unwrap_or(alertname),
                     value: num(&m.value),
                     threshold: num(&m.threshold),
                     severity,

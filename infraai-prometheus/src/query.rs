@@ -73,9 +73,7 @@ impl PrometheusMetrics {
                 .unwrap_or_default(),
         }
     }
-}
 
-impl PrometheusMetrics {
     /// Runs one query API call and returns its `data`, with Prometheus's
     /// errors mapped: a 4xx is a bad query, anything else a backend error.
     async fn api(&self, endpoint: &str, promql: &str, params: &[(&str, String)]) -> Result<Value> {

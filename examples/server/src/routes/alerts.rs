@@ -35,8 +35,7 @@ pub(crate) async fn alert_webhook(
     // The first alert source that accepts the request takes it.
     let req = inbound(&headers, query, body_within(b, ALERT_BODY_LIMIT)?);
     let Some(source) = s.alert_sources.iter().find(|a| a.accepts(&req)) else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::unprocessable(
             "no alert source takes this request",
         ));
     };
@@ -102,10 +101,7 @@ async fn receive(
 /// background.
 pub(crate) async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<Accepted>> {
     if alerts.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no alerts in the body",
-        ));
+        return Err(ApiError::unprocessable("no alerts in the body"));
     }
     let _ingesting = Ingesting::start(&s.ingesting);
     let fingerprints: Vec<String> = alerts.iter().map(|a| a.fingerprint.clone()).collect();

@@ -45,10 +45,7 @@ fn parse<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(b).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Data => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("invalid request: {e}"),
-            ),
+            Category::Data => ApiError::unprocessable(format!("invalid request: {e}")),
             _ => ApiError::bad_request(format!("malformed JSON: {e}")),
         }
     })

@@ -102,13 +102,11 @@ pub(crate) async fn list_alerts(
         })?;
         statuses.push(status);
     }
-    let severity = match &q.severity {
-        Some(v) => Some(
-            serde_json::from_value::<Severity>(Value::String(v.clone()))
-                .map_err(|_| ApiError::bad_request(format!("unknown severity {v:?}")))?,
-        ),
-        None => None,
-    };
+    let severity: Option<ApiResult<Severity>> = q.severity.map(|v| {
+        serde_json::from_value(Value::String(v.clone()))
+            .map_err(|_| ApiError::bad_request(format!("unknown severity {v:?}")))
+    });
+    let severity = severity.transpose()?;
     let limit = bounded("limit", q.limit, 100, 1000)?;
     let incidents = s
         .store
@@ -244,8 +242,7 @@ pub(crate) async fn command(
 
 fn reason(r: Option<String>) -> ApiResult<Option<String>> {
     match r.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
-        Some(r) if r.chars().count() > 1000 => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Some(r) if r.chars().count() > 1000 => Err(ApiError::unprocessable(
             "reason is longer than 1000 characters",
         )),
         r => Ok(r),
@@ -262,15 +259,8 @@ pub(crate) async fn approve(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let _: ReasonBody = parse_opt(&body(b)?)?;
-    let incident = load_incident(&s, incident_id(&id)?).await?;
-    command(
-        &s,
-        HumanCommand::Approve {
-            incident_id: incident.id,
-        },
-        "approve",
-    )
-    .await
+    let incident_id = load_incident(&s, incident_id(&id)?).await?.id;
+    command(&s, HumanCommand::Approve { incident_id }, "approve").await
 }
 
 /// Reject the pending action, with an optional reason.
@@ -281,12 +271,12 @@ pub(crate) async fn reject(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let r: ReasonBody = parse_opt(&body(b)?)?;
-    let incident = load_incident(&s, incident_id(&id)?).await?;
+    let incident_id = load_incident(&s, incident_id(&id)?).await?.id;
     let reason = reason(r.reason)?;
     command(
         &s,
         HumanCommand::Reject {
-            incident_id: incident.id,
+            incident_id,
             reason,
         },
         "reject",

@@ -73,16 +73,12 @@ pub(crate) async fn generate_graph(
     let req: GoalBody = parse(&body(b)?)?;
     let goal = req.goal.trim();
     if goal.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "goal is empty",
-        ));
+        return Err(ApiError::unprocessable("goal is empty"));
     }
     if goal.chars().count() > MAX_GOAL_CHARS {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("goal is longer than {MAX_GOAL_CHARS} characters"),
-        ));
+        return Err(ApiError::unprocessable(format!(
+            "goal is longer than {MAX_GOAL_CHARS} characters"
+        )));
     }
     let run = s.deploy.plan(goal).await?;
     let plan = run.plan.as_ref().ok_or_else(|| {

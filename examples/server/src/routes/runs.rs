@@ -176,8 +176,7 @@ pub(crate) async fn destroy_run(
         })));
     }
     let Some(approved) = req.change_set else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::unprocessable(
             "executing a destroy needs the previewed change_set (POST with dry_run: true first)",
         ));
     };

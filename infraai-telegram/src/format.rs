@@ -12,16 +12,10 @@ pub const MAX_CALLBACK_BYTES: usize = 64;
 /// Escapes text for `parse_mode: HTML` (the three characters the Bot API
 /// requires: `&`, `<`, `>`).
 pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
+    // `&` first, so the entities written after it stay as they are.
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Cuts escaped HTML to `max` characters without splitting an entity,
@@ -92,14 +86,8 @@ pub fn notification_message(n: &Notification) -> String {
         .incident_id
         .map(|i| format!(" — incident <code>{i}</code>"))
         .unwrap_or_default();
-    truncate_html(
-        &format!(
-            "<b>{}</b>{id}\n{}",
-            escape_html(&n.title),
-            escape_html(&n.body)
-        ),
-        MAX_MESSAGE_CHARS,
-    )
+    let (title, body) = (escape_html(&n.title), escape_html(&n.body));
+    truncate_html(&format!("<b>{title}</b>{id}\n{body}"), MAX_MESSAGE_CHARS)
 }
 
 /// Approve / Reject / STOP AUTONOMY buttons.

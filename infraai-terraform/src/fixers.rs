@@ -117,15 +117,14 @@ fn scan_end(text: &str, start: usize) -> Option<usize> {
 
 /// Byte offset of the start of 1-based `line`.
 fn line_start(text: &str, line: u32) -> Option<usize> {
-    if line == 0 {
-        return None;
+    match line {
+        0 => None,
+        1 => Some(0),
+        n => text
+            .match_indices('\n')
+            .nth(n as usize - 2)
+            .map(|(i, _)| i + 1),
     }
-    if line == 1 {
-        return Some(0);
-    }
-    text.match_indices('\n')
-        .nth(line as usize - 2)
-        .map(|(i, _)| i + 1)
 }
 
 /// The byte range of the item (attribute or block) named `name` whose first

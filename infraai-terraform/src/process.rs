@@ -83,16 +83,12 @@ pub(crate) struct Finished {
 
 impl Finished {
     pub fn status_text(&self) -> String {
-        status_text(self.status)
-    }
-}
-
-fn status_text(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit status {c}"),
-        (None, Some(s)) => format!("signal {s}"),
-        _ => status.to_string(),
+        use std::os::unix::process::ExitStatusExt;
+        match (self.status.code(), self.status.signal()) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(s)) => format!("signal {s}"),
+            _ => self.status.to_string(),
+        }
     }
 }
 
@@ -149,11 +145,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         match self.reader.read_until(b'\n', &mut self.buf).await {
             Ok(0) | Err(_) => {
                 self.done = true;
-                if self.buf.is_empty() {
-                    None
-                } else {
-                    Some(self.take())
-                }
+                (!self.buf.is_empty()).then(|| self.take())
             }
             Ok(_) => Some(self.take()),
         }

@@ -5,7 +5,7 @@
 
 #![cfg_attr(
     not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
-    allow(dead_code)
+    allow(dead_code, unused_imports)
 )]
 
 use crate::error::{StoreError, StoreResult};

@@ -1,6 +1,6 @@
-//! Rows ↔ domain types. Decoding never panics: every stored value that does
-//! not parse (or has an unexpected SQL type) becomes [`StoreError::Corrupt`]
-//! naming the row and column.
+//! The PostgreSQL side of each record: its statements, run on a pooled
+//! connection or in a transaction (records are decoded and their parameters
+//! listed in [`crate::sql`]).
 
 use super::{Db, COMPONENT};
 use crate::codec::{self, status_name};

@@ -271,7 +271,7 @@ fn incident_status(
     op: &'static str,
 ) -> StoreResult<(IncidentStatus, bool)> {
     let sql = "SELECT status, decision_json IS NOT NULL FROM incidents WHERE id = ?1";
-    let row = rows::one(conn, sql, [id], rerr(op, id.to_owned()), |r| {
+    let row = rows::one(conn, sql, [id], rerr(op, || id.to_owned()), |r| {
         let c = crate::sql::Cols::new(r, op, format!("incident {id}"));
         Ok((c.name(0)?, c.get(1)?))
     })?;
@@ -292,7 +292,7 @@ fn set_status(
         conn,
         "UPDATE incidents SET status = ?2, note = COALESCE(?3, note), updated_at = ?4 WHERE id = ?1",
         params![id, status_name(to), note, now],
-        rerr(op, id.to_owned()),
+        rerr(op, || id.to_owned()),
     )?;
     Ok(())
 }

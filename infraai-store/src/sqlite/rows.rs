@@ -1,5 +1,5 @@
-//! Rows ↔ domain types. Decoding never panics: every stored value that does
-//! not parse becomes [`StoreError::Corrupt`] naming the row and column.
+//! The SQLite side of each record: its statements, run on one connection
+//! (records are decoded and their parameters listed in [`crate::sql`]).
 
 use super::COMPONENT;
 use crate::codec::{self, status_name};

@@ -652,10 +652,42 @@ pub(crate) fn audit<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<AuditReco
     })
 }
 
-/// The columns of a job, in the order [`job`] reads them.
-pub(crate) const JOB_COLUMNS: &str = "key, owner, lease_until, claims";
+/// Takes a job (`$1`) for an owner (`$2`) until `$3` unless another owner's
+/// lease lasts beyond now (`$4`); returns it when taken.
+pub(crate) const CLAIM_JOB: &str = "INSERT INTO jobs (key, owner, lease_until, claims) \
+     VALUES ($1, $2, $3, 1) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
+     lease_until = excluded.lease_until, claims = jobs.claims + 1 \
+     WHERE jobs.owner IS NULL OR jobs.lease_until <= $4 \
+     RETURNING key, owner, lease_until, claims";
 
-/// A `jobs` row ([`JOB_COLUMNS`]).
+/// Extends the lease of a job (`$2`) held by `$3` until `$1`.
+pub(crate) const RENEW_JOB: &str = "UPDATE jobs SET lease_until = $1 WHERE key = $2 AND owner = $3";
+
+/// Releases a job (`$1`) held by `$2`: removed when `finished`, free to take
+/// otherwise.
+pub(crate) fn release_job(finished: bool) -> &'static str {
+    if finished {
+        "DELETE FROM jobs WHERE key = $1 AND owner = $2"
+    } else {
+        "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = $1 AND owner = $2"
+    }
+}
+
+/// A cursor's value.
+pub(crate) const CURSOR: &str = "SELECT value FROM cursors WHERE name = $1";
+
+/// Sets a cursor (`$1`) to `$2` at `$3`.
+pub(crate) const SET_CURSOR: &str = "INSERT INTO cursors (name, value, updated_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+     updated_at = excluded.updated_at";
+
+/// Sets the kill-switch: engaged (`$1`), by (`$2`), why (`$3`), when (`$4`).
+pub(crate) const SET_KILL_SWITCH: &str = "INSERT INTO kill_switch (id, engaged, set_by, \
+     reason, set_at) VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
+     engaged = excluded.engaged, set_by = excluded.set_by, reason = excluded.reason, \
+     set_at = excluded.set_at";
+
+/// A `jobs` row (`key, owner, lease_until, claims`).
 pub(crate) fn job<R: SqlRow>(r: &R, op: &'static str) -> StoreResult<Job> {
     let (c, key) = Cols::keyed(r, op, "job")?;
     Ok(Job {

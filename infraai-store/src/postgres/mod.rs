@@ -584,15 +584,9 @@ impl IncidentStore for PostgresStore {
                 reason: reason.map(str::to_owned),
                 set_at: Some(now),
             };
-            tx.exec(
-                "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
-                         VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
-                         engaged = excluded.engaged, set_by = excluded.set_by, \
-                         reason = excluded.reason, set_at = excluded.set_at",
-                &[&engaged, &state.set_by, &state.reason, &codec::time(now)],
-            )
-            .await
-            .map_err(pg(OP))?;
+            let p: [&(dyn ToSql + Sync); 4] =
+                [&engaged, &state.set_by, &state.reason, &codec::time(now)];
+            tx.exec(sql::SET_KILL_SWITCH, &p).await.map_err(pg(OP))?;
             let (from, to) = lifecycle::kill_switch_moves(engaged);
             let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
             let ids = tx
@@ -655,82 +649,48 @@ impl HistoryStore for PostgresStore {
 #[async_trait]
 impl LeaseStore for PostgresStore {
     async fn claim_job(&self, key: &str, lease: Lease<'_>) -> Result<Option<Job>> {
-        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_job";
-        let (now, until) = (codec::time(now), codec::time(lease.until()));
+        let (now, until) = (codec::time(lease.now), codec::time(lease.until()));
         let c = self.client(OP).await?;
         // ON CONFLICT DO UPDATE locks the row and checks the lease on its
         // latest version: of two replicas racing, one takes the job.
-        let sql = format!(
-            "INSERT INTO jobs (key, owner, lease_until, claims) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
-             lease_until = excluded.lease_until, claims = jobs.claims + 1 \
-             WHERE jobs.owner IS NULL OR jobs.lease_until <= $4 RETURNING {}",
-            sql::JOB_COLUMNS
-        );
-        let found = c
-            .rows(&sql, &[&key, &owner, &until, &now])
-            .await
-            .map_err(qerr(OP, format!("job {key}")))?;
-        Ok(found.first().map(|r| sql::job(r, OP)).transpose()?)
+        let p: [&(dyn ToSql + Sync); 4] = [&key, &lease.owner, &until, &now];
+        let err = qerr(OP, format!("job {key}"));
+        Ok(rows::one(&c, sql::CLAIM_JOB, &p, err, |r| sql::job(r, OP)).await?)
     }
 
     async fn claim_abandoned_jobs(&self, lease: Lease<'_>, limit: usize) -> Result<Vec<Job>> {
-        let (owner, now) = (lease.owner, lease.now);
         const OP: &str = "claim_abandoned_jobs";
-        let (now, until) = (codec::time(now), codec::time(lease.until()));
+        let (now, until) = (codec::time(lease.now), codec::time(lease.until()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client(OP).await?;
         // SKIP LOCKED: concurrent scans take disjoint jobs; a row another
         // scan just took is re-checked on its new version and left alone.
-        let sql = format!(
-            "UPDATE jobs SET owner = $1, lease_until = $2, claims = claims + 1 \
+        let update = "UPDATE jobs SET owner = $1, lease_until = $2, claims = claims + 1 \
              WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= $3 \
-             ORDER BY lease_until NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {}",
-            sql::JOB_COLUMNS
-        );
-        let taken = c
-            .rows(&sql, &[&owner, &until, &now, &limit])
-            .await
-            .map_err(qerr(OP, "jobs"))?;
-        Ok(taken
-            .iter()
-            .map(|r| sql::job(r, OP))
-            .collect::<StoreResult<_>>()?)
+             ORDER BY lease_until NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING key, owner, lease_until, claims";
+        let p: [&(dyn ToSql + Sync); 4] = [&lease.owner, &until, &now, &limit];
+        Ok(rows::all(&c, update, &p, qerr(OP, "jobs"), |r| sql::job(r, OP)).await?)
     }
 
     async fn renew_job(&self, key: &str, lease: Lease<'_>) -> Result<bool> {
-        let owner = lease.owner;
         const OP: &str = "renew_job";
         let until = codec::time(lease.until());
         let c = self.client(OP).await?;
         let n = c
-            .exec(
-                "UPDATE jobs SET lease_until = $3 WHERE key = $1 AND owner = $2",
-                &[&key, &owner, &until],
-            )
+            .exec(sql::RENEW_JOB, &[&until, &key, &lease.owner])
             .await
             .map_err(qerr(OP, format!("job {key}")))?;
         Ok(n == 1)
     }
 
     async fn release_job(&self, release: Release<'_>) -> Result<bool> {
-        let Release {
-            key,
-            owner,
-            finished,
-        } = release;
         const OP: &str = "release_job";
+        let Release { key, owner, .. } = release;
         let c = self.client(OP).await?;
         let n = c
-            .exec(
-                if finished {
-                    "DELETE FROM jobs WHERE key = $1 AND owner = $2"
-                } else {
-                    "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = $1 AND owner = $2"
-                },
-                &[&key, &owner],
-            )
+            .exec(sql::release_job(release.finished), &[&key, &owner])
             .await
             .map_err(qerr(OP, format!("job {key}")))?;
         Ok(n == 1)
@@ -739,25 +699,17 @@ impl LeaseStore for PostgresStore {
     async fn get_cursor(&self, name: &str) -> Result<Option<i64>> {
         const OP: &str = "get_cursor";
         let c = self.client(OP).await?;
-        let rows = c
-            .rows("SELECT value FROM cursors WHERE name = $1", &[&name])
-            .await
-            .map_err(qerr(OP, format!("cursor {name}")))?;
-        let cursor = |r| Cols::new(r, OP, format!("cursor {name}")).get(0);
-        Ok(rows.first().map(cursor).transpose()?)
+        let cursor = |r: &Row| Cols::new(r, OP, format!("cursor {name}")).get(0);
+        let err = qerr(OP, format!("cursor {name}"));
+        Ok(rows::one(&c, sql::CURSOR, &[&name], err, cursor).await?)
     }
 
     async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
         const OP: &str = "set_cursor";
         let c = self.client(OP).await?;
-        c.exec(
-            "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-             updated_at = excluded.updated_at",
-            &[&name, &value, &codec::time(Utc::now())],
-        )
-        .await
-        .map_err(qerr(OP, format!("cursor {name}")))?;
+        c.exec(sql::SET_CURSOR, &[&name, &value, &codec::time(Utc::now())])
+            .await
+            .map_err(qerr(OP, format!("cursor {name}")))?;
         Ok(())
     }
 }

@@ -45,7 +45,7 @@ fn insert_err(op: &'static str, what: String) -> impl FnOnce(tokio_postgres::Err
 }
 
 /// Every row of a statement, each decoded by `f`.
-async fn all<T>(
+pub(super) async fn all<T>(
     c: &dyn Db,
     sql: &str,
     p: &[&(dyn ToSql + Sync)],
@@ -56,7 +56,7 @@ async fn all<T>(
 }
 
 /// The first row of a statement, if any, decoded by `f`.
-async fn one<T>(
+pub(super) async fn one<T>(
     c: &dyn Db,
     sql: &str,
     p: &[&(dyn ToSql + Sync)],

@@ -31,7 +31,6 @@ mod writer;
 
 use crate::codec::{self, status_name};
 use crate::error::{StoreError, StoreResult};
-use crate::sql::JOB_COLUMNS;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use infraai_core::*;
@@ -470,15 +469,8 @@ impl IncidentStore for SqliteStore {
                 reason: reason.clone(),
                 set_at: Some(now),
             };
-            rows::exec(
-                c,
-                "INSERT INTO kill_switch (id, engaged, set_by, reason, set_at) \
-                 VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
-                 engaged = excluded.engaged, set_by = excluded.set_by, \
-                 reason = excluded.reason, set_at = excluded.set_at",
-                params![engaged, state.set_by, state.reason, codec::time(now)],
-                sql(OP),
-            )?;
+            let p = params![engaged, state.set_by, state.reason, codec::time(now)];
+            rows::exec(c, crate::sql::SET_KILL_SWITCH, p, sql(OP))?;
             let (from, to) = lifecycle::kill_switch_moves(engaged);
             let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
             let from = codec::json(COMPONENT, OP, "statuses", &from)?;
@@ -555,15 +547,8 @@ impl LeaseStore for SqliteStore {
         let (key, owner) = (key.to_owned(), lease.owner.to_owned());
         let (now, until) = (codec::time(lease.now), codec::time(lease.until()));
         self.write(OP, move |c| {
-            let sql = format!(
-                "INSERT INTO jobs (key, owner, lease_until, claims) VALUES (?1, ?2, ?3, 1) \
-                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
-                 lease_until = excluded.lease_until, claims = jobs.claims + 1 \
-                 WHERE jobs.owner IS NULL OR jobs.lease_until <= ?4 \
-                 RETURNING {JOB_COLUMNS}"
-            );
             let p = params![key, owner, until, now];
-            rows::one(c, &sql, p, rerr(OP, key.clone()), |r| {
+            rows::one(c, crate::sql::CLAIM_JOB, p, rerr(OP, key.clone()), |r| {
                 crate::sql::job(r, OP)
             })
         })
@@ -577,13 +562,11 @@ impl LeaseStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.write(OP, move |c| {
             // One writer: the scan and the update are one transaction.
-            let update = format!(
-                "UPDATE jobs SET owner = ?1, lease_until = ?2, claims = claims + 1 \
+            let update = "UPDATE jobs SET owner = ?1, lease_until = ?2, claims = claims + 1 \
                  WHERE key IN (SELECT key FROM jobs WHERE owner IS NULL OR lease_until <= ?3 \
-                 ORDER BY lease_until LIMIT ?4) RETURNING {JOB_COLUMNS}"
-            );
+                 ORDER BY lease_until LIMIT ?4) RETURNING key, owner, lease_until, claims";
             let p = params![owner, until, now, limit];
-            rows::all(c, &update, p, sql(OP), |r| crate::sql::job(r, OP))
+            rows::all(c, update, p, sql(OP), |r| crate::sql::job(r, OP))
         })
         .await
     }
@@ -593,9 +576,8 @@ impl LeaseStore for SqliteStore {
         let (key, owner) = (key.to_owned(), lease.owner.to_owned());
         let until = codec::time(lease.until());
         self.write(OP, move |c| {
-            let sql = "UPDATE jobs SET lease_until = ?3 WHERE key = ?1 AND owner = ?2";
-            let n = rows::exec(c, sql, params![key, owner, until], rerr(OP, key.clone()))?;
-            Ok(n == 1)
+            let p = params![until, key, owner];
+            Ok(rows::exec(c, crate::sql::RENEW_JOB, p, rerr(OP, key.clone()))? == 1)
         })
         .await
     }
@@ -603,11 +585,7 @@ impl LeaseStore for SqliteStore {
     async fn release_job(&self, release: Release<'_>) -> Result<bool> {
         const OP: &str = "release_job";
         let (key, owner) = (release.key.to_owned(), release.owner.to_owned());
-        let sql = if release.finished {
-            "DELETE FROM jobs WHERE key = ?1 AND owner = ?2"
-        } else {
-            "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = ?1 AND owner = ?2"
-        };
+        let sql = crate::sql::release_job(release.finished);
         self.write(OP, move |c| {
             Ok(rows::exec(c, sql, params![key, owner], rerr(OP, key.clone()))? == 1)
         })
@@ -618,10 +596,13 @@ impl LeaseStore for SqliteStore {
         const OP: &str = "get_cursor";
         let name = name.to_owned();
         self.read(OP, move |c| {
-            let sql = "SELECT value FROM cursors WHERE name = ?1";
-            rows::one(c, sql, [&name], rerr(OP, name.clone()), |r| {
-                crate::sql::Cols::new(r, OP, format!("cursor {name}")).get(0)
-            })
+            rows::one(
+                c,
+                crate::sql::CURSOR,
+                [&name],
+                rerr(OP, name.clone()),
+                |r| crate::sql::Cols::new(r, OP, format!("cursor {name}")).get(0),
+            )
         })
         .await
     }
@@ -630,14 +611,8 @@ impl LeaseStore for SqliteStore {
         const OP: &str = "set_cursor";
         let name = name.to_owned();
         self.write(OP, move |c| {
-            rows::exec(
-                c,
-                "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-                 updated_at = excluded.updated_at",
-                params![name, value, codec::time(Utc::now())],
-                rerr(OP, name.clone()),
-            )?;
+            let p = params![name, value, codec::time(Utc::now())];
+            rows::exec(c, crate::sql::SET_CURSOR, p, rerr(OP, name.clone()))?;
             Ok(())
         })
         .await

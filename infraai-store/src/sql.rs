@@ -423,6 +423,20 @@ pub(crate) fn update_alert_params<'a>(
     Ok(p)
 }
 
+/// Records a decision on an incident, and in the decisions table: the
+/// decision (`$1`), the guardrail notes (`$2`), the status it routes to
+/// (`$3`), when (`$4`), the incident (`$5`).
+pub(crate) const DECIDE: [&str; 2] = [
+    "UPDATE incidents SET decision_json = $1, guardrail_notes_json = $2, status = $3, \
+     updated_at = $4 WHERE id = $5",
+    "INSERT INTO decisions (decision_json, guardrail_notes_json, routed_to, decided_at, \
+     incident_id) VALUES ($1, $2, $3, $4, $5)",
+];
+
+/// Moves an incident (`$4`) to a status (`$1`), noting `$2` if given, at `$3`.
+pub(crate) const SET_STATUS: &str = "UPDATE incidents SET status = $1, \
+     note = COALESCE($2, note), updated_at = $3 WHERE id = $4";
+
 /// Inserts an approval ([`approval_params`]).
 pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO approvals (incident_id, approved, \
      actor_channel, actor_id, actor_json, effective, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";

@@ -395,12 +395,10 @@ async fn set_status(
     note: Option<&str>,
     op: &'static str,
 ) -> StoreResult<()> {
-    c.exec(
-        "UPDATE incidents SET status = $2, note = COALESCE($3, note), updated_at = $4 WHERE id = $1",
-        &[&id, &status_name(to), &note, &codec::time(Utc::now())],
-    )
-    .await
-    .map_err(qerr(op, format!("incident {id}")))?;
+    let p: [&(dyn ToSql + Sync); 4] = [&status_name(to), &note, &codec::time(Utc::now()), &id];
+    c.exec(sql::SET_STATUS, &p)
+        .await
+        .map_err(qerr(op, format!("incident {id}")))?;
     Ok(())
 }
 
@@ -516,20 +514,12 @@ impl IncidentStore for PostgresStore {
             let (status, decided) = lock_incident(tx, &id, OP).await?;
             lifecycle::decide(incident, status, decided, to)?;
             let now = codec::time(Utc::now());
-            tx.exec(
-                "UPDATE incidents SET decision_json = $2, guardrail_notes_json = $3, \
-                         status = $4, updated_at = $5 WHERE id = $1",
-                &[&id, &decision_json, &notes_json, &status_name(to), &now],
-            )
-            .await
-            .map_err(qerr(OP, format!("incident {id}")))?;
-            tx.exec(
-                "INSERT INTO decisions (incident_id, decision_json, guardrail_notes_json, \
-                         routed_to, decided_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&id, &decision_json, &notes_json, &status_name(to), &now],
-            )
-            .await
-            .map_err(qerr(OP, format!("incident {id}")))?;
+            let p: [&(dyn ToSql + Sync); 5] =
+                [&decision_json, &notes_json, &status_name(to), &now, &id];
+            for statement in sql::DECIDE {
+                let err = qerr(OP, format!("incident {id}"));
+                tx.exec(statement, &p).await.map_err(err)?;
+            }
             rows::load_incident(tx, &id, OP).await
         })?)
     }

@@ -286,13 +286,8 @@ fn set_status(
     note: Option<&str>,
     op: &'static str,
 ) -> StoreResult<()> {
-    let now = codec::time(Utc::now());
-    rows::exec(
-        conn,
-        "UPDATE incidents SET status = ?2, note = COALESCE(?3, note), updated_at = ?4 WHERE id = ?1",
-        params![id, status_name(to), note, now],
-        rerr(op, || id.to_owned()),
-    )?;
+    let p = params![status_name(to), note, codec::time(Utc::now()), id];
+    rows::exec(conn, crate::sql::SET_STATUS, p, rerr(op, || id.to_owned()))?;
     Ok(())
 }
 
@@ -410,13 +405,8 @@ impl IncidentStore for SqliteStore {
             let (status, decided) = incident_status(c, &id, OP)?;
             lifecycle::decide(incident, status, decided, to)?;
             let now = codec::time(Utc::now());
-            let values = params![id, decision_json, notes_json, status_name(to), now];
-            for sql in [
-                "UPDATE incidents SET decision_json = ?2, guardrail_notes_json = ?3, \
-                 status = ?4, updated_at = ?5 WHERE id = ?1",
-                "INSERT INTO decisions (incident_id, decision_json, guardrail_notes_json, \
-                 routed_to, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            ] {
+            let values = params![decision_json, notes_json, status_name(to), now, id];
+            for sql in crate::sql::DECIDE {
                 rows::exec(c, sql, values, rerr(OP, id.clone()))?;
             }
             rows::load_incident(c, &id, OP)

@@ -557,27 +557,18 @@ impl<'a> Writer<'a> {
             Some(self.config.zone.as_str().into()),
         )?;
         for r in &plan.resources {
-            let default = match r.kind {
-                ResourceKind::Compute | ResourceKind::InstanceGroup => r
-                    .machine_type
-                    .clone()
-                    .unwrap_or_else(|| plan.machine_type.clone()),
-                ResourceKind::Database => match &r.machine_type {
-                    Some(m) => m.clone(),
-                    None => infraai_core::MachineType::new("db-f1-micro")?,
-                },
+            let planned = r.machine_type.as_ref().map(|m| m.as_str());
+            let (what, default) = match r.kind {
+                ResourceKind::Compute | ResourceKind::InstanceGroup => (
+                    "Machine type",
+                    planned.unwrap_or(plan.machine_type.as_str()),
+                ),
+                ResourceKind::Database => ("Cloud SQL tier", planned.unwrap_or("db-f1-micro")),
                 _ => continue,
             };
-            let what = if r.kind == ResourceKind::Database {
-                "Cloud SQL tier"
-            } else {
-                "Machine type"
-            };
-            self.variable(
-                &machine_type_var(r.name.as_str()),
-                &format!("{what} of {}.", r.name),
-                Some(default.as_str().into()),
-            )?;
+            let description = format!("{what} of {}.", r.name);
+            let name = machine_type_var(r.name.as_str());
+            self.variable(&name, &description, Some(default.into()))?;
         }
         if self.webhook.is_some() && !self.plan.monitoring.is_empty() {
             self.variable(
@@ -1052,6 +1043,7 @@ impl<'a> Writer<'a> {
             Comparison::LessThan => "<",
         };
         let threshold = Expr::number(p.threshold)?;
+        let user_label = |k: &str, v: &str| (k.to_string(), Expr::from(label_value(v)));
         let mut labels: Vec<(String, Expr)> = Vec::new();
         let several = self
             .plan
@@ -1062,20 +1054,11 @@ impl<'a> Writer<'a> {
             // The webhook source reads these two back, so an alert names the
             // plan resource (not a group member or a Cloud SQL id). Numbered
             // instances keep their own names: an action targets one of them.
-            labels.push((
-                "infraai-resource".into(),
-                label_value(p.resource_ref.as_str()).into(),
-            ));
-            labels.push((
-                "infraai-resource-type".into(),
-                label_value(&p.resource_type).into(),
-            ));
+            labels.push(user_label("infraai-resource", p.resource_ref.as_str()));
+            labels.push(user_label("infraai-resource-type", &p.resource_type));
         }
-        labels.push(("infraai-profile".into(), label_value(&p.metric_name).into()));
-        labels.push((
-            "infraai-run".into(),
-            label_value(&self.run_id.to_string()).into(),
-        ));
+        labels.push(user_label("infraai-profile", &p.metric_name));
+        labels.push(user_label("infraai-run", &self.run_id.to_string()));
         let condition = Block::new("conditions", NO_LABELS)?
             .attr(
                 "display_name",

@@ -60,6 +60,14 @@ fn tags(name: &str, _run: &str) -> Expr {
     Expr::Object(vec![("Name".into(), name.into())])
 }
 
+/// `aws_security_group.<name>`, its name generated from `name`.
+fn group_block(name: &str, description: &str, run: &str) -> Result<Block> {
+    Ok(Block::resource("aws_security_group", name)?
+        .attr("name_prefix", format!("{name}-"))?
+        .attr("description", description)?
+        .attr("tags", tags(name, run))?)
+}
+
 /// A name that AWS accepts where only letters, digits and hyphens are
 /// allowed (RDS identifiers).
 fn hyphenated(name: &str) -> String {
@@ -100,15 +108,8 @@ impl AwsCloud {
     }
 
     fn security_group(&self, body: &mut Body, name: &str, run: &str) -> Result<()> {
-        body.push(
-            Block::resource("aws_security_group", name)?
-                .attr("name_prefix", format!("{name}-"))?
-                .attr(
-                    "description",
-                    "infraai: HTTP/HTTPS and SSH from configured ranges",
-                )?
-                .attr("tags", tags(name, run))?,
-        );
+        let description = "infraai: HTTP/HTTPS and SSH from configured ranges";
+        body.push(group_block(name, description, run)?);
         let sg_id = reference(format!("aws_security_group.{name}.id"))?;
         let mut rules: Vec<(String, u16, &infraai_core::Cidr)> = Vec::new();
         for (i, cidr) in self.config.http_ranges.iter().enumerate() {
@@ -235,15 +236,8 @@ impl AwsCloud {
         let name = r.name.as_str();
         let mt = Self::machine_var(body, r, "db.t3.micro")?;
         let sg = format!("{name}-sg");
-        body.push(
-            Block::resource("aws_security_group", &sg)?
-                .attr("name_prefix", format!("{sg}-"))?
-                .attr(
-                    "description",
-                    "infraai: PostgreSQL from the application only",
-                )?
-                .attr("tags", tags(&sg, run))?,
-        );
+        let description = "infraai: PostgreSQL from the application only";
+        body.push(group_block(&sg, description, run)?);
         for app in app_sgs {
             body.push(
                 Block::resource(

@@ -82,16 +82,10 @@ fn simplify(root: &Value, schema: &Value, depth: usize) -> Result<Value, Provide
             _ => v.clone(),
         };
         match k.as_str() {
-            "const" => {
-                out.insert("enum".into(), Value::Array(vec![v]));
-            }
-            "oneOf" => {
-                out.insert("anyOf".into(), v);
-            }
-            _ => {
-                out.insert(k.clone(), v);
-            }
-        }
+            "const" => out.insert("enum".into(), Value::Array(vec![v])),
+            "oneOf" => out.insert("anyOf".into(), v),
+            _ => out.insert(k.clone(), v),
+        };
     }
     collapse_enum_branches(&mut out);
     Ok(Value::Object(out))

@@ -189,22 +189,12 @@ pub async fn serve(a: Args) {
         .with_state(service);
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", a.port)).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "infraai-demo-service: cannot bind 127.0.0.1:{}: {e}",
-                a.port
-            );
-            std::process::exit(1);
-        }
+        Err(e) => die(format!("cannot bind 127.0.0.1:{}: {e}", a.port)),
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(a.port);
     if let Some(dir) = &a.record_dir {
         if let Err(e) = record(dir, port, &a.machine_type).await {
-            eprintln!(
-                "infraai-demo-service: cannot record to {}: {e}",
-                dir.display()
-            );
-            std::process::exit(1);
+            die(format!("cannot record to {}: {e}", dir.display()));
         }
     }
     println!(
@@ -223,7 +213,12 @@ pub async fn serve(a: Args) {
         .with_graceful_shutdown(shutdown)
         .await
     {
-        eprintln!("infraai-demo-service: {e}");
-        std::process::exit(1);
+        die(e.to_string());
     }
+}
+
+/// Prints `message` and ends the process with status 1.
+fn die(message: String) -> ! {
+    eprintln!("infraai-demo-service: {message}");
+    std::process::exit(1)
 }

@@ -44,12 +44,8 @@ impl LocalMetrics {
         })?;
         let read = || cpu_seconds(pid).ok_or_else(|| Error::not_found(format!("process {pid}")));
         let now = Instant::now();
-        let previous = self
-            .last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&pid)
-            .copied();
+        let last = || self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = last().get(&pid).copied();
         let (start, start_cpu) = match previous {
             Some((t, cpu)) if now.duration_since(t) >= self.min_window => (t, cpu),
             _ => {
@@ -59,10 +55,7 @@ impl LocalMetrics {
             }
         };
         let end = (Instant::now(), read()?);
-        self.last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pid, end);
+        last().insert(pid, end);
         let elapsed = end.0.duration_since(start).as_secs_f64();
         Ok(((end.1 - start_cpu) / elapsed / cores).max(0.0))
     }

@@ -43,24 +43,16 @@ impl BotClient {
             self.config.api_base.trim_end_matches('/'),
             self.config.bot_token.expose()
         );
+        let http = |e: reqwest::Error| TelegramError::Http {
+            method: method.into(),
+            source: e.without_url(),
+        };
         let mut attempt = 0;
         loop {
-            let response = self
-                .http
-                .post(&url)
-                .timeout(timeout)
-                .json(body)
-                .send()
-                .await
-                .map_err(|e| TelegramError::Http {
-                    method: method.into(),
-                    source: e.without_url(),
-                })?;
+            let request = self.http.post(&url).timeout(timeout).json(body);
+            let response = request.send().await.map_err(http)?;
             let status = response.status();
-            let bytes = response.bytes().await.map_err(|e| TelegramError::Http {
-                method: method.into(),
-                source: e.without_url(),
-            })?;
+            let bytes = response.bytes().await.map_err(http)?;
             let parsed: ApiResponse<T> =
                 serde_json::from_slice(&bytes).map_err(|e| TelegramError::Decode {
                     method: method.into(),

@@ -91,11 +91,9 @@ struct Envelope {
     kind: String,
     message_id: String,
     topic_arn: String,
-    #[serde(default)]
     subject: Option<String>,
     message: String,
     timestamp: String,
-    #[serde(default)]
     token: Option<String>,
     #[serde(default, rename = "SubscribeURL")]
     subscribe_url: Option<String>,
@@ -437,18 +435,12 @@ fn datapoint(reason: &str) -> Option<f64> {
 #[serde(rename_all = "PascalCase")]
 struct AlarmMessage {
     alarm_name: String,
-    #[serde(default)]
     alarm_description: Option<String>,
     new_state_value: String,
-    #[serde(default)]
     new_state_reason: Option<String>,
-    #[serde(default)]
     state_change_time: Option<String>,
-    #[serde(default)]
     region: Option<String>,
-    #[serde(default)]
     alarm_arn: Option<String>,
-    #[serde(default)]
     trigger: Option<Trigger>,
 }
 
@@ -461,7 +453,6 @@ struct Trigger {
     namespace: String,
     #[serde(default)]
     dimensions: Vec<Dimension>,
-    #[serde(default)]
     threshold: Option<f64>,
 }
 

@@ -185,11 +185,8 @@ mod wire {
         pub status: String,
         #[serde(default)]
         pub target_link: String,
-        #[serde(default)]
         pub zone: Option<String>,
-        #[serde(default)]
         pub error: Option<OperationErrors>,
-        #[serde(default)]
         pub http_error_status_code: Option<u16>,
     }
 

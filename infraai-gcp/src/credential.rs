@@ -188,7 +188,6 @@ pub struct ServiceAccountKey {
     /// The RSA private key, PEM (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`).
     pub private_key: Secret,
     /// Which of the account's keys this is (the JWT header's `kid`).
-    #[serde(default)]
     pub private_key_id: Option<String>,
     /// Where assertions are exchanged for tokens (the JWT's audience).
     #[serde(default = "default_token_uri")]
@@ -318,7 +317,6 @@ impl fmt::Debug for ServiceAccount {
 #[derive(Deserialize)]
 struct OAuthError {
     error: String,
-    #[serde(default)]
     error_description: Option<String>,
 }
 

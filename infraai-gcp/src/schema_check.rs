@@ -100,7 +100,6 @@ struct SchemaFile {
 struct BlockSchema {
     #[serde(default)]
     required: bool,
-    #[serde(default)]
     max_items: Option<usize>,
     #[serde(default)]
     attributes: BTreeMap<String, AttrSchema>,
@@ -119,16 +118,13 @@ struct AttrSchema {
     required: bool,
     #[serde(default, rename = "enum")]
     values: Option<Vec<String>>,
-    #[serde(default)]
     duration: Option<DurationRule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DurationRule {
-    #[serde(default)]
     multiple_of_secs: Option<u64>,
-    #[serde(default)]
     min_secs: Option<u64>,
 }
 

@@ -24,26 +24,17 @@ struct Notification {
 #[derive(Deserialize)]
 struct Incident {
     incident_id: String,
-    #[serde(default)]
     severity: Option<String>,
-    #[serde(default)]
     started_at: Option<i64>,
     state: String,
-    #[serde(default)]
     observed_value: Option<Value>,
-    #[serde(default)]
     threshold_value: Option<Value>,
-    #[serde(default)]
     resource: Option<Resource>,
-    #[serde(default)]
     resource_display_name: Option<String>,
-    #[serde(default)]
     metric: Option<Metric>,
-    #[serde(default)]
     policy_name: Option<String>,
     #[serde(default)]
     policy_user_labels: BTreeMap<String, String>,
-    #[serde(default)]
     summary: Option<String>,
 }
 

@@ -124,7 +124,6 @@ impl GeminiConfig {
 #[serde(deny_unknown_fields)]
 pub struct OpenAiCompatConfig {
     /// Bearer token; `None` for servers without auth (a local Ollama).
-    #[serde(default)]
     pub api_key: Option<Secret>,
     /// Model name, e.g. `gpt-4o-mini`, `llama3.1`, `llama-3.3-70b-versatile`.
     pub model: String,
@@ -135,7 +134,6 @@ pub struct OpenAiCompatConfig {
     #[serde(default = "default_timeout")]
     pub timeout_secs: Option<u64>,
     /// `max_completion_tokens` (default none: the server's default).
-    #[serde(default)]
     pub max_completion_tokens: Option<u32>,
     /// Retries.
     #[serde(default)]

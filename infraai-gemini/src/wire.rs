@@ -25,7 +25,6 @@ pub(crate) struct ErrorInfo {
 pub(crate) struct ErrorDetail {
     #[serde(rename = "@type", default)]
     pub kind: String,
-    #[serde(default)]
     pub retry_delay: Option<String>,
 }
 
@@ -78,20 +77,15 @@ pub(crate) struct GenerationConfig {
 pub(crate) struct GenerateContentResponse {
     #[serde(default)]
     pub candidates: Vec<Candidate>,
-    #[serde(default)]
     pub prompt_feedback: Option<PromptFeedback>,
-    #[serde(default)]
     pub usage_metadata: Option<UsageMetadata>,
-    #[serde(default)]
     pub model_version: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Candidate {
-    #[serde(default)]
     pub content: Option<CandidateContent>,
-    #[serde(default)]
     pub finish_reason: Option<String>,
 }
 
@@ -103,7 +97,6 @@ pub(crate) struct CandidateContent {
 
 #[derive(Deserialize)]
 pub(crate) struct ResponsePart {
-    #[serde(default)]
     pub text: Option<String>,
     #[serde(default)]
     pub thought: bool,
@@ -112,7 +105,6 @@ pub(crate) struct ResponsePart {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PromptFeedback {
-    #[serde(default)]
     pub block_reason: Option<String>,
 }
 
@@ -159,26 +151,21 @@ pub(crate) struct JsonSchemaFormat<'a> {
 
 #[derive(Deserialize)]
 pub(crate) struct ChatCompletion {
-    #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
     pub choices: Vec<Choice>,
-    #[serde(default)]
     pub usage: Option<ChatUsage>,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct Choice {
     pub message: AssistantMessage,
-    #[serde(default)]
     pub finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct AssistantMessage {
-    #[serde(default)]
     pub content: Option<String>,
-    #[serde(default)]
     pub refusal: Option<String>,
 }
 

@@ -15,7 +15,6 @@ pub struct TelegramConfig {
     /// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token` on
     /// webhook deliveries (`setWebhook … secret_token`); required for webhook
     /// mode, unused for long polling.
-    #[serde(default)]
     pub webhook_secret: Option<Secret>,
     /// Bot API base URL (default `https://api.telegram.org`).
     #[serde(default = "default_base")]

@@ -22,10 +22,8 @@ pub struct Update {
     /// Monotonic update id (the `getUpdates` offset is the last one + 1).
     pub update_id: i64,
     /// A new message.
-    #[serde(default)]
     pub message: Option<Message>,
     /// A button press.
-    #[serde(default)]
     pub callback_query: Option<CallbackQuery>,
 }
 
@@ -35,15 +33,12 @@ pub struct Message {
     /// Id within the chat.
     pub message_id: i64,
     /// Sender (absent for channel posts).
-    #[serde(default)]
     pub from: Option<User>,
     /// The chat.
     pub chat: Chat,
     /// Text (entities already parsed out).
-    #[serde(default)]
     pub text: Option<String>,
     /// The message this one replies to.
-    #[serde(default)]
     pub reply_to_message: Option<Box<Message>>,
 }
 
@@ -59,7 +54,6 @@ pub struct User {
     #[serde(default)]
     pub first_name: String,
     /// @username, when set.
-    #[serde(default)]
     pub username: Option<String>,
 }
 
@@ -78,10 +72,8 @@ pub struct CallbackQuery {
     /// Who pressed.
     pub from: User,
     /// The message the button was on.
-    #[serde(default)]
     pub message: Option<Message>,
     /// The button's callback data (client-controlled: untrusted).
-    #[serde(default)]
     pub data: Option<String>,
 }
 

@@ -25,7 +25,6 @@ pub(crate) struct WireDiagnostic {
     summary: String,
     #[serde(default)]
     detail: String,
-    #[serde(default)]
     range: Option<WireRange>,
 }
 
@@ -127,13 +126,11 @@ pub(crate) fn error_diagnostic_list(stdout_lines: &[LogLine]) -> Vec<Diagnostic>
 
 #[derive(Deserialize)]
 struct WireState {
-    #[serde(default)]
     values: Option<WireStateValues>,
 }
 
 #[derive(Deserialize)]
 struct WireStateValues {
-    #[serde(default)]
     root_module: Option<WireModule>,
 }
 

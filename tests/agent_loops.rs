@@ -112,12 +112,7 @@ fn approve(incident: &Incident, by: &str) -> HumanReply {
 
 async fn deployed(w: &World) -> (Run, Deployment) {
     let run = w.deploy.deploy(GOAL, false).await.expect("deploy");
-    assert_eq!(
-        run.phase,
-        RunPhase::Completed,
-        "run failed: {:?}",
-        run.error
-    );
+    assert_eq!(run.phase, RunPhase::Verified, "run failed: {:?}", run.error);
     let id = run.deployment_id.expect("deployment id");
     let d = w
         .store
@@ -147,7 +142,7 @@ async fn goal_to_deployment_then_cpu_alert_to_resolution() {
         "the planned run's first event is in the backlog"
     );
     let run = w.deploy.execute(planned.id, false).await.unwrap();
-    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
 
     let phases: Vec<String> = run.history.iter().map(|h| h.phase.to_string()).collect();
     assert_eq!(
@@ -164,7 +159,7 @@ async fn goal_to_deployment_then_cpu_alert_to_resolution() {
             "applying",
             "verifying",
             "finalizing",
-            "completed"
+            "verified"
         ]
     );
     assert_eq!(run.fix_attempts.len(), 2);
@@ -668,7 +663,7 @@ async fn dry_run_stops_after_planning_and_can_then_apply() {
     assert!(!w.runner.calls().contains(&"apply".to_string()));
     assert!(run.deployment_id.is_none());
     let applied = w.deploy.execute(run.id, false).await.unwrap();
-    assert_eq!(applied.phase, RunPhase::Completed);
+    assert_eq!(applied.phase, RunPhase::Verified);
     assert!(applied.deployment_id.is_some());
     let again = w.deploy.execute(run.id, false).await;
     assert!(matches!(again, Err(Error::Conflict { .. })));

@@ -70,7 +70,7 @@ async fn recorded_llm_exchanges_drive_both_loops() {
         .deploy("a backend API for 10k users under $100/month", false)
         .await
         .unwrap();
-    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
     let plan = run.plan.as_ref().unwrap();
     assert_eq!(plan.cloud, "memory");
     assert_eq!(

@@ -4,13 +4,14 @@ use crate::domain::{EndpointCheck, VerificationReport};
 use crate::traits::Verifier;
 use crate::Result;
 use async_trait::async_trait;
-use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
-/// Checks that every URL in a deployment's Terraform outputs answers 2xx.
+/// Checks that every URL in a deployment's Terraform outputs answers: with
+/// any status below 500 by default (a fresh service's 404 is alive, as the
+/// product plan says), or only 2xx ([`Reachable::Success`]).
 ///
 /// URLs are found in output values that are `http(s)://` strings, or maps /
 /// lists of them (e.g. `urls = { web = "http://…" }`), with or without
@@ -24,7 +25,30 @@ pub struct HttpVerifier {
     pub interval: Duration,
     /// Timeout of one request (default 5 s).
     pub timeout: Duration,
+    /// Which answers count as reachable (default [`Reachable::Below500`]).
+    pub reachable: Reachable,
     http: reqwest::Client,
+}
+
+/// Which HTTP answers prove a service is up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reachable {
+    /// Any answer below 500 (2xx, 3xx, 4xx): the service runs.
+    #[default]
+    Below500,
+    /// Only 2xx.
+    Success,
+}
+
+impl Reachable {
+    /// Whether `status` counts as reachable.
+    pub fn accepts(self, status: reqwest::StatusCode) -> bool {
+        match self {
+            Reachable::Below500 => status.as_u16() < 500,
+            Reachable::Success => status.is_success(),
+        }
+    }
 }
 
 impl Default for HttpVerifier {
@@ -41,11 +65,17 @@ impl HttpVerifier {
             attempts: attempts.max(1),
             interval,
             timeout,
+            reachable: Reachable::default(),
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
                 .unwrap_or_default(),
         }
+    }
+
+    /// With `reachable` as the rule for answers.
+    pub fn with_reachable(self, reachable: Reachable) -> Self {
+        Self { reachable, ..self }
     }
 
     /// The URLs found in Terraform outputs, sorted and deduplicated.
@@ -90,7 +120,7 @@ impl HttpVerifier {
                     last.status = Some(status.as_u16());
                     last.latency_ms = Some(start.elapsed().as_millis() as u64);
                     last.body_prefix = Some(body.chars().take(200).collect());
-                    last.ok = status.is_success();
+                    last.ok = self.reachable.accepts(status);
                     last.error = (!last.ok).then(|| format!("HTTP {status}"));
                 }
                 Err(e) => {
@@ -119,13 +149,9 @@ impl Verifier for HttpVerifier {
         for url in &urls {
             checks.push(self.check(url).await);
         }
-        let ok = !checks.is_empty() && checks.iter().all(|c| c.ok);
-        info!(urls = urls.len(), ok, "deployment verified");
-        Ok(VerificationReport {
-            ok,
-            checks,
-            checked_at: Utc::now(),
-        })
+        let report = VerificationReport::new(checks);
+        info!(urls = urls.len(), ok = report.ok, "deployment verified");
+        Ok(report)
     }
 }
 
@@ -201,5 +227,15 @@ mod tests {
 
         // No URL at all is not a success.
         assert!(!v.verify(&BTreeMap::new()).await.unwrap().ok);
+
+        // A fresh service's 404 is alive by default; not when 2xx is asked.
+        let missing = BTreeMap::from([("url".into(), json!(format!("http://{addr}/nothing")))]);
+        let alive = v.verify(&missing).await.unwrap();
+        assert!(alive.ok && alive.checks[0].status == Some(404));
+        let strict = HttpVerifier {
+            reachable: Reachable::Success,
+            ..v.clone()
+        };
+        assert!(!strict.verify(&missing).await.unwrap().ok);
     }
 }

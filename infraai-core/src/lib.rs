@@ -90,7 +90,7 @@ pub use events::EventBus;
 pub use guardrails::{GuardrailConfig, Guardrails};
 pub use heal::{ApplyFailureClassifier, DiagnosticList, FailurePattern};
 #[cfg(feature = "http")]
-pub use http_verifier::HttpVerifier;
+pub use http_verifier::{HttpVerifier, Reachable};
 pub use id::{ActionId, AuditId, DeploymentId, IncidentId, RunId};
 pub use metric_history::RecordingMetrics;
 pub use ops::{OpsAgent, OpsConfig, OpsDeps};

@@ -165,7 +165,7 @@ async fn deploy_load_scale_up_restart_destroy() {
         .unwrap();
     assert_eq!(
         run.phase,
-        RunPhase::Completed,
+        RunPhase::Verified,
         "{:?} {:?}",
         run.error,
         run.history

@@ -134,7 +134,7 @@ async fn transient_provisioner_failures_are_retried_until_the_run_completes() {
         .deploy("a backend API for 100 users under $50/month", false)
         .await
         .unwrap();
-    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
     assert_eq!(runs_of(&counter), 3, "the provisioner ran three times");
     assert_eq!(
         phases(&run),
@@ -154,7 +154,7 @@ async fn transient_provisioner_failures_are_retried_until_the_run_completes() {
             "applying",
             "verifying",
             "finalizing",
-            "completed"
+            "verified"
         ]
     );
     assert_eq!(run.apply_diagnoses.len(), 2);

@@ -172,11 +172,13 @@ async function execute(dryRun) {
 function setPhase(phase) {
   const p = $("deploy-phase");
   p.textContent = phase;
-  p.className = "pill" + (phase === "completed" ? " pill-on" : phase === "failed" ? " pill-off" : "");
+  const good = phase === "verified" || phase === "completed";
+  const bad = phase === "failed" || phase === "deploy_success_verify_failed";
+  p.className = "pill" + (good ? " pill-on" : bad ? " pill-off" : "");
 }
 
 function addPhase(phase, note) {
-  const li = el("li", { class: phase.startsWith("fix_attempt") || phase.startsWith("apply_retry") || phase === "diagnosing" ? "fix" : phase === "failed" ? "failed" : "done", title: note || "" }, phase.replace(/_/g, " "));
+  const li = el("li", { class: phase.startsWith("fix_attempt") || phase.startsWith("apply_retry") || phase === "diagnosing" ? "fix" : phase === "failed" || phase === "deploy_success_verify_failed" ? "failed" : "done", title: note || "" }, phase.replace(/_/g, " "));
   $("phases").append(li);
   setPhase(phase);
 }
@@ -368,3 +370,5 @@ showTokenState();
 if (!token) banner("Enter the operator token (printed at first start, stored in data/operator-token).");
 refreshOps();
 setInterval(refreshOps, 2000);
+// `/ops` is the product plan's address of the ops view: the same page, opened there.
+if (location.pathname === "/ops") $("ops").scrollIntoView();

@@ -433,16 +433,18 @@ function graphOf(plan) {
 
 let tlHistory = [];
 let tlTimer = null;
+/** The phases a run ends in. */
+const TERMINAL = ["verified", "deploy_success_verify_failed", "completed", "failed"];
 function renderTimeline(history, phase) {
   tlHistory = history.slice();
-  const terminal = phase === "completed" || phase === "failed";
+  const terminal = TERMINAL.includes(phase);
   drawTimeline(terminal);
   clearInterval(tlTimer);
   tlTimer = terminal ? null : setInterval(() => drawTimeline(false), 500);
 }
 function timelinePhase(ev) {
   if (!tlHistory.length || tlHistory[tlHistory.length - 1].at !== ev.at) tlHistory.push({ phase: ev.phase, at: ev.at, note: ev.note });
-  const terminal = ev.phase === "completed" || ev.phase === "failed";
+  const terminal = TERMINAL.includes(ev.phase);
   drawTimeline(terminal);
   if (terminal) { clearInterval(tlTimer); tlTimer = null; } else if (!tlTimer) tlTimer = setInterval(() => drawTimeline(false), 500);
 }
@@ -462,8 +464,8 @@ function drawTimeline(terminal) {
   const total = Math.max(1, work.reduce((a, r) => a + r.d, 0));
   box.replaceChildren(...rows.map((r) => {
     const waiting = r.h.phase === "starting";
-    const end = r.h.phase === "completed" || r.h.phase === "failed";
-    return el("div", { class: "tl-row" + (r.live ? " live" : "") + (r.h.phase.startsWith("fix_attempt") ? " fix" : r.h.phase.startsWith("apply_retry") || r.h.phase === "diagnosing" ? " retry" : r.h.phase === "failed" ? " failed" : "") + (waiting ? " waiting" : ""), "data-phase": r.h.phase, title: r.h.note || "" },
+    const end = TERMINAL.includes(r.h.phase);
+    return el("div", { class: "tl-row" + (r.live ? " live" : "") + (r.h.phase.startsWith("fix_attempt") ? " fix" : r.h.phase.startsWith("apply_retry") || r.h.phase === "diagnosing" ? " retry" : r.h.phase === "failed" || r.h.phase === "deploy_success_verify_failed" ? " failed" : "") + (waiting ? " waiting" : ""), "data-phase": r.h.phase, title: r.h.note || "" },
       el("span", { class: "tl-name" }, waiting ? "queued" : r.h.phase.replace(/_/g, " ")),
       el("span", { class: "tl-track" }, waiting ? null : el("span", { class: "tl-bar", style: "width:" + Math.max(1, (100 * r.d) / total).toFixed(1) + "%" })),
       el("span", { class: "tl-dur mono" }, end ? "" : dur(r.d) + (r.live ? " …" : "")));

@@ -173,7 +173,7 @@ try {
   await page.click("#proceed-btn");
   await page.waitForSelector("#verification.ok:not([hidden])", { timeout: 120000 });
   const phases = await page.$$eval("#phases li", (l) => l.map((x) => x.textContent));
-  for (const p of ["validating", "planning", "applying", "verifying", "completed"]) {
+  for (const p of ["validating", "planning", "applying", "verifying", "verified"]) {
     if (!phases.includes(p)) throw new Error("phase " + p + " not shown: " + phases.join(","));
   }
   if (!(await page.textContent("#log")).trim()) throw new Error("no live log lines");

@@ -188,6 +188,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(meta::metrics))
         .routes(routes!(meta::openapi))
         .routes(routes!(meta::dashboard))
+        .routes(routes!(meta::dashboard_ops))
         .routes(routes!(meta::dashboard_js))
         .routes(routes!(meta::dashboard_css))
         .routes(routes!(meta::dashboard_views_js))

@@ -227,7 +227,7 @@ async fn bad_input_gets_a_clear_4xx() {
         format!(r#"{{"run_id": "{ZERO}"}}"#).into_bytes(),
     )
     .await;
-    assert_eq!(st, 422, "dry_run is required");
+    assert_eq!(st, 404, "dry_run defaults to false: the run is looked up");
     for (method, path, body) in operator_routes(&s).await {
         if !path.contains("{id}") && !matches!(path.as_str(), "/generate_terraform" | "/execute") {
             continue;
@@ -373,19 +373,21 @@ async fn destroy_what_a_run_created_is_only_for_failed_runs_and_needs_the_previe
     )
     .await;
     let events = s.events(run_id).await;
-    assert_eq!(events.last().unwrap().1["phase"], "completed");
+    assert_eq!(events.last().unwrap().1["phase"], "verified");
     let status = s
         .ok(Method::GET, &format!("/runs/{run_id}/status"), None, 200)
         .await;
+    assert_eq!(
+        (&status["status"], &status["phase"]),
+        (&json!("completed"), &json!("verified"))
+    );
+    assert_eq!(status["verification"]["reachable"], true, "{status}");
     assert_eq!(status["apply_diagnoses"], json!([]));
     assert_eq!(status["resources"].as_array().unwrap().len(), 1, "{status}");
     let v = s
         .ok(Method::POST, &path, Some(json!({"dry_run": true})), 409)
         .await;
-    assert!(
-        v["detail"].as_str().unwrap().contains("is completed"),
-        "{v}"
-    );
+    assert!(v["detail"].as_str().unwrap().contains("is verified"), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,7 +559,7 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
         "infraai_decisions_total{action=\"scale_up\",status=\"pending\"} 3",
         "infraai_executions_total{outcome=\"executed\"} 1",
         "infraai_executions_total{outcome=\"resolved\"} 1",
-        "infraai_run_phases_total{phase=\"completed\"} 1",
+        "infraai_run_phases_total{phase=\"verified\"} 1",
         "infraai_http_request_duration_seconds_count{method=\"POST\",route=\"/ops/webhook\"}",
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");

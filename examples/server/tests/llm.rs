@@ -110,7 +110,7 @@ async fn gemini_plans_the_simulated_cloud_decides_and_its_tokens_reach_metrics()
     );
     let run_id = planned["run_id"].as_str().unwrap();
     let events = s.apply(run_id).await;
-    assert_eq!(events.last().unwrap().1["phase"], "completed", "{events:?}");
+    assert_eq!(events.last().unwrap().1["phase"], "verified", "{events:?}");
 
     let r = s
         .http

@@ -260,7 +260,7 @@ async fn prometheus_alertmanager_agent_loop() {
     let events = s.apply(&run_id).await;
     assert_eq!(
         events.last().map(|e| e.1["phase"].clone()),
-        Some(json!("completed")),
+        Some(json!("verified")),
         "deploy did not complete: {events:?}"
     );
     let instance_dir = s.data.join("local/instances/web");

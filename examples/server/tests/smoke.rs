@@ -93,7 +93,7 @@ async fn plan_dry_run_deploy_alert_approve_execute() {
     // Deploy for real.
     let events = s.apply(&run_id).await;
     let last = events.last().unwrap();
-    assert_eq!(last.1["phase"], "completed", "{events:?}");
+    assert_eq!(last.1["phase"], "verified", "{events:?}");
     let status = s
         .ok(Method::GET, &format!("/runs/{run_id}/status"), None, 200)
         .await;

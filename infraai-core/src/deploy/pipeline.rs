@@ -206,7 +206,8 @@ impl DeployAgent {
 
     /// After a successful apply: the outputs and the state, `verifying`, then
     /// `finalizing` (the deployment is stored whatever verification says),
-    /// and `completed` when verification passed.
+    /// and `verified` when verification passed, else
+    /// `deploy_success_verify_failed` with the reason in the run's `error`.
     async fn finalize(&self, run: &mut Run, p: &Progress, log: &dyn LogSink) -> Result<()> {
         run.outputs = self.deps.runner.output(&p.ws).await?;
         self.record_state(run, &p.ws, log).await;
@@ -242,11 +243,13 @@ impl DeployAgent {
             .collect();
         let ok = verification.ok;
         run.verification = Some(verification);
-        if !ok {
-            let why = format!("verification failed: {}", failed.join("; "));
-            return Err(Error::invalid("deployment", why));
+        if ok {
+            return self.enter(run, RunPhase::Verified, None).await;
         }
-        self.enter(run, RunPhase::Completed, None).await
+        let why = format!("verification failed: {}", failed.join("; "));
+        warn!(run_id = %run.id, reason = %why, "deployed, but the service does not answer");
+        run.error = Some(why.clone());
+        self.enter(run, RunPhase::VerifyFailed, Some(why)).await
     }
 
     /// The deployment a completed apply of `plan` leaves.

@@ -128,9 +128,9 @@ async fn a_name_in_use_renames_our_resources_and_replans() {
         3,
     );
     let run = w.agent.deploy(GOAL, false).await.unwrap();
-    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
     let expected = "starting initializing validating planning applying diagnosing fix_attempt_1 \
-                    validating planning applying verifying finalizing completed";
+                    validating planning applying verifying finalizing verified";
     assert_eq!(phases(&run).join(" "), expected);
     let suffix = rename_suffix(run.id, 1);
     assert_eq!(run.fix_attempts.len(), 1);
@@ -166,7 +166,7 @@ async fn an_invalid_configuration_at_apply_goes_to_the_fixers_with_its_diagnosti
         3,
     );
     let run = w.agent.deploy(GOAL, false).await.unwrap();
-    assert_eq!(run.phase, RunPhase::Completed, "{:?}", run.error);
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
     assert!(phases(&run).contains(&"fix_attempt_1".to_string()));
     assert_eq!(w.fixer.asked(), 1);
     assert_eq!(run.fix_attempts[0].fixer, "static");
@@ -245,15 +245,21 @@ async fn unknown_and_operator_failures_are_not_retried() {
 }
 
 #[tokio::test]
-async fn a_failed_run_that_stored_a_deployment_is_not_destroyed_as_a_run() {
+async fn a_deploy_whose_service_does_not_answer_ends_verify_failed_and_is_not_destroyed_as_a_run() {
     let w = world_verified(ScriptedTfRunner::valid(), 3, StaticVerifier::failing());
     let run = w.agent.deploy(GOAL, false).await.unwrap();
-    assert_eq!(run.phase, RunPhase::Failed);
+    assert_eq!(run.phase, RunPhase::VerifyFailed);
+    assert_eq!(
+        RunStatus::from(run.phase),
+        RunStatus::DeploySuccessVerifyFailed
+    );
+    let error = run.error.as_deref().unwrap_or_default();
+    assert!(error.starts_with("verification failed"), "{error}");
     assert!(run.deployment_id.is_some());
     assert_eq!(run.resources.as_ref().map(Vec::len), Some(1));
     match w.agent.preview_destroy(run.id).await {
         Err(Error::Conflict { detail, .. }) => {
-            assert!(detail.contains("deployment"), "{detail}")
+            assert!(detail.contains("deploy_success_verify_failed"), "{detail}")
         }
         other => panic!("{other:?}"),
     }

@@ -22,7 +22,9 @@ pub const MAX_APPLY_RETRIES: u8 = 5;
 /// Where a run is. Serialized as the names in ARCHITECTURE.md:
 /// `starting`, `initializing`, `validating`, `fix_attempt_1`…`fix_attempt_3`,
 /// `planning`, `applying`, `diagnosing`, `apply_retry_1`…`apply_retry_5`,
-/// `verifying`, `finalizing`, `completed`, `failed`.
+/// `verifying`, `finalizing`, then `verified` (a deploy whose service
+/// answers), `deploy_success_verify_failed` (applied, but the service does
+/// not answer), `completed` (a dry run, after planning) or `failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RunPhase {
     /// Created, nothing done yet.
@@ -46,7 +48,12 @@ pub enum RunPhase {
     Verifying,
     /// Storing the deployment.
     Finalizing,
-    /// Finished successfully (for a dry run: after planning).
+    /// Deployed, and every endpoint answered: the end of a deploy.
+    Verified,
+    /// Deployed (the deployment is stored), but an endpoint did not answer:
+    /// the run's `error` says which.
+    VerifyFailed,
+    /// A dry run finished after planning.
     Completed,
     /// Finished with an error; the run's `error` says why.
     Failed,
@@ -55,7 +62,35 @@ pub enum RunPhase {
 impl RunPhase {
     /// Whether the run has ended.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunPhase::Completed | RunPhase::Failed)
+        matches!(
+            self,
+            RunPhase::Verified | RunPhase::VerifyFailed | RunPhase::Completed | RunPhase::Failed
+        )
+    }
+}
+
+/// Where a run stands, in the product plan's words (`GET /runs/{id}/status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Not started yet, or between phases.
+    Running,
+    /// Ended well: deployed and verified, or a dry run planned.
+    Completed,
+    /// Deployed, but the service does not answer.
+    DeploySuccessVerifyFailed,
+    /// Ended with an error.
+    Failed,
+}
+
+impl From<RunPhase> for RunStatus {
+    fn from(phase: RunPhase) -> Self {
+        match phase {
+            RunPhase::Verified | RunPhase::Completed => RunStatus::Completed,
+            RunPhase::VerifyFailed => RunStatus::DeploySuccessVerifyFailed,
+            RunPhase::Failed => RunStatus::Failed,
+            _ => RunStatus::Running,
+        }
     }
 }
 
@@ -72,6 +107,8 @@ impl fmt::Display for RunPhase {
             RunPhase::ApplyRetry(n) => return write!(f, "apply_retry_{n}"),
             RunPhase::Verifying => "verifying",
             RunPhase::Finalizing => "finalizing",
+            RunPhase::Verified => "verified",
+            RunPhase::VerifyFailed => "deploy_success_verify_failed",
             RunPhase::Completed => "completed",
             RunPhase::Failed => "failed",
         };
@@ -91,6 +128,8 @@ impl FromStr for RunPhase {
             "diagnosing" => RunPhase::Diagnosing,
             "verifying" => RunPhase::Verifying,
             "finalizing" => RunPhase::Finalizing,
+            "verified" => RunPhase::Verified,
+            "deploy_success_verify_failed" => RunPhase::VerifyFailed,
             "completed" => RunPhase::Completed,
             "failed" => RunPhase::Failed,
             other => {
@@ -137,7 +176,7 @@ impl JsonSchema for RunPhase {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^(starting|initializing|validating|fix_attempt_[1-3]|planning|applying|diagnosing|apply_retry_[1-5]|verifying|finalizing|completed|failed)$"
+            "pattern": "^(starting|initializing|validating|fix_attempt_[1-3]|planning|applying|diagnosing|apply_retry_[1-5]|verifying|finalizing|verified|deploy_success_verify_failed|completed|failed)$"
         })
     }
 }
@@ -385,12 +424,35 @@ mod tests {
         assert_eq!(RunPhase::FixAttempt(3).to_string(), "fix_attempt_3");
         assert!("fix_attempt_4".parse::<RunPhase>().is_err());
         assert!("fix_attempt_x".parse::<RunPhase>().is_err());
-        for p in [RunPhase::Diagnosing, RunPhase::ApplyRetry(5)] {
+        for p in [
+            RunPhase::Diagnosing,
+            RunPhase::ApplyRetry(5),
+            RunPhase::Verified,
+            RunPhase::VerifyFailed,
+        ] {
             let s = serde_json::to_string(&p).unwrap();
             assert_eq!(serde_json::from_str::<RunPhase>(&s).unwrap(), p);
         }
         assert_eq!(RunPhase::ApplyRetry(2).to_string(), "apply_retry_2");
         assert!("apply_retry_6".parse::<RunPhase>().is_err());
         assert!("apply_retry_0".parse::<RunPhase>().is_err());
+        assert_eq!(
+            RunPhase::VerifyFailed.to_string(),
+            "deploy_success_verify_failed"
+        );
+    }
+
+    #[test]
+    fn statuses_in_the_plans_words() {
+        let status = |p: RunPhase| serde_json::to_value(RunStatus::from(p)).unwrap();
+        assert_eq!(status(RunPhase::Verified), "completed");
+        assert_eq!(status(RunPhase::Completed), "completed");
+        assert_eq!(
+            status(RunPhase::VerifyFailed),
+            "deploy_success_verify_failed"
+        );
+        assert_eq!(status(RunPhase::Failed), "failed");
+        assert_eq!(status(RunPhase::Applying), "running");
+        assert!(RunPhase::Verified.is_terminal() && RunPhase::VerifyFailed.is_terminal());
     }
 }

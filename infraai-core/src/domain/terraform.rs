@@ -178,12 +178,49 @@ pub struct EndpointCheck {
 /// Whether a deployment answers as expected.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VerificationReport {
-    /// All checks passed.
+    /// All checks passed (and there was at least one).
     pub ok: bool,
     /// The individual checks.
     pub checks: Vec<EndpointCheck>,
     /// When the verification finished.
     pub checked_at: chrono::DateTime<chrono::Utc>,
+    /// The product plan's summary: the same as `ok`.
+    #[serde(default)]
+    pub reachable: bool,
+    /// The host of the check summarized (the first failing one, else the
+    /// first), in the product plan's words.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The HTTP status of that check, when it answered.
+    #[serde(default)]
+    pub status_code: Option<u16>,
+}
+
+impl VerificationReport {
+    /// The report of `checks`, finished now.
+    pub fn new(checks: Vec<EndpointCheck>) -> Self {
+        let ok = !checks.is_empty() && checks.iter().all(|c| c.ok);
+        let summarized = checks.iter().find(|c| !c.ok).or(checks.first());
+        Self {
+            ok,
+            reachable: ok,
+            ip: summarized.map(|c| host(&c.url).to_owned()),
+            status_code: summarized.and_then(|c| c.status),
+            checks,
+            checked_at: chrono::Utc::now(),
+        }
+    }
+}
+
+/// The host of `url` (`http://10.0.0.5:8080/x` → `10.0.0.5`, `http://[::1]/` → `::1`).
+fn host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +243,31 @@ mod tests {
         };
         assert_eq!(set.summary(), "2 to create, 1 to replace");
         assert_eq!(ChangeSet::default().summary(), "no changes");
+    }
+
+    #[test]
+    fn a_report_summarizes_the_first_failing_check() {
+        let check = |url: &str, ok, status| EndpointCheck {
+            url: url.into(),
+            ok,
+            status,
+            latency_ms: None,
+            error: None,
+            body_prefix: None,
+            attempts: 1,
+        };
+        let report = VerificationReport::new(vec![
+            check("http://10.0.0.5:8080/health", true, Some(200)),
+            check("https://user@[::1]:9/x", false, Some(503)),
+        ]);
+        assert!(!report.ok && !report.reachable);
+        assert_eq!(
+            (report.ip.as_deref(), report.status_code),
+            (Some("::1"), Some(503))
+        );
+        let fine = VerificationReport::new(vec![check("http://api.example/", true, Some(404))]);
+        assert!(fine.reachable);
+        assert_eq!(fine.ip.as_deref(), Some("api.example"));
+        assert!(!VerificationReport::new(vec![]).reachable);
     }
 }

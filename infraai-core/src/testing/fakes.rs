@@ -345,11 +345,7 @@ impl Verifier for StaticVerifier {
                 attempts: 1,
             })
             .collect();
-        Ok(VerificationReport {
-            ok: !self.fail && !checks.is_empty(),
-            checks,
-            checked_at: Utc::now(),
-        })
+        Ok(VerificationReport::new(checks))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 use clap::Args;
-use infraai_core::Secret;
+use infraai_core::{Reachable, Secret};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,6 +120,19 @@ pub struct CloudSettings {
     /// us-central1, for AWS: aws_region].
     #[arg(long, env = "INFRAAI_REGION")]
     pub region: Option<String>,
+    /// Which answers verify a deployed service: `below-500` (any answer
+    /// below 500; a fresh service's 404 is alive, as the product plan says)
+    /// or `2xx`.
+    #[arg(long, env = "INFRAAI_VERIFY_REACHABLE", default_value = "below-500", value_parser = reachable)]
+    pub verify_reachable: Reachable,
+}
+
+fn reachable(s: &str) -> anyhow::Result<Reachable> {
+    match s {
+        "below-500" => Ok(Reachable::Below500),
+        "2xx" => Ok(Reachable::Success),
+        other => bail!("{other:?} is not `below-500` or `2xx`"),
+    }
 }
 
 /// Google Cloud (`cloud = "gcp"`).

@@ -113,10 +113,13 @@ pub(crate) async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<A
         .zip(ingests)
         .map(|(fingerprint, ingest)| {
             s.metrics.alert(ingest.outcome.name());
+            let incident_id = ingest.incident.map(|i| i.id);
             Ingested {
                 fingerprint,
                 outcome: ingest.outcome,
-                incident_id: ingest.incident.map(|i| i.id),
+                incident_id,
+                decision_id: incident_id,
+                decision_url: incident_id.map(|id| format!("/ops/alerts/{id}")),
             }
         })
         .collect();
@@ -129,16 +132,26 @@ pub(crate) async fn ingest(s: &AppState, alerts: Vec<Alert>) -> ApiResult<Json<A
         }
     }
     Ok(Json(Accepted {
+        received: true,
         accepted: results.len(),
+        decision_id: results.iter().find_map(|r| r.decision_id),
         results,
         note: None,
     }))
 }
 
-/// The answer to an alert webhook: what recording each alert did.
+/// The answer to an alert webhook: what recording each alert did. Sent only
+/// after every alert is durable; the decisions are made in the background,
+/// so a caller polls `decision_url` (`GET /ops/alerts/{id}`: the incident
+/// with its decision once made). `decision_id` (the product plan's field) is
+/// the incident id of the first alert that has one.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Accepted {
+    /// Always `true` (the product plan's field).
+    received: bool,
     accepted: usize,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    decision_id: Option<IncidentId>,
     results: Vec<Ingested>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -149,7 +162,9 @@ impl Accepted {
     /// A webhook handled with no alert to record, and why.
     fn nothing(note: &'static str) -> Self {
         Self {
+            received: true,
             accepted: 0,
+            decision_id: None,
             results: Vec::new(),
             note: Some(note),
         }
@@ -165,4 +180,9 @@ pub(crate) struct Ingested {
     outcome: IngestOutcome,
     #[schema(value_type = Option<String>, format = Uuid)]
     incident_id: Option<IncidentId>,
+    /// The id to poll the decision by: the incident's (one decision per incident).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    decision_id: Option<IncidentId>,
+    /// Where the decision appears: `/ops/alerts/{id}`.
+    decision_url: Option<String>,
 }

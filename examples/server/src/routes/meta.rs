@@ -58,6 +58,12 @@ pub(crate) async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../../assets/index.html"))
 }
 
+/// The dashboard opened at its ops view (the product plan's `/ops`).
+#[utoipa::path(get, path = "/ops")]
+pub(crate) async fn dashboard_ops() -> Html<&'static str> {
+    dashboard().await
+}
+
 /// A dashboard asset: its content type and text.
 type Asset = ([(header::HeaderName, &'static str); 1], &'static str);
 const JS: [(header::HeaderName, &str); 1] =

@@ -21,7 +21,9 @@ pub const MAX_GOAL_CHARS: usize = 4000;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GoalBody {
+    /// The goal (`prompt` is accepted too, as the product plan's front end sends it).
     #[schema(min_length = 1, max_length = 4000)]
+    #[serde(alias = "prompt")]
     goal: String,
 }
 
@@ -55,6 +57,8 @@ pub fn graph(plan: &InfraPlan) -> Value {
             "threshold": m.threshold,
             "comparison": m.comparison,
             "duration_secs": m.duration_secs,
+            "duration": format!("{}s", m.duration_secs),
+            "resource_node": format!("resource:{}", m.resource_ref),
             "severity": m.severity,
         }));
         edges.push(
@@ -62,6 +66,19 @@ pub fn graph(plan: &InfraPlan) -> Value {
         );
     }
     json!({"nodes": nodes, "edges": edges})
+}
+
+/// The plan as served: each monitoring policy also carries the product
+/// plan's `duration` (`"60s"`, beside `duration_secs`) and `resource_node`,
+/// the id of the graph node it monitors (`resource:<resource_ref>`).
+pub(crate) fn plan_view(plan: &InfraPlan) -> Value {
+    let mut view = json!(plan);
+    let policies = view["monitoring"].as_array_mut().into_iter().flatten();
+    for (json, policy) in policies.zip(&plan.monitoring) {
+        json["duration"] = json!(format!("{}s", policy.duration_secs));
+        json["resource_node"] = json!(format!("resource:{}", policy.resource_ref));
+    }
+    view
 }
 
 /// Plan a goal: returns the run id, the plan and its resource/monitoring graph.
@@ -90,7 +107,7 @@ pub(crate) async fn generate_graph(
         Json(json!({
             "run_id": run.id,
             "summary": plan.summary,
-            "plan": plan,
+            "plan": plan_view(plan),
             "graph": graph(plan),
         })),
     )

@@ -53,6 +53,8 @@ async fn wait_for_executing(
 pub(crate) struct ExecuteBody {
     #[schema(format = Uuid)]
     run_id: String,
+    /// Stop after `terraform plan` (default `false`).
+    #[serde(default)]
     dry_run: bool,
 }
 
@@ -96,7 +98,12 @@ pub(crate) async fn execute(
         .into_response())
 }
 
-/// Phase, history, fix attempts, diagnostics, change set and verification of a run.
+/// Status, phase, history, fix attempts, diagnostics, change set and verification of a run.
+///
+/// In the product plan's words: `status` is `running`, `completed` (phase `verified` for a deploy
+/// whose service answers, `completed` for a dry run), `deploy_success_verify_failed` (applied and
+/// stored, but the service does not answer) or `failed`; `verification` carries `reachable`, `ip`
+/// and `status_code` beside every check.
 ///
 /// With the classified plan/apply failures (`apply_diagnoses`: class, reasoning, advice, what was
 /// done), the resources in its state after the last apply (`resources`) and the destroy record
@@ -110,6 +117,7 @@ pub(crate) async fn run_status(
     Ok(Json(json!({
         "run_id": run.id,
         "goal": run.goal,
+        "status": RunStatus::from(run.phase),
         "phase": run.phase,
         "dry_run": run.dry_run,
         "history": run.history,
@@ -296,5 +304,8 @@ pub(crate) async fn get_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let run = load_run(&s, run_id(&id)?).await?;
+    let plan = run.plan.as_ref().map(super::plan::plan_view);
+    let mut run = json!(run);
+    run["plan"] = json!(plan);
     Ok(Json(json!({ "run": run })))
 }

@@ -81,11 +81,13 @@ impl CloudParts {
         metrics: Arc<dyn MetricSource>,
         guardrails: GuardrailConfig,
         report: Vec<String>,
+        reachable: Reachable,
     ) -> Self {
+        let verifier = HttpVerifier::new(30, Duration::from_secs(10)).with_reachable(reachable);
         Self {
             generator,
             runner,
-            verifier: Arc::new(HttpVerifier::new(30, Duration::from_secs(10))),
+            verifier: Arc::new(verifier),
             actions: Arc::new(crate::retry::BusyRetry(actions)),
             metrics,
             guardrails,
@@ -148,7 +150,10 @@ async fn local_cloud(config: &Config, store: Arc<dyn MetadataStore>) -> Result<C
     Ok(CloudParts {
         generator: Arc::new(cloud),
         runner: runner.clone(),
-        verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(500))),
+        verifier: Arc::new(
+            HttpVerifier::new(5, Duration::from_millis(500))
+                .with_reachable(config.cloud.verify_reachable),
+        ),
         actions: Arc::new(crate::retry::BusyRetry(Arc::new(LocalActions::new(
             runner,
             store,
@@ -254,6 +259,7 @@ async fn gcp_cloud(
         Arc::new(metrics),
         guardrails,
         lines,
+        config.cloud.verify_reachable,
     ))
 }
 
@@ -329,6 +335,7 @@ async fn aws_cloud(
             Arc::new(metrics),
             guardrails,
             lines,
+            config.cloud.verify_reachable,
         ),
         sns,
     ))

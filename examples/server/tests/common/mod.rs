@@ -209,7 +209,7 @@ impl Server {
     }
 
     /// Plans the standard goal and applies it (not a dry run), asserting the
-    /// run completed; returns the plan response. On the simulated cloud,
+    /// run was verified; returns the plan response. On the simulated cloud,
     /// alerts on `api` then get a `scale_up` decision that asks a human.
     pub async fn deploy(&self) -> Value {
         let planned = self.plan().await;
@@ -217,7 +217,7 @@ impl Server {
         let events = self.apply(run_id).await;
         assert_eq!(
             events.last().expect("events").1["phase"],
-            "completed",
+            "verified",
             "{events:?}"
         );
         planned

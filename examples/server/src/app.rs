@@ -164,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(runs::execute))
         .routes(routes!(runs::run_status))
         .routes(routes!(runs::destroy_run))
+        .routes(routes!(runs::cancel_run))
         .routes(routes!(ops::list_alerts))
         .routes(routes!(ops::get_alert))
         .routes(routes!(ops::preview))

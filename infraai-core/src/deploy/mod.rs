@@ -17,13 +17,14 @@ use crate::heal::ApplyFailureClassifier;
 use crate::profiles::MetricProfileRegistry;
 use crate::traits::*;
 use crate::{Error, Result, RunId};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{info, warn};
 
 mod destroy;
 mod healing;
+mod pause;
 mod pipeline;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,8 @@ pub struct DeployConfig {
     pub retry_backoff: Duration,
     /// Longest wait between retries.
     pub max_retry_backoff: Duration,
+    /// How often a run paused by STOP AUTONOMY looks for RESUME or a cancel.
+    pub pause_poll: Duration,
 }
 
 impl Default for DeployConfig {
@@ -58,6 +61,7 @@ impl Default for DeployConfig {
             max_apply_retries: 3,
             retry_backoff: Duration::from_secs(10),
             max_retry_backoff: Duration::from_secs(120),
+            pause_poll: Duration::from_secs(1),
         }
     }
 }
@@ -98,6 +102,7 @@ pub struct DeployAgent {
     deps: DeployDeps,
     config: DeployConfig,
     active: Mutex<HashSet<RunId>>,
+    cancels: Mutex<HashMap<RunId, String>>,
     classifier: ApplyFailureClassifier,
     notifier: Option<Arc<dyn Notifier>>,
 }
@@ -128,6 +133,7 @@ impl DeployAgent {
             deps,
             config,
             active: Mutex::new(HashSet::new()),
+            cancels: Mutex::default(),
             classifier,
             notifier: None,
         }
@@ -164,6 +170,12 @@ impl DeployAgent {
             set: &self.active,
             id: run_id,
         })
+    }
+
+    /// Whether run `run_id` executes on this agent now.
+    fn is_active(&self, run_id: RunId) -> bool {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.contains(&run_id)
     }
 
     /// The event bus (subscribe for live logs).
@@ -259,7 +271,22 @@ impl DeployAgent {
         run.ok_or_else(|| Error::not_found(format!("run {run_id}")))
     }
 
+    /// Enters `phase` — after waiting out STOP AUTONOMY when it is a phase
+    /// that does work ([`pause`]).
     async fn enter(&self, run: &mut Run, phase: RunPhase, note: Option<String>) -> Result<()> {
+        if pause::halts_before(phase) {
+            self.hold_while_stopped(run, phase).await?;
+        }
+        self.record_phase(run, phase, note).await
+    }
+
+    /// Records that `run` entered `phase`: stored, streamed, audited.
+    async fn record_phase(
+        &self,
+        run: &mut Run,
+        phase: RunPhase,
+        note: Option<String>,
+    ) -> Result<()> {
         run.enter(phase, note.clone());
         self.deps.store.put_run(run).await?;
         self.deps.events.phase(run.id, phase, note.clone());

@@ -278,3 +278,118 @@ async fn destroy_is_refused_for_runs_that_did_not_fail() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// A runner that engages STOP AUTONOMY in `store` when `call` first
+/// starts, and the store it will use.
+fn stopping_on(
+    runner: ScriptedTfRunner,
+    call: &'static str,
+) -> (ScriptedTfRunner, Arc<std::sync::OnceLock<Arc<MemoryStore>>>) {
+    let store: Arc<std::sync::OnceLock<Arc<MemoryStore>>> = Arc::default();
+    let slot = store.clone();
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let runner = runner.on_call(move |name| {
+        let once = || first.swap(false, std::sync::atomic::Ordering::SeqCst);
+        if let (true, Some(store)) = (name == call && once(), slot.get()) {
+            let stop = KillSwitchRequest::engage("web:alice", Some("release freeze"));
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| handle.block_on(store.set_kill_switch(stop)))
+                .expect("engage");
+        }
+    });
+    (runner, store)
+}
+
+/// Deploys in the background until the run waits in `paused_by_kill_switch`.
+async fn paused_run(w: &Arc<World>) -> (Run, tokio::task::JoinHandle<Result<Run>>) {
+    let planned = w.agent.plan(GOAL).await.unwrap();
+    let id = planned.id;
+    let world = w.clone();
+    let task = tokio::spawn(async move { world.agent.execute(id, false).await });
+    for _ in 0..500 {
+        let run = w.store.get_run(id).await.unwrap().unwrap();
+        if run.phase == RunPhase::Paused {
+            return (run, task);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!(
+        "the run never paused: {:?}",
+        phases(&w.store.get_run(id).await.unwrap().unwrap())
+    );
+}
+
+fn pausing_world(runner: ScriptedTfRunner, call: &'static str) -> Arc<World> {
+    let (runner, slot) = stopping_on(runner, call);
+    let mut w = world(runner, 3);
+    w.agent.config.pause_poll = Duration::from_millis(5);
+    slot.set(w.store.clone()).ok();
+    Arc::new(w)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_autonomy_during_validation_pauses_before_the_fix_and_resume_completes() {
+    let invalid = crate::testing::invalid_report("Unsupported argument");
+    let valid = ValidationReport {
+        valid: true,
+        diagnostics: vec![],
+    };
+    let runner = ScriptedTfRunner::with_validations(vec![invalid, valid]);
+    let w = pausing_world(runner, "validate");
+    let (paused, task) = paused_run(&w).await;
+    assert_eq!(RunStatus::from(paused.phase), RunStatus::PausedByKillSwitch);
+    assert!(phases(&paused).ends_with(&["validating".into(), "paused_by_kill_switch".into()]));
+    // Held: no fix attempt, no plan, no apply while STOP AUTONOMY stands.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(w.fixer.asked(), 0);
+    assert!(!w.runner.calls().iter().any(|c| c == "plan" || c == "apply"));
+    w.store
+        .set_kill_switch(KillSwitchRequest::release("web:alice"))
+        .await
+        .unwrap();
+    let run = task.await.unwrap().unwrap();
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
+    assert_eq!(w.fixer.asked(), 1);
+    let after_pause: Vec<String> = phases(&run)
+        .into_iter()
+        .skip_while(|p| p != "paused_by_kill_switch")
+        .take(2)
+        .collect();
+    assert_eq!(after_pause, ["paused_by_kill_switch", "fix_attempt_1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_autonomy_with_an_apply_retry_pending_pauses_before_the_retry() {
+    let runner = ScriptedTfRunner::valid().failing_applies(&["429 Too Many Requests"]);
+    let w = pausing_world(runner, "apply");
+    let (paused, task) = paused_run(&w).await;
+    let p = phases(&paused);
+    assert_eq!(p[p.len() - 2..], ["diagnosing", "paused_by_kill_switch"]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let applies = || w.runner.calls().iter().filter(|c| *c == "apply").count();
+    assert_eq!(applies(), 1, "no retry while STOP AUTONOMY stands");
+    w.store
+        .set_kill_switch(KillSwitchRequest::release("web:alice"))
+        .await
+        .unwrap();
+    let run = task.await.unwrap().unwrap();
+    assert_eq!(run.phase, RunPhase::Verified, "{:?}", run.error);
+    assert_eq!(applies(), 2);
+    assert!(phases(&run).contains(&"apply_retry_1".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_run_can_be_cancelled_and_a_running_one_cannot() {
+    let w = pausing_world(ScriptedTfRunner::valid(), "validate");
+    let (paused, task) = paused_run(&w).await;
+    w.agent.cancel_paused(paused.id, "web:bob").await.unwrap();
+    let run = task.await.unwrap().unwrap();
+    assert_eq!(run.phase, RunPhase::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(error.contains("cancelled by web:bob"), "{error}");
+    assert!(!w.runner.calls().iter().any(|c| c == "plan" || c == "apply"));
+    assert!(matches!(
+        w.agent.cancel_paused(run.id, "web:bob").await,
+        Err(Error::Conflict { .. })
+    ));
+}

@@ -24,7 +24,8 @@ pub const MAX_APPLY_RETRIES: u8 = 5;
 /// `planning`, `applying`, `diagnosing`, `apply_retry_1`…`apply_retry_5`,
 /// `verifying`, `finalizing`, then `verified` (a deploy whose service
 /// answers), `deploy_success_verify_failed` (applied, but the service does
-/// not answer), `completed` (a dry run, after planning) or `failed`.
+/// not answer), `completed` (a dry run, after planning) or `failed`; and
+/// `paused_by_kill_switch` while STOP AUTONOMY holds the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RunPhase {
     /// Created, nothing done yet.
@@ -55,6 +56,9 @@ pub enum RunPhase {
     VerifyFailed,
     /// A dry run finished after planning.
     Completed,
+    /// Waiting for RESUME (or a cancel) while STOP AUTONOMY is engaged,
+    /// before the phase its history's note names.
+    Paused,
     /// Finished with an error; the run's `error` says why.
     Failed,
 }
@@ -81,6 +85,8 @@ pub enum RunStatus {
     DeploySuccessVerifyFailed,
     /// Ended with an error.
     Failed,
+    /// Waiting while STOP AUTONOMY is engaged.
+    PausedByKillSwitch,
 }
 
 impl From<RunPhase> for RunStatus {
@@ -89,6 +95,7 @@ impl From<RunPhase> for RunStatus {
             RunPhase::Verified | RunPhase::Completed => RunStatus::Completed,
             RunPhase::VerifyFailed => RunStatus::DeploySuccessVerifyFailed,
             RunPhase::Failed => RunStatus::Failed,
+            RunPhase::Paused => RunStatus::PausedByKillSwitch,
             _ => RunStatus::Running,
         }
     }
@@ -110,6 +117,7 @@ impl fmt::Display for RunPhase {
             RunPhase::Verified => "verified",
             RunPhase::VerifyFailed => "deploy_success_verify_failed",
             RunPhase::Completed => "completed",
+            RunPhase::Paused => "paused_by_kill_switch",
             RunPhase::Failed => "failed",
         };
         f.write_str(s)
@@ -131,6 +139,7 @@ impl FromStr for RunPhase {
             "verified" => RunPhase::Verified,
             "deploy_success_verify_failed" => RunPhase::VerifyFailed,
             "completed" => RunPhase::Completed,
+            "paused_by_kill_switch" => RunPhase::Paused,
             "failed" => RunPhase::Failed,
             other => {
                 let numbered = |prefix: &str, max: u8| match other
@@ -176,7 +185,7 @@ impl JsonSchema for RunPhase {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^(starting|initializing|validating|fix_attempt_[1-3]|planning|applying|diagnosing|apply_retry_[1-5]|verifying|finalizing|verified|deploy_success_verify_failed|completed|failed)$"
+            "pattern": "^(starting|initializing|validating|fix_attempt_[1-3]|planning|applying|diagnosing|apply_retry_[1-5]|verifying|finalizing|verified|deploy_success_verify_failed|completed|paused_by_kill_switch|failed)$"
         })
     }
 }

@@ -14,6 +14,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What [`ScriptedTfRunner::on_call`] runs.
+type CallHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// A [`TfRunner`] that follows a script: validation reports are returned in
 /// order (the last one repeats), apply emits log lines, outputs are fixed.
 /// Every call is recorded in [`ScriptedTfRunner::calls`].
@@ -27,6 +30,7 @@ pub struct ScriptedTfRunner {
     destroy_planned: Mutex<bool>,
     calls: Mutex<Vec<String>>,
     written: Mutex<Vec<TerraformFiles>>,
+    on_call: Option<CallHook>,
 }
 
 impl ScriptedTfRunner {
@@ -61,6 +65,7 @@ impl ScriptedTfRunner {
             destroy_planned: Mutex::new(false),
             calls: Mutex::default(),
             written: Mutex::default(),
+            on_call: None,
         }
     }
 
@@ -88,8 +93,18 @@ impl ScriptedTfRunner {
         lock(&self.written).clone()
     }
 
+    /// Calls `hook` with each call's name (`init`, `validate`, `apply`, …)
+    /// as the call starts, e.g. to engage STOP AUTONOMY mid-run.
+    pub fn on_call(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_call = Some(Box::new(hook));
+        self
+    }
+
     fn call(&self, name: &str) {
         lock(&self.calls).push(name.to_string());
+        if let Some(hook) = &self.on_call {
+            hook(name);
+        }
     }
 }
 

@@ -98,6 +98,23 @@ pub(crate) async fn execute(
         .into_response())
 }
 
+/// Cancel a run paused by STOP AUTONOMY (`paused_by_kill_switch`): it ends `failed`, saying who
+/// cancelled it. A paused run otherwise continues where it stopped once autonomy is resumed.
+/// 409 when the run is not paused on this replica.
+#[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, format = Uuid)), responses((status = 202, description = "The run ends failed, cancelled")))]
+pub(crate) async fn cancel_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = run_id(&id)?;
+    let actor = format!("web:{}", s.operator_name);
+    s.deploy.cancel_paused(id, &actor).await?;
+    info!(run_id = %id, actor, "paused run cancelled over the API");
+    let status_url = format!("/runs/{id}/status");
+    let body = json!({ "run_id": id, "cancelled_by": actor, "status_url": status_url });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
 /// Status, phase, history, fix attempts, diagnostics, change set and verification of a run.
 ///
 /// In the product plan's words: `status` is `running`, `completed` (phase `verified` for a deploy

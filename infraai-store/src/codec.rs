@@ -143,3 +143,10 @@ mod tests {
         ));
     }
 }
+
+/// The stored form of a page key (time, id), for `(created_at, id) < (…)`.
+pub(crate) fn page_after<I: std::fmt::Display>(
+    key: Option<infraai_core::PageKey<I>>,
+) -> (Option<String>, Option<String>) {
+    key.map(|k| (time(k.created_at), k.id.to_string())).unzip()
+}

@@ -74,6 +74,15 @@ async fn postgres_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_five_hundred_incidents_page_through_once_each_under_inserts() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = connect(&cluster.database().await).await;
+    conformance::page_through_incidents(&store, 2_500, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_survives_close_and_reopen() {
     let Some(cluster) = Cluster::start() else {
         return;

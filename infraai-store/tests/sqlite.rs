@@ -29,6 +29,12 @@ async fn sqlite_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_five_hundred_incidents_page_through_once_each_under_inserts() {
+    let (_dir, store) = fresh().await;
+    conformance::page_through_incidents(&store, 2_500, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_survives_close_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("nested").join("store.db");

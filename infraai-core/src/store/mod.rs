@@ -14,10 +14,12 @@
 //! [`count_by_listing`], [`record_then_audit`].
 
 pub mod observed;
+mod page;
 mod requests;
 mod roles;
 
 pub use observed::{Committed, Observed, StoreObserver, StoreOp};
+pub use page::PageKey;
 pub use requests::*;
 pub use roles::*;
 
@@ -221,6 +223,9 @@ pub struct IncidentQuery {
     /// At most this many, newest first.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Only incidents after this one in the order (the next page).
+    #[serde(skip)]
+    pub after: Option<PageKey<IncidentId>>,
 }
 
 impl IncidentQuery {
@@ -232,6 +237,9 @@ impl IncidentQuery {
                 .resource
                 .as_ref()
                 .is_none_or(|r| &incident.alert.resource == r)
+            && self
+                .after
+                .is_none_or(|k| k.precedes(incident.created_at, incident.id))
     }
 }
 

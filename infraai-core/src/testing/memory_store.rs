@@ -71,7 +71,7 @@ impl MemoryStore {
     }
 }
 
-fn newest_first<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> DateTime<Utc>) -> Vec<T> {
+fn newest_first<T: Clone, K: Ord>(mut v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
     v.sort_by_key(|x| std::cmp::Reverse(key(x)));
     v
 }
@@ -172,7 +172,7 @@ impl IncidentStore for MemoryStore {
                 .cloned()
                 .collect()
         });
-        Ok(newest_first(all, |i| i.created_at)
+        Ok(newest_first(all, |i| (i.created_at, i.id))
             .into_iter()
             .take(query.limit.unwrap_or(usize::MAX))
             .collect())

@@ -223,11 +223,21 @@ pub(super) async fn list_incidents(c: &dyn Db, q: &IncidentQuery) -> StoreResult
     } else {
         "$3::TEXT IS NULL AND"
     };
+    let (after_at, after_id) = codec::page_after(q.after);
     let sql = format!(
         "{INCIDENT_COLS} WHERE {filter} ($1::TEXT[] IS NULL OR status = ANY($1)) \
-         AND ($2::TEXT IS NULL OR severity = $2) ORDER BY created_at DESC, id DESC LIMIT $4"
+         AND ($2::TEXT IS NULL OR severity = $2) \
+         AND ($5::TEXT IS NULL OR (created_at, id) < ($5, $6::TEXT)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
     );
-    let p: [&(dyn ToSql + Sync); 4] = [&statuses, &severity, &q.resource, &limit(q.limit)];
+    let p: [&(dyn ToSql + Sync); 6] = [
+        &statuses,
+        &severity,
+        &q.resource,
+        &limit(q.limit),
+        &after_at,
+        &after_id,
+    ];
     all(c, &sql, &p, qerr(OP, "incidents"), |r| sql::incident(r, OP)).await
 }
 

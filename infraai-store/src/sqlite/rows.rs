@@ -285,12 +285,20 @@ pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> StoreResult<V
     } else {
         "?3 IS NULL AND"
     };
+    let (after_at, after_id) = codec::page_after(q.after);
     let sql = format!(
         "{INCIDENT_COLS} WHERE {filter} (?1 IS NULL OR status IN (SELECT value FROM json_each(?1))) \
-         AND (?2 IS NULL OR severity = ?2) \
+         AND (?2 IS NULL OR severity = ?2) AND (?5 IS NULL OR (created_at, id) < (?5, ?6)) \
          ORDER BY created_at DESC, id DESC LIMIT ?4"
     );
-    let p = params![statuses, severity, q.resource, limit(q.limit)];
+    let p = params![
+        statuses,
+        severity,
+        q.resource,
+        limit(q.limit),
+        after_at,
+        after_id
+    ];
     all(c, &sql, p, rerr(OP, "incidents"), |r| sql::incident(r, OP))
 }
 

@@ -1,6 +1,7 @@
 //! Incidents: deduplication, decisions, moves, listing ([`crate::IncidentStore`]).
 
 use super::*;
+use std::collections::HashSet;
 
 /// Firing repeats update the open incident; a resolved alert closes it; a
 /// later firing alert opens a new one.
@@ -389,4 +390,61 @@ pub async fn incident_counts_match_the_incidents(store: &dyn MetadataStore) {
         counts.by_status.len() > 1 && !counts.by_action.is_empty(),
         "the scenarios before leave several statuses and a decision: {counts:?}"
     );
+}
+
+/// Paging through incidents newest first while new ones arrive between
+/// pages sees each of 300 incidents that existed at the start exactly once.
+pub async fn incidents_page_stably_under_inserts(store: &dyn MetadataStore) {
+    page_through_incidents(store, 300, 40).await;
+}
+
+/// [`incidents_page_stably_under_inserts`] with `existing` incidents and
+/// pages of `limit`: every page in order (newest first, ties by id), no
+/// incident twice, every one that existed at the start seen.
+pub async fn page_through_incidents(store: &dyn MetadataStore, existing: usize, limit: usize) {
+    let batch = (0..existing)
+        .map(|n| AlertRecord {
+            alert: alert(&format!("conf-page-{n}"), AlertState::Firing, 0.9),
+            audit: None,
+        })
+        .collect();
+    let ingests = store.record_alerts(batch).await.expect("record");
+    let existed: HashSet<IncidentId> = ingests
+        .iter()
+        .filter_map(|i| i.incident.as_ref().map(|i| i.id))
+        .collect();
+    assert_eq!(existed.len(), existing);
+    let (mut seen, mut after, mut pages) = (HashSet::new(), None, 0);
+    loop {
+        let query = IncidentQuery {
+            limit: Some(limit),
+            after,
+            ..Default::default()
+        };
+        let page = store.list_incidents(&query).await.expect("page");
+        // One arrives between every two pages: newer than every key handed out.
+        let newcomer = alert(&format!("conf-page-new-{pages}"), AlertState::Firing, 0.9);
+        store.record_alert(&newcomer).await.expect("record");
+        let keys: Vec<_> = page.iter().map(|i| (i.created_at, i.id)).collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] > w[1]),
+            "page {pages} out of order"
+        );
+        for i in &page {
+            assert!(seen.insert(i.id), "incident {} listed twice", i.id);
+        }
+        pages += 1;
+        match page.last() {
+            Some(last) if page.len() == limit => {
+                after = Some(PageKey {
+                    created_at: last.created_at,
+                    id: last.id,
+                })
+            }
+            _ => break,
+        }
+    }
+    assert!(pages > existing / limit, "{pages} pages");
+    let missed = existed.difference(&seen).count();
+    assert_eq!(missed, 0, "{missed} of {existing} incidents never listed");
 }

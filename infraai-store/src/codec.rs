@@ -111,6 +111,13 @@ pub(crate) fn json<T: Serialize + ?Sized>(
 
 pub(crate) use infraai_core::lifecycle::status_name;
 
+/// The stored form of a page key (time, id), for `(created_at, id) < (…)`.
+pub(crate) fn page_after<I: std::fmt::Display>(
+    key: Option<infraai_core::PageKey<I>>,
+) -> (Option<String>, Option<String>) {
+    key.map(|k| (time(k.created_at), k.id.to_string())).unzip()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,11 +149,4 @@ mod tests {
             Err(StoreError::Corrupt { .. })
         ));
     }
-}
-
-/// The stored form of a page key (time, id), for `(created_at, id) < (…)`.
-pub(crate) fn page_after<I: std::fmt::Display>(
-    key: Option<infraai_core::PageKey<I>>,
-) -> (Option<String>, Option<String>) {
-    key.map(|k| (time(k.created_at), k.id.to_string())).unzip()
 }

@@ -50,6 +50,17 @@ pub enum IncidentStatus {
 }
 
 impl IncidentStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [IncidentStatus; 13] = {
+        use IncidentStatus::*;
+        [
+            New, Pending, Approved, Rejected, Expired, Auto, Blocked, Executing, Executed,
+            Resolved, Unresolved, Escalated, Ignored,
+        ]
+    };
+}
+
+impl IncidentStatus {
     /// Terminal states: a new firing alert with the same fingerprint opens a
     /// new incident instead of updating this one.
     pub fn is_closed(self) -> bool {

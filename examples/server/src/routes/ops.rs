@@ -7,7 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use infraai_core::*;
 use infraai_prometheus::rules_file;
@@ -72,52 +73,102 @@ pub(crate) async fn prometheus_rules(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AlertsQuery {
-    /// Statuses, comma separated.
+    /// Statuses, comma separated; `open` stands for every status but `resolved` and `expired`.
     status: Option<String>,
     severity: Option<String>,
     resource: Option<String>,
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
+    /// Where to go on: the `next` of the previous page (opaque).
+    cursor: Option<String>,
 }
 
-/// Incidents, newest first.
+/// Incidents, newest first, a page at a time.
+///
+/// `next` (also a `Link: <…>; rel="next"` header) is the cursor of the following page, `null` on
+/// the last one. Paging is stable under concurrent inserts: incidents recorded meanwhile are newer
+/// than every page handed out, so each incident that existed when paging began is listed once.
 #[utoipa::path(get, path = "/ops/alerts", params(AlertsQuery))]
 pub(crate) async fn list_alerts(
     State(s): State<AppState>,
     q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let q = query(q)?;
-    let mut statuses = Vec::new();
-    for st in q
-        .status
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let status: IncidentStatus = serde_json::from_value(Value::String(st.into())).map_err(|_| {
-            ApiError::bad_request(format!(
-                "unknown status {st:?}; one of new, pending, approved, rejected, expired, auto, blocked, executing, executed, resolved, unresolved, escalated, ignored"
-            ))
-        })?;
-        statuses.push(status);
-    }
-    let severity: Option<ApiResult<Severity>> = q.severity.map(|v| {
+    let statuses = statuses(q.status.as_deref())?;
+    let severity: Option<ApiResult<Severity>> = q.severity.as_ref().map(|v| {
         serde_json::from_value(Value::String(v.clone()))
             .map_err(|_| ApiError::bad_request(format!("unknown severity {v:?}")))
     });
     let severity = severity.transpose()?;
     let limit = bounded("limit", q.limit, 100, 1000)?;
-    let incidents = s
+    let after = q.cursor.as_deref().map(str::parse).transpose()?;
+    let mut incidents = s
         .store
         .list_incidents(&IncidentQuery {
             statuses,
             severity,
-            resource: q.resource,
-            limit: Some(limit),
+            resource: q.resource.clone(),
+            limit: Some(limit + 1),
+            after,
         })
         .await?;
-    Ok(Json(json!({"incidents": incidents})))
+    let more = incidents.len() > limit;
+    incidents.truncate(limit);
+    let next = incidents.last().filter(|_| more).map(|i| {
+        let key = PageKey {
+            created_at: i.created_at,
+            id: i.id,
+        };
+        key.to_string()
+    });
+    let body = Json(json!({"incidents": incidents, "next": next}));
+    let Some(next) = next else {
+        return Ok(body.into_response());
+    };
+    let mut url = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("status", &q.status),
+        ("severity", &q.severity),
+        ("resource", &q.resource),
+    ] {
+        if let Some(v) = v {
+            url.append_pair(k, v);
+        }
+    }
+    let url = url
+        .append_pair("limit", &limit.to_string())
+        .append_pair("cursor", &next)
+        .finish();
+    let link = format!("</ops/alerts?{url}>; rel=\"next\"");
+    Ok(([(header::LINK, link)], body).into_response())
+}
+
+/// The statuses of a `status` filter: names, comma separated, `open` for
+/// every status that is not closed.
+fn statuses(filter: Option<&str>) -> ApiResult<Vec<IncidentStatus>> {
+    let mut statuses = Vec::new();
+    for st in filter
+        .into_iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if st == "open" {
+            statuses.extend(
+                IncidentStatus::ALL
+                    .iter()
+                    .filter(|s| !lifecycle::CLOSED.contains(s)),
+            );
+            continue;
+        }
+        let status: IncidentStatus = serde_json::from_value(Value::String(st.into())).map_err(|_| {
+            ApiError::bad_request(format!(
+                "unknown status {st:?}; open, or one of new, pending, approved, rejected, expired, auto, blocked, executing, executed, resolved, unresolved, escalated, ignored"
+            ))
+        })?;
+        statuses.push(status);
+    }
+    Ok(statuses)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -219,7 +270,7 @@ pub(crate) async fn preview(
 pub(crate) struct ReasonBody {
     #[serde(default)]
     #[schema(max_length = 1000)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 pub(crate) async fn command(

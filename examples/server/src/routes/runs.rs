@@ -101,14 +101,17 @@ pub(crate) async fn execute(
 /// Cancel a run paused by STOP AUTONOMY (`paused_by_kill_switch`): it ends `failed`, saying who
 /// cancelled it. A paused run otherwise continues where it stopped once autonomy is resumed.
 /// 409 when the run is not paused on this replica.
-#[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, format = Uuid)), responses((status = 202, description = "The run ends failed, cancelled")))]
+#[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, format = Uuid)), request_body = Option<super::ops::ReasonBody>, responses((status = 202, description = "The run ends failed, cancelled")))]
 pub(crate) async fn cancel_run(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = run_id(&id)?;
+    let reason = parse_opt::<super::ops::ReasonBody>(&body(b)?)?.reason;
     let actor = format!("web:{}", s.operator_name);
-    s.deploy.cancel_paused(id, &actor).await?;
+    let by = reason.map_or(actor.clone(), |r| format!("{actor} ({r})"));
+    s.deploy.cancel_paused(id, &by).await?;
     info!(run_id = %id, actor, "paused run cancelled over the API");
     let status_url = format!("/runs/{id}/status");
     let body = json!({ "run_id": id, "cancelled_by": actor, "status_url": status_url });

@@ -50,7 +50,11 @@ fn discord_button(custom_id: &str, interaction_id: &str) -> InboundRequest {
     press["data"]["custom_id"] = json!(custom_id);
     press["id"] = json!(interaction_id);
     let body = serde_json::to_vec(&press).unwrap();
-    let ts = "1764086460";
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
     let mut message = ts.as_bytes().to_vec();
     message.extend_from_slice(&body);
     let sig: String = key

@@ -12,6 +12,7 @@ use infraai_core::{
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::info;
 
 /// Discord's limit on message content, in characters.
@@ -78,6 +79,19 @@ impl DiscordApprover {
         if timestamp.is_empty() || !self.key.verify(timestamp, &request.body, signature) {
             return Err(Error::Unauthenticated {
                 detail: "invalid Discord request signature".into(),
+            });
+        }
+        let window = self.client.config().replay_window;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let age = (timestamp.parse::<u64>().ok()).map(|t| Duration::from_secs(now.abs_diff(t)));
+        if age.is_none_or(|age| age > window) {
+            return Err(Error::Unauthenticated {
+                detail: format!(
+                    "Discord request timestamp {timestamp:?} is outside the {}-second replay window",
+                    window.as_secs()
+                ),
             });
         }
         serde_json::from_slice(&request.body)

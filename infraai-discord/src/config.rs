@@ -26,6 +26,10 @@ pub struct DiscordConfig {
     /// Longest `retry_after` honored by waiting (default 30 s).
     #[serde(default = "default_max_wait", with = "infraai_core::serde_secs")]
     pub max_retry_after: Duration,
+    /// How far an interaction's signed timestamp may be from now, either
+    /// way, before it is refused as a replay (default 5 minutes).
+    #[serde(default = "default_replay_window", with = "infraai_core::serde_secs")]
+    pub replay_window: Duration,
 }
 
 fn default_base() -> String {
@@ -39,6 +43,9 @@ fn default_retries() -> u32 {
 }
 fn default_max_wait() -> Duration {
     Duration::from_secs(30)
+}
+fn default_replay_window() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl DiscordConfig {
@@ -56,6 +63,7 @@ impl DiscordConfig {
             timeout: default_timeout(),
             max_retries: default_retries(),
             max_retry_after: default_max_wait(),
+            replay_window: default_replay_window(),
         }
     }
 }

@@ -44,8 +44,18 @@ fn request(timestamp: &str, body: &[u8], signature: &str) -> InboundRequest {
     r
 }
 
-/// Signs a body with the fixture's throwaway test key, as Discord would.
+/// Signs a body with the fixture's throwaway test key, as Discord would, now.
 fn signed(body: &Value) -> InboundRequest {
+    signed_at(body, unix_now())
+}
+
+fn unix_now() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap().as_secs()
+}
+
+/// Signs a body as Discord would, with the timestamp `ts` (Unix seconds).
+fn signed_at(body: &Value, ts: u64) -> InboundRequest {
     let seed = vectors()["secret_key_seed_hex_TEST_ONLY"]
         .as_str()
         .unwrap()
@@ -56,7 +66,7 @@ fn signed(body: &Value) -> InboundRequest {
         .collect();
     let key = SigningKey::from_bytes(&seed.try_into().unwrap());
     let raw = serde_json::to_vec(body).unwrap();
-    let ts = "1764086460";
+    let ts = ts.to_string();
     let mut message = ts.as_bytes().to_vec();
     message.extend_from_slice(&raw);
     let sig: String = key
@@ -65,7 +75,7 @@ fn signed(body: &Value) -> InboundRequest {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    request(ts, &raw, &sig)
+    request(&ts, &raw, &sig)
 }
 
 /// Ada is allowed through her on-call role, not her id.
@@ -110,7 +120,10 @@ fn every_signed_vector_gives_the_expected_verdict() {
 #[tokio::test]
 async fn ping_gets_pong_and_bad_signatures_are_401() {
     let server = discord_api().await;
-    let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
+    // The recorded vectors were signed in 2025: this checks signatures, not freshness.
+    let mut config = config(&server.uri());
+    config.replay_window = Duration::from_secs(100 * 365 * 24 * 3600);
+    let approver = Arc::new(DiscordApprover::new(config).unwrap());
     let o = ops(approver.clone()).await;
     for c in vectors()["cases"].as_array().unwrap() {
         let r = request(
@@ -336,4 +349,26 @@ async fn the_retry_after_header_is_honored_when_the_body_has_none() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_signed_interaction_outside_the_replay_window_is_401() {
+    let server = discord_api().await;
+    let approver = Arc::new(DiscordApprover::new(config(&server.uri())).unwrap());
+    let o = ops(approver.clone()).await;
+    let ping = json!({"type": 1, "id": "1", "application_id": "2", "token": "t", "version": 1});
+    let fresh = approver.handle_interaction(&o.agent, &signed(&ping)).await;
+    assert!(fresh.is_ok(), "{fresh:?}");
+    let hours = |h: u64| h * 3600;
+    for ts in [unix_now() - hours(72), unix_now() - 301, unix_now() + 301] {
+        let result = approver
+            .handle_interaction(&o.agent, &signed_at(&ping, ts))
+            .await;
+        match result {
+            Err(Error::Unauthenticated { detail }) => {
+                assert!(detail.contains("replay window"), "{detail}")
+            }
+            other => panic!("timestamp {ts}: {other:?}"),
+        }
+    }
 }

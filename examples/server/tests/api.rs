@@ -578,7 +578,11 @@ fn discord_request(body: &Value) -> (Vec<u8>, String, String) {
         .collect();
     let key = SigningKey::from_bytes(&seed.try_into().unwrap());
     let body = serde_json::to_vec(body).unwrap();
-    let ts = "1764086460".to_string();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
     let mut message = ts.as_bytes().to_vec();
     message.extend_from_slice(&body);
     let sig: String = key
@@ -701,7 +705,11 @@ fn discord_sign(body: &[u8]) -> (String, String) {
         .map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap())
         .collect();
     let key = SigningKey::from_bytes(&seed.try_into().unwrap());
-    let ts = "1764086460".to_string();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
     let mut message = ts.as_bytes().to_vec();
     message.extend_from_slice(body);
     let sig = key

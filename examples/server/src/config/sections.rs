@@ -245,6 +245,10 @@ pub struct DiscordSettings {
     /// Discord role ids whose holders may approve (comma separated).
     #[arg(long, env = "INFRAAI_DISCORD_APPROVER_ROLES", value_delimiter = ',')]
     pub discord_approver_roles: Vec<String>,
+    /// How far (either way) an interaction's signed timestamp may be from
+    /// now before it is refused with 401 as a replay.
+    #[arg(long, env = "INFRAAI_DISCORD_REPLAY_WINDOW_SECS", default_value = "300", value_parser = secs::<1>)]
+    pub discord_replay_window_secs: Duration,
 }
 
 /// The ops loop's timing and metric source.

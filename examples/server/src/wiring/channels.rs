@@ -100,6 +100,7 @@ fn discord(
             if let Some(base) = &d.discord_api_base {
                 dc.api_base = base.clone();
             }
+            dc.replay_window = d.discord_replay_window_secs;
             let approver = Arc::new(DiscordApprover::new(dc).context("building Discord")?);
             for id in &d.discord_approvers {
                 *approvers = std::mem::take(approvers).allow_user("discord", id.trim());

@@ -67,7 +67,7 @@ fn discord_button(custom_id: &str, interaction_id: &str) -> InboundRequest {
         body,
         ..Default::default()
     };
-    r.headers.insert(TIMESTAMP_HEADER.into(), ts.into());
+    r.headers.insert(TIMESTAMP_HEADER.into(), ts);
     r.headers.insert(SIGNATURE_HEADER.into(), sig);
     r
 }

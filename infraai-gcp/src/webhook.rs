@@ -23,9 +23,9 @@ struct Notification {
 
 #[derive(Deserialize)]
 struct Incident {
-    incident_id: String,
+    incident_id: Value,
     severity: Option<String>,
-    started_at: Option<i64>,
+    started_at: Option<Value>,
     state: String,
     observed_value: Option<Value>,
     threshold_value: Option<Value>,
@@ -54,14 +54,38 @@ struct Metric {
     labels: BTreeMap<String, String>,
 }
 
-/// `"0.9"` or `0.9` → 0.9; anything else → `None`.
-fn number(v: &Option<Value>) -> Option<f64> {
-    match v {
-        Some(Value::String(s)) => s.trim().parse().ok(),
+/// A numeric field, as a JSON number or a numeric string (real notifications
+/// and proxies send either): `0.9` or `"0.9"` → 0.9, absent or `null` →
+/// `None`, anything else an error naming the field.
+fn number(v: &Option<Value>, field: &str) -> Result<Option<f64>> {
+    let parsed = match v {
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
         _ => None,
+    };
+    match parsed.filter(|x| x.is_finite()) {
+        Some(x) => Ok(Some(x)),
+        None => Err(Error::invalid(
+            "Cloud Monitoring notification",
+            format!(
+                "incident.{field} is not a number: {}",
+                v.as_ref().unwrap_or(&Value::Null)
+            ),
+        )),
     }
-    .filter(|x: &f64| x.is_finite())
+}
+
+/// A text field that may arrive as a number (`123` → `"123"`).
+fn text(v: &Value, field: &str) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(Error::invalid(
+            "Cloud Monitoring notification",
+            format!("incident.{field} is not text: {other}"),
+        )),
+    }
 }
 
 impl GcpWebhookSource {
@@ -84,6 +108,10 @@ impl GcpWebhookSource {
             return Ok(None);
         }
         let i = n.incident.ok_or_else(|| bad("has no incident".into()))?;
+        let started_at = number(&i.started_at, "started_at")?
+            .map(|s| DateTime::<Utc>::from_timestamp(s as i64, 0))
+            .map(|t| t.ok_or_else(|| bad("incident.started_at is out of range".into())))
+            .transpose()?;
         let state = match i.state.to_ascii_lowercase().as_str() {
             "open" => AlertState::Firing,
             "closed" => AlertState::Resolved,
@@ -128,20 +156,17 @@ impl GcpWebhookSource {
         }
         let alert = Alert {
             source: "gcp".into(),
-            fingerprint: format!("gcp:{}", i.incident_id),
+            fingerprint: format!("gcp:{}", text(&i.incident_id, "incident_id")?),
             policy_name: i.policy_name.unwrap_or_else(|| "unnamed policy".into()),
             resource,
             resource_type,
             cloud: "gcp".into(),
             metric,
-            value: number(&i.observed_value),
-            threshold: number(&i.threshold_value),
+            value: number(&i.observed_value, "observed_value")?,
+            threshold: number(&i.threshold_value, "threshold_value")?,
             severity,
             state,
-            started_at: i
-                .started_at
-                .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-                .unwrap_or_else(Utc::now),
+            started_at: started_at.unwrap_or_else(Utc::now),
             labels,
             raw,
         };

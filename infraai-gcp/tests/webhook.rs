@@ -137,3 +137,38 @@ fn bad_payloads_are_clear_errors_and_test_notifications_are_ignored() {
         AlertState::Firing
     );
 }
+
+#[test]
+fn numbers_arrive_as_numbers_or_numeric_strings_and_text_is_refused() {
+    let open: serde_json::Value = serde_json::from_slice(&fixture("incident-open.json")).unwrap();
+    let with = |changes: &[(&str, serde_json::Value)]| {
+        let mut n = open.clone();
+        for (k, v) in changes {
+            n["incident"][*k] = v.clone();
+        }
+        GcpWebhookSource::normalize(&serde_json::to_vec(&n).unwrap())
+    };
+    let strings = with(&[
+        ("started_at", serde_json::json!("1764086400")),
+        ("observed_value", serde_json::json!("0.973")),
+        ("threshold_value", serde_json::json!(0.9)),
+        ("incident_id", serde_json::json!(12345)),
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(strings.started_at.timestamp(), 1764086400);
+    assert_eq!((strings.value, strings.threshold), (Some(0.973), Some(0.9)));
+    assert_eq!(strings.fingerprint, "gcp:12345");
+    for (field, bad) in [
+        ("started_at", serde_json::json!("yesterday")),
+        ("observed_value", serde_json::json!("high")),
+        ("threshold_value", serde_json::json!({"v": 1})),
+    ] {
+        match with(&[(field, bad.clone())]) {
+            Err(Error::Invalid { detail, .. }) => {
+                assert!(detail.contains(field), "{detail}")
+            }
+            other => panic!("{field} = {bad}: {other:?}"),
+        }
+    }
+}

@@ -690,7 +690,8 @@ async fn failures_end_the_run_with_a_reason() {
     assert!(run.error.unwrap().contains("quota exceeded"));
     assert!(w.store.list_deployments().await.unwrap().is_empty());
 
-    // Verification fails: the deployment is still recorded, the run fails.
+    // Verification fails: the deployment is still recorded, the run ends
+    // deploy_success_verify_failed with the reason.
     let mut w = world(ScriptedTfRunner::valid());
     w.deploy = DeployAgent::new(
         DeployDeps {
@@ -706,7 +707,7 @@ async fn failures_end_the_run_with_a_reason() {
         DeployConfig::default(),
     );
     let run = w.deploy.deploy(GOAL, false).await.unwrap();
-    assert_eq!(run.phase, RunPhase::Failed);
+    assert_eq!(run.phase, RunPhase::VerifyFailed);
     assert!(run.error.unwrap().contains("verification failed"));
     assert_eq!(w.store.list_deployments().await.unwrap().len(), 1);
 

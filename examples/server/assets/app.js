@@ -366,6 +366,9 @@ $("resume-btn").addEventListener("click", async () => {
   refreshOps();
 });
 
+// The simulated cloud says so, permanently (readiness is public: no token needed).
+fetch("/readyz").then((r) => r.json()).then((r) => { $("sim-banner").hidden = !r.simulated; }).catch(() => {});
+
 showTokenState();
 if (!token) banner("Enter the operator token (printed at first start, stored in data/operator-token).");
 refreshOps();

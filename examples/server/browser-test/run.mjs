@@ -96,6 +96,9 @@ try {
   });
   page.setDefaultTimeout(30000);
   await page.goto(base + "/");
+  // The simulated-cloud banner shows exactly when the server is simulated.
+  const simulated = (await api("GET", "/readyz")).simulated;
+  await page.waitForFunction((sim) => document.getElementById("sim-banner").hidden === !sim, simulated);
 
   step("token");
   await page.fill("#token-input", token);

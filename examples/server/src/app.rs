@@ -94,6 +94,9 @@ pub struct Shared {
     pub decide: tokio::sync::mpsc::UnboundedSender<IncidentId>,
     /// Alert ingests in flight; the decision workers give way to them.
     pub ingesting: Arc<AtomicUsize>,
+    /// Whether the cloud is the simulated one: plans, runs and incidents say
+    /// `simulated: true`, and the dashboard shows a banner.
+    pub simulated: bool,
 }
 
 /// How many decision flows run at once.

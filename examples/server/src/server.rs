@@ -125,6 +125,7 @@ pub async fn run_wired(
         alert_sources: w.alert_sources,
         decide,
         ingesting,
+        simulated: w.simulated,
     });
     tokio::spawn(async move {
         signal().await;

@@ -194,3 +194,42 @@ async fn codemirror_bundle_is_served_from_the_binary() {
         assert_eq!(len == 0, status == 304, "{tag}: {len} bytes");
     }
 }
+
+/// The simulated cloud is never mistaken for a real one: the dashboard of a
+/// server on the simulated cloud shows a permanent banner, in headless
+/// Chromium (`browser-test/banner.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_cloud_shows_a_permanent_banner() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser-test");
+    let chromium = std::env::var("INFRAAI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists()
+        && missing(&format!(
+            "{chromium} is missing (apt-get install -y chromium)"
+        ))
+    {
+        return;
+    }
+    if !dir.join("node_modules/playwright-core").exists()
+        && missing("playwright-core is not installed (cd examples/server/browser-test && npm ci)")
+    {
+        return;
+    }
+    let s = Server::start("banner", &["--cloud", "simulated"], &[]).await;
+    let ready = s.ok(reqwest::Method::GET, "/readyz", None, 200).await;
+    assert_eq!(ready["simulated"], true);
+    let out = tokio::process::Command::new("node")
+        .arg("banner.mjs")
+        .current_dir(&dir)
+        .env("INFRAAI_URL", &s.base)
+        .env("INFRAAI_CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "banner test failed\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("banner-test: ok"), "{stdout}");
+}

@@ -21,7 +21,7 @@ pub(crate) async fn healthz() -> Json<Value> {
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     match s.store.kill_switch().await {
         Ok(k) => {
-            Json(json!({"status": "ready", "store": s.store.name(), "autonomy_stopped": k.engaged}))
+            Json(json!({"status": "ready", "store": s.store.name(), "autonomy_stopped": k.engaged, "simulated": s.simulated}))
                 .into_response()
         }
         Err(e) => {

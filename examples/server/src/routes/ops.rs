@@ -121,7 +121,7 @@ pub(crate) async fn list_alerts(
         };
         key.to_string()
     });
-    let body = Json(json!({"incidents": incidents, "next": next}));
+    let body = Json(json!({"incidents": incidents, "next": next, "simulated": s.simulated}));
     let Some(next) = next else {
         return Ok(body.into_response());
     };
@@ -216,6 +216,7 @@ pub(crate) async fn get_alert(
     }
     let d = incident.decision.as_ref();
     Ok(Json(json!({
+        "simulated": s.simulated,
         "decision": d,
         "reasoning": d.map(|d| &d.reasoning),
         "confidence": d.map(|d| d.confidence),

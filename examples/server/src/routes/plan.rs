@@ -106,6 +106,7 @@ pub(crate) async fn generate_graph(
         StatusCode::CREATED,
         Json(json!({
             "run_id": run.id,
+            "simulated": s.simulated,
             "summary": plan.summary,
             "plan": plan_view(plan),
             "graph": graph(plan),

@@ -138,6 +138,7 @@ pub(crate) async fn run_status(
         "run_id": run.id,
         "goal": run.goal,
         "status": RunStatus::from(run.phase),
+        "simulated": s.simulated,
         "phase": run.phase,
         "dry_run": run.dry_run,
         "history": run.history,
@@ -327,5 +328,5 @@ pub(crate) async fn get_run(
     let plan = run.plan.as_ref().map(super::plan::plan_view);
     let mut run = json!(run);
     run["plan"] = json!(plan);
-    Ok(Json(json!({ "run": run })))
+    Ok(Json(json!({ "run": run, "simulated": s.simulated })))
 }

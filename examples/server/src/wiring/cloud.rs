@@ -66,6 +66,8 @@ pub(super) struct CloudParts {
     pub guardrails: GuardrailConfig,
     /// Whether the threshold watcher runs (clouds without native alerting).
     pub run_watcher: bool,
+    /// Whether this is the simulated cloud (nothing real is created).
+    pub simulated: bool,
     /// Start-up banner lines.
     pub report: Vec<String>,
 }
@@ -92,6 +94,7 @@ impl CloudParts {
             metrics,
             guardrails,
             run_watcher: false,
+            simulated: false,
             report,
         }
     }
@@ -162,6 +165,7 @@ async fn local_cloud(config: &Config, store: Arc<dyn MetadataStore>) -> Result<C
         metrics: Arc::new(LocalMetrics::new(instances)),
         guardrails: infraai_local::profiles::guardrails(GuardrailConfig::default()),
         run_watcher: true,
+        simulated: false,
         report: vec![line],
     })
 }
@@ -407,8 +411,9 @@ fn simulated(why: String) -> CloudParts {
         metrics: Arc::new(ScriptedMetrics::new(vec![0.35])),
         guardrails: infraai_core::testing::guardrails(),
         run_watcher: false,
+        simulated: true,
         report: vec![format!(
-            "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed"
+            "cloud: SIMULATED ({why}) — scripted Terraform, actions are only recorded, metrics are scripted; nothing real is created or changed. For the real local cloud (real processes through Terraform), install terraform (≥ 1.4) or set TERRAFORM_BIN, and restart"
         )],
     }
 }

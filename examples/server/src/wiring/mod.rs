@@ -37,6 +37,8 @@ pub struct Wiring {
     pub metrics: Arc<dyn MetricSource>,
     /// Whether the threshold watcher should run (clouds without native alerting).
     pub run_watcher: bool,
+    /// Whether the cloud is the simulated one (nothing real is created).
+    pub simulated: bool,
     /// Every notifier together (web, and the chat channels configured).
     pub notifier: Arc<dyn Notifier>,
     /// Telegram, when configured.
@@ -173,6 +175,7 @@ pub async fn build(
         // incident charts have a history on clouds whose metrics keep none.
         metrics: Arc::new(RecordingMetrics::new(cloud.metrics)),
         run_watcher: cloud.run_watcher,
+        simulated: cloud.simulated,
         notifier: channels.notifier,
         telegram: channels.telegram,
         discord: channels.discord,

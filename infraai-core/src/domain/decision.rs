@@ -129,12 +129,15 @@ impl FirewallChange {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
-    /// Change the resource's machine type to a larger one.
+    /// Change the resource's machine type to a larger one (the product
+    /// plan's `scale_up_vm`, accepted on input).
+    #[serde(alias = "scale_up_vm")]
     ScaleUp {
         /// The target machine type (one step up the ladder by default).
         machine_type: MachineType,
     },
-    /// Restart the resource.
+    /// Restart the resource (the plan's `restart_instance`).
+    #[serde(alias = "restart_instance")]
     Restart {},
     /// Change an ingress firewall rule.
     ModifyFirewall {

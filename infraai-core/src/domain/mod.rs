@@ -11,6 +11,7 @@ pub(crate) mod names;
 pub(crate) mod plan;
 mod run;
 mod terraform;
+mod vocabulary;
 
 pub use alert::*;
 pub use audit::*;
@@ -23,6 +24,7 @@ pub use names::{MachineType, ResourceName, MAX_NAME_LEN};
 pub use plan::*;
 pub use run::*;
 pub use terraform::*;
+pub use vocabulary::decision_in_our_words;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,10 +35,14 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
-    /// Worth knowing.
+    /// Worth knowing (the product plan's `low`, accepted on input).
+    #[serde(alias = "low")]
     Info,
-    /// Needs attention soon.
+    /// Needs attention soon (the plan's `medium`).
+    #[serde(alias = "medium")]
     Warning,
-    /// Service is or will be affected; always needs human approval.
+    /// Service is or will be affected; always needs human approval (the
+    /// plan's `high`).
+    #[serde(alias = "high")]
     Critical,
 }

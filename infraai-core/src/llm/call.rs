@@ -71,6 +71,9 @@ pub(crate) struct Call {
     pub schema: Value,
     pub incident_id: Option<IncidentId>,
     pub run_id: Option<RunId>,
+    /// Rewrites an answer before it is validated (e.g. the product plan's
+    /// decision words into ours).
+    pub normalize: fn(&mut Value),
 }
 
 /// Why a component must take its fallback.
@@ -152,7 +155,11 @@ impl LlmCaller {
         call: &Call,
         parse: impl Fn(&Value) -> Result<T, Vec<String>>,
     ) -> Result<T, Failure> {
-        let check = |v: &Value| schema::validate(&call.schema, v).and_then(|()| parse(v));
+        let check = |v: &Value| {
+            let mut v = v.clone();
+            (call.normalize)(&mut v);
+            schema::validate(&call.schema, &v).and_then(|()| parse(&v))
+        };
         let answer = self.exchange(call, "initial", call.prompt.clone()).await?;
         let errors = match check(&answer) {
             Ok(t) => return Ok(t),

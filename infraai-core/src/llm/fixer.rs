@@ -136,6 +136,7 @@ impl Fixer for LlmFixer {
             schema: Self::schema(&paths),
             incident_id: None,
             run_id: None,
+            normalize: |_| {},
         };
         match self.caller.run(&call, |v| apply(request.files, v)).await {
             Ok(files) if &files == request.files => Ok(None),

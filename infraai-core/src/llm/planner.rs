@@ -259,6 +259,7 @@ impl Planner for LlmPlanner {
             schema: Self::schema(&regions),
             incident_id: None,
             run_id: None,
+            normalize: |_| {},
         };
         let parse = |v: &Value| {
             let draft: PlanDraft =

@@ -185,6 +185,7 @@ impl DecisionPolicy for LlmDecisionPolicy {
             schema: self.schema.clone(),
             incident_id: Some(ctx.incident.id),
             run_id: None,
+            normalize: crate::domain::decision_in_our_words,
         };
         let key = Self::cache_key(ctx);
         if let Some(mut decision) = self.cached(&key) {

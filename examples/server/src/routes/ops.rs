@@ -221,6 +221,11 @@ pub(crate) async fn get_alert(
         "reasoning": d.map(|d| &d.reasoning),
         "confidence": d.map(|d| d.confidence),
         "action": d.map(|d| d.recommended_action.describe()),
+        // The product plan's words for the same decision (docs/server.md).
+        "plan_vocabulary": d.map(|d| json!({
+            "severity": d.severity.plan_name(),
+            "action": d.recommended_action.kind().plan_name(),
+        })),
         "guardrail_notes": incident.guardrail_notes,
         "approvals": approvals,
         "actions": actions,

@@ -375,3 +375,27 @@ async fn llm_monitoring_never_survives_planning() {
         plan.risk_flags
     );
 }
+
+#[tokio::test]
+async fn a_decision_in_the_plans_words_is_understood() {
+    let mut answer = restart_answer();
+    answer["severity"] = serde_json::json!("medium");
+    answer["recommended_action"]["type"] = serde_json::json!("restart_instance");
+    let provider = Arc::new(ReplayProvider::sequence(vec![answer]));
+    let store = Arc::new(MemoryStore::new());
+    let o = llm_ops_with(store, Arc::new(LlmDecisionPolicy::new(provider.clone())));
+    let ingest = o
+        .agent
+        .handle_alert(&alert("plan-words", AlertState::Firing, 0.95))
+        .await
+        .unwrap();
+    let decision = ingest.incident.unwrap().decision.unwrap();
+    assert_eq!(provider.requests().len(), 1, "no repair was needed");
+    assert_eq!(decision.recommended_action, Action::Restart {});
+    assert_eq!(decision.severity, Severity::Warning);
+    assert!(
+        decision.reasoning.starts_with("the instance"),
+        "{}",
+        decision.reasoning
+    );
+}

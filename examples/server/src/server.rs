@@ -83,14 +83,7 @@ pub async fn run_wired(
     let metrics = Arc::new(Metrics::default());
     let mut w = crate::wiring::build(&config, &webhook.value, metrics.clone()).await?;
     customize(&mut w);
-    if let Some(delay) = crate::test_hooks::action_delay(&config)? {
-        w.actions = Arc::new(crate::test_hooks::DelayedActions::new(w.actions, delay));
-        w.report.push(format!(
-            "test hook: every simulated action preview and execution waits {} ms ({})",
-            delay.as_millis(),
-            crate::test_hooks::ACTION_DELAY_ENV
-        ));
-    }
+    crate::test_hooks::apply(&config, &mut w)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;

@@ -2,10 +2,45 @@
 //! on, and only available with the simulated cloud (nothing real is slowed).
 
 use crate::config::{CloudChoice, Config};
+use crate::wiring::Wiring;
 use async_trait::async_trait;
-use infraai_core::{ActionHandler, ActionPreview, ActionReport, ActionRequest, Result};
+use infraai_core::testing::ScriptedTfRunner;
+use infraai_core::{
+    ActionHandler, ActionPreview, ActionReport, ActionRequest, HttpVerifier, Result,
+};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Environment variable: a URL the simulated cloud's deployments output as
+/// their service, checked by the real HTTP verifier (with the configured
+/// `verify_reachable` rule) instead of the simulated one. Lets tests show
+/// over real HTTP how a 404-serving or an unreachable service is verified.
+pub const SERVICE_URL_ENV: &str = "INFRAAI_TEST_SERVICE_URL";
+
+/// Applies the test hooks the environment asks for to `w`, each with a
+/// start-up line; an error when one is malformed or the cloud is not
+/// `simulated`.
+pub fn apply(config: &Config, w: &mut Wiring) -> anyhow::Result<()> {
+    if let Some(delay) = action_delay(config)? {
+        w.actions = Arc::new(DelayedActions::new(w.actions.clone(), delay));
+        w.report.push(format!(
+            "test hook: every simulated action preview and execution waits {} ms ({ACTION_DELAY_ENV})",
+            delay.as_millis(),
+        ));
+    }
+    if let Ok(url) = std::env::var(SERVICE_URL_ENV) {
+        if config.cloud() != CloudChoice::Simulated {
+            anyhow::bail!("{SERVICE_URL_ENV} is a test hook for INFRAAI_CLOUD=simulated only");
+        }
+        w.deploy.runner = Arc::new(ScriptedTfRunner::valid().with_url(&url));
+        let verifier = HttpVerifier::new(2, Duration::from_millis(200));
+        w.deploy.verifier = Arc::new(verifier.with_reachable(config.cloud.verify_reachable));
+        w.report.push(format!(
+            "test hook: simulated deployments serve {url}, verified over real HTTP ({SERVICE_URL_ENV})"
+        ));
+    }
+    Ok(())
+}
 
 /// Environment variable: milliseconds every simulated action preview and
 /// execution waits before answering. Makes a request slow on purpose, so

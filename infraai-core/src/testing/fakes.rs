@@ -69,6 +69,12 @@ impl ScriptedTfRunner {
         }
     }
 
+    /// Outputs `url` as the deployment's service (`{"url": {"api": url}}`).
+    pub fn with_url(mut self, url: &str) -> Self {
+        self.outputs = BTreeMap::from([("url".to_string(), serde_json::json!({ "api": url }))]);
+        self
+    }
+
     /// Makes `apply` fail with this message.
     pub fn failing_apply(mut self, message: &str) -> Self {
         self.apply_error = Some(message.into());

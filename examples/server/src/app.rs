@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ops::preview))
         .routes(routes!(ops::series))
         .routes(routes!(runs::get_run))
+        .routes(routes!(runs::list_runs))
         .routes(routes!(ops::approve))
         .routes(routes!(ops::reject))
         .routes(routes!(ops::prometheus_rules))

@@ -88,3 +88,43 @@ async fn incidents_page_through_once_each_while_alerts_arrive() {
         assert!((400..500).contains(&status), "cursor {bad}: {status}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_page_through_once_each_while_runs_are_planned() {
+    let s = Server::start("paging-runs", &["--cloud", "simulated"], &[]).await;
+    let mut existed = HashSet::new();
+    for _ in 0..25 {
+        existed.insert(s.plan().await["run_id"].as_str().unwrap().to_owned());
+    }
+    let (mut seen, mut path, mut pages) = (HashSet::new(), "/runs?limit=10".to_owned(), 0);
+    loop {
+        let r = s.op(Method::GET, &path, None).await;
+        assert_eq!(r.status().as_u16(), 200);
+        let link = r
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let page: Value = r.json().await.unwrap();
+        s.plan().await; // a run planned between pages
+        for run in page["runs"].as_array().unwrap() {
+            assert_eq!(run["status"], "running", "planned, not executed: {run}");
+            assert!(
+                seen.insert(run["run_id"].as_str().unwrap().to_owned()),
+                "listed twice"
+            );
+        }
+        pages += 1;
+        match (page["next"].as_str(), link) {
+            (Some(cursor), Some(link)) => {
+                assert!(link.starts_with("</runs?limit=10&cursor="), "{link}");
+                path = format!("/runs?limit=10&cursor={cursor}");
+            }
+            (None, None) => break,
+            other => panic!("next and Link disagree: {other:?}"),
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, existed);
+    let r = s.op(Method::GET, "/runs?deployment_id=nope", None).await;
+    assert!((400..500).contains(&r.status().as_u16()));
+}

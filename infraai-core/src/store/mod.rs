@@ -24,7 +24,7 @@ pub use requests::*;
 pub use roles::*;
 
 use crate::domain::*;
-use crate::{DeploymentId, IncidentId, Result};
+use crate::{DeploymentId, IncidentId, Result, RunId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -252,6 +252,20 @@ pub struct RunQuery {
     /// At most this many, newest first.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Only runs after this one in the order (the next page).
+    #[serde(skip)]
+    pub after: Option<PageKey<RunId>>,
+}
+
+impl RunQuery {
+    /// Whether a run matches (for stores that filter in memory).
+    pub fn matches(&self, run: &Run) -> bool {
+        self.deployment_id
+            .is_none_or(|d| run.deployment_id == Some(d))
+            && self
+                .after
+                .is_none_or(|k| k.precedes(run.created_at, run.id))
+    }
 }
 
 #[cfg(test)]

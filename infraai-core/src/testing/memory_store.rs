@@ -111,15 +111,11 @@ impl RunStore for MemoryStore {
         let runs = self.with(|s| {
             s.runs
                 .values()
-                .filter(|r| {
-                    query
-                        .deployment_id
-                        .is_none_or(|d| r.deployment_id == Some(d))
-                })
+                .filter(|r| query.matches(r))
                 .cloned()
                 .collect()
         });
-        Ok(newest_first(runs, |r: &Run| r.created_at)
+        Ok(newest_first(runs, |r: &Run| (r.created_at, r.id))
             .into_iter()
             .take(query.limit.unwrap_or(usize::MAX))
             .collect())

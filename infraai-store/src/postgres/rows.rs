@@ -123,11 +123,14 @@ pub(super) async fn get_run(c: &dyn Db, id: RunId) -> StoreResult<Option<Run>> {
 
 pub(super) async fn list_runs(c: &dyn Db, q: &RunQuery) -> StoreResult<Vec<Run>> {
     const OP: &str = "list_runs";
+    let (after_at, after_id) = codec::page_after(q.after);
     let sql = format!(
         "{RUN_COLS} WHERE ($1::TEXT IS NULL OR r.deployment_id = $1) \
+         AND ($3::TEXT IS NULL OR (r.created_at, r.id) < ($3, $4::TEXT)) \
          ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
     );
-    let p: [&(dyn ToSql + Sync); 2] = [&q.deployment_id.map(|d| d.to_string()), &limit(q.limit)];
+    let deployment = q.deployment_id.map(|d| d.to_string());
+    let p: [&(dyn ToSql + Sync); 4] = [&deployment, &limit(q.limit), &after_at, &after_id];
     all(c, &sql, &p, qerr(OP, "runs"), |r| sql::run(r, OP)).await
 }
 

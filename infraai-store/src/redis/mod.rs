@@ -465,14 +465,11 @@ impl RunStore for RedisStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
-        let runs: Vec<Run> = self.list_index("run", "list_runs").await?;
-        let wanted = |r: &Run| {
-            query
-                .deployment_id
-                .is_none_or(|d| r.deployment_id == Some(d))
-        };
-        let runs = runs.into_iter().filter(wanted);
-        Ok(runs.take(query.limit.unwrap_or(usize::MAX)).collect())
+        let mut runs: Vec<Run> = self.list_index("run", "list_runs").await?;
+        runs.retain(|r| query.matches(r));
+        runs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        runs.truncate(query.limit.unwrap_or(usize::MAX));
+        Ok(runs)
     }
 
     async fn put_deployment(&self, d: &Deployment) -> Result<()> {

@@ -184,11 +184,14 @@ pub(super) fn get_run(c: &Connection, id: RunId, op: &'static str) -> StoreResul
 
 pub(super) fn list_runs(c: &Connection, q: &RunQuery) -> StoreResult<Vec<Run>> {
     const OP: &str = "list_runs";
+    let (after_at, after_id) = codec::page_after(q.after);
     let sql = format!(
         "{RUN_COLS} WHERE (?1 IS NULL OR r.deployment_id = ?1) \
+         AND (?3 IS NULL OR (r.created_at, r.id) < (?3, ?4)) \
          ORDER BY r.created_at DESC, r.id DESC LIMIT ?2"
     );
-    let p = params![q.deployment_id.map(|d| d.to_string()), limit(q.limit)];
+    let deployment = q.deployment_id.map(|d| d.to_string());
+    let p = params![deployment, limit(q.limit), after_at, after_id];
     all(c, &sql, p, rerr(OP, "runs"), |r| sql::run(r, OP))
 }
 

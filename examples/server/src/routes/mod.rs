@@ -114,6 +114,43 @@ fn bounded(name: &str, value: Option<usize>, default: usize, max: usize) -> ApiR
     }
 }
 
+/// One page of a listing newest first: `items` under `key`, `next` (the
+/// cursor of the following page, from the last item's key when there was one
+/// more than `limit`) and, with a next page, a `Link: <…>; rel="next"` to it
+/// keeping the request's `filters`.
+fn page<T: serde::Serialize, I: std::fmt::Display>(
+    path: &str,
+    filters: &[(&str, &Option<String>)],
+    limit: usize,
+    (key, mut items): (&str, Vec<T>),
+    page_key: impl Fn(&T) -> PageKey<I>,
+    simulated: bool,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = items
+        .last()
+        .filter(|_| more)
+        .map(|i| page_key(i).to_string());
+    let body = axum::Json(serde_json::json!({key: items, "next": next, "simulated": simulated}));
+    let Some(next) = next else {
+        return body.into_response();
+    };
+    let mut url = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in filters {
+        if let Some(v) = value {
+            url.append_pair(name, v);
+        }
+    }
+    let url = url
+        .append_pair("limit", &limit.to_string())
+        .append_pair("cursor", &next)
+        .finish();
+    let link = format!("<{path}?{url}>; rel=\"next\"");
+    ([(axum::http::header::LINK, link)], body).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

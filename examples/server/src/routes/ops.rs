@@ -7,8 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use infraai_core::*;
 use infraai_prometheus::rules_file;
@@ -102,7 +102,7 @@ pub(crate) async fn list_alerts(
     let severity = severity.transpose()?;
     let limit = bounded("limit", q.limit, 100, 1000)?;
     let after = q.cursor.as_deref().map(str::parse).transpose()?;
-    let mut incidents = s
+    let incidents = s
         .store
         .list_incidents(&IncidentQuery {
             statuses,
@@ -112,35 +112,24 @@ pub(crate) async fn list_alerts(
             after,
         })
         .await?;
-    let more = incidents.len() > limit;
-    incidents.truncate(limit);
-    let next = incidents.last().filter(|_| more).map(|i| {
-        let key = PageKey {
-            created_at: i.created_at,
-            id: i.id,
-        };
-        key.to_string()
-    });
-    let body = Json(json!({"incidents": incidents, "next": next, "simulated": s.simulated}));
-    let Some(next) = next else {
-        return Ok(body.into_response());
-    };
-    let mut url = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
+    let filters = [
         ("status", &q.status),
         ("severity", &q.severity),
         ("resource", &q.resource),
-    ] {
-        if let Some(v) = v {
-            url.append_pair(k, v);
-        }
-    }
-    let url = url
-        .append_pair("limit", &limit.to_string())
-        .append_pair("cursor", &next)
-        .finish();
-    let link = format!("</ops/alerts?{url}>; rel=\"next\"");
-    Ok(([(header::LINK, link)], body).into_response())
+    ];
+    let key = |i: &Incident| PageKey {
+        created_at: i.created_at,
+        id: i.id,
+    };
+    let items = ("incidents", incidents);
+    Ok(super::page(
+        "/ops/alerts",
+        &filters,
+        limit,
+        items,
+        key,
+        s.simulated,
+    ))
 }
 
 /// The statuses of a `status` filter: names, comma separated, `open` for

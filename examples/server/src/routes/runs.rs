@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -329,4 +329,77 @@ pub(crate) async fn get_run(
     let mut run = json!(run);
     run["plan"] = json!(plan);
     Ok(Json(json!({ "run": run, "simulated": s.simulated })))
+}
+
+/// A run in `GET /runs`.
+#[derive(serde::Serialize)]
+struct RunSummary {
+    run_id: RunId,
+    goal: String,
+    status: RunStatus,
+    phase: RunPhase,
+    dry_run: bool,
+    deployment_id: Option<DeploymentId>,
+    error: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunsQuery {
+    /// Only runs that produced this deployment.
+    deployment_id: Option<String>,
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<usize>,
+    /// Where to go on: the `next` of the previous page (opaque).
+    cursor: Option<String>,
+}
+
+/// Runs, newest first, a page at a time: each run's id, goal, status, phase, dry run flag,
+/// deployment, error and times (`GET /runs/{id}` has the whole record).
+///
+/// `next` (also a `Link: <…>; rel="next"` header) is the cursor of the following page, `null` on
+/// the last; paging is stable under runs started meanwhile, as for `GET /ops/alerts`.
+#[utoipa::path(get, path = "/runs", params(RunsQuery))]
+pub(crate) async fn list_runs(
+    State(s): State<AppState>,
+    q: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let q = super::query(q)?;
+    let limit = super::bounded("limit", q.limit, 100, 1000)?;
+    let deployment_id = q.deployment_id.as_deref().map(str::parse).transpose()?;
+    let after = q.cursor.as_deref().map(str::parse).transpose()?;
+    let query = RunQuery {
+        deployment_id,
+        limit: Some(limit + 1),
+        after,
+    };
+    let runs: Vec<RunSummary> = (s.store.list_runs(&query).await?.into_iter())
+        .map(|r| RunSummary {
+            run_id: r.id,
+            goal: r.goal,
+            status: RunStatus::from(r.phase),
+            phase: r.phase,
+            dry_run: r.dry_run,
+            deployment_id: r.deployment_id,
+            error: r.error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    let key = |r: &RunSummary| PageKey {
+        created_at: r.created_at,
+        id: r.run_id,
+    };
+    let filters = [("deployment_id", &q.deployment_id)];
+    Ok(super::page(
+        "/runs",
+        &filters,
+        limit,
+        ("runs", runs),
+        key,
+        s.simulated,
+    ))
 }

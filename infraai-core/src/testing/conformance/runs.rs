@@ -23,8 +23,8 @@ pub async fn runs_round_trip(store: &dyn MetadataStore) {
     store.put_run(&newer).await.expect("put_run");
     let listed = store
         .list_runs(&RunQuery {
-            deployment_id: None,
             limit: Some(2),
+            ..Default::default()
         })
         .await
         .expect("list_runs");
@@ -84,4 +84,49 @@ pub async fn deployments_round_trip(store: &dyn MetadataStore) {
         .expect("list")
         .iter()
         .any(|x| x.deployment_id == d.deployment_id));
+}
+
+/// Paging through runs newest first while new ones start between pages sees
+/// each run that existed at the start exactly once, in order; ties of
+/// creation time are ordered by id.
+pub async fn runs_page_stably_under_inserts(store: &dyn MetadataStore) {
+    let tie = chrono::Utc::now();
+    let mut existed = std::collections::HashSet::new();
+    for n in 0..45 {
+        let mut run = Run::new(format!("paged run {n}"));
+        if n % 3 == 0 {
+            run.created_at = tie;
+        }
+        store.put_run(&run).await.expect("put_run");
+        existed.insert(run.id);
+    }
+    let (mut seen, mut after) = (std::collections::HashSet::new(), None);
+    loop {
+        let query = RunQuery {
+            limit: Some(10),
+            after,
+            ..Default::default()
+        };
+        let page = store.list_runs(&query).await.expect("page");
+        store
+            .put_run(&Run::new("started meanwhile"))
+            .await
+            .expect("put_run");
+        let keys: Vec<_> = page.iter().map(|r| (r.created_at, r.id)).collect();
+        assert!(keys.windows(2).all(|w| w[0] > w[1]), "a page out of order");
+        for r in &page {
+            assert!(seen.insert(r.id), "run {} listed twice", r.id);
+        }
+        match page.last() {
+            Some(last) if page.len() == 10 => {
+                after = Some(PageKey {
+                    created_at: last.created_at,
+                    id: last.id,
+                })
+            }
+            _ => break,
+        }
+    }
+    let missed = existed.difference(&seen).count();
+    assert_eq!(missed, 0, "{missed} runs never listed");
 }

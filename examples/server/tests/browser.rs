@@ -21,8 +21,9 @@ fn missing(what: &str) -> bool {
     true
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_drives_both_loops_in_headless_chromium() {
+/// The browser-test folder and Chromium, when both are there (else the
+/// test is skipped, or fails under `INFRAAI_REQUIRE_SERVICES=1`).
+fn browser() -> Option<(PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser-test");
     let chromium = std::env::var("INFRAAI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !std::path::Path::new(&chromium).exists()
@@ -30,13 +31,21 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
             "{chromium} is missing (apt-get install -y chromium)"
         ))
     {
-        return;
+        return None;
     }
     if !dir.join("node_modules/playwright-core").exists()
         && missing("playwright-core is not installed (cd examples/server/browser-test && npm ci)")
     {
-        return;
+        return None;
     }
+    Some((dir, chromium))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_drives_both_loops_in_headless_chromium() {
+    let Some((dir, chromium)) = browser() else {
+        return;
+    };
     // The real local cloud when Terraform is there, else the simulated one.
     let cloud = if terraform_available("browser (local cloud)") {
         "local"
@@ -200,20 +209,9 @@ async fn codemirror_bundle_is_served_from_the_binary() {
 /// Chromium (`browser-test/banner.mjs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_cloud_shows_a_permanent_banner() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser-test");
-    let chromium = std::env::var("INFRAAI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !std::path::Path::new(&chromium).exists()
-        && missing(&format!(
-            "{chromium} is missing (apt-get install -y chromium)"
-        ))
-    {
+    let Some((dir, chromium)) = browser() else {
         return;
-    }
-    if !dir.join("node_modules/playwright-core").exists()
-        && missing("playwright-core is not installed (cd examples/server/browser-test && npm ci)")
-    {
-        return;
-    }
+    };
     let s = Server::start("banner", &["--cloud", "simulated"], &[]).await;
     let ready = s.ok(reqwest::Method::GET, "/readyz", None, 200).await;
     assert_eq!(ready["simulated"], true);

@@ -99,11 +99,15 @@ async fn the_plans_front_end_works_unchanged() {
     );
 }
 
+/// A simulated-cloud server whose deployments serve `url`, with `args`.
+async fn serving(name: &str, url: &str, args: &[&str]) -> Server {
+    let args = [&["--cloud", "simulated"], args].concat();
+    Server::start(name, &args, &[("INFRAAI_TEST_SERVICE_URL", url)]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_answering_404_is_verified_as_reachable() {
-    let url = not_found_service().await;
-    let env = [("INFRAAI_TEST_SERVICE_URL", url.as_str())];
-    let s = Server::start("contract-404", &["--cloud", "simulated"], &env).await;
+    let s = serving("contract-404", &not_found_service().await, &[]).await;
     assert!(s
         .startup
         .iter()
@@ -130,9 +134,7 @@ async fn an_unreachable_service_ends_deploy_success_verify_failed() {
         .local_addr()
         .unwrap()
         .port();
-    let url = format!("http://127.0.0.1:{port}/");
-    let env = [("INFRAAI_TEST_SERVICE_URL", url.as_str())];
-    let s = Server::start("contract-down", &["--cloud", "simulated"], &env).await;
+    let s = serving("contract-down", &format!("http://127.0.0.1:{port}/"), &[]).await;
     let status = prompt_to_status(&s).await;
     assert_eq!(status["status"], "deploy_success_verify_failed", "{status}");
     assert_eq!(status["phase"], "deploy_success_verify_failed");
@@ -153,13 +155,7 @@ async fn an_unreachable_service_ends_deploy_success_verify_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_xx_only_when_asked() {
     let url = not_found_service().await;
-    let env = [("INFRAAI_TEST_SERVICE_URL", url.as_str())];
-    let s = Server::start(
-        "contract-2xx",
-        &["--cloud", "simulated", "--verify-reachable", "2xx"],
-        &env,
-    )
-    .await;
+    let s = serving("contract-2xx", &url, &["--verify-reachable", "2xx"]).await;
     let status = prompt_to_status(&s).await;
     assert_eq!(status["status"], "deploy_success_verify_failed", "{status}");
     assert_eq!(status["verification"]["status_code"], 404);

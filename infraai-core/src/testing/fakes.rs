@@ -44,11 +44,6 @@ impl ScriptedTfRunner {
 
     /// A runner returning these validation reports in order.
     pub fn with_validations(validations: Vec<ValidationReport>) -> Self {
-        let mut outputs = BTreeMap::new();
-        outputs.insert(
-            "url".to_string(),
-            serde_json::json!({"api": "http://127.0.0.1:9/"}),
-        );
         Self {
             validations: Mutex::new(validations.into()),
             change_set: ChangeSet {
@@ -58,7 +53,7 @@ impl ScriptedTfRunner {
                     attributes: vec![],
                 }],
             },
-            outputs,
+            outputs: BTreeMap::new(),
             apply_error: None,
             apply_failures: Mutex::default(),
             state: Mutex::default(),
@@ -67,6 +62,7 @@ impl ScriptedTfRunner {
             written: Mutex::default(),
             on_call: None,
         }
+        .with_url("http://127.0.0.1:9/")
     }
 
     /// Outputs `url` as the deployment's service (`{"url": {"api": url}}`).

@@ -89,6 +89,7 @@ async fn ten_thousand_duplicates_make_one_decision_and_one_notification() {
             incident_id: Some(incidents[0].id),
             run_id: None,
             limit: Some(1000),
+            before: None,
         })
         .await
         .expect("audit");

@@ -128,3 +128,52 @@ async fn runs_page_through_once_each_while_runs_are_planned() {
     let r = s.op(Method::GET, "/runs?deployment_id=nope", None).await;
     assert!((400..500).contains(&r.status().as_u16()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incidents_audit_trail_pages_back_one_record_at_a_time() {
+    let s = Server::start("paging-audit", &["--cloud", "simulated"], &[]).await;
+    let ack = s.post_alert(&cpu_alert("audit-pages")).await;
+    let id = ack["decision_id"].as_str().unwrap().to_owned();
+    let decided = s.wait_incident(&id, |i| !i["decision"].is_null()).await;
+    assert!(!decided["decision"].is_null());
+    let (mut seen, mut path) = (Vec::new(), format!("/ops/alerts/{id}?audit_limit=1"));
+    loop {
+        let page = s.ok(Method::GET, &path, None, 200).await;
+        let records = page["audit"].as_array().unwrap();
+        assert_eq!(records.len(), 1, "{page}");
+        seen.insert(0, records[0]["id"].clone());
+        match page["audit_next"].as_str() {
+            Some(cursor) => path = format!("/ops/alerts/{id}?audit_limit=1&audit_cursor={cursor}"),
+            None => break,
+        }
+    }
+    // Records appended after the first page (the decision's follow-up) come
+    // after the ones paged through.
+    let all = s
+        .ok(
+            Method::GET,
+            &format!("/ops/alerts/{id}?audit_limit=10000"),
+            None,
+            200,
+        )
+        .await;
+    let all: Vec<Value> = all["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(
+        all.starts_with(&seen),
+        "every record once, oldest first: {seen:?} vs {all:?}"
+    );
+    let r = s
+        .op(
+            Method::GET,
+            &format!("/ops/alerts/{id}?audit_cursor=nope"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 400);
+}

@@ -139,4 +139,22 @@ pub struct AuditQuery {
     pub run_id: Option<RunId>,
     /// At most this many (newest last); `None` for all.
     pub limit: Option<usize>,
+    /// Only records older than this one (the next page back); none when it
+    /// is not among the records the filters select.
+    #[serde(default)]
+    pub before: Option<AuditId>,
+}
+
+impl AuditQuery {
+    /// Applies the query to `records`, oldest first, that match its filters
+    /// (for stores that filter in memory).
+    pub fn page(&self, mut records: Vec<AuditRecord>) -> Vec<AuditRecord> {
+        if let Some(before) = self.before {
+            let end = records.iter().position(|r| r.id == before).unwrap_or(0);
+            records.truncate(end);
+        }
+        let skip = self.limit.map_or(0, |l| records.len().saturating_sub(l));
+        records.drain(..skip);
+        records
+    }
 }

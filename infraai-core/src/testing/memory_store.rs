@@ -285,11 +285,7 @@ impl HistoryStore for MemoryStore {
                 .filter(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)))
                 .cloned()
                 .collect();
-            let skip = query
-                .limit
-                .map(|l| matching.len().saturating_sub(l))
-                .unwrap_or(0);
-            matching.into_iter().skip(skip).collect()
+            query.page(matching)
         }))
     }
 

@@ -425,6 +425,7 @@ pub(super) async fn list_audit(c: &dyn Db, q: &AuditQuery) -> StoreResult<Vec<Au
             &[
                 &q.incident_id.map(|i| i.to_string()),
                 &q.run_id.map(|i| i.to_string()),
+                &q.before.map(|i| i.to_string()),
                 &limit(q.limit),
             ],
         )

@@ -743,8 +743,9 @@ impl HistoryStore for RedisStore {
             (None, Some(r)) => (self.key(&["audit", "run", &r.to_string()]), false),
             (None, None) => (self.key(&["audit"]), false),
         };
-        // With one filter the list is exact, so the limit is applied by Redis.
-        let start = match (query.limit, both) {
+        // With one filter and no cursor the list is exact, so the limit is
+        // applied by Redis.
+        let start = match (query.limit, both || query.before.is_some()) {
             (Some(l), false) => -(i64::try_from(l).unwrap_or(i64::MAX)),
             _ => 0,
         };
@@ -762,11 +763,7 @@ impl HistoryStore for RedisStore {
             .map(|r| site.json("json", r))
             .collect::<StoreResult<_>>()?;
         records.retain(|r| query.run_id.is_none_or(|id| r.run_id == Some(id)));
-        if let Some(l) = query.limit {
-            let skip = records.len().saturating_sub(l);
-            records.drain(..skip);
-        }
-        Ok(records)
+        Ok(query.page(records))
     }
 
     async fn record_approval(&self, approval: &ApprovalRecord) -> Result<()> {

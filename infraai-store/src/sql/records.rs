@@ -44,7 +44,9 @@ pub(crate) fn audit_sql(q: &AuditQuery) -> String {
     };
     format!(
         "SELECT id, at, step, incident_id, run_id, actor, input_json, reasoning, confidence, \
-         outcome, replica FROM audit WHERE {filter} ORDER BY seq DESC LIMIT $3"
+         outcome, replica FROM audit WHERE {filter} \
+         AND (CAST($3 AS TEXT) IS NULL OR seq < (SELECT seq FROM audit WHERE id = $3)) \
+         ORDER BY seq DESC LIMIT $4"
     )
 }
 

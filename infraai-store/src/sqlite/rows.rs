@@ -442,6 +442,7 @@ pub(super) fn list_audit(c: &Connection, q: &AuditQuery) -> StoreResult<Vec<Audi
     let p = params![
         q.incident_id.map(|i| i.to_string()),
         q.run_id.map(|i| i.to_string()),
+        q.before.map(|i| i.to_string()),
         limit(q.limit)
     ];
     let mut records = all(c, &sql::audit_sql(q), p, rerr(OP, "audit"), |r| {

@@ -167,6 +167,8 @@ pub(crate) struct AlertQuery {
     /// How many of the newest audit records to show.
     #[param(minimum = 1, maximum = 10_000, default = 200)]
     audit_limit: Option<usize>,
+    /// Older audit records: the `audit_next` of the previous answer (opaque).
+    audit_cursor: Option<String>,
 }
 
 /// How many audit records an incident's view shows by default (the newest).
@@ -178,7 +180,8 @@ const AUDIT_SHOWN_MAX: usize = 10_000;
 /// An incident with its decision, reasoning, confidence, approvals, actions and audit trail.
 ///
 /// The audit trail is the newest `audit_limit` records, oldest first; `audit_truncated` is true
-/// when older ones were left out.
+/// when older ones were left out, and `audit_next` then is the cursor (`audit_cursor`) of the
+/// page before. Records appended meanwhile are newer than every page already handed out.
 #[utoipa::path(get, path = "/ops/alerts/{id}", params(("id" = String, Path, format = Uuid), AlertQuery))]
 pub(crate) async fn get_alert(
     State(s): State<AppState>,
@@ -187,6 +190,10 @@ pub(crate) async fn get_alert(
 ) -> ApiResult<Json<Value>> {
     let q = query(q)?;
     let limit = bounded("audit_limit", q.audit_limit, AUDIT_SHOWN, AUDIT_SHOWN_MAX)?;
+    let before = q.audit_cursor.as_deref().map(str::parse::<AuditId>);
+    let before = before
+        .transpose()
+        .map_err(|_| ApiError::bad_request("audit_cursor is not a cursor this server gave"))?;
     let incident = load_incident(&s, incident_id(&id)?).await?;
     let approvals = s.store.list_approvals(incident.id).await?;
     let actions = s.store.list_actions(incident.id).await?;
@@ -197,12 +204,14 @@ pub(crate) async fn get_alert(
             incident_id: Some(incident.id),
             run_id: None,
             limit: Some(limit + 1),
+            before,
         })
         .await?;
     let audit_truncated = audit.len() > limit;
     if audit_truncated {
         audit.remove(0);
     }
+    let audit_next = audit.first().filter(|_| audit_truncated).map(|r| r.id);
     let d = incident.decision.as_ref();
     Ok(Json(json!({
         "simulated": s.simulated,
@@ -220,6 +229,7 @@ pub(crate) async fn get_alert(
         "actions": actions,
         "audit": audit,
         "audit_truncated": audit_truncated,
+        "audit_next": audit_next,
         "incident": incident,
     })))
 }

@@ -157,6 +157,7 @@ pub async fn approvals_actions_and_audit(store: &dyn MetadataStore) {
             incident_id: Some(id),
             run_id: None,
             limit: Some(2),
+            before: None,
         })
         .await
         .expect("list");
@@ -192,4 +193,46 @@ pub async fn audit_is_append_only(store: &dyn MetadataStore) {
         .await
         .expect("list");
     assert_eq!(listed, vec![original], "the stored record is unchanged");
+}
+
+/// An incident's audit trail pages back from its newest records by the
+/// `before` cursor while new records are appended between pages: each
+/// record that existed at the start is seen once, oldest first within a page.
+pub async fn audit_trail_pages_back_under_appends(store: &dyn MetadataStore) {
+    let id = open(store, "conf-audit-pages").await;
+    let mut existed = Vec::new();
+    for n in 0..30 {
+        let record = AuditRecord::agent(AuditStep::Decision, format!("step {n}")).incident(id);
+        store.append_audit(&record).await.expect("append");
+        existed.push(record.id);
+    }
+    let (mut seen, mut before, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let query = AuditQuery {
+            incident_id: Some(id),
+            limit: Some(7),
+            before,
+            ..Default::default()
+        };
+        let page = store.list_audit(&query).await.expect("page");
+        let late = AuditRecord::agent(AuditStep::Decision, "appended meanwhile").incident(id);
+        store.append_audit(&late).await.expect("append");
+        pages += 1;
+        // Pages go back in time: each is older than everything seen so far.
+        seen.splice(0..0, page.iter().map(|r| r.id));
+        match page.first() {
+            Some(oldest) if page.len() == 7 => before = Some(oldest.id),
+            _ => break,
+        }
+    }
+    // The trail before the alert's own records (none here) and then the 30, in order.
+    let tail = &seen[seen.len().saturating_sub(existed.len())..];
+    assert_eq!(tail, existed.as_slice(), "every record once, in order");
+    assert_eq!(pages, 5, "30 records (and the ingest's) in pages of 7");
+    let unknown = AuditQuery {
+        incident_id: Some(id),
+        before: Some(AuditId::new()),
+        ..Default::default()
+    };
+    assert!(store.list_audit(&unknown).await.expect("list").is_empty());
 }

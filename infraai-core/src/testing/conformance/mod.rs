@@ -52,6 +52,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     incident_counts_match_the_incidents(store.as_ref()).await;
     incidents_page_stably_under_inserts(store.as_ref()).await;
     runs_page_stably_under_inserts(store.as_ref()).await;
+    audit_trail_pages_back_under_appends(store.as_ref()).await;
 }
 
 async fn open(store: &dyn MetadataStore, fingerprint: &str) -> IncidentId {
@@ -435,7 +436,8 @@ macro_rules! conformance_tests {
             closing_by_transition_frees_the_fingerprint,
             late_copies_of_a_resolved_episode_do_not_reopen,
             alert_ingests_are_audited_with_their_outcome, cursors_round_trip, jobs_are_leased,
-            incidents_page_stably_under_inserts, runs_page_stably_under_inserts);
+            incidents_page_stably_under_inserts, runs_page_stably_under_inserts,
+            audit_trail_pages_back_under_appends);
         $crate::conformance_tests!(@one $fresh, clone;
             concurrent_alerts_open_one_incident, concurrent_claims_execute_once,
             hundred_way_approve_and_claim_race, abandoned_jobs_are_taken_once);

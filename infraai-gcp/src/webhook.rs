@@ -33,7 +33,7 @@ struct Incident {
     resource_display_name: Option<String>,
     metric: Option<Metric>,
     policy_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "labels")]
     policy_user_labels: BTreeMap<String, String>,
     summary: Option<String>,
 }
@@ -42,7 +42,7 @@ struct Incident {
 struct Resource {
     #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "labels")]
     labels: BTreeMap<String, String>,
 }
 
@@ -50,7 +50,7 @@ struct Resource {
 struct Metric {
     #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "labels")]
     labels: BTreeMap<String, String>,
 }
 
@@ -74,6 +74,24 @@ fn number(v: &Option<Value>, field: &str) -> Result<Option<f64>> {
             ),
         )),
     }
+}
+
+/// Labels whose values may arrive as numbers or booleans (`{"instance_id":
+/// 1234}` → `"1234"`); `null` is no labels.
+fn labels<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    let raw: Option<BTreeMap<String, Value>> = Deserialize::deserialize(d)?;
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(_) | Value::Bool(_) => Ok((k, v.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "label {k:?} is not text: {other}"
+            ))),
+        })
+        .collect()
 }
 
 /// A text field that may arrive as a number (`123` → `"123"`).

@@ -159,6 +159,13 @@ fn numbers_arrive_as_numbers_or_numeric_strings_and_text_is_refused() {
     assert_eq!(strings.started_at.timestamp(), 1764086400);
     assert_eq!((strings.value, strings.threshold), (Some(0.973), Some(0.9)));
     assert_eq!(strings.fingerprint, "gcp:12345");
+    let mut numeric_labels = open.clone();
+    numeric_labels["incident"]["resource"]["labels"]["instance_id"] = serde_json::json!(4242);
+    let alert = GcpWebhookSource::normalize(&serde_json::to_vec(&numeric_labels).unwrap());
+    assert_eq!(
+        alert.unwrap().unwrap().labels["resource.instance_id"],
+        "4242"
+    );
     for (field, bad) in [
         ("started_at", serde_json::json!("yesterday")),
         ("observed_value", serde_json::json!("high")),

@@ -102,7 +102,7 @@ pub async fn run_wired(
     let state = AppState::new(Shared {
         deploy,
         ops,
-        store: w.store,
+        store: w.store.clone(),
         actions: w.actions,
         telegram: w.telegram,
         discord: w.discord,
@@ -131,7 +131,7 @@ pub async fn run_wired(
         .with_graceful_shutdown(until(shutdown_rx))
         .await
         .context("serving HTTP")?;
-    finish_deploy_runs(&executing).await;
+    finish_deploy_runs(&executing, w.store.as_ref()).await;
     info!("stopped");
     Ok(())
 }
@@ -295,10 +295,23 @@ fn background_jobs(config: &Config, w: &crate::wiring::Wiring, ops: Arc<OpsAgent
 
 /// Deploy runs started over the API are in the middle of Terraform: gives
 /// them up to a minute to finish rather than leave a half-applied run behind.
-async fn finish_deploy_runs(executing: &std::sync::Mutex<std::collections::HashSet<RunId>>) {
+/// A run paused by STOP AUTONOMY is not waited for: it does nothing until a
+/// human acts, and stays `paused_by_kill_switch` in the store.
+async fn finish_deploy_runs(
+    executing: &std::sync::Mutex<std::collections::HashSet<RunId>>,
+    store: &dyn RunStore,
+) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let n = executing.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let ids: Vec<RunId> = (executing.lock().unwrap_or_else(|p| p.into_inner()).iter())
+            .copied()
+            .collect();
+        let mut n = 0;
+        for id in ids {
+            let paused =
+                matches!(store.get_run(id).await, Ok(Some(r)) if r.phase == RunPhase::Paused);
+            n += usize::from(!paused);
+        }
         if n == 0 {
             return;
         }

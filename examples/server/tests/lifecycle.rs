@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -397,4 +397,74 @@ async fn starts_from_a_toml_configuration_file() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("bad.toml") && err.contains("listn"), "{err}");
     let _ = std::fs::remove_dir_all(&cwd);
+}
+
+/// Over HTTP: with STOP AUTONOMY engaged an executed run waits in
+/// `paused_by_kill_switch`; one is cancelled (it fails, saying who), and a
+/// paused one does not hold up a SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_paused_by_stop_autonomy_can_be_cancelled_and_do_not_hold_up_shutdown() {
+    let mut s = Server::start("paused-runs", &["--cloud", "simulated"], &[]).await;
+    s.ok(Method::POST, "/ops/autonomy/stop", None, 200).await;
+    let paused = |run_id: String| {
+        let s = &s;
+        async move {
+            s.ok(
+                Method::POST,
+                "/execute",
+                Some(json!({"run_id": run_id})),
+                202,
+            )
+            .await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let status = s
+                    .ok(Method::GET, &format!("/runs/{run_id}/status"), None, 200)
+                    .await;
+                if status["status"] == "paused_by_kill_switch" {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "never paused: {status}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let first = s.plan().await["run_id"].as_str().unwrap().to_owned();
+    let status = paused(first.clone()).await;
+    assert_eq!(status["phase"], "paused_by_kill_switch");
+    s.ok(Method::POST, &format!("/runs/{first}/cancel"), None, 202)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let st = s
+            .ok(Method::GET, &format!("/runs/{first}/status"), None, 200)
+            .await;
+        if st["status"] == "failed" {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "never cancelled: {st}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by web:"),
+        "{failed}"
+    );
+    let r = s
+        .op(Method::POST, &format!("/runs/{first}/cancel"), None)
+        .await;
+    assert_eq!(r.status().as_u16(), 409, "a failed run is not paused");
+
+    let second = s.plan().await["run_id"].as_str().unwrap().to_owned();
+    paused(second).await;
+    let signalled = Instant::now();
+    let exit = s.terminate().await;
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "shutdown waited {:?}",
+        signalled.elapsed()
+    );
 }

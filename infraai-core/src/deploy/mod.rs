@@ -102,7 +102,7 @@ pub struct DeployAgent {
     deps: DeployDeps,
     config: DeployConfig,
     active: Mutex<HashSet<RunId>>,
-    cancels: Mutex<HashMap<RunId, String>>,
+    paused: Mutex<HashMap<RunId, Option<String>>>,
     classifier: ApplyFailureClassifier,
     notifier: Option<Arc<dyn Notifier>>,
 }
@@ -133,7 +133,7 @@ impl DeployAgent {
             deps,
             config,
             active: Mutex::new(HashSet::new()),
-            cancels: Mutex::default(),
+            paused: Mutex::default(),
             classifier,
             notifier: None,
         }
@@ -170,12 +170,6 @@ impl DeployAgent {
             set: &self.active,
             id: run_id,
         })
-    }
-
-    /// Whether run `run_id` executes on this agent now.
-    fn is_active(&self, run_id: RunId) -> bool {
-        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        active.contains(&run_id)
     }
 
     /// The event bus (subscribe for live logs).

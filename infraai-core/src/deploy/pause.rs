@@ -10,6 +10,7 @@
 use super::DeployAgent;
 use crate::domain::*;
 use crate::{Error, Result, RunId};
+use std::collections::HashMap;
 use tracing::info;
 
 /// Whether a run stops before entering `phase` while the kill-switch is engaged.
@@ -37,16 +38,25 @@ impl DeployAgent {
         let note = format!("STOP AUTONOMY by {by}; {next} waits for RESUME or a cancel");
         info!(run_id = %run.id, next = %next, "run paused by the kill-switch");
         self.record_phase(run, RunPhase::Paused, Some(note)).await?;
+        self.paused().insert(run.id, None);
+        let waited = self.wait_for_resume(run.id).await;
+        // A cancel that came in while waiting wins, even over a RESUME.
+        if let Some(actor) = self.paused().remove(&run.id).flatten() {
+            return Err(Error::Cancelled {
+                component: format!("run {} (cancelled by {actor})", run.id),
+                op: format!("{next}, paused by STOP AUTONOMY,"),
+            });
+        }
+        info!(run_id = %run.id, next = %next, "run resumes");
+        waited
+    }
+
+    /// Until the kill-switch is released or a cancel is asked for.
+    async fn wait_for_resume(&self, run_id: RunId) -> Result<()> {
         loop {
             tokio::time::sleep(self.config.pause_poll).await;
-            if let Some(actor) = self.take_cancel(run.id) {
-                return Err(Error::Cancelled {
-                    component: format!("run {} (cancelled by {actor})", run.id),
-                    op: format!("{next}, paused by STOP AUTONOMY,"),
-                });
-            }
-            if !self.deps.store.kill_switch().await?.engaged {
-                info!(run_id = %run.id, next = %next, "run resumes");
+            let cancelled = self.paused().get(&run_id).is_some_and(Option::is_some);
+            if cancelled || !self.deps.store.kill_switch().await?.engaged {
                 return Ok(());
             }
         }
@@ -54,24 +64,23 @@ impl DeployAgent {
 
     /// Cancels run `run_id` while it waits in `paused_by_kill_switch` on this
     /// agent: it ends `failed`, saying `actor` cancelled it.
-    /// [`Error::Conflict`] when it is not paused here.
+    /// [`Error::Conflict`] when it is not waiting here.
     pub async fn cancel_paused(&self, run_id: RunId, actor: &str) -> Result<()> {
+        if let Some(slot) = self.paused().get_mut(&run_id) {
+            *slot = Some(actor.to_owned());
+            return Ok(());
+        }
         let run = self.deps.store.get_run(run_id).await?;
         let run = run.ok_or_else(|| Error::not_found(format!("run {run_id}")))?;
-        let active = self.is_active(run_id);
-        if run.phase != RunPhase::Paused || !active {
-            return Err(Error::conflict(
-                format!("run {run_id}"),
-                format!("is {}, not paused by STOP AUTONOMY here", run.phase),
-            ));
-        }
-        let mut cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
-        cancels.insert(run_id, actor.to_owned());
-        Ok(())
+        Err(Error::conflict(
+            format!("run {run_id}"),
+            format!("is {}, not paused by STOP AUTONOMY here", run.phase),
+        ))
     }
 
-    fn take_cancel(&self, run_id: RunId) -> Option<String> {
-        let mut cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
-        cancels.remove(&run_id)
+    /// The runs waiting in `paused_by_kill_switch`, each with the actor who
+    /// asked to cancel it, if anyone has.
+    fn paused(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Option<String>>> {
+        self.paused.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -378,7 +378,7 @@ impl TerraformGenerator for AwsCloud {
             ResourceKind::InstanceGroup => Some(AWS_AUTOSCALING_GROUP.into()),
             ResourceKind::Database => Some(AWS_RDS_INSTANCE.into()),
             ResourceKind::Firewall => Some(AWS_SECURITY_GROUP.into()),
-            ResourceKind::LoadBalancer | ResourceKind::Network => None,
+            ResourceKind::Cache | ResourceKind::LoadBalancer | ResourceKind::Network => None,
         }
     }
 
@@ -445,6 +445,15 @@ impl TerraformGenerator for AwsCloud {
                 "has no compute resource or instance group for AWS to run",
             ));
         }
+        if let Some(cache) = plan.resources.iter().find(|r| r.kind == ResourceKind::Cache) {
+            return Err(Error::invalid(
+                "plan",
+                format!(
+                    "resource {} is a cache; the AWS generator does not create caches yet",
+                    cache.name
+                ),
+            ));
+        }
         let mut firewalls: Vec<String> = plan
             .resources
             .iter()
@@ -504,7 +513,10 @@ impl TerraformGenerator for AwsCloud {
                 }
                 // Security groups are written above; the default VPC is used
                 // and no load balancer is created (a known limit).
-                ResourceKind::Firewall | ResourceKind::LoadBalancer | ResourceKind::Network => {}
+                ResourceKind::Firewall
+                | ResourceKind::Cache
+                | ResourceKind::LoadBalancer
+                | ResourceKind::Network => {}
             }
         }
 

@@ -273,6 +273,12 @@ pub struct DecisionContext {
     pub current_machine_type: Option<MachineType>,
     /// The next machine type up the ladder, when there is one.
     pub next_machine_type: Option<MachineType>,
+    /// The resource's instance count, when its deployment knows it.
+    #[serde(default)]
+    pub current_count: Option<u32>,
+    /// One instance more, when the guardrails' maximum allows it.
+    #[serde(default)]
+    pub next_instance_count: Option<u32>,
     /// Actions the guardrails allow for this resource type.
     pub allowed_actions: Vec<ActionKind>,
     /// Earlier incidents on the same resource, newest first (at most 5), as

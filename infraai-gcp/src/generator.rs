@@ -351,7 +351,7 @@ impl TerraformGenerator for GcpCloud {
             ResourceKind::InstanceGroup => Some(INSTANCE_GROUP.into()),
             ResourceKind::Database => Some(CLOUDSQL_DATABASE.into()),
             ResourceKind::Firewall => Some(GCE_FIREWALL_RULE.into()),
-            ResourceKind::LoadBalancer | ResourceKind::Network => None,
+            ResourceKind::Cache | ResourceKind::LoadBalancer | ResourceKind::Network => None,
         }
     }
 
@@ -472,11 +472,14 @@ impl<'a> Writer<'a> {
     fn write(mut self) -> Result<String> {
         let plan = self.plan;
         for r in &plan.resources {
-            if matches!(r.kind, ResourceKind::LoadBalancer | ResourceKind::Network) {
+            if matches!(
+                r.kind,
+                ResourceKind::Cache | ResourceKind::LoadBalancer | ResourceKind::Network
+            ) {
                 return Err(Error::invalid(
                     "plan",
                     format!(
-                        "resource {} is a {:?}; the GCP generator does not create load balancers or networks yet (groups get their own target-pool balancer, instances use network {:?})",
+                        "resource {} is a {:?}; the GCP generator does not create caches, load balancers or networks yet (groups get their own target-pool balancer, instances use network {:?})",
                         r.name, r.kind, self.config.network
                     ),
                 ));

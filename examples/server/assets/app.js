@@ -273,6 +273,7 @@ function incidentItem(i, extra) {
 function describe(a) {
   if (!a) return "—";
   if (a.type === "scale_up") return "scale up to " + a.machine_type;
+  if (a.type === "scale_out") return "scale out to " + a.instances + " instances";
   if (a.type === "modify_firewall") return "modify firewall";
   return a.type.replace("_", " ");
 }

@@ -136,6 +136,12 @@ pub enum Action {
         /// The target machine type (one step up the ladder by default).
         machine_type: MachineType,
     },
+    /// Add instances to a group of identical instances (horizontal scaling).
+    ScaleOut {
+        /// The group's new instance count (larger than the current one; the
+        /// guardrails bound it by their maximum).
+        instances: u32,
+    },
     /// Restart the resource (the plan's `restart_instance`).
     #[serde(alias = "restart_instance")]
     Restart {},
@@ -155,6 +161,7 @@ impl Action {
     pub fn kind(&self) -> ActionKind {
         match self {
             Action::ScaleUp { .. } => ActionKind::ScaleUp,
+            Action::ScaleOut { .. } => ActionKind::ScaleOut,
             Action::Restart {} => ActionKind::Restart,
             Action::ModifyFirewall { .. } => ActionKind::ModifyFirewall,
             Action::Ignore {} => ActionKind::Ignore,
@@ -166,6 +173,7 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::ScaleUp { machine_type } => format!("scale up to {machine_type}"),
+            Action::ScaleOut { instances } => format!("scale out to {instances} instances"),
             Action::Restart {} => "restart".into(),
             Action::ModifyFirewall { change } => format!(
                 "{} {:?} ports {:?} from {} on rule {}",
@@ -199,6 +207,8 @@ impl Action {
 pub enum ActionKind {
     /// [`Action::ScaleUp`].
     ScaleUp,
+    /// [`Action::ScaleOut`].
+    ScaleOut,
     /// [`Action::Restart`].
     Restart,
     /// [`Action::ModifyFirewall`].

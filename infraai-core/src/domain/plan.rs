@@ -32,6 +32,8 @@ pub enum ResourceKind {
     InstanceGroup,
     /// A managed relational database.
     Database,
+    /// A managed in-memory cache (Redis).
+    Cache,
     /// An HTTP(S) load balancer.
     LoadBalancer,
     /// Firewall rules.

@@ -9,7 +9,8 @@
 //! | action `scale_up_vm` | `scale_up` |
 //! | action `restart_instance` | `restart` |
 //!
-//! Every other action keeps its name (`modify_firewall`, `ignore`, `escalate`).
+//! Every other action keeps its name (`scale_out`, `modify_firewall`, `ignore`,
+//! `escalate`).
 
 use super::{ActionKind, Severity};
 use serde_json::Value;
@@ -30,6 +31,7 @@ impl ActionKind {
     pub fn plan_name(self) -> &'static str {
         match self {
             ActionKind::ScaleUp => "scale_up_vm",
+            ActionKind::ScaleOut => "scale_out",
             ActionKind::Restart => "restart_instance",
             ActionKind::ModifyFirewall => "modify_firewall",
             ActionKind::Ignore => "ignore",

@@ -28,6 +28,9 @@ pub struct GuardrailConfig {
     pub machine_ladder: Vec<MachineType>,
     /// How many ladder steps one scale-up may take (default 1).
     pub max_ladder_steps: usize,
+    /// The most instances a scale-out may leave in a group (default 10).
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
     /// Below this confidence a human must approve (default 0.7).
     pub confidence_floor: f64,
     /// Ports that may never be opened to the whole internet (default 22, 3389).
@@ -48,12 +51,17 @@ impl Default for GuardrailConfig {
             allowed_actions: BTreeMap::new(),
             machine_ladder: Vec::new(),
             max_ladder_steps: 1,
+            max_instances: default_max_instances(),
             confidence_floor: 0.7,
             never_open_to_world: vec![22, 3389],
             max_auto_actions: 3,
             budget_window: Duration::from_secs(3600),
         }
     }
+}
+
+fn default_max_instances() -> u32 {
+    10
 }
 
 impl GuardrailConfig {
@@ -88,6 +96,13 @@ impl GuardrailConfig {
         let i = self.machine_ladder.iter().position(|m| m == current)?;
         self.machine_ladder.get(i + 1).cloned()
     }
+
+    /// One more instance than `current`, unless that passes `max_instances`.
+    pub fn next_instance_count(&self, current: u32) -> Option<u32> {
+        current
+            .checked_add(1)
+            .filter(|n| *n <= self.max_instances)
+    }
 }
 
 /// Everything a rule may look at.
@@ -99,6 +114,8 @@ pub struct GuardrailInput<'a> {
     pub alert: &'a Alert,
     /// The resource's current machine type, when known.
     pub current_machine_type: Option<&'a MachineType>,
+    /// The resource's current instance count, when known.
+    pub current_count: Option<u32>,
     /// Executions (automatic or approved) on this resource within the budget
     /// window.
     pub recent_actions: u64,
@@ -293,7 +310,8 @@ impl GuardrailRule for AllowList {
     }
 }
 
-/// Machine types only up the ladder, a bounded number of steps; firewall
+/// Machine types only up the ladder, a bounded number of steps; scale-outs
+/// growing a group up to `max_instances`; firewall
 /// changes structurally valid and never opening admin ports to the world.
 pub struct ParameterBounds;
 
@@ -334,12 +352,36 @@ impl GuardrailRule for ParameterBounds {
                     RuleOutcome::Pass
                 }
             }
+            Action::ScaleOut { instances } => scale_out_within_bounds(
+                *instances,
+                input.current_count,
+                config.max_instances,
+            ),
             Action::ModifyFirewall { change } => match firewall_within_bounds(change, config) {
                 Ok(()) => RuleOutcome::Pass,
                 Err(why) => RuleOutcome::Deny(why),
             },
             Action::Restart {} | Action::Ignore {} | Action::Escalate {} => RuleOutcome::Pass,
         }
+    }
+}
+
+/// A scale-out grows the group and stays within `max`; with the current
+/// count unknown, a human checks it.
+fn scale_out_within_bounds(target: u32, current: Option<u32>, max: u32) -> RuleOutcome {
+    if target > max {
+        return RuleOutcome::Deny(format!(
+            "{target} instances is more than the maximum of {max}"
+        ));
+    }
+    match current {
+        None => RuleOutcome::NeedsApproval(format!(
+            "current instance count unknown; cannot check that {target} adds instances"
+        )),
+        Some(n) if target <= n => RuleOutcome::Deny(format!(
+            "{target} instances is not more than the current {n}"
+        )),
+        Some(_) => RuleOutcome::Pass,
     }
 }
 

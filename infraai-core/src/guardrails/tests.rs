@@ -46,6 +46,7 @@ fn eval(d: &OpsDecision, a: &Alert, current: Option<&str>) -> Verdict {
         decision: d,
         alert: a,
         current_machine_type: current.as_ref(),
+        current_count: None,
         recent_actions: 0,
     })
 }
@@ -210,6 +211,7 @@ fn scale_up_bounds() {
         decision: &d,
         alert: &a,
         current_machine_type: Some(&current),
+        current_count: None,
         recent_actions: 0,
     });
     assert_eq!(v.route, Route::AutoExecute);
@@ -266,6 +268,7 @@ fn auto_action_budget() {
         decision: &d,
         alert: &a,
         current_machine_type: None,
+        current_count: None,
         recent_actions: n,
     };
     assert_eq!(g.evaluate(&input(2)).route, Route::AutoExecute);
@@ -296,6 +299,7 @@ fn embedders_can_add_rules() {
         decision: &d,
         alert: &a,
         current_machine_type: None,
+        current_count: None,
         recent_actions: 0,
     });
     assert_eq!(v.route, Route::Escalate);
@@ -311,4 +315,33 @@ fn ladder_next_step() {
     );
     assert_eq!(cfg.next_machine_type(&mt("e2-standard-16")), None);
     assert_eq!(cfg.next_machine_type(&mt("n1-standard-1")), None);
+}
+
+#[test]
+fn scale_out_grows_a_group_up_to_the_maximum() {
+    let mut cfg = guardrails();
+    cfg.allow(GCE_INSTANCE, [ActionKind::ScaleOut]);
+    cfg.max_instances = 3;
+    let g = Guardrails::new(cfg);
+    let a = alert(Severity::Warning);
+    let verdict = |instances, current| {
+        let d = decision(Action::ScaleOut { instances }, 0.9);
+        g.evaluate(&GuardrailInput {
+            decision: &d,
+            alert: &a,
+            current_machine_type: None,
+            current_count: current,
+            recent_actions: 0,
+        })
+    };
+    assert_eq!(verdict(3, Some(2)).route, Route::AutoExecute);
+    let over = verdict(4, Some(3));
+    assert_eq!(over.route, Route::Escalate);
+    assert!(over.notes[0].contains("more than the maximum of 3"), "{:?}", over.notes);
+    let shrink = verdict(2, Some(2));
+    assert_eq!(shrink.route, Route::Escalate);
+    assert!(shrink.notes[0].contains("not more than the current 2"), "{:?}", shrink.notes);
+    assert_eq!(verdict(3, None).route, Route::AskHuman);
+    assert_eq!(g.config().next_instance_count(2), Some(3));
+    assert_eq!(g.config().next_instance_count(3), None);
 }

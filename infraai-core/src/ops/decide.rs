@@ -58,10 +58,9 @@ impl OpsAgent {
     async fn decision_context(&self, incident: Incident) -> Result<DecisionContext> {
         let deployment = self.deployment_of(&incident).await?;
         let resource = &incident.alert.resource;
-        let current = deployment
-            .as_ref()
-            .and_then(|d| d.resource(resource))
-            .and_then(|r| r.machine_type.clone());
+        let planned = deployment.as_ref().and_then(|d| d.resource(resource));
+        let current = planned.and_then(|r| r.machine_type.clone());
+        let current_count = planned.map(|r| r.count);
         let query = IncidentQuery {
             resource: Some(resource.clone()),
             limit: Some(6),
@@ -76,6 +75,8 @@ impl OpsAgent {
             recent_incidents,
             next_machine_type: current.as_ref().and_then(|m| config.next_machine_type(m)),
             current_machine_type: current,
+            next_instance_count: current_count.and_then(|n| config.next_instance_count(n)),
+            current_count,
             deployment,
             allowed_actions: config.allowed_for(&incident.alert.resource_type),
             incident,
@@ -123,6 +124,7 @@ impl OpsAgent {
             decision,
             alert,
             current_machine_type: context.current_machine_type.as_ref(),
+            current_count: context.current_count,
             recent_actions: recent,
         });
         let engaged = store.kill_switch().await?.engaged;

@@ -54,9 +54,7 @@ impl OpsAgent {
             return self.escalate_unresolved(id, Executing, &note).await;
         }
         info!(incident_id = %id, action = %action.describe(), "action executed");
-        if let Action::ScaleUp { machine_type } = &action {
-            self.record_new_machine_type(&incident, machine_type).await;
-        }
+        self.record_new_size(&incident, &action).await;
         let summary = Some(outcome.summary.as_str());
         let incident = store
             .transition(Transition::new(id, &[Executing], Executed).note(summary))
@@ -100,17 +98,26 @@ impl OpsAgent {
         Ok((outcome, failure))
     }
 
-    /// Keeps the machine type a scale-up left on the resource's deployment.
-    async fn record_new_machine_type(&self, incident: &Incident, machine_type: &MachineType) {
+    /// Keeps the machine type a scale-up, or the instance count a
+    /// scale-out, left on the resource's deployment.
+    async fn record_new_size(&self, incident: &Incident, action: &Action) {
+        if !matches!(action, Action::ScaleUp { .. } | Action::ScaleOut { .. }) {
+            return;
+        }
         let Ok(Some(mut deployment)) = self.deployment_of(incident).await else {
             return;
         };
-        if let Some(r) = deployment.resource_mut(&incident.alert.resource) {
-            r.machine_type = Some(machine_type.clone());
-            deployment.updated_at = Utc::now();
-            if let Err(e) = self.deps.store.put_deployment(&deployment).await {
-                warn!(incident_id = %incident.id, error = %e, "could not record the new machine type");
-            }
+        let Some(r) = deployment.resource_mut(&incident.alert.resource) else {
+            return;
+        };
+        match action {
+            Action::ScaleUp { machine_type } => r.machine_type = Some(machine_type.clone()),
+            Action::ScaleOut { instances } => r.count = *instances,
+            _ => return,
+        }
+        deployment.updated_at = Utc::now();
+        if let Err(e) = self.deps.store.put_deployment(&deployment).await {
+            warn!(incident_id = %incident.id, error = %e, "could not record the resource's new size");
         }
     }
 

@@ -12,19 +12,23 @@ use async_trait::async_trait;
 ///
 /// | symptom | action | confidence |
 /// |---|---|---|
+/// | CPU high on a group that may grow | scale out by one instance | 0.85 |
 /// | CPU high | scale up one step | 0.85 |
+/// | connections near the limit | scale up one step (more connections) | 0.80 |
 /// | memory pressure | scale up one step | 0.80 |
 /// | instance unhealthy / down | restart | 0.80 |
 /// | firewall blocking traffic (labels name rule, port, source range) | allow the traffic | 0.75 |
 /// | anything else | escalate | 0 |
 ///
 /// When the action is not allowed on the resource type, or there is no larger
-/// machine type, it escalates instead.
+/// machine type, it escalates instead. A group at the guardrails' maximum
+/// instance count is scaled up instead of out.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RulePolicy;
 
 enum Symptom {
     Cpu,
+    Connections,
     Memory,
     Unhealthy,
     FirewallBlocking,
@@ -38,6 +42,8 @@ fn symptom(alert: &Alert) -> Symptom {
         Symptom::FirewallBlocking
     } else if has("cpu") {
         Symptom::Cpu
+    } else if has("connections") {
+        Symptom::Connections
     } else if has("memory") || has("mem_") || has("oom") {
         Symptom::Memory
     } else if has("uptime")
@@ -109,7 +115,19 @@ impl RulePolicy {
         }
         };
         match symptom(alert) {
-            Symptom::Cpu => scale_up("CPU high", 0.85),
+            Symptom::Cpu => match (ctx.current_count, ctx.next_instance_count) {
+                (Some(from), Some(to)) if allowed(ActionKind::ScaleOut) => decision(
+                    Action::ScaleOut { instances: to },
+                    0.85,
+                    Risk::Low,
+                    format!(
+                        "CPU high on {}: {observed}. Known fix: add an instance to the group ({from} → {to}); no instance restarts.",
+                        alert.resource
+                    ),
+                ),
+                _ => scale_up("CPU high", 0.85),
+            },
+            Symptom::Connections => scale_up("Connections near the limit", 0.80),
             Symptom::Memory => scale_up("Memory pressure", 0.80),
             Symptom::Unhealthy if allowed(ActionKind::Restart) => decision(
                 Action::Restart {},
@@ -175,6 +193,8 @@ mod tests {
             deployment: None,
             current_machine_type: Some(MachineType::new("e2-medium").unwrap()),
             next_machine_type: Some(MachineType::new("e2-standard-2").unwrap()),
+            current_count: Some(1),
+            next_instance_count: Some(2),
             allowed_actions: vec![
                 ActionKind::ScaleUp,
                 ActionKind::Restart,
@@ -186,6 +206,28 @@ mod tests {
 
     async fn decide(c: &DecisionContext) -> OpsDecision {
         RulePolicy.decide(c).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn groups_scale_out_and_databases_scale_up_on_connections() {
+        let mut c = ctx("local/group/cpu/utilization", "cpu_high", Severity::Warning);
+        c.allowed_actions.push(ActionKind::ScaleOut);
+        (c.current_count, c.next_instance_count) = (Some(2), Some(3));
+        let d = decide(&c).await;
+        assert_eq!(d.recommended_action, Action::ScaleOut { instances: 3 });
+        assert!(d.reasoning.contains("(2 → 3)"), "{}", d.reasoning);
+        // At the maximum: up instead of out.
+        c.next_instance_count = None;
+        assert_eq!(decide(&c).await.recommended_action.kind(), ActionKind::ScaleUp);
+
+        let c = ctx(
+            "local/postgres/connections/utilization",
+            "sql_connections_high",
+            Severity::Warning,
+        );
+        let d = decide(&c).await;
+        assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+        assert!(d.reasoning.starts_with("Connections near the limit"), "{}", d.reasoning);
     }
 
     #[tokio::test]

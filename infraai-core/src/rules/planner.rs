@@ -19,10 +19,12 @@ pub struct GoalFacts {
     pub stack: Option<StackType>,
     /// Whether the goal asks for a database.
     pub database: bool,
+    /// Whether the goal asks for a cache (Redis).
+    pub cache: bool,
 }
 
 impl GoalFacts {
-    /// Reads users, budget, stack and database from free text.
+    /// Reads users, budget, stack, database and cache from free text.
     pub fn parse(goal: &str) -> Self {
         let lower = goal.to_lowercase();
         let words: Vec<&str> = lower.split_whitespace().collect();
@@ -83,6 +85,7 @@ impl GoalFacts {
             "sql",
             "persistence",
         ]);
+        facts.cache = has(&["redis", "cache", "caching", "valkey", "memcached"]);
         facts
     }
 }
@@ -228,7 +231,10 @@ impl Planner for RulePlanner {
         if !autoscaling {
             risk_flags.push("single instance: no high availability".into());
         }
-        let resources = resources(stack, users, chosen, group_count, db_tier)?;
+        if facts.cache {
+            risk_flags.push("the cache's price is not in the estimate".into());
+        }
+        let resources = resources(stack, users, chosen, group_count, db_tier, facts.cache)?;
         let summary = format!(
             "{} for ~{users} users on {}{} {chosen}{}, est. ${cost:.2}/month",
             stack_label(stack),
@@ -278,13 +284,14 @@ fn check_goal(goal: &str) -> Result<()> {
 }
 
 /// The compute (a group when `group_count` > 1), the database when there is a
-/// tier, and the compute's firewall.
+/// tier, the cache when asked for, and the compute's firewall.
 fn resources(
     stack: StackType,
     users: u64,
     chosen: &str,
     group_count: u32,
     db_tier: Option<&str>,
+    cache: bool,
 ) -> Result<Vec<PlannedResource>> {
     let compute_name = match stack {
         StackType::BackendApi => "api",
@@ -302,11 +309,11 @@ fn resources(
         resource_type: None,
         machine_type: Some(machine(chosen)?),
         count: group_count,
-        depends_on: if db_tier.is_some() {
-            vec![name("db")?]
-        } else {
-            vec![]
-        },
+        depends_on: [(db_tier.is_some(), "db"), (cache, "cache")]
+            .into_iter()
+            .filter(|(wanted, _)| *wanted)
+            .map(|(_, n)| name(n))
+            .collect::<Result<_>>()?,
         description: format!("{} serving ~{users} users", stack_label(stack)),
     }];
     if let Some(tier) = db_tier {
@@ -318,6 +325,17 @@ fn resources(
             count: 1,
             depends_on: vec![],
             description: "managed PostgreSQL".into(),
+        });
+    }
+    if cache {
+        resources.push(PlannedResource {
+            name: name("cache")?,
+            kind: ResourceKind::Cache,
+            resource_type: None,
+            machine_type: None,
+            count: 1,
+            depends_on: vec![],
+            description: "managed Redis".into(),
         });
     }
     resources.push(PlannedResource {
@@ -392,6 +410,23 @@ mod tests {
             (f.users, f.budget_usd, f.stack),
             (Some(1_500_000), Some(2000.0), Some(StackType::Worker))
         );
+    }
+
+    #[tokio::test]
+    async fn a_cache_is_planned_when_the_goal_asks_for_redis() {
+        let plan = planner()
+            .plan(&req("a web app with PostgreSQL and Redis for 100k users"))
+            .await
+            .unwrap();
+        let web = plan.resource("web").unwrap();
+        assert_eq!(web.kind, ResourceKind::InstanceGroup);
+        assert_eq!(web.count, 2);
+        let deps: Vec<&str> = web.depends_on.iter().map(|d| d.as_str()).collect();
+        assert_eq!(deps, ["db", "cache"]);
+        assert_eq!(plan.resource("cache").unwrap().kind, ResourceKind::Cache);
+        assert!(plan.risk_flags.iter().any(|f| f.contains("cache's price")));
+        let plain = planner().plan(&req("a web app for 100 users")).await.unwrap();
+        assert!(plain.resource("cache").is_none() && plain.resource("db").is_none());
     }
 
     #[tokio::test]

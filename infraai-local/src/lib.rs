@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod actions;
+mod binaries;
 mod cloud;
 pub mod demo_service;
 pub mod instances;

@@ -1,8 +1,9 @@
-//! Restart and scale-up of local instances, through Terraform variables.
+//! Restart, scale-up and scale-out of local resources, through Terraform
+//! variables.
 
-use crate::cloud::{machine_type_var, restart_var};
+use crate::cloud::{instances_var, machine_type_var, restart_var};
 use crate::instances::InstanceDir;
-use crate::profiles::LOCAL_INSTANCE;
+use crate::profiles::{LOCAL_INSTANCE, LOCAL_INSTANCE_GROUP, LOCAL_POSTGRES, LOCAL_REDIS};
 use async_trait::async_trait;
 use infraai_core::{
     Action, ActionHandler, ActionPreview, ActionReport, ActionRequest, Error, Result, RunStore,
@@ -16,11 +17,13 @@ use std::sync::Arc;
 /// The tfvars file actions write: `actions.auto.tfvars.json`.
 pub use infraai_terraform::ACTIONS_TFVARS;
 
-/// Executes actions on local instances. Both go through Terraform: the
-/// variable changes in `actions.auto.tfvars.json`, then plan, then apply of
-/// that saved plan — a scale-up replaces the instance's process with one of
-/// the next machine type; a restart replaces it with a fresh process of the
-/// same type. Previews are the real Terraform change set.
+/// Executes actions on local instances, groups, databases and caches. All go
+/// through Terraform: the variable changes in `actions.auto.tfvars.json`,
+/// then plan, then apply of that saved plan — a scale-up replaces the
+/// resource's processes with ones of the next machine type (a database or
+/// cache keeps its data: only its server process is replaced); a restart
+/// replaces them with fresh ones of the same type; a scale-out adds
+/// instances to a group. Previews are the real Terraform change set.
 pub struct LocalActions {
     terraform: TfvarsActions,
     instances: InstanceDir,
@@ -43,7 +46,8 @@ impl LocalActions {
         &self,
         request: &ActionRequest,
     ) -> Result<(TfWorkspace, BTreeMap<String, Value>, String)> {
-        if request.resource_type != LOCAL_INSTANCE {
+        let local = [LOCAL_INSTANCE, LOCAL_INSTANCE_GROUP, LOCAL_POSTGRES, LOCAL_REDIS];
+        if !local.contains(&request.resource_type.as_str()) {
             return Err(Error::NotSupported {
                 component: "local".into(),
                 op: format!("actions on {}", request.resource_type),
@@ -54,7 +58,7 @@ impl LocalActions {
             .locate(request)
             .await?
             .ok_or_else(|| {
-                Error::not_found(format!("deployment of local instance {}", request.resource))
+                Error::not_found(format!("deployment of local resource {}", request.resource))
             })?
             .workspace;
         let name = &request.resource;
@@ -64,10 +68,15 @@ impl LocalActions {
                 json!(machine_type.as_str()),
                 format!("replace {name} with a {machine_type} instance (Terraform)"),
             ),
+            Action::ScaleOut { instances } if request.resource_type == LOCAL_INSTANCE_GROUP => (
+                instances_var(name),
+                json!(instances),
+                format!("run {instances} instances of {name} behind its balancer (Terraform)"),
+            ),
             Action::Restart {} => (
                 restart_var(name),
                 json!(chrono::Utc::now().to_rfc3339()),
-                format!("replace {name}'s process with a fresh one (Terraform)"),
+                format!("replace {name}'s processes with fresh ones (Terraform)"),
             ),
             other => {
                 return Err(Error::NotSupported {
@@ -105,6 +114,10 @@ impl ActionHandler for LocalActions {
                 "change_set": set,
                 "pid": instance.as_ref().map(|i| i.pid),
                 "machine_type": instance.map(|i| i.machine_type),
+                "instances": match request.resource_type == LOCAL_INSTANCE_GROUP {
+                    true => Some(self.instances.members(&request.resource).await.len()),
+                    false => None,
+                },
             }),
         })
     }

@@ -1,7 +1,7 @@
 //! The demo service: what a "machine" of the local cloud runs.
 //!
 //! ```text
-//! infraai-demo-service --name web --machine-type local-small [--port 0] [--record-dir DIR]
+//! infraai-demo-service --name web --machine-type local-small [--port 0] [--record-dir DIR] [--balance GROUP_DIR]
 //! ```
 //!
 //! `GET /` (instance name and machine type), `GET /healthz`, `GET /metrics`
@@ -9,6 +9,16 @@
 //! (burns N ms of CPU time, at most 10 000), `POST /admin/break` (makes
 //! `/healthz` fail until the process is replaced). With `--record-dir`, the
 //! pid, port and machine type are written there once the port is bound.
+//!
+//! With `DATABASE_URL` set (a PostgreSQL URL), every `/work` request opens a
+//! connection of its own, records the visit in table `visits` and counts
+//! them, holding the connection `db_ms` more milliseconds (`/work?db_ms=N`,
+//! at most 10 000) — so database connections follow HTTP load. With
+//! `REDIS_URL` set, it also counts the request in Redis key `hits`.
+//!
+//! With `--balance GROUP_DIR` it is a group's load balancer instead: every
+//! request goes, round robin, to an instance recorded under `GROUP_DIR`
+//! (see [`crate::balancer`]).
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
@@ -17,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +35,7 @@ use std::time::{Duration, Instant};
 struct Service {
     name: String,
     machine_type: String,
+    stores: crate::datastores::Stores,
     requests: AtomicU64,
     errors: AtomicU64,
     duration_micros: AtomicU64,
@@ -34,6 +45,7 @@ struct Service {
 #[derive(Deserialize)]
 struct Work {
     ms: Option<u64>,
+    db_ms: Option<u64>,
 }
 
 async fn count(State(s): State<Arc<Service>>, request: Request, next: Next) -> Response {
@@ -65,7 +77,7 @@ async fn break_health(State(s): State<Arc<Service>>) -> impl IntoResponse {
     (StatusCode::OK, "health check will now fail")
 }
 
-async fn work(Query(q): Query<Work>) -> impl IntoResponse {
+async fn work(State(s): State<Arc<Service>>, Query(q): Query<Work>) -> Response {
     let ms = q.ms.unwrap_or(10).min(10_000);
     // Burns CPU time, not wall time, so the same request costs the same CPU
     // however busy the machine is.
@@ -82,7 +94,21 @@ async fn work(Query(q): Query<Work>) -> impl IntoResponse {
     })
     .await
     .unwrap_or_default();
-    Json(serde_json::json!({"burned_ms": ms, "checksum": burned % 1000}))
+    let hold = Duration::from_millis(q.db_ms.unwrap_or(0).min(10_000));
+    match s.stores.visit(&s.name, hold).await {
+        Ok(visit) => Json(serde_json::json!({
+            "burned_ms": ms,
+            "checksum": burned % 1000,
+            "visits": visit.visits,
+            "hits": visit.hits,
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"error": e})),
+        )
+            .into_response(),
+    }
 }
 
 /// CPU time used by the calling thread.
@@ -129,15 +155,18 @@ pub struct Args {
     pub port: u16,
     /// Where to record pid, port and machine type.
     pub record_dir: Option<PathBuf>,
+    /// Balance requests over the instances recorded under this directory.
+    pub balance: Option<PathBuf>,
 }
 
-/// Parses `--name N --machine-type M --port P --record-dir D`.
+/// Parses `--name N --machine-type M --port P --record-dir D --balance G`.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut a = Args {
         name: "demo".into(),
         machine_type: "local-small".into(),
         port: 0,
         record_dir: None,
+        balance: None,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -147,13 +176,14 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
             "--machine-type" => a.machine_type = value()?,
             "--port" => a.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--record-dir" => a.record_dir = Some(PathBuf::from(value()?)),
+            "--balance" => a.balance = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(a)
 }
 
-async fn record(dir: &PathBuf, port: u16, machine_type: &str) -> std::io::Result<()> {
+async fn record(dir: &Path, port: u16, machine_type: &str) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     for (file, value) in [
         ("machine_type", machine_type.to_string()),
@@ -171,22 +201,10 @@ async fn record(dir: &PathBuf, port: u16, machine_type: &str) -> std::io::Result
 /// Serves until SIGINT/SIGTERM. Errors are printed and end the process with
 /// a non-zero status (this is a process's whole life, not a library call).
 pub async fn serve(a: Args) {
-    let service = Arc::new(Service {
-        name: a.name.clone(),
-        machine_type: a.machine_type.clone(),
-        requests: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        duration_micros: AtomicU64::new(0),
-        healthy: AtomicBool::new(true),
-    });
-    let app = Router::new()
-        .route("/", get(root))
-        .route("/healthz", get(healthz))
-        .route("/work", get(work))
-        .route("/admin/break", post(break_health))
-        .route_layer(middleware::from_fn_with_state(service.clone(), count))
-        .route("/metrics", get(metrics))
-        .with_state(service);
+    let app = match &a.balance {
+        Some(group) => crate::balancer::router(&a.name, group),
+        None => service_router(&a),
+    };
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", a.port)).await {
         Ok(l) => l,
         Err(e) => die(format!("cannot bind 127.0.0.1:{}: {e}", a.port)),
@@ -215,6 +233,27 @@ pub async fn serve(a: Args) {
     {
         die(e.to_string());
     }
+}
+
+/// The demo service's routes, using the database and cache its environment names.
+fn service_router(a: &Args) -> Router {
+    let service = Arc::new(Service {
+        name: a.name.clone(),
+        machine_type: a.machine_type.clone(),
+        stores: crate::datastores::Stores::from_env().unwrap_or_else(|e| die(e)),
+        requests: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        duration_micros: AtomicU64::new(0),
+        healthy: AtomicBool::new(true),
+    });
+    Router::new()
+        .route("/", get(root))
+        .route("/healthz", get(healthz))
+        .route("/work", get(work))
+        .route("/admin/break", post(break_health))
+        .route_layer(middleware::from_fn_with_state(service.clone(), count))
+        .route("/metrics", get(metrics))
+        .with_state(service)
 }
 
 /// Prints `message` and ends the process with status 1.

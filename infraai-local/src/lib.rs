@@ -23,7 +23,9 @@
 #![deny(missing_docs)]
 
 mod actions;
+pub mod balancer;
 mod binaries;
+mod datastores;
 mod cloud;
 pub mod demo_service;
 pub mod instances;
@@ -32,5 +34,7 @@ mod metrics;
 pub mod profiles;
 
 pub use actions::{LocalActions, ACTIONS_TFVARS};
-pub use cloud::{local_failure_patterns, machine_type_var, restart_var, LocalCloud, LocalConfig};
+pub use cloud::{
+    instances_var, local_failure_patterns, machine_type_var, restart_var, LocalCloud, LocalConfig,
+};
 pub use metrics::LocalMetrics;

@@ -1,8 +1,8 @@
 //! The seed's known-fix table as a decision policy.
 
 use crate::domain::{
-    Action, ActionKind, Alert, Cidr, FirewallChange, OpsDecision, Protocol, ResourceName, Risk,
-    Severity,
+    Action, ActionKind, Alert, Cidr, FirewallChange, OpsDecision, Protocol, ResourceKind,
+    ResourceName, Risk, Severity,
 };
 use crate::traits::{DecisionContext, DecisionPolicy};
 use crate::Result;
@@ -92,18 +92,28 @@ impl RulePolicy {
             risk,
             precedent: None,
         };
+        // A database or cache restarts to change size: its clients lose
+        // their connections, so a human approves it.
+        let stateful = (ctx.deployment.as_ref())
+            .and_then(|d| d.resource(&alert.resource))
+            .is_some_and(|r| matches!(r.kind, ResourceKind::Database | ResourceKind::Cache));
         let scale_up = |what: &str, confidence: f64| {
             match (&ctx.next_machine_type, allowed(ActionKind::ScaleUp)) {
-            (Some(next), true) => decision(
-                Action::ScaleUp { machine_type: next.clone() },
-                confidence,
-                Risk::Medium,
-                format!(
-                    "{what} on {}: {observed}. Known fix: scale up one step from {} to {next} (the instance restarts once).",
-                    alert.resource,
-                    ctx.current_machine_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "the current type".into())
-                ),
-            ),
+            (Some(next), true) => {
+                let from = ctx.current_machine_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "the current type".into());
+                let mut d = decision(
+                    Action::ScaleUp { machine_type: next.clone() },
+                    confidence,
+                    Risk::Medium,
+                    format!("{what} on {}: {observed}. Known fix: scale up one step from {from} to {next} (the instance restarts once).", alert.resource),
+                );
+                if stateful {
+                    d.requires_approval = true;
+                    d.risk = Risk::High;
+                    d.reasoning = format!("{what} on {}: {observed}. Known fix: scale up one step from {from} to {next}; the server restarts once (its data is kept, its clients reconnect), so a human approves.", alert.resource);
+                }
+                d
+            }
             (None, _) => OpsDecision::escalate(
                 severity,
                 format!("{what} on {}: {observed}, but there is no known larger machine type to scale to.", alert.resource),
@@ -220,7 +230,7 @@ mod tests {
         c.next_instance_count = None;
         assert_eq!(decide(&c).await.recommended_action.kind(), ActionKind::ScaleUp);
 
-        let c = ctx(
+        let mut c = ctx(
             "local/postgres/connections/utilization",
             "sql_connections_high",
             Severity::Warning,
@@ -228,6 +238,14 @@ mod tests {
         let d = decide(&c).await;
         assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
         assert!(d.reasoning.starts_with("Connections near the limit"), "{}", d.reasoning);
+        assert!(!d.requires_approval, "not known to be a database");
+        // A database restarts to scale up: a human approves, even for a warning.
+        let mut deployment = crate::testing::deployment_with("web-1", "e2-medium");
+        deployment.resources[0].kind = crate::domain::ResourceKind::Database;
+        c.deployment = Some(deployment);
+        let d = decide(&c).await;
+        assert!(d.requires_approval && d.risk == Risk::High, "{d:?}");
+        assert!(d.reasoning.contains("data is kept"), "{}", d.reasoning);
     }
 
     #[tokio::test]

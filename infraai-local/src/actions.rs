@@ -46,7 +46,12 @@ impl LocalActions {
         &self,
         request: &ActionRequest,
     ) -> Result<(TfWorkspace, BTreeMap<String, Value>, String)> {
-        let local = [LOCAL_INSTANCE, LOCAL_INSTANCE_GROUP, LOCAL_POSTGRES, LOCAL_REDIS];
+        let local = [
+            LOCAL_INSTANCE,
+            LOCAL_INSTANCE_GROUP,
+            LOCAL_POSTGRES,
+            LOCAL_REDIS,
+        ];
         if !local.contains(&request.resource_type.as_str()) {
             return Err(Error::NotSupported {
                 component: "local".into(),

@@ -52,7 +52,10 @@ fn error(status: StatusCode, message: String) -> Response {
 async fn pass_on(State(b): State<Arc<Balancer>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB".into());
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body over 1 MiB".into(),
+        );
     };
     let members: Vec<_> = members_in(&b.group)
         .await
@@ -66,7 +69,11 @@ async fn pass_on(State(b): State<Arc<Balancer>>, request: Request) -> Response {
     let Ok(method) = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()) else {
         return error(StatusCode::METHOD_NOT_ALLOWED, "unsupported method".into());
     };
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let first = b.next.fetch_add(1, Ordering::Relaxed);
     let mut last_error = String::new();
     for k in 0..members.len() {

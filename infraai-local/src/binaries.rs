@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 /// the newest `/usr/lib/postgresql/*/bin` (Debian), else the directory of
 /// `initdb` on `PATH`.
 pub fn postgres_bin_dir() -> Result<PathBuf> {
-    let complete = |d: &Path| ["initdb", "postgres", "pg_isready"].iter().all(|p| d.join(p).is_file());
+    let complete = |d: &Path| {
+        ["initdb", "postgres", "pg_isready"]
+            .iter()
+            .all(|p| d.join(p).is_file())
+    };
     let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

@@ -54,7 +54,12 @@ impl Stores {
         Ok(Visit { visits, hits })
     }
 
-    async fn visit_database(&self, url: &str, instance: &str, hold: Duration) -> Result<i64, String> {
+    async fn visit_database(
+        &self,
+        url: &str,
+        instance: &str,
+        hold: Duration,
+    ) -> Result<i64, String> {
         let db_error = |e: tokio_postgres::Error| format!("database: {e}");
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
@@ -101,7 +106,10 @@ impl Stores {
         };
         drop(cached.replace(connection.clone()));
         drop(cached);
-        let hits: redis::RedisResult<i64> = redis::cmd("INCR").arg("hits").query_async(&mut connection).await;
+        let hits: redis::RedisResult<i64> = redis::cmd("INCR")
+            .arg("hits")
+            .query_async(&mut connection)
+            .await;
         match hits {
             Ok(n) => Ok(n),
             Err(e) => {

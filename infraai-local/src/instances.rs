@@ -131,8 +131,9 @@ async fn read_record(name: &str, dir: &Path) -> Result<Instance> {
                 .map_err(|_| Error::not_found(format!("local instance {name} ({})", p.display())))
         }
     };
-    let bad =
-        |what: &str, v: &str| Error::invalid(format!("local instance {name} {what}"), format!("{v:?}"));
+    let bad = |what: &str, v: &str| {
+        Error::invalid(format!("local instance {name} {what}"), format!("{v:?}"))
+    };
     let pid = field("pid").await?;
     let port = field("port").await?;
     Ok(Instance {
@@ -167,7 +168,11 @@ pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
     let own = Stat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let mut total = own.cpu + own.reaped_children_cpu;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok();

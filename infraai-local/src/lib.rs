@@ -25,8 +25,8 @@
 mod actions;
 pub mod balancer;
 mod binaries;
-mod datastores;
 mod cloud;
+mod datastores;
 pub mod demo_service;
 pub mod instances;
 pub mod ladder;

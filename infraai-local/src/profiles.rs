@@ -51,17 +51,43 @@ pub const REDIS_CLIENTS: &str = "local/redis/clients/utilization";
 pub fn register_profiles(registry: &mut MetricProfileRegistry) {
     use Severity::{Critical, Warning};
     for rt in [LOCAL_INSTANCE, LOCAL_INSTANCE_GROUP] {
-        let cpu = ("cpu_high", CPU_UTILIZATION, 0.8, 30, Critical, Aligner::Mean);
-        let health = ("health_failing", HEALTH_FAILING, 0.0, 30, Critical, Aligner::Max);
+        let cpu = (
+            "cpu_high",
+            CPU_UTILIZATION,
+            0.8,
+            30,
+            Critical,
+            Aligner::Mean,
+        );
+        let health = (
+            "health_failing",
+            HEALTH_FAILING,
+            0.0,
+            30,
+            Critical,
+            Aligner::Max,
+        );
         for p in [cpu, health] {
             registry.register(rt, MetricProfile::above(p.0, p.1, p.2, p.3, p.4, p.5));
         }
     }
     let stores = [
         (LOCAL_POSTGRES, "sql_cpu_high", PG_CPU, 0.75, Critical),
-        (LOCAL_POSTGRES, "sql_connections_high", PG_CONNECTIONS, 0.8, Warning),
+        (
+            LOCAL_POSTGRES,
+            "sql_connections_high",
+            PG_CONNECTIONS,
+            0.8,
+            Warning,
+        ),
         (LOCAL_REDIS, "cache_memory_high", REDIS_MEMORY, 0.9, Warning),
-        (LOCAL_REDIS, "cache_clients_high", REDIS_CLIENTS, 0.8, Warning),
+        (
+            LOCAL_REDIS,
+            "cache_clients_high",
+            REDIS_CLIENTS,
+            0.8,
+            Warning,
+        ),
     ];
     for (rt, name, metric, threshold, severity) in stores {
         let profile = MetricProfile::above(name, metric, threshold, 60, severity, Aligner::Mean);
@@ -90,14 +116,28 @@ mod tests {
         let mut registry = MetricProfileRegistry::empty();
         register_profiles(&mut registry);
         let names = |rt| -> Vec<String> {
-            registry.profiles(rt).iter().map(|p| p.name.clone()).collect()
+            registry
+                .profiles(rt)
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
         };
-        assert_eq!(names(LOCAL_POSTGRES), ["sql_cpu_high", "sql_connections_high"]);
-        assert_eq!(names(LOCAL_REDIS), ["cache_memory_high", "cache_clients_high"]);
+        assert_eq!(
+            names(LOCAL_POSTGRES),
+            ["sql_cpu_high", "sql_connections_high"]
+        );
+        assert_eq!(
+            names(LOCAL_REDIS),
+            ["cache_memory_high", "cache_clients_high"]
+        );
         assert_eq!(names(LOCAL_INSTANCE_GROUP), ["cpu_high", "health_failing"]);
         let g = guardrails(GuardrailConfig::default());
-        assert!(g.allowed_for(LOCAL_INSTANCE_GROUP).contains(&ActionKind::ScaleOut));
-        assert!(!g.allowed_for(LOCAL_INSTANCE).contains(&ActionKind::ScaleOut));
+        assert!(g
+            .allowed_for(LOCAL_INSTANCE_GROUP)
+            .contains(&ActionKind::ScaleOut));
+        assert!(!g
+            .allowed_for(LOCAL_INSTANCE)
+            .contains(&ActionKind::ScaleOut));
         assert!(g.allowed_for(LOCAL_POSTGRES).contains(&ActionKind::ScaleUp));
     }
 }

@@ -10,105 +10,13 @@ use infraai_core::*;
 use infraai_local::instances::{is_alive, InstanceDir};
 use infraai_local::profiles::{register_profiles, CPU_UTILIZATION, HEALTH_FAILING, LOCAL_INSTANCE};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
-use infraai_terraform::{TerraformConfig, TerraformRunner};
+use infraai_terraform::TerraformRunner;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn terraform(test: &str) -> Option<TerraformConfig> {
-    let skip = |reason: &str| {
-        if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{test}: {reason}, but INFRAAI_REQUIRE_SERVICES=1");
-        }
-        eprintln!("skipping {test}: {reason}");
-    };
-    let Some(bin) = std::env::var_os("TERRAFORM_BIN") else {
-        skip("TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)");
-        return None;
-    };
-    let root = std::env::temp_dir().join(format!("infraai-local-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut c = TerraformConfig::new(root.join("runs")).with_binary(PathBuf::from(bin));
-    if let Some(rc) = std::env::var_os("TF_CLI_CONFIG_FILE") {
-        c = c.with_cli_config_file(PathBuf::from(rc));
-    }
-    Some(c)
-}
-
-/// Kills every recorded instance if the test fails half-way.
-struct Reaper(PathBuf);
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.0.join("instances")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if let Ok(pid) = std::fs::read_to_string(e.path().join("pid")) {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    // SAFETY: kill(2) with a recorded pid and SIGKILL has no memory effects.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-    }
-}
-
-struct Load(tokio::task::JoinHandle<()>);
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// `cpu_ms` of CPU every 100 ms, fired without waiting for answers.
-fn load(url: String, cpu_ms: u64) -> Load {
-    Load(tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { http.get(format!("{url}work?ms={cpu_ms}")).send().await });
-        }
-    }))
-}
-
-async fn wait_status(
-    store: &MemoryStore,
-    id: IncidentId,
-    want: IncidentStatus,
-    secs: u64,
-) -> Incident {
-    for _ in 0..secs * 10 {
-        let i = store.get_incident(id).await.unwrap().unwrap();
-        if i.status == want {
-            return i;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let i = store.get_incident(id).await.unwrap().unwrap();
-    panic!("incident never became {want}: {i:#?}");
-}
-
-/// Runs the watcher until it yields a firing alert, feeding it to the ops loop.
-async fn watch_until_fired(
-    watcher: &mut ThresholdWatcher,
-    store: &MemoryStore,
-    ops: &OpsAgent,
-    metric: &str,
-    secs: u64,
-) -> Incident {
-    for _ in 0..secs {
-        let deployment = store.list_deployments().await.unwrap().remove(0);
-        for alert in watcher.evaluate(&deployment, chrono::Utc::now()).await {
-            if alert.metric == metric && alert.state == AlertState::Firing {
-                return ops.handle_alert(&alert).await.unwrap().incident.unwrap();
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    panic!("the watcher never fired {metric}");
-}
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_load_scale_up_restart_destroy() {
@@ -306,10 +214,6 @@ async fn deploy_load_scale_up_restart_destroy() {
         run_id: run.id,
         dir: PathBuf::from(&deployment.terraform_state),
     };
-    struct Quiet;
-    impl LogSink for Quiet {
-        fn log(&self, _: LogLine) {}
-    }
     runner.destroy(&ws, &Quiet).await.unwrap();
     for pid in [first.pid, scaled.pid, restarted.pid] {
         assert!(!is_alive(pid), "pid {pid} survived destroy");

@@ -339,11 +339,16 @@ impl<'a> Writer<'a> {
             ("dir".into(), member_dir),
             ("data".into(), "".into()),
         ]);
-        let instances = Process::new(&format!("{name}_instance"), input, scripts::START_SERVICE, env)
-            .restarted_by(name)?
-            .after(self.store_refs()?)
-            .counted(var(&count_var)?)
-            .block()?;
+        let instances = Process::new(
+            &format!("{name}_instance"),
+            input,
+            scripts::START_SERVICE,
+            env,
+        )
+        .restarted_by(name)?
+        .after(self.store_refs()?)
+        .counted(var(&count_var)?)
+        .block()?;
         self.body.push(instances);
 
         let port = free_port()?;
@@ -380,10 +385,10 @@ impl<'a> Writer<'a> {
         self.body.push(
             Block::resource("terraform_data", &format!("{name}_password"))?
                 .attr("input", Expr::call("uuid", [])?)?
-                .block(
-                    Block::new("lifecycle", [] as [&str; 0])?
-                        .attr("ignore_changes", Expr::List(vec![Expr::reference("input")?]))?,
-                ),
+                .block(Block::new("lifecycle", [] as [&str; 0])?.attr(
+                    "ignore_changes",
+                    Expr::List(vec![Expr::reference("input")?]),
+                )?),
         );
         let (scheme, user, path) = store.url_parts();
         let url = Expr::template([
@@ -396,7 +401,10 @@ impl<'a> Writer<'a> {
             ("NAME".to_string(), Expr::from(name)),
             ("DATA".to_string(), data.as_str().into()),
             ("PASSWORD".to_string(), Expr::reference(&password)?),
-            (program_var.to_string(), utf8(&program, "server program")?.into()),
+            (
+                program_var.to_string(),
+                utf8(&program, "server program")?.into(),
+            ),
         ];
         let input = json!({"name": name, "dir": "", "data": data});
         let init = Process::new(&format!("{name}_data"), input, &store.init(), env.clone())
@@ -406,7 +414,10 @@ impl<'a> Writer<'a> {
 
         let size = |local: &str| -> Result<Expr> {
             let table = Expr::reference(&format!("local.{local}"))?;
-            Ok(Expr::call("lookup", [table, var(&machine_type_var(name))?])?)
+            Ok(Expr::call(
+                "lookup",
+                [table, var(&machine_type_var(name))?],
+            )?)
         };
         env.retain(|(k, _)| k != "PASSWORD");
         env.extend([
@@ -425,7 +436,9 @@ impl<'a> Writer<'a> {
         let input = json!({"name": name, "dir": dir, "data": data});
         let server = Process::new(name, input, &store.start(), env)
             .restarted_by(name)?
-            .after(vec![Expr::reference(&format!("terraform_data.{name}_data"))?])
+            .after(vec![Expr::reference(&format!(
+                "terraform_data.{name}_data"
+            ))?])
             .stop_signal(store.stop_signal())
             .block()?;
         self.body.push(server);
@@ -439,8 +452,11 @@ impl<'a> Writer<'a> {
     /// `endpoints` (databases and caches), and the sensitive
     /// `database_urls` / `cache_urls`.
     fn outputs(&mut self) -> Result<()> {
-        let urls: serde_json::Map<_, _> =
-            self.urls.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let urls: serde_json::Map<_, _> = self
+            .urls
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         let ips: serde_json::Map<_, _> = self
             .urls
             .keys()
@@ -451,7 +467,11 @@ impl<'a> Writer<'a> {
             .iter()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
-        for (name, value) in [("urls", urls), ("public_ips", ips), ("endpoints", endpoints)] {
+        for (name, value) in [
+            ("urls", urls),
+            ("public_ips", ips),
+            ("endpoints", endpoints),
+        ] {
             self.body
                 .push(Block::output(name)?.attr("value", serde_json::Value::Object(value))?);
         }
@@ -566,7 +586,10 @@ impl Process {
 
     /// Replaced when the resource's machine type or restart variable changes.
     fn restarted_by(mut self, resource: &str) -> Result<Self> {
-        self.triggers = vec![var(&machine_type_var(resource))?, var(&restart_var(resource))?];
+        self.triggers = vec![
+            var(&machine_type_var(resource))?,
+            var(&restart_var(resource))?,
+        ];
         Ok(self)
     }
 

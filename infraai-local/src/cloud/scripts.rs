@@ -89,8 +89,7 @@ until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; do
   if [ "$i" -gt 300 ] || ! kill -0 "$started" 2>/dev/null; then echo "database $NAME did not start:"; tail -n 20 "$DIR/server.log"; exit 1; fi
   sleep 0.1
 done
-"#
-        + RECORD
+"# + RECORD
         + r#"echo "database $NAME ($MACHINE_TYPE, max_connections $MAX_CONNECTIONS) running as pid $started on port $PORT"
 "#
 }

@@ -29,7 +29,10 @@ fn resource(name: &str, kind: ResourceKind, count: u32, deps: &[&str]) -> Planne
         resource_type: None,
         machine_type: None,
         count,
-        depends_on: deps.iter().map(|d| ResourceName::new(*d).unwrap()).collect(),
+        depends_on: deps
+            .iter()
+            .map(|d| ResourceName::new(*d).unwrap())
+            .collect(),
         description: String::new(),
     }
 }
@@ -69,7 +72,13 @@ fn generate(p: &InfraPlan) -> Result<String> {
 
 #[test]
 fn a_group_runs_counted_instances_behind_a_balancer() {
-    let hcl = generate(&plan(vec![resource("web", ResourceKind::InstanceGroup, 2, &[])])).unwrap();
+    let hcl = generate(&plan(vec![resource(
+        "web",
+        ResourceKind::InstanceGroup,
+        2,
+        &[],
+    )]))
+    .unwrap();
     for expected in [
         r#"variable "instances_web""#,
         "count = var.instances_web",

@@ -158,7 +158,10 @@ impl LocalMetrics {
                 .map_err(|e| Error::backend("local", "metrics", true, e.without_url()))?;
             let get = |name: &str| {
                 text.lines()
-                    .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+                    .find_map(|l| {
+                        l.strip_prefix(name)
+                            .and_then(|v| v.trim().parse::<f64>().ok())
+                    })
                     .unwrap_or(0.0)
             };
             count += get("demo_request_duration_seconds_count ");
@@ -181,8 +184,13 @@ impl LocalMetrics {
             return Err(gone("database", name));
         }
         let cores = cores_of(&db.machine_type)?;
-        self.utilization(&format!("postgres/{name}"), vec![db.pid], tree_cpu_seconds, cores)
-            .await
+        self.utilization(
+            &format!("postgres/{name}"),
+            vec![db.pid],
+            tree_cpu_seconds,
+            cores,
+        )
+        .await
     }
 
     async fn value(&self, query: &MetricQuery) -> Result<f64> {

@@ -48,8 +48,15 @@ pub(super) async fn redis_utilization(url: &str, metric: &str) -> Result<f64> {
             ("connected_clients", "maxclients")
         };
         let info: String = redis::cmd("INFO").arg("all").query_async(&mut c).await?;
-        let config: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(limit).query_async(&mut c).await?;
-        redis::RedisResult::Ok((info_field(&info, field), config.get(1).and_then(|v| v.parse::<f64>().ok())))
+        let config: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(limit)
+            .query_async(&mut c)
+            .await?;
+        redis::RedisResult::Ok((
+            info_field(&info, field),
+            config.get(1).and_then(|v| v.parse::<f64>().ok()),
+        ))
     };
     let (used, max) = tokio::time::timeout(TIMEOUT, read)
         .await

@@ -1,0 +1,361 @@
+//! The database loop on the local cloud, for real: real terraform, a real
+//! PostgreSQL and Redis, two demo-service instances behind the local
+//! balancer. Deploy → verification through the balancer → load holds
+//! database connections → the watcher fires `sql_connections_high` → the
+//! rule policy proposes a database scale-up → a human approves → Terraform
+//! replaces the database server with a bigger one (same data) → connections
+//! back under the threshold → resolved. Then a cache restart keeps its data,
+//! and destroy leaves no process and no data directory.
+
+use infraai_core::testing::{MemoryStore, RecordingApprover};
+use infraai_core::*;
+use infraai_local::instances::{is_alive, InstanceDir};
+use infraai_local::profiles::{register_profiles, LOCAL_POSTGRES, PG_CONNECTIONS};
+use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
+use infraai_terraform::TerraformRunner;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod common;
+use common::*;
+
+fn resource(name: &str, kind: ResourceKind, count: u32, deps: &[&str]) -> PlannedResource {
+    PlannedResource {
+        name: ResourceName::new(name).unwrap(),
+        kind,
+        resource_type: None,
+        machine_type: Some(MachineType::new("local-small").unwrap()),
+        count,
+        depends_on: deps
+            .iter()
+            .map(|d| ResourceName::new(*d).unwrap())
+            .collect(),
+        description: String::new(),
+    }
+}
+
+/// The rule planner's shape for "a web app with PostgreSQL and Redis",
+/// every resource on the smallest local size.
+struct Fixed;
+#[async_trait::async_trait]
+impl Planner for Fixed {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+    async fn plan(&self, request: &PlanRequest) -> Result<InfraPlan> {
+        Ok(InfraPlan {
+            cloud: request.cloud.clone(),
+            stack_type: StackType::WebApp,
+            region: "local".into(),
+            machine_type: MachineType::new("local-small")?,
+            autoscaling: true,
+            estimated_cost_usd: 0.0,
+            risk_flags: vec![],
+            resources: vec![
+                resource("web", ResourceKind::InstanceGroup, 2, &["db", "cache"]),
+                resource("db", ResourceKind::Database, 1, &[]),
+                resource("cache", ResourceKind::Cache, 1, &[]),
+            ],
+            monitoring: vec![],
+            confidence: 0.9,
+            summary: "web + PostgreSQL + Redis".into(),
+        })
+    }
+}
+
+async fn postgres(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(url).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// `n` clients, each asking the balancer for `/work` holding a database
+/// connection for a second, one request after another.
+fn connections_load(url: &str, n: usize) -> Vec<Load> {
+    (0..n)
+        .map(|_| {
+            let url = format!("{url}work?ms=0&db_ms=1000");
+            Load(tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    if http.get(&url).send().await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn web_postgres_redis_connections_scale_up_restart_destroy() {
+    let Some(tf) = terraform("database") else {
+        return;
+    };
+    let state = tf.work_root.parent().unwrap().join("state");
+    let records = InstanceDir::new(&state);
+    let _reaper = Reaper(state.clone());
+    let runner = Arc::new(TerraformRunner::new(tf));
+    let store = Arc::new(MemoryStore::new());
+    let mut registry = MetricProfileRegistry::empty();
+    register_profiles(&mut registry);
+    // The built-in profile holds for 60 s; the test keeps its threshold and
+    // shortens the duration to keep CI fast.
+    let profile = MetricProfile::above(
+        "sql_connections_high",
+        PG_CONNECTIONS,
+        0.8,
+        3,
+        Severity::Warning,
+        Aligner::Mean,
+    );
+    registry.register(LOCAL_POSTGRES, profile);
+    let registry = Arc::new(registry);
+    let cloud = LocalCloud::new(LocalConfig {
+        state_dir: state.clone(),
+        service_program: PathBuf::from(env!("CARGO_BIN_EXE_infraai-demo-service")),
+        service_subcommand: None,
+    });
+
+    // Deploy, for real; verification goes through the balancer.
+    let deploy = DeployAgent::new(
+        DeployDeps {
+            planner: Arc::new(Fixed),
+            generator: Arc::new(cloud),
+            fixers: infraai_terraform::fixers::deterministic_fixers(),
+            runner: runner.clone(),
+            verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(300))),
+            store: store.clone(),
+            registry: registry.clone(),
+            events: EventBus::new(),
+        },
+        DeployConfig::default(),
+    );
+    let run = deploy
+        .deploy("web + PostgreSQL + Redis", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        run.phase,
+        RunPhase::Verified,
+        "{:?} {:?}",
+        run.error,
+        run.history
+    );
+    let url = run.outputs["urls"]["web"].as_str().unwrap().to_string();
+    let check = &run.verification.as_ref().unwrap().checks[0];
+    assert_eq!(check.url, url, "verification checked the balancer");
+    assert!(check
+        .body_prefix
+        .as_deref()
+        .unwrap()
+        .contains("\"instance\":\"web-"));
+    assert_eq!(
+        run.outputs["database_urls"],
+        serde_json::json!(infraai_terraform::SENSITIVE)
+    );
+    assert!(run.outputs["endpoints"]["db"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    let policies: Vec<_> = run
+        .plan
+        .as_ref()
+        .unwrap()
+        .monitoring
+        .iter()
+        .map(|m| m.metric_name.as_str())
+        .collect();
+    for p in [
+        "sql_cpu_high",
+        "sql_connections_high",
+        "cache_memory_high",
+        "cache_clients_high",
+    ] {
+        assert!(policies.contains(&p), "{p} not bound: {policies:?}");
+    }
+    assert_eq!(records.members("web").await.len(), 2);
+    let db_before = records.read("db").await.unwrap();
+    let cache_before = records.read("cache").await.unwrap();
+    let (db_url, cache_url) = (
+        records.url("db").await.unwrap(),
+        records.url("cache").await.unwrap(),
+    );
+    assert!(!db_url.contains("@127.0.0.1:0"), "a real port");
+
+    // The demo service uses both: a /work request is a real query and a hit.
+    let work: serde_json::Value = reqwest::get(format!("{url}work?ms=0"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        work["visits"].as_i64().unwrap() >= 1 && work["hits"].as_i64().unwrap() >= 1,
+        "{work}"
+    );
+    // Data written before the database and cache restart.
+    postgres(&db_url)
+        .await
+        .batch_execute(
+            "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('written before the restart')",
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("kept")
+        .arg("before")
+        .query_async(&mut redis(&cache_url).await)
+        .await
+        .unwrap();
+
+    // Operate: the real watcher, policy, guardrails, Terraform actions and metrics.
+    let metrics = Arc::new(LocalMetrics::new(records.clone()));
+    let approver = Arc::new(RecordingApprover::default());
+    let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
+    guardrails.max_auto_actions = 10;
+    let ops = OpsAgent::new(
+        OpsDeps {
+            store: store.clone(),
+            policy: Arc::new(rules::RulePolicy),
+            notifier: approver.clone(),
+            actions: Arc::new(LocalActions::new(
+                runner.clone(),
+                store.clone(),
+                records.clone(),
+            )),
+            metrics: metrics.clone(),
+            registry: registry.clone(),
+        },
+        Guardrails::new(guardrails),
+        OpsConfig {
+            feedback_delay: Duration::from_secs(4),
+            ..OpsConfig::default()
+        },
+    );
+    let mut watcher = ThresholdWatcher::new(metrics.clone());
+
+    // 17 connections held by the web instances (+ the reading's own) of
+    // local-small's 20: 0.9 > 0.8; of local-medium's 50 it is 0.36.
+    let load = connections_load(&url, 17);
+    let incident = watch_until_fired(&mut watcher, &store, &ops, PG_CONNECTIONS, 90).await;
+    assert_eq!(
+        incident.status,
+        IncidentStatus::Pending,
+        "{:?}",
+        incident.guardrail_notes
+    );
+    let decision = incident.decision.clone().unwrap();
+    assert_eq!(
+        decision.recommended_action,
+        Action::ScaleUp {
+            machine_type: MachineType::new("local-medium").unwrap()
+        }
+    );
+    assert!(
+        decision.requires_approval,
+        "a database restart is approved by a human"
+    );
+    // The human saw the real Terraform dry run: only the database server replaced.
+    let change_set = approver.requests()[0]
+        .preview
+        .as_ref()
+        .unwrap()
+        .change_set
+        .clone()
+        .unwrap();
+    assert_eq!(change_set.summary(), "1 to replace");
+    assert_eq!(change_set.changes[0].address, "terraform_data.db");
+    let outcome = ops
+        .handle_command(&HumanReply::new(
+            HumanCommand::Approve {
+                incident_id: incident.id,
+            },
+            Actor::new("web", "tester"),
+        ))
+        .await
+        .unwrap();
+    let after = outcome.incident.unwrap();
+    assert_eq!(after.status, IncidentStatus::Resolved, "{:?}", after.note);
+    let db_after = records.read("db").await.unwrap();
+    assert_eq!(db_after.machine_type, "local-medium");
+    assert_ne!(db_after.pid, db_before.pid, "the server was replaced");
+    assert!(!is_alive(db_before.pid));
+    let max: String = postgres(&db_url)
+        .await
+        .query_one("SHOW max_connections", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(max, "50");
+    drop(load);
+    let kept: String = postgres(&db_url)
+        .await
+        .query_one("SELECT v FROM kept", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, "written before the restart");
+
+    // A restart of the cache, through Terraform: its data is kept.
+    let actions = LocalActions::new(runner.clone(), store.clone(), records.clone());
+    let request = ActionRequest {
+        action: Action::Restart {},
+        resource: "cache".into(),
+        resource_type: infraai_local::profiles::LOCAL_REDIS.into(),
+        deployment_id: run.deployment_id,
+        incident_id: IncidentId::new(),
+    };
+    actions.execute(&request).await.unwrap();
+    let cache_after = records.read("cache").await.unwrap();
+    assert_ne!(cache_after.pid, cache_before.pid);
+    let kept: String = redis::cmd("GET")
+        .arg("kept")
+        .query_async(&mut redis(&cache_url).await)
+        .await
+        .unwrap();
+    assert_eq!(kept, "before");
+
+    // Destroy: no process and no data directory is left.
+    let deployment = store
+        .get_deployment(run.deployment_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let members: Vec<u32> = records.members("web").await.iter().map(|m| m.pid).collect();
+    let balancer = records.read("web").await.unwrap();
+    let ws = TfWorkspace {
+        run_id: run.id,
+        dir: PathBuf::from(&deployment.terraform_state),
+    };
+    runner.destroy(&ws, &Quiet).await.unwrap();
+    for pid in [
+        db_before.pid,
+        db_after.pid,
+        cache_before.pid,
+        cache_after.pid,
+        balancer.pid,
+    ]
+    .into_iter()
+    .chain(members)
+    {
+        assert!(!is_alive(pid), "pid {pid} survived destroy");
+    }
+    assert!(records.list().await.is_empty());
+    for name in ["db", "cache"] {
+        assert!(
+            !records.data_path(name).exists(),
+            "{name}'s data survived destroy"
+        );
+    }
+    assert!(records.members("web").await.is_empty());
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}

@@ -237,6 +237,8 @@ async function showStatus(runId) {
     v.replaceChildren(
       el("div", {}, s.verification.ok ? "✔ Verified: the deployment answers" : "✘ Verification failed"),
       ...s.verification.checks.map((c) => el("div", { class: "mono small" }, c.url + " → " + (c.ok ? "HTTP " + c.status + " in " + c.latency_ms + " ms" : (c.error || "HTTP " + c.status)))));
+    // The architecture again, now with where each resource runs.
+    api("GET", "/runs/" + runId).then((r) => { if (r.run.plan && currentRun === runId) renderGraph(graphOf(r.run.plan), r.run.plan, r.run.outputs); }).catch(() => {});
   } else if (s.phase === "completed" && s.dry_run) {
     v.hidden = false;
     v.className = "verification ok";

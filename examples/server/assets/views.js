@@ -82,7 +82,13 @@ function layout(nodes, edges) {
 const ARCH_MIN_ROW = 2;
 const clip = (t, n) => { t = String(t); return t.length > n ? t.slice(0, n - 1) + "…" : t; };
 let archSelected = null;
-function renderGraph(graph, plan) {
+// Where a deployed resource runs, from its run's outputs (an HTTP URL, or a
+// database's or cache's host:port); undefined before it is deployed.
+function runningAt(outputs, name) {
+  return outputs && ((outputs.urls || {})[name] || (outputs.endpoints || {})[name]);
+}
+
+function renderGraph(graph, plan, outputs) {
   const card = $("arch-card");
   card.hidden = false;
   const nodes = graph.nodes || [];
@@ -127,14 +133,15 @@ function renderGraph(graph, plan) {
     const p = at.get(n.id);
     const kind = n.type === "monitoring_policy" ? "monitoring_policy" : n.kind;
     const sub = n.type === "monitoring_policy" ? (n.comparison === "less_than" ? "< " : "> ") + n.threshold + " · " + n.severity : (n.resource_type || n.kind) + (n.machine_type ? " · " + n.machine_type : "");
-    const g = svg("g", { class: "node node-" + n.type, transform: `translate(${p.x},${p.y})`, tabindex: "0", role: "button", "data-node": n.id,
+    const deployed = n.type === "resource" && runningAt(outputs, n.label) ? " deployed" : "";
+    const g = svg("g", { class: "node node-" + n.type + deployed, transform: `translate(${p.x},${p.y})`, tabindex: "0", role: "button", "data-node": n.id,
       "aria-label": (n.type === "monitoring_policy" ? "monitoring policy " : (n.kind || "") + " ") + n.label },
       svg("rect", { width: W, height: H, rx: "8" }),
       svg("text", { x: "12", y: "28", class: "icon" }, KIND_ICON[kind] || "●"),
       svg("text", { x: "34", y: "20", class: "label" }, clip(n.label, 18)),
       svg("text", { x: "34", y: "36", class: "sub" }, clip(sub, 21)),
       svg("title", {}, n.label + " — " + sub));
-    const pick = () => selectNode(n, graph, plan);
+    const pick = () => selectNode(n, graph, plan, outputs);
     g.addEventListener("click", pick);
     g.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pick(); } });
     return g;
@@ -144,7 +151,7 @@ function renderGraph(graph, plan) {
   archSelected = null;
 }
 
-function selectNode(n, graph, plan) {
+function selectNode(n, graph, plan, outputs) {
   archSelected = n.id;
   for (const g of document.querySelectorAll("#arch-canvas .node")) g.classList.toggle("selected", g.getAttribute("data-node") === n.id);
   const d = $("arch-details");
@@ -154,6 +161,7 @@ function selectNode(n, graph, plan) {
     const r = (plan.resources || []).find((x) => "resource:" + x.name === n.id) || {};
     fact("Kind", n.kind); fact("Type", n.resource_type); fact("Machine", n.machine_type); fact("Count", n.count);
     fact("Depends on", (r.depends_on || []).join(", "));
+    fact("Running at", runningAt(outputs, n.label));
     const pols = (plan.monitoring || []).filter((m) => "resource:" + m.resource_ref === n.id);
     fill(d, el("h3", {}, n.label), n.description ? el("p", { class: "small" }, n.description) : null, el("dl", { class: "kv" }, ...rows),
       el("div", { class: "small muted" }, "Monitoring policies (" + pols.length + ")"),

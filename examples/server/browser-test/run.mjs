@@ -25,6 +25,8 @@ const shots = process.env.INFRAAI_SCREENSHOTS || "target/test-output";
 const executablePath = process.env.INFRAAI_CHROMIUM || "/usr/bin/chromium";
 // The metric the alert names (the local cloud re-reads it after the action).
 const alertMetric = process.env.INFRAAI_ALERT_METRIC || "cpu/utilization";
+// The metric a database alert names (the local cloud reads it from PostgreSQL).
+const dbMetric = process.env.INFRAAI_DB_METRIC || "cloudsql.googleapis.com/database/network/connections";
 const brokenRun = process.env.INFRAAI_BROKEN_RUN || "";
 if (!base || !token || !webhook) throw new Error("INFRAAI_URL, INFRAAI_OPERATOR_TOKEN and INFRAAI_WEBHOOK_TOKEN are required");
 mkdirSync(shots, { recursive: true });
@@ -45,13 +47,13 @@ const api = async (method, path, body) => {
   if (!r.ok) throw new Error(method + " " + path + ": " + r.status + " " + (await r.text()));
   return r.json();
 };
-const sendAlert = async (fingerprint, resource, resourceType) => {
+const sendAlert = async (fingerprint, resource, resourceType, metric = alertMetric, policy = "High CPU") => {
   const r = await fetch(base + "/ops/webhook", {
     method: "POST",
     headers: { "X-Infraai-Webhook-Token": webhook, "Content-Type": "application/json" },
     body: JSON.stringify({
-      source: "browser-test", fingerprint, policy_name: "High CPU", resource, resource_type: resourceType,
-      cloud: "test", metric: alertMetric, value: 0.97, threshold: 0.8, severity: "critical",
+      source: "browser-test", fingerprint, policy_name: policy, resource, resource_type: resourceType,
+      cloud: "test", metric, value: 0.97, threshold: 0.8, severity: "critical",
       state: "firing", started_at: new Date().toISOString(),
     }),
   });
@@ -154,7 +156,7 @@ try {
   if (!resource) throw new Error("no compute resource in the plan");
 
   step("goal → plan card");
-  await page.fill("#goal", "a backend API for 10k users under $100/month");
+  await page.fill("#goal", "a backend API with a postgres database for 10k users under $100/month");
   await page.click("#plan-btn");
   await page.waitForSelector("#plan-card:not([hidden])");
   await page.waitForFunction((prev) => document.getElementById("plan-run").textContent !== prev && !document.getElementById("plan-btn").disabled, planRunId);
@@ -181,6 +183,33 @@ try {
   }
   if (!(await page.textContent("#log")).trim()) throw new Error("no live log lines");
   await page.screenshot({ path: join(shots, "2-deployed.png"), fullPage: true });
+
+  step("the database node deployed, its metrics in an incident's chart");
+  const deployedRun = (await api("GET", "/runs/" + shownRun)).run;
+  const db = deployedRun.plan.resources.find((r) => r.kind === "database");
+  if (!db) throw new Error("the deployed plan has no database");
+  const dbAt = (deployedRun.outputs.endpoints || {})[db.name];
+  if (!simulated && !/^127\.0\.0\.1:\d+$/.test(dbAt || "")) throw new Error("the database runs nowhere: outputs " + JSON.stringify(deployedRun.outputs));
+  if (dbAt) {
+    await page.waitForSelector(`#arch-canvas .node.deployed[data-node="resource:${db.name}"]`);
+    await page.click(`#arch-canvas .node[data-node="resource:${db.name}"]`);
+    await page.waitForFunction((at) => document.getElementById("arch-details").textContent.includes(at), dbAt);
+  }
+  const dbIncident = await sendAlert("browser-db-1", db.name, db.resource_type, dbMetric, "sql_connections_high");
+  const dbItem = `#pending [data-incident="${dbIncident}"]`;
+  await page.waitForSelector(dbItem + " button[data-action=details]");
+  await page.click(dbItem + " button[data-action=details]");
+  // The watcher's readings of the database: the alert's point and at least
+  // two real readings.
+  await page.waitForFunction(() => document.querySelectorAll("#incident-view .chart .pt").length >= 3, null, { timeout: 60000 });
+  const dbPoints = await page.$$eval("#incident-view .chart .pt", (l) => l.length);
+  if (!(await page.textContent("#incident-view")).includes(db.name)) throw new Error("the incident view does not name the database");
+  await page.locator("#incident-view").screenshot({ path: join(shots, "16-database-incident.png") });
+  step(`database ${db.name} (${db.resource_type}) at ${dbAt || "(simulated)"}: ${dbPoints} points of ${dbMetric}`);
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#incident-view:not([open])", { state: "attached" });
+  await page.click(dbItem + " button[data-action=reject]");
+  await page.waitForFunction((id) => document.querySelector(`#history [data-incident="${id}"] .status`)?.textContent.trim() === "rejected", dbIncident);
 
   step("run timeline and Terraform view after the deploy");
   const tl = await page.$$eval("#timeline .tl-row", (l) => l.map((r) => [r.dataset.phase, r.querySelector(".tl-dur").textContent]));

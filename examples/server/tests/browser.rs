@@ -1,6 +1,8 @@
 //! The dashboard in headless Chromium (Debian's `chromium`, driven by
 //! playwright-core from `browser-test/`): plan → architecture canvas →
-//! deploy → run timeline and Terraform view → verification → alert →
+//! deploy (with a database) → run timeline and Terraform view →
+//! verification → the database node deployed, its metrics in an incident
+//! chart → alert →
 //! approve → history → incident view (chart, threshold, action marker) →
 //! a broken run (inline diagnostics, diff between fix attempts) → narrow
 //! window → STOP AUTONOMY. Every request the page makes must go to the
@@ -70,7 +72,10 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
     } else {
         None
     };
-    let s = Server::start_in(data, &["--cloud", cloud], &[]).await;
+    // The watcher reads every deployed resource's metrics every 3 s: the
+    // database's chart has points within seconds.
+    let env = [("INFRAAI_WATCH_INTERVAL_SECS", "3")];
+    let s = Server::start_in(data, &["--cloud", cloud], &env).await;
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
     let out = tokio::process::Command::new("node")
         .arg("run.mjs")
@@ -81,6 +86,14 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         .env("INFRAAI_SCREENSHOTS", &shots)
         .env("INFRAAI_CHROMIUM", &chromium)
         .env("INFRAAI_BROKEN_RUN", broken.as_deref().unwrap_or(""))
+        .env(
+            "INFRAAI_DB_METRIC",
+            if cloud == "local" {
+                infraai_local::profiles::PG_CONNECTIONS
+            } else {
+                "cloudsql.googleapis.com/database/network/connections"
+            },
+        )
         .env(
             "INFRAAI_ALERT_METRIC",
             if cloud == "local" {
@@ -112,6 +125,7 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
         "9-incident.png",
         "12-narrow.png",
         "15-architecture-30.png",
+        "16-database-incident.png",
     ] {
         assert!(shots.join(shot).exists(), "{shot} missing");
     }

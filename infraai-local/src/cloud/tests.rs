@@ -4,10 +4,16 @@ use infraai_core::{ApplyFailureClassifier, FailureClass, ResourceName, RunId, St
 #[test]
 fn local_patterns_parse_and_come_before_the_builtin_ones() {
     let patterns = local_failure_patterns();
-    assert_eq!(patterns.len(), 4);
+    assert_eq!(patterns.len(), 5);
     let c = ApplyFailureClassifier::builtin().prepend(patterns);
     let start_failure = "local-exec provisioner error: Error running command: exit status 1. Output: instance api did not start:\ninfraai-demo-service: cannot bind 127.0.0.1:40123: Address already in use (os error 98)";
     assert_eq!(c.classify_message(start_failure), FailureClass::NameInUse);
+    for store_failure in [
+        "database db did not start:\n2026-12-07 01:00:00 UTC [1] LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use",
+        "cache cache did not start:\n1:M 07 Dec 2026 01:00:00.000 # Warning: Could not create server TCP listening socket 127.0.0.1:40123: bind: Address already in use",
+    ] {
+        assert_eq!(c.classify_message(store_failure), FailureClass::NameInUse, "{store_failure}");
+    }
     assert_eq!(
         c.classify_message("mkdir: cannot create directory '/var/x': No space left on device"),
         FailureClass::QuotaExceeded

@@ -445,7 +445,11 @@ impl TerraformGenerator for AwsCloud {
                 "has no compute resource or instance group for AWS to run",
             ));
         }
-        if let Some(cache) = plan.resources.iter().find(|r| r.kind == ResourceKind::Cache) {
+        if let Some(cache) = plan
+            .resources
+            .iter()
+            .find(|r| r.kind == ResourceKind::Cache)
+        {
             return Err(Error::invalid(
                 "plan",
                 format!(

@@ -99,9 +99,7 @@ impl GuardrailConfig {
 
     /// One more instance than `current`, unless that passes `max_instances`.
     pub fn next_instance_count(&self, current: u32) -> Option<u32> {
-        current
-            .checked_add(1)
-            .filter(|n| *n <= self.max_instances)
+        current.checked_add(1).filter(|n| *n <= self.max_instances)
     }
 }
 
@@ -352,11 +350,9 @@ impl GuardrailRule for ParameterBounds {
                     RuleOutcome::Pass
                 }
             }
-            Action::ScaleOut { instances } => scale_out_within_bounds(
-                *instances,
-                input.current_count,
-                config.max_instances,
-            ),
+            Action::ScaleOut { instances } => {
+                scale_out_within_bounds(*instances, input.current_count, config.max_instances)
+            }
             Action::ModifyFirewall { change } => match firewall_within_bounds(change, config) {
                 Ok(()) => RuleOutcome::Pass,
                 Err(why) => RuleOutcome::Deny(why),

@@ -337,10 +337,18 @@ fn scale_out_grows_a_group_up_to_the_maximum() {
     assert_eq!(verdict(3, Some(2)).route, Route::AutoExecute);
     let over = verdict(4, Some(3));
     assert_eq!(over.route, Route::Escalate);
-    assert!(over.notes[0].contains("more than the maximum of 3"), "{:?}", over.notes);
+    assert!(
+        over.notes[0].contains("more than the maximum of 3"),
+        "{:?}",
+        over.notes
+    );
     let shrink = verdict(2, Some(2));
     assert_eq!(shrink.route, Route::Escalate);
-    assert!(shrink.notes[0].contains("not more than the current 2"), "{:?}", shrink.notes);
+    assert!(
+        shrink.notes[0].contains("not more than the current 2"),
+        "{:?}",
+        shrink.notes
+    );
     assert_eq!(verdict(3, None).route, Route::AskHuman);
     assert_eq!(g.config().next_instance_count(2), Some(3));
     assert_eq!(g.config().next_instance_count(3), None);

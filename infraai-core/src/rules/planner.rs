@@ -425,7 +425,10 @@ mod tests {
         assert_eq!(deps, ["db", "cache"]);
         assert_eq!(plan.resource("cache").unwrap().kind, ResourceKind::Cache);
         assert!(plan.risk_flags.iter().any(|f| f.contains("cache's price")));
-        let plain = planner().plan(&req("a web app for 100 users")).await.unwrap();
+        let plain = planner()
+            .plan(&req("a web app for 100 users"))
+            .await
+            .unwrap();
         assert!(plain.resource("cache").is_none() && plain.resource("db").is_none());
     }
 

@@ -73,94 +73,130 @@ fn firewall_change(alert: &Alert) -> Option<FirewallChange> {
     })
 }
 
+/// One incident as the rules see it.
+struct Case<'a> {
+    ctx: &'a DecisionContext,
+    alert: &'a Alert,
+    /// "metric = value (threshold t)", for the reasoning.
+    observed: String,
+}
+
+impl Case<'_> {
+    fn allowed(&self, k: ActionKind) -> bool {
+        self.ctx.allowed_actions.contains(&k)
+    }
+
+    fn decision(&self, action: Action, confidence: f64, risk: Risk, why: String) -> OpsDecision {
+        OpsDecision {
+            severity: self.alert.severity,
+            recommended_action: action,
+            requires_approval: self.alert.severity == Severity::Critical,
+            confidence,
+            reasoning: why,
+            risk,
+            precedent: None,
+        }
+    }
+
+    fn escalate(&self, why: String) -> OpsDecision {
+        OpsDecision::escalate(self.alert.severity, why)
+    }
+
+    /// A database or cache restarts to change size: its clients lose their
+    /// connections, so a human approves it.
+    fn stateful(&self) -> bool {
+        (self.ctx.deployment.as_ref())
+            .and_then(|d| d.resource(&self.alert.resource))
+            .is_some_and(|r| matches!(r.kind, ResourceKind::Database | ResourceKind::Cache))
+    }
+
+    fn scale_up(&self, what: &str, confidence: f64) -> OpsDecision {
+        let (ctx, resource, observed) = (self.ctx, &self.alert.resource, &self.observed);
+        let Some(next) = &ctx.next_machine_type else {
+            return self.escalate(format!("{what} on {resource}: {observed}, but there is no known larger machine type to scale to."));
+        };
+        if !self.allowed(ActionKind::ScaleUp) {
+            let rt = &self.alert.resource_type;
+            return self.escalate(format!(
+                "{what} on {resource}: {observed}, but scaling up is not allowed on {rt}."
+            ));
+        }
+        let from = (ctx.current_machine_type.as_ref())
+            .map_or_else(|| "the current type".into(), |m| m.to_string());
+        let action = Action::ScaleUp {
+            machine_type: next.clone(),
+        };
+        if self.stateful() {
+            let mut d = self.decision(action, confidence, Risk::High, format!(
+                "{what} on {resource}: {observed}. Known fix: scale up one step from {from} to {next}; the server restarts once (its data is kept, its clients reconnect), so a human approves."));
+            d.requires_approval = true;
+            return d;
+        }
+        self.decision(action, confidence, Risk::Medium, format!(
+            "{what} on {resource}: {observed}. Known fix: scale up one step from {from} to {next} (the instance restarts once)."))
+    }
+
+    /// Out when the resource is a group that may grow, else up.
+    fn cpu(&self) -> OpsDecision {
+        match (self.ctx.current_count, self.ctx.next_instance_count) {
+            (Some(from), Some(to)) if self.allowed(ActionKind::ScaleOut) => self.decision(
+                Action::ScaleOut { instances: to },
+                0.85,
+                Risk::Low,
+                format!(
+                    "CPU high on {}: {}. Known fix: add an instance to the group ({from} → {to}); no instance restarts.",
+                    self.alert.resource, self.observed
+                ),
+            ),
+            _ => self.scale_up("CPU high", 0.85),
+        }
+    }
+
+    fn firewall(&self) -> OpsDecision {
+        let (resource, observed) = (&self.alert.resource, &self.observed);
+        match firewall_change(self.alert) {
+            Some(change) if self.allowed(ActionKind::ModifyFirewall) => self.decision(
+                Action::ModifyFirewall { change },
+                0.75,
+                Risk::Medium,
+                format!("Traffic to {resource} is blocked ({observed}). Known fix: allow it on the named rule."),
+            ),
+            _ => self.escalate(format!("Traffic to {resource} looks blocked ({observed}) but the alert does not name a valid rule, port and source range.")),
+        }
+    }
+}
+
 impl RulePolicy {
     fn decide_sync(&self, ctx: &DecisionContext) -> OpsDecision {
         let alert = &ctx.incident.alert;
-        let severity = alert.severity;
         let observed = match (alert.value, alert.threshold) {
             (Some(v), Some(t)) => format!("{} = {v} (threshold {t})", alert.metric),
             (Some(v), None) => format!("{} = {v}", alert.metric),
             _ => alert.metric.clone(),
         };
-        let allowed = |k: ActionKind| ctx.allowed_actions.contains(&k);
-        let decision = |action: Action, confidence: f64, risk: Risk, why: String| OpsDecision {
-            severity,
-            recommended_action: action,
-            requires_approval: severity == Severity::Critical,
-            confidence,
-            reasoning: why,
-            risk,
-            precedent: None,
-        };
-        // A database or cache restarts to change size: its clients lose
-        // their connections, so a human approves it.
-        let stateful = (ctx.deployment.as_ref())
-            .and_then(|d| d.resource(&alert.resource))
-            .is_some_and(|r| matches!(r.kind, ResourceKind::Database | ResourceKind::Cache));
-        let scale_up = |what: &str, confidence: f64| {
-            match (&ctx.next_machine_type, allowed(ActionKind::ScaleUp)) {
-            (Some(next), true) => {
-                let from = ctx.current_machine_type.as_ref().map(|m| m.to_string()).unwrap_or_else(|| "the current type".into());
-                let mut d = decision(
-                    Action::ScaleUp { machine_type: next.clone() },
-                    confidence,
-                    Risk::Medium,
-                    format!("{what} on {}: {observed}. Known fix: scale up one step from {from} to {next} (the instance restarts once).", alert.resource),
-                );
-                if stateful {
-                    d.requires_approval = true;
-                    d.risk = Risk::High;
-                    d.reasoning = format!("{what} on {}: {observed}. Known fix: scale up one step from {from} to {next}; the server restarts once (its data is kept, its clients reconnect), so a human approves.", alert.resource);
-                }
-                d
-            }
-            (None, _) => OpsDecision::escalate(
-                severity,
-                format!("{what} on {}: {observed}, but there is no known larger machine type to scale to.", alert.resource),
-            ),
-            (_, false) => OpsDecision::escalate(
-                severity,
-                format!("{what} on {}: {observed}, but scaling up is not allowed on {}.", alert.resource, alert.resource_type),
-            ),
-        }
+        let case = Case {
+            ctx,
+            alert,
+            observed,
         };
         match symptom(alert) {
-            Symptom::Cpu => match (ctx.current_count, ctx.next_instance_count) {
-                (Some(from), Some(to)) if allowed(ActionKind::ScaleOut) => decision(
-                    Action::ScaleOut { instances: to },
-                    0.85,
-                    Risk::Low,
-                    format!(
-                        "CPU high on {}: {observed}. Known fix: add an instance to the group ({from} → {to}); no instance restarts.",
-                        alert.resource
-                    ),
-                ),
-                _ => scale_up("CPU high", 0.85),
-            },
-            Symptom::Connections => scale_up("Connections near the limit", 0.80),
-            Symptom::Memory => scale_up("Memory pressure", 0.80),
-            Symptom::Unhealthy if allowed(ActionKind::Restart) => decision(
+            Symptom::Cpu => case.cpu(),
+            Symptom::Connections => case.scale_up("Connections near the limit", 0.80),
+            Symptom::Memory => case.scale_up("Memory pressure", 0.80),
+            Symptom::Unhealthy if case.allowed(ActionKind::Restart) => case.decision(
                 Action::Restart {},
                 0.80,
                 Risk::Medium,
-                format!("{} looks unhealthy ({observed}). Known fix: restart it.", alert.resource),
-            ),
-            Symptom::FirewallBlocking => match firewall_change(alert) {
-                Some(change) if allowed(ActionKind::ModifyFirewall) => decision(
-                    Action::ModifyFirewall { change },
-                    0.75,
-                    Risk::Medium,
-                    format!("Traffic to {} is blocked ({observed}). Known fix: allow it on the named rule.", alert.resource),
+                format!(
+                    "{} looks unhealthy ({}). Known fix: restart it.",
+                    alert.resource, case.observed
                 ),
-                _ => OpsDecision::escalate(
-                    severity,
-                    format!("Traffic to {} looks blocked ({observed}) but the alert does not name a valid rule, port and source range.", alert.resource),
-                ),
-            },
-            Symptom::Unhealthy | Symptom::Unknown => OpsDecision::escalate(
-                severity,
-                format!("No known fix for {} on {} ({observed}); a human should look.", alert.policy_name, alert.resource),
             ),
+            Symptom::FirewallBlocking => case.firewall(),
+            Symptom::Unhealthy | Symptom::Unknown => case.escalate(format!(
+                "No known fix for {} on {} ({}); a human should look.",
+                alert.policy_name, alert.resource, case.observed
+            )),
         }
     }
 }
@@ -228,7 +264,10 @@ mod tests {
         assert!(d.reasoning.contains("(2 → 3)"), "{}", d.reasoning);
         // At the maximum: up instead of out.
         c.next_instance_count = None;
-        assert_eq!(decide(&c).await.recommended_action.kind(), ActionKind::ScaleUp);
+        assert_eq!(
+            decide(&c).await.recommended_action.kind(),
+            ActionKind::ScaleUp
+        );
 
         let mut c = ctx(
             "local/postgres/connections/utilization",
@@ -237,7 +276,11 @@ mod tests {
         );
         let d = decide(&c).await;
         assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
-        assert!(d.reasoning.starts_with("Connections near the limit"), "{}", d.reasoning);
+        assert!(
+            d.reasoning.starts_with("Connections near the limit"),
+            "{}",
+            d.reasoning
+        );
         assert!(!d.requires_approval, "not known to be a database");
         // A database restarts to scale up: a human approves, even for a warning.
         let mut deployment = crate::testing::deployment_with("web-1", "e2-medium");

@@ -118,13 +118,19 @@ done
 
 # Tests that need a real service fail, not skip, when it is missing here.
 export INFRAAI_REQUIRE_SERVICES=1
-# Demo-service processes (the local cloud's instances) running before the
-# tests are not ours; any other one still alive after them was leaked.
+# Local-cloud processes (demo services, and the PostgreSQL and Redis servers
+# of its databases and caches: their working directory is their data
+# directory, `pgdata` or one holding `redis.conf`) running before the tests
+# are not ours; any other one still alive after them was leaked.
 demo_pids() {
-  local p
+  local p exe cwd
   for p in /proc/[0-9]*; do
-    case "$(readlink "$p/exe" 2>/dev/null)" in
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    case "$exe" in
       *infraai-demo-service*) echo "${p#/proc/}" ;;
+      */postgres|*/redis-server|*/redis-check-rdb) # Debian's redis-server is a link to redis-check-rdb
+        cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+        if [ "${cwd##*/}" = pgdata ] || [ -e "$cwd/redis.conf" ]; then echo "${p#/proc/}"; fi ;;
     esac
   done | sort
 }
@@ -135,12 +141,12 @@ cargo test --workspace --all-features "$@" || status=$?
 sleep 1
 leaked=$(comm -13 <(echo "$demo_before") <(demo_pids) | grep . || true)
 if [ -n "$leaked" ]; then
-  log "demo-service processes left running after the tests: $(echo $leaked)"
+  log "local-cloud processes left running after the tests: $(echo $leaked)"
   for p in $leaked; do tr '\0' ' ' <"/proc/$p/cmdline" >&2 2>/dev/null; echo >&2; done
   kill $leaked 2>/dev/null || true
   [ "$status" != 0 ] || status=1
 else
-  log "no demo-service process left running after the tests"
+  log "no local-cloud process left running after the tests"
 fi
 [ -z "$editor_stale" ] || [ "$status" != 0 ] || status=1
 exit "$status"

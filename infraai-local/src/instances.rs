@@ -57,9 +57,20 @@ impl InstanceDir {
         self.state.join("groups").join(name)
     }
 
-    /// The data directory of database or cache `name`.
+    /// The data directory of database or cache `name`: `<state_dir>/data/<name>`,
+    /// except as root when the `postgres` OS user (PostgreSQL refuses to run
+    /// as root) could not reach it — a state directory under `/root`, say —
+    /// then `/var/lib/infraai-local/<hash of state_dir>/<name>`.
     pub fn data_path(&self, name: &str) -> PathBuf {
-        self.state.join("data").join(name)
+        let under_state = self.state.join("data");
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let base = if root && !traversable_by_anyone(&self.state) {
+            PathBuf::from("/var/lib/infraai-local").join(format!("{:016x}", fnv1a(&self.state)))
+        } else {
+            under_state
+        };
+        base.join(name)
     }
 
     /// Reads a resource's record; [`Error::NotFound`] when it has none.
@@ -142,6 +153,27 @@ async fn read_record(name: &str, dir: &Path) -> Result<Instance> {
         port: port.parse().map_err(|_| bad("port", &port))?,
         machine_type: field("machine_type").await.unwrap_or_default(),
     })
+}
+
+/// Whether every existing directory on the way to `path` lets any user through.
+fn traversable_by_anyone(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute.ancestors().all(|dir| match std::fs::metadata(dir) {
+        Ok(m) => m.permissions().mode() & 0o001 != 0,
+        Err(_) => true, // created later by the provisioner, 0755 under the usual umask
+    })
+}
+
+/// FNV-1a of a path: a short name that stays the same across builds
+/// (unlike `DefaultHasher`), so a deployment finds its data after an upgrade.
+fn fnv1a(path: &Path) -> u64 {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// Whether a process is alive (and not a zombie).
@@ -237,5 +269,22 @@ mod tests {
         assert!(tree_cpu_seconds(std::process::id()).unwrap() >= own);
         assert!(is_alive(std::process::id()));
         assert!(!is_alive(u32::MAX));
+    }
+
+    #[test]
+    fn data_lives_where_the_database_user_can_reach_it() {
+        let open = std::env::temp_dir().join("infraai-open-state");
+        let dir = InstanceDir::new(&open);
+        assert_eq!(dir.data_path("db"), open.join("data/db"));
+        assert!(traversable_by_anyone(Path::new("/tmp")));
+        assert_eq!(fnv1a(Path::new("/root/x")), fnv1a(Path::new("/root/x")));
+        assert_ne!(fnv1a(Path::new("/root/x")), fnv1a(Path::new("/root/y")));
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            let closed = Path::new("/root/infraai/data/local");
+            assert!(!traversable_by_anyone(closed), "/root is 0700 on Debian");
+            let moved = InstanceDir::new(closed).data_path("db");
+            assert!(moved.starts_with("/var/lib/infraai-local/"), "{}", moved.display());
+        }
     }
 }

@@ -39,8 +39,10 @@ fi
 rm -rf "$DIR"
 "#;
 
-/// Removes a database's or cache's data directory (destroy only).
+/// Removes a database's or cache's data directory (destroy only), and its
+/// parent when that is left empty.
 pub const REMOVE_DATA: &str = r#"rm -rf "$DATA"
+rmdir "$(dirname "$DATA")" 2>/dev/null || true
 echo "$NAME: data removed"
 "#;
 

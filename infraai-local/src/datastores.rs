@@ -96,16 +96,19 @@ impl Stores {
     }
 
     async fn hit(&self, client: &redis::Client) -> Result<i64, String> {
-        let mut cached = self.redis_connection.lock().await;
-        let mut connection = match cached.as_ref() {
-            Some(c) => c.clone(),
-            None => client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| format!("cache: {e}"))?,
+        let mut connection = {
+            let mut cached = self.redis_connection.lock().await;
+            match cached.as_ref() {
+                Some(c) => c.clone(),
+                None => {
+                    let c = client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(|e| format!("cache: {e}"))?;
+                    cached.insert(c).clone()
+                }
+            }
         };
-        drop(cached.replace(connection.clone()));
-        drop(cached);
         let hits: redis::RedisResult<i64> = redis::cmd("INCR")
             .arg("hits")
             .query_async(&mut connection)

@@ -159,10 +159,12 @@ async fn read_record(name: &str, dir: &Path) -> Result<Instance> {
 fn traversable_by_anyone(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    absolute.ancestors().all(|dir| match std::fs::metadata(dir) {
-        Ok(m) => m.permissions().mode() & 0o001 != 0,
-        Err(_) => true, // created later by the provisioner, 0755 under the usual umask
-    })
+    absolute
+        .ancestors()
+        .all(|dir| match std::fs::metadata(dir) {
+            Ok(m) => m.permissions().mode() & 0o001 != 0,
+            Err(_) => true, // created later by the provisioner, 0755 under the usual umask
+        })
 }
 
 /// FNV-1a of a path: a short name that stays the same across builds
@@ -284,7 +286,11 @@ mod tests {
             let closed = Path::new("/root/infraai/data/local");
             assert!(!traversable_by_anyone(closed), "/root is 0700 on Debian");
             let moved = InstanceDir::new(closed).data_path("db");
-            assert!(moved.starts_with("/var/lib/infraai-local/"), "{}", moved.display());
+            assert!(
+                moved.starts_with("/var/lib/infraai-local/"),
+                "{}",
+                moved.display()
+            );
         }
     }
 }

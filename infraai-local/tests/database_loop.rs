@@ -10,7 +10,10 @@
 use infraai_core::testing::{MemoryStore, RecordingApprover};
 use infraai_core::*;
 use infraai_local::instances::{is_alive, InstanceDir};
-use infraai_local::profiles::{register_profiles, LOCAL_POSTGRES, PG_CONNECTIONS};
+use infraai_local::profiles::{
+    register_profiles, LOCAL_POSTGRES, LOCAL_REDIS, PG_CONNECTIONS, PG_CPU, REDIS_CLIENTS,
+    REDIS_MEMORY,
+};
 use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
 use infraai_terraform::TerraformRunner;
 use std::path::PathBuf;
@@ -217,8 +220,31 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
         .await
         .unwrap();
 
-    // Operate: the real watcher, policy, guardrails, Terraform actions and metrics.
+    // Real metrics of both: the database's process tree, its connections,
+    // the cache's memory and clients.
     let metrics = Arc::new(LocalMetrics::new(records.clone()));
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", db_before.pid)).unwrap();
+    assert!(
+        cmdline.contains("postgres"),
+        "the record names the postmaster: {cmdline:?}"
+    );
+    for (resource, resource_type, metric, within) in [
+        ("db", LOCAL_POSTGRES, PG_CPU, 0.0..5.0),
+        ("db", LOCAL_POSTGRES, PG_CONNECTIONS, 0.01..0.5),
+        ("cache", LOCAL_REDIS, REDIS_MEMORY, 0.001..0.5),
+        ("cache", LOCAL_REDIS, REDIS_CLIENTS, 0.001..0.5),
+    ] {
+        let query = MetricQuery {
+            resource: resource.into(),
+            resource_type: resource_type.into(),
+            metric: metric.into(),
+            lookback_secs: 30,
+        };
+        let value = metrics.current_value(&query).await.unwrap().value;
+        assert!(within.contains(&value), "{metric} = {value}");
+    }
+
+    // Operate: the real watcher, policy, guardrails, Terraform actions and metrics.
     let approver = Arc::new(RecordingApprover::default());
     let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
     guardrails.max_auto_actions = 10;
@@ -310,7 +336,7 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
     let request = ActionRequest {
         action: Action::Restart {},
         resource: "cache".into(),
-        resource_type: infraai_local::profiles::LOCAL_REDIS.into(),
+        resource_type: LOCAL_REDIS.into(),
         deployment_id: run.deployment_id,
         incident_id: IncidentId::new(),
     };

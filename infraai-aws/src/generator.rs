@@ -726,5 +726,14 @@ mod tests {
         assert!(hcl(&p, Some("ftp://x")).is_err());
         let no_compute = plan(&[("db", ResourceKind::Database, None)]);
         assert!(matches!(hcl(&no_compute, None), Err(Error::Invalid { .. })));
+        let cache = plan(&[
+            ("web", ResourceKind::Compute, Some("e2-small")),
+            ("cache", ResourceKind::Cache, None),
+        ]);
+        let refused = hcl(&cache, None).unwrap_err().to_string();
+        assert!(
+            refused.contains("cache is a cache; the AWS generator does not create caches"),
+            "{refused}"
+        );
     }
 }

@@ -656,7 +656,14 @@ fn the_generator_refuses_what_gcp_would_reject() {
     let mut plan = small_plan();
     plan.resources
         .push(resource("lb", ResourceKind::LoadBalancer, None, 1));
-    assert!(bad(&plan, Some(WEBHOOK)).contains("does not create load balancers"));
+    assert!(bad(&plan, Some(WEBHOOK)).contains(
+        "lb is a LoadBalancer; the GCP generator does not create caches, load balancers"
+    ));
+    let mut plan = small_plan();
+    plan.resources
+        .push(resource("cache", ResourceKind::Cache, None, 1));
+    assert!(bad(&plan, Some(WEBHOOK))
+        .contains("cache is a Cache; the GCP generator does not create caches"));
     // A firewall with nothing to protect would open every VM of the network.
     let mut plan = small_plan();
     plan.resources.remove(0);

@@ -13,6 +13,7 @@ use axum::{Extension, Router};
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
 use infraai_prometheus::PromQueries;
+use infraai_slack::SlackApprover;
 use infraai_telegram::TelegramApprover;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +69,8 @@ pub struct Shared {
     pub telegram: Option<Arc<TelegramApprover>>,
     /// Discord interactions channel.
     pub discord: Option<Arc<DiscordApprover>>,
+    /// Slack interactions and slash-command channel.
+    pub slack: Option<Arc<SlackApprover>>,
     /// Operator bearer token.
     pub operator_token: Arc<str>,
     /// Operator name (`web:<name>`).
@@ -207,6 +210,8 @@ pub fn router(state: AppState) -> Router {
         )
         .routes(routes!(channels::telegram_webhook))
         .routes(routes!(channels::discord_interactions))
+        .routes(routes!(channels::slack_interactions))
+        .routes(routes!(channels::slack_commands))
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(operator)

@@ -76,6 +76,7 @@ pub fn document(api: utoipa::openapi::OpenApi) -> Value {
         "webhook": {"type": "apiKey", "in": "header", "name": "X-Infraai-Webhook-Token", "description": "Also accepted as query parameter `token`."},
         "telegram": {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"},
         "discord": {"type": "apiKey", "in": "header", "name": "X-Signature-Ed25519", "description": "Ed25519 signature over X-Signature-Timestamp + body."},
+        "slack": {"type": "apiKey", "in": "header", "name": "X-Slack-Signature", "description": "v0= HMAC-SHA256 of v0:X-Slack-Request-Timestamp:body with the app's signing secret."},
     });
     // The core's Alert schema, with its definitions lifted into components.
     let alert = serde_json::to_string(&schemars::schema_for!(infraai_core::Alert))

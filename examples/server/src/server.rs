@@ -106,6 +106,7 @@ pub async fn run_wired(
         actions: w.actions,
         telegram: w.telegram,
         discord: w.discord,
+        slack: w.slack,
         operator_token: operator.value.into(),
         operator_name: config.server.operator_name.clone().into(),
         metrics,

@@ -44,6 +44,8 @@ pub struct Config {
     #[command(flatten)]
     pub discord: DiscordSettings,
     #[command(flatten)]
+    pub slack: SlackSettings,
+    #[command(flatten)]
     pub ops: OpsSettings,
     /// Partial settings that leave a feature off (said at start-up).
     #[arg(skip)]
@@ -112,11 +114,13 @@ impl Config {
             &mut self.telegram.telegram_approvers,
             &mut self.discord.discord_approvers,
             &mut self.discord.discord_approver_roles,
+            &mut self.slack.slack_approvers,
+            &mut self.slack.slack_approver_groups,
         ] {
             list.retain(|v| !v.is_empty());
         }
         self.store.check()?;
-        let mut notes = channel_notes(&self.telegram, &self.discord);
+        let mut notes = channel_notes(&self.telegram, &self.discord, &self.slack);
         let project = self.gcp.gcp_project.is_some();
         let cloud = match self.cloud.cloud {
             None if project => CloudChoice::Gcp,
@@ -149,7 +153,7 @@ impl Config {
 }
 
 /// What a partly configured chat channel lacks.
-fn channel_notes(tg: &TelegramSettings, dc: &DiscordSettings) -> Vec<String> {
+fn channel_notes(tg: &TelegramSettings, dc: &DiscordSettings, sl: &SlackSettings) -> Vec<String> {
     let mut notes = Vec::new();
     match (&tg.telegram_bot_token, tg.telegram_chat_id) {
         (Some(_), None) => {
@@ -167,6 +171,14 @@ fn channel_notes(tg: &TelegramSettings, dc: &DiscordSettings) -> Vec<String> {
     ];
     if set.contains(&true) && set.contains(&false) {
         notes.push("discord: needs all of public key, bot token and channel id (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)".into());
+    }
+    let set = [
+        sl.slack_bot_token.is_some(),
+        sl.slack_signing_secret.is_some(),
+        sl.slack_channel_id.is_some(),
+    ];
+    if set.contains(&true) && set.contains(&false) {
+        notes.push("slack: needs all of bot token, signing secret and channel id (INFRAAI_SLACK_BOT_TOKEN, INFRAAI_SLACK_SIGNING_SECRET, INFRAAI_SLACK_CHANNEL_ID)".into());
     }
     notes
 }

@@ -251,6 +251,30 @@ pub struct DiscordSettings {
     pub discord_replay_window_secs: Duration,
 }
 
+/// Slack approvals (on with a bot token, a signing secret and a channel id).
+#[derive(Args)]
+#[command(next_help_heading = "Slack")]
+pub struct SlackSettings {
+    /// Slack bot token (`xoxb-…`).
+    #[arg(long, env = "INFRAAI_SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<String>,
+    /// Slack app signing secret: every request from Slack is verified with it.
+    #[arg(long, env = "INFRAAI_SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<String>,
+    /// Slack channel approval requests go to (`C…`).
+    #[arg(long, env = "INFRAAI_SLACK_CHANNEL_ID")]
+    pub slack_channel_id: Option<String>,
+    /// Slack Web API base [default: `https://slack.com/api`].
+    #[arg(long, env = "INFRAAI_SLACK_API_BASE")]
+    pub slack_api_base: Option<String>,
+    /// Slack user ids allowed to approve (comma separated).
+    #[arg(long, env = "INFRAAI_SLACK_APPROVERS", value_delimiter = ',')]
+    pub slack_approvers: Vec<String>,
+    /// Slack user group ids (`S…`) whose members may approve (comma separated).
+    #[arg(long, env = "INFRAAI_SLACK_APPROVER_GROUPS", value_delimiter = ',')]
+    pub slack_approver_groups: Vec<String>,
+}
+
 /// The ops loop's timing and metric source.
 #[derive(Args)]
 #[command(next_help_heading = "Ops loop")]

@@ -1,5 +1,5 @@
-//! The chat channels' inbound webhooks: Telegram updates and Discord
-//! interactions.
+//! The chat channels' inbound webhooks: Telegram updates, Discord
+//! interactions, Slack interactions and slash commands.
 
 use super::{body, inbound};
 use crate::app::{origin_of, AppState};
@@ -80,4 +80,49 @@ pub(crate) async fn discord_interactions(
         .await
         .map_err(|e| channel_error(&req.body, e))?;
     Ok(Json(answer))
+}
+
+fn slack_off() -> ApiError {
+    ApiError::not_found(
+        "Slack is not configured (INFRAAI_SLACK_BOT_TOKEN, INFRAAI_SLACK_SIGNING_SECRET, INFRAAI_SLACK_CHANNEL_ID)",
+    )
+}
+
+/// Slack interactivity endpoint (form field `payload`; `X-Slack-Signature`
+/// over `X-Slack-Request-Timestamp` and the body). Answers an empty 200; the
+/// request message is updated with the outcome, a refusal goes only to the
+/// person who pressed.
+///
+/// 404 when Slack is not configured.
+#[utoipa::path(post, path = "/ops/slack/interactions", request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`payload`: a Slack block_actions payload."), responses((status = 200, description = "Accepted.")), security(("slack" = [])))]
+pub(crate) async fn slack_interactions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<()> {
+    let sl = s.slack.clone().ok_or_else(slack_off)?;
+    let mut req = inbound(&headers, query, body(b)?);
+    req.origin = origin_of("POST", "/ops/slack/interactions", &headers, &extensions);
+    sl.handle_interaction(&s.ops, &req).await?;
+    Ok(())
+}
+
+/// Slack slash command (`/infraai stop [reason]`, `resume`, `status`),
+/// verified like interactions. Answers the message Slack shows.
+///
+/// 404 when Slack is not configured.
+#[utoipa::path(post, path = "/ops/slack/commands", request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "A Slack slash command."), responses((status = 200, description = "The message to show.")), security(("slack" = [])))]
+pub(crate) async fn slack_commands(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Query(query): Query<BTreeMap<String, String>>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let sl = s.slack.clone().ok_or_else(slack_off)?;
+    let mut req = inbound(&headers, query, body(b)?);
+    req.origin = origin_of("POST", "/ops/slack/commands", &headers, &extensions);
+    Ok(Json(sl.handle_slash_command(&s.ops, &req).await?))
 }

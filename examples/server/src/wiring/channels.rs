@@ -1,9 +1,10 @@
-//! The approval channels: the web (always), Telegram and Discord when configured.
+//! The approval channels: the web (always), Telegram, Discord and Slack when configured.
 
 use crate::config::Config;
 use anyhow::Context;
 use infraai_core::*;
 use infraai_discord::{DiscordApprover, DiscordConfig};
+use infraai_slack::{SlackApprover, SlackConfig};
 use infraai_telegram::{TelegramApprover, TelegramConfig};
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ pub(super) struct Approvals {
     pub telegram: Option<Arc<TelegramApprover>>,
     /// Discord, when configured.
     pub discord: Option<Arc<DiscordApprover>>,
+    /// Slack, when configured.
+    pub slack: Option<Arc<SlackApprover>>,
     /// Who may approve on each channel.
     pub approvers: ApproverAllowList,
 }
@@ -26,12 +29,15 @@ pub(super) fn approvals(config: &Config, report: &mut Vec<String>) -> anyhow::Re
     report.push("approvals: web dashboard/API (operator bearer token)".into());
     let telegram = telegram(config, &mut approvers, report)?;
     let discord = discord(config, &mut approvers, report)?;
+    let slack = slack(config, &mut approvers, report)?;
     channels.extend(telegram.clone().map(|t| t as Arc<dyn Notifier>));
     channels.extend(discord.clone().map(|d| d as Arc<dyn Notifier>));
+    channels.extend(slack.clone().map(|s| s as Arc<dyn Notifier>));
     Ok(Approvals {
         notifier: Arc::new(FanoutNotifier::new(channels)),
         telegram,
         discord,
+        slack,
         approvers,
     })
 }
@@ -122,4 +128,52 @@ fn discord(
         }
     };
     Ok(approver)
+}
+
+/// Slack, with a bot token, a signing secret and a channel id.
+fn slack(
+    config: &Config,
+    approvers: &mut ApproverAllowList,
+    report: &mut Vec<String>,
+) -> anyhow::Result<Option<Arc<SlackApprover>>> {
+    let s = &config.slack;
+    let (Some(bot_token), Some(secret), Some(channel_id)) = (
+        &s.slack_bot_token,
+        &s.slack_signing_secret,
+        &s.slack_channel_id,
+    ) else {
+        report.push("approvals: Slack off (needs INFRAAI_SLACK_BOT_TOKEN, INFRAAI_SLACK_SIGNING_SECRET and INFRAAI_SLACK_CHANNEL_ID)".into());
+        return Ok(None);
+    };
+    let mut sc = SlackConfig::new(
+        Secret::new(bot_token.clone()),
+        Secret::new(secret.clone()),
+        channel_id.clone(),
+    );
+    if let Some(base) = &s.slack_api_base {
+        sc.api_base = base.clone();
+    }
+    sc.approver_groups = s
+        .slack_approver_groups
+        .iter()
+        .map(|g| g.trim().to_string())
+        .collect();
+    let approver = Arc::new(SlackApprover::new(sc).context("building Slack")?);
+    for id in &s.slack_approvers {
+        *approvers = std::mem::take(approvers).allow_user("slack", id.trim());
+    }
+    for group in &s.slack_approver_groups {
+        *approvers = std::mem::take(approvers).allow_role("slack", group.trim());
+    }
+    report.push(format!(
+        "approvals: Slack channel {channel_id} via POST /ops/slack/interactions and /ops/slack/commands, {} user(s) and {} user group(s) allow-listed{}",
+        s.slack_approvers.len(),
+        s.slack_approver_groups.len(),
+        if s.slack_approvers.is_empty() && s.slack_approver_groups.is_empty() {
+            " — nobody can approve from Slack until INFRAAI_SLACK_APPROVERS or INFRAAI_SLACK_APPROVER_GROUPS is set"
+        } else {
+            ""
+        }
+    ));
+    Ok(Some(approver))
 }

@@ -17,6 +17,7 @@ use infraai_core::llm::LlmObserver;
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
 use infraai_prometheus::{AlertmanagerSource, PromQueries};
+use infraai_slack::SlackApprover;
 use infraai_store::{PostgresConfig, PostgresStore, SqliteStore};
 use infraai_telegram::TelegramApprover;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Wiring {
     pub telegram: Option<Arc<TelegramApprover>>,
     /// Discord, when configured.
     pub discord: Option<Arc<DiscordApprover>>,
+    /// Slack, when configured.
+    pub slack: Option<Arc<SlackApprover>>,
     /// Allow-list of approvers.
     pub approvers: ApproverAllowList,
     /// Metric-profile registry.
@@ -179,6 +182,7 @@ pub async fn build(
         notifier: channels.notifier,
         telegram: channels.telegram,
         discord: channels.discord,
+        slack: channels.slack,
         approvers: channels.approvers,
         registry,
         prom_queries,

@@ -32,6 +32,9 @@ pub use infraai_telegram as telegram;
 /// Discord approvals (feature `discord`).
 #[cfg(feature = "discord")]
 pub use infraai_discord as discord;
+/// Slack approvals (feature `slack`).
+#[cfg(feature = "slack")]
+pub use infraai_slack as slack;
 
 /// The local cloud (feature `local`).
 #[cfg(feature = "local")]

@@ -1,10 +1,11 @@
-//! The kill-switch and authorization across channels: Telegram, Discord and
-//! the web share one persistent switch and one approver allow-list.
+//! The kill-switch and authorization across channels: Telegram, Discord,
+//! Slack and the web share one persistent switch and one approver allow-list.
 
 use ed25519_dalek::{Signer, SigningKey};
 use infraai::testing::*;
 use infraai::*;
 use infraai_discord::{DiscordApprover, DiscordConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use infraai_slack::{SigningKey as SlackKey, SlackApprover, SlackConfig};
 use infraai_telegram::{TelegramApprover, TelegramConfig, SECRET_HEADER};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -349,4 +350,177 @@ async fn a_redelivered_old_stop_cannot_re_engage_the_kill_switch_after_a_resume(
         .filter(|r| r.step == AuditStep::KillSwitch && r.outcome.contains("delivered again"))
         .count();
     assert_eq!(ignored, 3);
+}
+
+const SLACK_SECRET: &str = "slack-signing-secret";
+const ADA_SLACK: &str = "U0ADA";
+
+fn unix_now() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap().as_secs()
+}
+
+/// A form body signed as Slack signs it, now.
+fn slack_signed(body: String) -> InboundRequest {
+    let ts = unix_now().to_string();
+    let mut r = InboundRequest {
+        body: body.into_bytes(),
+        ..Default::default()
+    };
+    let sig = SlackKey::new(SLACK_SECRET).sign(&ts, &r.body);
+    r.headers.insert(infraai_slack::TIMESTAMP_HEADER.into(), ts);
+    r.headers
+        .insert(infraai_slack::SIGNATURE_HEADER.into(), sig);
+    r
+}
+
+fn slack_press(value: &str, action_ts: &str) -> InboundRequest {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": ADA_SLACK, "username": "ada"},
+        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0OPS"},
+        "actions": [{"type": "button", "action_id": "infraai_approve", "value": value, "action_ts": action_ts}],
+    });
+    let body = format!(
+        "payload={}",
+        payload
+            .to_string()
+            .replace('%', "%25")
+            .replace('&', "%26")
+            .replace('+', "%2B")
+            .replace(' ', "+")
+    );
+    slack_signed(body)
+}
+
+fn telegram_press(incident: IncidentId) -> InboundRequest {
+    let mut u = fixture("telegram/update-callback-query.json");
+    u["callback_query"]["data"] = json!(format!("approve:{incident}"));
+    let mut r = InboundRequest {
+        body: serde_json::to_vec(&u).unwrap(),
+        ..Default::default()
+    };
+    r.headers.insert(SECRET_HEADER.into(), "tg-secret".into());
+    r
+}
+
+/// Telegram, Discord and Slack against one mock API, and the agent with
+/// Ada allowed on each (and every web operator).
+async fn four_channels(
+    api: &MockServer,
+) -> (
+    Arc<TelegramApprover>,
+    DiscordApprover,
+    SlackApprover,
+    TestOps,
+) {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "result": fixture("telegram/sendMessage-ok.json")["result"], "id": "1"
+        })))
+        .mount(api)
+        .await;
+    let mut tg = TelegramConfig::new(Secret::new("7000000001:TEST"), ADA_TELEGRAM);
+    tg.api_base = api.uri();
+    tg.webhook_secret = Some(Secret::new("tg-secret"));
+    let telegram = Arc::new(TelegramApprover::new(tg).unwrap());
+    let mut dc = DiscordConfig::new(
+        fixture("discord/signed-vectors.json")["public_key_hex"]
+            .as_str()
+            .unwrap(),
+        Secret::new("bot"),
+        "1000000000000000010",
+    );
+    dc.api_base = api.uri();
+    let discord = DiscordApprover::new(dc).unwrap();
+    let mut sc = SlackConfig::new(Secret::new("xoxb-test"), Secret::new(SLACK_SECRET), "C0OPS");
+    sc.api_base = api.uri();
+    let slack = SlackApprover::new(sc).unwrap();
+    let ops = TestOps::new(
+        telegram.clone(),
+        ApproverAllowList::none()
+            .allow_user("telegram", ADA_TELEGRAM.to_string())
+            .allow_role("discord", ONCALL_ROLE)
+            .allow_user("slack", ADA_SLACK)
+            .allow_all_authenticated("web"),
+    )
+    .await;
+    (telegram, discord, slack, ops)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_approval_across_four_channels_executes_once() {
+    let api = MockServer::start().await;
+    let (telegram, discord, slack, ops) = four_channels(&api).await;
+    let incident = ops.pending_incident("x-cpu").await;
+    let agent = &ops.agent;
+    let value = format!("approve:{}", incident.id);
+    // The same approval from every channel at once.
+    let web = HumanReply::new(
+        HumanCommand::Approve {
+            incident_id: incident.id,
+        },
+        Actor::new("web", "alice"),
+    );
+    let (tp, dp) = (telegram_press(incident.id), discord_press(incident.id));
+    let sp = slack_press(&value, "1700000001.000001");
+    let (t, d, s, w) = tokio::join!(
+        agent.handle_inbound(telegram.as_ref(), &tp),
+        discord.handle_interaction(agent, &dp),
+        slack.handle_interaction(agent, &sp),
+        agent.handle_command(&web),
+    );
+    let (t, d, s, w) = (t.unwrap(), d.unwrap(), s, w.unwrap());
+    s.unwrap();
+    ops.settle_actions(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        ops.actions.executed().len(),
+        1,
+        "telegram {t:?} discord {d} web {w:?}"
+    );
+    let approvals = ops.store.list_approvals(incident.id).await.unwrap();
+    assert_eq!(
+        approvals.iter().filter(|a| a.effective).count(),
+        1,
+        "{approvals:?}"
+    );
+}
+
+#[tokio::test]
+async fn stop_from_slack_blocks_telegram_and_web_approvals() {
+    let api = MockServer::start().await;
+    let (telegram, _discord, slack, ops) = four_channels(&api).await;
+    let incident = ops.pending_incident("x-cpu").await;
+    let agent = &ops.agent;
+    let stop = slack_signed(format!(
+        "command=%2Finfraai&text=stop&user_id={ADA_SLACK}&user_name=ada"
+    ));
+    let answer = slack.handle_slash_command(agent, &stop).await.unwrap();
+    assert_eq!(answer["response_type"], "in_channel", "{answer}");
+    assert!(ops.store.kill_switch().await.unwrap().engaged);
+    let from_telegram = agent
+        .handle_inbound(telegram.as_ref(), &telegram_press(incident.id))
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert!(!from_telegram.effective, "{}", from_telegram.message);
+    let web = HumanReply::new(
+        HumanCommand::Approve {
+            incident_id: incident.id,
+        },
+        Actor::new("web", "alice"),
+    );
+    assert!(!agent.handle_command(&web).await.unwrap().effective);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(ops.actions.executed().is_empty());
+    let status = ops
+        .store
+        .get_incident(incident.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, IncidentStatus::Blocked);
 }

@@ -1,9 +1,10 @@
 //! The Slack channel against a mock Web API, driving the real ops loop:
 //! Block Kit requests, signed interactions applied once, refusals,
 //! user-group approvers, slash commands, rate limits and API errors.
-//! Payload shapes follow Slack's reference (`block_actions` payload, slash
-//! command form fields); the signing scheme is checked against Slack's own
-//! example in `src/verify.rs`.
+//! Payloads are the shapes kept in `tests/fixtures/slack` (Slack's
+//! `block_actions` payload, its documented slash-command body), and the
+//! signing scheme is checked against the vectors there, computed from
+//! Slack's published example.
 
 use infraai_core::testing::*;
 use infraai_core::*;
@@ -36,6 +37,14 @@ async fn ops(approver: Arc<SlackApprover>) -> TestOps {
     TestOps::new(approver, allow).await
 }
 
+fn fixture(name: &str) -> String {
+    let p = format!(
+        "{}/../tests/fixtures/slack/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
 fn now() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     now.unwrap().as_secs()
@@ -61,20 +70,32 @@ fn form(fields: &[(&str, &str)]) -> Vec<u8> {
 /// A `block_actions` payload: `user` pressed the button with `value` on the
 /// request message, at `action_ts`.
 fn press(user: &str, value: &str, action_ts: &str, message: &Value) -> InboundRequest {
-    let payload = json!({
-        "type": "block_actions",
-        "user": {"id": user, "username": user.to_lowercase(), "team_id": "T0TEAM"},
-        "api_app_id": "A0APP",
-        "team": {"id": "T0TEAM", "domain": "example"},
-        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": CHANNEL, "is_ephemeral": false},
-        "trigger_id": "1700000000.1.abcdef",
-        "channel": {"id": CHANNEL, "name": "ops"},
-        "message": message,
-        "response_url": "https://hooks.slack.com/actions/T0TEAM/1/abc",
-        "actions": [{"type": "button", "action_id": "infraai_approve", "block_id": "infraai_buttons",
-                     "value": value, "action_ts": action_ts}],
-    });
+    let fixture: Value = serde_json::from_str(&fixture("block-actions.json")).unwrap();
+    let mut payload = fixture["payload"].clone();
+    payload["user"]["id"] = json!(user);
+    payload["user"]["username"] = json!(user.to_lowercase());
+    payload["message"] = message.clone();
+    payload["actions"][0]["value"] = json!(value);
+    payload["actions"][0]["action_ts"] = json!(action_ts);
     signed_at(&form(&[("payload", &payload.to_string())]), now())
+}
+
+#[test]
+fn every_signed_vector_gives_the_expected_verdict() {
+    let v: Value = serde_json::from_str(&fixture("signed-vectors.json")).unwrap();
+    let key = SigningKey::new(v["signing_secret"].as_str().unwrap());
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for c in cases {
+        let s = |k: &str| c[k].as_str().unwrap();
+        let verdict = key.verify(s("timestamp"), s("body").as_bytes(), s("signature"));
+        assert_eq!(verdict, c["valid"].as_bool().unwrap(), "case {}", c["name"]);
+    }
+    // The published example is a slash command: the same bytes as the fixture.
+    assert_eq!(
+        cases[0]["body"].as_str().unwrap(),
+        fixture("slash-command.txt").trim_end()
+    );
 }
 
 async fn slack_api() -> MockServer {

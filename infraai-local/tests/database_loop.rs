@@ -7,16 +7,12 @@
 //! back under the threshold → resolved. Then a cache restart keeps its data,
 //! and destroy leaves no process and no data directory.
 
-use infraai_core::testing::{MemoryStore, RecordingApprover};
+use infraai_core::testing::RecordingApprover;
 use infraai_core::*;
-use infraai_local::instances::{is_alive, InstanceDir};
+use infraai_local::instances::is_alive;
 use infraai_local::profiles::{
-    register_profiles, LOCAL_POSTGRES, LOCAL_REDIS, PG_CONNECTIONS, PG_CPU, REDIS_CLIENTS,
-    REDIS_MEMORY,
+    LOCAL_POSTGRES, LOCAL_REDIS, PG_CONNECTIONS, PG_CPU, REDIS_CLIENTS, REDIS_MEMORY,
 };
-use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
-use infraai_terraform::TerraformRunner;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,48 +96,13 @@ fn connections_load(url: &str, n: usize) -> Vec<Load> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn web_postgres_redis_connections_scale_up_restart_destroy() {
-    let Some(tf) = terraform("database") else {
+    let Some(rig) = Rig::new("database") else {
         return;
     };
-    let state = tf.work_root.parent().unwrap().join("state");
-    let records = InstanceDir::new(&state);
-    let _reaper = Reaper(state.clone());
-    let runner = Arc::new(TerraformRunner::new(tf));
-    let store = Arc::new(MemoryStore::new());
-    let mut registry = MetricProfileRegistry::empty();
-    register_profiles(&mut registry);
-    // The built-in profile holds for 60 s; the test keeps its threshold and
-    // shortens the duration to keep CI fast.
-    let profile = MetricProfile::above(
-        "sql_connections_high",
-        PG_CONNECTIONS,
-        0.8,
-        3,
-        Severity::Warning,
-        Aligner::Mean,
-    );
-    registry.register(LOCAL_POSTGRES, profile);
-    let registry = Arc::new(registry);
-    let cloud = LocalCloud::new(LocalConfig {
-        state_dir: state.clone(),
-        service_program: PathBuf::from(env!("CARGO_BIN_EXE_infraai-demo-service")),
-        service_subcommand: None,
-    });
+    let (records, store) = (&rig.records, &rig.store);
 
     // Deploy, for real; verification goes through the balancer.
-    let deploy = DeployAgent::new(
-        DeployDeps {
-            planner: Arc::new(Fixed),
-            generator: Arc::new(cloud),
-            fixers: infraai_terraform::fixers::deterministic_fixers(),
-            runner: runner.clone(),
-            verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(300))),
-            store: store.clone(),
-            registry: registry.clone(),
-            events: EventBus::new(),
-        },
-        DeployConfig::default(),
-    );
+    let deploy = rig.deploy_agent(Arc::new(Fixed));
     let run = deploy
         .deploy("web + PostgreSQL + Redis", false)
         .await
@@ -222,7 +183,8 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
 
     // Real metrics of both: the database's process tree, its connections,
     // the cache's memory and clients.
-    let metrics = Arc::new(LocalMetrics::new(records.clone()));
+    let approver = Arc::new(RecordingApprover::default());
+    let (ops, metrics) = rig.ops_agent(approver.clone(), 10, Duration::from_secs(4));
     let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", db_before.pid)).unwrap();
     assert!(
         cmdline.contains("postgres"),
@@ -245,34 +207,12 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
     }
 
     // Operate: the real watcher, policy, guardrails, Terraform actions and metrics.
-    let approver = Arc::new(RecordingApprover::default());
-    let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
-    guardrails.max_auto_actions = 10;
-    let ops = OpsAgent::new(
-        OpsDeps {
-            store: store.clone(),
-            policy: Arc::new(rules::RulePolicy),
-            notifier: approver.clone(),
-            actions: Arc::new(LocalActions::new(
-                runner.clone(),
-                store.clone(),
-                records.clone(),
-            )),
-            metrics: metrics.clone(),
-            registry: registry.clone(),
-        },
-        Guardrails::new(guardrails),
-        OpsConfig {
-            feedback_delay: Duration::from_secs(4),
-            ..OpsConfig::default()
-        },
-    );
     let mut watcher = ThresholdWatcher::new(metrics.clone());
 
     // 17 connections held by the web instances (+ the reading's own) of
     // local-small's 20: 0.9 > 0.8; of local-medium's 50 it is 0.36.
     let load = connections_load(&url, 17);
-    let incident = watch_until_fired(&mut watcher, &store, &ops, PG_CONNECTIONS, 90).await;
+    let incident = watch_until_fired(&mut watcher, store, &ops, PG_CONNECTIONS, 90).await;
     assert_eq!(
         incident.status,
         IncidentStatus::Pending,
@@ -332,7 +272,6 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
     assert_eq!(kept, "written before the restart");
 
     // A restart of the cache, through Terraform: its data is kept.
-    let actions = LocalActions::new(runner.clone(), store.clone(), records.clone());
     let request = ActionRequest {
         action: Action::Restart {},
         resource: "cache".into(),
@@ -340,7 +279,7 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
         deployment_id: run.deployment_id,
         incident_id: IncidentId::new(),
     };
-    actions.execute(&request).await.unwrap();
+    rig.actions().execute(&request).await.unwrap();
     let cache_after = records.read("cache").await.unwrap();
     assert_ne!(cache_after.pid, cache_before.pid);
     let kept: String = redis::cmd("GET")
@@ -351,18 +290,9 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
     assert_eq!(kept, "before");
 
     // Destroy: no process and no data directory is left.
-    let deployment = store
-        .get_deployment(run.deployment_id.unwrap())
-        .await
-        .unwrap()
-        .unwrap();
     let members: Vec<u32> = records.members("web").await.iter().map(|m| m.pid).collect();
     let balancer = records.read("web").await.unwrap();
-    let ws = TfWorkspace {
-        run_id: run.id,
-        dir: PathBuf::from(&deployment.terraform_state),
-    };
-    runner.destroy(&ws, &Quiet).await.unwrap();
+    rig.destroy(&run).await;
     for pid in [
         db_before.pid,
         db_after.pid,
@@ -383,5 +313,4 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
         );
     }
     assert!(records.members("web").await.is_empty());
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }

@@ -6,15 +6,12 @@
 //! re-check resolves the incident. The guardrails' maximum then stops the
 //! next scale-out.
 
-use infraai_core::testing::{MemoryStore, RecordingApprover};
+use infraai_core::testing::RecordingApprover;
 use infraai_core::*;
 use infraai_local::balancer::INSTANCE_HEADER;
-use infraai_local::instances::{is_alive, InstanceDir};
-use infraai_local::profiles::{register_profiles, CPU_UTILIZATION, LOCAL_INSTANCE_GROUP};
-use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
-use infraai_terraform::TerraformRunner;
+use infraai_local::instances::is_alive;
+use infraai_local::profiles::{CPU_UTILIZATION, LOCAL_INSTANCE_GROUP};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,43 +39,9 @@ async fn answered_by(url: &str, n: usize) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_scales_out_from_two_to_three_behind_its_balancer() {
-    let Some(tf) = terraform("group") else { return };
-    let state = tf.work_root.parent().unwrap().join("state");
-    let records = InstanceDir::new(&state);
-    let _reaper = Reaper(state.clone());
-    let runner = Arc::new(TerraformRunner::new(tf));
-    let store = Arc::new(MemoryStore::new());
-    let mut registry = MetricProfileRegistry::empty();
-    register_profiles(&mut registry);
-    // The built-in profile holds for 30 s; the test shortens it.
-    let cpu = MetricProfile::above(
-        "cpu_high",
-        CPU_UTILIZATION,
-        0.8,
-        3,
-        Severity::Critical,
-        Aligner::Mean,
-    );
-    registry.register(LOCAL_INSTANCE_GROUP, cpu);
-    let registry = Arc::new(registry);
-    let cloud = LocalCloud::new(LocalConfig {
-        state_dir: state.clone(),
-        service_program: PathBuf::from(env!("CARGO_BIN_EXE_infraai-demo-service")),
-        service_subcommand: None,
-    });
-    let deploy = DeployAgent::new(
-        DeployDeps {
-            planner: Arc::new(rules::RulePlanner::new(infraai_core::testing::catalog())),
-            generator: Arc::new(cloud),
-            fixers: infraai_terraform::fixers::deterministic_fixers(),
-            runner: runner.clone(),
-            verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(300))),
-            store: store.clone(),
-            registry: registry.clone(),
-            events: EventBus::new(),
-        },
-        DeployConfig::default(),
-    );
+    let Some(rig) = Rig::new("group") else { return };
+    let (records, store) = (&rig.records, &rig.store);
+    let deploy = rig.rule_deploy_agent();
     // 100k users: the rule planner's autoscaled group of two, sized down
     // to e2-small (local-small, 0.25 cores each) to fit the budget.
     let run = deploy
@@ -98,35 +61,14 @@ async fn a_group_scales_out_from_two_to_three_behind_its_balancer() {
     assert_eq!(two, BTreeSet::from(["web-0".into(), "web-1".into()]));
     let first_two: Vec<u32> = records.members("web").await.iter().map(|m| m.pid).collect();
 
-    let metrics = Arc::new(LocalMetrics::new(records.clone()));
     let approver = Arc::new(RecordingApprover::default());
-    let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
-    (guardrails.max_auto_actions, guardrails.max_instances) = (10, 3);
-    let ops = OpsAgent::new(
-        OpsDeps {
-            store: store.clone(),
-            policy: Arc::new(rules::RulePolicy),
-            notifier: approver.clone(),
-            actions: Arc::new(LocalActions::new(
-                runner.clone(),
-                store.clone(),
-                records.clone(),
-            )),
-            metrics: metrics.clone(),
-            registry: registry.clone(),
-        },
-        Guardrails::new(guardrails),
-        OpsConfig {
-            feedback_delay: Duration::from_secs(3),
-            ..OpsConfig::default()
-        },
-    );
+    let (ops, metrics) = rig.ops_agent(approver.clone(), 3, Duration::from_secs(3));
     let mut watcher = ThresholdWatcher::new(metrics.clone());
     let replaced = first_two.clone();
 
     // 0.45 cores of load: 0.9 of two local-small's 0.5, 0.6 of three's 0.75.
     let load = load(url.clone(), 45);
-    let incident = watch_until_fired(&mut watcher, &store, &ops, CPU_UTILIZATION, 60).await;
+    let incident = watch_until_fired(&mut watcher, store, &ops, CPU_UTILIZATION, 60).await;
     assert_eq!(
         incident.status,
         IncidentStatus::Pending,
@@ -188,14 +130,9 @@ async fn a_group_scales_out_from_two_to_three_behind_its_balancer() {
         ActionKind::ScaleUp
     );
 
-    let ws = TfWorkspace {
-        run_id: run.id,
-        dir: PathBuf::from(&deployment.terraform_state),
-    };
-    runner.destroy(&ws, &Quiet).await.unwrap();
+    rig.destroy(&run).await;
     for pid in first_two.into_iter().chain(three) {
         assert!(!is_alive(pid), "pid {pid} survived destroy");
     }
     assert!(records.list().await.is_empty() && records.members("web").await.is_empty());
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }

@@ -5,13 +5,10 @@
 //! re-check resolves the incident. Then a broken health check → restart →
 //! resolved. Then destroy leaves no process behind.
 
-use infraai_core::testing::{MemoryStore, RecordingApprover};
+use infraai_core::testing::RecordingApprover;
 use infraai_core::*;
-use infraai_local::instances::{is_alive, InstanceDir};
-use infraai_local::profiles::{register_profiles, CPU_UTILIZATION, HEALTH_FAILING, LOCAL_INSTANCE};
-use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
-use infraai_terraform::TerraformRunner;
-use std::path::PathBuf;
+use infraai_local::instances::is_alive;
+use infraai_local::profiles::{CPU_UTILIZATION, HEALTH_FAILING};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,53 +17,11 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_load_scale_up_restart_destroy() {
-    let Some(tf) = terraform("loop") else { return };
-    let state = tf.work_root.parent().unwrap().join("state");
-    let instances = InstanceDir::new(&state);
-    let _reaper = Reaper(state.clone());
-    let runner = Arc::new(TerraformRunner::new(tf));
-    let store = Arc::new(MemoryStore::new());
-    let mut registry = MetricProfileRegistry::empty();
-    register_profiles(&mut registry);
-    // The built-in local profiles hold for 30 s; the test keeps their
-    // thresholds but shortens the duration to keep CI fast.
-    for (name, metric, threshold) in [
-        ("cpu_high", CPU_UTILIZATION, 0.8),
-        ("health_failing", HEALTH_FAILING, 0.0),
-    ] {
-        registry.register(
-            LOCAL_INSTANCE,
-            MetricProfile::above(
-                name,
-                metric,
-                threshold,
-                3,
-                Severity::Critical,
-                Aligner::Mean,
-            ),
-        );
-    }
-    let registry = Arc::new(registry);
-    let cloud = LocalCloud::new(LocalConfig {
-        state_dir: state.clone(),
-        service_program: PathBuf::from(env!("CARGO_BIN_EXE_infraai-demo-service")),
-        service_subcommand: None,
-    });
+    let Some(rig) = Rig::new("loop") else { return };
+    let (instances, store) = (&rig.records, &rig.store);
 
     // Deploy, for real.
-    let deploy = DeployAgent::new(
-        DeployDeps {
-            planner: Arc::new(rules::RulePlanner::new(infraai_core::testing::catalog())),
-            generator: Arc::new(cloud),
-            fixers: infraai_terraform::fixers::deterministic_fixers(),
-            runner: runner.clone(),
-            verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(300))),
-            store: store.clone(),
-            registry: registry.clone(),
-            events: EventBus::new(),
-        },
-        DeployConfig::default(),
-    );
+    let deploy = rig.rule_deploy_agent();
     let run = deploy
         .deploy("a web app for 500 users", false)
         .await
@@ -106,35 +61,14 @@ async fn deploy_load_scale_up_restart_destroy() {
     let url = run.outputs["urls"]["web"].as_str().unwrap().to_string();
 
     // Operate: the real watcher, policy, guardrails, Terraform actions and metrics.
-    let metrics = Arc::new(LocalMetrics::new(instances.clone()));
     let approver = Arc::new(RecordingApprover::default());
-    let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
-    guardrails.max_auto_actions = 10;
-    let ops = OpsAgent::new(
-        OpsDeps {
-            store: store.clone(),
-            policy: Arc::new(rules::RulePolicy),
-            notifier: approver.clone(),
-            actions: Arc::new(LocalActions::new(
-                runner.clone(),
-                store.clone(),
-                instances.clone(),
-            )),
-            metrics: metrics.clone(),
-            registry: registry.clone(),
-        },
-        Guardrails::new(guardrails),
-        OpsConfig {
-            feedback_delay: Duration::from_secs(3),
-            ..OpsConfig::default()
-        },
-    );
+    let (ops, metrics) = rig.ops_agent(approver.clone(), 10, Duration::from_secs(3));
     let mut watcher = ThresholdWatcher::new(metrics.clone());
     let approver_requests = || approver.requests();
 
     // 0.3 cores of load: 1.2 of a local-small's 0.25, 0.6 of a local-medium's 0.5.
     let _load = load(url.clone(), 30);
-    let incident = watch_until_fired(&mut watcher, &store, &ops, CPU_UTILIZATION, 60).await;
+    let incident = watch_until_fired(&mut watcher, store, &ops, CPU_UTILIZATION, 60).await;
     assert_eq!(
         incident.status,
         IncidentStatus::Pending,
@@ -189,7 +123,7 @@ async fn deploy_load_scale_up_restart_destroy() {
         .send()
         .await
         .unwrap();
-    let sick = watch_until_fired(&mut watcher, &store, &ops, HEALTH_FAILING, 30).await;
+    let sick = watch_until_fired(&mut watcher, store, &ops, HEALTH_FAILING, 30).await;
     assert_eq!(
         sick.decision.as_ref().unwrap().recommended_action,
         Action::Restart {}
@@ -203,21 +137,16 @@ async fn deploy_load_scale_up_restart_destroy() {
         ))
         .await
         .unwrap();
-    let healed = wait_status(&store, sick.id, IncidentStatus::Resolved, 5).await;
+    let healed = wait_status(store, sick.id, IncidentStatus::Resolved, 5).await;
     assert!(outcome.effective && healed.note.unwrap().contains("back within the threshold"));
     let restarted = instances.read("web").await.unwrap();
     assert_ne!(restarted.pid, scaled.pid);
     assert_eq!(restarted.machine_type, "local-medium");
 
     // Destroy: no demo-service process is left.
-    let ws = TfWorkspace {
-        run_id: run.id,
-        dir: PathBuf::from(&deployment.terraform_state),
-    };
-    runner.destroy(&ws, &Quiet).await.unwrap();
+    rig.destroy(&run).await;
     for pid in [first.pid, scaled.pid, restarted.pid] {
         assert!(!is_alive(pid), "pid {pid} survived destroy");
     }
     assert!(instances.list().await.is_empty());
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }

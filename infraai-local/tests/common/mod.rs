@@ -1,11 +1,145 @@
 //! Helpers of the local cloud's real-loop tests.
 #![allow(dead_code)] // each test file uses a part
 
-use infraai_core::testing::MemoryStore;
+use infraai_core::testing::{MemoryStore, RecordingApprover};
 use infraai_core::*;
-use infraai_terraform::TerraformConfig;
+use infraai_local::instances::InstanceDir;
+use infraai_local::profiles::{
+    register_profiles, LOCAL_INSTANCE, LOCAL_INSTANCE_GROUP, LOCAL_POSTGRES, LOCAL_REDIS,
+};
+use infraai_local::{LocalActions, LocalCloud, LocalConfig, LocalMetrics};
+use infraai_terraform::{TerraformConfig, TerraformRunner};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// One test's local cloud: real Terraform, an in-memory store, and the local
+/// profiles with their durations shortened to 3 s (the built-in ones hold
+/// for 30–60 s) to keep CI fast. Kills what is left and removes its
+/// directory when dropped.
+pub struct Rig {
+    pub state: PathBuf,
+    pub records: InstanceDir,
+    pub runner: Arc<TerraformRunner>,
+    pub store: Arc<MemoryStore>,
+    pub registry: Arc<MetricProfileRegistry>,
+    pub cloud: LocalCloud,
+}
+
+impl Rig {
+    /// `None` (after saying why) when Terraform is not available.
+    pub fn new(test: &str) -> Option<Self> {
+        let tf = terraform(test)?;
+        let state = tf.work_root.parent()?.join("state");
+        let mut registry = MetricProfileRegistry::empty();
+        register_profiles(&mut registry);
+        for rt in [
+            LOCAL_INSTANCE,
+            LOCAL_INSTANCE_GROUP,
+            LOCAL_POSTGRES,
+            LOCAL_REDIS,
+        ] {
+            for mut profile in registry.profiles(rt).to_vec() {
+                profile.duration_secs = 3;
+                registry.register(rt, profile);
+            }
+        }
+        Some(Self {
+            records: InstanceDir::new(&state),
+            runner: Arc::new(TerraformRunner::new(tf)),
+            store: Arc::new(MemoryStore::new()),
+            registry: Arc::new(registry),
+            cloud: LocalCloud::new(LocalConfig {
+                state_dir: state.clone(),
+                service_program: PathBuf::from(env!("CARGO_BIN_EXE_infraai-demo-service")),
+                service_subcommand: None,
+            }),
+            state,
+        })
+    }
+
+    /// The deploy loop with `planner` on this cloud.
+    pub fn deploy_agent(&self, planner: Arc<dyn Planner>) -> DeployAgent {
+        DeployAgent::new(
+            DeployDeps {
+                planner,
+                generator: Arc::new(self.cloud.clone()),
+                fixers: infraai_terraform::fixers::deterministic_fixers(),
+                runner: self.runner.clone(),
+                verifier: Arc::new(HttpVerifier::new(5, Duration::from_millis(300))),
+                store: self.store.clone(),
+                registry: self.registry.clone(),
+                events: EventBus::new(),
+            },
+            DeployConfig::default(),
+        )
+    }
+
+    /// The deploy loop with the rule planner.
+    pub fn rule_deploy_agent(&self) -> DeployAgent {
+        let catalog = infraai_core::testing::catalog();
+        self.deploy_agent(Arc::new(rules::RulePlanner::new(catalog)))
+    }
+
+    /// The ops loop: the rule policy, the local guardrails (10 automatic
+    /// actions an hour, `max_instances`), the real actions and metrics, and
+    /// `approver` asked for approvals.
+    pub fn ops_agent(
+        &self,
+        approver: Arc<RecordingApprover>,
+        max_instances: u32,
+        feedback_delay: Duration,
+    ) -> (OpsAgent, Arc<LocalMetrics>) {
+        let metrics = Arc::new(LocalMetrics::new(self.records.clone()));
+        let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
+        (guardrails.max_auto_actions, guardrails.max_instances) = (10, max_instances);
+        let ops = OpsAgent::new(
+            OpsDeps {
+                store: self.store.clone(),
+                policy: Arc::new(rules::RulePolicy),
+                notifier: approver,
+                actions: Arc::new(self.actions()),
+                metrics: metrics.clone(),
+                registry: self.registry.clone(),
+            },
+            Guardrails::new(guardrails),
+            OpsConfig {
+                feedback_delay,
+                ..OpsConfig::default()
+            },
+        );
+        (ops, metrics)
+    }
+
+    /// The local actions, for a test to run one by hand.
+    pub fn actions(&self) -> LocalActions {
+        LocalActions::new(
+            self.runner.clone(),
+            self.store.clone(),
+            self.records.clone(),
+        )
+    }
+
+    /// `terraform destroy` of what `run` deployed.
+    pub async fn destroy(&self, run: &Run) {
+        let id = run.deployment_id.expect("a deployed run");
+        let deployment = self.store.get_deployment(id).await.unwrap().unwrap();
+        let ws = TfWorkspace {
+            run_id: run.id,
+            dir: PathBuf::from(&deployment.terraform_state),
+        };
+        self.runner.destroy(&ws, &Quiet).await.unwrap();
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        reap(&self.state);
+        if let Some(root) = self.state.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
 
 pub fn terraform(test: &str) -> Option<TerraformConfig> {
     let skip = |reason: &str| {
@@ -27,20 +161,17 @@ pub fn terraform(test: &str) -> Option<TerraformConfig> {
     Some(c)
 }
 
-/// Kills every recorded instance if the test fails half-way.
-pub struct Reaper(pub PathBuf);
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let mut records: Vec<PathBuf> = children(&self.0.join("instances"));
-        for group in children(&self.0.join("groups")) {
-            records.extend(children(&group));
-        }
-        for record in records {
-            if let Ok(pid) = std::fs::read_to_string(record.join("pid")) {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    // SAFETY: kill(2) with a recorded pid and SIGKILL has no memory effects.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
+/// Kills every process recorded under `state` (a test that failed half-way).
+fn reap(state: &std::path::Path) {
+    let mut records: Vec<PathBuf> = children(&state.join("instances"));
+    for group in children(&state.join("groups")) {
+        records.extend(children(&group));
+    }
+    for record in records {
+        if let Ok(pid) = std::fs::read_to_string(record.join("pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: kill(2) with a recorded pid and SIGKILL has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
     }

@@ -74,6 +74,7 @@ mod refusals;
 pub mod rules;
 mod secret;
 pub mod serde_secs;
+pub mod signed;
 pub mod store;
 pub mod traits;
 pub mod watcher;

@@ -12,7 +12,6 @@ use infraai_core::{
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::info;
 
 /// Discord's limit on message content, in characters.
@@ -82,18 +81,7 @@ impl DiscordApprover {
             });
         }
         let window = self.client.config().replay_window;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let age = (timestamp.parse::<u64>().ok()).map(|t| Duration::from_secs(now.abs_diff(t)));
-        if age.is_none_or(|age| age > window) {
-            return Err(Error::Unauthenticated {
-                detail: format!(
-                    "Discord request timestamp {timestamp:?} is outside the {}-second replay window",
-                    window.as_secs()
-                ),
-            });
-        }
+        infraai_core::signed::check_replay_window("Discord", timestamp, window)?;
         serde_json::from_slice(&request.body)
             .map_err(|e| Error::invalid("Discord interaction", e.to_string()))
     }

@@ -1,21 +1,12 @@
 //! Ed25519 verification of interaction requests.
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use infraai_core::signed::decode_hex as hex;
 
 /// Header carrying the hex signature.
 pub const SIGNATURE_HEADER: &str = "x-signature-ed25519";
 /// Header carrying the timestamp that is signed with the body.
 pub const TIMESTAMP_HEADER: &str = "x-signature-timestamp";
-
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
 
 /// An application public key.
 #[derive(Clone, Debug)]

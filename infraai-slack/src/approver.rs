@@ -77,18 +77,7 @@ impl SlackApprover {
             });
         }
         let window = self.client.config().replay_window;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let age = (timestamp.parse::<u64>().ok()).map(|t| Duration::from_secs(now.abs_diff(t)));
-        if age.is_none_or(|age| age > window) {
-            return Err(Error::Unauthenticated {
-                detail: format!(
-                    "Slack request timestamp {timestamp:?} is outside the {}-second replay window",
-                    window.as_secs()
-                ),
-            });
-        }
+        infraai_core::signed::check_replay_window("Slack", timestamp, window)?;
         form(&request.body)
     }
 

@@ -2,6 +2,7 @@
 //! `v0:<X-Slack-Request-Timestamp>:<raw body>` with the app's signing
 //! secret, compared in constant time (`ring::hmac::verify`).
 
+use infraai_core::signed::decode_hex;
 use ring::hmac;
 
 /// Header carrying `v0=<hex signature>`.
@@ -28,16 +29,6 @@ fn base_string(timestamp: &str, body: &[u8]) -> Vec<u8> {
     message
 }
 
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
 impl SigningKey {
     /// The key of a signing secret.
     pub fn new(secret: &str) -> Self {
@@ -54,7 +45,7 @@ impl SigningKey {
     /// Whether `signature` (`v0=<hex>`) signs `timestamp` and the raw body.
     /// Malformed input is `false`.
     pub fn verify(&self, timestamp: &str, body: &[u8], signature: &str) -> bool {
-        let Some(tag) = signature.trim().strip_prefix("v0=").and_then(hex) else {
+        let Some(tag) = signature.trim().strip_prefix("v0=").and_then(decode_hex) else {
             return false;
         };
         hmac::verify(&self.0, &base_string(timestamp, body), &tag).is_ok()

@@ -231,25 +231,10 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
         "a database restart is approved by a human"
     );
     // The human saw the real Terraform dry run: only the database server replaced.
-    let change_set = approver.requests()[0]
-        .preview
-        .as_ref()
-        .unwrap()
-        .change_set
-        .clone()
-        .unwrap();
+    let change_set = asked_change_set(&approver);
     assert_eq!(change_set.summary(), "1 to replace");
     assert_eq!(change_set.changes[0].address, "terraform_data.db");
-    let outcome = ops
-        .handle_command(&HumanReply::new(
-            HumanCommand::Approve {
-                incident_id: incident.id,
-            },
-            Actor::new("web", "tester"),
-        ))
-        .await
-        .unwrap();
-    let after = outcome.incident.unwrap();
+    let after = approve(&ops, incident.id).await;
     assert_eq!(after.status, IncidentStatus::Resolved, "{:?}", after.note);
     let db_after = records.read("db").await.unwrap();
     assert_eq!(db_after.machine_type, "local-medium");

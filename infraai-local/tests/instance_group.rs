@@ -79,28 +79,13 @@ async fn a_group_scales_out_from_two_to_three_behind_its_balancer() {
         incident.decision.as_ref().unwrap().recommended_action,
         Action::ScaleOut { instances: 3 }
     );
-    let change_set = approver.requests()[0]
-        .preview
-        .as_ref()
-        .unwrap()
-        .change_set
-        .clone()
-        .unwrap();
+    let change_set = asked_change_set(&approver);
     assert_eq!(change_set.summary(), "1 to create");
     assert_eq!(
         change_set.changes[0].address,
         "terraform_data.web_instance[2]"
     );
-    let outcome = ops
-        .handle_command(&HumanReply::new(
-            HumanCommand::Approve {
-                incident_id: incident.id,
-            },
-            Actor::new("web", "tester"),
-        ))
-        .await
-        .unwrap();
-    let after = outcome.incident.unwrap();
+    let after = approve(&ops, incident.id).await;
     assert_eq!(after.status, IncidentStatus::Resolved, "{:?}", after.note);
     drop(load);
     let three: Vec<u32> = records.members("web").await.iter().map(|m| m.pid).collect();

@@ -64,7 +64,6 @@ async fn deploy_load_scale_up_restart_destroy() {
     let approver = Arc::new(RecordingApprover::default());
     let (ops, metrics) = rig.ops_agent(approver.clone(), 10, Duration::from_secs(3));
     let mut watcher = ThresholdWatcher::new(metrics.clone());
-    let approver_requests = || approver.requests();
 
     // 0.3 cores of load: 1.2 of a local-small's 0.25, 0.6 of a local-medium's 0.5.
     let _load = load(url.clone(), 30);
@@ -83,26 +82,10 @@ async fn deploy_load_scale_up_restart_destroy() {
         }
     );
     // The human saw the real Terraform dry run: exactly this instance replaced.
-    let asked = approver_requests();
-    let change_set = asked[0]
-        .preview
-        .as_ref()
-        .unwrap()
-        .change_set
-        .clone()
-        .unwrap();
+    let change_set = asked_change_set(&approver);
     assert_eq!(change_set.summary(), "1 to replace");
     assert_eq!(change_set.changes[0].address, "terraform_data.web");
-    let preview = ops
-        .handle_command(&HumanReply::new(
-            HumanCommand::Approve {
-                incident_id: incident.id,
-            },
-            Actor::new("web", "tester"),
-        ))
-        .await
-        .unwrap();
-    let after = preview.incident.unwrap();
+    let after = approve(&ops, incident.id).await;
     assert_eq!(after.status, IncidentStatus::Resolved, "{:?}", after.note);
     let scaled = instances.read("web").await.unwrap();
     assert_eq!(scaled.machine_type, "local-medium");

@@ -248,3 +248,20 @@ pub async fn watch_until_fired(
     }
     panic!("the watcher never fired {metric}");
 }
+
+/// The Terraform change set of the first approval request's dry run.
+pub fn asked_change_set(approver: &RecordingApprover) -> ChangeSet {
+    let asked = approver.requests();
+    let preview = asked[0].preview.as_ref().expect("a dry-run preview");
+    preview.change_set.clone().expect("a Terraform change set")
+}
+
+/// Approves an incident as a web operator: the incident afterwards.
+pub async fn approve(ops: &OpsAgent, id: IncidentId) -> Incident {
+    let reply = HumanReply::new(
+        HumanCommand::Approve { incident_id: id },
+        Actor::new("web", "tester"),
+    );
+    let outcome = ops.handle_command(&reply).await.unwrap();
+    outcome.incident.expect("the approved incident")
+}

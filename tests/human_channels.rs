@@ -76,34 +76,7 @@ fn discord_button(custom_id: &str, interaction_id: &str) -> InboundRequest {
 #[tokio::test]
 async fn stop_from_telegram_blocks_discord_and_web_until_an_approver_resumes() {
     let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "ok": true, "result": fixture("telegram/sendMessage-ok.json")["result"], "id": "1"
-        })))
-        .mount(&api)
-        .await;
-    let mut tg = TelegramConfig::new(Secret::new("7000000001:TEST"), ADA_TELEGRAM);
-    tg.api_base = api.uri();
-    tg.webhook_secret = Some(Secret::new("tg-secret"));
-    let telegram = Arc::new(TelegramApprover::new(tg).unwrap());
-    let mut dc = DiscordConfig::new(
-        fixture("discord/signed-vectors.json")["public_key_hex"]
-            .as_str()
-            .unwrap(),
-        Secret::new("bot"),
-        "1000000000000000010",
-    );
-    dc.api_base = api.uri();
-    let discord = DiscordApprover::new(dc).unwrap();
-
-    let ops = TestOps::new(
-        telegram.clone(),
-        ApproverAllowList::none()
-            .allow_user("telegram", ADA_TELEGRAM.to_string())
-            .allow_role("discord", ONCALL_ROLE)
-            .allow_all_authenticated("web"),
-    )
-    .await;
+    let (telegram, discord, _slack, ops) = four_channels(&api).await;
     let incident = ops.pending_incident("x-cpu").await;
     let (agent, store, actions) = (&ops.agent, &ops.store, &ops.actions);
 
@@ -222,33 +195,7 @@ fn telegram_update_numbered(text: &str, from: i64, update_id: i64) -> InboundReq
 #[tokio::test]
 async fn a_redelivered_old_stop_cannot_re_engage_the_kill_switch_after_a_resume() {
     let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "ok": true, "result": fixture("telegram/sendMessage-ok.json")["result"], "id": "1"
-        })))
-        .mount(&api)
-        .await;
-    let mut tg = TelegramConfig::new(Secret::new("7000000001:TEST"), ADA_TELEGRAM);
-    tg.api_base = api.uri();
-    tg.webhook_secret = Some(Secret::new("tg-secret"));
-    let telegram = Arc::new(TelegramApprover::new(tg).unwrap());
-    let mut dc = DiscordConfig::new(
-        fixture("discord/signed-vectors.json")["public_key_hex"]
-            .as_str()
-            .unwrap(),
-        Secret::new("bot"),
-        "1000000000000000010",
-    );
-    dc.api_base = api.uri();
-    let discord = DiscordApprover::new(dc).unwrap();
-    let ops = TestOps::new(
-        telegram.clone(),
-        ApproverAllowList::none()
-            .allow_user("telegram", ADA_TELEGRAM.to_string())
-            .allow_role("discord", ONCALL_ROLE)
-            .allow_all_authenticated("web"),
-    )
-    .await;
+    let (telegram, discord, _slack, ops) = four_channels(&api).await;
     let (agent, store) = (&ops.agent, &ops.store);
     let engaged = || async { store.kill_switch().await.unwrap().engaged };
     let web_resume = || async {

@@ -26,8 +26,8 @@ pub const MOVES: [(IncidentStatus, &[IncidentStatus]); 13] = [
     (Blocked, &[Pending, Rejected, Resolved]),
     (Executing, &[Executed, Unresolved]),
     (Executed, &[Resolved, Unresolved]),
-    (Unresolved, &[Resolved]),
-    (Escalated, &[Resolved]),
+    (Unresolved, &[Resolved, Pending, Blocked]),
+    (Escalated, &[Resolved, Pending, Blocked]),
     (Ignored, &[Resolved]),
     (Rejected, &[Resolved]),
     (Resolved, &[]),
@@ -166,21 +166,28 @@ pub fn transition(
     check_move(id, current, to)
 }
 
-/// Whether the one decision of incident `id` (now `current`, `decided` when
-/// it already holds one) may be recorded, routing it to `to`.
+/// Where a proposed action (a human's or another agent's, e.g. over MCP)
+/// may replace the decision: incidents left to a human with no action.
+pub const PROPOSABLE: &[IncidentStatus] = &[Escalated, Unresolved];
+
+/// Whether a decision of incident `id` (now `current`, `decided` when it
+/// already holds one) may be recorded, routing it to `to`: the first one of
+/// a `new` incident, or one replacing the decision of an incident in
+/// `replaces` (a proposal; see [`PROPOSABLE`]).
 pub fn decide(
     id: IncidentId,
     current: IncidentStatus,
     decided: bool,
+    replaces: &[IncidentStatus],
     to: IncidentStatus,
 ) -> Result<(), Refusal> {
-    if current != New || decided {
+    if (current != New || decided) && !replaces.contains(&current) {
         return Err(Refusal::Conflict {
             what: format!("incident {id}"),
             detail: format!("already decided ({current:?})"),
         });
     }
-    check_move(id, New, to)
+    check_move(id, current, to)
 }
 
 /// What claiming the execution of an incident does.
@@ -305,8 +312,23 @@ mod tests {
             Err(Refusal::Invalid { .. })
         ));
         assert!(matches!(
-            decide(id, New, true, Pending),
+            decide(id, New, true, &[], Pending),
             Err(Refusal::Conflict { .. })
+        ));
+        // A proposal replaces an escalated incident's decision, never a pending one's.
+        assert!(decide(id, Escalated, true, PROPOSABLE, Pending).is_ok());
+        assert!(decide(id, Unresolved, true, PROPOSABLE, Blocked).is_ok());
+        assert!(matches!(
+            decide(id, Escalated, true, &[], Pending),
+            Err(Refusal::Conflict { .. })
+        ));
+        assert!(matches!(
+            decide(id, Pending, true, PROPOSABLE, Pending),
+            Err(Refusal::Conflict { .. })
+        ));
+        assert!(matches!(
+            decide(id, Escalated, true, PROPOSABLE, Auto),
+            Err(Refusal::Invalid { .. })
         ));
         assert_eq!(claim(Auto, true), ClaimStep::Block);
         assert_eq!(claim(Pending, false), ClaimStep::NotClaimable);

@@ -311,15 +311,21 @@ async fn lua_scripts_agree_with_the_core_lifecycle_for_every_status_and_event() 
                     .record_decision(DecisionRecord::new(id, &decision, to))
                     .await,
             );
-            let want = expect(lifecycle::decide(id, from, false, to), to);
+            let want = expect(lifecycle::decide(id, from, false, &[], to), to);
             assert_eq!(got, want, "decision on {from:?} → {to:?}");
+            let (_, id) = incident_at(&store, raw, &prefix, from).await;
+            let proposed = DecisionRecord::proposal(id, &decision, to);
+            let got = status_of(store.record_decision(proposed).await);
+            let replaces = lifecycle::PROPOSABLE;
+            let want = expect(lifecycle::decide(id, from, false, replaces, to), to);
+            assert_eq!(got, want, "proposal on {from:?} → {to:?}");
             if got.is_ok() {
                 let again = status_of(
                     store
                         .record_decision(DecisionRecord::new(id, &decision, to))
                         .await,
                 );
-                let want = expect(lifecycle::decide(id, to, true, to), to);
+                let want = expect(lifecycle::decide(id, to, true, &[], to), to);
                 assert_eq!(again, want, "second decision on {from:?} → {to:?}");
             }
         }

@@ -18,6 +18,9 @@ pub struct DecisionRecord<'a> {
     pub guardrail_notes: &'a [String],
     /// Where the incident goes: `pending`, `auto`, `escalated`, `ignored`, …
     pub to: IncidentStatus,
+    /// Statuses whose decision this one may replace (none: only a `new`,
+    /// undecided incident takes it). See [`DecisionRecord::proposal`].
+    pub replaces: &'a [IncidentStatus],
 }
 
 impl<'a> DecisionRecord<'a> {
@@ -28,6 +31,16 @@ impl<'a> DecisionRecord<'a> {
             decision,
             guardrail_notes: &[],
             to,
+            replaces: &[],
+        }
+    }
+
+    /// A proposal: `decision` replacing the one of an incident a human was
+    /// left with ([`crate::lifecycle::PROPOSABLE`]), moving it to `to`.
+    pub fn proposal(id: IncidentId, decision: &'a OpsDecision, to: IncidentStatus) -> Self {
+        Self {
+            replaces: crate::lifecycle::PROPOSABLE,
+            ..Self::new(id, decision, to)
         }
     }
 

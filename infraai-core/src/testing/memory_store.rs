@@ -184,10 +184,11 @@ impl IncidentStore for MemoryStore {
             decision,
             guardrail_notes,
             to,
+            replaces,
         } = record;
         self.with(|s| {
             let i = incident_mut(s, id)?;
-            lifecycle::decide(id, i.status, i.decision.is_some(), to)?;
+            lifecycle::decide(id, i.status, i.decision.is_some(), replaces, to)?;
             i.decision = Some(decision.clone());
             i.guardrail_notes = guardrail_notes.to_vec();
             i.status = to;

@@ -504,6 +504,7 @@ impl IncidentStore for PostgresStore {
             decision,
             guardrail_notes,
             to,
+            replaces,
         } = record;
         const OP: &str = "record_decision";
         let incident = id;
@@ -512,7 +513,7 @@ impl IncidentStore for PostgresStore {
         let id = id.to_string();
         Ok(in_tx!(self, OP, |tx| {
             let (status, decided) = lock_incident(tx, &id, OP).await?;
-            lifecycle::decide(incident, status, decided, to)?;
+            lifecycle::decide(incident, status, decided, replaces, to)?;
             let now = codec::time(Utc::now());
             let p: [&(dyn ToSql + Sync); 5] =
                 [&decision_json, &notes_json, &status_name(to), &now, &id];

@@ -574,6 +574,7 @@ impl IncidentStore for RedisStore {
             decision,
             guardrail_notes,
             to,
+            replaces,
         } = record;
         const OP: &str = "record_decision";
         let args = [
@@ -582,6 +583,7 @@ impl IncidentStore for RedisStore {
             codec::json(COMPONENT, OP, "guardrail notes", guardrail_notes)?,
             status_name(to).to_owned(),
             codec::time(Utc::now()),
+            status_list(replaces.iter().copied()),
         ];
         let raw = self
             .run_script(&scripts::RECORD_DECISION, &args, OP, Some(id.to_string()))
@@ -590,7 +592,7 @@ impl IncidentStore for RedisStore {
         if r.code != "ok" {
             return Err(refusal(&r, OP, id, |status| {
                 let decided = r.rest.get(1).is_some_and(|d| d.as_slice() == b"1");
-                lifecycle::decide(id, status, decided, to)
+                lifecycle::decide(id, status, decided, replaces, to)
             })
             .into());
         }

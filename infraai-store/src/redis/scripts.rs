@@ -83,7 +83,8 @@ return reply('opened', id)
     )
 });
 
-/// ARGV: prefix, id, decision_json, notes_json, to, now. Refuses with
+/// ARGV: prefix, id, decision_json, notes_json, to, now, replaces
+/// (",a,b,": statuses whose decision this one may replace). Refuses with
 /// `{'refused', status, decided}`.
 pub(super) static RECORD_DECISION: LazyLock<redis::Script> = LazyLock::new(|| {
     script(
@@ -93,7 +94,8 @@ local status = redis.call('HGET', ikey(id), 'status')
 if not status then return {'notfound'} end
 if not KNOWN[status] then return {'corrupt', 'unknown status ' .. status} end
 local decided = redis.call('HEXISTS', ikey(id), 'decision')
-if status ~= 'new' or decided == 1 or not MOVES['new'][ARGV[5]] then
+local first = status == 'new' and decided == 0
+if not (first or string.find(ARGV[7], ',' .. status .. ',', 1, true)) or not MOVES[status][ARGV[5]] then
   return {'refused', status, tostring(decided)}
 end
 redis.call('HSET', ikey(id), 'decision', ARGV[3], 'guardrail_notes', ARGV[4],

@@ -220,14 +220,18 @@ pub(crate) fn update_alert_params<'a>(
     Ok(p)
 }
 
-/// Records a decision on an incident, and in the decisions table: the
-/// decision (`$1`), the guardrail notes (`$2`), the status it routes to
-/// (`$3`), when (`$4`), the incident (`$5`).
+/// Records a decision on an incident, and in the decisions table (its
+/// current decision: a proposal replaces the row, the audit trail keeps
+/// both): the decision (`$1`), the guardrail notes (`$2`), the status it
+/// routes to (`$3`), when (`$4`), the incident (`$5`).
 pub(crate) const DECIDE: [&str; 2] = [
     "UPDATE incidents SET decision_json = $1, guardrail_notes_json = $2, status = $3, \
      updated_at = $4 WHERE id = $5",
     "INSERT INTO decisions (decision_json, guardrail_notes_json, routed_to, decided_at, \
-     incident_id) VALUES ($1, $2, $3, $4, $5)",
+     incident_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (incident_id) DO UPDATE SET \
+     decision_json = excluded.decision_json, guardrail_notes_json = \
+     excluded.guardrail_notes_json, routed_to = excluded.routed_to, \
+     decided_at = excluded.decided_at",
 ];
 
 /// Moves an incident (`$4`) to a status (`$1`), noting `$2` if given, at `$3`.

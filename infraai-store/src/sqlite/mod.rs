@@ -397,13 +397,13 @@ impl IncidentStore for SqliteStore {
 
     async fn record_decision(&self, record: DecisionRecord<'_>) -> Result<Incident> {
         const OP: &str = "record_decision";
-        let (incident, to) = (record.id, record.to);
+        let (incident, to, replaces) = (record.id, record.to, record.replaces.to_vec());
         let decision_json = codec::json(COMPONENT, OP, "decision", record.decision)?;
         let notes_json = codec::json(COMPONENT, OP, "guardrail notes", record.guardrail_notes)?;
         let id = incident.to_string();
         self.write(OP, move |c| {
             let (status, decided) = incident_status(c, &id, OP)?;
-            lifecycle::decide(incident, status, decided, to)?;
+            lifecycle::decide(incident, status, decided, &replaces, to)?;
             let now = codec::time(Utc::now());
             let values = params![decision_json, notes_json, status_name(to), now, id];
             for sql in crate::sql::DECIDE {

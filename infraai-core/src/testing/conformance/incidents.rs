@@ -108,6 +108,51 @@ pub async fn decision_is_recorded_once(store: &dyn MetadataStore) {
     assert!(listed.iter().all(|x| x.status == IncidentStatus::Pending));
 }
 
+/// A proposal replaces the decision of an escalated incident (moving it to
+/// `pending`), and of nothing the agent is still handling.
+pub async fn proposals_replace_an_escalated_decision(store: &dyn MetadataStore) {
+    let id = open(store, "conf-proposal").await;
+    let escalate = OpsDecision::escalate(Severity::Warning, "no known fix");
+    store
+        .record_decision(DecisionRecord::new(
+            id,
+            &escalate,
+            IncidentStatus::Escalated,
+        ))
+        .await
+        .expect("escalate");
+    let proposed = decision();
+    let i = store
+        .record_decision(DecisionRecord::proposal(
+            id,
+            &proposed,
+            IncidentStatus::Pending,
+        ))
+        .await
+        .expect("a proposal replaces an escalated decision");
+    assert_eq!(
+        (i.status, i.decision.as_ref()),
+        (IncidentStatus::Pending, Some(&proposed))
+    );
+    let again = store
+        .record_decision(DecisionRecord::proposal(
+            id,
+            &proposed,
+            IncidentStatus::Pending,
+        ))
+        .await;
+    assert!(
+        matches!(again, Err(crate::Error::Conflict { .. })),
+        "a pending incident takes no proposal: {again:?}"
+    );
+    let stored = store
+        .get_incident(id)
+        .await
+        .expect("get")
+        .expect("incident");
+    assert_eq!(stored.status, IncidentStatus::Pending);
+}
+
 /// Transitions only happen from the expected states.
 pub async fn transitions_compare_and_set(store: &dyn MetadataStore) {
     let id = open(store, "conf-cas").await;

@@ -35,6 +35,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     alerts_deduplicate_by_fingerprint(store.as_ref()).await;
     concurrent_alerts_open_one_incident(store.clone()).await;
     decision_is_recorded_once(store.as_ref()).await;
+    proposals_replace_an_escalated_decision(store.as_ref()).await;
     transitions_compare_and_set(store.as_ref()).await;
     illegal_transitions_are_refused(store.as_ref()).await;
     incidents_filter_by_status_severity_resource(store.as_ref()).await;
@@ -430,7 +431,8 @@ macro_rules! conformance_tests {
     ($fresh:expr) => {
         $crate::conformance_tests!(@one $fresh, as_ref;
             runs_round_trip, deployments_round_trip, alerts_deduplicate_by_fingerprint,
-            decision_is_recorded_once, transitions_compare_and_set,
+            decision_is_recorded_once, proposals_replace_an_escalated_decision,
+            transitions_compare_and_set,
             illegal_transitions_are_refused, incidents_filter_by_status_severity_resource,
             kill_switch_blocks_and_releases, approvals_actions_and_audit, audit_is_append_only,
             closing_by_transition_frees_the_fingerprint,

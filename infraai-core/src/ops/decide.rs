@@ -55,7 +55,7 @@ impl OpsAgent {
     /// What the policy is told: the incident, its deployment and machine
     /// type (and the next one up), the allowed actions, and up to five
     /// earlier incidents on the resource.
-    async fn decision_context(&self, incident: Incident) -> Result<DecisionContext> {
+    pub(super) async fn decision_context(&self, incident: Incident) -> Result<DecisionContext> {
         let deployment = self.deployment_of(&incident).await?;
         let resource = &incident.alert.resource;
         let planned = deployment.as_ref().and_then(|d| d.resource(resource));
@@ -109,7 +109,7 @@ impl OpsAgent {
     /// The guardrails' verdict on `decision` (with the resource's actions in
     /// the budget window), the status it routes to, and whether the
     /// kill-switch is engaged (which blocks what would run or ask).
-    async fn judge(
+    pub(super) async fn judge(
         &self,
         context: &DecisionContext,
         decision: &OpsDecision,
@@ -139,7 +139,7 @@ impl OpsAgent {
     }
 
     /// Follows the route a decided incident took.
-    async fn follow(
+    pub(super) async fn follow(
         &self,
         incident: Incident,
         to: IncidentStatus,

@@ -24,9 +24,11 @@ mod decide;
 mod execute;
 mod ingest;
 mod kill_switch;
+mod propose;
 mod recovery;
 
 pub use kill_switch::{kill_switch_cursor, kill_switch_cursor_at, KILL_SWITCH_REDELIVERY_WINDOW};
+pub use propose::Proposal;
 
 /// Most `new` incidents one [`OpsAgent::recover`] pass takes.
 pub const RECOVER_BATCH: usize = 256;

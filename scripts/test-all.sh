@@ -114,6 +114,17 @@ for bin in prometheus prometheus-alertmanager; do
     log "$bin: not available; the Prometheus loop test will fail"
   fi
 done
+# --- The official MCP Python SDK (the MCP interface's test) -----------------
+# PyPI's `mcp` (pinned in examples/server/mcp-test/requirements.txt) in a
+# virtualenv of its own; examples/server/tests/mcp.rs drives the server with it.
+mcp_test="$root/examples/server/mcp-test"
+command -v python3 >/dev/null 2>&1 && { python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv || true; }
+if python3 -m venv "$mcp_test/.venv" >/dev/null 2>&1 \
+  && "$mcp_test/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$mcp_test/requirements.txt" >/dev/null; then
+  log "mcp client: $("$mcp_test/.venv/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))')"
+else
+  log "mcp client: cannot install the MCP Python SDK; the MCP test will fail"
+fi
 # ---------------------------------------------------------------------------
 
 # Tests that need a real service fail, not skip, when it is missing here.

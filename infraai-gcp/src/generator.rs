@@ -1002,7 +1002,7 @@ impl<'a> Writer<'a> {
         run: &str,
     ) -> Result<()> {
         let what = format!("monitoring policy {} on {}", p.metric_name, p.resource_ref);
-        if p.duration_secs % 60 != 0 {
+        if !p.duration_secs.is_multiple_of(60) {
             return Err(Error::invalid(
                 what,
                 format!(

@@ -100,6 +100,8 @@ pub struct Shared {
     /// Whether the cloud is the simulated one: plans, runs and incidents say
     /// `simulated: true`, and the dashboard shows a banner.
     pub simulated: bool,
+    /// Who may call the MCP interface, and how often.
+    pub mcp: Arc<crate::mcp::McpAccess>,
 }
 
 /// How many decision flows run at once.
@@ -218,7 +220,17 @@ pub fn router(state: AppState) -> Router {
         .merge(streams)
         .merge(public)
         .split_for_parts();
+    // MCP (Streamable HTTP) behind its own bearer check; its streams last
+    // as long as the client keeps them, so no request timeout.
+    let mcp_service = crate::mcp::service(state.clone(), state.mcp.hosts().to_vec());
+    let mcp = Router::new()
+        .nest_service(crate::mcp::PATH, mcp_service)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::authenticate,
+        ));
     router
+        .merge(mcp)
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -54,6 +54,8 @@ async fn serve(tuned: Option<&'static str>) -> anyhow::Result<()> {
             Err(e) => anyhow::bail!("demo-service: {e}"),
         }
     }
+    // `infraai-server mcp [flags]`: MCP on stdio for a local assistant.
+    let mcp = args.peek().map(String::as_str) == Some("mcp");
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -62,6 +64,14 @@ async fn serve(tuned: Option<&'static str>) -> anyhow::Result<()> {
         )
         .init();
     tracing::debug!(?tuned, "allocator");
+    if mcp {
+        let argv = std::env::args_os()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, a)| a);
+        let config = infraai_server::config::Config::load_from(argv)?;
+        return infraai_server::run_mcp_stdio(config).await;
+    }
     let config = infraai_server::config::Config::load()?;
     infraai_server::run(config).await
 }

@@ -30,6 +30,7 @@ pub struct Metrics {
     latency: Family<Labels<2>, Histogram, fn() -> Histogram>,
     llm_tokens: Counters<1>,
     llm_calls: Counters<2>,
+    mcp_calls: Counters<2>,
 }
 
 impl Default for Metrics {
@@ -44,6 +45,7 @@ impl Default for Metrics {
             latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             llm_tokens: Family::default(),
             llm_calls: Family::default(),
+            mcp_calls: Family::default(),
         }
     }
 }
@@ -107,6 +109,13 @@ impl Metrics {
             .inc_by(completion);
     }
 
+    /// An MCP tool call ended (`ok`, `refused`, `invalid`, `not_found`,
+    /// `conflict`, `error`, `forbidden`, `rate_limited`).
+    pub fn mcp_call(&self, tool: &str, outcome: &str) {
+        let labels = [("tool", tool.into()), ("outcome", outcome.into())];
+        self.mcp_calls.get_or_create(&labels).inc();
+    }
+
     /// The exposition text: the counters, then the gauges read from the
     /// store at scrape time (`counts` and the kill-switch, each left out
     /// when the store did not answer).
@@ -140,6 +149,8 @@ impl Metrics {
         r.register("infraai_llm_tokens", help, self.llm_tokens.clone());
         let help = "LLM exchanges by component and outcome (over_budget and cached made no call)";
         r.register("infraai_llm_calls", help, self.llm_calls.clone());
+        let help = "MCP tool calls by tool and outcome";
+        r.register("infraai_mcp_calls", help, self.mcp_calls.clone());
         if let Some(counts) = counts {
             let incidents = Family::<Labels<1>, Gauge>::default();
             for (status, n) in counts.by_status {

@@ -75,11 +75,7 @@ pub async fn run_wired(
     config: Config,
     customize: impl FnOnce(&mut crate::wiring::Wiring),
 ) -> anyhow::Result<()> {
-    let data_dir = &config.server.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let operator = Token::load(&config, &config.server.operator_token, "operator-token")?;
-    let webhook = Token::load(&config, &config.server.webhook_token, "webhook-token")?;
+    let (operator, webhook) = tokens(&config)?;
     let metrics = Arc::new(Metrics::default());
     let mut w = crate::wiring::build(&config, &webhook.value, metrics.clone()).await?;
     customize(&mut w);
@@ -96,31 +92,17 @@ pub async fn run_wired(
     let (decide, queue) = tokio::sync::mpsc::unbounded_channel();
     let jobs = background_jobs(&config, &w, ops.clone()).decisions_to(decide.clone());
     tokio::spawn(jobs.run(until(shutdown_rx.clone())));
-    let ingesting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    crate::app::decision_workers(ops.clone(), queue, ingesting.clone());
-    let executing: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>> = Arc::default();
-    let state = AppState::new(Shared {
-        deploy,
-        ops,
-        store: w.store.clone(),
-        actions: w.actions,
-        telegram: w.telegram,
-        discord: w.discord,
-        slack: w.slack,
-        operator_token: operator.value.into(),
-        operator_name: config.server.operator_name.clone().into(),
+    let state = state(
+        &config,
+        w,
+        (deploy, ops.clone()),
+        &operator,
         metrics,
-        executing: executing.clone(),
-        shutdown: shutdown_rx.clone(),
-        request_timeout: config.server.request_timeout_secs,
-        replica_id: config.server.replica_id.clone().into(),
-        metric_source: w.metrics.clone(),
-        prom_queries: w.prom_queries,
-        alert_sources: w.alert_sources,
-        decide,
-        ingesting,
-        simulated: w.simulated,
-    });
+        (decide, shutdown_rx.clone()),
+    );
+    crate::app::decision_workers(ops, queue, state.ingesting.clone());
+    let executing = state.executing.clone();
+    let store = state.store.clone();
     tokio::spawn(async move {
         signal().await;
         info!("shutting down: finishing in-flight requests");
@@ -132,9 +114,98 @@ pub async fn run_wired(
         .with_graceful_shutdown(until(shutdown_rx))
         .await
         .context("serving HTTP")?;
-    finish_deploy_runs(&executing, w.store.as_ref()).await;
+    finish_deploy_runs(&executing, store.as_ref()).await;
     info!("stopped");
     Ok(())
+}
+
+/// `infraai-server mcp`: the MCP interface on stdin/stdout over the same
+/// store and adapters as the server, for a local assistant. Runs no HTTP
+/// listener and no background loops (a running server on the same data
+/// directory does those); start-up lines go to stderr.
+pub async fn run_mcp_stdio(config: Config) -> anyhow::Result<()> {
+    let (operator, webhook) = tokens(&config)?;
+    let metrics = Arc::new(Metrics::default());
+    let mut w = crate::wiring::build(&config, &webhook.value, metrics.clone()).await?;
+    for line in &w.report {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "MCP on stdio: reads, plans, dry runs, proposals (a human approves each) and STOP AUTONOMY"
+    );
+    let (_shutdown, shutdown_rx) = watch::channel(false);
+    let agents = agents(&config, &mut w, &metrics);
+    let (decide, _queue) = tokio::sync::mpsc::unbounded_channel();
+    let state = state(
+        &config,
+        w,
+        agents,
+        &operator,
+        metrics,
+        (decide, shutdown_rx),
+    );
+    crate::mcp::serve_stdio(state).await
+}
+
+/// The data directory, and the operator and webhook tokens in it.
+fn tokens(config: &Config) -> anyhow::Result<(Token, Token)> {
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let operator = Token::load(config, &config.server.operator_token, "operator-token")?;
+    let webhook = Token::load(config, &config.server.webhook_token, "webhook-token")?;
+    Ok((operator, webhook))
+}
+
+/// What the handlers share.
+fn state(
+    config: &Config,
+    w: crate::wiring::Wiring,
+    (deploy, ops): (Arc<DeployAgent>, Arc<OpsAgent>),
+    operator: &Token,
+    metrics: Arc<Metrics>,
+    (decide, shutdown): (
+        tokio::sync::mpsc::UnboundedSender<IncidentId>,
+        watch::Receiver<bool>,
+    ),
+) -> AppState {
+    let m = &config.mcp;
+    // `https://host:port/…` → `host`.
+    let public_host = (config.server.public_url.as_deref())
+        .and_then(|u| u.split_once("://"))
+        .and_then(|(_, rest)| rest.split(['/', ':']).next())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string);
+    let mcp = crate::mcp::McpAccess::new(
+        &operator.value,
+        m.mcp_read_token.as_deref(),
+        m.mcp_propose_token.as_deref(),
+        m.mcp_calls_per_minute,
+    )
+    .with_hosts(public_host);
+    AppState::new(Shared {
+        deploy,
+        ops,
+        store: w.store.clone(),
+        actions: w.actions,
+        telegram: w.telegram,
+        discord: w.discord,
+        slack: w.slack,
+        operator_token: operator.value.clone().into(),
+        operator_name: config.server.operator_name.clone().into(),
+        metrics,
+        executing: Arc::default(),
+        shutdown,
+        request_timeout: config.server.request_timeout_secs,
+        replica_id: config.server.replica_id.clone().into(),
+        metric_source: w.metrics.clone(),
+        prom_queries: w.prom_queries,
+        alert_sources: w.alert_sources,
+        decide,
+        ingesting: Arc::default(),
+        simulated: w.simulated,
+        mcp: Arc::new(mcp),
+    })
 }
 
 /// The deploy and ops agents over the wired adapters.

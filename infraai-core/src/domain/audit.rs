@@ -42,6 +42,9 @@ pub enum AuditStep {
     /// A request was refused because it could not be authenticated (forged
     /// webhook secret, bad signature, missing operator token).
     AuthRefused,
+    /// A call from another agent over MCP: the client, the tool, its
+    /// arguments, the outcome.
+    McpCall,
 }
 
 /// One audit record: what happened, on what input, why, with what confidence,

@@ -75,6 +75,28 @@ impl OpsAgent {
         ))
     }
 
+    /// STOP AUTONOMY from an authenticated actor who need not be an
+    /// allow-listed approver (another agent over MCP, say): stopping is
+    /// always safe, so anyone who may talk to the agent may stop it. Resuming
+    /// stays with the approvers ([`OpsAgent::handle_command`]).
+    pub async fn stop_autonomy(
+        &self,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<CommandOutcome> {
+        let reply = HumanReply::new(
+            HumanCommand::StopAutonomy {
+                reason: reason.map(str::to_string),
+            },
+            actor.clone(),
+        );
+        let received = AuditRecord::agent(AuditStep::HumanCommand, "received")
+            .by(actor.label())
+            .input(serde_json::to_value(&reply.command).unwrap_or_default());
+        self.audit(received).await;
+        self.kill_switch_command(&reply).await
+    }
+
     /// Audits and answers a STOP/RESUME redelivered after a newer one.
     async fn ignore_stale_delivery(&self, reply: &HumanReply) -> CommandOutcome {
         let actor = reply.actor.label();

@@ -60,7 +60,12 @@ impl OpsAgent {
         let (verdict, _, engaged) = self.judge(&context, &decision).await?;
         let by = proposal.proposer.label();
         if verdict.route == Route::Escalate {
-            let why = verdict.notes.join("; ");
+            // The rules that denied it (the others only asked for a human).
+            let denials: Vec<&str> = (verdict.notes.iter())
+                .filter(|n| n.contains("denied"))
+                .map(String::as_str)
+                .collect();
+            let why = denials.join("; ");
             self.audit_proposal(id, &by, proposal, &format!("refused: {why}"))
                 .await;
             warn!(incident_id = %id, proposer = %by, reason = %why, "proposal refused by the guardrails");

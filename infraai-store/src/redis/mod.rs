@@ -365,7 +365,7 @@ impl Reply {
 fn decode_incident(flat: Vec<Vec<u8>>, op: &'static str, id: &str) -> StoreResult<Incident> {
     let what = format!("incident {id}");
     let site = Site::new(COMPONENT, op, &what);
-    if flat.len() % 2 != 0 {
+    if !flat.len().is_multiple_of(2) {
         return Err(site.corrupt("hash", "odd number of hash elements"));
     }
     let mut fields = HashMap::new();

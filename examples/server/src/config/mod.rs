@@ -46,6 +46,8 @@ pub struct Config {
     #[command(flatten)]
     pub slack: SlackSettings,
     #[command(flatten)]
+    pub mcp: McpSettings,
+    #[command(flatten)]
     pub ops: OpsSettings,
     /// Partial settings that leave a feature off (said at start-up).
     #[arg(skip)]

@@ -275,6 +275,24 @@ pub struct SlackSettings {
     pub slack_approver_groups: Vec<String>,
 }
 
+/// The MCP interface (`/mcp` and `infraai-server mcp`).
+#[derive(Args)]
+#[command(next_help_heading = "MCP")]
+pub struct McpSettings {
+    /// Bearer token for MCP clients that may only read (incidents, runs,
+    /// deployments, metrics, plans, dry runs). The operator token may also
+    /// propose.
+    #[arg(long, env = "INFRAAI_MCP_READ_TOKEN", hide_env_values = true)]
+    pub mcp_read_token: Option<String>,
+    /// Bearer token for MCP clients that may also propose actions (each
+    /// still needs a human's approval) and stop autonomy.
+    #[arg(long, env = "INFRAAI_MCP_PROPOSE_TOKEN", hide_env_values = true)]
+    pub mcp_propose_token: Option<String>,
+    /// Most MCP tool calls per minute for each token (and for stdio).
+    #[arg(long, env = "INFRAAI_MCP_CALLS_PER_MINUTE", default_value = "120", value_parser = clap::value_parser!(u32).range(1..))]
+    pub mcp_calls_per_minute: u32,
+}
+
 /// The ops loop's timing and metric source.
 #[derive(Args)]
 #[command(next_help_heading = "Ops loop")]

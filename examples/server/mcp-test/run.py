@@ -122,6 +122,17 @@ async def read_only():
             refused = str(e)
         assert refused and "propose scope" in refused, refused
         step("http: a read-only token cannot propose: " + refused)
+        # The token's budget (INFRAAI_MCP_CALLS_PER_MINUTE) runs out.
+        budget = int(os.environ["INFRAAI_MCP_CALLS_PER_MINUTE"])
+        limited = None
+        for n in range(budget + 1):
+            try:
+                await c.call_tool("autonomy_state", {})
+            except Exception as e:  # noqa: BLE001
+                limited = (n, str(e))
+                break
+        assert limited and "rate limit" in limited[1] and limited[0] < budget, limited
+        step(f"http: the read token's budget ran out after {limited[0]} more calls: {limited[1]}")
     bad = None
     try:
         hc, client = http_client("not-a-token")

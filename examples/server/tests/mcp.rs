@@ -57,6 +57,7 @@ async fn the_official_python_client_reads_proposes_and_stops_but_never_executes_
     let env = [
         ("INFRAAI_MCP_READ_TOKEN", READ),
         ("INFRAAI_MCP_PROPOSE_TOKEN", PROPOSE),
+        ("INFRAAI_MCP_CALLS_PER_MINUTE", "30"),
     ];
     let s = Server::start_in(data.clone(), &["--cloud", "simulated"], &env).await;
     s.deploy().await;
@@ -73,6 +74,7 @@ async fn the_official_python_client_reads_proposes_and_stops_but_never_executes_
         .env("INFRAAI_MCP_READ_TOKEN", READ)
         .env("INFRAAI_MCP_PROPOSE_TOKEN", PROPOSE)
         .env("INFRAAI_INCIDENTS", format!("{first},{outside},{later}"))
+        .env("INFRAAI_MCP_CALLS_PER_MINUTE", "30")
         .env("INFRAAI_SERVER_BIN", env!("CARGO_BIN_EXE_infraai-server"))
         .env("INFRAAI_DATA_DIR", &data)
         .output()
@@ -136,6 +138,7 @@ async fn the_official_python_client_reads_proposes_and_stops_but_never_executes_
         "infraai_mcp_calls_total{tool=\"propose_action\",outcome=\"refused\"} 1",
         "infraai_mcp_calls_total{tool=\"propose_action\",outcome=\"forbidden\"} 1",
         "infraai_mcp_calls_total{tool=\"stop_autonomy\",outcome=\"ok\"} 1",
+        "infraai_mcp_calls_total{tool=\"autonomy_state\",outcome=\"rate_limited\"} 1",
     ] {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
     }

@@ -47,10 +47,10 @@ def http_client(token):
     return hc, Client(streamable_http_client(BASE + "/mcp", http_client=hc), client_info=ME)
 
 
-async def web_approve(incident, status=200):
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=60) as web:
-        r = await web.post(f"{BASE}/ops/alerts/{incident}/approve", json={})
-        assert r.status_code == status, (r.status_code, r.text)
+async def web(method, path, status=200):
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=60) as w:
+        r = await w.request(method, BASE + path, json={})
+        assert r.status_code == status, (path, r.status_code, r.text)
         return r.json()
 
 
@@ -84,7 +84,7 @@ async def over_http():
         }))
         assert proposed["status"] == "pending", proposed
         step("http: a confident proposal waits for a human: " + proposed["outcome"])
-        approved = await web_approve(FIRST)
+        approved = await web("POST", f"/ops/alerts/{FIRST}/approve")
         step("web: approved: " + approved["message"])
         await wait_status(c, FIRST, "resolved")
         again = await c.call_tool("propose_action", {
@@ -103,7 +103,7 @@ async def over_http():
             "reasoning": "while stopped"}))
         assert later["status"] == "blocked", later
         step("http: after stop_autonomy a proposal is recorded, blocked")
-        refused = await web_approve(LATER, status=409)
+        refused = await web("POST", f"/ops/alerts/{LATER}/approve", status=409)
         assert "nothing was executed" in refused["detail"], refused
         step("web: approving it while stopped: " + refused["detail"])
         state = data(await c.call_tool("autonomy_state", {}))
@@ -145,6 +145,10 @@ async def read_only():
 
 
 async def over_stdio():
+    """The same flow from a local assistant: refused outside the ladder,
+    then a proposal that waits for the web approval and runs once."""
+    await web("POST", "/ops/autonomy/resume")
+    step("web: autonomy resumed")
     params = StdioServerParameters(
         command=os.environ["INFRAAI_SERVER_BIN"],
         args=["mcp", "--data-dir", os.environ["INFRAAI_DATA_DIR"], "--cloud", "simulated"],
@@ -153,11 +157,21 @@ async def over_stdio():
     async with Client(params, client_info=ME) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         assert names == TOOLS, names
-        state = data(await c.call_tool("autonomy_state", {}))
-        assert state["kill_switch"]["engaged"], state
-        blocked = data(await c.call_tool("get_incident", {"id": LATER}))["incident"]["status"]
-        assert blocked == "blocked", blocked
-        step("stdio: tools listed; the same store (autonomy stopped, the proposal blocked)")
+        detail = data(await c.call_tool("get_incident", {"id": OUTSIDE}))
+        assert detail["incident"]["status"] == "escalated", detail["incident"]["status"]
+        # `api` is e2-standard-2 now.
+        outside = await c.call_tool("propose_action", {
+            "incident_id": OUTSIDE, "action": {"type": "scale_up", "machine_type": "e2-standard-16"},
+            "reasoning": "much bigger"})
+        assert outside.is_error and "guardrails refuse" in outside.content[0].text, outside.content[0].text
+        proposed = data(await c.call_tool("propose_action", {
+            "incident_id": OUTSIDE, "action": {"type": "scale_up", "machine_type": "e2-standard-4"},
+            "confidence": 0.95, "reasoning": "one step up again"}))
+        assert proposed["status"] == "pending", proposed
+        step("stdio: tools listed, incident read, outside the ladder refused, a proposal waits")
+        await web("POST", f"/ops/alerts/{OUTSIDE}/approve")
+        await wait_status(c, OUTSIDE, "resolved")
+        step("stdio: approved on the web, executed, resolved")
 
 
 async def main():

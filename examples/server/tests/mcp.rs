@@ -4,7 +4,8 @@
 //! server binary: tools listed, an incident read, a proposal that waits for
 //! a web approval and then executes once, one outside the ladder refused by
 //! the guardrails, `stop_autonomy` leaving the next proposal blocked, a
-//! read-only token refused a proposal. Then the server's own records are
+//! read-only token refused a proposal and then its budget; over stdio the
+//! refusal, and a proposal approved on the web and run once. Then the server's own records are
 //! checked: actions, approvals, audit trail and `/metrics`.
 
 mod common;
@@ -109,19 +110,31 @@ async fn the_official_python_client_reads_proposes_and_stops_but_never_executes_
     assert!(trail.iter().any(|r| r["step"] == "mcp_call"
         && r["actor"] == "mcp:infraai-acceptance:propose"
         && r["outcome"] == "propose_action: ok"));
-    let blocked = s
+    // Blocked while stopped, back to pending on resume: never executed.
+    let later = s
         .ok(Method::GET, &format!("/ops/alerts/{later}"), None, 200)
         .await;
-    assert_eq!(blocked["incident"]["status"], "blocked");
-    assert!(blocked["actions"].as_array().unwrap().is_empty());
-    let refused = s
+    assert_eq!(later["incident"]["status"], "pending");
+    assert!(later["actions"].as_array().unwrap().is_empty());
+    // Refused outside the ladder, then proposed over stdio and run once.
+    let outside = s
         .ok(Method::GET, &format!("/ops/alerts/{outside}"), None, 200)
         .await;
-    assert_eq!(refused["incident"]["status"], "escalated");
-    let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
-    assert_eq!(
-        state["kill_switch"]["set_by"],
-        "mcp:infraai-acceptance:propose"
+    assert_eq!(outside["incident"]["status"], "resolved", "{outside:#}");
+    assert_eq!(outside["actions"].as_array().unwrap().len(), 1);
+    let stdio_calls: Vec<&str> = (outside["audit"].as_array().unwrap().iter())
+        .filter(|r| r["step"] == "mcp_call" && r["actor"] == "mcp:infraai-acceptance:stdio")
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        stdio_calls.contains(&"propose_action: ok"),
+        "{stdio_calls:?}"
+    );
+    assert!(
+        stdio_calls
+            .iter()
+            .any(|o| o.starts_with("propose_action: refused")),
+        "{stdio_calls:?}"
     );
 
     let metrics = s

@@ -151,6 +151,8 @@ async fn the_official_python_client_reads_proposes_and_stops_but_never_executes_
         "infraai_mcp_calls_total{tool=\"propose_action\",outcome=\"refused\"} 1",
         "infraai_mcp_calls_total{tool=\"propose_action\",outcome=\"forbidden\"} 1",
         "infraai_mcp_calls_total{tool=\"stop_autonomy\",outcome=\"ok\"} 1",
+        "infraai_mcp_calls_total{tool=\"read_resource\",outcome=\"ok\"} 1",
+        "infraai_mcp_calls_total{tool=\"list_resources\",outcome=\"ok\"} 1",
         "infraai_mcp_calls_total{tool=\"autonomy_state\",outcome=\"rate_limited\"} 1",
     ] {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");

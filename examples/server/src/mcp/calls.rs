@@ -112,10 +112,18 @@ impl Call {
         self,
         work: impl std::future::Future<Output = Result<Value>>,
     ) -> Result<CallToolResult, McpError> {
-        match work.await {
+        match self.settle(work.await).await {
+            Ok(value) => Ok(text(&value)),
+            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(e)])),
+        }
+    }
+
+    /// Audits and counts the outcome of the call's work; the error as text.
+    pub async fn settle<T>(self, result: Result<T>) -> std::result::Result<T, String> {
+        match result {
             Ok(value) => {
                 self.finish("ok", "ok").await;
-                Ok(text(&value))
+                Ok(value)
             }
             Err(e) => {
                 let outcome = match &e {
@@ -126,9 +134,7 @@ impl Call {
                     _ => "error",
                 };
                 self.finish(outcome, &format!("{outcome}: {e}")).await;
-                Ok(CallToolResult::error(vec![ContentBlock::text(
-                    e.to_string(),
-                )]))
+                Err(e.to_string())
             }
         }
     }

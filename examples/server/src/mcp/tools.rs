@@ -299,11 +299,14 @@ impl ServerHandler for McpTools {
         _: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        self.call(&ctx, "list_resources", json!({}), Scope::Read)
+        let call = self
+            .call(&ctx, "list_resources", json!({}), Scope::Read)
             .await?;
-        let items = super::reads::resources(&self.state)
+        let items = super::reads::resources(&self.state).await;
+        let items = call
+            .settle(items)
             .await
-            .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+            .map_err(|e| McpError::internal_error(e, None))?;
         Ok(ListResourcesResult::with_all_items(items))
     }
 
@@ -312,11 +315,14 @@ impl ServerHandler for McpTools {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        self.call(&ctx, "read_resource", json!({"uri": req.uri}), Scope::Read)
+        let call = self
+            .call(&ctx, "read_resource", json!({"uri": req.uri}), Scope::Read)
             .await?;
-        let text = super::reads::resource(&self.state, &req.uri)
+        let text = super::reads::resource(&self.state, &req.uri).await;
+        let text = call
+            .settle(text)
             .await
-            .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+            .map_err(|e| McpError::resource_not_found(e, None))?;
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, req.uri.clone())]).into())
     }
 }

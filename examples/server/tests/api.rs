@@ -539,15 +539,7 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
         .await;
 
     // Metrics saw it all.
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     for needle in [
         "infraai_alerts_received_total{outcome=\"opened\"} 3",
         "infraai_alerts_received_total{outcome=\"repeated\"} 1",
@@ -1260,14 +1252,8 @@ async fn prometheus_rules_cover_every_deployment_and_refuse_bad_ids() {
 /// Deploys the simulated plan and opens one pending incident on `api`.
 async fn pending_incident(s: &Server, fingerprint: &str) -> String {
     s.deploy().await;
-    let ack = s.post_alert(&alert(fingerprint, "critical")).await;
-    let id = ack["results"][0]["incident_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    s.wait_incident(&id, |v| v["incident"]["status"] == "pending")
-        .await;
-    id
+    s.incident_in(&alert(fingerprint, "critical"), "pending")
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

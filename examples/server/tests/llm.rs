@@ -140,15 +140,7 @@ async fn gemini_plans_the_simulated_cloud_decides_and_its_tokens_reach_metrics()
         "{incident:#}"
     );
 
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     assert_eq!(
         sample(&text, "infraai_llm_tokens_total{kind=\"prompt\"}"),
         Some(1000.0),
@@ -288,15 +280,7 @@ async fn an_openai_compatible_server_plans_and_past_the_shared_budget_the_rules_
         1,
         "no LLM call past the budget"
     );
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     assert_eq!(
         sample(
             &text,

@@ -137,15 +137,7 @@ async fn the_official_python_client_reads_proposes_and_stops_but_never_executes_
         "{stdio_calls:?}"
     );
 
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for needle in [
         "infraai_mcp_calls_total{tool=\"propose_action\",outcome=\"ok\"} 2",
         "infraai_mcp_calls_total{tool=\"propose_action\",outcome=\"refused\"} 1",

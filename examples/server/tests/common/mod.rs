@@ -250,6 +250,29 @@ impl Server {
         r.json().await.expect("acknowledgement")
     }
 
+    /// Posts `alert` and waits until its incident is `status`: its id.
+    pub async fn incident_in(&self, alert: &Value, status: &str) -> String {
+        let ack = self.post_alert(alert).await;
+        let id = ack["results"][0]["incident_id"]
+            .as_str()
+            .expect("an incident id")
+            .to_string();
+        self.wait_incident(&id, |v| v["incident"]["status"] == status)
+            .await;
+        id
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("metrics text")
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running");

@@ -43,6 +43,21 @@ pub fn map_planned(planned: &MachineType) -> MachineType {
     MachineType::new(aws).unwrap_or_else(|_| planned.clone())
 }
 
+/// Monthly USD of the ladder's types (730 hours): EC2 On-Demand, Linux,
+/// us-east-1, as listed on aws.amazon.com/ec2/pricing/on-demand ($/hour:
+/// t3.micro 0.0104, t3.small 0.0208, t3.medium 0.0416, t3.large 0.0832,
+/// t3.xlarge 0.1664, t3.2xlarge 0.3328 — unchanged since the t3 launch;
+/// not re-read from AWS by this repository, which has no network to it).
+/// Other regions cost more or less: they are estimates for the cost cap.
+pub const MONTHLY_USD: &[(&str, f64)] = &[
+    ("t3.micro", 7.59),
+    ("t3.small", 15.18),
+    ("t3.medium", 30.37),
+    ("t3.large", 60.74),
+    ("t3.xlarge", 121.47),
+    ("t3.2xlarge", 242.94),
+];
+
 /// Guardrails for AWS: scale-up, restart (reboot) and security-group
 /// changes on EC2 instances; scale-up on Auto Scaling groups; scale-ups
 /// along the `t3` ladder. RDS instances get no automatic action.
@@ -61,6 +76,10 @@ pub fn guardrails(mut config: GuardrailConfig) -> GuardrailConfig {
         .entry(AWS_RDS_INSTANCE.into())
         .or_default();
     config.machine_ladder = machine_ladder();
+    config.monthly_prices = MONTHLY_USD
+        .iter()
+        .map(|(m, p)| (m.to_string(), *p))
+        .collect();
     config
 }
 

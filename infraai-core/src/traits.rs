@@ -307,13 +307,16 @@ pub struct ApprovalRequest {
     pub incident: Incident,
     /// Dry-run preview of the action, when the handler could make one.
     pub preview: Option<ActionPreview>,
+    /// What the action adds to the monthly bill, when its prices are known.
+    #[serde(default)]
+    pub cost: Option<crate::guardrails::CostChange>,
 }
 
 impl ApprovalRequest {
     /// The facts a human needs to decide, one line each — policy, resource,
     /// metric = value (threshold), severity, suggested action, confidence and
-    /// risk, reasoning, dry run, why a human is asked — with every untrusted
-    /// piece passed through the channel's `escape`.
+    /// risk, reasoning, cost change, dry run, why a human is asked — with
+    /// every untrusted piece passed through the channel's `escape`.
     pub fn detail_lines(&self, escape: impl Fn(&str) -> String) -> Vec<String> {
         let i = &self.incident;
         let a = &i.alert;
@@ -343,6 +346,15 @@ impl ApprovalRequest {
                 d.confidence, d.risk
             ));
             lines.push(format!("Reasoning: {}", escape(&d.reasoning)));
+        }
+        let executable =
+            (i.decision.as_ref()).is_some_and(|d| d.recommended_action.is_executable());
+        match &self.cost {
+            Some(c) => lines.push(format!("Cost change: {}", escape(&c.describe()))),
+            None if executable => {
+                lines.push("Cost change: unknown (no price for this size)".into())
+            }
+            None => {}
         }
         if let Some(p) = &self.preview {
             let changes = p

@@ -191,6 +191,12 @@ async fn a_button_press_delivered_twice_approves_exactly_once() {
         .as_str()
         .unwrap()
         .starts_with(&format!("**Approval needed** — incident `{}`", incident.id)));
+    // The cost change, markdown-escaped like every other field.
+    let content = body["content"].as_str().unwrap();
+    assert!(
+        content.contains("Cost change: e2\\-medium → e2\\-standard\\-2: +$24.45/month"),
+        "{content}"
+    );
     assert_eq!(body["allowed_mentions"], json!({"parse": []}));
     let ids: Vec<&str> = body["components"][0]["components"]
         .as_array()

@@ -68,6 +68,7 @@ pub fn guardrails(mut config: GuardrailConfig) -> GuardrailConfig {
     config.allow(INSTANCE_GROUP, [ScaleUp, Restart]);
     config.allow(CLOUDSQL_DATABASE, [ScaleUp]);
     config.machine_ladder = catalog().compute_ladder();
+    config.monthly_prices = catalog().price_table();
     config
 }
 

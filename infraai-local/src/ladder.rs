@@ -63,6 +63,16 @@ pub const LADDER: &[Size] = &[
     },
 ];
 
+/// Nominal monthly prices ($10 per allotted core): the local cloud costs
+/// nothing, but its actions are priced like a cloud's so the cost rules
+/// work here as they would there.
+pub fn nominal_prices() -> std::collections::BTreeMap<String, f64> {
+    LADDER
+        .iter()
+        .map(|s| (s.name.to_string(), s.cores * 10.0))
+        .collect()
+}
+
 /// The ladder as machine types, for the guardrails' `machine_ladder`.
 pub fn machine_ladder() -> Vec<MachineType> {
     LADDER

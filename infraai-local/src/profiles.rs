@@ -104,6 +104,7 @@ pub fn guardrails(mut config: GuardrailConfig) -> GuardrailConfig {
     }
     config.allow(LOCAL_INSTANCE_GROUP, [ScaleUp, Restart, ScaleOut]);
     config.machine_ladder = crate::ladder::machine_ladder();
+    config.monthly_prices = crate::ladder::nominal_prices();
     config
 }
 

@@ -176,6 +176,7 @@ async fn an_approval_request_is_block_kit_with_buttons_and_escaped_alert_text() 
         "Resource: web-1",
         "Metric: ",
         "Suggested action: scale up to e2-standard-2",
+        "Cost change: e2-medium → e2-standard-2: +$24.45/month",
         "Confidence: 0.85",
         "Reasoning: ",
     ] {

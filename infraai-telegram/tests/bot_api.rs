@@ -148,6 +148,11 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
         lines.contains(&"Dry run: would scale up to e2-standard-2 on web-1"),
         "{text}"
     );
+    // The cost change, from the guardrails' price table and web-1's size.
+    assert!(
+        lines.contains(&"Cost change: e2-medium → e2-standard-2: +$24.45/month"),
+        "{text}"
+    );
     let keyboard = &body["reply_markup"]["inline_keyboard"];
     let buttons: Vec<(String, String)> = keyboard
         .as_array()
@@ -184,6 +189,7 @@ async fn approval_request_has_escaped_content_and_three_buttons() {
                 }],
             }),
         }),
+        cost: None,
     };
     approver.request_approval(&request).await.unwrap();
     let with_changes = calls(&server, "sendMessage").await.pop().unwrap();

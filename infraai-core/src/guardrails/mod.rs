@@ -10,6 +10,10 @@
 //! ([`crate::IncidentStore::claim_execution`]), so no read-then-act race can
 //! slip past it.
 
+mod cost;
+
+pub use cost::{CostCap, CostChange};
+
 use crate::domain::{
     Action, ActionKind, Alert, FirewallChange, MachineType, OpsDecision, Severity,
 };
@@ -41,6 +45,14 @@ pub struct GuardrailConfig {
     /// The window for `max_auto_actions`.
     #[serde(with = "crate::serde_secs")]
     pub budget_window: Duration,
+    /// Monthly USD per machine type (the cloud adapter's price table), for
+    /// the cost change of each action (none by default).
+    #[serde(default)]
+    pub monthly_prices: BTreeMap<String, f64>,
+    /// The most an action may add to the monthly bill and still run without
+    /// a human (default $50); an unknown price always asks a human.
+    #[serde(default = "default_max_auto_increase")]
+    pub max_auto_monthly_increase_usd: f64,
 }
 
 impl Default for GuardrailConfig {
@@ -56,12 +68,18 @@ impl Default for GuardrailConfig {
             never_open_to_world: vec![22, 3389],
             max_auto_actions: 3,
             budget_window: Duration::from_secs(3600),
+            monthly_prices: BTreeMap::new(),
+            max_auto_monthly_increase_usd: default_max_auto_increase(),
         }
     }
 }
 
 fn default_max_instances() -> u32 {
     10
+}
+
+fn default_max_auto_increase() -> f64 {
+    50.0
 }
 
 impl GuardrailConfig {
@@ -179,7 +197,7 @@ pub struct Guardrails {
 
 impl Guardrails {
     /// The built-in rules: allow-list, parameter bounds, confidence floor,
-    /// critical-needs-approval, automatic-action budget.
+    /// critical-needs-approval, automatic-action budget, cost cap.
     pub fn new(config: GuardrailConfig) -> Self {
         Self {
             config,
@@ -189,6 +207,7 @@ impl Guardrails {
                 Box::new(ConfidenceFloor),
                 Box::new(CriticalNeedsApproval),
                 Box::new(AutoActionBudget),
+                Box::new(CostCap),
             ],
         }
     }

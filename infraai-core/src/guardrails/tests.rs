@@ -207,14 +207,70 @@ fn scale_up_bounds() {
     };
     let current = mt("e2-medium");
     let d = decision(scale_to("e2-standard-4"), 0.9);
-    let v = Guardrails::new(cfg).evaluate(&GuardrailInput {
+    let input = GuardrailInput {
         decision: &d,
         alert: &a,
         current_machine_type: Some(&current),
         current_count: None,
         recent_actions: 0,
-    });
-    assert_eq!(v.route, Route::AutoExecute);
+    };
+    // Two steps are allowed now, but they add $73.37/month: over the cost cap.
+    let v = Guardrails::new(cfg.clone()).evaluate(&input);
+    assert_eq!(v.route, Route::AskHuman, "{:?}", v.notes);
+    let cheap = GuardrailConfig {
+        max_auto_monthly_increase_usd: 100.0,
+        ..cfg
+    };
+    assert_eq!(
+        Guardrails::new(cheap).evaluate(&input).route,
+        Route::AutoExecute
+    );
+}
+
+#[test]
+fn the_cost_cap_lets_a_small_increase_run_and_asks_for_more_or_unknown() {
+    let cfg = guardrails();
+    let a = alert(Severity::Warning);
+    let g = Guardrails::new(cfg.clone());
+    let medium = mt("e2-medium");
+    let verdict = |action: Action, current: Option<&MachineType>, count| {
+        let d = decision(action, 0.95);
+        g.evaluate(&GuardrailInput {
+            decision: &d,
+            alert: &a,
+            current_machine_type: current,
+            current_count: count,
+            recent_actions: 0,
+        })
+    };
+    // One step: e2-medium → e2-standard-2 adds $24.45/month: automatic.
+    let under = verdict(scale_to("e2-standard-2"), Some(&medium), None);
+    assert_eq!(under.route, Route::AutoExecute, "{:?}", under.notes);
+    // The same step on 3 instances adds $73.35: a human decides.
+    let over = verdict(scale_to("e2-standard-2"), Some(&medium), Some(3));
+    assert_eq!(over.route, Route::AskHuman);
+    assert!(
+        over.notes[0]
+            .contains("e2-medium → e2-standard-2 ×3: +$73.35/month is more than the $50.00/month"),
+        "{:?}",
+        over.notes
+    );
+    // A type with no known price: a human decides.
+    let unknown = verdict(scale_to("e2-standard-2"), Some(&mt("n2-custom-3")), None);
+    assert!(unknown.route != Route::AutoExecute);
+    // A restart costs nothing.
+    assert_eq!(
+        verdict(Action::Restart {}, None, None).route,
+        Route::AutoExecute
+    );
+    let c = cfg
+        .cost_change(
+            &Action::ScaleOut { instances: 3 },
+            Some(&mt("e2-small")),
+            Some(2),
+        )
+        .unwrap();
+    assert_eq!(c.describe(), "2 → 3 instances of e2-small: +$12.23/month");
 }
 
 #[test]
@@ -324,12 +380,13 @@ fn scale_out_grows_a_group_up_to_the_maximum() {
     cfg.max_instances = 3;
     let g = Guardrails::new(cfg);
     let a = alert(Severity::Warning);
+    let small = mt("e2-small");
     let verdict = |instances, current| {
         let d = decision(Action::ScaleOut { instances }, 0.9);
         g.evaluate(&GuardrailInput {
             decision: &d,
             alert: &a,
-            current_machine_type: None,
+            current_machine_type: Some(&small),
             current_count: current,
             recent_actions: 0,
         })

@@ -160,6 +160,22 @@ impl OpsAgent {
         Ok(incident)
     }
 
+    /// What the incident's action adds to the monthly bill, from the
+    /// guardrails' price table and the resource's size in its deployment.
+    pub(crate) async fn cost_of(
+        &self,
+        incident: &Incident,
+    ) -> Option<crate::guardrails::CostChange> {
+        let action = &incident.decision.as_ref()?.recommended_action;
+        let deployment = self.deployment_of(incident).await.ok().flatten();
+        let resource = deployment
+            .as_ref()
+            .and_then(|d| d.resource(&incident.alert.resource));
+        let current = resource.and_then(|r| r.machine_type.as_ref());
+        let count = resource.map(|r| r.count);
+        self.guardrails.config().cost_change(action, current, count)
+    }
+
     /// Sends the approval request with a dry-run preview. Delivery failures are
     /// audited, not fatal: the incident stays pending and visible on the
     /// dashboard.
@@ -184,6 +200,7 @@ impl OpsAgent {
             .request_approval(&ApprovalRequest {
                 incident: incident.clone(),
                 preview: preview.clone(),
+                cost: self.cost_of(incident).await,
             })
             .await
         {

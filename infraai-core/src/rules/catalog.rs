@@ -46,6 +46,11 @@ impl PlanningCatalog {
             .map(|(_, p)| *p)
     }
 
+    /// Every size's monthly price, for [`crate::GuardrailConfig::monthly_prices`].
+    pub fn price_table(&self) -> std::collections::BTreeMap<String, f64> {
+        self.prices().cloned().collect()
+    }
+
     /// The compute machine types, smallest first (a guardrail ladder).
     pub fn compute_ladder(&self) -> Vec<crate::MachineType> {
         self.compute

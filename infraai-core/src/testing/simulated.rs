@@ -56,6 +56,7 @@ pub fn guardrails() -> GuardrailConfig {
     config.allow(GCE_INSTANCE, [ScaleUp, Restart, ModifyFirewall]);
     config.allow(INSTANCE_GROUP, [ScaleUp, Restart]);
     config.allow(CLOUDSQL_DATABASE, [ScaleUp]);
+    config.monthly_prices = catalog().price_table();
     config.machine_ladder = catalog().compute_ladder();
     config
 }

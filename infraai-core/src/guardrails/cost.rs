@@ -1,0 +1,107 @@
+//! What an action adds to the monthly bill, from the cloud adapter's price
+//! table, and the rule that lets only a small increase run without a human.
+
+use super::{GuardrailConfig, GuardrailInput, GuardrailRule, RuleOutcome};
+use crate::domain::{Action, MachineType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The monthly cost change of an action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostChange {
+    /// USD per month, added (positive) or saved (negative).
+    pub monthly_usd: f64,
+    /// What changes, e.g. `e2-medium → e2-standard-2` or `2 → 3 instances of e2-small`.
+    pub change: String,
+}
+
+impl CostChange {
+    /// `e2-medium → e2-standard-2: +$24.45/month`.
+    pub fn describe(&self) -> String {
+        let sign = if self.monthly_usd < 0.0 { "-" } else { "+" };
+        format!(
+            "{}: {sign}${:.2}/month",
+            self.change,
+            self.monthly_usd.abs()
+        )
+    }
+}
+
+impl GuardrailConfig {
+    /// The monthly price of a machine type, from [`GuardrailConfig::monthly_prices`].
+    pub fn monthly_price(&self, machine_type: &MachineType) -> Option<f64> {
+        self.monthly_prices.get(machine_type.as_str()).copied()
+    }
+
+    /// What `action` adds to the monthly bill of a resource now of
+    /// `current` machine type and `count` instances: a scale-up the price
+    /// difference times the instances, a scale-out the price of the added
+    /// instances, a restart or firewall change nothing. `None` when a price
+    /// it needs is unknown (or the action changes nothing at all).
+    pub fn cost_change(
+        &self,
+        action: &Action,
+        current: Option<&MachineType>,
+        count: Option<u32>,
+    ) -> Option<CostChange> {
+        let count = count.unwrap_or(1).max(1);
+        match action {
+            Action::ScaleUp { machine_type } => {
+                let from = current?;
+                let delta = self.monthly_price(machine_type)? - self.monthly_price(from)?;
+                let each = if count > 1 {
+                    format!(" ×{count}")
+                } else {
+                    String::new()
+                };
+                Some(CostChange {
+                    monthly_usd: round_cents(delta * f64::from(count)),
+                    change: format!("{from} → {machine_type}{each}"),
+                })
+            }
+            Action::ScaleOut { instances } => {
+                let machine = current?;
+                let added = instances.saturating_sub(count);
+                Some(CostChange {
+                    monthly_usd: round_cents(self.monthly_price(machine)? * f64::from(added)),
+                    change: format!("{count} → {instances} instances of {machine}"),
+                })
+            }
+            Action::Restart {} | Action::ModifyFirewall { .. } => Some(CostChange {
+                monthly_usd: 0.0,
+                change: "no change in size".into(),
+            }),
+            Action::Ignore {} | Action::Escalate {} => None,
+        }
+    }
+}
+
+fn round_cents(usd: f64) -> f64 {
+    (usd * 100.0).round() / 100.0
+}
+
+/// Automatic execution only when an action adds at most
+/// [`GuardrailConfig::max_auto_monthly_increase_usd`] to the monthly bill; a
+/// larger increase, or one whose price is unknown, needs a human.
+pub struct CostCap;
+
+impl GuardrailRule for CostCap {
+    fn name(&self) -> &'static str {
+        "cost_cap"
+    }
+    fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
+        let action = &input.decision.recommended_action;
+        let cap = config.max_auto_monthly_increase_usd;
+        match config.cost_change(action, input.current_machine_type, input.current_count) {
+            Some(c) if c.monthly_usd > cap => RuleOutcome::NeedsApproval(format!(
+                "{} is more than the ${cap:.2}/month a change may add without a human",
+                c.describe()
+            )),
+            Some(_) => RuleOutcome::Pass,
+            None => RuleOutcome::NeedsApproval(format!(
+                "no known price for {}; a human decides what it may cost",
+                action.describe()
+            )),
+        }
+    }
+}

@@ -50,7 +50,7 @@ mod tests {
         let window = Duration::from_secs(300);
         assert!(check_replay_window("Slack", &now.to_string(), window).is_ok());
         assert!(check_replay_window("Slack", &(now + 299).to_string(), window).is_ok());
-        let stale = check_replay_window("Slack", &(now - 301).to_string(), window).unwrap_err();
+        let stale = check_replay_window("Slack", &(now - 310).to_string(), window).unwrap_err();
         assert!(
             stale.to_string().contains("Slack request timestamp"),
             "{stale}"

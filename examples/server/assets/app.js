@@ -285,7 +285,7 @@ function pendingItem(i) {
   if (!previews.has(i.id)) {
     previews.set(i.id, "loading dry-run preview…"); // one request at a time
     api("GET", "/ops/alerts/" + i.id + "/preview").then((p) => {
-      previews.set(i.id, "Dry run: " + p.preview.summary);
+      previews.set(i.id, "Dry run: " + p.preview.summary + " · Cost change: " + p.cost_text);
       prev.textContent = previews.get(i.id);
     }).catch((e) => {
       previews.set(i.id, "No preview: " + e.message);

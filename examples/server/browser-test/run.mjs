@@ -252,6 +252,10 @@ try {
   const text = await page.textContent(item);
   if (!/Decision: .*confidence \d+%/.test(text)) throw new Error("decision/confidence not shown: " + text);
   await page.waitForFunction((sel) => document.querySelector(sel + " .preview")?.textContent.startsWith("Dry run"), item);
+  // The cost change, from the cloud's price table.
+  const previewText = await page.textContent(item + " .preview");
+  if (!/Cost change: .+: [+-]\$\d+\.\d\d\/month/.test(previewText)) throw new Error("the dry run lacks the cost change: " + previewText);
+  step("pending: " + previewText);
   await page.screenshot({ path: join(shots, "3-pending.png"), fullPage: true });
   await page.click(item + " button[data-action=approve]");
   await page.waitForFunction((id) => {

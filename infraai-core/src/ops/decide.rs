@@ -41,10 +41,13 @@ impl OpsAgent {
         };
         let route = format!("{:?} → {:?}", verdict.route, to).to_lowercase();
         let reasoning = verdict.decision.reasoning;
+        let cost = self.cost_of(&incident).await;
         self.audit(
             AuditRecord::agent(AuditStep::Guardrails, route)
                 .incident(id)
-                .input(json!({ "notes": verdict.notes, "kill_switch_engaged": engaged }))
+                .input(
+                    json!({ "notes": verdict.notes, "kill_switch_engaged": engaged, "cost": cost }),
+                )
                 .reasoning(reasoning.clone(), Some(verdict.decision.confidence)),
         )
         .await;
@@ -162,10 +165,7 @@ impl OpsAgent {
 
     /// What the incident's action adds to the monthly bill, from the
     /// guardrails' price table and the resource's size in its deployment.
-    pub(crate) async fn cost_of(
-        &self,
-        incident: &Incident,
-    ) -> Option<crate::guardrails::CostChange> {
+    pub async fn cost_of(&self, incident: &Incident) -> Option<crate::guardrails::CostChange> {
         let action = &incident.decision.as_ref()?.recommended_action;
         let deployment = self.deployment_of(incident).await.ok().flatten();
         let resource = deployment

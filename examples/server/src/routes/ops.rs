@@ -234,7 +234,7 @@ pub(crate) async fn get_alert(
     })))
 }
 
-/// Dry-run preview of the incident's proposed action (`ActionHandler::preview`).
+/// Dry-run preview of the incident's proposed action (`ActionHandler::preview`), with its monthly cost change.
 #[utoipa::path(get, path = "/ops/alerts/{id}/preview", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn preview(
     State(s): State<AppState>,
@@ -265,9 +265,18 @@ pub(crate) async fn preview(
         action: decision.recommended_action.clone(),
     };
     let p = s.actions.preview(&request).await?;
-    Ok(Json(
-        json!({"incident_id": incident.id, "action": decision.recommended_action.describe(), "preview": p}),
-    ))
+    let cost = s.ops.cost_of(&incident).await;
+    let cost_text = (cost.as_ref()).map_or_else(
+        || "unknown (no price for this size)".into(),
+        |c| c.describe(),
+    );
+    Ok(Json(json!({
+        "incident_id": incident.id,
+        "action": decision.recommended_action.describe(),
+        "preview": p,
+        "cost": cost,
+        "cost_text": cost_text,
+    })))
 }
 
 #[derive(Deserialize, Default, ToSchema)]

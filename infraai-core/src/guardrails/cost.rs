@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 pub struct CostChange {
     /// USD per month, added (positive) or saved (negative).
     pub monthly_usd: f64,
-    /// What changes, e.g. `e2-medium → e2-standard-2` or `2 → 3 instances of e2-small`.
+    /// What changes, e.g. `small → large` or `2 → 3 instances of small`.
     pub change: String,
 }
 
 impl CostChange {
-    /// `e2-medium → e2-standard-2: +$24.45/month`.
+    /// `small → large: +$24.45/month`.
     pub fn describe(&self) -> String {
         let sign = if self.monthly_usd < 0.0 { "-" } else { "+" };
         format!(

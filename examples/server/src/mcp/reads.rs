@@ -109,7 +109,7 @@ pub(super) async fn preview(s: &AppState, id: IncidentId, action: Action) -> Res
         .ok_or_else(|| Error::not_found(format!("incident {id}")))?;
     let request = ActionRequest {
         incident_id: id,
-        deployment_id: None,
+        deployment_id: incident.deployment_id,
         resource: incident.alert.resource.clone(),
         resource_type: incident.alert.resource_type.clone(),
         action,

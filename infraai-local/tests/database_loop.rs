@@ -166,6 +166,17 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
         work["visits"].as_i64().unwrap() >= 1 && work["hits"].as_i64().unwrap() >= 1,
         "{work}"
     );
+    // The application's role owns its database and is not a superuser.
+    let me = postgres(&db_url)
+        .await
+        .query_one("SELECT current_user::text, current_database()::text, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)", &[])
+        .await
+        .unwrap();
+    let (user, database, superuser): (String, String, bool) = (me.get(0), me.get(1), me.get(2));
+    assert_eq!(
+        (user.as_str(), database.as_str(), superuser),
+        ("app", "app", false)
+    );
     // Data written before the database and cache restart.
     postgres(&db_url)
         .await

@@ -25,7 +25,7 @@ impl Store {
     /// (scheme, user, path) of its connection URL.
     pub(super) fn url_parts(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Store::Postgres => ("postgres", "app", "/postgres"),
+            Store::Postgres => ("postgres", "app", "/app"),
             Store::Redis => ("redis", "default", "/0"),
         }
     }

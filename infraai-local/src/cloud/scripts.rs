@@ -57,8 +57,10 @@ if [ "$(id -u)" = 0 ]; then
 fi
 "#;
 
-/// `initdb` of a new cluster in `$DATA/pgdata`: superuser `app` with
-/// `$PASSWORD`, password (SCRAM) authentication only.
+/// `initdb` of a new cluster in `$DATA/pgdata` (password authentication
+/// only, SCRAM; the `postgres` superuser's password is random and given to
+/// no one), then, in single-user mode, the application's role `app` with
+/// `$PASSWORD` — not a superuser — owning database `app`.
 pub fn postgres_init() -> String {
     AS_POSTGRES.to_string()
         + r#"set -e
@@ -66,12 +68,17 @@ mkdir -p "$DATA"
 [ -z "$as_pg" ] || chown postgres:postgres "$DATA"
 chmod 700 "$DATA"
 if ! $as_pg test -w "$DATA"; then echo "database $NAME: the postgres OS user cannot write $DATA (is a parent directory closed to it?)"; exit 1; fi
-(umask 077; printf '%s\n' "$PASSWORD" >"$DATA/pwfile")
+(umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$DATA/pwfile")
 [ -z "$as_pg" ] || chown postgres:postgres "$DATA/pwfile"
-if ! $as_pg "$PG_BIN/initdb" -D "$DATA/pgdata" -U app --pwfile="$DATA/pwfile" --auth=scram-sha-256 -E UTF8 --locale=C -N >"$DATA/initdb.log" 2>&1; then
+if ! $as_pg "$PG_BIN/initdb" -D "$DATA/pgdata" -U postgres --pwfile="$DATA/pwfile" --auth=scram-sha-256 -E UTF8 --locale=C -N >"$DATA/initdb.log" 2>&1; then
   rm -f "$DATA/pwfile"; echo "database $NAME: initdb failed:"; cat "$DATA/initdb.log"; exit 1
 fi
 rm -f "$DATA/pwfile"
+if ! printf "CREATE ROLE app LOGIN PASSWORD '%s'\nCREATE DATABASE app OWNER app\n" "$PASSWORD" \
+    | $as_pg "$PG_BIN/postgres" --single -D "$DATA/pgdata" postgres >"$DATA/setup.log" 2>&1; then
+  echo "database $NAME: creating the application's role failed:"; grep -v PASSWORD "$DATA/setup.log"; exit 1
+fi
+rm -f "$DATA/setup.log"
 echo "database $NAME initialized in $DATA"
 "#
 }

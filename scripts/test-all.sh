@@ -5,7 +5,8 @@
 # running as root), Debian's postgresql (the tests start their own
 # clusters), Debian's chromium and playwright-core (npm ci) for the
 # dashboard's browser test, Debian's prometheus and prometheus-alertmanager
-# for the monitoring loop test. Extra arguments go to `cargo test`.
+# for the monitoring loop test, the official MCP Python SDK (PyPI's `mcp`, in
+# a virtualenv) for the MCP test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -444,6 +444,19 @@ pub struct ActionRequest {
     pub action: Action,
 }
 
+impl ActionRequest {
+    /// `action` on the resource an incident's alert names.
+    pub fn for_incident(incident: &Incident, action: Action) -> Self {
+        Self {
+            incident_id: incident.id,
+            deployment_id: incident.deployment_id,
+            resource: incident.alert.resource.clone(),
+            resource_type: incident.alert.resource_type.clone(),
+            action,
+        }
+    }
+}
+
 /// A dry-run preview of an action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionPreview {

@@ -182,7 +182,7 @@ impl OpsAgent {
     pub(super) async fn request_approval(&self, incident: &Incident) {
         let preview = match &incident.decision {
             Some(d) if d.recommended_action.is_executable() => {
-                let request = Self::action_request(incident, d.recommended_action.clone());
+                let request = ActionRequest::for_incident(incident, d.recommended_action.clone());
                 self.deps
                     .actions
                     .preview(&request)

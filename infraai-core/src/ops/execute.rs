@@ -69,7 +69,7 @@ impl OpsAgent {
         incident: &Incident,
         action: &Action,
     ) -> Result<(ActionOutcome, Option<Error>)> {
-        let request = Self::action_request(incident, action.clone());
+        let request = ActionRequest::for_incident(incident, action.clone());
         let started_at = Utc::now();
         let result = self.deps.actions.execute(&request).await;
         let (summary, details, failure) = match result {

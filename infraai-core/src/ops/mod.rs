@@ -208,16 +208,6 @@ impl OpsAgent {
         }
     }
 
-    fn action_request(incident: &Incident, action: Action) -> ActionRequest {
-        ActionRequest {
-            incident_id: incident.id,
-            deployment_id: incident.deployment_id,
-            resource: incident.alert.resource.clone(),
-            resource_type: incident.alert.resource_type.clone(),
-            action,
-        }
-    }
-
     /// Tells the humans about an incident; a failure is logged.
     async fn notify(&self, incident: &Incident, title: &str, body: &str) {
         let alert = &incident.alert;

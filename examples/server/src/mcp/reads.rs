@@ -57,12 +57,13 @@ pub(super) async fn incidents(s: &AppState, a: ListIncidentsArgs) -> Result<Valu
     Ok(json!({"incidents": incidents, "next": next}))
 }
 
+async fn load(s: &AppState, id: IncidentId) -> Result<Incident> {
+    let incident = s.store.get_incident(id).await?;
+    incident.ok_or_else(|| Error::not_found(format!("incident {id}")))
+}
+
 pub(super) async fn incident(s: &AppState, id: IncidentId) -> Result<Value> {
-    let incident = s
-        .store
-        .get_incident(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("incident {id}")))?;
+    let incident = load(s, id).await?;
     let query = AuditQuery {
         incident_id: Some(id),
         limit: Some(AUDIT_SHOWN),
@@ -102,18 +103,7 @@ pub(super) async fn plan(s: &AppState, goal: &str) -> Result<Value> {
 }
 
 pub(super) async fn preview(s: &AppState, id: IncidentId, action: Action) -> Result<Value> {
-    let incident = s
-        .store
-        .get_incident(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("incident {id}")))?;
-    let request = ActionRequest {
-        incident_id: id,
-        deployment_id: incident.deployment_id,
-        resource: incident.alert.resource.clone(),
-        resource_type: incident.alert.resource_type.clone(),
-        action,
-    };
+    let request = ActionRequest::for_incident(&load(s, id).await?, action);
     Ok(json!({"preview": s.actions.preview(&request).await?}))
 }
 

@@ -257,13 +257,7 @@ pub(crate) async fn preview(
             decision.recommended_action.describe()
         )));
     }
-    let request = ActionRequest {
-        incident_id: incident.id,
-        deployment_id: incident.deployment_id,
-        resource: incident.alert.resource.clone(),
-        resource_type: incident.alert.resource_type.clone(),
-        action: decision.recommended_action.clone(),
-    };
+    let request = ActionRequest::for_incident(&incident, decision.recommended_action.clone());
     let p = s.actions.preview(&request).await?;
     let cost = s.ops.cost_of(&incident).await;
     let cost_text = (cost.as_ref()).map_or_else(

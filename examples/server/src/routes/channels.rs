@@ -27,6 +27,20 @@ fn channel_error(raw: &[u8], e: Error) -> ApiError {
     e.into()
 }
 
+/// A chat channel's delivery to `route`, with where it came from (for the
+/// audit of a refusal).
+fn chat_request(
+    route: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    query: BTreeMap<String, String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<InboundRequest> {
+    let mut req = inbound(headers, query, body(b)?);
+    req.origin = origin_of("POST", route, headers, extensions);
+    Ok(req)
+}
+
 /// Telegram Bot API webhook (header `X-Telegram-Bot-Api-Secret-Token`).
 ///
 /// 404 when Telegram is not configured.
@@ -43,8 +57,7 @@ pub(crate) async fn telegram_webhook(
             "Telegram is not configured (INFRAAI_TELEGRAM_BOT_TOKEN, INFRAAI_TELEGRAM_CHAT_ID, INFRAAI_TELEGRAM_WEBHOOK_SECRET)",
         ));
     };
-    let mut req = inbound(&headers, query, body(b)?);
-    req.origin = origin_of("POST", "/ops/telegram", &headers, &extensions);
+    let req = chat_request("/ops/telegram", &headers, &extensions, query, b)?;
     let results = s
         .ops
         .handle_inbound(tg.as_ref(), &req)
@@ -73,8 +86,7 @@ pub(crate) async fn discord_interactions(
             "Discord is not configured (INFRAAI_DISCORD_PUBLIC_KEY, INFRAAI_DISCORD_BOT_TOKEN, INFRAAI_DISCORD_CHANNEL_ID)",
         ));
     };
-    let mut req = inbound(&headers, query, body(b)?);
-    req.origin = origin_of("POST", "/ops/discord", &headers, &extensions);
+    let req = chat_request("/ops/discord", &headers, &extensions, query, b)?;
     let answer = dc
         .handle_interaction(&s.ops, &req)
         .await
@@ -103,8 +115,7 @@ pub(crate) async fn slack_interactions(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<()> {
     let sl = s.slack.clone().ok_or_else(slack_off)?;
-    let mut req = inbound(&headers, query, body(b)?);
-    req.origin = origin_of("POST", "/ops/slack/interactions", &headers, &extensions);
+    let req = chat_request("/ops/slack/interactions", &headers, &extensions, query, b)?;
     sl.handle_interaction(&s.ops, &req).await?;
     Ok(())
 }
@@ -122,7 +133,6 @@ pub(crate) async fn slack_commands(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let sl = s.slack.clone().ok_or_else(slack_off)?;
-    let mut req = inbound(&headers, query, body(b)?);
-    req.origin = origin_of("POST", "/ops/slack/commands", &headers, &extensions);
+    let req = chat_request("/ops/slack/commands", &headers, &extensions, query, b)?;
     Ok(Json(sl.handle_slash_command(&s.ops, &req).await?))
 }

@@ -242,12 +242,10 @@ impl<'a> Writer<'a> {
         Ok(machine_type)
     }
 
-    /// The environment an instance of `r` starts with: the service to run,
-    /// and the connection URLs of the database and cache it uses.
-    fn service_env(&self, r: &PlannedResource) -> Result<Vec<(String, Expr)>> {
+    /// The program that runs the demo service.
+    fn program_env(&self) -> Result<Vec<(String, Expr)>> {
         let config = &self.cloud.config;
-        let name = r.name.as_str();
-        let mut env = vec![
+        Ok(vec![
             (
                 "PROGRAM".into(),
                 utf8(&config.service_program, "service program")?.into(),
@@ -256,8 +254,18 @@ impl<'a> Writer<'a> {
                 "SUBCOMMAND".into(),
                 config.service_subcommand.clone().unwrap_or_default().into(),
             ),
-            ("MACHINE_TYPE".into(), var(&machine_type_var(name))?),
-        ];
+        ])
+    }
+
+    /// The environment an instance of `r` starts with: the service to run,
+    /// its machine type variable, and the connection URLs of the database
+    /// and cache it uses.
+    fn service_env(&self, r: &PlannedResource) -> Result<Vec<(String, Expr)>> {
+        let mut env = self.program_env()?;
+        env.push((
+            "MACHINE_TYPE".into(),
+            var(&machine_type_var(r.name.as_str()))?,
+        ));
         for (kind, variable) in [
             (ResourceKind::Database, "DATABASE_URL"),
             (ResourceKind::Cache, "REDIS_URL"),
@@ -355,10 +363,8 @@ impl<'a> Writer<'a> {
 
         let port = free_port()?;
         let dir = utf8(&self.cloud.instances().path(name), "local state dir")?;
-        let mut env = self.service_env(r)?;
-        env.retain(|(k, _)| !k.ends_with("_URL"));
         // The balancer's size is only what it reports; it has no variable.
-        env.retain(|(k, _)| k != "MACHINE_TYPE");
+        let mut env = self.program_env()?;
         env.extend([
             ("MACHINE_TYPE".to_string(), machine_type.as_str().into()),
             ("NAME".to_string(), name.into()),

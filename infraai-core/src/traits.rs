@@ -315,7 +315,8 @@ pub struct ApprovalRequest {
 impl ApprovalRequest {
     /// The facts a human needs to decide, one line each — policy, resource,
     /// metric = value (threshold), severity, suggested action, confidence and
-    /// risk, reasoning, cost change, dry run, why a human is asked — with
+    /// risk, reasoning, cost change, dry run, a change freeze, why a human
+    /// is asked — with
     /// every untrusted piece passed through the channel's `escape`.
     pub fn detail_lines(&self, escape: impl Fn(&str) -> String) -> Vec<String> {
         let i = &self.incident;
@@ -366,6 +367,13 @@ impl ApprovalRequest {
                 "Dry run: {}{}",
                 escape(&p.summary),
                 escape(&changes)
+            ));
+        }
+        let freeze = (i.guardrail_notes.iter()).find_map(|n| n.strip_prefix("change_freeze: "));
+        if let Some(freeze) = freeze {
+            lines.push(format!(
+                "Change freeze: {}; approving runs it anyway",
+                escape(freeze)
             ));
         }
         if !i.guardrail_notes.is_empty() {

@@ -150,6 +150,16 @@ impl std::fmt::Display for Ctx<'_> {
 }
 
 impl StoreError {
+    /// A compare-and-set write of setting `key` that expected version
+    /// `expected` found `current` (0: absent), as the in-memory store words it.
+    #[cfg(any(feature = "sqlite", feature = "redis", feature = "postgres"))]
+    pub(crate) fn setting_conflict(key: &str, current: u64, expected: u64) -> Self {
+        StoreError::Conflict {
+            what: format!("setting {key}"),
+            detail: format!("version {current}, not {expected}"),
+        }
+    }
+
     /// Whether the same call may succeed if repeated later (database busy or
     /// locked, Redis connection lost or loading, PostgreSQL unreachable,
     /// shutting down, or a serialization failure or deadlock).

@@ -66,7 +66,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let (policy, resource, rtype, cloud, metric, value, severity, status, decision, created): (
         String,
         String,
@@ -287,7 +287,8 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
     conn.execute_batch(
         "DROP INDEX incidents_closed_fingerprint;
          CREATE INDEX incidents_by_fingerprint ON incidents (fingerprint, created_at);
-         DELETE FROM schema_migrations WHERE version = 6;
+         DROP TABLE settings;
+         DELETE FROM schema_migrations WHERE version >= 6;
          PRAGMA user_version = 5;",
     )
     .expect("back to schema 5");
@@ -313,7 +314,7 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
     assert_eq!(
         fingerprint_indexes(&conn),
         (
-            6,
+            7,
             vec![
                 "incidents_closed_fingerprint".into(),
                 "incidents_open_fingerprint".into()

@@ -45,6 +45,12 @@ pub enum AuditStep {
     /// A call from another agent over MCP: the client, the tool, its
     /// arguments, the outcome.
     McpCall,
+    /// An (action, resource type) pair was promoted, demoted or pinned
+    /// (earned autonomy), with why.
+    Autonomy,
+    /// A change window was created or deleted, or an alert was held by a
+    /// maintenance window.
+    ChangeWindow,
 }
 
 /// One audit record: what happened, on what input, why, with what confidence,

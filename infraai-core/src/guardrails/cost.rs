@@ -3,6 +3,8 @@
 
 use super::{GuardrailConfig, GuardrailInput, GuardrailRule, RuleOutcome};
 use crate::domain::{Action, MachineType};
+use crate::IncidentId;
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -80,9 +82,83 @@ fn round_cents(usd: f64) -> f64 {
     (usd * 100.0).round() / 100.0
 }
 
+/// What the automatic actions of the last day added to the monthly bill:
+/// the ledger the daily cap is checked against.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DailySpend {
+    /// Automatic increases, oldest first (none older than a day is kept).
+    pub entries: Vec<SpendEntry>,
+}
+
+/// One automatic increase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpendEntry {
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// What it adds per month.
+    pub monthly_usd: f64,
+    /// The incident it was for.
+    pub incident_id: Option<IncidentId>,
+}
+
+impl DailySpend {
+    /// The store key of the ledger.
+    pub const KEY: &'static str = "spend/automatic";
+
+    /// The sum of the increases of the 24 hours before `at`.
+    pub fn total(&self, at: DateTime<Utc>) -> f64 {
+        let since = at - chrono::Duration::hours(24);
+        (self.entries.iter())
+            .filter(|e| e.at > since)
+            .map(|e| e.monthly_usd)
+            .sum()
+    }
+
+    /// Adds an automatic increase when the day's total stays within `cap`
+    /// (dropping entries older than a day); `false`, adding nothing, when it
+    /// would not.
+    pub fn reserve(&mut self, entry: SpendEntry, cap: f64) -> bool {
+        let since = entry.at - chrono::Duration::hours(24);
+        self.entries.retain(|e| e.at > since);
+        if entry.monthly_usd > 0.0 && self.total(entry.at) + entry.monthly_usd > cap {
+            return false;
+        }
+        self.entries.push(entry);
+        true
+    }
+}
+
+/// What the agent's executed actions added to one deployment's monthly
+/// bill, summed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentCost {
+    /// USD per month added (negative: saved).
+    pub monthly_usd: f64,
+    /// How many executed actions with a known price.
+    pub actions: u64,
+}
+
+impl DeploymentCost {
+    /// The prefix of every deployment's key.
+    pub const KEY_PREFIX: &'static str = "cost/deployment/";
+
+    /// The store key of a deployment's sum.
+    pub fn key(deployment: crate::DeploymentId) -> String {
+        format!("{}{deployment}", Self::KEY_PREFIX)
+    }
+
+    /// Adds one executed action's change.
+    pub fn add(&mut self, monthly_usd: f64) {
+        self.monthly_usd = round_cents(self.monthly_usd + monthly_usd);
+        self.actions += 1;
+    }
+}
+
 /// Automatic execution only when an action adds at most
-/// [`GuardrailConfig::max_auto_monthly_increase_usd`] to the monthly bill; a
-/// larger increase, or one whose price is unknown, needs a human.
+/// [`GuardrailConfig::max_auto_monthly_increase_usd`] to the monthly bill
+/// and the automatic actions of the last day stay within
+/// [`GuardrailConfig::max_auto_daily_increase_usd`]; a larger increase, or
+/// one whose price is unknown, needs a human.
 pub struct CostCap;
 
 impl GuardrailRule for CostCap {
@@ -92,11 +168,21 @@ impl GuardrailRule for CostCap {
     fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
         let action = &input.decision.recommended_action;
         let cap = config.max_auto_monthly_increase_usd;
+        let (spent, daily) = (
+            input.standing.spent_today_usd,
+            config.max_auto_daily_increase_usd,
+        );
         match config.cost_change(action, input.current_machine_type, input.current_count) {
             Some(c) if c.monthly_usd > cap => RuleOutcome::NeedsApproval(format!(
                 "{} is more than the ${cap:.2}/month a change may add without a human",
                 c.describe()
             )),
+            Some(c) if c.monthly_usd > 0.0 && spent + c.monthly_usd > daily => {
+                RuleOutcome::NeedsApproval(format!(
+                    "{} on top of the ${spent:.2}/month automatic actions added in the last 24 hours passes the daily ${daily:.2}/month",
+                    c.describe()
+                ))
+            }
             Some(_) => RuleOutcome::Pass,
             None => RuleOutcome::NeedsApproval(format!(
                 "no known price for {}; a human decides what it may cost",

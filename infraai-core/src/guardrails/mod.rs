@@ -10,9 +10,15 @@
 //! ([`crate::IncidentStore::claim_execution`]), so no read-then-act race can
 //! slip past it.
 
+mod autonomy;
 mod cost;
+mod windows;
 
-pub use cost::{CostCap, CostChange};
+pub use autonomy::{
+    AutonomyLevel, AutonomyRecord, EarnedAutonomy, EarnedAutonomyRule, LevelChange, Outcome,
+};
+pub use cost::{CostCap, CostChange, DailySpend, DeploymentCost, SpendEntry};
+pub use windows::{open_windows, ChangeFreeze, ChangeWindow, WindowKind, WindowSchedule};
 
 use crate::domain::{
     Action, ActionKind, Alert, FirewallChange, MachineType, OpsDecision, Severity,
@@ -53,6 +59,13 @@ pub struct GuardrailConfig {
     /// a human (default $50); an unknown price always asks a human.
     #[serde(default = "default_max_auto_increase")]
     pub max_auto_monthly_increase_usd: f64,
+    /// The most the automatic actions of the last 24 hours may add to the
+    /// monthly bill together (default $200).
+    #[serde(default = "default_max_auto_daily_increase")]
+    pub max_auto_daily_increase_usd: f64,
+    /// When an action type has earned the right to run alone.
+    #[serde(default)]
+    pub earned_autonomy: EarnedAutonomy,
 }
 
 impl Default for GuardrailConfig {
@@ -70,6 +83,8 @@ impl Default for GuardrailConfig {
             budget_window: Duration::from_secs(3600),
             monthly_prices: BTreeMap::new(),
             max_auto_monthly_increase_usd: default_max_auto_increase(),
+            max_auto_daily_increase_usd: default_max_auto_daily_increase(),
+            earned_autonomy: EarnedAutonomy::default(),
         }
     }
 }
@@ -80,6 +95,10 @@ fn default_max_instances() -> u32 {
 
 fn default_max_auto_increase() -> f64 {
     50.0
+}
+
+fn default_max_auto_daily_increase() -> f64 {
+    200.0
 }
 
 impl GuardrailConfig {
@@ -132,9 +151,41 @@ pub struct GuardrailInput<'a> {
     pub current_machine_type: Option<&'a MachineType>,
     /// The resource's current instance count, when known.
     pub current_count: Option<u32>,
+    /// What the store knows that the rules weigh.
+    pub standing: &'a Standing,
+}
+
+/// What the store knows that the rules weigh: the resource's recent
+/// actions, the day's automatic spend, the pair's earned autonomy and the
+/// change windows, as of `at`.
+#[derive(Clone, Debug)]
+pub struct Standing {
+    /// The time the rules judge at.
+    pub at: chrono::DateTime<chrono::Utc>,
     /// Executions (automatic or approved) on this resource within the budget
     /// window.
     pub recent_actions: u64,
+    /// What the automatic actions of the last 24 hours added to the monthly
+    /// bill.
+    pub spent_today_usd: f64,
+    /// The earned-autonomy record of the decision's (action, resource
+    /// type) pair; `None` for a pair never seen (it starts in `shadow`).
+    pub autonomy: Option<AutonomyRecord>,
+    /// Every configured change window.
+    pub windows: Vec<ChangeWindow>,
+}
+
+impl Standing {
+    /// Nothing recorded, as of now.
+    pub fn now() -> Self {
+        Self {
+            at: chrono::Utc::now(),
+            recent_actions: 0,
+            spent_today_usd: 0.0,
+            autonomy: None,
+            windows: Vec::new(),
+        }
+    }
 }
 
 impl GuardrailInput<'_> {
@@ -197,7 +248,8 @@ pub struct Guardrails {
 
 impl Guardrails {
     /// The built-in rules: allow-list, parameter bounds, confidence floor,
-    /// critical-needs-approval, automatic-action budget, cost cap.
+    /// critical-needs-approval, automatic-action budget, cost cap, earned
+    /// autonomy, change freeze.
     pub fn new(config: GuardrailConfig) -> Self {
         Self {
             config,
@@ -208,6 +260,8 @@ impl Guardrails {
                 Box::new(CriticalNeedsApproval),
                 Box::new(AutoActionBudget),
                 Box::new(CostCap),
+                Box::new(EarnedAutonomyRule),
+                Box::new(ChangeFreeze),
             ],
         }
     }
@@ -471,10 +525,10 @@ impl GuardrailRule for AutoActionBudget {
         "auto_action_budget"
     }
     fn check(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> RuleOutcome {
-        if input.recent_actions >= u64::from(config.max_auto_actions) {
+        let recent = input.standing.recent_actions;
+        if recent >= u64::from(config.max_auto_actions) {
             RuleOutcome::NeedsApproval(format!(
-                "{} actions on this resource in the last {}s (budget {})",
-                input.recent_actions,
+                "{recent} actions on this resource in the last {}s (budget {})",
                 config.budget_window.as_secs(),
                 config.max_auto_actions
             ))

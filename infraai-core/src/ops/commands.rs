@@ -3,6 +3,7 @@
 
 use super::{won, CommandOutcome, OpsAgent};
 use crate::domain::*;
+use crate::guardrails::Outcome;
 use crate::jobs::Held;
 use crate::refusals::AuthRefusal;
 use crate::traits::*;
@@ -213,6 +214,7 @@ impl OpsAgent {
             return self.approve_late(id, actor).await;
         };
         self.record_approval(id, true, actor, true).await?;
+        self.observe(&incident, Outcome::Approved).await;
         let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
         self.audit(approved.incident(id).by(actor.label())).await;
         info!(incident_id = %id, actor = %actor.label(), "approved");
@@ -306,6 +308,7 @@ impl OpsAgent {
             return Ok(CommandOutcome::noop(message, Some(current)));
         };
         self.record_approval(id, false, actor, true).await?;
+        self.observe(&incident, Outcome::Rejected).await;
         self.audit(
             AuditRecord::agent(AuditStep::HumanCommand, "rejected")
                 .incident(id)

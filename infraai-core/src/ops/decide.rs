@@ -3,7 +3,10 @@
 
 use super::{won, OpsAgent};
 use crate::domain::*;
-use crate::guardrails::{GuardrailInput, Route, Verdict};
+use crate::guardrails::{
+    DailySpend, GuardrailInput, Outcome, Route, SpendEntry, Standing, Verdict,
+};
+use crate::store::update_setting;
 use crate::traits::*;
 use crate::{IncidentId, Result};
 use chrono::Utc;
@@ -27,6 +30,9 @@ impl OpsAgent {
         if incident.status != IncidentStatus::New {
             return Ok(incident);
         }
+        if self.maintenance_hold(&incident).await?.is_some() {
+            return Ok(incident);
+        }
         let context = self.decision_context(incident).await?;
         let decision = self.recommend(&context).await;
         let (verdict, to, engaged) = self.judge(&context, &decision).await?;
@@ -39,6 +45,9 @@ impl OpsAgent {
         let Some(incident) = won(recorded)? else {
             return self.load(id).await;
         };
+        if matches!(verdict.route, Route::AutoExecute | Route::AskHuman) {
+            self.observe(&incident, Outcome::Proposed).await;
+        }
         let route = format!("{:?} → {:?}", verdict.route, to).to_lowercase();
         let reasoning = verdict.decision.reasoning;
         let cost = self.cost_of(&incident).await;
@@ -110,27 +119,33 @@ impl OpsAgent {
     }
 
     /// The guardrails' verdict on `decision` (with the resource's actions in
-    /// the budget window), the status it routes to, and whether the
-    /// kill-switch is engaged (which blocks what would run or ask).
+    /// the budget window, the day's automatic spend, the pair's earned
+    /// autonomy and the change windows), the status it routes to, and
+    /// whether the kill-switch is engaged (which blocks what would run or
+    /// ask). An automatic action's cost is reserved against the daily cap
+    /// here, atomically: when another decision took the room first, a
+    /// human is asked.
     pub(super) async fn judge(
         &self,
         context: &DecisionContext,
         decision: &OpsDecision,
     ) -> Result<(Verdict, IncidentStatus, bool)> {
         let alert = &context.incident.alert;
-        let window = self.guardrails.config().budget_window;
-        let since =
-            Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
-        let store = &self.deps.store;
-        let recent = store.count_actions_since(&alert.resource, since).await?;
-        let verdict = self.guardrails.evaluate(&GuardrailInput {
+        let standing = self.standing(alert, decision).await?;
+        let mut verdict = self.guardrails.evaluate(&GuardrailInput {
             decision,
             alert,
             current_machine_type: context.current_machine_type.as_ref(),
             current_count: context.current_count,
-            recent_actions: recent,
+            standing: &standing,
         });
-        let engaged = store.kill_switch().await?.engaged;
+        let engaged = self.deps.store.kill_switch().await?.engaged;
+        if verdict.route == Route::AutoExecute && !engaged {
+            if let Some(why) = self.reserve_spend(context, decision).await? {
+                verdict.route = Route::AskHuman;
+                verdict.notes.push(format!("cost_cap: {why}"));
+            }
+        }
         let to = match verdict.route {
             Route::AutoExecute | Route::AskHuman if engaged => IncidentStatus::Blocked,
             Route::AutoExecute => IncidentStatus::Auto,
@@ -139,6 +154,67 @@ impl OpsAgent {
             Route::Ignore => IncidentStatus::Ignored,
         };
         Ok((verdict, to, engaged))
+    }
+
+    /// What the store knows that the rules weigh, as of now.
+    async fn standing(&self, alert: &Alert, decision: &OpsDecision) -> Result<Standing> {
+        let store = &self.deps.store;
+        let now = Utc::now();
+        let window = self.guardrails.config().budget_window;
+        let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
+        let spend: DailySpend = match store.get_setting(DailySpend::KEY).await? {
+            Some(s) => serde_json::from_value(s.value).unwrap_or_default(),
+            None => DailySpend::default(),
+        };
+        let action = &decision.recommended_action;
+        let autonomy = if action.is_executable() {
+            self.autonomy_of(action, &alert.resource_type).await?
+        } else {
+            None
+        };
+        Ok(Standing {
+            at: now,
+            recent_actions: store.count_actions_since(&alert.resource, since).await?,
+            spent_today_usd: spend.total(now),
+            autonomy,
+            windows: self.windows().await?,
+        })
+    }
+
+    /// Reserves an automatic action's cost increase in the day's ledger;
+    /// `Some(why)` when the daily cap has no room left for it.
+    async fn reserve_spend(
+        &self,
+        context: &DecisionContext,
+        decision: &OpsDecision,
+    ) -> Result<Option<String>> {
+        let config = self.guardrails.config();
+        let cost = config.cost_change(
+            &decision.recommended_action,
+            context.current_machine_type.as_ref(),
+            context.current_count,
+        );
+        let Some(cost) = cost.filter(|c| c.monthly_usd > 0.0) else {
+            return Ok(None);
+        };
+        let entry = SpendEntry {
+            at: Utc::now(),
+            monthly_usd: cost.monthly_usd,
+            incident_id: Some(context.incident.id),
+        };
+        let cap = config.max_auto_daily_increase_usd;
+        let (_, reserved) = update_setting(
+            self.deps.store.as_ref(),
+            DailySpend::KEY,
+            |spend: &mut DailySpend| spend.reserve(entry.clone(), cap),
+        )
+        .await?;
+        Ok((!reserved).then(|| {
+            format!(
+                "{} would take the automatic actions of the last 24 hours past the daily ${cap:.2}/month",
+                cost.describe()
+            )
+        }))
     }
 
     /// Follows the route a decided incident took.
@@ -180,6 +256,14 @@ impl OpsAgent {
     /// audited, not fatal: the incident stays pending and visible on the
     /// dashboard.
     pub(super) async fn request_approval(&self, incident: &Incident) {
+        if self.defer(incident, "Approval requested", "", true).await {
+            let held = "held for the quiet window's digest; sent when it closes";
+            self.audit(
+                AuditRecord::agent(AuditStep::ApprovalRequested, held).incident(incident.id),
+            )
+            .await;
+            return;
+        }
         let preview = match &incident.decision {
             Some(d) if d.recommended_action.is_executable() => {
                 let request = ActionRequest::for_incident(incident, d.recommended_action.clone());

@@ -3,6 +3,8 @@
 
 use super::{won, OpsAgent};
 use crate::domain::*;
+use crate::guardrails::{CostChange, DeploymentCost, Outcome};
+use crate::store::update_setting;
 use crate::traits::*;
 use crate::{ActionId, Error, IncidentId, Result};
 use chrono::{DateTime, Utc};
@@ -47,14 +49,18 @@ impl OpsAgent {
                 .await;
         };
         let action = decision.recommended_action.clone();
-        let (outcome, failure) = self.act(&incident, &action).await?;
+        let cost = self.cost_of(&incident).await;
+        let (outcome, failure) = self.act(&incident, &action, cost.as_ref()).await?;
         if let Some(e) = failure {
             warn!(incident_id = %id, error = %e, "action failed");
+            self.observe(&incident, Outcome::Unresolved).await;
             let note = format!("the action {} failed: {e}", action.describe());
             return self.escalate_unresolved(id, Executing, &note).await;
         }
         info!(incident_id = %id, action = %action.describe(), "action executed");
+        self.observe(&incident, Outcome::Executed).await;
         self.record_new_size(&incident, &action).await;
+        self.record_cost(&incident, cost.as_ref()).await;
         let summary = Some(outcome.summary.as_str());
         let incident = store
             .transition(Transition::new(id, &[Executing], Executed).note(summary))
@@ -68,6 +74,7 @@ impl OpsAgent {
         &self,
         incident: &Incident,
         action: &Action,
+        cost: Option<&CostChange>,
     ) -> Result<(ActionOutcome, Option<Error>)> {
         let request = ActionRequest::for_incident(incident, action.clone());
         let started_at = Utc::now();
@@ -92,7 +99,7 @@ impl OpsAgent {
             AuditRecord::agent(AuditStep::Action, outcome.summary.clone())
                 .incident(incident.id)
                 .by(format!("handler:{}", self.deps.actions.name()))
-                .input(json!({ "action": action, "resource": outcome.resource })),
+                .input(json!({ "action": action, "resource": outcome.resource, "cost": cost })),
         )
         .await;
         Ok((outcome, failure))
@@ -118,6 +125,25 @@ impl OpsAgent {
         deployment.updated_at = Utc::now();
         if let Err(e) = self.deps.store.put_deployment(&deployment).await {
             warn!(incident_id = %incident.id, error = %e, "could not record the resource's new size");
+        }
+    }
+
+    /// Adds an executed action's cost change to its deployment's running
+    /// sum ([`DeploymentCost`]).
+    async fn record_cost(&self, incident: &Incident, cost: Option<&CostChange>) {
+        let (Some(cost), Ok(Some(deployment))) = (cost, self.deployment_of(incident).await) else {
+            return;
+        };
+        let key = DeploymentCost::key(deployment.deployment_id);
+        let added = update_setting(
+            self.deps.store.as_ref(),
+            &key,
+            |sum: &mut DeploymentCost| {
+                sum.add(cost.monthly_usd);
+            },
+        );
+        if let Err(e) = added.await {
+            warn!(incident_id = %incident.id, error = %e, "could not add the action's cost to its deployment");
         }
     }
 
@@ -151,6 +177,13 @@ impl OpsAgent {
         let outcome = format!("{to}: {note}");
         self.audit(AuditRecord::agent(AuditStep::Feedback, outcome).incident(id))
             .await;
+        let resolved = to == IncidentStatus::Resolved;
+        let counted = if resolved {
+            Outcome::Resolved
+        } else {
+            Outcome::Unresolved
+        };
+        self.observe(&incident, counted).await;
         if to == IncidentStatus::Resolved {
             self.notify(&incident, "Resolved", &note).await;
         } else {

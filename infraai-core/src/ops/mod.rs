@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
+mod autonomy;
 mod commands;
 mod decide;
 mod execute;
@@ -26,6 +27,7 @@ mod ingest;
 mod kill_switch;
 mod propose;
 mod recovery;
+mod windows;
 
 pub use kill_switch::{kill_switch_cursor, kill_switch_cursor_at, KILL_SWITCH_REDELIVERY_WINDOW};
 pub use propose::Proposal;
@@ -208,8 +210,12 @@ impl OpsAgent {
         }
     }
 
-    /// Tells the humans about an incident; a failure is logged.
+    /// Tells the humans about an incident (in a quiet window's digest when
+    /// one holds it back); a failure is logged.
     async fn notify(&self, incident: &Incident, title: &str, body: &str) {
+        if self.defer(incident, title, body, false).await {
+            return;
+        }
         let alert = &incident.alert;
         let value = alert.value.map_or_else(|| "?".into(), |v| v.to_string());
         let n = Notification {

@@ -29,6 +29,53 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// One setting ([`SettingStore`]): its key, value and version (1 after
+/// the first write, one more after each).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    /// The key, e.g. `window/…` or `autonomy/scale_up/local_instance`.
+    pub key: String,
+    /// The document.
+    pub value: serde_json::Value,
+    /// The version a compare-and-set write expects.
+    pub version: u64,
+}
+
+/// Changes the setting `key` by read-modify-write: `change` gets the
+/// stored document (or `T::default()` when unset), and the result is
+/// written by compare-and-set, read again and retried when another writer
+/// came first. Returns the written document and what `change` returned.
+pub async fn update_setting<S, T, R>(
+    store: &S,
+    key: &str,
+    mut change: impl FnMut(&mut T) -> R,
+) -> Result<(T, R)>
+where
+    S: SettingStore + ?Sized,
+    T: Serialize + serde::de::DeserializeOwned + Default,
+{
+    const ATTEMPTS: usize = 50;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let stored = store.get_setting(key).await?;
+        let version = stored.as_ref().map_or(0, |s| s.version);
+        let mut doc: T = match stored {
+            Some(s) => serde_json::from_value(s.value)
+                .map_err(|e| crate::Error::invalid(format!("setting {key}"), e.to_string()))?,
+            None => T::default(),
+        };
+        let out = change(&mut doc);
+        let value = serde_json::to_value(&doc)
+            .map_err(|e| crate::Error::invalid(format!("setting {key}"), e.to_string()))?;
+        match store.put_setting(key, &value, version).await {
+            Ok(_) => return Ok((doc, out)),
+            Err(e @ crate::Error::Conflict { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| crate::Error::conflict(format!("setting {key}"), "no attempt")))
+}
+
 /// What recording an alert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

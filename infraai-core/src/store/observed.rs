@@ -138,6 +138,13 @@ forward!(LeaseStore {
     fn set_cursor(name: &str, value: i64) -> ();
 });
 
+forward!(SettingStore {
+    fn get_setting(key: &str) -> Option<Setting>;
+    fn list_settings(prefix: &str) -> Vec<Setting>;
+    fn put_setting(key: &str, value: &serde_json::Value, expected: u64) -> u64;
+    fn delete_setting(key: &str) -> bool;
+});
+
 forward!(IncidentStore {
     fn record_alerts(batch: Vec<AlertRecord>) -> Vec<AlertIngest>;
     fn get_incident(id: IncidentId) -> Option<Incident>;

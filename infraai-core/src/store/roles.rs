@@ -126,12 +126,38 @@ pub trait LeaseStore: StoreBackend {
     async fn set_cursor(&self, name: &str, value: i64) -> Result<()>;
 }
 
+/// Settings: small named JSON documents that operators and the agent
+/// change at run time (change windows, earned-autonomy records, the day's
+/// automatic spend), each written by compare-and-set on its version so
+/// that concurrent writers (and replicas) never lose an update.
+#[async_trait]
+pub trait SettingStore: StoreBackend {
+    /// The setting `key`, if set.
+    async fn get_setting(&self, key: &str) -> Result<Option<Setting>>;
+    /// Every setting whose key starts with `prefix`, ordered by key.
+    async fn list_settings(&self, prefix: &str) -> Result<Vec<Setting>>;
+    /// Writes `value` under `key` when the stored version is still
+    /// `expected` (0: the key is absent) and returns the new version
+    /// (`expected + 1`); [`crate::Error::Conflict`] when another writer
+    /// changed it first.
+    async fn put_setting(&self, key: &str, value: &serde_json::Value, expected: u64)
+        -> Result<u64>;
+    /// Deletes `key`; `false` when it was not set.
+    async fn delete_setting(&self, key: &str) -> Result<bool>;
+}
+
 /// The agent's whole memory: every role, for embedders who want one object.
 /// Implemented for every type that implements the roles; an
 /// `Arc<dyn MetadataStore>` upcasts to the role a component takes.
-pub trait MetadataStore: RunStore + IncidentStore + HistoryStore + LeaseStore {}
+pub trait MetadataStore:
+    RunStore + IncidentStore + HistoryStore + LeaseStore + SettingStore
+{
+}
 
-impl<T: RunStore + IncidentStore + HistoryStore + LeaseStore + ?Sized> MetadataStore for T {}
+impl<T: RunStore + IncidentStore + HistoryStore + LeaseStore + SettingStore + ?Sized> MetadataStore
+    for T
+{
+}
 
 /// Recording one alert, without an audit record: a batch of one through
 /// [`IncidentStore::record_alerts`], the one path.

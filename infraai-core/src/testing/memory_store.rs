@@ -21,6 +21,7 @@ struct State {
     audit: Vec<AuditRecord>,
     kill_switch: Option<KillSwitch>,
     cursors: HashMap<String, i64>,
+    settings: std::collections::BTreeMap<String, Setting>,
     jobs: HashMap<String, Job>,
     /// Injected transient failures left, per operation.
     faults: HashMap<&'static str, u32>,
@@ -394,6 +395,50 @@ impl LeaseStore for MemoryStore {
     async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
         self.with(|s| s.cursors.insert(name.to_string(), value));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SettingStore for MemoryStore {
+    async fn get_setting(&self, key: &str) -> Result<Option<Setting>> {
+        Ok(self.with(|s| s.settings.get(key).cloned()))
+    }
+
+    async fn list_settings(&self, prefix: &str) -> Result<Vec<Setting>> {
+        Ok(self.with(|s| {
+            (s.settings.range(prefix.to_string()..))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.clone())
+                .collect()
+        }))
+    }
+
+    async fn put_setting(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        expected: u64,
+    ) -> Result<u64> {
+        self.with(|s| {
+            let current = s.settings.get(key).map_or(0, |v| v.version);
+            if current != expected {
+                return Err(Error::conflict(
+                    format!("setting {key}"),
+                    format!("version {current}, not {expected}"),
+                ));
+            }
+            let setting = Setting {
+                key: key.to_string(),
+                value: value.clone(),
+                version: expected + 1,
+            };
+            s.settings.insert(key.to_string(), setting);
+            Ok(expected + 1)
+        })
+    }
+
+    async fn delete_setting(&self, key: &str) -> Result<bool> {
+        Ok(self.with(|s| s.settings.remove(key).is_some()))
     }
 }
 

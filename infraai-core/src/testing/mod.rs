@@ -128,6 +128,17 @@ impl TestOps {
         notifier: std::sync::Arc<dyn crate::Notifier>,
         approvers: crate::ApproverAllowList,
     ) -> Self {
+        Self::with(notifier, approvers, guardrails(), vec![0.2]).await
+    }
+
+    /// Assembles the agent with these guardrails, and a metric that reads
+    /// `metric_after` in order (the last repeats) after each action.
+    pub async fn with(
+        notifier: std::sync::Arc<dyn crate::Notifier>,
+        approvers: crate::ApproverAllowList,
+        guardrails: crate::GuardrailConfig,
+        metric_after: Vec<f64>,
+    ) -> Self {
         use crate::RunStore;
         use std::sync::Arc;
         let store = Arc::new(MemoryStore::new());
@@ -142,10 +153,10 @@ impl TestOps {
                 policy: Arc::new(crate::rules::RulePolicy),
                 notifier,
                 actions: actions.clone(),
-                metrics: Arc::new(ScriptedMetrics::new(vec![0.2])),
+                metrics: Arc::new(ScriptedMetrics::new(metric_after)),
                 registry: Arc::new(profiles()),
             },
-            crate::Guardrails::new(guardrails()),
+            crate::Guardrails::new(guardrails),
             crate::OpsConfig {
                 feedback_delay: std::time::Duration::from_millis(5),
                 approvers,

@@ -49,7 +49,10 @@ pub fn catalog() -> PlanningCatalog {
     )
 }
 
-/// Guardrails for the simulated cloud: GCP's allow-lists along the `e2` ladder.
+/// Guardrails for the simulated cloud: GCP's allow-lists along the `e2`
+/// ladder, with earned autonomy off (every pair trusted, so a confident
+/// decision runs alone; the other rules still apply). Tests of earned
+/// autonomy turn it on again.
 pub fn guardrails() -> GuardrailConfig {
     use ActionKind::{ModifyFirewall, Restart, ScaleUp};
     let mut config = GuardrailConfig::default();
@@ -58,5 +61,6 @@ pub fn guardrails() -> GuardrailConfig {
     config.allow(CLOUDSQL_DATABASE, [ScaleUp]);
     config.monthly_prices = catalog().price_table();
     config.machine_ladder = catalog().compute_ladder();
+    config.earned_autonomy.enabled = false;
     config
 }

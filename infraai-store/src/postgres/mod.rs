@@ -47,6 +47,7 @@
 
 mod rows;
 mod schema;
+mod settings;
 mod tls;
 
 use crate::codec::{self, status_name};

@@ -16,10 +16,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "closed_fingerprint_index",
         include_str!("migrations/0003_closed_fingerprint_index.sql"),
     ),
+    (4, "settings", include_str!("migrations/0004_settings.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// The advisory lock key held while migrating (`infraai` + `migr` in ASCII).
 /// Transaction-scoped: `pg_advisory_xact_lock` releases it at commit or

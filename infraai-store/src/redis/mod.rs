@@ -13,8 +13,9 @@
 //!   `deployments`, `approvals:{incident}`, `actions:{incident}`,
 //!   `actions_by_resource:{resource}`, `audit`, `audit:incident:{id}`,
 //!   `audit:run:{id}`, `audit:ids`, `action:ids`, `cursors` (hash),
-//!   `job:{key}` (hash) and `jobs` (sorted set by when each job may be
-//!   taken). The scripts derive key names
+//!   `job:{key}` (hash), `jobs` (sorted set by when each job may be
+//!   taken) and `settings` (hash: key → `{"version": n, "value": …}`).
+//!   The scripts derive key names
 //!   from the prefix, so use a single Redis primary (not Redis Cluster).
 //! * **Durability** is the server's: a write returns `Ok` once Redis has
 //!   applied it. It survives a restart of Redis only with persistence on; for
@@ -27,6 +28,7 @@
 //!   [`Secret`] and only the host and port are ever logged.
 
 mod scripts;
+mod settings;
 
 use crate::codec::{self, status_name, Site};
 use crate::error::{StoreError, StoreResult};

@@ -268,3 +268,30 @@ return 1
 "#,
     )
 });
+
+/// Settings live in the hash `settings`: key → `{"version": n, "value": …}`
+/// (JSON the client writes; the script only reads the version). ARGV:
+/// prefix, key, expected version (0: absent), the new document. Replies
+/// `{'ok'}`, `{'conflict', stored version}` or `{'corrupt', why}`.
+pub(super) static PUT_SETTING: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{PRELUDE}\n{}",
+        r#"
+local h = P .. 'settings'
+local raw = redis.call('HGET', h, ARGV[2])
+local current = 0
+if raw then
+  local ok, doc = pcall(cjson.decode, raw)
+  if not ok or type(doc) ~= 'table' or type(doc['version']) ~= 'number' then
+    return {'corrupt', 'no version in the stored document'}
+  end
+  current = doc['version']
+end
+if current ~= tonumber(ARGV[3]) then
+  return {'conflict', string.format('%.0f', current)}
+end
+redis.call('HSET', h, ARGV[2], ARGV[4])
+return {'ok'}
+"#
+    ))
+});

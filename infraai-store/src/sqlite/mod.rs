@@ -27,6 +27,7 @@
 mod readers;
 mod rows;
 mod schema;
+mod settings;
 mod writer;
 
 use crate::codec::{self, status_name};

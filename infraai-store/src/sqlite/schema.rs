@@ -26,10 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "closed_fingerprint_index",
         include_str!("migrations/0006_closed_fingerprint_index.sql"),
     ),
+    (7, "settings", include_str!("migrations/0007_settings.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {
@@ -107,6 +108,11 @@ mod tests {
             [],
         )
         .expect("the new table exists");
+        conn.execute(
+            "INSERT INTO settings (key, value_json, version, updated_at) VALUES ('k', '1', 1, 't')",
+            [],
+        )
+        .expect("the settings table exists");
     }
 
     #[test]

@@ -21,12 +21,14 @@ mod history;
 mod incidents;
 mod leases;
 mod runs;
+mod settings;
 
 pub use execution::*;
 pub use history::*;
 pub use incidents::*;
 pub use leases::*;
 pub use runs::*;
+pub use settings::*;
 
 /// Runs every scenario in order.
 pub async fn run_all(store: Arc<dyn MetadataStore>) {
@@ -48,6 +50,8 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     late_copies_of_a_resolved_episode_do_not_reopen(store.as_ref()).await;
     alert_ingests_are_audited_with_their_outcome(store.as_ref()).await;
     cursors_round_trip(store.as_ref()).await;
+    settings_compare_and_set(store.as_ref()).await;
+    concurrent_setting_writers_lose_nothing(store.clone()).await;
     jobs_are_leased(store.as_ref()).await;
     abandoned_jobs_are_taken_once(store.clone()).await;
     incident_counts_match_the_incidents(store.as_ref()).await;

@@ -47,7 +47,7 @@ fn eval(d: &OpsDecision, a: &Alert, current: Option<&str>) -> Verdict {
         alert: a,
         current_machine_type: current.as_ref(),
         current_count: None,
-        recent_actions: 0,
+        standing: &Standing::now(),
     })
 }
 
@@ -212,7 +212,7 @@ fn scale_up_bounds() {
         alert: &a,
         current_machine_type: Some(&current),
         current_count: None,
-        recent_actions: 0,
+        standing: &Standing::now(),
     };
     // Two steps are allowed now, but they add $73.37/month: over the cost cap.
     let v = Guardrails::new(cfg.clone()).evaluate(&input);
@@ -240,7 +240,7 @@ fn the_cost_cap_lets_a_small_increase_run_and_asks_for_more_or_unknown() {
             alert: &a,
             current_machine_type: current,
             current_count: count,
-            recent_actions: 0,
+            standing: &Standing::now(),
         })
     };
     // One step: e2-medium → e2-standard-2 adds $24.45/month: automatic.
@@ -320,15 +320,20 @@ fn auto_action_budget() {
     let d = decision(Action::Restart {}, 0.9);
     let a = alert(Severity::Warning);
     let g = Guardrails::new(guardrails());
-    let input = |n| GuardrailInput {
+    let standing = |n| Standing {
+        recent_actions: n,
+        ..Standing::now()
+    };
+    let input = |s| GuardrailInput {
         decision: &d,
         alert: &a,
         current_machine_type: None,
         current_count: None,
-        recent_actions: n,
+        standing: s,
     };
-    assert_eq!(g.evaluate(&input(2)).route, Route::AutoExecute);
-    let v = g.evaluate(&input(3));
+    let (two, three) = (standing(2), standing(3));
+    assert_eq!(g.evaluate(&input(&two)).route, Route::AutoExecute);
+    let v = g.evaluate(&input(&three));
     assert_eq!(v.route, Route::AskHuman);
     assert!(v.notes[0].starts_with("auto_action_budget"));
 }
@@ -356,7 +361,7 @@ fn embedders_can_add_rules() {
         alert: &a,
         current_machine_type: None,
         current_count: None,
-        recent_actions: 0,
+        standing: &Standing::now(),
     });
     assert_eq!(v.route, Route::Escalate);
     assert!(v.notes.iter().any(|n| n.contains("change freeze")));
@@ -388,7 +393,7 @@ fn scale_out_grows_a_group_up_to_the_maximum() {
             alert: &a,
             current_machine_type: Some(&small),
             current_count: current,
-            recent_actions: 0,
+            standing: &Standing::now(),
         })
     };
     assert_eq!(verdict(3, Some(2)).route, Route::AutoExecute);
@@ -410,3 +415,7 @@ fn scale_out_grows_a_group_up_to_the_maximum() {
     assert_eq!(g.config().next_instance_count(2), Some(3));
     assert_eq!(g.config().next_instance_count(3), None);
 }
+
+mod earned;
+mod priced;
+mod windows;

@@ -1,0 +1,136 @@
+//! Earned autonomy in the loop: every proposal's outcome counted for its
+//! (action, resource type) pair, level changes audited, operator pins.
+
+use super::OpsAgent;
+use crate::domain::*;
+use crate::guardrails::{AutonomyLevel, AutonomyRecord, LevelChange, Outcome};
+use crate::store::update_setting;
+use crate::{Error, IncidentId, Result};
+use chrono::Utc;
+use serde_json::json;
+use tracing::{info, warn};
+
+impl OpsAgent {
+    /// The pair's record, when the store has one.
+    pub(super) async fn autonomy_of(
+        &self,
+        action: &Action,
+        resource_type: &str,
+    ) -> Result<Option<AutonomyRecord>> {
+        let key = AutonomyRecord::key(action.kind(), resource_type);
+        match self.deps.store.get_setting(&key).await? {
+            Some(s) => serde_json::from_value(s.value)
+                .map(Some)
+                .map_err(|e| Error::invalid(format!("setting {key}"), e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts `outcome` for the pair of the incident's action, and audits a
+    /// promotion or demotion. A store failure is logged: the outcome is
+    /// lost, not the incident's progress.
+    pub(super) async fn observe(&self, incident: &Incident, outcome: Outcome) {
+        let Some(decision) = &incident.decision else {
+            return;
+        };
+        let action = &decision.recommended_action;
+        if !action.is_executable() {
+            return;
+        }
+        let (kind, resource_type) = (action.kind(), incident.alert.resource_type.clone());
+        let config = &self.guardrails.config().earned_autonomy;
+        let now = Utc::now();
+        let key = AutonomyRecord::key(kind, &resource_type);
+        let update = update_setting(self.deps.store.as_ref(), &key, |r: &mut AutonomyRecord| {
+            r.action = Some(kind);
+            r.resource_type.clone_from(&resource_type);
+            r.observe(outcome, config, now)
+        });
+        match update.await {
+            Ok((record, Some(change))) => {
+                self.audit_level_change(&record, &change, Some(incident.id))
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(incident_id = %incident.id, error = %e, ?outcome, "could not count an autonomy outcome");
+            }
+        }
+    }
+
+    async fn audit_level_change(
+        &self,
+        record: &AutonomyRecord,
+        change: &LevelChange,
+        incident: Option<IncidentId>,
+    ) {
+        let pair = format!("{:?} on {}", record.action, record.resource_type);
+        let what = format!("{pair}: {} → {}", change.from.name(), change.to.name());
+        info!(pair = %pair, from = change.from.name(), to = change.to.name(), reason = %change.reason, "autonomy level changed");
+        let mut audit = AuditRecord::agent(AuditStep::Autonomy, what)
+            .by(change.by.clone())
+            .input(json!({ "record": record }))
+            .reasoning(change.reason.clone(), None);
+        if let Some(id) = incident {
+            audit = audit.incident(id);
+        }
+        self.audit(audit).await;
+    }
+
+    /// Every pair's record, by action and resource type.
+    pub async fn autonomy(&self) -> Result<Vec<AutonomyRecord>> {
+        let settings = self
+            .deps
+            .store
+            .list_settings(AutonomyRecord::KEY_PREFIX)
+            .await?;
+        settings
+            .into_iter()
+            .map(|s| {
+                serde_json::from_value(s.value)
+                    .map_err(|e| Error::invalid(format!("setting {}", s.key), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// An operator pins a pair to `level`, or unpins it (`None`); audited.
+    /// [`Error::Invalid`] when the guardrails do not allow the action on the
+    /// resource type at all.
+    pub async fn pin_autonomy(
+        &self,
+        action: ActionKind,
+        resource_type: &str,
+        level: Option<AutonomyLevel>,
+        actor: &str,
+    ) -> Result<AutonomyRecord> {
+        let allowed = self.guardrails.config().allowed_actions.get(resource_type);
+        if !allowed.is_some_and(|a| a.contains(&action)) {
+            return Err(Error::invalid(
+                "autonomy pin",
+                format!("{action:?} is not an allowed action on resource type {resource_type:?}"),
+            ));
+        }
+        let config = &self.guardrails.config().earned_autonomy;
+        let now = Utc::now();
+        let key = AutonomyRecord::key(action, resource_type);
+        let (record, change) =
+            update_setting(self.deps.store.as_ref(), &key, |r: &mut AutonomyRecord| {
+                r.action = Some(action);
+                r.resource_type = resource_type.to_string();
+                r.pin(level, actor, config, now)
+            })
+            .await?;
+        let change = change.unwrap_or_else(|| LevelChange {
+            from: record.level,
+            to: record.level,
+            reason: match level {
+                Some(l) => format!("pinned to {} by an operator", l.name()),
+                None => "unpinned by an operator".into(),
+            },
+            by: actor.to_string(),
+            at: now,
+        });
+        self.audit_level_change(&record, &change, None).await;
+        Ok(record)
+    }
+}

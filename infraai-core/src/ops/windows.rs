@@ -1,0 +1,245 @@
+//! Change windows in the loop: created, listed and deleted by operators
+//! (audited); maintenance holds an incident's decision; quiet defers
+//! notifications into a digest sent when the window closes.
+
+use super::OpsAgent;
+use crate::domain::*;
+use crate::guardrails::{open_windows, ChangeWindow, WindowKind};
+use crate::store::update_setting;
+use crate::traits::*;
+use crate::{Error, IncidentId, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tracing::{info, warn};
+
+/// The notifications a quiet window holds back.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Digest {
+    entries: Vec<DigestEntry>,
+}
+
+/// One held-back notification, or an approval request to send later.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct DigestEntry {
+    at: DateTime<Utc>,
+    incident_id: Option<IncidentId>,
+    title: String,
+    body: String,
+    /// An approval request: sent on its own when the window closes, if
+    /// the incident still waits.
+    approval: bool,
+}
+
+const DIGEST_PREFIX: &str = "digest/";
+
+impl OpsAgent {
+    /// Stores a new window (validated, with a fresh id, created by
+    /// `actor`), audited.
+    pub async fn create_window(
+        &self,
+        mut window: ChangeWindow,
+        actor: &str,
+    ) -> Result<ChangeWindow> {
+        window
+            .validate()
+            .map_err(|why| Error::invalid("change window", why))?;
+        window.id = uuid::Uuid::now_v7().simple().to_string();
+        window.created_by = actor.to_string();
+        window.created_at = Utc::now();
+        let value = serde_json::to_value(&window)
+            .map_err(|e| Error::invalid("change window", e.to_string()))?;
+        (self.deps.store)
+            .put_setting(&ChangeWindow::key(&window.id), &value, 0)
+            .await?;
+        let what = format!("created {}", window.describe(Utc::now()));
+        self.audit(
+            AuditRecord::agent(AuditStep::ChangeWindow, what)
+                .by(actor.to_string())
+                .input(json!({ "window": window })),
+        )
+        .await;
+        Ok(window)
+    }
+
+    /// Every configured window, oldest first.
+    pub async fn windows(&self) -> Result<Vec<ChangeWindow>> {
+        let settings = (self.deps.store)
+            .list_settings(ChangeWindow::KEY_PREFIX)
+            .await?;
+        let mut windows = settings
+            .into_iter()
+            .map(|s| {
+                serde_json::from_value::<ChangeWindow>(s.value)
+                    .map_err(|e| Error::invalid(format!("setting {}", s.key), e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        windows.sort_by_key(|w| w.created_at);
+        Ok(windows)
+    }
+
+    /// Deletes window `id`, audited; what a quiet window held back goes out
+    /// at once. `false` when there was no such window.
+    pub async fn delete_window(&self, id: &str, actor: &str) -> Result<bool> {
+        let key = ChangeWindow::key(id);
+        let Some(stored) = self.deps.store.get_setting(&key).await? else {
+            return Ok(false);
+        };
+        if !self.deps.store.delete_setting(&key).await? {
+            return Ok(false);
+        }
+        self.send_digest(id, &format!("window {id} deleted")).await;
+        self.audit(
+            AuditRecord::agent(AuditStep::ChangeWindow, format!("deleted window {id}"))
+                .by(actor.to_string())
+                .input(json!({ "window": stored.value })),
+        )
+        .await;
+        Ok(true)
+    }
+
+    /// The open maintenance window that holds the incident's decision, if
+    /// any; the first hold of an incident is audited.
+    pub(super) async fn maintenance_hold(&self, incident: &Incident) -> Result<Option<String>> {
+        let (windows, now) = (self.windows().await?, Utc::now());
+        let resource = incident.alert.resource.as_str();
+        let Some(w) = open_windows(&windows, WindowKind::Maintenance, resource, now).next() else {
+            return Ok(None);
+        };
+        let why = format!(
+            "held: {resource} is under maintenance {}; decided when it ends if still firing",
+            w.describe(now)
+        );
+        let query = AuditQuery {
+            incident_id: Some(incident.id),
+            limit: Some(1),
+            ..Default::default()
+        };
+        let last = self.deps.store.list_audit(&query).await?;
+        if !last.iter().any(|r| r.outcome == why) {
+            let record = AuditRecord::agent(AuditStep::ChangeWindow, why.clone());
+            self.audit(record.incident(incident.id)).await;
+        }
+        Ok(Some(why))
+    }
+
+    /// The open quiet window that holds back the incident's notifications:
+    /// none for a critical incident.
+    async fn quiet_window(&self, incident: &Incident) -> Option<ChangeWindow> {
+        let severity = (incident.decision.as_ref()).map_or(incident.alert.severity, |d| {
+            d.severity.max(incident.alert.severity)
+        });
+        if severity == Severity::Critical {
+            return None;
+        }
+        let windows = self.windows().await.ok()?;
+        let resource = incident.alert.resource.as_str();
+        let quiet = open_windows(&windows, WindowKind::Quiet, resource, Utc::now()).next();
+        quiet.cloned()
+    }
+
+    /// Holds a notification (or, with `approval`, an approval request) back
+    /// for a quiet window's digest; `false` when no quiet window is open
+    /// for the incident (or the digest could not be stored).
+    pub(super) async fn defer(
+        &self,
+        incident: &Incident,
+        title: &str,
+        body: &str,
+        approval: bool,
+    ) -> bool {
+        let Some(window) = self.quiet_window(incident).await else {
+            return false;
+        };
+        let entry = DigestEntry {
+            at: Utc::now(),
+            incident_id: Some(incident.id),
+            title: title.to_string(),
+            body: body.to_string(),
+            approval,
+        };
+        let key = format!("{DIGEST_PREFIX}{}", window.id);
+        let stored = update_setting(self.deps.store.as_ref(), &key, |d: &mut Digest| {
+            d.entries.push(entry.clone());
+        });
+        match stored.await {
+            Ok(_) => {
+                info!(incident_id = %incident.id, window = %window.name, "notification held for the quiet window's digest");
+                true
+            }
+            Err(e) => {
+                warn!(incident_id = %incident.id, error = %e, "could not hold a notification back; sending it now");
+                false
+            }
+        }
+    }
+
+    /// Sends the digest of every quiet window that has closed (or was
+    /// deleted), and then the approval requests it held back for incidents
+    /// still waiting. Returns how many digests went out. Call it
+    /// periodically; replicas may call it concurrently (each entry is sent
+    /// once).
+    pub async fn send_closed_digests(&self) -> Result<usize> {
+        let (windows, now) = (self.windows().await?, Utc::now());
+        let digests = self.deps.store.list_settings(DIGEST_PREFIX).await?;
+        let mut sent = 0;
+        for digest in digests {
+            let id = &digest.key[DIGEST_PREFIX.len()..];
+            let window = windows.iter().find(|w| w.id == id);
+            if window.is_some_and(|w| w.open_until(now).is_some()) {
+                continue;
+            }
+            let name = window.map_or_else(|| format!("window {id}"), |w| format!("{:?}", w.name));
+            if self.send_digest(id, &name).await {
+                sent += 1;
+            }
+            if window.is_none() {
+                let _ = self.deps.store.delete_setting(&digest.key).await;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Takes the digest of window `id` and sends it: one notification
+    /// listing everything held back, then each held approval request whose
+    /// incident still waits. `false` when it held nothing.
+    async fn send_digest(&self, id: &str, name: &str) -> bool {
+        let key = format!("{DIGEST_PREFIX}{id}");
+        let taken = update_setting(self.deps.store.as_ref(), &key, |d: &mut Digest| {
+            std::mem::take(&mut d.entries)
+        });
+        let entries = match taken.await {
+            Ok((_, entries)) => entries,
+            Err(e) => {
+                warn!(window = %id, error = %e, "could not take a quiet window's digest");
+                return false;
+            }
+        };
+        if entries.is_empty() {
+            return false;
+        }
+        let lines: Vec<String> = (entries.iter())
+            .map(|e| format!("• {} — {}", e.at.format("%H:%M UTC"), e.title))
+            .collect();
+        let digest = Notification {
+            incident_id: None,
+            title: format!("Digest of quiet {name}: {} held back", entries.len()),
+            body: lines.join("\n"),
+        };
+        if let Err(e) = self.deps.notifier.notify(&digest).await {
+            warn!(window = %id, error = %e, "digest notification failed");
+        }
+        for entry in entries.iter().filter(|e| e.approval) {
+            let Some(incident_id) = entry.incident_id else {
+                continue;
+            };
+            match self.deps.store.get_incident(incident_id).await {
+                Ok(Some(i)) if i.status == IncidentStatus::Pending => {
+                    self.request_approval(&i).await;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+}

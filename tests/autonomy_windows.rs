@@ -1,0 +1,359 @@
+//! Priced, scheduled and earned autonomy in the ops loop (in memory): the
+//! daily cost cap, freeze / quiet / maintenance windows, and earned
+//! autonomy's promotion and demotion from outcomes.
+
+use chrono::{Duration, Utc};
+use infraai::guardrails::{AutonomyLevel, ChangeWindow, WindowKind, WindowSchedule};
+use infraai::testing::*;
+use infraai::*;
+use std::sync::Arc;
+
+fn web(id: &str) -> Actor {
+    Actor::new("web", id)
+}
+
+async fn agent(
+    guardrails: GuardrailConfig,
+    metric_after: Vec<f64>,
+) -> (TestOps, Arc<RecordingApprover>) {
+    let approver = Arc::new(RecordingApprover::default());
+    let approvers = ApproverAllowList::none().allow_all_authenticated("web");
+    let ops = TestOps::with(approver.clone(), approvers, guardrails, metric_after).await;
+    (ops, approver)
+}
+
+/// An "instance down" alert on `web-1`: the rule policy restarts it
+/// (confidence 0.8, nothing added to the bill).
+fn down(fingerprint: &str) -> Alert {
+    let mut a = alert(fingerprint, AlertState::Firing, 1.0);
+    a.metric = "custom.googleapis.com/uptime_check/failed".into();
+    a.policy_name = "Instance down".into();
+    a.threshold = Some(0.5);
+    a
+}
+
+async fn handle(ops: &TestOps, a: &Alert) -> Incident {
+    let handled = ops.agent.handle_alert(a).await.expect("alert handled");
+    handled.incident.expect("an incident")
+}
+
+fn window(kind: WindowKind, resources: &[&str], open_for: Duration) -> ChangeWindow {
+    let now = Utc::now();
+    ChangeWindow {
+        id: String::new(),
+        name: format!("{kind:?} test"),
+        kind,
+        schedule: WindowSchedule::Once {
+            start: now - Duration::seconds(1),
+            end: now + open_for,
+        },
+        resources: resources.iter().map(|r| r.to_string()).collect(),
+        created_by: String::new(),
+        created_at: now,
+    }
+}
+
+async fn wait_until_closed(w: &ChangeWindow) {
+    let WindowSchedule::Once { end, .. } = w.schedule else {
+        panic!("a one-off window");
+    };
+    if let Ok(left) = (end - Utc::now()).to_std() {
+        tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn audit_of(ops: &TestOps, step: AuditStep) -> Vec<AuditRecord> {
+    let all = ops.store.list_audit(&AuditQuery::default()).await.unwrap();
+    all.into_iter().filter(|r| r.step == step).collect()
+}
+
+#[tokio::test]
+async fn an_alert_under_maintenance_is_recorded_then_decided_once_when_the_window_ends() {
+    let (ops, approver) = agent(guardrails(), vec![0.0]).await;
+    let w = ops
+        .agent
+        .create_window(
+            window(
+                WindowKind::Maintenance,
+                &["web-1"],
+                Duration::milliseconds(1500),
+            ),
+            "web:ops",
+        )
+        .await
+        .unwrap();
+
+    let held = handle(&ops, &down("maint-1")).await;
+    assert_eq!(held.status, IncidentStatus::New, "recorded, not decided");
+    assert!(held.decision.is_none());
+    // Another resource is not under maintenance.
+    let mut other = down("maint-other");
+    other.resource = "web-2".into();
+    assert_ne!(handle(&ops, &other).await.status, IncidentStatus::New);
+    // Held again by a recovery pass: still new, the hold audited once.
+    assert_eq!(
+        ops.agent.process(held.id).await.unwrap().status,
+        IncidentStatus::New
+    );
+    let holds = audit_of(&ops, AuditStep::ChangeWindow).await;
+    let holds: Vec<_> = holds
+        .iter()
+        .filter(|r| r.incident_id == Some(held.id))
+        .collect();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    assert!(
+        holds[0].outcome.contains("under maintenance"),
+        "{}",
+        holds[0].outcome
+    );
+    let before = approver.notifications().len() + approver.requests().len();
+
+    wait_until_closed(&w).await;
+    let decided = ops.agent.process(held.id).await.unwrap();
+    assert_eq!(decided.status, IncidentStatus::Resolved, "{decided:?}");
+    assert_eq!(
+        decided.decision.unwrap().recommended_action,
+        Action::Restart {}
+    );
+    assert_eq!(
+        ops.agent.process(held.id).await.unwrap().status,
+        IncidentStatus::Resolved
+    );
+    let decisions = audit_of(&ops, AuditStep::Decision).await;
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|r| r.incident_id == Some(held.id))
+            .count(),
+        1
+    );
+    assert!(approver.notifications().len() + approver.requests().len() > before);
+}
+
+#[tokio::test]
+async fn an_alert_resolved_during_maintenance_is_never_decided() {
+    let (ops, _) = agent(guardrails(), vec![0.0]).await;
+    let w = window(
+        WindowKind::Maintenance,
+        &["web-1"],
+        Duration::milliseconds(800),
+    );
+    let w = ops.agent.create_window(w, "web:ops").await.unwrap();
+    let mut a = down("maint-cleared");
+    let held = handle(&ops, &a).await;
+    a.state = AlertState::Resolved;
+    handle(&ops, &a).await;
+    wait_until_closed(&w).await;
+    let after = ops.agent.process(held.id).await.unwrap();
+    assert_eq!(after.status, IncidentStatus::Resolved);
+    assert!(after.decision.is_none(), "never decided");
+}
+
+#[tokio::test]
+async fn a_freeze_asks_a_human_and_the_message_says_so() {
+    let (ops, approver) = agent(guardrails(), vec![0.0]).await;
+    ops.agent
+        .create_window(
+            window(WindowKind::Freeze, &[], Duration::minutes(10)),
+            "web:ops",
+        )
+        .await
+        .unwrap();
+    let frozen = handle(&ops, &down("freeze-1")).await;
+    assert_eq!(frozen.status, IncidentStatus::Pending);
+    let request = approver.requests().pop().expect("an approval request");
+    let lines = request.detail_lines(|s| s.to_string()).join("\n");
+    assert!(
+        lines.contains("Change freeze: freeze \"Freeze test\""),
+        "{lines}"
+    );
+    assert!(lines.contains("approving runs it anyway"), "{lines}");
+    // Approving still runs it.
+    let reply = HumanReply::new(
+        HumanCommand::Approve {
+            incident_id: frozen.id,
+        },
+        web("ana"),
+    );
+    let done = ops.agent.handle_command(&reply).await.unwrap();
+    assert_eq!(done.incident.unwrap().status, IncidentStatus::Resolved);
+}
+
+#[tokio::test]
+async fn a_quiet_window_holds_notifications_for_one_digest_except_critical() {
+    let (ops, approver) = agent(guardrails(), vec![0.0]).await;
+    let w = window(WindowKind::Quiet, &[], Duration::milliseconds(1500));
+    let w = ops.agent.create_window(w, "web:ops").await.unwrap();
+    // Resolved alone: its "Resolved" notification is held.
+    assert_eq!(
+        handle(&ops, &down("quiet-1")).await.status,
+        IncidentStatus::Resolved
+    );
+    // An escalation (held), then a proposal's approval request (held too).
+    let mut queue = alert("quiet-queue", AlertState::Firing, 0.97);
+    queue.metric = "custom.googleapis.com/queue/depth".into();
+    queue.policy_name = "Queue depth".into();
+    let escalated = handle(&ops, &queue).await;
+    let proposal = infraai::ops::Proposal {
+        incident_id: escalated.id,
+        action: Action::Restart {},
+        reasoning: "restart drains the queue".into(),
+        confidence: Some(0.9),
+        proposer: Actor::new("mcp:test", "token"),
+    };
+    let pending = ops.agent.propose(&proposal).await.unwrap();
+    assert_eq!(pending.status, IncidentStatus::Pending);
+    assert!(approver.requests().is_empty(), "held for the digest");
+    assert!(approver.notifications().is_empty(), "held for the digest");
+    // A critical incident is not held.
+    let mut critical = down("quiet-critical");
+    critical.severity = Severity::Critical;
+    critical.resource = "web-3".into();
+    assert_eq!(
+        handle(&ops, &critical).await.status,
+        IncidentStatus::Pending
+    );
+    assert_eq!(approver.requests().len(), 1, "critical goes out at once");
+
+    assert_eq!(
+        ops.agent.send_closed_digests().await.unwrap(),
+        0,
+        "still open"
+    );
+    wait_until_closed(&w).await;
+    assert_eq!(ops.agent.send_closed_digests().await.unwrap(), 1);
+    let digest = approver.notifications();
+    let digest: Vec<_> = digest
+        .iter()
+        .filter(|n| n.title.starts_with("Digest"))
+        .collect();
+    assert_eq!(digest.len(), 1, "one digest");
+    assert!(digest[0].body.contains("Resolved"), "{}", digest[0].body);
+    let requests = approver.requests();
+    assert!(
+        requests.iter().any(|r| r.incident.id == pending.id),
+        "the held request goes out"
+    );
+    assert_eq!(
+        ops.agent.send_closed_digests().await.unwrap(),
+        0,
+        "sent once"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_cap_asks_a_human_once_the_days_automatic_increases_reach_it() {
+    let mut config = guardrails();
+    config.max_auto_daily_increase_usd = 30.0;
+    let (ops, _) = agent(config, vec![0.2]).await;
+    // e2-medium → e2-standard-2: +$24.45, within both caps: runs alone.
+    let first = handle(&ops, &alert("cpu-day-1", AlertState::Firing, 0.95)).await;
+    assert_eq!(first.status, IncidentStatus::Resolved, "{first:?}");
+    // e2-standard-2 → e2-standard-4: +$48.92 < $50 per action, but the day
+    // would reach $73.37 > $30.
+    let second = handle(&ops, &alert("cpu-day-2", AlertState::Firing, 0.95)).await;
+    assert_eq!(second.status, IncidentStatus::Pending);
+    let notes = second.guardrail_notes.join("; ");
+    assert!(
+        notes.contains("last 24 hours") && notes.contains("$30.00"),
+        "{notes}"
+    );
+}
+
+/// With earned autonomy on (promotion after 3 decisions): approved and
+/// resolved restarts promote the pair; the next runs alone; a failed
+/// feedback check demotes it; the next asks again. Audited.
+#[tokio::test]
+async fn earned_autonomy_is_promoted_by_outcomes_and_demoted_by_a_failure() {
+    let mut config = guardrails();
+    config.earned_autonomy.enabled = true;
+    config.earned_autonomy.min_decisions = 3;
+    config.max_auto_actions = 100;
+    // After each action: resolved, resolved, resolved, resolved, then still down.
+    let (ops, _) = agent(config, vec![0.0, 0.0, 0.0, 0.0, 1.0]).await;
+    for n in 0..3 {
+        let i = handle(&ops, &down(&format!("earn-{n}"))).await;
+        assert_eq!(i.status, IncidentStatus::Pending, "shadow asks ({n})");
+        assert!(i
+            .guardrail_notes
+            .join(" ")
+            .contains("has not earned autonomy"));
+        let reply = HumanReply::new(HumanCommand::Approve { incident_id: i.id }, web("ana"));
+        let done = ops.agent.handle_command(&reply).await.unwrap();
+        assert_eq!(done.incident.unwrap().status, IncidentStatus::Resolved);
+    }
+    let records = ops.agent.autonomy().await.unwrap();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        (r.level, r.promotions, r.approved, r.resolved),
+        (AutonomyLevel::Auto, 1, 3, 3)
+    );
+
+    let alone = handle(&ops, &down("earn-auto")).await;
+    assert_eq!(
+        alone.status,
+        IncidentStatus::Resolved,
+        "runs without a human"
+    );
+    let failed = handle(&ops, &down("earn-fail")).await;
+    assert_eq!(failed.status, IncidentStatus::Unresolved);
+    let r = ops.agent.autonomy().await.unwrap().remove(0);
+    assert_eq!((r.level, r.demotions), (AutonomyLevel::Shadow, 1));
+    assert_eq!(
+        handle(&ops, &down("earn-next")).await.status,
+        IncidentStatus::Pending
+    );
+
+    let changes = audit_of(&ops, AuditStep::Autonomy).await;
+    let outcomes: Vec<_> = changes.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(outcomes[0].ends_with("shadow → auto"), "{outcomes:?}");
+    assert!(outcomes[1].ends_with("auto → shadow"), "{outcomes:?}");
+    assert!(changes[1]
+        .reasoning
+        .as_deref()
+        .unwrap_or("")
+        .contains("did not resolve"));
+}
+
+#[tokio::test]
+async fn an_operator_pins_a_pair_and_the_pin_holds() {
+    let mut config = guardrails();
+    config.earned_autonomy.enabled = true;
+    let (ops, _) = agent(config, vec![0.0]).await;
+    let pinned = ops
+        .agent
+        .pin_autonomy(
+            ActionKind::Restart,
+            GCE_INSTANCE,
+            Some(AutonomyLevel::Never),
+            "web:ops",
+        )
+        .await
+        .unwrap();
+    assert!(pinned.pinned);
+    let refused = handle(&ops, &down("pin-never")).await;
+    assert_eq!(refused.status, IncidentStatus::Escalated);
+    ops.agent
+        .pin_autonomy(
+            ActionKind::Restart,
+            GCE_INSTANCE,
+            Some(AutonomyLevel::Auto),
+            "web:ops",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        handle(&ops, &down("pin-auto")).await.status,
+        IncidentStatus::Resolved
+    );
+    let unknown = ops
+        .agent
+        .pin_autonomy(ActionKind::ScaleOut, GCE_INSTANCE, None, "web:ops")
+        .await;
+    assert!(matches!(unknown, Err(Error::Invalid { .. })), "{unknown:?}");
+    let pins = audit_of(&ops, AuditStep::Autonomy).await;
+    assert_eq!(pins.len(), 2);
+    assert_eq!(pins[0].actor, "web:ops");
+}

@@ -19,50 +19,6 @@ use std::time::Duration;
 mod common;
 use common::*;
 
-fn resource(name: &str, kind: ResourceKind, count: u32, deps: &[&str]) -> PlannedResource {
-    PlannedResource {
-        name: ResourceName::new(name).unwrap(),
-        kind,
-        resource_type: None,
-        machine_type: Some(MachineType::new("local-small").unwrap()),
-        count,
-        depends_on: deps
-            .iter()
-            .map(|d| ResourceName::new(*d).unwrap())
-            .collect(),
-        description: String::new(),
-    }
-}
-
-/// The rule planner's shape for "a web app with PostgreSQL and Redis",
-/// every resource on the smallest local size.
-struct Fixed;
-#[async_trait::async_trait]
-impl Planner for Fixed {
-    fn name(&self) -> &str {
-        "fixed"
-    }
-    async fn plan(&self, request: &PlanRequest) -> Result<InfraPlan> {
-        Ok(InfraPlan {
-            cloud: request.cloud.clone(),
-            stack_type: StackType::WebApp,
-            region: "local".into(),
-            machine_type: MachineType::new("local-small")?,
-            autoscaling: true,
-            estimated_cost_usd: 0.0,
-            risk_flags: vec![],
-            resources: vec![
-                resource("web", ResourceKind::InstanceGroup, 2, &["db", "cache"]),
-                resource("db", ResourceKind::Database, 1, &[]),
-                resource("cache", ResourceKind::Cache, 1, &[]),
-            ],
-            monitoring: vec![],
-            confidence: 0.9,
-            summary: "web + PostgreSQL + Redis".into(),
-        })
-    }
-}
-
 async fn postgres(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -102,7 +58,13 @@ async fn web_postgres_redis_connections_scale_up_restart_destroy() {
     let (records, store) = (&rig.records, &rig.store);
 
     // Deploy, for real; verification goes through the balancer.
-    let deploy = rig.deploy_agent(Arc::new(Fixed));
+    // The rule planner's shape for "a web app with PostgreSQL and Redis",
+    // every resource on the smallest local size.
+    let deploy = rig.deploy_agent(Arc::new(Fixed(vec![
+        resource("web", ResourceKind::InstanceGroup, 2, &["db", "cache"]),
+        resource("db", ResourceKind::Database, 1, &[]),
+        resource("cache", ResourceKind::Cache, 1, &[]),
+    ])));
     let run = deploy
         .deploy("web + PostgreSQL + Redis", false)
         .await

@@ -4,7 +4,7 @@
 use crate::error::{problem, ApiError};
 use crate::metrics::Metrics;
 use crate::openapi::{self, ApiDoc};
-use crate::routes::{alerts, channels, meta, ops, plan, runs};
+use crate::routes::{alerts, autonomy, channels, meta, ops, plan, runs};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -184,7 +184,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ops::prometheus_rules))
         .routes(routes!(ops::autonomy))
         .routes(routes!(ops::stop_autonomy))
-        .routes(routes!(ops::resume_autonomy));
+        .routes(routes!(ops::resume_autonomy))
+        .routes(routes!(autonomy::list_windows, autonomy::create_window))
+        .routes(routes!(autonomy::delete_window))
+        .routes(routes!(autonomy::autonomy_levels))
+        .routes(routes!(autonomy::pin_level))
+        .routes(routes!(autonomy::costs));
     let operator = operator_only(operator, &state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
     // Event streams last as long as the run: no request timeout.

@@ -1,7 +1,8 @@
 //! The server's Prometheus metrics, kept and encoded (OpenMetrics text) by
 //! `prometheus-client`.
 
-use infraai_core::IncidentCounts;
+use infraai_core::guardrails::AutonomyRecord;
+use infraai_core::{ActionKind, IncidentCounts};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -117,9 +118,14 @@ impl Metrics {
     }
 
     /// The exposition text: the counters, then the gauges read from the
-    /// store at scrape time (`counts` and the kill-switch, each left out
-    /// when the store did not answer).
-    pub fn render(&self, counts: Option<IncidentCounts>, autonomy_stopped: Option<bool>) -> String {
+    /// store at scrape time (`counts`, the kill-switch and the earned
+    /// autonomy records, each left out when the store did not answer).
+    pub fn render(
+        &self,
+        counts: Option<IncidentCounts>,
+        autonomy_stopped: Option<bool>,
+        earned: Option<&[AutonomyRecord]>,
+    ) -> String {
         let mut r = Registry::default();
         let help = "Alerts recorded, by ingest outcome (repeated = deduplicated)";
         r.register("infraai_alerts_received", help, self.alerts.clone());
@@ -176,11 +182,45 @@ impl Metrics {
                 g,
             );
         }
+        if let Some(records) = earned {
+            register_earned(&mut r, records);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &r);
         out
     }
+}
+
+/// Earned autonomy from the store: each pair's level (1 on the label of its
+/// level), and its promotions and demotions so far.
+fn register_earned(r: &mut Registry, records: &[AutonomyRecord]) {
+    let levels = Family::<Labels<3>, Gauge>::default();
+    let promotions = Family::<Labels<2>, Counter>::default();
+    let demotions = Family::<Labels<2>, Counter>::default();
+    for record in records {
+        let action = record
+            .action
+            .map_or("unknown", ActionKind::name)
+            .to_string();
+        let pair = [
+            ("action", action),
+            ("resource_type", record.resource_type.clone()),
+        ];
+        let [a, t] = pair.clone();
+        levels
+            .get_or_create(&[a, t, ("level", record.level.name().into())])
+            .set(1);
+        promotions.get_or_create(&pair).inc_by(record.promotions);
+        demotions.get_or_create(&pair).inc_by(record.demotions);
+    }
+    let help =
+        "Earned autonomy: 1 on each (action, resource type) pair's level (shadow, auto, never)";
+    r.register("infraai_autonomy_level", help, levels);
+    let help = "Earned-autonomy promotions to auto, by pair";
+    r.register("infraai_autonomy_promotions", help, promotions);
+    let help = "Earned-autonomy demotions to shadow, by pair";
+    r.register("infraai_autonomy_demotions", help, demotions);
 }
 
 fn gauge(family: &Family<Labels<1>, Gauge>, label: (&'static str, String), n: u64) {
@@ -277,7 +317,7 @@ mod tests {
         let store = infraai_core::Observed::new(inner, metrics.clone());
         infraai_core::testing::conformance::run_all(Arc::new(store)).await;
         // The suite decides and claims incidents: the counters saw it.
-        let text = metrics.render(None, None);
+        let text = metrics.render(None, None, None);
         assert!(text.contains("infraai_decisions_total{action="), "{text}");
         // It also claims an incident while the kill-switch is engaged.
         assert!(
@@ -293,7 +333,7 @@ mod tests {
         m.alert("opened");
         m.request("GET", "/x\"y", "200", 0.5);
         m.request("GET", "/x\"y", "200", 0.5);
-        let text = m.render(None, Some(true));
+        let text = m.render(None, Some(true), None);
         assert!(text.contains("infraai_alerts_received_total{outcome=\"opened\"} 2"));
         assert!(text.contains(
             "infraai_http_requests_total{method=\"GET\",route=\"/x\\\"y\",status=\"200\"} 2"

@@ -226,6 +226,8 @@ fn agents(
     let deploy = Arc::new(
         DeployAgent::new(w.deploy.clone(), deploy_config).with_notifier(w.notifier.clone()),
     );
+    let mut guardrails = w.guardrails.clone();
+    config.autonomy.apply(&mut guardrails);
     let ops = Arc::new(OpsAgent::new(
         OpsDeps {
             // Counts decisions and execution outcomes on every path that
@@ -237,7 +239,7 @@ fn agents(
             metrics: w.metrics.clone(),
             registry: w.registry.clone(),
         },
-        Guardrails::new(w.guardrails.clone()),
+        Guardrails::new(guardrails),
         OpsConfig {
             feedback_delay: config.ops.feedback_delay_secs,
             approvers: std::mem::take(&mut w.approvers),
@@ -332,6 +334,21 @@ fn background_jobs(config: &Config, w: &crate::wiring::Wiring, ops: Arc<OpsAgent
                     Ok(0) => {}
                     Ok(n) => info!(expired = n, "pending approvals expired"),
                     Err(e) => warn!(error = %e, "approval expiry failed"),
+                }
+            }
+        }
+    });
+    let digests = ops.clone();
+    runner = runner.with_loop("quiet-digests", move || {
+        let ops = digests.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                match ops.send_closed_digests().await {
+                    Ok(0) => {}
+                    Ok(n) => info!(digests = n, "quiet-window digests sent"),
+                    Err(e) => warn!(error = %e, "quiet-window digests failed"),
                 }
             }
         }

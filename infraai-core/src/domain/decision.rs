@@ -219,6 +219,20 @@ pub enum ActionKind {
     Escalate,
 }
 
+impl ActionKind {
+    /// The kind's name as serialized (`scale_up`, `restart`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ScaleUp => "scale_up",
+            Self::ScaleOut => "scale_out",
+            Self::Restart => "restart",
+            Self::ModifyFirewall => "modify_firewall",
+            Self::Ignore => "ignore",
+            Self::Escalate => "escalate",
+        }
+    }
+}
+
 /// Risk of the recommended action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -149,11 +149,13 @@ pub struct LevelChange {
 impl AutonomyRecord {
     /// The store key of a pair's record.
     pub fn key(action: ActionKind, resource_type: &str) -> String {
-        let action = serde_json::to_value(action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        format!("{}{action}/{resource_type}", Self::KEY_PREFIX)
+        format!("{}{}/{resource_type}", Self::KEY_PREFIX, action.name())
+    }
+
+    /// `scale_up on local_instance`.
+    pub fn pair(&self) -> String {
+        let action = self.action.map_or("?", ActionKind::name);
+        format!("{action} on {}", self.resource_type)
     }
 
     /// The prefix of every record's key.
@@ -299,7 +301,7 @@ impl GuardrailRule for EarnedAutonomyRule {
             return RuleOutcome::Pass;
         }
         let kind = input.decision.recommended_action.kind();
-        let pair = format!("{kind:?} on {}", input.alert.resource_type);
+        let pair = format!("{} on {}", kind.name(), input.alert.resource_type);
         match record.level {
             AutonomyLevel::Auto => RuleOutcome::Pass,
             AutonomyLevel::Never => {

@@ -64,7 +64,7 @@ impl OpsAgent {
         change: &LevelChange,
         incident: Option<IncidentId>,
     ) {
-        let pair = format!("{:?} on {}", record.action, record.resource_type);
+        let pair = record.pair();
         let what = format!("{pair}: {} → {}", change.from.name(), change.to.name());
         info!(pair = %pair, from = change.from.name(), to = change.to.name(), reason = %change.reason, "autonomy level changed");
         let mut audit = AuditRecord::agent(AuditStep::Autonomy, what)

@@ -13,6 +13,48 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A planned resource on the smallest local size.
+pub fn resource(name: &str, kind: ResourceKind, count: u32, deps: &[&str]) -> PlannedResource {
+    PlannedResource {
+        name: ResourceName::new(name).unwrap(),
+        kind,
+        resource_type: None,
+        machine_type: Some(MachineType::new("local-small").unwrap()),
+        count,
+        depends_on: deps
+            .iter()
+            .map(|d| ResourceName::new(*d).unwrap())
+            .collect(),
+        description: String::new(),
+    }
+}
+
+/// A planner that always plans these resources (a web app on the local
+/// cloud's smallest size).
+pub struct Fixed(pub Vec<PlannedResource>);
+
+#[async_trait::async_trait]
+impl Planner for Fixed {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+    async fn plan(&self, request: &PlanRequest) -> Result<InfraPlan> {
+        Ok(InfraPlan {
+            cloud: request.cloud.clone(),
+            stack_type: StackType::WebApp,
+            region: "local".into(),
+            machine_type: MachineType::new("local-small")?,
+            autoscaling: false,
+            estimated_cost_usd: 0.0,
+            risk_flags: vec![],
+            resources: self.0.clone(),
+            monitoring: vec![],
+            confidence: 0.9,
+            summary: format!("{} resources", self.0.len()),
+        })
+    }
+}
+
 /// One test's local cloud: real Terraform, an in-memory store, and the local
 /// profiles with their durations shortened to 3 s (the built-in ones hold
 /// for 30–60 s) to keep CI fast. Kills what is left and removes its
@@ -82,17 +124,29 @@ impl Rig {
     }
 
     /// The ops loop: the rule policy, the local guardrails (10 automatic
-    /// actions an hour, `max_instances`), the real actions and metrics, and
-    /// `approver` asked for approvals.
+    /// actions an hour, `max_instances`, earned autonomy off: every pair
+    /// trusted), the real actions and metrics, and `approver` asked for
+    /// approvals.
     pub fn ops_agent(
         &self,
         approver: Arc<RecordingApprover>,
         max_instances: u32,
         feedback_delay: Duration,
     ) -> (OpsAgent, Arc<LocalMetrics>) {
-        let metrics = Arc::new(LocalMetrics::new(self.records.clone()));
         let mut guardrails = infraai_local::profiles::guardrails(GuardrailConfig::default());
         (guardrails.max_auto_actions, guardrails.max_instances) = (10, max_instances);
+        guardrails.earned_autonomy.enabled = false;
+        self.ops_agent_with(approver, guardrails, feedback_delay)
+    }
+
+    /// [`Rig::ops_agent`] with these guardrails.
+    pub fn ops_agent_with(
+        &self,
+        approver: Arc<RecordingApprover>,
+        guardrails: GuardrailConfig,
+        feedback_delay: Duration,
+    ) -> (OpsAgent, Arc<LocalMetrics>) {
+        let metrics = Arc::new(LocalMetrics::new(self.records.clone()));
         let ops = OpsAgent::new(
             OpsDeps {
                 store: self.store.clone(),

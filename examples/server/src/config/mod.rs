@@ -49,6 +49,8 @@ pub struct Config {
     pub mcp: McpSettings,
     #[command(flatten)]
     pub ops: OpsSettings,
+    #[command(flatten)]
+    pub autonomy: AutonomySettings,
     /// Partial settings that leave a feature off (said at start-up).
     #[arg(skip)]
     pub notes: Vec<String>,

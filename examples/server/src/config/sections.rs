@@ -318,6 +318,60 @@ pub struct OpsSettings {
     pub prometheus_url: Option<String>,
 }
 
+/// When the agent may act alone: what an automatic action may cost, and
+/// when an action type has earned autonomy (`docs/autonomy.md`).
+#[derive(Args)]
+#[command(next_help_heading = "Autonomy")]
+pub struct AutonomySettings {
+    /// The most one action may add to the monthly bill (USD, list prices)
+    /// and still run without a human.
+    #[arg(long, env = "INFRAAI_MAX_AUTO_MONTHLY_INCREASE_USD", default_value = "50", value_parser = usd)]
+    pub max_auto_monthly_increase_usd: f64,
+    /// The most the automatic actions of the last 24 hours may add to the
+    /// monthly bill together (USD).
+    #[arg(long, env = "INFRAAI_MAX_AUTO_DAILY_INCREASE_USD", default_value = "200", value_parser = usd)]
+    pub max_auto_daily_increase_usd: f64,
+    /// Earned autonomy: an (action, resource type) pair asks a human until
+    /// its approved-and-resolved record earns `auto`. `false` trusts every
+    /// unpinned pair (the other guardrails still apply).
+    #[arg(long, env = "INFRAAI_EARNED_AUTONOMY", default_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub earned_autonomy: bool,
+    /// Concluded decisions a pair needs before a promotion; its precision is
+    /// measured over the last this many.
+    #[arg(long, env = "INFRAAI_AUTONOMY_MIN_DECISIONS", default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub autonomy_min_decisions: u32,
+    /// The share of those decisions approved and resolved that promotes a
+    /// pair to `auto` (0–1).
+    #[arg(long, env = "INFRAAI_AUTONOMY_PRECISION", default_value = "0.95", value_parser = share)]
+    pub autonomy_precision: f64,
+}
+
+impl AutonomySettings {
+    /// Applies these settings to a cloud's guardrails.
+    pub fn apply(&self, guardrails: &mut infraai_core::GuardrailConfig) {
+        guardrails.max_auto_monthly_increase_usd = self.max_auto_monthly_increase_usd;
+        guardrails.max_auto_daily_increase_usd = self.max_auto_daily_increase_usd;
+        let earned = &mut guardrails.earned_autonomy;
+        earned.enabled = self.earned_autonomy;
+        earned.min_decisions = self.autonomy_min_decisions;
+        earned.precision = self.autonomy_precision;
+    }
+}
+
+fn usd(v: &str) -> anyhow::Result<f64> {
+    match v.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => bail!("{v:?} is not an amount of USD (a number, 0 or more)"),
+    }
+}
+
+fn share(v: &str) -> anyhow::Result<f64> {
+    match v.parse::<f64>() {
+        Ok(n) if (0.0..=1.0).contains(&n) => Ok(n),
+        _ => bail!("{v:?} is not a share between 0 and 1"),
+    }
+}
+
 /// Which cloud adapter deploys and acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudChoice {

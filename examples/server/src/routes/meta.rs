@@ -42,7 +42,8 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     let counts = s.store.incident_counts().await.ok();
     let stopped = s.store.kill_switch().await.ok().map(|k| k.engaged);
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    let text = s.metrics.render(counts, stopped);
+    let earned = s.ops.autonomy().await.ok();
+    let text = s.metrics.render(counts, stopped, earned.as_deref());
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 

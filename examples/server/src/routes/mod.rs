@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
 pub mod alerts;
+pub mod autonomy;
 pub mod channels;
 pub mod meta;
 pub mod ops;

@@ -86,6 +86,9 @@ impl Server {
             .env("INFRAAI_OPERATOR_TOKEN", OPERATOR)
             .env("INFRAAI_WEBHOOK_TOKEN", WEBHOOK)
             .env("INFRAAI_FEEDBACK_DELAY_SECS", "1")
+            // These tests exercise automatic execution: every pair is
+            // trusted unless a test turns earned autonomy on.
+            .env("INFRAAI_EARNED_AUTONOMY", "false")
             .env("RUST_LOG", "warn")
             .env_remove("GEMINI_API_KEY")
             .stdout(Stdio::piped())

@@ -136,7 +136,7 @@ fn a_shadow_pair_asks_even_for_a_confident_llm_decision() {
     let v = route_with(None, &cfg, 0.99);
     assert_eq!(v.route, Route::AskHuman);
     assert!(
-        v.notes[0].starts_with("earned_autonomy: Restart on"),
+        v.notes[0].starts_with("earned_autonomy: restart on"),
         "{:?}",
         v.notes
     );

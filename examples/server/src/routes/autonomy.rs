@@ -1,0 +1,195 @@
+//! Priced, scheduled and earned autonomy: change windows, the earned
+//! levels of (action, resource type) pairs and their pins, and what the
+//! agent's actions cost.
+
+use super::{body, parse};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use infraai_core::guardrails::{
+    AutonomyLevel, AutonomyRecord, ChangeWindow, DailySpend, DeploymentCost,
+};
+use infraai_core::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+fn actor(s: &AppState) -> String {
+    format!("web:{}", s.operator_name)
+}
+
+/// A change window to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WindowBody {
+    /// A name for humans, e.g. `release 4.2`.
+    #[schema(max_length = 200)]
+    name: String,
+    /// `freeze` (no automatic execution), `quiet` (non-critical notifications
+    /// batched into a digest) or `maintenance` (alerts on `resources`
+    /// recorded, decided when it ends).
+    #[schema(example = "freeze")]
+    kind: String,
+    /// `{"type": "once", "start": "2026-12-07T18:00:00Z", "end": "2026-12-07T20:00:00Z"}` or
+    /// `{"type": "recurring", "cron": "0 22 * * 1-5", "duration_minutes": 480, "time_zone": "Europe/Berlin"}`.
+    #[schema(value_type = Object)]
+    schedule: Value,
+    /// The resources it applies to; empty for all (maintenance needs some).
+    #[serde(default)]
+    resources: Vec<String>,
+}
+
+/// A window with whether it is open now, and until when.
+fn shown(w: &ChangeWindow) -> Value {
+    let mut v = json!(w);
+    v["open_until"] = json!(w.open_until(chrono::Utc::now()));
+    v
+}
+
+/// The change windows, each with `open_until` (null while closed).
+#[utoipa::path(get, path = "/ops/windows")]
+pub(crate) async fn list_windows(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let windows = s.ops.windows().await?;
+    let shown: Vec<Value> = windows.iter().map(shown).collect();
+    Ok(Json(json!({ "windows": shown })))
+}
+
+/// Create a change window (audited as the operator).
+///
+/// 422 with the reason when the schedule does not parse (cron, time zone), a
+/// one-off window ends before it starts, or a maintenance window names no
+/// resource.
+#[utoipa::path(post, path = "/ops/windows", request_body = WindowBody, responses((status = 201, description = "Created")))]
+pub(crate) async fn create_window(
+    State(s): State<AppState>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let w: WindowBody = parse(&body(b)?)?;
+    if w.name.chars().count() > 200 {
+        return Err(ApiError::unprocessable(
+            "name is longer than 200 characters",
+        ));
+    }
+    let window: ChangeWindow = serde_json::from_value(json!({
+        "name": w.name, "kind": w.kind, "schedule": w.schedule, "resources": w.resources,
+    }))
+    .map_err(|e| ApiError::unprocessable(format!("invalid window: {e}")))?;
+    let created = s.ops.create_window(window, &actor(&s)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "window": shown(&created) })),
+    ))
+}
+
+/// Delete a change window (audited); what a quiet window held back is sent at once.
+#[utoipa::path(delete, path = "/ops/windows/{id}", params(("id" = String, Path)), responses((status = 204, description = "Deleted")))]
+pub(crate) async fn delete_window(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if s.ops.delete_window(&id, &actor(&s)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("window {id:?} not found")))
+    }
+}
+
+/// Earned autonomy: its settings and every allowed (action, resource type)
+/// pair with its level, counts and recent precision (a pair never seen is
+/// `shadow` at 0/0).
+#[utoipa::path(get, path = "/ops/autonomy/levels")]
+pub(crate) async fn autonomy_levels(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let config = s.ops.guardrails().config();
+    let mut records = s.ops.autonomy().await?;
+    for (resource_type, kinds) in &config.allowed_actions {
+        for kind in kinds {
+            let seen = records
+                .iter()
+                .any(|r| r.action == Some(*kind) && &r.resource_type == resource_type);
+            if !seen {
+                records.push(AutonomyRecord {
+                    action: Some(*kind),
+                    resource_type: resource_type.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    records.sort_by(|a, b| (&a.resource_type, a.action).cmp(&(&b.resource_type, b.action)));
+    let earned = &config.earned_autonomy;
+    let pairs: Vec<Value> = (records.iter())
+        .map(|r| {
+            let (ok, n) = r.successes();
+            let mut v = json!(r);
+            v["precision"] = json!((n > 0).then(|| ok as f64 / n as f64));
+            v["standing"] = json!(r.describe(earned));
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "enabled": earned.enabled,
+        "min_decisions": earned.min_decisions,
+        "precision": earned.precision,
+        "pairs": pairs,
+    })))
+}
+
+/// A pin: `never`, `shadow`, `auto`, or null to unpin.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PinBody {
+    /// The level to hold, or null to let the pair earn its level again.
+    #[schema(example = "never")]
+    pin: Option<String>,
+}
+
+/// Pin an (action, resource type) pair to a level, or unpin it (audited).
+///
+/// 422 when the action is not allowed on the resource type at all.
+#[utoipa::path(put, path = "/ops/autonomy/levels/{action}/{resource_type}", params(("action" = String, Path, example = "scale_up"), ("resource_type" = String, Path, example = "local_instance")), request_body = PinBody)]
+pub(crate) async fn pin_level(
+    State(s): State<AppState>,
+    Path((action, resource_type)): Path<(String, String)>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let p: PinBody = parse(&body(b)?)?;
+    let kind: ActionKind = serde_json::from_value(Value::String(action.clone()))
+        .map_err(|_| ApiError::bad_request(format!("unknown action {action:?}")))?;
+    let level = (p.pin.as_deref())
+        .map(str::parse::<AutonomyLevel>)
+        .transpose()
+        .map_err(ApiError::unprocessable)?;
+    let record = (s.ops)
+        .pin_autonomy(kind, &resource_type, level, &actor(&s))
+        .await?;
+    Ok(Json(json!({ "pair": record })))
+}
+
+/// What the agent's actions cost: the day's automatic increases against
+/// their cap, and per deployment the sum of its executed actions' changes
+/// (USD per month, list prices).
+#[utoipa::path(get, path = "/ops/costs")]
+pub(crate) async fn costs(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let config = s.ops.guardrails().config();
+    let now = chrono::Utc::now();
+    let spend: DailySpend = match s.store.get_setting(DailySpend::KEY).await? {
+        Some(v) => serde_json::from_value(v.value).unwrap_or_default(),
+        None => DailySpend::default(),
+    };
+    let mut deployments = serde_json::Map::new();
+    for setting in s.store.list_settings(DeploymentCost::KEY_PREFIX).await? {
+        let id = setting.key[DeploymentCost::KEY_PREFIX.len()..].to_string();
+        let sum: DeploymentCost = serde_json::from_value(setting.value).unwrap_or_default();
+        deployments.insert(id, json!(sum));
+    }
+    Ok(Json(json!({
+        "automatic_last_24h_usd": spend.total(now),
+        "max_auto_daily_increase_usd": config.max_auto_daily_increase_usd,
+        "max_auto_monthly_increase_usd": config.max_auto_monthly_increase_usd,
+        "deployments": deployments,
+    })))
+}

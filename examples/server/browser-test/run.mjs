@@ -271,6 +271,33 @@ try {
   if (finalStatus !== "resolved") throw new Error("history shows " + JSON.stringify(finalStatus) + ", want exactly \"resolved\"");
   if (!(await page.$(statusSel + ".status-resolved"))) throw new Error("the history status chip lacks the status-resolved style");
   await page.screenshot({ path: join(shots, "4-history.png"), fullPage: true });
+  step("autonomy card: cost summed per deployment, a window from the form, an earned level pinned");
+  await page.waitForFunction(() => /Deployment \S+: \+\$\d+\.\d\d\/month from 1 action/.test(document.getElementById("costs")?.textContent || ""), null, { timeout: 15000 });
+  await page.fill("#window-name", "nightly freeze");
+  await page.selectOption("#window-kind", "freeze");
+  await page.fill("#window-cron", "0 2 * * *");
+  await page.fill("#window-minutes", "30");
+  await page.click("#window-form button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#windows [data-window]")?.textContent.includes("nightly freeze"));
+  const made = (await api("GET", "/ops/windows")).windows;
+  if (made.length !== 1 || made[0].kind !== "freeze" || made[0].created_by !== "web:operator" || made[0].schedule.cron !== "0 2 * * *") {
+    throw new Error("the window form made " + JSON.stringify(made));
+  }
+  const pinSel = `#earned select[data-pair="restart/${resourceType}"]`;
+  await page.waitForSelector(pinSel);
+  await page.selectOption(pinSel, "never");
+  await page.waitForFunction((sel) => document.querySelector(sel)?.closest(".item")?.textContent.includes("never (pinned)"), pinSel);
+  const pinned = (await api("GET", "/ops/autonomy/levels")).pairs.find((p) => p.action === "restart" && p.resource_type === resourceType);
+  if (!pinned || pinned.level !== "never" || !pinned.pinned) throw new Error("the pin did not hold: " + JSON.stringify(pinned));
+  const autonomyText = await page.textContent("#autonomy-card");
+  step("autonomy card: " + autonomyText.replace(/\s+/g, " ").slice(0, 300));
+  await page.screenshot({ path: join(shots, "4b-autonomy.png"), fullPage: true });
+  page.once("dialog", (d) => d.accept());
+  await page.click(`#windows [data-window="${made[0].id}"] button[data-action=delete-window]`);
+  await page.waitForFunction(() => !document.querySelector("#windows [data-window]"));
+  await page.selectOption(pinSel, "");
+  await page.waitForFunction((sel) => !document.querySelector(sel)?.closest(".item")?.textContent.includes("(pinned)"), pinSel);
+
 
   step("incident view: chart, threshold line, action marker, audit trail");
   // Keyboard: the Details button keeps its focus across list refreshes, Enter opens the view.

@@ -189,7 +189,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(autonomy::delete_window))
         .routes(routes!(autonomy::autonomy_levels))
         .routes(routes!(autonomy::pin_level))
-        .routes(routes!(autonomy::costs));
+        .routes(routes!(autonomy::costs))
+        .routes(routes!(autonomy::audit_trail));
     let operator = operator_only(operator, &state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
     // Event streams last as long as the run: no request timeout.
@@ -207,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(meta::dashboard_js))
         .routes(routes!(meta::dashboard_css))
         .routes(routes!(meta::dashboard_views_js))
+        .routes(routes!(meta::dashboard_autonomy_js))
         .routes(routes!(meta::vendor_codemirror_js))
         .merge(
             // Inside the router's own limit, so this one applies here.

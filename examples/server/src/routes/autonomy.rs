@@ -2,12 +2,12 @@
 //! levels of (action, resource type) pairs and their pins, and what the
 //! agent's actions cost.
 
-use super::{body, parse};
+use super::{body, bounded, parse, query};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use infraai_core::guardrails::{
@@ -16,7 +16,7 @@ use infraai_core::guardrails::{
 use infraai_core::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 fn actor(s: &AppState) -> String {
     format!("web:{}", s.operator_name)
@@ -192,4 +192,49 @@ pub(crate) async fn costs(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         "max_auto_monthly_increase_usd": config.max_auto_monthly_increase_usd,
         "deployments": deployments,
     })))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditTrailQuery {
+    /// Only records of this step (e.g. `autonomy`, `change_window`, `kill_switch`).
+    step: Option<String>,
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<usize>,
+    /// The `next` of the previous page: records older than it.
+    before: Option<String>,
+}
+
+/// The audit trail, oldest first: the newest `limit` records (of one step
+/// when `step` is given, among the newest `limit`), and `next`, the cursor
+/// of the page before, when there is one.
+#[utoipa::path(get, path = "/ops/audit", params(AuditTrailQuery))]
+pub(crate) async fn audit_trail(
+    State(s): State<AppState>,
+    q: Result<Query<AuditTrailQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    let limit = bounded("limit", q.limit, 100, 1000)?;
+    let before = (q.before.as_deref().map(str::parse::<AuditId>))
+        .transpose()
+        .map_err(|_| ApiError::bad_request("before is not a cursor this server gave"))?;
+    let step: Option<AuditStep> = (q.step.as_ref())
+        .map(|v| serde_json::from_value(Value::String(v.clone())))
+        .transpose()
+        .map_err(|_| ApiError::bad_request(format!("unknown audit step {:?}", q.step)))?;
+    let mut records = (s.store)
+        .list_audit(&AuditQuery {
+            limit: Some(limit + 1),
+            before,
+            ..Default::default()
+        })
+        .await?;
+    let more = records.len() > limit;
+    if more {
+        records.remove(0);
+    }
+    let next = records.first().filter(|_| more).map(|r| r.id);
+    records.retain(|r| step.is_none_or(|s| r.step == s));
+    Ok(Json(json!({ "records": records, "next": next })))
 }

@@ -89,6 +89,12 @@ pub(crate) async fn dashboard_views_js() -> Asset {
     (JS, include_str!("../../assets/views.js"))
 }
 
+/// Dashboard autonomy script (cost, change windows, earned autonomy).
+#[utoipa::path(get, path = "/assets/autonomy.js")]
+pub(crate) async fn dashboard_autonomy_js() -> Asset {
+    (JS, include_str!("../../assets/autonomy.js"))
+}
+
 /// The vendored CodeMirror 6 bundle of the Terraform view.
 ///
 /// Built by `editor-build/` and embedded like the other assets. `no-cache` with an

@@ -120,6 +120,9 @@ done
 # virtualenv of its own; examples/server/tests/mcp.rs drives the server with it.
 mcp_test="$root/examples/server/mcp-test"
 command -v python3 >/dev/null 2>&1 && { python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv || true; }
+# A virtualenv moved or copied from elsewhere points at an interpreter that
+# is gone: make it again.
+[ ! -d "$mcp_test/.venv" ] || "$mcp_test/.venv/bin/pip" --version >/dev/null 2>&1 || rm -rf "$mcp_test/.venv"
 if python3 -m venv "$mcp_test/.venv" >/dev/null 2>&1 \
   && "$mcp_test/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$mcp_test/requirements.txt" >/dev/null; then
   log "mcp client: $("$mcp_test/.venv/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))')"

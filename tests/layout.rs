@@ -47,8 +47,11 @@ fn core_names_no_cloud_outside_tests_and_the_simulated_cloud() {
     let mut found = Vec::new();
     for (path, text) in sources("infraai-core/src") {
         let test_only = path.file_name().is_some_and(|n| n == "tests.rs");
-        if test_only || path.components().any(|c| c.as_os_str() == "testing") {
-            continue; // unit tests, and the simulated cloud's data
+        let skipped = |c: std::path::Component| {
+            ["testing", "tests"].contains(&c.as_os_str().to_str().unwrap_or(""))
+        };
+        if test_only || path.components().any(skipped) {
+            continue; // unit tests (`tests.rs`, `tests/`), and the simulated cloud's data
         }
         // Unit tests sit at the end of a file, after `#[cfg(test)]`.
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();

@@ -939,7 +939,10 @@ fn gcp_profiles_match_the_seed() {
     );
     // The simulated cloud of core's tests borrows exactly these profiles.
     assert_eq!(r, infraai_core::testing::profiles());
-    let g = infraai_gcp::guardrails(infraai_core::GuardrailConfig::default());
+    // ... and these guardrails, with earned autonomy off (every pair trusted).
+    let mut g = infraai_gcp::guardrails(infraai_core::GuardrailConfig::default());
+    assert!(g.earned_autonomy.enabled, "on by default");
+    g.earned_autonomy.enabled = false;
     assert_eq!(g, infraai_core::testing::guardrails());
     assert_eq!(g.machine_ladder.len(), 7);
     assert_eq!(

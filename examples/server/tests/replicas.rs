@@ -76,19 +76,20 @@ async fn three_replicas_decide_once_execute_once_and_stop_together() {
     let b = replica(&url, "replica-b", &[]).await;
     let c = replica(&url, "replica-c", &[]).await;
     let replicas = [&a, &b, &c];
-    // Each singleton loop (approval expiry, the orphan sweep; the simulated
-    // cloud runs no watcher) is held by exactly one replica.
+    // Each singleton loop (approval expiry, quiet-window digests, the orphan
+    // sweep; the simulated cloud runs no watcher) is held by exactly one
+    // replica.
     let query = "SELECT count(*) || ' ' || count(DISTINCT key) FROM jobs \
                  WHERE key LIKE 'loop:%' AND owner LIKE 'replica-_'";
     let mut loops = psql(&url, query);
     for _ in 0..50 {
-        if loops == "2 2" {
+        if loops == "3 3" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         loops = psql(&url, query);
     }
-    assert_eq!(loops, "2 2");
+    assert_eq!(loops, "3 3");
     b.deploy().await;
 
     // 200 copies of one alert, all at once, round-robin over the replicas.
@@ -275,7 +276,7 @@ async fn a_replica_killed_holding_a_feedback_check_leaves_it_to_another_once() {
         "SELECT string_agg(coalesce(owner, '-'), ' ' ORDER BY key) FROM jobs WHERE key LIKE 'loop:%'",
     );
     let owners: Vec<&str> = loops.split(' ').collect();
-    assert_eq!(owners.len(), 2, "{loops}");
+    assert_eq!(owners.len(), 3, "{loops}");
     assert!(
         owners
             .iter()

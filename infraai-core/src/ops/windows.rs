@@ -44,7 +44,7 @@ impl OpsAgent {
         window
             .validate()
             .map_err(|why| Error::invalid("change window", why))?;
-        window.id = uuid::Uuid::now_v7().simple().to_string();
+        window.id = uuid::Uuid::now_v7().to_string();
         window.created_by = actor.to_string();
         window.created_at = Utc::now();
         let value = serde_json::to_value(&window)

@@ -86,11 +86,16 @@ pub(crate) async fn create_window(
 }
 
 /// Delete a change window (audited); what a quiet window held back is sent at once.
-#[utoipa::path(delete, path = "/ops/windows/{id}", params(("id" = String, Path)), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/ops/windows/{id}", params(("id" = String, Path, format = Uuid)), responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete_window(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if id.parse::<uuid::Uuid>().is_err() {
+        return Err(ApiError::bad_request(format!(
+            "{id:?} is not a window id (a UUID)"
+        )));
+    }
     if s.ops.delete_window(&id, &actor(&s)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

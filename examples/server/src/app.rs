@@ -190,7 +190,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(autonomy::autonomy_levels))
         .routes(routes!(autonomy::pin_level))
         .routes(routes!(autonomy::costs))
-        .routes(routes!(autonomy::audit_trail));
+        .routes(routes!(autonomy::audit_trail))
+        .routes(routes!(
+            autonomy::deployment_guardrails,
+            autonomy::set_deployment_guardrails
+        ));
     let operator = operator_only(operator, &state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
     // Event streams last as long as the run: no request timeout.

@@ -39,6 +39,7 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/generate_terraform") => Some(json!({"run_id": ZERO})),
         ("post", "/execute") => Some(json!({"run_id": ZERO, "dry_run": true})),
         ("post", "/runs/{id}/destroy") => Some(json!({"dry_run": true})),
+        ("put", "/ops/deployments/{id}/guardrails") => Some(json!({})),
         _ => None,
     }
 }

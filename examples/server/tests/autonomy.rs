@@ -286,3 +286,59 @@ async fn the_cost_of_executed_actions_is_summed_per_deployment() {
         json!({"monthly_usd": 24.45, "actions": 1})
     );
 }
+
+#[tokio::test]
+async fn a_deployment_sets_its_own_guardrails_over_the_global_ones() {
+    let s = Server::start(
+        "overrides",
+        &["--cloud", "simulated"],
+        &[("INFRAAI_EARNED_AUTONOMY", "true")],
+    )
+    .await;
+    let planned = s.deploy().await;
+    let run_id = planned["run_id"].as_str().unwrap();
+    let run = s
+        .ok(Method::GET, &format!("/runs/{run_id}"), None, 200)
+        .await;
+    let path = format!(
+        "/ops/deployments/{}/guardrails",
+        run["run"]["deployment_id"].as_str().unwrap()
+    );
+    let view = s.ok(Method::GET, &path, None, 200).await;
+    assert_eq!(view["effective"]["earned_autonomy"], true);
+    assert_eq!(view["effective"]["max_auto_monthly_increase_usd"], 50.0);
+    s.incident_in(&down("own-1", "warning"), "pending").await;
+
+    let set = json!({"earned_autonomy": false, "max_auto_monthly_increase_usd": 120.0});
+    let view = s.ok(Method::PUT, &path, Some(set), 200).await;
+    assert_eq!(view["effective"]["earned_autonomy"], false);
+    assert_eq!(
+        view["effective"]["max_auto_daily_increase_usd"], 200.0,
+        "global"
+    );
+    s.incident_in(&down("own-2", "warning"), "resolved").await;
+
+    for bad in [
+        json!({"confidence_floor": 1.5}),
+        json!({"max_auto_monthly_increase_usd": -5}),
+    ] {
+        let r = s.op(Method::PUT, &path, Some(bad)).await;
+        assert_eq!(r.status(), 422);
+    }
+    s.ok(Method::PUT, &path, Some(json!({})), 200).await;
+    s.incident_in(&down("own-3", "warning"), "pending").await;
+    let audit = (s.ok(Method::GET, "/ops/audit?step=autonomy", None, 200)).await;
+    let set: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["outcome"]
+                .as_str()
+                .unwrap()
+                .ends_with("guardrail overrides set")
+        })
+        .collect();
+    assert_eq!(set.len(), 2);
+    assert_eq!(set[0]["input"]["overrides"]["earned_autonomy"], false);
+}

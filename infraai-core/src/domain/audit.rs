@@ -46,7 +46,8 @@ pub enum AuditStep {
     /// arguments, the outcome.
     McpCall,
     /// An (action, resource type) pair was promoted, demoted or pinned
-    /// (earned autonomy), with why.
+    /// (earned autonomy), with why; or a deployment's guardrail overrides
+    /// were set.
     Autonomy,
     /// A change window was created or deleted, or an alert was held by a
     /// maintenance window.

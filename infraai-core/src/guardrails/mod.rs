@@ -12,12 +12,14 @@
 
 mod autonomy;
 mod cost;
+mod overrides;
 mod windows;
 
 pub use autonomy::{
     AutonomyLevel, AutonomyRecord, EarnedAutonomy, EarnedAutonomyRule, LevelChange, Outcome,
 };
 pub use cost::{CostCap, CostChange, DailySpend, DeploymentCost, SpendEntry};
+pub use overrides::GuardrailOverrides;
 pub use windows::{open_windows, ChangeFreeze, ChangeWindow, WindowKind, WindowSchedule};
 
 use crate::domain::{
@@ -279,6 +281,12 @@ impl Guardrails {
 
     /// Routes a decision.
     pub fn evaluate(&self, input: &GuardrailInput<'_>) -> Verdict {
+        self.evaluate_with(input, &self.config)
+    }
+
+    /// Routes a decision under `config` instead of the global one (a
+    /// deployment's, [`GuardrailConfig::with_overrides`]).
+    pub fn evaluate_with(&self, input: &GuardrailInput<'_>, config: &GuardrailConfig) -> Verdict {
         let decision = input.decision;
         match decision.recommended_action {
             Action::Escalate {} => {
@@ -312,7 +320,7 @@ impl Guardrails {
         let mut needs_human = false;
         let mut denied = false;
         for rule in &self.rules {
-            match rule.check(input, &self.config) {
+            match rule.check(input, config) {
                 RuleOutcome::Pass => {}
                 RuleOutcome::NeedsApproval(why) => {
                     needs_human = true;

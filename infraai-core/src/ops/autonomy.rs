@@ -3,9 +3,9 @@
 
 use super::OpsAgent;
 use crate::domain::*;
-use crate::guardrails::{AutonomyLevel, AutonomyRecord, LevelChange, Outcome};
+use crate::guardrails::{AutonomyLevel, AutonomyRecord, GuardrailOverrides, LevelChange, Outcome};
 use crate::store::update_setting;
-use crate::{Error, IncidentId, Result};
+use crate::{DeploymentId, Error, IncidentId, Result};
 use chrono::Utc;
 use serde_json::json;
 use tracing::{info, warn};
@@ -132,5 +132,50 @@ impl OpsAgent {
         });
         self.audit_level_change(&record, &change, None).await;
         Ok(record)
+    }
+
+    /// A deployment's guardrail overrides (none set: the global settings).
+    pub async fn deployment_guardrails(&self, id: DeploymentId) -> Result<GuardrailOverrides> {
+        let key = GuardrailOverrides::key(id);
+        match self.deps.store.get_setting(&key).await? {
+            Some(s) => serde_json::from_value(s.value)
+                .map_err(|e| Error::invalid(format!("setting {key}"), e.to_string())),
+            None => Ok(GuardrailOverrides::default()),
+        }
+    }
+
+    /// An operator sets a deployment's guardrail overrides (replacing the
+    /// previous ones; all unset restores the global settings); audited.
+    pub async fn set_deployment_guardrails(
+        &self,
+        id: DeploymentId,
+        overrides: GuardrailOverrides,
+        actor: &str,
+    ) -> Result<GuardrailOverrides> {
+        overrides
+            .validate()
+            .map_err(|why| Error::invalid("guardrail overrides", why))?;
+        if self.deps.store.get_deployment(id).await?.is_none() {
+            return Err(Error::not_found(format!("deployment {id}")));
+        }
+        let key = GuardrailOverrides::key(id);
+        let value = serde_json::to_value(&overrides)
+            .map_err(|e| Error::invalid("guardrail overrides", e.to_string()))?;
+        update_setting(
+            self.deps.store.as_ref(),
+            &key,
+            |v: &mut serde_json::Value| {
+                *v = value.clone();
+            },
+        )
+        .await?;
+        let what = format!("deployment {id}: guardrail overrides set");
+        self.audit(
+            AuditRecord::agent(AuditStep::Autonomy, what)
+                .by(actor.to_string())
+                .input(json!({ "deployment_id": id, "overrides": overrides })),
+        )
+        .await;
+        Ok(overrides)
     }
 }

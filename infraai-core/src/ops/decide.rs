@@ -4,7 +4,7 @@
 use super::{won, OpsAgent};
 use crate::domain::*;
 use crate::guardrails::{
-    DailySpend, GuardrailInput, Outcome, Route, SpendEntry, Standing, Verdict,
+    DailySpend, GuardrailInput, GuardrailOverrides, Outcome, Route, SpendEntry, Standing, Verdict,
 };
 use crate::store::update_setting;
 use crate::traits::*;
@@ -118,9 +118,10 @@ impl OpsAgent {
         decision
     }
 
-    /// The guardrails' verdict on `decision` (with the resource's actions in
-    /// the budget window, the day's automatic spend, the pair's earned
-    /// autonomy and the change windows), the status it routes to, and
+    /// The guardrails' verdict on `decision` (under its deployment's
+    /// overrides, with the resource's actions in the budget window, the
+    /// day's automatic spend, the pair's earned autonomy and the change
+    /// windows), the status it routes to, and
     /// whether the kill-switch is engaged (which blocks what would run or
     /// ask). An automatic action's cost is reserved against the daily cap
     /// here, atomically: when another decision took the room first, a
@@ -132,13 +133,19 @@ impl OpsAgent {
     ) -> Result<(Verdict, IncidentStatus, bool)> {
         let alert = &context.incident.alert;
         let standing = self.standing(alert, decision).await?;
-        let mut verdict = self.guardrails.evaluate(&GuardrailInput {
+        let overrides = match &context.deployment {
+            Some(d) => self.deployment_guardrails(d.deployment_id).await?,
+            None => GuardrailOverrides::default(),
+        };
+        let config = self.guardrails.config().with_overrides(&overrides);
+        let input = GuardrailInput {
             decision,
             alert,
             current_machine_type: context.current_machine_type.as_ref(),
             current_count: context.current_count,
             standing: &standing,
-        });
+        };
+        let mut verdict = self.guardrails.evaluate_with(&input, &config);
         let engaged = self.deps.store.kill_switch().await?.engaged;
         if verdict.route == Route::AutoExecute && !engaged {
             if let Some(why) = self.reserve_spend(context, decision).await? {

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use infraai_core::guardrails::{
-    AutonomyLevel, AutonomyRecord, ChangeWindow, DailySpend, DeploymentCost,
+    AutonomyLevel, AutonomyRecord, ChangeWindow, DailySpend, DeploymentCost, GuardrailOverrides,
 };
 use infraai_core::*;
 use serde::Deserialize;
@@ -242,4 +242,78 @@ pub(crate) async fn audit_trail(
     let next = records.first().filter(|_| more).map(|r| r.id);
     records.retain(|r| step.is_none_or(|s| r.step == s));
     Ok(Json(json!({ "records": records, "next": next })))
+}
+
+/// A deployment's own guardrail settings; an absent or null field keeps
+/// the global value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OverridesBody {
+    /// The most one action on this deployment may add to the monthly bill
+    /// and still run without a human (USD).
+    max_auto_monthly_increase_usd: Option<f64>,
+    /// Whether earned autonomy applies to this deployment (`false`: every
+    /// unpinned pair trusted here).
+    earned_autonomy: Option<bool>,
+    /// Below this confidence a human approves (0–1).
+    confidence_floor: Option<f64>,
+}
+
+async fn deployment_id(s: &AppState, id: &str) -> ApiResult<DeploymentId> {
+    let id: DeploymentId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a deployment id (a UUID)")))?;
+    match s.store.get_deployment(id).await? {
+        Some(_) => Ok(id),
+        None => Err(ApiError::not_found(format!("deployment {id} not found"))),
+    }
+}
+
+/// A deployment's guardrail overrides and the settings they make.
+async fn overrides_view(s: &AppState, id: DeploymentId) -> ApiResult<Json<Value>> {
+    let overrides = s.ops.deployment_guardrails(id).await?;
+    let config = s.ops.guardrails().config().with_overrides(&overrides);
+    Ok(Json(json!({
+        "deployment_id": id,
+        "overrides": overrides,
+        "effective": {
+            "max_auto_monthly_increase_usd": config.max_auto_monthly_increase_usd,
+            "max_auto_daily_increase_usd": config.max_auto_daily_increase_usd,
+            "earned_autonomy": config.earned_autonomy.enabled,
+            "confidence_floor": config.confidence_floor,
+        },
+    })))
+}
+
+/// A deployment's guardrail overrides, and the settings in effect for it.
+#[utoipa::path(get, path = "/ops/deployments/{id}/guardrails", params(("id" = String, Path, format = Uuid)))]
+pub(crate) async fn deployment_guardrails(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = deployment_id(&s, &id).await?;
+    overrides_view(&s, id).await
+}
+
+/// Set a deployment's guardrail overrides (replacing the previous ones; `{}`
+/// restores the global settings); audited.
+///
+/// 422 for a negative cap or a floor outside 0–1.
+#[utoipa::path(put, path = "/ops/deployments/{id}/guardrails", params(("id" = String, Path, format = Uuid)), request_body = OverridesBody)]
+pub(crate) async fn set_deployment_guardrails(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = deployment_id(&s, &id).await?;
+    let o: OverridesBody = parse(&body(b)?)?;
+    let overrides = GuardrailOverrides {
+        max_auto_monthly_increase_usd: o.max_auto_monthly_increase_usd,
+        earned_autonomy: o.earned_autonomy,
+        confidence_floor: o.confidence_floor,
+    };
+    (s.ops)
+        .set_deployment_guardrails(id, overrides, &actor(&s))
+        .await?;
+    overrides_view(&s, id).await
 }

@@ -67,3 +67,53 @@ fn the_ledger_forgets_after_a_day_and_reserves_within_the_cap() {
         "nothing added always fits"
     );
 }
+
+#[test]
+fn a_deployment_may_set_its_own_cap_floor_and_earned_autonomy() {
+    use crate::guardrails::GuardrailOverrides;
+    let global = guardrails();
+    let d = decision(scale_to("e2-standard-8"), 0.75);
+    let a = alert(Severity::Warning);
+    let current = mt("e2-standard-4");
+    let input = GuardrailInput {
+        decision: &d,
+        alert: &a,
+        current_machine_type: Some(&current),
+        current_count: None,
+        standing: &Standing::now(),
+    };
+    let g = Guardrails::new(global.clone());
+    // +$97.83 is over the global $50.
+    assert_eq!(g.evaluate(&input).route, Route::AskHuman);
+    let generous = GuardrailOverrides {
+        max_auto_monthly_increase_usd: Some(100.0),
+        ..Default::default()
+    };
+    let v = g.evaluate_with(&input, &global.with_overrides(&generous));
+    assert_eq!(v.route, Route::AutoExecute, "{:?}", v.notes);
+    // A stricter floor on this deployment: 0.75 is below 0.8.
+    let strict = GuardrailOverrides {
+        confidence_floor: Some(0.8),
+        ..generous.clone()
+    };
+    let v = g.evaluate_with(&input, &global.with_overrides(&strict));
+    assert!(v.notes[0].starts_with("confidence_floor"), "{:?}", v.notes);
+    // Earned autonomy on for this deployment only: shadow asks.
+    let earning = GuardrailOverrides {
+        earned_autonomy: Some(true),
+        ..generous
+    };
+    let v = g.evaluate_with(&input, &global.with_overrides(&earning));
+    assert!(v.notes[0].starts_with("earned_autonomy"), "{:?}", v.notes);
+    // Bad values are refused with the reason.
+    let bad = GuardrailOverrides {
+        max_auto_monthly_increase_usd: Some(-1.0),
+        ..Default::default()
+    };
+    assert!(bad.validate().unwrap_err().contains("0 or more"));
+    let bad = GuardrailOverrides {
+        confidence_floor: Some(1.5),
+        ..Default::default()
+    };
+    assert!(bad.validate().unwrap_err().contains("within 0–1"));
+}

@@ -185,16 +185,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ops::autonomy))
         .routes(routes!(ops::stop_autonomy))
         .routes(routes!(ops::resume_autonomy))
-        .routes(routes!(autonomy::list_windows, autonomy::create_window))
-        .routes(routes!(autonomy::delete_window))
-        .routes(routes!(autonomy::autonomy_levels))
-        .routes(routes!(autonomy::pin_level))
-        .routes(routes!(autonomy::costs))
-        .routes(routes!(autonomy::audit_trail))
-        .routes(routes!(
-            autonomy::deployment_guardrails,
-            autonomy::set_deployment_guardrails
-        ));
+        .merge(autonomy::routes());
     let operator = operator_only(operator, &state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
     // Event streams last as long as the run: no request timeout.

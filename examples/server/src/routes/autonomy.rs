@@ -18,6 +18,19 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
+/// This file's operator routes.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list_windows, create_window))
+        .routes(routes!(delete_window))
+        .routes(routes!(autonomy_levels))
+        .routes(routes!(pin_level))
+        .routes(routes!(costs))
+        .routes(routes!(audit_trail))
+        .routes(routes!(deployment_guardrails, set_deployment_guardrails))
+}
+
 fn actor(s: &AppState) -> String {
     format!("web:{}", s.operator_name)
 }

@@ -4,7 +4,8 @@
 use super::{won, OpsAgent};
 use crate::domain::*;
 use crate::guardrails::{
-    DailySpend, GuardrailInput, GuardrailOverrides, Outcome, Route, SpendEntry, Standing, Verdict,
+    ChangeWindow, DailySpend, GuardrailInput, GuardrailOverrides, Outcome, Route, SpendEntry,
+    Standing, Verdict,
 };
 use crate::store::update_setting;
 use crate::traits::*;
@@ -30,12 +31,19 @@ impl OpsAgent {
         if incident.status != IncidentStatus::New {
             return Ok(incident);
         }
-        if self.maintenance_hold(&incident).await?.is_some() {
+        let windows = self.windows().await?;
+        if self.maintenance_hold(&incident, &windows).await?.is_some() {
             return Ok(incident);
         }
         let context = self.decision_context(incident).await?;
         let decision = self.recommend(&context).await;
-        let (verdict, to, engaged) = self.judge(&context, &decision).await?;
+        let (mut verdict, mut to, engaged) = self.judge(&context, &decision, windows).await?;
+        if to == IncidentStatus::Auto {
+            if let Some(why) = self.reserve_spend(&context, &decision).await? {
+                (verdict.route, to) = (Route::AskHuman, IncidentStatus::Pending);
+                verdict.notes.push(format!("cost_cap: {why}"));
+            }
+        }
         let recorded = self
             .deps
             .store
@@ -121,18 +129,16 @@ impl OpsAgent {
     /// The guardrails' verdict on `decision` (under its deployment's
     /// overrides, with the resource's actions in the budget window, the
     /// day's automatic spend, the pair's earned autonomy and the change
-    /// windows), the status it routes to, and
-    /// whether the kill-switch is engaged (which blocks what would run or
-    /// ask). An automatic action's cost is reserved against the daily cap
-    /// here, atomically: when another decision took the room first, a
-    /// human is asked.
+    /// `windows`), the status it routes to, and whether the kill-switch is
+    /// engaged (which blocks what would run or ask).
     pub(super) async fn judge(
         &self,
         context: &DecisionContext,
         decision: &OpsDecision,
+        windows: Vec<ChangeWindow>,
     ) -> Result<(Verdict, IncidentStatus, bool)> {
         let alert = &context.incident.alert;
-        let standing = self.standing(alert, decision).await?;
+        let standing = self.standing(alert, decision, windows).await?;
         let overrides = match &context.deployment {
             Some(d) => self.deployment_guardrails(d.deployment_id).await?,
             None => GuardrailOverrides::default(),
@@ -145,14 +151,8 @@ impl OpsAgent {
             current_count: context.current_count,
             standing: &standing,
         };
-        let mut verdict = self.guardrails.evaluate_with(&input, &config);
+        let verdict = self.guardrails.evaluate_with(&input, &config);
         let engaged = self.deps.store.kill_switch().await?.engaged;
-        if verdict.route == Route::AutoExecute && !engaged {
-            if let Some(why) = self.reserve_spend(context, decision).await? {
-                verdict.route = Route::AskHuman;
-                verdict.notes.push(format!("cost_cap: {why}"));
-            }
-        }
         let to = match verdict.route {
             Route::AutoExecute | Route::AskHuman if engaged => IncidentStatus::Blocked,
             Route::AutoExecute => IncidentStatus::Auto,
@@ -164,7 +164,12 @@ impl OpsAgent {
     }
 
     /// What the store knows that the rules weigh, as of now.
-    async fn standing(&self, alert: &Alert, decision: &OpsDecision) -> Result<Standing> {
+    async fn standing(
+        &self,
+        alert: &Alert,
+        decision: &OpsDecision,
+        windows: Vec<ChangeWindow>,
+    ) -> Result<Standing> {
         let store = &self.deps.store;
         let now = Utc::now();
         let window = self.guardrails.config().budget_window;
@@ -184,12 +189,13 @@ impl OpsAgent {
             recent_actions: store.count_actions_since(&alert.resource, since).await?,
             spent_today_usd: spend.total(now),
             autonomy,
-            windows: self.windows().await?,
+            windows,
         })
     }
 
-    /// Reserves an automatic action's cost increase in the day's ledger;
-    /// `Some(why)` when the daily cap has no room left for it.
+    /// Reserves an automatic action's cost increase in the day's ledger,
+    /// atomically (two replicas cannot both take the last room); `Some(why)`
+    /// when the daily cap has no room left for it.
     async fn reserve_spend(
         &self,
         context: &DecisionContext,

@@ -57,7 +57,8 @@ impl OpsAgent {
         }
         let context = self.decision_context(incident).await?;
         let decision = Self::proposed_decision(&context, proposal);
-        let (verdict, _, engaged) = self.judge(&context, &decision).await?;
+        let windows = self.windows().await?;
+        let (verdict, _, engaged) = self.judge(&context, &decision, windows).await?;
         let by = proposal.proposer.label();
         if verdict.route == Route::Escalate {
             // The rules that denied it (the others only asked for a human).

@@ -98,12 +98,16 @@ impl OpsAgent {
         Ok(true)
     }
 
-    /// The open maintenance window that holds the incident's decision, if
-    /// any; the first hold of an incident is audited.
-    pub(super) async fn maintenance_hold(&self, incident: &Incident) -> Result<Option<String>> {
-        let (windows, now) = (self.windows().await?, Utc::now());
+    /// The open maintenance window of `windows` that holds the incident's
+    /// decision, if any; the first hold of an incident is audited.
+    pub(super) async fn maintenance_hold(
+        &self,
+        incident: &Incident,
+        windows: &[ChangeWindow],
+    ) -> Result<Option<String>> {
+        let now = Utc::now();
         let resource = incident.alert.resource.as_str();
-        let Some(w) = open_windows(&windows, WindowKind::Maintenance, resource, now).next() else {
+        let Some(w) = open_windows(windows, WindowKind::Maintenance, resource, now).next() else {
             return Ok(None);
         };
         let why = format!(

@@ -357,3 +357,58 @@ async fn an_operator_pins_a_pair_and_the_pin_holds() {
     assert_eq!(pins.len(), 2);
     assert_eq!(pins[0].actor, "web:ops");
 }
+
+fn llm_scale_up(machine_type: &str) -> serde_json::Value {
+    serde_json::json!({"severity": "warning",
+        "recommended_action": {"type": "scale_up", "machine_type": machine_type},
+        "requires_approval": false, "confidence": 0.99,
+        "reasoning": "CPU is saturated; a bigger machine fixes it", "risk": "low", "precedent": null})
+}
+
+/// A confident LLM policy (answers replayed) on `web-1`, an e2-medium: two
+/// steps at once are refused; one step under the $50 cap runs alone; one
+/// step over it asks a human — the guardrails price every action.
+#[tokio::test]
+async fn confident_llm_decisions_are_bounded_and_priced() {
+    use infraai::llm::{LlmDecisionPolicy, ReplayProvider};
+    let store = Arc::new(MemoryStore::new());
+    store
+        .put_deployment(&deployment_with("web-1", "e2-medium"))
+        .await
+        .unwrap();
+    let answers = [
+        "e2-standard-4",
+        "e2-standard-2",
+        "e2-standard-4",
+        "e2-standard-8",
+    ];
+    let provider = Arc::new(ReplayProvider::sequence(
+        answers.iter().map(|m| llm_scale_up(m)).collect(),
+    ));
+    let policy = LlmDecisionPolicy::new(provider).with_cache_ttl(std::time::Duration::ZERO);
+    let o = infraai::testing::llm::llm_ops_with(store, Arc::new(policy));
+    let cpu = |n: usize| alert(&format!("llm-cost-{n}"), AlertState::Firing, 0.97);
+
+    let two_steps = o.incident(&cpu(1)).await;
+    assert_eq!(two_steps.status, IncidentStatus::Escalated);
+    assert!(two_steps.guardrail_notes.join(" ").contains("2 steps"));
+    // e2-medium → e2-standard-2: +$24.45.
+    assert_eq!(o.incident(&cpu(2)).await.status, IncidentStatus::Resolved);
+    // e2-standard-2 → e2-standard-4: +$48.92.
+    assert_eq!(o.incident(&cpu(3)).await.status, IncidentStatus::Resolved);
+    // e2-standard-4 → e2-standard-8: +$97.83, over $50.
+    let over = o.incident(&cpu(4)).await;
+    assert_eq!(over.status, IncidentStatus::Pending);
+    let notes = over.guardrail_notes.join(" ");
+    assert!(
+        notes.contains("cost_cap: e2-standard-4 → e2-standard-8: +$97.83/month"),
+        "{notes}"
+    );
+    let asked = o.approver.requests().pop().expect("asked");
+    let lines = asked.detail_lines(|s| s.to_string()).join("\n");
+    assert!(
+        lines.contains("Cost change: e2-standard-4 → e2-standard-8: +$97.83/month"),
+        "{lines}"
+    );
+    assert_eq!(o.actions.executed().len(), 2);
+}

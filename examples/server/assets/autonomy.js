@@ -54,7 +54,8 @@ function earnedItem(p) {
 async function refreshAutonomy() {
   if (!token) return;
   try {
-    const [c, w, e] = await Promise.all([api("GET", "/ops/costs"), api("GET", "/ops/windows"), api("GET", "/ops/autonomy/levels")]);
+    const [c, w, e, changes] = await Promise.all([api("GET", "/ops/costs"), api("GET", "/ops/windows"),
+      api("GET", "/ops/autonomy/levels"), api("GET", "/ops/audit?step=autonomy&limit=10")]);
     const deployments = Object.entries(c.deployments).map(([id, d]) =>
       el("div", { "data-deployment": id }, "Deployment ", el("span", { class: "mono" }, id.slice(0, 8)), ": " + usd(d.monthly_usd) + "/month from " + d.actions + " action(s)"));
     fill($("costs"),
@@ -65,6 +66,10 @@ async function refreshAutonomy() {
       ? "(on: auto after " + Math.round(e.precision * 100) + "% of at least " + e.min_decisions + " decisions approved and resolved)"
       : "(off: every unpinned pair is trusted)";
     $("earned").replaceChildren(...e.pairs.map(earnedItem));
+    const rows = changes.records.slice().reverse().map((r) => el("li", { class: "small" },
+      el("span", { class: "when" }, when(r.at)), " ", el("strong", {}, r.outcome),
+      r.reasoning ? " — " + r.reasoning : "", el("span", { class: "muted" }, " · " + r.actor)));
+    $("autonomy-changes").replaceChildren(...(rows.length ? rows : [el("li", { class: "small muted" }, "No changes yet.")]));
   } catch (err) {
     if (err.status !== 401) banner("Could not refresh autonomy: " + err.message);
   }

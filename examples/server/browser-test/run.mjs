@@ -289,6 +289,7 @@ try {
   await page.waitForFunction((sel) => document.querySelector(sel)?.closest(".item")?.textContent.includes("never (pinned)"), pinSel);
   const pinned = (await api("GET", "/ops/autonomy/levels")).pairs.find((p) => p.action === "restart" && p.resource_type === resourceType);
   if (!pinned || pinned.level !== "never" || !pinned.pinned) throw new Error("the pin did not hold: " + JSON.stringify(pinned));
+  await page.waitForFunction((t) => document.getElementById("autonomy-changes")?.textContent.includes(t), `restart on ${resourceType}: shadow → never`);
   const autonomyText = await page.textContent("#autonomy-card");
   step("autonomy card: " + autonomyText.replace(/\s+/g, " ").slice(0, 300));
   await page.screenshot({ path: join(shots, "4b-autonomy.png"), fullPage: true });

@@ -103,6 +103,28 @@ async fn change_windows_are_created_listed_deleted_and_audited() {
         .starts_with("created freeze"));
     assert_eq!(windows[1]["outcome"], format!("deleted window {id}"));
     assert!(windows.iter().all(|r| r["actor"] == "web:operator"));
+    // Paged one by one, newest first, past the records of other steps.
+    let newest = (s.ok(
+        Method::GET,
+        "/ops/audit?step=change_window&limit=1",
+        None,
+        200,
+    ))
+    .await;
+    assert_eq!(
+        newest["records"][0]["outcome"],
+        format!("deleted window {id}")
+    );
+    let next = newest["next"].as_str().expect("a next page");
+    let path = format!("/ops/audit?step=change_window&limit=1&before={next}");
+    let older = s.ok(Method::GET, &path, None, 200).await;
+    assert!(older["records"][0]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("created freeze"));
+    assert_eq!(older["next"], Value::Null, "the oldest window record");
+    let bad = s.op(Method::GET, "/ops/audit?step=nonsense", None).await;
+    assert_eq!(bad.status(), 400);
 }
 
 #[tokio::test]

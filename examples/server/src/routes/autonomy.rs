@@ -224,9 +224,12 @@ pub(crate) struct AuditTrailQuery {
     before: Option<String>,
 }
 
+/// How many records one `GET /ops/audit?step=…` reads back at most.
+const AUDIT_SCAN: usize = 20_000;
+
 /// The audit trail, oldest first: the newest `limit` records (of one step
-/// when `step` is given, among the newest `limit`), and `next`, the cursor
-/// of the page before, when there is one.
+/// when `step` is given; then at most 20,000 records are read back per
+/// request), and `next`, the cursor to read on from, when there is more.
 #[utoipa::path(get, path = "/ops/audit", params(AuditTrailQuery))]
 pub(crate) async fn audit_trail(
     State(s): State<AppState>,
@@ -234,27 +237,44 @@ pub(crate) async fn audit_trail(
 ) -> ApiResult<Json<Value>> {
     let q = query(q)?;
     let limit = bounded("limit", q.limit, 100, 1000)?;
-    let before = (q.before.as_deref().map(str::parse::<AuditId>))
+    let mut before = (q.before.as_deref().map(str::parse::<AuditId>))
         .transpose()
         .map_err(|_| ApiError::bad_request("before is not a cursor this server gave"))?;
     let step: Option<AuditStep> = (q.step.as_ref())
         .map(|v| serde_json::from_value(Value::String(v.clone())))
         .transpose()
         .map_err(|_| ApiError::bad_request(format!("unknown audit step {:?}", q.step)))?;
-    let mut records = (s.store)
-        .list_audit(&AuditQuery {
-            limit: Some(limit + 1),
+    let (mut found, mut scanned) = (Vec::new(), 0);
+    let next = loop {
+        let page = limit.max(1000 * usize::from(step.is_some()));
+        let query = AuditQuery {
+            limit: Some(page + 1),
             before,
             ..Default::default()
-        })
-        .await?;
-    let more = records.len() > limit;
-    if more {
-        records.remove(0);
-    }
-    let next = records.first().filter(|_| more).map(|r| r.id);
-    records.retain(|r| step.is_none_or(|s| r.step == s));
-    Ok(Json(json!({ "records": records, "next": next })))
+        };
+        let mut records = s.store.list_audit(&query).await?;
+        let more = records.len() > page;
+        if more {
+            records.remove(0);
+        }
+        scanned += records.len();
+        before = records.first().map(|r| r.id);
+        records.retain(|r| step.is_none_or(|s| r.step == s));
+        records.append(&mut found);
+        found = records;
+        if found.len() >= limit || !more || scanned >= AUDIT_SCAN {
+            let cut = found.len().saturating_sub(limit);
+            // Cut records are older than what is returned: read on from them.
+            let next = match cut {
+                0 if more => before,
+                0 => None,
+                n => Some(found[n].id),
+            };
+            found.drain(..cut);
+            break next;
+        }
+    };
+    Ok(Json(json!({ "records": found, "next": next })))
 }
 
 /// A deployment's own guardrail settings; an absent or null field keeps

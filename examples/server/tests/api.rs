@@ -19,13 +19,8 @@ fn fixture(path: &str) -> Value {
 }
 
 fn alert(fingerprint: &str, severity: &str) -> Value {
-    json!({
-        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
-        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
-        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
-        "threshold": 0.8, "severity": severity, "state": "firing",
-        "started_at": "2026-11-25T10:00:00Z",
-    })
+    let cpu = "compute.googleapis.com/instance/cpu/utilization";
+    api_alert(fingerprint, "High CPU", cpu, severity)
 }
 
 async fn simulated(name: &str) -> Server {

@@ -9,16 +9,11 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A warning "instance down" alert on `api`: the rule policy restarts it
-/// (nothing added to the bill).
+/// An "instance down" alert on `api` at `severity`: the rule policy
+/// restarts it (nothing added to the bill).
 fn down(fingerprint: &str, severity: &str) -> Value {
-    json!({
-        "source": "test", "fingerprint": fingerprint, "policy_name": "Instance down",
-        "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
-        "metric": "custom.googleapis.com/uptime_check/failed", "value": 1.0,
-        "threshold": 0.5, "severity": severity, "state": "firing",
-        "started_at": "2026-12-07T10:00:00Z",
-    })
+    let uptime = "custom.googleapis.com/uptime_check/failed";
+    api_alert(fingerprint, "Instance down", uptime, severity)
 }
 
 fn metric_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -240,30 +235,19 @@ async fn earned_autonomy_is_promoted_demoted_pinned_and_in_metrics() {
     );
     s.incident_in(&down("pinned-never", "warning"), "escalated")
         .await;
-    let r = s
-        .op(
-            Method::PUT,
-            "/ops/autonomy/levels/restart/gce_instance",
-            Some(json!({"pin": "sometimes"})),
-        )
-        .await;
-    assert_eq!(r.status(), 422);
-    let r = s
-        .op(
-            Method::PUT,
-            "/ops/autonomy/levels/reboot/gce_instance",
-            Some(json!({"pin": null})),
-        )
-        .await;
-    assert_eq!(r.status(), 400);
-    let r = s
-        .op(
-            Method::PUT,
-            "/ops/autonomy/levels/scale_out/gce_instance",
-            Some(json!({"pin": null})),
-        )
-        .await;
-    assert_eq!(r.status(), 422, "scale_out is not allowed on gce_instance");
+    let refused = [
+        ("restart", json!({"pin": "sometimes"}), 422),
+        ("reboot", json!({"pin": null}), 400),
+        ("scale_out", json!({"pin": null}), 422), // not allowed on gce_instance
+    ];
+    for (action, pin, status) in refused {
+        let path = format!("/ops/autonomy/levels/{action}/gce_instance");
+        assert_eq!(
+            s.op(Method::PUT, &path, Some(pin)).await.status(),
+            status,
+            "{action}"
+        );
+    }
     let audit = (s.ok(
         Method::GET,
         "/ops/audit?step=autonomy&limit=1000",

@@ -45,12 +45,22 @@ pub fn terraform_available(test: &str) -> bool {
 
 /// A firing critical CPU alert on `api` (the simulated cloud's resource).
 pub fn cpu_alert(fingerprint: &str) -> Value {
+    api_alert(
+        fingerprint,
+        "High CPU",
+        "compute.googleapis.com/instance/cpu/utilization",
+        "critical",
+    )
+}
+
+/// A firing alert on `api` of `policy` on `metric` (value 0.97, threshold
+/// 0.8) at `severity`.
+pub fn api_alert(fingerprint: &str, policy: &str, metric: &str, severity: &str) -> Value {
     json!({
-        "source": "test", "fingerprint": fingerprint, "policy_name": "High CPU",
+        "source": "test", "fingerprint": fingerprint, "policy_name": policy,
         "resource": "api", "resource_type": "gce_instance", "cloud": "memory",
-        "metric": "compute.googleapis.com/instance/cpu/utilization", "value": 0.97,
-        "threshold": 0.8, "severity": "critical", "state": "firing",
-        "started_at": "2026-11-25T10:00:00Z",
+        "metric": metric, "value": 0.97, "threshold": 0.8, "severity": severity,
+        "state": "firing", "started_at": "2026-11-25T10:00:00Z",
     })
 }
 

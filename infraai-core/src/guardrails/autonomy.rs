@@ -247,23 +247,24 @@ impl AutonomyRecord {
 
     /// An operator pins the pair to `level`, or (`None`) unpins it: it is
     /// then `shadow` until it earns `auto` again — at once when its recent
-    /// decisions already do.
+    /// decisions already do. Returns the change (`from` may equal `to`).
     pub fn pin(
         &mut self,
         level: Option<AutonomyLevel>,
         by: &str,
         config: &EarnedAutonomy,
         at: DateTime<Utc>,
-    ) -> Option<LevelChange> {
+    ) -> LevelChange {
         self.pinned = level.is_some();
         let (to, reason) = match level {
             Some(l) => (l, format!("pinned to {} by an operator", l.name())),
             None if self.earned(config) => (AutonomyLevel::Auto, self.describe(config)),
             None => (AutonomyLevel::Shadow, "unpinned by an operator".to_string()),
         };
-        self.change(to, reason, by, at)
+        self.set_level(to, reason, by, at)
     }
 
+    /// Moves to `to` for `reason`; `None` when the level stays.
     fn change(
         &mut self,
         to: AutonomyLevel,
@@ -271,17 +272,27 @@ impl AutonomyRecord {
         by: &str,
         at: DateTime<Utc>,
     ) -> Option<LevelChange> {
-        let from = self.level;
-        self.level = to;
+        let change = self.set_level(to, reason, by, at);
+        (change.from != change.to).then_some(change)
+    }
+
+    fn set_level(
+        &mut self,
+        to: AutonomyLevel,
+        reason: String,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> LevelChange {
         let change = LevelChange {
-            from,
+            from: self.level,
             to,
             reason,
             by: by.to_string(),
             at,
         };
+        self.level = to;
         self.last_change = Some(change.clone());
-        (from != to).then_some(change)
+        change
     }
 }
 

@@ -4,7 +4,7 @@
 use super::OpsAgent;
 use crate::domain::*;
 use crate::guardrails::{AutonomyLevel, AutonomyRecord, GuardrailOverrides, LevelChange, Outcome};
-use crate::store::update_setting;
+use crate::store::{read_setting, read_settings, update_setting};
 use crate::{DeploymentId, Error, IncidentId, Result};
 use chrono::Utc;
 use serde_json::json;
@@ -18,12 +18,7 @@ impl OpsAgent {
         resource_type: &str,
     ) -> Result<Option<AutonomyRecord>> {
         let key = AutonomyRecord::key(action.kind(), resource_type);
-        match self.deps.store.get_setting(&key).await? {
-            Some(s) => serde_json::from_value(s.value)
-                .map(Some)
-                .map_err(|e| Error::invalid(format!("setting {key}"), e.to_string())),
-            None => Ok(None),
-        }
+        read_setting(self.deps.store.as_ref(), &key).await
     }
 
     /// Counts `outcome` for the pair of the incident's action, and audits a
@@ -79,18 +74,7 @@ impl OpsAgent {
 
     /// Every pair's record, by action and resource type.
     pub async fn autonomy(&self) -> Result<Vec<AutonomyRecord>> {
-        let settings = self
-            .deps
-            .store
-            .list_settings(AutonomyRecord::KEY_PREFIX)
-            .await?;
-        settings
-            .into_iter()
-            .map(|s| {
-                serde_json::from_value(s.value)
-                    .map_err(|e| Error::invalid(format!("setting {}", s.key), e.to_string()))
-            })
-            .collect()
+        read_settings(self.deps.store.as_ref(), AutonomyRecord::KEY_PREFIX).await
     }
 
     /// An operator pins a pair to `level`, or unpins it (`None`); audited.
@@ -120,16 +104,6 @@ impl OpsAgent {
                 r.pin(level, actor, config, now)
             })
             .await?;
-        let change = change.unwrap_or_else(|| LevelChange {
-            from: record.level,
-            to: record.level,
-            reason: match level {
-                Some(l) => format!("pinned to {} by an operator", l.name()),
-                None => "unpinned by an operator".into(),
-            },
-            by: actor.to_string(),
-            at: now,
-        });
         self.audit_level_change(&record, &change, None).await;
         Ok(record)
     }
@@ -137,11 +111,8 @@ impl OpsAgent {
     /// A deployment's guardrail overrides (none set: the global settings).
     pub async fn deployment_guardrails(&self, id: DeploymentId) -> Result<GuardrailOverrides> {
         let key = GuardrailOverrides::key(id);
-        match self.deps.store.get_setting(&key).await? {
-            Some(s) => serde_json::from_value(s.value)
-                .map_err(|e| Error::invalid(format!("setting {key}"), e.to_string())),
-            None => Ok(GuardrailOverrides::default()),
-        }
+        let overrides = read_setting(self.deps.store.as_ref(), &key).await?;
+        Ok(overrides.unwrap_or_default())
     }
 
     /// An operator sets a deployment's guardrail overrides (replacing the

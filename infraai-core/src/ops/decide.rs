@@ -7,7 +7,7 @@ use crate::guardrails::{
     ChangeWindow, DailySpend, GuardrailInput, GuardrailOverrides, Outcome, Route, SpendEntry,
     Standing, Verdict,
 };
-use crate::store::update_setting;
+use crate::store::{read_setting, update_setting};
 use crate::traits::*;
 use crate::{IncidentId, Result};
 use chrono::Utc;
@@ -174,10 +174,8 @@ impl OpsAgent {
         let now = Utc::now();
         let window = self.guardrails.config().budget_window;
         let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
-        let spend: DailySpend = match store.get_setting(DailySpend::KEY).await? {
-            Some(s) => serde_json::from_value(s.value).unwrap_or_default(),
-            None => DailySpend::default(),
-        };
+        let spend: Option<DailySpend> = read_setting(store.as_ref(), DailySpend::KEY).await?;
+        let spend = spend.unwrap_or_default();
         let action = &decision.recommended_action;
         let autonomy = if action.is_executable() {
             self.autonomy_of(action, &alert.resource_type).await?

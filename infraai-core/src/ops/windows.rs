@@ -5,7 +5,7 @@
 use super::OpsAgent;
 use crate::domain::*;
 use crate::guardrails::{open_windows, ChangeWindow, WindowKind};
-use crate::store::update_setting;
+use crate::store::{read_settings, update_setting};
 use crate::traits::*;
 use crate::{Error, IncidentId, Result};
 use chrono::{DateTime, Utc};
@@ -64,16 +64,8 @@ impl OpsAgent {
 
     /// Every configured window, oldest first.
     pub async fn windows(&self) -> Result<Vec<ChangeWindow>> {
-        let settings = (self.deps.store)
-            .list_settings(ChangeWindow::KEY_PREFIX)
-            .await?;
-        let mut windows = settings
-            .into_iter()
-            .map(|s| {
-                serde_json::from_value::<ChangeWindow>(s.value)
-                    .map_err(|e| Error::invalid(format!("setting {}", s.key), e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let store = self.deps.store.as_ref();
+        let mut windows: Vec<ChangeWindow> = read_settings(store, ChangeWindow::KEY_PREFIX).await?;
         windows.sort_by_key(|w| w.created_at);
         Ok(windows)
     }

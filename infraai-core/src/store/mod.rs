@@ -41,6 +41,35 @@ pub struct Setting {
     pub version: u64,
 }
 
+/// The setting `key` as a `T`, if set; [`crate::Error::Invalid`] when it
+/// does not parse.
+pub async fn read_setting<S, T>(store: &S, key: &str) -> Result<Option<T>>
+where
+    S: SettingStore + ?Sized,
+    T: serde::de::DeserializeOwned,
+{
+    store.get_setting(key).await?.map(parse_setting).transpose()
+}
+
+/// Every setting under `prefix` as a `T`, by key.
+pub async fn read_settings<S, T>(store: &S, prefix: &str) -> Result<Vec<T>>
+where
+    S: SettingStore + ?Sized,
+    T: serde::de::DeserializeOwned,
+{
+    store
+        .list_settings(prefix)
+        .await?
+        .into_iter()
+        .map(parse_setting)
+        .collect()
+}
+
+fn parse_setting<T: serde::de::DeserializeOwned>(setting: Setting) -> Result<T> {
+    serde_json::from_value(setting.value)
+        .map_err(|e| crate::Error::invalid(format!("setting {}", setting.key), e.to_string()))
+}
+
 /// Changes the setting `key` by read-modify-write: `change` gets the
 /// stored document (or `T::default()` when unset), and the result is
 /// written by compare-and-set, read again and retried when another writer

@@ -13,6 +13,7 @@ use axum::Json;
 use infraai_core::guardrails::{
     AutonomyLevel, AutonomyRecord, ChangeWindow, DailySpend, DeploymentCost, GuardrailOverrides,
 };
+use infraai_core::store::read_setting;
 use infraai_core::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -194,10 +195,8 @@ pub(crate) async fn pin_level(
 pub(crate) async fn costs(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let config = s.ops.guardrails().config();
     let now = chrono::Utc::now();
-    let spend: DailySpend = match s.store.get_setting(DailySpend::KEY).await? {
-        Some(v) => serde_json::from_value(v.value).unwrap_or_default(),
-        None => DailySpend::default(),
-    };
+    let spend: Option<DailySpend> = read_setting(s.store.as_ref(), DailySpend::KEY).await?;
+    let spend = spend.unwrap_or_default();
     let mut deployments = serde_json::Map::new();
     for setting in s.store.list_settings(DeploymentCost::KEY_PREFIX).await? {
         let id = setting.key[DeploymentCost::KEY_PREFIX.len()..].to_string();

@@ -124,7 +124,8 @@ fn pins_hold_against_outcomes_and_unpinning_re_earns() {
         "a pinned pair is not demoted"
     );
     assert_eq!(r.level, AutonomyLevel::Auto);
-    let change = r.pin(None, "web:ops", &cfg, now).expect("unpinned");
+    let change = r.pin(None, "web:ops", &cfg, now);
+    assert_eq!(change.from, AutonomyLevel::Auto);
     assert_eq!(change.to, AutonomyLevel::Shadow);
     assert_eq!(change.by, "web:ops");
 }

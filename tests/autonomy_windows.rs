@@ -86,6 +86,15 @@ async fn an_alert_under_maintenance_is_recorded_then_decided_once_when_the_windo
     let held = handle(&ops, &down("maint-1")).await;
     assert_eq!(held.status, IncidentStatus::New, "recorded, not decided");
     assert!(held.decision.is_none());
+    let about_held = || {
+        let notes = approver
+            .notifications()
+            .into_iter()
+            .filter_map(|n| n.incident_id);
+        let asked = approver.requests().into_iter().map(|r| r.incident.id);
+        notes.chain(asked).filter(|id| *id == held.id).count()
+    };
+    assert_eq!(about_held(), 0, "not notified");
     // Another resource is not under maintenance.
     let mut other = down("maint-other");
     other.resource = "web-2".into();
@@ -106,10 +115,13 @@ async fn an_alert_under_maintenance_is_recorded_then_decided_once_when_the_windo
         "{}",
         holds[0].outcome
     );
-    let before = approver.notifications().len() + approver.requests().len();
+    assert_eq!(about_held(), 0, "not notified");
 
+    // When the window has closed, the recovery pass decides it.
     wait_until_closed(&w).await;
-    let decided = ops.agent.process(held.id).await.unwrap();
+    let recovered = ops.agent.recover(std::time::Duration::ZERO, None).await;
+    assert!(recovered.unwrap() >= 1);
+    let decided = ops.store.get_incident(held.id).await.unwrap().unwrap();
     assert_eq!(decided.status, IncidentStatus::Resolved, "{decided:?}");
     assert_eq!(
         decided.decision.unwrap().recommended_action,
@@ -127,7 +139,30 @@ async fn an_alert_under_maintenance_is_recorded_then_decided_once_when_the_windo
             .count(),
         1
     );
-    assert!(approver.notifications().len() + approver.requests().len() > before);
+    assert_eq!(about_held(), 1, "its outcome is notified");
+}
+
+#[tokio::test]
+async fn a_proposal_cannot_decide_an_incident_held_by_maintenance() {
+    let (ops, approver) = agent(guardrails(), vec![0.0]).await;
+    let w = window(WindowKind::Maintenance, &["web-1"], Duration::minutes(10));
+    ops.agent.create_window(w, "web:ops").await.unwrap();
+    let held = handle(&ops, &down("maint-proposal")).await;
+    let proposal = infraai::ops::Proposal {
+        incident_id: held.id,
+        action: Action::Restart {},
+        reasoning: "restart it now".into(),
+        confidence: Some(0.99),
+        proposer: Actor::new("mcp:test", "token"),
+    };
+    let refused = ops.agent.propose(&proposal).await;
+    assert!(
+        matches!(&refused, Err(Error::Conflict { detail, .. }) if detail.contains("under maintenance")),
+        "{refused:?}"
+    );
+    assert!(approver.requests().is_empty());
+    let still = ops.store.get_incident(held.id).await.unwrap().unwrap();
+    assert_eq!(still.status, IncidentStatus::New);
 }
 
 #[tokio::test]
@@ -300,9 +335,12 @@ async fn earned_autonomy_is_promoted_by_outcomes_and_demoted_by_a_failure() {
     assert_eq!(failed.status, IncidentStatus::Unresolved);
     let r = ops.agent.autonomy().await.unwrap().remove(0);
     assert_eq!((r.level, r.demotions), (AutonomyLevel::Shadow, 1));
-    assert_eq!(
-        handle(&ops, &down("earn-next")).await.status,
-        IncidentStatus::Pending
+    let next = handle(&ops, &down("earn-next")).await;
+    assert_eq!(next.status, IncidentStatus::Pending);
+    let notes = next.guardrail_notes.join("; ");
+    assert!(
+        notes.contains("has not earned autonomy yet: 0/0"),
+        "{notes}"
     );
 
     let changes = audit_of(&ops, AuditStep::Autonomy).await;
@@ -411,4 +449,83 @@ async fn confident_llm_decisions_are_bounded_and_priced() {
         "{lines}"
     );
     assert_eq!(o.actions.executed().len(), 2);
+}
+
+/// A deployment that turns earned autonomy off runs its actions alone, and
+/// those earn the pair nothing: elsewhere it still asks a human.
+#[tokio::test]
+async fn actions_run_where_autonomy_is_off_do_not_earn_it_elsewhere() {
+    let mut config = guardrails();
+    config.earned_autonomy.enabled = true;
+    config.max_auto_actions = 1000;
+    let (ops, _) = agent(config, vec![0.0]).await;
+    let deployment = ops.store.list_deployments().await.unwrap().remove(0);
+    let off = infraai::guardrails::GuardrailOverrides {
+        earned_autonomy: Some(false),
+        ..Default::default()
+    };
+    (ops.agent)
+        .set_deployment_guardrails(deployment.deployment_id, off, "web:ops")
+        .await
+        .unwrap();
+    for n in 0..25 {
+        let alone = handle(&ops, &down(&format!("opt-out-{n}"))).await;
+        assert_eq!(alone.status, IncidentStatus::Resolved, "{n}");
+    }
+    let r = ops.agent.autonomy().await.unwrap().remove(0);
+    assert_eq!(
+        (r.level, r.resolved, r.approved, r.promotions),
+        (AutonomyLevel::Shadow, 25, 0, 0)
+    );
+    // web-9 belongs to no deployment with the override: a human decides.
+    let mut elsewhere = down("opt-out-elsewhere");
+    elsewhere.resource = "web-9".into();
+    let asked = handle(&ops, &elsewhere).await;
+    assert_eq!(asked.status, IncidentStatus::Pending);
+    assert!(asked
+        .guardrail_notes
+        .join(" ")
+        .contains("has not earned autonomy"));
+}
+
+/// An approval request a quiet window holds does not expire while held,
+/// and its wait counts from when it finally goes out.
+#[tokio::test]
+async fn a_held_approval_request_waits_from_when_it_goes_out() {
+    let (ops, approver) = agent(guardrails(), vec![0.0]).await;
+    let w = window(WindowKind::Quiet, &[], Duration::milliseconds(1200));
+    let w = ops.agent.create_window(w, "web:ops").await.unwrap();
+    let mut queue = alert("quiet-expiry", AlertState::Firing, 0.97);
+    queue.metric = "custom.googleapis.com/queue/depth".into();
+    queue.policy_name = "Queue depth".into();
+    let escalated = handle(&ops, &queue).await;
+    let proposal = infraai::ops::Proposal {
+        incident_id: escalated.id,
+        action: Action::Restart {},
+        reasoning: "restart drains the queue".into(),
+        confidence: Some(0.9),
+        proposer: Actor::new("mcp:test", "token"),
+    };
+    let pending = ops.agent.propose(&proposal).await.unwrap();
+    assert_eq!(pending.status, IncidentStatus::Pending);
+    let expire_all = std::time::Duration::ZERO;
+    assert_eq!(
+        ops.agent.expire_pending(expire_all).await.unwrap(),
+        0,
+        "held"
+    );
+    wait_until_closed(&w).await;
+    ops.agent.send_closed_digests().await.unwrap();
+    assert_eq!(approver.requests().len(), 1, "sent when the window closed");
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        ops.agent.expire_pending(hour).await.unwrap(),
+        0,
+        "an hour from now"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(ops.agent.expire_pending(expire_all).await.unwrap(), 1);
+    ops.agent.send_closed_digests().await.unwrap();
+    let after = ops.store.get_incident(pending.id).await.unwrap().unwrap();
+    assert_eq!(after.status, IncidentStatus::Expired);
 }

@@ -350,12 +350,9 @@ impl ApprovalRequest {
         }
         let executable =
             (i.decision.as_ref()).is_some_and(|d| d.recommended_action.is_executable());
-        match &self.cost {
-            Some(c) => lines.push(format!("Cost change: {}", escape(&c.describe()))),
-            None if executable => {
-                lines.push("Cost change: unknown (no price for this size)".into())
-            }
-            None => {}
+        if self.cost.is_some() || executable {
+            let text = crate::guardrails::CostChange::text(self.cost.as_ref());
+            lines.push(format!("Cost change: {}", escape(&text)));
         }
         if let Some(p) = &self.preview {
             let changes = p

@@ -24,9 +24,12 @@ pub const REGIONS: &[&str] = &[
 
 /// Monthly on-demand prices in USD for `us-central1` (730 hours), rounded to
 /// cents, from Google Cloud's public Compute Engine and Cloud SQL price
-/// lists. Estimates for planning, not quotes: sustained-use discounts, disks,
-/// egress and other regions are not included. The `e2` sizes, smallest
-/// first, are also the scale-up ladder.
+/// lists (cloud.google.com/compute/vm-instance-pricing and
+/// cloud.google.com/sql/pricing; e.g. e2-medium $0.03350571/hour), written
+/// into this table in November 2026 and not re-read since: this repository
+/// has no network to Google. Estimates for planning and the cost cap, not
+/// quotes: sustained-use discounts, disks, egress and other regions are not
+/// included. The `e2` sizes, smallest first, are also the scale-up ladder.
 #[rustfmt::skip]
 pub fn catalog() -> PlanningCatalog {
     PlanningCatalog::new(

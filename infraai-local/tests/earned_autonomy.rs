@@ -149,6 +149,11 @@ async fn twenty_approved_scale_ups_earn_autonomy_and_a_failed_check_loses_it() {
     // The next alert asks a human again.
     let next = alert(&ops, "web8", 23).await;
     assert_eq!(next.status, IncidentStatus::Pending);
+    let notes = next.guardrail_notes.join("; ");
+    assert!(
+        notes.contains("has not earned autonomy yet: 0/0"),
+        "{notes}"
+    );
     assert_eq!(approver.requests().len(), asked_so_far + 1);
 
     let trail = rig.store.list_audit(&AuditQuery::default()).await.unwrap();

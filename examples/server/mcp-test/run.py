@@ -77,7 +77,8 @@ async def over_http():
         assert attached["incident"]["id"] == FIRST
         step("http: read the escalated incident, as a tool and as a resource")
         preview = data(await c.call_tool("dry_run_action", {"incident_id": FIRST, "action": SCALE_UP}))
-        step("http: dry run: " + preview["preview"]["summary"])
+        assert preview["cost_text"].endswith("/month"), preview
+        step("http: dry run: " + preview["preview"]["summary"] + " · cost change: " + preview["cost_text"])
         proposed = data(await c.call_tool("propose_action", {
             "incident_id": FIRST, "action": SCALE_UP, "confidence": 0.99,
             "reasoning": "CPU-bound; one step up the ladder",

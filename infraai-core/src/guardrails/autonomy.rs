@@ -5,7 +5,8 @@
 //! starts in [`AutonomyLevel::Shadow`] (the agent proposes, a human always
 //! approves). When at least [`EarnedAutonomy::min_decisions`] decisions have
 //! concluded and the share of them that a human approved and the feedback
-//! check resolved reaches [`EarnedAutonomy::precision`], it is promoted to
+//! check resolved reaches [`EarnedAutonomy::precision`] (an action that ran
+//! without a human earns nothing), it is promoted to
 //! [`AutonomyLevel::Auto`]. A failed feedback check or a human rejection
 //! while it is `auto` demotes it to `shadow`, and it earns its way back from
 //! zero. An operator may pin a pair to any level; a pinned pair keeps it.
@@ -91,8 +92,14 @@ pub enum Outcome {
     Rejected,
     /// It ran.
     Executed,
-    /// The feedback check found the metric back within its threshold.
-    Resolved,
+    /// The feedback check found the metric back within its threshold;
+    /// `approved` when a human approved the action. Only approved
+    /// successes count toward a promotion: an action that ran alone (at
+    /// `auto`, pinned, or with earned autonomy off) earns nothing.
+    Resolved {
+        /// A human approved the action.
+        approved: bool,
+    },
     /// The action failed, or the feedback check found the problem remains.
     Unresolved,
 }
@@ -125,7 +132,8 @@ pub struct AutonomyRecord {
     /// Demotions to `shadow`.
     pub demotions: u64,
     /// The last concluded decisions since the last demotion, oldest first:
-    /// `true` approved (or run alone) and resolved.
+    /// `true` approved by a human and resolved, `false` rejected or
+    /// unresolved (an action that ran alone and resolved is not listed).
     pub recent: Vec<bool>,
     /// The last change of level.
     pub last_change: Option<LevelChange>,
@@ -196,8 +204,11 @@ impl AutonomyRecord {
                 self.rejected += 1;
                 return self.conclude(false, "a human rejected its action", config, at);
             }
-            Outcome::Resolved => {
+            Outcome::Resolved { approved } => {
                 self.resolved += 1;
+                if !approved {
+                    return None;
+                }
                 return self.conclude(true, "", config, at);
             }
             Outcome::Unresolved => {

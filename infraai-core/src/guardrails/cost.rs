@@ -18,6 +18,11 @@ pub struct CostChange {
 }
 
 impl CostChange {
+    /// [`CostChange::describe`], or that the price is unknown.
+    pub fn text(cost: Option<&CostChange>) -> String {
+        cost.map_or_else(|| "unknown (no price for this size)".into(), Self::describe)
+    }
+
     /// `small → large: +$24.45/month`.
     pub fn describe(&self) -> String {
         let sign = if self.monthly_usd < 0.0 { "-" } else { "+" };

@@ -237,7 +237,9 @@ impl OpsAgent {
     ) -> Result<Incident> {
         match to {
             IncidentStatus::Auto => return self.execute_held(incident.id).await,
-            IncidentStatus::Pending => self.request_approval(&incident).await,
+            IncidentStatus::Pending => {
+                self.request_approval(&incident).await;
+            }
             IncidentStatus::Escalated => {
                 self.notify(&incident, "Escalated: a human should look", reasoning)
                     .await;
@@ -254,6 +256,15 @@ impl OpsAgent {
     /// guardrails' price table and the resource's size in its deployment.
     pub async fn cost_of(&self, incident: &Incident) -> Option<crate::guardrails::CostChange> {
         let action = &incident.decision.as_ref()?.recommended_action;
+        self.cost_of_action(incident, action).await
+    }
+
+    /// What `action` on the incident's resource would add to the monthly bill.
+    pub async fn cost_of_action(
+        &self,
+        incident: &Incident,
+        action: &Action,
+    ) -> Option<crate::guardrails::CostChange> {
         let deployment = self.deployment_of(incident).await.ok().flatten();
         let resource = deployment
             .as_ref()
@@ -263,17 +274,18 @@ impl OpsAgent {
         self.guardrails.config().cost_change(action, current, count)
     }
 
-    /// Sends the approval request with a dry-run preview. Delivery failures are
+    /// Sends the approval request with a dry-run preview (`false` when a
+    /// quiet window holds it for its digest instead). Delivery failures are
     /// audited, not fatal: the incident stays pending and visible on the
     /// dashboard.
-    pub(super) async fn request_approval(&self, incident: &Incident) {
+    pub(super) async fn request_approval(&self, incident: &Incident) -> bool {
         if self.defer(incident, "Approval requested", "", true).await {
             let held = "held for the quiet window's digest; sent when it closes";
             self.audit(
                 AuditRecord::agent(AuditStep::ApprovalRequested, held).incident(incident.id),
             )
             .await;
-            return;
+            return false;
         }
         let preview = match &incident.decision {
             Some(d) if d.recommended_action.is_executable() => {
@@ -311,5 +323,6 @@ impl OpsAgent {
                 .input(json!({ "preview": preview })),
         )
         .await;
+        true
     }
 }

@@ -53,7 +53,6 @@ impl OpsAgent {
         let (outcome, failure) = self.act(&incident, &action, cost.as_ref()).await?;
         if let Some(e) = failure {
             warn!(incident_id = %id, error = %e, "action failed");
-            self.observe(&incident, Outcome::Unresolved).await;
             let note = format!("the action {} failed: {e}", action.describe());
             return self.escalate_unresolved(id, Executing, &note).await;
         }
@@ -177,9 +176,10 @@ impl OpsAgent {
         let outcome = format!("{to}: {note}");
         self.audit(AuditRecord::agent(AuditStep::Feedback, outcome).incident(id))
             .await;
-        let resolved = to == IncidentStatus::Resolved;
-        let counted = if resolved {
-            Outcome::Resolved
+        let counted = if to == IncidentStatus::Resolved {
+            let approvals = store.list_approvals(id).await.unwrap_or_default();
+            let approved = approvals.iter().any(|a| a.approved && a.effective);
+            Outcome::Resolved { approved }
         } else {
             Outcome::Unresolved
         };
@@ -237,6 +237,10 @@ impl OpsAgent {
         let Some(incident) = won(change)? else {
             return self.load(id).await;
         };
+        if from == IncidentStatus::Executing {
+            // The action failed, or its outcome is unknown: a failure of its pair.
+            self.observe(&incident, Outcome::Unresolved).await;
+        }
         self.escalated(&incident, note).await;
         Ok(incident)
     }

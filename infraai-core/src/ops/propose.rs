@@ -6,7 +6,7 @@
 
 use super::{won, OpsAgent};
 use crate::domain::*;
-use crate::guardrails::Route;
+use crate::guardrails::{Outcome, Route};
 use crate::lifecycle::PROPOSABLE;
 use crate::traits::DecisionContext;
 use crate::{DecisionRecord, Error, IncidentId, Result};
@@ -55,9 +55,14 @@ impl OpsAgent {
                 ),
             });
         }
+        let windows = self.windows().await?;
+        if incident.status == IncidentStatus::New {
+            if let Some(held) = self.maintenance_hold(&incident, &windows).await? {
+                return Err(Error::conflict(format!("incident {id}"), held));
+            }
+        }
         let context = self.decision_context(incident).await?;
         let decision = Self::proposed_decision(&context, proposal);
-        let windows = self.windows().await?;
         let (verdict, _, engaged) = self.judge(&context, &decision, windows).await?;
         let by = proposal.proposer.label();
         if verdict.route == Route::Escalate {
@@ -94,6 +99,7 @@ impl OpsAgent {
                 ),
             });
         };
+        self.observe(&incident, Outcome::Proposed).await;
         self.audit_proposal(id, &by, proposal, &format!("{to:?}").to_lowercase())
             .await;
         info!(incident_id = %id, proposer = %by, status = ?to, "proposal recorded");

@@ -9,15 +9,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl OpsAgent {
-    /// Expires incidents that have waited for approval longer than `max_wait`.
-    /// Returns how many expired.
+    /// Expires incidents that have waited for approval longer than
+    /// `max_wait` (a request a quiet window held counts from when it went
+    /// out). Returns how many expired.
     pub async fn expire_pending(&self, max_wait: Duration) -> Result<usize> {
         use IncidentStatus::{Expired, Pending};
         let (store, cutoff) = (&self.deps.store, ago(max_wait));
         let pending = store.list_incidents(&in_statuses(vec![Pending])).await?;
         let note = format!("no answer within {}s", max_wait.as_secs());
         let mut expired = 0;
-        for i in pending.into_iter().filter(|i| i.updated_at < cutoff) {
+        // A request a quiet window held waits from when it went out.
+        let delayed = self.delayed_approvals().await?;
+        let waited = |i: &Incident| match delayed.get(&i.id) {
+            Some(None) => false,
+            Some(Some(sent)) => *sent < cutoff,
+            None => true,
+        };
+        for i in pending
+            .into_iter()
+            .filter(|i| i.updated_at < cutoff && waited(i))
+        {
             let change =
                 store.transition(Transition::new(i.id, &[Pending], Expired).note(Some(&note)));
             if change.await.is_ok() {

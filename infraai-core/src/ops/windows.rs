@@ -5,12 +5,13 @@
 use super::OpsAgent;
 use crate::domain::*;
 use crate::guardrails::{open_windows, ChangeWindow, WindowKind};
-use crate::store::{read_settings, update_setting};
+use crate::store::{read_setting, read_settings, update_setting};
 use crate::traits::*;
 use crate::{Error, IncidentId, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
 use tracing::{info, warn};
 
 /// The notifications a quiet window holds back.
@@ -32,6 +33,15 @@ struct DigestEntry {
 }
 
 const DIGEST_PREFIX: &str = "digest/";
+
+/// When the approval requests a quiet window held back went out, by
+/// incident: their wait for an answer (and its expiry) starts then.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct LateApprovals {
+    sent: BTreeMap<IncidentId, DateTime<Utc>>,
+}
+
+const LATE_APPROVALS: &str = "approvals/sent-after-quiet";
 
 impl OpsAgent {
     /// Stores a new window (validated, with a fresh id, created by
@@ -193,6 +203,7 @@ impl OpsAgent {
                 let _ = self.deps.store.delete_setting(&digest.key).await;
             }
         }
+        self.forget_answered_approvals().await?;
         Ok(sent)
     }
 
@@ -229,13 +240,69 @@ impl OpsAgent {
             let Some(incident_id) = entry.incident_id else {
                 continue;
             };
-            match self.deps.store.get_incident(incident_id).await {
-                Ok(Some(i)) if i.status == IncidentStatus::Pending => {
-                    self.request_approval(&i).await;
-                }
-                _ => {}
+            let incident = self.deps.store.get_incident(incident_id).await;
+            let Ok(Some(i)) = incident else { continue };
+            if i.status == IncidentStatus::Pending && self.request_approval(&i).await {
+                self.sent_late(incident_id).await;
             }
         }
         true
+    }
+
+    /// Records that a held approval request went out now.
+    async fn sent_late(&self, id: IncidentId) {
+        let now = Utc::now();
+        let store = self.deps.store.as_ref();
+        let recorded = update_setting(store, LATE_APPROVALS, |late: &mut LateApprovals| {
+            late.sent.insert(id, now);
+        });
+        if let Err(e) = recorded.await {
+            warn!(incident_id = %id, error = %e, "could not record when a held approval request went out");
+        }
+    }
+
+    /// The pending approvals a quiet window delayed, by incident: `None`
+    /// while the request is still held, else when it went out. Their
+    /// expiry counts from then ([`OpsAgent::expire_pending`]).
+    pub(super) async fn delayed_approvals(
+        &self,
+    ) -> Result<HashMap<IncidentId, Option<DateTime<Utc>>>> {
+        let store = self.deps.store.as_ref();
+        let mut delayed = HashMap::new();
+        let late: Option<LateApprovals> = read_setting(store, LATE_APPROVALS).await?;
+        for (id, at) in late.unwrap_or_default().sent {
+            delayed.insert(id, Some(at));
+        }
+        let digests: Vec<Digest> = read_settings(store, DIGEST_PREFIX).await?;
+        let held = digests
+            .iter()
+            .flat_map(|d| &d.entries)
+            .filter(|e| e.approval);
+        for id in held.filter_map(|e| e.incident_id) {
+            delayed.insert(id, None);
+        }
+        Ok(delayed)
+    }
+
+    /// Forgets when held requests went out for incidents no longer pending.
+    async fn forget_answered_approvals(&self) -> Result<()> {
+        let store = self.deps.store.as_ref();
+        let late: Option<LateApprovals> = read_setting(store, LATE_APPROVALS).await?;
+        let mut answered = Vec::new();
+        for id in late.unwrap_or_default().sent.into_keys() {
+            let incident = store.get_incident(id).await?;
+            if incident.is_none_or(|i| i.status != IncidentStatus::Pending) {
+                answered.push(id);
+            }
+        }
+        if !answered.is_empty() {
+            update_setting(store, LATE_APPROVALS, |late: &mut LateApprovals| {
+                answered.iter().for_each(|id| {
+                    late.sent.remove(id);
+                });
+            })
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -103,8 +103,14 @@ pub(super) async fn plan(s: &AppState, goal: &str) -> Result<Value> {
 }
 
 pub(super) async fn preview(s: &AppState, id: IncidentId, action: Action) -> Result<Value> {
-    let request = ActionRequest::for_incident(&load(s, id).await?, action);
-    Ok(json!({"preview": s.actions.preview(&request).await?}))
+    let incident = load(s, id).await?;
+    let cost = s.ops.cost_of_action(&incident, &action).await;
+    let request = ActionRequest::for_incident(&incident, action);
+    Ok(json!({
+        "preview": s.actions.preview(&request).await?,
+        "cost": cost,
+        "cost_text": guardrails::CostChange::text(cost.as_ref()),
+    }))
 }
 
 /// `infraai://deployments/<id>` for each deployment and

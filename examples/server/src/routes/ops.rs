@@ -260,10 +260,7 @@ pub(crate) async fn preview(
     let request = ActionRequest::for_incident(&incident, decision.recommended_action.clone());
     let p = s.actions.preview(&request).await?;
     let cost = s.ops.cost_of(&incident).await;
-    let cost_text = (cost.as_ref()).map_or_else(
-        || "unknown (no price for this size)".into(),
-        |c| c.describe(),
-    );
+    let cost_text = guardrails::CostChange::text(cost.as_ref());
     Ok(Json(json!({
         "incident_id": incident.id,
         "action": decision.recommended_action.describe(),

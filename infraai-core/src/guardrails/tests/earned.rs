@@ -20,7 +20,7 @@ fn approved(r: &mut AutonomyRecord, resolved: bool) -> Option<crate::guardrails:
         assert_eq!(r.observe(o, &cfg, now), None);
     }
     let last = if resolved {
-        Outcome::Resolved
+        Outcome::Resolved { approved: true }
     } else {
         Outcome::Unresolved
     };
@@ -112,6 +112,34 @@ fn a_failed_check_or_a_rejection_demotes_and_autonomy_is_earned_again() {
     assert_eq!(r.demotions, 2);
 }
 
+/// One action that ran without a human and resolved.
+fn ran_alone(r: &mut AutonomyRecord) -> Option<crate::guardrails::LevelChange> {
+    let cfg = EarnedAutonomy::default();
+    let now = Utc::now();
+    r.observe(Outcome::Proposed, &cfg, now);
+    r.observe(Outcome::Executed, &cfg, now);
+    r.observe(Outcome::Resolved { approved: false }, &cfg, now)
+}
+
+#[test]
+fn actions_that_ran_without_a_human_earn_nothing() {
+    // Earned autonomy off (or a pin to auto): a hundred resolved actions
+    // that nobody approved promote nothing.
+    let mut r = AutonomyRecord::default();
+    for _ in 0..100 {
+        assert_eq!(ran_alone(&mut r), None);
+    }
+    assert_eq!(
+        (r.level, r.resolved, r.recent.len()),
+        (AutonomyLevel::Shadow, 100, 0)
+    );
+    // They do not dilute what humans approved either.
+    for _ in 0..19 {
+        approved(&mut r, true);
+    }
+    assert!(approved(&mut r, true).is_some(), "20 approved and resolved");
+}
+
 #[test]
 fn pins_hold_against_outcomes_and_unpinning_re_earns() {
     let cfg = EarnedAutonomy::default();
@@ -124,10 +152,25 @@ fn pins_hold_against_outcomes_and_unpinning_re_earns() {
         "a pinned pair is not demoted"
     );
     assert_eq!(r.level, AutonomyLevel::Auto);
+    // Pinned, it keeps counting: actions that ran alone earn nothing, the
+    // human-approved ones do.
+    for _ in 0..30 {
+        ran_alone(&mut r);
+    }
     let change = r.pin(None, "web:ops", &cfg, now);
-    assert_eq!(change.from, AutonomyLevel::Auto);
-    assert_eq!(change.to, AutonomyLevel::Shadow);
+    assert_eq!(
+        (change.from, change.to),
+        (AutonomyLevel::Auto, AutonomyLevel::Shadow)
+    );
     assert_eq!(change.by, "web:ops");
+    r.pin(Some(AutonomyLevel::Shadow), "web:ops", &cfg, now);
+    for _ in 0..20 {
+        assert_eq!(approved(&mut r, true), None, "pinned: no promotion");
+    }
+    // Unpinned with its last 20 approved and resolved: auto at once.
+    let change = r.pin(None, "web:ops", &cfg, now);
+    assert_eq!(change.to, AutonomyLevel::Auto);
+    assert!(change.reason.contains("20/20"), "{}", change.reason);
 }
 
 #[test]

@@ -255,9 +255,22 @@ fn the_cost_cap_lets_a_small_increase_run_and_asks_for_more_or_unknown() {
         "{:?}",
         over.notes
     );
-    // A type with no known price: a human decides.
-    let unknown = verdict(scale_to("e2-standard-2"), Some(&mt("n2-custom-3")), None);
-    assert!(unknown.route != Route::AutoExecute);
+    // A type on the ladder with no known price: a human decides.
+    let mut unpriced = cfg.clone();
+    unpriced.monthly_prices.remove("e2-standard-2");
+    let d = decision(scale_to("e2-standard-2"), 0.95);
+    let unknown = Guardrails::new(unpriced).evaluate(&GuardrailInput {
+        decision: &d,
+        alert: &a,
+        current_machine_type: Some(&medium),
+        current_count: None,
+        standing: &Standing::now(),
+    });
+    assert_eq!(unknown.route, Route::AskHuman);
+    assert_eq!(
+        unknown.notes,
+        ["cost_cap: no known price for scale up to e2-standard-2; a human decides what it may cost"]
+    );
     // A restart costs nothing.
     assert_eq!(
         verdict(Action::Restart {}, None, None).route,

@@ -6,7 +6,8 @@
 //! resolved scale-ups promote `scale_up` on `local_instance` to `auto`; the
 //! 21st CPU alert runs without a human; a scale-up whose feedback check
 //! fails (the instance stays busy) demotes the pair; the next alert asks a
-//! human again. The promotion and the demotion are in the audit trail.
+//! human again. The promotion and the demotion are in the audit trail and
+//! the server's `/metrics` exposition.
 
 use infraai_core::guardrails::AutonomyLevel;
 use infraai_core::testing::RecordingApprover;
@@ -170,5 +171,16 @@ async fn twenty_approved_scale_ups_earn_autonomy_and_a_failed_check_loses_it() {
         ]
     );
     assert_eq!(changes[1].incident_id, Some(failed.id));
+    // The server's /metrics exposition of the same records.
+    let records = ops.autonomy().await.unwrap();
+    let text = infraai_server::metrics::Metrics::default().render(None, None, Some(&records));
+    let pair = "action=\"scale_up\",resource_type=\"local_instance\"";
+    for line in [
+        format!("infraai_autonomy_promotions_total{{{pair}}} 1"),
+        format!("infraai_autonomy_demotions_total{{{pair}}} 1"),
+        format!("infraai_autonomy_level{{{pair},level=\"shadow\"}} 1"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
     rig.destroy(&run).await;
 }

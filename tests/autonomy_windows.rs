@@ -32,6 +32,29 @@ fn down(fingerprint: &str) -> Alert {
     a
 }
 
+/// A queue alert the rule policy escalates (no known fix), then a restart
+/// proposed for it: a warning incident waiting for approval.
+async fn proposed_restart(ops: &TestOps, fingerprint: &str) -> Incident {
+    let mut queue = alert(fingerprint, AlertState::Firing, 0.97);
+    queue.metric = "custom.googleapis.com/queue/depth".into();
+    queue.policy_name = "Queue depth".into();
+    let escalated = handle(ops, &queue).await;
+    let pending = ops.agent.propose(&restart_proposal(escalated.id)).await;
+    let pending = pending.unwrap();
+    assert_eq!(pending.status, IncidentStatus::Pending);
+    pending
+}
+
+fn restart_proposal(incident_id: IncidentId) -> infraai::ops::Proposal {
+    infraai::ops::Proposal {
+        incident_id,
+        action: Action::Restart {},
+        reasoning: "a restart is the known fix".into(),
+        confidence: Some(0.9),
+        proposer: Actor::new("mcp:test", "token"),
+    }
+}
+
 async fn handle(ops: &TestOps, a: &Alert) -> Incident {
     let handled = ops.agent.handle_alert(a).await.expect("alert handled");
     handled.incident.expect("an incident")
@@ -148,14 +171,7 @@ async fn a_proposal_cannot_decide_an_incident_held_by_maintenance() {
     let w = window(WindowKind::Maintenance, &["web-1"], Duration::minutes(10));
     ops.agent.create_window(w, "web:ops").await.unwrap();
     let held = handle(&ops, &down("maint-proposal")).await;
-    let proposal = infraai::ops::Proposal {
-        incident_id: held.id,
-        action: Action::Restart {},
-        reasoning: "restart it now".into(),
-        confidence: Some(0.99),
-        proposer: Actor::new("mcp:test", "token"),
-    };
-    let refused = ops.agent.propose(&proposal).await;
+    let refused = ops.agent.propose(&restart_proposal(held.id)).await;
     assert!(
         matches!(&refused, Err(Error::Conflict { detail, .. }) if detail.contains("under maintenance")),
         "{refused:?}"
@@ -225,19 +241,7 @@ async fn a_quiet_window_holds_notifications_for_one_digest_except_critical() {
         IncidentStatus::Resolved
     );
     // An escalation (held), then a proposal's approval request (held too).
-    let mut queue = alert("quiet-queue", AlertState::Firing, 0.97);
-    queue.metric = "custom.googleapis.com/queue/depth".into();
-    queue.policy_name = "Queue depth".into();
-    let escalated = handle(&ops, &queue).await;
-    let proposal = infraai::ops::Proposal {
-        incident_id: escalated.id,
-        action: Action::Restart {},
-        reasoning: "restart drains the queue".into(),
-        confidence: Some(0.9),
-        proposer: Actor::new("mcp:test", "token"),
-    };
-    let pending = ops.agent.propose(&proposal).await.unwrap();
-    assert_eq!(pending.status, IncidentStatus::Pending);
+    let pending = proposed_restart(&ops, "quiet-queue").await;
     assert!(approver.requests().is_empty(), "held for the digest");
     assert!(approver.notifications().is_empty(), "held for the digest");
     // A critical incident is not held.
@@ -495,19 +499,7 @@ async fn a_held_approval_request_waits_from_when_it_goes_out() {
     let (ops, approver) = agent(guardrails(), vec![0.0]).await;
     let w = window(WindowKind::Quiet, &[], Duration::milliseconds(1200));
     let w = ops.agent.create_window(w, "web:ops").await.unwrap();
-    let mut queue = alert("quiet-expiry", AlertState::Firing, 0.97);
-    queue.metric = "custom.googleapis.com/queue/depth".into();
-    queue.policy_name = "Queue depth".into();
-    let escalated = handle(&ops, &queue).await;
-    let proposal = infraai::ops::Proposal {
-        incident_id: escalated.id,
-        action: Action::Restart {},
-        reasoning: "restart drains the queue".into(),
-        confidence: Some(0.9),
-        proposer: Actor::new("mcp:test", "token"),
-    };
-    let pending = ops.agent.propose(&proposal).await.unwrap();
-    assert_eq!(pending.status, IncidentStatus::Pending);
+    let pending = proposed_restart(&ops, "quiet-expiry").await;
     let expire_all = std::time::Duration::ZERO;
     assert_eq!(
         ops.agent.expire_pending(expire_all).await.unwrap(),

@@ -442,13 +442,7 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
         .as_str()
         .unwrap()
         .contains("api"));
-    s.ok(
-        Method::POST,
-        &format!("/ops/alerts/{id}/approve"),
-        None,
-        200,
-    )
-    .await;
+    s.approve(&id).await;
     let done = s
         .wait_incident(&id, |v| v["incident"]["status"] == "resolved")
         .await;

@@ -157,13 +157,7 @@ async fn earned_autonomy_is_promoted_demoted_pinned_and_in_metrics() {
         let id = s
             .incident_in(&down(&format!("earn-{n}"), "warning"), "pending")
             .await;
-        s.ok(
-            Method::POST,
-            &format!("/ops/alerts/{id}/approve"),
-            None,
-            200,
-        )
-        .await;
+        s.approve(&id).await;
         s.wait_incident(&id, |v| v["incident"]["status"] == "resolved")
             .await;
     }

@@ -263,6 +263,12 @@ impl Server {
         r.json().await.expect("acknowledgement")
     }
 
+    /// Approves incident `id` as the operator (200 expected): the answer.
+    pub async fn approve(&self, id: &str) -> Value {
+        let path = format!("/ops/alerts/{id}/approve");
+        self.ok(Method::POST, &path, None, 200).await
+    }
+
     /// Posts `alert` and waits until its incident is `status`: its id.
     pub async fn incident_in(&self, alert: &Value, status: &str) -> String {
         let ack = self.post_alert(alert).await;

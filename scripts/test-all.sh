@@ -6,7 +6,8 @@
 # clusters), Debian's chromium and playwright-core (npm ci) for the
 # dashboard's browser test, Debian's prometheus and prometheus-alertmanager
 # for the monitoring loop test, the official MCP Python SDK (PyPI's `mcp`, in
-# a virtualenv) for the MCP test. Extra arguments go to `cargo test`.
+# a virtualenv) for the MCP test, and moto (PyPI, in a virtualenv) as the AWS
+# API emulator. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -128,6 +129,19 @@ if python3 -m venv "$mcp_test/.venv" >/dev/null 2>&1 \
   log "mcp client: $("$mcp_test/.venv/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))')"
 else
   log "mcp client: cannot install the MCP Python SDK; the MCP test will fail"
+fi
+# --- An AWS API emulator (the AWS adapter's end-to-end tests) ----------------
+# PyPI's moto in server mode (pinned in infraai-aws/tests/emulator/
+# requirements.txt), in a virtualenv of its own; the tests start it on a
+# free loopback port (INFRAAI_MOTO_SERVER) and stop it afterwards.
+aws_emulator="$root/infraai-aws/tests/emulator"
+[ ! -d "$aws_emulator/.venv" ] || "$aws_emulator/.venv/bin/pip" --version >/dev/null 2>&1 || rm -rf "$aws_emulator/.venv"
+if python3 -m venv "$aws_emulator/.venv" >/dev/null 2>&1 \
+  && "$aws_emulator/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$aws_emulator/requirements.txt" >/dev/null; then
+  export INFRAAI_MOTO_SERVER="$aws_emulator/.venv/bin/moto_server"
+  log "aws emulator: $("$aws_emulator/.venv/bin/python" -c 'import importlib.metadata as m; print("moto", m.version("moto"))')"
+else
+  log "aws emulator: cannot install moto; the AWS emulator tests will fail"
 fi
 # ---------------------------------------------------------------------------
 

@@ -16,6 +16,15 @@ pub struct AwsConfig {
     pub http_ranges: Vec<Cidr>,
     /// Source ranges allowed to reach SSH (22). Default none: no SSH rule.
     pub ssh_ranges: Vec<Cidr>,
+    /// The root volume of each instance in GiB; `None` (the default): the
+    /// AMI's own size.
+    pub root_volume_gib: Option<u32>,
+    /// One endpoint for every AWS service, for an AWS API emulator (moto in
+    /// server mode, LocalStack): the provider gets an `endpoints` block for
+    /// each service the configuration uses, and skips the credential
+    /// validation, account-id lookup and metadata API that only real AWS
+    /// answers. `None` (the default): real AWS.
+    pub endpoint_url: Option<String>,
 }
 
 impl Default for AwsConfig {
@@ -28,6 +37,8 @@ impl Default for AwsConfig {
                 prefix: 0,
             }],
             ssh_ranges: vec![],
+            root_volume_gib: None,
+            endpoint_url: None,
         }
     }
 }
@@ -40,6 +51,15 @@ impl AwsConfig {
                 "AWS region",
                 format!("{:?} is not an AWS region name", self.default_region),
             ));
+        }
+        if let Some(url) = &self.endpoint_url {
+            let ok = url.starts_with("http://") || url.starts_with("https://");
+            if !ok || url.contains(char::is_whitespace) || url.contains('"') {
+                return Err(Error::invalid(
+                    "AWS endpoint URL",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
         }
         if let Some(ami) = &self.ami_id {
             let ok = ami.strip_prefix("ami-").is_some_and(|h| {
@@ -126,5 +146,19 @@ mod tests {
         assert!(c.validate().is_ok());
         c.ami_id = Some("ami-\"}".into());
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn an_endpoint_is_an_http_url() {
+        let with = |url: &str| AwsConfig {
+            endpoint_url: Some(url.into()),
+            ..AwsConfig::default()
+        };
+        assert!(with("http://127.0.0.1:4566").validate().is_ok());
+        assert!(with("https://localstack.internal").validate().is_ok());
+        for bad in ["127.0.0.1:4566", "ftp://x", "http://a b", "http://x\"}"] {
+            let e = with(bad).validate().unwrap_err().to_string();
+            assert!(e.contains("not an http(s) URL"), "{bad}: {e}");
+        }
     }
 }

@@ -4,6 +4,20 @@
 //! ops webhook. All HCL goes through [`infraai_terraform::hcl`].
 
 use crate::config::{is_aws_region, AwsConfig};
+
+/// The provider's `endpoints` keys of every service a generated
+/// configuration (and the provider's own reads) use, for
+/// [`AwsConfig::endpoint_url`].
+const EMULATED_SERVICES: &[&str] = &[
+    "autoscaling",
+    "cloudwatch",
+    "ec2",
+    "elbv2",
+    "iam",
+    "rds",
+    "sns",
+    "sts",
+];
 use crate::ladder::map_planned;
 use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
 use infraai_core::{
@@ -75,6 +89,24 @@ fn hyphenated(name: &str) -> String {
 }
 
 impl AwsCloud {
+    /// The provider pointed at [`AwsConfig::endpoint_url`] when one is
+    /// set: every service this generator uses there, and none of the
+    /// lookups only real AWS answers.
+    fn with_endpoint(&self, provider: Block) -> Result<Block> {
+        let Some(url) = &self.config.endpoint_url else {
+            return Ok(provider);
+        };
+        let mut endpoints = Block::new("endpoints", no_labels())?;
+        for service in EMULATED_SERVICES {
+            endpoints = endpoints.attr(service, url.as_str())?;
+        }
+        Ok(provider
+            .attr("skip_credentials_validation", true)?
+            .attr("skip_requesting_account_id", true)?
+            .attr("skip_metadata_api_check", true)?
+            .block(endpoints))
+    }
+
     /// A generator with `config` (see [`AwsConfig::validate`]).
     pub fn new(config: AwsConfig) -> Result<Self> {
         config.validate()?;
@@ -146,20 +178,22 @@ impl AwsCloud {
         Ok(())
     }
 
-    fn instance(body: &mut Body, r: &PlannedResource, sgs: &Expr, run: &str) -> Result<()> {
+    fn instance(&self, body: &mut Body, r: &PlannedResource, sgs: &Expr, run: &str) -> Result<()> {
         let name = r.name.as_str();
         let mt = Self::machine_var(body, r, "t3.small")?;
+        let mut root = Block::new("root_block_device", no_labels())?
+            .attr("encrypted", true)?
+            .attr("volume_type", "gp3")?;
+        if let Some(gib) = self.config.root_volume_gib {
+            root = root.attr("volume_size", i64::from(gib))?;
+        }
         body.push(
             Block::resource("aws_instance", name)?
                 .attr("ami", var("ami_id")?)?
                 .attr("instance_type", var(&mt)?)?
                 .attr("vpc_security_group_ids", sgs.clone())?
                 .block(imds_v2()?)
-                .block(
-                    Block::new("root_block_device", no_labels())?
-                        .attr("encrypted", true)?
-                        .attr("volume_type", "gp3")?,
-                )
+                .block(root)
                 .attr("tags", tags(name, run))?,
         );
         Ok(())
@@ -410,17 +444,16 @@ impl TerraformGenerator for AwsCloud {
                 ]),
             )?,
         ));
-        body.push(
-            Block::provider("aws")?
-                .attr("region", var("region")?)?
-                .block(Block::new("default_tags", no_labels())?.attr(
-                    "tags",
-                    Expr::Object(vec![
-                        ("managed-by".into(), "infraai".into()),
-                        ("infraai-run".into(), run_text.as_str().into()),
-                    ]),
-                )?),
-        );
+        let provider = Block::provider("aws")?
+            .attr("region", var("region")?)?
+            .block(Block::new("default_tags", no_labels())?.attr(
+                "tags",
+                Expr::Object(vec![
+                    ("managed-by".into(), "infraai".into()),
+                    ("infraai-run".into(), run_text.as_str().into()),
+                ]),
+            )?);
+        body.push(self.with_endpoint(provider)?);
         body.push(
             Block::variable("region")?
                 .attr("type", Expr::reference("string")?)?
@@ -495,7 +528,7 @@ impl TerraformGenerator for AwsCloud {
             let entry = |path: String| Ok::<_, Error>((name.to_string(), reference(path)?));
             match r.kind {
                 ResourceKind::Compute => {
-                    Self::instance(&mut body, r, &sgs, &run)?;
+                    self.instance(&mut body, r, &sgs, &run)?;
                     let (key, ip) = entry(format!("aws_instance.{name}.public_ip"))?;
                     let url = [
                         Part::lit("http://"),

@@ -1,0 +1,180 @@
+//! An AWS API emulator for the tests: PyPI's moto in server mode
+//! (`INFRAAI_MOTO_SERVER`, installed by scripts/test-all.sh) on a free
+//! loopback port, stopped when dropped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    /// Its base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+}
+
+impl Moto {
+    /// Starts moto; `None` (after saying why) when `INFRAAI_MOTO_SERVER` is
+    /// not set, a failure under `INFRAAI_REQUIRE_SERVICES=1`.
+    pub fn start(test: &str) -> Option<Moto> {
+        let Some(bin) = std::env::var_os("INFRAAI_MOTO_SERVER") else {
+            let reason =
+                "INFRAAI_MOTO_SERVER is not set (scripts/test-all.sh installs moto and sets it)";
+            if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{test}: {reason}, but INFRAAI_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipping {test}: {reason}");
+            return None;
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            l.local_addr().expect("its address").port()
+        };
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+}
+
+impl Moto {
+    /// Calls a Query API action of `service` (`ec2`, `monitoring`, `sns`,
+    /// `rds`) at `version` on the emulator, unsigned but for a credential
+    /// scope (from which moto reads the service and region): the XML answer.
+    pub async fn query(
+        &self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> String {
+        let mut form = vec![("Action", action), ("Version", version)];
+        form.extend_from_slice(params);
+        let auth = format!("AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
+        let r = reqwest::Client::new()
+            .post(format!("{}/", self.url))
+            .header("authorization", auth)
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+        let ok = r.status().is_success();
+        let xml = r.text().await.expect("an answer");
+        assert!(ok, "{action}: {xml}");
+        xml
+    }
+
+    async fn ec2(&self, action: &str, params: &[(&str, &str)]) -> String {
+        self.query("ec2", "2016-11-15", action, params).await
+    }
+
+    /// What the emulator holds now: running instances, alarms, SNS topics
+    /// and subscriptions, database instances (their ids or names).
+    pub async fn inventory(&self) -> Inventory {
+        let instances = self.ec2("DescribeInstances", &[]).await;
+        let running = (instances.split("<item>").skip(1))
+            .filter(|i| i.contains("<instanceId>") && i.contains("<name>running</name>"))
+            .map(|i| tag(i, "instanceId"))
+            .collect();
+        let alarms = self
+            .query("monitoring", "2010-08-01", "DescribeAlarms", &[])
+            .await;
+        let topics = self.query("sns", "2010-03-31", "ListTopics", &[]).await;
+        let subscriptions = self
+            .query("sns", "2010-03-31", "ListSubscriptions", &[])
+            .await;
+        let databases = self
+            .query("rds", "2014-10-31", "DescribeDBInstances", &[])
+            .await;
+        Inventory {
+            running_instances: running,
+            alarms: tags(&alarms, "AlarmName"),
+            topics: tags(&topics, "TopicArn"),
+            subscription_endpoints: tags(&subscriptions, "Endpoint"),
+            databases: tags(&databases, "DBInstanceIdentifier"),
+        }
+    }
+
+    /// Registers an AMI whose root device is an 8 GiB snapshot, as a real
+    /// AMI is (the images moto ships carry no snapshot, and an instance
+    /// with an encrypted gp3 root volume needs one): its id.
+    pub async fn register_ami(&self) -> String {
+        let xml = self
+            .ec2(
+                "CreateVolume",
+                &[("Size", "8"), ("AvailabilityZone", "us-east-1a")],
+            )
+            .await;
+        let volume = tag(&xml, "volumeId");
+        let xml = self.ec2("CreateSnapshot", &[("VolumeId", &volume)]).await;
+        let snapshot = tag(&xml, "snapshotId");
+        let xml = self
+            .ec2(
+                "RegisterImage",
+                &[
+                    ("Name", "infraai-test-al2"),
+                    ("Architecture", "x86_64"),
+                    ("RootDeviceName", "/dev/xvda"),
+                    ("VirtualizationType", "hvm"),
+                    ("BlockDeviceMapping.1.DeviceName", "/dev/xvda"),
+                    ("BlockDeviceMapping.1.Ebs.SnapshotId", &snapshot),
+                    ("BlockDeviceMapping.1.Ebs.VolumeSize", "8"),
+                ],
+            )
+            .await;
+        tag(&xml, "imageId")
+    }
+}
+
+/// What an emulator holds ([`Moto::inventory`]).
+#[derive(Debug, Default, PartialEq)]
+pub struct Inventory {
+    /// Ids of running instances.
+    pub running_instances: Vec<String>,
+    /// CloudWatch alarm names.
+    pub alarms: Vec<String>,
+    /// SNS topic ARNs.
+    pub topics: Vec<String>,
+    /// SNS subscription endpoints.
+    pub subscription_endpoints: Vec<String>,
+    /// RDS instance identifiers.
+    pub databases: Vec<String>,
+}
+
+/// The text of every `<name>…</name>` in `xml`.
+fn tags(xml: &str, name: &str) -> Vec<String> {
+    let open = format!("<{name}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.find('<').map(|end| rest[..end].to_string()))
+        .collect()
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn tag(xml: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {name} in {xml}"))
+        + open.len();
+    let end = xml[start..].find('<').expect("the end of the value") + start;
+    xml[start..end].to_string()
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -200,6 +200,15 @@ pub struct AwsSettings {
     /// CloudWatch API base [default: `https://monitoring.REGION.amazonaws.com`].
     #[arg(long, env = "INFRAAI_AWS_MONITORING_URL")]
     pub aws_monitoring_url: Option<String>,
+    /// One endpoint for every AWS service, for an AWS API emulator (moto in
+    /// server mode, LocalStack): Terraform's provider gets it for each
+    /// service and skips what only real AWS answers; the EC2 and CloudWatch
+    /// clients use it unless their own URL is set.
+    #[arg(long, env = "INFRAAI_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// Root volume of each instance in GiB [default: the AMI's size].
+    #[arg(long, env = "INFRAAI_AWS_ROOT_VOLUME_GIB", value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub aws_root_volume_gib: Option<u32>,
 }
 
 /// Telegram approvals (on with a bot token and a chat id).

@@ -295,6 +295,8 @@ async fn aws_cloud(
         default_region: region.clone(),
         ami_id: aws.aws_ami.clone(),
         ssh_ranges: cidrs(&aws.aws_ssh_ranges)?,
+        root_volume_gib: aws.aws_root_volume_gib,
+        endpoint_url: aws.aws_endpoint_url.clone(),
         ..AwsConfig::default()
     })
     .context("AWS configuration")?;
@@ -324,6 +326,11 @@ async fn aws_cloud(
         "cloud: aws — region {} through {terraform} (the AWS provider is fetched from the registry at init); EC2 actions and CloudWatch metrics with access key {}",
         region, access_key_id
     )];
+    if let Some(url) = &aws.aws_endpoint_url {
+        lines.push(format!(
+            "aws: every AWS API at {url} (an AWS API emulator; not real AWS)"
+        ));
+    }
     if aws.aws_ami.is_none() {
         lines.push("aws: no INFRAAI_AWS_AMI — configurations validate, but a plan cannot apply without an AMI".into());
     }
@@ -352,7 +359,10 @@ fn aws_clients(
     region: &str,
     credentials: AwsCredentials,
 ) -> anyhow::Result<(Ec2Client, AwsApi)> {
-    let endpoint = |service: &str, base: &Option<String>| match base {
+    let endpoint = |service: &str, base: &Option<String>| match base
+        .as_ref()
+        .or(aws.aws_endpoint_url.as_ref())
+    {
         Some(url) => ApiEndpoint {
             region: region.to_string(),
             base_url: url.clone(),

@@ -126,8 +126,12 @@ const MAX_DATAPOINTS: i64 = 1440;
 #[async_trait]
 impl MetricSource for CloudWatchMetrics {
     async fn current_value(&self, query: &MetricQuery) -> Result<MetricSample> {
-        let end = Utc::now().timestamp();
-        let start = end - i64::try_from(query.lookback_secs.clamp(60, 86_400)).unwrap_or(3600);
+        // To the end of the current minute: a point put a moment ago (at a
+        // fraction of a second) is inside the window whether the service
+        // buckets by period (CloudWatch) or compares raw timestamps.
+        let now = Utc::now().timestamp();
+        let end = now - now.rem_euclid(60) + 60;
+        let start = now - i64::try_from(query.lookback_secs.clamp(60, 86_400)).unwrap_or(3600);
         let latest = self.datapoints(query, start, end).await?.pop();
         latest.ok_or_else(|| {
             Error::not_found(format!(

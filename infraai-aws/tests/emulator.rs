@@ -4,7 +4,10 @@
 //! [`AwsConfig::endpoint_url`]. Apply creates what the plan says; destroy
 //! leaves nothing in the emulator.
 
-use infraai_aws::{AwsCloud, AwsConfig};
+use infraai_aws::{
+    ApiEndpoint, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics, Ec2Client,
+    AWS_EC2_INSTANCE,
+};
 use infraai_core::*;
 
 mod common;
@@ -92,8 +95,86 @@ async fn a_plan_applies_to_the_emulator_and_destroy_leaves_nothing() {
     assert!(alarms >= 2, "{:?}", plan.monitoring);
     assert_eq!(held.alarms.len(), alarms, "{held:#?}");
 
+    our_calls_are_accepted(
+        &moto,
+        instance,
+        outputs["security_group_ids"]["web-firewall"]
+            .as_str()
+            .unwrap(),
+    )
+    .await;
+
     runner.destroy(&ws, &Quiet).await.expect("destroy");
     let left = moto.inventory().await;
     assert_eq!(left, Inventory::default(), "destroy left {left:#?}");
     let _ = std::fs::remove_dir_all(&ws.dir);
+}
+
+/// Our own API clients against the emulator, as a real account would take
+/// them: a reboot and a security-group rule (each after its dry run), and
+/// a CloudWatch series the test puts, read back with `GetMetricData`.
+async fn our_calls_are_accepted(moto: &Moto, instance: &str, group: &str) {
+    let credentials = AwsCredentials {
+        access_key_id: "test".into(),
+        secret_access_key: Secret::new("test"),
+        session_token: None,
+    };
+    let endpoint = || ApiEndpoint {
+        region: "us-east-1".into(),
+        base_url: moto.url.clone(),
+    };
+    let http = AwsApi::default_http();
+    let api = |service| AwsApi::new(http.clone(), credentials.clone(), endpoint(), service);
+    let ec2 = Ec2Client::new(api("ec2").unwrap());
+    ec2.reboot(instance, true)
+        .await
+        .expect("RebootInstances, dry run");
+    ec2.reboot(instance, false).await.expect("RebootInstances");
+    let change = FirewallChange {
+        rule: ResourceName::new("allow-8080").unwrap(),
+        allow: true,
+        protocol: Protocol::Tcp,
+        ports: vec![8080],
+        source_ranges: vec!["10.0.0.0/8".parse().unwrap()],
+    };
+    ec2.change_ingress(group, &change, true)
+        .await
+        .expect("ingress, dry run");
+    ec2.change_ingress(group, &change, false)
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+    let groups = moto
+        .query(
+            "ec2",
+            "2016-11-15",
+            "DescribeSecurityGroups",
+            &[("GroupId.1", group)],
+        )
+        .await;
+    assert!(
+        groups.contains("<fromPort>8080</fromPort>") && groups.contains("10.0.0.0/8"),
+        "{groups}"
+    );
+
+    let value = "93.5";
+    let put = [
+        ("Namespace", "AWS/EC2"),
+        ("MetricData.member.1.MetricName", "CPUUtilization"),
+        ("MetricData.member.1.Value", value),
+        ("MetricData.member.1.Unit", "Percent"),
+        ("MetricData.member.1.Dimensions.member.1.Name", "InstanceId"),
+        ("MetricData.member.1.Dimensions.member.1.Value", instance),
+    ];
+    moto.query("monitoring", "2010-08-01", "PutMetricData", &put)
+        .await;
+    let store = std::sync::Arc::new(infraai_core::testing::MemoryStore::new());
+    let metrics = CloudWatchMetrics::new(api("monitoring").unwrap(), store);
+    let query = MetricQuery {
+        resource: instance.into(),
+        resource_type: AWS_EC2_INSTANCE.into(),
+        metric: "AWS/EC2/CPUUtilization".into(),
+        lookback_secs: 600,
+    };
+    let sample = metrics.current_value(&query).await.expect("GetMetricData");
+    assert_eq!(sample.value, 93.5);
 }

@@ -5,8 +5,8 @@
 //! leaves nothing in the emulator.
 
 use infraai_aws::{
-    ApiEndpoint, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics, Ec2Client,
-    AWS_EC2_INSTANCE,
+    ApiEndpoint, AwsActions, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics,
+    Ec2Client, AWS_EC2_INSTANCE,
 };
 use infraai_core::*;
 
@@ -95,14 +95,10 @@ async fn a_plan_applies_to_the_emulator_and_destroy_leaves_nothing() {
     assert!(alarms >= 2, "{:?}", plan.monitoring);
     assert_eq!(held.alarms.len(), alarms, "{held:#?}");
 
-    our_calls_are_accepted(
-        &moto,
-        instance,
-        outputs["security_group_ids"]["web-firewall"]
-            .as_str()
-            .unwrap(),
-    )
-    .await;
+    let group = outputs["security_group_ids"]["web-firewall"].as_str();
+    our_calls_are_accepted(&moto, instance, group.unwrap()).await;
+    let runner = std::sync::Arc::new(runner);
+    scale_up_changes_the_instance_type(&moto, &runner, &ws, &plan, run_id, instance).await;
 
     runner.destroy(&ws, &Quiet).await.expect("destroy");
     let left = moto.inventory().await;
@@ -177,4 +173,101 @@ async fn our_calls_are_accepted(moto: &Moto, instance: &str, group: &str) {
     };
     let sample = metrics.current_value(&query).await.expect("GetMetricData");
     assert_eq!(sample.value, 93.5);
+}
+
+/// A scale-up through `AwsActions`: tfvars → plan → apply of that plan, in
+/// place; the emulator then reports the next instance type on the ladder.
+async fn scale_up_changes_the_instance_type(
+    moto: &Moto,
+    runner: &std::sync::Arc<infraai_terraform::TerraformRunner>,
+    ws: &TfWorkspace,
+    plan: &InfraPlan,
+    run_id: RunId,
+    instance: &str,
+) {
+    let store = std::sync::Arc::new(infraai_core::testing::MemoryStore::new());
+    let now = chrono::Utc::now();
+    let deployment = Deployment {
+        deployment_id: DeploymentId::new(),
+        cloud: "aws".into(),
+        services: plan
+            .resources
+            .iter()
+            .map(|r| r.name.as_str().into())
+            .collect(),
+        region: "us-east-1".into(),
+        terraform_state: ws.dir.to_string_lossy().into_owned(),
+        alert_webhook: None,
+        resource_map: (plan.resources.iter())
+            .map(|r| (r.name.as_str().to_string(), run_id))
+            .collect(),
+        resources: plan.resources.clone(),
+        monitoring: plan.monitoring.clone(),
+        outputs: runner.output(ws).await.expect("outputs"),
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_deployment(&deployment).await.unwrap();
+    let credentials = AwsCredentials {
+        access_key_id: "test".into(),
+        secret_access_key: Secret::new("test"),
+        session_token: None,
+    };
+    let endpoint = ApiEndpoint {
+        region: "us-east-1".into(),
+        base_url: moto.url.clone(),
+    };
+    let ec2 = AwsApi::new(AwsApi::default_http(), credentials, endpoint, "ec2").unwrap();
+    let guardrails = infraai_aws::ladder::guardrails(GuardrailConfig::default());
+    let web = plan
+        .resources
+        .iter()
+        .find(|r| r.name.as_str() == "web")
+        .unwrap();
+    let current = web.machine_type.clone().unwrap();
+    let next = guardrails
+        .next_machine_type(&current)
+        .expect("a larger type");
+    let actions = AwsActions::new(Ec2Client::new(ec2), runner.clone(), store, guardrails);
+    let request = ActionRequest {
+        incident_id: IncidentId::new(),
+        deployment_id: Some(deployment.deployment_id),
+        resource: "web".into(),
+        resource_type: AWS_EC2_INSTANCE.into(),
+        action: Action::ScaleUp {
+            machine_type: next.clone(),
+        },
+    };
+    let preview = actions.preview(&request).await.expect("preview");
+    let set = preview.change_set.expect("a change set");
+    let changed: Vec<_> = (set.changes.iter())
+        .filter(|c| c.action != ChangeAction::NoOp)
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
+    println!("scale-up plan: {changed:?}");
+    assert!(
+        changed.contains(&("aws_instance.web", ChangeAction::Update)),
+        "{changed:?}"
+    );
+    assert!(
+        changed.iter().all(|(_, a)| *a == ChangeAction::Update),
+        "in place, nothing replaced or deleted: {changed:?}"
+    );
+    actions
+        .execute(&request)
+        .await
+        .expect("scale-up applied to the emulator");
+    let described = moto
+        .query(
+            "ec2",
+            "2016-11-15",
+            "DescribeInstances",
+            &[("InstanceId.1", instance)],
+        )
+        .await;
+    let shown = format!("<instanceType>{next}</instanceType>");
+    assert!(
+        described.contains(&shown),
+        "{current} → {next}: {described}"
+    );
 }

@@ -5,8 +5,7 @@
 //! leaves nothing in the emulator.
 
 use infraai_aws::{
-    ApiEndpoint, AwsActions, AwsApi, AwsCloud, AwsConfig, AwsCredentials, CloudWatchMetrics,
-    Ec2Client, AWS_EC2_INSTANCE,
+    AwsActions, AwsCloud, AwsConfig, CloudWatchMetrics, Ec2Client, AWS_EC2_INSTANCE,
 };
 use infraai_core::*;
 
@@ -110,18 +109,7 @@ async fn a_plan_applies_to_the_emulator_and_destroy_leaves_nothing() {
 /// them: a reboot and a security-group rule (each after its dry run), and
 /// a CloudWatch series the test puts, read back with `GetMetricData`.
 async fn our_calls_are_accepted(moto: &Moto, instance: &str, group: &str) {
-    let credentials = AwsCredentials {
-        access_key_id: "test".into(),
-        secret_access_key: Secret::new("test"),
-        session_token: None,
-    };
-    let endpoint = || ApiEndpoint {
-        region: "us-east-1".into(),
-        base_url: moto.url.clone(),
-    };
-    let http = AwsApi::default_http();
-    let api = |service| AwsApi::new(http.clone(), credentials.clone(), endpoint(), service);
-    let ec2 = Ec2Client::new(api("ec2").unwrap());
+    let ec2 = Ec2Client::new(moto.api("ec2"));
     ec2.reboot(instance, true)
         .await
         .expect("RebootInstances, dry run");
@@ -164,7 +152,7 @@ async fn our_calls_are_accepted(moto: &Moto, instance: &str, group: &str) {
     moto.query("monitoring", "2010-08-01", "PutMetricData", &put)
         .await;
     let store = std::sync::Arc::new(infraai_core::testing::MemoryStore::new());
-    let metrics = CloudWatchMetrics::new(api("monitoring").unwrap(), store);
+    let metrics = CloudWatchMetrics::new(moto.api("monitoring"), store);
     let query = MetricQuery {
         resource: instance.into(),
         resource_type: AWS_EC2_INSTANCE.into(),
@@ -208,16 +196,6 @@ async fn scale_up_changes_the_instance_type(
         updated_at: now,
     };
     store.put_deployment(&deployment).await.unwrap();
-    let credentials = AwsCredentials {
-        access_key_id: "test".into(),
-        secret_access_key: Secret::new("test"),
-        session_token: None,
-    };
-    let endpoint = ApiEndpoint {
-        region: "us-east-1".into(),
-        base_url: moto.url.clone(),
-    };
-    let ec2 = AwsApi::new(AwsApi::default_http(), credentials, endpoint, "ec2").unwrap();
     let guardrails = infraai_aws::ladder::guardrails(GuardrailConfig::default());
     let web = plan
         .resources
@@ -228,7 +206,12 @@ async fn scale_up_changes_the_instance_type(
     let next = guardrails
         .next_machine_type(&current)
         .expect("a larger type");
-    let actions = AwsActions::new(Ec2Client::new(ec2), runner.clone(), store, guardrails);
+    let actions = AwsActions::new(
+        Ec2Client::new(moto.api("ec2")),
+        runner.clone(),
+        store,
+        guardrails,
+    );
     let request = ActionRequest {
         incident_id: IncidentId::new(),
         deployment_id: Some(deployment.deployment_id),

@@ -49,6 +49,22 @@ impl Moto {
 }
 
 impl Moto {
+    /// Our signed client of `service` (`ec2`, `monitoring`) pointed at the
+    /// emulator, with test credentials.
+    pub fn api(&self, service: &'static str) -> infraai_aws::AwsApi {
+        let credentials = infraai_aws::AwsCredentials {
+            access_key_id: "test".into(),
+            secret_access_key: infraai_core::Secret::new("test"),
+            session_token: None,
+        };
+        let endpoint = infraai_aws::ApiEndpoint {
+            region: "us-east-1".into(),
+            base_url: self.url.clone(),
+        };
+        let http = infraai_aws::AwsApi::default_http();
+        infraai_aws::AwsApi::new(http, credentials, endpoint, service).expect("a client")
+    }
+
     /// Calls a Query API action of `service` (`ec2`, `monitoring`, `sns`,
     /// `rds`) at `version` on the emulator, unsigned but for a credential
     /// scope (from which moto reads the service and region): the XML answer.

@@ -11,20 +11,17 @@
 //! missing.
 
 use infraai_aws::*;
-use infraai_core::rules::RulePlanner;
 use infraai_core::testing::MemoryStore;
 use infraai_core::*;
-use infraai_terraform::{TerraformConfig, TerraformRunner, PLAN_FILE};
+use infraai_terraform::PLAN_FILE;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-struct Quiet;
-impl LogSink for Quiet {
-    fn log(&self, _line: LogLine) {}
-}
+mod common;
+use common::*;
 
 const OFFLINE_PROVIDER: &str = r#"provider "aws" {
   access_key                  = "AKIDOFFLINE"
@@ -94,23 +91,12 @@ fn attributes(schema: &Value, kind: &str, name: &str, after: &Value, unknown: &V
 
 #[tokio::test]
 async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
-    let Some(bin) = std::env::var_os("TERRAFORM_BIN").map(PathBuf::from) else {
-        let reason = "TERRAFORM_BIN is not set (point it at a terraform binary; scripts/test-all.sh sets it)";
-        if std::env::var("INFRAAI_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{reason}, but INFRAAI_REQUIRE_SERVICES=1");
-        }
-        eprintln!("skipping: {reason}");
+    let refresh_off = [("TF_CLI_ARGS_plan", "-refresh=false")];
+    let Some(runner) = terraform_with("scale", &refresh_off) else {
         return;
     };
-    let root = std::env::temp_dir().join(format!("infraai-aws-scale-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut config = TerraformConfig::new(&root)
-        .with_binary(&bin)
-        .with_env("TF_CLI_ARGS_plan", "-refresh=false");
-    if let Some(rc) = std::env::var_os("TF_CLI_CONFIG_FILE") {
-        config = config.with_cli_config_file(PathBuf::from(rc));
-    }
-    let runner = Arc::new(TerraformRunner::new(config));
+    let runner = Arc::new(runner);
+    let bin = PathBuf::from(std::env::var_os("TERRAFORM_BIN").expect("TERRAFORM_BIN"));
 
     // A small plan bound to AWS, as the deploy loop would write it.
     let cloud = AwsCloud::new(AwsConfig {
@@ -118,21 +104,7 @@ async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
         ..AwsConfig::default()
     })
     .unwrap();
-    let mut plan = RulePlanner::new(infraai_core::testing::catalog())
-        .plan(&PlanRequest {
-            goal: "a small web app for 100 users".into(),
-            cloud: "aws".into(),
-            region: None,
-        })
-        .await
-        .unwrap();
-    for r in &mut plan.resources {
-        r.resource_type = cloud.resource_type(r.kind);
-        r.machine_type = r.machine_type.as_ref().map(|m| cloud.machine_type(m));
-    }
-    let mut registry = MetricProfileRegistry::empty();
-    infraai_aws::register_profiles(&mut registry);
-    plan.monitoring = registry.bind(&plan);
+    let plan = aws_plan(&cloud, "a small web app for 100 users").await;
     let web = plan
         .resources
         .iter()
@@ -285,5 +257,5 @@ async fn scale_up_preview_plans_one_in_place_update_of_that_instance() {
     );
     // The preview changed nothing: the tfvars file is not written.
     assert!(!ws.dir.join("actions.auto.tfvars.json").exists());
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(ws.dir.parent().expect("the runner's root"));
 }

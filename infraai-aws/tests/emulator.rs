@@ -1,17 +1,25 @@
-//! The AWS configuration applied for real: the generated Terraform, the
-//! real hashicorp/aws provider, pointed at an AWS API emulator (moto in
-//! server mode, an independent implementation of the AWS APIs) through
-//! [`AwsConfig::endpoint_url`]. Apply creates what the plan says; destroy
-//! leaves nothing in the emulator.
+//! The AWS configuration applied and operated for real: the generated
+//! Terraform, the real hashicorp/aws provider, pointed at an AWS API
+//! emulator (moto in server mode, an independent implementation of the AWS
+//! APIs) through [`AwsConfig::endpoint_url`]. Apply creates what the plan
+//! says; the ops loop with the AWS adapters takes CloudWatch alarms the
+//! emulator delivers through SNS to a scale-up, a reboot and a
+//! security-group change; destroy leaves nothing in the emulator.
 
-use infraai_aws::{
-    AwsActions, AwsCloud, AwsConfig, CloudWatchMetrics, Ec2Client, AWS_EC2_INSTANCE,
-};
+use chrono::Utc;
+use infraai_aws::{AwsCloud, AwsConfig};
+use infraai_core::ops::Proposal;
 use infraai_core::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod common;
 use common::moto::{Inventory, Moto};
 use common::*;
+
+#[path = "emulator/ops.rs"]
+mod emulator_loop;
+use emulator_loop::Ops;
 
 /// Test credentials: the emulator accepts any.
 const ENV: [(&str, &str); 3] = [
@@ -38,12 +46,21 @@ async fn a_plan_applies_to_the_emulator_and_destroy_leaves_nothing() {
     })
     .unwrap();
     let plan = aws_plan(&cloud, "a web app with a postgres database for 500 users").await;
+    // Where the alarms' SNS subscription delivers: it records what the
+    // emulator posts, for the SNS source.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/ops/webhook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let webhook = format!("{}/ops/webhook?token=t0k", receiver.uri());
     let run_id = RunId::new();
     let files = cloud
         .generate(&GenerateRequest {
             run_id,
             plan: &plan,
-            alert_webhook: Some("https://ops.example.com/ops/webhook?token=t0k".into()),
+            alert_webhook: Some(webhook.clone()),
         })
         .unwrap();
     let hcl = &files.files["main.tf"];
@@ -86,18 +103,15 @@ async fn a_plan_applies_to_the_emulator_and_destroy_leaves_nothing() {
     assert_eq!(held.running_instances, [instance], "{held:#?}");
     assert_eq!(held.databases, [database], "{held:#?}");
     assert_eq!(held.topics, [topic], "{held:#?}");
-    assert_eq!(
-        held.subscription_endpoints,
-        ["https://ops.example.com/ops/webhook?token=t0k"]
-    );
+    assert_eq!(held.subscription_endpoints, [webhook]);
     let alarms = plan.monitoring.len();
     assert!(alarms >= 2, "{:?}", plan.monitoring);
     assert_eq!(held.alarms.len(), alarms, "{held:#?}");
 
-    let group = outputs["security_group_ids"]["web-firewall"].as_str();
-    our_calls_are_accepted(&moto, instance, group.unwrap()).await;
     let runner = std::sync::Arc::new(runner);
-    scale_up_changes_the_instance_type(&moto, &runner, &ws, &plan, run_id, instance).await;
+    let ops = Ops::new(&moto, &receiver, runner.clone(), &plan, run_id, &ws).await;
+    cpu_high_is_scaled_up(&ops, instance).await;
+    failed_status_checks_take_a_reboot_then_a_firewall_change(&ops, instance).await;
 
     runner.destroy(&ws, &Quiet).await.expect("destroy");
     let left = moto.inventory().await;
@@ -105,152 +119,119 @@ async fn a_plan_applies_to_the_emulator_and_destroy_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&ws.dir);
 }
 
-/// Our own API clients against the emulator, as a real account would take
-/// them: a reboot and a security-group rule (each after its dry run), and
-/// a CloudWatch series the test puts, read back with `GetMetricData`.
-async fn our_calls_are_accepted(moto: &Moto, instance: &str, group: &str) {
-    let ec2 = Ec2Client::new(moto.api("ec2"));
-    ec2.reboot(instance, true)
-        .await
-        .expect("RebootInstances, dry run");
-    ec2.reboot(instance, false).await.expect("RebootInstances");
+/// CPU over 80 % on `web` → its alarm → a scale-up, approved → tfvars →
+/// plan → apply → the emulator reports the next instance type, and CPU read
+/// back with `GetMetricData` is below the threshold → resolved → the alarm
+/// returns to OK.
+async fn cpu_high_is_scaled_up(ops: &Ops<'_>, instance: &str) {
+    let (cpu, dimension) = (("AWS/EC2", "CPUUtilization"), ("InstanceId", instance));
+    let now = Utc::now();
+    for (ago, value) in [(120, 91.0), (60, 96.5)] {
+        let at = now - chrono::Duration::seconds(ago);
+        ops.moto.put_metric(cpu, dimension, value, at).await;
+    }
+    let alarm = ops.alarm("web", "cpu_high").await;
+    assert_eq!(ops.moto.evaluate_alarm(&alarm).await, "ALARM");
+    let incident = ops.fired().await;
+    let Some(Action::ScaleUp { machine_type }) =
+        incident.decision.as_ref().map(|d| &d.recommended_action)
+    else {
+        panic!("a scale-up: {:#?}", incident.decision);
+    };
+    let preview = ops.last_preview();
+    let set = preview.change_set.expect("a Terraform plan");
+    let changed: Vec<_> = (set.changes.iter())
+        .filter(|c| c.action != ChangeAction::NoOp)
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
+    assert!(
+        changed.contains(&("aws_instance.web", ChangeAction::Update)),
+        "{changed:?}"
+    );
+    let in_place = changed.iter().all(|(_, a)| *a == ChangeAction::Update);
+    assert!(in_place, "nothing replaced or deleted: {changed:?}");
+
+    // The larger instance is less busy.
+    ops.moto.put_metric(cpu, dimension, 22.0, Utc::now()).await;
+    let after = ops.approve(incident.id).await;
+    assert_eq!(after.status, IncidentStatus::Resolved, "{after:#?}");
+    let described = ops.describe_instance(instance).await;
+    let shown = format!("<instanceType>{machine_type}</instanceType>");
+    assert!(described.contains(&shown), "{described}");
+
+    assert_eq!(ops.moto.evaluate_alarm(&alarm).await, "OK");
+    ops.cleared().await;
+}
+
+/// The status checks of `web` fail → their alarm → a reboot, approved
+/// (`RebootInstances` after its dry run) → still failing → the incident is
+/// open again → an MCP agent proposes allowing port 8080 from 10.0.0.0/8 on
+/// `web-firewall`, approved (`AuthorizeSecurityGroupIngress`) → the emulator
+/// reports the rule → the checks pass → resolved → OK.
+async fn failed_status_checks_take_a_reboot_then_a_firewall_change(ops: &Ops<'_>, instance: &str) {
+    let (checks, dimension) = (("AWS/EC2", "StatusCheckFailed"), ("InstanceId", instance));
+    let now = Utc::now();
+    for ago in [120, 60] {
+        let at = now - chrono::Duration::seconds(ago);
+        ops.moto.put_metric(checks, dimension, 1.0, at).await;
+    }
+    let alarm = ops.alarm("web", "instance_unhealthy").await;
+    assert_eq!(ops.moto.evaluate_alarm(&alarm).await, "ALARM");
+    let incident = ops.fired().await;
+    let decision = incident.decision.as_ref().expect("a decision");
+    assert_eq!(decision.recommended_action, Action::Restart {});
+    let preview = ops.last_preview().summary;
+    assert!(
+        preview.contains(instance) && preview.contains("DryRun"),
+        "{preview}"
+    );
+
+    let after = ops.approve(incident.id).await;
+    assert_eq!(after.status, IncidentStatus::Unresolved, "{after:#?}");
+
     let change = FirewallChange {
-        rule: ResourceName::new("allow-8080").unwrap(),
+        rule: ResourceName::new("web-firewall").unwrap(),
         allow: true,
         protocol: Protocol::Tcp,
         ports: vec![8080],
         source_ranges: vec!["10.0.0.0/8".parse().unwrap()],
     };
-    ec2.change_ingress(group, &change, true)
+    let proposed = ops
+        .agent
+        .propose(&Proposal {
+            incident_id: incident.id,
+            action: Action::ModifyFirewall { change },
+            reasoning: "the load balancer's health checks on 8080 are refused".into(),
+            confidence: Some(0.7),
+            proposer: Actor::new("mcp", "triage-agent"),
+        })
         .await
-        .expect("ingress, dry run");
-    ec2.change_ingress(group, &change, false)
-        .await
-        .expect("AuthorizeSecurityGroupIngress");
-    let groups = moto
+        .expect("a proposal");
+    assert_eq!(proposed.status, IncidentStatus::Pending, "{proposed:#?}");
+    let preview = ops.last_preview().summary;
+    assert!(
+        preview.contains("sg-") && preview.contains("DryRun"),
+        "{preview}"
+    );
+
+    ops.moto
+        .put_metric(checks, dimension, 0.0, Utc::now())
+        .await;
+    let after = ops.approve(incident.id).await;
+    assert_eq!(after.status, IncidentStatus::Resolved, "{after:#?}");
+    let group = ops.security_group("web-firewall");
+    let groups = (ops.moto)
         .query(
             "ec2",
             "2016-11-15",
             "DescribeSecurityGroups",
-            &[("GroupId.1", group)],
+            &[("GroupId.1", &group)],
         )
         .await;
     assert!(
         groups.contains("<fromPort>8080</fromPort>") && groups.contains("10.0.0.0/8"),
         "{groups}"
     );
-
-    let value = "93.5";
-    let put = [
-        ("Namespace", "AWS/EC2"),
-        ("MetricData.member.1.MetricName", "CPUUtilization"),
-        ("MetricData.member.1.Value", value),
-        ("MetricData.member.1.Unit", "Percent"),
-        ("MetricData.member.1.Dimensions.member.1.Name", "InstanceId"),
-        ("MetricData.member.1.Dimensions.member.1.Value", instance),
-    ];
-    moto.query("monitoring", "2010-08-01", "PutMetricData", &put)
-        .await;
-    let store = std::sync::Arc::new(infraai_core::testing::MemoryStore::new());
-    let metrics = CloudWatchMetrics::new(moto.api("monitoring"), store);
-    let query = MetricQuery {
-        resource: instance.into(),
-        resource_type: AWS_EC2_INSTANCE.into(),
-        metric: "AWS/EC2/CPUUtilization".into(),
-        lookback_secs: 600,
-    };
-    let sample = metrics.current_value(&query).await.expect("GetMetricData");
-    assert_eq!(sample.value, 93.5);
-}
-
-/// A scale-up through `AwsActions`: tfvars → plan → apply of that plan, in
-/// place; the emulator then reports the next instance type on the ladder.
-async fn scale_up_changes_the_instance_type(
-    moto: &Moto,
-    runner: &std::sync::Arc<infraai_terraform::TerraformRunner>,
-    ws: &TfWorkspace,
-    plan: &InfraPlan,
-    run_id: RunId,
-    instance: &str,
-) {
-    let store = std::sync::Arc::new(infraai_core::testing::MemoryStore::new());
-    let now = chrono::Utc::now();
-    let deployment = Deployment {
-        deployment_id: DeploymentId::new(),
-        cloud: "aws".into(),
-        services: plan
-            .resources
-            .iter()
-            .map(|r| r.name.as_str().into())
-            .collect(),
-        region: "us-east-1".into(),
-        terraform_state: ws.dir.to_string_lossy().into_owned(),
-        alert_webhook: None,
-        resource_map: (plan.resources.iter())
-            .map(|r| (r.name.as_str().to_string(), run_id))
-            .collect(),
-        resources: plan.resources.clone(),
-        monitoring: plan.monitoring.clone(),
-        outputs: runner.output(ws).await.expect("outputs"),
-        created_at: now,
-        updated_at: now,
-    };
-    store.put_deployment(&deployment).await.unwrap();
-    let guardrails = infraai_aws::ladder::guardrails(GuardrailConfig::default());
-    let web = plan
-        .resources
-        .iter()
-        .find(|r| r.name.as_str() == "web")
-        .unwrap();
-    let current = web.machine_type.clone().unwrap();
-    let next = guardrails
-        .next_machine_type(&current)
-        .expect("a larger type");
-    let actions = AwsActions::new(
-        Ec2Client::new(moto.api("ec2")),
-        runner.clone(),
-        store,
-        guardrails,
-    );
-    let request = ActionRequest {
-        incident_id: IncidentId::new(),
-        deployment_id: Some(deployment.deployment_id),
-        resource: "web".into(),
-        resource_type: AWS_EC2_INSTANCE.into(),
-        action: Action::ScaleUp {
-            machine_type: next.clone(),
-        },
-    };
-    let preview = actions.preview(&request).await.expect("preview");
-    let set = preview.change_set.expect("a change set");
-    let changed: Vec<_> = (set.changes.iter())
-        .filter(|c| c.action != ChangeAction::NoOp)
-        .map(|c| (c.address.as_str(), c.action))
-        .collect();
-    println!("scale-up plan: {changed:?}");
-    assert!(
-        changed.contains(&("aws_instance.web", ChangeAction::Update)),
-        "{changed:?}"
-    );
-    assert!(
-        changed.iter().all(|(_, a)| *a == ChangeAction::Update),
-        "in place, nothing replaced or deleted: {changed:?}"
-    );
-    actions
-        .execute(&request)
-        .await
-        .expect("scale-up applied to the emulator");
-    let described = moto
-        .query(
-            "ec2",
-            "2016-11-15",
-            "DescribeInstances",
-            &[("InstanceId.1", instance)],
-        )
-        .await;
-    let shown = format!("<instanceType>{next}</instanceType>");
-    assert!(
-        described.contains(&shown),
-        "{current} → {next}: {described}"
-    );
+    assert_eq!(ops.moto.evaluate_alarm(&alarm).await, "OK");
+    ops.cleared().await;
 }

@@ -2,6 +2,8 @@
 //! (`INFRAAI_MOTO_SERVER`, installed by scripts/test-all.sh) on a free
 //! loopback port, stopped when dropped.
 
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,7 +79,7 @@ impl Moto {
     ) -> String {
         let mut form = vec![("Action", action), ("Version", version)];
         form.extend_from_slice(params);
-        let auth = format!("AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
+        let auth = scope(service);
         let r = reqwest::Client::new()
             .post(format!("{}/", self.url))
             .header("authorization", auth)
@@ -89,6 +91,166 @@ impl Moto {
         let xml = r.text().await.expect("an answer");
         assert!(ok, "{action}: {xml}");
         xml
+    }
+
+    /// GETs `path` of `service` on the emulator (unsigned but for a
+    /// credential scope, from which moto reads the service): the body.
+    pub async fn get(&self, service: &str, path: &str) -> Vec<u8> {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .header("authorization", scope(service))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.bytes().await.expect("a body").to_vec()
+    }
+
+    /// Calls a JSON API action (`GraniteServiceVersion20100801.<action>`
+    /// for CloudWatch) on the emulator, unsigned but for a credential scope:
+    /// the JSON answer.
+    pub async fn json(&self, service: &str, target: &str, input: &Value) -> Value {
+        let auth = scope(service);
+        let r = reqwest::Client::new()
+            .post(format!("{}/", self.url))
+            .header("authorization", auth)
+            .header("x-amz-target", target)
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(input.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        let ok = r.status().is_success();
+        let text = r.text().await.expect("an answer");
+        assert!(ok, "{target}: {text}");
+        if text.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{target}: {e}: {text}"))
+    }
+
+    async fn cloudwatch(&self, action: &str, input: Value) -> Value {
+        let target = format!("GraniteServiceVersion20100801.{action}");
+        self.json("monitoring", &target, &input).await
+    }
+
+    /// Puts one datapoint of `namespace`/`metric` for the dimension
+    /// `(name, value)` at `at`.
+    pub async fn put_metric(
+        &self,
+        (namespace, metric): (&str, &str),
+        (name, value): (&str, &str),
+        datapoint: f64,
+        at: DateTime<Utc>,
+    ) {
+        let input = json!({"Namespace": namespace, "MetricData": [{
+            "MetricName": metric,
+            "Dimensions": [{"Name": name, "Value": value}],
+            "Timestamp": at.timestamp(),
+            "Value": datapoint,
+        }]});
+        self.cloudwatch("PutMetricData", input).await;
+    }
+
+    /// The metric alarms the emulator holds.
+    pub async fn alarms(&self) -> Vec<Value> {
+        let answer = self.cloudwatch("DescribeAlarms", json!({})).await;
+        answer["MetricAlarms"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// What CloudWatch does on its own and moto does not: evaluates the
+    /// alarm `name` over its metric's latest `EvaluationPeriods` periods,
+    /// and when its state changes, sets it (`SetAlarmState`) and publishes
+    /// the alarm message CloudWatch sends to the alarm's (or OK) actions
+    /// with SNS `Publish`; moto then delivers it to the subscriptions,
+    /// signed. The new state.
+    pub async fn evaluate_alarm(&self, name: &str) -> String {
+        let alarm = (self.alarms().await.into_iter())
+            .find(|a| a["AlarmName"] == name)
+            .unwrap_or_else(|| panic!("no alarm {name}"));
+        let text = |k: &str| alarm[k].as_str().unwrap_or_default().to_string();
+        let number = |k: &str| alarm[k].as_f64().unwrap_or_else(|| panic!("{k}: {alarm}"));
+        let (period, periods) = (number("Period"), number("EvaluationPeriods"));
+        let statistic = text("Statistic");
+        let now = Utc::now().timestamp();
+        let stats = self
+            .cloudwatch(
+                "GetMetricStatistics",
+                json!({
+                    "Namespace": text("Namespace"), "MetricName": text("MetricName"),
+                    "Dimensions": alarm["Dimensions"],
+                    "StartTime": now - (period * (periods + 5.0)) as i64, "EndTime": now + 60,
+                    "Period": period, "Statistics": [statistic],
+                }),
+            )
+            .await;
+        let mut points: Vec<(f64, f64)> = (stats["Datapoints"].as_array().into_iter().flatten())
+            .map(|p| {
+                (
+                    epoch(&p["Timestamp"]),
+                    p[&statistic].as_f64().expect("a value"),
+                )
+            })
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let latest = &points[points.len().saturating_sub(periods as usize)..];
+        let threshold = number("Threshold");
+        assert_eq!(
+            text("ComparisonOperator"),
+            "GreaterThanThreshold",
+            "{alarm}"
+        );
+        let breaching = latest.len() == periods as usize && latest.iter().all(|p| p.1 > threshold);
+        let (state, actions) = match breaching {
+            true => ("ALARM", "AlarmActions"),
+            false => ("OK", "OKActions"),
+        };
+        let old = text("StateValue");
+        if old == state {
+            return old;
+        }
+        let shown: Vec<String> = (latest.iter().rev())
+            .map(|(at, v)| format!("{v:?} ({})", minute(*at)))
+            .collect();
+        let reason = format!(
+            "Threshold Crossed: {n} out of the last {n} datapoints [{}] was {}greater than the threshold ({threshold:?}).",
+            shown.join(", "),
+            if breaching { "" } else { "not " },
+            n = latest.len(),
+        );
+        self.cloudwatch(
+            "SetAlarmState",
+            json!({"AlarmName": name, "StateValue": state, "StateReason": reason}),
+        )
+        .await;
+        let message = json!({
+            "AlarmName": name, "AlarmDescription": alarm["AlarmDescription"],
+            "AWSAccountId": "123456789012", "NewStateValue": state, "NewStateReason": reason,
+            "StateChangeTime": Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(),
+            "Region": "US East (N. Virginia)", "AlarmArn": alarm["AlarmArn"], "OldStateValue": old,
+            "Trigger": {
+                "MetricName": alarm["MetricName"], "Namespace": alarm["Namespace"],
+                "StatisticType": "Statistic", "Statistic": statistic.to_uppercase(),
+                "Dimensions": (alarm["Dimensions"].as_array().into_iter().flatten())
+                    .map(|d| json!({"value": d["Value"], "name": d["Name"]}))
+                    .collect::<Vec<_>>(),
+                "Period": period, "EvaluationPeriods": periods,
+                "ComparisonOperator": "GreaterThanThreshold", "Threshold": threshold,
+                "TreatMissingData": "missing",
+            },
+        })
+        .to_string();
+        for topic in alarm[actions].as_array().into_iter().flatten() {
+            // No Subject: moto signs a notification without it (real SNS
+            // signs the Subject too, and our verifier expects that).
+            let topic = topic.as_str().expect("a topic ARN");
+            let form = [("TopicArn", topic), ("Message", message.as_str())];
+            self.query("sns", "2010-03-31", "Publish", &form).await;
+        }
+        state.to_string()
     }
 
     async fn ec2(&self, action: &str, params: &[(&str, &str)]) -> String {
@@ -166,6 +328,27 @@ pub struct Inventory {
     pub subscription_endpoints: Vec<String>,
     /// RDS instance identifiers.
     pub databases: Vec<String>,
+}
+
+/// An `authorization` header that names only a credential scope: moto
+/// routes by it and checks no signature.
+fn scope(service: &str) -> String {
+    format!("AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0")
+}
+
+/// A JSON timestamp (epoch seconds, or RFC 3339) in epoch seconds.
+fn epoch(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| {
+        let text = v.as_str().unwrap_or_else(|| panic!("a timestamp: {v}"));
+        let at = DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        at.timestamp() as f64
+    })
+}
+
+/// Epoch seconds as CloudWatch shows them in a reason: `07/12/26 06:40:00`.
+fn minute(at: f64) -> String {
+    let at = Utc.timestamp_opt(at as i64, 0).single().expect("a time");
+    at.format("%d/%m/%y %H:%M:%S").to_string()
 }
 
 /// The text of every `<name>…</name>` in `xml`.

@@ -248,6 +248,8 @@ async fn a_quiet_window_holds_notifications_for_one_digest_except_critical() {
     let mut critical = down("quiet-critical");
     critical.severity = Severity::Critical;
     critical.resource = "web-3".into();
+    let other = infraai::testing::deployment_with("web-3", "e2-medium");
+    ops.store.put_deployment(&other).await.unwrap();
     assert_eq!(
         handle(&ops, &critical).await.status,
         IncidentStatus::Pending
@@ -339,7 +341,13 @@ async fn earned_autonomy_is_promoted_by_outcomes_and_demoted_by_a_failure() {
     assert_eq!(failed.status, IncidentStatus::Unresolved);
     let r = ops.agent.autonomy().await.unwrap().remove(0);
     assert_eq!((r.level, r.demotions), (AutonomyLevel::Shadow, 1));
-    let next = handle(&ops, &down("earn-next")).await;
+    // Another instance (web-1's own failed restart is not repeated: the
+    // rule policy escalates it).
+    let other = infraai::testing::deployment_with("web-2", "e2-medium");
+    ops.store.put_deployment(&other).await.unwrap();
+    let mut next = down("earn-next");
+    next.resource = "web-2".into();
+    let next = handle(&ops, &next).await;
     assert_eq!(next.status, IncidentStatus::Pending);
     let notes = next.guardrail_notes.join("; ");
     assert!(
@@ -481,7 +489,9 @@ async fn actions_run_where_autonomy_is_off_do_not_earn_it_elsewhere() {
         (r.level, r.resolved, r.approved, r.promotions),
         (AutonomyLevel::Shadow, 25, 0, 0)
     );
-    // web-9 belongs to no deployment with the override: a human decides.
+    // web-9 belongs to a deployment without the override: a human decides.
+    let other = infraai::testing::deployment_with("web-9", "e2-medium");
+    ops.store.put_deployment(&other).await.unwrap();
     let mut elsewhere = down("opt-out-elsewhere");
     elsewhere.resource = "web-9".into();
     let asked = handle(&ops, &elsewhere).await;

@@ -173,7 +173,7 @@ async fn recorded_llm_exchanges_drive_both_loops() {
         .collect();
     assert_eq!(
         versions,
-        ["plan/v1", "fix/v1", "decision/v1", "decision/v1"]
+        ["plan/v1", "fix/v1", "decision/v2", "decision/v2"]
     );
     assert_eq!(
         budget.status().used,

@@ -268,12 +268,8 @@ async fn a_blocked_decision_escalates_to_a_human() {
         Arc::new(LlmDecisionPolicy::new(provider).with_audit(store)),
     );
     let incident = o
-        .agent
-        .handle_alert(&alert("blocked", AlertState::Firing, 0.95))
-        .await
-        .unwrap()
-        .incident
-        .unwrap();
+        .incident(&alert("blocked", AlertState::Firing, 0.95))
+        .await;
     assert_eq!(incident.status, infraai_core::IncidentStatus::Escalated);
     assert!(incident
         .decision
@@ -297,7 +293,7 @@ async fn a_blocked_decision_escalates_to_a_human() {
         failed.input["model"], "gemini-2.5-pro",
         "the configured model: {failed:?}"
     );
-    assert_eq!(failed.input["prompt_version"], "decision/v1");
+    assert_eq!(failed.input["prompt_version"], "decision/v2");
     assert!(failed.input["latency_ms"].is_u64());
 }
 
@@ -326,12 +322,8 @@ async fn the_decisions_audit_record_has_the_calls_tokens_latency_and_model() {
         Arc::new(LlmDecisionPolicy::new(provider).with_audit(store.clone())),
     );
     let incident = o
-        .agent
-        .handle_alert(&alert("audited", AlertState::Firing, 0.95))
-        .await
-        .unwrap()
-        .incident
-        .unwrap();
+        .incident(&alert("audited", AlertState::Firing, 0.95))
+        .await;
     assert_eq!(
         incident.decision.unwrap().recommended_action,
         infraai_core::Action::Restart {}
@@ -357,7 +349,7 @@ async fn the_decisions_audit_record_has_the_calls_tokens_latency_and_model() {
         "the fixture's modelVersion"
     );
     assert_eq!(input["provider"], "gemini");
-    assert_eq!(input["prompt_version"], "decision/v1");
+    assert_eq!(input["prompt_version"], "decision/v2");
     let latency = input["latency_ms"].as_u64().expect("latency_ms");
     assert!(
         (50..30_000).contains(&latency),
@@ -435,13 +427,7 @@ async fn text_that_is_not_json_is_repaired() {
     let provider = Arc::new(GeminiProvider::new(gemini_config(&server)).unwrap());
     let store = Arc::new(MemoryStore::new());
     let o = llm_ops_with(store, Arc::new(LlmDecisionPolicy::new(provider)));
-    let incident = o
-        .agent
-        .handle_alert(&alert("repair", AlertState::Firing, 0.95))
-        .await
-        .unwrap()
-        .incident
-        .unwrap();
+    let incident = o.incident(&alert("repair", AlertState::Firing, 0.95)).await;
     assert_eq!(
         incident.decision.unwrap().recommended_action,
         infraai_core::Action::Restart {}

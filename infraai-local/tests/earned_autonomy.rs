@@ -147,15 +147,15 @@ async fn twenty_approved_scale_ups_earn_autonomy_and_a_failed_check_loses_it() {
     let (lvl, _, _) = level().await.unwrap();
     assert_eq!(lvl, AutonomyLevel::Shadow, "demoted");
 
-    // The next alert asks a human again.
+    // The next alert on web8: the scale-up that just failed is not
+    // repeated (the rule policy weighs the precedent); a human is told and
+    // nothing runs. (That a demoted pair asks again is shown in memory, in
+    // tests/autonomy_windows.rs.)
     let next = alert(&ops, "web8", 23).await;
-    assert_eq!(next.status, IncidentStatus::Pending);
-    let notes = next.guardrail_notes.join("; ");
-    assert!(
-        notes.contains("has not earned autonomy yet: 0/0"),
-        "{notes}"
-    );
-    assert_eq!(approver.requests().len(), asked_so_far + 1);
+    assert_eq!(next.status, IncidentStatus::Escalated);
+    let why = next.decision.map(|d| d.reasoning).unwrap_or_default();
+    assert!(why.contains("did not hold"), "{why}");
+    assert_eq!(approver.requests().len(), asked_so_far);
 
     let trail = rig.store.list_audit(&AuditQuery::default()).await.unwrap();
     let changes: Vec<&AuditRecord> = trail

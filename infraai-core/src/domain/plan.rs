@@ -42,6 +42,14 @@ pub enum ResourceKind {
     Network,
 }
 
+impl ResourceKind {
+    /// Whether it keeps data (a database or a cache): restarting or
+    /// resizing it interrupts its clients.
+    pub fn is_stateful(self) -> bool {
+        matches!(self, ResourceKind::Database | ResourceKind::Cache)
+    }
+}
+
 /// One resource of a plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,6 +13,7 @@
 mod autonomy;
 mod cost;
 mod overrides;
+mod resource;
 mod windows;
 
 pub use autonomy::{
@@ -20,6 +21,7 @@ pub use autonomy::{
 };
 pub use cost::{CostCap, CostChange, DailySpend, DeploymentCost, SpendEntry};
 pub use overrides::GuardrailOverrides;
+pub use resource::{FailedFixNeedsApproval, ManagedResource, StatefulNeedsApproval};
 pub use windows::{open_windows, ChangeFreeze, ChangeWindow, WindowKind, WindowSchedule};
 
 use crate::domain::{
@@ -45,7 +47,9 @@ pub struct GuardrailConfig {
     pub max_instances: u32,
     /// Below this confidence a human must approve (default 0.7).
     pub confidence_floor: f64,
-    /// Ports that may never be opened to the whole internet (default 22, 3389).
+    /// Ports that may never be opened to the whole internet: remote shells
+    /// and desktops (22, 3389) and databases and caches (3306 MySQL, 5432
+    /// PostgreSQL, 6379 Redis, 27017 MongoDB) by default.
     pub never_open_to_world: Vec<u16>,
     /// Most executions per resource within `budget_window` before a human must
     /// approve the next one (stops an agent from flapping a resource).
@@ -80,7 +84,7 @@ impl Default for GuardrailConfig {
             max_ladder_steps: 1,
             max_instances: default_max_instances(),
             confidence_floor: 0.7,
-            never_open_to_world: vec![22, 3389],
+            never_open_to_world: vec![22, 3389, 3306, 5432, 6379, 27017],
             max_auto_actions: 3,
             budget_window: Duration::from_secs(3600),
             monthly_prices: BTreeMap::new(),
@@ -175,6 +179,14 @@ pub struct Standing {
     pub autonomy: Option<AutonomyRecord>,
     /// Every configured change window.
     pub windows: Vec<ChangeWindow>,
+    /// Whether the resource belongs to a deployment this agent made
+    /// ([`Standing::now`] assumes it does).
+    pub managed: bool,
+    /// Whether the resource keeps data (a database or cache).
+    pub stateful: bool,
+    /// Kinds of action that ran on the resource in the last day and left it
+    /// unresolved, newest first, each with a line on that incident.
+    pub failed_fixes: Vec<(ActionKind, String)>,
 }
 
 impl Standing {
@@ -186,6 +198,9 @@ impl Standing {
             spent_today_usd: 0.0,
             autonomy: None,
             windows: Vec::new(),
+            managed: true,
+            stateful: false,
+            failed_fixes: Vec::new(),
         }
     }
 }
@@ -249,17 +264,21 @@ pub struct Guardrails {
 }
 
 impl Guardrails {
-    /// The built-in rules: allow-list, parameter bounds, confidence floor,
-    /// critical-needs-approval, automatic-action budget, cost cap, earned
-    /// autonomy, change freeze.
+    /// The built-in rules: managed resources only, allow-list, parameter
+    /// bounds, confidence floor, critical-needs-approval, stateful and
+    /// failed-before need approval, automatic-action budget, cost cap,
+    /// earned autonomy, change freeze.
     pub fn new(config: GuardrailConfig) -> Self {
         Self {
             config,
             rules: vec![
+                Box::new(ManagedResource),
                 Box::new(AllowList),
                 Box::new(ParameterBounds),
                 Box::new(ConfidenceFloor),
                 Box::new(CriticalNeedsApproval),
+                Box::new(StatefulNeedsApproval),
+                Box::new(FailedFixNeedsApproval),
                 Box::new(AutoActionBudget),
                 Box::new(CostCap),
                 Box::new(EarnedAutonomyRule),

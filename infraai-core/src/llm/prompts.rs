@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::sync::OnceLock;
 
 /// Version of the decision prompt.
-pub const DECISION_PROMPT_VERSION: &str = "decision/v1";
+pub const DECISION_PROMPT_VERSION: &str = "decision/v2";
 /// Version of the planning prompt.
 pub const PLAN_PROMPT_VERSION: &str = "plan/v1";
 /// Version of the Terraform-fix prompt.

@@ -10,7 +10,7 @@ use crate::guardrails::{
 use crate::store::{read_setting, update_setting};
 use crate::traits::*;
 use crate::{IncidentId, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -138,7 +138,11 @@ impl OpsAgent {
         windows: Vec<ChangeWindow>,
     ) -> Result<(Verdict, IncidentStatus, bool)> {
         let alert = &context.incident.alert;
-        let standing = self.standing(alert, decision, windows).await?;
+        let mut standing = self.standing(alert, decision, windows).await?;
+        let resource = (context.deployment.as_ref()).and_then(|d| d.resource(&alert.resource));
+        standing.managed = resource.is_some();
+        standing.stateful = resource.is_some_and(|r| r.kind.is_stateful());
+        standing.failed_fixes = failed_fixes(&context.recent_incidents, standing.at);
         let overrides = match &context.deployment {
             Some(d) => self.deployment_guardrails(d.deployment_id).await?,
             None => GuardrailOverrides::default(),
@@ -188,6 +192,7 @@ impl OpsAgent {
             spent_today_usd: spend.total(now),
             autonomy,
             windows,
+            ..Standing::now()
         })
     }
 
@@ -325,4 +330,27 @@ impl OpsAgent {
         .await;
         true
     }
+}
+
+/// How long an unresolved fix counts against doing the same again.
+const FAILED_FIX_MEMORY: chrono::Duration = chrono::Duration::hours(24);
+
+/// The kinds of action that ran in `recent` incidents (newest first) within
+/// [`FAILED_FIX_MEMORY`] of `now` and left them unresolved, each with a line
+/// on that incident.
+fn failed_fixes(recent: &[Incident], now: DateTime<Utc>) -> Vec<(ActionKind, String)> {
+    (recent.iter())
+        .filter(|i| {
+            i.status == IncidentStatus::Unresolved && now - i.updated_at <= FAILED_FIX_MEMORY
+        })
+        .filter_map(|i| {
+            let d = i
+                .decision
+                .as_ref()
+                .filter(|d| d.recommended_action.is_executable())?;
+            let when = i.updated_at.format("%Y-%m-%d %H:%M UTC");
+            let why = i.note.as_deref().unwrap_or("no note");
+            Some((d.recommended_action.kind(), format!("{when}: {why}")))
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The seed's known-fix table as a decision policy.
 
 use crate::domain::{
-    Action, ActionKind, Alert, Cidr, FirewallChange, OpsDecision, Protocol, ResourceKind,
+    Action, ActionKind, Alert, Cidr, FirewallChange, IncidentStatus, OpsDecision, Protocol,
     ResourceName, Risk, Severity,
 };
 use crate::traits::{DecisionContext, DecisionPolicy};
@@ -17,12 +17,17 @@ use async_trait::async_trait;
 /// | connections near the limit | scale up one step (more connections) | 0.80 |
 /// | memory pressure | scale up one step | 0.80 |
 /// | instance unhealthy / down | restart | 0.80 |
-/// | firewall blocking traffic (labels name rule, port, source range) | allow the traffic | 0.75 |
+/// | firewall blocking traffic (labels name rule, port, source range; not the whole internet) | allow the traffic | 0.75 |
 /// | anything else | escalate | 0 |
 ///
 /// When the action is not allowed on the resource type, or there is no larger
 /// machine type, it escalates instead. A group at the guardrails' maximum
 /// instance count is scaled up instead of out.
+///
+/// Earlier incidents on the resource weigh in ([`weigh_precedent`]): the
+/// same kind of fix that did not hold in the last day, or that resolved the
+/// same alert less than an hour ago, is not tried again — the incident is
+/// escalated; one that held is cited as the decision's `precedent`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RulePolicy;
 
@@ -107,7 +112,7 @@ impl Case<'_> {
     fn stateful(&self) -> bool {
         (self.ctx.deployment.as_ref())
             .and_then(|d| d.resource(&self.alert.resource))
-            .is_some_and(|r| matches!(r.kind, ResourceKind::Database | ResourceKind::Cache))
+            .is_some_and(|r| r.kind.is_stateful())
     }
 
     fn scale_up(&self, what: &str, confidence: f64) -> OpsDecision {
@@ -155,6 +160,10 @@ impl Case<'_> {
     fn firewall(&self) -> OpsDecision {
         let (resource, observed) = (&self.alert.resource, &self.observed);
         match firewall_change(self.alert) {
+            Some(change) if change.source_ranges.iter().any(|c| c.is_anywhere()) => self.escalate(format!(
+                "Traffic to {resource} looks blocked ({observed}) and the alert asks to open port(s) {:?} to the whole internet; that is not a known fix to take on an alert's word.",
+                change.ports
+            )),
             Some(change) if self.allowed(ActionKind::ModifyFirewall) => self.decision(
                 Action::ModifyFirewall { change },
                 0.75,
@@ -166,8 +175,75 @@ impl Case<'_> {
     }
 }
 
+/// A fix of the same kind that stayed unresolved this long ago or less is
+/// not repeated.
+const FAILED_FIX_MEMORY: chrono::Duration = chrono::Duration::hours(24);
+/// The same alert back this soon after its fix resolved it: the fix did not
+/// hold.
+const RELAPSE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Weighs `decision` against the earlier incidents on its resource (newest
+/// first): the latest one whose decision was the same kind of action
+/// decides. It stayed unresolved within [`FAILED_FIX_MEMORY`], or resolved
+/// the same alert (fingerprint) within [`RELAPSE`] → escalate, citing it;
+/// it resolved → keep the decision, citing it as precedent.
+pub fn weigh_precedent(ctx: &DecisionContext, decision: OpsDecision) -> OpsDecision {
+    let action = &decision.recommended_action;
+    if !action.is_executable() {
+        return decision;
+    }
+    let alert = &ctx.incident.alert;
+    let Some(past) = ctx.recent_incidents.iter().find(|i| {
+        (i.decision.as_ref()).is_some_and(|d| d.recommended_action.kind() == action.kind())
+            && matches!(
+                i.status,
+                IncidentStatus::Resolved | IncidentStatus::Unresolved
+            )
+    }) else {
+        return decision;
+    };
+    let ago = chrono::Utc::now() - past.updated_at;
+    let when = past.updated_at.format("%Y-%m-%d %H:%M UTC");
+    let what = action.describe();
+    let cited = format!(
+        "{when}: {what} on {} for {:?} ended {:?}{}",
+        alert.resource,
+        past.alert.policy_name,
+        past.status,
+        past.note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    let failed = past.status == IncidentStatus::Unresolved && ago <= FAILED_FIX_MEMORY;
+    let relapsed = past.status == IncidentStatus::Resolved
+        && past.fingerprint == ctx.incident.fingerprint
+        && ago <= RELAPSE;
+    if failed || relapsed {
+        let why = if failed {
+            "did not hold"
+        } else {
+            "held for less than an hour"
+        };
+        let mut d = OpsDecision::escalate(decision.severity, format!(
+            "{} on {}: the known fix ({what}) {why} the last time ({cited}). Repeating it is unlikely to help — a leak, a runaway process or a bad change is likelier than load; a human should look.",
+            alert.policy_name, alert.resource
+        ));
+        d.precedent = Some(cited);
+        return d;
+    }
+    OpsDecision {
+        precedent: Some(cited),
+        ..decision
+    }
+}
+
 impl RulePolicy {
     fn decide_sync(&self, ctx: &DecisionContext) -> OpsDecision {
+        weigh_precedent(ctx, self.decide_fresh(ctx))
+    }
+
+    fn decide_fresh(&self, ctx: &DecisionContext) -> OpsDecision {
         let alert = &ctx.incident.alert;
         let observed = match (alert.value, alert.threshold) {
             (Some(v), Some(t)) => format!("{} = {v} (threshold {t})", alert.metric),
@@ -377,5 +453,109 @@ mod tests {
         );
         c.allowed_actions.clear();
         assert_eq!(decide(&c).await.recommended_action, Action::Escalate {});
+    }
+
+    #[tokio::test]
+    async fn firewall_changes_from_an_alert_never_open_to_the_whole_internet() {
+        let mut c = ctx(
+            "custom/blocked",
+            "Firewall blocking traffic",
+            Severity::Warning,
+        );
+        let labels = &mut c.incident.alert.labels;
+        labels.insert("firewall_rule".into(), "allow-app".into());
+        labels.insert("port".into(), "3306".into());
+        labels.insert("source_range".into(), "0.0.0.0/0".into());
+        let d = decide(&c).await;
+        assert_eq!(d.recommended_action, Action::Escalate {});
+        assert!(d.reasoning.contains("whole internet"), "{}", d.reasoning);
+    }
+
+    /// An earlier incident on the resource whose decision was `action`,
+    /// ended `status` `minutes` ago, with `fingerprint`.
+    fn past(action: Action, status: IncidentStatus, minutes: i64, fingerprint: &str) -> Incident {
+        let mut alert = ctx("m", "High CPU", Severity::Warning).incident.alert;
+        alert.fingerprint = fingerprint.into();
+        let mut i = Incident::open(alert);
+        i.decision = Some(OpsDecision::escalate(Severity::Warning, "x"));
+        if let Some(d) = i.decision.as_mut() {
+            d.recommended_action = action;
+        }
+        i.status = status;
+        i.note = Some("cpu still 0.95".into());
+        i.updated_at = chrono::Utc::now() - chrono::Duration::minutes(minutes);
+        i
+    }
+
+    #[tokio::test]
+    async fn a_fix_that_did_not_hold_is_not_repeated_and_one_that_held_is_cited() {
+        let cpu = "compute.googleapis.com/instance/cpu/utilization";
+        let up = Action::ScaleUp {
+            machine_type: MachineType::new("e2-medium").unwrap(),
+        };
+        let with = |history: Vec<Incident>| {
+            let mut c = ctx(cpu, "High CPU", Severity::Warning);
+            c.current_count = None;
+            c.recent_incidents = history;
+            c
+        };
+        // Unresolved an hour ago: escalated, citing it.
+        let d = decide(&with(vec![past(
+            up.clone(),
+            IncidentStatus::Unresolved,
+            60,
+            "a",
+        )]))
+        .await;
+        assert_eq!(d.recommended_action, Action::Escalate {});
+        assert!(d.reasoning.contains("did not hold"), "{}", d.reasoning);
+        assert!(d
+            .precedent
+            .as_deref()
+            .is_some_and(|p| p.contains("cpu still 0.95")));
+        // Unresolved two days ago: tried again.
+        let d = decide(&with(vec![past(
+            up.clone(),
+            IncidentStatus::Unresolved,
+            2880,
+            "a",
+        )]))
+        .await;
+        assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+        // The same alert back ten minutes after its fix resolved it.
+        let d = decide(&with(vec![past(
+            up.clone(),
+            IncidentStatus::Resolved,
+            10,
+            "fp",
+        )]))
+        .await;
+        assert_eq!(d.recommended_action, Action::Escalate {});
+        assert!(d.reasoning.contains("less than an hour"), "{}", d.reasoning);
+        // Another alert resolved by the same fix: kept, cited as precedent.
+        let d = decide(&with(vec![past(
+            up.clone(),
+            IncidentStatus::Resolved,
+            10,
+            "other",
+        )]))
+        .await;
+        assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+        assert!(
+            d.precedent
+                .as_deref()
+                .is_some_and(|p| p.contains("Resolved")),
+            "{d:?}"
+        );
+        // A restart that failed says nothing about a scale-up.
+        let d = decide(&with(vec![past(
+            Action::Restart {},
+            IncidentStatus::Unresolved,
+            5,
+            "a",
+        )]))
+        .await;
+        assert_eq!(d.recommended_action.kind(), ActionKind::ScaleUp);
+        assert_eq!(d.precedent, None);
     }
 }

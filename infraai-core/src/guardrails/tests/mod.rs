@@ -432,3 +432,80 @@ fn scale_out_grows_a_group_up_to_the_maximum() {
 mod earned;
 mod priced;
 mod windows;
+
+#[test]
+fn nothing_runs_on_a_resource_no_deployment_contains() {
+    let d = decision(Action::Restart {}, 0.95);
+    let a = alert(Severity::Warning);
+    let verdict = |managed| {
+        Guardrails::new(guardrails()).evaluate(&GuardrailInput {
+            decision: &d,
+            alert: &a,
+            current_machine_type: None,
+            current_count: None,
+            standing: &Standing {
+                managed,
+                ..Standing::now()
+            },
+        })
+    };
+    let unmanaged = verdict(false);
+    assert_eq!(unmanaged.route, Route::Escalate);
+    assert!(
+        unmanaged
+            .notes
+            .iter()
+            .any(|n| n.contains("managed_resource")
+                && n.contains("\"web-1\" is not a resource of any deployment")),
+        "{:?}",
+        unmanaged.notes
+    );
+    let managed = verdict(true);
+    assert_eq!(managed.route, Route::AutoExecute, "{:?}", managed.notes);
+}
+
+#[test]
+fn data_keeping_resources_and_fixes_that_failed_lately_need_a_human() {
+    let a = alert(Severity::Warning);
+    let verdict = |d: &OpsDecision, standing: Standing| {
+        Guardrails::new(guardrails()).evaluate(&GuardrailInput {
+            decision: d,
+            alert: &a,
+            current_machine_type: Some(&mt("e2-medium")),
+            current_count: None,
+            standing: &standing,
+        })
+    };
+    let restart = decision(Action::Restart {}, 0.95);
+    let stateful = Standing {
+        stateful: true,
+        ..Standing::now()
+    };
+    let v = verdict(&restart, stateful.clone());
+    assert_eq!(v.route, Route::AskHuman);
+    assert!(
+        v.notes.join(" ").contains("stateful_needs_approval"),
+        "{:?}",
+        v.notes
+    );
+    // A firewall change does not interrupt the database.
+    let open = decision(firewall(vec![8080], "10.0.0.0/8", true), 0.95);
+    assert_eq!(verdict(&open, stateful).route, Route::AutoExecute);
+
+    let failed = Standing {
+        failed_fixes: vec![(ActionKind::ScaleUp, "2026-12-07 06:00 UTC: cpu 0.95".into())],
+        ..Standing::now()
+    };
+    let up = decision(scale_to("e2-standard-2"), 0.95);
+    let v = verdict(&up, failed.clone());
+    assert_eq!(v.route, Route::AskHuman);
+    assert!(
+        v.notes
+            .join(" ")
+            .contains("did not resolve \"web-1\" the last time (2026-12-07 06:00 UTC: cpu 0.95)"),
+        "{:?}",
+        v.notes
+    );
+    // A restart was not what failed.
+    assert_eq!(verdict(&restart, failed).route, Route::AutoExecute);
+}

@@ -67,8 +67,23 @@ pub struct LlmOps {
 }
 
 impl LlmOps {
-    /// Handles `alert` and returns the incident it opened or updated.
+    /// Handles `alert` and returns the incident it opened or updated; its
+    /// resource is first made part of a deployment (an `e2-medium` one)
+    /// when no deployment holds it, as the guardrails act on deployed
+    /// resources only.
     pub async fn incident(&self, alert: &Alert) -> Incident {
+        let known = (self
+            .store
+            .find_deployment_by_resource(&alert.resource)
+            .await)
+            .expect("find deployment");
+        if known.is_none() {
+            let deployment = crate::testing::deployment_with(&alert.resource, "e2-medium");
+            self.store
+                .put_deployment(&deployment)
+                .await
+                .expect("deployment");
+        }
         let handled = self.agent.handle_alert(alert).await.expect("handle alert");
         handled.incident.expect("incident")
     }
@@ -141,7 +156,7 @@ pub async fn decision_is_validated_executed_and_audited(llm: &dyn ScriptedLlm) {
     assert_eq!(o.actions.executed().len(), 1);
     let calls = llm_audit(&o.store, incident.id).await;
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0].input["prompt_version"], "decision/v1");
+    assert_eq!(calls[0].input["prompt_version"], "decision/v2");
     assert!(calls[0].input["model"].is_string());
     assert!(calls[0].input["latency_ms"].is_u64());
     assert!(

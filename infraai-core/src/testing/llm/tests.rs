@@ -153,7 +153,7 @@ async fn a_decision_whose_fix_just_failed_is_not_reused() {
         restart_answer(),
         restart_answer(),
     ]));
-    let store = Arc::new(MemoryStore::new());
+    let store = deployed_store().await;
     let policy = LlmDecisionPolicy::new(provider.clone())
         .with_audit(store.clone())
         .with_cache_ttl(Duration::from_secs(300));
@@ -201,7 +201,7 @@ async fn identical_context_within_the_ttl_reuses_the_decision() {
         restart_answer(),
         restart_answer(),
     ]));
-    let store = Arc::new(MemoryStore::new());
+    let store = deployed_store().await;
     let policy = LlmDecisionPolicy::new(provider.clone())
         .with_audit(store.clone())
         .with_cache_ttl(Duration::from_secs(300));
@@ -261,7 +261,7 @@ async fn past_the_token_budget_the_rules_decide_and_the_audit_says_so() {
         },
         model: Some("recorded".into()),
     }]));
-    let store = Arc::new(MemoryStore::new());
+    let store = deployed_store().await;
     let budget = Arc::new(TokenBudget::per_hour(1000));
     let policy = LlmDecisionPolicy::new(provider.clone())
         .with_audit(store.clone())
@@ -382,7 +382,7 @@ async fn a_decision_in_the_plans_words_is_understood() {
     answer["severity"] = serde_json::json!("medium");
     answer["recommended_action"]["type"] = serde_json::json!("restart_instance");
     let provider = Arc::new(ReplayProvider::sequence(vec![answer]));
-    let store = Arc::new(MemoryStore::new());
+    let store = deployed_store().await;
     let o = llm_ops_with(store, Arc::new(LlmDecisionPolicy::new(provider.clone())));
     let ingest = o
         .agent
@@ -398,4 +398,13 @@ async fn a_decision_in_the_plans_words_is_understood() {
         "{}",
         decision.reasoning
     );
+}
+
+/// A store whose deployment holds `web-1` (an `e2-medium`), the resource of
+/// [`crate::testing::alert`].
+async fn deployed_store() -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let deployment = crate::testing::deployment_with("web-1", "e2-medium");
+    store.put_deployment(&deployment).await.expect("deployment");
+    store
 }

@@ -177,5 +177,9 @@ if [ -n "$leaked" ]; then
 else
   log "no local-cloud process left running after the tests"
 fi
+# The decision evaluation's table, gated against eval/baseline.json (the
+# tests above gate it too; this prints the figures into the log).
+log "cargo run -p infraai-eval -- --check"
+cargo run -q -p infraai-eval -- --check || status=$?
 [ -z "$editor_stale" ] || [ "$status" != 0 ] || status=1
 exit "$status"

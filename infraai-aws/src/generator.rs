@@ -4,6 +4,15 @@
 //! ops webhook. All HCL goes through [`infraai_terraform::hcl`].
 
 use crate::config::{is_aws_region, AwsConfig};
+use crate::ladder::map_planned;
+use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
+use infraai_core::{
+    Aligner, Comparison, Error, GenerateRequest, InfraPlan, MachineType, MonitoringPolicy,
+    PlannedResource, ResourceKind, Result, TerraformFiles, TerraformGenerator,
+};
+use infraai_terraform::hcl::{Block, Body, Expr, Part};
+use infraai_terraform::machine_type_var;
+use serde_json::json;
 
 /// The provider's `endpoints` keys of every service a generated
 /// configuration (and the provider's own reads) use, for
@@ -18,15 +27,6 @@ const EMULATED_SERVICES: &[&str] = &[
     "sns",
     "sts",
 ];
-use crate::ladder::map_planned;
-use crate::profiles::{AWS_AUTOSCALING_GROUP, AWS_EC2_INSTANCE, AWS_RDS_INSTANCE};
-use infraai_core::{
-    Aligner, Comparison, Error, GenerateRequest, InfraPlan, MachineType, MonitoringPolicy,
-    PlannedResource, ResourceKind, Result, TerraformFiles, TerraformGenerator,
-};
-use infraai_terraform::hcl::{Block, Body, Expr, Part};
-use infraai_terraform::machine_type_var;
-use serde_json::json;
 
 /// The resource type of a generated security group (no metric profiles).
 pub const AWS_SECURITY_GROUP: &str = "aws_security_group";

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 /// | memory pressure | scale up one step | 0.80 |
 /// | instance unhealthy / down | restart | 0.80 |
 /// | firewall blocking traffic (labels name rule, port, source range; not the whole internet) | allow the traffic | 0.75 |
+/// | a disk filling up | escalate, naming the steps (no action adds disk) | 0 |
 /// | anything else | escalate | 0 |
 ///
 /// When the action is not allowed on the resource type, or there is no larger
@@ -37,6 +38,7 @@ enum Symptom {
     Memory,
     Unhealthy,
     FirewallBlocking,
+    DiskFilling,
     Unknown,
 }
 
@@ -47,6 +49,10 @@ fn symptom(alert: &Alert) -> Symptom {
         Symptom::FirewallBlocking
     } else if has("cpu") {
         Symptom::Cpu
+    } else if has("filesystem")
+        || (has("disk") && (has("full") || has("used") || has("usage") || has("space")))
+    {
+        Symptom::DiskFilling
     } else if has("connections") {
         Symptom::Connections
     } else if has("memory") || has("mem_") || has("oom") {
@@ -269,6 +275,14 @@ impl RulePolicy {
                 ),
             ),
             Symptom::FirewallBlocking => case.firewall(),
+            // No action of ours adds disk space, and the ones we have
+            // (restart, a larger machine type) only look like they might.
+            Symptom::DiskFilling => case.escalate(format!(
+                "The disk of {} is filling ({}). No automatic action frees disk space: \
+                 a restart or a larger machine type does not add any. Free space (logs, \
+                 temporary files, old releases) or grow the volume; a human should look.",
+                alert.resource, case.observed
+            )),
             Symptom::Unhealthy | Symptom::Unknown => case.escalate(format!(
                 "No known fix for {} on {} ({}); a human should look.",
                 alert.policy_name, alert.resource, case.observed
@@ -453,6 +467,25 @@ mod tests {
         );
         c.allowed_actions.clear();
         assert_eq!(decide(&c).await.recommended_action, Action::Escalate {});
+    }
+
+    #[tokio::test]
+    async fn a_filling_disk_escalates_with_the_steps_and_disk_reads_do_not_count() {
+        let c = ctx(
+            "node_filesystem_used_ratio",
+            "DiskAlmostFull",
+            Severity::Critical,
+        );
+        let d = decide(&c).await;
+        assert_eq!(d.recommended_action, Action::Escalate {});
+        assert!(d.reasoning.contains("grow the volume"), "{}", d.reasoning);
+        let c = ctx(
+            "compute.googleapis.com/instance/disk/read_bytes_count",
+            "disk_read_high",
+            Severity::Warning,
+        );
+        let d = decide(&c).await;
+        assert!(d.reasoning.starts_with("No known fix"), "{}", d.reasoning);
     }
 
     #[tokio::test]

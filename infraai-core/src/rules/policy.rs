@@ -25,7 +25,7 @@ use async_trait::async_trait;
 /// machine type, it escalates instead. A group at the guardrails' maximum
 /// instance count is scaled up instead of out.
 ///
-/// Earlier incidents on the resource weigh in ([`weigh_precedent`]): the
+/// Earlier incidents on the resource weigh in (`weigh_precedent`): the
 /// same kind of fix that did not hold in the last day, or that resolved the
 /// same alert less than an hour ago, is not tried again — the incident is
 /// escalated; one that held is cited as the decision's `precedent`.
@@ -193,7 +193,7 @@ const RELAPSE: chrono::Duration = chrono::Duration::hours(1);
 /// decides. It stayed unresolved within [`FAILED_FIX_MEMORY`], or resolved
 /// the same alert (fingerprint) within [`RELAPSE`] → escalate, citing it;
 /// it resolved → keep the decision, citing it as precedent.
-pub fn weigh_precedent(ctx: &DecisionContext, decision: OpsDecision) -> OpsDecision {
+fn weigh_precedent(ctx: &DecisionContext, decision: OpsDecision) -> OpsDecision {
     let action = &decision.recommended_action;
     if !action.is_executable() {
         return decision;

@@ -5,6 +5,12 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "infraai.operatorToken";
 let token = localStorage.getItem(TOKEN_KEY) || "";
+// The caller, from GET /auth/me: who, their role, and for a signed-in
+// session the CSRF token that state-changing requests send back.
+let me = null;
+const ROLES = ["viewer", "approver", "operator", "admin"];
+const may = (role) => !!me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
+const signedIn = () => !!me;
 let currentRun = null;
 const previews = new Map();
 const messages = new Map(); // incident id → last command outcome, kept across refreshes
@@ -35,8 +41,15 @@ function banner(msg) {
   b.hidden = !msg;
 }
 
+function authHeaders(method) {
+  const h = {};
+  if (token) h.Authorization = "Bearer " + token;
+  else if (me && me.csrf && method !== "GET") h["X-CSRF-Token"] = me.csrf;
+  return h;
+}
+
 async function api(method, path, body) {
-  const opts = { method, headers: { Authorization: "Bearer " + token } };
+  const opts = { method, headers: authHeaders(method) };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -48,7 +61,7 @@ async function api(method, path, body) {
   if (!r.ok) {
     const err = new Error((data && data.detail) || r.status + " " + r.statusText);
     err.status = r.status;
-    if (r.status === 401) banner("Operator token missing or wrong: enter it at the top right.");
+    if (r.status === 401) banner("Not signed in: sign in, or enter the operator token at the top right.");
     throw err;
   }
   return data;
@@ -74,7 +87,29 @@ $("token-form").addEventListener("submit", (e) => {
   localStorage.setItem(TOKEN_KEY, token);
   banner("");
   showTokenState();
-  refreshOps();
+  whoami().then(refreshOps);
+});
+
+// Who is signed in (operator token, API token or the identity provider's
+// session), and what their role shows: viewers get no Approve, Reject or
+// STOP button, RESUME needs an operator.
+async function whoami() {
+  const sso = await fetch("/auth/config").then((r) => r.json()).catch(() => ({ sign_in: false }));
+  const r = await fetch("/auth/me", { headers: authHeaders("GET") }).catch(() => null);
+  me = r && r.ok ? await r.json() : null;
+  document.body.dataset.role = me ? me.role : "";
+  const who = $("who");
+  who.hidden = !me;
+  who.textContent = me ? (me.name || me.email || me.subject) + (me.email && me.name ? " <" + me.email + ">" : "") + " · " + me.role : "";
+  $("sign-in").hidden = !sso.sign_in || !!me;
+  $("sign-out").hidden = !(me && me.via === "session");
+  if (!me) banner(sso.sign_in ? "Sign in, or enter the operator token (printed at first start, stored in data/operator-token)." : "Enter the operator token (printed at first start, stored in data/operator-token).");
+  else banner("");
+}
+$("sign-out").addEventListener("click", async () => {
+  try { await api("POST", "/auth/logout"); } catch (e) { banner(e.message); }
+  me = null;
+  await whoami();
 });
 
 // ---------------------------------------------------------------- deploy
@@ -192,7 +227,7 @@ function appendLog(line) {
 
 // Server-Sent Events over fetch, so the token travels in a header.
 async function streamEvents(runId) {
-  const r = await fetch("/runs/" + runId + "/events", { headers: { Authorization: "Bearer " + token } });
+  const r = await fetch("/runs/" + runId + "/events", { headers: authHeaders("GET") });
   if (!r.ok || !r.body) throw new Error("event stream: HTTP " + r.status);
   const reader = r.body.getReader();
   const dec = new TextDecoder();
@@ -293,6 +328,10 @@ function pendingItem(i) {
       setTimeout(() => previews.delete(i.id), 10000); // try again later
     });
   }
+  if (!may("approver")) {
+    const wait = el("div", { class: "small muted", "data-role": "message" }, "Waiting for an approver (you are " + (me ? "a " + me.role : "not signed in") + ").");
+    return incidentItem(i, el("div", {}, prev, wait));
+  }
   const approve = el("button", { class: "btn btn-ok", type: "button", "data-action": "approve" }, "Approve");
   const reject = el("button", { class: "btn", type: "button", "data-action": "reject" }, "Reject");
   const msg = el("span", { class: "small muted", "data-role": "message" }, messages.get(i.id) || "");
@@ -319,13 +358,13 @@ async function historyItem(i) {
   const actions = detail ? detail.actions : [];
   const approvals = detail ? detail.approvals : [];
   const lines = actions.map((x) => el("div", { class: "small " + (x.success ? "" : "muted") }, (x.success ? "✔ " : "✘ ") + x.summary + " · " + when(x.finished_at)));
-  const who = approvals.filter((a) => a.effective).map((a) => (a.approved ? "approved by " : "rejected by ") + a.actor.channel + ":" + a.actor.id);
+  const who = approvals.filter((a) => a.effective).map((a) => (a.approved ? "approved by " : "rejected by ") + a.actor.channel + ":" + a.actor.id + (a.actor.name ? " (" + a.actor.name + ")" : ""));
   return incidentItem(i, el("div", {}, ...lines, who.length ? el("div", { class: "small muted" }, who.join(", ")) : null));
 }
 
 let refreshing = false;
 async function refreshOps() {
-  if (!token || refreshing) return;
+  if (!signedIn() || refreshing) return;
   refreshing = true;
   // The lists are rebuilt: remember which button had the keyboard focus.
   const f = document.activeElement;
@@ -336,8 +375,8 @@ async function refreshOps() {
     const st = $("autonomy-state");
     st.textContent = k.engaged ? "AUTONOMY STOPPED" + (k.set_by ? " by " + k.set_by : "") : "autonomy: on";
     st.className = "pill " + (k.engaged ? "pill-off" : "pill-on");
-    $("stop-btn").hidden = k.engaged;
-    $("resume-btn").hidden = !k.engaged;
+    $("stop-btn").hidden = k.engaged || !may("approver");
+    $("resume-btn").hidden = !k.engaged || !may("operator");
 
     const all = (await api("GET", "/ops/alerts?limit=100")).incidents;
     const pending = all.filter((i) => i.status === "pending" || i.status === "blocked");
@@ -373,8 +412,7 @@ $("resume-btn").addEventListener("click", async () => {
 fetch("/readyz").then((r) => r.json()).then((r) => { $("sim-banner").hidden = !r.simulated; }).catch(() => {});
 
 showTokenState();
-if (!token) banner("Enter the operator token (printed at first start, stored in data/operator-token).");
-refreshOps();
+whoami().then(refreshOps);
 setInterval(refreshOps, 2000);
 // `/ops` is the product plan's address of the ops view: the same page, opened there.
 if (location.pathname === "/ops") $("ops").scrollIntoView();

@@ -52,7 +52,7 @@ function earnedItem(p) {
 }
 
 async function refreshAutonomy() {
-  if (!token) return;
+  if (!signedIn()) return;
   try {
     const [c, w, e, changes] = await Promise.all([api("GET", "/ops/costs"), api("GET", "/ops/windows"),
       api("GET", "/ops/autonomy/levels"), api("GET", "/ops/audit?step=autonomy&limit=10")]);

@@ -6,9 +6,9 @@ use crate::metrics::Metrics;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{alerts, autonomy, channels, meta, ops, plan, runs};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Router};
 use infraai_core::*;
 use infraai_discord::DiscordApprover;
@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use utoipa::openapi::security::SecurityRequirement;
@@ -102,6 +101,8 @@ pub struct Shared {
     pub simulated: bool,
     /// Who may call the MCP interface, and how often.
     pub mcp: Arc<crate::mcp::McpAccess>,
+    /// Single sign-on, when configured.
+    pub sign_in: Option<Arc<crate::auth::oidc::SignIn>>,
 }
 
 /// How many decision flows run at once.
@@ -185,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ops::autonomy))
         .routes(routes!(ops::stop_autonomy))
         .routes(routes!(ops::resume_autonomy))
+        .merge(crate::auth::protected_routes())
         .merge(autonomy::routes());
     let operator = operator_only(operator, &state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
@@ -205,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(meta::dashboard_views_js))
         .routes(routes!(meta::dashboard_autonomy_js))
         .routes(routes!(meta::vendor_codemirror_js))
+        .merge(crate::auth::public_routes())
         .merge(
             // Inside the router's own limit, so this one applies here.
             OpenApiRouter::new()
@@ -246,8 +249,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Puts `routes` behind the operator token, in the router and in the
-/// document alike.
+/// Puts `routes` behind authentication and the route table's roles
+/// ([`crate::auth::ROUTE_ROLES`]), in the router and in the document alike.
 fn operator_only(mut routes: OpenApiRouter<AppState>, state: &AppState) -> OpenApiRouter<AppState> {
     let operator = SecurityRequirement::new("operator", Vec::<String>::new());
     for item in routes.get_openapi_mut().paths.paths.values_mut() {
@@ -264,47 +267,16 @@ fn operator_only(mut routes: OpenApiRouter<AppState>, state: &AppState) -> OpenA
     }
     routes.route_layer(middleware::from_fn_with_state(
         state.clone(),
-        require_operator,
+        crate::auth::authorize,
     ))
 }
 
 // ------------------------------------------------------------ middleware
 
-fn same(a: &str, b: &str) -> bool {
-    !b.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-async fn require_operator(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let (reason, detail) = match given {
-        Some(t) if same(t, &s.operator_token) => return next.run(req).await,
-        Some(_) => ("wrong operator token", "wrong operator token"),
-        None => (
-            "missing operator token",
-            "missing operator token: send `Authorization: Bearer <token>` (printed at first start, stored in <data_dir>/operator-token)",
-        ),
-    };
-    let mut refusal = AuthRefusal::from_origin("web", reason, &origin(&req));
-    // Tag the incident a refused approve/reject named, so its trail shows it.
-    refusal.incident_id = req
-        .uri()
-        .path()
-        .strip_prefix("/ops/alerts/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|id| id.parse().ok());
-    s.ops.audit_auth_refusal(&refusal).await;
-    ApiError::unauthorized(detail).into_response()
-}
-
 /// The route and peer of a request, for the audit of a refusal: the socket
 /// peer when the server records it, and `X-Forwarded-For` (client-supplied,
 /// so only informative) when present.
-fn origin(req: &Request) -> RequestOrigin {
+pub(crate) fn origin(req: &Request) -> RequestOrigin {
     let route = req
         .extensions()
         .get::<MatchedPath>()

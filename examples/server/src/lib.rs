@@ -8,6 +8,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod mcp;

@@ -1,6 +1,7 @@
 //! Start-up, background tasks and graceful shutdown.
 
 use crate::app::{router, AppState, Shared};
+use crate::auth::oidc::{RoleMap, SignIn};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::secrets::{load_or_create, Origin};
@@ -99,7 +100,7 @@ pub async fn run_wired(
         &operator,
         metrics,
         (decide, shutdown_rx.clone()),
-    );
+    )?;
     crate::app::decision_workers(ops, queue, state.ingesting.clone());
     let executing = state.executing.clone();
     let store = state.store.clone();
@@ -143,7 +144,7 @@ pub async fn run_mcp_stdio(config: Config) -> anyhow::Result<()> {
         &operator,
         metrics,
         (decide, shutdown_rx),
-    );
+    )?;
     crate::mcp::serve_stdio(state).await
 }
 
@@ -168,7 +169,7 @@ fn state(
         tokio::sync::mpsc::UnboundedSender<IncidentId>,
         watch::Receiver<bool>,
     ),
-) -> AppState {
+) -> anyhow::Result<AppState> {
     let m = &config.mcp;
     // `https://host:port/…` → `host`.
     let public_host = (config.server.public_url.as_deref())
@@ -183,7 +184,7 @@ fn state(
         m.mcp_calls_per_minute,
     )
     .with_hosts(public_host);
-    AppState::new(Shared {
+    Ok(AppState::new(Shared {
         deploy,
         ops,
         store: w.store.clone(),
@@ -205,7 +206,42 @@ fn state(
         ingesting: Arc::default(),
         simulated: w.simulated,
         mcp: Arc::new(mcp),
-    })
+        sign_in: sign_in(config)?,
+    }))
+}
+
+/// Single sign-on, when an issuer and a client id are configured.
+fn sign_in(config: &Config) -> anyhow::Result<Option<Arc<SignIn>>> {
+    let c = &config.sign_in;
+    let (Some(issuer), Some(client_id)) = (&c.oidc_issuer, &c.oidc_client_id) else {
+        if c.oidc_issuer.is_some() || c.oidc_client_id.is_some() {
+            anyhow::bail!(
+                "single sign-on needs both INFRAAI_OIDC_ISSUER and INFRAAI_OIDC_CLIENT_ID"
+            );
+        }
+        return Ok(None);
+    };
+    let secret = match &c.session_secret {
+        Some(secret) => secret.clone(),
+        None => load_or_create(None, &config.server.data_dir, "session-key")?.0,
+    };
+    let public_url = config.server.public_url.clone();
+    let secure = public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    Ok(Some(Arc::new(SignIn {
+        provider: crate::auth::jwt::Provider::new(issuer, http),
+        client_id: client_id.clone(),
+        client_secret: c.oidc_client_secret.clone(),
+        audience: c.oidc_audience.clone().unwrap_or_else(|| client_id.clone()),
+        scopes: c.oidc_scopes.clone(),
+        roles: RoleMap::new(&c.oidc_roles_claim, &c.oidc_role_map, &c.oidc_default_role)?,
+        sessions: crate::auth::session::Sessions::new(secret.as_bytes(), c.session_secs, secure),
+        public_url,
+    })))
 }
 
 /// The deploy and ops agents over the wired adapters.

@@ -7,8 +7,10 @@
 //! a test keeps it in step with this file.
 
 mod sections;
+mod sign_in;
 
 pub use sections::*;
+pub use sign_in::SignInSettings;
 
 use anyhow::{bail, Context};
 use clap::parser::ValueSource;
@@ -51,6 +53,8 @@ pub struct Config {
     pub ops: OpsSettings,
     #[command(flatten)]
     pub autonomy: AutonomySettings,
+    #[command(flatten)]
+    pub sign_in: SignInSettings,
     /// Partial settings that leave a feature off (said at start-up).
     #[arg(skip)]
     pub notes: Vec<String>,
@@ -120,6 +124,7 @@ impl Config {
             &mut self.discord.discord_approver_roles,
             &mut self.slack.slack_approvers,
             &mut self.slack.slack_approver_groups,
+            &mut self.sign_in.oidc_role_map,
         ] {
             list.retain(|v| !v.is_empty());
         }

@@ -458,7 +458,7 @@ impl AwsSettings {
 }
 
 /// Seconds, at least `MIN`.
-fn secs<const MIN: u64>(s: &str) -> Result<Duration, std::num::ParseIntError> {
+pub(super) fn secs<const MIN: u64>(s: &str) -> Result<Duration, std::num::ParseIntError> {
     Ok(Duration::from_secs(s.parse::<u64>()?.max(MIN)))
 }
 

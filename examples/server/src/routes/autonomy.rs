@@ -4,12 +4,13 @@
 
 use super::{body, bounded, parse, query};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use infraai_core::guardrails::{
     AutonomyLevel, AutonomyRecord, ChangeWindow, DailySpend, DeploymentCost, GuardrailOverrides,
 };
@@ -30,10 +31,6 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(costs))
         .routes(routes!(audit_trail))
         .routes(routes!(deployment_guardrails, set_deployment_guardrails))
-}
-
-fn actor(s: &AppState) -> String {
-    format!("web:{}", s.operator_name)
 }
 
 /// A change window to create.
@@ -80,6 +77,7 @@ pub(crate) async fn list_windows(State(s): State<AppState>) -> ApiResult<Json<Va
 #[utoipa::path(post, path = "/ops/windows", request_body = WindowBody, responses((status = 201, description = "Created")))]
 pub(crate) async fn create_window(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let w: WindowBody = parse(&body(b)?)?;
@@ -92,7 +90,7 @@ pub(crate) async fn create_window(
         "name": w.name, "kind": w.kind, "schedule": w.schedule, "resources": w.resources,
     }))
     .map_err(|e| ApiError::unprocessable(format!("invalid window: {e}")))?;
-    let created = s.ops.create_window(window, &actor(&s)).await?;
+    let created = s.ops.create_window(window, &who.actor().label()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "window": shown(&created) })),
@@ -103,6 +101,7 @@ pub(crate) async fn create_window(
 #[utoipa::path(delete, path = "/ops/windows/{id}", params(("id" = String, Path, format = Uuid)), responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete_window(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if id.parse::<uuid::Uuid>().is_err() {
@@ -110,7 +109,7 @@ pub(crate) async fn delete_window(
             "{id:?} is not a window id (a UUID)"
         )));
     }
-    if s.ops.delete_window(&id, &actor(&s)).await? {
+    if s.ops.delete_window(&id, &who.actor().label()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("window {id:?} not found")))
@@ -172,6 +171,7 @@ pub(crate) struct PinBody {
 #[utoipa::path(put, path = "/ops/autonomy/levels/{action}/{resource_type}", params(("action" = String, Path, example = "scale_up"), ("resource_type" = String, Path, example = "local_instance")), request_body = PinBody)]
 pub(crate) async fn pin_level(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path((action, resource_type)): Path<(String, String)>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -183,7 +183,7 @@ pub(crate) async fn pin_level(
         .transpose()
         .map_err(ApiError::unprocessable)?;
     let record = (s.ops)
-        .pin_autonomy(kind, &resource_type, level, &actor(&s))
+        .pin_autonomy(kind, &resource_type, level, &who.actor().label())
         .await?;
     Ok(Json(json!({ "pair": record })))
 }
@@ -334,6 +334,7 @@ pub(crate) async fn deployment_guardrails(
 #[utoipa::path(put, path = "/ops/deployments/{id}/guardrails", params(("id" = String, Path, format = Uuid)), request_body = OverridesBody)]
 pub(crate) async fn set_deployment_guardrails(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -345,7 +346,7 @@ pub(crate) async fn set_deployment_guardrails(
         confidence_floor: o.confidence_floor,
     };
     (s.ops)
-        .set_deployment_guardrails(id, overrides, &actor(&s))
+        .set_deployment_guardrails(id, overrides, &who.actor().label())
         .await?;
     overrides_view(&s, id).await
 }

@@ -19,7 +19,7 @@ pub mod ops;
 pub mod plan;
 pub mod runs;
 
-fn body(b: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+pub(crate) fn body(b: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body_within(b, BODY_LIMIT)
 }
 
@@ -37,7 +37,7 @@ fn body_within(b: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Byte
     })
 }
 
-fn parse<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse<T: DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
     if b.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "request body is empty; a JSON object is expected",

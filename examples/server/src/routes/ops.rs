@@ -3,24 +3,19 @@
 
 use super::{body, bounded, incident_id, load_incident, parse_opt, query};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
+use axum::{Extension, Json};
 use infraai_core::*;
 use infraai_prometheus::rules_file;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-
-fn operator(s: &AppState) -> Actor {
-    let mut a = Actor::new("web", s.operator_name.to_string());
-    a.name = Some(s.operator_name.to_string());
-    a
-}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -280,10 +275,11 @@ pub(crate) struct ReasonBody {
 
 pub(crate) async fn command(
     s: &AppState,
+    who: &Principal,
     command: HumanCommand,
     label: &str,
 ) -> ApiResult<Json<Value>> {
-    let reply = HumanReply::new(command, operator(s));
+    let reply = HumanReply::new(command, who.actor());
     let outcome = s.ops.handle_command_detached(&reply).await?;
     s.metrics.approval(label, outcome.effective);
     if !outcome.effective {
@@ -305,24 +301,26 @@ fn reason(r: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-/// Approve the pending action as `web:<operator>`; it runs in the background.
+/// Approve the pending action as the caller (`web:<subject>`); it runs in the background.
 ///
 /// 409 when nothing was approved (not pending, or autonomy stopped).
 #[utoipa::path(post, path = "/ops/alerts/{id}/approve", params(("id" = String, Path, format = Uuid)))]
 pub(crate) async fn approve(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let _: ReasonBody = parse_opt(&body(b)?)?;
     let incident_id = load_incident(&s, incident_id(&id)?).await?.id;
-    command(&s, HumanCommand::Approve { incident_id }, "approve").await
+    command(&s, &who, HumanCommand::Approve { incident_id }, "approve").await
 }
 
 /// Reject the pending action, with an optional reason.
 #[utoipa::path(post, path = "/ops/alerts/{id}/reject", params(("id" = String, Path, format = Uuid)), request_body = Option<ReasonBody>)]
 pub(crate) async fn reject(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -331,6 +329,7 @@ pub(crate) async fn reject(
     let reason = reason(r.reason)?;
     command(
         &s,
+        &who,
         HumanCommand::Reject {
             incident_id,
             reason,
@@ -353,11 +352,18 @@ pub(crate) async fn autonomy(State(s): State<AppState>) -> ApiResult<Json<Value>
 #[utoipa::path(post, path = "/ops/autonomy/stop", request_body = Option<ReasonBody>)]
 pub(crate) async fn stop_autonomy(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let r: ReasonBody = parse_opt(&body(b)?)?;
     let reason = reason(r.reason)?;
-    let Json(mut v) = command(&s, HumanCommand::StopAutonomy { reason }, "stop_autonomy").await?;
+    let Json(mut v) = command(
+        &s,
+        &who,
+        HumanCommand::StopAutonomy { reason },
+        "stop_autonomy",
+    )
+    .await?;
     v["kill_switch"] = json!(s.store.kill_switch().await?);
     Ok(Json(v))
 }
@@ -368,10 +374,11 @@ pub(crate) async fn stop_autonomy(
 #[utoipa::path(post, path = "/ops/autonomy/resume")]
 pub(crate) async fn resume_autonomy(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let _: ReasonBody = parse_opt(&body(b)?)?;
-    let Json(mut v) = command(&s, HumanCommand::Resume, "resume").await?;
+    let Json(mut v) = command(&s, &who, HumanCommand::Resume, "resume").await?;
     v["kill_switch"] = json!(s.store.kill_switch().await?);
     Ok(Json(v))
 }

@@ -2,6 +2,7 @@
 
 use super::{body, load_run, parse, parse_opt, run_id};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures_util::stream::{self, Stream};
 use infraai_core::*;
 use serde::Deserialize;
@@ -104,12 +105,13 @@ pub(crate) async fn execute(
 #[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, format = Uuid)), request_body = Option<super::ops::ReasonBody>, responses((status = 202, description = "The run ends failed, cancelled")))]
 pub(crate) async fn cancel_run(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = run_id(&id)?;
     let reason = parse_opt::<super::ops::ReasonBody>(&body(b)?)?.reason;
-    let actor = format!("web:{}", s.operator_name);
+    let actor = who.actor().label();
     let by = reason.map_or(actor.clone(), |r| format!("{actor} ({r})"));
     s.deploy.cancel_paused(id, &by).await?;
     info!(run_id = %id, actor, "paused run cancelled over the API");
@@ -187,6 +189,7 @@ impl Default for DestroyBody {
 #[utoipa::path(post, path = "/runs/{id}/destroy", params(("id" = String, Path, format = Uuid)), request_body = Option<DestroyBody>)]
 pub(crate) async fn destroy_run(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -209,7 +212,7 @@ pub(crate) async fn destroy_run(
             "executing a destroy needs the previewed change_set (POST with dry_run: true first)",
         ));
     };
-    let actor = format!("web:{}", s.operator_name);
+    let actor = who.actor().label();
     let run = s.deploy.destroy(id, Some(&approved), &actor).await?;
     info!(run_id = %id, actor, "run resources destroyed over the API");
     Ok(Json(json!({

@@ -229,6 +229,7 @@ struct EventStream {
     rx: broadcast::Receiver<RunEvent>,
     shutdown: watch::Receiver<bool>,
     done: bool,
+    app: AppState,
 }
 
 fn sse_event(ev: &RunEvent) -> Event {
@@ -288,6 +289,7 @@ pub(crate) async fn run_events(
         rx,
         shutdown: s.shutdown.clone(),
         done: false,
+        app: s.clone(),
     };
     let stream = stream::unfold(state, |mut st| async move {
         if st.done || *st.shutdown.borrow() {
@@ -307,6 +309,15 @@ pub(crate) async fn run_events(
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
                     _ = st.shutdown.changed() => return None,
+                    // A safety net for a run that ended between reading the
+                    // backlog and subscribing (or on another replica): once
+                    // no execution is under way here and the store says the
+                    // run ended, say how and close.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        if let Some(ev) = ended(&st.app, st.run_id).await {
+                            break ev;
+                        }
+                    }
                 }
             },
         };
@@ -316,6 +327,21 @@ pub(crate) async fn run_events(
         Some((Ok(sse_event(&ev)), st))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The terminal phase of run `id` from the store, when it has ended and no
+/// execution of it is under way on this replica.
+async fn ended(s: &AppState, id: RunId) -> Option<RunEvent> {
+    if locked(&s.executing).contains(&id) {
+        return None;
+    }
+    let run = s.store.get_run(id).await.ok().flatten()?;
+    run.phase.is_terminal().then(|| RunEvent::Phase {
+        run_id: id,
+        phase: run.phase,
+        note: run.error.clone(),
+        at: run.updated_at,
+    })
 }
 
 /// The whole run record.

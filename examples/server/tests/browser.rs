@@ -11,6 +11,8 @@
 //! `INFRAAI_REQUIRE_SERVICES=1`.
 
 mod common;
+#[path = "common/idp.rs"]
+mod idp;
 
 use common::*;
 use std::path::PathBuf;
@@ -244,4 +246,70 @@ async fn the_simulated_cloud_shows_a_permanent_banner() {
         "banner test failed\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("banner-test: ok"), "{stdout}");
+}
+
+/// Single sign-on in Chromium through the test issuer (`browser-test/sso.mjs`):
+/// a viewer sees no Approve or STOP button and the API refuses his approval;
+/// an approver approves, and the incident names her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_through_the_identity_provider_in_headless_chromium() {
+    let Some((dir, chromium)) = browser() else {
+        return;
+    };
+    let issuer = idp::Idp::start(vec![idp::SigningKey::rsa(1, "k1")]).await;
+    let env = [
+        ("INFRAAI_OIDC_ISSUER", issuer.issuer.as_str()),
+        ("INFRAAI_OIDC_CLIENT_ID", idp::CLIENT_ID),
+        ("INFRAAI_OIDC_CLIENT_SECRET", idp::CLIENT_SECRET),
+        ("INFRAAI_OIDC_ROLE_MAP", "sre=approver,platform=operator"),
+    ];
+    let s = Server::start("browser-sso", &["--cloud", "simulated"], &env).await;
+    s.deploy().await;
+    let id = s.incident_in(&cpu_alert("sso-browser"), "pending").await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
+    let out = tokio::process::Command::new("node")
+        .arg("sso.mjs")
+        .current_dir(&dir)
+        .env("INFRAAI_URL", &s.base)
+        .env("INFRAAI_INCIDENT", &id)
+        .env("INFRAAI_SCREENSHOTS", &shots)
+        .env("INFRAAI_CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "sso browser test failed\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("sso-test: ok"), "{stdout}");
+    let detail = s
+        .wait_incident(&id, |v| {
+            v["approvals"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    let approval = &detail["approvals"][0];
+    assert_eq!(approval["approved"], true, "{detail}");
+    assert_eq!(approval["actor"]["id"], "alice-7f3a", "{detail}");
+    assert_eq!(
+        approval["actor"]["name"],
+        "Alice Approver <alice@example.com>"
+    );
+    let refusals: Vec<&serde_json::Value> = detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["step"] == "auth_refused")
+        .collect();
+    assert!(
+        refusals.iter().any(|r| r["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("role too low: web:bob-19c2 (viewer)")),
+        "the viewer's refused approval is not in the incident's audit: {detail}"
+    );
+    for shot in ["17-sso-viewer.png", "18-sso-approver.png"] {
+        assert!(shots.join(shot).exists(), "{shot} missing");
+    }
 }

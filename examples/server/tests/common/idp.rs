@@ -2,6 +2,7 @@
 //! page with one sign-in link per user, and a token endpoint that checks
 //! the code, the redirect URI, the client and the PKCE verifier. Tokens are
 //! real RS256/ES256 JWTs; the published keys can be rotated.
+#![allow(dead_code)]
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};

@@ -269,6 +269,17 @@ async fn goal_to_deployment_then_cpu_alert_to_resolution() {
     let after = outcome.incident.unwrap();
     assert_eq!(after.status, IncidentStatus::Resolved, "{:?}", after.note);
     assert!(after.note.unwrap().contains("back within the threshold"));
+    // The outcome message names who approved.
+    let told = o.approver.notifications();
+    let resolved = told
+        .iter()
+        .find(|n| n.title == "Resolved")
+        .expect("a Resolved message");
+    assert!(
+        resolved.body.contains("Approved by web:alice."),
+        "{}",
+        resolved.body
+    );
     assert_eq!(o.actions.executed().len(), 1);
     assert_eq!(o.metrics.reads(), 1);
     let actions = w.store.list_actions(incident.id).await.unwrap();

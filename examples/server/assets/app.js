@@ -103,6 +103,9 @@ async function whoami() {
   who.textContent = me ? (me.name || me.email || me.subject) + (me.email && me.name ? " <" + me.email + ">" : "") + " · " + me.role : "";
   $("sign-in").hidden = !sso.sign_in || !!me;
   $("sign-out").hidden = !(me && me.via === "session");
+  // What the role may not do is not offered (the API refuses it anyway).
+  $("plan-btn").hidden = !may("operator");
+  $("window-form").hidden = !may("operator");
   if (!me) banner(sso.sign_in ? "Sign in, or enter the operator token (printed at first start, stored in data/operator-token)." : "Enter the operator token (printed at first start, stored in data/operator-token).");
   else banner("");
 }

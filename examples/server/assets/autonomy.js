@@ -12,8 +12,8 @@ function scheduleText(s) {
 }
 
 function windowItem(w) {
-  const del = el("button", { class: "btn btn-small", type: "button", "data-action": "delete-window" }, "Delete");
-  del.addEventListener("click", async () => {
+  const del = may("operator") ? el("button", { class: "btn btn-small", type: "button", "data-action": "delete-window" }, "Delete") : null;
+  if (del) del.addEventListener("click", async () => {
     if (!confirm(`Delete the ${w.kind} window "${w.name}"?`)) return;
     try { await api("DELETE", "/ops/windows/" + w.id); } catch (e) { banner(e.message); }
     refreshAutonomy();
@@ -33,6 +33,7 @@ function earnedItem(p) {
     pin.append(o);
   }
   if (!p.pinned) pin.value = "";
+  pin.disabled = !may("admin");
   pin.addEventListener("change", async () => {
     try {
       await api("PUT", "/ops/autonomy/levels/" + p.action + "/" + encodeURIComponent(p.resource_type), { pin: pin.value || null });

@@ -43,6 +43,8 @@ try {
   const wait = await page.textContent(`${item} [data-role="message"]`);
   if (!/Waiting for an approver/.test(wait)) throw new Error("viewer message: " + wait);
   if (await page.isVisible("#stop-btn")) throw new Error("a viewer sees STOP AUTONOMY");
+  if (await page.isVisible("#plan-btn")) throw new Error("a viewer sees Plan");
+  if (await page.isVisible("#window-form")) throw new Error("a viewer sees the change-window form");
   const refused = await page.evaluate(async (id) => {
     const me = await (await fetch("/auth/me")).json();
     const r = await fetch("/ops/alerts/" + id + "/approve", { method: "POST", headers: { "X-CSRF-Token": me.csrf } });

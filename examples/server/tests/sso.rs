@@ -322,6 +322,19 @@ async fn api_tokens_have_a_role_are_stored_hashed_and_can_be_revoked() {
             .0,
         404
     );
+    let (_, audit) = call(&s, OPERATOR, "GET", "/ops/audit?step=access").await;
+    let outcomes: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{audit}");
+    assert!(
+        outcomes.iter().any(|o| o.contains("created: approver")),
+        "{audit}"
+    );
+    assert!(outcomes.iter().any(|o| o.contains("revoked")), "{audit}");
 }
 
 /// The `name=value` of cookie `name` among `Set-Cookie` headers, and the

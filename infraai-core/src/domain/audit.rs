@@ -52,6 +52,8 @@ pub enum AuditStep {
     /// A change window was created or deleted, or an alert was held by a
     /// maintenance window.
     ChangeWindow,
+    /// Access changed: an API token was created or revoked.
+    Access,
 }
 
 /// One audit record: what happened, on what input, why, with what confidence,

@@ -160,6 +160,15 @@ impl Actor {
     pub fn label(&self) -> String {
         format!("{}:{}", self.channel, self.id)
     }
+
+    /// `channel:id`, with the display name when known: `web:ab12 (Alice
+    /// <alice@example.com>)`, for messages to humans.
+    pub fn described(&self) -> String {
+        match &self.name {
+            Some(name) if name != &self.id => format!("{} ({name})", self.label()),
+            _ => self.label(),
+        }
+    }
 }
 
 /// What a human can tell the agent.
@@ -316,6 +325,16 @@ pub struct ActionOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_actor_is_described_with_its_name_when_it_has_one() {
+        let mut a = Actor::new("web", "ab12");
+        assert_eq!(a.described(), "web:ab12");
+        a.name = Some("Alice <alice@example.com>".into());
+        assert_eq!(a.described(), "web:ab12 (Alice <alice@example.com>)");
+        a.name = Some("ab12".into());
+        assert_eq!(a.described(), "web:ab12");
+    }
 
     #[test]
     fn button_ids_are_parsed_strictly() {

@@ -176,18 +176,25 @@ impl OpsAgent {
         let outcome = format!("{to}: {note}");
         self.audit(AuditRecord::agent(AuditStep::Feedback, outcome).incident(id))
             .await;
+        let approvals = store.list_approvals(id).await.unwrap_or_default();
+        let approver = approvals.iter().find(|a| a.approved && a.effective);
         let counted = if to == IncidentStatus::Resolved {
-            let approvals = store.list_approvals(id).await.unwrap_or_default();
-            let approved = approvals.iter().any(|a| a.approved && a.effective);
-            Outcome::Resolved { approved }
+            Outcome::Resolved {
+                approved: approver.is_some(),
+            }
         } else {
             Outcome::Unresolved
         };
         self.observe(&incident, counted).await;
+        // The outcome line names who approved the action, as the audit does.
+        let told = match approver {
+            Some(a) => format!("{note} Approved by {}.", a.actor.described()),
+            None => note,
+        };
         if to == IncidentStatus::Resolved {
-            self.notify(&incident, "Resolved", &note).await;
+            self.notify(&incident, "Resolved", &told).await;
         } else {
-            self.escalated(&incident, &note).await;
+            self.escalated(&incident, &told).await;
         }
         Ok(incident)
     }

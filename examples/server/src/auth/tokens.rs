@@ -13,7 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
-use infraai_core::{read_setting, read_settings, SettingStore};
+use infraai_core::{
+    read_setting, read_settings, AuditRecord, AuditStep, HistoryStore, SettingStore,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::info;
@@ -143,9 +145,21 @@ pub(crate) async fn create(
         .put_setting(&format!("{KEY}{id}"), &value, 0)
         .await?;
     info!(token_id = %id, role = %stored.role, by = %stored.created_by, "API token created");
+    let outcome = format!(
+        "API token {id} ({:?}) created: {}, until {}",
+        stored.name, stored.role, stored.expires_at
+    );
+    audit(&s, &by, outcome).await?;
     let mut shown = public(stored);
     shown["token"] = json!(token);
     Ok((StatusCode::CREATED, Json(shown)))
+}
+
+/// Records a change of access in the audit trail.
+async fn audit(s: &AppState, by: &Principal, outcome: String) -> ApiResult<()> {
+    let record = AuditRecord::agent(AuditStep::Access, outcome).by(by.actor().label());
+    s.store.append_audit(&record).await?;
+    Ok(())
 }
 
 fn public(mut t: StoredToken) -> Value {
@@ -175,6 +189,7 @@ pub(crate) async fn revoke(
         .to_string();
     if s.store.delete_setting(&format!("{KEY}{id}")).await? {
         info!(token_id = %id, by = %by.actor().label(), "API token revoked");
+        audit(&s, &by, format!("API token {id} revoked")).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("API token {id} not found")))

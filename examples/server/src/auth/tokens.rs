@@ -13,9 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
-use infraai_core::{
-    read_setting, read_settings, AuditRecord, AuditStep, HistoryStore, SettingStore,
-};
+use infraai_core::{read_setting, read_settings, AuditRecord, AuditStep, SettingStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::info;

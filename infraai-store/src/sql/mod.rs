@@ -165,6 +165,18 @@ pub(crate) enum Param<'a> {
     Bool(bool),
 }
 
+impl Param<'_> {
+    /// The same value, owning its text.
+    pub(crate) fn into_owned(self) -> Param<'static> {
+        match self {
+            Param::Text(t) => Param::Text(t.map(|t| Cow::Owned(t.into_owned()))),
+            Param::Real(v) => Param::Real(v),
+            Param::Int(v) => Param::Int(v),
+            Param::Bool(v) => Param::Bool(v),
+        }
+    }
+}
+
 macro_rules! param_from {
     ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {$(
         impl<'a> From<$t> for Param<'a> {

@@ -167,6 +167,33 @@ pub(crate) fn incident_params<'a>(
     Ok(p)
 }
 
+/// Where the alert's columns (`source` … `raw_json`) sit in
+/// [`incident_params`].
+pub(crate) const ALERT_COLUMNS: std::ops::Range<usize> = 3..16;
+
+/// The incident an alert would open, and its row's parameters, encoded on
+/// the caller's task before a write: the store's single writer then only
+/// binds them (inserting the row when the alert opens an incident, or its
+/// [`ALERT_COLUMNS`] into the open incident's row otherwise).
+pub(crate) struct PreparedIncident {
+    /// The incident, kept by the caller.
+    pub incident: Incident,
+    /// Its [`INSERT_INCIDENT`] parameters.
+    pub params: Vec<Param<'static>>,
+}
+
+impl PreparedIncident {
+    /// Builds and encodes the incident `alert` would open.
+    pub(crate) fn of(alert: Alert, component: &'static str, op: &'static str) -> StoreResult<Self> {
+        let incident = Incident::open(alert);
+        let params = incident_params(&incident, component, op)?
+            .into_iter()
+            .map(Param::into_owned)
+            .collect();
+        Ok(Self { incident, params })
+    }
+}
+
 /// The alert's columns of an incident row (`source` … `raw_json`).
 fn alert_params<'a>(
     a: &'a Alert,
@@ -199,24 +226,31 @@ pub(crate) const UPDATE_ALERT: &str = "UPDATE incidents SET source = $1, policy_
      status = CASE WHEN $16 THEN 'resolved' ELSE status END, \
      note = CASE WHEN $16 THEN $17 ELSE note END WHERE id = $18";
 
+/// [`UPDATE_ALERT`]'s parameters after the alert's columns (which the
+/// caller takes from a [`PreparedIncident`]): one more occurrence with
+/// `bump`; with `resolve`, the incident is resolved with the lifecycle's note.
+pub(crate) fn update_alert_tail(id: &str, (bump, resolve): (bool, bool)) -> [Param<'_>; 5] {
+    [
+        i64::from(bump).into(),
+        codec::time(Utc::now()).into(),
+        resolve.into(),
+        lifecycle::CLEARED_NOTE.into(),
+        id.into(),
+    ]
+}
+
 /// [`UPDATE_ALERT`]'s parameters: the alert's columns; one more occurrence
 /// with `bump`; with `resolve`, the incident is resolved with the lifecycle's
 /// note.
 pub(crate) fn update_alert_params<'a>(
     id: &'a str,
     a: &'a Alert,
-    (bump, resolve): (bool, bool),
+    change: (bool, bool),
     component: &'static str,
     op: &'static str,
 ) -> StoreResult<Vec<Param<'a>>> {
     let mut p = alert_params(a, component, op)?;
-    p.extend([
-        i64::from(bump).into(),
-        codec::time(Utc::now()).into(),
-        resolve.into(),
-        lifecycle::CLEARED_NOTE.into(),
-        id.into(),
-    ]);
+    p.extend(update_alert_tail(id, change));
     Ok(p)
 }
 

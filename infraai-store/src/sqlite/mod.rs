@@ -350,32 +350,51 @@ impl RunStore for SqliteStore {
 #[async_trait]
 impl IncidentStore for SqliteStore {
     async fn record_alerts(&self, batch: Vec<AlertRecord>) -> Result<Vec<AlertIngest>> {
+        const OP: &str = "record_alert";
         validate_alerts(&batch)?;
-        // Encoded here, on the caller's thread: the writer is the serial part.
-        let batch = batch
-            .into_iter()
-            .map(|AlertRecord { alert, audit }| {
-                let audit = audit
-                    .map(|a| Ok::<_, StoreError>((crate::sql::audit_input(&a, COMPONENT)?, a)))
-                    .transpose()?;
-                Ok((alert, audit))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        // Encoded here, on the caller's task: the writer is the serial part,
+        // and only binds. The caller keeps each incident the alert would open.
+        let mut fresh = Vec::with_capacity(batch.len());
+        let mut jobs = Vec::with_capacity(batch.len());
+        for AlertRecord { alert, audit } in batch {
+            let audit = audit
+                .map(|a| Ok::<_, StoreError>((crate::sql::audit_input(&a, COMPONENT)?, a)))
+                .transpose()?;
+            let prepared = crate::sql::PreparedIncident::of(alert.clone(), COMPONENT, OP)?;
+            jobs.push((alert, prepared.incident.id, prepared.params, audit));
+            fresh.push(prepared.incident);
+        }
         // One writer job: one transaction, all or none.
-        self.write("record_alert", move |c| {
-            batch
-                .iter()
-                .map(|(alert, audit)| {
-                    let ingest = rows::record_alert(c, alert, "record_alert")?;
-                    let subject = alert_audit_subject(&ingest);
-                    if let (Some((input, audit)), Some((incident, outcome))) = (audit, subject) {
+        let recorded = self
+            .write(OP, move |c| {
+                let mut out = Vec::with_capacity(jobs.len());
+                for (alert, fresh_id, params, audit) in &jobs {
+                    let (outcome, recorded) = rows::record_alert(c, alert, params, OP)?;
+                    let incident = match &recorded {
+                        rows::Recorded::Opened => Some(*fresh_id),
+                        rows::Recorded::Stored(i) => i.as_ref().map(|i| i.id),
+                    };
+                    let audited = outcome != IngestOutcome::Repeated;
+                    if let (Some((input, audit)), Some(incident), true) = (audit, incident, audited)
+                    {
                         rows::insert_audit_as(c, audit, input, Some(incident), outcome.name())?;
                     }
-                    Ok(ingest)
-                })
-                .collect()
-        })
-        .await
+                    out.push((outcome, recorded));
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(recorded
+            .into_iter()
+            .zip(fresh)
+            .map(|((outcome, recorded), fresh)| AlertIngest {
+                outcome,
+                incident: match recorded {
+                    rows::Recorded::Opened => Some(fresh),
+                    rows::Recorded::Stored(i) => i,
+                },
+            })
+            .collect())
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>> {

@@ -323,13 +323,26 @@ pub(super) fn incident_counts(c: &Connection) -> StoreResult<IncidentCounts> {
     )
 }
 
-/// Deduplicates by fingerprint: updates the open incident or opens one
-/// (the partial unique index makes two open incidents per fingerprint impossible).
+/// What [`record_alert`] did with the rows.
+// One per alert, moved once into the answer: boxing would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Recorded {
+    /// Inserted the prepared incident.
+    Opened,
+    /// Changed or noted the stored incident (loaded after the change), or
+    /// skipped the alert (`None`).
+    Stored(Option<Incident>),
+}
+
+/// Deduplicates by fingerprint: updates the open incident or opens the
+/// prepared one (the partial unique index makes two open incidents per
+/// fingerprint impossible). Only binds: `prepared` was encoded by the caller.
 pub(super) fn record_alert(
     c: &Connection,
     a: &Alert,
+    prepared: &[sql::Param<'static>],
     op: &'static str,
-) -> StoreResult<AlertIngest> {
+) -> StoreResult<(IngestOutcome, Recorded)> {
     let fp = [&a.fingerprint];
     let err = || rerr(op, || format!("fingerprint {}", a.fingerprint));
     // A stored status that does not parse is an error, never silently overwritten.
@@ -350,36 +363,33 @@ pub(super) fn record_alert(
             (lifecycle::ingest_closed(a, last), id)
         }
     };
-    let incident = match (step, id) {
+    let recorded = match (step, id) {
         (IngestStep::Open, _) => {
-            let i = Incident::open(a.clone());
-            let p = params_from_iter(sql::incident_params(&i, COMPONENT, op)?);
+            let p = params_from_iter(prepared);
             exec(
                 c,
                 sql::INSERT_INCIDENT,
                 p,
-                rerr(op, || format!("incident {}", i.id)),
+                rerr(op, || "a new incident".to_string()),
             )?;
-            Some(i)
+            Recorded::Opened
         }
-        (IngestStep::Skip, _) | (_, None) => None,
-        (IngestStep::Note, Some(id)) => Some(load_incident(c, &id, op)?),
+        (IngestStep::Skip, _) | (_, None) => Recorded::Stored(None),
+        (IngestStep::Note, Some(id)) => Recorded::Stored(Some(load_incident(c, &id, op)?)),
         (IngestStep::Repeat | IngestStep::Resolve, Some(id)) => {
             let change = (step == IngestStep::Repeat, step == IngestStep::Resolve);
-            let p = sql::update_alert_params(&id, a, change, COMPONENT, op)?;
+            let tail = sql::update_alert_tail(&id, change);
+            let p = params_from_iter(prepared[sql::ALERT_COLUMNS].iter().chain(&tail));
             exec(
                 c,
                 sql::UPDATE_ALERT,
-                params_from_iter(p),
+                p,
                 rerr(op, || format!("incident {id}")),
             )?;
-            Some(load_incident(c, &id, op)?)
+            Recorded::Stored(Some(load_incident(c, &id, op)?))
         }
     };
-    Ok(AlertIngest {
-        outcome: step.outcome(),
-        incident,
-    })
+    Ok((step.outcome(), recorded))
 }
 
 // ------------------------------------------------------------------ approvals, actions

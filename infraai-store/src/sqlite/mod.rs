@@ -13,13 +13,18 @@
 //! * **Reads** run on [`SqliteConfig::max_readers`] threads of their own, each
 //!   with one read-only connection (opened at its first read); WAL lets them
 //!   proceed while the writer commits.
-//! * **Durability:** `PRAGMA synchronous = FULL` in WAL mode. A write method
-//!   returns `Ok` only after the `COMMIT` of the transaction holding it has
-//!   returned, and SQLite syncs the WAL to disk before that. An acknowledged
-//!   write therefore survives a crash of the process (including `SIGKILL`) and,
-//!   when the disk honours `fsync`, of the operating system or the power. A
-//!   write that returned an error was rolled back; a write whose future was
-//!   dropped before it returned may or may not have been committed.
+//! * **Durability:** WAL mode. A write method returns `Ok` only after the
+//!   `COMMIT` of the transaction holding it has returned *and* the WAL file
+//!   has been synced to disk (`fdatasync`) after that: the writer commits
+//!   with `synchronous = NORMAL` and a sync thread of its own syncs the WAL
+//!   for every group committed meanwhile, so the writer's work and the
+//!   disk's sync overlap. An acknowledged write therefore survives a crash of
+//!   the process (including `SIGKILL`) and, when the disk honours `fsync`, of
+//!   the operating system or the power. Readers may see a committed write a
+//!   moment before it is synced (and so before its caller is answered). A
+//!   write that returned an error was rolled back, or committed but not known
+//!   to be on disk (a failed sync); a write whose future was dropped before
+//!   it returned may or may not have been committed.
 //! * **Schema:** versioned migrations are compiled into the binary and applied
 //!   at open (`PRAGMA user_version` and the `schema_migrations` table record
 //!   them); a file from a newer version is refused.
@@ -128,7 +133,9 @@ impl SqliteStore {
                     }
                 };
                 if ready_tx.send(Ok(())).is_ok() {
-                    writer::run(conn, jobs_rx, thread_config.max_batch.max(1));
+                    let mut wal = thread_config.path.clone().into_os_string();
+                    wal.push("-wal");
+                    writer::run(conn, jobs_rx, thread_config.max_batch.max(1), wal.into());
                 }
             })
             .map_err(|e| StoreError::Task {
@@ -178,6 +185,10 @@ impl SqliteStore {
             });
         }
         schema::migrate(&mut conn)?;
+        // Commits are written to the WAL; the writer's sync thread syncs it
+        // before any caller is answered (see `writer`).
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(sql("open"))?;
         Ok(conn)
     }
 

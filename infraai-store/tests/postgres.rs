@@ -130,7 +130,8 @@ async fn replicas_opening_one_database_at_once_migrate_it_once() {
             (1, "initial".to_string()),
             (2, "jobs".to_string()),
             (3, "closed_fingerprint_index".to_string()),
-            (4, "settings".to_string())
+            (4, "settings".to_string()),
+            (5, "decision_action_index".to_string()),
         ]
     );
     // Schema 3: a new incident enters one fingerprint index, the open one;

@@ -66,7 +66,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     let (policy, resource, rtype, cloud, metric, value, severity, status, decision, created): (
         String,
         String,

@@ -256,11 +256,7 @@ pub(super) async fn incident_counts(c: &dyn Db) -> StoreResult<IncidentCounts> {
     sql::incident_counts(
         COMPONENT,
         groups(sql::COUNT_BY_STATUS).await?,
-        groups(
-            "SELECT decision_json::jsonb -> 'recommended_action' ->> 'type', COUNT(*) \
-             FROM decisions GROUP BY 1",
-        )
-        .await?,
+        groups(sql::COUNT_BY_ACTION).await?,
     )
 }
 

@@ -17,10 +17,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0003_closed_fingerprint_index.sql"),
     ),
     (4, "settings", include_str!("migrations/0004_settings.sql")),
+    (
+        5,
+        "decision_action_index",
+        include_str!("migrations/0005_decision_action_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// The advisory lock key held while migrating (`infraai` + `migr` in ASCII).
 /// Transaction-scoped: `pg_advisory_xact_lock` releases it at commit or

@@ -30,6 +30,11 @@ pub(crate) const LATEST_CLOSED_OF_FINGERPRINT: &str = "SELECT id, status, starte
 /// every SQL store.
 pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM incidents GROUP BY status";
 
+/// Decisions by recommended action, from the `decisions_by_action` index on
+/// the action extracted from the decision.
+pub(crate) const COUNT_BY_ACTION: &str =
+    "SELECT action_type, COUNT(*) FROM decisions GROUP BY action_type";
+
 /// The audit listing for `q`'s filter, the same in every SQL store (`$n`
 /// parameters: the incident, the run, the limit). Naming the filtered column
 /// (`incident_id = $1`) lets the planner take that index; one query for all

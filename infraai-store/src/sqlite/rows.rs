@@ -316,10 +316,7 @@ pub(super) fn incident_counts(c: &Connection) -> StoreResult<IncidentCounts> {
     sql::incident_counts(
         COMPONENT,
         groups(sql::COUNT_BY_STATUS)?,
-        groups(
-            "SELECT json_extract(decision_json, '$.recommended_action.type'), COUNT(*) \
-             FROM decisions GROUP BY 1",
-        )?,
+        groups(sql::COUNT_BY_ACTION)?,
     )
 }
 
@@ -513,6 +510,20 @@ mod tests {
                 !columns.contains(&"fingerprint".into()),
                 "{name}: {columns:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_scrape_counts_come_from_indexes_without_a_sort() {
+        let mut c = Connection::open_in_memory().expect("open");
+        super::super::schema::migrate(&mut c).expect("migrate");
+        for (sql, index) in [
+            (sql::COUNT_BY_STATUS, "incidents_by_status"),
+            (sql::COUNT_BY_ACTION, "decisions_by_action"),
+        ] {
+            let p = plan(&c, sql);
+            assert!(p.contains(&format!("INDEX {index}")), "{sql}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "{sql} sorts: {p}");
         }
     }
 

@@ -27,10 +27,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0006_closed_fingerprint_index.sql"),
     ),
     (7, "settings", include_str!("migrations/0007_settings.sql")),
+    (
+        8,
+        "decision_action_index",
+        include_str!("migrations/0008_decision_action_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 7;
+pub(crate) const LATEST: i64 = 8;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {

@@ -514,6 +514,35 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
         .incident
         .unwrap();
     assert_eq!(fresh.status, IncidentStatus::Pending);
+
+    // Detached (as the HTTP and chat handlers call it), RESUME answers once
+    // the incidents are pending again; their approval requests follow.
+    let asked = o.approver.requests().len();
+    let stop = HumanReply::new(HumanCommand::StopAutonomy { reason: None }, web("alice"));
+    o.agent.handle_command(&stop).await.unwrap();
+    let resume = HumanReply::new(HumanCommand::Resume, web("alice"));
+    let resumed = o.agent.handle_command_detached(&resume).await.unwrap();
+    assert!(
+        resumed.message.contains("2 previously blocked"),
+        "{}",
+        resumed.message
+    );
+    let status = w
+        .store
+        .get_incident(fresh.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, IncidentStatus::Pending);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while o.approver.requests().len() < asked + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the re-request never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

@@ -74,7 +74,7 @@ impl OpsAgent {
                     .await
             }
             HumanCommand::StopAutonomy { .. } | HumanCommand::Resume => {
-                self.kill_switch_command(reply).await
+                self.kill_switch_command(reply, detach).await
             }
         }
     }

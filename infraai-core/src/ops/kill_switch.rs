@@ -3,9 +3,10 @@
 
 use super::{CommandOutcome, OpsAgent};
 use crate::domain::*;
-use crate::{KillSwitchRequest, Result};
+use crate::{IncidentId, KillSwitchRequest, Result};
 use chrono::Utc;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -30,7 +31,13 @@ pub const KILL_SWITCH_REDELIVERY_WINDOW: Duration = Duration::from_secs(24 * 360
 impl OpsAgent {
     /// Applies STOP AUTONOMY or RESUME, unless it is a redelivery older
     /// than the last one applied from its channel.
-    pub(super) async fn kill_switch_command(&self, reply: &HumanReply) -> Result<CommandOutcome> {
+    /// Detached (`detach`), RESUME answers once the incidents are pending
+    /// again and sends their approval requests in the background.
+    pub(super) async fn kill_switch_command(
+        &self,
+        reply: &HumanReply,
+        detach: Option<&Arc<OpsAgent>>,
+    ) -> Result<CommandOutcome> {
         if self.stale_kill_switch_delivery(reply).await? {
             return Ok(self.ignore_stale_delivery(reply).await);
         }
@@ -62,10 +69,12 @@ impl OpsAgent {
             ));
         }
         info!(actor = %actor, pending = affected, "autonomy resumed");
-        for id in &change.affected {
-            if let Some(incident) = store.get_incident(*id).await? {
-                self.request_approval(&incident).await;
+        match detach {
+            Some(agent) => {
+                let (agent, ids) = (agent.clone(), change.affected);
+                tokio::spawn(async move { agent.request_approvals_again(&ids).await });
             }
+            None => self.request_approvals_again(&change.affected).await,
         }
         Ok(CommandOutcome::done(
             format!(
@@ -73,6 +82,20 @@ impl OpsAgent {
             ),
             None,
         ))
+    }
+
+    /// Asks again for the approval of each incident in `ids` (back to
+    /// pending after a RESUME).
+    async fn request_approvals_again(&self, ids: &[IncidentId]) {
+        for id in ids {
+            match self.deps.store.get_incident(*id).await {
+                Ok(Some(incident)) => {
+                    self.request_approval(&incident).await;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(incident_id = %id, error = %e, "cannot ask for approval again"),
+            }
+        }
     }
 
     /// STOP AUTONOMY from an authenticated actor who need not be an
@@ -94,7 +117,7 @@ impl OpsAgent {
             .by(actor.label())
             .input(serde_json::to_value(&reply.command).unwrap_or_default());
         self.audit(received).await;
-        self.kill_switch_command(&reply).await
+        self.kill_switch_command(&reply, None).await
     }
 
     /// Audits and answers a STOP/RESUME redelivered after a newer one.

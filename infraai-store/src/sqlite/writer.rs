@@ -17,8 +17,9 @@
 //! `synchronous = NORMAL` (the commit is written to the WAL, not synced), and
 //! a second thread syncs the WAL file and only then answers the group's
 //! jobs. The writer goes on with the next group meanwhile, so its CPU work
-//! and the disk's sync overlap instead of taking turns, and one sync covers
-//! every group committed before it started. A caller is still answered only
+//! and the disk's sync overlap instead of taking turns; it hands that group
+//! over when the sync thread is free again, so writes keep gathering into
+//! large groups. A caller is still answered only
 //! once its write is on disk.
 
 use crate::error::{StoreError, StoreResult};
@@ -131,13 +132,18 @@ pub(crate) fn run(
 /// Syncs the WAL on a thread of its own and answers the committed jobs
 /// once it is on disk.
 struct Syncer {
-    tx: mpsc::Sender<Vec<Box<dyn Job>>>,
+    tx: mpsc::SyncSender<Vec<Box<dyn Job>>>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Syncer {
     fn start(wal: PathBuf) -> Self {
-        let (tx, rx) = mpsc::channel::<Vec<Box<dyn Job>>>();
+        // A rendezvous: the writer hands a committed group over only when
+        // the sync thread is ready for it, so at most one group waits while
+        // another syncs. Meanwhile writes queue up for the writer's next
+        // group: the groups stay large (few commits, each writing its pages
+        // once) instead of one small commit per write.
+        let (tx, rx) = mpsc::sync_channel::<Vec<Box<dyn Job>>>(0);
         let thread = std::thread::Builder::new()
             .name("infraai-sqlite-sync".into())
             .spawn(move || sync_loop(&wal, &rx))

@@ -144,6 +144,22 @@ async fn dashboard_drives_both_loops_in_headless_chromium() {
     }
 }
 
+/// Runs `script` of `browser-test/` with `env` under Node: its stdout, after
+/// checking it exited 0.
+async fn node(dir: &std::path::Path, script: &str, env: &[(&str, &str)]) -> String {
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed\n{stdout}\n{stderr}");
+    stdout
+}
+
 /// Breaks the stored files of a planned run (see the test).
 async fn break_run(data: &std::path::Path, id: &str) {
     use infraai_core::RunStore;
@@ -231,20 +247,12 @@ async fn the_simulated_cloud_shows_a_permanent_banner() {
     let s = Server::start("banner", &["--cloud", "simulated"], &[]).await;
     let ready = s.ok(reqwest::Method::GET, "/readyz", None, 200).await;
     assert_eq!(ready["simulated"], true);
-    let out = tokio::process::Command::new("node")
-        .arg("banner.mjs")
-        .current_dir(&dir)
-        .env("INFRAAI_URL", &s.base)
-        .env("INFRAAI_CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("run node (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "banner test failed\n{stdout}\n{stderr}"
-    );
+    let stdout = node(
+        &dir,
+        "banner.mjs",
+        &[("INFRAAI_URL", &s.base), ("INFRAAI_CHROMIUM", &chromium)],
+    )
+    .await;
     assert!(stdout.contains("banner-test: ok"), "{stdout}");
 }
 
@@ -267,22 +275,14 @@ async fn sign_in_through_the_identity_provider_in_headless_chromium() {
     s.deploy().await;
     let id = s.incident_in(&cpu_alert("sso-browser"), "pending").await;
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
-    let out = tokio::process::Command::new("node")
-        .arg("sso.mjs")
-        .current_dir(&dir)
-        .env("INFRAAI_URL", &s.base)
-        .env("INFRAAI_INCIDENT", &id)
-        .env("INFRAAI_SCREENSHOTS", &shots)
-        .env("INFRAAI_CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("run node (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sso browser test failed\n{stdout}\n{stderr}"
-    );
+    let shots_dir = shots.to_string_lossy();
+    let env = [
+        ("INFRAAI_URL", s.base.as_str()),
+        ("INFRAAI_INCIDENT", id.as_str()),
+        ("INFRAAI_SCREENSHOTS", &shots_dir),
+        ("INFRAAI_CHROMIUM", &chromium),
+    ];
+    let stdout = node(&dir, "sso.mjs", &env).await;
     assert!(stdout.contains("sso-test: ok"), "{stdout}");
     let detail = s
         .wait_incident(&id, |v| {

@@ -393,6 +393,16 @@ async fn sign_in(s: &Server, http: &Client, user: &User) -> String {
     session
 }
 
+/// `GET /auth/me` with a session cookie.
+async fn whoami(s: &Server, http: &Client, session: &str) -> Value {
+    let r = http
+        .get(s.url("/auth/me"))
+        .header(COOKIE, session)
+        .send()
+        .await;
+    r.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_sets_a_session_whose_changes_need_the_csrf_token() {
     let idp = Idp::start(vec![SigningKey::rsa(1, "k1")]).await;
@@ -406,15 +416,7 @@ async fn sign_in_sets_a_session_whose_changes_need_the_csrf_token() {
         s.incident_in(&cpu_alert("sso-1"), "pending").await
     };
     let session = sign_in(&s, &http, ALICE).await;
-    let me: Value = http
-        .get(s.url("/auth/me"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = whoami(&s, &http, &session).await;
     assert_eq!(
         (me["role"].as_str(), me["via"].as_str(), me["name"].as_str()),
         (Some("approver"), Some("session"), Some(ALICE.name)),
@@ -461,15 +463,7 @@ async fn sign_in_sets_a_session_whose_changes_need_the_csrf_token() {
 
     // A viewer signs in and may not approve, even with the CSRF token.
     let viewer = sign_in(&s, &http, BOB).await;
-    let me: Value = http
-        .get(s.url("/auth/me"))
-        .header(COOKIE, &viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = whoami(&s, &http, &viewer).await;
     let r = http
         .post(s.url("/ops/autonomy/stop"))
         .header(COOKIE, &viewer)

@@ -288,6 +288,8 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
         "DROP INDEX incidents_closed_fingerprint;
          CREATE INDEX incidents_by_fingerprint ON incidents (fingerprint, created_at);
          DROP TABLE settings;
+         DROP INDEX decisions_by_action;
+         ALTER TABLE decisions DROP COLUMN action_type;
          DELETE FROM schema_migrations WHERE version >= 6;
          PRAGMA user_version = 5;",
     )
@@ -314,7 +316,7 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
     assert_eq!(
         fingerprint_indexes(&conn),
         (
-            7,
+            8,
             vec![
                 "incidents_closed_fingerprint".into(),
                 "incidents_open_fingerprint".into()

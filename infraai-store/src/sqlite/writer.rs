@@ -121,7 +121,8 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        if let Some(committed) = commit_group(&conn, batch) {
+        // A group whose every job failed committed nothing to sync.
+        if let Some(committed) = commit_group(&conn, batch).filter(|c| !c.is_empty()) {
             syncer.answer_after_sync(committed);
         }
     }

@@ -442,6 +442,7 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
     let ks = w.store.kill_switch().await.unwrap();
     assert!(ks.engaged);
     assert_eq!(ks.set_by.as_deref(), Some("telegram:42"));
+    // STOP rewrites no incident: the approval request stays open.
     assert_eq!(
         w.store
             .get_incident(incident.id)
@@ -449,10 +450,10 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
             .unwrap()
             .unwrap()
             .status,
-        IncidentStatus::Blocked
+        IncidentStatus::Pending
     );
 
-    // The pending approval arrives after STOP: nothing executes.
+    // The pending approval arrives after STOP: refused, nothing executes.
     let refused = o
         .agent
         .handle_command(&approve(&incident, "alice"))
@@ -474,11 +475,12 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
     assert_eq!(blocked.status, IncidentStatus::Blocked);
     assert!(o.actions.executed().is_empty());
 
-    // Resume: blocked incidents need approval again; new work proceeds.
+    // Resume: the blocked incident needs approval; the pending one is still
+    // pending; new work proceeds.
     let resume = HumanReply::new(HumanCommand::Resume, web("alice"));
     let resumed = o.agent.handle_command(&resume).await.unwrap();
     assert!(
-        resumed.message.contains("2 previously blocked"),
+        resumed.message.contains("1 previously blocked"),
         "{}",
         resumed.message
     );
@@ -494,8 +496,8 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
     );
     assert_eq!(
         o.approver.requests().len(),
-        3,
-        "first request + one re-request per blocked incident"
+        2,
+        "the first request + a request for the blocked incident"
     );
     let approved = o
         .agent
@@ -520,23 +522,23 @@ async fn stop_autonomy_while_approval_pending_executes_nothing_until_resumed() {
     let asked = o.approver.requests().len();
     let stop = HumanReply::new(HumanCommand::StopAutonomy { reason: None }, web("alice"));
     o.agent.handle_command(&stop).await.unwrap();
+    let while_stopped = cpu_alert("cpu-while-stopped", Severity::Critical);
+    let held = o.agent.handle_alert(&while_stopped).await.unwrap();
+    let held = held.incident.unwrap();
+    assert_eq!(held.status, IncidentStatus::Blocked);
     let resume = HumanReply::new(HumanCommand::Resume, web("alice"));
     let resumed = o.agent.handle_command_detached(&resume).await.unwrap();
     assert!(
-        resumed.message.contains("2 previously blocked"),
+        resumed.message.contains("1 previously blocked"),
         "{}",
         resumed.message
     );
-    let status = w
-        .store
-        .get_incident(fresh.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .status;
-    assert_eq!(status, IncidentStatus::Pending);
+    for id in [fresh.id, held.id] {
+        let status = w.store.get_incident(id).await.unwrap().unwrap().status;
+        assert_eq!(status, IncidentStatus::Pending);
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while o.approver.requests().len() < asked + 2 {
+    while o.approver.requests().len() < asked + 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "the re-request never came"

@@ -469,5 +469,9 @@ async fn stop_from_slack_blocks_telegram_and_web_approvals() {
         .unwrap()
         .unwrap()
         .status;
-    assert_eq!(status, IncidentStatus::Blocked);
+    assert_eq!(
+        status,
+        IncidentStatus::Pending,
+        "refused: still awaiting approval"
+    );
 }

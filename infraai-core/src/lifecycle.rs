@@ -20,7 +20,7 @@ pub const ALL: [IncidentStatus; 13] = [
 /// other move, so no caller can, say, execute a rejected incident.
 pub const MOVES: [(IncidentStatus, &[IncidentStatus]); 13] = [
     (New, &[Pending, Auto, Escalated, Ignored, Blocked, Resolved]),
-    (Pending, &[Approved, Rejected, Expired, Blocked, Resolved]),
+    (Pending, &[Approved, Rejected, Expired, Resolved]),
     (Approved, &[Executing, Blocked, Resolved]),
     (Auto, &[Executing, Blocked, Resolved]),
     (Blocked, &[Pending, Rejected, Resolved]),
@@ -37,11 +37,9 @@ pub const MOVES: [(IncidentStatus, &[IncidentStatus]); 13] = [
 /// Terminal states: a new firing alert of the fingerprint opens a new incident.
 pub const CLOSED: &[IncidentStatus] = &[Resolved, Expired];
 
-/// States from which an execution may be claimed.
+/// States from which an execution may be claimed; while STOP AUTONOMY is
+/// engaged, a claim moves them to `blocked` instead ([`claim`]).
 pub const CLAIMABLE: &[IncidentStatus] = &[Approved, Auto];
-
-/// States that STOP AUTONOMY moves to `blocked`.
-pub const BLOCKABLE: &[IncidentStatus] = &[Pending, Approved, Auto];
 
 /// Open states a resolved alert does not close: while an action runs or
 /// awaits its re-check, the feedback step decides.
@@ -222,15 +220,15 @@ pub fn claim(current: IncidentStatus, engaged: bool) -> ClaimStep {
     }
 }
 
-/// The statuses setting the kill-switch moves, and where: engaging moves
-/// every [`BLOCKABLE`] incident to `blocked`; releasing moves every `blocked`
-/// one back to `pending` (a human must approve again).
-pub fn kill_switch_moves(engaged: bool) -> (&'static [IncidentStatus], IncidentStatus) {
-    if engaged {
-        (BLOCKABLE, Blocked)
-    } else {
-        (&[Blocked], Pending)
-    }
+/// The statuses setting the kill-switch moves, and where. Engaging moves
+/// nothing: it is the emergency brake, one row whatever the backlog, and it
+/// is enforced where execution starts — every claim reads the switch in its
+/// own transaction ([`claim`]) and a claimed `approved`/`auto` incident moves
+/// to `blocked` instead; pending incidents stay pending (approving one
+/// executes nothing until RESUME). Releasing moves every `blocked` incident
+/// back to `pending`: a human must approve again.
+pub fn kill_switch_moves(engaged: bool) -> Option<(&'static [IncidentStatus], IncidentStatus)> {
+    (!engaged).then_some((&[Blocked], Pending))
 }
 
 /// The serialized (snake_case) name of a status.
@@ -293,7 +291,7 @@ mod tests {
                 assert!(ALL.iter().all(|t| !can_move(s, *t)));
             }
         }
-        for s in BLOCKABLE {
+        for s in CLAIMABLE {
             assert!(can_move(*s, Blocked));
         }
         assert!(can_move(Blocked, Pending));

@@ -18,10 +18,10 @@
 //! grouped up to 512 per `fsync`), which cannot write 1.1 million rows in a
 //! minute. The SQL below therefore depends on the schema:
 //!
-//! * SQLite schema versions 7-8 (`PRAGMA user_version`), PostgreSQL schema
-//!   versions 4-5 (`schema_migrations`), whose tables take the same rows (8
+//! * SQLite schema versions 7-9 (`PRAGMA user_version`), PostgreSQL schema
+//!   versions 4-6 (`schema_migrations`), whose tables take the same rows (8
 //!   and 5 add `decisions.action_type`, a generated column the database
-//!   fills in): another version is refused, and this
+//!   fills in; 9 and 6 change an index): another version is refused, and this
 //!   file must then be updated (see `infraai-store/src/*/migrations`).
 //! * Columns as `infraai-store/src/sql/records.rs` writes them: timestamps as
 //!   fixed-width RFC 3339 UTC text with nanoseconds, enums as their serde
@@ -61,8 +61,8 @@ use std::time::Instant;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Schema versions whose tables this seed writes (see the module docs).
-const SQLITE_SCHEMA: std::ops::RangeInclusive<i64> = 7..=8;
-const POSTGRES_SCHEMA: std::ops::RangeInclusive<i64> = 4..=5;
+const SQLITE_SCHEMA: std::ops::RangeInclusive<i64> = 7..=9;
+const POSTGRES_SCHEMA: std::ops::RangeInclusive<i64> = 4..=6;
 /// Rows per INSERT statement (PostgreSQL) and per commit (SQLite).
 const BATCH: usize = 5_000;
 /// History the incidents are spread over.

@@ -66,7 +66,7 @@ async fn the_file_is_wal_with_the_documented_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     let (policy, resource, rtype, cloud, metric, value, severity, status, decision, created): (
         String,
         String,
@@ -289,6 +289,8 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
          CREATE INDEX incidents_by_fingerprint ON incidents (fingerprint, created_at);
          DROP TABLE settings;
          DROP INDEX decisions_by_action;
+         DROP INDEX incidents_by_status;
+         CREATE INDEX incidents_by_status ON incidents (status);
          ALTER TABLE decisions DROP COLUMN action_type;
          DELETE FROM schema_migrations WHERE version >= 6;
          PRAGMA user_version = 5;",
@@ -316,13 +318,19 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
     assert_eq!(
         fingerprint_indexes(&conn),
         (
-            8,
+            9,
             vec![
                 "incidents_closed_fingerprint".into(),
                 "incidents_open_fingerprint".into()
             ]
         )
     );
+    // Schema 9: a status page walks (status, created_at, id).
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_info('incidents_by_status') ORDER BY seqno")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("index columns");
+    assert_eq!(columns, ["status", "created_at", "id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,6 +14,7 @@ const signedIn = () => !!me;
 let currentRun = null;
 const previews = new Map();
 const messages = new Map(); // incident id → last command outcome, kept across refreshes
+let stopped = false; // STOP AUTONOMY engaged, as of the last refresh
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -351,8 +352,11 @@ function pendingItem(i) {
   };
   approve.addEventListener("click", act("approve"));
   reject.addEventListener("click", act("reject"));
-  const blocked = i.status === "blocked" ? el("div", { class: "small" }, "Blocked: autonomy is stopped, nothing will execute. Resume, then approve again.") : null;
-  return incidentItem(i, el("div", {}, prev, blocked, el("div", { class: "row" }, approve, reject, msg)));
+  const held = i.status === "blocked"
+    ? "Blocked: autonomy was stopped when this was due to run; nothing will execute. Resume, then approve again."
+    : stopped ? "Autonomy is stopped: approving executes nothing until it is resumed." : null;
+  const note = held ? el("div", { class: "small", "data-role": "held" }, held) : null;
+  return incidentItem(i, el("div", {}, prev, note, el("div", { class: "row" }, approve, reject, msg)));
 }
 
 async function historyItem(i) {
@@ -375,6 +379,7 @@ async function refreshOps() {
   const focusKey = item && f.dataset.action ? [item.closest(".list").id, item.dataset.incident, f.dataset.action] : null;
   try {
     const k = (await api("GET", "/ops/autonomy")).kill_switch;
+    stopped = k.engaged;
     const st = $("autonomy-state");
     st.textContent = k.engaged ? "AUTONOMY STOPPED" + (k.set_by ? " by " + k.set_by : "") : "autonomy: on";
     st.className = "pill " + (k.engaged ? "pill-off" : "pill-on");

@@ -481,13 +481,13 @@ try {
   await page.waitForSelector(item2 + " button[data-action=approve]");
   await page.click("#stop-btn");
   await page.waitForFunction(() => document.getElementById("autonomy-state").textContent.includes("AUTONOMY STOPPED"));
-  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes("Blocked"), item2);
+  await page.waitForFunction((sel) => document.querySelector(sel + " [data-role=held]")?.textContent.includes("Autonomy is stopped"), item2);
   await page.click(item2 + " button[data-action=approve]");
   await page.waitForFunction((sel) => (document.querySelector(sel + " [data-role=message]")?.textContent || "").includes("nothing was executed"), item2);
   await page.waitForTimeout(1000);
   const detail = await api("GET", "/ops/alerts/" + second);
   if (detail.actions.length !== 0) throw new Error("an action ran while autonomy was stopped");
-  if (detail.incident.status !== "blocked") throw new Error("expected blocked, got " + detail.incident.status);
+  if (detail.incident.status !== "pending") throw new Error("expected still pending, got " + detail.incident.status);
   await page.screenshot({ path: join(shots, "5-stopped.png"), fullPage: true });
 
   step("contrast: every visible text against its background (WCAG AA)");

@@ -518,11 +518,12 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
             .contains("Autonomy is stopped"),
         "{v}"
     );
-    let blocked = s
+    // Refused: it still awaits an approval, which RESUME makes possible.
+    let held = s
         .ok(Method::GET, &format!("/ops/alerts/{id3}"), None, 200)
         .await;
-    assert_eq!(blocked["incident"]["status"], "blocked");
-    assert_eq!(blocked["actions"].as_array().unwrap().len(), 0);
+    assert_eq!(held["incident"]["status"], "pending");
+    assert_eq!(held["actions"].as_array().unwrap().len(), 0);
     s.ok(Method::POST, "/ops/autonomy/resume", None, 200).await;
     let state = s.ok(Method::GET, "/ops/autonomy", None, 200).await;
     assert_eq!(state["kill_switch"]["engaged"], false);
@@ -547,7 +548,7 @@ async fn alert_decision_approval_rejection_and_stop_autonomy() {
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");
     }
-    // The rejected and the blocked incident executed nothing.
+    // The rejected and the held incident executed nothing.
     assert!(!text.contains("outcome=\"failed\""), "{text}");
     assert!(!text.contains("outcome=\"unresolved\""), "{text}");
 }

@@ -185,11 +185,11 @@ async fn three_replicas_decide_once_execute_once_and_stop_together() {
         let text = r.text().await.unwrap_or_default();
         assert!(text.contains("Autonomy is stopped"), "{text}");
     }
-    let blocked = c
+    let held = c
         .ok(Method::GET, &format!("/ops/alerts/{second}"), None, 200)
         .await;
-    assert_eq!(blocked["incident"]["status"], "blocked");
-    assert_eq!(blocked["actions"].as_array().expect("actions").len(), 0);
+    assert_eq!(held["incident"]["status"], "pending");
+    assert_eq!(held["actions"].as_array().expect("actions").len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -206,21 +206,41 @@ impl OpsAgent {
         detach: Option<&Arc<OpsAgent>>,
     ) -> Result<CommandOutcome> {
         use IncidentStatus::{Approved, Blocked, Pending};
-        let change = self
-            .deps
-            .store
-            .transition(Transition::new(id, &[Pending], Approved));
-        let Some(incident) = won(change.await)? else {
-            return self.approve_late(id, actor).await;
+        // While stopped the approval is refused and the incident stays
+        // pending (it can be approved after RESUME); one that races STOP is
+        // approved, then blocked by the claim, and asked again after RESUME.
+        let stopped = self.deps.store.kill_switch().await?.engaged;
+        let store = &self.deps.store;
+        let change = if stopped {
+            None
+        } else {
+            won(store
+                .transition(Transition::new(id, &[Pending], Approved))
+                .await)?
         };
-        self.record_approval(id, true, actor, true).await?;
-        self.observe(&incident, Outcome::Approved).await;
+        let Some(incident) = change else {
+            return self.approve_late(id, actor, stopped).await;
+        };
+        // The records of the approval and the job are independent writes:
+        // issued together, a store commits them in one round (SQLite's
+        // writer groups them under one fsync). The job before the claim: a
+        // replica that finds the incident executing without a live job takes
+        // it for abandoned.
         let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
-        self.audit(approved.incident(id).by(actor.label())).await;
+        let (recorded, (), (), held) = tokio::join!(
+            self.record_approval(id, true, actor, true),
+            self.observe(&incident, Outcome::Approved),
+            self.audit(approved.incident(id).by(actor.label())),
+            self.hold(incident.id),
+        );
+        if let Err(e) = recorded {
+            if let Ok(Some(held)) = held {
+                held.finish().await;
+            }
+            return Err(e);
+        }
         info!(incident_id = %id, actor = %actor.label(), "approved");
-        // The job before the claim: a replica that finds the incident
-        // executing without a live job takes it for abandoned.
-        let Some(held) = self.hold(incident.id).await? else {
+        let Some(held) = held? else {
             let message = "Approved; the replica holding this incident executes it.";
             return Ok(CommandOutcome::done(message, Some(self.load(id).await?)));
         };
@@ -245,12 +265,18 @@ impl OpsAgent {
         Ok(CommandOutcome::done(message, Some(after)))
     }
 
-    /// An approval of an incident that is no longer `pending`: recorded as
-    /// not effective, audited, and answered with why.
-    async fn approve_late(&self, id: IncidentId, actor: &Actor) -> Result<CommandOutcome> {
+    /// An approval of an incident that is no longer `pending`, or given while
+    /// autonomy is `stopped`: recorded as not effective, audited, and
+    /// answered with why.
+    async fn approve_late(
+        &self,
+        id: IncidentId,
+        actor: &Actor,
+        stopped: bool,
+    ) -> Result<CommandOutcome> {
         let current = self.load(id).await?;
         self.record_approval(id, true, actor, false).await?;
-        let message = if current.status == IncidentStatus::Blocked {
+        let message = if stopped || current.status == IncidentStatus::Blocked {
             "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again."
                 .to_string()
         } else {
@@ -307,15 +333,16 @@ impl OpsAgent {
             let message = format!("Nothing to reject: the incident is {}.", current.status);
             return Ok(CommandOutcome::noop(message, Some(current)));
         };
-        self.record_approval(id, false, actor, true).await?;
-        self.observe(&incident, Outcome::Rejected).await;
-        self.audit(
-            AuditRecord::agent(AuditStep::HumanCommand, "rejected")
-                .incident(id)
-                .by(actor.label())
-                .input(json!({ "reason": reason })),
-        )
-        .await;
+        let rejected = AuditRecord::agent(AuditStep::HumanCommand, "rejected")
+            .incident(id)
+            .by(actor.label())
+            .input(json!({ "reason": reason }));
+        let (recorded, (), ()) = tokio::join!(
+            self.record_approval(id, false, actor, true),
+            self.observe(&incident, Outcome::Rejected),
+            self.audit(rejected),
+        );
+        recorded?;
         let message = "Rejected; nothing will be executed.";
         Ok(CommandOutcome::done(message, Some(incident)))
     }

@@ -21,6 +21,13 @@ pub fn kill_switch_cursor_at(channel: &str) -> String {
     format!("kill_switch_delivery_at:{channel}")
 }
 
+/// The answer to STOP AUTONOMY. Stopping rewrites no incident (see
+/// [`crate::lifecycle::kill_switch_moves`]): execution is refused where it
+/// starts, so an approval while stopped runs nothing and is asked again after
+/// RESUME.
+pub const STOPPED: &str = "Autonomy stopped: nothing executes until resumed. \
+     Pending incidents stay pending; an approval given meanwhile runs nothing and is asked again after RESUME.";
+
 /// How long a channel's delivery ids are trusted to keep growing: Telegram
 /// drops undelivered updates after 24 hours (so nothing older is redelivered)
 /// and may restart `update_id` at random after a week without updates, so an
@@ -53,8 +60,7 @@ impl OpsAgent {
         let change = store.set_kill_switch(request).await?;
         let affected = change.affected.len();
         let (outcome, input) = if engage {
-            let input = json!({ "reason": reason, "blocked": change.affected });
-            ("engaged", input)
+            ("engaged", json!({ "reason": reason }))
         } else {
             ("released", json!({ "back_to_pending": change.affected }))
         };
@@ -62,11 +68,8 @@ impl OpsAgent {
         self.audit(record.input(input)).await;
         self.note_kill_switch_delivery(reply).await;
         if engage {
-            warn!(actor = %actor, blocked = affected, "STOP AUTONOMY engaged");
-            return Ok(CommandOutcome::done(
-                format!("Autonomy stopped; {affected} incident(s) blocked. Nothing executes until resumed."),
-                None,
-            ));
+            warn!(actor = %actor, "STOP AUTONOMY engaged");
+            return Ok(CommandOutcome::done(STOPPED, None));
         }
         info!(actor = %actor, pending = affected, "autonomy resumed");
         match detach {

@@ -246,16 +246,17 @@ impl IncidentStore for MemoryStore {
                 set_at: Some(now),
             };
             s.kill_switch = Some(state.clone());
-            let (from, to) = lifecycle::kill_switch_moves(engaged);
             let mut affected = Vec::new();
-            for i in s
-                .incidents
-                .values_mut()
-                .filter(|i| from.contains(&i.status))
-            {
-                i.status = to;
-                i.updated_at = now;
-                affected.push(i.id);
+            if let Some((from, to)) = lifecycle::kill_switch_moves(engaged) {
+                for i in s
+                    .incidents
+                    .values_mut()
+                    .filter(|i| from.contains(&i.status))
+                {
+                    i.status = to;
+                    i.updated_at = now;
+                    affected.push(i.id);
+                }
             }
             affected.sort();
             KillSwitchChange { state, affected }

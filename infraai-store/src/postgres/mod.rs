@@ -579,7 +579,13 @@ impl IncidentStore for PostgresStore {
             let p: [&(dyn ToSql + Sync); 4] =
                 [&engaged, &state.set_by, &state.reason, &codec::time(now)];
             tx.exec(sql::SET_KILL_SWITCH, &p).await.map_err(pg(OP))?;
-            let (from, to) = lifecycle::kill_switch_moves(engaged);
+            let Some((from, to)) = lifecycle::kill_switch_moves(engaged) else {
+                tracing::info!(engaged, "kill-switch set");
+                return Ok(KillSwitchChange {
+                    state,
+                    affected: vec![],
+                });
+            };
             let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
             let ids = tx
                 .rows(

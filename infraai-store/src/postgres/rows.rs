@@ -3,7 +3,7 @@
 //! listed in [`crate::sql`]).
 
 use super::{Db, COMPONENT};
-use crate::codec::{self, status_name};
+use crate::codec;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{self, Cols, INCIDENT_COLS};
 use chrono::Utc;
@@ -214,34 +214,11 @@ pub(super) async fn load_incident(c: &dyn Db, id: &str, op: &'static str) -> Sto
 
 pub(super) async fn list_incidents(c: &dyn Db, q: &IncidentQuery) -> StoreResult<Vec<Incident>> {
     const OP: &str = "list_incidents";
-    let statuses: Option<Vec<&str>> =
-        (!q.statuses.is_empty()).then(|| q.statuses.iter().map(|s| status_name(*s)).collect());
-    let severity = q
-        .severity
-        .map(|s| codec::name(COMPONENT, OP, &s))
-        .transpose()?;
-    // With a resource, its index narrows the rows first (as in SQLite).
-    let filter = if q.resource.is_some() {
-        "resource = $3 AND"
-    } else {
-        "$3::TEXT IS NULL AND"
-    };
-    let (after_at, after_id) = codec::page_after(q.after);
-    let sql = format!(
-        "{INCIDENT_COLS} WHERE {filter} ($1::TEXT[] IS NULL OR status = ANY($1)) \
-         AND ($2::TEXT IS NULL OR severity = $2) \
-         AND ($5::TEXT IS NULL OR (created_at, id) < ($5, $6::TEXT)) \
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    );
-    let p: [&(dyn ToSql + Sync); 6] = [
-        &statuses,
-        &severity,
-        &q.resource,
-        &limit(q.limit),
-        &after_at,
-        &after_id,
-    ];
-    all(c, &sql, &p, qerr(OP, "incidents"), |r| sql::incident(r, OP)).await
+    let (sql, p) = sql::list_incidents(COMPONENT, q)?;
+    all(c, &sql, &sql::pg(&p), qerr(OP, "incidents"), |r| {
+        sql::incident(r, OP)
+    })
+    .await
 }
 
 /// Counted in PostgreSQL (as in SQLite): no incident loaded.

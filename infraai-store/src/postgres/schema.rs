@@ -22,10 +22,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "decision_action_index",
         include_str!("migrations/0005_decision_action_index.sql"),
     ),
+    (
+        6,
+        "status_page_index",
+        include_str!("migrations/0006_status_page_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 /// The advisory lock key held while migrating (`infraai` + `migr` in ASCII).
 /// Transaction-scoped: `pg_advisory_xact_lock` releases it at commit or

@@ -675,15 +675,17 @@ impl IncidentStore for RedisStore {
         } = request;
         const OP: &str = "set_kill_switch";
         let now = Utc::now();
-        let (from, to) = lifecycle::kill_switch_moves(engaged);
+        // Engaging moves nothing: no `to`, no `from`.
+        let moves = lifecycle::kill_switch_moves(engaged);
         let mut args = vec![
             if engaged { "1" } else { "0" }.to_owned(),
             actor.to_owned(),
             codec::time(now),
             if reason.is_some() { "1" } else { "0" }.to_owned(),
             reason.unwrap_or_default().to_owned(),
-            status_name(to).to_owned(),
+            moves.map_or("", |(_, to)| status_name(to)).to_owned(),
         ];
+        let from = moves.map_or(&[][..], |(from, _)| from);
         args.extend(from.iter().map(|s| status_name(*s).to_owned()));
         let raw: Vec<Vec<u8>> = self
             .run_script(&scripts::SET_KILL_SWITCH, &args, OP, None)

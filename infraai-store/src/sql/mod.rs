@@ -227,3 +227,52 @@ pub(crate) fn pg<'p>(
         })
         .collect()
 }
+
+/// The statement listing the incidents `q` asks for, newest first, and its
+/// parameters. Only the filters `q` sets appear, each a plain comparison, so
+/// either planner walks one index in order and stops at the page's end:
+/// `incidents_by_status (status, created_at, id)` for one status (a status
+/// matching nothing costs nothing), `incidents_by_resource` for a resource,
+/// `incidents_by_created` for none. A generic `$1 IS NULL OR status = …`
+/// hides every index, and a rare status then walks the whole table.
+pub(crate) fn list_incidents(
+    component: &'static str,
+    q: &infraai_core::IncidentQuery,
+) -> StoreResult<(String, Vec<Param<'static>>)> {
+    let mut params: Vec<Param<'static>> = Vec::new();
+    let mut next = |p: Param<'static>| {
+        params.push(p);
+        format!("${}", params.len())
+    };
+    let mut filters = Vec::new();
+    if let Some(resource) = &q.resource {
+        filters.push(format!("resource = {}", next(resource.clone().into())));
+    }
+    let statuses: Vec<String> = (q.statuses.iter())
+        .map(|s| next(crate::codec::status_name(*s).into()))
+        .collect();
+    match statuses.as_slice() {
+        [] => {}
+        [one] => filters.push(format!("status = {one}")),
+        many => filters.push(format!("status IN ({})", many.join(", "))),
+    }
+    if let Some(severity) = &q.severity {
+        let name = crate::codec::name(component, "list_incidents", severity)?;
+        filters.push(format!("severity = {}", next(name.into())));
+    }
+    if let (Some(at), Some(id)) = crate::codec::page_after(q.after) {
+        let (at, id) = (next(at.into()), next(id.into()));
+        filters.push(format!("(created_at, id) < ({at}, {id})"));
+    }
+    let limit = q
+        .limit
+        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let limit = next(limit.into());
+    let filters = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    let sql = format!("{INCIDENT_COLS}{filters} ORDER BY created_at DESC, id DESC LIMIT {limit}");
+    Ok((sql, params))
+}

@@ -492,7 +492,13 @@ impl IncidentStore for SqliteStore {
             };
             let p = params![engaged, state.set_by, state.reason, codec::time(now)];
             rows::exec(c, crate::sql::SET_KILL_SWITCH, p, sql(OP))?;
-            let (from, to) = lifecycle::kill_switch_moves(engaged);
+            let Some((from, to)) = lifecycle::kill_switch_moves(engaged) else {
+                tracing::info!(engaged, "kill-switch set");
+                return Ok(KillSwitchChange {
+                    state,
+                    affected: vec![],
+                });
+            };
             let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
             let from = codec::json(COMPONENT, OP, "statuses", &from)?;
             let mut affected = rows::all(

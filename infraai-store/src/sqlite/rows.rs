@@ -2,7 +2,7 @@
 //! (records are decoded and their parameters listed in [`crate::sql`]).
 
 use super::COMPONENT;
-use crate::codec::{self, status_name};
+use crate::codec;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{self, INCIDENT_COLS};
 use infraai_core::lifecycle::IngestStep;
@@ -119,14 +119,6 @@ pub(super) fn exec(
     c.prepare_cached(sql)
         .and_then(|mut s| s.execute(p))
         .map_err(err)
-}
-
-fn enc<T: serde::Serialize + ?Sized>(
-    op: &'static str,
-    what: &'static str,
-    v: &T,
-) -> StoreResult<String> {
-    codec::json(COMPONENT, op, what, v)
 }
 
 fn limit(l: Option<usize>) -> i64 {
@@ -270,38 +262,8 @@ pub(super) fn load_incident(c: &Connection, id: &str, op: &'static str) -> Store
 
 pub(super) fn list_incidents(c: &Connection, q: &IncidentQuery) -> StoreResult<Vec<Incident>> {
     const OP: &str = "list_incidents";
-    let statuses = if q.statuses.is_empty() {
-        None
-    } else {
-        let names: Vec<&str> = q.statuses.iter().map(|s| status_name(*s)).collect();
-        Some(enc(OP, "statuses", &names)?)
-    };
-    let severity = q
-        .severity
-        .map(|s| codec::name(COMPONENT, OP, &s))
-        .transpose()?;
-    // With a resource, its index narrows the rows first; `?3 IS NULL OR …`
-    // would hide the index from the planner, which would then walk every
-    // incident newest first (the decision flow asks this for each new one).
-    let filter = if q.resource.is_some() {
-        "resource = ?3 AND"
-    } else {
-        "?3 IS NULL AND"
-    };
-    let (after_at, after_id) = codec::page_after(q.after);
-    let sql = format!(
-        "{INCIDENT_COLS} WHERE {filter} (?1 IS NULL OR status IN (SELECT value FROM json_each(?1))) \
-         AND (?2 IS NULL OR severity = ?2) AND (?5 IS NULL OR (created_at, id) < (?5, ?6)) \
-         ORDER BY created_at DESC, id DESC LIMIT ?4"
-    );
-    let p = params![
-        statuses,
-        severity,
-        q.resource,
-        limit(q.limit),
-        after_at,
-        after_id
-    ];
+    let (sql, p) = sql::list_incidents(COMPONENT, q)?;
+    let p = rusqlite::params_from_iter(p);
     all(c, &sql, p, rerr(OP, "incidents"), |r| sql::incident(r, OP))
 }
 
@@ -524,6 +486,52 @@ mod tests {
             let p = plan(&c, sql);
             assert!(p.contains(&format!("INDEX {index}")), "{sql}: {p}");
             assert!(!p.contains("TEMP B-TREE"), "{sql} sorts: {p}");
+        }
+    }
+
+    #[test]
+    fn incident_pages_walk_one_index_in_order() {
+        let mut c = Connection::open_in_memory().expect("open");
+        super::super::schema::migrate(&mut c).expect("migrate");
+        let after = Some(PageKey {
+            created_at: chrono::Utc::now(),
+            id: IncidentId::new(),
+        });
+        let cases = [
+            (IncidentQuery::default(), "incidents_by_created"),
+            (
+                IncidentQuery {
+                    statuses: vec![IncidentStatus::Blocked],
+                    ..IncidentQuery::default()
+                },
+                "incidents_by_status (status=?)",
+            ),
+            (
+                IncidentQuery {
+                    statuses: vec![IncidentStatus::Pending],
+                    severity: Some(Severity::Critical),
+                    after,
+                    ..IncidentQuery::default()
+                },
+                "incidents_by_status (status=? AND",
+            ),
+            (
+                IncidentQuery {
+                    resource: Some("vm-1".into()),
+                    ..IncidentQuery::default()
+                },
+                "incidents_by_resource (resource=?)",
+            ),
+        ];
+        for (q, index) in cases {
+            let (sql, _) = sql::list_incidents(COMPONENT, &q).expect("sql");
+            let p = plan(&c, &sql);
+            assert!(p.contains(&format!("INDEX {index}")), "{q:?}: {p}");
+            // Ties of `created_at` may be ordered by id as they come
+            // ("FOR LAST TERM"); never the whole match set.
+            if q.resource.is_none() {
+                assert!(!p.contains("TEMP B-TREE FOR ORDER BY"), "{q:?} sorts: {p}");
+            }
         }
     }
 

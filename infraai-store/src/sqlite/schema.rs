@@ -32,10 +32,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "decision_action_index",
         include_str!("migrations/0008_decision_action_index.sql"),
     ),
+    (
+        9,
+        "status_page_index",
+        include_str!("migrations/0009_status_page_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: i64 = 8;
+pub(crate) const LATEST: i64 = 9;
 
 fn err(version: i64) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Sqlite {

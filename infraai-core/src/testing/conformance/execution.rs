@@ -104,14 +104,15 @@ pub async fn hundred_way_approve_and_claim_race(store: Arc<dyn MetadataStore>) {
         .is_some_and(|n| n.starts_with("approved by racer")));
 }
 
-/// Engaging blocks pending/approved/auto incidents and every later claim;
-/// releasing returns blocked incidents to pending.
+/// Engaging rewrites no incident but refuses every later claim, which moves
+/// the approved/auto incident to `blocked`; releasing returns the blocked
+/// incidents, and only those, to pending.
 pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
     assert!(
         !store.kill_switch().await.expect("read").engaged,
         "the switch starts released"
     );
-    let (pending, auto) = engaging_blocks_open_incidents(store).await;
+    let (pending, auto) = engaging_refuses_claims(store).await;
     let late = approval_racing_the_switch_is_blocked(store).await;
 
     let change = store
@@ -119,8 +120,9 @@ pub async fn kill_switch_blocks_and_releases(store: &dyn MetadataStore) {
         .await
         .expect("release");
     assert!(!change.state.engaged);
+    assert!(change.affected.contains(&auto) && change.affected.contains(&late));
+    assert!(!change.affected.contains(&pending), "it never left pending");
     for id in [pending, auto, late] {
-        assert!(change.affected.contains(&id));
         assert_eq!(
             store
                 .get_incident(id)
@@ -164,9 +166,10 @@ async fn approve(store: &dyn MetadataStore, id: IncidentId) {
         .expect("approve");
 }
 
-/// Engages the switch over a pending and an auto incident: both are blocked
-/// and cannot be claimed. Returns (pending, auto).
-async fn engaging_blocks_open_incidents(store: &dyn MetadataStore) -> (IncidentId, IncidentId) {
+/// Engages the switch over a pending and an auto incident: neither moves,
+/// and the auto incident's claim is refused and blocks it. Returns (pending,
+/// auto).
+async fn engaging_refuses_claims(store: &dyn MetadataStore) -> (IncidentId, IncidentId) {
     let pending = decided(store, "conf-ks-pending", IncidentStatus::Pending).await;
     let auto = decided(store, "conf-ks-auto", IncidentStatus::Auto).await;
     let change = store
@@ -175,20 +178,31 @@ async fn engaging_blocks_open_incidents(store: &dyn MetadataStore) -> (IncidentI
         .expect("engage");
     assert!(change.state.engaged);
     assert_eq!(change.state.set_by.as_deref(), Some("web:alice"));
-    assert!(change.affected.contains(&pending) && change.affected.contains(&auto));
+    assert!(change.affected.is_empty(), "STOP rewrites no incident");
     let ks = store.kill_switch().await.expect("read");
     assert_eq!(
         (ks.engaged, ks.reason.as_deref()),
         (true, Some("maintenance"))
     );
-    for id in [pending, auto] {
+    for (id, status) in [
+        (pending, IncidentStatus::Pending),
+        (auto, IncidentStatus::Auto),
+    ] {
         let i = store.get_incident(id).await.expect("get").expect("exists");
-        assert_eq!(i.status, IncidentStatus::Blocked);
-        assert!(matches!(
-            store.claim_execution(id).await.expect("claim"),
-            Claim::NotClaimable(_)
-        ));
+        assert_eq!(i.status, status);
     }
+    assert!(matches!(
+        store.claim_execution(pending).await.expect("claim"),
+        Claim::NotClaimable(_)
+    ));
+    match store.claim_execution(auto).await.expect("claim") {
+        Claim::Blocked(i) => assert_eq!(i.status, IncidentStatus::Blocked),
+        other => panic!("claim while engaged must be blocked, got {other:?}"),
+    }
+    assert!(matches!(
+        store.claim_execution(auto).await.expect("claim"),
+        Claim::NotClaimable(_)
+    ));
     (pending, auto)
 }
 

@@ -123,7 +123,7 @@ struct World {
 
 /// Writes a run, a deployment, a pending incident with its decision, an
 /// approval, an action and an audit record, a cursor and a held job, then
-/// engages the kill-switch, which blocks the incident.
+/// engages the kill-switch and approves the incident, whose claim blocks it.
 async fn write_the_world(store: &dyn MetadataStore) -> World {
     let (run, deployment) = write_run_and_deployment(store).await;
     let (pending, approval, action, audit) = write_incident_records(store).await;
@@ -143,7 +143,20 @@ async fn write_the_world(store: &dyn MetadataStore) -> World {
         .set_kill_switch(KillSwitchRequest::engage("web:dave", Some("reopen test")))
         .await
         .expect("engage");
-    assert!(change.affected.contains(&pending));
+    assert!(change.affected.is_empty(), "STOP rewrites no incident");
+    // Approved while stopped: the claim blocks it.
+    store
+        .transition(Transition::new(
+            pending,
+            &[IncidentStatus::Pending],
+            IncidentStatus::Approved,
+        ))
+        .await
+        .expect("approve");
+    assert!(matches!(
+        store.claim_execution(pending).await.expect("claim"),
+        Claim::Blocked(_)
+    ));
     let before = store
         .get_incident(pending)
         .await

@@ -45,7 +45,7 @@
 # Environment: RATE (100 alerts/s), DURATION (30s; SMOKE=1: 3s), RUNS (3;
 # SMOKE=1: 1), WARMUP (100 alerts), TIMEOUT (10 s), TARGET_MS (5), SMOKE
 # (0), STRICT (0), TMPFS (0), SERVER_BIN (built in release when unset), KEEP=1 keeps the
-# work directory (server logs), SERVER_LOG (RUST_LOG of the server; error).
+# work directory (server logs, samples, the stores unless TMPFS=1), SERVER_LOG (RUST_LOG of the server; error).
 # As root it installs curl and python3 when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -150,7 +150,7 @@ for run in $(seq "$RUNS"); do
     log "run $run: the server logged $(wc -l <"$dir/server.log") line(s) at $SERVER_LOG; the first:"
     head -5 "$dir/server.log" >&2
   fi
-  rm -rf "$data"
+  if [ "${KEEP:-0}" = 1 ] && [ -z "$shm" ]; then :; else rm -rf "$data"; fi
 done
 
 python3 "$helper" report "$STRICT" "$TARGET_MS" "$RATE" "${outs[@]}"

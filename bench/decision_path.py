@@ -281,6 +281,12 @@ def report(strict, target, rate, *outs):
         print("%-4s %7d %7d %7d %7d %7d | %8.2f %8.2f %8.2f | %8.2f %8.2f" % (
             r["run"], len(s), len(acked), len(lat), missing, r["errors"],
             p50, p99, max(lat) if lat else float("nan"), pct(ack, 50), pct(ack, 99)))
+        fifth = len(acked) // 5
+        if fifth >= 20:
+            first = [(x["approval"] - x["ack"]) * 1000 for x in acked[:fifth] if x["approval"] is not None]
+            last = [(x["approval"] - x["ack"]) * 1000 for x in acked[-fifth:] if x["approval"] is not None]
+            print("     (first fifth of the run: p50 %.2f, p99 %.2f ms; last fifth: p50 %.2f, p99 %.2f ms)" % (
+                pct(first, 50), pct(first, 99), pct(last, 50), pct(last, 99)))
         if r["late"]:
             print("     (the sender fell behind its schedule on %d alerts; achieved %.1f alerts/s)" % (
                 r["late"], len(s) / r["send_seconds"] if r["send_seconds"] else 0))

@@ -21,16 +21,27 @@
 # median alert rate as a ratio of Alertmanager's. BATCH=N sends N alerts per
 # request to both (Alertmanager's API takes an array, a webhook carries a
 # group); CASES picks the server cases (default "disk tmpfs noop").
+# The server's peak RSS (VmHWM) under the load is printed per case.
+# Targets (#32): the disk case's ratio >= 1.0x with 1 alert per request and
+# >= 1.5x with 50, peak RSS < 64 MB; printed as met/MISSED, and STRICT=1
+# exits non-zero when one is missed. SMOKE=1 (CI): one 2 s round of the disk
+# case.
 # Environment as bench/alert-ingest.sh: RUNS (3), DURATION (10s), THREADS
-# (2), CONNECTIONS (32), ALERTMANAGER_BIN, SERVER_BIN.
+# (2), CONNECTIONS (32), ALERTMANAGER_BIN, SERVER_BIN; STRICT (0), SMOKE (0).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench="$root/bench"
 # shellcheck source=bench/lib.sh
 . "$bench/lib.sh"
+if [ "${SMOKE:-0}" = 1 ]; then
+  RUNS=${RUNS:-1}
+  DURATION=${DURATION:-2s}
+  CASES=${CASES:-disk}
+fi
 alert_load
 BATCH=${BATCH:-1}
 CASES=${CASES:-disk tmpfs noop}
+STRICT=${STRICT:-0}
 export BENCH_BATCH=$BATCH
 [ -d /dev/shm ] || { log "/dev/shm is missing (needed for the tmpfs case)"; exit 1; }
 server_bin=$(server_binary)
@@ -45,7 +56,9 @@ measure_server() { # measure_server <case> <data dir> <run>
   start_server "$2"
   local state=firing
   [ "$1" = noop ] && state=resolved
-  echo "$1 $(BENCH_STATE=$state run_wrk server.lua "http://127.0.0.1:$srv_port" "$1-$3" "$server_pid")" |
+  local out
+  out=$(BENCH_STATE=$state run_wrk server.lua "http://127.0.0.1:$srv_port" "$1-$3" "$server_pid")
+  echo "$1 $out rss_peak_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status")" |
     tee -a "$results" >&2
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
@@ -66,9 +79,9 @@ for run in $(seq "$RUNS"); do
 done
 kill -CONT "$am_pid"
 
-python3 - "$results" "$am_version" "$BATCH" <<'PY'
+python3 - "$results" "$am_version" "$BATCH" "$STRICT" <<'PY'
 import re, statistics, sys
-results, am_version, batch = sys.argv[1:]
+results, am_version, batch, strict = sys.argv[1:]
 batch = int(batch)
 rows = {}
 for line in open(results):
@@ -83,16 +96,28 @@ names = {
 }
 print()
 print("where the alert path's time goes (%d interleaved rounds, %d alert(s) per request; min / median)" % (len(rows["am"]), batch))
-print("%-44s %20s %20s %10s %20s %8s %8s" % ("", "alerts/s", "requests/s", "p99 ms", "CPU us/request", "ratio", "errors"))
+print("%-44s %20s %20s %10s %20s %8s %8s %9s" % ("", "alerts/s", "requests/s", "p99 ms", "CPU us/request", "ratio", "errors", "RSS MB"))
 for case, name in names.items():
     if case not in rows:
         continue
-    print("%-44s %9.0f / %8.0f %9.0f / %8.0f %10.2f %9.0f / %8.0f %7.2fx %8d" % (
+    rss = max(r.get("rss_peak_kb", 0) for r in rows[case]) / 1024
+    print("%-44s %9.0f / %8.0f %9.0f / %8.0f %10.2f %9.0f / %8.0f %7.2fx %8d %9s" % (
         name, batch * min(r["rps"] for r in rows[case]), batch * med(case, "rps"),
         min(r["rps"] for r in rows[case]), med(case, "rps"), med(case, "p99_ms"),
         min(r["cpu_us"] for r in rows[case]), med(case, "cpu_us"),
-        med(case, "rps") / med("am", "rps"), sum(r["errors"] for r in rows[case])))
-print("ratio: the case's median rate over Alertmanager's")
+        med(case, "rps") / med("am", "rps"), sum(r["errors"] for r in rows[case]),
+        "%.1f" % rss if case != "am" else ""))
+print("ratio: the case's median rate over Alertmanager's; RSS: the server's peak (VmHWM) over the runs")
 print("alertmanager: %s" % am_version)
-sys.exit(0 if all(r["errors"] == 0 for case in rows for r in rows[case]) else 1)
+missed = 0
+if "disk" in rows:
+    goal = 1.0 if batch == 1 else 1.5
+    ratio = med("disk", "rps") / med("am", "rps")
+    rss = max(r["rss_peak_kb"] for r in rows["disk"]) / 1024
+    for what, ok in (("durable ingest >= %.1fx Alertmanager: %.2fx" % (goal, ratio), ratio >= goal),
+                     ("peak RSS < 64 MB: %.1f MB" % rss, rss < 64)):
+        print("target %s: %s" % (what, "met" if ok else "MISSED"))
+        missed += not ok
+errors = any(r["errors"] for case in rows for r in rows[case])
+sys.exit(1 if errors or (strict == "1" and missed) else 0)
 PY

@@ -26,7 +26,8 @@
 # scraper by default), each once the server is idle again; approve and reject each get their own slice
 # of the seeded pending incidents (30 % of them over all runs; a thread stops
 # once its slice is sent), so the rest stays pending for the list and for
-# STOP/RESUME, which blocks and un-blocks every one of them. STOP and RESUME
+# STOP/RESUME (STOP sets one row and leaves them pending; RESUME returns the
+# blocked ones, none here, to pending). STOP and RESUME
 # must alternate, so a small Python client sends them on one connection and
 # times each. Prints a table: store, route, requests, p50 and p99 (the median
 # of the runs' p50 and p99, and the worst run's p99; STOP/RESUME: percentiles

@@ -23,10 +23,9 @@ pub fn kill_switch_cursor_at(channel: &str) -> String {
 
 /// The answer to STOP AUTONOMY. Stopping rewrites no incident (see
 /// [`crate::lifecycle::kill_switch_moves`]): execution is refused where it
-/// starts, so an approval while stopped runs nothing and is asked again after
-/// RESUME.
-pub const STOPPED: &str = "Autonomy stopped: nothing executes until resumed. \
-     Pending incidents stay pending; an approval given meanwhile runs nothing and is asked again after RESUME.";
+/// starts, and approvals are refused while stopped.
+const STOPPED: &str = "Autonomy stopped: nothing executes until resumed. \
+     Pending incidents stay pending; approvals are refused until RESUME.";
 
 /// How long a channel's delivery ids are trusted to keep growing: Telegram
 /// drops undelivered updates after 24 hours (so nothing older is redelivered)

@@ -183,6 +183,13 @@ pub trait TfRunner: Send + Sync {
     async fn output(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>>;
     /// `terraform destroy`.
     async fn destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+    /// After an apply: the outputs ([`TfRunner::output`]) and the managed
+    /// resources in the state, or why the state could not be read. A runner
+    /// may read both at once (`terraform show -json` holds both).
+    async fn output_and_state(&self, ws: &TfWorkspace) -> Result<OutputAndState> {
+        let outputs = self.output(ws).await?;
+        Ok((outputs, self.state(ws).await))
+    }
     /// The managed resources in the workspace's state (`terraform show
     /// -json`), e.g. what a failed apply left behind. Not supported by default.
     async fn state(&self, ws: &TfWorkspace) -> Result<Vec<StateResource>> {
@@ -203,6 +210,13 @@ pub trait TfRunner: Send + Sync {
         })
     }
 }
+
+/// A deploy's outputs and the managed resources in its state (or why the
+/// state could not be read).
+pub type OutputAndState = (
+    BTreeMap<String, serde_json::Value>,
+    Result<Vec<StateResource>>,
+);
 
 /// Checks that a deployment answers over HTTP.
 #[async_trait]

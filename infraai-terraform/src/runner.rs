@@ -529,6 +529,13 @@ impl TerraformRunner {
         &self,
         ws: &TfWorkspace,
     ) -> Result<Vec<infraai_core::StateResource>> {
+        Ok(self.shown_state(ws).await?.0)
+    }
+
+    /// One `terraform show -json` of the state: its managed resources and
+    /// its outputs (sensitive values included: never log them). After an
+    /// apply this replaces `terraform output` (one process less per deploy).
+    pub async fn shown_state(&self, ws: &TfWorkspace) -> Result<wire::ShownState> {
         let lock = self.lock(ws, "state").await?;
         let args = ["show", "-json", "-no-color"];
         let (done, _) = lock.exec("state", args, None).await?;
@@ -542,7 +549,7 @@ impl TerraformRunner {
                 diagnostics: infraai_core::DiagnosticList::default(),
             });
         }
-        wire::parse_state(&done.stdout).map_err(parse_err("state", &ws.dir))
+        wire::parse_shown_state(&done.stdout).map_err(parse_err("state", &ws.dir))
     }
 
     /// `terraform output -json` with every output's sensitivity and type.
@@ -746,6 +753,21 @@ async fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], op: &'static str) -
     tokio::fs::rename(&tmp, path).await.map_err(io_err(op, dir))
 }
 
+/// Outputs as a run records them: sensitive values replaced by
+/// [`SENSITIVE`].
+fn masked(outputs: BTreeMap<String, TfOutput>) -> BTreeMap<String, Value> {
+    (outputs.into_iter())
+        .map(|(k, o)| {
+            let v = if o.sensitive {
+                Value::String(SENSITIVE.into())
+            } else {
+                o.value
+            };
+            (k, v)
+        })
+        .collect()
+}
+
 #[async_trait]
 impl TfRunner for TerraformRunner {
     async fn write_files(
@@ -823,19 +845,7 @@ impl TfRunner for TerraformRunner {
         &self,
         ws: &TfWorkspace,
     ) -> infraai_core::Result<BTreeMap<String, serde_json::Value>> {
-        Ok(self
-            .outputs(ws)
-            .await?
-            .into_iter()
-            .map(|(k, o)| {
-                let v = if o.sensitive {
-                    Value::String(SENSITIVE.into())
-                } else {
-                    o.value
-                };
-                (k, v)
-            })
-            .collect())
+        Ok(masked(self.outputs(ws).await?))
     }
 
     async fn state(
@@ -843,6 +853,17 @@ impl TfRunner for TerraformRunner {
         ws: &TfWorkspace,
     ) -> infraai_core::Result<Vec<infraai_core::StateResource>> {
         Ok(self.state_resources(ws).await?)
+    }
+
+    async fn output_and_state(
+        &self,
+        ws: &TfWorkspace,
+    ) -> infraai_core::Result<infraai_core::OutputAndState> {
+        match self.shown_state(ws).await {
+            Ok((resources, outputs)) => Ok((masked(outputs), Ok(resources))),
+            // The outputs on their own, and why the state could not be read.
+            Err(e) => Ok((self.output(ws).await?, Err(e.into()))),
+        }
     }
 
     async fn plan_destroy(

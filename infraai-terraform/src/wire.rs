@@ -132,6 +132,9 @@ struct WireState {
 #[derive(Deserialize)]
 struct WireStateValues {
     root_module: Option<WireModule>,
+    /// The same shape as `terraform output -json`.
+    #[serde(default)]
+    outputs: BTreeMap<String, TfOutput>,
 }
 
 #[derive(Deserialize)]
@@ -169,15 +172,23 @@ fn collect_resources(m: WireModule, out: &mut Vec<StateResource>) {
 }
 
 /// Parses `terraform show -json` of a state: the managed resources (data
-/// sources omitted), every module included.
-pub(crate) fn parse_state(json: &str) -> Result<Vec<StateResource>, String> {
+/// sources omitted, every module included) and the root module's outputs as
+/// `terraform output -json` gives them (sensitive values included: never log
+/// them).
+pub(crate) fn parse_shown_state(json: &str) -> Result<ShownState, String> {
     let w: WireState = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    if let Some(root) = w.values.and_then(|v| v.root_module) {
-        collect_resources(root, &mut out);
+    let mut resources = Vec::new();
+    let Some(values) = w.values else {
+        return Ok((resources, BTreeMap::new()));
+    };
+    if let Some(root) = values.root_module {
+        collect_resources(root, &mut resources);
     }
-    Ok(out)
+    Ok((resources, values.outputs))
 }
+
+/// A state's managed resources and its outputs.
+pub(crate) type ShownState = (Vec<StateResource>, BTreeMap<String, TfOutput>);
 
 #[derive(Deserialize)]
 struct WirePlan {
@@ -375,6 +386,22 @@ pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, St
 mod tests {
 
     #[test]
+    fn a_shown_state_gives_the_outputs_as_output_json_does() {
+        let output = r#"{"url":{"sensitive":false,"type":"string","value":"http://127.0.0.1:8080"},
+            "password":{"sensitive":true,"type":"string","value":"hunter2"}}"#;
+        let shown = format!(
+            r#"{{"format_version":"1.0","values":{{"outputs":{output},"root_module":{{"resources":[
+            {{"address":"terraform_data.a","mode":"managed","type":"terraform_data","name":"a"}}]}}}}}}"#
+        );
+        let (resources, outputs) = parse_shown_state(&shown).unwrap();
+        assert_eq!(resources.len(), 1);
+        assert_eq!(outputs, parse_outputs(output).unwrap());
+        assert!(outputs["password"].sensitive);
+        let (none, empty) = parse_shown_state(r#"{"format_version":"1.0"}"#).unwrap();
+        assert!(none.is_empty() && empty.is_empty());
+    }
+
+    #[test]
     fn state_lists_managed_resources_of_every_module() {
         let json = r#"{"format_version":"1.0","values":{"root_module":{"resources":[
             {"address":"terraform_data.a","mode":"managed","type":"terraform_data","name":"a","values":{"input":"secret"}},
@@ -382,7 +409,7 @@ mod tests {
             {"address":"terraform_data.b","mode":"managed","type":"terraform_data","name":"b","tainted":true}],
             "child_modules":[{"address":"module.m","resources":[
             {"address":"module.m.null_resource.c","mode":"managed","type":"null_resource","name":"c"}]}]}}}"#;
-        let r = parse_state(json).unwrap();
+        let r = parse_shown_state(json).unwrap().0;
         let addrs: Vec<&str> = r.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(
             addrs,
@@ -395,12 +422,13 @@ mod tests {
         assert!(!r[0].tainted && r[1].tainted);
         assert_eq!(r[2].resource_type, "null_resource");
         assert!(
-            parse_state(r#"{"format_version":"1.0"}"#)
+            parse_shown_state(r#"{"format_version":"1.0"}"#)
                 .unwrap()
+                .0
                 .is_empty(),
             "no state yet"
         );
-        assert!(parse_state("not json").is_err());
+        assert!(parse_shown_state("not json").is_err());
     }
     use super::*;
     use serde_json::json;

@@ -173,6 +173,10 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     assert!(detailed["secret"].sensitive);
     assert!(!detailed["greeting"].sensitive);
     assert_eq!(detailed["greeting"].value_type, json!("string"));
+    // One `show -json` gives the same outputs, masked alike, and the state.
+    let (shown, state) = runner.output_and_state(&ws).await.unwrap();
+    assert_eq!(shown, outputs);
+    assert_eq!(state.unwrap(), runner.state(&ws).await.unwrap());
 
     // Nothing left to do; applying again without a new plan is refused.
     let again = runner.plan(&ws, &log).await.unwrap();

@@ -94,7 +94,8 @@ impl DeployAgent {
         }
         info!(run_id = %run_id, actor, summary = %change_set.summary(), "destroying what the run created");
         let applied = self.deps.runner.apply(&ws, &log).await;
-        self.record_state(&mut run, &ws, &log).await;
+        let state = self.deps.runner.state(&ws).await;
+        self.record_state(&mut run, state, &log);
         if let Err(e) = applied {
             self.audit(
                 &run,

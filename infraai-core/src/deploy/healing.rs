@@ -27,7 +27,8 @@ impl DeployAgent {
         // What exists now, whatever happens next: a failed run never
         // leaves a half-known state.
         if step == TerraformStep::Apply {
-            self.record_state(run, &p.ws, log).await;
+            let state = self.deps.runner.state(&p.ws).await;
+            self.record_state(run, state, log);
         }
         // A cancel is a human decision, not a failure to diagnose or retry.
         if matches!(error, Error::Cancelled { .. }) {

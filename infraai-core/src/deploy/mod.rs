@@ -313,10 +313,10 @@ impl DeployAgent {
         self.config.max_apply_retries.min(MAX_APPLY_RETRIES)
     }
 
-    /// Reads the state into `run.resources` (`None`, with a warning line,
-    /// when it cannot be read).
-    async fn record_state(&self, run: &mut Run, ws: &TfWorkspace, log: &dyn LogSink) {
-        match self.deps.runner.state(ws).await {
+    /// Records the state's resources in `run.resources` (`None`, with a
+    /// warning line, when it could not be read).
+    fn record_state(&self, run: &mut Run, state: Result<Vec<StateResource>>, log: &dyn LogSink) {
+        match state {
             Ok(resources) => {
                 let addresses: Vec<&str> = resources.iter().map(|r| r.address.as_str()).collect();
                 let (n, addresses) = (resources.len(), addresses.join(", "));

@@ -209,8 +209,9 @@ impl DeployAgent {
     /// and `verified` when verification passed, else
     /// `deploy_success_verify_failed` with the reason in the run's `error`.
     async fn finalize(&self, run: &mut Run, p: &Progress, log: &dyn LogSink) -> Result<()> {
-        run.outputs = self.deps.runner.output(&p.ws).await?;
-        self.record_state(run, &p.ws, log).await;
+        let (outputs, state) = self.deps.runner.output_and_state(&p.ws).await?;
+        run.outputs = outputs;
+        self.record_state(run, state, log);
 
         self.enter(run, RunPhase::Verifying, None).await?;
         let verification = self.deps.verifier.verify(&run.outputs).await;

@@ -177,6 +177,16 @@ if [ -n "$leaked" ]; then
 else
   log "no local-cloud process left running after the tests"
 fi
+# A short smoke of each benchmark of bench/ (SMOKE=1: seconds, small data)
+# on the debug build the tests above made: each must run end to end and
+# fails on an error, never on a figure (the benchmarks themselves run
+# outside CI; see bench/README.md).
+bin="${CARGO_TARGET_DIR:-$root/target}/debug"
+for b in alert-breakdown api-at-scale decision-path deploy-overhead; do
+  log "bench smoke: SMOKE=1 bench/$b.sh"
+  SMOKE=1 SERVER_BIN="$bin/infraai-server" SEED_BIN="$bin/examples/seed_store" \
+    "bench/$b.sh" || { log "bench smoke failed: bench/$b.sh"; status=1; }
+done
 # The decision evaluation's table, gated against eval/baseline.json (the
 # tests above gate it too; this prints the figures into the log).
 log "cargo run -p infraai-eval -- --check"

@@ -291,6 +291,8 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
          DROP INDEX decisions_by_action;
          DROP INDEX incidents_by_status;
          CREATE INDEX incidents_by_status ON incidents (status);
+         DROP INDEX incidents_by_resource;
+         CREATE INDEX incidents_by_resource ON incidents (resource);
          ALTER TABLE decisions DROP COLUMN action_type;
          DELETE FROM schema_migrations WHERE version >= 6;
          PRAGMA user_version = 5;",
@@ -331,6 +333,11 @@ async fn a_schema_5_file_is_upgraded_and_keeps_its_resolved_episodes() {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("index columns");
     assert_eq!(columns, ["status", "created_at", "id"]);
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_info('incidents_by_resource') ORDER BY seqno")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("index columns");
+    assert_eq!(columns, ["resource", "created_at", "id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -36,7 +36,7 @@ impl OpsAgent {
             return Ok(incident);
         }
         let context = self.decision_context(incident).await?;
-        let decision = self.recommend(&context).await;
+        let (decision, recommended) = self.recommend(&context).await;
         let (mut verdict, mut to, engaged) = self.judge(&context, &decision, windows).await?;
         if to == IncidentStatus::Auto {
             if let Some(why) = self.reserve_spend(&context, &decision).await? {
@@ -44,32 +44,38 @@ impl OpsAgent {
                 verdict.notes.push(format!("cost_cap: {why}"));
             }
         }
-        let recorded = self
-            .deps
-            .store
-            .record_decision(DecisionRecord::new(id, &verdict.decision, to).notes(&verdict.notes))
-            .await;
+        // Independent writes go together (one round of commits each): the
+        // recommendation's audit with the decision; then the guardrails'
+        // audit and the earned-autonomy count with following the route —
+        // whose approval request is on its way meanwhile.
+        let record = DecisionRecord::new(id, &verdict.decision, to).notes(&verdict.notes);
+        let ((), recorded) = tokio::join!(
+            self.audit(recommended),
+            self.deps.store.record_decision(record)
+        );
         // Someone else decided it concurrently (e.g. a recovering replica): theirs stands.
         let Some(incident) = won(recorded)? else {
             return self.load(id).await;
         };
-        if matches!(verdict.route, Route::AutoExecute | Route::AskHuman) {
-            self.observe(&incident, Outcome::Proposed).await;
-        }
         let route = format!("{:?} → {:?}", verdict.route, to).to_lowercase();
         let reasoning = verdict.decision.reasoning;
         let cost = self.cost_of(&incident).await;
-        self.audit(
-            AuditRecord::agent(AuditStep::Guardrails, route)
-                .incident(id)
-                .input(
-                    json!({ "notes": verdict.notes, "kill_switch_engaged": engaged, "cost": cost }),
-                )
-                .reasoning(reasoning.clone(), Some(verdict.decision.confidence)),
-        )
-        .await;
+        let routed = AuditRecord::agent(AuditStep::Guardrails, route)
+            .incident(id)
+            .input(json!({ "notes": verdict.notes, "kill_switch_engaged": engaged, "cost": cost }))
+            .reasoning(reasoning.clone(), Some(verdict.decision.confidence));
         info!(incident_id = %id, route = ?verdict.route, status = ?to, "incident decided");
-        self.follow(incident, to, &reasoning).await
+        let proposed = matches!(verdict.route, Route::AutoExecute | Route::AskHuman);
+        let ((), (), followed) = tokio::join!(
+            async {
+                if proposed {
+                    self.observe(&incident, Outcome::Proposed).await;
+                }
+            },
+            self.audit(routed),
+            self.follow(incident.clone(), to, &reasoning),
+        );
+        followed
     }
 
     /// What the policy is told: the incident, its deployment and machine
@@ -103,8 +109,9 @@ impl OpsAgent {
         })
     }
 
-    /// The policy's recommendation, audited; an escalation when the policy fails.
-    async fn recommend(&self, context: &DecisionContext) -> OpsDecision {
+    /// The policy's recommendation (an escalation when the policy fails) and
+    /// its audit record, for the caller to write.
+    async fn recommend(&self, context: &DecisionContext) -> (OpsDecision, AuditRecord) {
         let (id, alert) = (context.incident.id, &context.incident.alert);
         let decision = match self.deps.policy.decide(context).await {
             Ok(d) => d,
@@ -114,16 +121,14 @@ impl OpsAgent {
                 OpsDecision::escalate(alert.severity, why)
             }
         };
-        self.audit(
+        let record =
             AuditRecord::agent(AuditStep::Decision, decision.recommended_action.describe())
                 .incident(id)
                 .by(format!("policy:{}", self.deps.policy.name()))
                 .input(json!({ "alert": { "policy": alert.policy_name, "metric": alert.metric, "value": alert.value },
                                "decision": decision }))
-                .reasoning(decision.reasoning.clone(), Some(decision.confidence)),
-        )
-        .await;
-        decision
+                .reasoning(decision.reasoning.clone(), Some(decision.confidence));
+        (decision, record)
     }
 
     /// The guardrails' verdict on `decision` (under its deployment's

@@ -175,8 +175,8 @@ impl OpsAgent {
         results
     }
 
-    /// Records a human's approval (`approved`) or rejection, and whether it
-    /// took effect.
+    /// Records a human's approval (`approved`) or rejection that did not
+    /// take effect (one that did is recorded with its move).
     async fn record_approval(
         &self,
         id: IncidentId,
@@ -184,16 +184,8 @@ impl OpsAgent {
         actor: &Actor,
         effective: bool,
     ) -> Result<()> {
-        self.deps
-            .store
-            .record_approval(&ApprovalRecord {
-                incident_id: id,
-                approved,
-                actor: actor.clone(),
-                effective,
-                at: Utc::now(),
-            })
-            .await
+        let record = approval(id, approved, actor, effective);
+        self.deps.store.record_approval(&record).await
     }
 
     /// Approves a `pending` incident and executes it (in the background when
@@ -209,42 +201,46 @@ impl OpsAgent {
         // While stopped the approval is refused and the incident stays
         // pending (it can be approved after RESUME); one that races STOP is
         // approved, then blocked by the claim, and asked again after RESUME.
-        let stopped = self.deps.store.kill_switch().await?.engaged;
-        let store = &self.deps.store;
-        let change = if stopped {
-            None
-        } else {
-            won(store
-                .transition(Transition::new(id, &[Pending], Approved))
-                .await)?
-        };
-        let Some(incident) = change else {
-            return self.approve_late(id, actor, stopped).await;
-        };
-        // The records of the approval and the job are independent writes:
-        // issued together, a store commits them in one round (SQLite's
-        // writer groups them under one fsync). The job before the claim: a
-        // replica that finds the incident executing without a live job takes
-        // it for abandoned.
-        let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
-        let (recorded, (), (), held) = tokio::join!(
-            self.record_approval(id, true, actor, true),
-            self.observe(&incident, Outcome::Approved),
-            self.audit(approved.incident(id).by(actor.label())),
-            self.hold(incident.id),
-        );
-        if let Err(e) = recorded {
-            if let Ok(Some(held)) = held {
-                held.finish().await;
-            }
-            return Err(e);
+        if self.deps.store.kill_switch().await?.engaged {
+            return self.approve_late(id, actor, true).await;
         }
+        // The approval is recorded with the move, never one without the
+        // other, and the incident's job is taken at the same time: one round
+        // of commits. The job comes before the claim (a replica that finds
+        // the incident executing without a live job takes it for abandoned);
+        // a losing approver gives it back at once.
+        let record = approval(id, true, actor, true);
+        let move_ = Transition::new(id, &[Pending], Approved).approval(&record);
+        let (change, held) = tokio::join!(self.deps.store.transition(move_), self.hold(id));
+        let incident = match won(change) {
+            Ok(Some(incident)) => incident,
+            lost => {
+                if let Ok(Some(held)) = held {
+                    held.release().await;
+                }
+                lost?;
+                return self.approve_late(id, actor, false).await;
+            }
+        };
         info!(incident_id = %id, actor = %actor.label(), "approved");
-        let Some(held) = held? else {
+        let held = match held? {
+            Some(held) => Some(held),
+            None => self.hold_again(id).await?,
+        };
+        let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
+        let noted = async {
+            tokio::join!(
+                self.observe(&incident, Outcome::Approved),
+                self.audit(approved.incident(id).by(actor.label())),
+            )
+        };
+        let Some(held) = held else {
+            noted.await;
             let message = "Approved; the replica holding this incident executes it.";
             return Ok(CommandOutcome::done(message, Some(self.load(id).await?)));
         };
-        let after = match (self.claim(incident.id).await?, detach) {
+        let (_, claim) = tokio::join!(noted, self.claim(id));
+        let after = match (claim?, detach) {
             (Claim::Claimed(claimed), Some(agent)) => {
                 return self.run_detached(agent, claimed, held).await;
             }
@@ -263,6 +259,19 @@ impl OpsAgent {
             s => format!("Approved; the incident is now {s}."),
         };
         Ok(CommandOutcome::done(message, Some(after)))
+    }
+
+    /// The job of an incident just approved, which a losing approver may
+    /// hold for a moment (it gives it back at once): a few tries, 20 ms
+    /// apart; `None` when another replica really holds it.
+    async fn hold_again(&self, id: IncidentId) -> Result<Option<Held>> {
+        for _ in 0..3 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if let Some(held) = self.hold(id).await? {
+                return Ok(Some(held));
+            }
+        }
+        Ok(None)
     }
 
     /// An approval of an incident that is no longer `pending`, or given while
@@ -323,11 +332,11 @@ impl OpsAgent {
         reason: Option<&str>,
     ) -> Result<CommandOutcome> {
         let from = [IncidentStatus::Pending, IncidentStatus::Blocked];
-        let change = self
-            .deps
-            .store
-            .transition(Transition::new(id, &from, IncidentStatus::Rejected).note(reason));
-        let Some(incident) = won(change.await)? else {
+        let record = approval(id, false, actor, true);
+        let move_ = Transition::new(id, &from, IncidentStatus::Rejected)
+            .note(reason)
+            .approval(&record);
+        let Some(incident) = won(self.deps.store.transition(move_).await)? else {
             let current = self.load(id).await?;
             self.record_approval(id, false, actor, false).await?;
             let message = format!("Nothing to reject: the incident is {}.", current.status);
@@ -337,13 +346,22 @@ impl OpsAgent {
             .incident(id)
             .by(actor.label())
             .input(json!({ "reason": reason }));
-        let (recorded, (), ()) = tokio::join!(
-            self.record_approval(id, false, actor, true),
+        tokio::join!(
             self.observe(&incident, Outcome::Rejected),
             self.audit(rejected),
         );
-        recorded?;
         let message = "Rejected; nothing will be executed.";
         Ok(CommandOutcome::done(message, Some(incident)))
+    }
+}
+
+/// A human's approval (`approved`) or rejection of incident `id`, now.
+fn approval(id: IncidentId, approved: bool, actor: &Actor, effective: bool) -> ApprovalRecord {
+    ApprovalRecord {
+        incident_id: id,
+        approved,
+        actor: actor.clone(),
+        effective,
+        at: Utc::now(),
     }
 }

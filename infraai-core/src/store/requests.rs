@@ -1,7 +1,7 @@
 //! The requests of the store methods that would otherwise take a list of
 //! loose arguments: what to write, named.
 
-use crate::domain::{IncidentStatus, OpsDecision};
+use crate::domain::{ApprovalRecord, IncidentStatus, OpsDecision};
 use crate::IncidentId;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -64,6 +64,11 @@ pub struct Transition<'a> {
     pub to: IncidentStatus,
     /// A note stored with the move (none by default).
     pub note: Option<&'a str>,
+    /// A human's decision recorded in the same transaction as the move, and
+    /// only if it is made (none by default): an effective approval or
+    /// rejection never exists without its record. A store that cannot write
+    /// both at once writes the record right after the move.
+    pub approval: Option<&'a ApprovalRecord>,
 }
 
 impl<'a> Transition<'a> {
@@ -74,12 +79,21 @@ impl<'a> Transition<'a> {
             from,
             to,
             note: None,
+            approval: None,
         }
     }
 
     /// With a note (`None` keeps it without).
     pub fn note(self, note: Option<&'a str>) -> Self {
         Self { note, ..self }
+    }
+
+    /// With the human's decision recorded along with the move.
+    pub fn approval(self, approval: &'a ApprovalRecord) -> Self {
+        Self {
+            approval: Some(approval),
+            ..self
+        }
     }
 }
 

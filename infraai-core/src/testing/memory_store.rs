@@ -199,7 +199,13 @@ impl IncidentStore for MemoryStore {
     }
 
     async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
-        let Transition { id, from, to, note } = change;
+        let Transition {
+            id,
+            from,
+            to,
+            note,
+            approval,
+        } = change;
         self.fault("transition")?;
         self.with(|s| {
             let i = incident_mut(s, id)?;
@@ -209,7 +215,9 @@ impl IncidentStore for MemoryStore {
                 i.note = Some(n.to_string());
             }
             i.updated_at = Utc::now();
-            Ok(i.clone())
+            let moved = i.clone();
+            s.approvals.extend(approval.cloned());
+            Ok(moved)
         })
     }
 

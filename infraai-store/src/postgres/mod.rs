@@ -527,7 +527,13 @@ impl IncidentStore for PostgresStore {
     }
 
     async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
-        let Transition { id, from, to, note } = change;
+        let Transition {
+            id,
+            from,
+            to,
+            note,
+            approval,
+        } = change;
         const OP: &str = "transition";
         let incident = id;
         let id = id.to_string();
@@ -535,6 +541,9 @@ impl IncidentStore for PostgresStore {
             let (status, _) = lock_incident(tx, &id, OP).await?;
             lifecycle::transition(incident, status, from, to)?;
             set_status(tx, &id, to, note, OP).await?;
+            if let Some(a) = approval {
+                rows::insert_approval(tx, a).await?;
+            }
             rows::load_incident(tx, &id, OP).await
         })?)
     }

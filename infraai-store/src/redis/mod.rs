@@ -602,7 +602,13 @@ impl IncidentStore for RedisStore {
     }
 
     async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
-        let Transition { id, from, to, note } = change;
+        let Transition {
+            id,
+            from,
+            to,
+            note,
+            approval,
+        } = change;
         const OP: &str = "transition";
         let args = [
             id.to_string(),
@@ -621,6 +627,10 @@ impl IncidentStore for RedisStore {
                 lifecycle::transition(id, status, from, to)
             })
             .into());
+        }
+        // Not in the move's script: written right after it.
+        if let Some(a) = approval {
+            self.record_approval(a).await?;
         }
         Ok(r.incident(OP, &id.to_string())?)
     }

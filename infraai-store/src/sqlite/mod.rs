@@ -449,10 +449,14 @@ impl IncidentStore for SqliteStore {
         const OP: &str = "transition";
         let (incident, id, to) = (change.id, change.id.to_string(), change.to);
         let (from, note) = (change.from.to_vec(), change.note.map(str::to_owned));
+        let approval = change.approval.cloned();
         self.write(OP, move |c| {
             let (status, _) = incident_status(c, &id, OP)?;
             lifecycle::transition(incident, status, &from, to)?;
             set_status(c, &id, to, note.as_deref(), OP)?;
+            if let Some(a) = &approval {
+                rows::insert_approval(c, a)?;
+            }
             rows::load_incident(c, &id, OP)
         })
         .await

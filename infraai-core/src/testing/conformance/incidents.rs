@@ -164,10 +164,19 @@ pub async fn transitions_compare_and_set(store: &dyn MetadataStore) {
         ))
         .await
         .expect("decide");
+    let approval = |who: &str| ApprovalRecord {
+        incident_id: id,
+        approved: true,
+        actor: Actor::new("web", who),
+        effective: true,
+        at: Utc::now(),
+    };
+    let first = approval("alice");
     let i = store
         .transition(
             Transition::new(id, &[IncidentStatus::Pending], IncidentStatus::Approved)
-                .note(Some("ok")),
+                .note(Some("ok"))
+                .approval(&first),
         )
         .await
         .expect("transition");
@@ -175,14 +184,18 @@ pub async fn transitions_compare_and_set(store: &dyn MetadataStore) {
         (i.status, i.note.as_deref()),
         (IncidentStatus::Approved, Some("ok"))
     );
+    // The approval is recorded with a move that is made, never with one refused.
+    let late = approval("bob");
     let dup = store
-        .transition(Transition::new(
-            id,
-            &[IncidentStatus::Pending],
-            IncidentStatus::Approved,
-        ))
+        .transition(
+            Transition::new(id, &[IncidentStatus::Pending], IncidentStatus::Approved)
+                .approval(&late),
+        )
         .await;
     assert!(matches!(dup, Err(crate::Error::Conflict { .. })));
+    let recorded = store.list_approvals(id).await.expect("approvals");
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].actor, first.actor);
     let missing = store
         .transition(Transition::new(
             IncidentId::new(),

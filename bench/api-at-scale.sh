@@ -88,27 +88,9 @@ fi
 # --- PostgreSQL, when asked for ----------------------------------------------
 pg_port=""
 pg_pid=""
-start_postgres() {
-  pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-  [ -n "$(pg_bin)" ] || need initdb postgresql
-  pg=$(pg_bin)
-  chmod 711 "$work" # the postgres OS user reaches its directory inside
-  as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
-  mkdir "$work/pg"
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$work/pg"
-  as_pg "$pg/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-  pg_port=$(free_port)
-  # Not through the function: $! must be postgres itself (setpriv execs it),
-  # not a subshell that a signal would leave it running behind.
-  local as=()
-  [ "$(id -u)" = 0 ] && as=(setpriv --reuid=postgres --regid=postgres --init-groups)
-  "${as[@]}" "$pg/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
-    -c listen_addresses=127.0.0.1 -c max_connections=100 >"$work/pg.log" 2>&1 &
-  pg_pid=$!
-  pids+=("$pg_pid")
-  for _ in $(seq 100); do "$pg/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break; sleep 0.1; done
+start_pg_db() { # the cluster (bench/lib.sh) and the benchmark's database
+  start_postgres 100
   as_pg "$pg/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres bench_scale
-  pg_version=$("$pg/postgres" --version)
 }
 
 # --- one store ----------------------------------------------------------------
@@ -243,7 +225,7 @@ for store in "${stores[@]}"; do
       start_api sqlite
       ;;
     postgres)
-      [ -n "$pg_port" ] || start_postgres
+      [ -n "$pg_port" ] || start_pg_db
       url="postgres://postgres@127.0.0.1:$pg_port/bench_scale"
       seed postgres "$url"
       start_api postgres "$url"

@@ -106,3 +106,30 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# A throwaway PostgreSQL cluster in $work/pg on a free loopback port, fsync
+# on: Debian's postgresql (installed when missing, as root), run as the
+# postgres OS user when root. Sets pg (its bin directory), pg_port, pg_pid
+# and pg_version. pg_pid is postgres itself (setpriv execs it, no subshell in
+# between), so stopping it stops the cluster.
+as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
+start_postgres() { # start_postgres <max_connections>
+  pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$pg" ]; then
+    need initdb postgresql
+    pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  fi
+  chmod 711 "$work" # the postgres OS user reaches its directory inside
+  mkdir "$work/pg"
+  [ "$(id -u)" != 0 ] || chown postgres:postgres "$work/pg"
+  as_pg "$pg/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+  pg_port=$(free_port)
+  local as=()
+  [ "$(id -u)" != 0 ] || as=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  "${as[@]}" "$pg/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
+    -c listen_addresses=127.0.0.1 -c max_connections="$1" >"$work/pg.log" 2>&1 &
+  pg_pid=$!
+  pids+=("$pg_pid")
+  for _ in $(seq 100); do "$pg/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break; sleep 0.1; done
+  pg_version=$("$pg/postgres" --version)
+}

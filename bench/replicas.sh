@@ -23,25 +23,8 @@ bench="$root/bench"
 DURATION=${DURATION:-8s}
 CONNECTIONS=${CONNECTIONS:-33}
 alert_load
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-[ -n "$(pg_bin)" ] || need initdb postgresql
-pg=$(pg_bin)
-
 server_bin=$(server_binary)
-
-chmod 711 "$work" # the postgres OS user reaches its directory inside
-as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
-
-# --- PostgreSQL ---------------------------------------------------------------
-mkdir "$work/pg"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$work/pg"
-as_pg "$pg/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-pg_port=$(free_port)
-as_pg "$pg/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
-  -c listen_addresses=127.0.0.1 -c max_connections=200 >"$work/pg.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do "$pg/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break; sleep 0.1; done
-pg_version=$("$pg/postgres" --version)
+start_postgres 200
 
 token=bench-webhook-token
 started=""

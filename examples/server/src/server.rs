@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::secrets::{load_or_create, Origin};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use infraai_core::jobs::JobRunner;
 use infraai_core::*;
 use std::sync::Arc;
@@ -111,6 +112,14 @@ pub async fn run_wired(
     });
     // The peer address is recorded in the audit of refused requests.
     let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // TCP_NODELAY: a response written in two parts (head, then body) must
+    // not wait for the client's delayed ACK (Nagle): on a kept-alive
+    // connection that was up to ~40 ms per small response.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(until(shutdown_rx))
         .await

@@ -177,14 +177,13 @@ impl OpsAgent {
 
     /// Records a human's approval (`approved`) or rejection that did not
     /// take effect (one that did is recorded with its move).
-    async fn record_approval(
+    async fn record_ineffective(
         &self,
         id: IncidentId,
         approved: bool,
         actor: &Actor,
-        effective: bool,
     ) -> Result<()> {
-        let record = approval(id, approved, actor, effective);
+        let record = approval(id, approved, actor, false);
         self.deps.store.record_approval(&record).await
     }
 
@@ -284,7 +283,7 @@ impl OpsAgent {
         stopped: bool,
     ) -> Result<CommandOutcome> {
         let current = self.load(id).await?;
-        self.record_approval(id, true, actor, false).await?;
+        self.record_ineffective(id, true, actor).await?;
         let message = if stopped || current.status == IncidentStatus::Blocked {
             "Autonomy is stopped: nothing was executed. Resume autonomy, then approve again."
                 .to_string()
@@ -338,7 +337,7 @@ impl OpsAgent {
             .approval(&record);
         let Some(incident) = won(self.deps.store.transition(move_).await)? else {
             let current = self.load(id).await?;
-            self.record_approval(id, false, actor, false).await?;
+            self.record_ineffective(id, false, actor).await?;
             let message = format!("Nothing to reject: the incident is {}.", current.status);
             return Ok(CommandOutcome::noop(message, Some(current)));
         };

@@ -21,6 +21,13 @@
 //! over when the sync thread is free again, so writes keep gathering into
 //! large groups. A caller is still answered only
 //! once its write is on disk.
+//!
+//! Checkpoints run on a third thread ([`Checkpointer`]) with a connection
+//! of its own: copying the WAL's pages into the database and syncing the
+//! database file (milliseconds each time) no longer stops the writer. It
+//! checkpoints after commits, at most every [`CHECKPOINT_PAUSE`]; the
+//! writer's own automatic checkpoint stays as a bound for when it falls
+//! behind (see `prepare_writer`).
 
 use crate::error::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -42,20 +49,26 @@ pub(crate) trait Job: Send {
     fn answer(self: Box<Self>, commit: Result<(), &Arc<rusqlite::Error>>);
 }
 
-/// A write job with a typed answer.
-pub(crate) struct Task<T, F> {
+/// A write job with a typed answer. `data` is what the job writes, kept
+/// apart from `f` so that it goes back to the caller with the answer: the
+/// caller frees it on its own task, not the writer or sync thread (a
+/// webhook's alerts are many small allocations, and those threads are the
+/// serial part of every write).
+pub(crate) struct Task<T, D, F> {
     op: &'static str,
+    data: D,
     f: F,
-    tx: oneshot::Sender<StoreResult<T>>,
+    tx: oneshot::Sender<(StoreResult<T>, D)>,
     /// The result of the latest run.
     result: Option<StoreResult<T>>,
 }
 
-impl<T, F> Task<T, F> {
+impl<T, D, F> Task<T, D, F> {
     /// A job that has not run yet.
-    pub fn new(op: &'static str, f: F, tx: oneshot::Sender<StoreResult<T>>) -> Self {
+    pub fn new(op: &'static str, data: D, f: F, tx: oneshot::Sender<(StoreResult<T>, D)>) -> Self {
         Task {
             op,
+            data,
             f,
             tx,
             result: None,
@@ -63,56 +76,68 @@ impl<T, F> Task<T, F> {
     }
 }
 
-impl<T, F> Job for Task<T, F>
+impl<T, D, F> Job for Task<T, D, F>
 where
     T: Send + 'static,
-    F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+    D: Send + 'static,
+    F: Fn(&Connection, &D) -> StoreResult<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let result = catch_unwind(AssertUnwindSafe(|| (self.f)(conn))).unwrap_or_else(|_| {
-            Err(StoreError::Task {
-                component: "sqlite",
-                op: self.op,
-                detail: "the write panicked; it was rolled back".into(),
-            })
-        });
+        let result =
+            catch_unwind(AssertUnwindSafe(|| (self.f)(conn, &self.data))).unwrap_or_else(|_| {
+                Err(StoreError::Task {
+                    component: "sqlite",
+                    op: self.op,
+                    detail: "the write panicked; it was rolled back".into(),
+                })
+            });
         let ok = result.is_ok();
         self.result = Some(result);
         ok
     }
 
     fn answer(self: Box<Self>, commit: Result<(), &Arc<rusqlite::Error>>) {
-        let sql = |e: &Arc<rusqlite::Error>| StoreError::Sqlite {
-            op: self.op,
-            id: None,
-            source: e.clone(),
-        };
-        let answer = match (self.result, commit) {
+        let Task {
+            op,
+            data,
+            tx,
+            result,
+            ..
+        } = *self;
+        let answer = match (result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(())) => Ok(v),
-            (_, Err(e)) => Err(sql(e)),
+            (_, Err(e)) => Err(StoreError::Sqlite {
+                op,
+                id: None,
+                source: e.clone(),
+            }),
             (None, Ok(())) => Err(StoreError::Task {
                 component: "sqlite",
-                op: self.op,
+                op,
                 detail: "the write was not run".into(),
             }),
         };
         // The caller may have gone away (dropped future); the write stands.
-        let _ = self.tx.send(answer);
+        let _ = tx.send((answer, data));
     }
 }
 
 /// The writer loop: runs until every sender is dropped, then waits for the
 /// last syncs and returns (closing the connection, which checkpoints the WAL).
 /// `wal` is the database's WAL file; the writer's connection must be in WAL
-/// mode with `synchronous = NORMAL`.
+/// mode with `synchronous = NORMAL`. `checkpoints`, a second connection to
+/// the same database, checkpoints it in the background; without it the
+/// writer's connection does (SQLite's automatic checkpoint).
 pub(crate) fn run(
     conn: Connection,
     jobs: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     wal: PathBuf,
+    checkpoints: Option<Connection>,
 ) {
     let syncer = Syncer::start(wal);
+    let checkpointer = checkpoints.map(Checkpointer::start);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -124,10 +149,67 @@ pub(crate) fn run(
         // A group whose every job failed committed nothing to sync.
         if let Some(committed) = commit_group(&conn, batch).filter(|c| !c.is_empty()) {
             syncer.answer_after_sync(committed);
+            if let Some(c) = &checkpointer {
+                c.poke();
+            }
         }
     }
     syncer.finish();
+    if let Some(c) = checkpointer {
+        c.finish();
+    }
     tracing::debug!("sqlite: writer stopped");
+}
+
+/// The shortest time between two background checkpoints: the WAL grows by
+/// what is committed meanwhile (a few MB under the heaviest alert load)
+/// and each checkpoint copies and syncs it in one go.
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Checkpoints the WAL (`PASSIVE`: never waits for readers or the writer)
+/// on a thread of its own after commits.
+struct Checkpointer {
+    tx: mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(conn: Connection) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("infraai-sqlite-checkpoint".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    checkpoint(&conn);
+                    std::thread::sleep(CHECKPOINT_PAUSE);
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the SQLite checkpoint thread: {e}"));
+        Self { tx, thread }
+    }
+
+    /// Says there is something new in the WAL; never blocks (one pending
+    /// poke is enough).
+    fn poke(&self) {
+        let _ = self.tx.try_send(());
+    }
+
+    /// Stops after the checkpoint in progress (closing the writer's
+    /// connection afterwards checkpoints the rest).
+    fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
+}
+
+fn checkpoint(conn: &Connection) {
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match done {
+        Ok((frames, copied)) => tracing::trace!(frames, copied, "sqlite: checkpoint"),
+        Err(e) => tracing::warn!(error = %e, "sqlite: background checkpoint failed"),
+    }
 }
 
 /// Syncs the WAL on a thread of its own and answers the committed jobs
@@ -340,7 +422,7 @@ mod tests {
         })
     }
 
-    type Answer = oneshot::Receiver<StoreResult<()>>;
+    type Answer = oneshot::Receiver<(StoreResult<()>, ())>;
 
     /// Runs a group and answers its committed jobs as the sync thread would.
     fn committed(c: &Connection, batch: Vec<Box<dyn Job>>) {
@@ -351,7 +433,15 @@ mod tests {
 
     fn job(f: impl Fn(&Connection) -> StoreResult<()> + Send + 'static) -> (Box<dyn Job>, Answer) {
         let (tx, rx) = oneshot::channel();
-        (Box::new(Task::new("test", f, tx)), rx)
+        (
+            Box::new(Task::new(
+                "test",
+                (),
+                move |c: &Connection, _: &()| f(c),
+                tx,
+            )),
+            rx,
+        )
     }
 
     fn keys(c: &Connection) -> Vec<String> {
@@ -384,11 +474,11 @@ mod tests {
         });
         committed(&c, vec![a, b, c_job, d, e]);
         assert_eq!(keys(&c), ["a", "c"]);
-        assert!(ra.blocking_recv().expect("a").is_ok());
-        assert!(rb.blocking_recv().expect("b").is_err());
-        assert!(rc.blocking_recv().expect("c").is_ok());
-        assert!(rd.blocking_recv().expect("d").is_err());
-        assert!(re.blocking_recv().expect("e").is_err());
+        assert!(ra.blocking_recv().expect("a").0.is_ok());
+        assert!(rb.blocking_recv().expect("b").0.is_err());
+        assert!(rc.blocking_recv().expect("c").0.is_ok());
+        assert!(rd.blocking_recv().expect("d").0.is_err());
+        assert!(re.blocking_recv().expect("e").0.is_err());
         // a ran once, then again after b's rollback and after e's.
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert!(c.is_autocommit(), "the group's transaction is closed");
@@ -412,9 +502,43 @@ mod tests {
         let (b, rb) = job(|c| insert(c, "b").and_then(|()| boom()));
         committed(&c, vec![flaky, a, b]);
         assert_eq!(keys(&c), ["a"]);
-        assert!(rf.blocking_recv().expect("flaky").is_err());
-        assert!(ra.blocking_recv().expect("a").is_ok());
-        assert!(rb.blocking_recv().expect("b").is_err());
+        assert!(rf.blocking_recv().expect("flaky").0.is_err());
+        assert!(ra.blocking_recv().expect("a").0.is_ok());
+        assert!(rb.blocking_recv().expect("b").0.is_err());
+    }
+
+    /// Commits reach the database file while the writer runs, copied by
+    /// the checkpoint thread: the writer's own checkpoints are off here.
+    #[test]
+    fn the_checkpoint_thread_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = conn(&dir);
+        c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
+            .expect("pragma");
+        let db = dir.path().join("w.db");
+        let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        let checkpoints = Connection::open(&db).expect("second connection");
+        let (tx, rx) = mpsc::channel();
+        let wal = dir.path().join("w.db-wal");
+        let writer = std::thread::spawn(move || run(c, rx, 8, wal, Some(checkpoints)));
+        for i in 0..200 {
+            let key = format!("k{i:04}");
+            let (j, answer) = job(move |c| insert(c, &key));
+            tx.send(j).expect("send");
+            assert!(answer.blocking_recv().expect("answered").0.is_ok());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while size() <= before && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let copied = size();
+        drop(tx);
+        writer.join().expect("writer");
+        assert!(
+            copied > before,
+            "the database file stayed at {before} bytes while the writer ran"
+        );
     }
 
     /// Answers wait for the WAL's sync: with a WAL that cannot be synced, a
@@ -434,8 +558,8 @@ mod tests {
             let (j, answer) = job(move |c| insert(c, &key));
             tx.send(j).expect("send");
             drop(tx);
-            let writer = std::thread::spawn(move || run(c, rx, 8, wal));
-            let answer = answer.await.expect("answered");
+            let writer = std::thread::spawn(move || run(c, rx, 8, wal, None));
+            let (answer, ()) = answer.await.expect("answered");
             writer.join().expect("writer");
             match answer {
                 Ok(()) => assert!(synced, "answered Ok without a sync"),

@@ -190,6 +190,37 @@ print("# %s" % (affected[-1] if affected else ""), file=sys.stderr)
 PY
 }
 
+# The server's own timing of each store operation over the whole
+# measurement (every route; from its /metrics histogram
+# infraai_store_op_duration_seconds, p50/p99 interpolated in the buckets):
+# where a route's time goes.
+store_ops() { # store_ops <store>
+  python3 - "$1" "$work/$1/metrics.txt" <<'PY' >&2 || true
+import re, sys
+store, path = sys.argv[1:]
+hist = {}
+for line in open(path):
+    m = re.match(r'infraai_store_op_duration_seconds_bucket\{(.*)\} (\d+)', line)
+    if m:
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m[1]))
+        hist.setdefault((labels["op"], labels["result"]), []).append((float(labels["le"]), int(m[2])))
+def q(buckets, p):
+    total = buckets[-1][1]
+    rank, lo, below = total * p, 0.0, 0
+    for le, n in buckets:
+        if n >= rank:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * (rank - below) / max(n - below, 1)
+        lo, below = le, n
+    return lo
+print("%s: store operations (all routes): count, p50 / p99 ms" % store)
+for (op, result), b in sorted(hist.items(), key=lambda kv: -kv[1][-1][1]):
+    if b[-1][1] >= 100:
+        print("  %-28s %-8s %8d %7.2f / %7.2f" % (op, result, b[-1][1], 1000 * q(b, .5), 1000 * q(b, .99)))
+PY
+}
+
 measure() { # measure <store>
   local store=$1 ids="$work/$1/ids" pending n per
   pending=$(wc -l <"$ids/pending.txt")
@@ -235,6 +266,8 @@ for store in "${stores[@]}"; do
   echo "$store rss_kb_start=$(awk '/VmRSS/ {print $2}' "/proc/$api_pid/status")" >>"$work/rss"
   measure "$store"
   if [ -s "$work/$store/wrk.err" ]; then head -5 "$work/$store/wrk.err" >&2; fi
+  curl -fsS -H "Authorization: Bearer $operator_token" "$api/metrics" >"$work/$store/metrics.txt" || true
+  store_ops "$store"
   kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
 done
 

@@ -20,6 +20,12 @@ const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Store operations take from tens of microseconds (a cached read) to a
+/// few milliseconds (a synced commit): finer buckets than a request's.
+const STORE_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// The server's counters and the request-latency histogram.
 pub struct Metrics {
     alerts: Counters<1>,
@@ -29,6 +35,7 @@ pub struct Metrics {
     run_phases: Counters<1>,
     requests: Counters<3>,
     latency: Family<Labels<2>, Histogram, fn() -> Histogram>,
+    store_ops: Family<Labels<2>, Histogram, fn() -> Histogram>,
     llm_tokens: Counters<1>,
     llm_calls: Counters<2>,
     mcp_calls: Counters<2>,
@@ -44,6 +51,7 @@ impl Default for Metrics {
             run_phases: Family::default(),
             requests: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            store_ops: Family::new_with_constructor(|| Histogram::new(STORE_BUCKETS)),
             llm_tokens: Family::default(),
             llm_calls: Family::default(),
             mcp_calls: Family::default(),
@@ -150,6 +158,12 @@ impl Metrics {
             "infraai_http_request_duration_seconds",
             "HTTP request latency",
             latency,
+        );
+        let help = "Store operation latency, by operation and result (ok, conflict, error)";
+        r.register(
+            "infraai_store_op_duration_seconds",
+            help,
+            self.store_ops.clone(),
         );
         let help = "LLM tokens spent by the planner, decision policy and fixer, by kind";
         r.register("infraai_llm_tokens", help, self.llm_tokens.clone());
@@ -260,7 +274,16 @@ pub fn execution_outcome(
 /// as the store commits them, whichever path produced them.
 impl infraai_core::StoreObserver for Metrics {
     fn observe(&self, op: &infraai_core::StoreOp<'_>) {
-        use infraai_core::{Claim, Committed};
+        use infraai_core::{Claim, Committed, Error};
+        let result = match op.result {
+            Ok(_) => "ok",
+            Err(Error::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        let labels = [("op", op.name.into()), ("result", result.into())];
+        self.store_ops
+            .get_or_create(&labels)
+            .observe(op.elapsed.as_secs_f64());
         match op.result {
             Ok(Committed::Decided(incident)) => {
                 if let Some(d) = &incident.decision {
@@ -324,6 +347,15 @@ mod tests {
             text.contains("infraai_executions_total{outcome=\"blocked\"}"),
             "{text}"
         );
+        // Every operation is timed, with its result: the suite's stale
+        // setting writes are conflicts.
+        for series in [
+            "{op=\"record_alerts\",result=\"ok\"}",
+            "{op=\"put_setting\",result=\"conflict\"}",
+        ] {
+            let count = format!("infraai_store_op_duration_seconds_count{series} ");
+            assert!(text.contains(&count), "{count} missing: {text}");
+        }
     }
 
     #[test]

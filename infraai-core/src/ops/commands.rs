@@ -227,12 +227,20 @@ impl OpsAgent {
             None => self.hold_again(id).await?,
         };
         let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
-        let noted = async {
-            tokio::join!(
-                self.observe(&incident, Outcome::Approved),
-                self.audit(approved.incident(id).by(actor.label())),
-            )
+        // The earned-autonomy count: every update of an action's record
+        // takes its turn (executions count on it too), so a detached
+        // approval counts in the background instead of waiting in line.
+        let counted = async {
+            match detach {
+                Some(agent) => {
+                    let (agent, incident) = (agent.clone(), incident.clone());
+                    tokio::spawn(async move { agent.observe(&incident, Outcome::Approved).await });
+                }
+                None => self.observe(&incident, Outcome::Approved).await,
+            }
         };
+        let noted =
+            async { tokio::join!(counted, self.audit(approved.incident(id).by(actor.label())),) };
         let Some(held) = held else {
             noted.await;
             let message = "Approved; the replica holding this incident executes it.";

@@ -1,7 +1,7 @@
 //! Recovery: expiring unanswered approvals and finishing incidents no live
 //! replica is working on.
 
-use super::{ago, in_statuses, OpsAgent, RECOVER_BATCH, RECOVER_CONCURRENCY};
+use super::{ago, all_in_statuses, in_statuses, OpsAgent, RECOVER_BATCH, RECOVER_CONCURRENCY};
 use crate::domain::*;
 use crate::traits::*;
 use crate::{IncidentId, Result};
@@ -15,7 +15,7 @@ impl OpsAgent {
     pub async fn expire_pending(&self, max_wait: Duration) -> Result<usize> {
         use IncidentStatus::{Expired, Pending};
         let (store, cutoff) = (&self.deps.store, ago(max_wait));
-        let pending = store.list_incidents(&in_statuses(vec![Pending])).await?;
+        let pending = all_in_statuses(store.as_ref(), vec![Pending]).await?;
         let note = format!("no answer within {}s", max_wait.as_secs());
         let mut expired = 0;
         // A request a quiet window held waits from when it went out.
@@ -56,8 +56,8 @@ impl OpsAgent {
     ) -> Result<usize> {
         use IncidentStatus::*;
         let store = &self.deps.store;
-        let unfinished = in_statuses(vec![Approved, Auto, Executing, Executed]);
-        let mut open = store.list_incidents(&unfinished).await?;
+        let unfinished = vec![Approved, Auto, Executing, Executed];
+        let mut open = all_in_statuses(store.as_ref(), unfinished).await?;
         let new = IncidentQuery {
             limit: Some(RECOVER_BATCH),
             ..in_statuses(vec![New])

@@ -74,6 +74,11 @@ fn parse_setting<T: serde::de::DeserializeOwned>(setting: Setting) -> Result<T> 
 /// stored document (or `T::default()` when unset), and the result is
 /// written by compare-and-set, read again and retried when another writer
 /// came first. Returns the written document and what `change` returned.
+///
+/// Updates of one key in this process take turns (see [`turn`]), so only
+/// another process (a replica) can come first: one read and one write
+/// each, instead of a retry round for every update that ran at the same
+/// time.
 pub async fn update_setting<S, T, R>(
     store: &S,
     key: &str,
@@ -84,6 +89,8 @@ where
     T: Serialize + serde::de::DeserializeOwned + Default,
 {
     const ATTEMPTS: usize = 50;
+    let turn = turn(key);
+    let _turn = turn.lock().await;
     let mut last = None;
     for _ in 0..ATTEMPTS {
         let stored = store.get_setting(key).await?;
@@ -103,6 +110,25 @@ where
         }
     }
     Err(last.unwrap_or_else(|| crate::Error::conflict(format!("setting {key}"), "no attempt")))
+}
+
+/// The lock that updates of setting `key` in this process take turns by.
+/// Process-wide (a key names the same document in every store a process
+/// opens; two stores that share a key name only wait for each other). An
+/// entry lives while an update holds or waits for it.
+fn turn(key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+    type Turns = Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>;
+    static TURNS: LazyLock<Turns> = LazyLock::new(Turns::default);
+    let mut turns = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(turn) = turns.get(key).and_then(Weak::upgrade) {
+        return turn;
+    }
+    turns.retain(|_, t| t.strong_count() > 0);
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    turns.insert(key.to_owned(), Arc::downgrade(&turn));
+    turn
 }
 
 /// What recording an alert did.
@@ -347,6 +373,74 @@ impl RunQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings of a [`crate::testing::MemoryStore`] whose reads take a
+    /// moment to answer (as a database's do), counting compare-and-set
+    /// conflicts.
+    struct SlowReads {
+        inner: crate::testing::MemoryStore,
+        conflicts: std::sync::atomic::AtomicUsize,
+    }
+
+    impl StoreBackend for SlowReads {
+        fn name(&self) -> &str {
+            "slow-reads"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SettingStore for SlowReads {
+        async fn get_setting(&self, key: &str) -> crate::Result<Option<Setting>> {
+            let read = self.inner.get_setting(key).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            read
+        }
+        async fn list_settings(&self, prefix: &str) -> crate::Result<Vec<Setting>> {
+            self.inner.list_settings(prefix).await
+        }
+        async fn put_setting(
+            &self,
+            key: &str,
+            value: &serde_json::Value,
+            expected: u64,
+        ) -> crate::Result<u64> {
+            let put = self.inner.put_setting(key, value, expected).await;
+            if let Err(crate::Error::Conflict { .. }) = put {
+                self.conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            put
+        }
+        async fn delete_setting(&self, key: &str) -> crate::Result<bool> {
+            self.inner.delete_setting(key).await
+        }
+    }
+
+    /// Concurrent updates of one key in one process take turns: each is
+    /// counted, none retries (without the turns all eight read version 0
+    /// and seven conflict).
+    #[tokio::test]
+    async fn concurrent_updates_of_a_key_take_turns_without_conflicts() {
+        let store = std::sync::Arc::new(SlowReads {
+            inner: crate::testing::MemoryStore::new(),
+            conflicts: Default::default(),
+        });
+        let mut updates = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            updates.spawn(async move {
+                update_setting(store.as_ref(), "test/turns", |n: &mut u64| *n += 1).await
+            });
+        }
+        while let Some(done) = updates.join_next().await {
+            done.expect("joined").expect("updated");
+        }
+        let read = update_setting(store.as_ref(), "test/turns", |_: &mut u64| ()).await;
+        let (n, ()) = read.expect("read");
+        assert_eq!(n, 8);
+        let conflicts = store.conflicts.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(conflicts, 0, "updates of one key conflicted");
+    }
 
     #[test]
     fn ingest_outcome_names_are_their_serialized_form() {

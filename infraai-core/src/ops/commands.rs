@@ -317,6 +317,9 @@ impl OpsAgent {
             .as_ref()
             .map(|d| d.recommended_action.describe())
             .unwrap_or_default();
+        // Answered with the incident as claimed (`executing`): the result
+        // follows on the incident, not in this answer.
+        let answer = claimed.clone();
         tokio::spawn(async move {
             let result = agent.run_claimed(claimed).await;
             if let Err(e) = &result {
@@ -325,10 +328,7 @@ impl OpsAgent {
             held.conclude(&result).await;
         });
         let message = format!("Approved; executing {action}. The result will follow.");
-        Ok(CommandOutcome::done(
-            message,
-            self.deps.store.get_incident(id).await?,
-        ))
+        Ok(CommandOutcome::done(message, Some(answer)))
     }
 
     /// Rejects a `pending` or `blocked` incident; a late rejection changes nothing.

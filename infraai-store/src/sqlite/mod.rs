@@ -25,6 +25,12 @@
 //!   write that returned an error was rolled back, or committed but not known
 //!   to be on disk (a failed sync); a write whose future was dropped before
 //!   it returned may or may not have been committed.
+//! * **Checkpoints** (copying the WAL into the database file) run on a
+//!   third thread with a connection of its own, after commits and at most
+//!   every 50 ms, so the writer never stops to copy pages and sync the
+//!   database file. The writer's own automatic checkpoint is raised to
+//!   16,384 pages (64 MiB of WAL) and only bounds the WAL if that thread
+//!   falls behind.
 //! * **Schema:** versioned migrations are compiled into the binary and applied
 //!   at open (`PRAGMA user_version` and the `schema_migrations` table record
 //!   them); a file from a newer version is refused.

@@ -239,8 +239,8 @@ impl OpsAgent {
                 None => self.observe(&incident, Outcome::Approved).await,
             }
         };
-        let noted =
-            async { tokio::join!(counted, self.audit(approved.incident(id).by(actor.label())),) };
+        let audited = self.audit(approved.incident(id).by(actor.label()));
+        let noted = async { tokio::join!(counted, audited) };
         let Some(held) = held else {
             noted.await;
             let message = "Approved; the replica holding this incident executes it.";

@@ -75,7 +75,7 @@ fn parse_setting<T: serde::de::DeserializeOwned>(setting: Setting) -> Result<T> 
 /// written by compare-and-set, read again and retried when another writer
 /// came first. Returns the written document and what `change` returned.
 ///
-/// Updates of one key in this process take turns (see [`turn`]), so only
+/// Updates of one key in this process take turns (a lock per key), so only
 /// another process (a replica) can come first: one read and one write
 /// each, instead of a retry round for every update that ran at the same
 /// time.

@@ -259,10 +259,7 @@ async fn all_in_statuses(
     loop {
         let page = store.list_incidents(&query).await?;
         let full = page.len() == PAGE;
-        query.after = page.last().map(|i| crate::store::PageKey {
-            created_at: i.created_at,
-            id: i.id,
-        });
+        query.after = page.last().map(crate::store::PageKey::of);
         all.extend(page);
         if !full {
             return Ok(all);

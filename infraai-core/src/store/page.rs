@@ -26,6 +26,16 @@ impl<I: Ord + Copy> PageKey<I> {
     }
 }
 
+impl PageKey<crate::IncidentId> {
+    /// The key of a page that ends at `incident`.
+    pub fn of(incident: &crate::domain::Incident) -> Self {
+        Self {
+            created_at: incident.created_at,
+            id: incident.id,
+        }
+    }
+}
+
 impl<I: fmt::Display> fmt::Display for PageKey<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nanos = self.created_at.timestamp_nanos_opt().unwrap_or(i64::MAX);

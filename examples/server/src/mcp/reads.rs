@@ -47,13 +47,10 @@ pub(super) async fn incidents(s: &AppState, a: ListIncidentsArgs) -> Result<Valu
         .await?;
     let more = incidents.len() > limit;
     incidents.truncate(limit);
-    let next = incidents.last().filter(|_| more).map(|i| {
-        PageKey {
-            created_at: i.created_at,
-            id: i.id,
-        }
-        .to_string()
-    });
+    let next = incidents
+        .last()
+        .filter(|_| more)
+        .map(|i| PageKey::of(i).to_string());
     Ok(json!({"incidents": incidents, "next": next}))
 }
 

@@ -112,17 +112,13 @@ pub(crate) async fn list_alerts(
         ("severity", &q.severity),
         ("resource", &q.resource),
     ];
-    let key = |i: &Incident| PageKey {
-        created_at: i.created_at,
-        id: i.id,
-    };
     let items = ("incidents", incidents);
     Ok(super::page(
         "/ops/alerts",
         &filters,
         limit,
         items,
-        key,
+        PageKey::of,
         s.simulated,
     ))
 }

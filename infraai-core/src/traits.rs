@@ -175,10 +175,22 @@ pub trait TfRunner: Send + Sync {
     async fn init(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
     /// `terraform validate`.
     async fn validate(&self, ws: &TfWorkspace) -> Result<ValidationReport>;
-    /// `terraform plan` into a saved plan; returns the change set (the dry-run preview).
+    /// `terraform plan` into a saved plan; returns the change set, each
+    /// change with its attributes (the dry-run preview).
     async fn plan(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet>;
-    /// Applies exactly the saved plan, streaming events to `log`.
-    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<()>;
+    /// `terraform plan` into a saved plan that [`TfRunner::apply`] applies
+    /// next, with nobody to look at it in between: the change set may come
+    /// with addresses and actions only, and `apply` return the attributes
+    /// (read while it applies, so that reading them costs no time of its
+    /// own). By default [`TfRunner::plan`].
+    async fn plan_to_apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
+        self.plan(ws, log).await
+    }
+    /// Applies exactly the saved plan, streaming events to `log`. Returns
+    /// the applied change set with its attributes when the plan was saved
+    /// without them ([`TfRunner::plan_to_apply`]) and could be read, else
+    /// `None`.
+    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<Option<ChangeSet>>;
     /// `terraform output`.
     async fn output(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>>;
     /// `terraform destroy`.

@@ -66,6 +66,19 @@ pub struct TerraformRunner {
     active: Mutex<HashMap<PathBuf, Active>>,
     /// Runs cancelled until [`TerraformRunner::resume`].
     cancelled: Mutex<HashSet<RunId>>,
+    /// Directories whose saved plan was not read yet
+    /// ([`TfRunner::plan_to_apply`]): `apply` reads it while applying.
+    unread: Mutex<HashSet<PathBuf>>,
+}
+
+/// What a plan returns of its change set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PlanView {
+    /// Each change with its attributes: `show -json` of the saved plan.
+    Attributes,
+    /// Addresses and actions from the plan's own stream; `apply` reads the
+    /// attributes while it applies.
+    Actions,
 }
 
 /// Holds a work directory for one operation.
@@ -121,6 +134,23 @@ struct NoLog;
 
 impl LogSink for NoLog {
     fn log(&self, _line: LogLine) {}
+}
+
+/// Passes an apply's lines on and tells when it began changing resources
+/// (its first `apply_start` event): from there an apply mostly waits on the
+/// cloud, and a read beside it costs it nothing.
+struct Changing<'a> {
+    log: &'a dyn LogSink,
+    started: &'a tokio::sync::Notify,
+}
+
+impl LogSink for Changing<'_> {
+    fn log(&self, line: LogLine) {
+        if line.fields.get("type").and_then(Value::as_str) == Some("apply_start") {
+            self.started.notify_one();
+        }
+        self.log.log(line);
+    }
 }
 
 fn io_err(op: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> TerraformError {
@@ -182,6 +212,7 @@ impl TerraformRunner {
             config,
             active: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
+            unread: Mutex::new(HashSet::new()),
         }
     }
 
@@ -465,6 +496,7 @@ impl TerraformRunner {
         log: &dyn LogSink,
         extra: Vec<OsString>,
         plan_file: &str,
+        view: PlanView,
     ) -> Result<ChangeSet> {
         let path = ws.dir.join(plan_file);
         match tokio::fs::remove_file(&path).await {
@@ -480,10 +512,19 @@ impl TerraformRunner {
             format!("-out={plan_file}").into(),
         ];
         args.extend(extra);
-        lock.exec_ok("plan", args, Some(log)).await?;
-        let args = ["show", "-json", "-no-color", plan_file];
-        let shown = lock.exec_ok("show", args, None).await?;
-        let set = wire::parse_plan(&shown.stdout).map_err(parse_err("show", &ws.dir))?;
+        let planned = lock.exec_ok("plan", args, Some(log)).await?;
+        let set = match view {
+            PlanView::Attributes => self.read_plan(ws, lock, plan_file).await?,
+            PlanView::Actions => {
+                wire::parse_planned_changes(&planned.stdout).map_err(parse_err("plan", &ws.dir))?
+            }
+        };
+        let mut unread = locked(&self.unread);
+        match view {
+            PlanView::Attributes => unread.remove(&ws.dir),
+            PlanView::Actions => unread.insert(ws.dir.clone()),
+        };
+        drop(unread);
         log.log(LogLine::info(
             "terraform",
             format!("plan: {}", set.summary()),
@@ -492,12 +533,31 @@ impl TerraformRunner {
         Ok(set)
     }
 
+    /// `terraform show -json` of a saved plan: its change set, attributes
+    /// and all.
+    async fn read_plan(
+        &self,
+        ws: &TfWorkspace,
+        lock: &DirLock<'_>,
+        plan_file: &str,
+    ) -> Result<ChangeSet> {
+        let args = ["show", "-json", "-no-color", plan_file];
+        let shown = lock.exec_ok("show", args, None).await?;
+        wire::parse_plan(&shown.stdout).map_err(parse_err("show", &ws.dir))
+    }
+
+    /// Applies the saved plan and removes it. When it was saved without its
+    /// attributes ([`PlanView::Actions`]), reads them while it applies
+    /// (from the apply's first resource change on: before that the apply
+    /// starts up, which is CPU work; the plan file is removed only after
+    /// both) and returns them; a plan that cannot be read is logged, not an
+    /// error: it is applied all the same.
     async fn apply_locked(
         &self,
         ws: &TfWorkspace,
         lock: &DirLock<'_>,
         log: &dyn LogSink,
-    ) -> Result<()> {
+    ) -> Result<Option<ChangeSet>> {
         let path = ws.dir.join(PLAN_FILE);
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Err(TerraformError::NoSavedPlan {
@@ -505,22 +565,48 @@ impl TerraformRunner {
                 dir: ws.dir.clone(),
             });
         }
+        let unread = locked(&self.unread).remove(&ws.dir);
         let args = ["apply", "-input=false", "-json", "-auto-approve", PLAN_FILE];
-        let result = lock.exec_ok("apply", args, Some(log)).await;
+        let started = tokio::sync::Notify::new();
+        let log = Changing {
+            log,
+            started: &started,
+        };
+        let applying = async {
+            let result = lock.exec_ok("apply", args, Some(&log)).await;
+            started.notify_one();
+            result
+        };
+        let reading = async {
+            started.notified().await;
+            self.read_plan(ws, lock, PLAN_FILE).await
+        };
+        let (result, read) = if unread {
+            let (result, read) = tokio::join!(applying, reading);
+            (result, Some(read))
+        } else {
+            (applying.await, None)
+        };
         // A plan is applied at most once, whatever happened: after a partial
         // apply it is stale, and a new preview must be approved.
         if let Err(e) = tokio::fs::remove_file(&path).await {
             warn!(dir = %ws.dir.display(), error = %e, "could not remove the applied plan");
         }
-        result.map(drop)
+        result?;
+        Ok(read.and_then(|read| {
+            read.map_err(
+                |e| warn!(dir = %ws.dir.display(), error = %e, "could not read the applied plan"),
+            )
+            .ok()
+        }))
     }
 
     /// The dry-run preview of a destroy: `plan -destroy` into the saved plan,
     /// so that [`TfRunner::apply`] deletes exactly what was approved.
     pub async fn plan_destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
         let lock = self.lock(ws, "plan_destroy").await?;
-        self.plan_locked(ws, &lock, log, vec!["-destroy".into()], PLAN_FILE)
-            .await
+        let destroy = vec!["-destroy".into()];
+        (self.plan_locked(ws, &lock, log, destroy, PLAN_FILE, PlanView::Attributes)).await
     }
 
     /// `terraform show -json` of the state: its managed resources (address,
@@ -631,7 +717,8 @@ impl TerraformRunner {
                 warn!(file = %path.display(), error = %e, "could not restore the tfvars file");
             }
         };
-        let set = match self.plan_locked(ws, &lock, log, vec![], PLAN_FILE).await {
+        let planned = self.plan_locked(ws, &lock, log, vec![], PLAN_FILE, PlanView::Attributes);
+        let set = match planned.await {
             Ok(set) => set,
             Err(e) => {
                 restore().await;
@@ -677,6 +764,7 @@ impl TerraformRunner {
                 log,
                 vec![format!("-var-file={}", staged.display()).into()],
                 preview_plan,
+                PlanView::Attributes,
             )
             .await;
         for f in [staged, ws.dir.join(preview_plan)] {
@@ -833,10 +921,29 @@ impl TfRunner for TerraformRunner {
 
     async fn plan(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<ChangeSet> {
         let lock = self.lock(ws, "plan").await?;
-        Ok(self.plan_locked(ws, &lock, log, vec![], PLAN_FILE).await?)
+        let view = PlanView::Attributes;
+        Ok(self
+            .plan_locked(ws, &lock, log, vec![], PLAN_FILE, view)
+            .await?)
     }
 
-    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<()> {
+    async fn plan_to_apply(
+        &self,
+        ws: &TfWorkspace,
+        log: &dyn LogSink,
+    ) -> infraai_core::Result<ChangeSet> {
+        let lock = self.lock(ws, "plan").await?;
+        let view = PlanView::Actions;
+        Ok(self
+            .plan_locked(ws, &lock, log, vec![], PLAN_FILE, view)
+            .await?)
+    }
+
+    async fn apply(
+        &self,
+        ws: &TfWorkspace,
+        log: &dyn LogSink,
+    ) -> infraai_core::Result<Option<ChangeSet>> {
         let lock = self.lock(ws, "apply").await?;
         Ok(self.apply_locked(ws, &lock, log).await?)
     }

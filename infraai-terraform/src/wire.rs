@@ -230,6 +230,52 @@ fn action(actions: &[String]) -> Result<ChangeAction, String> {
     })
 }
 
+/// The change set in `terraform plan -json`'s own stream: each
+/// `planned_change`'s address and action, sorted by address as
+/// `show -json` lists them, no-ops (and pure moves and imports) omitted.
+/// The stream carries no attribute values; [`parse_plan`] of the saved plan
+/// does.
+pub(crate) fn parse_planned_changes(stream: &str) -> Result<ChangeSet, String> {
+    #[derive(Deserialize)]
+    struct Event {
+        change: Planned,
+    }
+    #[derive(Deserialize)]
+    struct Planned {
+        resource: Resource,
+        action: String,
+    }
+    #[derive(Deserialize)]
+    struct Resource {
+        addr: String,
+    }
+    let mut changes = Vec::new();
+    // Only the lines that can be one are parsed: most of a large plan's
+    // stream is progress.
+    for line in stream
+        .lines()
+        .filter(|l| l.contains(r#""type":"planned_change""#))
+    {
+        let e: Event = serde_json::from_str(line).map_err(|e| format!("planned_change: {e}"))?;
+        let action = match e.change.action.as_str() {
+            "noop" | "move" | "import" => continue,
+            "create" => ChangeAction::Create,
+            "read" => ChangeAction::Read,
+            "update" => ChangeAction::Update,
+            "delete" => ChangeAction::Delete,
+            "replace" => ChangeAction::Replace,
+            other => return Err(format!("unknown planned action {other:?}")),
+        };
+        changes.push(ResourceChange {
+            address: e.change.resource.addr,
+            action,
+            attributes: Vec::new(),
+        });
+    }
+    changes.sort_by(|a, b| a.address.cmp(&b.address));
+    Ok(ChangeSet { changes })
+}
+
 /// Parses `terraform show -json <planfile>` into a change set (no-ops omitted).
 /// Sensitive values are replaced by [`SENSITIVE`].
 pub(crate) fn parse_plan(json: &str) -> Result<ChangeSet, String> {
@@ -384,6 +430,47 @@ pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, St
 
 #[cfg(test)]
 mod tests {
+
+    /// Lines of Terraform 1.11's `plan -json` stream (one resource of each
+    /// kind of change, one pure move, the summary and a log line).
+    const PLAN_STREAM: &str = r#"{"@level":"info","@message":"Terraform 1.11.4","type":"version","ui":"1.2"}
+{"@level":"info","@message":"terraform_data.d: Plan to create","change":{"resource":{"addr":"terraform_data.d","module":"","resource":"terraform_data.d","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"d","resource_key":null},"action":"create"},"type":"planned_change"}
+{"@level":"info","@message":"terraform_data.a: Plan to update","change":{"resource":{"addr":"terraform_data.a","module":"","resource":"terraform_data.a","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"a","resource_key":null},"action":"update"},"type":"planned_change"}
+{"@level":"info","@message":"terraform_data.b: Plan to delete","change":{"resource":{"addr":"terraform_data.b","module":"","resource":"terraform_data.b","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"b","resource_key":null},"action":"delete","reason":"delete_because_no_resource_config"},"type":"planned_change"}
+{"@level":"info","@message":"terraform_data.e: Plan to move","change":{"resource":{"addr":"terraform_data.e","module":"","resource":"terraform_data.e","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"e","resource_key":null},"previous_resource":{"addr":"terraform_data.old"},"action":"move"},"type":"planned_change"}
+{"@level":"info","@message":"terraform_data.c: Plan to replace","change":{"resource":{"addr":"terraform_data.c","module":"","resource":"terraform_data.c","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"c","resource_key":null},"action":"replace","reason":"cannot_update"},"type":"planned_change"}
+{"@level":"info","@message":"Plan: 2 to add, 1 to change, 2 to destroy.","changes":{"add":2,"change":1,"import":0,"remove":2,"operation":"plan"},"type":"change_summary"}"#;
+
+    #[test]
+    fn a_plan_stream_gives_each_change_s_address_and_action_in_address_order() {
+        let set = parse_planned_changes(PLAN_STREAM).unwrap();
+        let got: Vec<(&str, ChangeAction)> = (set.changes.iter())
+            .map(|c| (c.address.as_str(), c.action))
+            .collect();
+        use ChangeAction::*;
+        assert_eq!(
+            got,
+            [
+                ("terraform_data.a", Update),
+                ("terraform_data.b", Delete),
+                ("terraform_data.c", Replace),
+                ("terraform_data.d", Create),
+            ]
+        );
+        assert!(set.changes.iter().all(|c| c.attributes.is_empty()));
+        assert_eq!(
+            set.summary(),
+            "1 to create, 1 to update, 1 to replace, 1 to delete"
+        );
+        let unknown = PLAN_STREAM.replace(r#""action":"create""#, r#""action":"explode""#);
+        assert!(parse_planned_changes(&unknown)
+            .unwrap_err()
+            .contains("explode"));
+        assert!(parse_planned_changes("not json\n")
+            .unwrap()
+            .changes
+            .is_empty());
+    }
 
     #[test]
     fn a_shown_state_gives_the_outputs_as_output_json_does() {

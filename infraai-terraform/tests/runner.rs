@@ -138,7 +138,14 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     );
     assert_eq!(set.summary(), "2 to create");
 
-    runner.apply(&ws, &log).await.unwrap();
+    // Planned again to be applied at once: addresses and actions from the
+    // plan's own stream, and the attributes from the apply.
+    let actions = runner.plan_to_apply(&ws, &log).await.unwrap();
+    let mut bare = set.clone();
+    bare.changes.iter_mut().for_each(|c| c.attributes.clear());
+    assert_eq!(actions, bare);
+    let applied = runner.apply(&ws, &log).await.unwrap();
+    assert_eq!(applied, Some(set), "the applied plan, read while applying");
     assert!(
         !ws.dir.join(PLAN_FILE).exists(),
         "an applied plan is removed"
@@ -181,7 +188,11 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     // Nothing left to do; applying again without a new plan is refused.
     let again = runner.plan(&ws, &log).await.unwrap();
     assert_eq!(again.summary(), "no changes");
-    runner.apply(&ws, &log).await.unwrap();
+    let applied = runner.apply(&ws, &log).await.unwrap();
+    assert_eq!(
+        applied, None,
+        "a plan read when it was made is not read again"
+    );
     let err = runner.apply(&ws, &log).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("no saved plan"), "{err}");
@@ -463,7 +474,7 @@ async fn start_slow_apply(
     log: Arc<Collect>,
 ) -> (
     RunId,
-    tokio::task::JoinHandle<infraai_core::Result<()>>,
+    tokio::task::JoinHandle<infraai_core::Result<Option<ChangeSet>>>,
     i32,
 ) {
     let run_id = RunId::new();

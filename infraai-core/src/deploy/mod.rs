@@ -282,9 +282,16 @@ impl DeployAgent {
         note: Option<String>,
     ) -> Result<()> {
         run.enter(phase, note.clone());
-        self.deps.store.put_run(run).await?;
-        self.deps.events.phase(run.id, phase, note.clone());
-        self.audit_phase(run, note).await;
+        // The run and its audit record are written together (one commit
+        // where the store groups concurrent writes); the audit record of a
+        // phase whose run could not be stored says what was attempted.
+        let run = &*run;
+        let (stored, ()) = tokio::join!(
+            self.deps.store.put_run(run),
+            self.audit_phase(run, note.clone())
+        );
+        stored?;
+        self.deps.events.phase(run.id, phase, note);
         info!(run_id = %run.id, phase = %phase, "run phase");
         Ok(())
     }

@@ -186,7 +186,13 @@ impl DeployAgent {
         log: &dyn LogSink,
     ) -> Result<Attempt> {
         self.enter(run, RunPhase::Planning, None).await?;
-        let change_set = match self.deps.runner.plan(ws, log).await {
+        // A dry run's plan is the preview, attributes and all; a plan applied
+        // at once may leave its attributes to the apply.
+        let planned = match run.dry_run {
+            true => self.deps.runner.plan(ws, log).await,
+            false => self.deps.runner.plan_to_apply(ws, log).await,
+        };
+        let change_set = match planned {
             Ok(c) => c,
             Err(e) => return Ok(Attempt::Failed(TerraformStep::Plan, e)),
         };
@@ -199,7 +205,12 @@ impl DeployAgent {
         }
         self.enter(run, RunPhase::Applying, Some(summary)).await?;
         Ok(match self.deps.runner.apply(ws, log).await {
-            Ok(()) => Attempt::Applied,
+            Ok(applied) => {
+                if applied.is_some() {
+                    run.change_set = applied;
+                }
+                Attempt::Applied
+            }
             Err(e) => Attempt::Failed(TerraformStep::Apply, e),
         })
     }

@@ -164,11 +164,11 @@ impl TfRunner for ScriptedTfRunner {
         Ok(self.change_set.clone())
     }
 
-    async fn apply(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<()> {
+    async fn apply(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<Option<ChangeSet>> {
         self.call("apply");
         if std::mem::take(&mut *lock(&self.destroy_planned)) {
             lock(&self.state).clear();
-            return Ok(());
+            return Ok(None);
         }
         *lock(&self.state) = self
             .change_set
@@ -211,7 +211,7 @@ impl TfRunner for ScriptedTfRunner {
                 false,
                 m.clone(),
             )),
-            None => Ok(()),
+            None => Ok(None),
         }
     }
 

@@ -31,11 +31,14 @@
 # `apply -input=false -json -auto-approve <file>`, `output -json -no-color`
 # (the server pipes the output and parses it, by hand it goes to a file).
 # What the server does that the commands by hand do not: `show -json` of the
-# saved plan (its change set) and of the state (the run's resources), the
-# store writes of each phase, the HTTP verification of the service (the
-# `verifying` phase), storing the deployment; a validate → fix loop or apply
-# retries when needed (counted; none for this goal). Each is listed with its
-# time.
+# saved plan (its change set with attributes), beside the apply once that
+# began changing resources; `show -json` of the state (the run's resources
+# and the outputs) instead of `output`; the store writes of each phase (beside
+# the steps that change nothing: init, validate, plan, the HTTP check), the
+# HTTP verification of the service (the `verifying` phase), storing the
+# deployment; a validate → fix loop or apply retries when needed (counted;
+# none for this goal). Each is listed with its time; a command beside another
+# counts once in the time terraform was running.
 #
 # Prints the wall time of both (min / median), the overhead
 # (infraai / raw - 1, on the min and on the median) for the whole run and for

@@ -274,7 +274,31 @@ impl DeployAgent {
         self.record_phase(run, phase, note).await
     }
 
-    /// Records that `run` entered `phase`: stored, streamed, audited.
+    /// Enters `phase` while `step` already runs: for a step that changes
+    /// nothing outside the run's own directory (init, validate, plan, the
+    /// HTTP check), so that recording the phase costs the run no time of
+    /// its own. STOP AUTONOMY is waited out before either starts; the phase
+    /// is streamed first, so that the step's lines follow it; a crash in
+    /// between leaves the run recorded one phase behind, with nothing to
+    /// undo. An apply enters its phase first ([`DeployAgent::enter`]), and
+    /// so does every phase a client may read the run after (a terminal one).
+    async fn enter_with<T>(
+        &self,
+        run: &mut Run,
+        phase: RunPhase,
+        note: Option<String>,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        if pause::halts_before(phase) {
+            self.hold_while_stopped(run, phase).await?;
+        }
+        run.enter(phase, note.clone());
+        self.deps.events.phase(run.id, phase, note.clone());
+        let (recorded, done) = tokio::join!(self.store_phase(run, note), step);
+        recorded.map(|()| done)
+    }
+
+    /// Records that `run` entered `phase`: stored, audited, then streamed.
     async fn record_phase(
         &self,
         run: &mut Run,
@@ -282,17 +306,19 @@ impl DeployAgent {
         note: Option<String>,
     ) -> Result<()> {
         run.enter(phase, note.clone());
-        // The run and its audit record are written together (one commit
-        // where the store groups concurrent writes); the audit record of a
-        // phase whose run could not be stored says what was attempted.
-        let run = &*run;
-        let (stored, ()) = tokio::join!(
-            self.deps.store.put_run(run),
-            self.audit_phase(run, note.clone())
-        );
-        stored?;
+        self.store_phase(run, note.clone()).await?;
         self.deps.events.phase(run.id, phase, note);
-        info!(run_id = %run.id, phase = %phase, "run phase");
+        Ok(())
+    }
+
+    /// Stores `run` in the phase it just entered, with the phase's audit
+    /// record: written together (one commit where the store groups
+    /// concurrent writes); the audit record of a phase whose run could not
+    /// be stored says what was attempted.
+    async fn store_phase(&self, run: &Run, note: Option<String>) -> Result<()> {
+        let (stored, ()) = tokio::join!(self.deps.store.put_run(run), self.audit_phase(run, note));
+        stored?;
+        info!(run_id = %run.id, phase = %run.phase, "run phase");
         Ok(())
     }
 

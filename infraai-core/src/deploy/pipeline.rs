@@ -72,9 +72,14 @@ impl DeployAgent {
             .files
             .clone()
             .ok_or_else(|| Error::invalid(format!("run {}", run.id), "has no Terraform files"))?;
-        self.enter(run, RunPhase::Initializing, None).await?;
-        let ws = self.deps.runner.write_files(run.id, &files).await?;
-        self.deps.runner.init(&ws, log).await?;
+        let run_id = run.id;
+        let step = async {
+            let ws = self.deps.runner.write_files(run_id, &files).await?;
+            self.deps.runner.init(&ws, log).await.map(|()| ws)
+        };
+        let ws = (self
+            .enter_with(run, RunPhase::Initializing, None, step)
+            .await)??;
         Ok(Progress {
             original: plan.clone(),
             plan,
@@ -92,8 +97,10 @@ impl DeployAgent {
     async fn validate_and_fix(&self, run: &mut Run, p: &mut Progress) -> Result<()> {
         let fixes = p.fixes;
         let note = (fixes > 0).then(|| format!("after fix attempt {fixes}"));
-        self.enter(run, RunPhase::Validating, note).await?;
-        let mut report = self.deps.runner.validate(&p.ws).await?;
+        let validated = self.deps.runner.validate(&p.ws);
+        let mut report = (self
+            .enter_with(run, RunPhase::Validating, note, validated)
+            .await)??;
         while !report.valid {
             run.diagnostics = report.diagnostics.clone();
             let first = first_error(&report.diagnostics);
@@ -112,9 +119,11 @@ impl DeployAgent {
                     format!("no fixer could repair: {first}"),
                 ));
             }
-            let note = format!("after fix attempt {}", p.fixes);
-            self.enter(run, RunPhase::Validating, Some(note)).await?;
-            report = self.deps.runner.validate(&p.ws).await?;
+            let note = Some(format!("after fix attempt {}", p.fixes));
+            let validated = self.deps.runner.validate(&p.ws);
+            report = (self
+                .enter_with(run, RunPhase::Validating, note, validated)
+                .await)??;
         }
         run.diagnostics = report.diagnostics;
         p.unvalidated = false;
@@ -185,14 +194,17 @@ impl DeployAgent {
         ws: &TfWorkspace,
         log: &dyn LogSink,
     ) -> Result<Attempt> {
-        self.enter(run, RunPhase::Planning, None).await?;
         // A dry run's plan is the preview, attributes and all; a plan applied
         // at once may leave its attributes to the apply.
-        let planned = match run.dry_run {
-            true => self.deps.runner.plan(ws, log).await,
-            false => self.deps.runner.plan_to_apply(ws, log).await,
+        let dry_run = run.dry_run;
+        let planned = async {
+            match dry_run {
+                true => self.deps.runner.plan(ws, log).await,
+                false => self.deps.runner.plan_to_apply(ws, log).await,
+            }
         };
-        let change_set = match planned {
+        let planned = self.enter_with(run, RunPhase::Planning, None, planned);
+        let change_set = match planned.await? {
             Ok(c) => c,
             Err(e) => return Ok(Attempt::Failed(TerraformStep::Plan, e)),
         };
@@ -224,8 +236,9 @@ impl DeployAgent {
         run.outputs = outputs;
         self.record_state(run, state, log);
 
-        self.enter(run, RunPhase::Verifying, None).await?;
-        let verification = self.deps.verifier.verify(&run.outputs).await;
+        let outputs = run.outputs.clone();
+        let verifying = self.deps.verifier.verify(&outputs);
+        let verification = (self.enter_with(run, RunPhase::Verifying, None, verifying)).await?;
 
         // The resources exist now, whatever verification says: record them
         // before judging, so nothing that was created is ever forgotten.

@@ -389,18 +389,22 @@ async fn lock_incident(
     Ok((cols.name(0)?, cols.get(1)?))
 }
 
-async fn set_status(
+/// Moves a locked incident to `to` and answers with it as moved (one
+/// round trip: `RETURNING`).
+async fn move_incident(
     c: &dyn Db,
     id: &str,
     to: IncidentStatus,
     note: Option<&str>,
     op: &'static str,
-) -> StoreResult<()> {
+) -> StoreResult<Incident> {
     let p: [&(dyn ToSql + Sync); 4] = [&status_name(to), &note, &codec::time(Utc::now()), &id];
-    c.exec(sql::SET_STATUS, &p)
-        .await
+    let rows = (c.rows(sql::SET_STATUS_RETURNING, &p).await)
         .map_err(qerr(op, format!("incident {id}")))?;
-    Ok(())
+    let row = rows.first().ok_or_else(|| StoreError::NotFound {
+        what: format!("incident {id}"),
+    })?;
+    sql::incident(row, op)
 }
 
 /// The kill-switch row; `lock` takes it `FOR SHARE` (a claim in flight).
@@ -540,11 +544,16 @@ impl IncidentStore for PostgresStore {
         Ok(in_tx!(self, OP, |tx| {
             let (status, _) = lock_incident(tx, &id, OP).await?;
             lifecycle::transition(incident, status, from, to)?;
-            set_status(tx, &id, to, note, OP).await?;
-            if let Some(a) = approval {
-                rows::insert_approval(tx, a).await?;
-            }
-            rows::load_incident(tx, &id, OP).await
+            // The approval goes out with the move: one round trip for both.
+            let approved = async {
+                match approval {
+                    Some(a) => rows::insert_approval(tx, a).await,
+                    None => Ok(()),
+                }
+            };
+            let (moved, approved) = tokio::join!(move_incident(tx, &id, to, note, OP), approved);
+            approved?;
+            moved
         })?)
     }
 
@@ -558,10 +567,11 @@ impl IncidentStore for PostgresStore {
             let engaged = kill_switch_row(tx, OP, true).await?.engaged;
             let (status, _) = lock_incident(tx, &id, OP).await?;
             let step = lifecycle::claim(status, engaged);
-            if let Some(to) = step.to() {
-                set_status(tx, &id, to, None, OP).await?;
-            }
-            Ok(Claim::of(step, rows::load_incident(tx, &id, OP).await?))
+            let incident = match step.to() {
+                Some(to) => move_incident(tx, &id, to, None, OP).await?,
+                None => rows::load_incident(tx, &id, OP).await?,
+            };
+            Ok(Claim::of(step, incident))
         })?)
     }
 

@@ -8,10 +8,17 @@ use chrono::Utc;
 use infraai_core::*;
 
 /// The incident columns, in the order [`incident`] reads them.
-pub(crate) const INCIDENT_COLS: &str = "SELECT id, fingerprint, status, source, policy_name, \
-     resource, resource_type, cloud, metric, value, threshold, severity, alert_state, started_at, \
-     labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, deployment_id, \
-     note, created_at, updated_at FROM incidents";
+macro_rules! incident_columns {
+    () => {
+        "id, fingerprint, status, source, policy_name, \
+         resource, resource_type, cloud, metric, value, threshold, severity, alert_state, \
+         started_at, labels_json, raw_json, occurrences, decision_json, guardrail_notes_json, \
+         deployment_id, note, created_at, updated_at"
+    };
+}
+
+/// The incident columns, in the order [`incident`] reads them.
+pub(crate) const INCIDENT_COLS: &str = concat!("SELECT ", incident_columns!(), " FROM incidents");
 
 /// The open incident of a fingerprint: at most one, by the partial unique
 /// index `incidents_open_fingerprint`, whose condition this repeats (both
@@ -276,6 +283,15 @@ pub(crate) const DECIDE: [&str; 2] = [
 /// Moves an incident (`$4`) to a status (`$1`), noting `$2` if given, at `$3`.
 pub(crate) const SET_STATUS: &str = "UPDATE incidents SET status = $1, \
      note = COALESCE($2, note), updated_at = $3 WHERE id = $4";
+
+/// [`SET_STATUS`] answering with the incident as moved ([`incident`]'s
+/// columns): one round trip instead of two where the store has `RETURNING`.
+#[cfg(feature = "postgres")]
+pub(crate) const SET_STATUS_RETURNING: &str = concat!(
+    "UPDATE incidents SET status = $1, note = COALESCE($2, note), updated_at = $3 \
+     WHERE id = $4 RETURNING ",
+    incident_columns!()
+);
 
 /// Inserts an approval ([`approval_params`]).
 pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO approvals (incident_id, approved, \

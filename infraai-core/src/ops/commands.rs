@@ -197,57 +197,59 @@ impl OpsAgent {
         detach: Option<&Arc<OpsAgent>>,
     ) -> Result<CommandOutcome> {
         use IncidentStatus::{Approved, Blocked, Pending};
-        // While stopped the approval is refused and the incident stays
-        // pending (it can be approved after RESUME); one that races STOP is
-        // approved, then blocked by the claim, and asked again after RESUME.
-        if self.deps.store.kill_switch().await?.engaged {
+        // The incident's job is taken while the kill-switch is read, before
+        // the claim: a replica that finds the incident executing without a
+        // live job takes it for abandoned. While stopped the approval is
+        // refused and the incident stays pending (it can be approved after
+        // RESUME); one that races STOP is approved, then blocked by the
+        // claim, and asked again after RESUME.
+        let (switch, held) = tokio::join!(self.deps.store.kill_switch(), self.hold(id));
+        let (held, stopped) = (held?, switch.map(|s| s.engaged));
+        if !matches!(stopped, Ok(false)) {
+            if let Some(held) = held {
+                held.release().await;
+            }
+            stopped?;
             return self.approve_late(id, actor, true).await;
         }
         // The approval is recorded with the move, never one without the
-        // other, and the incident's job is taken at the same time: one round
-        // of commits. The job comes before the claim (a replica that finds
-        // the incident executing without a live job takes it for abandoned);
-        // a losing approver gives it back at once.
+        // other; with the job held, the claim is made in the same store call
+        // (one commit where the store can). A losing approver gives the job
+        // back at once.
         let record = approval(id, true, actor, true);
         let move_ = Transition::new(id, &[Pending], Approved).approval(&record);
-        let (change, held) = tokio::join!(self.deps.store.transition(move_), self.hold(id));
-        let incident = match won(change) {
-            Ok(Some(incident)) => incident,
-            lost => {
-                if let Ok(Some(held)) = held {
+        let (claim, held) = match held {
+            Some(held) => match won(self.deps.store.transition_and_claim(move_).await) {
+                Ok(Some(claim)) => (Some(claim), Some(held)),
+                lost => {
                     held.release().await;
+                    lost?;
+                    return self.approve_late(id, actor, false).await;
                 }
-                lost?;
-                return self.approve_late(id, actor, false).await;
+            },
+            None => {
+                if won(self.deps.store.transition(move_).await)?.is_none() {
+                    return self.approve_late(id, actor, false).await;
+                }
+                (None, self.hold_again(id).await?)
             }
         };
         info!(incident_id = %id, actor = %actor.label(), "approved");
-        let held = match held? {
-            Some(held) => Some(held),
-            None => self.hold_again(id).await?,
-        };
-        let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
-        // The earned-autonomy count: every update of an action's record
-        // takes its turn (executions count on it too), so a detached
-        // approval counts in the background instead of waiting in line.
-        let counted = async {
-            match detach {
-                Some(agent) => {
-                    let (agent, incident) = (agent.clone(), incident.clone());
-                    tokio::spawn(async move { agent.observe(&incident, Outcome::Approved).await });
-                }
-                None => self.observe(&incident, Outcome::Approved).await,
-            }
-        };
-        let audited = self.audit(approved.incident(id).by(actor.label()));
-        let noted = async { tokio::join!(counted, audited) };
         let Some(held) = held else {
-            noted.await;
+            let incident = self.load(id).await?;
+            self.noted(&incident, actor, detach).await;
             let message = "Approved; the replica holding this incident executes it.";
-            return Ok(CommandOutcome::done(message, Some(self.load(id).await?)));
+            return Ok(CommandOutcome::done(message, Some(incident)));
         };
-        let (_, claim) = tokio::join!(noted, self.claim(id));
-        let after = match (claim?, detach) {
+        let claim = match claim {
+            Some(claim) => {
+                self.note_blocked(&claim).await;
+                claim
+            }
+            None => self.claim(id).await?,
+        };
+        self.noted(claim.incident(), actor, detach).await;
+        let after = match (claim, detach) {
             (Claim::Claimed(claimed), Some(agent)) => {
                 return self.run_detached(agent, claimed, held).await;
             }
@@ -266,6 +268,25 @@ impl OpsAgent {
             s => format!("Approved; the incident is now {s}."),
         };
         Ok(CommandOutcome::done(message, Some(after)))
+    }
+
+    /// What an effective approval leaves besides the move: its audit record
+    /// and the earned-autonomy count. Every update of an action's count
+    /// takes its turn (executions count on it too), so a detached approval
+    /// counts in the background instead of waiting in line.
+    async fn noted(&self, incident: &Incident, actor: &Actor, detach: Option<&Arc<OpsAgent>>) {
+        let counted = async {
+            match detach {
+                Some(agent) => {
+                    let (agent, incident) = (agent.clone(), incident.clone());
+                    tokio::spawn(async move { agent.observe(&incident, Outcome::Approved).await });
+                }
+                None => self.observe(incident, Outcome::Approved).await,
+            }
+        };
+        let approved = AuditRecord::agent(AuditStep::HumanCommand, "approved");
+        let audited = self.audit(approved.incident(incident.id).by(actor.label()));
+        tokio::join!(counted, audited);
     }
 
     /// The job of an incident just approved, which a losing approver may

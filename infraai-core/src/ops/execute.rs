@@ -30,12 +30,17 @@ impl OpsAgent {
     /// Claims an execution; audits a claim refused by the kill-switch.
     pub(super) async fn claim(&self, id: IncidentId) -> Result<Claim> {
         let claim = self.deps.store.claim_execution(id).await?;
-        if let Claim::Blocked(_) = claim {
+        self.note_blocked(&claim).await;
+        Ok(claim)
+    }
+
+    /// Audits a claim the kill-switch refused.
+    pub(super) async fn note_blocked(&self, claim: &Claim) {
+        if let Claim::Blocked(i) = claim {
             let blocked = "blocked by the kill-switch; nothing executed";
-            self.audit(AuditRecord::agent(AuditStep::Action, blocked).incident(id))
+            self.audit(AuditRecord::agent(AuditStep::Action, blocked).incident(i.id))
                 .await;
         }
-        Ok(claim)
     }
 
     /// Runs the action of an incident this caller has claimed, then re-checks.

@@ -275,7 +275,7 @@ fn ago(d: Duration) -> DateTime<Utc> {
 
 /// `Some` with the incident a store change of this caller's left; `None`
 /// when another caller moved the incident first ([`Error::Conflict`]).
-fn won(change: Result<Incident>) -> Result<Option<Incident>> {
+fn won<T>(change: Result<T>) -> Result<Option<T>> {
     match change {
         Ok(incident) => Ok(Some(incident)),
         Err(Error::Conflict { .. }) => Ok(None),

@@ -289,6 +289,13 @@ pub enum Claim {
 }
 
 impl Claim {
+    /// The incident, as the claim left it.
+    pub fn incident(&self) -> &Incident {
+        match self {
+            Claim::Claimed(i) | Claim::Blocked(i) | Claim::NotClaimable(i) => i,
+        }
+    }
+
     /// The claim a [`crate::lifecycle::claim`] step gives, with the incident
     /// as it is after the step.
     pub fn of(step: crate::lifecycle::ClaimStep, incident: Incident) -> Self {

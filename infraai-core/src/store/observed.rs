@@ -179,6 +179,14 @@ forward!(IncidentStore {
         self.report("claim_execution", start, claimed);
         result
     }
+
+    async fn transition_and_claim(&self, change: Transition<'_>) -> Result<Claim> {
+        let start = Instant::now();
+        let result = self.inner.transition_and_claim(change).await;
+        let claimed = result.as_ref().map(Committed::Claimed);
+        self.report("transition_and_claim", start, claimed);
+        result
+    }
 );
 
 #[cfg(all(test, feature = "testing"))]

@@ -68,6 +68,16 @@ pub trait IncidentStore: StoreBackend {
     /// Claims the execution of an `approved` or `auto` incident, reading the
     /// kill-switch in the same transaction (architecture rules 2 and 3).
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim>;
+    /// [`IncidentStore::transition`], then [`IncidentStore::claim_execution`]
+    /// of the moved incident: in one transaction where the store can
+    /// (PostgreSQL), so that the move, its approval record and the claim
+    /// commit together or not at all. By default the two calls, one after
+    /// the other (a crash in between leaves the incident moved and
+    /// unclaimed, as between two calls of the caller: recovery takes it up).
+    async fn transition_and_claim(&self, change: Transition<'_>) -> Result<Claim> {
+        self.transition(change).await?;
+        self.claim_execution(change.id).await
+    }
     /// The kill-switch state.
     async fn kill_switch(&self) -> Result<KillSwitch>;
     /// Engages or releases the kill-switch. Engaging moves every `pending`,

@@ -575,6 +575,37 @@ impl IncidentStore for PostgresStore {
         })?)
     }
 
+    async fn transition_and_claim(&self, change: Transition<'_>) -> Result<Claim> {
+        let Transition {
+            id,
+            from,
+            to,
+            note,
+            approval,
+        } = change;
+        const OP: &str = "transition_and_claim";
+        let incident = id;
+        let id = id.to_string();
+        Ok(in_tx!(self, OP, |tx| {
+            // Locked in the claim's order: the kill-switch, then the incident.
+            let engaged = kill_switch_row(tx, OP, true).await?.engaged;
+            let (status, _) = lock_incident(tx, &id, OP).await?;
+            lifecycle::transition(incident, status, from, to)?;
+            let step = lifecycle::claim(to, engaged);
+            // One update, to where the claim leaves it; the approval with it.
+            let approved = async {
+                match approval {
+                    Some(a) => rows::insert_approval(tx, a).await,
+                    None => Ok(()),
+                }
+            };
+            let moving = move_incident(tx, &id, step.to().unwrap_or(to), note, OP);
+            let (moved, approved) = tokio::join!(moving, approved);
+            approved?;
+            Ok(Claim::of(step, moved?))
+        })?)
+    }
+
     async fn kill_switch(&self) -> Result<KillSwitch> {
         let c = self.client("kill_switch").await?;
         Ok(kill_switch_row(&c, "kill_switch", false).await?)

@@ -104,6 +104,57 @@ pub async fn hundred_way_approve_and_claim_race(store: Arc<dyn MetadataStore>) {
         .is_some_and(|n| n.starts_with("approved by racer")));
 }
 
+/// A move and its claim in one call: an approval moves a pending incident
+/// to `executing` (its approval recorded), or to `blocked` while the
+/// kill-switch is engaged; a move from the wrong status changes nothing and
+/// records no approval.
+pub async fn transition_and_claim_moves_and_claims(store: &dyn MetadataStore) {
+    let approve = |id, by: &'static str| ApprovalRecord {
+        incident_id: id,
+        approved: true,
+        actor: Actor::new("web", by),
+        effective: true,
+        at: chrono::Utc::now(),
+    };
+    let pending = [IncidentStatus::Pending];
+    let id = decided(store, "conf-tac-run", IncidentStatus::Pending).await;
+    let record = approve(id, "alice");
+    let change = Transition::new(id, &pending, IncidentStatus::Approved).approval(&record);
+    match store.transition_and_claim(change).await.expect("approve") {
+        Claim::Claimed(i) => assert_eq!(i.status, IncidentStatus::Executing),
+        other => panic!("an approved incident is claimed, got {other:?}"),
+    }
+    let approvals = store.list_approvals(id).await.expect("approvals");
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    let again = approve(id, "bob");
+    let change = Transition::new(id, &pending, IncidentStatus::Approved).approval(&again);
+    let late = store.transition_and_claim(change).await;
+    assert!(
+        matches!(late, Err(crate::Error::Conflict { .. })),
+        "{late:?}"
+    );
+    assert_eq!(store.list_approvals(id).await.expect("approvals").len(), 1);
+    let i = store.get_incident(id).await.expect("get").expect("exists");
+    assert_eq!(i.status, IncidentStatus::Executing);
+
+    let stopped = decided(store, "conf-tac-stop", IncidentStatus::Pending).await;
+    store
+        .set_kill_switch(KillSwitchRequest::engage("web:alice", None))
+        .await
+        .expect("engage");
+    let record = approve(stopped, "alice");
+    let change = Transition::new(stopped, &pending, IncidentStatus::Approved).approval(&record);
+    let claim = store.transition_and_claim(change).await.expect("approve");
+    store
+        .set_kill_switch(KillSwitchRequest::release("web:alice"))
+        .await
+        .expect("release");
+    match claim {
+        Claim::Blocked(i) => assert_eq!(i.status, IncidentStatus::Blocked),
+        other => panic!("a claim while stopped is blocked, got {other:?}"),
+    }
+}
+
 /// Engaging rewrites no incident but refuses every later claim, which moves
 /// the approved/auto incident to `blocked`; releasing returns the blocked
 /// incidents, and only those, to pending.

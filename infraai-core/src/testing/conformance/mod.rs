@@ -43,6 +43,7 @@ pub async fn run_all(store: Arc<dyn MetadataStore>) {
     incidents_filter_by_status_severity_resource(store.as_ref()).await;
     concurrent_claims_execute_once(store.clone()).await;
     hundred_way_approve_and_claim_race(store.clone()).await;
+    transition_and_claim_moves_and_claims(store.as_ref()).await;
     kill_switch_blocks_and_releases(store.as_ref()).await;
     approvals_actions_and_audit(store.as_ref()).await;
     audit_is_append_only(store.as_ref()).await;

@@ -61,27 +61,30 @@ impl OpsAgent {
         reply: &HumanReply,
         detach: Option<&Arc<OpsAgent>>,
     ) -> Result<CommandOutcome> {
-        self.admit(reply).await?;
+        let received = self.admit(reply).await?;
         match &reply.command {
             HumanCommand::Approve { incident_id } => {
-                self.approve(*incident_id, &reply.actor, detach).await
+                (self.approve(*incident_id, &reply.actor, detach, received)).await
             }
             HumanCommand::Reject {
                 incident_id,
                 reason,
             } => {
+                self.audit(received).await;
                 self.reject(*incident_id, &reply.actor, reason.as_deref())
                     .await
             }
             HumanCommand::StopAutonomy { .. } | HumanCommand::Resume => {
+                self.audit(received).await;
                 self.kill_switch_command(reply, detach).await
             }
         }
     }
 
-    /// Audits a received command; [`Error::Forbidden`] (audited as refused)
-    /// when its actor is not an allow-listed approver.
-    async fn admit(&self, reply: &HumanReply) -> Result<()> {
+    /// The audit record of a received command, for the caller to append
+    /// before anything the command changes is audited; [`Error::Forbidden`]
+    /// (audited as refused) when its actor is not an allow-listed approver.
+    async fn admit(&self, reply: &HumanReply) -> Result<AuditRecord> {
         let actor = reply.actor.label();
         let mut received = AuditRecord::agent(AuditStep::HumanCommand, "received")
             .by(actor.clone())
@@ -92,8 +95,7 @@ impl OpsAgent {
             received = received.incident(*incident_id);
         }
         if self.config.approvers.permits(&reply.actor) {
-            self.audit(received).await;
-            return Ok(());
+            return Ok(received);
         }
         warn!(actor = %actor, "command from an actor who is not an allow-listed approver refused");
         received.outcome = "refused: not an allow-listed approver".into();
@@ -195,15 +197,21 @@ impl OpsAgent {
         id: IncidentId,
         actor: &Actor,
         detach: Option<&Arc<OpsAgent>>,
+        received: AuditRecord,
     ) -> Result<CommandOutcome> {
         use IncidentStatus::{Approved, Blocked, Pending};
-        // The incident's job is taken while the kill-switch is read, before
-        // the claim: a replica that finds the incident executing without a
-        // live job takes it for abandoned. While stopped the approval is
-        // refused and the incident stays pending (it can be approved after
-        // RESUME); one that races STOP is approved, then blocked by the
-        // claim, and asked again after RESUME.
-        let (switch, held) = tokio::join!(self.deps.store.kill_switch(), self.hold(id));
+        // The incident's job is taken while the kill-switch is read and the
+        // command's receipt is audited, before the claim: a replica that
+        // finds the incident executing without a live job takes it for
+        // abandoned. While stopped the approval is refused and the incident
+        // stays pending (it can be approved after RESUME); one that races
+        // STOP is approved, then blocked by the claim, and asked again after
+        // RESUME.
+        let (switch, held, ()) = tokio::join!(
+            self.deps.store.kill_switch(),
+            self.hold(id),
+            self.audit(received)
+        );
         let (held, stopped) = (held?, switch.map(|s| s.engaged));
         if !matches!(stopped, Ok(false)) {
             if let Some(held) = held {

@@ -504,6 +504,24 @@ impl IncidentStore for SqliteStore {
         .await
     }
 
+    async fn transition_and_claim(&self, change: Transition<'_>) -> Result<Claim> {
+        const OP: &str = "transition_and_claim";
+        let (incident, id, to) = (change.id, change.id.to_string(), change.to);
+        let (from, note) = (change.from.to_vec(), change.note.map(str::to_owned));
+        let approval = change.approval.cloned();
+        self.write(OP, move |c| {
+            let (status, _) = incident_status(c, &id, OP)?;
+            lifecycle::transition(incident, status, &from, to)?;
+            let step = lifecycle::claim(to, kill_switch_row(c, OP)?.engaged);
+            set_status(c, &id, step.to().unwrap_or(to), note.as_deref(), OP)?;
+            if let Some(a) = &approval {
+                rows::insert_approval(c, a)?;
+            }
+            Ok(Claim::of(step, rows::load_incident(c, &id, OP)?))
+        })
+        .await
+    }
+
     async fn kill_switch(&self) -> Result<KillSwitch> {
         self.read("kill_switch", |c| kill_switch_row(c, "kill_switch"))
             .await

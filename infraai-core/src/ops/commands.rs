@@ -64,7 +64,8 @@ impl OpsAgent {
         let received = self.admit(reply).await?;
         match &reply.command {
             HumanCommand::Approve { incident_id } => {
-                (self.approve(*incident_id, &reply.actor, detach, received)).await
+                let actor = &reply.actor;
+                self.approve(*incident_id, actor, detach, received).await
             }
             HumanCommand::Reject {
                 incident_id,
@@ -250,13 +251,11 @@ impl OpsAgent {
             return Ok(CommandOutcome::done(message, Some(incident)));
         };
         let claim = match claim {
-            Some(claim) => {
-                self.note_blocked(&claim).await;
-                claim
-            }
-            None => self.claim(id).await?,
+            Some(claim) => claim,
+            None => self.deps.store.claim_execution(id).await?,
         };
         self.noted(claim.incident(), actor, detach).await;
+        self.note_blocked(&claim).await;
         let after = match (claim, detach) {
             (Claim::Claimed(claimed), Some(agent)) => {
                 return self.run_detached(agent, claimed, held).await;

@@ -407,6 +407,30 @@ async fn move_incident(
     sql::incident(row, op)
 }
 
+/// Locks the incident of `change`, checks the move against the lifecycle and
+/// makes it — to `to`, which a claim in the same transaction may have taken
+/// further — with the human's decision recorded (sent with the move: one
+/// round trip). The incident as moved.
+async fn make_move(
+    tx: &dyn Db,
+    change: Transition<'_>,
+    to: IncidentStatus,
+    op: &'static str,
+) -> StoreResult<Incident> {
+    let id = change.id.to_string();
+    let (status, _) = lock_incident(tx, &id, op).await?;
+    lifecycle::transition(change.id, status, change.from, change.to)?;
+    let approved = async {
+        match change.approval {
+            Some(a) => rows::insert_approval(tx, a).await,
+            None => Ok(()),
+        }
+    };
+    let (moved, approved) = tokio::join!(move_incident(tx, &id, to, change.note, op), approved);
+    approved?;
+    moved
+}
+
 /// The kill-switch row; `lock` takes it `FOR SHARE` (a claim in flight).
 async fn kill_switch_row(c: &dyn Db, op: &'static str, lock: bool) -> StoreResult<KillSwitch> {
     let sql = if lock {
@@ -531,29 +555,9 @@ impl IncidentStore for PostgresStore {
     }
 
     async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
-        let Transition {
-            id,
-            from,
-            to,
-            note,
-            approval,
-        } = change;
         const OP: &str = "transition";
-        let incident = id;
-        let id = id.to_string();
         Ok(in_tx!(self, OP, |tx| {
-            let (status, _) = lock_incident(tx, &id, OP).await?;
-            lifecycle::transition(incident, status, from, to)?;
-            // The approval goes out with the move: one round trip for both.
-            let approved = async {
-                match approval {
-                    Some(a) => rows::insert_approval(tx, a).await,
-                    None => Ok(()),
-                }
-            };
-            let (moved, approved) = tokio::join!(move_incident(tx, &id, to, note, OP), approved);
-            approved?;
-            moved
+            make_move(tx, change, change.to, OP).await
         })?)
     }
 
@@ -576,33 +580,13 @@ impl IncidentStore for PostgresStore {
     }
 
     async fn transition_and_claim(&self, change: Transition<'_>) -> Result<Claim> {
-        let Transition {
-            id,
-            from,
-            to,
-            note,
-            approval,
-        } = change;
         const OP: &str = "transition_and_claim";
-        let incident = id;
-        let id = id.to_string();
         Ok(in_tx!(self, OP, |tx| {
-            // Locked in the claim's order: the kill-switch, then the incident.
-            let engaged = kill_switch_row(tx, OP, true).await?.engaged;
-            let (status, _) = lock_incident(tx, &id, OP).await?;
-            lifecycle::transition(incident, status, from, to)?;
-            let step = lifecycle::claim(to, engaged);
-            // One update, to where the claim leaves it; the approval with it.
-            let approved = async {
-                match approval {
-                    Some(a) => rows::insert_approval(tx, a).await,
-                    None => Ok(()),
-                }
-            };
-            let moving = move_incident(tx, &id, step.to().unwrap_or(to), note, OP);
-            let (moved, approved) = tokio::join!(moving, approved);
-            approved?;
-            Ok(Claim::of(step, moved?))
+            // Locked in the claim's order: the kill-switch, then the incident;
+            // one update, to where the claim leaves it.
+            let step = lifecycle::claim(change.to, kill_switch_row(tx, OP, true).await?.engaged);
+            let moved = make_move(tx, change, step.to().unwrap_or(change.to), OP).await?;
+            Ok(Claim::of(step, moved))
         })?)
     }
 

@@ -328,6 +328,42 @@ fn set_status(
     Ok(())
 }
 
+/// A [`Transition`] the writer thread owns.
+struct Move {
+    incident: IncidentId,
+    id: String,
+    from: Vec<IncidentStatus>,
+    to: IncidentStatus,
+    note: Option<String>,
+    approval: Option<ApprovalRecord>,
+}
+
+impl Move {
+    fn of(change: Transition<'_>) -> Self {
+        Self {
+            incident: change.id,
+            id: change.id.to_string(),
+            from: change.from.to_vec(),
+            to: change.to,
+            note: change.note.map(str::to_owned),
+            approval: change.approval.cloned(),
+        }
+    }
+
+    /// Checks the move against the lifecycle and makes it — to `to`, which
+    /// a claim in the same transaction may have taken further — with the
+    /// human's decision recorded. The incident as moved.
+    fn make(&self, c: &Connection, to: IncidentStatus, op: &'static str) -> StoreResult<Incident> {
+        let (status, _) = incident_status(c, &self.id, op)?;
+        lifecycle::transition(self.incident, status, &self.from, self.to)?;
+        set_status(c, &self.id, to, self.note.as_deref(), op)?;
+        if let Some(a) = &self.approval {
+            rows::insert_approval(c, a)?;
+        }
+        rows::load_incident(c, &self.id, op)
+    }
+}
+
 fn kill_switch_row(conn: &Connection, op: &'static str) -> StoreResult<KillSwitch> {
     let row = rows::one(conn, crate::sql::KILL_SWITCH, [], sql(op), |r| {
         crate::sql::kill_switch(r, op)
@@ -474,19 +510,8 @@ impl IncidentStore for SqliteStore {
 
     async fn transition(&self, change: Transition<'_>) -> Result<Incident> {
         const OP: &str = "transition";
-        let (incident, id, to) = (change.id, change.id.to_string(), change.to);
-        let (from, note) = (change.from.to_vec(), change.note.map(str::to_owned));
-        let approval = change.approval.cloned();
-        self.write(OP, move |c| {
-            let (status, _) = incident_status(c, &id, OP)?;
-            lifecycle::transition(incident, status, &from, to)?;
-            set_status(c, &id, to, note.as_deref(), OP)?;
-            if let Some(a) = &approval {
-                rows::insert_approval(c, a)?;
-            }
-            rows::load_incident(c, &id, OP)
-        })
-        .await
+        let m = Move::of(change);
+        self.write(OP, move |c| m.make(c, m.to, OP)).await
     }
 
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim> {
@@ -506,18 +531,11 @@ impl IncidentStore for SqliteStore {
 
     async fn transition_and_claim(&self, change: Transition<'_>) -> Result<Claim> {
         const OP: &str = "transition_and_claim";
-        let (incident, id, to) = (change.id, change.id.to_string(), change.to);
-        let (from, note) = (change.from.to_vec(), change.note.map(str::to_owned));
-        let approval = change.approval.cloned();
+        let m = Move::of(change);
         self.write(OP, move |c| {
-            let (status, _) = incident_status(c, &id, OP)?;
-            lifecycle::transition(incident, status, &from, to)?;
-            let step = lifecycle::claim(to, kill_switch_row(c, OP)?.engaged);
-            set_status(c, &id, step.to().unwrap_or(to), note.as_deref(), OP)?;
-            if let Some(a) = &approval {
-                rows::insert_approval(c, a)?;
-            }
-            Ok(Claim::of(step, rows::load_incident(c, &id, OP)?))
+            // One update, to where the claim leaves it.
+            let step = lifecycle::claim(m.to, kill_switch_row(c, OP)?.engaged);
+            Ok(Claim::of(step, m.make(c, step.to().unwrap_or(m.to), OP)?))
         })
         .await
     }

@@ -519,12 +519,15 @@ impl TerraformRunner {
                 wire::parse_planned_changes(&planned.stdout).map_err(parse_err("plan", &ws.dir))?
             }
         };
-        let mut unread = locked(&self.unread);
-        match view {
-            PlanView::Attributes => unread.remove(&ws.dir),
-            PlanView::Actions => unread.insert(ws.dir.clone()),
-        };
-        drop(unread);
+        // Only the plan `apply` applies is read there (a preview has a file
+        // of its own).
+        if plan_file == PLAN_FILE {
+            let mut unread = locked(&self.unread);
+            match view {
+                PlanView::Attributes => unread.remove(&ws.dir),
+                PlanView::Actions => unread.insert(ws.dir.clone()),
+            };
+        }
         log.log(LogLine::info(
             "terraform",
             format!("plan: {}", set.summary()),
@@ -605,8 +608,9 @@ impl TerraformRunner {
     /// so that [`TfRunner::apply`] deletes exactly what was approved.
     pub async fn plan_destroy(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
         let lock = self.lock(ws, "plan_destroy").await?;
-        let destroy = vec!["-destroy".into()];
-        (self.plan_locked(ws, &lock, log, destroy, PLAN_FILE, PlanView::Attributes)).await
+        let (destroy, view) = (vec!["-destroy".into()], PlanView::Attributes);
+        self.plan_locked(ws, &lock, log, destroy, PLAN_FILE, view)
+            .await
     }
 
     /// `terraform show -json` of the state: its managed resources (address,

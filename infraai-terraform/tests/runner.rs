@@ -144,6 +144,10 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     let mut bare = set.clone();
     bare.changes.iter_mut().for_each(|c| c.attributes.clear());
     assert_eq!(actions, bare);
+    // A preview in between (a file of its own) leaves the saved plan unread.
+    let greeting = BTreeMap::from([("greeting".to_string(), json!("hi"))]);
+    let preview = TfvarsChange::new("bench", greeting);
+    runner.preview_tfvars(&ws, &preview, &log).await.unwrap();
     let applied = runner.apply(&ws, &log).await.unwrap();
     assert_eq!(applied, Some(set), "the applied plan, read while applying");
     assert!(

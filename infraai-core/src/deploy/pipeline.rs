@@ -77,9 +77,8 @@ impl DeployAgent {
             let ws = self.deps.runner.write_files(run_id, &files).await?;
             self.deps.runner.init(&ws, log).await.map(|()| ws)
         };
-        let ws = (self
-            .enter_with(run, RunPhase::Initializing, None, step)
-            .await)??;
+        let entered = self.enter_with(run, RunPhase::Initializing, None, step);
+        let ws = entered.await??;
         Ok(Progress {
             original: plan.clone(),
             plan,
@@ -98,9 +97,8 @@ impl DeployAgent {
         let fixes = p.fixes;
         let note = (fixes > 0).then(|| format!("after fix attempt {fixes}"));
         let validated = self.deps.runner.validate(&p.ws);
-        let mut report = (self
-            .enter_with(run, RunPhase::Validating, note, validated)
-            .await)??;
+        let entered = self.enter_with(run, RunPhase::Validating, note, validated);
+        let mut report = entered.await??;
         while !report.valid {
             run.diagnostics = report.diagnostics.clone();
             let first = first_error(&report.diagnostics);
@@ -121,9 +119,8 @@ impl DeployAgent {
             }
             let note = Some(format!("after fix attempt {}", p.fixes));
             let validated = self.deps.runner.validate(&p.ws);
-            report = (self
-                .enter_with(run, RunPhase::Validating, note, validated)
-                .await)??;
+            let entered = self.enter_with(run, RunPhase::Validating, note, validated);
+            report = entered.await??;
         }
         run.diagnostics = report.diagnostics;
         p.unvalidated = false;
@@ -238,7 +235,8 @@ impl DeployAgent {
 
         let outputs = run.outputs.clone();
         let verifying = self.deps.verifier.verify(&outputs);
-        let verification = (self.enter_with(run, RunPhase::Verifying, None, verifying)).await?;
+        let entered = self.enter_with(run, RunPhase::Verifying, None, verifying);
+        let verification = entered.await?;
 
         // The resources exist now, whatever verification says: record them
         // before judging, so nothing that was created is ever forgotten.

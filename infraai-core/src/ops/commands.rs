@@ -227,9 +227,9 @@ impl OpsAgent {
         // back at once.
         let record = approval(id, true, actor, true);
         let move_ = Transition::new(id, &[Pending], Approved).approval(&record);
-        let (claim, held) = match held {
+        let claimed = match held {
             Some(held) => match won(self.deps.store.transition_and_claim(move_).await) {
-                Ok(Some(claim)) => (Some(claim), Some(held)),
+                Ok(Some(claim)) => Some((claim, held)),
                 lost => {
                     held.release().await;
                     lost?;
@@ -240,19 +240,18 @@ impl OpsAgent {
                 if won(self.deps.store.transition(move_).await)?.is_none() {
                     return self.approve_late(id, actor, false).await;
                 }
-                (None, self.hold_again(id).await?)
+                match self.hold_again(id).await? {
+                    Some(held) => Some((self.deps.store.claim_execution(id).await?, held)),
+                    None => None,
+                }
             }
         };
         info!(incident_id = %id, actor = %actor.label(), "approved");
-        let Some(held) = held else {
+        let Some((claim, held)) = claimed else {
             let incident = self.load(id).await?;
             self.noted(&incident, actor, detach).await;
             let message = "Approved; the replica holding this incident executes it.";
             return Ok(CommandOutcome::done(message, Some(incident)));
-        };
-        let claim = match claim {
-            Some(claim) => claim,
-            None => self.deps.store.claim_execution(id).await?,
         };
         self.noted(claim.incident(), actor, detach).await;
         self.note_blocked(&claim).await;

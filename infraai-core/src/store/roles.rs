@@ -70,7 +70,7 @@ pub trait IncidentStore: StoreBackend {
     async fn claim_execution(&self, id: IncidentId) -> Result<Claim>;
     /// [`IncidentStore::transition`], then [`IncidentStore::claim_execution`]
     /// of the moved incident: in one transaction where the store can
-    /// (PostgreSQL), so that the move, its approval record and the claim
+    /// (PostgreSQL, SQLite), so that the move, its approval record and the claim
     /// commit together or not at all. By default the two calls, one after
     /// the other (a crash in between leaves the incident moved and
     /// unclaimed, as between two calls of the caller: recovery takes it up).

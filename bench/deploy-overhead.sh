@@ -29,11 +29,11 @@
 # CHECKPOINT_DISABLE=1) and flags: `init -input=false -no-color`,
 # `validate -json -no-color`, `plan -input=false -json -out=<file>`,
 # `apply -input=false -json -auto-approve <file>`, `output -json -no-color`
-# (the server pipes the output and parses it, by hand it goes to a file).
+# (by hand; the server takes the outputs from the apply's `outputs` event).
 # What the server does that the commands by hand do not: `show -json` of the
-# saved plan (its change set with attributes), beside the apply once that
-# began changing resources; `show -json` of the state (the run's resources
-# and the outputs) instead of `output`; the store writes of each phase (beside
+# saved plan (its change set with attributes, and the resources the apply
+# leaves), beside the apply once that began changing resources; the store
+# writes of each phase (beside
 # the steps that change nothing: init, validate, plan, the HTTP check), the
 # HTTP verification of the service (the `verifying` phase), storing the
 # deployment; a validate → fix loop or apply retries when needed (counted;

@@ -186,11 +186,9 @@ pub trait TfRunner: Send + Sync {
     async fn plan_to_apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<ChangeSet> {
         self.plan(ws, log).await
     }
-    /// Applies exactly the saved plan, streaming events to `log`. Returns
-    /// the applied change set with its attributes when the plan was saved
-    /// without them ([`TfRunner::plan_to_apply`]) and could be read, else
-    /// `None`.
-    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<Option<ChangeSet>>;
+    /// Applies exactly the saved plan, streaming events to `log`, and says
+    /// what it knows of the result ([`Applied`]).
+    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> Result<Applied>;
     /// `terraform output`.
     async fn output(&self, ws: &TfWorkspace) -> Result<BTreeMap<String, serde_json::Value>>;
     /// `terraform destroy`.
@@ -222,6 +220,25 @@ pub trait TfRunner: Send + Sync {
         })
     }
 }
+
+/// What a successful [`TfRunner::apply`] knows without asking Terraform
+/// again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// The applied change set with its attributes, when the plan was saved
+    /// without them ([`TfRunner::plan_to_apply`]) and could be read.
+    pub change_set: Option<ChangeSet>,
+    /// The outputs (sensitive values masked as [`TfRunner::output`] masks
+    /// them) and the managed resources the apply left, when the runner knows
+    /// both without reading the state (from the apply's own events and the
+    /// plan it applied); else the caller asks
+    /// [`TfRunner::output_and_state`].
+    pub left: Option<OutputsAndResources>,
+}
+
+/// A deploy's outputs (sensitive values masked) and the managed resources
+/// in its state.
+pub type OutputsAndResources = (BTreeMap<String, serde_json::Value>, Vec<StateResource>);
 
 /// A deploy's outputs and the managed resources in its state (or why the
 /// state could not be read).

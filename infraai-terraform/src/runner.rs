@@ -4,10 +4,10 @@ use crate::config::TerraformConfig;
 use crate::error::{Result, Stop, TerraformError};
 use crate::hcl::is_identifier;
 use crate::process::{self, CancelToken, Finished, Invocation, Stream};
-use crate::wire::{self, TfOutput, SENSITIVE};
+use crate::wire::{self, TfOutput};
 use async_trait::async_trait;
 use infraai_core::{
-    ChangeSet, LogLevel, LogLine, LogSink, RunId, TerraformFiles, TfRunner, TfWorkspace,
+    Applied, ChangeSet, LogLevel, LogLine, LogSink, RunId, TerraformFiles, TfRunner, TfWorkspace,
     ValidationReport,
 };
 use serde_json::Value;
@@ -142,12 +142,21 @@ impl LogSink for NoLog {
 struct Changing<'a> {
     log: &'a dyn LogSink,
     started: &'a tokio::sync::Notify,
+    /// The outputs of the apply's `outputs` event, masked.
+    outputs: Mutex<Option<BTreeMap<String, Value>>>,
 }
 
 impl LogSink for Changing<'_> {
     fn log(&self, line: LogLine) {
-        if line.fields.get("type").and_then(Value::as_str) == Some("apply_start") {
-            self.started.notify_one();
+        match line.fields.get("type").and_then(Value::as_str) {
+            Some("apply_start") => self.started.notify_one(),
+            Some("outputs") => {
+                *locked(&self.outputs) = line
+                    .fields
+                    .get("outputs")
+                    .and_then(wire::parse_outputs_event);
+            }
+            _ => {}
         }
         self.log.log(line);
     }
@@ -514,7 +523,7 @@ impl TerraformRunner {
         args.extend(extra);
         let planned = lock.exec_ok("plan", args, Some(log)).await?;
         let set = match view {
-            PlanView::Attributes => self.read_plan(ws, lock, plan_file).await?,
+            PlanView::Attributes => self.read_plan(ws, lock, plan_file).await?.0,
             PlanView::Actions => {
                 wire::parse_planned_changes(&planned.stdout).map_err(parse_err("plan", &ws.dir))?
             }
@@ -537,30 +546,32 @@ impl TerraformRunner {
     }
 
     /// `terraform show -json` of a saved plan: its change set, attributes
-    /// and all.
+    /// and all, and the managed resources it leaves once applied.
     async fn read_plan(
         &self,
         ws: &TfWorkspace,
         lock: &DirLock<'_>,
         plan_file: &str,
-    ) -> Result<ChangeSet> {
+    ) -> Result<(ChangeSet, Vec<infraai_core::StateResource>)> {
         let args = ["show", "-json", "-no-color", plan_file];
         let shown = lock.exec_ok("show", args, None).await?;
-        wire::parse_plan(&shown.stdout).map_err(parse_err("show", &ws.dir))
+        wire::parse_plan_and_state(&shown.stdout).map_err(parse_err("show", &ws.dir))
     }
 
     /// Applies the saved plan and removes it. When it was saved without its
     /// attributes ([`PlanView::Actions`]), reads them while it applies
     /// (from the apply's first resource change on: before that the apply
     /// starts up, which is CPU work; the plan file is removed only after
-    /// both) and returns them; a plan that cannot be read is logged, not an
+    /// both) and returns them, with the outputs of the apply's `outputs`
+    /// event and the resources the plan leaves: no `terraform output` or
+    /// state read after it. A plan that cannot be read is logged, not an
     /// error: it is applied all the same.
     async fn apply_locked(
         &self,
         ws: &TfWorkspace,
         lock: &DirLock<'_>,
         log: &dyn LogSink,
-    ) -> Result<Option<ChangeSet>> {
+    ) -> Result<Applied> {
         let path = ws.dir.join(PLAN_FILE);
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Err(TerraformError::NoSavedPlan {
@@ -574,6 +585,7 @@ impl TerraformRunner {
         let log = Changing {
             log,
             started: &started,
+            outputs: Mutex::new(None),
         };
         let applying = async {
             let result = lock.exec_ok("apply", args, Some(&log)).await;
@@ -596,12 +608,23 @@ impl TerraformRunner {
             warn!(dir = %ws.dir.display(), error = %e, "could not remove the applied plan");
         }
         result?;
-        Ok(read.and_then(|read| {
+        let read = read.and_then(|read| {
             read.map_err(
                 |e| warn!(dir = %ws.dir.display(), error = %e, "could not read the applied plan"),
             )
             .ok()
-        }))
+        });
+        let outputs = log.outputs.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(match (read, outputs) {
+            (Some((change_set, resources)), Some(outputs)) => Applied {
+                change_set: Some(change_set),
+                left: Some((outputs, resources)),
+            },
+            (read, _) => Applied {
+                change_set: read.map(|(change_set, _)| change_set),
+                left: None,
+            },
+        })
     }
 
     /// The dry-run preview of a destroy: `plan -destroy` into the saved plan,
@@ -845,21 +868,6 @@ async fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], op: &'static str) -
     tokio::fs::rename(&tmp, path).await.map_err(io_err(op, dir))
 }
 
-/// Outputs as a run records them: sensitive values replaced by
-/// [`SENSITIVE`].
-fn masked(outputs: BTreeMap<String, TfOutput>) -> BTreeMap<String, Value> {
-    (outputs.into_iter())
-        .map(|(k, o)| {
-            let v = if o.sensitive {
-                Value::String(SENSITIVE.into())
-            } else {
-                o.value
-            };
-            (k, v)
-        })
-        .collect()
-}
-
 #[async_trait]
 impl TfRunner for TerraformRunner {
     async fn write_files(
@@ -943,11 +951,7 @@ impl TfRunner for TerraformRunner {
             .await?)
     }
 
-    async fn apply(
-        &self,
-        ws: &TfWorkspace,
-        log: &dyn LogSink,
-    ) -> infraai_core::Result<Option<ChangeSet>> {
+    async fn apply(&self, ws: &TfWorkspace, log: &dyn LogSink) -> infraai_core::Result<Applied> {
         let lock = self.lock(ws, "apply").await?;
         Ok(self.apply_locked(ws, &lock, log).await?)
     }
@@ -956,7 +960,7 @@ impl TfRunner for TerraformRunner {
         &self,
         ws: &TfWorkspace,
     ) -> infraai_core::Result<BTreeMap<String, serde_json::Value>> {
-        Ok(masked(self.outputs(ws).await?))
+        Ok(wire::masked(self.outputs(ws).await?))
     }
 
     async fn state(
@@ -971,7 +975,7 @@ impl TfRunner for TerraformRunner {
         ws: &TfWorkspace,
     ) -> infraai_core::Result<infraai_core::OutputAndState> {
         match self.shown_state(ws).await {
-            Ok((resources, outputs)) => Ok((masked(outputs), Ok(resources))),
+            Ok((resources, outputs)) => Ok((wire::masked(outputs), Ok(resources))),
             // The outputs on their own, and why the state could not be read.
             Err(e) => Ok((self.output(ws).await?, Err(e.into()))),
         }

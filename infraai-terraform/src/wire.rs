@@ -194,6 +194,9 @@ pub(crate) type ShownState = (Vec<StateResource>, BTreeMap<String, TfOutput>);
 struct WirePlan {
     #[serde(default)]
     resource_changes: Vec<WireResourceChange>,
+    /// The state the plan leaves when applied (values not yet known are
+    /// missing; the resources are all there).
+    planned_values: Option<WireStateValues>,
 }
 
 #[derive(Deserialize)]
@@ -233,7 +236,7 @@ fn action(actions: &[String]) -> Result<ChangeAction, String> {
 /// The change set in `terraform plan -json`'s own stream: each
 /// `planned_change`'s address and action, sorted by address as
 /// `show -json` lists them, no-ops (and pure moves and imports) omitted.
-/// The stream carries no attribute values; [`parse_plan`] of the saved plan
+/// The stream carries no attribute values; [`parse_plan_and_state`] of the saved plan
 /// does.
 pub(crate) fn parse_planned_changes(stream: &str) -> Result<ChangeSet, String> {
     #[derive(Deserialize)]
@@ -276,10 +279,17 @@ pub(crate) fn parse_planned_changes(stream: &str) -> Result<ChangeSet, String> {
     Ok(ChangeSet { changes })
 }
 
-/// Parses `terraform show -json <planfile>` into a change set (no-ops omitted).
-/// Sensitive values are replaced by [`SENSITIVE`].
-pub(crate) fn parse_plan(json: &str) -> Result<ChangeSet, String> {
+/// Parses `terraform show -json <planfile>` into a change set (no-ops
+/// omitted; sensitive values replaced by [`SENSITIVE`]) and the managed
+/// resources the state holds once the plan is applied in full (its
+/// `planned_values`: unchanged resources included, deleted ones gone, none
+/// tainted).
+pub(crate) fn parse_plan_and_state(json: &str) -> Result<(ChangeSet, Vec<StateResource>), String> {
     let w: WirePlan = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut planned = Vec::new();
+    if let Some(root) = w.planned_values.and_then(|v| v.root_module) {
+        collect_resources(root, &mut planned);
+    }
     let mut changes = Vec::new();
     for rc in w.resource_changes {
         let action = action(&rc.change.actions)?;
@@ -303,7 +313,7 @@ pub(crate) fn parse_plan(json: &str) -> Result<ChangeSet, String> {
             attributes,
         });
     }
-    Ok(ChangeSet { changes })
+    Ok((ChangeSet { changes }, planned))
 }
 
 fn child<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a Value> {
@@ -413,7 +423,9 @@ fn contains_true(v: Option<&Value>) -> bool {
 /// One output of `terraform output -json`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct TfOutput {
-    /// The value.
+    /// The value (missing in an apply's `outputs` event for a sensitive
+    /// output: `null`).
+    #[serde(default)]
     pub value: Value,
     /// Whether the configuration marks it sensitive.
     #[serde(default)]
@@ -428,8 +440,32 @@ pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, St
     serde_json::from_str(json).map_err(|e| e.to_string())
 }
 
+/// The outputs in an apply's `outputs` event (its `outputs` field: the
+/// shape of `terraform output -json` without the values of sensitive
+/// outputs), masked as a run records them; `None` when it does not parse.
+pub(crate) fn parse_outputs_event(outputs: &Value) -> Option<BTreeMap<String, Value>> {
+    serde_json::from_value(outputs.clone()).ok().map(masked)
+}
+
+/// Outputs as a run records them: sensitive values replaced by
+/// [`SENSITIVE`].
+pub(crate) fn masked(outputs: BTreeMap<String, TfOutput>) -> BTreeMap<String, Value> {
+    (outputs.into_iter())
+        .map(|(k, o)| {
+            let v = if o.sensitive {
+                Value::String(SENSITIVE.into())
+            } else {
+                o.value
+            };
+            (k, v)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
 
     /// Lines of Terraform 1.11's `plan -json` stream (one resource of each
     /// kind of change, one pure move, the summary and a log line).
@@ -517,8 +553,6 @@ mod tests {
         );
         assert!(parse_shown_state("not json").is_err());
     }
-    use super::*;
-    use serde_json::json;
 
     #[test]
     fn plan_json_becomes_a_change_set() {
@@ -539,10 +573,36 @@ mod tests {
                     "actions": ["update"],
                     "before": {"pw": "old"}, "after": {"pw": "new"},
                     "after_unknown": {}, "before_sensitive": {"pw": true}, "after_sensitive": {"pw": true}}},
-                {"address": "terraform_data.d", "change": {"actions": ["no-op"], "before": {}, "after": {}}}
-            ]
+                {"address": "terraform_data.d", "change": {"actions": ["no-op"], "before": {}, "after": {}}},
+                {"address": "terraform_data.gone", "change": {"actions": ["delete"], "before": {}, "after": null}}
+            ],
+            "planned_values": {"root_module": {
+                "resources": [
+                    {"address": "terraform_data.a", "mode": "managed", "type": "terraform_data", "name": "a"},
+                    {"address": "data.terraform_remote_state.r", "mode": "data", "type": "terraform_remote_state", "name": "r"},
+                    {"address": "terraform_data.d", "mode": "managed", "type": "terraform_data", "name": "d"}
+                ],
+                "child_modules": [{"address": "module.m", "resources": [
+                    {"address": "module.m.null_resource.n[0]", "mode": "managed", "type": "null_resource", "name": "n", "index": 0}
+                ]}]
+            }}
         });
-        let set = parse_plan(&plan.to_string()).unwrap();
+        let (set, planned) = parse_plan_and_state(&plan.to_string()).unwrap();
+        let left: Vec<_> = planned.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            left,
+            [
+                "terraform_data.a",
+                "terraform_data.d",
+                "module.m.null_resource.n[0]"
+            ],
+            "unchanged resources stay, data sources are not state resources"
+        );
+        assert!(planned.iter().all(|r| !r.tainted));
+        assert_eq!(planned[2].resource_type, "null_resource");
+        let set = ChangeSet {
+            changes: set.changes[..3].to_vec(),
+        };
         assert_eq!(set.changes.len(), 3);
         let a = &set.changes[0];
         assert_eq!(a.action, ChangeAction::Create);
@@ -564,10 +624,31 @@ mod tests {
         let c = &set.changes[2];
         assert_eq!(c.attributes[0].before, json!(SENSITIVE));
         assert_eq!(c.attributes[0].after, json!(SENSITIVE));
-        assert!(parse_plan(
+        assert!(parse_plan_and_state(
             r#"{"resource_changes":[{"address":"x","change":{"actions":["explode"]}}]}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_apply_s_outputs_event_gives_the_outputs_masked() {
+        // The `outputs` field of Terraform 1.11's event at the end of an apply.
+        let event = json!({
+            "obj": {"sensitive": false, "type": ["object", {"a": "number"}], "value": {"a": 1}},
+            "secret": {"sensitive": true, "type": "string"},
+            "url": {"sensitive": false, "type": "string", "value": "http://127.0.0.1:1/"}
+        });
+        let outputs = parse_outputs_event(&event).unwrap();
+        assert_eq!(
+            outputs,
+            BTreeMap::from([
+                ("obj".to_string(), json!({"a": 1})),
+                ("secret".to_string(), json!(SENSITIVE)),
+                ("url".to_string(), json!("http://127.0.0.1:1/")),
+            ])
+        );
+        assert_eq!(parse_outputs_event(&json!({})), Some(BTreeMap::new()));
+        assert_eq!(parse_outputs_event(&json!(["not", "outputs"])), None);
     }
 
     #[test]

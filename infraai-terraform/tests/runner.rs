@@ -6,7 +6,7 @@ mod common;
 
 use common::{cleanup, event_type, runner, Channel, Collect};
 use infraai_core::{
-    AttributeChange, ChangeAction, ChangeSet, Error, LogLevel, ResourceChange, RunId,
+    Applied, AttributeChange, ChangeAction, ChangeSet, Error, LogLevel, ResourceChange, RunId,
     TerraformFiles, TfRunner,
 };
 use infraai_terraform::hcl::{Block, Body, Expr};
@@ -149,7 +149,11 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     let preview = TfvarsChange::new("bench", greeting);
     runner.preview_tfvars(&ws, &preview, &log).await.unwrap();
     let applied = runner.apply(&ws, &log).await.unwrap();
-    assert_eq!(applied, Some(set), "the applied plan, read while applying");
+    assert_eq!(
+        applied.change_set,
+        Some(set),
+        "the applied plan, read while applying"
+    );
     assert!(
         !ws.dir.join(PLAN_FILE).exists(),
         "an applied plan is removed"
@@ -187,14 +191,18 @@ async fn full_pipeline_init_validate_plan_apply_output_destroy() {
     // One `show -json` gives the same outputs, masked alike, and the state.
     let (shown, state) = runner.output_and_state(&ws).await.unwrap();
     assert_eq!(shown, outputs);
-    assert_eq!(state.unwrap(), runner.state(&ws).await.unwrap());
+    let state = state.unwrap();
+    assert_eq!(state, runner.state(&ws).await.unwrap());
+    // The apply knew them already: its `outputs` event and the plan it applied.
+    assert_eq!(applied.left, Some((outputs, state)));
 
     // Nothing left to do; applying again without a new plan is refused.
     let again = runner.plan(&ws, &log).await.unwrap();
     assert_eq!(again.summary(), "no changes");
     let applied = runner.apply(&ws, &log).await.unwrap();
     assert_eq!(
-        applied, None,
+        applied,
+        Applied::default(),
         "a plan read when it was made is not read again"
     );
     let err = runner.apply(&ws, &log).await.unwrap_err();
@@ -478,7 +486,7 @@ async fn start_slow_apply(
     log: Arc<Collect>,
 ) -> (
     RunId,
-    tokio::task::JoinHandle<infraai_core::Result<Option<ChangeSet>>>,
+    tokio::task::JoinHandle<infraai_core::Result<Applied>>,
     i32,
 ) {
     let run_id = RunId::new();

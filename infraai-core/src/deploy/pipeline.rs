@@ -14,8 +14,8 @@ use tracing::warn;
 enum Attempt {
     /// Dry run: planned, nothing applied.
     Planned,
-    /// Applied.
-    Applied,
+    /// Applied, with what the runner knows it left ([`Applied::left`]).
+    Applied(Option<OutputsAndResources>),
     /// `step` failed with the error.
     Failed(TerraformStep, Error),
 }
@@ -43,14 +43,14 @@ impl DeployAgent {
     pub(super) async fn pipeline(&self, run: &mut Run) -> Result<()> {
         let log = self.deps.events.sink(run.id);
         let mut progress = self.initialize(run, &log).await?;
-        loop {
+        let left = loop {
             if progress.unvalidated {
                 self.validate_and_fix(run, &mut progress).await?;
             }
             progress.attempt += 1;
             match self.plan_and_apply(run, &progress.ws, &log).await? {
                 Attempt::Planned => return Ok(()),
-                Attempt::Applied => break,
+                Attempt::Applied(left) => break left,
                 Attempt::Failed(step, error) => {
                     let healed = self.heal(run, &mut progress, step, error, &log).await?;
                     if healed.is_break() {
@@ -58,8 +58,8 @@ impl DeployAgent {
                     }
                 }
             }
-        }
-        self.finalize(run, &progress, &log).await
+        };
+        self.finalize(run, &progress, left, &log).await
     }
 
     /// `initializing`: writes the run's files and initializes Terraform.
@@ -215,21 +215,31 @@ impl DeployAgent {
         self.enter(run, RunPhase::Applying, Some(summary)).await?;
         Ok(match self.deps.runner.apply(ws, log).await {
             Ok(applied) => {
-                if applied.is_some() {
-                    run.change_set = applied;
+                if applied.change_set.is_some() {
+                    run.change_set = applied.change_set;
                 }
-                Attempt::Applied
+                Attempt::Applied(applied.left)
             }
             Err(e) => Attempt::Failed(TerraformStep::Apply, e),
         })
     }
 
-    /// After a successful apply: the outputs and the state, `verifying`, then
+    /// After a successful apply: the outputs and the state (asked of the
+    /// runner unless the apply knew them: `left`), `verifying`, then
     /// `finalizing` (the deployment is stored whatever verification says),
     /// and `verified` when verification passed, else
     /// `deploy_success_verify_failed` with the reason in the run's `error`.
-    async fn finalize(&self, run: &mut Run, p: &Progress, log: &dyn LogSink) -> Result<()> {
-        let (outputs, state) = self.deps.runner.output_and_state(&p.ws).await?;
+    async fn finalize(
+        &self,
+        run: &mut Run,
+        p: &Progress,
+        left: Option<OutputsAndResources>,
+        log: &dyn LogSink,
+    ) -> Result<()> {
+        let (outputs, state) = match left {
+            Some((outputs, resources)) => (outputs, Ok(resources)),
+            None => self.deps.runner.output_and_state(&p.ws).await?,
+        };
         run.outputs = outputs;
         self.record_state(run, state, log);
 

@@ -181,6 +181,29 @@ async fn an_invalid_configuration_at_apply_goes_to_the_fixers_with_its_diagnosti
 }
 
 #[tokio::test]
+async fn outputs_and_state_are_read_after_an_apply_unless_the_apply_reported_them() {
+    for reports in [false, true] {
+        let runner = ScriptedTfRunner::valid().with_url("http://127.0.0.1:7/");
+        let runner = match reports {
+            true => runner.reporting_what_it_left(),
+            false => runner,
+        };
+        let w = world(runner, 0);
+        let run = w.agent.deploy(GOAL, false).await.unwrap();
+        assert_eq!(run.phase, RunPhase::Verified, "{reports}");
+        assert_eq!(
+            run.outputs["url"],
+            serde_json::json!({"api": "http://127.0.0.1:7/"})
+        );
+        let resources = run.resources.as_ref().unwrap();
+        assert_eq!(resources[0].address, "fake_instance.api");
+        let calls = w.runner.calls();
+        let asked = calls.iter().any(|c| c == "output" || c == "state");
+        assert_eq!(asked, !reports, "{calls:?}");
+    }
+}
+
+#[tokio::test]
 async fn transient_failures_stop_after_the_bound_and_tell_the_humans() {
     let msg = "429 Too Many Requests: request limit exceeded";
     let w = world(ScriptedTfRunner::valid().failing_applies(&[msg; 5]), 2);

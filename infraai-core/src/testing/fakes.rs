@@ -28,6 +28,7 @@ pub struct ScriptedTfRunner {
     apply_failures: Mutex<VecDeque<String>>,
     state: Mutex<Vec<StateResource>>,
     destroy_planned: Mutex<bool>,
+    reports_left: bool,
     calls: Mutex<Vec<String>>,
     written: Mutex<Vec<TerraformFiles>>,
     on_call: Option<CallHook>,
@@ -58,6 +59,7 @@ impl ScriptedTfRunner {
             apply_failures: Mutex::default(),
             state: Mutex::default(),
             destroy_planned: Mutex::new(false),
+            reports_left: false,
             calls: Mutex::default(),
             written: Mutex::default(),
             on_call: None,
@@ -68,6 +70,14 @@ impl ScriptedTfRunner {
     /// Outputs `url` as the deployment's service (`{"url": {"api": url}}`).
     pub fn with_url(mut self, url: &str) -> Self {
         self.outputs = BTreeMap::from([("url".to_string(), serde_json::json!({ "api": url }))]);
+        self
+    }
+
+    /// Makes a successful `apply` report its outputs and state
+    /// ([`Applied::left`]), as Terraform's runner does after a plan made to
+    /// be applied at once.
+    pub fn reporting_what_it_left(mut self) -> Self {
+        self.reports_left = true;
         self
     }
 
@@ -164,11 +174,11 @@ impl TfRunner for ScriptedTfRunner {
         Ok(self.change_set.clone())
     }
 
-    async fn apply(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<Option<ChangeSet>> {
+    async fn apply(&self, _: &TfWorkspace, log: &dyn LogSink) -> Result<Applied> {
         self.call("apply");
         if std::mem::take(&mut *lock(&self.destroy_planned)) {
             lock(&self.state).clear();
-            return Ok(None);
+            return Ok(Applied::default());
         }
         *lock(&self.state) = self
             .change_set
@@ -211,7 +221,11 @@ impl TfRunner for ScriptedTfRunner {
                 false,
                 m.clone(),
             )),
-            None => Ok(None),
+            None => Ok(Applied {
+                change_set: None,
+                left: (self.reports_left)
+                    .then(|| (self.outputs.clone(), lock(&self.state).clone())),
+            }),
         }
     }
 

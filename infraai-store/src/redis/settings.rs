@@ -3,7 +3,8 @@
 //! ([`scripts::PUT_SETTING`]) that checks the stored version and sets the
 //! document; listing reads the whole hash (settings are few).
 
-use super::{reply, rerr, scripts, RedisStore, COMPONENT};
+use super::reply;
+use super::{rerr, scripts, RedisStore, COMPONENT};
 use crate::codec::{self, Site};
 use crate::error::{StoreError, StoreResult};
 use async_trait::async_trait;

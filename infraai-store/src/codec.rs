@@ -112,6 +112,7 @@ pub(crate) fn json<T: Serialize + ?Sized>(
 pub(crate) use infraai_core::lifecycle::status_name;
 
 /// The stored form of a page key (time, id), for `(created_at, id) < (…)`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn page_after<I: std::fmt::Display>(
     key: Option<infraai_core::PageKey<I>>,
 ) -> (Option<String>, Option<String>) {

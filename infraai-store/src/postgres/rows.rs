@@ -251,7 +251,7 @@ pub(super) async fn lock_fingerprints(
     c.exec(
         "SELECT pg_advisory_xact_lock($1, k) FROM \
          (SELECT DISTINCT hashtext(f) AS k FROM unnest($2::text[]) AS f ORDER BY k OFFSET 0) AS keys",
-        &[&super::FINGERPRINT_LOCK_CLASS, &fingerprints],
+        &[&super::incidents::FINGERPRINT_LOCK_CLASS, &fingerprints],
     )
     .await
     .map_err(qerr(op, format!("{} fingerprints", fingerprints.len())))?;

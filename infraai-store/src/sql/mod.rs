@@ -167,6 +167,7 @@ pub(crate) enum Param<'a> {
 
 impl Param<'_> {
     /// The same value, owning its text.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn into_owned(self) -> Param<'static> {
         match self {
             Param::Text(t) => Param::Text(t.map(|t| Cow::Owned(t.into_owned()))),

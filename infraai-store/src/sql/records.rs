@@ -181,12 +181,14 @@ pub(crate) fn incident_params<'a>(
 
 /// Where the alert's columns (`source` … `raw_json`) sit in
 /// [`incident_params`].
+#[cfg(feature = "sqlite")]
 pub(crate) const ALERT_COLUMNS: std::ops::Range<usize> = 3..16;
 
 /// The incident an alert would open, and its row's parameters, encoded on
 /// the caller's task before a write: the store's single writer then only
 /// binds them (inserting the row when the alert opens an incident, or its
 /// [`ALERT_COLUMNS`] into the open incident's row otherwise).
+#[cfg(feature = "sqlite")]
 pub(crate) struct PreparedIncident {
     /// The incident, kept by the caller.
     pub incident: Incident,
@@ -194,6 +196,7 @@ pub(crate) struct PreparedIncident {
     pub params: Vec<Param<'static>>,
 }
 
+#[cfg(feature = "sqlite")]
 impl PreparedIncident {
     /// Builds and encodes the incident `alert` would open.
     pub(crate) fn of(alert: Alert, component: &'static str, op: &'static str) -> StoreResult<Self> {
@@ -253,7 +256,8 @@ pub(crate) fn update_alert_tail(id: &str, (bump, resolve): (bool, bool)) -> [Par
 
 /// [`UPDATE_ALERT`]'s parameters: the alert's columns; one more occurrence
 /// with `bump`; with `resolve`, the incident is resolved with the lifecycle's
-/// note.
+/// note. (PostgreSQL's; SQLite binds the columns it encoded already.)
+#[cfg(feature = "postgres")]
 pub(crate) fn update_alert_params<'a>(
     id: &'a str,
     a: &'a Alert,
@@ -281,6 +285,7 @@ pub(crate) const DECIDE: [&str; 2] = [
 ];
 
 /// Moves an incident (`$4`) to a status (`$1`), noting `$2` if given, at `$3`.
+#[cfg(feature = "sqlite")]
 pub(crate) const SET_STATUS: &str = "UPDATE incidents SET status = $1, \
      note = COALESCE($2, note), updated_at = $3 WHERE id = $4";
 

@@ -6,10 +6,12 @@ mod fakes;
 pub mod llm;
 mod memory_store;
 mod simulated;
+mod terraform;
 
 pub use fakes::*;
 pub use memory_store::MemoryStore;
 pub use simulated::*;
+pub use terraform::*;
 
 use crate::domain::{
     Alert, AlertState, Deployment, MachineType, PlannedResource, ResourceKind, ResourceName,

@@ -200,7 +200,7 @@ impl OpsAgent {
         detach: Option<&Arc<OpsAgent>>,
         received: AuditRecord,
     ) -> Result<CommandOutcome> {
-        use IncidentStatus::{Approved, Blocked, Pending};
+        use IncidentStatus::{Approved, Pending};
         // The incident's job is taken while the kill-switch is read and the
         // command's receipt is audited, before the claim: a replica that
         // finds the incident executing without a live job takes it for
@@ -247,6 +247,19 @@ impl OpsAgent {
             }
         };
         info!(incident_id = %id, actor = %actor.label(), "approved");
+        self.approved(id, claimed, actor, detach).await
+    }
+
+    /// After an effective approval: its records, then the claimed action run
+    /// here or in the background (`detach`), or nothing when autonomy
+    /// stopped in between or another replica holds the incident's job.
+    async fn approved(
+        &self,
+        id: IncidentId,
+        claimed: Option<(Claim, Held)>,
+        actor: &Actor,
+        detach: Option<&Arc<OpsAgent>>,
+    ) -> Result<CommandOutcome> {
         let Some((claim, held)) = claimed else {
             let incident = self.load(id).await?;
             self.noted(&incident, actor, detach).await;
@@ -270,7 +283,9 @@ impl OpsAgent {
             }
         };
         let message = match after.status {
-            Blocked => "Approved, but autonomy was stopped before execution: nothing ran.".into(),
+            IncidentStatus::Blocked => {
+                "Approved, but autonomy was stopped before execution: nothing ran.".into()
+            }
             s => format!("Approved; the incident is now {s}."),
         };
         Ok(CommandOutcome::done(message, Some(after)))

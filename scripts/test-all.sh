@@ -187,6 +187,9 @@ for b in alert-breakdown api-at-scale decision-path deploy-overhead; do
   SMOKE=1 SERVER_BIN="$bin/infraai-server" SEED_BIN="$bin/examples/seed_store" \
     "bench/$b.sh" || { log "bench smoke failed: bench/$b.sh"; status=1; }
 done
+log "bench smoke: bench/wal_frames.py"
+SIZES=6 GROUPS=5 PREFILL=500 python3 bench/wal_frames.py ||
+  { log "bench smoke failed: bench/wal_frames.py"; status=1; }
 # The decision evaluation's table, gated against eval/baseline.json (the
 # tests above gate it too; this prints the figures into the log).
 log "cargo run -p infraai-eval -- --check"

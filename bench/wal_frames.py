@@ -2,11 +2,11 @@
 """WAL frames a group commit of new alerts writes, by B-tree.
 
     python3 bench/wal_frames.py            # groups of 6, 16 and 50 alerts
-    GROUPS=200 PREFILL=20000 python3 bench/wal_frames.py
+    COMMITS=200 PREFILL=20000 python3 bench/wal_frames.py
 
 Builds the SQLite store's schema (every migration in
 infraai-store/src/sqlite/migrations, in order) in a scratch file, fills it
-with PREFILL incidents in large groups, checkpoints, then commits GROUPS
+with PREFILL incidents in large groups, checkpoints, then makes COMMITS
 groups of N new alerts each the way the store's writer does for the bench's
 alerts (bench/server.lua: one incident row and one `alert_received` audit
 row per alert, the open-fingerprint probe first). It reads the WAL's frame
@@ -26,7 +26,7 @@ import tempfile
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GROUPS = int(os.environ.get("GROUPS", "100"))
+COMMITS = int(os.environ.get("COMMITS", "100"))
 PREFILL = int(os.environ.get("PREFILL", "20000"))
 SIZES = [int(n) for n in os.environ.get("SIZES", "6 16 50").split()]
 AUDIT = ("id", "at", "step", "incident_id", "run_id", "actor", "input_json", "reasoning",
@@ -88,7 +88,7 @@ def measure(n):
     for _ in range(PREFILL // 500):
         group(500)
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    for _ in range(GROUPS):
+    for _ in range(COMMITS):
         group(n)
     wal = open(path + "-wal", "rb").read()
     page_size = struct.unpack(">I", wal[8:12])[0]
@@ -110,14 +110,14 @@ def measure(n):
 
 def main():
     print("WAL frames per group commit of new alerts (SQLite store schema; %d groups after %d incidents)"
-          % (GROUPS, PREFILL))
+          % (COMMITS, PREFILL))
     for n in SIZES:
         frames, size, by_tree = measure(n)
         print()
         print("groups of %d alerts: %.1f frames per group, %.0f WAL bytes per alert"
-              % (n, frames / GROUPS, size / GROUPS / n))
+              % (n, frames / COMMITS, size / COMMITS / n))
         for name, k in by_tree.most_common():
-            print("  %-44s %6.2f frames per group" % (name, k / GROUPS))
+            print("  %-44s %6.2f frames per group" % (name, k / COMMITS))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ for b in alert-breakdown api-at-scale decision-path deploy-overhead; do
     "bench/$b.sh" || { log "bench smoke failed: bench/$b.sh"; status=1; }
 done
 log "bench smoke: bench/wal_frames.py"
-SIZES=6 GROUPS=5 PREFILL=500 python3 bench/wal_frames.py ||
+SIZES=6 COMMITS=5 PREFILL=500 python3 bench/wal_frames.py ||
   { log "bench smoke failed: bench/wal_frames.py"; status=1; }
 # The decision evaluation's table, gated against eval/baseline.json (the
 # tests above gate it too; this prints the figures into the log).

@@ -23,7 +23,7 @@
 #            .terraform, state or the plan) in a fresh directory, timed:
 #            init, validate, plan, apply, output; then untimed: a GET of the
 #            service the outputs name, and `terraform destroy`.
-# Matched with the server's runner (infraai-terraform/src/runner.rs): the
+# Matched with the server's runner (infraai-terraform/src/runner/): the
 # same binary (TERRAFORM_BIN), environment (TF_CLI_CONFIG_FILE and the
 # provider mirror of terraform-env.sh, TF_IN_AUTOMATION=1, TF_INPUT=0,
 # CHECKPOINT_DISABLE=1) and flags: `init -input=false -no-color`,

@@ -29,7 +29,7 @@ TOKEN = "bench-operator"
 TARGET = 5.0
 TERMINAL = {"verified", "deploy_success_verify_failed", "completed", "failed", "paused_by_kill_switch"}
 
-# The runner's (infraai-terraform/src/runner.rs) commands, flags and
+# The runner's (infraai-terraform/src/runner/) commands, flags and
 # environment, in the order of a deploy. `show` (the saved plan as JSON) and
 # `state` (`show -json` of the state, when the apply did not report its
 # outputs and resources) have no counterpart by hand; `output` none in the

@@ -1,13 +1,16 @@
 //! What the two SQL stores share, written once: each record's statements,
-//! parameters and decoding ([`records`]), and here what runs them on either
+//! parameters and decoding ([`records`]; jobs, cursors, settings and the
+//! kill-switch in [`coordination`]), and here what runs them on either
 //! client: statement parameters ([`Param`]; statements number them `$1`,
 //! `$2`, … in order of appearance, which SQLite binds alike) and rows read by
 //! column ([`SqlRow`], [`Cols`]). A value of another SQL type (or NULL where
 //! none may be) and a value that does not parse are [`StoreError::Corrupt`]
 //! naming the record and the column.
 
+mod coordination;
 mod records;
 
+pub(crate) use coordination::*;
 pub(crate) use records::*;
 
 use crate::codec::Site;

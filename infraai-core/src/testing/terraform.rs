@@ -218,7 +218,8 @@ impl TfRunner for ScriptedTfRunner {
             )),
             None => Ok(Applied {
                 change_set: None,
-                left: (self.reports_left)
+                left: self
+                    .reports_left
                     .then(|| (self.outputs.clone(), lock(&self.state).clone())),
             }),
         }

@@ -444,7 +444,9 @@ pub(crate) fn parse_outputs(json: &str) -> Result<BTreeMap<String, TfOutput>, St
 /// shape of `terraform output -json` without the values of sensitive
 /// outputs), masked as a run records them; `None` when it does not parse.
 pub(crate) fn parse_outputs_event(outputs: &Value) -> Option<BTreeMap<String, Value>> {
-    serde_json::from_value(outputs.clone()).ok().map(masked)
+    BTreeMap::<String, TfOutput>::deserialize(outputs)
+        .ok()
+        .map(masked)
 }
 
 /// Outputs as a run records them: sensitive values replaced by
